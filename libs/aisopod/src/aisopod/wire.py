@@ -1,0 +1,37 @@
+"""Base models for everything that crosses a boundary (WS, NATS, HTTP).
+
+Python attributes are snake_case; the wire is camelCase, as the spec writes it
+(`sessionKey`, `idempotencyKey`). Params reject unknown fields so a typo is a clear
+INVALID_PARAMS instead of a silently ignored option; results tolerate extras.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+from pydantic.alias_generators import to_camel
+
+
+class WireModel(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+
+    def wire(self) -> dict[str, Any]:
+        """The JSON-ready dict as it goes on the wire (camelCase, no unset optionals)."""
+        return self.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
+class Params(WireModel):
+    """Params of an RPC method. Unknown fields are an error."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+
+class Result(WireModel):
+    """Result of an RPC method. Extra fields pass through."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="allow")
+
+
+class EmptyParams(Params):
+    """`{}`: the method takes no params."""

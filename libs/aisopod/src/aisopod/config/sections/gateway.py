@@ -1,0 +1,19 @@
+"""WebSocket edge policy (protocol.md: handshake, limits, heartbeat) and proxy trust."""
+
+from pydantic import Field
+
+from aisopod.config.sections.base import Section
+
+
+class GatewaySection(Section):
+    handshake_timeout_ms: int = Field(10_000, ge=100, le=120_000)
+    max_payload: int = Field(1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+    max_payload_pre_hello: int = Field(64 * 1024, ge=1024, le=1024 * 1024)
+    max_buffered_bytes: int = Field(8 * 1024 * 1024, ge=64 * 1024)
+    tick_interval_ms: int = Field(30_000, ge=1_000)
+    ping_interval_ms: int = Field(20_000, ge=1_000)
+    max_consecutive_forbidden: int = Field(10, ge=1)
+    requests_per_second: float = Field(200.0, gt=0, description="per-connection request rate")
+    request_burst: int = Field(400, ge=1)
+    # Proxies whose X-Forwarded-For is believed; the client IP is the right-most other hop.
+    trusted_proxies: list[str] = Field(default_factory=lambda: ["127.0.0.1/32", "::1/128"])

@@ -1,0 +1,85 @@
+"""Idempotency keys, cluster-wide: KV `dedupe` maps a key to the first result for 5 minutes.
+
+`Deduper.run(key, fn)`:
+- first caller: creates a `pending` entry (KV create is atomic across replicas), runs `fn`,
+  stores `done` with the result;
+- a repeat while pending: CONFLICT (in flight); a repeat after: the stored result;
+- an error: the entry is deleted, so a retry runs again (an error means the caller got no
+  result to repeat);
+- a pending entry whose owner died (older than `stale_after_s`) is taken over.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.kv import KeyValue
+
+from aisopod import codec
+from aisopod.errors import Conflict
+
+DEDUPE_TTL_S = 300.0
+
+
+class Deduper:
+    def __init__(self, kv: KeyValue, *, instance: str, stale_after_s: float = 120.0) -> None:
+        self.kv = kv
+        self.instance = instance
+        self.stale_after_s = stale_after_s
+
+    @staticmethod
+    def kv_key(key: str) -> str:
+        # Client keys may hold any character; KV keys may not. A hash is exact enough.
+        return hashlib.sha256(key.encode()).hexdigest()
+
+    async def run(self, key: str, fn: Callable[[], Awaitable[Any]]) -> Any:
+        kv_key = self.kv_key(key)
+        pending = codec.dumps({"state": "pending", "owner": self.instance, "at": time.time()})
+        try:
+            revision = await self.kv.create(kv_key, pending)
+        except KeyWrongLastSequenceError:
+            revision = await self._existing(kv_key, pending)
+            if isinstance(revision, _Done):
+                return revision.result
+        try:
+            result = codec.to_wire(await fn())
+        except BaseException:
+            await self._forget(kv_key, revision)
+            raise
+        await self.kv.put(kv_key, codec.dumps({"state": "done", "result": result}))
+        return result
+
+    async def _existing(self, kv_key: str, pending: bytes) -> int | _Done:
+        """The stored result, or the revision of a stale pending entry we took over."""
+        try:
+            entry = await self.kv.get(kv_key)
+        except KeyNotFoundError:
+            return await self.kv.create(kv_key, pending)
+        body = codec.loads(entry.value or b"{}")
+        if body.get("state") == "done":
+            return _Done(body.get("result"))
+        if time.time() - float(body.get("at", 0)) < self.stale_after_s:
+            raise Conflict("a request with this idempotencyKey is in flight", code="IN_FLIGHT")
+        try:
+            return await self.kv.update(kv_key, pending, last=entry.revision)
+        except KeyWrongLastSequenceError:
+            raise Conflict(
+                "a request with this idempotencyKey is in flight", code="IN_FLIGHT"
+            ) from None
+
+    async def _forget(self, kv_key: str, revision: int) -> None:
+        try:
+            await self.kv.delete(kv_key, last=revision)
+        except Exception:  # noqa: BLE001 - best effort; TTL cleans up
+            pass
+
+
+class _Done:
+    __slots__ = ("result",)
+
+    def __init__(self, result: Any) -> None:
+        self.result = result

@@ -1,0 +1,189 @@
+"""The live core of every service process: NATS, JetStream state, config, logs, drain.
+
+A `ServiceHost` is an async context manager. Services add their own components (RPC
+handlers, HTTP routes, watchers) on top; the host knows nothing of any one service.
+Readiness = NATS connected, state provisioned, config loaded, every extra check of the
+service true, and not draining.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from types import TracebackType
+
+from nats.js.kv import KeyValue
+from nats.js.object_store import ObjectStore
+from prometheus_client import Gauge
+
+from aisopod.bus import Bus
+from aisopod.config.store import ConfigStore, load_seed_file
+from aisopod.config.watcher import ConfigWatcher
+from aisopod.dedupe import Deduper
+from aisopod.logs import StreamPublisher, configure_logging
+from aisopod.rpc import RpcServer
+from aisopod.services import ServiceName
+from aisopod.settings import ServiceSettings
+from aisopod.state import bucket_name, ensure_state
+
+log = logging.getLogger("aisopod.host")
+
+READY = Gauge("aisopod_ready", "1 when the instance is ready to serve")
+NATS_CONNECTED = Gauge("aisopod_nats_connected", "1 while connected to NATS")
+
+DrainHook = Callable[[], Awaitable[None]]
+
+
+class ServiceHost:
+    def __init__(self, settings: ServiceSettings, name: ServiceName, version: str) -> None:
+        self.settings = settings
+        self.name = name
+        self.version = version
+        self.instance = settings.instance
+        self.started_at = time.time()
+        self.draining = False
+        self._bus: Bus | None = None
+        self._config: ConfigWatcher | None = None
+        self._rpc: RpcServer | None = None
+        self._logs: StreamPublisher | None = None
+        self._checks: dict[str, Callable[[], bool]] = {}
+        self._drain_hooks: list[DrainHook] = []
+        self._stop_hooks: list[DrainHook] = []
+
+    # -- live parts, available once started -------------------------------------------
+    @property
+    def bus(self) -> Bus:
+        if self._bus is None:
+            raise RuntimeError("host not started")
+        return self._bus
+
+    @property
+    def config(self) -> ConfigWatcher:
+        if self._config is None:
+            raise RuntimeError("host not started")
+        return self._config
+
+    @property
+    def rpc(self) -> RpcServer:
+        if self._rpc is None:
+            raise RuntimeError("host not started")
+        return self._rpc
+
+    async def kv(self, name: str) -> KeyValue:
+        return await self.bus.js.key_value(bucket_name(self.settings.subject_prefix, name))
+
+    async def object_store(self, name: str) -> ObjectStore:
+        return await self.bus.js.object_store(bucket_name(self.settings.subject_prefix, name))
+
+    # -- readiness and lifecycle --------------------------------------------------------
+    def add_ready_check(self, name: str, check: Callable[[], bool]) -> None:
+        self._checks[name] = check
+
+    def on_drain(self, hook: DrainHook) -> None:
+        """Run on SIGTERM after readiness turns false, before sockets close."""
+        self._drain_hooks.append(hook)
+
+    def on_stop(self, hook: DrainHook) -> None:
+        """Run at stop, before NATS closes (last one added runs first)."""
+        self._stop_hooks.append(hook)
+
+    def not_ready_reasons(self) -> list[str]:
+        reasons = []
+        if self.draining:
+            reasons.append("draining")
+        if self._bus is None or not self._bus.connected:
+            reasons.append("nats")
+        if self._config is None:
+            reasons.append("config")
+        reasons.extend(name for name, check in self._checks.items() if not check())
+        READY.set(0 if reasons else 1)
+        return reasons
+
+    @property
+    def ready(self) -> bool:
+        return not self.not_ready_reasons()
+
+    async def start(self) -> None:
+        self._logs = configure_logging(self.name, self.instance, self.settings.log_level)
+        self._bus = await self._connect()
+        await ensure_state(
+            self._bus.js, self._bus.subjects, replicas=self.settings.nats_replicas
+        )
+        self._logs.start(self._bus.js, self._bus.subjects.logs(self.name))
+        store = ConfigStore(await self.kv("config"))
+        await store.seed(load_seed_file(self.settings.config_file))
+        self._config = ConfigWatcher(
+            self._bus, store, service=self.name, instance=self.instance
+        )
+        await self._config.start()
+        self._rpc = RpcServer(
+            self._bus,
+            service=self.name,
+            version=self.version,
+            instance=self.instance,
+            deduper=Deduper(await self.kv("dedupe"), instance=self.instance),
+        )
+        log.info("started", extra={"version": self.version})
+
+    async def _connect(self) -> Bus:
+        """Connect, retrying until NATS answers: services may start before it."""
+
+        async def on_state(state: str) -> None:
+            NATS_CONNECTED.set(1 if state == "connected" else 0)
+
+        delay = 0.05
+        while True:
+            try:
+                return await Bus.connect(self.settings, on_state=on_state)
+            except Exception as exc:
+                log.warning("waiting for NATS at %s: %s", self.settings.nats_url, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+    async def drain(self) -> None:
+        """Readiness false first (the proxy stops routing), then the service's drain hooks,
+        then in-flight RPCs finish within the drain timeout."""
+        if self.draining:
+            return
+        self.draining = True
+        self.not_ready_reasons()
+        log.info("draining")
+        for hook in self._drain_hooks:
+            try:
+                await hook()
+            except Exception:
+                log.exception("drain hook failed")
+        if self._rpc is not None:
+            await self._rpc.drain(self.settings.drain_timeout_s)
+
+    async def stop(self) -> None:
+        for hook in reversed(self._stop_hooks):
+            try:
+                await hook()
+            except Exception:
+                log.exception("stop hook failed")
+        if self._rpc is not None:
+            await self._rpc.stop()
+        if self._config is not None:
+            await self._config.stop()
+        if self._logs is not None:
+            await self._logs.stop()
+        if self._bus is not None:
+            with contextlib.suppress(Exception):
+                await self._bus.close()
+        log.info("stopped")
+
+    async def __aenter__(self) -> ServiceHost:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()

@@ -1,0 +1,1 @@
+"""The local stack launcher: nats-server, every service, caddy and traefik as processes."""

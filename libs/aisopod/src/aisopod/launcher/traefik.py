@@ -1,0 +1,176 @@
+"""Traefik static and dynamic configuration, one renderer for local and compose modes.
+
+Routes of http.md: `/ws` to ws-gateway (ratelimit only: auth happens in the handshake),
+the API paths to http-api behind `cors → ratelimit → auth → strip identity → headers`,
+`/health` and `/ready` open, everything else to static-ui. Middleware order matters: CORS
+first, so preflights are answered by Traefik and never need a credential.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+IDENTITY_HEADERS = ("X-Aisopod-Principal", "X-Aisopod-Role", "X-Aisopod-Scopes", "X-Aisopod-Auth-Method", "X-Aisopod-Device-Id", "X-Aisopod-Client-Ip")
+RATELIMIT_HEADERS = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset")
+API_PATHS = ("/v1", "/hooks", "/tools", "/status", "/canvas", "/a2ui")
+
+
+@dataclass
+class Upstreams:
+    """Base URLs of each service's replicas, e.g. `http://127.0.0.1:8101`."""
+
+    ws_gateway: list[str]
+    http_api: list[str]
+    static_ui: list[str]
+    auth: list[str]
+    ratelimit: list[str]
+    allowed_origins: list[str] = field(default_factory=list)
+
+
+def static_config(
+    *,
+    http_address: str,
+    https_address: str | None,
+    ping_address: str,
+    dynamic_dir: str,
+    trusted_ips: list[str],
+    access_log: str | None = None,
+    log_level: str = "WARN",
+) -> dict[str, Any]:
+    forwarded = {"trustedIPs": trusted_ips}
+    http_opts = {"aliasHeadersStrategy": "delete"}
+    entry_points: dict[str, Any] = {
+        "web": {
+            "address": http_address,
+            "forwardedHeaders": forwarded,
+            "http": http_opts,
+            "transport": {"lifeCycle": {"requestAcceptGraceTimeout": "0s", "graceTimeOut": "10s"}},
+        },
+        "ping": {"address": ping_address},
+    }
+    if https_address:
+        entry_points["websecure"] = {
+            "address": https_address,
+            "forwardedHeaders": forwarded,
+            "http": {**http_opts, "tls": {}},
+        }
+    config: dict[str, Any] = {
+        "global": {"checkNewVersion": False, "sendAnonymousUsage": False},
+        "entryPoints": entry_points,
+        "ping": {"entryPoint": "ping"},
+        "providers": {"file": {"directory": dynamic_dir, "watch": True}},
+        "log": {"level": log_level, "format": "json"},
+        "api": {"dashboard": False},
+    }
+    if access_log:
+        config["accessLog"] = {
+            "filePath": access_log,
+            "format": "json",
+            "fields": {
+                "defaultMode": "keep",
+                "headers": {"defaultMode": "drop"},
+            },
+        }
+    return config
+
+
+def _service(urls: list[str], health: bool = True) -> dict[str, Any]:
+    lb: dict[str, Any] = {"servers": [{"url": u} for u in urls], "passHostHeader": True}
+    if health:
+        lb["healthCheck"] = {"path": "/ready", "interval": "2s", "timeout": "1s"}
+    return {"loadBalancer": lb}
+
+
+def dynamic_config(up: Upstreams, *, entry_points: list[str]) -> dict[str, Any]:
+    auth_url = f"{up.auth[0]}/verify"
+    ratelimit_url = f"{up.ratelimit[0]}/check"
+    strip = {h: "" for h in IDENTITY_HEADERS}
+    middlewares: dict[str, Any] = {
+        "cors": {
+            "headers": {
+                "accessControlAllowMethods": ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+                "accessControlAllowHeaders": [
+                    "Authorization",
+                    "Content-Type",
+                    "Idempotency-Key",
+                    "x-aisopod-agent-id",
+                    "x-aisopod-session-key",
+                    "x-aisopod-token",
+                ],
+                "accessControlAllowOriginList": up.allowed_origins,
+                "accessControlExposeHeaders": [
+                    "Retry-After",
+                    "X-Request-Id",
+                    *RATELIMIT_HEADERS,
+                ],
+                "accessControlMaxAge": 600,
+                "addVaryHeader": True,
+            }
+        },
+        # Identity headers a client sends are removed before forwardAuth runs, so auth
+        # never sees them and the backend only sees what auth set.
+        "strip-identity": {"headers": {"customRequestHeaders": strip}},
+        "ratelimit": {
+            "forwardAuth": {
+                "address": ratelimit_url,
+                "trustForwardHeader": True,
+                "authResponseHeaders": list(RATELIMIT_HEADERS),
+                "maxResponseBodySize": 65536,
+            }
+        },
+        "auth": {
+            "forwardAuth": {
+                "address": auth_url,
+                "trustForwardHeader": True,
+                "authResponseHeaders": list(IDENTITY_HEADERS),
+                "maxResponseBodySize": 65536,
+            }
+        },
+        "security-headers": {
+            "headers": {
+                "contentTypeNosniff": True,
+                "referrerPolicy": "no-referrer",
+            }
+        },
+    }
+    routers: dict[str, Any] = {}
+
+    def router(name: str, rule: str, service: str, mws: list[str], priority: int) -> None:
+        routers[name] = {
+            "rule": rule,
+            "service": service,
+            "middlewares": mws,
+            "priority": priority,
+            "entryPoints": entry_points,
+        }
+
+    api_rule = " || ".join(f"PathPrefix(`{p}`)" for p in API_PATHS)
+    router("health", "Path(`/health`) || Path(`/ready`)", "http-api", ["security-headers"], 1000)
+    router("ws", "Path(`/ws`)", "ws-gateway", ["strip-identity", "ratelimit"], 900)
+    router(
+        "hooks",
+        "PathPrefix(`/hooks`)",
+        "http-api",
+        ["cors", "strip-identity", "ratelimit", "security-headers"],
+        850,
+    )
+    router(
+        "api",
+        api_rule,
+        "http-api",
+        ["cors", "strip-identity", "ratelimit", "auth", "security-headers"],
+        800,
+    )
+    router("ui", "PathPrefix(`/`)", "static-ui", [], 1)
+    return {
+        "http": {
+            "routers": routers,
+            "middlewares": middlewares,
+            "services": {
+                "ws-gateway": _service(up.ws_gateway),
+                "http-api": _service(up.http_api),
+                "static-ui": _service(up.static_ui, health=False),
+            },
+        }
+    }

@@ -1,0 +1,262 @@
+"""Serving RPC methods over NATS: the one wrapper between the wire and every handler.
+
+Owners register handlers from the catalogue; `RpcServer.start` refuses to start when a
+method the service owns has no handler, or a handler has no catalogue entry. Each request
+is validated against the method's params model, deduplicated by `idempotencyKey` when the
+method is side-effecting, run in its own task (a NATS callback must not block the
+subscription), and answered with `{"result"}` or `{"error"}`. Handlers raise; only this
+module formats errors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from nats.micro import add_service
+from nats.micro.request import Request
+from nats.micro.service import EndpointConfig, Service
+from prometheus_client import Counter, Histogram
+from pydantic import BaseModel, ValidationError
+
+from aisopod import codec
+from aisopod.bus import Bus, encode_reply
+from aisopod.catalogue import get_method, methods_for
+from aisopod.catalogue.spec import MethodSpec
+from aisopod.dedupe import Deduper
+from aisopod.errors import (
+    AisopodError,
+    InternalError,
+    InvalidParams,
+    InvalidRequest,
+    Unauthenticated,
+    invalid_params_from_validation,
+)
+from aisopod.principal import Principal
+from aisopod.services import ServiceName
+
+log = logging.getLogger("aisopod.rpc")
+
+RPC_REQUESTS = Counter("aisopod_rpc_requests_total", "RPC requests served", ["method", "outcome"])
+RPC_SECONDS = Histogram(
+    "aisopod_rpc_seconds",
+    "RPC handling time",
+    ["method"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1, 5, 30),
+)
+
+
+@dataclass(slots=True)
+class CallContext:
+    """What a handler knows about the call besides its params."""
+
+    method: str
+    principal: Principal
+    bus: Bus
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+Handler = Callable[[Any, CallContext], Awaitable[Any]]
+RawHandler = Callable[[Any, Mapping[str, str]], Awaitable[Any]]
+"""A handler of a non-RPC subject (auth.verify, ratelimit.check): raw JSON in, result out."""
+
+
+class HandlerMismatch(RuntimeError):
+    """The handlers given do not match the catalogue: a service must not start like this."""
+
+
+def check_handlers(owner: ServiceName, handlers: Mapping[str, Any]) -> list[MethodSpec]:
+    """The owner's catalogue entries, or raise if a handler is missing or unknown."""
+    owned = {spec.name: spec for spec in methods_for(owner)}
+    missing = sorted(set(owned) - set(handlers))
+    unknown = sorted(set(handlers) - set(owned))
+    if missing or unknown:
+        raise HandlerMismatch(
+            f"{owner}: handlers missing for {missing or '-'}; not in catalogue for {unknown or '-'}"
+        )
+    return list(owned.values())
+
+
+def validate_params(spec: MethodSpec, raw: Any) -> BaseModel:
+    """The params model of `spec` built from raw JSON, or INVALID_PARAMS."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise InvalidParams("params must be an object")
+    try:
+        return spec.params.model_validate(raw)
+    except ValidationError as exc:
+        raise invalid_params_from_validation(exc.errors()) from None
+
+
+class RpcServer:
+    """Registers a service with nats.micro and serves its catalogue methods and raw subjects."""
+
+    def __init__(
+        self,
+        bus: Bus,
+        *,
+        service: ServiceName,
+        version: str,
+        instance: str,
+        deduper: Deduper | None = None,
+        max_in_flight: int = 2048,
+    ) -> None:
+        self.bus = bus
+        self.service = service
+        self.version = version
+        self.instance = instance
+        self.deduper = deduper
+        self._micro: Service | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._slots = asyncio.Semaphore(max_in_flight)
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._tasks)
+
+    async def start(
+        self,
+        handlers: Mapping[str, Handler],
+        raw: Mapping[str, RawHandler] | None = None,
+        *,
+        skip: Iterable[str] = (),
+    ) -> None:
+        """Serve `handlers` (all of this service's catalogue methods except `skip`) and `raw`.
+
+        `skip` names owned methods served elsewhere (ws-gateway answers `connect` itself).
+        """
+        skipped = set(skip)
+        specs = check_handlers(self.service, {**handlers, **dict.fromkeys(skipped)})
+        micro = await self.announce()
+        for spec in specs:
+            if spec.name in skipped:
+                continue
+            await micro.add_endpoint(
+                EndpointConfig(
+                    name=spec.name.replace(".", "_"),
+                    subject=self.bus.subjects.rpc(spec.name),
+                    queue_group=self.service.value,
+                    handler=self._rpc_endpoint(spec, handlers[spec.name]),
+                    metadata={"method": spec.name, "scope": spec.requirement.value},
+                )
+            )
+        for subject, handler in (raw or {}).items():
+            await micro.add_endpoint(
+                EndpointConfig(
+                    name=subject.replace(".", "_").replace("*", "any").replace(">", "all"),
+                    subject=subject,
+                    queue_group=self.service.value,
+                    handler=self._raw_endpoint(subject, handler),
+                )
+            )
+
+    async def announce(self) -> Service:
+        """Register with nats.micro (discovery, stats); safe to call twice."""
+        if self._micro is None:
+            self._micro = await add_service(
+                self.bus.nc,
+                name=self.service.value,
+                version=self.version,
+                description=f"aisopod {self.service.value}",
+                metadata={"instance": self.instance},
+            )
+        return self._micro
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _rpc_endpoint(self, spec: MethodSpec, handler: Handler) -> Callable[[Request], Awaitable[None]]:
+        async def endpoint(request: Request) -> None:
+            await self._slots.acquire()
+            self._spawn(self._serve_rpc(spec, handler, request))
+
+        return endpoint
+
+    def _raw_endpoint(self, subject: str, handler: RawHandler) -> Callable[[Request], Awaitable[None]]:
+        async def endpoint(request: Request) -> None:
+            await self._slots.acquire()
+            self._spawn(self._serve_raw(subject, handler, request))
+
+        return endpoint
+
+    async def _serve_rpc(self, spec: MethodSpec, handler: Handler, request: Request) -> None:
+        started = time.perf_counter()
+        headers = request.headers or {}
+        try:
+            try:
+                principal = Principal.from_headers(headers)
+                if principal is None:
+                    raise Unauthenticated("request carries no principal")
+                params = validate_params(spec, _json(request.data))
+                ctx = CallContext(spec.name, principal, self.bus, headers)
+                key = getattr(params, "idempotency_key", None) if spec.idempotent else None
+                if key and self.deduper is not None:
+                    result = await self.deduper.run(
+                        f"{spec.name}|{principal.id}|{key}", lambda: handler(params, ctx)
+                    )
+                else:
+                    result = codec.to_wire(await handler(params, ctx))
+                reply = encode_reply(result)
+                outcome = "ok"
+            except AisopodError as exc:
+                reply, outcome = encode_reply(error=exc), exc.name
+            except Exception:
+                log.exception("handler of %s failed", spec.name)
+                reply, outcome = encode_reply(error=InternalError()), "INTERNAL_ERROR"
+            await request.respond(reply)
+        except Exception:  # the reply itself failed (NATS down): the caller times out
+            log.warning("could not reply to %s", spec.name, exc_info=True)
+            outcome = "NO_REPLY"
+        finally:
+            self._slots.release()
+        RPC_REQUESTS.labels(spec.name, outcome).inc()
+        RPC_SECONDS.labels(spec.name).observe(time.perf_counter() - started)
+
+    async def _serve_raw(self, subject: str, handler: RawHandler, request: Request) -> None:
+        try:
+            try:
+                reply = encode_reply(await handler(_json(request.data), request.headers or {}))
+            except AisopodError as exc:
+                reply = encode_reply(error=exc)
+            except Exception:
+                log.exception("handler of %s failed", subject)
+                reply = encode_reply(error=InternalError())
+            await request.respond(reply)
+        except Exception:
+            log.warning("could not reply on %s", subject, exc_info=True)
+        finally:
+            self._slots.release()
+
+    async def drain(self, timeout: float) -> None:
+        """Stop taking requests, then wait (bounded) for those in flight."""
+        if self._micro is not None:
+            await self._micro.stop()
+            self._micro = None
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=timeout)
+
+    async def stop(self) -> None:
+        await self.drain(0)
+        for task in list(self._tasks):
+            task.cancel()
+
+
+def _json(data: bytes) -> Any:
+    if not data:
+        return {}
+    try:
+        return codec.loads(data)
+    except ValueError:
+        raise InvalidRequest("request body is not JSON") from None
+
+
+def spec_of(method: str) -> MethodSpec | None:
+    """Catalogue lookup re-exported for edges."""
+    return get_method(method)

@@ -1,0 +1,63 @@
+"""Bootstrap settings of a service process: from the environment, secrets also from files.
+
+Everything else (auth mode, limits, providers, ...) is the gateway configuration in KV
+`config`, not here. Env names: `AISOPOD_<FIELD>`; a secret `X` may instead be given as
+`AISOPOD_X_FILE` (compose/k8s secrets), which wins when both are set.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_SECRET_FIELDS = ("nats_password", "admin_token", "nats_token")
+
+
+class ServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="AISOPOD_", extra="ignore")
+
+    service: str = Field(default="", description="service name; set by each service's main")
+    instance: str = Field(default_factory=lambda: f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}")
+    host: str = "127.0.0.1"
+    port: int = 0
+    log_level: str = "INFO"
+    subject_prefix: str = "aisopod"
+
+    nats_url: str = "nats://127.0.0.1:4222"
+    nats_user: str | None = None
+    nats_password: SecretStr | None = None
+    nats_token: SecretStr | None = None
+    # R1 locally, R3 in a NATS cluster (architecture.md).
+    nats_replicas: int = 1
+
+    config_file: Path | None = Field(default=None, description="seed of the gateway config")
+    state_dir: Path | None = None
+    admin_token: SecretStr | None = Field(
+        default=None, description="bootstrap admin token; only its hash is ever stored"
+    )
+    drain_timeout_s: float = 30.0
+    request_timeout_s: float = 10.0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _secrets_from_files(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        for name in _SECRET_FIELDS:
+            path = os.environ.get(f"AISOPOD_{name.upper()}_FILE")
+            if path:
+                try:
+                    data[name] = Path(path).read_text().strip()
+                except OSError as exc:
+                    raise ValueError(f"AISOPOD_{name.upper()}_FILE: cannot read {path}: {exc}") from exc
+        return data
+
+    def secret(self, name: str) -> str | None:
+        value = getattr(self, name)
+        return value.get_secret_value() if isinstance(value, SecretStr) else None

@@ -1,0 +1,146 @@
+"""JetStream state of architecture.md, provisioned idempotently by every service at start.
+
+Any service may start first, so each one ensures everything exists; creating what already
+exists with the same config is a no-op, and a changed config (limits) is updated in place.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from nats.js import JetStreamContext
+from nats.js.api import (
+    DiscardPolicy,
+    KeyValueConfig,
+    ObjectStoreConfig,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
+from nats.js.errors import BadRequestError, BucketNotFoundError, NotFoundError
+
+from aisopod.subjects import Subjects
+
+log = logging.getLogger("aisopod.state")
+
+MINUTE = 60.0
+HOUR = 3600.0
+DAY = 86400.0
+
+
+@dataclass(frozen=True, slots=True)
+class Bucket:
+    name: str
+    ttl_s: float = 0.0
+    history: int = 1
+    description: str = ""
+
+
+BUCKETS: tuple[Bucket, ...] = (
+    Bucket("config", history=16, description="the gateway configuration document"),
+    Bucket("agents", description="agent definitions"),
+    Bucket("sessions", description="session metadata"),
+    Bucket("cron", description="cron jobs, run records and leases"),
+    Bucket("runs", description="agent-run status"),
+    Bucket("devices", description="paired devices (token hashes only)"),
+    Bucket("pairing", ttl_s=5 * MINUTE, description="pending pairing requests"),
+    Bucket("nodes", description="paired nodes"),
+    Bucket("approvals", description="pending exec approvals and the exec policy"),
+    Bucket("presence", ttl_s=45.0, description="connected clients, refreshed by ws-gateway"),
+    Bucket("ratelimit", ttl_s=HOUR, description="shared limiter state"),
+    Bucket("dedupe", ttl_s=5 * MINUTE, description="idempotency keys → first result"),
+    Bucket("hooks", ttl_s=DAY, description="accepted webhook deliveries"),
+    Bucket("auth", description="auth secrets (hashes only): admin token, passwords"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Stream:
+    name: str
+    subject: str  # relative to the prefix
+    max_age_s: float
+    max_msgs: int = -1
+    max_bytes: int = -1
+    max_msgs_per_subject: int = -1
+
+
+STREAMS: tuple[Stream, ...] = (
+    # Bounded so resume has a horizon; past it, hello.resume.gap tells the client to refetch.
+    Stream("EVENTS", "evt.>", max_age_s=HOUR, max_msgs=200_000, max_bytes=512 * 1024 * 1024),
+    Stream("TRANSCRIPTS", "transcript.>", max_age_s=0, max_bytes=4 * 1024**3),
+    Stream("LOGS", "logs.>", max_age_s=DAY, max_msgs=500_000, max_bytes=512 * 1024 * 1024),
+)
+
+OBJECT_STORES: tuple[str, ...] = ("canvas",)
+
+
+def stream_name(prefix: str, name: str) -> str:
+    """Stream and bucket names carry the prefix when it is not the default, so two
+    gateways can share one NATS."""
+    return name if prefix == "aisopod" else f"{prefix.upper()}_{name}"
+
+
+def bucket_name(prefix: str, name: str) -> str:
+    return name if prefix == "aisopod" else f"{prefix}_{name}"
+
+
+async def ensure_state(js: JetStreamContext, subjects: Subjects, *, replicas: int = 1) -> None:
+    for bucket in BUCKETS:
+        await _ensure_bucket(js, subjects.prefix, bucket, replicas)
+    for stream in STREAMS:
+        await _ensure_stream(js, subjects, stream, replicas)
+    for store in OBJECT_STORES:
+        name = bucket_name(subjects.prefix, store)
+        try:
+            await js.object_store(name)
+        except (NotFoundError, BucketNotFoundError):
+            await js.create_object_store(
+                name, config=ObjectStoreConfig(storage=StorageType.FILE, replicas=replicas)
+            )
+
+
+async def _ensure_bucket(js: JetStreamContext, prefix: str, bucket: Bucket, replicas: int) -> None:
+    name = bucket_name(prefix, bucket.name)
+    try:
+        await js.key_value(name)
+        return
+    except (NotFoundError, BucketNotFoundError):
+        pass
+    config = KeyValueConfig(
+        bucket=name,
+        description=bucket.description,
+        history=bucket.history,
+        ttl=bucket.ttl_s or None,
+        storage=StorageType.FILE,
+        replicas=replicas,
+    )
+    try:
+        await js.create_key_value(config=config)
+    except BadRequestError:
+        # Another service created it between our look-up and create: fine.
+        await js.key_value(name)
+
+
+async def _ensure_stream(
+    js: JetStreamContext, subjects: Subjects, stream: Stream, replicas: int
+) -> None:
+    config = StreamConfig(
+        name=stream_name(subjects.prefix, stream.name),
+        subjects=[f"{subjects.prefix}.{stream.subject}"],
+        retention=RetentionPolicy.LIMITS,
+        discard=DiscardPolicy.OLD,
+        storage=StorageType.FILE,
+        max_age=stream.max_age_s or None,
+        max_msgs=stream.max_msgs,
+        max_bytes=stream.max_bytes,
+        max_msgs_per_subject=stream.max_msgs_per_subject,
+        num_replicas=replicas,
+        duplicate_window=120.0,
+        allow_direct=True,
+    )
+    try:
+        await js.add_stream(config)
+    except BadRequestError:
+        # Exists with another config (limits changed between versions): bring it in line.
+        await js.update_stream(config)

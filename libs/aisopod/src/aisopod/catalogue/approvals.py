@@ -1,0 +1,120 @@
+"""approvals: exec approval requests and decisions, and the exec approval policy.
+
+Agent tool calls that execute commands go through this flow; an unanswered request expires
+to `deny`; `allow-always` adds the command to the allowlist.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, StringConstraints
+
+from aisopod.catalogue.fields import (
+    AgentId,
+    EpochMs,
+    Ident,
+    NodeId,
+    OkResult,
+    SessionKey,
+    TimeoutMs,
+)
+from aisopod.catalogue.spec import MethodSpec
+from aisopod.scopes import Requirement
+from aisopod.services import ServiceName
+from aisopod.wire import EmptyParams, Params, Result
+
+AP, A = Requirement.APPROVALS, Requirement.ADMIN
+RT = ServiceName.RUNTIME
+
+Decision = Literal["allow-once", "allow-always", "deny"]
+AskPolicy = Literal["always", "on-miss", "off"]
+
+CommandLine = Annotated[str, StringConstraints(min_length=1, max_length=65_536, pattern=r"\S")]
+Arg = Annotated[str, StringConstraints(max_length=65_536)]
+Path = Annotated[str, StringConstraints(min_length=1, max_length=4096)]
+AllowlistEntry = Annotated[str, StringConstraints(min_length=1, max_length=4096)]
+
+
+class ExecApprovalRequestParams(Params):
+    command: CommandLine
+    argv: list[Arg] | None = Field(default=None, max_length=1024)
+    cwd: Path | None = None
+    node_id: NodeId | None = None
+    agent_id: AgentId | None = None
+    session_key: SessionKey | None = None
+    timeout_ms: TimeoutMs = 120_000
+
+
+class ExecApprovalRequestResult(Result):
+    id: str
+    expires_at_ms: EpochMs
+
+
+class ExecApprovalWaitParams(Params):
+    id: Ident
+    timeout_ms: TimeoutMs | None = None
+
+
+class ExecApprovalWaitResult(Result):
+    """`decision` is null when the wait ended before a decision; it stays on the wire."""
+
+    id: str
+    decision: Decision | None
+
+    def wire(self) -> dict[str, Any]:
+        out = super().wire()
+        out["decision"] = self.decision
+        return out
+
+
+class ExecApprovalResolveParams(Params):
+    id: Ident
+    decision: Decision
+
+
+class ExecApprovalPolicy(Result):
+    ask: AskPolicy
+    allowlist: list[str]
+
+
+class ExecApprovalsSetParams(Params):
+    ask: AskPolicy
+    allowlist: list[AllowlistEntry] = Field(max_length=4096)
+
+
+METHODS: tuple[MethodSpec, ...] = (
+    MethodSpec(
+        "exec.approval.request",
+        RT,
+        AP,
+        ExecApprovalRequestParams,
+        ExecApprovalRequestResult,
+        description="ask an operator to approve a command; broadcasts exec.approval.requested",
+    ),
+    MethodSpec(
+        "exec.approval.waitDecision",
+        RT,
+        AP,
+        ExecApprovalWaitParams,
+        ExecApprovalWaitResult,
+        description="wait for the decision",
+    ),
+    MethodSpec(
+        "exec.approval.resolve",
+        RT,
+        AP,
+        ExecApprovalResolveParams,
+        OkResult,
+        description="decide once; broadcasts exec.approval.resolved; again is CONFLICT",
+    ),
+    MethodSpec("exec.approvals.get", RT, A, EmptyParams, ExecApprovalPolicy, description="policy"),
+    MethodSpec(
+        "exec.approvals.set",
+        RT,
+        A,
+        ExecApprovalsSetParams,
+        ExecApprovalPolicy,
+        description="replace the policy",
+    ),
+)

@@ -1,0 +1,114 @@
+"""sessions: list, send into another session, patch, reset and delete."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, StringConstraints, model_validator
+
+from aisopod.catalogue.fields import (
+    AgentId,
+    EpochMs,
+    IdempotentParams,
+    Label,
+    Message,
+    ModelRef,
+    OkResult,
+    PatchParams,
+    RunStatus,
+    SessionKey,
+    TimeoutMs,
+)
+from aisopod.catalogue.spec import MethodSpec
+from aisopod.scopes import Requirement
+from aisopod.services import ServiceName
+from aisopod.wire import Params, Result
+
+R, W, A = Requirement.READ, Requirement.WRITE, Requirement.ADMIN
+RT = ServiceName.RUNTIME
+
+ThinkingLevel = Literal["off", "minimal", "low", "medium", "high"]
+SendPolicy = Literal["allow", "deny"]
+
+
+class SessionEntry(Result):
+    key: str
+    agent_id: str
+    label: str | None = None
+    updated_at: EpochMs
+    last_message: str | None = None
+    model: str | None = None
+    thinking_level: ThinkingLevel | None = None
+    send_policy: SendPolicy | None = None
+
+
+class SessionsListParams(Params):
+    agent_id: AgentId | None = None
+    limit: int | None = Field(default=None, ge=1, le=1000)
+    active_minutes: int | None = Field(default=None, ge=1, le=525_600)
+    search: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+
+
+class SessionsListResult(Result):
+    sessions: list[SessionEntry]
+
+
+class SessionsSendParams(IdempotentParams):
+    session_key: SessionKey
+    message: Message
+    wait: bool = False
+    timeout_ms: TimeoutMs | None = None
+
+
+class SessionsSendResult(Result):
+    """`{runId}` at once, or with `status` and `reply` when `wait` was set."""
+
+    run_id: str
+    status: RunStatus | None = None
+    reply: str | None = None
+
+
+class SessionsPatchParams(PatchParams):
+    """Omitted fields stay; an explicit null clears."""
+
+    key: SessionKey
+    label: Label | None = None
+    model: ModelRef | None = None
+    thinking_level: ThinkingLevel | None = None
+    send_policy: SendPolicy | None = None
+
+    @model_validator(mode="after")
+    def _something_to_patch(self) -> SessionsPatchParams:
+        if not self.model_fields_set - {"key"}:
+            raise ValueError("nothing to patch: give label, model, thinkingLevel or sendPolicy")
+        return self
+
+
+class SessionsPatchResult(Result):
+    key: str
+    entry: SessionEntry
+
+
+class SessionKeyParams(Params):
+    key: SessionKey
+
+
+METHODS: tuple[MethodSpec, ...] = (
+    MethodSpec(
+        "sessions.list", RT, R, SessionsListParams, SessionsListResult, description="sessions"
+    ),
+    MethodSpec(
+        "sessions.send",
+        RT,
+        W,
+        SessionsSendParams,
+        SessionsSendResult,
+        idempotent=True,
+        description="message into another session (agent-to-agent)",
+    ),
+    MethodSpec(
+        "sessions.patch", RT, A, SessionsPatchParams, SessionsPatchResult, description="patch"
+    ),
+    MethodSpec("sessions.reset", RT, A, SessionKeyParams, OkResult, description="clear"),
+    MethodSpec("sessions.delete", RT, A, SessionKeyParams, OkResult, description="delete"),
+)

@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import RootModel, ValidationError
+
 from aisopod.catalogue import (
     CATALOGUE,
     EVENT_AUDIENCE,
@@ -23,7 +25,6 @@ from aisopod.catalogue.system import StatusResult
 from aisopod.scopes import Requirement
 from aisopod.services import ServiceName
 from aisopod.wire import EmptyParams, Params, Result
-from pydantic import RootModel, ValidationError
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 CATALOGUE_SRC = REPO_ROOT / "libs/aisopod/src/aisopod/catalogue"
@@ -174,7 +175,7 @@ def test_lookup_and_owner_listing() -> None:
 def test_duplicate_names_raise() -> None:
     spec = MethodSpec("x.y", ServiceName.RUNTIME, Requirement.READ, EmptyParams, None)
     assert list(build_catalogue([spec])) == ["x.y"]
-    with pytest.raises(ValueError, match="x.y"):
+    with pytest.raises(ValueError, match=r"x\.y"):
         build_catalogue([spec, spec])
 
 

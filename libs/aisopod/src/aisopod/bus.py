@@ -161,9 +161,14 @@ class Bus:
         await self.nc.publish(subject, codec.dumps(codec.to_wire(payload)), headers=headers)
 
     async def close(self) -> None:
+        """Flush what we published, then close. (No `drain()`: the host has already
+        drained its RPC work, and draining long-lived JetStream watchers would only wait
+        out nats-py's drain timeout.)"""
         if self.nc.is_closed:
             return
         try:
-            await self.nc.drain()
-        except Exception:  # noqa: BLE001 - closing anyway; a drain error must not mask shutdown
-            await self.nc.close()
+            if self.nc.is_connected:
+                await self.nc.flush(timeout=1)
+        except Exception:  # closing anyway; a flush error must not mask shutdown
+            pass
+        await self.nc.close()

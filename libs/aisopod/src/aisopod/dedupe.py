@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import time
 from collections.abc import Awaitable, Callable
@@ -72,10 +73,8 @@ class Deduper:
             ) from None
 
     async def _forget(self, kv_key: str, revision: int) -> None:
-        try:
+        with contextlib.suppress(Exception):  # best effort; the bucket TTL cleans up
             await self.kv.delete(kv_key, last=revision)
-        except Exception:  # noqa: BLE001 - best effort; TTL cleans up
-            pass
 
 
 class _Done:

@@ -9,7 +9,6 @@ service true, and not draining.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -109,15 +108,11 @@ class ServiceHost:
     async def start(self) -> None:
         self._logs = configure_logging(self.name, self.instance, self.settings.log_level)
         self._bus = await self._connect()
-        await ensure_state(
-            self._bus.js, self._bus.subjects, replicas=self.settings.nats_replicas
-        )
+        await ensure_state(self._bus.js, self._bus.subjects, replicas=self.settings.nats_replicas)
         self._logs.start(self._bus.js, self._bus.subjects.logs(self.name))
         store = ConfigStore(await self.kv("config"))
         await store.seed(load_seed_file(self.settings.config_file))
-        self._config = ConfigWatcher(
-            self._bus, store, service=self.name, instance=self.instance
-        )
+        self._config = ConfigWatcher(self._bus, store, service=self.name, instance=self.instance)
         await self._config.start()
         self._rpc = RpcServer(
             self._bus,
@@ -160,20 +155,17 @@ class ServiceHost:
             await self._rpc.drain(self.settings.drain_timeout_s)
 
     async def stop(self) -> None:
+        """Stop every part, each bounded in time: a stuck part is logged, never a hang."""
         for hook in reversed(self._stop_hooks):
-            try:
-                await hook()
-            except Exception:
-                log.exception("stop hook failed")
+            await _bounded("stop hook", hook(), 5.0)
         if self._rpc is not None:
-            await self._rpc.stop()
+            await _bounded("rpc", self._rpc.stop(), 3.0)
         if self._config is not None:
-            await self._config.stop()
+            await _bounded("config watcher", self._config.stop(), 2.0)
         if self._logs is not None:
-            await self._logs.stop()
+            await _bounded("log publisher", self._logs.stop(), 2.0)
         if self._bus is not None:
-            with contextlib.suppress(Exception):
-                await self._bus.close()
+            await _bounded("nats", self._bus.close(), 3.0)
         log.info("stopped")
 
     async def __aenter__(self) -> ServiceHost:
@@ -187,3 +179,12 @@ class ServiceHost:
         tb: TracebackType | None,
     ) -> None:
         await self.stop()
+
+
+async def _bounded(what: str, step: Awaitable[None], timeout: float) -> None:
+    try:
+        await asyncio.wait_for(step, timeout)
+    except TimeoutError:
+        log.warning("stopping the %s took over %.0fs; going on", what, timeout)
+    except Exception:
+        log.exception("stopping the %s failed", what)

@@ -23,7 +23,9 @@ LOGS_DROPPED = Counter("aisopod_log_records_dropped_total", "log records not pub
 
 _SECRET_PATTERNS = (
     re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{6,}"),
-    re.compile(r"(?i)((?:token|password|secret|api[_-]?key|authorization)[\"']?\s*[:=]\s*[\"']?)[^\s\"',}]{3,}"),
+    re.compile(
+        r"(?i)((?:token|password|secret|api[_-]?key|authorization)[\"']?\s*[:=]\s*[\"']?)[^\s\"',}]{3,}"
+    ),
 )
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 

@@ -74,5 +74,7 @@ class Principal(BaseModel):
         )
 
 
-SYSTEM = Principal(id="system", role=Role.OPERATOR, scopes=("operator.admin",), auth_method="system")
+SYSTEM = Principal(
+    id="system", role=Role.OPERATOR, scopes=("operator.admin",), auth_method="system"
+)
 """The principal services use for their own calls (cron firing, the wizard applying config)."""

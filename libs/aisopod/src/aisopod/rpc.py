@@ -11,6 +11,7 @@ module formats errors.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -172,14 +173,18 @@ class RpcServer:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def _rpc_endpoint(self, spec: MethodSpec, handler: Handler) -> Callable[[Request], Awaitable[None]]:
+    def _rpc_endpoint(
+        self, spec: MethodSpec, handler: Handler
+    ) -> Callable[[Request], Awaitable[None]]:
         async def endpoint(request: Request) -> None:
             await self._slots.acquire()
             self._spawn(self._serve_rpc(spec, handler, request))
 
         return endpoint
 
-    def _raw_endpoint(self, subject: str, handler: RawHandler) -> Callable[[Request], Awaitable[None]]:
+    def _raw_endpoint(
+        self, subject: str, handler: RawHandler
+    ) -> Callable[[Request], Awaitable[None]]:
         async def endpoint(request: Request) -> None:
             await self._slots.acquire()
             self._spawn(self._serve_raw(subject, handler, request))
@@ -237,8 +242,11 @@ class RpcServer:
     async def drain(self, timeout: float) -> None:
         """Stop taking requests, then wait (bounded) for those in flight."""
         if self._micro is not None:
-            await self._micro.stop()
-            self._micro = None
+            micro, self._micro = self._micro, None
+            # micro's stop drains each subscription, which can wait on a queue join that
+            # never completes; unanswered discovery pings are harmless, a hung stop is not.
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(micro.stop(), 2.0)
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=timeout)
 

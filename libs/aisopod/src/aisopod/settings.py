@@ -55,7 +55,9 @@ class ServiceSettings(BaseSettings):
                 try:
                     data[name] = Path(path).read_text().strip()
                 except OSError as exc:
-                    raise ValueError(f"AISOPOD_{name.upper()}_FILE: cannot read {path}: {exc}") from exc
+                    raise ValueError(
+                        f"AISOPOD_{name.upper()}_FILE: cannot read {path}: {exc}"
+                    ) from exc
         return data
 
     def secret(self, name: str) -> str | None:

@@ -17,8 +17,9 @@ class WireModel(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
 
     def wire(self) -> dict[str, Any]:
-        """The JSON-ready dict as it goes on the wire (camelCase, no unset optionals)."""
-        return self.model_dump(by_alias=True, exclude_none=True, mode="json")
+        """The JSON-ready dict as it goes on the wire: camelCase, only the fields that were set
+        (an explicit null survives, so "null clears" reaches the owner)."""
+        return self.model_dump(by_alias=True, exclude_unset=True, mode="json")
 
 
 class Params(WireModel):

@@ -6,7 +6,7 @@ Pure: no I/O. Limits here are the edge's first line of defence; owners may check
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints
 
@@ -82,10 +82,7 @@ class IdempotentParams(Params):
 
 class PatchParams(Params):
     """Params where an explicit null clears a field: omitted and null differ, so the wire
-    form keeps exactly the fields the caller set, nulls included."""
-
-    def wire(self) -> dict[str, Any]:
-        return self.model_dump(by_alias=True, exclude_unset=True, mode="json")
+    form (`WireModel.wire`) keeps exactly the fields the caller set, nulls included."""
 
 
 class OkResult(Result):

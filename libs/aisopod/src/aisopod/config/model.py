@@ -92,7 +92,9 @@ def restore_redacted(new: Any, old: Any) -> Any:
         out = []
         for index, item in enumerate(new):
             key = _item_key(item) if isinstance(item, dict) else None
-            previous = keyed.get(key) if key else (old_list[index] if index < len(old_list) else None)
+            previous = (
+                keyed.get(key) if key else (old_list[index] if index < len(old_list) else None)
+            )
             out.append(restore_redacted(item, previous))
         return out
     return new

@@ -36,6 +36,7 @@ class ConfigWatcher:
         self._task: asyncio.Task[None] | None = None
         self._report_sub: Subscription | None = None
         self._changed = asyncio.Condition()
+        self._stopping = False
 
     @property
     def current(self) -> GatewayConfig:
@@ -64,8 +65,10 @@ class ConfigWatcher:
             await self._report_sub.unsubscribe()
             self._report_sub = None
         if self._task is not None:
+            self._stopping = True
             self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+            # nats-py's watcher may swallow one cancellation; never hang a shutdown on it.
+            await asyncio.wait({self._task}, timeout=1.0)
             self._task = None
 
     async def wait_for_hash(self, config_hash: str, timeout: float) -> bool:
@@ -87,7 +90,7 @@ class ConfigWatcher:
             await self.bus.nc.publish(msg.reply, codec.dumps(body))
 
     async def _watch(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 watcher = await self.store.kv.watch(CONFIG_KEY)
                 async for entry in watcher:

@@ -29,10 +29,15 @@ def permissions(prefix: str) -> dict[str, dict[str, list[str]]]:
     common_sub = [f"{p}.control.>", *JS_SUB]
     table = {
         ServiceName.WS_GATEWAY: (
-            [f"{p}.rpc.>", f"{p}.auth.>", f"{p}.ratelimit.>", f"{p}.evt.>", f"{p}.conn.>",
-             f"{p}.node.>"],
-            [*_rpc_subjects(p, ServiceName.WS_GATEWAY), f"{p}.conn.>", f"{p}.node.>",
-             f"{p}.evt.>"],
+            [
+                f"{p}.rpc.>",
+                f"{p}.auth.>",
+                f"{p}.ratelimit.>",
+                f"{p}.evt.>",
+                f"{p}.conn.>",
+                f"{p}.node.>",
+            ],
+            [*_rpc_subjects(p, ServiceName.WS_GATEWAY), f"{p}.conn.>", f"{p}.node.>", f"{p}.evt.>"],
         ),
         ServiceName.HTTP_API: (
             [f"{p}.rpc.>", f"{p}.auth.>", f"{p}.ratelimit.>", f"{p}.evt.>"],
@@ -47,8 +52,15 @@ def permissions(prefix: str) -> dict[str, dict[str, list[str]]]:
             [f"{p}.ratelimit.>"],
         ),
         ServiceName.RUNTIME: (
-            [f"{p}.rpc.>", f"{p}.evt.>", f"{p}.conn.>", f"{p}.node.>", f"{p}.transcript.>",
-             f"{p}.auth.>", f"{p}.ratelimit.>"],
+            [
+                f"{p}.rpc.>",
+                f"{p}.evt.>",
+                f"{p}.conn.>",
+                f"{p}.node.>",
+                f"{p}.transcript.>",
+                f"{p}.auth.>",
+                f"{p}.ratelimit.>",
+            ],
             [*_rpc_subjects(p, ServiceName.RUNTIME), f"{p}.transcript.>"],
         ),
     }
@@ -61,36 +73,50 @@ def permissions(prefix: str) -> dict[str, dict[str, list[str]]]:
     return out
 
 
+def password_var(user: str) -> str:
+    """The env variable that holds a user's password in the compose NATS config."""
+    return "NATS_PASSWORD_" + user.upper().replace("-", "_")
+
+
 def render(
     *,
     port: int,
     monitor_port: int,
-    store_dir: Path,
-    passwords: dict[str, str],
+    store_dir: Path | str,
+    users: list[str],
+    passwords: dict[str, str] | None = None,
     prefix: str = "aisopod",
     host: str = "127.0.0.1",
+    server_name: str = "aisopod-local",
 ) -> str:
-    """The nats-server config text (its format accepts JSON values)."""
+    """The nats-server config text. With `passwords`, they are written in (local stack,
+    file 0600); without, each is read from the server's environment (`$NATS_PASSWORD_X`,
+    compose and Kubernetes secrets)."""
     perms = permissions(prefix)
-    users = []
-    for user, password in sorted(passwords.items()):
-        entry: dict[str, object] = {"user": user, "password": password}
+    entries = []
+    for user in sorted(users):
+        if passwords is not None:
+            secret = json.dumps(passwords[user])
+        else:
+            secret = "$" + password_var(user)
+        entry = f"    {{ user: {json.dumps(user)}, password: {secret}"
         if user in perms:
-            entry["permissions"] = {
-                "publish": {"allow": perms[user]["publish"]},
-                "subscribe": {"allow": perms[user]["subscribe"]},
-                "allow_responses": True,
-            }
-        users.append(entry)
-    lines = [
-        f"listen: {json.dumps(f'{host}:{port}')}",
-        f"http: {json.dumps(f'{host}:{monitor_port}')}",
-        'server_name: "aisopod-local"',
-        "max_payload: 1048576",
-        "jetstream {",
-        f"  store_dir: {json.dumps(str(store_dir))}",
-        "  max_memory_store: 268435456",
-        "}",
-        f"authorization {{ users: {json.dumps(users, indent=2)} }}",
-    ]
-    return "\n".join(lines) + "\n"
+            entry += (
+                ", permissions: {"
+                f" publish: {{ allow: {json.dumps(perms[user]['publish'])} }},"
+                f" subscribe: {{ allow: {json.dumps(perms[user]['subscribe'])} }},"
+                " allow_responses: true }"
+            )
+        entries.append(entry + " }")
+    users_text = ",\n".join(entries)
+    return (
+        f"listen: {json.dumps(f'{host}:{port}')}\n"
+        f"http: {json.dumps(f'{host}:{monitor_port}')}\n"
+        f"server_name: {json.dumps(server_name)}\n"
+        "max_payload: 1048576\n"
+        "jetstream {\n"
+        f"  store_dir: {json.dumps(str(store_dir))}\n"
+        "  max_memory_store: 268435456\n"
+        "}\n"
+        f"authorization {{\n  users: [\n{users_text}\n  ]\n}}\n"
+    )

@@ -57,7 +57,8 @@ class Child:
                 stdout=out,
                 stderr=out,
                 cwd=self.spec.cwd,
-                start_new_session=True,  # Ctrl-C reaches the launcher only; it stops children in order
+                # Ctrl-C reaches the launcher only; it stops the children in order.
+                start_new_session=True,
             )
         finally:
             out.close()
@@ -77,7 +78,11 @@ class Child:
             delay = 0.2 if uptime > 10 else min(0.2 * 2 ** min(self.restarts, 5), 5.0)
             log.warning(
                 "%s (pid %s) exited with %s; restarting in %.1fs (see %s)",
-                self.spec.name, self.proc.pid, code, delay, self.spec.log_file,
+                self.spec.name,
+                self.proc.pid,
+                code,
+                delay,
+                self.spec.log_file,
             )
             await asyncio.sleep(delay)
             if self.stopping:
@@ -106,7 +111,9 @@ class Child:
         try:
             return await asyncio.wait_for(self.proc.wait(), self.spec.stop_timeout_s)
         except TimeoutError:
-            log.warning("%s did not stop in %.0fs; killing", self.spec.name, self.spec.stop_timeout_s)
+            log.warning(
+                "%s did not stop in %.0fs; killing", self.spec.name, self.spec.stop_timeout_s
+            )
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGKILL)
             return await self.proc.wait()

@@ -11,7 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-IDENTITY_HEADERS = ("X-Aisopod-Principal", "X-Aisopod-Role", "X-Aisopod-Scopes", "X-Aisopod-Auth-Method", "X-Aisopod-Device-Id", "X-Aisopod-Client-Ip")
+IDENTITY_HEADERS = (
+    "X-Aisopod-Principal",
+    "X-Aisopod-Role",
+    "X-Aisopod-Scopes",
+    "X-Aisopod-Auth-Method",
+    "X-Aisopod-Device-Id",
+    "X-Aisopod-Client-Ip",
+)
 RATELIMIT_HEADERS = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset")
 API_PATHS = ("/v1", "/hooks", "/tools", "/status", "/canvas", "/a2ui")
 

@@ -1,0 +1,27 @@
+# The two commands a fresh machine needs: `make up` and `make test`.
+.PHONY: up test lint format bench ui bootstrap
+
+bootstrap:
+	@scripts/bootstrap.sh
+
+up: bootstrap
+	.venv/bin/aisopod stack up
+
+test:
+	@scripts/bootstrap.sh --e2e
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+	.venv/bin/python -m pytest -q
+
+lint: bootstrap
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+
+format: bootstrap
+	.venv/bin/ruff check --fix .
+	.venv/bin/ruff format .
+
+bench: bootstrap
+	.venv/bin/python -m bench
+
+ui: bootstrap

@@ -1,0 +1,3 @@
+from aisopod.cli import main
+
+main()

@@ -1,0 +1,48 @@
+"""`aisopod stack up|status`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+from pathlib import Path
+from typing import Any
+
+from aisopod.launcher.paths import repo_root
+from aisopod.launcher.stack import StackOptions, run_stack, stack_status
+
+
+def register(commands: Any) -> None:
+    stack = commands.add_parser("stack", help="run the whole gateway as local processes")
+    verbs = stack.add_subparsers(dest="verb", required=True)
+    up = verbs.add_parser("up", help="start everything in the foreground; Ctrl-C stops it")
+    up.add_argument("--http-port", type=int, default=8080, help="0 picks a free port")
+    up.add_argument("--https-port", type=int, default=8443, help="0 picks a free port")
+    up.add_argument("--state-dir", type=Path, default=None, help="default: ./var")
+    up.add_argument("--ready-file", type=Path, default=None, help="write URLs, token, pids")
+    up.add_argument("--replicas", type=int, default=2, help="copies of each edge service")
+    up.add_argument("--config", type=Path, default=None, help="seed config (YAML)")
+    up.add_argument("--log-level", default="INFO")
+    up.set_defaults(handler=_up)
+    status = verbs.add_parser("status", help="what the stack in the state dir runs")
+    status.add_argument("--state-dir", type=Path, default=None)
+    status.set_defaults(handler=_status)
+
+
+def _up(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="aisopod: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    options = StackOptions(
+        http_port=args.http_port,
+        https_port=args.https_port,
+        state_dir=args.state_dir or repo_root() / "var",
+        ready_file=args.ready_file,
+        replicas=args.replicas,
+        config_file=args.config,
+        log_level=args.log_level,
+    )
+    return asyncio.run(run_stack(options))
+
+
+def _status(args: argparse.Namespace) -> int:
+    return stack_status(args.state_dir or repo_root() / "var")

@@ -1,0 +1,150 @@
+"""The bus, RPC wrapper, dedupe and config store against a real nats-server."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import pytest
+
+from aisopod.bus import Bus
+from aisopod.catalogue import methods_for
+from aisopod.config import GatewayConfig
+from aisopod.config.store import ConfigStore
+from aisopod.config.watcher import ConfigWatcher
+from aisopod.dedupe import Deduper
+from aisopod.errors import Conflict, InvalidParams, MethodNotFound, NotFound, Unavailable
+from aisopod.principal import Principal
+from aisopod.rpc import CallContext, HandlerMismatch, RpcServer, check_handlers
+from aisopod.services import ServiceName
+from aisopod.settings import ServiceSettings
+from aisopod.state import ensure_state
+
+OPERATOR = Principal(id="op", scopes=("operator.admin",), auth_method="token")
+
+
+@pytest.fixture
+async def bus(nats_url: str):
+    prefix = "t" + uuid.uuid4().hex[:8]
+    bus = await Bus.connect(
+        ServiceSettings(service="test", nats_url=nats_url, subject_prefix=prefix)
+    )
+    await ensure_state(bus.js, bus.subjects)
+    yield bus
+    await bus.close()
+
+
+async def _server(bus: Bus, handlers: dict[str, Any]) -> RpcServer:
+    kv = await bus.js.key_value(f"{bus.subjects.prefix}_dedupe")
+    server = RpcServer(
+        bus,
+        service=ServiceName.AUTH,
+        version="0.1.0",
+        instance="t-1",
+        deduper=Deduper(kv, instance="t-1"),
+    )
+    await server.start(handlers)
+    return server
+
+
+def _auth_handlers(**overrides: Any) -> dict[str, Any]:
+    async def not_found(params: Any, ctx: CallContext) -> Any:
+        raise NotFound(f"nothing for {ctx.method}")
+
+    handlers: dict[str, Any] = {spec.name: not_found for spec in methods_for(ServiceName.AUTH)}
+    handlers.update(overrides)
+    return handlers
+
+
+def test_check_handlers_refuses_missing_and_unknown() -> None:
+    with pytest.raises(HandlerMismatch, match=r"device\.pair\.list"):
+        check_handlers(ServiceName.AUTH, {})
+    with pytest.raises(HandlerMismatch, match="bogus"):
+        check_handlers(ServiceName.AUTH, {**_auth_handlers(), "bogus": None})
+
+
+async def test_call_validates_params_and_forwards_errors_and_principal(bus: Bus) -> None:
+    seen: list[Principal] = []
+
+    async def rename(params: Any, ctx: CallContext) -> dict[str, Any]:
+        seen.append(ctx.principal)
+        return {"nodeId": params.node_id, "displayName": params.display_name}
+
+    server = await _server(bus, _auth_handlers(**{"node.rename": rename}))
+    try:
+        result = await bus.call(
+            "node.rename", {"nodeId": "n1", "displayName": "Phone"}, principal=OPERATOR
+        )
+        assert result == {"nodeId": "n1", "displayName": "Phone"}
+        assert seen == [OPERATOR]
+        with pytest.raises(InvalidParams) as info:
+            await bus.call("node.rename", {"nodeId": "n1"}, principal=OPERATOR)
+        assert info.value.data["errors"][0]["loc"] == ["displayName"]
+        with pytest.raises(NotFound):
+            await bus.call("node.pair.list", {}, principal=OPERATOR)
+    finally:
+        await server.stop()
+
+
+async def test_owner_down_is_unavailable_and_retryable(bus: Bus) -> None:
+    with pytest.raises(Unavailable) as info:
+        await bus.call("node.rename", {"nodeId": "n", "displayName": "x"}, principal=OPERATOR)
+    assert info.value.data["retryable"] is True
+    assert not isinstance(info.value, MethodNotFound)
+
+
+async def test_deduper_runs_once_and_conflicts_while_in_flight(bus: Bus) -> None:
+    kv = await bus.js.key_value(f"{bus.subjects.prefix}_dedupe")
+    deduper = Deduper(kv, instance="a")
+    calls = 0
+    release = asyncio.Event()
+
+    async def work() -> dict[str, int]:
+        nonlocal calls
+        calls += 1
+        await release.wait()
+        return {"n": calls}
+
+    first = asyncio.create_task(deduper.run("k1", work))
+    await asyncio.sleep(0.05)
+    with pytest.raises(Conflict):
+        await Deduper(kv, instance="b").run("k1", work)
+    release.set()
+    assert await first == {"n": 1}
+    assert await Deduper(kv, instance="b").run("k1", work) == {"n": 1}
+    assert calls == 1
+
+    async def failing() -> None:
+        raise NotFound("gone")
+
+    with pytest.raises(NotFound):
+        await deduper.run("k2", failing)
+    assert await deduper.run("k2", work) == {"n": 2}  # an error is not remembered
+
+
+async def test_config_store_compare_and_set_and_watcher(bus: Bus) -> None:
+    kv = await bus.js.key_value(f"{bus.subjects.prefix}_config")
+    store = ConfigStore(kv)
+    assert await store.seed(GatewayConfig()) is True
+    assert await store.seed(GatewayConfig()) is False
+    base = await store.load()
+    watcher = ConfigWatcher(bus, store, service="test", instance="t-1")
+    changes: list[str] = []
+    watcher.on_change(lambda new, old: changes.append(new.ui.title))
+    await watcher.start()
+    try:
+        a = base.config.model_copy(deep=True)
+        a.ui.title = "A"
+        b = base.config.model_copy(deep=True)
+        b.ui.title = "B"
+        results = await asyncio.gather(
+            store.write(a, base.hash), store.write(b, base.hash), return_exceptions=True
+        )
+        winners = [r for r in results if not isinstance(r, Exception)]
+        assert len(winners) == 1
+        assert sum(isinstance(r, Conflict) for r in results) == 1
+        assert await watcher.wait_for_hash(winners[0].hash, 5)
+        assert changes == [winners[0].config.ui.title]
+    finally:
+        await watcher.stop()

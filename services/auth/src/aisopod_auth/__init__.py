@@ -1,0 +1,3 @@
+"""aisopod auth service."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+from aisopod_auth.main import main
+
+main()

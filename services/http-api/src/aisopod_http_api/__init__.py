@@ -1,0 +1,3 @@
+"""aisopod http-api service."""
+
+__version__ = "0.1.0"

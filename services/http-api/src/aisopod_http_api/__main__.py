@@ -1,0 +1,3 @@
+from aisopod_http_api.main import main
+
+main()

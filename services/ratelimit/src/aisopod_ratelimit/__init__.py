@@ -1,0 +1,3 @@
+"""aisopod ratelimit service."""
+
+__version__ = "0.1.0"

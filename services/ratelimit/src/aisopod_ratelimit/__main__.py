@@ -1,0 +1,3 @@
+from aisopod_ratelimit.main import main
+
+main()

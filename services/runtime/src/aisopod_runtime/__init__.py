@@ -1,0 +1,3 @@
+"""aisopod runtime service."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+from aisopod_runtime.main import main
+
+main()

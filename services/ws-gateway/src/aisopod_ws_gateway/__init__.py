@@ -1,0 +1,3 @@
+"""aisopod ws-gateway service."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+from aisopod_ws_gateway.main import main
+
+main()

@@ -1,0 +1,144 @@
+"""Shared fixtures of the cross-service suites: the running stack.
+
+One stack serves the whole test session (started once, fast suite). By default it is the
+local launcher (`aisopod stack up` on free ports, in a temp state dir); with
+`AISOPOD_STACK=compose`, or when a Docker engine answers, the compose stack through
+testcontainers. `AISOPOD_STACK_READY_FILE=<file>` reuses a stack that is already running.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class StackHandle:
+    http_url: str
+    https_url: str
+    ws_url: str
+    admin_token: str
+    nats_url: str
+    state_dir: Path
+    pids: dict[str, list[int]]
+    launcher_pid: int | None = None
+
+    def nats_password(self, user: str) -> str:
+        return (self.state_dir / "secrets" / f"nats-{user}.password").read_text().strip()
+
+    def log_text(self, name: str) -> str:
+        path = self.state_dir / "logs" / f"{name}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+
+def _docker_engine() -> bool:
+    try:
+        import docker  # type: ignore[import-untyped]
+
+        docker.from_env().ping()
+        subprocess.run(["docker", "compose", "version"], check=True, capture_output=True)
+        return True
+    except Exception:
+        return False
+
+
+def stack_mode() -> str:
+    mode = os.environ.get("AISOPOD_STACK", "")
+    if mode:
+        return mode
+    return "compose" if _docker_engine() else "local"
+
+
+def start_local_stack(
+    state_dir: Path, *extra: str, timeout: float = 90.0
+) -> tuple[subprocess.Popen[bytes], dict]:
+    ready = state_dir / "ready.json"
+    log = open(state_dir.parent / f"{state_dir.name}-launcher.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "aisopod.cli",
+            "stack",
+            "up",
+            "--http-port",
+            "0",
+            "--https-port",
+            "0",
+            "--state-dir",
+            str(state_dir),
+            "--ready-file",
+            str(ready),
+            *extra,
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=REPO,
+    )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if ready.exists():
+            return proc, json.loads(ready.read_text())
+        if proc.poll() is not None:
+            break
+        time.sleep(0.1)
+    stop_local_stack(proc)
+    text = (state_dir.parent / f"{state_dir.name}-launcher.log").read_text(errors="replace")
+    raise RuntimeError(f"the local stack did not come up:\n{text[-3000:]}")
+
+
+def stop_local_stack(proc: subprocess.Popen[bytes], timeout: float = 60.0) -> int | None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.returncode
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackHandle]:
+    reuse = os.environ.get("AISOPOD_STACK_READY_FILE")
+    if reuse:
+        info = json.loads(Path(reuse).read_text())
+        yield StackHandle(
+            **{k: info[k] for k in StackHandle.__dataclass_fields__ if k in info}
+            | {"state_dir": Path(info["state_dir"])}
+        )
+        return
+    mode = stack_mode()
+    if mode == "compose":
+        from tests.compose_stack import compose_stack
+
+        with compose_stack() as handle:
+            yield handle
+        return
+    state_dir = tmp_path_factory.mktemp("stack") / "state"
+    state_dir.mkdir()
+    proc, info = start_local_stack(state_dir)
+    try:
+        yield StackHandle(
+            http_url=info["http_url"],
+            https_url=info["https_url"],
+            ws_url=info["ws_url"],
+            admin_token=info["admin_token"],
+            nats_url=info["nats_url"],
+            state_dir=Path(info["state_dir"]),
+            pids=info["pids"],
+            launcher_pid=proc.pid,
+        )
+    finally:
+        stop_local_stack(proc)

@@ -1,0 +1,74 @@
+"""The launcher's own contract: ready file, restart of a dead child, clean stop."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import start_local_stack, stop_local_stack
+
+pytestmark = pytest.mark.integration
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie still answers kill(0); it is gone for our purpose.
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(") ", 1)[1][0] != "Z"
+    except OSError:
+        return False
+
+
+def test_restart_of_dead_child_and_sigterm_leaves_nothing(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    proc, info = start_local_stack(state, "--replicas", "1")
+    try:
+        assert set(info) >= {"http_url", "https_url", "ws_url", "admin_token", "nats_url"}
+        assert (state / "secrets" / "admin-token").stat().st_mode & 0o077 == 0
+        pids = [pid for group in info["pids"].values() for pid in group]
+        assert len(pids) == 8  # nats, 5 services (1 replica of each edge), caddy, traefik
+        victim = info["pids"]["ratelimit"][0]
+        os.kill(victim, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        restarted = False
+        while time.monotonic() < deadline and not restarted:
+            text = (tmp_path / "state-launcher.log").read_text()
+            restarted = "ratelimit" in text and "restarting" in text
+            time.sleep(0.1)
+        assert restarted
+        assert httpx.get(f"{info['http_url']}/health", timeout=5).status_code == 200
+    finally:
+        code = stop_local_stack(proc)
+    assert code == 0
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(_alive(p) for p in pids):
+        time.sleep(0.1)
+    assert not [p for p in pids if _alive(p)]
+    assert not _processes_mentioning(str(state))  # the restarted child too
+    assert not (state / "stack.json").exists()
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    """PIDs whose command line or environment mention `text`."""
+    found = []
+    needle = text.encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            blob = (entry / "cmdline").read_bytes() + (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if needle in blob and _alive(int(entry.name)):
+            found.append(int(entry.name))
+    return found

@@ -1,0 +1,99 @@
+"""The foundation: the stack comes up, routes, registers, and NATS enforces permissions."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import httpx
+import nats
+import pytest
+from nats.errors import NoServersError
+
+from aisopod.services import PYTHON_SERVICES
+
+pytestmark = pytest.mark.integration
+
+
+def test_health_through_traefik(stack) -> None:
+    response = httpx.get(f"{stack.http_url}/health", timeout=5)
+    assert response.status_code == 200
+    assert response.json()["ok"] is True
+    assert response.headers["cache-control"] == "no-store"
+    assert response.headers["x-content-type-options"] == "nosniff"
+
+
+def test_ui_served_with_spa_fallback_and_missing_asset_404(stack) -> None:
+    index = httpx.get(f"{stack.http_url}/", timeout=5)
+    assert index.status_code == 200
+    assert "text/html" in index.headers["content-type"]
+    deep_link = httpx.get(f"{stack.http_url}/some/client/route", timeout=5)
+    assert deep_link.status_code == 200
+    assert deep_link.text == index.text
+    missing = httpx.get(f"{stack.http_url}/assets/nope-123.js", timeout=5)
+    assert missing.status_code == 404
+    assert index.headers["x-frame-options"] == "DENY"
+
+
+async def _admin(stack):
+    return await nats.connect(
+        stack.nats_url, user="admin", password=stack.nats_password("admin"), connect_timeout=2
+    )
+
+
+async def test_every_service_registers_with_nats_micro(stack) -> None:
+    nc = await _admin(stack)
+    try:
+        expected = {s.value for s in PYTHON_SERVICES}
+        seen: dict[str, set[str]] = {}
+        inbox = nc.new_inbox()
+        sub = await nc.subscribe(inbox)
+        await nc.publish("$SRV.INFO", b"", reply=inbox)
+        deadline = asyncio.get_running_loop().time() + 3
+        while sum(len(v) for v in seen.values()) < len(expected) + 2:
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                break
+            try:
+                msg = await sub.next_msg(timeout=remaining)
+            except nats.errors.TimeoutError:
+                break
+            info = json.loads(msg.data)
+            seen.setdefault(info["name"], set()).add(info["metadata"]["instance"])
+            assert info["version"]
+        assert set(seen) >= expected
+        assert len(seen["ws-gateway"]) == 2
+        assert len(seen["http-api"]) == 2
+    finally:
+        await nc.close()
+
+
+async def test_nats_refuses_clients_without_credentials(stack) -> None:
+    with pytest.raises((NoServersError, nats.errors.Error, OSError)):
+        await nats.connect(
+            stack.nats_url, connect_timeout=1, max_reconnect_attempts=0, allow_reconnect=False
+        )
+
+
+async def test_service_user_is_refused_subjects_outside_its_permissions(stack) -> None:
+    errors: list[Exception] = []
+
+    async def on_error(exc: Exception) -> None:
+        errors.append(exc)
+
+    nc = await nats.connect(
+        stack.nats_url,
+        user="ratelimit",
+        password=stack.nats_password("ratelimit"),
+        error_cb=on_error,
+        connect_timeout=2,
+    )
+    try:
+        await nc.publish("aisopod.rpc.config.set", b"{}")
+        await nc.flush(timeout=2)
+        deadline = asyncio.get_running_loop().time() + 3
+        while not errors and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.02)
+        assert any("permissions violation" in str(e).lower() for e in errors), errors
+    finally:
+        await nc.close()

@@ -15,12 +15,42 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+FAKE_API_KEY = "sk-fake-upstream-test-key"
+HOOK_TOKEN = "hook-token-for-tests-0123456789"
+
+
+def seed_config(fake_base_url: str) -> dict:
+    """The seed configuration of the shared test stack: everything the suites need.
+
+    Tests that change the live config must restore it (other tests share the stack).
+    """
+    return {
+        "auth": {"mode": "token"},
+        "models": {
+            "providers": [
+                {"id": "echo", "kind": "echo", "models": [{"id": "echo"}]},
+                {
+                    "id": "fake",
+                    "kind": "openai",
+                    "baseUrl": fake_base_url,
+                    "apiKey": FAKE_API_KEY,
+                    "models": [{"id": "fake-small"}, {"id": "fake-large"}],
+                    "timeoutS": 10,
+                    "maxRetries": 2,
+                },
+            ],
+        },
+        "hooks": {"enabled": True, "token": HOOK_TOKEN},
+    }
 
 
 @dataclass(frozen=True)
@@ -33,6 +63,7 @@ class StackHandle:
     state_dir: Path
     pids: dict[str, list[int]]
     launcher_pid: int | None = None
+    fake_url: str | None = None  # the fake upstream provider `fake` (…/v1)
 
     def nats_password(self, user: str) -> str:
         return (self.state_dir / "secrets" / f"nats-{user}.password").read_text().strip()
@@ -110,7 +141,16 @@ def stop_local_stack(proc: subprocess.Popen[bytes], timeout: float = 60.0) -> in
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackHandle]:
+def fake_upstream() -> Iterator:
+    """The shared fake model provider (a real HTTP server; the one allowed fake)."""
+    from aisopod_fake_upstream.harness import FakeUpstream
+
+    with FakeUpstream(api_key=FAKE_API_KEY, subprocess=True) as upstream:
+        yield upstream
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory, fake_upstream) -> Iterator[StackHandle]:
     reuse = os.environ.get("AISOPOD_STACK_READY_FILE")
     if reuse:
         info = json.loads(Path(reuse).read_text())
@@ -119,16 +159,15 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackHandle]:
             | {"state_dir": Path(info["state_dir"])}
         )
         return
-    mode = stack_mode()
-    if mode == "compose":
-        from tests.compose_stack import compose_stack
-
-        with compose_stack() as handle:
+    if stack_mode() == "compose":
+        with compose_stack(fake_upstream) as handle:
             yield handle
         return
     state_dir = tmp_path_factory.mktemp("stack") / "state"
     state_dir.mkdir()
-    proc, info = start_local_stack(state_dir)
+    seed = state_dir.parent / "aisopod.yaml"
+    seed.write_text(json.dumps(seed_config(fake_upstream.base_url)))
+    proc, info = start_local_stack(state_dir, "--config", str(seed), "--scale", "runtime=2")
     try:
         yield StackHandle(
             http_url=info["http_url"],
@@ -139,6 +178,46 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackHandle]:
             state_dir=Path(info["state_dir"]),
             pids=info["pids"],
             launcher_pid=proc.pid,
+            fake_url=fake_upstream.base_url,
         )
     finally:
         stop_local_stack(proc)
+
+
+@contextmanager
+def compose_stack(fake_upstream) -> Iterator[StackHandle]:
+    """The compose stack through testcontainers (needs a Docker engine)."""
+    import secrets as pysecrets
+
+    from testcontainers.compose import DockerCompose
+
+    env = {
+        name: pysecrets.token_urlsafe(24)
+        for name in (
+            "AISOPOD_ADMIN_TOKEN",
+            "AISOPOD_NATS_ADMIN_PASSWORD",
+            "AISOPOD_NATS_AUTH_PASSWORD",
+            "AISOPOD_NATS_RATELIMIT_PASSWORD",
+            "AISOPOD_NATS_RUNTIME_PASSWORD",
+            "AISOPOD_NATS_WS_GATEWAY_PASSWORD",
+            "AISOPOD_NATS_HTTP_API_PASSWORD",
+        )
+    }
+    os.environ.update(env)
+    compose = DockerCompose(
+        str(REPO), compose_file_name="docker-compose.yml", build=True, wait=True
+    )
+    with compose:
+        host = compose.get_service_host("traefik", 80)
+        port = compose.get_service_port("traefik", 80)
+        tls_port = compose.get_service_port("traefik", 443)
+        yield StackHandle(
+            http_url=f"http://{host}:{port}",
+            https_url=f"https://{host}:{tls_port}",
+            ws_url=f"ws://{host}:{port}/ws",
+            admin_token=env["AISOPOD_ADMIN_TOKEN"],
+            nats_url="",
+            state_dir=REPO / "var" / "compose",
+            pids={},
+            fake_url=fake_upstream.base_url,
+        )

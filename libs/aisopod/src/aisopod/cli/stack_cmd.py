@@ -10,6 +10,7 @@ from typing import Any
 
 from aisopod.launcher.paths import repo_root
 from aisopod.launcher.stack import StackOptions, run_stack, stack_status
+from aisopod.services import PYTHON_SERVICES
 
 
 def register(commands: Any) -> None:
@@ -21,6 +22,13 @@ def register(commands: Any) -> None:
     up.add_argument("--state-dir", type=Path, default=None, help="default: ./var")
     up.add_argument("--ready-file", type=Path, default=None, help="write URLs, token, pids")
     up.add_argument("--replicas", type=int, default=2, help="copies of each edge service")
+    up.add_argument(
+        "--scale",
+        action="append",
+        default=[],
+        metavar="SERVICE=N",
+        help="instances of one service, e.g. --scale runtime=2 (repeatable)",
+    )
     up.add_argument("--config", type=Path, default=None, help="seed config (YAML)")
     up.add_argument("--log-level", default="INFO")
     up.set_defaults(handler=_up)
@@ -38,6 +46,7 @@ def _up(args: argparse.Namespace) -> int:
         state_dir=args.state_dir or repo_root() / "var",
         ready_file=args.ready_file,
         replicas=args.replicas,
+        scale=_parse_scale(args.scale),
         config_file=args.config,
         log_level=args.log_level,
     )
@@ -46,3 +55,16 @@ def _up(args: argparse.Namespace) -> int:
 
 def _status(args: argparse.Namespace) -> int:
     return stack_status(args.state_dir or repo_root() / "var")
+
+
+def _parse_scale(items: list[str]) -> dict[str, int]:
+    known = {s.value for s in PYTHON_SERVICES}
+    out = {}
+    for item in items:
+        name, _, count = item.partition("=")
+        if name not in known or not count.isdigit() or int(count) < 1:
+            raise SystemExit(
+                f"--scale {item!r}: expected SERVICE=N with SERVICE in {sorted(known)}"
+            )
+        out[name] = int(count)
+    return out

@@ -43,6 +43,7 @@ class StackOptions:
     state_dir: Path = field(default_factory=lambda: repo_root() / "var")
     ready_file: Path | None = None
     replicas: int = 2
+    scale: dict[str, int] = field(default_factory=dict)  # service name → instances
     config_file: Path | None = None
     log_level: str = "INFO"
     host: str = "127.0.0.1"
@@ -93,6 +94,7 @@ class Stack:
         self.service_ports: dict[ServiceName, list[int]] = {}
         for service in PYTHON_SERVICES:
             count = max(1, opts.replicas) if service in EDGE_SERVICES else 1
+            count = max(1, opts.scale.get(service.value, count))
             self.service_ports[service] = [pick(0) for _ in range(count)]
         self.nats_url = f"nats://{opts.host}:{self.ports['nats']}"
         self.config_file = opts.config_file or self.state_dir / "aisopod.yaml"

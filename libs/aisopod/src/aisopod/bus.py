@@ -149,9 +149,17 @@ class Bus:
             unavailable=f"the owner of {method}",
         )
 
-    async def publish_event(self, event: str, payload: Any) -> int:
-        """Publish a broadcast event into the EVENTS stream; returns its `seq`."""
-        ack = await self.js.publish(self.subjects.evt(event), codec.dumps(codec.to_wire(payload)))
+    async def publish_event(
+        self, event: str, payload: Any, headers: dict[str, str] | None = None
+    ) -> int:
+        """Publish a broadcast event into the EVENTS stream; returns its `seq`.
+
+        `headers` carry routing facts that are not payload, e.g. `Aisopod-Origin-Conn`
+        (the connection that started a run: agent.event `tool` frames go only there).
+        """
+        ack = await self.js.publish(
+            self.subjects.evt(event), codec.dumps(codec.to_wire(payload)), headers=headers
+        )
         return ack.seq
 
     async def publish(

@@ -20,6 +20,7 @@ H_DEVICE = "Aisopod-Device-Id"
 H_AUTH_METHOD = "Aisopod-Auth-Method"
 H_TRACE = "Aisopod-Trace-Id"
 H_INSTANCE = "Aisopod-Instance"
+H_ORIGIN_CONN = "Aisopod-Origin-Conn"  # on events: the connection that caused them
 
 
 class Principal(BaseModel):

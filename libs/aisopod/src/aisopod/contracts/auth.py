@@ -1,0 +1,95 @@
+"""`<prefix>.auth.verify`: the ws-gateway handshake asks the auth service who a client is.
+
+Request `VerifyRequest` → reply `{"result": VerifyResult}` or `{"error": …}` with the
+documented codes: UNAUTHENTICATED (`data.code` AUTH_TOKEN_MISMATCH, AUTH_PASSWORD_MISMATCH,
+AUTH_DEVICE_TOKEN_INVALID, AUTH_MISSING, DEVICE_SIGNATURE_INVALID, DEVICE_SIGNATURE_EXPIRED,
+DEVICE_ID_MISMATCH, DEVICE_KEY_INVALID, DEVICE_NONCE_MISMATCH), NOT_PAIRED (`data.requestId`),
+RATE_LIMITED (`data.retryAfterMs`), FORBIDDEN (`UNAUTHORIZED_ROLE`).
+
+Device signature (Ed25519 over UTF-8 bytes of the canonical string, base64url without
+padding for `publicKey` (raw 32 bytes) and `signature` (64 bytes)):
+
+    v1|<deviceId>|<clientId>|<role>|<scopes joined by "," in the order sent>|<signedAt ms>|<nonce>
+
+`deviceId` = lowercase hex sha256 of the raw public key; `signedAt` within ±2 min of the
+server clock; `nonce` = the `connect.challenge` nonce of this socket.
+
+`<prefix>.control.connections.close` (published by auth, heard by every ws-gateway, no queue
+group): close the live connections that match, e.g. after `device.token.revoke`/`.rotate`
+or `device.pair.remove`.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from aisopod.wire import Result, WireModel
+
+
+def signature_payload(
+    *, device_id: str, client_id: str, role: str, scopes: list[str], signed_at: int, nonce: str
+) -> bytes:
+    """The exact bytes a device signs (see the module docstring)."""
+    return f"v1|{device_id}|{client_id}|{role}|{','.join(scopes)}|{signed_at}|{nonce}".encode()
+
+
+class Credentials(WireModel):
+    token: str | None = None
+    password: str | None = None
+    device_token: str | None = None
+
+
+class DeviceProof(WireModel):
+    id: str
+    public_key: str
+    signature: str
+    signed_at: int
+    nonce: str
+
+
+class ClientInfo(WireModel):
+    id: str = "unknown"
+    version: str | None = None
+    platform: str | None = None
+    mode: str | None = None
+    display_name: str | None = None
+    instance_id: str | None = None
+
+
+class VerifyRequest(WireModel):
+    auth: Credentials = Field(default_factory=Credentials)
+    bearer: str | None = Field(None, description="Authorization: Bearer of the upgrade request")
+    role: str = "operator"
+    scopes: list[str] = Field(default_factory=list)
+    device: DeviceProof | None = None
+    nonce: str | None = Field(None, description="the challenge nonce this socket was sent")
+    client: ClientInfo = Field(default_factory=ClientInfo)
+    client_ip: str
+    origin: str | None = None
+    direct_loopback: bool = Field(
+        False, description="no proxy hop (or only trusted ones) and a loopback client IP"
+    )
+
+
+class VerifiedPrincipal(WireModel):
+    id: str
+    role: str
+    scopes: list[str]
+    auth_method: str
+    device_id: str | None = None
+
+
+class VerifyResult(Result):
+    principal: VerifiedPrincipal
+    device_token: str | None = Field(None, description="issued on approval; sent once in hello")
+
+
+class CloseConnections(WireModel):
+    """Close every live connection that matches all the given fields."""
+
+    device_id: str | None = None
+    role: str | None = None
+    principal_id: str | None = None
+    conn_ids: list[str] | None = None
+    reason: str = "credential revoked"
+    code: int = 1008

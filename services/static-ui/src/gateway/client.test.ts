@@ -1,4 +1,3 @@
-import { webcrypto } from "node:crypto";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { canonicalDeviceString } from "./canonical";
 import { GatewayClient, type GatewayClientOptions, type SocketLike } from "./client";
@@ -55,6 +54,17 @@ const hello = (extra: Record<string, unknown> = {}) => ({
   policy: { maxPayload: 1048576, maxBufferedBytes: 8388608, tickIntervalMs: 30000 },
   ...extra,
 });
+
+/** The GatewayError a promise rejects with (fails the test if it resolves). */
+async function failure(promise: Promise<unknown>): Promise<GatewayError> {
+  try {
+    await promise;
+  } catch (err) {
+    if (err instanceof GatewayError) return err;
+    throw err;
+  }
+  throw new Error("expected a rejection");
+}
 
 let sockets: FakeSocket[];
 let states: ConnectionState[];
@@ -125,7 +135,7 @@ describe("handshake", () => {
   });
 
   it("signs the challenge nonce with the device key", async () => {
-    const subtle = webcrypto.subtle as unknown as SubtleCrypto;
+    const subtle = globalThis.crypto.subtle;
     const pair = (await subtle.generateKey({ name: "Ed25519" }, false, ["sign", "verify"])) as CryptoKeyPair;
     const signer = await signerFromKeyPair(subtle, pair);
     const client = makeClient({ device: async () => signer, now: () => 1764240000000 });
@@ -197,7 +207,7 @@ describe("requests", () => {
 
   it("rejects at once when not connected", async () => {
     const client = makeClient();
-    const err = await client.request("health").catch((e: GatewayError) => e);
+    const err = await failure(client.request("health"));
     expect(err.code).toBe(ErrorCode.DISCONNECTED);
     expect(sockets).toHaveLength(0);
   });
@@ -206,7 +216,7 @@ describe("requests", () => {
     const client = makeClient();
     client.start();
     await handshake(sockets[0]!, hello({ policy: { maxPayload: 100, maxBufferedBytes: 1, tickIntervalMs: 30000 } }));
-    const err = await client.request("chat.send", { message: "x".repeat(200) }).catch((e: GatewayError) => e);
+    const err = await failure(client.request("chat.send", { message: "x".repeat(200) }));
     expect(err.code).toBe(ErrorCode.INVALID_PARAMS);
     expect(sockets[0]!.sent).toHaveLength(1);
   });
@@ -217,7 +227,7 @@ describe("requests", () => {
     await handshake(sockets[0]!);
     vi.useFakeTimers();
     try {
-      const pending = client.request("health").catch((e: GatewayError) => e);
+      const pending = failure(client.request("health"));
       vi.advanceTimersByTime(60);
       const err = await pending;
       expect(err.code).toBe(ErrorCode.CLIENT_TIMEOUT);
@@ -264,7 +274,7 @@ describe("reconnect", () => {
     client.start();
     await handshake(sockets[0]!);
     sockets[0]!.event("cron.event", { seq: 41, payload: {} });
-    const pending = client.request("status").catch((e: GatewayError) => e);
+    const pending = failure(client.request("status"));
 
     sockets[0]!.drop(1012, "service restart");
     const err = await pending;
@@ -381,7 +391,7 @@ describe("reconnect", () => {
     const client = makeClient();
     client.start();
     await handshake(sockets[0]!);
-    const pending = client.request("health").catch((e: GatewayError) => e);
+    const pending = failure(client.request("health"));
     client.stop();
     expect((await pending).code).toBe(ErrorCode.DISCONNECTED);
     expect(client.state.status).toBe("idle");

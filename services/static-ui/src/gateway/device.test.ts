@@ -1,10 +1,9 @@
-import { webcrypto } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { canonicalDeviceString } from "./canonical";
 import { proveDevice, signerFromKeyPair } from "./device";
 import { fromBase64url, hex } from "./encoding";
 
-const subtle = webcrypto.subtle as unknown as SubtleCrypto;
+const subtle = globalThis.crypto.subtle;
 
 describe("device identity", () => {
   it("signs the canonical string with a non-extractable Ed25519 key", async () => {

@@ -5,6 +5,7 @@ import { useEffect } from "preact/hooks";
 import { connection } from "./app/connection";
 import { navigate, route } from "./app/router";
 import { useStore } from "./app/store";
+import { ErrorBoundary } from "./components/ErrorBoundary";
 import { Shell, type NavItem } from "./components/Shell";
 import { AgentsPage } from "./pages/AgentsPage";
 import { ApprovalsPage } from "./pages/ApprovalsPage";
@@ -55,7 +56,9 @@ export function App() {
   const Page = page.component;
   return (
     <Shell nav={PAGES} current={page.path} title={page.title}>
-      <Page key={page.path} />
+      <ErrorBoundary key={page.path}>
+        <Page />
+      </ErrorBoundary>
     </Shell>
   );
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { formatAgo, formatDuration, formatValue, shortId, toMs } from "./format";
+import { formatAgo, formatDuration, formatValue, humanizeKey, shortId, toMs } from "./format";
 
 describe("format", () => {
   it("reads ms, seconds and ISO times", () => {
@@ -31,5 +31,14 @@ describe("format", () => {
     expect(formatValue(null)).toBe("—");
     expect(shortId("0123456789abcdef", 6)).toBe("012345…");
     expect(shortId("abc", 6)).toBe("abc");
+  });
+});
+
+describe("humanizeKey", () => {
+  it("turns wire keys into labels", () => {
+    expect(humanizeKey("uptimeMs")).toBe("Uptime");
+    expect(humanizeKey("activeSessions")).toBe("Active sessions");
+    expect(humanizeKey("max_payload")).toBe("Max payload");
+    expect(humanizeKey("ok")).toBe("Ok");
   });
 });

@@ -62,3 +62,14 @@ export function formatValue(value: unknown): string {
 export function shortId(id: string, keep = 10): string {
   return id.length > keep + 1 ? `${id.slice(0, keep)}…` : id;
 }
+
+/** A wire key as a label: `uptimeMs` → `Uptime`, `activeSessions` → `Active sessions`. */
+export function humanizeKey(key: string): string {
+  const words = key
+    .replace(/Ms$/, "")
+    .replace(/([a-z0-9])([A-Z])/g, "$1 $2")
+    .replace(/[_-]+/g, " ")
+    .trim()
+    .toLowerCase();
+  return words ? words[0]!.toUpperCase() + words.slice(1) : key;
+}

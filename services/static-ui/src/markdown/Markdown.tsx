@@ -66,6 +66,13 @@ function renderBlocks(blocks: Block[]): ComponentChildren {
 }
 
 export function Markdown({ text }: { text: string }) {
-  const blocks = useMemo(() => parseMarkdown(text), [text]);
+  const blocks = useMemo((): Block[] => {
+    try {
+      return parseMarkdown(text);
+    } catch {
+      // A parser bug must never hide the message: fall back to plain text.
+      return [{ type: "p", children: [{ type: "text", text }] }];
+    }
+  }, [text]);
   return <div class="md">{renderBlocks(blocks)}</div>;
 }

@@ -68,6 +68,21 @@ describe("parseMarkdown", () => {
   });
 });
 
+describe("partial input (streaming)", () => {
+  it("never throws on any prefix of a message", () => {
+    const sample =
+      "# Title\nSee https://example.org/a_(b) and [x](https://y.z/(q)) **bold _em_ `code`** \\*\n\n" +
+      "```js\nlet a = `b`;\n```\n> quote\n1. one\n   more\n- [link](javascript:x) ~~~\n***\nhttp:// https:/";
+    for (let i = 0; i <= sample.length; i++) {
+      expect(() => parseMarkdown(sample.slice(0, i))).not.toThrow();
+    }
+  });
+
+  it("leaves an unfinished URL as text", () => {
+    expect(parseInline("go to https://")).toEqual([{ type: "text", text: "go to https://" }]);
+  });
+});
+
 describe("safeHref", () => {
   it("allows http(s) and mailto only", () => {
     expect(safeHref(" https://a.b/c ")).toBe("https://a.b/c");

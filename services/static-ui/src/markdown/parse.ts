@@ -126,12 +126,15 @@ export function parseInline(s: string): Inline[] {
         }
       }
     }
-    if ((ch === "h" || ch === "H") && /^https?:\/\//i.test(s.slice(i, i + 8))) {
-      const match = /^https?:\/\/[^\s<>"]+/i.exec(s.slice(i))!;
-      const url = match[0].replace(/[.,;:!?)\]'"]+$/, "");
-      out.push({ type: "link", href: url, children: [{ type: "text", text: url }] });
-      i += url.length;
-      continue;
+    if (ch === "h" || ch === "H") {
+      // Streaming text may stop anywhere ("https://"): only a URL with a host is a link.
+      const match = /^https?:\/\/[^\s<>"]+/i.exec(s.slice(i, i + 2048));
+      const url = match?.[0].replace(/[.,;:!?)\]'"]+$/, "");
+      if (url && /^https?:\/\/[^/?#]/i.test(url)) {
+        out.push({ type: "link", href: url, children: [{ type: "text", text: url }] });
+        i += url.length;
+        continue;
+      }
     }
     pushText(out, ch);
     i++;

@@ -234,7 +234,7 @@ export function ConfigPage() {
         </div>
 
         {tab === "form" ? (
-          <div role="tabpanel" data-testid="config-form">
+          <div role="tabpanel" class="tabpanel" data-testid="config-form">
             {fields.length && current ? (
               <div class="form form-grid">
                 {fields.map((f) => (
@@ -260,7 +260,7 @@ export function ConfigPage() {
             </div>
           </div>
         ) : (
-          <div role="tabpanel" data-testid="config-json">
+          <div role="tabpanel" class="tabpanel" data-testid="config-json">
             <label for="config-json-text" class="sr-only">
               Configuration JSON
             </label>

@@ -4,7 +4,7 @@ import { Fragment } from "preact";
 import { useEffect, useState } from "preact/hooks";
 import { connection } from "../app/connection";
 import { useConnectionState, useGatewayEvent, useRpc } from "../app/hooks";
-import { formatAgo, formatDuration, formatTime, formatValue } from "../components/format";
+import { formatAgo, formatDuration, formatTime, formatValue, humanizeKey } from "../components/format";
 import { Badge, Empty, ErrorNote, JsonView, Loading, Section } from "../components/ui";
 
 type Rec = Record<string, unknown>;
@@ -107,7 +107,7 @@ function StatusCard() {
         <dd>{hello?.protocol ?? "—"}</dd>
         {scalars.map(([k, v]) => (
           <Fragment key={k}>
-            <dt>{k}</dt>
+            <dt>{humanizeKey(k)}</dt>
             <dd>{/uptime/i.test(k) ? formatDuration(v) : formatValue(v)}</dd>
           </Fragment>
         ))}
@@ -115,7 +115,7 @@ function StatusCard() {
       {nested.map(([k, v]) => (
         <details key={k} class="details" open={k === "services"}>
           <summary>
-            {k}
+            {humanizeKey(k)}
             {Array.isArray(v) ? ` (${v.length})` : isRec(v) ? ` (${Object.keys(v).length})` : ""}
           </summary>
           <JsonView value={v} testid={`status-${k}`} />

@@ -30,17 +30,22 @@ export function LogsPage() {
   const service = useDebounced(serviceInput.trim(), 400);
   const viewRef = useRef<HTMLDivElement>(null);
   const counter = useRef(0);
+  // The cursor survives reconnects and pauses; a new filter starts over.
+  const cursorRef = useRef<{ filter: string; cursor: unknown }>({ filter: "", cursor: undefined });
 
   // One polling loop per filter set: a new filter starts from a fresh cursor.
   useEffect(() => {
     if (!connected || paused) return;
     let stopped = false;
     let timer: ReturnType<typeof setTimeout> | undefined;
-    let cursor: unknown = undefined;
-    setLines([]);
-    counter.current = 0;
+    const filter = JSON.stringify([service, level]);
+    if (cursorRef.current.filter !== filter) {
+      cursorRef.current = { filter, cursor: undefined };
+      setLines([]);
+    }
     const poll = async () => {
       const params: Record<string, unknown> = { limit: 500 };
+      const cursor = cursorRef.current.cursor;
       if (cursor !== undefined) params.cursor = cursor;
       if (service) params.service = service;
       if (level) params.level = level;
@@ -56,7 +61,7 @@ export function LogsPage() {
         const start = counter.current;
         counter.current += page.length;
         if (page.length) setLines((current) => appendLines(res.reset ? [] : current, page, start, MAX_LINES));
-        cursor = res.cursor ?? cursor;
+        if (res.cursor !== undefined) cursorRef.current = { filter, cursor: res.cursor };
         setError(undefined);
       } catch (err) {
         if (stopped) return;

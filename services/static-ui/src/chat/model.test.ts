@@ -1,0 +1,101 @@
+import { describe, expect, it } from "vitest";
+import {
+  addUserMessage,
+  applyAgentEvent,
+  applyChatEvent,
+  emptyChat,
+  fromHistory,
+  messageText,
+  startRun,
+  type ChatState,
+  type MessageItem,
+} from "./model";
+
+const S = "agent:main:main";
+const delta = (seq: number, text: string, runId = "run-1") => ({ runId, sessionKey: S, seq, state: "delta", message: text });
+
+function texts(state: ChatState): string[] {
+  return state.items.map((i) => (i.kind === "message" ? `${i.role}:${i.text}:${i.status ?? ""}` : `tool:${i.name}:${i.status}`));
+}
+
+describe("messageText", () => {
+  it("reads strings, content strings and text parts", () => {
+    expect(messageText("hi")).toBe("hi");
+    expect(messageText({ role: "assistant", content: "hello" })).toBe("hello");
+    expect(messageText({ content: [{ type: "text", text: "a" }, { type: "image" }, { type: "text", text: "b" }] })).toBe("ab");
+    expect(messageText(null)).toBe("");
+  });
+});
+
+describe("streaming", () => {
+  it("appends deltas token by token, then the final message replaces them", () => {
+    let s = startRun(addUserMessage(emptyChat(S), "u1", "hi", 1), "run-1");
+    expect(s.activeRunId).toBe("run-1");
+    s = applyChatEvent(s, delta(1, "Hel"));
+    s = applyChatEvent(s, delta(2, "lo"));
+    expect(texts(s)).toEqual(["user:hi:", "assistant:Hello:streaming"]);
+    expect(s.activeRunId).toBe("run-1");
+    s = applyChatEvent(s, { runId: "run-1", sessionKey: S, seq: 3, state: "final", message: { role: "assistant", content: "Hello!" } });
+    expect(texts(s)).toEqual(["user:hi:", "assistant:Hello!:final"]);
+    expect(s.activeRunId).toBeUndefined();
+  });
+
+  it("ignores repeated seqs (replay after resume) and other sessions", () => {
+    let s = emptyChat(S);
+    s = applyChatEvent(s, delta(1, "a"));
+    s = applyChatEvent(s, delta(1, "a"));
+    s = applyChatEvent(s, { ...delta(2, "zzz"), sessionKey: "other" });
+    s = applyChatEvent(s, delta(2, "b"));
+    expect((s.items[0] as MessageItem).text).toBe("ab");
+  });
+
+  it("keeps the partial text on abort and shows errors", () => {
+    let s = applyChatEvent(emptyChat(S), delta(1, "partial"));
+    s = applyChatEvent(s, { runId: "run-1", sessionKey: S, seq: 2, state: "aborted" });
+    expect(texts(s)).toEqual(["assistant:partial:aborted"]);
+    s = applyChatEvent(s, { runId: "run-2", sessionKey: S, seq: 1, state: "error", errorMessage: "provider down" });
+    expect(s.items[1]).toMatchObject({ status: "error", error: "provider down" });
+  });
+
+  it("keeps streamed text when the final carries no message", () => {
+    let s = applyChatEvent(emptyChat(S), delta(1, "x"));
+    s = applyChatEvent(s, { runId: "run-1", sessionKey: S, seq: 2, state: "final" });
+    expect(texts(s)).toEqual(["assistant:x:final"]);
+  });
+});
+
+describe("tool calls", () => {
+  it("shows a tool call from agent.event and completes it", () => {
+    let s = startRun(emptyChat(S), "run-1");
+    s = applyChatEvent(s, { runId: "run-1", sessionKey: S, seq: 1, state: "delta", message: "" });
+    s = applyAgentEvent(s, { runId: "run-1", sessionKey: S, seq: 2, stream: "tool", data: { phase: "start", name: "exec", toolCallId: "t1", args: '{"cmd":"ls"}' } });
+    expect(texts(s)).toEqual(["tool:exec:running", "assistant::streaming"]);
+    expect(s.items[0]).toMatchObject({ args: { cmd: "ls" } });
+    s = applyAgentEvent(s, { runId: "run-1", sessionKey: S, seq: 3, stream: "tool", data: { phase: "result", toolCallId: "t1", result: "file.txt" } });
+    expect(s.items[0]).toMatchObject({ name: "exec", status: "done", result: "file.txt", args: { cmd: "ls" } });
+  });
+
+  it("tracks the active run from lifecycle events", () => {
+    let s = applyAgentEvent(emptyChat(S), { runId: "r9", sessionKey: S, stream: "lifecycle", data: { phase: "start" } });
+    expect(s.activeRunId).toBe("r9");
+    s = applyAgentEvent(s, { runId: "r9", sessionKey: S, stream: "lifecycle", data: { phase: "end" } });
+    expect(s.activeRunId).toBeUndefined();
+  });
+});
+
+describe("fromHistory", () => {
+  it("reads messages, tool calls and their results", () => {
+    const s = fromHistory(S, [
+      { role: "user", content: "list files", ts: 5 },
+      { role: "assistant", content: [{ type: "text", text: "Running" }, { type: "toolCall", id: "c1", name: "exec", arguments: { cmd: "ls" } }] },
+      { role: "toolResult", toolCallId: "c1", content: "a.txt" },
+      { role: "assistant", tool_calls: [{ id: "c2", function: { name: "read", arguments: '{"path":"a.txt"}' } }] },
+      { role: "tool", tool_call_id: "c2", content: "data", isError: true },
+      { role: "assistant", content: "Done" },
+    ]);
+    expect(texts(s)).toEqual(["user:list files:", "assistant:Running:", "tool:exec:done", "tool:read:error", "assistant:Done:"]);
+    expect(s.items[2]).toMatchObject({ args: { cmd: "ls" }, result: "a.txt" });
+    expect(s.items[3]).toMatchObject({ args: { path: "a.txt" }, result: "data" });
+    expect(s.items[0]).toMatchObject({ ts: 5 });
+  });
+});

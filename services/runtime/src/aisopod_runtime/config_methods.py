@@ -19,7 +19,7 @@ from typing import Any
 
 from aisopod.catalogue.config import ConfigApplyParams, ConfigPatchParams, ConfigSetParams
 from aisopod.config.model import GatewayConfig, restore_redacted
-from aisopod.config.store import ConfigSnapshot, parse_document
+from aisopod.config.store import ConfigSnapshot, ConfigStore, parse_document
 from aisopod.errors import Conflict
 from aisopod.host import ServiceHost
 from aisopod.principal import Principal
@@ -80,7 +80,7 @@ class ConfigMethods:
         self._schema: dict[str, Any] | None = None
 
     @property
-    def store(self):  # type: ignore[no-untyped-def]
+    def store(self) -> ConfigStore:
         return self.host.config.store
 
     # -- reads -----------------------------------------------------------------------------
@@ -143,7 +143,11 @@ class ConfigMethods:
             "configuration written",
             extra={"hash": snapshot.hash, "paths": paths, "principal": principal.id},
         )
-        await self.host.bus.publish_event("config.changed", {"hash": snapshot.hash, "paths": paths})
+        try:
+            event = {"hash": snapshot.hash, "paths": paths}
+            await self.host.bus.publish_event("config.changed", event)
+        except Exception:  # written is written: a lost event must not fail the call
+            log.warning("could not publish config.changed", exc_info=True)
         await self.host.config.wait_for_hash(snapshot.hash, LOCAL_APPLY_WAIT_S)
         return snapshot
 

@@ -25,6 +25,7 @@ from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
 from aisopod import codec
+from aisopod.config.sections.misc import UpdatesSection
 from aisopod.errors import AisopodError, Conflict
 from aisopod.host import ServiceHost
 from aisopod.rpc import CallContext
@@ -81,7 +82,7 @@ class Updates:
         self._task: asyncio.Task[None] | None = None
 
     @property
-    def settings(self):  # type: ignore[no-untyped-def]
+    def settings(self) -> UpdatesSection:
         return self.host.config.current.updates
 
     # -- update.status -----------------------------------------------------------------

@@ -1,0 +1,100 @@
+"""Reading and awaiting JetStream KV entries: key escaping, snapshots, waits.
+
+KV keys allow only `[-/_=.A-Za-z0-9]`, and `.` separates tokens for watch patterns, so
+free-form values (session keys such as `agent:main:main`) are escaped with `kv_token`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+from collections.abc import Callable
+from typing import Any
+
+from nats.js.errors import KeyNotFoundError
+from nats.js.kv import KeyValue
+
+from aisopod import codec
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+
+
+def kv_token(value: str) -> str:
+    """One KV key token for a free-form value: anything outside `[A-Za-z0-9_-]` → `=XX`."""
+    return _UNSAFE.sub(lambda m: "".join(f"={b:02X}" for b in m.group().encode()), value)
+
+
+def kv_untoken(token: str) -> str:
+    """The inverse of `kv_token`."""
+    return re.sub(
+        r"(?:=[0-9A-F]{2})+",
+        lambda m: bytes.fromhex(m.group().replace("=", "")).decode(errors="replace"),
+        token,
+    )
+
+
+def is_value(entry: KeyValue.Entry | None) -> bool:
+    """A live value (not a delete/purge marker, not the end-of-snapshot None)."""
+    return entry is not None and entry.operation is None and entry.value is not None
+
+
+async def get_json(kv: KeyValue, key: str) -> tuple[dict[str, Any], int] | None:
+    """(value, revision) of a key holding JSON, or None when absent or deleted."""
+    try:
+        entry = await kv.get(key)
+    except KeyNotFoundError:
+        return None
+    if not is_value(entry):
+        return None
+    return codec.loads(entry.value or b"{}"), entry.revision or 0
+
+
+async def snapshot(
+    kv: KeyValue, pattern: str = ">", *, timeout: float = 5.0
+) -> list[KeyValue.Entry]:
+    """Every live entry whose key matches `pattern`, read through one watcher."""
+    watcher = await kv.watch(pattern)
+    out: list[KeyValue.Entry] = []
+    try:
+        async with asyncio.timeout(timeout):
+            async for entry in watcher:
+                if entry is None:
+                    break
+                if is_value(entry):
+                    out.append(entry)
+    finally:
+        with contextlib.suppress(Exception):
+            await watcher.stop()
+    return out
+
+
+async def wait_for_value(
+    kv: KeyValue,
+    key: str,
+    done: Callable[[dict[str, Any] | None], bool],
+    timeout: float,
+) -> dict[str, Any] | None:
+    """Watch `key` until `done(value)` (value None = absent) or `timeout`; the last value.
+
+    The watcher yields the current value first, so nothing between a read and the wait
+    can be missed.
+    """
+    watcher = await kv.watch(key)
+    last: dict[str, Any] | None = None
+    try:
+        async with asyncio.timeout(timeout):
+            async for entry in watcher:
+                if entry is None:
+                    if done(last):
+                        return last
+                    continue
+                last = codec.loads(entry.value) if is_value(entry) else None
+                if done(last):
+                    return last
+    except TimeoutError:
+        pass
+    finally:
+        with contextlib.suppress(Exception):
+            await watcher.stop()
+    return last

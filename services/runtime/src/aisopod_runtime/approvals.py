@@ -172,7 +172,7 @@ class ApprovalService:
         final = await wait_for_value(
             self.kv,
             req_key(approval_id),
-            lambda r: r is None or r.get("status") == "resolved",
+            lambda r: r is not None and r.get("status") == "resolved",
             min(timeout_s, until_expiry + 0.05),
         )
         if final is not None and final.get("status") == "resolved":

@@ -50,6 +50,7 @@ from aisopod_runtime.turn import Outcome, Turn, TurnError
 log = logging.getLogger("aisopod.runtime.runner")
 
 ABORT_WAIT_S = 5.0
+CANCEL_RETRY_S = 0.2
 REAPED_SEQ_GAP = 10_000
 """A reaper's events continue after the last checkpointed seq plus this gap, so they sort
 after anything the lost runtime published since its last lease refresh."""
@@ -70,7 +71,7 @@ class LocalRun:
     emitter: RunEmitter
     task: asyncio.Task[None] | None = None
     reason: str | None = None
-    """Why the task was cancelled: abort | shutdown | lost."""
+    """Why the task was cancelled: abort | timeout | shutdown | lost."""
     concluding: bool = False
     done: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -85,6 +86,7 @@ class RunManager:
         self.local: dict[str, LocalRun] = {}
         self._sub: Subscription | None = None
         self._refresher: asyncio.Task[None] | None = None
+        self._watchdogs: set[asyncio.Future[None]] = set()
 
     # -- lifecycle ----------------------------------------------------------------------
     async def start(self) -> None:
@@ -189,43 +191,48 @@ class RunManager:
         outcome: Outcome | None = None
         turn: Turn | None = None
         timeout_ms = int(record["timeoutMs"])
+        # The run's deadline cancels it like an abort does (see _cancel for why not
+        # asyncio.timeout: a swallowed cancellation must not let the run go on).
+        deadline = asyncio.get_running_loop().call_later(
+            timeout_ms / 1000, self._cancel, run, "timeout"
+        )
         try:
-            async with asyncio.timeout(timeout_ms / 1000):
-                if not acquired:
-                    await self.lanes.acquire(run.session_key, run.run_id)
-                history = await self.parts.transcripts.read(
-                    run.session_key, self.parts.config.models.agents.history_limit
-                )
-                asked = new_message("user", user_content(message, attachments), runId=run.run_id)
-                await self.parts.transcripts.append(run.session_key, asked)
-                started = now_ms()
-                await self.store.change(run.run_id, lambda r: _started(r, started))
-                await run.emitter.lifecycle(
-                    "start", startedAt=started, model=model_ref, agentId=agent.id
-                )
-                turn = Turn(
-                    self.parts,
-                    run.emitter,
-                    run_id=run.run_id,
-                    session_key=run.session_key,
-                    agent=agent,
-                    model_ref=model_ref,
-                    principal=principal,
-                    history=[*history, asked],
-                )
-                outcome = await turn.run()
+            if not acquired:
+                await self.lanes.acquire(run.session_key, run.run_id)
+            history = await self.parts.transcripts.read(
+                run.session_key, self.parts.config.models.agents.history_limit
+            )
+            asked = new_message("user", user_content(message, attachments), runId=run.run_id)
+            await self.parts.transcripts.append(run.session_key, asked)
+            started = now_ms()
+            await self.store.change(run.run_id, lambda r: _started(r, started))
+            await run.emitter.lifecycle(
+                "start", startedAt=started, model=model_ref, agentId=agent.id
+            )
+            turn = Turn(
+                self.parts,
+                run.emitter,
+                run_id=run.run_id,
+                session_key=run.session_key,
+                agent=agent,
+                model_ref=model_ref,
+                principal=principal,
+                history=[*history, asked],
+            )
+            outcome = await turn.run()
             status = "ok"
-        except TimeoutError:
-            status, error = "timeout", f"the run timed out after {timeout_ms} ms"
         except TurnError as exc:
             error = str(exc)
         except asyncio.CancelledError:
             if run.reason == "lost":
                 log.warning("run %s was ended elsewhere (lease lost)", run.run_id)
+                deadline.cancel()
                 self._forget(run)
                 return
             if run.reason == "abort":
                 status = "aborted"
+            elif run.reason == "timeout":
+                status, error = "timeout", f"the run timed out after {timeout_ms} ms"
             else:
                 error = "the runtime stopped during the run"
         except AisopodError as exc:
@@ -233,6 +240,7 @@ class RunManager:
         except Exception:
             log.exception("run %s failed", run.run_id)
             error = "internal error"
+        deadline.cancel()
         run.concluding = True  # from here on no cancel reaches the task (see _cancel)
         try:
             await self._conclude(run, status, error, outcome, turn.partial if turn else "")
@@ -263,12 +271,13 @@ class RunManager:
                 "usage": outcome.usage.wire(),
                 "messageId": outcome.message_id,
             }
+        last = outcome.text if outcome is not None else partial
+        steps.append(self.parts.sessions.touch(run.session_key, run.agent_id, last or None))
+        steps.append(self.lanes.release(run.session_key, run.run_id))
+        # Last: `agent.wait` returns on this, and by then the session is free and current.
         steps.append(
             self.store.finish(run.run_id, status, error=error, result=result, seq=run.emitter.seq)
         )
-        steps.append(self.lanes.release(run.session_key, run.run_id))
-        last = outcome.text if outcome is not None else partial
-        steps.append(self.parts.sessions.touch(run.session_key, run.agent_id, last or None))
         for step in steps:  # each one on its own: a failed event must not keep the lane
             try:
                 await step
@@ -280,12 +289,29 @@ class RunManager:
         run.done.set()
 
     def _cancel(self, run: LocalRun, reason: str) -> bool:
-        # Once only: a second cancel() would also interrupt the conclusion.
+        """Stop a run's task, for `reason` (abort | timeout | shutdown | lost).
+
+        Once per run, and never while it concludes (a cancel then would cut the
+        conclusion short). Python 3.11's `asyncio.wait_for` — inside every NATS request —
+        can swallow a cancellation that races with its result, so a watchdog repeats it
+        until the task has taken it (`concluding`) or ended.
+        """
         if run.reason is not None or run.concluding or run.task is None or run.task.done():
             return False
         run.reason = reason
         run.task.cancel()
+        watchdog = asyncio.ensure_future(self._until_cancelled(run))
+        self._watchdogs.add(watchdog)
+        watchdog.add_done_callback(self._watchdogs.discard)
         return True
+
+    async def _until_cancelled(self, run: LocalRun) -> None:
+        while True:
+            await asyncio.sleep(CANCEL_RETRY_S)
+            if run.concluding or run.task is None or run.task.done():
+                return
+            log.info("run %s: cancellation was swallowed; repeating it", run.run_id)
+            run.task.cancel()
 
     # -- abort --------------------------------------------------------------------------
     async def abort(self, session_key: str, run_id: str | None = None) -> list[str]:

@@ -3,7 +3,8 @@
 A message is `{id, role, content, ts, runId?, label?, toolCalls?, toolCallId?, toolName?,
 stopReason?}` with `toolCalls` = `[{id, name, args}]` on an assistant message that asked for
 tools and `toolCallId`/`toolName` on the `tool` message that answers one. Reading takes the
-last `limit` messages through a short-lived pull consumer filtered on the session subject.
+last `limit` messages through a short-lived pull consumer filtered on the session subject
+(`kvview.consume_all`): O(session length) per read, fine for a personal assistant.
 """
 
 from __future__ import annotations
@@ -11,19 +12,17 @@ from __future__ import annotations
 import contextlib
 import time
 import uuid
-from collections import deque
 from typing import Any
 
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
 from aisopod import codec
 from aisopod.bus import Bus
 from aisopod.state import stream_name
+from aisopod_runtime.kvview import consume_all
 
 HISTORY_MAX_BYTES = 512 * 1024
 """chat.history replies stay well under NATS' 1 MiB payload and the WS frame limit."""
-_FETCH_BATCH = 512
 
 
 def new_message(role: str, content: Any, **fields: Any) -> dict[str, Any]:
@@ -54,35 +53,10 @@ class TranscriptStore:
 
     async def read(self, session_key: str, limit: int) -> list[dict[str, Any]]:
         """The last `limit` messages of the session, oldest first."""
-        js = self.bus.js
-        config = ConsumerConfig(
-            name=uuid.uuid4().hex,
-            filter_subject=self.subject(session_key),
-            ack_policy=AckPolicy.NONE,
-            deliver_policy=DeliverPolicy.ALL,
-            mem_storage=True,
-            inactive_threshold=10.0,
-            num_replicas=1,
+        messages = await consume_all(
+            self.bus.js, self.stream, self.subject(session_key), limit=limit
         )
-        info = await js.add_consumer(self.stream, config=config)
-        kept: deque[bytes] = deque(maxlen=limit)
-        pending = info.num_pending
-        sub = (
-            await js.pull_subscribe_bind(consumer=info.name, stream=self.stream)
-            if pending
-            else None
-        )
-        try:
-            while sub is not None and pending > 0:
-                batch = await sub.fetch(batch=min(pending, _FETCH_BATCH), timeout=5.0)
-                kept.extend(m.data for m in batch)
-                pending = batch[-1].metadata.num_pending
-        finally:
-            with contextlib.suppress(Exception):
-                if sub is not None:
-                    await sub.unsubscribe()
-                await js.delete_consumer(self.stream, info.name)
-        return [codec.loads(data) for data in kept]
+        return [codec.loads(m.data) for m in messages]
 
     async def purge(self, session_key: str) -> None:
         with contextlib.suppress(NotFoundError):

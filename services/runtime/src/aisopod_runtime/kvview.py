@@ -83,8 +83,7 @@ async def consume_all(
     pending = info.num_pending
     kept: deque[Msg] = deque(maxlen=limit)
     if not pending:
-        with contextlib.suppress(Exception):
-            await js.delete_consumer(stream, info.name)
+        _discard(js, stream, info.name)
         return []
     sub = await js.pull_subscribe_bind(consumer=info.name, stream=stream)
     try:
@@ -95,8 +94,24 @@ async def consume_all(
     finally:
         with contextlib.suppress(Exception):
             await sub.unsubscribe()
-            await js.delete_consumer(stream, info.name)
+        _discard(js, stream, info.name)
     return list(kept)
+
+
+_cleanups: set[asyncio.Task[None]] = set()
+
+
+def _discard(js: JetStreamContext, stream: str, consumer: str) -> None:
+    """Delete a used consumer in the background (its inactivity threshold is the backstop):
+    the reader does not wait for the round trip."""
+
+    async def delete() -> None:
+        with contextlib.suppress(Exception):
+            await js.delete_consumer(stream, consumer)
+
+    task = asyncio.ensure_future(delete())
+    _cleanups.add(task)
+    task.add_done_callback(_cleanups.discard)
 
 
 async def snapshot(kv: KeyValue, pattern: str = ">") -> list[KeyValue.Entry]:

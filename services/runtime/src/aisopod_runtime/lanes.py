@@ -33,6 +33,7 @@ class Lanes:
     def __init__(self, kv: KeyValue, owner_alive: OwnerAlive) -> None:
         self.kv = kv
         self._owner_alive = owner_alive
+        self._held: dict[str, int] = {}  # run id → revision of the lane it took
 
     async def try_acquire(self, session_key: str, run_id: str) -> bool:
         key = lane_key(session_key)
@@ -40,15 +41,16 @@ class Lanes:
         found = await get_json(self.kv, key)
         try:
             if found is None:
-                await self.kv.create(key, body)
+                self._held[run_id] = await self.kv.create(key, body)
                 return True
             holder, revision = found
             owner = holder.get("runId")
             if owner == run_id:
+                self._held[run_id] = revision
                 return True
             if owner and await self._owner_alive(str(owner)):
                 return False
-            await self.kv.update(key, body, last=revision)
+            self._held[run_id] = await self.kv.update(key, body, last=revision)
             return True
         except KeyWrongLastSequenceError:
             return False  # another run got in first
@@ -75,6 +77,13 @@ class Lanes:
         """Free the lane if this run holds it (kept as `{}` rather than deleted: a later
         take is then one compare-and-set instead of a create over a tombstone)."""
         key = lane_key(session_key)
+        held = self._held.pop(run_id, None)
+        if held is not None:
+            try:
+                await self.kv.update(key, b"{}", last=held)
+                return
+            except KeyWrongLastSequenceError:
+                pass  # taken over meanwhile (we were thought dead): check whose it is
         found = await get_json(self.kv, key)
         if found is None or found[0].get("runId") != run_id:
             return

@@ -286,6 +286,7 @@ class RunManager:
 
     def _forget(self, run: LocalRun) -> None:
         self.local.pop(run.run_id, None)
+        self.store.forget(run.run_id)
         run.done.set()
 
     def _cancel(self, run: LocalRun, reason: str) -> bool:
@@ -346,7 +347,14 @@ class RunManager:
                 self._cancel(run, "abort")
 
     async def wait(self, run_id: str, timeout: float) -> dict[str, Any] | None:
-        return await self.store.wait(run_id, timeout)
+        """The run's record once terminal, or as it is when `timeout` ends."""
+        run = self.local.get(run_id)
+        if run is None:
+            return await self.store.wait(run_id, timeout)
+        with contextlib.suppress(TimeoutError):  # ours: no KV watch needed
+            async with asyncio.timeout(timeout):
+                await run.done.wait()
+        return await self.store.get(run_id)
 
     # -- leases -------------------------------------------------------------------------
     async def _refresh_leases(self) -> None:

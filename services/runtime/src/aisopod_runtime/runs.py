@@ -48,6 +48,9 @@ class RunStore:
     def __init__(self, kv: KeyValue, instance: str) -> None:
         self.kv = kv
         self.instance = instance
+        # The last version this instance wrote of each of its unfinished runs: a change
+        # first tries it (one round trip) and reads the record only when it is stale.
+        self._known: dict[str, tuple[dict[str, Any], int]] = {}
 
     def new_record(
         self, run_id: str, session_key: str, agent_id: str, **extra: Any
@@ -66,7 +69,9 @@ class RunStore:
         }
 
     async def create(self, record: dict[str, Any]) -> int:
-        return await self.kv.create(run_key(record["runId"]), codec.dumps(record))
+        revision = await self.kv.create(run_key(record["runId"]), codec.dumps(record))
+        self._known[record["runId"]] = (dict(record), revision)
+        return revision
 
     async def get(self, run_id: str) -> dict[str, Any] | None:
         found = await get_json(self.kv, run_key(run_id))
@@ -85,8 +90,13 @@ class RunStore:
         acts on what it saw, e.g. an expired lease). Returns the new record, or None when
         nothing was written.
         """
+        known = self._known.pop(run_id, None) if revision is None else None
         for _ in range(1 if revision is not None else 8):
-            found = await get_json(self.kv, run_key(run_id))
+            if known is not None:
+                found: tuple[dict[str, Any], int] | None = (dict(known[0]), known[1])
+                known = None
+            else:
+                found = await get_json(self.kv, run_key(run_id))
             if found is None or is_terminal(found[0]):
                 return None
             record, current = found
@@ -95,11 +105,16 @@ class RunStore:
             if not mutate(record):
                 return None
             try:
-                await self.kv.update(run_key(run_id), codec.dumps(record), last=current)
+                written = await self.kv.update(run_key(run_id), codec.dumps(record), last=current)
             except KeyWrongLastSequenceError:
                 continue
+            if not is_terminal(record) and record.get("instance") == self.instance:
+                self._known[run_id] = (dict(record), written)
             return record
         return None
+
+    def forget(self, run_id: str) -> None:
+        self._known.pop(run_id, None)
 
     async def finish(
         self, run_id: str, status: str, *, revision: int | None = None, **fields: Any

@@ -12,15 +12,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from nats.aio.client import Client as NATS
 from nats.js.kv import KeyValue
 
 from aisopod import codec
 from aisopod_runtime.kvview import is_value
-from aisopod_runtime.runs import is_terminal, lease_expired, now_ms
+from aisopod_runtime.runs import LEASE_REFRESH_S, LEASE_S, is_terminal, lease_expired, now_ms
 
 log = logging.getLogger("aisopod.runtime.board")
 
@@ -38,9 +40,12 @@ class ActiveRun:
 
 
 class RunBoard:
-    def __init__(self, kv: KeyValue, reap: Reaper) -> None:
+    def __init__(self, kv: KeyValue, reap: Reaper, nc: NATS | None = None) -> None:
         self.kv = kv
         self._reap = reap
+        self._nc = nc
+        self._reconnects = 0
+        self._quiet_until = 0.0
         self.active: dict[str, ActiveRun] = {}
         self._ready = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -101,9 +106,20 @@ class RunBoard:
                     with contextlib.suppress(Exception):
                         await watcher.stop()
 
+    def _just_reconnected(self) -> bool:
+        """After a NATS outage every lease looks expired, the live ones too: give their
+        owners a full lease to refresh before judging them."""
+        reconnects = int(self._nc.stats.get("reconnects", 0)) if self._nc is not None else 0
+        if reconnects != self._reconnects:
+            self._reconnects = reconnects
+            self._quiet_until = time.monotonic() + LEASE_S + LEASE_REFRESH_S
+        return time.monotonic() < self._quiet_until
+
     async def _reaper(self) -> None:
         while not self._stopping:
             await asyncio.sleep(REAP_INTERVAL_S)
+            if self._just_reconnected():
+                continue
             deadline = now_ms() - REAP_GRACE_MS
             for run in list(self.active.values()):
                 if lease_expired(run.record, deadline):

@@ -82,7 +82,7 @@ class RunManager:
         self.bus = parts.host.bus
         self.store = store
         self.lanes = Lanes(store.kv, self._owner_alive)
-        self.board = RunBoard(store.kv, self._reap)
+        self.board = RunBoard(store.kv, self._reap, self.bus.nc)
         self.local: dict[str, LocalRun] = {}
         self._sub: Subscription | None = None
         self._refresher: asyncio.Task[None] | None = None

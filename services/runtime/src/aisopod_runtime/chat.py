@@ -9,7 +9,10 @@ the first answer back and starts nothing (the RPC wrapper's dedupe).
 
 from __future__ import annotations
 
+import logging
 from typing import Any
+
+from pydantic import ValidationError
 
 from aisopod.catalogue.agents import AgentParams, AgentRunResult, AgentWaitParams, AgentWaitResult
 from aisopod.catalogue.chat import (
@@ -30,6 +33,8 @@ from aisopod_runtime.parts import Parts
 from aisopod_runtime.runs import is_terminal
 from aisopod_runtime.sessions import parse_session_key
 from aisopod_runtime.transcripts import cap_bytes, new_message
+
+log = logging.getLogger("aisopod.runtime.chat")
 
 DEFAULT_WAIT_MS = 30_000
 WAIT_MARGIN_S = 5.0
@@ -63,9 +68,7 @@ def chat_handlers(parts: Parts) -> dict[str, Handler]:
     async def history(params: ChatHistoryParams, ctx: CallContext) -> ChatHistoryResult:
         session_key, _ = canonical(params.session_key)
         messages = cap_bytes(await parts.transcripts.read(session_key, params.limit))
-        return ChatHistoryResult(
-            session_key=session_key, messages=[ChatMessage.model_validate(m) for m in messages]
-        )
+        return ChatHistoryResult(session_key=session_key, messages=_valid(messages))
 
     async def inject(params: ChatInjectParams, ctx: CallContext) -> ChatInjectResult:
         session_key, agent_id = canonical(params.session_key)
@@ -115,6 +118,17 @@ def chat_handlers(parts: Parts) -> dict[str, Handler]:
         "agent": agent,
         "agent.wait": wait,
     }
+
+
+def _valid(messages: list[dict[str, Any]]) -> list[ChatMessage]:
+    """Messages as the catalogue shapes them; one malformed record must not hide the rest."""
+    out = []
+    for message in messages:
+        try:
+            out.append(ChatMessage.model_validate(message))
+        except ValidationError:
+            log.warning("skipping a malformed transcript message %s", message.get("id"))
+    return out
 
 
 def wait_result(run_id: str, record: dict[str, Any] | None) -> AgentWaitResult:

@@ -13,6 +13,7 @@ an agent's own `tools` list narrows its runs further. Unavailable tools are NOT_
 from __future__ import annotations
 
 import fnmatch
+import functools
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -60,9 +61,7 @@ class Tool:
 
     def parameters(self) -> dict[str, Any]:
         """JSON Schema of the args (pydantic's, inlined and without titles)."""
-        if self.schema:
-            return self.schema
-        return _clean(self.args.model_json_schema(by_alias=True))
+        return self.schema or _schema_of(self.args)
 
     def parse(self, raw: dict[str, Any]) -> BaseModel:
         try:
@@ -71,6 +70,7 @@ class Tool:
             raise invalid_params_from_validation(exc.errors()) from None
 
     def openai_spec(self) -> dict[str, Any]:
+        """The tool as a Chat Completions `tools` entry (treat as read-only: shared)."""
         return {
             "type": "function",
             "function": {
@@ -79,6 +79,13 @@ class Tool:
                 "parameters": self.parameters(),
             },
         }
+
+
+@functools.cache
+def _schema_of(model: type[BaseModel]) -> dict[str, Any]:
+    # Built once per args model: every run offers every tool, and pydantic's schema
+    # generation costs far more than the rest of a turn with the echo provider.
+    return _clean(model.model_json_schema(by_alias=True))
 
 
 def _clean(schema: dict[str, Any]) -> dict[str, Any]:

@@ -6,9 +6,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from aisopod.cli import deploy_cmd, stack_cmd
+from aisopod.cli import deploy_cmd, devices_cmd, stack_cmd, token_cmd
 
-COMMAND_MODULES = (stack_cmd, deploy_cmd)
+COMMAND_MODULES = (stack_cmd, deploy_cmd, devices_cmd, token_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:

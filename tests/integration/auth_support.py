@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import ipaddress
 import secrets
 import time
 from collections.abc import AsyncIterator, Callable
@@ -42,7 +43,8 @@ def remember(secret: str | None) -> str | None:
 
 def unique_ip() -> str:
     """A client address no other test uses (failures lock an address out)."""
-    return f"2001:db8:{secrets.token_hex(2)}:{secrets.token_hex(2)}::{secrets.token_hex(2)}"
+    raw = f"2001:db8:{secrets.token_hex(2)}:{secrets.token_hex(2)}::{secrets.token_hex(2)}"
+    return str(ipaddress.ip_address(raw))  # canonical, as the service reports it
 
 
 def b64url(data: bytes) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 from starlette.applications import Starlette
@@ -25,6 +26,10 @@ def build(settings: AuthSettings | None = None) -> tuple[ServiceHost, Starlette]
 
 
 def main() -> None:
+    # uvicorn would replace the peer address with an X-Forwarded-For hop, trusting its own
+    # fixed list (loopback) before /verify runs; the client IP is gateway.trustedProxies'
+    # to decide (live config), so uvicorn must trust no one and pass the real peer through.
+    os.environ["FORWARDED_ALLOW_IPS"] = ""
     host, app = build()
     serve(host, app)
     if not app.state.auth_service.started:

@@ -14,6 +14,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import re
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -24,11 +25,12 @@ from aisopod.errors import Unauthenticated
 MAX_SKEW_MS = 120_000
 ED25519_KEY_BYTES = 32
 ED25519_SIGNATURE_BYTES = 64
+_B64URL = re.compile(r"^[A-Za-z0-9_-]*={0,2}$")
 
 
 def b64url_decode(text: str) -> bytes:
     """base64url, padding optional; ValueError on anything else."""
-    if not isinstance(text, str) or len(text) > 4096:
+    if not isinstance(text, str) or len(text) > 4096 or not _B64URL.match(text):
         raise ValueError("not base64url")
     try:
         return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))

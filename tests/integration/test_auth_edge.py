@@ -10,6 +10,7 @@ so the test sees exactly what auth and the strip middleware let through.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import secrets
 import subprocess
@@ -226,6 +227,10 @@ async def test_http_brute_force_locked_out_after_ten_failures(stack, admin: Admi
         assert locked.json()["error"]["code"] == "AUTH_RATE_LIMITED"
         other = {"Authorization": f"Bearer {stack.admin_token}", "X-Forwarded-For": bystander}
         assert (await client.get(url, headers=other)).status_code == 200
+        # Hopping to another address of the same /64 gains nothing.
+        neighbour = str(ipaddress.ip_address(attacker) + 1)
+        hop = {"Authorization": f"Bearer {stack.admin_token}", "X-Forwarded-For": neighbour}
+        assert (await client.get(url, headers=hop)).status_code == 429
 
 
 async def test_handshake_brute_force_locked_out_and_bursts_do_not_bypass(

@@ -11,7 +11,7 @@ from aisopod.config.sections.limits import RateRule
 from aisopod.contracts.ratelimit import CheckResult
 from aisopod.errors import RateLimited
 from aisopod.subjects import Subjects
-from aisopod_auth.lockout import Lockout, lock_duration_ms
+from aisopod_auth.lockout import Lockout, address_key, lock_duration_ms
 
 RULE = RateRule(name="auth_failures", limit=10, window_s=60, lockout_s=300, fail_open=False)
 
@@ -92,3 +92,18 @@ async def test_attempts_from_one_address_take_turns(lockout: Lockout) -> None:
         pass
     release.set()
     await task
+
+
+def test_addresses_keyed_as_the_ratelimit_service_keys_them() -> None:
+    assert address_key("192.0.2.1") == "192.0.2.1"
+    assert address_key("::ffff:192.0.2.1") == "192.0.2.1"
+    assert address_key("2001:db8:1:2:3:4:5:6") == "2001:db8:1:2::/64"
+    assert address_key("2001:db8:1:2::9", 48) == "2001:db8:1::/48"
+    assert address_key("not-an-ip") == "not-an-ip"
+
+
+def test_one_lock_covers_the_whole_ipv6_prefix(lockout: Lockout) -> None:
+    lockout._remember(lockout.key_of("2001:db8:5:6::1"), int(time.time() * 1000) + 60_000)
+    with pytest.raises(RateLimited):
+        lockout.check("2001:db8:5:6:ffff::2")
+    lockout.check("2001:db8:5:7::1")

@@ -16,11 +16,16 @@ failing IP is locked for the rule's window instead (valid credentials are unaffe
 
 Attempts from one IP are verified one at a time (`serial`), so a burst of concurrent
 guesses cannot all pass the lock check before the first failure is counted.
+
+An address is keyed as the ratelimit service keys it: an IPv4-mapped IPv6 address as its
+IPv4 address, any other IPv6 address by its prefix (`limits.ipv6Prefix`, default /64: one
+host usually holds a whole /64), so hopping between addresses of one prefix gains nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -45,6 +50,19 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
+def address_key(ip: str, ipv6_prefix: int = 64) -> str:
+    """The lockout key of a client address (see the module docstring)."""
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return ip
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, ipv6_prefix), strict=False))
+    return str(address)
+
+
 def lock_duration_ms(result: CheckResult, rule: RateRule) -> int:
     """How long a `fail` reply means the key stays locked; 0 while budget remains."""
     if result.allowed and not result.locked and result.remaining > 0:
@@ -55,9 +73,15 @@ def lock_duration_ms(result: CheckResult, rule: RateRule) -> int:
 
 
 class Lockout:
-    def __init__(self, bus: Bus, rule: Callable[[], RateRule | None]) -> None:
+    def __init__(
+        self,
+        bus: Bus,
+        rule: Callable[[], RateRule | None],
+        ipv6_prefix: Callable[[], int] = lambda: 64,
+    ) -> None:
         self.bus = bus
         self.rule = rule
+        self.ipv6_prefix = ipv6_prefix
         self.subject = bus.subjects.control("auth.lockout")
         self._until: dict[str, int] = {}
         self._gates: dict[str, _Gate] = {}
@@ -74,25 +98,29 @@ class Lockout:
     async def _heard(self, msg: Msg) -> None:
         try:
             body = codec.loads(msg.data)
-            self._remember(str(body["ip"]), int(body["untilMs"]))
+            self._remember(str(body["key"]), int(body["untilMs"]))
         except (ValueError, KeyError, TypeError):
             log.warning("ignored a malformed lockout broadcast")
 
-    def _remember(self, ip: str, until_ms: int) -> None:
+    def key_of(self, ip: str) -> str:
+        return address_key(ip, self.ipv6_prefix())
+
+    def _remember(self, key: str, until_ms: int) -> None:
         if len(self._until) >= _MAX_TRACKED:
             now = _now_ms()
             self._until = {k: v for k, v in self._until.items() if v > now}
-        if until_ms > self._until.get(ip, 0):
-            self._until[ip] = until_ms
+        if until_ms > self._until.get(key, 0):
+            self._until[key] = until_ms
 
     def retry_after_ms(self, ip: str) -> int:
         """Milliseconds this IP stays locked; 0 when it is not."""
-        until = self._until.get(ip)
+        key = self.key_of(ip)
+        until = self._until.get(key)
         if until is None:
             return 0
         left = until - _now_ms()
         if left <= 0:
-            self._until.pop(ip, None)
+            self._until.pop(key, None)
             return 0
         return left
 
@@ -108,9 +136,10 @@ class Lockout:
 
     @asynccontextmanager
     async def serial(self, ip: str) -> AsyncIterator[None]:
-        gate = self._gates.get(ip)
+        key = self.key_of(ip)
+        gate = self._gates.get(key)
         if gate is None:
-            gate = self._gates[ip] = _Gate()
+            gate = self._gates[key] = _Gate()
         gate.users += 1
         try:
             async with gate.lock:
@@ -118,7 +147,7 @@ class Lockout:
         finally:
             gate.users -= 1
             if gate.users == 0:
-                self._gates.pop(ip, None)
+                self._gates.pop(key, None)
 
     async def failed(self, ip: str) -> None:
         """Count one failed attempt from `ip`; lock it when the budget is spent."""
@@ -144,12 +173,12 @@ class Lockout:
             )
             duration = int(rule.window_s * 1000)
         if duration:
-            await self.lock(ip, _now_ms() + duration)
+            await self.lock(self.key_of(ip), _now_ms() + duration)
 
-    async def lock(self, ip: str, until_ms: int) -> None:
-        self._remember(ip, until_ms)
+    async def lock(self, key: str, until_ms: int) -> None:
+        self._remember(key, until_ms)
         try:
-            await self.bus.publish(self.subject, {"ip": ip, "untilMs": until_ms})
+            await self.bus.publish(self.subject, {"key": key, "untilMs": until_ms})
         except Exception:  # the local lock holds anyway
             log.warning("could not broadcast a lockout", exc_info=True)
 

@@ -66,6 +66,10 @@ class AuthService:
     def failure_rule(self) -> RateRule | None:
         return next((r for r in self.config().limits.rules if r.name == RULE), None)
 
+    def ipv6_prefix(self) -> int:
+        # The ratelimit service's setting (`limits.ipv6Prefix`), /64 where it is absent.
+        return int(getattr(self.config().limits, "ipv6_prefix", 64))
+
     def _check_mode(self, new: GatewayConfig, old: GatewayConfig) -> None:
         auth = new.auth
         if auth.mode == "none" and not self.none_permitted(auth):
@@ -94,7 +98,7 @@ class AuthService:
         devices = DeviceRegistry(await host.kv("devices"), pairing, tokens)
         nodes = NodeRegistry(await host.kv("nodes"), pairing, tokens)
         notifier = Notifier(host.bus)
-        lockout = Lockout(host.bus, self.failure_rule)
+        lockout = Lockout(host.bus, self.failure_rule, self.ipv6_prefix)
         await lockout.start()
         self._verifier = Verifier(
             config=self.config,

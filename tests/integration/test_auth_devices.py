@@ -183,6 +183,7 @@ async def test_pairing_request_approve_connect_with_issued_token(stack, admin: A
         "scopes": READ,
         "authMethod": "device_token",
         "deviceId": device.id,
+        "nodeId": None,
     }
     alone = await admin.verify(verify_request(ip=ip, device_token=token, scopes=READ_WRITE))
     assert alone["principal"]["scopes"] == READ_WRITE

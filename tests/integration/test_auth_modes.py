@@ -72,6 +72,7 @@ async def test_token_mode(stack, admin: Admin, http) -> None:
         "scopes": ["operator.read", "operator.write"],
         "authMethod": "token",
         "deviceId": None,
+        "nodeId": None,
     }
     assert result["deviceToken"] is None
     # The upgrade request's bearer counts when the connect frame carries no credential.
@@ -191,6 +192,7 @@ async def test_device_token_mode(stack, admin: Admin, http) -> None:
             "scopes": ["operator.read"],
             "authMethod": "device_token",
             "deviceId": device.id,
+            "nodeId": None,
         }
         wrong = await admin.verify_error(
             verify_request(ip=unique_ip(), device_token=secrets.token_urlsafe(32))

@@ -72,6 +72,7 @@ async def test_node_pairing_end_to_end(stack, admin: Admin) -> None:
         "scopes": [],
         "authMethod": "node_token",
         "deviceId": None,
+        "nodeId": node_id,
     }
     as_operator = await admin.verify_error(verify_request(ip=unique_ip(), token=token))
     assert as_operator.detail_code == "UNAUTHORIZED_ROLE"

@@ -67,6 +67,7 @@ class Grant:
     roles: frozenset[str]
     scopes: tuple[str, ...]
     device_id: str | None = None
+    node_id: str | None = None
 
 
 class Verifier:
@@ -163,6 +164,7 @@ class Verifier:
             scopes=scopes,
             auth_method=AUTH_METHOD[grant.kind],
             device_id=device_id or grant.device_id,
+            node_id=grant.node_id,
         )
         return VerifyResult(principal=principal, device_token=delivered)
 
@@ -211,7 +213,13 @@ class Verifier:
             node = await self.nodes.get(record.node_id)
             if node is None or not same_digest(node.token_digest, token_digest):
                 return None
-            return Grant(K.NODE, f"node:{record.node_id}", roles_for(K.NODE, None), ())
+            return Grant(
+                K.NODE,
+                f"node:{record.node_id}",
+                roles_for(K.NODE, None),
+                (),
+                node_id=record.node_id,
+            )
         if record.kind is K.API and record.token_id:
             return Grant(
                 K.API,

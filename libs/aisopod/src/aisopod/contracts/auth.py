@@ -83,6 +83,9 @@ class VerifiedPrincipal(WireModel):
     scopes: list[str]
     auth_method: str
     device_id: str | None = None
+    node_id: str | None = Field(
+        None, description="role node with a node-pairing token: the node id that token names"
+    )
 
 
 class VerifyResult(Result):

@@ -8,6 +8,7 @@ ws-gateways act on).
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
 from collections.abc import AsyncIterator
@@ -188,9 +189,15 @@ async def test_pairing_request_approve_connect_with_issued_token(stack, admin: A
     alone = await admin.verify(verify_request(ip=ip, device_token=token, scopes=READ_WRITE))
     assert alone["principal"]["scopes"] == READ_WRITE
 
-    listing = await admin.call("device.pair.list", {})
-    paired = [d for d in listing["paired"] if d["deviceId"] == device.id]
+    deadline = time.monotonic() + 5
+    while True:  # lastSeenAt is recorded off the verification path
+        listing = await admin.call("device.pair.list", {})
+        paired = [d for d in listing["paired"] if d["deviceId"] == device.id]
+        if (paired and paired[0]["lastSeenAt"]) or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.05)
     assert paired and paired[0]["roles"] == ["operator"] and paired[0]["scopes"] == READ_WRITE
+    assert paired[0]["lastSeenAt"] >= paired[0]["pairedAt"]
     assert token not in str(listing)
     # Another device cannot use this device's token.
     thief = await admin.verify_error(

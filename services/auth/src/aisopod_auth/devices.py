@@ -8,6 +8,9 @@ role that is already pending merges into it (scopes united, TTL refreshed).
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import Callable
 from typing import Any
 
 from nats.js.errors import KeyWrongLastSequenceError
@@ -27,6 +30,10 @@ from aisopod_auth.records import (
 )
 from aisopod_auth.tokens import TokenStore, digest, new_id, new_token, now_ms
 
+log = logging.getLogger("aisopod.auth.devices")
+
+_SEEN_EVERY_MS = 60_000
+
 
 def _pending_name(device_id: str, role: str) -> str:
     return f"{device_id}_{role}"
@@ -43,9 +50,38 @@ class DeviceRegistry:
         self.pending = Entries(pairing, "device", DevicePairing)
         self.refs = Entries(pairing, "req", RequestRef)
         self.tokens = tokens
+        self._seen_sent: dict[str, int] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
 
     async def get(self, device_id: str) -> DeviceRecord | None:
         return await self.records.load(device_id)
+
+    def seen(self, record: DeviceRecord) -> None:
+        """Note that the device connected (`lastSeenAt` in listings), at most once a
+        minute per device and off the verification path."""
+        now = now_ms()
+        if record.last_seen_at and now - record.last_seen_at < _SEEN_EVERY_MS:
+            return
+        if now - self._seen_sent.get(record.device_id, 0) < _SEEN_EVERY_MS:
+            return
+        self._seen_sent[record.device_id] = now
+        if len(self._seen_sent) > 10_000:
+            self._seen_sent.clear()
+
+        def apply(current: DeviceRecord | None) -> DeviceRecord | None:
+            return current.model_copy(update={"last_seen_at": now}) if current else None
+
+        task = asyncio.create_task(self._touch(record.device_id, apply))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _touch(
+        self, device_id: str, apply: Callable[[DeviceRecord | None], DeviceRecord | None]
+    ) -> None:
+        try:
+            await self.records.update(device_id, apply)
+        except Exception:  # bookkeeping only: a lost update costs nothing
+            log.debug("could not record lastSeenAt", exc_info=True)
 
     # -- pairing requests ---------------------------------------------------------------
     async def request(

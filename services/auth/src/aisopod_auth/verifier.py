@@ -202,6 +202,8 @@ class Verifier:
             entry = device.roles.get(record.role) if device else None
             if entry is None or not same_digest(entry.token_digest, token_digest):
                 return None  # rotated or revoked a moment ago
+            assert device is not None
+            self.devices.seen(device)
             return Grant(
                 K.DEVICE,
                 f"device:{record.device_id}",
@@ -273,6 +275,8 @@ class Verifier:
         token when one awaits delivery. Raises NOT_PAIRED with a (merged) request."""
         record = record or await self.devices.get(device_id)
         entry = record.roles.get(attempt.role) if record else None
+        if record is not None:
+            self.devices.seen(record)
         if entry is None or not covers(entry.scopes, wanted):
             approved = entry.scopes if entry else []
             await self._ask(attempt, device_id, sorted(set(approved) | set(wanted)))

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import io
 import json
 import subprocess
 import sys
@@ -10,6 +13,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
+from aisopod.cli import build_parser
 from tests.integration.auth_support import (
     Admin,
     Device,
@@ -31,26 +35,37 @@ async def admin(stack) -> AsyncIterator[Admin]:
         yield session
 
 
-def aisopod(stack, *args: str) -> subprocess.CompletedProcess[str]:
+def _argv(stack, args: tuple[str, ...]) -> list[str]:
+    return [*args, "--nats-url", stack.nats_url, "--state-dir", str(stack.state_dir)]
+
+
+def aisopod_process(stack, *args: str) -> subprocess.CompletedProcess[str]:
+    """The command as a user runs it: a new process."""
     return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "aisopod.cli",
-            *args,
-            "--nats-url",
-            stack.nats_url,
-            "--state-dir",
-            str(stack.state_dir),
-        ],
+        [sys.executable, "-m", "aisopod.cli", *_argv(stack, args)],
         capture_output=True,
         text=True,
         timeout=60,
     )
 
 
+async def aisopod(stack, *args: str) -> subprocess.CompletedProcess[str]:
+    """The same command line through the same parser and handlers, in this process (a new
+    interpreter per call costs seconds on a loaded machine; `aisopod_process` proves the
+    entry point)."""
+
+    def run() -> subprocess.CompletedProcess[str]:
+        out, err = io.StringIO(), io.StringIO()
+        parsed = build_parser().parse_args(_argv(stack, args))
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = parsed.handler(parsed)
+        return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
+
+    return await asyncio.to_thread(run)
+
+
 async def test_token_create_use_list_revoke(stack, admin: Admin) -> None:
-    created = aisopod(stack, "token", "create", "--scopes", "operator.read", "--name", "ci")
+    created = aisopod_process(stack, "token", "create", "--scopes", "operator.read", "--name", "ci")
     assert created.returncode == 0, created.stderr
     token = remember(created.stdout.strip())
     assert token and "\n" not in token
@@ -67,14 +82,14 @@ async def test_token_create_use_list_revoke(stack, admin: Admin) -> None:
     )
     assert hello["principal"]["scopes"] == ["operator.read"]
 
-    listed = aisopod(stack, "token", "list", "--json")
+    listed = await aisopod(stack, "token", "list", "--json")
     assert listed.returncode == 0, listed.stderr
     tokens = {t["tokenId"]: t for t in json.loads(listed.stdout)["tokens"]}
     assert tokens[token_id]["scopes"] == ["operator.read"] and tokens[token_id]["name"] == "ci"
     assert token not in listed.stdout
 
     async with admin.listen("aisopod.control.connections.close") as closes:
-        revoked = aisopod(stack, "token", "revoke", token_id)
+        revoked = await aisopod(stack, "token", "revoke", token_id)
         assert revoked.returncode == 0, revoked.stderr
         order = await next_matching(
             closes, lambda o: o.get("principalId") == f"token:{token_id}", 1
@@ -82,7 +97,7 @@ async def test_token_create_use_list_revoke(stack, admin: Admin) -> None:
     assert order["reason"] == "token revoked"
     refused = await admin.verify_error(verify_request(ip=unique_ip(), token=token))
     assert refused.detail_code == "AUTH_TOKEN_MISMATCH"
-    again = aisopod(stack, "token", "revoke", token_id)
+    again = await aisopod(stack, "token", "revoke", token_id)
     assert again.returncode == 1 and "NOT_FOUND" in again.stderr
 
 
@@ -101,11 +116,11 @@ async def test_devices_list_approve_revoke(stack, admin: Admin) -> None:
     ask = verify_request(ip=ip, token=stack.admin_token, device=device, scopes=["operator.read"])
     request_id = (await admin.verify_error(ask)).data["requestId"]
 
-    listed = aisopod(stack, "devices", "list")
+    listed = await aisopod(stack, "devices", "list")
     assert listed.returncode == 0, listed.stderr
     assert request_id in listed.stdout
 
-    approved = aisopod(stack, "devices", "approve", request_id)
+    approved = await aisopod(stack, "devices", "approve", request_id)
     assert approved.returncode == 0, approved.stderr
     assert device.id in approved.stdout
     hello = await admin.verify(
@@ -114,10 +129,10 @@ async def test_devices_list_approve_revoke(stack, admin: Admin) -> None:
     token = remember(hello["deviceToken"])
     assert token
 
-    paired = json.loads(aisopod(stack, "devices", "list", "--json").stdout)["paired"]
+    paired = json.loads((await aisopod(stack, "devices", "list", "--json")).stdout)["paired"]
     assert any(d["deviceId"] == device.id for d in paired)
 
-    revoked = aisopod(stack, "devices", "revoke", device.id)
+    revoked = await aisopod(stack, "devices", "revoke", device.id)
     assert revoked.returncode == 0, revoked.stderr
     refused = await admin.verify_error(verify_request(ip=unique_ip(), device_token=token))
     assert refused.detail_code == "AUTH_DEVICE_TOKEN_INVALID"
@@ -125,7 +140,7 @@ async def test_devices_list_approve_revoke(stack, admin: Admin) -> None:
     other = Device()
     ask = verify_request(ip=ip, token=stack.admin_token, device=other, scopes=["operator.read"])
     other_request = (await admin.verify_error(ask)).data["requestId"]
-    rejected = aisopod(stack, "devices", "reject", other_request)
+    rejected = await aisopod(stack, "devices", "reject", other_request)
     assert rejected.returncode == 0 and "rejected" in rejected.stdout
-    unknown = aisopod(stack, "devices", "approve", other_request)
+    unknown = await aisopod(stack, "devices", "approve", other_request)
     assert unknown.returncode == 1 and "NOT_FOUND" in unknown.stderr

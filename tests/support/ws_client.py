@@ -13,7 +13,8 @@ background: responses resolve their request by `id`, server events go to a queue
 
 Errors come back as `RpcError` (code, message, data); `ws.closed` tells how the socket ended
 (`await ws.wait_closed()` → `(code, reason)`). `connect(..., handshake=False)` stops after
-the challenge, for tests of the handshake itself (`send_raw`, `recv_raw`).
+the challenge, for tests of the handshake itself (`send_raw`, `recv_raw`); other keyword
+arguments go to `websockets.asyncio.client.connect` (e.g. `sock=` a pre-tuned socket).
 """
 
 from __future__ import annotations
@@ -113,6 +114,7 @@ class WsClient:
         self._pending: dict[Any, asyncio.Future[dict[str, Any]]] = {}
         self._raw: asyncio.Queue[Any] = asyncio.Queue()
         self._reader: asyncio.Task[None] | None = None
+        self._stalled = False
 
     # -- connecting ---------------------------------------------------------------------
     @classmethod
@@ -139,6 +141,7 @@ class WsClient:
         timeout: float = 10.0,
         max_size: int | None = 16 * 1024 * 1024,
         max_queue: int | None = 1024,
+        **connect_kwargs: Any,
     ) -> WsClient:
         """Open a socket, read the challenge and (unless `handshake=False`) complete the
         handshake; a failed handshake raises `RpcError` (the socket is then closed)."""
@@ -154,6 +157,7 @@ class WsClient:
             max_queue=max_queue,
             open_timeout=timeout,
             ping_interval=None,
+            **connect_kwargs,
         )
         self = cls(ws)
         first = orjson.loads(await asyncio.wait_for(ws.recv(), timeout))
@@ -279,6 +283,19 @@ class WsClient:
             out.append(self.events.get_nowait())
         return out
 
+    # -- flow control (tests of slow consumers) -----------------------------------------
+    def stall(self) -> None:
+        """Stop reading: frames pile up in the socket buffers, as with a stuck client."""
+        if self._reader is not None:
+            self._stalled = True
+            self._reader.cancel()
+            self._reader = None
+
+    def unstall(self) -> None:
+        if self._reader is None:
+            self._stalled = False
+            self._reader = asyncio.create_task(self._read())
+
     # -- closing ------------------------------------------------------------------------
     async def wait_closed(self, timeout: float = 10.0) -> tuple[int, str]:
         return await asyncio.wait_for(asyncio.shield(self.closed), timeout)
@@ -296,14 +313,21 @@ class WsClient:
                 self._dispatch(orjson.loads(message))
         except ConnectionClosed:
             pass
-        finally:
-            rcvd = self.ws.close_rcvd
-            code, reason = (rcvd.code, rcvd.reason) if rcvd else (1006, "")
-            if not self.closed.done():
-                self.closed.set_result((code, reason))
-            for future in self._pending.values():
-                if not future.done():
-                    future.set_exception(ConnectionError(f"socket closed: {code} {reason}"))
+        except asyncio.CancelledError:
+            if self._stalled:
+                return  # stopped reading on purpose: the socket is still open
+            self._finish()
+            raise
+        self._finish()
+
+    def _finish(self) -> None:
+        rcvd = self.ws.protocol.close_rcvd
+        code, reason = (rcvd.code, rcvd.reason) if rcvd else (1006, "")
+        if not self.closed.done():
+            self.closed.set_result((code, reason))
+        for future in self._pending.values():
+            if not future.done():
+                future.set_exception(ConnectionError(f"socket closed: {code} {reason}"))
 
     def _dispatch(self, frame: Any) -> None:
         if isinstance(frame, list):

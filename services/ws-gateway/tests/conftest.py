@@ -38,6 +38,7 @@ from aisopod.scopes import ALL_SCOPES
 from aisopod.services import ServiceName
 from aisopod.settings import ServiceSettings
 from aisopod_ws_gateway import __version__
+from aisopod_ws_gateway.gateway import Gateway
 from aisopod_ws_gateway.main import run
 
 SEED = {
@@ -81,6 +82,14 @@ def nats_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     proc.wait(10)
 
 
+def _accepts(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+    except OSError:
+        return False
+    return True
+
+
 @dataclass
 class Running:
     url: str
@@ -89,6 +98,10 @@ class Running:
     nc: NATS
     bus: Bus
     host: ServiceHost
+
+    @property
+    def gateway(self) -> Gateway:
+        return self.host.gateway  # type: ignore[attr-defined]
 
 
 async def start_gateway(
@@ -109,7 +122,7 @@ async def start_gateway(
     stop = asyncio.Event()
     task = asyncio.create_task(run(host, stop, signals=False))
     deadline = time.monotonic() + 20
-    while not (host._config is not None and host.ready):
+    while not (host._config is not None and host.ready and _accepts(port)):
         if task.done():
             task.result()
         if time.monotonic() > deadline:

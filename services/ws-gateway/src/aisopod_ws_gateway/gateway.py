@@ -10,7 +10,6 @@ timeout), then 1012 `service restart`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from typing import Any
@@ -106,6 +105,7 @@ class Gateway:
         return self._server
 
     async def stop(self) -> None:
+        """Stop every part, each bounded in time: a stuck part is logged, never a hang."""
         for task in self._timers:
             task.cancel()
         await asyncio.gather(*self._timers, return_exceptions=True)
@@ -114,12 +114,11 @@ class Gateway:
         for sock in list(self.sockets):
             sock.abort()
         if self._control is not None:
-            with contextlib.suppress(Exception):
-                await self._control.unsubscribe()
-        await self.fanout.stop()
-        await self.nodes.stop()
-        await self.presence.stop()
-        await self.health.stop()
+            await _bounded("control subscription", self._control.unsubscribe())
+        await _bounded("fan-out", self.fanout.stop())
+        await _bounded("nodes", self.nodes.stop())
+        await _bounded("presence", self.presence.stop())
+        await _bounded("health", self.health.stop())
 
     async def drain(self) -> None:
         """SIGTERM (readiness already failing): stop accepting, tell every client, let
@@ -262,3 +261,12 @@ class Gateway:
 
     def _http_metrics(self, _: Request) -> Response:
         return plain(200, generate_latest(), CONTENT_TYPE_LATEST)
+
+
+async def _bounded(what: str, step: Any, timeout: float = 3.0) -> None:
+    try:
+        await asyncio.wait_for(step, timeout)
+    except TimeoutError:
+        log.warning("stopping the %s took over %.0fs; going on", what, timeout)
+    except Exception:
+        log.exception("stopping the %s failed", what)

@@ -48,6 +48,7 @@ async def run(
             loop.add_signal_handler(sig, on_signal)
     async with host:
         gateway = Gateway(host)
+        host.gateway = gateway  # type: ignore[attr-defined]  # for in-process tests
         await gateway.start()
         try:
             server = await gateway.listen(host.settings.host, host.settings.port)

@@ -59,6 +59,7 @@ class Gateway:
         self.http_routes = {"/health": self._http_health, "/ready": self._http_ready}
         self.http_routes["/metrics"] = self._http_metrics
         self._server: asyncio.Server | None = None
+        self.accepting = True
         self._timers: list[asyncio.Task[None]] = []
         self._control: Any = None
         host.add_ready_check(
@@ -123,8 +124,9 @@ class Gateway:
     async def drain(self) -> None:
         """SIGTERM (readiness already failing): stop accepting, tell every client, let
         in-flight requests finish within the drain timeout, then close with 1012."""
-        if self._server is not None:
-            self._server.close()
+        # Upgrades are refused from now on (503), while /ready keeps answering 503 on the
+        # same port so the proxy's health check sees the drain rather than a dead port.
+        self.accepting = False
         shutdown = {"reason": "service restart", "restartExpectedMs": SHUTDOWN_RESTART_EXPECTED_MS}
         for conn in list(self.conns.values()):
             if conn.state is State.OPEN:

@@ -158,6 +158,10 @@ class WsTransport(asyncio.Protocol):
         path = request.path.split("?", 1)[0]
         headers = request.headers
         if path in WS_PATHS and "upgrade" in headers.get("Connection", "").lower():
+            if not self.gateway.accepting:
+                self.ws.send_response(plain(503, b"draining\n"))
+                self._flush()
+                return
             response = self.ws.accept(request)
             self.ws.send_response(response)
             self._flush()

@@ -59,7 +59,7 @@ async def test_drain_sends_shutdown_finishes_requests_then_closes_1012(gw, tmp_p
 async def test_reconnect_with_resume_after_a_replica_left(gw, tmp_path) -> None:
     seed = tmp_path / "aisopod.json"
     seed.write_text(json.dumps(SEED))
-    host, stop, task, port = await start_gateway(
+    _host, stop, task, port = await start_gateway(
         gw.nc.connected_url.geturl(), gw.prefix, seed, "ws-unit-gone"
     )
     ws = await WsClient.connect(

@@ -22,7 +22,7 @@ async def replica_b(gw, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterat
     """A second ws-gateway replica on the same NATS and prefix: what Traefik balances."""
     seed = tmp_path_factory.mktemp("seed-b") / "aisopod.json"
     seed.write_text(json.dumps(SEED))
-    host, stop, task, port = await start_gateway(
+    _host, stop, task, port = await start_gateway(
         gw.nc.connected_url.geturl(), gw.prefix, seed, "ws-unit-2"
     )
     yield f"ws://127.0.0.1:{port}/ws"

@@ -144,6 +144,9 @@ class Handshake:
         resume = params.resume
         if resume is not None:
             conn.begin_replay()
+        # The view first: from registration on, live events are matched (and, while the
+        # replay runs, buffered) for this connection.
+        conn.view = view
         gateway.register(conn)
         outcome: dict[str, Any] | None = None
         frames: list[bytes] = []

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from websockets.datastructures import Headers
 from websockets.frames import Opcode
@@ -32,6 +32,9 @@ _WS_LOG.setLevel(logging.WARNING)  # websockets logs every open/close at INFO
 
 WS_PATHS = frozenset({"/ws", "/"})
 CLOSE_GRACE_S = 5.0
+# A client closed with data still queued (a slow consumer) gets longer to read up to the
+# close frame, so it learns why; its buffer is bounded by maxBufferedBytes meanwhile.
+CLOSE_GRACE_BUFFERED_S = 30.0
 
 HttpHandler = Callable[[Request], Response]
 
@@ -58,8 +61,8 @@ class WsTransport(asyncio.Protocol):
 
     # -- asyncio.Protocol ---------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports are not asyncio.Transport subclasses, but behave as one.
+        self.transport = cast(asyncio.Transport, transport)
         self.last_rx = self.gateway.loop.time()
         self.gateway.sockets.add(self)
 
@@ -128,7 +131,8 @@ class WsTransport(asyncio.Protocol):
             self.ws.send_close(code, reason[:120])
             self._flush()
         if self.transport is not None and self._timer is None:
-            self._timer = self.gateway.loop.call_later(CLOSE_GRACE_S, self.abort)
+            grace = CLOSE_GRACE_BUFFERED_S if self.buffered else CLOSE_GRACE_S
+            self._timer = self.gateway.loop.call_later(grace, self.abort)
 
     def abort(self) -> None:
         if self.transport is not None:

@@ -121,8 +121,13 @@ class Handshake:
         conn.client = client
         conn.device_id = verified.principal.device_id
         if role == Role.NODE:
+            # A node-pairing token pins the node id; a device proves its own; only a shared
+            # operator credential (trusted already) lets a node name itself.
             conn.node_id = (
-                verified.principal.device_id or params.client.instance_id or (params.client.id)
+                verified.principal.node_id
+                or verified.principal.device_id
+                or params.client.instance_id
+                or params.client.id
             )
         principal = Principal(
             id=verified.principal.id,

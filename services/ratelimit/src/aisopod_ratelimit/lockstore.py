@@ -37,12 +37,22 @@ class LockStore:
         # This process's writes, not this replica's: after a restart its old ones apply.
         self.origin = uuid.uuid4().hex
         self.limiter = limiter
-        self.synced = False
+        self._synced = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._writes: set[asyncio.Task[None]] = set()
 
-    async def start(self) -> None:
+    @property
+    def synced(self) -> bool:
+        return self._synced.is_set()
+
+    async def start(self, timeout: float = 5.0) -> None:
+        """Watch, and wait (bounded) until the stored lockouts are mirrored: a replica
+        must hold them before it claims any key."""
         self._task = asyncio.create_task(self._watch(), name="ratelimit-locks-watch")
+        try:
+            await asyncio.wait_for(self._synced.wait(), timeout)
+        except TimeoutError:
+            log.warning("stored lockouts not loaded within %.0f s; going on", timeout)
 
     async def stop(self) -> None:
         if self._writes:
@@ -71,7 +81,7 @@ class LockStore:
                 watcher = await self.kv.watch(PREFIX + ">")
                 async for entry in watcher:
                     if entry is None:
-                        self.synced = True
+                        self._synced.set()
                         continue
                     if entry.operation is not None or not entry.value:
                         continue

@@ -21,6 +21,7 @@ IDENTITY_HEADERS = (
 )
 RATELIMIT_HEADERS = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset")
 API_PATHS = ("/v1", "/hooks", "/tools", "/status", "/canvas", "/a2ui")
+INTERNAL_ENTRYPOINT = "internal"
 
 
 @dataclass
@@ -44,7 +45,10 @@ def static_config(
     trusted_ips: list[str],
     access_log: str | None = None,
     log_level: str = "WARN",
+    internal_address: str | None = None,
 ) -> dict[str, Any]:
+    """`internal_address`: a loopback-only entrypoint on which Traefik load-balances the
+    replicas of a forwardAuth service (forwardAuth itself calls exactly one address)."""
     forwarded = {"trustedIPs": trusted_ips}
     http_opts = {"aliasHeadersStrategy": "delete"}
     entry_points: dict[str, Any] = {
@@ -56,6 +60,12 @@ def static_config(
         },
         "ping": {"address": ping_address},
     }
+    if internal_address:
+        entry_points[INTERNAL_ENTRYPOINT] = {
+            "address": internal_address,
+            "forwardedHeaders": forwarded,
+            "http": http_opts,
+        }
     if https_address:
         entry_points["websecure"] = {
             "address": https_address,
@@ -82,16 +92,31 @@ def static_config(
     return config
 
 
-def _service(urls: list[str], health: bool = True) -> dict[str, Any]:
+def _service(urls: list[str], health: bool = True, interval: str = "2s") -> dict[str, Any]:
     lb: dict[str, Any] = {"servers": [{"url": u} for u in urls], "passHostHeader": True}
     if health:
-        lb["healthCheck"] = {"path": "/ready", "interval": "2s", "timeout": "1s"}
+        lb["healthCheck"] = {"path": "/ready", "interval": interval, "timeout": "1s"}
     return {"loadBalancer": lb}
 
 
-def dynamic_config(up: Upstreams, *, entry_points: list[str]) -> dict[str, Any]:
+def dynamic_config(
+    up: Upstreams, *, entry_points: list[str], internal_url: str | None = None
+) -> dict[str, Any]:
+    """`internal_url`: the base URL of the internal entrypoint (static_config); with it,
+    forwardAuth to a service with several replicas goes through a load-balancing router
+    there (health-checked, retried), else to the one replica directly."""
     auth_url = f"{up.auth[0]}/verify"
     ratelimit_url = f"{up.ratelimit[0]}/check"
+    internal: dict[str, Any] = {"routers": {}, "services": {}}
+    if internal_url and len(up.ratelimit) > 1:
+        ratelimit_url = f"{internal_url}/check"
+        internal["routers"]["ratelimit-internal"] = {
+            "rule": "Path(`/check`)",
+            "service": "ratelimit",
+            "middlewares": ["retry-internal"],
+            "entryPoints": [INTERNAL_ENTRYPOINT],
+        }
+        internal["services"]["ratelimit"] = _service(up.ratelimit, interval="1s")
     strip = {h: "" for h in IDENTITY_HEADERS}
     middlewares: dict[str, Any] = {
         "cors": {
@@ -170,6 +195,10 @@ def dynamic_config(up: Upstreams, *, entry_points: list[str]) -> dict[str, Any]:
         800,
     )
     router("ui", "PathPrefix(`/`)", "static-ui", [], 1)
+    if internal["routers"]:
+        routers.update(internal["routers"])
+        # A replica that just died is hidden from the forwardAuth GET by one retry.
+        middlewares["retry-internal"] = {"retry": {"attempts": 2}}
     return {
         "http": {
             "routers": routers,
@@ -178,6 +207,7 @@ def dynamic_config(up: Upstreams, *, entry_points: list[str]) -> dict[str, Any]:
                 "ws-gateway": _service(up.ws_gateway),
                 "http-api": _service(up.http_api),
                 "static-ui": _service(up.static_ui, health=False),
+                **internal["services"],
             },
         }
     }

@@ -1,0 +1,162 @@
+"""Exactness across two ratelimit replicas, and a lockout surviving its owner's death.
+
+A private stack (`--scale ratelimit=2`, one replica of each edge): Traefik balances the
+forwardAuth calls over both replicas, and the NATS queue group spreads `ratelimit.*`
+callers; whichever replica gets a request, the key's owner decides it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import re
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import nats
+import pytest
+
+from aisopod import codec
+from aisopod_ratelimit.ownership import Ring, member_id
+from tests.conftest import start_local_stack, stop_local_stack
+
+pytestmark = pytest.mark.integration
+
+LIMIT = 50
+CONCURRENCY = 200
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    state = tmp_path_factory.mktemp("ratelimit-pair") / "state"
+    state.mkdir()
+    seed = state.parent / "seed.yaml"
+    seed.write_text(
+        json.dumps(
+            {
+                "auth": {"mode": "token"},
+                "limits": {
+                    "rules": [
+                        {"name": "http", "limit": LIMIT, "windowS": 60},
+                        {"name": "ws_connect", "limit": 60, "windowS": 60},
+                        {"name": "nats_exact", "key": "principal", "limit": LIMIT, "windowS": 60},
+                        {
+                            "name": "auth_failures",
+                            "limit": 3,
+                            "windowS": 60,
+                            "lockoutS": 300,
+                            "failOpen": False,
+                            "exempt": False,
+                        },
+                    ]
+                },
+            }
+        )
+    )
+    proc, info = start_local_stack(
+        state, "--config", str(seed), "--replicas", "1", "--scale", "ratelimit=2"
+    )
+    try:
+        yield info
+    finally:
+        stop_local_stack(proc)
+
+
+def replica_urls(info: dict[str, Any]) -> list[str]:
+    """The ratelimit replicas' own URLs, from Traefik's generated routes."""
+    routes = (Path(info["state_dir"]) / "traefik" / "dynamic" / "routes.yml").read_text()
+    block = routes[routes.index("    ratelimit:\n      loadBalancer:") :]
+    return re.findall(r"- url: (http://\S+)", block)[:2]
+
+
+def decisions(url: str) -> float:
+    text = httpx.get(f"{url}/metrics", timeout=5).text
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("aisopod_ratelimit_decisions_total{")
+    )
+
+
+async def admin_nats(info: dict[str, Any]) -> nats.NATS:
+    password = (Path(info["state_dir"]) / "secrets" / "nats-admin.password").read_text().strip()
+    return await nats.connect(info["nats_url"], user="admin", password=password)
+
+
+async def test_two_replicas_admit_exactly_the_limit_of_200_concurrent_requests(pair) -> None:
+    urls = replica_urls(pair)
+    assert len(urls) == 2
+    before = [decisions(u) for u in urls]
+    ip = f"198.18.{random.randint(0, 255)}.{random.randint(1, 254)}"
+    limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
+    async with httpx.AsyncClient(
+        base_url=pair["http_url"], limits=limits, timeout=30, trust_env=False
+    ) as c:
+        gate = asyncio.Event()
+
+        async def one() -> int:
+            await gate.wait()
+            response = await c.get("/status", headers={"X-Forwarded-For": ip})
+            return response.status_code
+
+        tasks = [asyncio.create_task(one()) for _ in range(CONCURRENCY)]
+        gate.set()
+        statuses = await asyncio.gather(*tasks)
+    assert sum(1 for s in statuses if s != 429) == LIMIT
+    assert statuses.count(429) == CONCURRENCY - LIMIT
+    # Both replicas took part: Traefik spread the forwardAuth calls over them.
+    after = [decisions(u) for u in urls]
+    assert all(a > b for a, b in zip(after, before, strict=True)), (before, after)
+
+
+async def test_two_replicas_admit_exactly_the_limit_over_nats(pair) -> None:
+    nc = await admin_nats(pair)
+    try:
+        body = codec.dumps({"rule": "nats_exact", "key": f"principal:p-{random.random()}"})
+        replies = await asyncio.gather(
+            *(nc.request("aisopod.ratelimit.check", body, timeout=10) for _ in range(CONCURRENCY))
+        )
+        results = [codec.loads(r.data)["result"] for r in replies]
+        assert sum(r["allowed"] for r in results) == LIMIT
+    finally:
+        await nc.close()
+
+
+async def test_a_lockout_outlives_the_replica_that_owned_it(pair) -> None:
+    key = f"ip:198.19.{random.randint(0, 255)}.{random.randint(1, 254)}"
+    ids = [member_id("ratelimit-1"), member_id("ratelimit-2")]
+    owner = Ring(ids[0], ids).owner_of(key)
+    nc = await admin_nats(pair)
+    try:
+
+        async def call(verb: str, timeout: float = 5) -> dict[str, Any]:
+            body = codec.dumps({"rule": "auth_failures", "key": key})
+            msg = await nc.request(f"aisopod.ratelimit.{verb}", body, timeout=timeout)
+            return codec.loads(msg.data)["result"]
+
+        for _ in range(3):
+            await call("fail")
+        assert (await call("status"))["locked"]
+        os.kill(pair["pids"]["ratelimit"][ids.index(owner)], signal.SIGKILL)
+        # Until NATS notices the death, a request may reach the dying replica (no answer)
+        # or time out at the survivor's forward (the rule fails closed: refused, not
+        # "locked"). Every answer refuses; once settled they come from the survivor (or
+        # the owner's restarted process) and carry the stored lockout.
+        answers: list[dict[str, Any]] = []
+        deadline = time.monotonic() + 15
+        while not (len(answers) >= 5 and all(a["locked"] for a in answers[-5:])):
+            assert time.monotonic() < deadline, answers
+            try:
+                answers.append(await call("status", timeout=1))
+            except nats.errors.TimeoutError:
+                continue
+        assert not any(a["allowed"] for a in answers), answers
+        assert answers[-1]["retryAfterMs"] > 280_000
+    finally:
+        await nc.close()

@@ -11,7 +11,6 @@ import asyncio
 import json
 import os
 import random
-import re
 import signal
 import time
 from collections.abc import Iterator
@@ -21,9 +20,11 @@ from typing import Any
 import httpx
 import nats
 import pytest
+import yaml
 
 from aisopod import codec
-from aisopod_ratelimit.ownership import Ring, member_id
+from aisopod.config.model import GatewayConfig
+from aisopod.config.store import ConfigStore
 from tests.conftest import start_local_stack, stop_local_stack
 
 pytestmark = pytest.mark.integration
@@ -69,10 +70,10 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
 
 
 def replica_urls(info: dict[str, Any]) -> list[str]:
-    """The ratelimit replicas' own URLs, from Traefik's generated routes."""
-    routes = (Path(info["state_dir"]) / "traefik" / "dynamic" / "routes.yml").read_text()
-    block = routes[routes.index("    ratelimit:\n      loadBalancer:") :]
-    return re.findall(r"- url: (http://\S+)", block)[:2]
+    """The ratelimit replicas' own URLs, in order, from Traefik's generated routes."""
+    routes = yaml.safe_load((Path(info["state_dir"]) / "traefik/dynamic/routes.yml").read_text())
+    services = routes["http"]["services"]
+    return [services[f"ratelimit-replica-{i}"]["loadBalancer"]["servers"][0]["url"] for i in (1, 2)]
 
 
 def decisions(url: str) -> float:
@@ -89,33 +90,76 @@ async def admin_nats(info: dict[str, Any]) -> nats.NATS:
     return await nats.connect(info["nats_url"], user="admin", password=password)
 
 
-async def test_two_replicas_admit_exactly_the_limit_of_200_concurrent_requests(pair) -> None:
+async def set_ownership(info: dict[str, Any], mode: str) -> None:
+    """Switch `limits.ownership` live and wait until both replicas run it."""
+    nc = await admin_nats(info)
+    try:
+        store = ConfigStore(await nc.jetstream().key_value("config"))
+        current = await store.load()
+        document = current.config.document()
+        document["limits"]["ownership"] = mode
+        written = await store.write(GatewayConfig.model_validate(document), current.hash)
+        deadline = time.monotonic() + 10
+        while True:
+            inbox = nc.new_inbox()
+            sub = await nc.subscribe(inbox)
+            await nc.publish("aisopod.control.config.report", b"", reply=inbox)
+            hashes = set()
+            try:
+                while True:
+                    body = codec.loads((await sub.next_msg(timeout=0.3)).data)
+                    if body["service"] == "ratelimit":
+                        hashes.add((body["instance"], body["hash"]))
+            except nats.errors.TimeoutError:
+                pass
+            await sub.unsubscribe()
+            if {h for _, h in hashes} == {written.hash} and len(hashes) == 2:
+                return
+            assert time.monotonic() < deadline, hashes
+            await asyncio.sleep(0.05)
+    finally:
+        await nc.close()
+
+
+@pytest.mark.parametrize("mode", ["primary", "hash"])
+async def test_two_replicas_admit_exactly_the_limit_of_200_concurrent_requests(
+    pair, mode: str
+) -> None:
+    """Half through Traefik (which prefers replica 1), half straight to replica 2 (as a
+    load balancer without preference would send them), all at once, for one client."""
+    await set_ownership(pair, mode)
     urls = replica_urls(pair)
-    assert len(urls) == 2
     before = [decisions(u) for u in urls]
     ip = f"198.18.{random.randint(0, 255)}.{random.randint(1, 254)}"
     limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
-    async with httpx.AsyncClient(
-        base_url=pair["http_url"], limits=limits, timeout=30, trust_env=False
-    ) as c:
+    async with httpx.AsyncClient(limits=limits, timeout=30, trust_env=False) as c:
         gate = asyncio.Event()
 
-        async def one() -> int:
+        async def through_traefik() -> int:
             await gate.wait()
-            response = await c.get("/status", headers={"X-Forwarded-For": ip})
+            response = await c.get(f"{pair['http_url']}/status", headers={"X-Forwarded-For": ip})
             return response.status_code
 
-        tasks = [asyncio.create_task(one()) for _ in range(CONCURRENCY)]
+        async def straight_to_replica_2() -> int:
+            await gate.wait()
+            headers = {"X-Forwarded-For": ip, "X-Forwarded-Uri": "/status"}
+            return (await c.get(f"{urls[1]}/check", headers=headers)).status_code
+
+        tasks = [
+            asyncio.create_task(through_traefik() if i % 2 else straight_to_replica_2())
+            for i in range(CONCURRENCY)
+        ]
         gate.set()
         statuses = await asyncio.gather(*tasks)
     assert sum(1 for s in statuses if s != 429) == LIMIT
     assert statuses.count(429) == CONCURRENCY - LIMIT
-    # Both replicas took part: Traefik spread the forwardAuth calls over them.
     after = [decisions(u) for u in urls]
     assert all(a > b for a, b in zip(after, before, strict=True)), (before, after)
 
 
-async def test_two_replicas_admit_exactly_the_limit_over_nats(pair) -> None:
+@pytest.mark.parametrize("mode", ["primary", "hash"])
+async def test_two_replicas_admit_exactly_the_limit_over_nats(pair, mode: str) -> None:
+    await set_ownership(pair, mode)
     nc = await admin_nats(pair)
     try:
         body = codec.dumps({"rule": "nats_exact", "key": f"principal:p-{random.random()}"})
@@ -129,9 +173,8 @@ async def test_two_replicas_admit_exactly_the_limit_over_nats(pair) -> None:
 
 
 async def test_a_lockout_outlives_the_replica_that_owned_it(pair) -> None:
+    await set_ownership(pair, "primary")  # ratelimit-1 owns every key
     key = f"ip:198.19.{random.randint(0, 255)}.{random.randint(1, 254)}"
-    ids = [member_id("ratelimit-1"), member_id("ratelimit-2")]
-    owner = Ring(ids[0], ids).owner_of(key)
     nc = await admin_nats(pair)
     try:
 
@@ -143,7 +186,7 @@ async def test_a_lockout_outlives_the_replica_that_owned_it(pair) -> None:
         for _ in range(3):
             await call("fail")
         assert (await call("status"))["locked"]
-        os.kill(pair["pids"]["ratelimit"][ids.index(owner)], signal.SIGKILL)
+        os.kill(pair["pids"]["ratelimit"][0], signal.SIGKILL)
         # Until NATS notices the death, a request may reach the dying replica (no answer)
         # or time out at the survivor's forward (the rule fails closed: refused, not
         # "locked"). Every answer refuses; once settled they come from the survivor (or

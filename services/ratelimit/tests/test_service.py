@@ -36,14 +36,16 @@ class Membership:
         self.service = service
 
     def mark_dead(self, member: str) -> None:
-        self.service.ring = self.service.ring.without(member)
+        ring = self.service.ring
+        self.service.ring = Ring(ring.self_id, {ring.self_id: "self"}, ring.mode)
 
 
 def service_with_peer(peer: Any) -> RateLimitService:
     host: Any = SimpleNamespace(instance="ratelimit-self")
     service = RateLimitService(host, clock=FakeClock())
     service.apply(GatewayConfig())
-    service.ring = Ring(service.self_id, [service.self_id, OTHER])
+    # Hash ownership, so that some keys belong to the other replica.
+    service.ring = Ring(service.self_id, {service.self_id: "b", OTHER: "a"}, "hash")
     service._peers = peer
     return service
 

@@ -19,7 +19,7 @@ from nats.js.kv import KeyValue
 
 from aisopod import codec
 from aisopod_ratelimit.metrics import MEMBERS
-from aisopod_ratelimit.ownership import Ring
+from aisopod_ratelimit.ownership import Mode, Ring
 
 log = logging.getLogger("aisopod.ratelimit.members")
 
@@ -35,6 +35,7 @@ class Membership:
         *,
         heartbeat_s: float = 1.0,
         ttl_s: float = 3.5,
+        mode: Mode = "primary",
         on_change: Callable[[Ring], None] | None = None,
     ) -> None:
         self.kv = kv
@@ -43,7 +44,8 @@ class Membership:
         self.heartbeat_s = heartbeat_s
         self.ttl_s = ttl_s
         self.on_change = on_change
-        self.ring = Ring(self_id, [self_id])
+        self.mode: Mode = mode
+        self.ring = Ring(self_id, {self_id: instance}, mode)
         self.synced = False  # the watch delivered every member known at start
         self._seen: dict[str, float] = {self_id: time.monotonic()}
         self._names: dict[str, str] = {self_id: instance}
@@ -71,6 +73,11 @@ class Membership:
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=1.0)
         self._tasks = []
+
+    def set_mode(self, mode: Mode) -> None:
+        if mode != self.mode:
+            self.mode = mode
+            self._rebuild()
 
     def mark_dead(self, member: str) -> None:
         """A peer did not answer as owner (no responders): drop it until it beats again."""
@@ -144,10 +151,11 @@ class Membership:
                 self._rebuild()
 
     def _rebuild(self) -> None:
-        ring = Ring(self.self_id, self._seen)
+        ring = Ring(self.self_id, {m: self._names.get(m, m) for m in self._seen}, self.mode)
         MEMBERS.set(len(ring.members))
         if ring != self.ring:
             self.ring = ring
-            log.info("owners: %s", ", ".join(self._names.get(m, m) for m in ring.members) or "none")
+            names = ", ".join(self._names.get(m, m) for m in ring.members) or "none"
+            log.info("replicas (%s ownership, first is primary): %s", ring.mode, names)
             if self.on_change is not None:
                 self.on_change(ring)

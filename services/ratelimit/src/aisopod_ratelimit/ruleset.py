@@ -11,6 +11,7 @@ from functools import lru_cache
 
 from aisopod.clientip import Network, parse_networks
 from aisopod.config.sections.limits import LimitsSection
+from aisopod_ratelimit.ownership import Mode
 
 IP_PREFIX = "ip:"
 
@@ -41,6 +42,7 @@ class RuleSet:
     max_keys: int
     cleanup_interval_s: float
     peer_timeout_s: float
+    ownership: Mode
 
     @classmethod
     def from_section(cls, section: LimitsSection) -> RuleSet:
@@ -64,6 +66,7 @@ class RuleSet:
             max_keys=section.max_keys_per_rule,
             cleanup_interval_s=section.cleanup_interval_s,
             peer_timeout_s=section.peer_timeout_ms / 1000,
+            ownership=section.ownership,
         )
 
     def route(self, path: str) -> Route | None:

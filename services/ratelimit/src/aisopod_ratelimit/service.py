@@ -40,7 +40,7 @@ class RateLimitService:
         self.limiter = Limiter(self.ruleset, clock=clock)
         self.counters = metrics.DecisionCounters()
         self.trusted_proxies: tuple[str, ...] = ()
-        self.ring = Ring(self.self_id, [self.self_id])
+        self.ring = Ring(self.self_id, {self.self_id: host.instance}, self.ruleset.ownership)
         self._membership: Membership | None = None
         self._peers: Peers | None = None
         self._locks: LockStore | None = None
@@ -58,7 +58,13 @@ class RateLimitService:
         await self._locks.start()
         self._peers = Peers(host.bus, self.self_id, self.local)
         await self._peers.start()
-        self._membership = Membership(kv, self.self_id, host.instance, on_change=self._on_ring)
+        self._membership = Membership(
+            kv,
+            self.self_id,
+            host.instance,
+            mode=self.ruleset.ownership,
+            on_change=self._on_ring,
+        )
         await self._membership.start()
         self._cleaner = asyncio.create_task(self._cleanup_loop(), name="ratelimit-cleanup")
         host.add_ready_check("ratelimit-state", self.synced)
@@ -85,6 +91,8 @@ class RateLimitService:
         self.ruleset = RuleSet.from_section(config.limits)
         self.limiter.apply(self.ruleset)
         self.trusted_proxies = tuple(config.gateway.trusted_proxies)
+        if self._membership is not None:
+            self._membership.set_mode(self.ruleset.ownership)
 
     # -- decisions ------------------------------------------------------------------
     def rule(self, name: str) -> Rule:

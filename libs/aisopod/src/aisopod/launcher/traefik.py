@@ -99,12 +99,39 @@ def _service(urls: list[str], health: bool = True, interval: str = "2s") -> dict
     return {"loadBalancer": lb}
 
 
+def _failover_chain(name: str, urls: list[str]) -> dict[str, Any]:
+    """Services `name` → first URL while it is up, else the next, and so on.
+
+    The ratelimit replicas decide every key at the first live one (its `primary`
+    ownership), so sending forwardAuth there first keeps each decision in the process
+    that received it. A passive health check marks a replica down on its first failed
+    request, so the router's retry reaches the next one at once instead of waiting for
+    the active check's interval.
+    """
+    services: dict[str, Any] = {}
+    children = [f"{name}-replica-{i}" for i in range(1, len(urls) + 1)]
+    for child, url in zip(children, urls, strict=True):
+        lb = _service([url], interval="1s")
+        lb["loadBalancer"]["passiveHealthCheck"] = {"failureWindow": "2s", "maxFailedAttempts": 1}
+        services[child] = lb
+    fallback = children[-1]
+    for index in range(len(children) - 2, -1, -1):
+        chain = name if index == 0 else f"{name}-failover-{index + 1}"
+        failover: dict[str, Any] = {"service": children[index], "fallback": fallback}
+        if index:  # a nested failover reports its health to the one above it
+            failover["healthCheck"] = {}
+        services[chain] = {"failover": failover}
+        fallback = chain
+    return services
+
+
 def dynamic_config(
     up: Upstreams, *, entry_points: list[str], internal_url: str | None = None
 ) -> dict[str, Any]:
     """`internal_url`: the base URL of the internal entrypoint (static_config); with it,
-    forwardAuth to a service with several replicas goes through a load-balancing router
-    there (health-checked, retried), else to the one replica directly."""
+    forwardAuth to ratelimit's replicas goes through a router there that prefers the
+    first replica and fails over to the next (see `_failover_chain`), else straight to
+    the one replica."""
     auth_url = f"{up.auth[0]}/verify"
     ratelimit_url = f"{up.ratelimit[0]}/check"
     internal: dict[str, Any] = {"routers": {}, "services": {}}
@@ -116,7 +143,7 @@ def dynamic_config(
             "middlewares": ["retry-internal"],
             "entryPoints": [INTERNAL_ENTRYPOINT],
         }
-        internal["services"]["ratelimit"] = _service(up.ratelimit, interval="1s")
+        internal["services"].update(_failover_chain("ratelimit", up.ratelimit))
     strip = {h: "" for h in IDENTITY_HEADERS}
     middlewares: dict[str, Any] = {
         "cors": {

@@ -93,6 +93,12 @@ class LimitsSection(Section):
     peer_timeout_ms: int = Field(
         250, ge=10, le=10_000, description="wait for the replica owning a key this long"
     )
+    ownership: Literal["primary", "hash"] = Field(
+        "primary",
+        description="which replica decides a key: `primary`, the first live one in instance "
+        "order (Traefik prefers it too, so decisions stay in one process); `hash`, spread by "
+        "rendezvous hashing (many replicas behind a random load balancer)",
+    )
 
     @field_validator("exempt_cidrs")
     @classmethod

@@ -55,10 +55,12 @@ SEED = {
 
 
 # -- the stack ------------------------------------------------------------------------
-def start_stack(state: Path, ratelimit_replicas: int) -> tuple[subprocess.Popen[bytes], dict]:
+def start_stack(
+    state: Path, ratelimit_replicas: int, ownership: str
+) -> tuple[subprocess.Popen[bytes], dict]:
     state.mkdir(parents=True)
     seed = state.parent / "seed.yaml"
-    seed.write_text(json.dumps(SEED))
+    seed.write_text(json.dumps({**SEED, "limits": {**SEED["limits"], "ownership": ownership}}))
     ready = state.parent / "ready.json"
     log = open(state.parent / "launcher.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen(
@@ -135,8 +137,9 @@ def add_bench_routes(state: Path) -> list[str]:
     }
     (dynamic / "bench.yml").write_text(yaml.safe_dump(bench))
     services = routes["http"]["services"]
-    if "ratelimit" in services:
-        return [s["url"] for s in services["ratelimit"]["loadBalancer"]["servers"]]
+    replicas = sorted(name for name in services if name.startswith("ratelimit-replica-"))
+    if replicas:
+        return [services[name]["loadBalancer"]["servers"][0]["url"] for name in replicas]
     address = routes["http"]["middlewares"]["ratelimit"]["forwardAuth"]["address"]
     return [address.removesuffix("/check")]
 
@@ -283,9 +286,11 @@ def in_process(samples: int) -> list[float]:
 
 
 # -- one scenario ------------------------------------------------------------------------
-def scenario(replicas: int, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
-    state = workdir / f"rl{replicas}" / "state"
-    proc, info = start_stack(state, replicas)
+def scenario(
+    replicas: int, ownership: str, args: argparse.Namespace, workdir: Path
+) -> dict[str, Any]:
+    state = workdir / f"rl{replicas}-{ownership}" / "state"
+    proc, info = start_stack(state, replicas, ownership)
     try:
         replica_urls = add_bench_routes(state)
         url = info["http_url"]
@@ -313,6 +318,7 @@ def scenario(replicas: int, args: argparse.Namespace, workdir: Path) -> dict[str
     plain, limited = summary(lat["plain"]), summary(lat["limited"])
     return {
         "ratelimit_replicas": replicas,
+        "ownership": ownership,
         "plain_route": plain,
         "limited_route": limited,
         "added_by_ratelimit_ms": {
@@ -337,6 +343,7 @@ def machine() -> dict[str, Any]:
     except OSError:
         pass
     return {
+        "load_average_1m_at_start": round(os.getloadavg()[0], 2),
         "cpu": model,
         "cores": os.cpu_count(),
         "python": platform.python_version(),
@@ -349,12 +356,14 @@ def render_md(result: dict[str, Any]) -> str:
         "# P9: rate-limit decision in the forwardAuth path",
         "",
         f"Machine: {result['machine']['cpu']}, {result['machine']['cores']} cores, "
-        f"Python {result['machine']['python']}; {result['when']}.",
+        f"Python {result['machine']['python']}; {result['when']}; 1-minute load average "
+        f"{result['machine']['load_average_1m_at_start']} at start, "
+        f"{result['machine']['load_average_1m_at_end']} at end (the machine is shared).",
         f"Goal: ≤ 0.5 ms p50 added by the decision. In-process decision: "
         f"{result['in_process_us']['p50']} µs p50.",
         "",
-        "| ratelimit replicas | plain route p50 / p99 | with ratelimit p50 / p99 | added p50 / p99 "
-        "| /check direct p50 | NATS check p50 | req/s plain → limited |",
+        "| ratelimit replicas (ownership) | plain route p50 / p99 | with ratelimit p50 / p99 "
+        "| added p50 / p99 | /check direct p50 | NATS check p50 | req/s plain → limited |",
         "|---|---|---|---|---|---|---|",
     ]
     for s in result["scenarios"]:
@@ -362,7 +371,8 @@ def render_md(result: dict[str, Any]) -> str:
         direct, nats_check = s["check_direct"]["p50_ms"], s["nats_ratelimit_check"]["p50_ms"]
         rps = s["throughput_rps"]
         lines.append(
-            f"| {s['ratelimit_replicas']} | {p['p50_ms']:.3f} / {p['p99_ms']:.3f} ms "
+            f"| {s['ratelimit_replicas']} ({s['ownership']}) "
+            f"| {p['p50_ms']:.3f} / {p['p99_ms']:.3f} ms "
             f"| {lim['p50_ms']:.3f} / {lim['p99_ms']:.3f} ms "
             f"| {add['p50']:.3f} / {add['p99']:.3f} ms "
             f"| {direct:.3f} ms | {nats_check:.3f} ms "
@@ -379,19 +389,31 @@ def render_md(result: dict[str, Any]) -> str:
 
 
 def main() -> None:
+    started_machine = machine()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--samples", type=int, default=3000)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--replicas", type=int, nargs="+", default=[1, 2])
+    parser.add_argument(
+        "--scenarios",
+        nargs="+",
+        default=["1:primary", "2:primary", "2:hash"],
+        help="REPLICAS:OWNERSHIP pairs",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-p9-") as tmp:
-        scenarios = [scenario(n, args, Path(tmp)) for n in args.replicas]
+        scenarios = []
+        for item in args.scenarios:
+            replicas, _, ownership = item.partition(":")
+            scenarios.append(scenario(int(replicas), ownership or "primary", args, Path(tmp)))
     decisions = in_process(200_000)
     result = {
         "benchmark": "P9 ratelimit decision in the forwardAuth path",
         "when": time.strftime("%Y-%m-%d %H:%M:%S"),
-        "machine": machine(),
+        "machine": {
+            **started_machine,
+            "load_average_1m_at_end": round(os.getloadavg()[0], 2),
+        },
         "samples": args.samples,
         "in_process_us": {
             "p50": round(percentile(decisions, 0.5) * 1e6, 2),

@@ -186,6 +186,9 @@ async def test_a_lockout_outlives_the_replica_that_owned_it(pair) -> None:
         for _ in range(3):
             await call("fail")
         assert (await call("status"))["locked"]
+        load = asyncio.create_task(_forward_auth_load(pair["http_url"], seconds=3.0))
+        await asyncio.sleep(0.5)  # the load is running when the primary dies
+        killed_at = time.monotonic()
         os.kill(pair["pids"]["ratelimit"][0], signal.SIGKILL)
         # Until NATS notices the death, a request may reach the dying replica (no answer)
         # or time out at the survivor's forward (the rule fails closed: refused, not
@@ -201,5 +204,30 @@ async def test_a_lockout_outlives_the_replica_that_owned_it(pair) -> None:
                 continue
         assert not any(a["allowed"] for a in answers), answers
         assert answers[-1]["retryAfterMs"] > 280_000
+        # Only forwardAuth calls in flight on the dying replica failed (Traefik does not
+        # resend a request it already wrote); every later one went to the survivor.
+        sent = await load
+        late_errors = [(t - killed_at, s) for t, s in sent if s >= 500 and t > killed_at + 0.05]
+        assert len(sent) > 20 and not late_errors, late_errors
     finally:
         await nc.close()
+
+
+async def _forward_auth_load(http_url: str, seconds: float) -> list[tuple[float, int]]:
+    """Requests through Traefik's forwardAuth from many clients (each well under its
+    limit) for `seconds`: when each was sent, and its status."""
+    sent: list[tuple[float, int]] = []
+    stop = time.monotonic() + seconds
+    async with httpx.AsyncClient(base_url=http_url, timeout=10, trust_env=False) as c:
+
+        async def worker(n: int) -> None:
+            i = 0
+            while time.monotonic() < stop:
+                ip = f"198.18.{n}.{i % 250 + 1}"
+                started = time.monotonic()
+                response = await c.get("/status", headers={"X-Forwarded-For": ip})
+                sent.append((started, response.status_code))
+                i += 1
+
+        await asyncio.gather(*(worker(n) for n in range(4)))
+    return sent

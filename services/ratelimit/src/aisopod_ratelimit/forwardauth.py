@@ -15,6 +15,7 @@ and skipping the router and middleware stack is most of what it costs here.
 from __future__ import annotations
 
 import logging
+from functools import lru_cache
 from typing import Any
 
 from aisopod import codec
@@ -28,6 +29,11 @@ Scope = dict[str, Any]
 
 _NO_STORE = (b"cache-control", b"no-store")
 _JSON = (b"content-type", b"application/json")
+
+
+# The same clients call again and again: parsing their chain of addresses is most of
+# this endpoint's own cost, so remember it (bounded: a flood of new clients just misses).
+_client_ip = lru_cache(maxsize=16384)(client_ip)
 
 
 def _seconds(ms: int) -> int:
@@ -80,9 +86,10 @@ class CheckEndpoint:
             await _respond(send, 200, [])
             return
         peer = scope["client"][0] if scope.get("client") else ""
-        address = client_ip(peer, forwarded_for, service.trusted_proxies)
+        address = _client_ip(peer, forwarded_for, service.trusted_proxies)
         try:
-            decision = await service.decide("check", route.rule, ruleset.edge_key(route, address))
+            key = ruleset.edge_key(route, address)
+            decision = await service.decide("check", route.rule, key, normalised=True)
         except Exception:
             log.exception("forwardAuth decision failed")
             await _respond(

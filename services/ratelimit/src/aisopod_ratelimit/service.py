@@ -101,11 +101,15 @@ class RateLimitService:
             raise InvalidParams(f"unknown rate-limit rule {name!r}", rule=name)
         return rule
 
-    async def decide(self, op: str, rule: Rule, key: str, cost: int = 1) -> Decision:
-        """Decide at the key's owner: here, or one NATS round trip away."""
-        if len(key) > MAX_KEY_LENGTH:
-            raise InvalidParams(f"key longer than {MAX_KEY_LENGTH} characters")
-        key = self.ruleset.normalise(key)
+    async def decide(
+        self, op: str, rule: Rule, key: str, cost: int = 1, *, normalised: bool = False
+    ) -> Decision:
+        """Decide at the key's owner: here, or one NATS round trip away. `normalised`:
+        the key is already in its canonical form (built by `RuleSet.edge_key`)."""
+        if not normalised:
+            if len(key) > MAX_KEY_LENGTH:
+                raise InvalidParams(f"key longer than {MAX_KEY_LENGTH} characters")
+            key = self.ruleset.normalise(key)
         owner = self.ring.owner_of(key)
         if owner != self.self_id and self._peers is not None:
             decision = await self._forward(owner, op, rule, key, cost)

@@ -224,7 +224,7 @@ def dynamic_config(
     router("ui", "PathPrefix(`/`)", "static-ui", [], 1)
     if internal["routers"]:
         routers.update(internal["routers"])
-        # A replica that just died is hidden from the forwardAuth GET by one retry.
+        # A request that finds a replica dead (connection refused) is sent on to the next.
         middlewares["retry-internal"] = {"retry": {"attempts": 2}}
     return {
         "http": {

@@ -99,7 +99,11 @@ def start_stack(
             break
         time.sleep(0.1)
     stop_stack(proc)
-    raise RuntimeError((state.parent / "launcher.log").read_text()[-3000:])
+    tails = [
+        f"--- {log.name}\n{log.read_text(errors='replace')[-1500:]}"
+        for log in sorted((state / "logs").glob("ratelimit*.log"))
+    ]
+    raise RuntimeError("\n".join([(state.parent / "launcher.log").read_text()[-2000:], *tails]))
 
 
 def stop_stack(proc: subprocess.Popen[bytes]) -> None:
@@ -113,12 +117,31 @@ def stop_stack(proc: subprocess.Popen[bytes]) -> None:
 
 
 def add_bench_routes(state: Path) -> list[str]:
-    """Two routers to Caddy, with and without the ratelimit middleware; the replicas' URLs."""
+    """Three routers to Caddy: without middleware, with a forwardAuth to a no-op server
+    (Caddy itself: the floor of any forwardAuth), and with the ratelimit middleware.
+    Returns the ratelimit replicas' URLs."""
     dynamic = state / "traefik" / "dynamic"
     routes = yaml.safe_load((dynamic / "routes.yml").read_text())
+    caddy = routes["http"]["services"]["static-ui"]["loadBalancer"]["servers"][0]["url"]
     bench = {
         "http": {
+            "middlewares": {
+                "bench-noop-auth": {
+                    "forwardAuth": {
+                        "address": f"{caddy}/bench-noop",
+                        "trustForwardHeader": True,
+                        "maxResponseBodySize": 65536,
+                    }
+                }
+            },
             "routers": {
+                "bench-noop": {
+                    "rule": "Path(`/bench/noop`)",
+                    "service": "static-ui@file",
+                    "middlewares": ["bench-noop-auth"],
+                    "entryPoints": ["web"],
+                    "priority": 5000,
+                },
                 "bench-plain": {
                     "rule": "Path(`/bench/plain`)",
                     "service": "static-ui@file",
@@ -132,7 +155,7 @@ def add_bench_routes(state: Path) -> list[str]:
                     "entryPoints": ["web"],
                     "priority": 5000,
                 },
-            }
+            },
         }
     }
     (dynamic / "bench.yml").write_text(yaml.safe_dump(bench))
@@ -170,6 +193,27 @@ def read_response(readline: Any, read: Any) -> int:
     if length:
         read(length)
     return status
+
+
+def decisions(url: str) -> float:
+    """The replica's decision counter (all rules, results)."""
+    conn = Conn(*host_port(url))
+    try:
+        conn.sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: bench\r\n\r\n")
+        status = int(conn.file.readline().split(b" ", 2)[1])
+        length = 0
+        while (line := conn.file.readline()) not in (b"\r\n", b""):
+            name, _, value = line.partition(b":")
+            if name.lower() == b"content-length":
+                length = int(value)
+        text = conn.file.read(length).decode() if status == 200 else ""
+    finally:
+        conn.close()
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("aisopod_ratelimit_decisions_total{")
+    )
 
 
 def host_port(url: str) -> tuple[str, int]:
@@ -306,24 +350,34 @@ def scenario(
             if time.monotonic() > deadline:
                 raise RuntimeError("Traefik did not load the bench routes")
             time.sleep(0.2)
-        paths = {"plain": "/bench/plain", "limited": "/bench/limited"}
+        paths = {"plain": "/bench/plain", "noop": "/bench/noop", "limited": "/bench/limited"}
+        counted = sum(decisions(u) for u in replica_urls)
         lat = latency(url, paths, args.samples)
+        counted = sum(decisions(u) for u in replica_urls) - counted
+        if counted < args.samples:  # the limited route really asked the ratelimit service
+            raise RuntimeError(f"only {counted} decisions for {args.samples} requests")
         direct = latency(replica_urls[0], {"check": "/check"}, args.samples // 2)
         rates = {
-            name: asyncio.run(throughput(url, path, args.connections, args.seconds))
-            for name, path in paths.items()
+            name: asyncio.run(throughput(url, paths[name], args.connections, args.seconds))
+            for name in ("plain", "limited")
         }
         nats_rt = asyncio.run(nats_round_trip(info, state, args.samples // 2))
     finally:
         stop_stack(proc)
-    plain, limited = summary(lat["plain"]), summary(lat["limited"])
+    plain, noop, limited = summary(lat["plain"]), summary(lat["noop"]), summary(lat["limited"])
     # Each limited request against the plain one sent just before it: robust to drift.
     paired = [(b - a) * 1000 for a, b in zip(lat["plain"], lat["limited"], strict=True)]
+    own = [(b - a) * 1000 for a, b in zip(lat["noop"], lat["limited"], strict=True)]
     return {
         "ratelimit_replicas": replicas,
         "ownership": ownership,
         "plain_route": plain,
+        "noop_forward_auth_route": noop,
         "limited_route": limited,
+        "beyond_noop_forward_auth_ms": {
+            "p50": round(limited["p50_ms"] - noop["p50_ms"], 4),
+            "paired_median": round(statistics.median(own), 4),
+        },
         "added_by_ratelimit_ms": {
             "p50": round(limited["p50_ms"] - plain["p50_ms"], 4),
             "p99": round(limited["p99_ms"] - plain["p99_ms"], 4),
@@ -366,31 +420,34 @@ def render_md(result: dict[str, Any]) -> str:
         f"Goal: ≤ 0.5 ms p50 added by the decision. In-process decision: "
         f"{result['in_process_us']['p50']} µs p50.",
         "",
-        "| ratelimit replicas (ownership) | plain route p50 / p99 | with ratelimit p50 / p99 "
-        "| added p50 / p99 (paired median) | /check direct p50 | NATS check p50 "
+        "| ratelimit replicas (ownership) | plain route p50 / p99 | no-op forwardAuth p50 "
+        "| with ratelimit p50 / p99 | added p50 / p99 (paired median) "
+        "| beyond a no-op forwardAuth p50 (paired) | /check direct p50 | NATS check p50 "
         "| req/s plain → limited |",
-        "|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for s in result["scenarios"]:
         p, lim, add = s["plain_route"], s["limited_route"], s["added_by_ratelimit_ms"]
+        noop, own = s["noop_forward_auth_route"], s["beyond_noop_forward_auth_ms"]
         direct, nats_check = s["check_direct"]["p50_ms"], s["nats_ratelimit_check"]["p50_ms"]
         rps = s["throughput_rps"]
         lines.append(
             f"| {s['ratelimit_replicas']} ({s['ownership']}) "
-            f"| {p['p50_ms']:.3f} / {p['p99_ms']:.3f} ms "
+            f"| {p['p50_ms']:.3f} / {p['p99_ms']:.3f} ms | {noop['p50_ms']:.3f} ms "
             f"| {lim['p50_ms']:.3f} / {lim['p99_ms']:.3f} ms "
             f"| {add['p50']:.3f} / {add['p99']:.3f} ms ({add['paired_median']:.3f}) "
+            f"| {own['p50']:.3f} ms ({own['paired_median']:.3f}) "
             f"| {direct:.3f} ms | {nats_check:.3f} ms "
             f"| {rps['plain']} → {rps['limited']} ({s['connections']} conns) |"
         )
     lines += [
         "",
-        "Latency: concurrency 1, one keep-alive connection, the two routes alternating "
-        "request by request; the paired median is the median over pairs of (limited − the "
-        "plain request just before it). Both routes go to the same Caddy backend; the only "
-        "difference is the forwardAuth call. `/check direct`: a client calling one replica "
-        "without Traefik (with 2 replicas, replica 1). Throughput: the load generator runs "
-        "on the same 2 cores.",
+        "Latency: concurrency 1, one keep-alive connection, the three routes taking turns "
+        "request by request; a paired median is the median over turns of the difference. "
+        "All routes go to the same Caddy backend; the no-op forwardAuth asks Caddy (a Go "
+        "server answering at once), which is the floor of any forwardAuth middleware. "
+        "`/check direct`: a client calling one replica without Traefik (with 2 replicas, "
+        "replica 1). Throughput: the load generator runs on the same 2 cores.",
         "",
     ]
     return "\n".join(lines)

@@ -4,8 +4,9 @@ beside its reference measured in the same run; see bench/README.md.
     .venv/bin/python -m bench [--quick] [--only P1,P8,...] [--out DIR]
 
 Order: P8 first (cold starts of fresh stacks, then the bare nats-server/Traefik/Caddy
-reference), then one local stack for everything else: its idle memory (P5) before any
-load, the ws-gateway measures (P1–P5), the HTTP measures (P6, P7), the rate limiter (P9).
+reference), P9 (the rate limiter, on stacks of its own: one and two ratelimit replicas),
+then one local stack for everything else: its idle memory (P5) before any load, the
+ws-gateway measures (P1–P5), the HTTP measures (P6, P7).
 An area that fails is recorded in the notes and the run goes on. Writes
 `bench/results/<date>-<machine>.json` and `.md`.
 """
@@ -94,7 +95,9 @@ def run(args: argparse.Namespace) -> Report:
 
         _guarded(report, "P8", p8)
 
-    if not wanted - {"P8"}:
+    if "P9" in wanted:
+        _ratelimit(report, args.quick)  # on stacks of its own (1 and 2 ratelimit replicas)
+    if not wanted - {"P8", "P9"}:
         return report
     if "P5" in wanted and not bare_rss:
         bare = asyncio.run(stack_bench._bare_parts(1, stack_bench.SETTLE_S))
@@ -112,8 +115,6 @@ def run(args: argparse.Namespace) -> Report:
             _ws(report, stack, args.quick)
         if wanted & {"P6", "P7"}:
             _http(report, stack, args.quick)
-        if "P9" in wanted:
-            _ratelimit(report, stack, args.quick)
     finally:
         progress("stopping the local stack")
         stack.stop()
@@ -140,11 +141,16 @@ def _http(report: Report, stack: BenchStack, quick: bool) -> None:
     report.skip("P6/P7", "bench/http_proxy.py has no common-harness entry point yet")
 
 
-def _ratelimit(report: Report, stack: BenchStack, quick: bool) -> None:
-    if _module("ratelimit_p9") is None:
-        report.skip("P9", "bench/ratelimit_p9.py is not on this branch yet")
-        return
-    report.skip("P9", "bench/ratelimit_p9.py has no common-harness entry point yet")
+def _ratelimit(report: Report, quick: bool) -> None:
+    from bench import ratelimit_p9
+
+    def work() -> None:
+        argv = ["--samples", "1000", "--seconds", "2", "--scenarios", "1:primary", "2:primary"]
+        args = ratelimit_p9.options(argv if quick else [])
+        result = ratelimit_p9.run(args)
+        report.add("P9", result, ratelimit_p9.figures(result))
+
+    _guarded(report, "P9 (ratelimit)", work)
 
 
 def _keep_only(report: Report, wanted: set[str]) -> None:

@@ -136,9 +136,18 @@ def _ws(report: Report, stack: BenchStack, quick: bool) -> None:
 
 def _http(report: Report, stack: BenchStack, quick: bool) -> None:
     if _module("http_proxy") is None:
-        report.skip("P6/P7", "bench/http_proxy.py is not on this branch yet")
-        return
-    report.skip("P6/P7", "bench/http_proxy.py has no common-harness entry point yet")
+        report.skip("P6", "bench/http_proxy.py is not on this branch yet")
+    else:
+        report.skip("P6", "bench/http_proxy.py has no common-harness entry point yet")
+
+    def p7() -> None:
+        from bench import agent_bench
+
+        raw, figures, notes = _async(agent_bench.run(stack, quick))
+        report.add("P7", raw, figures)
+        report.notes.extend(notes)
+
+    _guarded(report, "P7 (agent turn)", p7)
 
 
 def _ratelimit(report: Report, quick: bool) -> None:

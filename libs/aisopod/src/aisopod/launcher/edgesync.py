@@ -55,6 +55,8 @@ class EdgeOptions:
     tls_names: list[str] = field(default_factory=list)
     redirect_https_port: int | None = None  # None: no HTTP→HTTPS redirect
     cert_poll_s: float = 1.0
+    # False in Kubernetes: Traefik polls the CORS middleware over HTTP; TLS is a Secret.
+    write_files: bool = True
 
 
 def write_dynamic(path: Path, config: dict[str, Any], note: str = "") -> bool:
@@ -88,9 +90,12 @@ class EdgeSync:
         return self.options.dynamic_dir
 
     # -- the files ------------------------------------------------------------------------
-    def prepare(self, config: GatewayConfig | None = None) -> tls.TlsFiles:
+    def prepare(self, config: GatewayConfig | None = None) -> tls.TlsFiles | None:
         """Write every live file before Traefik starts (CORS from `config`, e.g. the seed;
         the live document replaces it as soon as NATS answers)."""
+        if not self.options.write_files:
+            self.apply_config(config or GatewayConfig())
+            return None
         self.dynamic_dir.mkdir(parents=True, exist_ok=True)
         self.files = self._certificate()
         self._write_tls(self.files)
@@ -120,9 +125,14 @@ class EdgeSync:
 
     def apply_config(self, config: GatewayConfig) -> bool:
         """Rewrite cors.yml for `config`; True when it changed."""
+        changed = (self.origins, self.max_age_s) != (
+            list(config.cors.allowed_origins),
+            config.cors.max_age_s,
+        )
         self.origins = list(config.cors.allowed_origins)
         self.max_age_s = config.cors.max_age_s
-        changed = write_dynamic(self.dynamic_dir / CORS_FILE, self.cors_document())
+        if self.options.write_files:
+            changed = write_dynamic(self.dynamic_dir / CORS_FILE, self.cors_document())
         if changed:
             log.info("CORS allowed origins: %s", self.origins or "none")
         return changed

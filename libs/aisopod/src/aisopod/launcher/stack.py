@@ -179,7 +179,8 @@ class Stack:
 
     def _start_edge_sync(self) -> None:
         assert self.secrets is not None and self.edge is not None
-        connect = nats_connector(self.nats_url, "admin", self.secrets.nats_passwords["admin"])
+        user = natsconf.EDGE_SYNC_USER  # read-only on KV `config`, like compose's edge-sync
+        connect = nats_connector(self.nats_url, user, self.secrets.nats_passwords[user])
         self._edge_task = asyncio.create_task(self.edge.run(connect), name="edge-sync")
 
     async def _stop_edge_sync(self) -> None:

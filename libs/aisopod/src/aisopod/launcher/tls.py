@@ -87,6 +87,14 @@ def certificate_names(cert: x509.Certificate) -> set[str]:
     return names
 
 
+def current_names(tls_dir: Path) -> set[str]:
+    """The names the local CA's current server certificate covers (empty if none)."""
+    path = tls_dir / SERVER_CERT
+    if not path.exists():
+        return set()
+    return certificate_names(x509.load_pem_x509_certificate(path.read_bytes()))
+
+
 def fingerprint(cert_file: Path) -> str:
     """sha256 of the DER of the first certificate in a PEM file (what a client sees)."""
     cert = x509.load_pem_x509_certificate(cert_file.read_bytes())

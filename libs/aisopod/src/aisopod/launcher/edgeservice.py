@@ -18,8 +18,11 @@ live configuration has been read.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import shutil
+import signal
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -143,8 +146,21 @@ async def run_edge_sync(settings: EdgeSettings) -> None:
         server_header=False,
         lifespan="off",
     )
+    server = _Server(config)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, lambda: setattr(server, "should_exit", True))
     try:
-        await uvicorn.Server(config).serve()  # returns on SIGTERM/SIGINT
+        await server.serve()
     finally:
         follower.cancel()
         await asyncio.wait({follower}, timeout=2.0)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its signal handling, which re-raises SIGTERM after serving and so
+    would kill the process before the NATS connection is closed."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield

@@ -28,6 +28,7 @@ from typing import Any
 import nats
 import yaml
 from nats.aio.client import Client as NATS
+from nats.js.errors import BucketNotFoundError
 
 from aisopod.config.model import GatewayConfig
 from aisopod.config.store import CONFIG_KEY, snapshot_from
@@ -175,6 +176,7 @@ class EdgeSync:
 
     async def _watch_config(self, connect: Connect, prefix: str) -> None:
         nc: NATS | None = None
+        last_error = ""
         try:
             while True:
                 try:
@@ -186,10 +188,16 @@ class EdgeSync:
                         if entry is None or entry.value is None or entry.operation is not None:
                             continue
                         self._apply_document(entry.value, entry.revision or 0)
+                        last_error = ""
                 except asyncio.CancelledError:
                     raise
-                except Exception as exc:  # NATS not up yet, bucket not provisioned, restart
-                    log.debug("config watch: %s; retrying", exc)
+                except BucketNotFoundError:
+                    await asyncio.sleep(0.2)  # the services provision it as they start
+                except Exception as exc:  # NATS not up yet or restarting
+                    # Said once per distinct cause, not twice a second while it lasts.
+                    if str(exc) != last_error:
+                        log.warning("config watch: %s; retrying", exc or type(exc).__name__)
+                        last_error = str(exc)
                     await asyncio.sleep(0.5)
         finally:
             if nc is not None and not nc.is_closed:

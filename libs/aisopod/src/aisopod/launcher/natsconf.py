@@ -86,6 +86,7 @@ def edge_sync_permissions(prefix: str) -> dict[str, list[str]]:
             f"$JS.API.STREAM.INFO.{stream}",
             f"$JS.API.CONSUMER.CREATE.{stream}",
             f"$JS.API.CONSUMER.CREATE.{stream}.>",
+            f"$JS.API.CONSUMER.INFO.{stream}.>",
             f"$JS.API.CONSUMER.DELETE.{stream}.>",
             "$JS.FC.>",
         ],

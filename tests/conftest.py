@@ -145,7 +145,7 @@ def fake_upstream() -> Iterator:
     """The shared fake model provider (a real HTTP server; the one allowed fake)."""
     from aisopod_fake_upstream.harness import FakeUpstream
 
-    with FakeUpstream(api_key=FAKE_API_KEY, subprocess=True) as upstream:
+    with FakeUpstream(api_key=FAKE_API_KEY, subprocess=True, startup_timeout=60) as upstream:
         yield upstream
 
 

@@ -92,7 +92,7 @@ def _preflight(stack, origin: str) -> httpx.Response:
 
 
 async def _wait_allowed(stack, origin: str, allowed: bool) -> httpx.Response:
-    deadline = time.monotonic() + 15
+    deadline = time.monotonic() + 30
     while True:
         response = await asyncio.to_thread(_preflight, stack, origin)
         if (response.headers.get("access-control-allow-origin") == origin) == allowed:

@@ -149,7 +149,7 @@ def _start_edge(tmp: Path, trusted_ips: list[str]) -> tuple[subprocess.Popen[byt
         stderr=open(tmp / "traefik.log", "wb"),  # noqa: SIM115
     )
     edge = Edge(f"http://127.0.0.1:{port}", backend, ratelimit, auth)
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
             if httpx.get(f"{edge.url}/health", timeout=1).status_code == 200:

@@ -87,7 +87,7 @@ def test_certificate_reload_without_restart(stack) -> None:
     reissued = tls.issue_server_certificate(tls_dir, tls.current_names(tls_dir))
     wanted = tls.fingerprint(reissued.cert_file)
     assert wanted != before
-    deadline = time.monotonic() + 15
+    deadline = time.monotonic() + 30
     served = before
     while served != wanted and time.monotonic() < deadline:
         time.sleep(0.1)

@@ -205,6 +205,7 @@ def compose_stack(fake_upstream) -> Iterator[StackHandle]:
             "AISOPOD_NATS_RUNTIME_PASSWORD",
             "AISOPOD_NATS_WS_GATEWAY_PASSWORD",
             "AISOPOD_NATS_HTTP_API_PASSWORD",
+            "AISOPOD_NATS_EDGE_SYNC_PASSWORD",
         )
     }
     os.environ.update(env)

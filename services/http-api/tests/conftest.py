@@ -16,14 +16,22 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
+import nats
 import pytest
 import uvicorn
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
 
+from aisopod.errors import AisopodError, InvalidParams, NotFound
 from aisopod.settings import ServiceSettings
 from aisopod_fake_upstream.harness import FakeUpstream
 from aisopod_http_api.main import build
+
+# Helper modules beside the tests (openresponses_schema) are imported by name.
+sys.path.insert(0, str(Path(__file__).parent))
 
 FAKE_KEY = "sk-unit-fake"
 HOOK_TOKEN = "unit-hook-token-0123456789"
@@ -70,12 +78,176 @@ def fake() -> Iterator[FakeUpstream]:
         yield upstream
 
 
+class RuntimeDouble:
+    """Answers the runtime's and ratelimit's NATS subjects the way their contracts say, so
+    the routes' own logic can be tested in process. Records every call."""
+
+    def __init__(self, nc: NATS, prefix: str) -> None:
+        self.nc = nc
+        self.prefix = prefix
+        self.calls: list[tuple[str, dict[str, Any], dict[str, str]]] = []
+        self.failures: dict[str, int] = {}
+        self.lockout_after = 3
+        self._subs: list[Any] = []
+
+    def params(self, method: str) -> list[dict[str, Any]]:
+        return [params for name, params, _ in self.calls if name == method]
+
+    async def start(self) -> None:
+        for method in (
+            "agent",
+            "chat.send",
+            "chat.abort",
+            "agent.wait",
+            "chat.history",
+            "agents.list",
+            "tools.catalog",
+            "tools.invoke",
+            "status",
+        ):
+            sub = await self.nc.subscribe(f"{self.prefix}.rpc.{method}", cb=self._rpc(method))
+            self._subs.append(sub)
+        for verb in ("status", "fail"):
+            sub = await self.nc.subscribe(f"{self.prefix}.ratelimit.{verb}", cb=self._limit(verb))
+            self._subs.append(sub)
+        await self.nc.flush()
+
+    def _rpc(self, method: str):  # type: ignore[no-untyped-def]
+        async def handle(msg: Msg) -> None:
+            params = json.loads(msg.data or b"{}")
+            self.calls.append((method, params, dict(msg.headers or {})))
+            try:
+                result = await getattr(self, "do_" + method.replace(".", "_"))(params)
+                reply = {"result": result}
+            except AisopodError as exc:
+                reply = {"error": exc.to_wire()}
+            await msg.respond(json.dumps(reply).encode())
+
+        return handle
+
+    def _limit(self, verb: str):  # type: ignore[no-untyped-def]
+        async def handle(msg: Msg) -> None:
+            params = json.loads(msg.data)
+            key = params["key"]
+            if verb == "fail":
+                self.failures[key] = self.failures.get(key, 0) + 1
+            locked = self.failures.get(key, 0) >= self.lockout_after
+            result = {
+                "allowed": not locked,
+                "limit": self.lockout_after,
+                "remaining": max(0, self.lockout_after - self.failures.get(key, 0)),
+                "resetMs": 5000,
+                "retryAfterMs": 5000 if locked else 0,
+                "locked": locked,
+            }
+            await msg.respond(json.dumps({"result": result}).encode())
+
+        return handle
+
+    async def _emit(self, session_key: str, run_id: str, message: str) -> None:
+        subject = f"{self.prefix}.evt.chat.event"
+        await asyncio.sleep(0.01)
+        if "[[fail]]" in message:
+            event = {
+                "runId": run_id,
+                "sessionKey": session_key,
+                "seq": 1,
+                "state": "error",
+                "errorMessage": "the model exploded",
+            }
+            await self.nc.publish(subject, json.dumps(event).encode())
+            return
+        if "[[slow]]" in message:
+            await asyncio.sleep(30)
+        words = f"echo: {message}".split(" ")
+        text = ""
+        for seq, word in enumerate(words, start=1):
+            piece = word if not text else " " + word
+            text += piece
+            event = {
+                "runId": run_id,
+                "sessionKey": session_key,
+                "seq": seq,
+                "state": "delta",
+                "message": {"role": "assistant", "content": text},
+                "delta": piece,
+            }
+            await self.nc.publish(subject, json.dumps(event).encode())
+        final = {
+            "runId": run_id,
+            "sessionKey": session_key,
+            "seq": len(words) + 1,
+            "state": "final",
+            "message": {"role": "assistant", "content": text},
+            "usage": {"input": len(message.split()), "output": len(words)},
+        }
+        await self.nc.publish(subject, json.dumps(final).encode())
+
+    def _start_run(self, session_key: str, message: str) -> str:
+        run_id = "run-" + uuid.uuid4().hex[:12]
+        asyncio.get_running_loop().create_task(self._emit(session_key, run_id, message))
+        return run_id
+
+    async def do_agent(self, params: dict[str, Any]) -> dict[str, Any]:
+        if params.get("agentId") == "ghost":
+            raise NotFound("no agent ghost")
+        run_id = self._start_run(params["sessionKey"], params["message"])
+        return {"runId": run_id, "status": "accepted"}
+
+    async def do_chat_send(self, params: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "runId": self._start_run(params["sessionKey"], params["message"]),
+            "status": "started",
+        }
+
+    async def do_chat_abort(self, params: dict[str, Any]) -> dict[str, Any]:
+        return {"aborted": True, "runIds": [params.get("runId")]}
+
+    async def do_agent_wait(self, params: dict[str, Any]) -> dict[str, Any]:
+        return {"runId": params["runId"], "status": "timeout"}
+
+    async def do_chat_history(self, params: dict[str, Any]) -> dict[str, Any]:
+        return {"sessionKey": params["sessionKey"], "messages": []}
+
+    async def do_agents_list(self, params: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "defaultId": "main",
+            "agents": [{"id": "main", "name": "Main"}, {"id": "helper", "name": "Helper"}],
+        }
+
+    async def do_tools_catalog(self, params: dict[str, Any]) -> dict[str, Any]:
+        schema = {"type": "object", "properties": {}}
+        return {
+            "tools": [
+                {"name": "time_now", "description": "the time", "parameters": schema},
+                {"name": "exec", "description": "run a command", "parameters": schema},
+            ]
+        }
+
+    async def do_tools_invoke(self, params: dict[str, Any]) -> dict[str, Any]:
+        if params["tool"] != "time_now":
+            raise NotFound(f"no tool {params['tool']!r}")
+        if params["args"].get("tz") == "Mars/Olympus":
+            raise InvalidParams("unknown time zone")
+        return {"ok": True, "result": {"iso": "2030-01-01T00:00:00Z"}}
+
+    async def do_status(self, params: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "services": {"runtime": {"instances": [{"id": "rt-1", "version": "0.1.0"}]}},
+            "connections": 0,
+            "agents": 2,
+            "sessions": 0,
+            "uptimeMs": 1234,
+        }
+
+
 @dataclass
 class Served:
     url: str
     prefix: str
     nats_url: str
     fake: FakeUpstream
+    runtime: RuntimeDouble
 
 
 @pytest.fixture(scope="session")
@@ -170,7 +342,11 @@ async def served(
             raise RuntimeError("http-api did not start")
         await asyncio.sleep(0.02)
     port = server.servers[0].sockets[0].getsockname()[1]
-    yield Served(f"http://127.0.0.1:{port}", prefix, nats_url, fake)
+    nc = await nats.connect(nats_url)
+    runtime = RuntimeDouble(nc, prefix)
+    await runtime.start()
+    yield Served(f"http://127.0.0.1:{port}", prefix, nats_url, fake, runtime)
+    await nc.close()
     server.should_exit = True
     await asyncio.wait({task}, timeout=10)
 

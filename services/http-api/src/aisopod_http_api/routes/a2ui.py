@@ -106,7 +106,12 @@ async def _surfaces(api: HttpApi, session_key: str) -> list[Surface]:
     return found
 
 
-@router.get("/a2ui/surfaces", response_model=SurfaceList, summary="A session's surfaces")
+@router.get(
+    "/a2ui/surfaces",
+    response_model=None,
+    responses={200: {"model": SurfaceList}},
+    summary="A session's surfaces",
+)
 async def surfaces(
     session_key: SessionKey = Query(alias="sessionKey"),
     _: Principal = Depends(requires(Requirement.READ)),

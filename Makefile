@@ -11,6 +11,7 @@ test:
 	@scripts/bootstrap.sh --e2e
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
+	cd services/static-ui && npm test --silent
 	.venv/bin/python -m pytest -q
 
 lint: bootstrap

@@ -58,17 +58,13 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     tmp = tmp_path_factory.mktemp("ui")
     root = tmp / "dist"
     (root / "assets").mkdir(parents=True)
-    (root / "index.html").write_text(
-        "<!doctype html><title>ui</title>" + "<p>x</p>" * 200
-    )
+    (root / "index.html").write_text("<!doctype html><title>ui</title>" + "<p>x</p>" * 200)
     (root / "assets" / ASSET.rsplit("/", 1)[1]).write_text("console.log(1);" * 200)
     (root / "favicon.svg").write_text("<svg xmlns='http://www.w3.org/2000/svg'/>")
     port = _free_port()
     env = _env(tmp, port, root)
     cmd = [_caddy(), "run", "--adapter", "caddyfile", "--config", str(CADDYFILE)]
-    proc = subprocess.Popen(
-        cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 10
     try:
@@ -90,9 +86,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def test_validates(tmp_path: Path) -> None:
     env = _env(tmp_path, 8080, tmp_path)
     cmd = [_caddy(), "validate", "--adapter", "caddyfile", "--config", str(CADDYFILE)]
-    result = subprocess.run(
-        cmd, check=False, env=env, capture_output=True, text=True, timeout=30
-    )
+    result = subprocess.run(cmd, check=False, env=env, capture_output=True, text=True, timeout=30)
     assert result.returncode == 0, result.stderr
 
 

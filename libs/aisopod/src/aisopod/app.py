@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import sys
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, TypeVar
@@ -128,6 +129,7 @@ def serve(host: ServiceHost, app: Any, *, ws: str = "none") -> None:
 
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, on_signal)
+        host.set_stopper(on_signal)
         await server.serve()
 
     try:
@@ -136,3 +138,6 @@ def serve(host: ServiceHost, app: Any, *, ws: str = "none") -> None:
         uvloop.run(main())
     except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
         asyncio.run(main())
+    if host.exit_code:
+        # Stopped on a restart order: non-zero so any supervisor starts it again.
+        sys.exit(host.exit_code)

@@ -9,19 +9,24 @@ service true, and not draining.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from types import TracebackType
 
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 from nats.js.kv import KeyValue
 from nats.js.object_store import ObjectStore
 from prometheus_client import Gauge
 
-from aisopod.bus import Bus
+from aisopod import codec
+from aisopod.bus import Bus, encode_reply
 from aisopod.config.store import ConfigStore, load_seed_file
 from aisopod.config.watcher import ConfigWatcher
 from aisopod.dedupe import Deduper
+from aisopod.errors import Unavailable
 from aisopod.logs import StreamPublisher, configure_logging
 from aisopod.rpc import RpcServer
 from aisopod.services import ServiceName
@@ -34,6 +39,8 @@ READY = Gauge("aisopod_ready", "1 when the instance is ready to serve")
 NATS_CONNECTED = Gauge("aisopod_nats_connected", "1 while connected to NATS")
 
 DrainHook = Callable[[], Awaitable[None]]
+
+RESTART_EXIT_CODE = 75  # EX_TEMPFAIL: "stopped on purpose, start me again"
 
 
 class ServiceHost:
@@ -51,6 +58,13 @@ class ServiceHost:
         self._checks: dict[str, Callable[[], bool]] = {}
         self._drain_hooks: list[DrainHook] = []
         self._stop_hooks: list[DrainHook] = []
+        # A restart order (update.run): readiness false at once, then the normal SIGTERM
+        # path after the grace, then exit non-zero so the supervisor starts a new process.
+        self.restarting = False
+        self.exit_code = 0
+        self._stopper: Callable[[], None] | None = None
+        self._restart_sub: Subscription | None = None
+        self._restart_task: asyncio.Task[None] | None = None
 
     # -- live parts, available once started -------------------------------------------
     @property
@@ -89,10 +103,16 @@ class ServiceHost:
         """Run at stop, before NATS closes (last one added runs first)."""
         self._stop_hooks.append(hook)
 
+    def set_stopper(self, stopper: Callable[[], None]) -> None:
+        """How this process stops gracefully (the server runner's SIGTERM handler)."""
+        self._stopper = stopper
+
     def not_ready_reasons(self) -> list[str]:
         reasons = []
         if self.draining:
             reasons.append("draining")
+        if self.restarting:
+            reasons.append("restarting")
         if self._bus is None or not self._bus.connected:
             reasons.append("nats")
         if self._config is None:
@@ -114,6 +134,9 @@ class ServiceHost:
         await store.seed(load_seed_file(self.settings.config_file))
         self._config = ConfigWatcher(self._bus, store, service=self.name, instance=self.instance)
         await self._config.start()
+        self._restart_sub = await self._bus.nc.subscribe(
+            self._bus.subjects.instance_control(self.instance, "restart"), cb=self._restart_order
+        )
         self._rpc = RpcServer(
             self._bus,
             service=self.name,
@@ -138,6 +161,33 @@ class ServiceHost:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
 
+    async def _restart_order(self, msg: Msg) -> None:
+        """`<prefix>.control.instance.<instance>.restart` `{graceMs}`: leave readiness at
+        once, keep serving for the grace (the proxy's health check notices), then stop like
+        on SIGTERM and exit with RESTART_EXIT_CODE."""
+        try:
+            body = codec.loads(msg.data) if msg.data else {}
+            grace = float(body.get("graceMs", 0)) / 1000 if isinstance(body, dict) else 0.0
+        except ValueError:
+            grace = 0.0
+        if self._stopper is None or self.draining or self.restarting:
+            reason = "no server runner" if self._stopper is None else "already stopping"
+            reply = encode_reply(error=Unavailable(f"cannot restart: {reason}"))
+        else:
+            reply = encode_reply({"instance": self.instance, "accepted": True})
+            self.restarting = True
+            self.not_ready_reasons()
+            log.info("restart ordered; leaving in %.1fs", grace)
+            self._restart_task = asyncio.create_task(self._restart_after(min(grace, 60.0)))
+        if msg.reply and self._bus is not None:
+            await self._bus.nc.publish(msg.reply, reply)
+
+    async def _restart_after(self, grace: float) -> None:
+        await asyncio.sleep(grace)
+        self.exit_code = RESTART_EXIT_CODE
+        if self._stopper is not None:
+            self._stopper()
+
     async def drain(self) -> None:
         """Readiness false first (the proxy stops routing), then the service's drain hooks,
         then in-flight RPCs finish within the drain timeout."""
@@ -156,6 +206,9 @@ class ServiceHost:
 
     async def stop(self) -> None:
         """Stop every part, each bounded in time: a stuck part is logged, never a hang."""
+        if self._restart_sub is not None:
+            with contextlib.suppress(Exception):
+                await self._restart_sub.unsubscribe()
         for hook in reversed(self._stop_hooks):
             await _bounded("stop hook", hook(), 5.0)
         if self._rpc is not None:

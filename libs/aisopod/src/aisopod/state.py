@@ -52,6 +52,8 @@ BUCKETS: tuple[Bucket, ...] = (
     Bucket("dedupe", ttl_s=5 * MINUTE, description="idempotency keys → first result"),
     Bucket("hooks", ttl_s=DAY, description="accepted webhook deliveries"),
     Bucket("auth", description="auth secrets (hashes only): admin token, passwords"),
+    Bucket("updates", description="rolling-restart progress (update.run)"),
+    Bucket("wizard", ttl_s=HOUR, description="onboarding wizard sessions"),
 )
 
 

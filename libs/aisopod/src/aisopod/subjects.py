@@ -59,3 +59,7 @@ class Subjects:
     def control(self, verb: str) -> str:
         """Service-internal control plane (config-applied reports, drain/restart orders)."""
         return f"{self.prefix}.control.{verb}"
+
+    def instance_control(self, instance: str, verb: str) -> str:
+        """Orders to one service instance (`restart`), heard by that instance only."""
+        return f"{self.prefix}.control.instance.{subject_token(instance)}.{verb}"

@@ -8,15 +8,20 @@ from contextlib import asynccontextmanager
 from starlette.applications import Starlette
 
 from aisopod.app import create_app, serve
+from aisopod.catalogue import methods_for
 from aisopod.host import ServiceHost
 from aisopod.services import ServiceName
 from aisopod.settings import ServiceSettings
 from aisopod_runtime import __version__
+from aisopod_runtime.handlers_part2 import build_part2
 
 
 @asynccontextmanager
 async def setup(host: ServiceHost) -> AsyncIterator[None]:
-    await host.rpc.announce()
+    # TEMPORARY WIRING (runtime part 2 only): part 1's main.py replaces this on merge.
+    handlers = await build_part2(host)
+    skip = {spec.name for spec in methods_for(ServiceName.RUNTIME)} - set(handlers)
+    await host.rpc.start(handlers, skip=skip)
     yield
 
 

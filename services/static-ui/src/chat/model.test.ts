@@ -12,7 +12,15 @@ import {
 } from "./model";
 
 const S = "agent:main:main";
-const delta = (seq: number, text: string, runId = "run-1") => ({ runId, sessionKey: S, seq, state: "delta", message: text });
+// A delta as the runtime sends it: the full text so far, plus the new chunk.
+const delta = (seq: number, soFar: string, chunk: string, runId = "run-1") => ({
+  runId,
+  sessionKey: S,
+  seq,
+  state: "delta",
+  message: { role: "assistant", content: soFar },
+  delta: chunk,
+});
 
 function texts(state: ChatState): string[] {
   return state.items.map((i) => (i.kind === "message" ? `${i.role}:${i.text}:${i.status ?? ""}` : `tool:${i.name}:${i.status}`));
@@ -28,11 +36,11 @@ describe("messageText", () => {
 });
 
 describe("streaming", () => {
-  it("appends deltas token by token, then the final message replaces them", () => {
+  it("streams deltas token by token, then the final message replaces them", () => {
     let s = startRun(addUserMessage(emptyChat(S), "u1", "hi", 1), "run-1");
     expect(s.activeRunId).toBe("run-1");
-    s = applyChatEvent(s, delta(1, "Hel"));
-    s = applyChatEvent(s, delta(2, "lo"));
+    s = applyChatEvent(s, delta(1, "Hel", "Hel"));
+    s = applyChatEvent(s, delta(2, "Hello", "lo"));
     expect(texts(s)).toEqual(["user:hi:", "assistant:Hello:streaming"]);
     expect(s.activeRunId).toBe("run-1");
     s = applyChatEvent(s, { runId: "run-1", sessionKey: S, seq: 3, state: "final", message: { role: "assistant", content: "Hello!" } });
@@ -42,15 +50,27 @@ describe("streaming", () => {
 
   it("ignores repeated seqs (replay after resume) and other sessions", () => {
     let s = emptyChat(S);
-    s = applyChatEvent(s, delta(1, "a"));
-    s = applyChatEvent(s, delta(1, "a"));
-    s = applyChatEvent(s, { ...delta(2, "zzz"), sessionKey: "other" });
-    s = applyChatEvent(s, delta(2, "b"));
+    s = applyChatEvent(s, delta(1, "a", "a"));
+    s = applyChatEvent(s, delta(1, "a", "a"));
+    s = applyChatEvent(s, { ...delta(2, "zzz", "zzz"), sessionKey: "other" });
+    s = applyChatEvent(s, delta(2, "ab", "b"));
+    expect((s.items[0] as MessageItem).text).toBe("ab");
+  });
+
+  it("recovers the whole text when deltas were dropped for a slow client", () => {
+    let s = applyChatEvent(emptyChat(S), delta(1, "one", "one"));
+    s = applyChatEvent(s, delta(5, "one two three four", " four"));
+    expect((s.items[0] as MessageItem).text).toBe("one two three four");
+  });
+
+  it("appends bare chunks when a delta carries no full text", () => {
+    let s = applyChatEvent(emptyChat(S), { runId: "r", sessionKey: S, seq: 1, state: "delta", delta: "a" });
+    s = applyChatEvent(s, { runId: "r", sessionKey: S, seq: 2, state: "delta", delta: "b" });
     expect((s.items[0] as MessageItem).text).toBe("ab");
   });
 
   it("keeps the partial text on abort and shows errors", () => {
-    let s = applyChatEvent(emptyChat(S), delta(1, "partial"));
+    let s = applyChatEvent(emptyChat(S), delta(1, "partial", "partial"));
     s = applyChatEvent(s, { runId: "run-1", sessionKey: S, seq: 2, state: "aborted" });
     expect(texts(s)).toEqual(["assistant:partial:aborted"]);
     s = applyChatEvent(s, { runId: "run-2", sessionKey: S, seq: 1, state: "error", errorMessage: "provider down" });
@@ -58,7 +78,7 @@ describe("streaming", () => {
   });
 
   it("keeps streamed text when the final carries no message", () => {
-    let s = applyChatEvent(emptyChat(S), delta(1, "x"));
+    let s = applyChatEvent(emptyChat(S), delta(1, "x", "x"));
     s = applyChatEvent(s, { runId: "run-1", sessionKey: S, seq: 2, state: "final" });
     expect(texts(s)).toEqual(["assistant:x:final"]);
   });

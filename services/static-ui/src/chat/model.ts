@@ -2,8 +2,9 @@
  * The chat transcript as the Chat page shows it, built from `chat.history` and updated by
  * `chat.event` / `agent.event`. Pure: each function takes the state and returns a new one.
  *
- * `chat.event` deltas carry the next chunk of text (`message` as a string, a message
- * object, or a `delta` string) and are appended; `final` replaces the streamed text with
+ * `chat.event` deltas carry the FULL text so far in `message.content` (plus the new chunk
+ * in `delta`): a slow client may have deltas dropped, so each one replaces the text; a
+ * delta with only a `delta` chunk is appended. `final` replaces the streamed text with
  * the final message when it has one; `aborted` keeps the partial text. A per-run `seq`
  * drops repeats (a replay after resume).
  */
@@ -205,7 +206,8 @@ export function applyChatEvent(state: ChatState, payload: unknown): ChatState {
   const key = `run:${runId}`;
   const existing = state.items.find((i): i is MessageItem => i.kind === "message" && i.key === key);
   const base: MessageItem = existing ?? { kind: "message", key, role: "assistant", text: "", runId, ts: Date.now() };
-  const chunk = str(payload.delta) ?? messageText(payload.message);
+  const full = messageText(payload.message);
+  const chunk = full || (str(payload.delta) ?? "");
   const done = (next: MessageItem, active?: string): ChatState => {
     const items = existing ? replaceItem(state.items, key, next) : [...state.items, next];
     const result: ChatState = { ...state, items, runSeqs };
@@ -215,7 +217,7 @@ export function applyChatEvent(state: ChatState, payload: unknown): ChatState {
   };
   switch (payload.state) {
     case "delta":
-      return done({ ...base, text: base.text + chunk, status: "streaming" }, runId);
+      return done({ ...base, text: full ? full : base.text + chunk, status: "streaming" }, runId);
     case "final":
       return done({ ...base, text: chunk || base.text, status: "final" });
     case "aborted":

@@ -6,9 +6,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from aisopod.cli import deploy_cmd, stack_cmd
+from aisopod.cli import call_cmd, config_cmd, deploy_cmd, logs_cmd, stack_cmd
 
-COMMAND_MODULES = (stack_cmd, deploy_cmd)
+COMMAND_MODULES = (stack_cmd, deploy_cmd, call_cmd, config_cmd, logs_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -18,7 +18,7 @@ from aisopod.config.sections.cors import CorsSection
 from aisopod.config.sections.gateway import GatewaySection
 from aisopod.config.sections.hooks import HooksSection
 from aisopod.config.sections.limits import LimitsSection
-from aisopod.config.sections.misc import CronSection, LoggingSection, UiSection
+from aisopod.config.sections.misc import CronSection, LoggingSection, UiSection, UpdatesSection
 from aisopod.config.sections.providers import ProvidersSection
 from aisopod.config.sections.tools import ToolsSection
 
@@ -36,6 +36,7 @@ class GatewayConfig(Section):
     cron: CronSection = Field(default_factory=CronSection)
     ui: UiSection = Field(default_factory=UiSection)
     logging: LoggingSection = Field(default_factory=LoggingSection)
+    updates: UpdatesSection = Field(default_factory=UpdatesSection)
 
     def document(self) -> dict[str, Any]:
         """The full JSON document, secrets in clear (for storage only)."""

@@ -1,0 +1,124 @@
+"""cron.list / add / update / run / remove / runs, and the `cron.event` broadcasts."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from aisopod.catalogue.cron import (
+    CronAddParams,
+    CronJobIdParams,
+    CronListParams,
+    CronRunsParams,
+    CronUpdateParams,
+)
+from aisopod.rpc import CallContext
+from aisopod_runtime.cron import schedule as schedules
+from aisopod_runtime.cron.scheduler import Emit, Scheduler, new_run_id
+from aisopod_runtime.cron.store import CronStore, JobRecord, RunRecord
+
+
+class CronMethods:
+    def __init__(self, store: CronStore, scheduler: Scheduler, emit: Emit) -> None:
+        self.store = store
+        self.scheduler = scheduler
+        self.emit = emit
+
+    @property
+    def now_ms(self) -> int:
+        return self.scheduler.clock.now_ms()
+
+    async def list(self, params: CronListParams, ctx: CallContext) -> dict[str, Any]:
+        jobs = await self.store.all_jobs()
+        if not params.include_disabled:
+            jobs = [j for j in jobs if j.enabled]
+        jobs.sort(key=lambda j: (j.next_run_at_ms is None, j.next_run_at_ms or 0, j.name))
+        return {"jobs": [j.public() for j in jobs]}
+
+    async def add(self, params: CronAddParams, ctx: CallContext) -> dict[str, Any]:
+        schedules.validate(params.schedule)
+        now = self.now_ms
+        job = JobRecord(
+            job_id="job_" + uuid.uuid4().hex[:20],
+            name=params.name,
+            schedule=params.schedule,
+            payload=params.payload,
+            enabled=params.enabled,
+            created_at_ms=now,
+            updated_at_ms=now,
+            anchor_ms=now,
+            next_run_at_ms=schedules.next_run_ms(
+                params.schedule, after_ms=now, anchor_ms=now, fired=False
+            ),
+        )
+        await self.store.create(job)
+        await self._changed(job, "added")
+        return job.public()
+
+    async def update(self, params: CronUpdateParams, ctx: CallContext) -> dict[str, Any]:
+        patch = params.patch
+        if patch.schedule is not None:
+            schedules.validate(patch.schedule)
+        now = self.now_ms
+
+        def apply(job: JobRecord) -> JobRecord:
+            changes: dict[str, Any] = {"updated_at_ms": now}
+            if patch.name is not None:
+                changes["name"] = patch.name
+            if patch.payload is not None:
+                changes["payload"] = patch.payload
+            if patch.enabled is not None:
+                changes["enabled"] = patch.enabled
+            rescheduled = patch.schedule is not None or (patch.enabled and not job.enabled)
+            if rescheduled:
+                schedule = patch.schedule if patch.schedule is not None else job.schedule
+                changes["schedule"] = schedule
+                changes["anchor_ms"] = now
+                changes["next_run_at_ms"] = schedules.next_run_ms(
+                    schedule, after_ms=now, anchor_ms=now, fired=False
+                )
+            return job.model_copy(update=changes)
+
+        updated = await self.store.change(params.job_id, apply)
+        assert updated is not None
+        await self._changed(updated, "updated")
+        return updated.public()
+
+    async def run(self, params: CronJobIdParams, ctx: CallContext) -> dict[str, Any]:
+        """Fire now on this replica, whatever the schedule; the schedule is left as is."""
+        now = self.now_ms
+        run = RunRecord(
+            run_id=new_run_id(),
+            job_id=params.job_id,
+            trigger="manual",
+            started_at=now,
+            instance=self.scheduler.instance,
+        )
+
+        def mark(job: JobRecord) -> JobRecord:
+            return job.model_copy(
+                update={"last_run_at_ms": now, "last_run_id": run.run_id, "last_status": "running"}
+            )
+
+        job = await self.store.change(params.job_id, mark)
+        assert job is not None
+        self.scheduler.start_run(job, run)
+        return {"runId": run.run_id}
+
+    async def remove(self, params: CronJobIdParams, ctx: CallContext) -> dict[str, Any]:
+        job, _ = await self.store.get(params.job_id)
+        await self.store.delete(params.job_id)
+        await self.emit(
+            {"jobId": job.job_id, "action": "removed", "status": "removed", "runId": None}
+        )
+        return {"ok": True}
+
+    async def runs(self, params: CronRunsParams, ctx: CallContext) -> dict[str, Any]:
+        await self.store.get(params.job_id)  # NOT_FOUND for an unknown job
+        runs = await self.store.runs(params.job_id)
+        return {"runs": [r.model_dump(by_alias=True, mode="json") for r in runs[: params.limit]]}
+
+    async def _changed(self, job: JobRecord, action: str) -> None:
+        status = "enabled" if job.enabled else "disabled"
+        await self.emit({"jobId": job.job_id, "action": action, "status": status, "runId": None})
+        self.scheduler.poke()

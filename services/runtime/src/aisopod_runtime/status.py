@@ -1,0 +1,110 @@
+"""status: every service instance and version (nats.micro), connections, agents, sessions,
+uptime. Admins also get internals: per-instance RPC stats, stream sizes, the config hash."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import datetime
+from typing import Any
+
+from nats.js.errors import NoKeysError
+
+from aisopod.host import ServiceHost
+from aisopod.rpc import CallContext
+from aisopod.scopes import Requirement
+from aisopod.state import STREAMS, stream_name
+from aisopod_runtime.discovery import Instance, service_stats
+
+
+def _started_ms(instance: Instance) -> int | None:
+    raw = instance.raw.get("started")
+    if not isinstance(raw, str):
+        return None
+    try:
+        return int(datetime.fromisoformat(raw.replace("Z", "+00:00")).timestamp() * 1000)
+    except ValueError:
+        return None
+
+
+class StatusMethods:
+    def __init__(self, host: ServiceHost) -> None:
+        self.host = host
+
+    async def count(self, bucket: str) -> int:
+        kv = await self.host.kv(bucket)
+        try:
+            return len(await kv.keys())
+        except NoKeysError:
+            return 0
+
+    async def status(self, _: Any, ctx: CallContext) -> dict[str, Any]:
+        instances, connections, agents, sessions = await asyncio.gather(
+            service_stats(self.host.bus),
+            self.count("presence"),
+            self.count("agents"),
+            self.count("sessions"),
+        )
+        services: dict[str, dict[str, Any]] = {}
+        for inst in instances:
+            entry = {"id": inst.instance, "version": inst.version}
+            services.setdefault(inst.service, {"instances": []})["instances"].append(entry)
+        now = int(time.time() * 1000)
+        starts = [s for s in map(_started_ms, instances) if s is not None]
+        result: dict[str, Any] = {
+            "services": services,
+            "connections": connections,
+            "agents": agents,
+            "sessions": sessions,
+            "uptimeMs": max(now - min(starts), 0) if starts else 0,
+        }
+        if ctx.principal.may(Requirement.ADMIN):
+            result["internals"] = await self.internals(instances)
+        return result
+
+    async def internals(self, instances: list[Instance]) -> dict[str, Any]:
+        js = self.host.bus.js
+        streams: dict[str, Any] = {}
+        for stream in STREAMS:
+            name = stream_name(self.host.settings.subject_prefix, stream.name)
+            try:
+                state = (await js.stream_info(name)).state
+                streams[stream.name] = {
+                    "messages": state.messages,
+                    "bytes": state.bytes,
+                    "firstSeq": state.first_seq,
+                    "lastSeq": state.last_seq,
+                }
+            except Exception as exc:
+                streams[stream.name] = {"error": type(exc).__name__}
+        snapshot = self.host.config.snapshot
+        nc = self.host.bus.nc
+        return {
+            "instances": [
+                {
+                    "service": i.service,
+                    "instance": i.instance,
+                    "microId": i.micro_id,
+                    "version": i.version,
+                    "startedMs": _started_ms(i),
+                    "endpoints": [
+                        {
+                            "name": e.get("name"),
+                            "requests": e.get("num_requests"),
+                            "errors": e.get("num_errors"),
+                            "averageProcessingNs": e.get("average_processing_time"),
+                        }
+                        for e in i.raw.get("endpoints") or []
+                        if isinstance(e, dict)
+                    ],
+                }
+                for i in instances
+            ],
+            "streams": streams,
+            "config": {"hash": snapshot.hash, "revision": snapshot.revision},
+            "nats": {
+                "serverVersion": str(nc.connected_server_version),
+                "maxPayload": nc.max_payload,
+            },
+            "answeredBy": self.host.instance,
+        }

@@ -179,7 +179,11 @@ class RuntimeDouble:
             "seq": len(words) + 1,
             "state": "final",
             "message": {"role": "assistant", "content": text},
-            "usage": {"input": len(message.split()), "output": len(words)},
+            "usage": {
+                "promptTokens": len(message.split()),
+                "completionTokens": len(words),
+                "totalTokens": len(message.split()) + len(words),
+            },
         }
         await self.nc.publish(subject, json.dumps(final).encode())
 

@@ -111,18 +111,23 @@ SURFACE = {
 }
 
 
-async def test_a2ui_page_and_surfaces(client: httpx.AsyncClient, served, admin, reader) -> None:
+async def test_a2ui_page_and_surfaces(
+    client: httpx.AsyncClient, served, store, admin, reader
+) -> None:
     page = await client.get("/a2ui/", headers=reader)
     csp = page.headers["content-security-policy"]
     assert "script-src 'self'" in csp and "unsafe-inline" not in csp
     assert '<script src="/a2ui/a2ui.js"' in page.text and "<script>" not in page.text
     js = await client.get("/a2ui/a2ui.js", headers=reader)
     assert js.headers["content-type"].startswith("text/javascript") and ".innerHTML" not in js.text
-    session = f"agent:main:a2ui-{uuid.uuid4().hex[:8]}"
+    name = f"a2ui-{uuid.uuid4().hex[:8]}"
+    session = f"agent:main:{name}"
     pushed = await client.post(
-        "/a2ui/surfaces", json={"sessionKey": session, "surface": SURFACE}, headers=admin
+        "/a2ui/surfaces", json={"sessionKey": name, "surface": SURFACE}, headers=admin
     )
     assert pushed.status_code == 200, pushed.text
+    # where an agent's canvas_write puts it too (no ':' in canvas paths)
+    assert (await store.get_info(f"a2ui/main/{name}/form.json")).size > 0
     listed = await client.get("/a2ui/surfaces", params={"sessionKey": session}, headers=reader)
     stored = Surface.model_validate(SURFACE).wire()  # with the defaults filled in
     assert stored["components"][1]["children"][0]["style"] == "primary"

@@ -14,8 +14,10 @@ A surface is `{surfaceId, title?, components: [...]}`; components (docs/http-api
 | `image` | `src` (https, `/canvas/…` or a `data:image/…` URL), `alt` |
 
 Every component may carry an `id`; buttons and text fields must (their actions name it).
-Surfaces are files of the `canvas` store, `a2ui/<sessionKey>/<surfaceId>.json`, so they
-survive a reload and an agent can push one with the canvas tool or `POST /a2ui/surfaces`.
+Surfaces are files of the `canvas` store, `a2ui/<agentId>/<session name>/<surfaceId>.json`
+(session `agent:main:work` → `a2ui/main/work/`; a `:` in the name becomes `/`), so they
+survive a reload and an agent can push one with its `canvas_write` tool (whose paths allow
+no `:`) or a script with `POST /a2ui/surfaces`.
 A user action goes back to the session as a message (`action_message`).
 """
 
@@ -158,12 +160,14 @@ class UserAction(BaseModel):
     value: JsonValue = None
 
 
-def surface_object(session_key: str, surface_id: str) -> str:
-    return f"{SURFACE_PREFIX}{session_key}/{surface_id}.json"
-
-
 def session_prefix(session_key: str) -> str:
-    return f"{SURFACE_PREFIX}{session_key}/"
+    """The canvas folder of a session's surfaces; `session_key` in canonical form."""
+    _, agent_id, name = session_key.split(":", 2)
+    return f"{SURFACE_PREFIX}{agent_id}/{name.replace(':', '/')}/"
+
+
+def surface_object(session_key: str, surface_id: str) -> str:
+    return f"{session_prefix(session_key)}{surface_id}.json"
 
 
 def surface_id_of(name: str, session_key: str) -> str | None:

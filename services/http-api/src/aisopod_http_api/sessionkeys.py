@@ -33,11 +33,17 @@ def check_agent_id(agent_id: str) -> str:
     return agent_id
 
 
+def canonical(key: str, agent_id: str) -> str:
+    """The runtime's canonical form: a key without `agent:` belongs to `agent_id`
+    (`work` → `agent:main:work`); events carry this form, so listeners must use it too."""
+    return key if key.startswith("agent:") else f"agent:{agent_id}:{key}"
+
+
 def session_key(agent_id: str, explicit: str | None, user: str | None, surface: str) -> str:
     if explicit:
         if not _KEY.match(explicit):
             raise InvalidParams("x-aisopod-session-key: no spaces or control characters, ≤ 512")
-        return explicit
+        return canonical(explicit, agent_id)
     if user:
         name = user if _PLAIN.match(user) else hashlib.sha256(user.encode()).hexdigest()[:32]
         return f"agent:{agent_id}:{surface}-user:{name}"

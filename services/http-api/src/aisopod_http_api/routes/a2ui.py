@@ -22,7 +22,7 @@ from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, ValidationError
 
 from aisopod.catalogue.fields import SessionKey
-from aisopod.errors import NotFound, invalid_params_from_validation
+from aisopod.errors import InvalidParams, NotFound, invalid_params_from_validation
 from aisopod.principal import Principal
 from aisopod.scopes import Requirement
 from aisopod_http_api.a2ui import (
@@ -39,6 +39,7 @@ from aisopod_http_api.identity import requires
 from aisopod_http_api.routes.completions import parse_json_object
 from aisopod_http_api.routes.shapes import PLAIN_ERRORS, Ok
 from aisopod_http_api.service import HttpApi, api_of
+from aisopod_http_api.sessionkeys import canonical
 from aisopod_http_api.sse import encode
 
 router = APIRouter(tags=["a2ui"], responses=PLAIN_ERRORS)
@@ -66,6 +67,13 @@ class SurfaceList(BaseModel):
 
 class ActionAccepted(Ok):
     runId: str
+
+
+def _canonical(api: HttpApi, session_key: str) -> str:
+    key = canonical(session_key, api.config.models.agents.default_id)
+    if not key.startswith("agent:") or key.count(":") < 2 or key.endswith(":"):
+        raise InvalidParams(f"session key {session_key!r} must be agent:<agentId>:<name>")
+    return key
 
 
 def _static(name: str) -> Response:
@@ -117,6 +125,7 @@ async def surfaces(
     _: Principal = Depends(requires(Requirement.READ)),
     api: HttpApi = Depends(api_of),
 ) -> Any:
+    session_key = _canonical(api, session_key)
     listed = await _surfaces(api, session_key)
     return {"ok": True, "sessionKey": session_key, "surfaces": [s.wire() for s in listed]}
 
@@ -132,6 +141,8 @@ async def events(
     _: Principal = Depends(requires(Requirement.READ)),
     api: HttpApi = Depends(api_of),
 ) -> StreamingResponse:
+    session_key = _canonical(api, session_key)
+
     async def stream() -> AsyncIterator[bytes]:
         with api.canvas.subscribe() as subscription:  # before listing: nothing slips by
             yield b"retry: 2000\n\n"
@@ -184,7 +195,7 @@ async def push(
     api: HttpApi = Depends(api_of),
 ) -> Any:
     body: PushSurface = _parse(PushSurface, request)
-    name = surface_object(body.session_key, body.surface.surface_id)
+    name = surface_object(_canonical(api, body.session_key), body.surface.surface_id)
     await api.canvas.write(name, orjson.dumps(body.surface.wire()))
     return {"ok": True}
 
@@ -208,6 +219,7 @@ async def act(
     api: HttpApi = Depends(api_of),
 ) -> Any:
     action: UserAction = _parse(UserAction, request)
-    params = {"sessionKey": action.session_key, "message": action_message(action)}
+    session_key = _canonical(api, action.session_key)
+    params = {"sessionKey": session_key, "message": action_message(action)}
     result = await api.host.bus.call("chat.send", params, principal=principal)
     return {"ok": True, "runId": str(result.get("runId", ""))}

@@ -8,6 +8,7 @@ which tools exist; the catalogue lists only what HTTP may run. Bad args are 400.
 
 from __future__ import annotations
 
+import fnmatch
 from typing import Any
 
 from fastapi import APIRouter, Depends
@@ -27,18 +28,39 @@ class ToolCatalog(Ok):
     tools: list[ToolInfo]
 
 
-def _denied(api: HttpApi) -> frozenset[str]:
-    return frozenset(api.config.tools.http_deny)
+# The runtime's side of the same contract: with this header it subtracts `httpDeny` too
+# (defence in depth; aisopod.contracts.tools on the runtime's branch).
+H_SURFACE = "Aisopod-Surface"
+INVOKE_TIMEOUT_S = 70.0  # beyond the runtime's own tool timeout (60 s by default)
+
+
+def _denied(api: HttpApi, tool: str) -> bool:
+    """`tools.httpDeny` entries are names or shell-style patterns (`canvas_*`)."""
+    return any(fnmatch.fnmatchcase(tool, pattern) for pattern in api.config.tools.http_deny)
+
+
+async def _call(
+    api: HttpApi, method: str, params: dict[str, Any], principal: Principal, timeout: float
+) -> Any:
+    bus = api.host.bus
+    return await bus.request(
+        bus.subjects.rpc(method),
+        params,
+        timeout=timeout,
+        headers=principal.to_headers() | {H_SURFACE: "http"},
+        unavailable=f"the owner of {method}",
+    )
 
 
 @router.get("/tools/invoke", response_model=ToolCatalog, summary="Tools HTTP may run")
 async def catalog(
     principal: Principal = Depends(requires(Requirement.READ)), api: HttpApi = Depends(api_of)
 ) -> Any:
-    result = await api.host.bus.call("tools.catalog", {}, principal=principal)
-    denied = _denied(api)
+    result = await _call(api, "tools.catalog", {}, principal, 10.0)
     tools = [
-        t for t in result.get("tools", []) if isinstance(t, dict) and t.get("name") not in denied
+        t
+        for t in result.get("tools", [])
+        if isinstance(t, dict) and not _denied(api, str(t.get("name", "")))
     ]
     return {"ok": True, "tools": tools}
 
@@ -49,9 +71,9 @@ async def invoke(
     principal: Principal = Depends(requires(Requirement.WRITE)),
     api: HttpApi = Depends(api_of),
 ) -> Any:
-    if body.tool in _denied(api):
+    if _denied(api, body.tool):
         raise NotFound(f"no tool {body.tool!r}")
-    result = await api.host.bus.call("tools.invoke", body.wire(), principal=principal)
+    result = await _call(api, "tools.invoke", body.wire(), principal, INVOKE_TIMEOUT_S)
     if isinstance(result, dict) and result.get("ok") is False:
         return {"ok": False, "result": result.get("result")}
     return {"ok": True, "result": result.get("result") if isinstance(result, dict) else result}

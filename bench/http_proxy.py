@@ -1,0 +1,320 @@
+"""P6: the `/v1/chat/completions` proxy path's added latency and throughput (quality.md).
+
+    .venv/bin/python bench/http_proxy.py [--seconds 4] [--requests 2000] [--stack READY_FILE]
+
+Starts, each in its own process: the fake upstream, a nats-server, and one http-api
+(the real service: uvicorn, uvloop, httptools). Then measures, in the same run and with the
+same client, the fake upstream called directly (the reference) and through http-api with
+the identity headers Traefik's forwardAuth would add: at concurrency 1 (sequential
+requests: p50/p99 latency, added = via − direct) and at concurrency 64 (requests/s for a
+fixed time), non-streamed and streamed (time to the last byte). With `--stack`, the same
+measurements also go through a running stack's Traefik (ratelimit and auth forwardAuth
+included), using its admin token.
+
+The client is the proxy's own HTTP/1.1 pool (~35 µs of CPU per request), so the load
+generator costs little of the 2 cores it shares with the servers. Results:
+bench/results/http_proxy.json and .md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+from aisopod_fake_upstream.harness import FakeUpstream
+from aisopod_http_api.upstream.pool import UpstreamPool, parse_base_url
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "bench" / "results"
+FAKE_KEY = "sk-bench"
+IDENTITY = {
+    "x-aisopod-principal": "bench",
+    "x-aisopod-role": "operator",
+    "x-aisopod-scopes": "operator.admin",
+    "x-aisopod-auth-method": "token",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def machine() -> dict[str, Any]:
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpus": os.cpu_count(),
+        "cpu": model,
+        "python": platform.python_version(),
+        "note": "shared 2-core machine: other work may run beside the benchmark",
+    }
+
+
+# -- the servers ------------------------------------------------------------------------
+class Processes:
+    def __init__(self) -> None:
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.tmp = tempfile.TemporaryDirectory(prefix="bench-http-")
+
+    def nats(self) -> str:
+        port = free_port()
+        binary = Path(sys.executable).parent / "nats-server"
+        self.procs.append(
+            subprocess.Popen(
+                [str(binary), "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", self.tmp.name],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
+        wait_port(port)
+        return f"nats://127.0.0.1:{port}"
+
+    def http_api(self, nats_url: str, fake_url: str) -> str:
+        port = free_port()
+        seed = Path(self.tmp.name) / "seed.json"
+        seed.write_text(
+            json.dumps(
+                {
+                    "models": {
+                        "providers": [
+                            {
+                                "id": "fake",
+                                "kind": "openai",
+                                "baseUrl": fake_url,
+                                "apiKey": FAKE_KEY,
+                                "models": [{"id": "fake-small"}],
+                            }
+                        ]
+                    }
+                }
+            )
+        )
+        env = {
+            **os.environ,
+            "AISOPOD_HOST": "127.0.0.1",
+            "AISOPOD_PORT": str(port),
+            "AISOPOD_NATS_URL": nats_url,
+            "AISOPOD_CONFIG_FILE": str(seed),
+            "AISOPOD_LOG_LEVEL": "WARNING",
+            "AISOPOD_SUBJECT_PREFIX": "bench",
+        }
+        self.procs.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "aisopod_http_api"],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{url}/ready", timeout=1).status_code == 200:
+                    return url
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError("http-api did not become ready")
+
+    def stop(self) -> None:
+        for proc in reversed(self.procs):
+            proc.terminate()
+        for proc in self.procs:
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        self.tmp.cleanup()
+
+
+def wait_port(port: int) -> None:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.02)
+    raise RuntimeError(f"nothing listens on {port}")
+
+
+# -- the client -------------------------------------------------------------------------
+@dataclass
+class Target:
+    name: str
+    base_url: str  # ends in /v1
+    model: str
+    headers: dict[str, str]
+
+    def request(self, stream: bool) -> tuple[Any, bytes]:
+        origin, path = parse_base_url(self.base_url)
+        body = {"model": self.model, "messages": [{"role": "user", "content": "hello bench"}]}
+        if stream:
+            body["stream"] = True
+        data = orjson.dumps(body)
+        lines = [
+            f"POST {path}/chat/completions HTTP/1.1",
+            f"host: {origin.authority}",
+            "content-type: application/json",
+            f"content-length: {len(data)}",
+            *(f"{k}: {v}" for k, v in self.headers.items()),
+        ]
+        return origin, ("\r\n".join(lines) + "\r\n\r\n").encode() + data
+
+
+async def one(pool: UpstreamPool, origin: Any, request: bytes) -> float:
+    started = time.perf_counter()
+    exchange = await pool.send(origin, request)
+    if exchange.status != 200:
+        raise RuntimeError(f"HTTP {exchange.status}: {await exchange.read_all(65536)!r}")
+    while await exchange.read():
+        pass
+    return time.perf_counter() - started
+
+
+async def sequential(target: Target, stream: bool, count: int) -> dict[str, float]:
+    pool = UpstreamPool()
+    origin, request = target.request(stream)
+    for _ in range(min(200, count)):
+        await one(pool, origin, request)  # warm: connections, caches, JIT-free but still
+    samples = sorted([await one(pool, origin, request) for _ in range(count)])
+    await pool.close()
+    return {
+        "p50_ms": samples[len(samples) // 2] * 1000,
+        "p99_ms": samples[int(len(samples) * 0.99)] * 1000,
+        "mean_ms": statistics.fmean(samples) * 1000,
+    }
+
+
+async def concurrent(target: Target, stream: bool, workers: int, seconds: float) -> dict:
+    pool = UpstreamPool()
+    origin, request = target.request(stream)
+    await asyncio.gather(*(one(pool, origin, request) for _ in range(workers)))  # warm
+    deadline = time.perf_counter() + seconds
+    samples: list[float] = []
+
+    async def worker() -> None:
+        while time.perf_counter() < deadline:
+            samples.append(await one(pool, origin, request))
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(workers)))
+    elapsed = time.perf_counter() - started
+    await pool.close()
+    samples.sort()
+    return {
+        "rps": len(samples) / elapsed,
+        "p50_ms": samples[len(samples) // 2] * 1000,
+        "p99_ms": samples[int(len(samples) * 0.99)] * 1000,
+    }
+
+
+async def measure(targets: list[Target], args: argparse.Namespace) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for stream in (False, True):
+        mode = "stream" if stream else "non_stream"
+        for target in targets:
+            c1 = await sequential(target, stream, args.requests)
+            c64 = await concurrent(target, stream, 64, args.seconds)
+            out[f"{mode}/{target.name}"] = {"c1": c1, "c64": c64}
+            print(
+                f"{mode:>10} {target.name:<8} c=1 p50 {c1['p50_ms']:.3f} ms  p99 "
+                f"{c1['p99_ms']:.3f} ms | c=64 {c64['rps']:,.0f} req/s p50 {c64['p50_ms']:.2f} ms",
+                flush=True,
+            )
+        direct = out[f"{mode}/direct"]["c1"]
+        for target in targets[1:]:
+            via = out[f"{mode}/{target.name}"]["c1"]
+            added = {
+                "p50_ms": via["p50_ms"] - direct["p50_ms"],
+                "p99_ms": via["p99_ms"] - direct["p99_ms"],
+            }
+            out[f"{mode}/{target.name}"]["added_c1"] = added
+            print(
+                f"{mode:>10} {target.name:<8} added at c=1: p50 {added['p50_ms']:.3f} ms, "
+                f"p99 {added['p99_ms']:.3f} ms",
+                flush=True,
+            )
+    return out
+
+
+def report(results: dict[str, Any], info: dict[str, Any]) -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    document = {"benchmark": "P6 proxy path", "machine": info, "results": results}
+    (RESULTS / "http_proxy.json").write_text(json.dumps(document, indent=2) + "\n")
+    lines = [
+        "# P6: /v1/chat/completions proxy path",
+        "",
+        f"Machine: {info['cpus']} CPUs, {info['cpu']}, Python {info['python']} "
+        f"({info['note']}). Target: added p50 ≤ 1 ms, p99 ≤ 3 ms at c=1; ≥ 2,000 req/s at c=64.",
+        "",
+        "| mode | path | c=1 p50 ms | c=1 p99 ms | added p50 ms | added p99 ms | c=64 req/s |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for key, value in results.items():
+        mode, path = key.split("/")
+        added = value.get("added_c1", {})
+        lines.append(
+            f"| {mode} | {path} | {value['c1']['p50_ms']:.3f} | {value['c1']['p99_ms']:.3f} | "
+            f"{added.get('p50_ms', 0):.3f} | {added.get('p99_ms', 0):.3f} | "
+            f"{value['c64']['rps']:,.0f} |"
+        )
+    (RESULTS / "http_proxy.md").write_text("\n".join(lines) + "\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=4.0, help="per c=64 run")
+    parser.add_argument("--requests", type=int, default=2000, help="per c=1 run")
+    parser.add_argument("--stack", type=Path, help="a running stack's ready file (Traefik path)")
+    args = parser.parse_args()
+    info = machine()
+    procs = Processes()
+    try:
+        with FakeUpstream(api_key=FAKE_KEY, subprocess=True) as fake:
+            nats_url = procs.nats()
+            api_url = procs.http_api(nats_url, fake.base_url)
+            auth = {"authorization": f"Bearer {FAKE_KEY}"}
+            targets = [
+                Target("direct", fake.base_url, "fake-small", auth),
+                Target("http-api", f"{api_url}/v1", "fake/fake-small", IDENTITY),
+            ]
+            if args.stack:
+                stack = json.loads(args.stack.read_text())
+                token = {"authorization": f"Bearer {stack['admin_token']}"}
+                targets.append(Target("traefik", f"{stack['http_url']}/v1", "fake/fake-small", token))
+            import uvloop
+
+            results = uvloop.run(measure(targets, args))
+    finally:
+        procs.stop()
+    report(results, info)
+    print(f"results: {RESULTS / 'http_proxy.json'}")
+
+
+if __name__ == "__main__":
+    main()

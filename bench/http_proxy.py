@@ -130,7 +130,7 @@ class Processes:
             )
         )
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120  # a loaded machine imports slowly
         while time.monotonic() < deadline:
             try:
                 if httpx.get(f"{url}/ready", timeout=1).status_code == 200:

@@ -11,8 +11,8 @@ never reads them twice; `receive` replays them for everyone else.
 from __future__ import annotations
 
 import logging
+import os
 import re
-import uuid
 from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -51,9 +51,20 @@ class BodyLimits:
 
 
 class EdgeMiddleware:
-    def __init__(self, app: ASGIApp, limits: BodyLimits) -> None:
+    """`fast` maps exact (method, path) pairs to raw ASGI endpoints served right here,
+    before FastAPI's middleware stack and router (the proxy fast path); the same endpoints
+    are also routes of the app, which answers every other method (405) and documents them.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        limits: BodyLimits,
+        fast: dict[tuple[str, str], ASGIApp] | None = None,
+    ) -> None:
         self.app = app
         self.limits = limits
+        self.fast = fast or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -76,7 +87,8 @@ class EdgeMiddleware:
                 body = await _read_body(scope, receive, self.limits.for_path(scope["path"]))
                 scope[BODY_KEY] = body
                 receive = _replay(body, receive)
-            await self.app(scope, receive, send_with_headers)
+            target = self.fast.get((scope["method"], scope["path"]), self.app)
+            await target(scope, receive, send_with_headers)
         except AisopodError as exc:  # body limits; anything a raw route let through
             if started:
                 raise
@@ -93,7 +105,7 @@ def _request_id(scope: Scope) -> str:
             if _SANE_ID.match(value):
                 return value.decode()
             break
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()
 
 
 async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:

@@ -34,12 +34,15 @@ def build(settings: ServiceSettings | None = None) -> tuple[ServiceHost, ASGIApp
         finally:
             await api.stop()
 
+    completions = ChatCompletionsEndpoint(api)
     app = create_app(
         host,
         setup,
-        # First after /health: the proxy fast path is matched before any FastAPI route.
-        routes=[Route("/v1/chat/completions", ChatCompletionsEndpoint(api), methods=["POST"])],
+        # Served by the edge directly (below); the route answers other methods with 405.
+        routes=[Route("/v1/chat/completions", completions, methods=["POST"])],
         app_class=FastAPI,
+        # FastAPI's built-in OpenTelemetry checks its providers on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
         title="aisopod gateway HTTP API",
         version=__version__,
         openapi_url="/v1/openapi.json",
@@ -51,7 +54,9 @@ def build(settings: ServiceSettings | None = None) -> tuple[ServiceHost, ASGIApp
         app.include_router(module.router)
     errors.install(app)
     openapi.install(app)
-    return host, EdgeMiddleware(app, BodyLimits(lambda: api.config.hooks.max_body_bytes))
+    limits = BodyLimits(lambda: api.config.hooks.max_body_bytes)
+    fast = {("POST", "/v1/chat/completions"): completions}
+    return host, EdgeMiddleware(app, limits, fast)
 
 
 def main() -> None:

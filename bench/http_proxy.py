@@ -1,6 +1,6 @@
 """P6: the `/v1/chat/completions` proxy path's added latency and throughput (quality.md).
 
-    .venv/bin/python bench/http_proxy.py [--seconds 4] [--requests 2000] [--stack READY_FILE]
+    .venv/bin/python bench/http_proxy.py [--seconds 4] [--requests 2000] [--stack]
 
 Starts, each in its own process: the fake upstream, a nats-server, and one http-api
 (the real service: uvicorn, uvloop, httptools). Then measures, in the same run and with the
@@ -8,8 +8,8 @@ same client, the fake upstream called directly (the reference) and through http-
 the identity headers Traefik's forwardAuth would add: at concurrency 1 (sequential
 requests: p50/p99 latency, added = via − direct) and at concurrency 64 (requests/s for a
 fixed time), non-streamed and streamed (time to the last byte). With `--stack`, the same
-measurements also go through a running stack's Traefik (ratelimit and auth forwardAuth
-included), using its admin token.
+measurements also go through a private full stack (bench/http_stack.py) on the same fake
+upstream: Traefik with its ratelimit and auth forwardAuth calls, using the admin token.
 
 The client is the proxy's own HTTP/1.1 pool (~35 µs of CPU per request), so the load
 generator costs little of the 2 cores it shares with the servers. Results:
@@ -38,6 +38,9 @@ import orjson
 
 from aisopod_fake_upstream.harness import FakeUpstream
 from aisopod_http_api.upstream.pool import UpstreamPool, parse_base_url
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from http_stack import PrivateStack  # a sibling script, not a package
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
@@ -290,7 +293,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=4.0, help="per c=64 run")
     parser.add_argument("--requests", type=int, default=2000, help="per c=1 run")
-    parser.add_argument("--stack", type=Path, help="a running stack's ready file (Traefik path)")
+    parser.add_argument("--stack", action="store_true", help="also through a full stack")
     args = parser.parse_args()
     info = machine()
     procs = Processes()
@@ -303,13 +306,15 @@ def main() -> None:
                 Target("direct", fake.base_url, "fake-small", auth),
                 Target("http-api", f"{api_url}/v1", "fake/fake-small", IDENTITY),
             ]
-            if args.stack:
-                stack = json.loads(args.stack.read_text())
-                token = {"authorization": f"Bearer {stack['admin_token']}"}
-                targets.append(Target("traefik", f"{stack['http_url']}/v1", "fake/fake-small", token))
             import uvloop
 
-            results = uvloop.run(measure(targets, args))
+            if args.stack:
+                with PrivateStack(fake.base_url, FAKE_KEY) as stack:
+                    token = {"authorization": f"Bearer {stack.admin_token}"}
+                    via = Target("traefik", f"{stack.http_url}/v1", "fake/fake-small", token)
+                    results = uvloop.run(measure([*targets, via], args))
+            else:
+                results = uvloop.run(measure(targets, args))
     finally:
         procs.stop()
     report(results, info)

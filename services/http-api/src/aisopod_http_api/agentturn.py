@@ -20,7 +20,7 @@ from typing import Any
 from aisopod.bus import Bus
 from aisopod.errors import AisopodError, Unavailable
 from aisopod.principal import Principal
-from aisopod_http_api.errors import UpstreamError, UpstreamTimeout
+from aisopod_http_api.errors import GatewayTimeout, UpstreamError
 from aisopod_http_api.runevents import CHAT, RunEvents
 
 IDLE_CHECK_S = 15.0
@@ -130,7 +130,7 @@ class AgentTurns:
             while True:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise UpstreamTimeout(
+                    raise GatewayTimeout(
                         f"the agent did not finish within {request.timeout_ms} ms",
                         openaiCode="upstream_timeout",
                     )

@@ -52,7 +52,9 @@ class UpstreamError(AisopodError):
     code, name, http_status, default_message = -32013, "UPSTREAM_ERROR", 502, "upstream error"
 
 
-class UpstreamTimeout(AisopodError):
+class GatewayTimeout(AisopodError):
+    """The provider or the agent did not answer in time (504)."""
+
     code, name, http_status, default_message = -32008, "UPSTREAM_TIMEOUT", 504, "upstream timed out"
 
 

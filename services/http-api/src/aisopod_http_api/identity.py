@@ -9,12 +9,14 @@ No principal → 401 (`WWW-Authenticate: Bearer`); a principal without the route
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TypeVar
 
 from fastapi import Request
 
 from aisopod.errors import Forbidden, Unauthenticated
 from aisopod.principal import Principal
-from aisopod.scopes import Requirement, Role
+from aisopod.scopes import Requirement, Role, allows
 from aisopod_http_api.edge import REQUEST_ID_KEY
 
 _H_PRINCIPAL = b"x-aisopod-principal"
@@ -25,12 +27,44 @@ _H_DEVICE = b"x-aisopod-device-id"
 _H_IP = b"x-aisopod-client-ip"
 _WANTED = frozenset({_H_PRINCIPAL, _H_ROLE, _H_SCOPES, _H_METHOD, _H_DEVICE, _H_IP})
 _ROLES = {role.value: role for role in Role}
+_P = TypeVar("_P", "Caller", Principal)
 
 
-def principal_from_headers(
+@dataclass(slots=True)
+class Caller:
+    """The identity headers, taken apart: enough to check a scope without building the
+    Principal model (the proxy fast path never needs one)."""
+
+    id: str
+    role: Role
+    scopes: tuple[str, ...]
+    auth_method: str
+    device_id: str | None
+    client_ip: str | None
+    trace_id: str | None
+
+    def may(self, requirement: Requirement) -> bool:
+        return allows(self.role, self.scopes, requirement)
+
+    def principal(self) -> Principal:
+        # Built without re-validation: every field is a plain string taken apart here.
+        return Principal.model_construct(
+            id=self.id,
+            role=self.role,
+            scopes=self.scopes,
+            auth_method=self.auth_method,
+            device_id=self.device_id,
+            client_ip=self.client_ip,
+            trace_id=self.trace_id,
+            conn_id=None,
+            node_id=None,
+        )
+
+
+def caller_from_headers(
     headers: Iterable[tuple[bytes, bytes]], trace_id: str | None = None
-) -> Principal | None:
-    """The principal of a request (raw ASGI headers), or None when auth set none."""
+) -> Caller | None:
+    """The caller of a request (raw ASGI headers), or None when auth set no principal."""
     found: dict[bytes, str] = {}
     for name, value in headers:
         if name in _WANTED:
@@ -38,25 +72,27 @@ def principal_from_headers(
     principal_id = found.get(_H_PRINCIPAL)
     if not principal_id:
         return None
-    role = _ROLES.get(found.get(_H_ROLE, ""), Role.OPERATOR)
     scopes = tuple(s for s in found.get(_H_SCOPES, "").replace(" ", ",").split(",") if s)
-    # Built without re-validation: every field is a plain string taken apart above, and
-    # this runs on every request of the fast path (pydantic's checks cost ~10 µs here).
-    return Principal.model_construct(
+    return Caller(
         id=principal_id,
-        role=role,
+        role=_ROLES.get(found.get(_H_ROLE, ""), Role.OPERATOR),
         scopes=scopes,
         auth_method=found.get(_H_METHOD) or "none",
         device_id=found.get(_H_DEVICE) or None,
         client_ip=found.get(_H_IP) or None,
         trace_id=trace_id,
-        conn_id=None,
-        node_id=None,
     )
 
 
-def authorize(principal: Principal | None, requirement: Requirement) -> Principal:
-    """The principal if it meets `requirement`; else Unauthenticated or Forbidden."""
+def principal_from_headers(
+    headers: Iterable[tuple[bytes, bytes]], trace_id: str | None = None
+) -> Principal | None:
+    caller = caller_from_headers(headers, trace_id)
+    return caller.principal() if caller is not None else None
+
+
+def authorize(principal: _P | None, requirement: Requirement) -> _P:
+    """The caller if it meets `requirement`; else Unauthenticated or Forbidden."""
     if principal is None:
         raise Unauthenticated("missing or invalid credentials: send Authorization: Bearer")
     if not principal.may(requirement):

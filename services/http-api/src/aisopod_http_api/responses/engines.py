@@ -8,7 +8,6 @@ it end the response as `failed`.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -17,10 +16,10 @@ from typing import Any, Protocol
 import orjson
 
 from aisopod_http_api.agentturn import AgentTurns, Delta, Ended, Started, TurnRequest, Usage
-from aisopod_http_api.errors import UpstreamError, UpstreamTimeout
+from aisopod_http_api.errors import GatewayTimeout, UpstreamError
 from aisopod_http_api.proxy import ChatProxy
 from aisopod_http_api.sse import SseReader
-from aisopod_http_api.upstream.connection import Exchange, UpstreamClosed
+from aisopod_http_api.upstream.connection import Exchange, UpstreamClosed, UpstreamTimeout
 from aisopod_http_api.upstream.targets import ProviderTarget
 
 
@@ -102,11 +101,11 @@ class ProviderEngine:
         reason = "stop"
         calls: dict[int, str] = {}
         while True:
+            self._exchange.expire_in(self.target.timeout_s)  # the longest silence allowed
             try:
-                async with asyncio.timeout(self.target.timeout_s):
-                    chunk = await self._exchange.read()
-            except TimeoutError:
-                raise UpstreamTimeout(
+                chunk = await self._exchange.read()
+            except UpstreamTimeout:
+                raise GatewayTimeout(
                     f"{self.target.provider_id} stopped streaming", openaiCode="upstream_timeout"
                 ) from None
             except UpstreamClosed as exc:

@@ -6,6 +6,8 @@ pool (docs/http-api.md). So this is an asyncio `Protocol` with the httptools res
 the request goes out in one write, body bytes arrive through `on_body` and are handed to the
 consumer as they are, never re-encoded. Flow control: reading pauses while the consumer has
 more than `HIGH_WATER` bytes unread (a slow client slows its upstream, not our memory).
+Deadlines are one timer handle per exchange (`expire_in`), not an `asyncio.timeout` per
+await: an expired exchange fails with `UpstreamTimeout` and its connection is closed.
 """
 
 from __future__ import annotations
@@ -24,6 +26,10 @@ class UpstreamClosed(ConnectionError):
     """The connection ended before the response did."""
 
 
+class UpstreamTimeout(TimeoutError):
+    """The provider did not answer (or went silent) within the exchange's deadline."""
+
+
 class Exchange:
     """The consumer's side of one request/response: the head, then body chunks."""
 
@@ -33,6 +39,7 @@ class Exchange:
         "_conn",
         "_done",
         "_error",
+        "_timer",
         "_waiter",
         "aborted",
         "head",
@@ -53,6 +60,24 @@ class Exchange:
         self._done = False
         self._error: BaseException | None = None
         self._waiter: asyncio.Future[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+
+    # -- deadline ---------------------------------------------------------------------
+    def expire_in(self, seconds: float | None) -> None:
+        """(Re)arm the deadline: past it, the exchange fails and its connection closes.
+        None disarms it."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if seconds is not None and not self._done:
+            self._timer = self._conn.loop.call_later(seconds, self._expire)
+
+    def _expire(self) -> None:
+        self._timer = None
+        if self._conn.exchange is self:
+            self._conn.exchange = None
+            self._on_error(UpstreamTimeout("the provider did not answer in time"))
+            self._conn.close()
 
     # -- producer side (the protocol) -------------------------------------------------
     def _wake(self) -> None:
@@ -75,11 +100,13 @@ class Exchange:
 
     def _on_complete(self) -> None:
         self._done = True
+        self.expire_in(None)
         self._wake()
 
     def _on_error(self, exc: BaseException) -> None:
         if self._done:
             return
+        self.expire_in(None)
         self._error = exc
         self._done = True
         if not self.head.done():

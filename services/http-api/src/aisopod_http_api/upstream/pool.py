@@ -15,7 +15,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from aisopod_http_api.upstream.connection import Exchange, UpstreamClosed, UpstreamConnection
+from aisopod_http_api.upstream.connection import (
+    Exchange,
+    UpstreamClosed,
+    UpstreamConnection,
+    UpstreamTimeout,
+)
 
 
 class UpstreamConnectError(ConnectionError):
@@ -86,14 +91,18 @@ class UpstreamPool:
         origin: Origin,
         request: bytes,
         on_start: Callable[[Exchange], None] | None = None,
+        timeout: float | None = None,
     ) -> Exchange:
-        """Write `request` and wait for the response head. The caller bounds the time
-        (`asyncio.timeout`) and must read the exchange to its end or `abort()` it;
-        `on_start` sees each exchange as it begins (so a watcher can abort it)."""
+        """Write `request` and wait for the response head, within `timeout` seconds once
+        connected (else `UpstreamTimeout`; the caller bounds connecting). The caller must
+        read the exchange to its end or `abort()` it, and re-arms its deadline as it likes
+        (`expire_in`); `on_start` sees each exchange as it begins (so a watcher can abort it).
+        """
         state = self._state(origin)
         for attempt in range(2):
-            conn, reused = await self._acquire(origin, state)
+            conn, reused = await self._acquire(origin, state, timeout)
             exchange = conn.start(request)
+            exchange.expire_in(timeout)
             if on_start is not None:
                 on_start(exchange)
             try:
@@ -110,7 +119,7 @@ class UpstreamPool:
         raise AssertionError("unreachable")
 
     async def _acquire(
-        self, origin: Origin, state: _OriginState
+        self, origin: Origin, state: _OriginState, timeout: float | None
     ) -> tuple[UpstreamConnection, bool]:
         now = time.monotonic()
         while state.idle:
@@ -134,13 +143,17 @@ class UpstreamPool:
                 state.idle.remove(conn)
 
         try:
-            _, conn = await loop.create_connection(
-                lambda: UpstreamConnection(loop, on_idle, on_closed),
-                origin.host,
-                origin.port,
-                ssl=self._ssl_context() if origin.tls else None,
-                server_hostname=origin.host if origin.tls else None,
-            )
+            async with asyncio.timeout(timeout):
+                _, conn = await loop.create_connection(
+                    lambda: UpstreamConnection(loop, on_idle, on_closed),
+                    origin.host,
+                    origin.port,
+                    ssl=self._ssl_context() if origin.tls else None,
+                    server_hostname=origin.host if origin.tls else None,
+                )
+        except TimeoutError:
+            state.slots.release()
+            raise UpstreamTimeout(f"connecting to {origin.authority} timed out") from None
         except (OSError, ssl.SSLError) as exc:
             state.slots.release()
             raise UpstreamConnectError(f"cannot connect to {origin.authority}: {exc}") from exc

@@ -84,6 +84,7 @@ def _head(provider: ProviderConfig, origin: Origin, path: str) -> bytes:
 class ModelTable:
     providers: dict[str, _Provider] = field(default_factory=dict)
     by_model: dict[str, list[str]] = field(default_factory=dict)  # bare id → provider ids
+    resolved: dict[str, ProviderTarget] = field(default_factory=dict)  # ids seen, this config
 
     @classmethod
     def from_config(cls, config: GatewayConfig) -> ModelTable:
@@ -105,6 +106,14 @@ class ModelTable:
 
     def resolve(self, model: str) -> ProviderTarget:
         """The target of a non-agent model id, or NotFound / InvalidParams (ambiguous)."""
+        target = self.resolved.get(model)
+        if target is None:
+            target = self._resolve(model)
+            if len(self.resolved) < 10_000:  # bounded: open providers accept any id
+                self.resolved[model] = target
+        return target
+
+    def _resolve(self, model: str) -> ProviderTarget:
         provider_id, sep, rest = model.partition("/")
         if sep and provider_id in self.providers:
             provider = self.providers[provider_id]

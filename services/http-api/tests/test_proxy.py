@@ -8,6 +8,7 @@ import uuid
 
 import httpx
 import orjson
+import pytest
 
 
 def _chat(text: str, model: str = "fake/fake-small", **extra: object) -> dict:
@@ -156,3 +157,21 @@ async def test_client_disconnect_cancels_upstream(served, admin) -> None:
                 break
             await asyncio.sleep(0.05)
     assert stats["client_disconnects"] > before
+
+
+async def test_stream_cut_by_the_provider_is_an_error_event(served, admin) -> None:
+    import openai
+
+    sdk = openai.AsyncOpenAI(
+        base_url=served.url + "/v1", api_key="x", default_headers=admin, max_retries=0
+    )
+    stream = await sdk.chat.completions.create(
+        model="fake/fake-small",
+        messages=[{"role": "user", "content": "a b c d e f [[fake:cut_after=3]]"}],
+        stream=True,
+    )
+    seen = []
+    with pytest.raises(openai.APIError, match="broke the stream"):
+        async for chunk in stream:
+            seen.append(chunk)
+    assert len(seen) == 3  # what the provider sent before the cut arrived untouched

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -29,6 +30,10 @@ def build(settings: ServiceSettings | None = None) -> tuple[ServiceHost, ASGIApp
     async def setup(host: ServiceHost) -> AsyncIterator[None]:
         await host.rpc.announce()
         await api.start()
+        # Everything built so far lives as long as the process: keep it out of the
+        # collector's full passes (they showed up at ~4 % of the fast path's CPU).
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:

@@ -168,16 +168,22 @@ class ChatProxy:
         try:
             while True:
                 exchange.expire_in(target.timeout_s)  # the longest silence allowed
-                chunk = await exchange.read()
+                chunk = await exchange.read_some()
                 if not chunk:
                     break
+                if exchange.complete:  # the last bytes and the stream's end in one write
+                    await send({"type": "http.response.body", "body": chunk, "more_body": False})
+                    return
                 await rawio.stream_chunk(send, chunk)
                 tail = chunk[-2:]
         except (UpstreamTimeout, UpstreamClosed) as exc:
             if watcher.gone:
                 return
             if tail != b"\n\n":
-                raise  # mid-event: only a broken stream tells the client the truth
+                # Cut mid-event: only a broken stream tells the client the truth, so the
+                # response is left unfinished and the server closes the connection.
+                log.warning("%s cut a stream mid-event: %s", target.provider_id, exc)
+                return
             kind = "timed out" if isinstance(exc, UpstreamTimeout) else "broke the stream"
             error = orjson.dumps(
                 {

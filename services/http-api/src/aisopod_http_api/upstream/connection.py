@@ -139,6 +139,21 @@ class Exchange:
             self._conn.resume()
         return chunk
 
+    async def read_some(self) -> bytes:
+        """Every body byte received so far (at least one chunk; b"" at the end), joined:
+        a burst of upstream chunks leaves in one write instead of one write each."""
+        chunk = await self.read()
+        if not chunk or not self._chunks:
+            return chunk
+        parts = [chunk]
+        while self._chunks:
+            more = self._chunks.popleft()
+            self._buffered -= len(more)
+            parts.append(more)
+        if self._buffered < LOW_WATER:
+            self._conn.resume()
+        return b"".join(parts)
+
     async def read_all(self, limit: int) -> bytes:
         """The whole body (up to `limit` bytes; more is an error)."""
         parts: list[bytes] = []

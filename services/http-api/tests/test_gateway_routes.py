@@ -83,3 +83,14 @@ def test_openapi_lists_every_route() -> None:
         assert method in paths[path], (path, method)
     schemas = document["components"]["schemas"]
     assert {"ChatCompletionRequest", "CreateResponseBody", "PushSurface"} <= set(schemas)
+
+
+async def test_tools_body_with_a_huge_number_is_not_a_server_error(
+    client: httpx.AsyncClient, admin
+) -> None:
+    # Found by schemathesis: a JSON integer beyond 64 bits once broke the NATS encoding.
+    body = b'{"tool": "time_now", "args": {"n": 6637351183440567861248}}'
+    response = await client.post(
+        "/tools/invoke", content=body, headers={**admin, "content-type": "application/json"}
+    )
+    assert response.status_code == 200

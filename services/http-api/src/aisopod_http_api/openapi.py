@@ -75,6 +75,34 @@ def _chat_completions() -> dict[str, Any]:
     }
 
 
+def _probes() -> dict[str, Any]:
+    """`/health` and `/ready` (aisopod.app, shared by every service): no credential."""
+
+    def probe(summary: str, codes: dict[str, str]) -> dict[str, Any]:
+        return {
+            "get": {
+                "tags": ["gateway"],
+                "summary": summary,
+                "operationId": summary.lower().replace(" ", "_"),
+                "security": [],
+                "responses": {
+                    code: {
+                        "description": text,
+                        "content": {"application/json": {"schema": {"type": "object"}}},
+                    }
+                    for code, text in codes.items()
+                },
+            }
+        }
+
+    return {
+        "/health": probe("Liveness", {"200": '`{"ok": true, ...}`'}),
+        "/ready": probe(
+            "Readiness", {"200": "ready", "503": "not ready: starting, NATS down, draining"}
+        ),
+    }
+
+
 def install(app: FastAPI) -> None:
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -86,6 +114,7 @@ def install(app: FastAPI) -> None:
             )
             paths = schema.setdefault("paths", {})
             paths["/v1/chat/completions"] = _chat_completions()
+            paths.update(_probes())
             _add_models(
                 schema,
                 ChatCompletionRequest,

@@ -11,13 +11,16 @@ from __future__ import annotations
 import fnmatch
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
+from pydantic import ValidationError
 
 from aisopod.catalogue.tools import ToolInfo, ToolsInvokeParams
 from aisopod.errors import NotFound
 from aisopod.principal import Principal
 from aisopod.scopes import Requirement
+from aisopod_http_api.edge import BODY_KEY
 from aisopod_http_api.identity import requires
+from aisopod_http_api.routes.completions import parse_json_object, validation_error
 from aisopod_http_api.routes.shapes import PLAIN_ERRORS, Ok, OkResult
 from aisopod_http_api.service import HttpApi, api_of
 
@@ -65,12 +68,30 @@ async def catalog(
     return {"ok": True, "tools": tools}
 
 
-@router.post("/tools/invoke", response_model=OkResult, summary="Run one tool")
+@router.post(
+    "/tools/invoke",
+    response_model=OkResult,
+    summary="Run one tool",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": ToolsInvokeParams.model_json_schema(by_alias=True)}
+            },
+        }
+    },
+)
 async def invoke(
-    body: ToolsInvokeParams,
+    request: Request,
     principal: Principal = Depends(requires(Requirement.WRITE)),
     api: HttpApi = Depends(api_of),
 ) -> Any:
+    # Parsed here with orjson like every other body (the JSON that goes on to NATS is
+    # orjson's too, so what parses here also encodes: no 64-bit overflow on the way out).
+    try:
+        body = ToolsInvokeParams.model_validate(parse_json_object(request.scope.get(BODY_KEY, b"")))
+    except ValidationError as exc:
+        raise validation_error(exc) from None
     if _denied(api, body.tool):
         raise NotFound(f"no tool {body.tool!r}")
     result = await _call(api, "tools.invoke", body.wire(), principal, INVOKE_TIMEOUT_S)

@@ -50,6 +50,10 @@ def seed_config(fake_base_url: str) -> dict:
             ],
         },
         "hooks": {"enabled": True, "token": HOOK_TOKEN},
+        # Every suite talks from loopback: exempt it from the traffic limits (not from the
+        # failure lockouts, whose rules ignore exemptions). Rate-limit tests simulate other
+        # clients with X-Forwarded-For.
+        "limits": {"exemptCidrs": ["127.0.0.1/32", "::1/128"]},
     }
 
 
@@ -145,7 +149,7 @@ def fake_upstream() -> Iterator:
     """The shared fake model provider (a real HTTP server; the one allowed fake)."""
     from aisopod_fake_upstream.harness import FakeUpstream
 
-    with FakeUpstream(api_key=FAKE_API_KEY, subprocess=True) as upstream:
+    with FakeUpstream(api_key=FAKE_API_KEY, subprocess=True, startup_timeout=60) as upstream:
         yield upstream
 
 

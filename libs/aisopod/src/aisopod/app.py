@@ -110,6 +110,9 @@ def serve(host: ServiceHost, app: Any, *, ws: str = "none") -> None:
         log_config=None,
         timeout_graceful_shutdown=int(settings.drain_timeout_s),
         server_header=False,
+        # Client IPs come from aisopod.clientip over the configured trusted proxies, never
+        # from uvicorn's own X-Forwarded-For rewriting of the peer address.
+        proxy_headers=False,
     )
     server = _Server(config)
 

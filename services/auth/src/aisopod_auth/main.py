@@ -2,30 +2,30 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import sys
 
 from starlette.applications import Starlette
 
 from aisopod.app import create_app, serve
 from aisopod.host import ServiceHost
 from aisopod.services import ServiceName
-from aisopod.settings import ServiceSettings
 from aisopod_auth import __version__
+from aisopod_auth.forward_auth import forward_auth_route
+from aisopod_auth.service import AuthService, AuthSettings
 
 
-@asynccontextmanager
-async def setup(host: ServiceHost) -> AsyncIterator[None]:
-    await host.rpc.announce()
-    yield
-
-
-def build(settings: ServiceSettings | None = None) -> tuple[ServiceHost, Starlette]:
-    settings = settings or ServiceSettings(service=ServiceName.AUTH.value)
+def build(settings: AuthSettings | None = None) -> tuple[ServiceHost, Starlette]:
+    settings = settings or AuthSettings(service=ServiceName.AUTH.value)
     host = ServiceHost(settings, ServiceName.AUTH, __version__)
-    return host, create_app(host, setup)
+    service = AuthService(host, settings)
+    route = forward_auth_route(lambda: service.verifier, lambda: host.config.current)
+    app = create_app(host, service.run, routes=[route])
+    app.state.auth_service = service
+    return host, app
 
 
 def main() -> None:
     host, app = build()
     serve(host, app)
+    if not app.state.auth_service.started:
+        sys.exit(3)  # startup refused (e.g. `none` mode on a public bind): not a clean stop

@@ -1,4 +1,10 @@
-"""Wiring of the runtime service: settings, host, app. Behaviour lives in sibling modules."""
+"""Wiring of the runtime service: settings, host, app. Behaviour lives in sibling modules.
+
+The runtime's methods come in two parts: `handlers_part1` (providers, agents, chat,
+sessions, tools, approvals) and `handlers_part2` (config, cron, skills, status, logs,
+updates, plugins, wizard). `RpcServer.start` refuses to start unless together they serve
+exactly the runtime's catalogue methods.
+"""
 
 from __future__ import annotations
 
@@ -8,20 +14,27 @@ from contextlib import asynccontextmanager
 from starlette.applications import Starlette
 
 from aisopod.app import create_app, serve
-from aisopod.catalogue import methods_for
 from aisopod.host import ServiceHost
+from aisopod.rpc import Handler
 from aisopod.services import ServiceName
 from aisopod.settings import ServiceSettings
 from aisopod_runtime import __version__
+from aisopod_runtime.handlers_part1 import build_part1
 from aisopod_runtime.handlers_part2 import build_part2
+
+
+async def build_handlers(host: ServiceHost) -> dict[str, Handler]:
+    part1 = await build_part1(host)
+    part2 = await build_part2(host)
+    overlap = sorted(set(part1) & set(part2))
+    if overlap:
+        raise RuntimeError(f"methods served twice: {overlap}")
+    return part1 | part2
 
 
 @asynccontextmanager
 async def setup(host: ServiceHost) -> AsyncIterator[None]:
-    # TEMPORARY WIRING (runtime part 2 only): part 1's main.py replaces this on merge.
-    handlers = await build_part2(host)
-    skip = {spec.name for spec in methods_for(ServiceName.RUNTIME)} - set(handlers)
-    await host.rpc.start(handlers, skip=skip)
+    await host.rpc.start(await build_handlers(host))
     yield
 
 

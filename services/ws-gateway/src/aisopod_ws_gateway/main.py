@@ -1,31 +1,69 @@
-"""Wiring of the ws-gateway service: settings, host, app. Behaviour lives in sibling modules."""
+"""Wiring of the ws-gateway service: settings, host, gateway, listener, signals.
+
+The socket is served by our own asyncio protocol on websockets' sans-I/O core, not by
+uvicorn (docs/ws-gateway.md weighs the two with measurements); /health, /ready and
+/metrics are answered on the same port.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import asyncio
+import logging
+import signal
 
-from starlette.applications import Starlette
-
-from aisopod.app import create_app, serve
 from aisopod.host import ServiceHost
 from aisopod.services import ServiceName
 from aisopod.settings import ServiceSettings
 from aisopod_ws_gateway import __version__
+from aisopod_ws_gateway.gateway import Gateway
+
+log = logging.getLogger("aisopod.ws")
 
 
-@asynccontextmanager
-async def setup(host: ServiceHost) -> AsyncIterator[None]:
-    await host.rpc.announce()
-    yield
-
-
-def build(settings: ServiceSettings | None = None) -> tuple[ServiceHost, Starlette]:
+def build(settings: ServiceSettings | None = None) -> ServiceHost:
     settings = settings or ServiceSettings(service=ServiceName.WS_GATEWAY.value)
-    host = ServiceHost(settings, ServiceName.WS_GATEWAY, __version__)
-    return host, create_app(host, setup)
+    return ServiceHost(settings, ServiceName.WS_GATEWAY, __version__)
+
+
+async def run(
+    host: ServiceHost, stop: asyncio.Event | None = None, *, signals: bool = True
+) -> None:
+    """Serve until `stop` is set or SIGTERM/SIGINT (then drain first)."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    stopping: list[asyncio.Task[None]] = []
+
+    async def drain_then_stop() -> None:
+        await host.drain()
+        stop.set()
+
+    def on_signal() -> None:
+        if stopping:
+            stop.set()  # a second signal: stop now
+            return
+        stopping.append(loop.create_task(drain_then_stop()))
+
+    if signals:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, on_signal)
+    async with host:
+        gateway = Gateway(host)
+        host.gateway = gateway  # type: ignore[attr-defined]  # for in-process tests
+        await gateway.start()
+        try:
+            server = await gateway.listen(host.settings.host, host.settings.port)
+            port = server.sockets[0].getsockname()[1]
+            log.info("listening", extra={"port": port})
+            await stop.wait()
+        finally:
+            await gateway.stop()
 
 
 def main() -> None:
-    host, app = build()
-    serve(host, app)
+    host = build()
+    try:
+        import uvloop
+
+        uvloop.run(run(host))
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
+        asyncio.run(run(host))

@@ -6,9 +6,25 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from aisopod.cli import call_cmd, config_cmd, deploy_cmd, logs_cmd, stack_cmd
+from aisopod.cli import (
+    call_cmd,
+    config_cmd,
+    deploy_cmd,
+    devices_cmd,
+    logs_cmd,
+    stack_cmd,
+    token_cmd,
+)
 
-COMMAND_MODULES = (stack_cmd, deploy_cmd, call_cmd, config_cmd, logs_cmd)
+COMMAND_MODULES = (
+    stack_cmd,
+    deploy_cmd,
+    call_cmd,
+    config_cmd,
+    logs_cmd,
+    devices_cmd,
+    token_cmd,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

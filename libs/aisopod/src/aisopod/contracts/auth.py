@@ -17,13 +17,19 @@ server clock; `nonce` = the `connect.challenge` nonce of this socket.
 `<prefix>.control.connections.close` (published by auth, heard by every ws-gateway, no queue
 group): close the live connections that match, e.g. after `device.token.revoke`/`.rotate`
 or `device.pair.remove`.
+
+`<prefix>.auth.token.create|list|revoke` (admin only: the request must carry a principal
+with operator.admin in its NATS headers; used by `aisopod token`): operator API tokens
+for scripts and SDKs, accepted in `token` mode. The token is returned once; only its sha256 is
+stored.
 """
 
 from __future__ import annotations
 
 from pydantic import Field
 
-from aisopod.wire import Result, WireModel
+from aisopod.scopes import Scope
+from aisopod.wire import Params, Result, WireModel
 
 
 def signature_payload(
@@ -77,6 +83,9 @@ class VerifiedPrincipal(WireModel):
     scopes: list[str]
     auth_method: str
     device_id: str | None = None
+    node_id: str | None = Field(
+        None, description="role node with a node-pairing token: the node id that token names"
+    )
 
 
 class VerifyResult(Result):
@@ -93,3 +102,30 @@ class CloseConnections(WireModel):
     conn_ids: list[str] | None = None
     reason: str = "credential revoked"
     code: int = 1008
+
+
+class TokenCreateRequest(Params):
+    """An operator token with these scopes (nodes get theirs from node pairing)."""
+
+    scopes: list[Scope] = Field(min_length=1, max_length=len(Scope))
+    name: str | None = Field(None, max_length=200)
+
+
+class TokenInfo(Result):
+    token_id: str
+    name: str | None = None
+    role: str
+    scopes: list[str]
+    created_at: int
+
+
+class TokenCreated(TokenInfo):
+    token: str = Field(repr=False, description="shown once")
+
+
+class TokenList(Result):
+    tokens: list[TokenInfo]
+
+
+class TokenRevokeRequest(Params):
+    token_id: str = Field(min_length=1, max_length=200)

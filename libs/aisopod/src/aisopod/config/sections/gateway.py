@@ -1,4 +1,4 @@
-"""WebSocket edge policy (protocol.md: handshake, limits, heartbeat) and proxy trust."""
+"""WebSocket edge policy (protocol.md: handshake, limits, heartbeat, resume) and proxy trust."""
 
 from pydantic import Field
 
@@ -15,5 +15,13 @@ class GatewaySection(Section):
     max_consecutive_forbidden: int = Field(10, ge=1)
     requests_per_second: float = Field(200.0, gt=0, description="per-connection request rate")
     request_burst: int = Field(400, ge=1)
+    max_in_flight: int = Field(
+        256, ge=1, le=65_536, description="concurrent requests per connection"
+    )
+    # resume: at most this many events are replayed to one client; more is a gap.
+    replay_max_events: int = Field(10_000, ge=0, le=200_000)
+    node_invoke_timeout_ms: int = Field(
+        30_000, ge=100, le=86_400_000, description="node.invoke wait when timeoutMs is absent"
+    )
     # Proxies whose X-Forwarded-For is believed; the client IP is the right-most other hop.
     trusted_proxies: list[str] = Field(default_factory=lambda: ["127.0.0.1/32", "::1/128"])

@@ -1,25 +1,44 @@
-"""Model providers and the agents' defaults (runtime)."""
+"""Model providers and the agents' defaults (runtime).
+
+Model references everywhere (agents, sessions, defaults) are `<providerId>/<modelId>`; the
+model id may itself contain slashes (`openrouter/meta-llama/llama-3-8b`): only the first
+one separates the provider.
+"""
 
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 
 from aisopod.config.sections.base import Section
 
 
 class ModelEntry(Section):
-    id: str
-    context_window: int | None = None
+    id: str = Field(min_length=1, max_length=200)
+    context_window: int | None = Field(None, ge=1)
 
 
 class ProviderConfig(Section):
+    """One upstream. `openai`: any OpenAI-compatible Chat Completions server (OpenAI,
+    Ollama, vLLM, llama.cpp, LM Studio, OpenRouter); `echo`: the built-in offline model."""
+
     id: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     kind: Literal["openai", "echo"] = "openai"
-    base_url: str | None = None
+    base_url: str | None = Field(None, description="e.g. https://api.openai.com/v1")
     api_key: SecretStr | None = None
     models: list[ModelEntry] = Field(default_factory=list)
-    timeout_s: float = Field(60.0, gt=0)
-    max_retries: int = Field(2, ge=0, le=10)
+    headers: dict[str, str] = Field(
+        default_factory=dict, description="extra request headers (e.g. OpenRouter's X-Title)"
+    )
+    timeout_s: float = Field(60.0, gt=0, description="connect, and between two stream chunks")
+    max_retries: int = Field(2, ge=0, le=10, description="on 429/5xx before the first byte")
+    discover_models: bool = Field(True, description="merge the upstream's /models list")
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("baseUrl must be an http(s) URL")
+        return value.rstrip("/") if value else value
 
 
 def _default_providers() -> list[ProviderConfig]:
@@ -28,11 +47,22 @@ def _default_providers() -> list[ProviderConfig]:
 
 class AgentDefaults(Section):
     default_id: str = "main"
-    model: str = "echo/echo"
+    model: str = Field("echo/echo", pattern=r"^[^/\s]+/\S+$")
     instructions: str = "You are a helpful assistant."
     timeout_ms: int = Field(600_000, ge=1_000)
+    max_tool_steps: int = Field(8, ge=1, le=64, description="model calls per run")
+    history_limit: int = Field(200, ge=1, le=10_000, description="messages sent as context")
 
 
 class ProvidersSection(Section):
     providers: list[ProviderConfig] = Field(default_factory=_default_providers)
     agents: AgentDefaults = Field(default_factory=AgentDefaults)
+    models_cache_s: float = Field(300.0, ge=0, description="how long /models lists are kept")
+
+    @field_validator("providers")
+    @classmethod
+    def _unique_ids(cls, value: list[ProviderConfig]) -> list[ProviderConfig]:
+        ids = [p.id for p in value]
+        if len(ids) != len(set(ids)):
+            raise ValueError("provider ids must be unique")
+        return value

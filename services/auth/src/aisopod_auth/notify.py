@@ -1,0 +1,57 @@
+"""What the auth service tells the rest of the gateway: pairing events and closing orders.
+
+Pairing events go into the EVENTS stream (`device.pair.requested/.resolved`,
+`node.pair.requested/.resolved`; audience operator.pairing). Closing orders go on
+`<prefix>.control.connections.close`, heard by every ws-gateway replica, which closes the
+live connections that match (a revoked, rotated or removed credential).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Literal
+
+from aisopod.bus import Bus
+from aisopod.contracts.auth import CloseConnections
+from aisopod_auth import devices, nodes
+from aisopod_auth.records import DevicePairing, NodePairing
+
+log = logging.getLogger("aisopod.auth.notify")
+
+Decision = Literal["approved", "rejected"]
+
+
+class Notifier:
+    def __init__(self, bus: Bus) -> None:
+        self.bus = bus
+        self.close_subject = bus.subjects.control("connections.close")
+
+    async def device_requested(self, request: DevicePairing) -> None:
+        await self.bus.publish_event("device.pair.requested", devices.request_view(request))
+
+    async def device_resolved(self, request: DevicePairing, decision: Decision) -> None:
+        await self.bus.publish_event(
+            "device.pair.resolved",
+            {"requestId": request.request_id, "deviceId": request.device_id, "decision": decision},
+        )
+
+    async def node_requested(self, request: NodePairing) -> None:
+        await self.bus.publish_event("node.pair.requested", nodes.request_view(request))
+
+    async def node_resolved(self, request: NodePairing, decision: Decision) -> None:
+        await self.bus.publish_event(
+            "node.pair.resolved",
+            {"requestId": request.request_id, "nodeId": request.node_id, "decision": decision},
+        )
+
+    async def close(self, order: CloseConnections) -> None:
+        """Tell every ws-gateway to close the matching connections (core NATS; flushed so
+        the order is out before the caller replies)."""
+        await self.bus.publish(
+            self.close_subject, order.model_dump(by_alias=True, exclude_none=True)
+        )
+        await self.bus.nc.flush(timeout=2)
+        log.info(
+            "ordered connections closed",
+            extra={"deviceId": order.device_id, "role": order.role, "reason": order.reason},
+        )

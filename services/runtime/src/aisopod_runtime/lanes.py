@@ -1,0 +1,91 @@
+"""One run at a time per session, across replicas: a lane key in KV `runs`.
+
+`lane.<session>` holds `{runId}` of the run that owns the session, or `{}` when free.
+Taking it is a KV create or compare-and-set (atomic across replicas); a run that finds it
+taken waits, watching the key. A
+lane whose owner is finished or lost (its lease expired) is taken over by
+compare-and-set, so a dead runtime never blocks a session longer than its lease.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+
+from nats.js.errors import KeyWrongLastSequenceError
+from nats.js.kv import KeyValue
+
+from aisopod import codec
+from aisopod_runtime.kvview import get_json, is_value, kv_token
+
+RECHECK_S = 1.0
+"""A waiting run re-reads the lane at least this often (its owner's lease may expire)."""
+
+OwnerAlive = Callable[[str], Awaitable[bool]]
+
+
+def lane_key(session_key: str) -> str:
+    return f"lane.{kv_token(session_key)}"
+
+
+class Lanes:
+    def __init__(self, kv: KeyValue, owner_alive: OwnerAlive) -> None:
+        self.kv = kv
+        self._owner_alive = owner_alive
+        self._held: dict[str, int] = {}  # run id → revision of the lane it took
+
+    async def try_acquire(self, session_key: str, run_id: str) -> bool:
+        key = lane_key(session_key)
+        body = codec.dumps({"runId": run_id})
+        found = await get_json(self.kv, key)
+        try:
+            if found is None:
+                self._held[run_id] = await self.kv.create(key, body)
+                return True
+            holder, revision = found
+            owner = holder.get("runId")
+            if owner == run_id:
+                self._held[run_id] = revision
+                return True
+            if owner and await self._owner_alive(str(owner)):
+                return False
+            self._held[run_id] = await self.kv.update(key, body, last=revision)
+            return True
+        except KeyWrongLastSequenceError:
+            return False  # another run got in first
+
+    async def acquire(self, session_key: str, run_id: str) -> None:
+        """Wait until this run owns the session's lane (cancel to give up)."""
+        while not await self.try_acquire(session_key, run_id):
+            watcher = await self.kv.watch(lane_key(session_key))
+            try:
+                # Wake when the lane is free (the first update is its current value), or
+                # after RECHECK_S to see whether its owner's lease expired.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(RECHECK_S):
+                        async for entry in watcher:
+                            if entry is not None and (
+                                not is_value(entry) or not codec.loads(entry.value).get("runId")
+                            ):
+                                break
+            finally:
+                with contextlib.suppress(Exception):
+                    await watcher.stop()
+
+    async def release(self, session_key: str, run_id: str) -> None:
+        """Free the lane if this run holds it (kept as `{}` rather than deleted: a later
+        take is then one compare-and-set instead of a create over a tombstone)."""
+        key = lane_key(session_key)
+        held = self._held.pop(run_id, None)
+        if held is not None:
+            try:
+                await self.kv.update(key, b"{}", last=held)
+                return
+            except KeyWrongLastSequenceError:
+                pass  # taken over meanwhile (we were thought dead): check whose it is
+        found = await get_json(self.kv, key)
+        if found is None or found[0].get("runId") != run_id:
+            return
+        with contextlib.suppress(KeyWrongLastSequenceError):
+            await self.kv.update(key, b"{}", last=found[1])

@@ -1,0 +1,95 @@
+"""The live providers of the current configuration, rebuilt when `models.providers` changes.
+
+A provider whose settings did not change keeps its connection pool. A replaced one is
+retired, not closed at once: runs already streaming from it finish on the old client;
+retired clients are closed after `RETIRE_AFTER_S` or at stop.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from aisopod.config.sections.providers import ProviderConfig, ProvidersSection
+from aisopod.errors import InvalidParams
+from aisopod_runtime.providers.base import Provider, ProviderError
+from aisopod_runtime.providers.echo import EchoProvider
+from aisopod_runtime.providers.openai import OpenAIProvider
+
+log = logging.getLogger("aisopod.runtime.providers")
+
+RETIRE_AFTER_S = 3600.0
+
+
+def split_model_ref(ref: str) -> tuple[str, str]:
+    """`<providerId>/<modelId>` → (provider id, model id); INVALID_PARAMS otherwise."""
+    provider_id, sep, model_id = ref.partition("/")
+    if not sep or not provider_id or not model_id:
+        raise InvalidParams(f"model {ref!r} must be <providerId>/<modelId>", code="BAD_MODEL_REF")
+    return provider_id, model_id
+
+
+def build_provider(config: ProviderConfig) -> Provider:
+    if config.kind == "echo":
+        return EchoProvider(config.id, [m.id for m in config.models] or ["echo"])
+    return OpenAIProvider(config)
+
+
+class ProviderRegistry:
+    def __init__(self, section: ProvidersSection) -> None:
+        self._configs: dict[str, ProviderConfig] = {}
+        self._live: dict[str, Provider] = {}
+        self._retired: list[tuple[float, Provider]] = []
+        self.apply(section)
+
+    @property
+    def configs(self) -> dict[str, ProviderConfig]:
+        return dict(self._configs)
+
+    def apply(self, section: ProvidersSection) -> None:
+        """Bring the live providers in line with `section` (called on config changes)."""
+        wanted = {p.id: p for p in section.providers}
+        for provider_id in list(self._live):
+            if wanted.get(provider_id) != self._configs.get(provider_id):
+                self._retire(provider_id)
+        for provider_id, config in wanted.items():
+            if provider_id in self._live:
+                continue
+            try:
+                self._live[provider_id] = build_provider(config)
+            except ProviderError as exc:
+                log.error("provider %s is unusable: %s", provider_id, exc.message)
+        self._configs = wanted
+
+    def get(self, provider_id: str) -> Provider | None:
+        return self._live.get(provider_id)
+
+    def resolve(self, model_ref: str) -> tuple[Provider, str]:
+        """The provider and its local model id for `<providerId>/<modelId>`."""
+        provider_id, model_id = split_model_ref(model_ref)
+        provider = self._live.get(provider_id)
+        if provider is None:
+            raise ProviderError(
+                f"no provider {provider_id!r} is configured (model {model_ref})", kind="config"
+            )
+        return provider, model_id
+
+    def _retire(self, provider_id: str) -> None:
+        provider = self._live.pop(provider_id)
+        self._retired.append((time.monotonic(), provider))
+
+    async def close_retired(self, *, everything: bool = False) -> None:
+        now = time.monotonic()
+        keep = []
+        for since, provider in self._retired:
+            if everything or now - since > RETIRE_AFTER_S:
+                await provider.close()
+            else:
+                keep.append((since, provider))
+        self._retired = keep
+
+    async def close(self) -> None:
+        await self.close_retired(everything=True)
+        for provider in self._live.values():
+            await provider.close()
+        self._live.clear()

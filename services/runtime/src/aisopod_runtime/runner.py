@@ -1,0 +1,409 @@
+"""Agent runs on this replica: accept, queue per session, execute, abort, keep the lease.
+
+- `submit` validates the target (session key, agent, model), writes the run record
+  (`queued`) and starts a task. The run owns its session's lane before it does anything
+  (lanes.py): when another run holds it, this one waits and `submit` reports it queued —
+  `chat.send` answers `status: "in_flight"` then.
+- The task appends the user message, runs the turn (turn.py) under the run's timeout,
+  and concludes: events (`final`, `aborted` or `error`), partial text kept in the
+  transcript, the record made terminal, the lane freed, the session touched.
+- Every `LEASE_REFRESH_S` the lease of each local run is renewed; a run whose record was
+  ended by another runtime (its lease had expired) stops without writing anything.
+- `chat.abort` may arrive on any replica: `abort` publishes the run ids on
+  `<prefix>.control.run.abort`, which every runtime subscribes to, and the holder cancels.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+
+from aisopod import codec
+from aisopod.catalogue.agents import Agent
+from aisopod.errors import AisopodError, Forbidden, InvalidParams
+from aisopod.principal import Principal
+from aisopod_runtime.board import RunBoard
+from aisopod_runtime.context import user_content
+from aisopod_runtime.emitter import RunEmitter
+from aisopod_runtime.lanes import Lanes
+from aisopod_runtime.parts import Parts
+from aisopod_runtime.providers import ProviderError
+from aisopod_runtime.runs import (
+    LEASE_REFRESH_S,
+    LEASE_S,
+    RunStore,
+    is_terminal,
+    lease_expired,
+    now_ms,
+)
+from aisopod_runtime.sessions import parse_session_key
+from aisopod_runtime.transcripts import new_message
+from aisopod_runtime.turn import Outcome, Turn, TurnError
+
+log = logging.getLogger("aisopod.runtime.runner")
+
+ABORT_WAIT_S = 5.0
+CANCEL_RETRY_S = 0.2
+REAPED_SEQ_GAP = 10_000
+"""A reaper's events continue after the last checkpointed seq plus this gap, so they sort
+after anything the lost runtime published since its last lease refresh."""
+
+
+@dataclass(slots=True)
+class Submitted:
+    run_id: str
+    session_key: str
+    queued: bool
+
+
+@dataclass(slots=True)
+class LocalRun:
+    run_id: str
+    session_key: str
+    agent_id: str
+    emitter: RunEmitter
+    task: asyncio.Task[None] | None = None
+    reason: str | None = None
+    """Why the task was cancelled: abort | timeout | shutdown | lost."""
+    concluding: bool = False
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class RunManager:
+    def __init__(self, parts: Parts, store: RunStore) -> None:
+        self.parts = parts
+        self.bus = parts.host.bus
+        self.store = store
+        self.lanes = Lanes(store.kv, self._owner_alive)
+        self.board = RunBoard(store.kv, self._reap, self.bus.nc)
+        self.local: dict[str, LocalRun] = {}
+        self._sub: Subscription | None = None
+        self._refresher: asyncio.Task[None] | None = None
+        self._watchdogs: set[asyncio.Future[None]] = set()
+
+    # -- lifecycle ----------------------------------------------------------------------
+    async def start(self) -> None:
+        await self.board.start()
+        self._sub = await self.bus.nc.subscribe(
+            self.bus.subjects.control("run.abort"), cb=self._on_abort
+        )
+        self._refresher = asyncio.create_task(self._refresh_leases(), name="run-leases")
+
+    async def drain(self, timeout: float) -> None:
+        """Let local runs finish (bounded); called while readiness is already false."""
+        waits = [run.done.wait() for run in self.local.values()]
+        if waits:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await asyncio.gather(*waits)
+
+    async def stop(self) -> None:
+        """End whatever still runs as `error` (the lane is freed, nobody waits a lease)."""
+        for run in list(self.local.values()):
+            self._cancel(run, "shutdown")
+        tasks = [run.task for run in self.local.values() if run.task is not None]
+        if tasks:
+            await asyncio.wait(tasks, timeout=3.0)
+        if self._sub is not None:
+            with contextlib.suppress(Exception):
+                await self._sub.unsubscribe()
+        if self._refresher is not None:
+            self._refresher.cancel()
+        await self.board.stop()
+
+    # -- submit -------------------------------------------------------------------------
+    async def submit(
+        self,
+        key: str,
+        message: str,
+        principal: Principal,
+        *,
+        agent_id: str | None = None,
+        timeout_ms: int | None = None,
+        attachments: list[dict[str, Any]] | None = None,
+        source: str = "chat",
+        origin_session: str | None = None,
+    ) -> Submitted:
+        parts = self.parts
+        session_key, key_agent = parse_session_key(key, agent_id or parts.agents.default_id)
+        if agent_id and key_agent != agent_id:
+            raise InvalidParams(
+                f"session {session_key!r} belongs to agent {key_agent!r}, not {agent_id!r}",
+                code="AGENT_MISMATCH",
+            )
+        if origin_session == session_key:
+            raise InvalidParams("a session cannot send to itself", code="SELF_SEND")
+        agent = await parts.agents.get(key_agent)
+        entry = await parts.sessions.ensure(session_key, agent.id)
+        if source == "sessions_send" and entry.send_policy == "deny":
+            raise Forbidden(f"session {session_key!r} accepts no messages", code="SEND_DENIED")
+        model_ref = entry.model or agent.model or parts.config.models.agents.model
+        try:
+            parts.providers.resolve(model_ref)
+        except ProviderError as exc:
+            raise InvalidParams(exc.message, code="UNKNOWN_PROVIDER") from None
+        run_id = uuid.uuid4().hex
+        record = self.store.new_record(
+            run_id,
+            session_key,
+            agent.id,
+            source=source,
+            model=model_ref,
+            principal=principal.id,
+            originConn=principal.conn_id,
+            timeoutMs=timeout_ms or parts.config.models.agents.timeout_ms,
+        )
+        await self.store.create(record)
+        acquired = await self.lanes.try_acquire(session_key, run_id)
+        run = LocalRun(
+            run_id,
+            session_key,
+            agent.id,
+            RunEmitter(self.bus, run_id, session_key, principal.conn_id),
+        )
+        self.local[run_id] = run
+        run.task = asyncio.create_task(
+            self._execute(run, agent, model_ref, message, attachments, principal, record, acquired),
+            name=f"run-{run_id}",
+        )
+        return Submitted(run_id, session_key, queued=not acquired)
+
+    # -- execution ----------------------------------------------------------------------
+    async def _execute(
+        self,
+        run: LocalRun,
+        agent: Agent,
+        model_ref: str,
+        message: str,
+        attachments: list[dict[str, Any]] | None,
+        principal: Principal,
+        record: dict[str, Any],
+        acquired: bool,
+    ) -> None:
+        status, error = "error", None
+        outcome: Outcome | None = None
+        turn: Turn | None = None
+        timeout_ms = int(record["timeoutMs"])
+        # The run's deadline cancels it like an abort does (see _cancel for why not
+        # asyncio.timeout: a swallowed cancellation must not let the run go on).
+        deadline = asyncio.get_running_loop().call_later(
+            timeout_ms / 1000, self._cancel, run, "timeout"
+        )
+        try:
+            if not acquired:
+                await self.lanes.acquire(run.session_key, run.run_id)
+            history = await self.parts.transcripts.read(
+                run.session_key, self.parts.config.models.agents.history_limit
+            )
+            asked = new_message("user", user_content(message, attachments), runId=run.run_id)
+            await self.parts.transcripts.append(run.session_key, asked)
+            started = now_ms()
+            await self.store.change(run.run_id, lambda r: _started(r, started))
+            await run.emitter.lifecycle(
+                "start", startedAt=started, model=model_ref, agentId=agent.id
+            )
+            turn = Turn(
+                self.parts,
+                run.emitter,
+                run_id=run.run_id,
+                session_key=run.session_key,
+                agent=agent,
+                model_ref=model_ref,
+                principal=principal,
+                history=[*history, asked],
+            )
+            outcome = await turn.run()
+            status = "ok"
+        except TurnError as exc:
+            error = str(exc)
+        except asyncio.CancelledError:
+            if run.reason == "lost":
+                log.warning("run %s was ended elsewhere (lease lost)", run.run_id)
+                deadline.cancel()
+                self._forget(run)
+                return
+            if run.reason == "abort":
+                status = "aborted"
+            elif run.reason == "timeout":
+                status, error = "timeout", f"the run timed out after {timeout_ms} ms"
+            else:
+                error = "the runtime stopped during the run"
+        except AisopodError as exc:
+            error = exc.message
+        except Exception:
+            log.exception("run %s failed", run.run_id)
+            error = "internal error"
+        deadline.cancel()
+        run.concluding = True  # from here on no cancel reaches the task (see _cancel)
+        try:
+            await self._conclude(run, status, error, outcome, turn.partial if turn else "")
+        finally:
+            self._forget(run)
+
+    async def _conclude(
+        self, run: LocalRun, status: str, error: str | None, outcome: Outcome | None, partial: str
+    ) -> None:
+        steps = []
+        if outcome is not None:
+            steps.append(run.emitter.final(outcome.text, outcome.usage.wire(), outcome.message_id))
+        else:
+            if partial:
+                kept = new_message("assistant", partial, runId=run.run_id, stopReason=status)
+                steps.append(self.parts.transcripts.append(run.session_key, kept))
+            if status == "aborted":
+                steps.append(run.emitter.aborted(partial))
+            else:
+                steps.append(run.emitter.error(error or status, partial))
+        ended = now_ms()
+        phase = "end" if status == "ok" else status
+        steps.append(run.emitter.lifecycle(phase, endedAt=ended, status=status, error=error))
+        result = None
+        if outcome is not None:
+            result = {
+                "text": outcome.text,
+                "usage": outcome.usage.wire(),
+                "messageId": outcome.message_id,
+            }
+        last = outcome.text if outcome is not None else partial
+        steps.append(self.parts.sessions.touch(run.session_key, run.agent_id, last or None))
+        steps.append(self.lanes.release(run.session_key, run.run_id))
+        # Last: `agent.wait` returns on this, and by then the session is free and current.
+        steps.append(
+            self.store.finish(run.run_id, status, error=error, result=result, seq=run.emitter.seq)
+        )
+        for step in steps:  # each one on its own: a failed event must not keep the lane
+            try:
+                await step
+            except Exception:
+                log.warning("concluding run %s: a step failed", run.run_id, exc_info=True)
+
+    def _forget(self, run: LocalRun) -> None:
+        self.local.pop(run.run_id, None)
+        self.store.forget(run.run_id)
+        run.done.set()
+
+    def _cancel(self, run: LocalRun, reason: str) -> bool:
+        """Stop a run's task, for `reason` (abort | timeout | shutdown | lost).
+
+        Once per run, and never while it concludes (a cancel then would cut the
+        conclusion short). Python 3.11's `asyncio.wait_for` — inside every NATS request —
+        can swallow a cancellation that races with its result, so a watchdog repeats it
+        until the task has taken it (`concluding`) or ended.
+        """
+        if run.reason is not None or run.concluding or run.task is None or run.task.done():
+            return False
+        run.reason = reason
+        run.task.cancel()
+        watchdog = asyncio.ensure_future(self._until_cancelled(run))
+        self._watchdogs.add(watchdog)
+        watchdog.add_done_callback(self._watchdogs.discard)
+        return True
+
+    async def _until_cancelled(self, run: LocalRun) -> None:
+        while True:
+            await asyncio.sleep(CANCEL_RETRY_S)
+            if run.concluding or run.task is None or run.task.done():
+                return
+            log.info("run %s: cancellation was swallowed; repeating it", run.run_id)
+            run.task.cancel()
+
+    # -- abort --------------------------------------------------------------------------
+    async def abort(self, session_key: str, run_id: str | None = None) -> list[str]:
+        """Abort the session's unfinished runs (or just `run_id`) wherever they run."""
+        if run_id is not None:
+            record = await self.store.get(run_id)
+            if record is None or is_terminal(record) or record.get("sessionKey") != session_key:
+                return []
+            ids = [run_id]
+        else:
+            ids = sorted(
+                set(self.board.runs_of(session_key))
+                | {r.run_id for r in self.local.values() if r.session_key == session_key}
+            )
+        if not ids:
+            return []
+        for rid in ids:
+            if rid in self.local:
+                self._cancel(self.local[rid], "abort")
+        await self.bus.publish(self.bus.subjects.control("run.abort"), {"runIds": ids})
+        await asyncio.gather(*(self.store.wait(rid, ABORT_WAIT_S) for rid in ids))
+        return ids
+
+    async def _on_abort(self, msg: Msg) -> None:
+        try:
+            ids = codec.loads(msg.data).get("runIds") or []
+        except ValueError:
+            return
+        for rid in ids:
+            run = self.local.get(str(rid))
+            if run is not None:
+                self._cancel(run, "abort")
+
+    async def wait(self, run_id: str, timeout: float) -> dict[str, Any] | None:
+        """The run's record once terminal, or as it is when `timeout` ends."""
+        run = self.local.get(run_id)
+        if run is None:
+            return await self.store.wait(run_id, timeout)
+        with contextlib.suppress(TimeoutError):  # ours: no KV watch needed
+            async with asyncio.timeout(timeout):
+                await run.done.wait()
+        return await self.store.get(run_id)
+
+    # -- leases -------------------------------------------------------------------------
+    async def _refresh_leases(self) -> None:
+        while True:
+            await asyncio.sleep(LEASE_REFRESH_S)
+            for run in list(self.local.values()):
+                try:
+                    await self._refresh(run)
+                except Exception:
+                    log.warning("lease refresh of %s failed", run.run_id, exc_info=True)
+
+    async def _refresh(self, run: LocalRun) -> None:
+        until = now_ms() + int(LEASE_S * 1000)
+        instance = self.store.instance
+
+        def renew(record: dict[str, Any]) -> bool:
+            if record.get("instance") != instance:
+                return False
+            record.update(leaseUntil=until, seq=run.emitter.seq)
+            return True
+
+        if await self.store.change(run.run_id, renew) is None and not run.concluding:
+            record = await self.store.get(run.run_id)
+            if record is None or is_terminal(record) or record.get("instance") != instance:
+                self._cancel(run, "lost")
+
+    async def _owner_alive(self, run_id: str) -> bool:
+        if run_id in self.local:
+            return True
+        record = await self.store.get(run_id)
+        return record is not None and not is_terminal(record) and not lease_expired(record)
+
+    async def _reap(self, record: dict[str, Any], revision: int) -> None:
+        """End a run whose runtime went silent (called by the board for expired leases)."""
+        run_id = str(record["runId"])
+        if run_id in self.local:
+            return  # ours: our own refresher decides
+        message = "the runtime running this run stopped (its lease expired)"
+        finished = await self.store.finish(run_id, "error", revision=revision, error=message)
+        if finished is None:
+            return  # refreshed meanwhile, or another runtime reaped it first
+        log.warning("reaped run %s of instance %s", run_id, record.get("instance"))
+        emitter = RunEmitter(self.bus, run_id, record["sessionKey"], record.get("originConn"))
+        emitter.start_at(int(record.get("seq", 0)) + REAPED_SEQ_GAP)
+        await emitter.error(message)
+        await emitter.lifecycle("error", endedAt=finished["endedAt"], status="error", error=message)
+        await self.lanes.release(record["sessionKey"], run_id)
+
+
+def _started(record: dict[str, Any], at: int) -> bool:
+    record.update(status="running", startedAt=at)
+    return True

@@ -1,0 +1,147 @@
+"""Sessions: keys `agent:<agentId>:<name>`, metadata in KV `sessions`.
+
+A key that does not start with `agent:` names a session of the default agent: `work`
+becomes `agent:main:work`; every method answers and broadcasts with the canonical key.
+An entry is created by the first message (or a patch); `lastMessage` is a short preview.
+The transcript itself lives in stream TRANSCRIPTS (transcripts.py).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+from nats.js.errors import KeyWrongLastSequenceError
+from nats.js.kv import KeyValue
+
+from aisopod import codec
+from aisopod.catalogue.sessions import SessionEntry, SessionsListParams, SessionsPatchParams
+from aisopod.errors import Conflict, InvalidParams, NotFound
+from aisopod_runtime.kvview import get_json, kv_token, snapshot
+
+_AGENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+PREVIEW_CHARS = 200
+LIST_MAX = 1000
+
+
+def parse_session_key(key: str, default_agent: str) -> tuple[str, str]:
+    """(canonical key, agent id) of a client-given session key."""
+    if not key.startswith("agent:"):
+        return f"agent:{default_agent}:{key}", default_agent
+    _, agent_id, rest = [*key.split(":", 2), "", ""][:3]
+    if not _AGENT_ID.match(agent_id) or not rest:
+        raise InvalidParams(
+            f"session key {key!r} must be agent:<agentId>:<name>", code="BAD_SESSION_KEY"
+        )
+    return key, agent_id
+
+
+def session_kv_key(session_key: str) -> str:
+    return f"s.{kv_token(session_key)}"
+
+
+def preview(text: str) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= PREVIEW_CHARS else flat[: PREVIEW_CHARS - 1] + "…"
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class SessionStore:
+    def __init__(self, kv: KeyValue) -> None:
+        self.kv = kv
+
+    async def get(self, session_key: str) -> SessionEntry | None:
+        found = await get_json(self.kv, session_kv_key(session_key))
+        return SessionEntry.model_validate(found[0]) if found else None
+
+    async def require(self, session_key: str) -> SessionEntry:
+        entry = await self.get(session_key)
+        if entry is None:
+            raise NotFound(f"no session {session_key!r}", code="SESSION_NOT_FOUND")
+        return entry
+
+    async def ensure(self, session_key: str, agent_id: str) -> SessionEntry:
+        """The entry, created when the session is new."""
+        entry = await self.get(session_key)
+        if entry is not None:
+            return entry
+        body = {
+            "key": session_key,
+            "agentId": agent_id,
+            "updatedAt": now_ms(),
+            "createdAt": now_ms(),
+        }
+        try:
+            await self.kv.create(session_kv_key(session_key), codec.dumps(body))
+        except KeyWrongLastSequenceError:
+            return await self.require(session_key)
+        return SessionEntry.model_validate(body)
+
+    async def change(
+        self, session_key: str, agent_id: str, changes: dict[str, Any]
+    ) -> SessionEntry:
+        """Apply `changes` (wire names; None clears) by compare-and-set, creating the entry."""
+        for _ in range(8):
+            found = await get_json(self.kv, session_kv_key(session_key))
+            if found is None:
+                body: dict[str, Any] = {
+                    "key": session_key,
+                    "agentId": agent_id,
+                    "createdAt": now_ms(),
+                }
+                revision = 0
+            else:
+                body, revision = found
+            for name, value in changes.items():
+                if value is None:
+                    body.pop(name, None)
+                else:
+                    body[name] = value
+            body["updatedAt"] = now_ms()
+            data = codec.dumps(body)
+            try:
+                if revision:
+                    await self.kv.update(session_kv_key(session_key), data, last=revision)
+                else:
+                    await self.kv.create(session_kv_key(session_key), data)
+            except KeyWrongLastSequenceError:
+                continue
+            return SessionEntry.model_validate(body)
+        raise Conflict("the session changed concurrently; retry", code="CONCURRENT_UPDATE")
+
+    async def touch(self, session_key: str, agent_id: str, last_message: str | None) -> None:
+        changes = {"lastMessage": preview(last_message)} if last_message else {}
+        await self.change(session_key, agent_id, changes)
+
+    async def patch(self, params: SessionsPatchParams, agent_id: str, key: str) -> SessionEntry:
+        changes = {k: v for k, v in params.wire().items() if k != "key"}
+        return await self.change(key, agent_id, changes)
+
+    async def delete(self, session_key: str) -> None:
+        await self.kv.delete(session_kv_key(session_key))
+
+    async def list(self, params: SessionsListParams) -> list[SessionEntry]:
+        entries = [
+            SessionEntry.model_validate(codec.loads(e.value))
+            for e in await snapshot(self.kv, "s.>")
+        ]
+        if params.agent_id:
+            entries = [e for e in entries if e.agent_id == params.agent_id]
+        if params.active_minutes:
+            since = now_ms() - params.active_minutes * 60_000
+            entries = [e for e in entries if e.updated_at >= since]
+        if params.search:
+            needle = params.search.lower()
+            entries = [
+                e
+                for e in entries
+                if needle in e.key.lower()
+                or needle in (e.label or "").lower()
+                or needle in (e.last_message or "").lower()
+            ]
+        entries.sort(key=lambda e: e.updated_at, reverse=True)
+        return entries[: params.limit or LIST_MAX]

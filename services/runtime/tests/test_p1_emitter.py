@@ -1,0 +1,80 @@
+"""Run events: numbering, throttled self-sufficient deltas, terminal events, origin header."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from aisopod.principal import H_ORIGIN_CONN
+from aisopod.subjects import Subjects
+from aisopod_runtime.emitter import THROTTLE_S, RunEmitter
+
+
+class RecordingBus:
+    """Stands in for `Bus.publish_event` only: records what would be published."""
+
+    subjects = Subjects()
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, dict[str, Any], dict[str, str] | None]] = []
+
+    async def publish_event(self, name: str, payload: dict[str, Any], headers=None) -> int:
+        self.events.append((name, payload, headers))
+        return len(self.events)
+
+
+def chat(bus: RecordingBus) -> list[dict[str, Any]]:
+    return [p for n, p, _ in bus.events if n == "chat.event"]
+
+
+async def test_deltas_are_throttled_and_each_carries_the_whole_text() -> None:
+    bus = RecordingBus()
+    emitter = RunEmitter(bus, "r1", "agent:main:x", "conn-1")  # type: ignore[arg-type]
+    words = [f" w{i}" for i in range(50)]
+    for word in words:
+        await emitter.add_text(word)  # a burst: far faster than the throttle
+    await asyncio.sleep(THROTTLE_S * 1.5)  # the trailing flush fires
+    deltas = chat(bus)
+    assert 1 <= len(deltas) <= 3
+    assert deltas[-1]["message"]["content"] == "".join(words)
+    joined = ""
+    for delta in deltas:
+        joined += delta["delta"]
+        assert delta["message"]["content"] == joined
+    await emitter.final("".join(words), {"totalTokens": 5}, "m1")
+    events = chat(bus)
+    assert events[-1]["state"] == "final" and events[-1]["message"]["id"] == "m1"
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    assert all(h == {H_ORIGIN_CONN: "conn-1"} for _, _, h in bus.events)
+
+
+async def test_no_delta_after_the_final_event() -> None:
+    bus = RecordingBus()
+    emitter = RunEmitter(bus, "r2", "k", None)  # type: ignore[arg-type]
+    await emitter.add_text("a")
+    await emitter.add_text(" b")  # within the throttle window: scheduled
+    await emitter.final("a b", None, None)
+    await asyncio.sleep(THROTTLE_S * 1.5)
+    states = [e["state"] for e in chat(bus)]
+    assert states == ["delta", "final"]
+    assert bus.events[0][2] is None
+
+
+async def test_error_and_abort_events_and_reaper_numbering() -> None:
+    bus = RecordingBus()
+    emitter = RunEmitter(bus, "r3", "k", None)  # type: ignore[arg-type]
+    emitter.start_at(41)
+    await emitter.error("boom", "part")
+    names = [(n, p["seq"]) for n, p, _ in bus.events]
+    assert names == [("agent.event", 42), ("chat.event", 42)]
+    assert chat(bus)[-1] == {
+        "runId": "r3",
+        "sessionKey": "k",
+        "seq": 42,
+        "state": "error",
+        "errorMessage": "boom",
+        "message": {"role": "assistant", "content": "part"},
+    }
+    other = RunEmitter(bus, "r4", "k", None)  # type: ignore[arg-type]
+    await other.aborted("so far")
+    assert chat(bus)[-1]["state"] == "aborted"

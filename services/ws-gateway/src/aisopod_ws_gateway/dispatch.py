@@ -1,0 +1,226 @@
+"""Requests after `hello`: rate limit, catalogue look-up, scope/role check, then either a
+local handler (methods this service owns) or the owner over NATS (`<prefix>.rpc.<method>`)
+with the principal in headers. Requests of one connection run concurrently; replies go out
+in completion order. Errors reach the wire only here (and in the handshake).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeout
+
+from aisopod import jsonrpc
+from aisopod.bus import decode_reply
+from aisopod.catalogue import get_method
+from aisopod.catalogue.spec import MethodSpec
+from aisopod.errors import (
+    AisopodError,
+    Forbidden,
+    InternalError,
+    InvalidParams,
+    InvalidRequest,
+    MethodNotFound,
+    RateLimited,
+    Timeout,
+    Unavailable,
+)
+from aisopod.jsonrpc import Call, Decoded, Rejected
+from aisopod.scopes import Requirement, Role
+from aisopod_ws_gateway import metrics
+
+if TYPE_CHECKING:
+    from aisopod_ws_gateway.connection import Connection
+    from aisopod_ws_gateway.gateway import Gateway
+
+Reply = tuple[bytes, AisopodError | None]
+Outcome = Reply | Awaitable[Reply | None] | None
+LocalHandler = Callable[["Connection", Call, MethodSpec], Outcome]
+
+TIMEOUT_MARGIN_S = 2.0
+# Methods that may legitimately wait long without a `timeoutMs` (seconds).
+LONG_WAITS = {
+    "agent": 600.0,
+    "agent.wait": 600.0,
+    "sessions.send": 600.0,
+    "exec.approval.waitDecision": 600.0,
+    "config.apply": 60.0,
+    "update.run": 60.0,
+}
+
+
+class Dispatcher:
+    def __init__(self, gateway: Gateway, local: dict[str, LocalHandler]) -> None:
+        self.gateway = gateway
+        self.local = local
+
+    # -- frames -------------------------------------------------------------------------
+    def frame(self, conn: Connection, decoded: Decoded) -> None:
+        if not decoded.batch:
+            outcome = self.handle(conn, decoded.items[0])
+            if outcome is None:
+                return
+            if isinstance(outcome, tuple):
+                self._send(conn, outcome)
+            else:
+                conn.spawn(self._finish(conn, outcome))
+            return
+        outcomes = [self.handle(conn, item) for item in decoded.items]
+        pending = [o for o in outcomes if o is not None and not isinstance(o, tuple)]
+        if pending:
+            conn.spawn(self._finish_batch(conn, outcomes))
+            return
+        replies = [o for o in outcomes if isinstance(o, tuple)]
+        if replies:
+            self._send_batch(conn, replies)
+
+    async def _finish(self, conn: Connection, work: Awaitable[Reply | None]) -> None:
+        reply = await work
+        if reply is not None:
+            self._send(conn, reply)
+
+    async def _finish_batch(self, conn: Connection, outcomes: list[Outcome]) -> None:
+        async def resolve(outcome: Outcome) -> Reply | None:
+            if outcome is None or isinstance(outcome, tuple):
+                return outcome
+            return await outcome
+
+        done = await asyncio.gather(*(resolve(o) for o in outcomes))
+        replies = [r for r in done if r is not None]
+        if replies:
+            self._send_batch(conn, replies)
+
+    def _send(self, conn: Connection, reply: Reply) -> None:
+        conn.send_payload(reply[0])
+        conn.count_reply(reply[1])
+
+    def _send_batch(self, conn: Connection, replies: list[Reply]) -> None:
+        conn.send_payload(jsonrpc.encode_batch([data for data, _ in replies]))
+        for _, error in replies:
+            conn.count_reply(error)
+
+    # -- one request ----------------------------------------------------------------------
+    def handle(self, conn: Connection, item: Call | Rejected) -> Outcome:
+        if isinstance(item, Rejected):
+            return error_reply(item.id, item.error)
+        metrics.REQUESTS.inc()
+        wait = conn.bucket.take(time.monotonic()) if conn.bucket is not None else 0.0
+        if wait:
+            return self._error(
+                item,
+                RateLimited(
+                    "too many requests on this connection",
+                    code="CONNECTION_RATE_LIMITED",
+                    retryAfterMs=math.ceil(wait * 1000),
+                ),
+            )
+        spec = get_method(item.method)
+        if spec is None:
+            if item.method == "connect":
+                return self._error(item, InvalidRequest("already connected", code="CONNECTED"))
+            return self._error(item, MethodNotFound(f"unknown method: {item.method}"))
+        if spec.name == "connect":
+            return self._error(item, InvalidRequest("already connected", code="CONNECTED"))
+        params = item.params
+        requirement = spec.requirement_for(params if isinstance(params, dict) else None)
+        view = conn.view
+        if view is None or not view.may(requirement):
+            return self._error(item, _forbidden(requirement, view.role if view else None))
+        if conn.in_flight >= self.gateway.config.max_in_flight:
+            return self._error(
+                item,
+                RateLimited(
+                    "too many requests in flight on this connection",
+                    code="TOO_MANY_IN_FLIGHT",
+                    retryAfterMs=100,
+                ),
+            )
+        local = self.local.get(spec.name)
+        if local is not None:
+            outcome = local(conn, item, spec)
+            if item.notification:
+                if outcome is not None and not isinstance(outcome, tuple):
+                    conn.spawn(_discard(outcome))
+                return None
+            return outcome
+        return self._forward(conn, item, spec)
+
+    def _error(self, call: Call, error: AisopodError) -> Reply | None:
+        if call.notification:
+            return None
+        return error_reply(call.id, error)
+
+    async def _forward(self, conn: Connection, call: Call, spec: MethodSpec) -> Reply | None:
+        params = call.params if call.params is not None else {}
+        if not isinstance(params, dict):
+            return self._error(call, InvalidParams("params must be an object"))
+        bus = self.gateway.host.bus
+        timeout = self.timeout_for(spec.name, params)
+        try:
+            msg = await bus.nc.request(
+                bus.subjects.rpc(spec.name),
+                orjson.dumps(params),
+                timeout=timeout,
+                headers=conn.nats_headers,
+            )
+        except NoRespondersError:
+            return self._error(
+                call,
+                Unavailable(f"the owner of {spec.name} is not available", code="NO_RESPONDERS"),
+            )
+        except NatsTimeout:
+            return self._error(
+                call, Timeout(f"{spec.name} got no reply within {timeout:.0f}s", code="NO_REPLY")
+            )
+        if call.notification:
+            return None
+        spliced = jsonrpc.splice_reply(call.id, msg.data)
+        if spliced is not None:
+            return spliced, None
+        try:
+            result = decode_reply(msg.data)
+        except AisopodError as exc:
+            return error_reply(call.id, exc)
+        return ok_reply(call.id, result)
+
+    def timeout_for(self, method: str, params: dict[str, Any]) -> float:
+        """The NATS wait for a forwarded call: the caller's `timeoutMs` plus a margin (the
+        owner answers TIMEOUT itself first), else the default or the method's long wait."""
+        default = self.gateway.host.settings.request_timeout_s
+        timeout_ms = params.get("timeoutMs")
+        if isinstance(timeout_ms, int) and not isinstance(timeout_ms, bool) and timeout_ms > 0:
+            return max(default, min(timeout_ms, 86_400_000) / 1000 + TIMEOUT_MARGIN_S)
+        return LONG_WAITS.get(method, default)
+
+
+def ok_reply(request_id: jsonrpc.RequestId, result: Any) -> Reply:
+    return jsonrpc.encode_result(request_id, result), None
+
+
+def error_reply(request_id: jsonrpc.RequestId, error: AisopodError) -> Reply:
+    if isinstance(error, InternalError):
+        metrics.ERRORS.labels(error.name).inc()
+    return jsonrpc.encode_error(request_id, error), error
+
+
+def _forbidden(requirement: Requirement, role: str | None) -> Forbidden:
+    if requirement is Requirement.NODE or role == Role.NODE:
+        who = "nodes" if requirement is Requirement.NODE else "operators"
+        return Forbidden(f"this method is for {who} only", code="UNAUTHORIZED_ROLE")
+    if requirement is Requirement.ANY:  # pragma: no cover - ANY always passes
+        return Forbidden()
+    return Forbidden(
+        f"missing scope: {requirement.value}",
+        code="MISSING_SCOPE",
+        requiredScope=requirement.value,
+    )
+
+
+async def _discard(work: Awaitable[Reply | None]) -> None:
+    await work

@@ -1,0 +1,209 @@
+"""Events to clients: the replica's consumer of stream EVENTS, resume replay, and frames
+addressed to one connection (`<prefix>.conn.<connId>`).
+
+One ordered push consumer per replica, starting at the stream's tail; `seq` = the stream
+sequence. Each event is encoded and WebSocket-framed once, then written to every local
+client whose view admits it (audience rule, subscription, session keys); `tool` agent
+events go only to the connection that started the run (header `Aisopod-Origin-Conn`).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from nats.aio.msg import Msg
+from nats.js.api import ConsumerConfig, DeliverPolicy
+
+from aisopod import jsonrpc
+from aisopod.catalogue import EVENT_AUDIENCE, audience_of
+from aisopod.principal import H_ORIGIN_CONN
+from aisopod.state import stream_name
+from aisopod_ws_gateway import metrics, wsframes
+from aisopod_ws_gateway.audience import View
+
+if TYPE_CHECKING:
+    from nats.js.client import JetStreamContext
+
+    from aisopod_ws_gateway.connection import Connection
+    from aisopod_ws_gateway.gateway import Gateway
+
+log = logging.getLogger("aisopod.ws.fanout")
+
+# Events whose payload decides who gets them or whether they may be dropped.
+INSPECT = frozenset(
+    {"agent.event", "chat.event"}
+    | {
+        name
+        for name, rule in EVENT_AUDIENCE.items()
+        if rule.droppable_states or rule.origin_only_streams or rule.session_subscribed_nodes
+    }
+)
+REPLAY_MSG_TIMEOUT_S = 2.0
+
+
+class Fanout:
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+        bus = gateway.host.bus
+        self._evt_prefix = bus.subjects.evt("")
+        self._conn_prefix = bus.subjects.conn("")
+        self._stream = stream_name(bus.subjects.prefix, "EVENTS")
+        self._subs: list[Any] = []
+
+    async def start(self) -> None:
+        bus = self.gateway.host.bus
+        js: JetStreamContext = bus.js
+        self._subs.append(
+            await js.subscribe(
+                bus.subjects.evt_all,
+                stream=self._stream,
+                cb=self._on_event,
+                ordered_consumer=True,
+                deliver_policy=DeliverPolicy.NEW,
+                pending_msgs_limit=1_000_000,
+                pending_bytes_limit=512 * 1024 * 1024,
+            )
+        )
+        self._subs.append(await bus.nc.subscribe(self._conn_prefix + "*", cb=self._on_addressed))
+
+    async def stop(self) -> None:
+        for sub in self._subs:
+            try:
+                await sub.unsubscribe()
+            except Exception:  # closing anyway
+                log.debug("unsubscribe failed", exc_info=True)
+        self._subs.clear()
+
+    # -- live ---------------------------------------------------------------------------
+    async def _on_event(self, msg: Msg) -> None:
+        try:
+            seq, ts = _seq_ts(msg)
+            origin = msg.headers.get(H_ORIGIN_CONN) if msg.headers else None
+            self.deliver(msg.subject[len(self._evt_prefix) :], seq, ts, msg.data, origin)
+        except Exception:  # one bad event must not stop the consumer
+            log.exception("event fan-out failed")
+
+    def deliver(self, name: str, seq: int, ts: int, data: bytes, origin: str | None) -> int:
+        """Write one event to every local client that may see it; returns the count."""
+        metrics.EVENTS.inc()
+        rule = audience_of(name)
+        if rule.connection_only:
+            return 0
+        info = _payload_info(name, data)
+        session_key = info.get("sessionKey") if info is not None else None
+        droppable = rule.is_droppable(info)
+        frame = wsframes.text(jsonrpc.encode_event(name, seq, ts, data))
+        if rule.origin_only(info):
+            conn = self.gateway.conns.get(origin) if origin else None
+            if conn is None or not _admits(conn.view, name, session_key):
+                return 0
+            conn.deliver(seq, frame, droppable)
+            metrics.DELIVERIES.inc()
+            return 1
+        count = 0
+        for conn in self.gateway.conns.values():
+            view = conn.view
+            if view is None or not view.sees(name):
+                continue
+            if session_key is not None and not view.sees_session(name, session_key):
+                continue
+            conn.deliver(seq, frame, droppable)
+            count += 1
+        metrics.DELIVERIES.inc(count)
+        return count
+
+    async def _on_addressed(self, msg: Msg) -> None:
+        """`{method, params}` published to `conn.<connId>`: a notification for one client."""
+        conn = self.gateway.conns.get(msg.subject[len(self._conn_prefix) :])
+        if conn is None or conn.view is None:
+            return
+        try:
+            body = orjson.loads(msg.data)
+            method, params = body["method"], body.get("params")
+        except (ValueError, KeyError, TypeError):
+            log.warning("malformed addressed frame on %s", msg.subject)
+            return
+        if isinstance(method, str):
+            conn.notify(method, params)
+
+    # -- resume -------------------------------------------------------------------------
+    async def replay(
+        self, conn: Connection, view: View, last_seq: int
+    ) -> tuple[list[bytes], int, bool]:
+        """The frames after `last_seq` that `view` may see, the stream sequence they reach,
+        and whether there is a gap (the stream no longer holds `last_seq + 1`, or more than
+        `replayMaxEvents` were missed)."""
+        js = self.gateway.host.bus.js
+        state = (await js.stream_info(self._stream)).state
+        first, last = state.first_seq, state.last_seq
+        if last_seq >= last:
+            return [], last, last_seq > last
+        if last_seq + 1 < first or last - last_seq > self.gateway.config.replay_max_events:
+            return [], last, True
+        frames: list[bytes] = []
+        sub = await js.subscribe(
+            self.gateway.host.bus.subjects.evt_all,
+            stream=self._stream,
+            ordered_consumer=True,
+            deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+            config=ConsumerConfig(opt_start_seq=last_seq + 1),
+        )
+        try:
+            while True:
+                msg = await sub.next_msg(timeout=REPLAY_MSG_TIMEOUT_S)
+                seq, ts = _seq_ts(msg)
+                if seq > last:
+                    break
+                name = msg.subject[len(self._evt_prefix) :]
+                if self._replayable(conn, view, name, msg):
+                    frames.append(wsframes.text(jsonrpc.encode_event(name, seq, ts, msg.data)))
+                if seq == last:
+                    break
+        except TimeoutError:
+            return [], last, True
+        finally:
+            try:
+                await sub.unsubscribe()
+            except Exception:
+                log.debug("unsubscribe failed", exc_info=True)
+        return frames, last, False
+
+    def _replayable(self, conn: Connection, view: View, name: str, msg: Msg) -> bool:
+        rule = audience_of(name)
+        if rule.connection_only or not view.sees(name):
+            return False
+        info = _payload_info(name, msg.data)
+        if rule.origin_only(info):
+            origin = msg.headers.get(H_ORIGIN_CONN) if msg.headers else None
+            if origin != conn.conn_id:
+                return False
+        session_key = info.get("sessionKey") if info is not None else None
+        return session_key is None or view.sees_session(name, session_key)
+
+
+def _admits(view: View | None, name: str, session_key: str | None) -> bool:
+    if view is None or not view.sees(name):
+        return False
+    return session_key is None or view.sees_session(name, session_key)
+
+
+def _payload_info(name: str, data: bytes) -> dict[str, Any] | None:
+    if name not in INSPECT:
+        return None
+    try:
+        body = orjson.loads(data)
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def _seq_ts(msg: Msg) -> tuple[int, int]:
+    """Stream sequence and timestamp (ms) from the JetStream reply subject, without
+    building nats-py's metadata objects for every event."""
+    tokens = (msg.reply or "").split(".")
+    if len(tokens) == 9:  # $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>
+        return int(tokens[5]), int(tokens[7]) // 1_000_000
+    meta = msg.metadata
+    return meta.sequence.stream, int(meta.timestamp.timestamp() * 1000)

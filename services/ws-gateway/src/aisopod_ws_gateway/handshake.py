@@ -1,0 +1,265 @@
+"""The handshake (protocol.md): challenge, `connect`, verification by auth, `hello`.
+
+Order of checks: first frame is a `connect` request (else INVALID_REQUEST, 1008); protocol
+range (PROTOCOL_MISMATCH, 1002); params; browser origin; credentials, device signature and
+role verified by the auth service over NATS (`auth.verify`); granted scopes = requested ∩
+allowed. Then the connection is registered, resume replayed, and `hello` sent.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
+
+from aisopod import jsonrpc
+from aisopod.catalogue.system import PROTOCOL_VERSION, ConnectParams
+from aisopod.clientip import is_loopback
+from aisopod.contracts.auth import (
+    ClientInfo,
+    Credentials,
+    DeviceProof,
+    VerifyRequest,
+    VerifyResult,
+)
+from aisopod.errors import (
+    AisopodError,
+    Forbidden,
+    InternalError,
+    InvalidRequest,
+    Unavailable,
+    invalid_params_from_validation,
+)
+from aisopod.jsonrpc import Call, Decoded
+from aisopod.principal import Principal
+from aisopod.scopes import Requirement, Role, grant
+from aisopod_ws_gateway import metrics
+from aisopod_ws_gateway.audience import Subscription
+from aisopod_ws_gateway.connection import Connection, State
+from aisopod_ws_gateway.origin import origin_allowed
+
+if TYPE_CHECKING:
+    from aisopod_ws_gateway.gateway import Gateway
+
+log = logging.getLogger("aisopod.ws.handshake")
+
+VERIFY_TIMEOUT_S = 5.0
+
+
+class Handshake:
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+
+    def challenge(self, conn: Connection) -> None:
+        conn.notify("connect.challenge", {"nonce": conn.nonce, "ts": int(time.time() * 1000)})
+        timeout = self.gateway.config.handshake_timeout_ms / 1000
+        conn.timer = self.gateway.loop.call_later(timeout, self._timed_out, conn)
+
+    def _timed_out(self, conn: Connection) -> None:
+        conn.timer = None
+        if conn.state in (State.PENDING, State.VERIFYING):
+            metrics.HANDSHAKES.labels("timeout").inc()
+            conn.close(1008, "handshake timeout")
+
+    def first_frame(self, conn: Connection, decoded: Decoded) -> None:
+        item = decoded.items[0]
+        if (
+            decoded.batch
+            or not isinstance(item, Call)
+            or item.notification
+            or item.method != "connect"
+        ):
+            metrics.HANDSHAKES.labels("invalid").inc()
+            conn.fail_handshake(
+                getattr(item, "id", None),
+                InvalidRequest("the first request must be connect", code="CONNECT_REQUIRED"),
+                1008,
+            )
+            return
+        conn.state = State.VERIFYING
+        conn.spawn(self._connect(conn, item))
+
+    async def _connect(self, conn: Connection, call: Call) -> None:
+        try:
+            await self._handshake(conn, call)
+        except AisopodError as exc:
+            metrics.HANDSHAKES.labels(exc.detail_code.lower()).inc()
+            code = 1002 if exc.detail_code == "PROTOCOL_MISMATCH" else 1008
+            if isinstance(exc, Unavailable):
+                code = 1013  # try again later: a dependency is down, not the client's fault
+            conn.fail_handshake(call.id, exc, code)
+        except Exception:
+            log.exception("handshake failed")
+            conn.fail_handshake(call.id, InternalError(), 1011)
+
+    async def _handshake(self, conn: Connection, call: Call) -> None:
+        raw = call.params if isinstance(call.params, dict) else {}
+        _check_protocol(raw)
+        try:
+            params = ConnectParams.model_validate(raw)
+        except ValidationError as exc:
+            raise invalid_params_from_validation(exc.errors()) from None
+        gateway = self.gateway
+        config = gateway.full_config
+        if not origin_allowed(
+            conn.origin,
+            host=conn.host_header,
+            forwarded_host=conn.forwarded_host,
+            allowed=config.cors.allowed_origins,
+        ):
+            raise Forbidden(f"origin not allowed: {conn.origin}", code="ORIGIN_NOT_ALLOWED")
+        verified = await self._verify(conn, params)
+        role = Role(verified.principal.role)
+        if role != params.role:
+            raise Forbidden(
+                f"this credential may not connect as {params.role.value}", code="UNAUTHORIZED_ROLE"
+            )
+        scopes = tuple(grant(params.scopes, verified.principal.scopes))
+        client = params.client.model_dump(by_alias=True, exclude_none=True)
+        conn.client = client
+        conn.device_id = verified.principal.device_id
+        if role == Role.NODE:
+            # A node-pairing token pins the node id; a device proves its own; only a shared
+            # operator credential (trusted already) lets a node name itself.
+            conn.node_id = (
+                verified.principal.node_id
+                or verified.principal.device_id
+                or params.client.instance_id
+                or params.client.id
+            )
+        principal = Principal(
+            id=verified.principal.id,
+            role=role,
+            scopes=scopes,
+            auth_method=verified.principal.auth_method,
+            conn_id=conn.conn_id,
+            client_ip=conn.ip,
+            device_id=verified.principal.device_id,
+            node_id=conn.node_id,
+        )
+        include = frozenset(params.subscribe) if params.subscribe is not None else None
+        view = gateway.views.get(role, scopes, Subscription(include=include))
+        if conn.state is State.CLOSED:
+            return
+        if role == Role.NODE:
+            gateway.nodes.declare(conn, caps=params.caps, commands=params.commands)
+            await gateway.nodes.attach(conn)
+        resume = params.resume
+        if resume is not None:
+            conn.begin_replay()
+        # The view first: from registration on, live events are matched (and, while the
+        # replay runs, buffered) for this connection.
+        conn.view = view
+        gateway.register(conn)
+        outcome: dict[str, Any] | None = None
+        frames: list[bytes] = []
+        upto = 0
+        if resume is not None:
+            frames, upto, gap = await gateway.fanout.replay(conn, view, resume.last_seq)
+            outcome = {"replayed": len(frames), "gap": gap}
+        if conn.state is State.CLOSED:
+            return
+        conn.open(principal, view)
+        hello = self._hello(conn, principal, view, verified.device_token, outcome)
+        conn.send_payload(jsonrpc.encode_result(call.id, hello))
+        if resume is not None:
+            for frame in frames:
+                conn.transport.write_frame(frame)
+            conn.end_replay(upto)
+        metrics.HANDSHAKES.labels("ok").inc()
+        gateway.presence.add(conn)
+
+    async def _verify(self, conn: Connection, params: ConnectParams) -> VerifyResult:
+        auth = params.auth
+        device = params.device
+        request = VerifyRequest(
+            auth=Credentials(
+                token=auth.token if auth else None,
+                password=auth.password if auth else None,
+                device_token=auth.device_token if auth else None,
+            ),
+            bearer=conn.bearer,
+            role=params.role.value,
+            scopes=list(params.scopes),
+            device=DeviceProof(
+                id=device.id,
+                public_key=device.public_key,
+                signature=device.signature,
+                signed_at=device.signed_at,
+                nonce=device.nonce,
+            )
+            if device
+            else None,
+            nonce=conn.nonce,
+            client=ClientInfo.model_validate(params.client.model_dump()),
+            client_ip=conn.ip,
+            origin=conn.origin,
+            direct_loopback=is_loopback(conn.ip),
+        )
+        bus = self.gateway.host.bus
+        result = await bus.request(
+            bus.subjects.auth("verify"),
+            request.model_dump(by_alias=True, mode="json"),
+            timeout=VERIFY_TIMEOUT_S,
+            unavailable="the auth service",
+        )
+        try:
+            return VerifyResult.model_validate(result)
+        except ValidationError:
+            raise InternalError("malformed reply from the auth service") from None
+
+    def _hello(
+        self,
+        conn: Connection,
+        principal: Principal,
+        view: Any,
+        device_token: str | None,
+        resume: dict[str, Any] | None,
+    ) -> dict[str, Any]:
+        gateway = self.gateway
+        cfg = gateway.config
+        auth: dict[str, Any] = {
+            "method": principal.auth_method,
+            "role": principal.role.value,
+            "scopes": list(principal.scopes),
+        }
+        if device_token:
+            auth["deviceToken"] = device_token
+        hello: dict[str, Any] = {
+            "protocol": PROTOCOL_VERSION,
+            "server": {
+                "version": gateway.host.version,
+                "connId": conn.conn_id,
+                "instance": gateway.host.instance,
+            },
+            "features": gateway.features(view),
+            "snapshot": {
+                "presence": gateway.presence.entries() if principal.may(Requirement.READ) else [],
+                "health": gateway.health.snapshot,
+                "uptimeMs": int((time.time() - gateway.host.started_at) * 1000),
+            },
+            "auth": auth,
+            "policy": {
+                "maxPayload": cfg.max_payload,
+                "maxBufferedBytes": cfg.max_buffered_bytes,
+                "tickIntervalMs": cfg.tick_interval_ms,
+            },
+        }
+        if resume is not None:
+            hello["resume"] = resume
+        return hello
+
+
+def _check_protocol(raw: dict[str, Any]) -> None:
+    low = raw.get("minProtocol", PROTOCOL_VERSION)
+    high = raw.get("maxProtocol", PROTOCOL_VERSION)
+    if not isinstance(low, int) or not isinstance(high, int):
+        return  # the params model reports the type error
+    if not low <= PROTOCOL_VERSION <= high:
+        raise InvalidRequest(
+            f"protocol mismatch: this server speaks {PROTOCOL_VERSION}, the client {low}..{high}",
+            code="PROTOCOL_MISMATCH",
+            serverProtocol=PROTOCOL_VERSION,
+        )

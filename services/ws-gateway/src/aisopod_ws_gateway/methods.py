@@ -1,0 +1,165 @@
+"""The methods ws-gateway owns (methods.md: system and nodes), for both ways they arrive.
+
+On a WebSocket connection every owned method is answered here, without a NATS hop. The
+cluster-wide ones (`system-presence`, `node.list`, `node.describe`, `node.invoke`) are
+also served on the bus for other services (the runtime's agent tools invoke nodes);
+`connect`, `health`, `subscribe`, `unsubscribe`, `node.invoke.result` and `node.event`
+only make sense on a connection and are skipped there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ValidationError
+
+from aisopod import jsonrpc
+from aisopod.catalogue.nodes import (
+    NodeEventParams,
+    NodeIdParams,
+    NodeInvokeParams,
+    NodeInvokeResultParams,
+)
+from aisopod.catalogue.spec import MethodSpec
+from aisopod.catalogue.system import SubscribeParams
+from aisopod.errors import AisopodError, invalid_params_from_validation
+from aisopod.jsonrpc import Call
+from aisopod.rpc import CallContext
+from aisopod_ws_gateway.dispatch import LocalHandler, Outcome, Reply, error_reply, ok_reply
+
+if TYPE_CHECKING:
+    from aisopod_ws_gateway.connection import Connection
+    from aisopod_ws_gateway.gateway import Gateway
+
+CONNECTION_ONLY = (
+    "connect",
+    "health",
+    "subscribe",
+    "unsubscribe",
+    "node.invoke.result",
+    "node.event",
+)
+
+
+def _params(spec: MethodSpec, call: Call) -> BaseModel:
+    raw = call.params if call.params is not None else {}
+    if not isinstance(raw, dict):
+        raise invalid_params_from_validation([{"loc": ["params"], "msg": "must be an object"}])
+    try:
+        return spec.params.model_validate(raw)
+    except ValidationError as exc:
+        raise invalid_params_from_validation(exc.errors()) from None
+
+
+def _sync(fn: Callable[[Connection, Any], Any]) -> LocalHandler:
+    def handler(conn: Connection, call: Call, spec: MethodSpec) -> Outcome:
+        try:
+            return ok_reply(call.id, fn(conn, _params(spec, call)))
+        except AisopodError as exc:
+            return error_reply(call.id, exc)
+
+    return handler
+
+
+def _async(fn: Callable[[Connection, Any], Awaitable[Any]]) -> LocalHandler:
+    def handler(conn: Connection, call: Call, spec: MethodSpec) -> Outcome:
+        try:
+            params = _params(spec, call)
+        except AisopodError as exc:
+            return error_reply(call.id, exc)
+        return _run(fn(conn, params), call.id)
+
+    return handler
+
+
+async def _run(work: Awaitable[Any], request_id: jsonrpc.RequestId) -> Reply:
+    try:
+        return ok_reply(request_id, await work)
+    except AisopodError as exc:
+        return error_reply(request_id, exc)
+
+
+def connection_handlers(gateway: Gateway) -> dict[str, LocalHandler]:
+    """Handlers of owned methods for requests arriving on a WebSocket connection."""
+    nodes = gateway.nodes
+
+    def health(conn: Connection, call: Call, spec: MethodSpec) -> Outcome:
+        # The hottest request there is: no model, the cached snapshot spliced in as bytes.
+        if call.params:
+            try:
+                _params(spec, call)
+            except AisopodError as exc:
+                return error_reply(call.id, exc)
+        return gateway.health_reply(call.id), None
+
+    def subscribe(conn: Connection, params: SubscribeParams) -> Any:
+        return gateway.resubscribe(
+            conn, conn.subscription.subscribe(params.events, params.session_keys)
+        )
+
+    def unsubscribe(conn: Connection, params: SubscribeParams) -> Any:
+        return gateway.resubscribe(
+            conn, conn.subscription.unsubscribe(params.events, params.session_keys)
+        )
+
+    def presence(conn: Connection, params: Any) -> Any:
+        return gateway.presence.entries()
+
+    async def node_list(conn: Connection, params: Any) -> Any:
+        return {"nodes": await nodes.listing()}
+
+    async def node_describe(conn: Connection, params: NodeIdParams) -> Any:
+        return await nodes.describe(params.node_id)
+
+    async def node_invoke(conn: Connection, params: NodeInvokeParams) -> Any:
+        assert conn.principal is not None
+        return await nodes.invoke(params, conn.principal)
+
+    def node_invoke_result(conn: Connection, params: NodeInvokeResultParams) -> Any:
+        nodes.result(conn, params)
+        return {"ok": True}
+
+    async def node_event(conn: Connection, params: NodeEventParams) -> Any:
+        await gateway.host.bus.publish_event(
+            "node.event",
+            {"nodeId": conn.node_id, "event": params.event, "payload": params.payload},
+        )
+        return {"ok": True}
+
+    return {
+        "health": health,
+        "subscribe": _sync(subscribe),
+        "unsubscribe": _sync(unsubscribe),
+        "system-presence": _sync(presence),
+        "node.list": _async(node_list),
+        "node.describe": _async(node_describe),
+        "node.invoke": _async(node_invoke),
+        "node.invoke.result": _sync(node_invoke_result),
+        "node.event": _async(node_event),
+    }
+
+
+def bus_handlers(gateway: Gateway) -> dict[str, Callable[[Any, CallContext], Awaitable[Any]]]:
+    """Handlers of the cluster-wide owned methods, served on `<prefix>.rpc.<method>`."""
+    nodes = gateway.nodes
+
+    async def presence(params: Any, ctx: CallContext) -> Any:
+        return gateway.presence.entries()
+
+    async def node_list(params: Any, ctx: CallContext) -> Any:
+        return {"nodes": await nodes.listing()}
+
+    async def node_describe(params: NodeIdParams, ctx: CallContext) -> Any:
+        return await nodes.describe(params.node_id)
+
+    async def node_invoke(params: NodeInvokeParams, ctx: CallContext) -> Any:
+        # The RPC server has already applied the idempotency key (same key as `invoke`).
+        return await nodes.route(params)
+
+    return {
+        "system-presence": presence,
+        "node.list": node_list,
+        "node.describe": node_describe,
+        "node.invoke": node_invoke,
+    }

@@ -1,0 +1,190 @@
+"""One TCP connection: HTTP/1.1 (upgrade, /health, /ready, /metrics) and WebSocket frames.
+
+An `asyncio.Protocol` around websockets' sans-I/O `ServerProtocol`: bytes in, events out,
+bytes written straight to the transport. No task exists for an idle connection (a task per
+socket is ~2 KiB, two with keepalive); heartbeats are driven by one timer for all sockets
+(`Gateway`). The send buffer is the transport's own write buffer: its size is the
+backpressure signal (`buffered`), so fan-out never awaits a socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, cast
+
+from websockets.datastructures import Headers
+from websockets.frames import Opcode
+from websockets.http11 import Request, Response
+from websockets.protocol import OPEN
+from websockets.server import ServerProtocol
+
+from aisopod_ws_gateway import wsframes
+
+if TYPE_CHECKING:
+    from aisopod_ws_gateway.connection import Connection
+    from aisopod_ws_gateway.gateway import Gateway
+
+log = logging.getLogger("aisopod.ws")
+_WS_LOG = logging.getLogger("aisopod.ws.protocol")
+_WS_LOG.setLevel(logging.WARNING)  # websockets logs every open/close at INFO
+
+WS_PATHS = frozenset({"/ws", "/"})
+CLOSE_GRACE_S = 5.0
+# A client closed with data still queued (a slow consumer) gets longer to read up to the
+# close frame, so it learns why; its buffer is bounded by maxBufferedBytes meanwhile.
+CLOSE_GRACE_BUFFERED_S = 30.0
+
+HttpHandler = Callable[[Request], Response]
+
+
+class WsTransport(asyncio.Protocol):
+    __slots__ = (
+        "_fragments",
+        "_timer",
+        "conn",
+        "gateway",
+        "last_rx",
+        "transport",
+        "ws",
+    )
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+        self.transport: asyncio.Transport | None = None
+        self.ws = ServerProtocol(max_size=gateway.pre_hello_max_size(), logger=_WS_LOG)
+        self.conn: Connection | None = None
+        self.last_rx = 0.0
+        self._fragments: list[bytes] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+
+    # -- asyncio.Protocol ---------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports are not asyncio.Transport subclasses, but behave as one.
+        self.transport = cast(asyncio.Transport, transport)
+        self.last_rx = self.gateway.loop.time()
+        self.gateway.sockets.add(self)
+
+    def data_received(self, data: bytes) -> None:
+        self.last_rx = self.gateway.loop.time()
+        ws = self.ws
+        ws.receive_data(data)
+        events = ws.events_received()
+        self._flush()
+        for event in events:
+            if isinstance(event, Request):
+                self._on_http(event)
+                continue
+            opcode = event.opcode
+            if opcode is Opcode.TEXT or opcode is Opcode.BINARY:
+                if event.fin:
+                    self._on_message(event.data)
+                else:
+                    self._fragments = [event.data]
+            elif opcode is Opcode.CONT and self._fragments is not None:
+                self._fragments.append(event.data)
+                if event.fin:
+                    message, self._fragments = b"".join(self._fragments), None
+                    self._on_message(message)
+
+    def eof_received(self) -> bool | None:
+        self.ws.receive_eof()
+        self._flush()
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.gateway.sockets.discard(self)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        conn, self.conn = self.conn, None
+        if conn is not None:
+            conn.closed(self.ws.close_rcvd.code if self.ws.close_rcvd else 1006)
+
+    # -- sending ------------------------------------------------------------------------
+    @property
+    def open(self) -> bool:
+        return self.ws.state is OPEN and self.transport is not None
+
+    @property
+    def buffered(self) -> int:
+        transport = self.transport
+        return transport.get_write_buffer_size() if transport is not None else 0
+
+    def write_frame(self, frame: bytes) -> None:
+        """Write a complete, already framed WebSocket message (see `wsframes`)."""
+        if self.ws.state is OPEN and self.transport is not None:
+            self.transport.write(frame)
+
+    def send_text(self, payload: bytes) -> None:
+        if self.ws.state is OPEN and self.transport is not None:
+            self.transport.write(wsframes.text(payload))
+
+    def ping(self) -> None:
+        self.write_frame(wsframes.PING)
+
+    def close(self, code: int, reason: str = "") -> None:
+        """Start the closing handshake; the socket is dropped if the peer does not finish
+        it within the grace period (or could not: a stalled slow consumer)."""
+        if self.ws.state is OPEN:
+            self.ws.send_close(code, reason[:120])
+            self._flush()
+        if self.transport is not None and self._timer is None:
+            grace = CLOSE_GRACE_BUFFERED_S if self.buffered else CLOSE_GRACE_S
+            self._timer = self.gateway.loop.call_later(grace, self.abort)
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+
+    def _flush(self) -> None:
+        transport = self.transport
+        if transport is None:
+            return
+        for chunk in self.ws.data_to_send():
+            if chunk:
+                transport.write(chunk)
+            else:  # end of stream: the protocol is done with this socket
+                transport.close()
+
+    # -- inbound ------------------------------------------------------------------------
+    def _on_message(self, data: bytes) -> None:
+        conn = self.conn
+        if conn is not None:
+            try:
+                conn.received(data)
+            except Exception:  # a bug must not kill the loop; the socket goes, others stay
+                log.exception("failed handling a frame")
+                self.close(1011, "internal error")
+
+    def _on_http(self, request: Request) -> None:
+        path = request.path.split("?", 1)[0]
+        headers = request.headers
+        if path in WS_PATHS and "upgrade" in headers.get("Connection", "").lower():
+            if not self.gateway.accepting:
+                self.ws.send_response(plain(503, b"draining\n"))
+                self._flush()
+                return
+            response = self.ws.accept(request)
+            self.ws.send_response(response)
+            self._flush()
+            if response.status_code == 101:
+                self.conn = self.gateway.open_connection(self, request)
+            return
+        handler = self.gateway.http_routes.get(path)
+        response = handler(request) if handler is not None else plain(404, b"not found\n")
+        self.ws.send_response(response)
+        self._flush()
+
+
+def plain(status: int, body: bytes, content_type: str = "text/plain", reason: str = "") -> Response:
+    headers = Headers()
+    headers["Content-Type"] = content_type
+    headers["Content-Length"] = str(len(body))
+    headers["Cache-Control"] = "no-store"
+    headers["Connection"] = "close"
+    return Response(status, reason or _REASONS.get(status, "OK"), headers, body)
+
+
+_REASONS = {200: "OK", 404: "Not Found", 503: "Service Unavailable"}

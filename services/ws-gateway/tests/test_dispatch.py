@@ -1,0 +1,150 @@
+"""Requests after hello: framing, batches, notifications, scopes, forwarding, limits."""
+
+from __future__ import annotations
+
+import asyncio
+
+import orjson
+import pytest
+from nats.aio.msg import Msg
+
+from aisopod.bus import encode_reply
+from aisopod.errors import NotFound
+from aisopod.principal import Principal
+from tests.support.ws_client import RpcError, WsClient
+
+
+@pytest.fixture(scope="module")
+async def owner(gw):
+    """A method owner on the bus: `config.get` answers with the principal it was sent and
+    waits `delayMs` when asked (the runtime's real handlers are another issue's)."""
+    seen: list[dict[str, str]] = []
+
+    async def handle(msg: Msg) -> None:
+        seen.append(dict(msg.headers or {}))
+        body = orjson.loads(msg.data)
+        await asyncio.sleep(body.get("delayMs", 0) / 1000)
+        principal = Principal.from_headers(msg.headers)
+        if body.get("missing"):
+            await msg.respond(encode_reply(error=NotFound("no such thing")))
+            return
+        await msg.respond(encode_reply({"principal": principal.id, "scopes": principal.scopes}))
+
+    async def on_msg(msg: Msg) -> None:
+        _spawn(handle(msg))
+
+    sub = await gw.nc.subscribe(f"{gw.prefix}.rpc.config.get", cb=on_msg)
+    yield seen
+    await sub.unsubscribe()
+
+
+_tasks: set[asyncio.Task[None]] = set()
+
+
+def _spawn(work) -> None:  # type: ignore[no-untyped-def]
+    task = asyncio.ensure_future(work)
+    _tasks.add(task)
+    task.add_done_callback(_tasks.discard)
+
+
+async def test_forwarded_with_principal_headers(gw, owner) -> None:
+    async with await WsClient.connect(gw.url, token="reader-token", scopes=["operator.read"]) as ws:
+        result = await ws.call("config.get", {})
+        assert result == {"principal": "reader", "scopes": ["operator.read"]}
+        headers = owner[-1]
+        assert headers["Aisopod-Conn-Id"] == ws.hello["server"]["connId"]
+        assert headers["Aisopod-Client-Ip"] == "127.0.0.1"
+        with pytest.raises(RpcError) as info:
+            await ws.call("config.get", {"missing": True})
+        assert info.value.code == -32004  # the owner's error, unchanged
+
+
+async def test_responses_complete_out_of_order(gw, owner) -> None:
+    async with await WsClient.connect(gw.url, token="admin-token") as ws:
+        slow = asyncio.create_task(ws.request("config.get", {"delayMs": 300}))
+        fast = await ws.request("health")
+        assert "result" in fast and not slow.done()
+        assert (await slow)["result"]["principal"] == "admin"
+
+
+async def test_owner_down_is_unavailable_retryable(gw) -> None:
+    async with await WsClient.connect(gw.url, token="admin-token") as ws:
+        with pytest.raises(RpcError) as info:
+            await ws.call("agents.list", {})
+        assert info.value.code == -32013 and info.value.data["retryable"] is True
+
+
+async def test_unknown_method_and_invalid_params(gw) -> None:
+    async with await WsClient.connect(gw.url, token="admin-token") as ws:
+        with pytest.raises(RpcError) as info:
+            await ws.call("no.such.method")
+        assert info.value.code == -32601
+        with pytest.raises(RpcError) as info:
+            await ws.call("subscribe", {"events": "chat.*"})
+        assert info.value.code == -32602 and info.value.data["errors"]
+
+
+async def test_notifications_get_no_reply_and_batches_get_arrays(gw) -> None:
+    async with await WsClient.connect(gw.url, token="admin-token") as ws:
+        await ws.notify("health")
+        responses = await ws.batch(
+            [
+                {"jsonrpc": "2.0", "id": 1, "method": "health"},
+                {"jsonrpc": "2.0", "method": "health"},
+                {"id": "b", "method": "no.such"},
+                7,
+            ]
+        )
+        assert len(responses) == 3  # none for the notification
+        by_id = {r["id"]: r for r in responses}
+        assert "result" in by_id[1]
+        assert by_id["b"]["error"]["code"] == -32601
+        assert by_id[None]["error"]["code"] == -32600
+        await ws.send_raw("[]")
+        assert (await ws.recv_raw())["error"]["code"] == -32600
+        await ws.send_raw("{oops")
+        parse = await ws.recv_raw()
+        assert parse["id"] is None and parse["error"]["code"] == -32700
+        # Nothing was answered for the first notification: the next reply is ours.
+        assert "result" in await ws.request("health")
+        assert ws._raw.empty()
+
+
+async def test_missing_scope_and_wrong_role(gw) -> None:
+    async with await WsClient.connect(gw.url, token="reader-token", scopes=["operator.read"]) as ws:
+        with pytest.raises(RpcError) as info:
+            await ws.call("config.set", {"config": {}, "baseHash": "x"})
+        assert info.value.code == -32003
+        assert info.value.data == {"code": "MISSING_SCOPE", "requiredScope": "operator.admin"}
+        with pytest.raises(RpcError) as info:
+            await ws.call("node.event", {"event": "x"})
+        assert info.value.detail == "UNAUTHORIZED_ROLE"
+
+
+async def test_more_than_ten_forbidden_close_1008(gw) -> None:
+    ws = await WsClient.connect(gw.url, token="reader-token", scopes=["operator.read"])
+    for _ in range(10):
+        with pytest.raises(RpcError):
+            await ws.call("config.set", {"config": {}, "baseHash": "x"})
+    await ws.call("health")  # a non-FORBIDDEN reply resets the count
+    for _ in range(11):
+        with pytest.raises(RpcError):
+            await ws.call("config.set", {"config": {}, "baseHash": "x"})
+    assert await ws.wait_closed() == (1008, "too many forbidden requests")
+
+
+async def test_request_rate_limit(gw) -> None:
+    async with await WsClient.connect(gw.url, token="admin-token") as ws:
+        responses = await ws.batch([{"id": i, "method": "health"} for i in range(80)])
+        limited = [r for r in responses if "error" in r]
+        assert limited and all(r["error"]["code"] == -32029 for r in limited)
+        assert limited[0]["error"]["data"]["retryAfterMs"] >= 1
+        assert len(responses) - len(limited) >= 50  # the burst
+
+
+async def test_timeout_for_uses_timeout_ms_plus_margin(gw) -> None:
+    dispatcher = gw.gateway.dispatcher
+    assert dispatcher.timeout_for("chat.send", {}) == 10.0
+    assert dispatcher.timeout_for("agent.wait", {"timeoutMs": 60_000}) == 62.0
+    assert dispatcher.timeout_for("agent", {"wait": True}) == 600.0
+    assert dispatcher.timeout_for("chat.send", {"timeoutMs": True}) == 10.0

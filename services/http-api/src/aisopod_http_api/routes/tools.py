@@ -1,9 +1,10 @@
 """`/tools/invoke`: the tool catalogue (GET, R) and one tool run (POST, W).
 
-Runs go through the same policy as agent tool calls (the runtime's allow/deny lists), and
-first through the HTTP deny list `tools.httpDeny` (tools that spawn sessions, edit cron or
-config, or run commands): a denied or unknown tool is 404, so the policy does not reveal
-which tools exist; the catalogue lists only what HTTP may run. Bad args are 400.
+Runs go through the same policy as agent tool calls (the runtime's allow/deny lists) and
+the HTTP deny list `tools.httpDeny` (tools that spawn sessions, edit cron or config, or run
+commands), checked here before any call and again by the runtime (aisopod.contracts.tools:
+the calls carry `Aisopod-Surface: http`). A denied or unknown tool is 404, so the policy
+does not reveal which tools exist; the catalogue lists only what HTTP may run. Bad args 400.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import ValidationError
 
 from aisopod.catalogue.tools import ToolInfo, ToolsInvokeParams
+from aisopod.contracts.tools import http_tool_catalog, http_tool_invoke
 from aisopod.errors import NotFound
 from aisopod.principal import Principal
 from aisopod.scopes import Requirement
@@ -31,35 +33,16 @@ class ToolCatalog(Ok):
     tools: list[ToolInfo]
 
 
-# The runtime's side of the same contract: with this header it subtracts `httpDeny` too
-# (defence in depth; aisopod.contracts.tools on the runtime's branch).
-H_SURFACE = "Aisopod-Surface"
-INVOKE_TIMEOUT_S = 70.0  # beyond the runtime's own tool timeout (60 s by default)
-
-
 def _denied(api: HttpApi, tool: str) -> bool:
     """`tools.httpDeny` entries are names or shell-style patterns (`canvas_*`)."""
     return any(fnmatch.fnmatchcase(tool, pattern) for pattern in api.config.tools.http_deny)
-
-
-async def _call(
-    api: HttpApi, method: str, params: dict[str, Any], principal: Principal, timeout: float
-) -> Any:
-    bus = api.host.bus
-    return await bus.request(
-        bus.subjects.rpc(method),
-        params,
-        timeout=timeout,
-        headers=principal.to_headers() | {H_SURFACE: "http"},
-        unavailable=f"the owner of {method}",
-    )
 
 
 @router.get("/tools/invoke", response_model=ToolCatalog, summary="Tools HTTP may run")
 async def catalog(
     principal: Principal = Depends(requires(Requirement.READ)), api: HttpApi = Depends(api_of)
 ) -> Any:
-    result = await _call(api, "tools.catalog", {}, principal, 10.0)
+    result = await http_tool_catalog(api.host.bus, principal)
     tools = [
         t
         for t in result.get("tools", [])
@@ -94,7 +77,15 @@ async def invoke(
         raise validation_error(exc) from None
     if _denied(api, body.tool):
         raise NotFound(f"no tool {body.tool!r}")
-    result = await _call(api, "tools.invoke", body.wire(), principal, INVOKE_TIMEOUT_S)
+    timeout = api.config.tools.timeout_ms / 1000 + 10  # the runtime answers a slow tool first
+    result = await http_tool_invoke(
+        api.host.bus,
+        principal,
+        body.tool,
+        dict(body.args),
+        session_key=body.session_key,
+        timeout=timeout,
+    )
     if isinstance(result, dict) and result.get("ok") is False:
         return {"ok": False, "result": result.get("result")}
     return {"ok": True, "result": result.get("result") if isinstance(result, dict) else result}

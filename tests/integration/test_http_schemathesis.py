@@ -29,7 +29,7 @@ def test_no_server_errors(stack) -> None:
             continue
 
         @settings(
-            max_examples=5,
+            max_examples=3,
             phases=[Phase.explicit, Phase.generate],
             deadline=None,
             suppress_health_check=list(HealthCheck),

@@ -24,7 +24,7 @@ def run_schemathesis(document: dict, base_url: str, headers: dict[str, str]) -> 
             continue
 
         @settings(
-            max_examples=6,
+            max_examples=4,
             phases=[Phase.explicit, Phase.generate],
             deadline=None,
             suppress_health_check=list(HealthCheck),

@@ -10,6 +10,7 @@ from __future__ import annotations
 from fastapi import Request
 
 from aisopod.config.model import GatewayConfig
+from aisopod.dedupe import Deduper
 from aisopod.host import ServiceHost
 from aisopod_http_api.agentchat import AgentChat
 from aisopod_http_api.agentturn import AgentTurns
@@ -41,6 +42,8 @@ class HttpApi:
         self.agent_chat = AgentChat(self.host.bus, self.turns)
         self.canvas = CanvasFiles(await self.host.object_store("canvas"))
         await self.canvas.start()
+        # Accepted webhook deliveries (redelivery dedupe), looked up once, not per hook.
+        self.hook_deliveries = Deduper(await self.host.kv("hooks"), instance=self.host.instance)
 
     async def stop(self) -> None:
         await self.canvas.stop()

@@ -25,7 +25,6 @@ from pydantic import BaseModel, Field, StringConstraints, ValidationError
 from aisopod.catalogue.fields import AgentId, SessionKey
 from aisopod.clientip import client_ip
 from aisopod.config.sections.hooks import HookMapping
-from aisopod.dedupe import Deduper
 from aisopod.errors import (
     AisopodError,
     InvalidParams,
@@ -182,7 +181,7 @@ class HookRunner:
     async def once(self, source: str, headers: dict[str, str], run: Any) -> dict[str, Any]:
         """Run `run()` unless this delivery was accepted before; the answer either way."""
         delivery = _delivery_id(headers) or uuid.uuid4().hex
-        deduper = Deduper(await self.api.host.kv("hooks"), instance=self.api.host.instance)
+        deduper = self.api.hook_deliveries
         fresh = False
 
         async def first() -> dict[str, Any]:

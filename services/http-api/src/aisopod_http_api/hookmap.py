@@ -56,8 +56,8 @@ def _holds(actual: Any, expected: Any) -> bool:
         return True
     if isinstance(expected, list):
         return any(_holds(actual, item) for item in expected)
-    if isinstance(actual, str) and not isinstance(expected, str):
-        return actual == _text(expected)
+    if isinstance(actual, str) != isinstance(expected, str):
+        return _text(actual) == _text(expected)  # "3" in YAML matches 3 in the body
     return bool(actual == expected)
 
 

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.util
 import sys
 import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import uvloop
@@ -67,13 +67,6 @@ def _async(coro: Any) -> Any:
     return uvloop.run(bounded())
 
 
-def _module(name: str) -> Any:
-    """An area module that may not be on this branch yet."""
-    if importlib.util.find_spec(f"bench.{name}") is None:
-        return None
-    return importlib.import_module(f"bench.{name}")
-
-
 def run(args: argparse.Namespace) -> Report:
     report = Report(quick=args.quick)
     load = load_average()
@@ -114,7 +107,7 @@ def run(args: argparse.Namespace) -> Report:
         if wanted & {"P1", "P2", "P3", "P4", "P5"}:
             _ws(report, stack, args.quick)
         if wanted & {"P6", "P7"}:
-            _http(report, stack, args.quick)
+            _http(report, stack, args.quick, wanted)
     finally:
         progress("stopping the local stack")
         stack.stop()
@@ -134,20 +127,56 @@ def _ws(report: Report, stack: BenchStack, quick: bool) -> None:
     _guarded(report, "P1–P5 (ws-gateway)", work)
 
 
-def _http(report: Report, stack: BenchStack, quick: bool) -> None:
-    if _module("http_proxy") is None:
-        report.skip("P6", "bench/http_proxy.py is not on this branch yet")
-    else:
-        report.skip("P6", "bench/http_proxy.py has no common-harness entry point yet")
+def _http(report: Report, stack: BenchStack, quick: bool, wanted: set[str]) -> None:
+    """P6 (bench/http_proxy.py) and P7 (bench/http_agent.py, bench/agent_bench.py)."""
+    from bench import agent_bench, http_agent, http_proxy
+    from bench.local_stack import FAKE_API_KEY
+
+    api_urls = stack.backend_urls("http-api")
+    token = {"authorization": f"Bearer {stack.token}"}
+
+    def p6() -> None:
+        fake = stack.fake
+        fake_pid = {"fake": [fake._process.pid]} if fake._process else {}
+        path_pids = {k: stack.pids[k] for k in ("traefik", "ratelimit", "auth", "http-api")}
+        targets = [
+            http_proxy.Target(
+                "direct",
+                fake.base_url,
+                "fake-small",
+                {"authorization": f"Bearer {FAKE_API_KEY}"},
+                fake_pid,
+            ),
+            http_proxy.Target(
+                "http-api",
+                f"{api_urls[0]}/v1",
+                "fake/fake-small",
+                http_proxy.IDENTITY,
+                {"http-api": stack.pids["http-api"][:1]},
+            ),
+            http_proxy.Target(
+                "traefik", f"{stack.info['http_url']}/v1", "fake/fake-small", token, path_pids
+            ),
+        ]
+        sizes = {"seconds": 2.0, "requests": 500, "rounds": 1} if quick else {}
+        args = argparse.Namespace(**({"seconds": 4.0, "requests": 2000, "rounds": 3} | sizes))
+        results = _async(http_proxy.measure(targets, args))
+        report.add("P6", results, http_proxy.figures(results))
 
     def p7() -> None:
-        from bench import agent_bench
+        view = SimpleNamespace(
+            http_url=stack.info["http_url"], admin_token=stack.token, http_api_urls=api_urls
+        )
+        count = 100 if quick else 300
+        results = _async(http_agent.measure(view, stack.state_dir, stack.info["nats_url"], count))
+        report.add("P7", results, http_agent.figures(results))
+        ws, figures = _async(agent_bench.run(stack, quick))
+        report.add("P7_ws", ws, figures)
 
-        raw, figures, notes = _async(agent_bench.run(stack, quick))
-        report.add("P7", raw, figures)
-        report.notes.extend(notes)
-
-    _guarded(report, "P7 (agent turn)", p7)
+    if "P6" in wanted:
+        _guarded(report, "P6 (proxy path)", p6)
+    if "P7" in wanted:
+        _guarded(report, "P7 (agent turn)", p7)
 
 
 def _ratelimit(report: Report, quick: bool) -> None:

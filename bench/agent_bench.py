@@ -1,14 +1,11 @@
-"""P7: an agent-mode completion with the offline `echo` provider, end to end (quality.md).
+"""P7 over the WebSocket surface: an agent turn with the offline `echo` provider, end to
+end (the /v1 agent mode is bench/http_agent.py).
 
-- Over WebSocket through Traefik: `agent {message, sessionKey, wait: true}`, the whole
-  turn (run record, lane, transcript, provider, events) until its final result, one turn
-  after another in one session. Reference, same socket, same run: `config.get`, a
-  runtime-served call without a turn (the floor under any agent call).
-- Over HTTP through Traefik, when the stack's http-api serves `/v1`: the same turn as
-  `POST /v1/chat/completions` with model `aisopod/main`; reference, same client: a
-  completion proxied to the fake upstream (`fake/fake-small`, P6's fast path).
-
-The WebSocket client is the lean one of the ws benchmarks (bench/ws_lean_client.py).
+`agent {message, sessionKey, wait: true}` through Traefik: the whole turn (run record,
+lane, transcript, provider, events) until its final result, one turn after another in one
+session. Reference, same socket, same run: `config.get`, a runtime-served call without a
+turn (the floor under any agent call). Also counted: NATS messages per turn (nats-server's
+/varz), what a turn costs the bus. The client is the lean one of bench/ws_lean_client.py.
 """
 
 from __future__ import annotations
@@ -83,75 +80,18 @@ async def nats_messages(stack: BenchStack) -> tuple[int, int]:
     return int(varz["in_msgs"]), int(varz["out_msgs"])
 
 
-async def over_http(stack: BenchStack, count: int) -> dict[str, Any] | None:
-    url = f"{stack.info['http_url']}/v1/chat/completions"
-    headers = {
-        "Authorization": f"Bearer {stack.token}",
-        "x-aisopod-session-key": f"agent:main:bench-p7h-{uuid.uuid4().hex[:8]}",
-    }
-
-    def body(model: str, n: int) -> dict[str, Any]:
-        return {"model": model, "messages": [{"role": "user", "content": f"turn {n}"}]}
-
-    async with httpx.AsyncClient(timeout=30, trust_env=False, headers=headers) as client:
-        probe = await client.post(url, json=body("aisopod/main", 0))
-        if probe.status_code != 200:
-            return None
-
-        async def timed(model: str) -> list[float]:
-            samples = []
-            for n in range(count + 20):
-                started = time.perf_counter()
-                response = await client.post(url, json=body(model, n))
-                if response.status_code != 200:
-                    raise RuntimeError(f"P7 {model}: HTTP {response.status_code}")
-                if n >= 20:  # the first ones warm connections and caches
-                    samples.append(time.perf_counter() - started)
-            return samples
-
-        turns = await timed("aisopod/main")
-        proxied = await timed("fake/fake-small") if stack.fake is not None else []
-    out: dict[str, Any] = {"agent_turn_echo": latency_summary(turns)}
-    if proxied:
-        out["reference_proxied_to_fake"] = latency_summary(proxied)
-    return out
-
-
-async def run(stack: BenchStack, quick: bool) -> tuple[dict[str, Any], list[Figure], list[str]]:
+async def run(stack: BenchStack, quick: bool) -> tuple[dict[str, Any], list[Figure]]:
     count = 100 if quick else 300
     progress(f"P7 agent turns over WebSocket ({count})")
     ws = await over_ws(stack, count)
-    progress("P7 agent turns over HTTP /v1")
-    http = await over_http(stack, count)
-    ws_turn, ws_floor = ws["agent_turn_echo"], ws["reference_config_get"]
-    figures = [
-        Figure(
-            "P7",
-            "agent turn, `echo` provider, WebSocket `agent` (wait) via Traefik, p50 / p99",
-            f"{ws_turn['p50_ms']} / {ws_turn['p99_ms']} ms",
-            f"`config.get` on the same socket {ws_floor['p50_ms']} / {ws_floor['p99_ms']} ms"
-            f" (a turn: {ws['nats_messages_in_per_turn']} NATS messages in)",
-            "≤ 5 ms p50",
-            ws_turn["p50_ms"] <= 5,
-        )
-    ]
-    notes = []
-    if http is None:
-        notes.append("P7 over HTTP not measured: /v1/chat/completions is not served by this stack")
-    else:
-        turn = http["agent_turn_echo"]
-        proxied = http.get("reference_proxied_to_fake")
-        figures.append(
-            Figure(
-                "P7",
-                "agent turn, `echo` provider, POST /v1/chat/completions via Traefik, p50 / p99",
-                f"{turn['p50_ms']} / {turn['p99_ms']} ms",
-                f"proxied to the fake upstream, same route {proxied['p50_ms']} /"
-                f" {proxied['p99_ms']} ms"
-                if proxied
-                else "—",
-                "≤ 5 ms p50",
-                turn["p50_ms"] <= 5,
-            )
-        )
-    return {"ws": ws, "http": http}, figures, notes
+    turn, floor = ws["agent_turn_echo"], ws["reference_config_get"]
+    figure = Figure(
+        "P7",
+        "agent turn (echo), WebSocket `agent` with wait via Traefik, p50 / p99",
+        f"{turn['p50_ms']} / {turn['p99_ms']} ms",
+        f"`config.get` on the same socket {floor['p50_ms']} / {floor['p99_ms']} ms"
+        f" (a turn: {ws['nats_messages_in_per_turn']} NATS messages in)",
+        "≤ 5 ms p50",
+        turn["p50_ms"] <= 5,
+    )
+    return ws, [figure]

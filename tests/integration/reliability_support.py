@@ -116,8 +116,10 @@ class Load:
         self.token = token
         self.marker = uuid.uuid4().hex[:8]
         self.sessions = [f"agent:main:rel-{self.marker}-{n}" for n in range(sessions)]
-        self.sent: dict[str, list[str]] = {key: [] for key in self.sessions}
-        self.runs: list[str] = []
+        # Per session, each turn sent: (message, runId, how the run ended).
+        self.turns: dict[str, list[tuple[str, str, str]]] = {key: [] for key in self.sessions}
+        # Runs that ended otherwise than `ok` (the request itself was answered).
+        self.run_errors: list[str] = []
         self.chat = Tally()
         self.rpc = Tally()
         self.http = Tally()
@@ -142,11 +144,18 @@ class Load:
         self._stop.set()
         await asyncio.gather(*self._tasks)
 
+    @property
+    def runs(self) -> dict[str, str]:
+        """runId → how it ended, for every turn of every session."""
+        return {run: status for turns in self.turns.values() for _, run, status in turns}
+
     def summary(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             name: {"calls": t.calls, "retries": t.retries, "failures": t.failures[:5]}
             for name, t in (("chat", self.chat), ("rpc", self.rpc), ("http", self.http))
         }
+        out["run_errors"] = self.run_errors[:5]
+        return out
 
     @property
     def failures(self) -> list[str]:
@@ -168,8 +177,6 @@ class Load:
             params = {"sessionKey": key, "message": text, "idempotencyKey": f"{key}-{n}"}
             try:
                 started = await client.call("chat.send", params, self.chat)
-                self.sent[key].append(text)
-                self.runs.append(started["runId"])
                 done = await client.call(
                     "agent.wait", {"runId": started["runId"], "timeoutMs": 10_000}, self.chat
                 )
@@ -177,8 +184,9 @@ class Load:
                     done = await client.call(
                         "agent.wait", {"runId": started["runId"], "timeoutMs": 10_000}, self.chat
                     )
+                self.turns[key].append((text, started["runId"], done["status"]))
                 if done["status"] != "ok":
-                    self.chat.failures.append(f"{text}: run ended {done}")
+                    self.run_errors.append(f"{text}: run ended {done}")
             except Exception as exc:
                 self.chat.failures.append(f"{text}: {exc!r}")
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from nats.errors import TimeoutError as NatsTimeout
+
 from aisopod.principal import H_ORIGIN_CONN
 from aisopod.subjects import Subjects
-from aisopod_runtime.emitter import THROTTLE_S, RunEmitter
+from aisopod_runtime.emitter import H_MSG_ID, THROTTLE_S, RunEmitter
 
 
 class RecordingBus:
@@ -45,7 +47,9 @@ async def test_deltas_are_throttled_and_each_carries_the_whole_text() -> None:
     events = chat(bus)
     assert events[-1]["state"] == "final" and events[-1]["message"]["id"] == "m1"
     assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
-    assert all(h == {H_ORIGIN_CONN: "conn-1"} for _, _, h in bus.events)
+    assert all(h[H_ORIGIN_CONN] == "conn-1" for _, _, h in bus.events)
+    ids = [h[H_MSG_ID] for _, _, h in bus.events]
+    assert len(set(ids)) == len(ids) and all(i.startswith("r1:") for i in ids)
 
 
 async def test_no_delta_after_the_final_event() -> None:
@@ -57,7 +61,7 @@ async def test_no_delta_after_the_final_event() -> None:
     await asyncio.sleep(THROTTLE_S * 1.5)
     states = [e["state"] for e in chat(bus)]
     assert states == ["delta", "final"]
-    assert bus.events[0][2] is None
+    assert H_ORIGIN_CONN not in bus.events[0][2]
 
 
 async def test_error_and_abort_events_and_reaper_numbering() -> None:
@@ -78,3 +82,33 @@ async def test_error_and_abort_events_and_reaper_numbering() -> None:
     other = RunEmitter(bus, "r4", "k", None)  # type: ignore[arg-type]
     await other.aborted("so far")
     assert chat(bus)[-1]["state"] == "aborted"
+
+
+class FlakyBus(RecordingBus):
+    """The bus of a NATS restart: the first publishes time out (the ack was lost with the
+    connection, or the server was down), then it works again."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+        self.attempts: list[dict[str, str] | None] = []
+
+    async def publish_event(self, name: str, payload: dict[str, Any], headers=None) -> int:
+        self.attempts.append(headers)
+        if self.failures:
+            self.failures -= 1
+            raise NatsTimeout
+        return await super().publish_event(name, payload, headers)
+
+
+async def test_an_event_is_retried_through_a_nats_restart_with_one_message_id() -> None:
+    bus = FlakyBus(failures=3)
+    emitter = RunEmitter(bus, "r3", "k", "conn-3")  # type: ignore[arg-type]
+    await emitter.final("done", None, "m3")
+    assert [e["state"] for e in chat(bus)] == ["final"]  # published once, in the end
+    ids = {h[H_MSG_ID] for h in bus.attempts if h}
+    assert len(bus.attempts) == 4 and len(ids) == 1  # JetStream de-duplicates by this id
+    reaper = RunEmitter(bus, "r3", "k", None)  # type: ignore[arg-type]
+    reaper.start_at(0)
+    await reaper.error("lease lost")
+    assert not {h[H_MSG_ID] for _, _, h in bus.events[1:]} & ids  # never the same ids

@@ -9,19 +9,30 @@
   `tool` (start/result/error; the ws-gateway sends these only to the originating
   connection, named by the `Aisopod-Origin-Conn` header), `error`.
 - `seq` counts per run and per event name: 1, 2, 3…
+- A publish that fails on the bus (NATS restarting) is retried for up to `RETRY_S` with
+  the same `Nats-Msg-Id`, which JetStream de-duplicates: an event whose ack was lost with
+  the connection is not stored twice, and one that never arrived is not lost.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
+import uuid
 from typing import Any
+
+from nats.errors import Error as NatsError
 
 from aisopod.bus import Bus
 from aisopod.principal import H_ORIGIN_CONN
 
+log = logging.getLogger("aisopod.runtime.emitter")
+
 THROTTLE_S = 0.1
+RETRY_S = 30.0  # a NATS restart takes seconds; the EVENTS stream de-duplicates for 120 s
+H_MSG_ID = "Nats-Msg-Id"
 
 
 class RunEmitter:
@@ -29,7 +40,10 @@ class RunEmitter:
         self.bus = bus
         self.run_id = run_id
         self.session_key = session_key
-        self.headers = {H_ORIGIN_CONN: origin_conn} if origin_conn else None
+        self.headers = {H_ORIGIN_CONN: origin_conn} if origin_conn else {}
+        # Message ids are per emitter: a reaper's emitter for the same run numbers on from
+        # a checkpoint and must not collide with ids the lost runtime already used.
+        self._ids = f"{run_id}:{uuid.uuid4().hex[:8]}"
         self.text = ""
         self._sent_upto = 0
         self._seq = {"chat.event": 0, "agent.event": 0}
@@ -49,8 +63,23 @@ class RunEmitter:
 
     async def _publish(self, event: str, payload: dict[str, Any]) -> None:
         self._seq[event] += 1
-        body = {"runId": self.run_id, "sessionKey": self.session_key, "seq": self._seq[event]}
-        await self.bus.publish_event(event, body | payload, headers=self.headers)
+        seq = self._seq[event]
+        body = {"runId": self.run_id, "sessionKey": self.session_key, "seq": seq}
+        headers = self.headers | {H_MSG_ID: f"{self._ids}:{event}:{seq}"}
+        deadline = time.monotonic() + RETRY_S
+        delay = 0.05
+        while True:
+            try:
+                await self.bus.publish_event(event, body | payload, headers=headers)
+                return
+            except (NatsError, TimeoutError) as exc:
+                if time.monotonic() > deadline:
+                    raise
+                log.warning(
+                    "run %s: %s %s not published (%r); retrying", self.run_id, event, seq, exc
+                )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 1.0)
 
     async def agent(self, stream: str, data: dict[str, Any]) -> None:
         async with self._lock:

@@ -125,14 +125,16 @@ class Processes:
             "AISOPOD_LOG_LEVEL": "WARNING",
             "AISOPOD_SUBJECT_PREFIX": "bench",
         }
-        self.procs.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "aisopod_http_api"],
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
+        self.api_log = Path(self.tmp.name) / "http-api.log"
+        with open(self.api_log, "wb") as log:
+            self.procs.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "aisopod_http_api"],
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
             )
-        )
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 120  # a loaded machine imports slowly
         while time.monotonic() < deadline:
@@ -278,8 +280,11 @@ async def measure(targets: list[Target], args: argparse.Namespace) -> dict[str, 
         for target in targets:
             runs = []
             for _ in range(args.rounds):  # interleaving would mix warm-ups; rounds follow
-                c1 = await sequential(target, stream, args.requests)
-                c64 = await concurrent(target, stream, 64, args.seconds)
+                try:
+                    c1 = await sequential(target, stream, args.requests)
+                    c64 = await concurrent(target, stream, 64, args.seconds)
+                except Exception as exc:
+                    raise RuntimeError(f"{mode} via {target.name} failed: {exc!r}") from exc
                 runs.append({"c1": c1, "c64": c64})
             best = out[f"{mode}/{target.name}"] = _best(runs)
             c1, c64 = best["c1"], best["c64"]
@@ -366,6 +371,10 @@ def main() -> None:
                     results = uvloop.run(measure([*targets, via], args))
             else:
                 results = uvloop.run(measure(targets, args))
+    except Exception:
+        if getattr(procs, "api_log", None) and procs.api_log.exists():
+            print("--- http-api log (tail) ---\n" + procs.api_log.read_text()[-4000:])
+        raise
     finally:
         procs.stop()
     report(results, info)

@@ -1,0 +1,198 @@
+"""The Control UI in Chromium against the shared real stack (issue 9): connect, chat,
+approvals, pairing, config conflict, logs, and every page rendered without console errors.
+
+Each test drives the UI served by Caddy through Traefik (`stack.http_url`) as an operator
+would, while `admin` (a `WsClient` with the admin token) plays the other side: another
+operator, a device asking to pair, a client waiting for an approval.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.e2e.control_ui import ControlUi
+from tests.e2e.other_client import OtherClient
+from tests.support.ws_client import DeviceKey, RpcError
+
+pytestmark = pytest.mark.e2e
+
+
+def test_connect_with_the_admin_token_then_reload_reconnects(
+    page: Page, stack, admin: OtherClient, console, screenshots
+) -> None:
+    control = ControlUi(page, stack.http_url, stack.admin_token, admin, console, screenshots)
+    try:
+        control.submit_token()
+        request_id = control.pairing_request()
+        # The page's device is the one asking, for every scope the UI requests.
+        pending = admin.call("device.pair.list")["pending"]
+        mine = [p for p in pending if p["requestId"] == request_id]
+        assert mine and mine[0]["deviceId"] == control.device_id, pending
+        assert "operator.admin" in mine[0]["scopes"]
+
+        decided = control.approve_pairing(request_id)
+        assert decided["decision"] == "approved"
+        control.expect_connected()
+        expect(page).to_have_url(re.compile(r"#/overview"))
+
+        control.open("connect")
+        expect(page.get_by_test_id("connect-state")).to_have_text("connected")
+        expect(page.get_by_test_id("granted-scopes")).to_contain_text("operator.admin")
+        # The first signed connect after approval hands the device its token, once.
+        expect(page.get_by_test_id("forget-device-token")).to_be_visible()
+        first_conn = page.get_by_test_id("conn-id").inner_text()
+        assert first_conn
+        control.screenshot("connect")
+        console.assert_clean("on the Connect page")
+
+        # A reload starts from scratch: the remembered token connects again by itself.
+        page.reload()
+        control.expect_connected()
+        expect(page.get_by_test_id("conn-id")).not_to_have_text(first_conn)
+        expect(page.get_by_test_id("conn-id")).to_have_text(re.compile(r"\S"))
+        expect(page.get_by_test_id("pairing-required")).to_have_count(0)
+        presence = admin.call("system-presence")
+        assert any(p["connId"] == page.get_by_test_id("conn-id").inner_text() for p in presence), (
+            presence
+        )
+        console.assert_clean("after the reload")
+    finally:
+        control.forget_device()
+
+
+def _assistant_snapshots(page: Page) -> None:
+    """Record every state the assistant messages of the chat log go through."""
+    page.evaluate(
+        """() => {
+          window.__chatStates = [];
+          const log = document.querySelector('[data-testid=chat-log]');
+          const assistant = '[data-testid=chat-message][data-role=assistant]';
+          const record = () => {
+            for (const m of log.querySelectorAll(assistant)) {
+              const text = m.querySelector('[data-testid=chat-message-text]').innerText.trim();
+              window.__chatStates.push([m.dataset.status, text]);
+            }
+          };
+          new MutationObserver(record).observe(log, {subtree: true, childList: true,
+            characterData: true, attributes: true});
+        }"""
+    )
+
+
+def test_chat_streams_and_shows_the_final_reply(ui: ControlUi, page: Page) -> None:
+    ui.open("chat")
+    expect(page.get_by_test_id("chat-agent")).to_have_value("main")
+    page.get_by_test_id("chat-new-session").click()
+    expect(page).to_have_url(re.compile(r"session=agent%3Amain%3Aui-"))
+    expect(page.get_by_test_id("chat-empty")).to_be_visible()
+    _assistant_snapshots(page)
+
+    words = f"streaming check {uuid.uuid4().hex[:8]} one two three four five six"
+    page.get_by_test_id("chat-input").fill(words)
+    page.get_by_test_id("chat-input").press("Enter")
+
+    log = page.get_by_test_id("chat-log")
+    expect(log.locator("[data-testid=chat-message][data-role=user]")).to_have_text(
+        re.compile(re.escape(words))
+    )
+    final = log.locator("[data-testid=chat-message][data-role=assistant][data-status=final]")
+    expect(final).to_have_count(1)
+    expect(final.get_by_test_id("chat-message-text")).to_have_text(f"echo: {words}")
+    # It streamed: the page showed a partial answer before the final one.
+    states = page.evaluate("window.__chatStates")
+    partial = [text for status, text in states if status == "streaming"]
+    assert partial, states
+    assert all(f"echo: {words}".startswith(text) for text in partial), partial
+    expect(page.get_by_test_id("chat-abort")).to_have_count(0)
+
+    # The transcript is the gateway's: a reload shows the same exchange from history.
+    session_key = page.get_by_test_id("chat-log").get_attribute("data-session")
+    history = ui.admin.call("chat.history", {"sessionKey": session_key})["messages"]
+    assert [m["content"] for m in history] == [words, f"echo: {words}"]
+    ui.screenshot("chat")
+    ui.console.assert_clean("on the Chat page")
+
+    page.set_viewport_size({"width": 390, "height": 844})
+    expect(final).to_be_visible()
+    ui.screenshot("chat-phone")
+    ui.console.assert_clean("on the Chat page (phone size)")
+
+
+def test_an_approval_from_another_client_is_resolved_from_the_page(
+    ui: ControlUi, page: Page
+) -> None:
+    ui.open("approvals")
+    expect(page.get_by_test_id("approvals-pending")).to_be_visible()
+    command = f"echo e2e-{uuid.uuid4().hex[:10]}"
+    request = ui.admin.call(
+        "exec.approval.request", {"command": command, "cwd": "/tmp", "timeoutMs": 60_000}
+    )
+    waiting = ui.admin.submit(
+        lambda ws: ws.call(
+            "exec.approval.waitDecision", {"id": request["id"], "timeoutMs": 50_000}, timeout=55
+        )
+    )
+
+    card = page.locator(f"[data-testid=approval-card][data-id='{request['id']}']")
+    expect(card).to_have_attribute("data-state", "pending")
+    expect(card.get_by_test_id("approval-command")).to_have_text(command)
+    expect(page.get_by_test_id("nav-approvals-count")).to_be_visible()
+    ui.screenshot("approvals")
+
+    card.get_by_test_id("approval-allow-once").click()
+    decided = waiting.result(timeout=30)
+    assert (decided["id"], decided["decision"]) == (request["id"], "allow-once")
+    resolved = page.locator(f"[data-testid=approval-card][data-id='{request['id']}']")
+    expect(resolved).to_have_attribute("data-state", "resolved")
+    expect(resolved.get_by_test_id("approval-decision")).to_contain_text("allow-once")
+    # A second decision is refused: the request is settled on the gateway.
+    with pytest.raises(RpcError) as second:
+        ui.admin.call("exec.approval.resolve", {"id": request["id"], "decision": "deny"})
+    assert second.value.code == -32009  # CONFLICT
+    ui.console.assert_clean("on the Approvals page")
+
+
+def test_a_device_pairing_is_approved_from_the_page(ui: ControlUi, page: Page, stack) -> None:
+    ui.open("devices")
+    expect(page.get_by_test_id("devices-pending")).to_be_visible()
+    device = DeviceKey()
+    with pytest.raises(RpcError) as refused:
+        OtherClient.connect(
+            stack.ws_url,
+            runner=ui.admin.runner,
+            token=stack.admin_token,
+            device=device,
+            scopes=["operator.read"],
+        )
+    assert refused.value.detail == "NOT_PAIRED"
+    request_id = refused.value.data["requestId"]
+
+    row = page.locator(f"[data-testid=device-pending][data-request-id='{request_id}']")
+    expect(row).to_have_attribute("data-device-id", device.device_id)
+    expect(row).to_contain_text("operator.read")
+    ui.screenshot("devices")
+
+    row.get_by_test_id("device-approve").click()
+    expect(row).to_have_count(0)
+    paired = page.locator(f"[data-testid=device-paired][data-device-id='{device.device_id}']")
+    expect(paired).to_be_visible()
+
+    client = OtherClient.connect(
+        stack.ws_url,
+        runner=ui.admin.runner,
+        token=stack.admin_token,
+        device=device,
+        scopes=["operator.read"],
+    )
+    try:
+        assert client.ws.hello["auth"]["scopes"] == ["operator.read"]
+        assert client.ws.hello["auth"].get("deviceToken")
+        assert client.call("health")["ok"] is True
+    finally:
+        client.close()
+        ui.admin.call("device.pair.remove", {"deviceId": device.device_id})
+    ui.console.assert_clean("on the Devices page")

@@ -121,3 +121,28 @@ class ControlUi:
         path = self.screenshots / f"{name}.png"
         self.page.screenshot(path=str(path), full_page=full_page)
         return path
+
+
+def record_assistant_messages(page: Page) -> None:
+    """From now on, record the assistant messages of the chat log at every DOM change
+    (`assistant_messages_seen`): what an operator watching the page would have seen."""
+    page.evaluate(
+        """() => {
+          window.__assistantSeen = [];
+          const log = document.querySelector('[data-testid=chat-log]');
+          const assistant = '[data-testid=chat-message][data-role=assistant]';
+          const text = (m) => m.querySelector('[data-testid=chat-message-text]').innerText.trim();
+          new MutationObserver(() => {
+            const shown = [...log.querySelectorAll(assistant)];
+            window.__assistantSeen.push(shown.map((m) => [m.dataset.status, text(m)]));
+          }).observe(log, {subtree: true, childList: true, characterData: true, attributes: true});
+        }"""
+    )
+
+
+def assistant_messages_seen(page: Page) -> list[list[tuple[str, str]]]:
+    """Per recorded DOM change: the `(data-status, text)` of each assistant message shown."""
+    return [
+        [(status, text) for status, text in shown]
+        for shown in page.evaluate("window.__assistantSeen")
+    ]

@@ -14,8 +14,9 @@ import uuid
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e.control_ui import ControlUi
+from tests.e2e.control_ui import ControlUi, assistant_messages_seen, record_assistant_messages
 from tests.e2e.other_client import OtherClient
+from tests.e2e.stack_admin import StackAdmin
 from tests.support.ws_client import DeviceKey, RpcError
 
 pytestmark = pytest.mark.e2e
@@ -64,32 +65,13 @@ def test_connect_with_the_admin_token_then_reload_reconnects(
         control.forget_device()
 
 
-def _assistant_snapshots(page: Page) -> None:
-    """Record every state the assistant messages of the chat log go through."""
-    page.evaluate(
-        """() => {
-          window.__chatStates = [];
-          const log = document.querySelector('[data-testid=chat-log]');
-          const assistant = '[data-testid=chat-message][data-role=assistant]';
-          const record = () => {
-            for (const m of log.querySelectorAll(assistant)) {
-              const text = m.querySelector('[data-testid=chat-message-text]').innerText.trim();
-              window.__chatStates.push([m.dataset.status, text]);
-            }
-          };
-          new MutationObserver(record).observe(log, {subtree: true, childList: true,
-            characterData: true, attributes: true});
-        }"""
-    )
-
-
 def test_chat_streams_and_shows_the_final_reply(ui: ControlUi, page: Page) -> None:
     ui.open("chat")
     expect(page.get_by_test_id("chat-agent")).to_have_value("main")
     page.get_by_test_id("chat-new-session").click()
     expect(page).to_have_url(re.compile(r"session=agent%3Amain%3Aui-"))
     expect(page.get_by_test_id("chat-empty")).to_be_visible()
-    _assistant_snapshots(page)
+    record_assistant_messages(page)
 
     words = f"streaming check {uuid.uuid4().hex[:8]} one two three four five six"
     page.get_by_test_id("chat-input").fill(words)
@@ -103,7 +85,7 @@ def test_chat_streams_and_shows_the_final_reply(ui: ControlUi, page: Page) -> No
     expect(final).to_have_count(1)
     expect(final.get_by_test_id("chat-message-text")).to_have_text(f"echo: {words}")
     # It streamed: the page showed a partial answer before the final one.
-    states = page.evaluate("window.__chatStates")
+    states = [m for shown in assistant_messages_seen(page) for m in shown]
     partial = [text for status, text in states if status == "streaming"]
     assert partial, states
     assert all(f"echo: {words}".startswith(text) for text in partial), partial
@@ -196,3 +178,123 @@ def test_a_device_pairing_is_approved_from_the_page(ui: ControlUi, page: Page, s
         client.close()
         ui.admin.call("device.pair.remove", {"deviceId": device.device_id})
     ui.console.assert_clean("on the Devices page")
+
+
+def test_a_config_edit_conflict_shows_both_versions_and_reapplies(
+    ui: ControlUi, page: Page, stack, loop_thread
+) -> None:
+    admin_ops = StackAdmin(stack, loop_thread)
+    with (
+        admin_ops.config_restored(),
+        admin_ops.api_token(["operator.admin"], "e2e: the other operator") as token,
+    ):
+        other = OtherClient.connect(stack.ws_url, runner=loop_thread, token=token)
+        try:
+            ui.open("config")
+            before = other.call("config.get")
+            mine = before["config"]["cron"]["runHistory"] + 7
+            theirs = before["config"]["tools"]["timeoutMs"] + 1234
+            expect(page.get_by_test_id("config-hash")).to_have_attribute(
+                "data-hash", before["hash"]
+            )
+
+            # The operator edits a field in the page…
+            page.get_by_test_id("config-field-cron.runHistory").fill(str(mine))
+            expect(page.get_by_test_id("config-form-patch")).to_contain_text(
+                f'"runHistory": {mine}'
+            )
+            # …while another operator changes the config on the gateway.
+            other.call(
+                "config.patch",
+                {"patch": {"tools": {"timeoutMs": theirs}}, "baseHash": before["hash"]},
+            )
+            expect(page.get_by_test_id("config-remote-change")).to_be_visible()
+
+            page.get_by_test_id("config-save-form").click()
+            conflict = page.get_by_test_id("config-conflict")
+            expect(conflict).to_be_visible()
+            expect(page.get_by_test_id("config-conflict-mine")).to_contain_text(
+                f'"runHistory": {mine}'
+            )
+            expect(page.get_by_test_id("config-conflict-theirs")).to_contain_text(
+                f'"timeoutMs": {theirs}'
+            )
+            ui.screenshot("config")
+
+            page.get_by_test_id("config-reapply").click()
+            expect(page.get_by_test_id("config-saved")).to_be_visible()
+            expect(conflict).to_have_count(0)
+            after = other.call("config.get")
+            assert after["config"]["cron"]["runHistory"] == mine
+            assert after["config"]["tools"]["timeoutMs"] == theirs
+            expect(page.get_by_test_id("config-hash")).to_have_attribute("data-hash", after["hash"])
+            ui.console.assert_clean("on the Config page")
+        finally:
+            other.close()
+
+
+def test_logs_tail_shows_a_new_line_filtered_by_service(ui: ControlUi, page: Page, stack) -> None:
+    ui.open("logs")
+    page.get_by_test_id("logs-service").fill("auth")
+    lines = page.get_by_test_id("log-line")
+    expect(lines.first).to_have_attribute("data-service", "auth")
+    expect(page.locator("[data-testid=log-line]:not([data-service=auth])")).to_have_count(0)
+
+    # An action that makes the auth service log a line naming a device of this test:
+    # a device is paired, then removed (auth orders its connections closed).
+    device = DeviceKey()
+    with pytest.raises(RpcError) as refused:
+        OtherClient.connect(
+            stack.ws_url, runner=ui.admin.runner, token=stack.admin_token, device=device
+        )
+    ui.admin.call("device.pair.approve", {"requestId": refused.value.data["requestId"]})
+    ui.admin.call("device.pair.remove", {"deviceId": device.device_id})
+
+    new_line = page.locator("[data-testid=log-line][data-service=auth]", has_text=device.device_id)
+    expect(new_line).to_have_count(1)
+    expect(new_line).to_contain_text("ordered connections closed")
+    expect(page.locator("[data-testid=log-line]:not([data-service=auth])")).to_have_count(0)
+    ui.screenshot("logs")
+
+    # Another service's filter: the auth line goes, only runtime lines come.
+    page.get_by_test_id("logs-service").fill("runtime")
+    expect(new_line).to_have_count(0)
+    expect(lines.first).to_have_attribute("data-service", "runtime")
+    expect(page.locator("[data-testid=log-line]:not([data-service=runtime])")).to_have_count(0)
+    ui.console.assert_clean("on the Logs page")
+
+
+def test_every_page_renders_live_data_without_console_errors(ui: ControlUi, page: Page) -> None:
+    ui.open("overview")
+    expect(page.get_by_test_id("health-ok")).to_have_text(re.compile("healthy", re.I))
+    for service in ("auth", "runtime", "ws-gateway"):
+        expect(
+            page.locator(f"[data-testid=health-service][data-service={service}]")
+        ).to_be_visible()
+    expect(page.get_by_test_id("presence-row").filter(has_text="Control UI")).not_to_have_count(0)
+    ui.screenshot("overview")
+    ui.console.assert_clean("on the Overview page")
+
+    ui.open("sessions")
+    expect(page.get_by_test_id("session-row").first).to_be_visible()
+    ui.screenshot("sessions")
+    ui.console.assert_clean("on the Sessions page")
+
+    ui.open("agents")
+    expect(page.locator("[data-testid=agent-row][data-id=main]")).to_be_visible()
+    ui.screenshot("agents")
+    ui.console.assert_clean("on the Agents page")
+
+    ui.open("cron")
+    expect(page.get_by_test_id("cron-add-submit")).to_be_visible()
+    ui.screenshot("cron")
+    ui.console.assert_clean("on the Cron page")
+
+    # Phone size: the navigation folds behind the menu button.
+    page.set_viewport_size({"width": 390, "height": 844})
+    ui.page.get_by_test_id("nav-toggle").click()
+    ui.open("overview")
+    expect(page.get_by_test_id("health-ok")).to_be_visible()
+    expect(page.get_by_test_id("nav-overview")).not_to_be_in_viewport()
+    ui.screenshot("overview-phone")
+    ui.console.assert_clean("on the Overview page (phone size)")

@@ -28,9 +28,7 @@ from tests.e2e.other_client import EventLoopThread, OtherClient, require_ws_rout
 
 pytestmark = pytest.mark.e2e
 
-WORDS = int(
-    os.environ.get("E2E_WORDS", "250")
-)  # × 20 ms between chunks: a reply that streams for about 5 s
+WORDS = 250  # × 20 ms between chunks: a reply that streams for about 5 s
 
 
 @pytest.fixture(scope="module")

@@ -1,8 +1,9 @@
 """Browser tests of the Control UI: Playwright driving Debian's Chromium (no download).
 
-Fixtures: `admin` (a second gateway client with the admin token, `OtherClient`), `ui` (the
-page connected to the shared stack, its browser device paired; see `ControlUi`), `console`
-(console and page errors of the test's page, asserted empty at the end of each test).
+Fixtures: `admin` (a second gateway client with the admin token, `OtherClient`),
+`operator_browser` (a browser profile whose device is paired, once per module), `ui` (the
+test's page opened on the UI and connected; see `ControlUi`), `console` (console and page
+errors of the test's page, asserted empty at the end of each test).
 """
 
 from __future__ import annotations
@@ -11,10 +12,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from tests.e2e.control_ui import ConsoleWatch, ControlUi
 from tests.e2e.other_client import EventLoopThread, OtherClient, require_ws_route
+from tests.support.ws_client import RpcError
 
 CHROMIUM = "/usr/bin/chromium"
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
@@ -71,11 +73,32 @@ def console(page: Page) -> Iterator[ConsoleWatch]:
     watch.assert_clean("at the end of the test")
 
 
-@pytest.fixture
-def ui(page: Page, stack, admin: OtherClient, console: ConsoleWatch, screenshots: Path):
-    """The Control UI at `stack.http_url`, connected with the admin token (pairing of the
-    browser's device approved by `admin`); the device is forgotten afterwards."""
+@pytest.fixture(scope="module")
+def operator_browser(
+    browser: Browser, browser_context_args: dict, stack, admin: OtherClient, screenshots: Path
+) -> Iterator[BrowserContext]:
+    """One operator's browser profile for a module: signed in with the admin token and its
+    device paired once (the flow test_ui_connect.py checks), so each test's tab connects
+    at load with what the profile remembers. The device is removed afterwards."""
+    context = browser.new_context(**browser_context_args)
+    page = context.new_page()
+    console = ConsoleWatch(page)
     control = ControlUi(page, stack.http_url, stack.admin_token, admin, console, screenshots)
     control.connect()
-    yield control
-    control.forget_device()
+    console.assert_clean("while pairing the operator's browser")
+    page.close()
+    yield context
+    context.close()
+    try:
+        admin.call("device.pair.remove", {"deviceId": control.device_id})
+    except RpcError as exc:
+        if exc.code != -32004:  # NOT_FOUND: a test removed it already
+            raise
+
+
+@pytest.fixture
+def ui(page: Page, stack, admin: OtherClient, console: ConsoleWatch, screenshots: Path):
+    """The test's page on the Control UI, connected (see `operator_browser`)."""
+    control = ControlUi(page, stack.http_url, stack.admin_token, admin, console, screenshots)
+    control.open_app()
+    return control

@@ -4,7 +4,7 @@ navigate, take screenshots, and watch the console.
 The UI always presents its WebCrypto device identity, so a fresh browser profile connecting
 with the admin token is a new device: auth answers NOT_PAIRED with a request id, which an
 operator (here the `admin` client) approves; the page's next attempt connects (docs/auth.md,
-Pairing). Each test has its own browser context, hence its own device, removed afterwards.
+Pairing). A browser profile is one device; it is removed when the profile is done.
 """
 
 from __future__ import annotations
@@ -99,6 +99,11 @@ class ControlUi:
         # A successful sign-in from the Connect form lands on the overview.
         expect(self.page).to_have_url(re.compile(r"#/overview"))
 
+    def open_app(self) -> None:
+        """Load the UI in a profile that is already paired: it connects by itself."""
+        self.page.goto(f"{self.base_url}/#/overview")
+        self.expect_connected()
+
     def forget_device(self) -> None:
         """Close the page, then remove its device (removing it first would close the
         page's socket and start a new pairing request)."""
@@ -108,7 +113,7 @@ class ControlUi:
         try:
             self.admin.call("device.pair.remove", {"deviceId": self.device_id})
         except RpcError as exc:
-            if exc.detail != "NOT_FOUND" and exc.code != -32004:
+            if exc.code != -32004:  # NOT_FOUND: removed already
                 raise
 
     # -- pages --------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 
 from playwright.sync_api import ConsoleMessage, Error, Page, expect
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from tests.e2e.other_client import OtherClient
 from tests.support.ws_client import RpcError
@@ -83,8 +84,12 @@ class ControlUi:
 
     def approve_pairing(self, request_id: str) -> dict:
         decided = self.admin.call("device.pair.approve", {"requestId": request_id})
-        # Retry at once rather than after the page's 10 s poll.
-        self.page.get_by_test_id("pairing-retry").click()
+        # Retry at once rather than after the page's 10 s poll (which may just have fired:
+        # then the page connects by itself and the button is gone).
+        try:
+            self.page.get_by_test_id("pairing-retry").click(timeout=3_000)
+        except PlaywrightTimeoutError:
+            expect(self.page.get_by_test_id("pairing-retry")).to_have_count(0)
         return decided
 
     def expect_connected(self) -> None:

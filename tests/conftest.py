@@ -50,6 +50,10 @@ def seed_config(fake_base_url: str) -> dict:
             ],
         },
         "hooks": {"enabled": True, "token": HOOK_TOKEN},
+        # Every suite talks from loopback: exempt it from the traffic limits (not from the
+        # failure lockouts, whose rules ignore exemptions). Rate-limit tests simulate other
+        # clients with X-Forwarded-For.
+        "limits": {"exemptCidrs": ["127.0.0.1/32", "::1/128"]},
     }
 
 

@@ -24,7 +24,7 @@ import httpx
 import pytest
 import yaml
 
-from aisopod.errors import RateLimited, Unavailable
+from aisopod.errors import RateLimited
 from aisopod.launcher import traefik
 from aisopod.launcher.paths import binary
 from aisopod.launcher.ports import pick
@@ -196,21 +196,7 @@ async def test_forwarded_for_from_an_untrusted_peer_is_ignored(stack, admin: Adm
 
 
 # -- lockout ---------------------------------------------------------------------------
-async def _require_ratelimit(admin: Admin) -> None:
-    """The lockout is counted by the ratelimit service; until it serves `ratelimit.fail`
-    these tests cannot pass (auth then locks a failing address at once: fail closed)."""
-    try:
-        await admin.bus.request(
-            admin.bus.subjects.ratelimit("fail"),
-            {"rule": "auth_failures", "key": f"ip:probe-{secrets.token_hex(6)}"},
-            timeout=2,
-        )
-    except Unavailable:
-        pytest.xfail("the ratelimit service does not serve ratelimit.fail yet")
-
-
 async def test_http_brute_force_locked_out_after_ten_failures(stack, admin: Admin) -> None:
-    await _require_ratelimit(admin)
     url = auth_verify_url(stack)
     attacker, bystander = unique_ip(), unique_ip()
     async with httpx.AsyncClient(trust_env=False, timeout=10) as client:
@@ -236,7 +222,6 @@ async def test_http_brute_force_locked_out_after_ten_failures(stack, admin: Admi
 async def test_handshake_brute_force_locked_out_and_bursts_do_not_bypass(
     stack, admin: Admin
 ) -> None:
-    await _require_ratelimit(admin)
     attacker = unique_ip()
     guesses = [
         admin.verify(verify_request(ip=attacker, token=secrets.token_urlsafe())) for _ in range(25)

@@ -1,9 +1,8 @@
 """What the WebSocket suites need from a running stack: replica URLs, readiness of the
 edge route and of the auth service, and temporary changes of the live configuration.
 
-`ws_stack(stack)` skips (with the reason) while a part the suites depend on is missing:
-the auth service's `auth.verify` (the handshake cannot succeed without it) or the Traefik
-`/ws` route (its ratelimit forwardAuth must answer). Everything else is real.
+Everything is real: the handshake goes through Traefik's `/ws` route (ratelimit
+forwardAuth) to a ws-gateway, which verifies credentials with the auth service.
 """
 
 from __future__ import annotations
@@ -15,14 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import nats
-import pytest
 import yaml
-from nats.errors import NoRespondersError
-from nats.errors import TimeoutError as NatsTimeout
 
 from aisopod.config.model import GatewayConfig
 from aisopod.config.store import ConfigStore
-from tests.support.ws_client import WsClient
 
 
 @dataclass
@@ -51,20 +46,6 @@ async def require_ws_stack(stack: Any) -> WsStack:
         nats_url=stack.nats_url,
         nats_password=stack.nats_password("admin"),
     )
-    nc = await env.nats()
-    try:
-        await nc.request("aisopod.auth.verify", b"{}", timeout=2)
-    except NoRespondersError:
-        pytest.skip("the auth service does not serve auth.verify yet")
-    except NatsTimeout:
-        pass
-    finally:
-        await nc.close()
-    try:
-        probe = await WsClient.connect(env.url, handshake=False, timeout=5)
-    except Exception as exc:
-        pytest.skip(f"the Traefik /ws route does not upgrade yet: {exc}")
-    await probe.close()
     return env
 
 

@@ -4,26 +4,33 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-
-from starlette.applications import Starlette
+from typing import Any
 
 from aisopod.app import create_app, serve
 from aisopod.host import ServiceHost
 from aisopod.services import ServiceName
 from aisopod.settings import ServiceSettings
-from aisopod_ratelimit import __version__
+from aisopod_ratelimit import __version__, nats_api
+from aisopod_ratelimit.forwardauth import CheckEndpoint, mount
+from aisopod_ratelimit.service import RateLimitService
 
 
-@asynccontextmanager
-async def setup(host: ServiceHost) -> AsyncIterator[None]:
-    await host.rpc.announce()
-    yield
-
-
-def build(settings: ServiceSettings | None = None) -> tuple[ServiceHost, Starlette]:
+def build(settings: ServiceSettings | None = None) -> tuple[ServiceHost, Any]:
     settings = settings or ServiceSettings(service=ServiceName.RATELIMIT.value)
     host = ServiceHost(settings, ServiceName.RATELIMIT, __version__)
-    return host, create_app(host, setup)
+    service = RateLimitService(host)
+
+    @asynccontextmanager
+    async def setup(host: ServiceHost) -> AsyncIterator[None]:
+        await service.start()
+        # No catalogue methods: only the raw ratelimit.* subjects.
+        await host.rpc.start({}, raw=nats_api.handlers(service))
+        try:
+            yield
+        finally:
+            await service.stop()
+
+    return host, mount(create_app(host, setup), CheckEndpoint(service))
 
 
 def main() -> None:

@@ -1,11 +1,18 @@
-"""`<prefix>.ratelimit.check|fail|reset`: other services ask the ratelimit service.
+"""`<prefix>.ratelimit.check|fail|reset|status`: other services ask the ratelimit service.
 
 - `check` `{rule, key, cost?}` → `CheckResult`: counts toward `rule` and says whether
   admitted (a locked key is never admitted).
 - `fail` `{rule, key}` → `CheckResult`: records a failure (auth failures, hook token
-  failures); exceeding the rule's limit starts its lockout.
+  failures); the `limit`-th failure in the window starts the rule's lockout, and
+  `allowed` says whether another attempt may be made now.
 - `reset` `{rule, key}` → `{ok}`: forget the key (e.g. after a successful auth).
-Keys are opaque strings built by the caller: `ip:<addr>`, `principal:<id>`, `device:<id>`.
+- `status` `{rule, key}` → `CheckResult`: whether the key would be admitted now, without
+  counting (`cost` ignored): auth asks this before verifying, so a locked-out client is
+  refused without its guess being checked.
+Keys are opaque strings built by the caller: `ip:<addr>`, `principal:<id>`, `device:<id>`
+(`ip:` keys are normalised: IPv4-mapped IPv6 to IPv4, IPv6 to its configured prefix).
+An unknown rule is INVALID_PARAMS. Semantics (docs/ratelimit.md): a rule admits `limit`
+units per sliding `window`; a locked key is refused for `lockout_s` whatever its window.
 """
 
 from __future__ import annotations
@@ -28,3 +35,7 @@ class CheckResult(Result):
     reset_ms: int = Field(description="ms until the window frees a slot")
     retry_after_ms: int = Field(0, description="0 when allowed")
     locked: bool = False
+
+
+class ResetResult(Result):
+    ok: bool

@@ -48,7 +48,8 @@ def permissions(prefix: str) -> dict[str, dict[str, list[str]]]:
             [*_rpc_subjects(p, ServiceName.AUTH), f"{p}.auth.>"],
         ),
         ServiceName.RATELIMIT: (
-            [],
+            # Replicas forward a decision to the replica owning the key (ratelimit.peer.*).
+            [f"{p}.ratelimit.>"],
             [f"{p}.ratelimit.>"],
         ),
         ServiceName.RUNTIME: (

@@ -12,11 +12,15 @@ NATS_USERS: tuple[str, ...] = (*(s.value for s in PYTHON_SERVICES), "admin")
 
 
 def write_private(path: Path, text: str) -> None:
+    """Write `text` readable by the owner only, atomically: a reader polling for the file
+    (the ready file) never sees it half written."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
         handle.write(text)
-    os.chmod(path, 0o600)
+    os.chmod(partial, 0o600)
+    os.replace(partial, path)
 
 
 def ensure_secret(path: Path, nbytes: int = 32) -> str:

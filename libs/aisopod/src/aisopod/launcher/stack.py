@@ -96,6 +96,9 @@ class Stack:
             count = max(1, opts.replicas) if service in EDGE_SERVICES else 1
             count = max(1, opts.scale.get(service.value, count))
             self.service_ports[service] = [pick(0) for _ in range(count)]
+        if len(self.service_ports[ServiceName.RATELIMIT]) > 1:
+            # forwardAuth calls one address: Traefik balances the replicas behind it.
+            self.ports["internal"] = pick(0)
         self.nats_url = f"nats://{opts.host}:{self.ports['nats']}"
         self.config_file = opts.config_file or self.state_dir / "aisopod.yaml"
         if opts.config_file is None and not self.config_file.exists():
@@ -127,6 +130,7 @@ class Stack:
         host = self.options.host
         dynamic_dir = self.state_dir / "traefik" / "dynamic"
         dynamic_dir.mkdir(parents=True, exist_ok=True)
+        internal = f"{host}:{self.ports['internal']}" if "internal" in self.ports else None
         static = traefik.static_config(
             http_address=f"{host}:{self.ports['http']}",
             https_address=f"{host}:{self.ports['https']}",
@@ -134,6 +138,7 @@ class Stack:
             dynamic_dir=str(dynamic_dir),
             trusted_ips=["127.0.0.1/32", "::1/128"],
             access_log=str(self.state_dir / "logs" / "traefik-access.log"),
+            internal_address=internal,
         )
         upstreams = traefik.Upstreams(
             ws_gateway=self._urls(ServiceName.WS_GATEWAY),
@@ -142,7 +147,11 @@ class Stack:
             auth=self._urls(ServiceName.AUTH),
             ratelimit=self._urls(ServiceName.RATELIMIT),
         )
-        dynamic = traefik.dynamic_config(upstreams, entry_points=["web", "websecure"])
+        dynamic = traefik.dynamic_config(
+            upstreams,
+            entry_points=["web", "websecure"],
+            internal_url=f"http://{internal}" if internal else None,
+        )
         write_private(self.state_dir / "traefik" / "traefik.yml", yaml.safe_dump(static))
         write_private(dynamic_dir / "routes.yml", yaml.safe_dump(dynamic))
 

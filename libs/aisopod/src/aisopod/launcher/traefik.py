@@ -21,6 +21,7 @@ IDENTITY_HEADERS = (
 )
 RATELIMIT_HEADERS = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset")
 API_PATHS = ("/v1", "/hooks", "/tools", "/status", "/canvas", "/a2ui")
+INTERNAL_ENTRYPOINT = "internal"
 
 
 @dataclass
@@ -44,7 +45,10 @@ def static_config(
     trusted_ips: list[str],
     access_log: str | None = None,
     log_level: str = "WARN",
+    internal_address: str | None = None,
 ) -> dict[str, Any]:
+    """`internal_address`: a loopback-only entrypoint on which Traefik load-balances the
+    replicas of a forwardAuth service (forwardAuth itself calls exactly one address)."""
     forwarded = {"trustedIPs": trusted_ips}
     http_opts = {"aliasHeadersStrategy": "delete"}
     entry_points: dict[str, Any] = {
@@ -56,6 +60,12 @@ def static_config(
         },
         "ping": {"address": ping_address},
     }
+    if internal_address:
+        entry_points[INTERNAL_ENTRYPOINT] = {
+            "address": internal_address,
+            "forwardedHeaders": forwarded,
+            "http": http_opts,
+        }
     if https_address:
         entry_points["websecure"] = {
             "address": https_address,
@@ -82,16 +92,58 @@ def static_config(
     return config
 
 
-def _service(urls: list[str], health: bool = True) -> dict[str, Any]:
+def _service(urls: list[str], health: bool = True, interval: str = "2s") -> dict[str, Any]:
     lb: dict[str, Any] = {"servers": [{"url": u} for u in urls], "passHostHeader": True}
     if health:
-        lb["healthCheck"] = {"path": "/ready", "interval": "2s", "timeout": "1s"}
+        lb["healthCheck"] = {"path": "/ready", "interval": interval, "timeout": "1s"}
     return {"loadBalancer": lb}
 
 
-def dynamic_config(up: Upstreams, *, entry_points: list[str]) -> dict[str, Any]:
+def _failover_chain(name: str, urls: list[str]) -> dict[str, Any]:
+    """Services `name` → first URL while it is up, else the next, and so on.
+
+    The ratelimit replicas decide every key at the first live one (its `primary`
+    ownership), so sending forwardAuth there first keeps each decision in the process
+    that received it. A passive health check marks a replica down on its first failed
+    request, so the router's retry reaches the next one at once instead of waiting for
+    the active check's interval.
+    """
+    services: dict[str, Any] = {}
+    children = [f"{name}-replica-{i}" for i in range(1, len(urls) + 1)]
+    for child, url in zip(children, urls, strict=True):
+        lb = _service([url], interval="1s")
+        lb["loadBalancer"]["passiveHealthCheck"] = {"failureWindow": "2s", "maxFailedAttempts": 1}
+        services[child] = lb
+    fallback = children[-1]
+    for index in range(len(children) - 2, -1, -1):
+        chain = name if index == 0 else f"{name}-failover-{index + 1}"
+        failover: dict[str, Any] = {"service": children[index], "fallback": fallback}
+        if index:  # a nested failover reports its health to the one above it
+            failover["healthCheck"] = {}
+        services[chain] = {"failover": failover}
+        fallback = chain
+    return services
+
+
+def dynamic_config(
+    up: Upstreams, *, entry_points: list[str], internal_url: str | None = None
+) -> dict[str, Any]:
+    """`internal_url`: the base URL of the internal entrypoint (static_config); with it,
+    forwardAuth to ratelimit's replicas goes through a router there that prefers the
+    first replica and fails over to the next (see `_failover_chain`), else straight to
+    the one replica."""
     auth_url = f"{up.auth[0]}/verify"
     ratelimit_url = f"{up.ratelimit[0]}/check"
+    internal: dict[str, Any] = {"routers": {}, "services": {}}
+    if internal_url and len(up.ratelimit) > 1:
+        ratelimit_url = f"{internal_url}/check"
+        internal["routers"]["ratelimit-internal"] = {
+            "rule": "Path(`/check`)",
+            "service": "ratelimit",
+            "middlewares": ["retry-internal"],
+            "entryPoints": [INTERNAL_ENTRYPOINT],
+        }
+        internal["services"].update(_failover_chain("ratelimit", up.ratelimit))
     strip = {h: "" for h in IDENTITY_HEADERS}
     middlewares: dict[str, Any] = {
         "cors": {
@@ -170,6 +222,10 @@ def dynamic_config(up: Upstreams, *, entry_points: list[str]) -> dict[str, Any]:
         800,
     )
     router("ui", "PathPrefix(`/`)", "static-ui", [], 1)
+    if internal["routers"]:
+        routers.update(internal["routers"])
+        # A request that finds a replica dead (connection refused) is sent on to the next.
+        middlewares["retry-internal"] = {"retry": {"attempts": 2}}
     return {
         "http": {
             "routers": routers,
@@ -178,6 +234,7 @@ def dynamic_config(up: Upstreams, *, entry_points: list[str]) -> dict[str, Any]:
                 "ws-gateway": _service(up.ws_gateway),
                 "http-api": _service(up.http_api),
                 "static-ui": _service(up.static_ui, health=False),
+                **internal["services"],
             },
         }
     }

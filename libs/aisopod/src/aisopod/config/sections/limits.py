@@ -1,19 +1,58 @@
-"""Rate-limit rules (ratelimit service)."""
+"""Rate-limit rules (ratelimit service; docs/ratelimit.md).
 
+A rule is a sliding window: a request is admitted when fewer than `limit` were admitted
+for the same key in the last `window_s`. Rules are used by name: the forwardAuth endpoint
+picks one per route class (`routes`, first matching path prefix wins), other services name
+theirs in `<prefix>.ratelimit.check|fail|reset|status`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 
 from aisopod.config.sections.base import Section
+
+_RULE_NAME = re.compile(r"^[a-z][a-z0-9_.-]{0,63}$")
+KeyKind = Literal["ip", "principal", "device", "ip_route"]
+# Key kinds the forwardAuth endpoint can build: it runs before auth, so it knows the
+# client IP and the route, never the principal or device.
+EDGE_KEY_KINDS: frozenset[str] = frozenset({"ip", "ip_route"})
 
 
 class RateRule(Section):
     name: str
-    key: Literal["ip", "principal", "device", "ip_route"] = "ip"
-    limit: int = Field(ge=1)
-    window_s: float = Field(gt=0)
-    lockout_s: float = Field(0.0, ge=0, description="block the key this long once exceeded")
-    fail_open: bool = Field(True, description="admit when shared state is unreachable")
+    key: KeyKind = "ip"
+    limit: int = Field(ge=1, le=1_000_000)
+    window_s: float = Field(gt=0, le=86_400)
+    lockout_s: float = Field(
+        0.0, ge=0, le=86_400, description="once exceeded, refuse the key this long"
+    )
+    fail_open: bool = Field(
+        True, description="admit when the key's state is unreachable (its owner replica down)"
+    )
+    exempt: bool = Field(
+        True,
+        description="`exemptCidrs` apply to this rule; failure lockouts default to false so "
+        "that no address (loopback included) may guess credentials without limit",
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _RULE_NAME.match(value):
+            raise ValueError("rule names are lowercase letters, digits, `_`, `.`, `-`")
+        return value
+
+
+class RouteClass(Section):
+    """Which rule the forwardAuth endpoint applies to a request path."""
+
+    path_prefix: str = Field(pattern=r"^/")
+    rule: str
 
 
 def _default_rules() -> list[RateRule]:
@@ -21,13 +60,67 @@ def _default_rules() -> list[RateRule]:
         RateRule(name="http", key="ip", limit=600, window_s=60),
         RateRule(name="ws_connect", key="ip", limit=60, window_s=60),
         RateRule(
-            name="auth_failures", key="ip", limit=10, window_s=60, lockout_s=300, fail_open=False
+            name="auth_failures",
+            key="ip",
+            limit=10,
+            window_s=60,
+            lockout_s=300,
+            fail_open=False,
+            exempt=False,
         ),
-        RateRule(name="hook_failures", key="ip", limit=20, window_s=60, lockout_s=60),
+        RateRule(name="hook_failures", key="ip", limit=20, window_s=60, lockout_s=60, exempt=False),
         RateRule(name="control_writes", key="principal", limit=3, window_s=60),
+    ]
+
+
+def _default_routes() -> list[RouteClass]:
+    return [
+        RouteClass(path_prefix="/ws", rule="ws_connect"),
+        RouteClass(path_prefix="/", rule="http"),
     ]
 
 
 class LimitsSection(Section):
     rules: list[RateRule] = Field(default_factory=_default_rules)
+    routes: list[RouteClass] = Field(default_factory=_default_routes)
     exempt_cidrs: list[str] = Field(default_factory=list)
+    # IPv6 clients are keyed by their prefix: one host usually holds a whole /64.
+    ipv6_prefix: int = Field(64, ge=32, le=128)
+    max_keys_per_rule: int = Field(
+        100_000, ge=100, description="the least recently used keys are forgotten beyond this"
+    )
+    cleanup_interval_s: float = Field(5.0, gt=0, le=3600)
+    peer_timeout_ms: int = Field(
+        250, ge=10, le=10_000, description="wait for the replica owning a key this long"
+    )
+    ownership: Literal["primary", "hash"] = Field(
+        "primary",
+        description="which replica decides a key: `primary`, the first live one in instance "
+        "order (Traefik prefers it too, so decisions stay in one process); `hash`, spread by "
+        "rendezvous hashing (many replicas behind a random load balancer)",
+    )
+
+    @field_validator("exempt_cidrs")
+    @classmethod
+    def _cidrs(cls, value: list[str]) -> list[str]:
+        for cidr in value:
+            ipaddress.ip_network(cidr.strip(), strict=False)  # ValueError → validation error
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> LimitsSection:
+        names = [rule.name for rule in self.rules]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"duplicate rule names: {duplicates}")
+        by_name = {rule.name: rule for rule in self.rules}
+        for route in self.routes:
+            rule = by_name.get(route.rule)
+            if rule is None:
+                raise ValueError(f"route {route.path_prefix!r} names unknown rule {route.rule!r}")
+            if rule.key not in EDGE_KEY_KINDS:
+                raise ValueError(
+                    f"route {route.path_prefix!r}: rule {rule.name!r} is keyed by {rule.key}, "
+                    "which the forwardAuth endpoint cannot know (it runs before auth)"
+                )
+        return self

@@ -1,0 +1,496 @@
+"""P9: the rate-limit decision in the forwardAuth path (quality.md).
+
+Starts a private local stack, adds two Traefik routes to the same backend (Caddy, the
+Control UI server) — `/bench/plain` without middleware and `/bench/limited` with the
+`ratelimit` forwardAuth middleware — and measures both in the same run:
+
+- latency at concurrency 1 over one keep-alive connection (the two routes alternating
+  request by request, so drift hits both alike); the decision's cost is limited − plain;
+- throughput with `--connections` keep-alive connections for `--seconds` each;
+- for reference: `/check` called directly (no Traefik), `ratelimit.check` over NATS, and
+  the limiter's decision in process.
+
+Run once with one ratelimit replica and once with two (Traefik balances the replicas
+through its internal entrypoint; a replica forwards the keys it does not own over NATS).
+Clients spread over 1,000 addresses (X-Forwarded-For), all admitted (a high limit), so
+what is measured is the decision, not the refusal.
+
+    .venv/bin/python bench/ratelimit_p9.py [--samples 3000] [--seconds 5] [--connections 32]
+
+Writes bench/results/ratelimit_p9.json and .md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "bench" / "results"
+IPS = [f"10.{i >> 8}.{i & 255}.7" for i in range(1000)]
+SEED = {
+    "auth": {"mode": "token"},
+    "limits": {
+        "rules": [
+            {"name": "http", "limit": 1_000_000, "windowS": 60},
+            {"name": "ws_connect", "limit": 60, "windowS": 60},
+            {"name": "bench", "key": "principal", "limit": 1_000_000, "windowS": 60},
+        ]
+    },
+}
+
+
+# -- the stack ------------------------------------------------------------------------
+def start_stack(
+    state: Path, ratelimit_replicas: int, ownership: str
+) -> tuple[subprocess.Popen[bytes], dict]:
+    state.mkdir(parents=True)
+    seed = state.parent / "seed.yaml"
+    seed.write_text(json.dumps({**SEED, "limits": {**SEED["limits"], "ownership": ownership}}))
+    ready = state.parent / "ready.json"
+    log = open(state.parent / "launcher.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "aisopod.cli",
+            "stack",
+            "up",
+            "--http-port",
+            "0",
+            "--https-port",
+            "0",
+            "--state-dir",
+            str(state),
+            "--ready-file",
+            str(ready),
+            "--config",
+            str(seed),
+            "--replicas",
+            "1",
+            "--scale",
+            f"ratelimit={ratelimit_replicas}",
+            "--log-level",
+            "WARNING",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=REPO,
+    )
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if ready.exists():
+            return proc, json.loads(ready.read_text())
+        if proc.poll() is not None:
+            break
+        time.sleep(0.1)
+    stop_stack(proc)
+    tails = [
+        f"--- {log.name}\n{log.read_text(errors='replace')[-1500:]}"
+        for log in sorted((state / "logs").glob("ratelimit*.log"))
+    ]
+    raise RuntimeError("\n".join([(state.parent / "launcher.log").read_text()[-2000:], *tails]))
+
+
+def stop_stack(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def add_bench_routes(state: Path) -> list[str]:
+    """Three routers to Caddy: without middleware, with a forwardAuth to a no-op server
+    (Caddy itself: the floor of any forwardAuth), and with the ratelimit middleware.
+    Returns the ratelimit replicas' URLs."""
+    dynamic = state / "traefik" / "dynamic"
+    routes = yaml.safe_load((dynamic / "routes.yml").read_text())
+    caddy = routes["http"]["services"]["static-ui"]["loadBalancer"]["servers"][0]["url"]
+    bench = {
+        "http": {
+            "middlewares": {
+                "bench-noop-auth": {
+                    "forwardAuth": {
+                        "address": f"{caddy}/bench-noop",
+                        "trustForwardHeader": True,
+                        "maxResponseBodySize": 65536,
+                    }
+                }
+            },
+            "routers": {
+                "bench-noop": {
+                    "rule": "Path(`/bench/noop`)",
+                    "service": "static-ui@file",
+                    "middlewares": ["bench-noop-auth"],
+                    "entryPoints": ["web"],
+                    "priority": 5000,
+                },
+                "bench-plain": {
+                    "rule": "Path(`/bench/plain`)",
+                    "service": "static-ui@file",
+                    "entryPoints": ["web"],
+                    "priority": 5000,
+                },
+                "bench-limited": {
+                    "rule": "Path(`/bench/limited`)",
+                    "service": "static-ui@file",
+                    "middlewares": ["ratelimit@file"],
+                    "entryPoints": ["web"],
+                    "priority": 5000,
+                },
+            },
+        }
+    }
+    (dynamic / "bench.yml").write_text(yaml.safe_dump(bench))
+    services = routes["http"]["services"]
+    replicas = sorted(name for name in services if name.startswith("ratelimit-replica-"))
+    if replicas:
+        return [services[name]["loadBalancer"]["servers"][0]["url"] for name in replicas]
+    address = routes["http"]["middlewares"]["ratelimit"]["forwardAuth"]["address"]
+    return [address.removesuffix("/check")]
+
+
+# -- a minimal keep-alive HTTP/1.1 client (the measuring stick must cost little) -------
+class Conn:
+    def __init__(self, host: str, port: int) -> None:
+        self.sock = socket.create_connection((host, port))
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.file = self.sock.makefile("rb")
+
+    def get(self, path: str, headers: str = "") -> int:
+        self.sock.sendall(f"GET {path} HTTP/1.1\r\nHost: bench\r\n{headers}\r\n".encode())
+        return read_response(self.file.readline, self.file.read)
+
+    def close(self) -> None:
+        self.file.close()
+        self.sock.close()
+
+
+def read_response(readline: Any, read: Any) -> int:
+    status = int(readline().split(b" ", 2)[1])
+    length = 0
+    while (line := readline()) not in (b"\r\n", b""):
+        name, _, value = line.partition(b":")
+        if name.lower() == b"content-length":
+            length = int(value)
+    if length:
+        read(length)
+    return status
+
+
+def decisions(url: str) -> float:
+    """The replica's decision counter (all rules, results)."""
+    conn = Conn(*host_port(url))
+    try:
+        conn.sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: bench\r\n\r\n")
+        status = int(conn.file.readline().split(b" ", 2)[1])
+        length = 0
+        while (line := conn.file.readline()) not in (b"\r\n", b""):
+            name, _, value = line.partition(b":")
+            if name.lower() == b"content-length":
+                length = int(value)
+        text = conn.file.read(length).decode() if status == 200 else ""
+    finally:
+        conn.close()
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("aisopod_ratelimit_decisions_total{")
+    )
+
+
+def host_port(url: str) -> tuple[str, int]:
+    host, port = url.removeprefix("http://").split("/")[0].rsplit(":", 1)
+    return host, int(port)
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def summary(samples: list[float]) -> dict[str, float]:
+    ms = [s * 1000 for s in samples]
+    return {
+        "p50_ms": round(percentile(ms, 0.5), 4),
+        "p99_ms": round(percentile(ms, 0.99), 4),
+        "mean_ms": round(statistics.fmean(ms), 4),
+    }
+
+
+def latency(url: str, paths: dict[str, str], samples: int, block: int = 1) -> dict[str, list]:
+    """Alternate the paths request by request over one connection (so a neighbour's burst
+    of CPU hits both alike); per-request seconds, in pairs."""
+    conn = Conn(*host_port(url))
+    out: dict[str, list[float]] = {name: [] for name in paths}
+    try:
+        for i in range(200):  # warm up both routes and every connection pool on the way
+            for path in paths.values():
+                conn.get(path, f"X-Forwarded-For: {IPS[i % len(IPS)]}\r\n")
+        n = 0
+        while n < samples:
+            for name, path in paths.items():
+                for j in range(block):
+                    headers = f"X-Forwarded-For: {IPS[(n + j) % len(IPS)]}\r\n"
+                    started = time.perf_counter()
+                    status = conn.get(path, headers)
+                    out[name].append(time.perf_counter() - started)
+                    if status != 200:
+                        raise RuntimeError(f"{path}: HTTP {status}")
+            n += block
+    finally:
+        conn.close()
+    return out
+
+
+async def throughput(url: str, path: str, connections: int, seconds: float) -> float:
+    host, port = host_port(url)
+    done = 0
+    stop_at = time.perf_counter() + seconds
+
+    async def worker(index: int) -> None:
+        nonlocal done
+        reader, writer = await asyncio.open_connection(host, port)
+        i = index
+        try:
+            while time.perf_counter() < stop_at:
+                ip = IPS[i % len(IPS)]
+                writer.write(
+                    f"GET {path} HTTP/1.1\r\nHost: bench\r\nX-Forwarded-For: {ip}\r\n\r\n".encode()
+                )
+                status = int((await reader.readline()).split(b" ", 2)[1])
+                length = 0
+                while (line := await reader.readline()) not in (b"\r\n", b""):
+                    name, _, value = line.partition(b":")
+                    if name.lower() == b"content-length":
+                        length = int(value)
+                if length:
+                    await reader.readexactly(length)
+                if status != 200:
+                    raise RuntimeError(f"{path}: HTTP {status}")
+                done += 1
+                i += connections
+        finally:
+            writer.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker(i) for i in range(connections)))
+    return done / (time.perf_counter() - started)
+
+
+async def nats_round_trip(info: dict, state: Path, samples: int) -> list[float]:
+    import nats
+
+    from aisopod import codec
+
+    password = (state / "secrets" / "nats-admin.password").read_text().strip()
+    nc = await nats.connect(info["nats_url"], user="admin", password=password)
+    out = []
+    try:
+        for i in range(samples + 200):
+            body = codec.dumps({"rule": "bench", "key": f"principal:{i % 1000}"})
+            started = time.perf_counter()
+            await nc.request("aisopod.ratelimit.check", body, timeout=5)
+            if i >= 200:
+                out.append(time.perf_counter() - started)
+    finally:
+        await nc.close()
+    return out
+
+
+def in_process(samples: int) -> list[float]:
+    from aisopod.config.model import GatewayConfig
+    from aisopod_ratelimit.limiter import Limiter
+    from aisopod_ratelimit.ruleset import RuleSet
+
+    limiter = Limiter(RuleSet.from_section(GatewayConfig.model_validate(SEED).limits))
+    keys = [f"ip:{ip}" for ip in IPS]
+    out = []
+    for i in range(samples):
+        started = time.perf_counter()
+        limiter.check("http", keys[i % len(keys)])
+        out.append(time.perf_counter() - started)
+    return out
+
+
+# -- one scenario ------------------------------------------------------------------------
+def scenario(
+    replicas: int, ownership: str, args: argparse.Namespace, workdir: Path
+) -> dict[str, Any]:
+    state = workdir / f"rl{replicas}-{ownership}" / "state"
+    proc, info = start_stack(state, replicas, ownership)
+    try:
+        replica_urls = add_bench_routes(state)
+        url = info["http_url"]
+        deadline = time.monotonic() + 20
+        while True:  # until Traefik loaded the bench routes
+            conn = Conn(*host_port(url))
+            try:
+                if conn.get("/bench/limited", "X-Forwarded-For: 10.0.0.1\r\n") == 200:
+                    break
+            finally:
+                conn.close()
+            if time.monotonic() > deadline:
+                raise RuntimeError("Traefik did not load the bench routes")
+            time.sleep(0.2)
+        paths = {"plain": "/bench/plain", "noop": "/bench/noop", "limited": "/bench/limited"}
+        counted = sum(decisions(u) for u in replica_urls)
+        lat = latency(url, paths, args.samples)
+        counted = sum(decisions(u) for u in replica_urls) - counted
+        if counted < args.samples:  # the limited route really asked the ratelimit service
+            raise RuntimeError(f"only {counted} decisions for {args.samples} requests")
+        direct = latency(replica_urls[0], {"check": "/check"}, args.samples // 2)
+        rates = {
+            name: asyncio.run(throughput(url, paths[name], args.connections, args.seconds))
+            for name in ("plain", "limited")
+        }
+        nats_rt = asyncio.run(nats_round_trip(info, state, args.samples // 2))
+    finally:
+        stop_stack(proc)
+    plain, noop, limited = summary(lat["plain"]), summary(lat["noop"]), summary(lat["limited"])
+    # Each limited request against the plain one sent just before it: robust to drift.
+    paired = [(b - a) * 1000 for a, b in zip(lat["plain"], lat["limited"], strict=True)]
+    own = [(b - a) * 1000 for a, b in zip(lat["noop"], lat["limited"], strict=True)]
+    return {
+        "ratelimit_replicas": replicas,
+        "ownership": ownership,
+        "plain_route": plain,
+        "noop_forward_auth_route": noop,
+        "limited_route": limited,
+        "beyond_noop_forward_auth_ms": {
+            "p50": round(limited["p50_ms"] - noop["p50_ms"], 4),
+            "paired_median": round(statistics.median(own), 4),
+        },
+        "added_by_ratelimit_ms": {
+            "p50": round(limited["p50_ms"] - plain["p50_ms"], 4),
+            "p99": round(limited["p99_ms"] - plain["p99_ms"], 4),
+            "mean": round(limited["mean_ms"] - plain["mean_ms"], 4),
+            "paired_median": round(statistics.median(paired), 4),
+        },
+        "check_direct": summary(direct["check"]),
+        "nats_ratelimit_check": summary(nats_rt),
+        "throughput_rps": {k: round(v) for k, v in rates.items()},
+        "connections": args.connections,
+    }
+
+
+def machine() -> dict[str, Any]:
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "load_average_1m_at_start": round(os.getloadavg()[0], 2),
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
+def render_md(result: dict[str, Any]) -> str:
+    lines = [
+        "# P9: rate-limit decision in the forwardAuth path",
+        "",
+        f"Machine: {result['machine']['cpu']}, {result['machine']['cores']} cores, "
+        f"Python {result['machine']['python']}; {result['when']}; 1-minute load average "
+        f"{result['machine']['load_average_1m_at_start']} at start, "
+        f"{result['machine']['load_average_1m_at_end']} at end (the machine is shared).",
+        f"Goal: ≤ 0.5 ms p50 added by the decision. In-process decision: "
+        f"{result['in_process_us']['p50']} µs p50.",
+        "",
+        "| ratelimit replicas (ownership) | plain route p50 / p99 | no-op forwardAuth p50 "
+        "| with ratelimit p50 / p99 | added p50 / p99 (paired median) "
+        "| beyond a no-op forwardAuth p50 (paired) | /check direct p50 | NATS check p50 "
+        "| req/s plain → limited |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for s in result["scenarios"]:
+        p, lim, add = s["plain_route"], s["limited_route"], s["added_by_ratelimit_ms"]
+        noop, own = s["noop_forward_auth_route"], s["beyond_noop_forward_auth_ms"]
+        direct, nats_check = s["check_direct"]["p50_ms"], s["nats_ratelimit_check"]["p50_ms"]
+        rps = s["throughput_rps"]
+        lines.append(
+            f"| {s['ratelimit_replicas']} ({s['ownership']}) "
+            f"| {p['p50_ms']:.3f} / {p['p99_ms']:.3f} ms | {noop['p50_ms']:.3f} ms "
+            f"| {lim['p50_ms']:.3f} / {lim['p99_ms']:.3f} ms "
+            f"| {add['p50']:.3f} / {add['p99']:.3f} ms ({add['paired_median']:.3f}) "
+            f"| {own['p50']:.3f} ms ({own['paired_median']:.3f}) "
+            f"| {direct:.3f} ms | {nats_check:.3f} ms "
+            f"| {rps['plain']} → {rps['limited']} ({s['connections']} conns) |"
+        )
+    lines += [
+        "",
+        "Latency: concurrency 1, one keep-alive connection, the three routes taking turns "
+        "request by request; a paired median is the median over turns of the difference. "
+        "All routes go to the same Caddy backend; the no-op forwardAuth asks Caddy (a Go "
+        "server answering at once), which is the floor of any forwardAuth middleware. "
+        "`/check direct`: a client calling one replica without Traefik (with 2 replicas, "
+        "replica 1). Throughput: the load generator runs on the same 2 cores.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    started_machine = machine()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--samples", type=int, default=3000)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument(
+        "--scenarios",
+        nargs="+",
+        default=["1:primary", "2:primary", "2:hash"],
+        help="REPLICAS:OWNERSHIP pairs",
+    )
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-p9-") as tmp:
+        scenarios = []
+        for item in args.scenarios:
+            replicas, _, ownership = item.partition(":")
+            scenarios.append(scenario(int(replicas), ownership or "primary", args, Path(tmp)))
+    decisions = in_process(200_000)
+    result = {
+        "benchmark": "P9 ratelimit decision in the forwardAuth path",
+        "when": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "machine": {
+            **started_machine,
+            "load_average_1m_at_end": round(os.getloadavg()[0], 2),
+        },
+        "samples": args.samples,
+        "in_process_us": {
+            "p50": round(percentile(decisions, 0.5) * 1e6, 2),
+            "p99": round(percentile(decisions, 0.99) * 1e6, 2),
+        },
+        "scenarios": scenarios,
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "ratelimit_p9.json").write_text(json.dumps(result, indent=2) + "\n")
+    (RESULTS / "ratelimit_p9.md").write_text(render_md(result))
+    print(render_md(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,233 @@
+"""Exactness across two ratelimit replicas, and a lockout surviving its owner's death.
+
+A private stack (`--scale ratelimit=2`, one replica of each edge): Traefik balances the
+forwardAuth calls over both replicas, and the NATS queue group spreads `ratelimit.*`
+callers; whichever replica gets a request, the key's owner decides it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import nats
+import pytest
+import yaml
+
+from aisopod import codec
+from aisopod.config.model import GatewayConfig
+from aisopod.config.store import ConfigStore
+from tests.conftest import start_local_stack, stop_local_stack
+
+pytestmark = pytest.mark.integration
+
+LIMIT = 50
+CONCURRENCY = 200
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    state = tmp_path_factory.mktemp("ratelimit-pair") / "state"
+    state.mkdir()
+    seed = state.parent / "seed.yaml"
+    seed.write_text(
+        json.dumps(
+            {
+                "auth": {"mode": "token"},
+                "limits": {
+                    "rules": [
+                        {"name": "http", "limit": LIMIT, "windowS": 60},
+                        {"name": "ws_connect", "limit": 60, "windowS": 60},
+                        {"name": "nats_exact", "key": "principal", "limit": LIMIT, "windowS": 60},
+                        {
+                            "name": "auth_failures",
+                            "limit": 3,
+                            "windowS": 60,
+                            "lockoutS": 300,
+                            "failOpen": False,
+                            "exempt": False,
+                        },
+                    ]
+                },
+            }
+        )
+    )
+    proc, info = start_local_stack(
+        state, "--config", str(seed), "--replicas", "1", "--scale", "ratelimit=2"
+    )
+    try:
+        yield info
+    finally:
+        stop_local_stack(proc)
+
+
+def replica_urls(info: dict[str, Any]) -> list[str]:
+    """The ratelimit replicas' own URLs, in order, from Traefik's generated routes."""
+    routes = yaml.safe_load((Path(info["state_dir"]) / "traefik/dynamic/routes.yml").read_text())
+    services = routes["http"]["services"]
+    return [services[f"ratelimit-replica-{i}"]["loadBalancer"]["servers"][0]["url"] for i in (1, 2)]
+
+
+def decisions(url: str) -> float:
+    text = httpx.get(f"{url}/metrics", timeout=5).text
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("aisopod_ratelimit_decisions_total{")
+    )
+
+
+async def admin_nats(info: dict[str, Any]) -> nats.NATS:
+    password = (Path(info["state_dir"]) / "secrets" / "nats-admin.password").read_text().strip()
+    return await nats.connect(info["nats_url"], user="admin", password=password)
+
+
+async def set_ownership(info: dict[str, Any], mode: str) -> None:
+    """Switch `limits.ownership` live and wait until both replicas run it."""
+    nc = await admin_nats(info)
+    try:
+        store = ConfigStore(await nc.jetstream().key_value("config"))
+        current = await store.load()
+        document = current.config.document()
+        document["limits"]["ownership"] = mode
+        written = await store.write(GatewayConfig.model_validate(document), current.hash)
+        deadline = time.monotonic() + 10
+        while True:
+            inbox = nc.new_inbox()
+            sub = await nc.subscribe(inbox)
+            await nc.publish("aisopod.control.config.report", b"", reply=inbox)
+            hashes = set()
+            try:
+                while True:
+                    body = codec.loads((await sub.next_msg(timeout=0.3)).data)
+                    if body["service"] == "ratelimit":
+                        hashes.add((body["instance"], body["hash"]))
+            except nats.errors.TimeoutError:
+                pass
+            await sub.unsubscribe()
+            if {h for _, h in hashes} == {written.hash} and len(hashes) == 2:
+                return
+            assert time.monotonic() < deadline, hashes
+            await asyncio.sleep(0.05)
+    finally:
+        await nc.close()
+
+
+@pytest.mark.parametrize("mode", ["primary", "hash"])
+async def test_two_replicas_admit_exactly_the_limit_of_200_concurrent_requests(
+    pair, mode: str
+) -> None:
+    """Half through Traefik (which prefers replica 1), half straight to replica 2 (as a
+    load balancer without preference would send them), all at once, for one client."""
+    await set_ownership(pair, mode)
+    urls = replica_urls(pair)
+    before = [decisions(u) for u in urls]
+    ip = f"198.18.{random.randint(0, 255)}.{random.randint(1, 254)}"
+    limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
+    async with httpx.AsyncClient(limits=limits, timeout=30, trust_env=False) as c:
+        gate = asyncio.Event()
+
+        async def through_traefik() -> int:
+            await gate.wait()
+            response = await c.get(f"{pair['http_url']}/status", headers={"X-Forwarded-For": ip})
+            return response.status_code
+
+        async def straight_to_replica_2() -> int:
+            await gate.wait()
+            headers = {"X-Forwarded-For": ip, "X-Forwarded-Uri": "/status"}
+            return (await c.get(f"{urls[1]}/check", headers=headers)).status_code
+
+        tasks = [
+            asyncio.create_task(through_traefik() if i % 2 else straight_to_replica_2())
+            for i in range(CONCURRENCY)
+        ]
+        gate.set()
+        statuses = await asyncio.gather(*tasks)
+    assert sum(1 for s in statuses if s != 429) == LIMIT
+    assert statuses.count(429) == CONCURRENCY - LIMIT
+    after = [decisions(u) for u in urls]
+    assert all(a > b for a, b in zip(after, before, strict=True)), (before, after)
+
+
+@pytest.mark.parametrize("mode", ["primary", "hash"])
+async def test_two_replicas_admit_exactly_the_limit_over_nats(pair, mode: str) -> None:
+    await set_ownership(pair, mode)
+    nc = await admin_nats(pair)
+    try:
+        body = codec.dumps({"rule": "nats_exact", "key": f"principal:p-{random.random()}"})
+        replies = await asyncio.gather(
+            *(nc.request("aisopod.ratelimit.check", body, timeout=10) for _ in range(CONCURRENCY))
+        )
+        results = [codec.loads(r.data)["result"] for r in replies]
+        assert sum(r["allowed"] for r in results) == LIMIT
+    finally:
+        await nc.close()
+
+
+async def test_a_lockout_outlives_the_replica_that_owned_it(pair) -> None:
+    await set_ownership(pair, "primary")  # ratelimit-1 owns every key
+    key = f"ip:198.19.{random.randint(0, 255)}.{random.randint(1, 254)}"
+    nc = await admin_nats(pair)
+    try:
+
+        async def call(verb: str, timeout: float = 5) -> dict[str, Any]:
+            body = codec.dumps({"rule": "auth_failures", "key": key})
+            msg = await nc.request(f"aisopod.ratelimit.{verb}", body, timeout=timeout)
+            return codec.loads(msg.data)["result"]
+
+        for _ in range(3):
+            await call("fail")
+        assert (await call("status"))["locked"]
+        load = asyncio.create_task(_forward_auth_load(pair["http_url"], seconds=3.0))
+        await asyncio.sleep(0.5)  # the load is running when the primary dies
+        killed_at = time.monotonic()
+        os.kill(pair["pids"]["ratelimit"][0], signal.SIGKILL)
+        # Until NATS notices the death, a request may reach the dying replica (no answer)
+        # or time out at the survivor's forward (the rule fails closed: refused, not
+        # "locked"). Every answer refuses; once settled they come from the survivor (or
+        # the owner's restarted process) and carry the stored lockout.
+        answers: list[dict[str, Any]] = []
+        deadline = time.monotonic() + 15
+        while not (len(answers) >= 5 and all(a["locked"] for a in answers[-5:])):
+            assert time.monotonic() < deadline, answers
+            try:
+                answers.append(await call("status", timeout=1))
+            except nats.errors.TimeoutError:
+                continue
+        assert not any(a["allowed"] for a in answers), answers
+        assert answers[-1]["retryAfterMs"] > 280_000
+        # Only forwardAuth calls in flight on the dying replica failed (Traefik does not
+        # resend a request it already wrote); every later one went to the survivor.
+        sent = await load
+        late_errors = [(t - killed_at, s) for t, s in sent if s >= 500 and t > killed_at + 0.05]
+        assert len(sent) > 20 and not late_errors, late_errors
+    finally:
+        await nc.close()
+
+
+async def _forward_auth_load(http_url: str, seconds: float) -> list[tuple[float, int]]:
+    """Requests through Traefik's forwardAuth from many clients (each well under its
+    limit) for `seconds`: when each was sent, and its status."""
+    sent: list[tuple[float, int]] = []
+    stop = time.monotonic() + seconds
+    async with httpx.AsyncClient(base_url=http_url, timeout=10, trust_env=False) as c:
+
+        async def worker(n: int) -> None:
+            i = 0
+            while time.monotonic() < stop:
+                ip = f"198.18.{n}.{i % 250 + 1}"
+                started = time.monotonic()
+                response = await c.get("/status", headers={"X-Forwarded-For": ip})
+                sent.append((started, response.status_code))
+                i += 1
+
+        await asyncio.gather(*(worker(n) for n in range(4)))
+    return sent

@@ -15,7 +15,8 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from tests.e2e.control_ui import ConsoleWatch, ControlUi
-from tests.e2e.other_client import EventLoopThread, OtherClient, require_ws_route
+from tests.e2e.other_client import EventLoopThread, OtherClient
+from tests.e2e.private_stack import PrivateStack
 from tests.support.ws_client import RpcError
 
 CHROMIUM = "/usr/bin/chromium"
@@ -57,10 +58,24 @@ def loop_thread() -> Iterator[EventLoopThread]:
     runner.close()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def restart_stack(
+    request: pytest.FixtureRequest, stack, fake_upstream, tmp_path_factory
+) -> PrivateStack | None:
+    """The private stack of test_ui_replica_restart.py, when that test is selected: started
+    in the background once the shared stack is up, stopped after the session's own stack."""
+    if not any(item.path.name == "test_ui_replica_restart.py" for item in request.session.items):
+        return None
+    private = PrivateStack.with_slow_model(
+        tmp_path_factory.mktemp("ui-restart") / "state", fake_upstream.base_url
+    )
+    request.config.add_cleanup(private.stop)
+    return private
+
+
 @pytest.fixture(scope="session")
 def admin(stack, loop_thread: EventLoopThread) -> Iterator[OtherClient]:
     """Another operator client (admin token) on the shared stack, through Traefik."""
-    require_ws_route(stack.ws_url, loop_thread)
     client = OtherClient.connect(stack.ws_url, runner=loop_thread, token=stack.admin_token)
     yield client
     client.close()

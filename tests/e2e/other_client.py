@@ -19,8 +19,6 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
-import pytest
-
 from tests.support.ws_client import WsClient
 
 T = TypeVar("T")
@@ -92,17 +90,3 @@ class OtherClient:
 
     def __exit__(self, *_: object) -> None:
         self.close()
-
-
-def require_ws_route(url: str, runner: EventLoopThread) -> None:
-    """Skip (with the reason) while the Traefik `/ws` route does not upgrade: its ratelimit
-    forwardAuth must answer before any browser test can connect."""
-
-    async def probe() -> None:
-        client = await WsClient.connect(url, handshake=False, timeout=5)
-        await client.close()
-
-    try:
-        runner.run(probe(), 15)
-    except Exception as exc:
-        pytest.skip(f"the Traefik /ws route does not upgrade yet: {exc!r}")

@@ -1,6 +1,7 @@
 """A ws-gateway replica restart while the Chat page streams a reply: the page reconnects
 (through Traefik, to whichever replica is ready) with `resume.lastSeq` and the reply arrives
-complete. A private stack: SIGTERM on a shared replica would disturb every other suite.
+complete. A private stack (started early in the background, see private_stack.py): SIGTERM
+on a shared replica would disturb every other suite.
 """
 
 from __future__ import annotations
@@ -17,14 +18,15 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.conftest import StackHandle, seed_config, start_local_stack, stop_local_stack
+from tests.conftest import StackHandle
 from tests.e2e.control_ui import (
     ConsoleWatch,
     ControlUi,
     assistant_messages_seen,
     record_assistant_messages,
 )
-from tests.e2e.other_client import EventLoopThread, OtherClient, require_ws_route
+from tests.e2e.other_client import EventLoopThread, OtherClient
+from tests.e2e.private_stack import PrivateStack
 
 pytestmark = pytest.mark.e2e
 
@@ -32,24 +34,10 @@ WORDS = 250  # × 20 ms between chunks: a reply that streams for about 5 s
 
 
 @pytest.fixture(scope="module")
-def private_stack(tmp_path_factory: pytest.TempPathFactory, fake_upstream) -> Iterator[StackHandle]:
-    state = tmp_path_factory.mktemp("ui-restart") / "state"
-    state.mkdir()
-    config = seed_config(fake_upstream.base_url)
-    # The fake upstream streams slowly on demand (`[[fake:chunk_delay_ms=…]]`); echo cannot.
-    config["models"]["agents"] = {"model": "fake/fake-small"}
-    seed = state.parent / "aisopod.yaml"
-    seed.write_text(json.dumps(config))
-    proc, info = start_local_stack(state, "--config", str(seed), "--scale", "runtime=1")
-    try:
-        yield StackHandle(
-            **{k: info[k] for k in ("http_url", "https_url", "ws_url", "admin_token", "nats_url")},
-            state_dir=state,
-            pids=info["pids"],
-            launcher_pid=proc.pid,
-        )
-    finally:
-        stop_local_stack(proc)
+def private_stack(restart_stack: PrivateStack | None) -> Iterator[StackHandle]:
+    assert restart_stack is not None  # the conftest starts it when this module is selected
+    yield restart_stack.handle()
+    restart_stack.signal_stop()
 
 
 def replica_pid(stack: StackHandle, instance: str) -> int:
@@ -74,7 +62,6 @@ def test_a_ws_gateway_restart_does_not_lose_the_chat_stream(
     screenshots: Path,
 ) -> None:
     stack = private_stack
-    require_ws_route(stack.ws_url, loop_thread)
     admin = OtherClient.connect(stack.ws_url, runner=loop_thread, token=stack.admin_token)
     control = ControlUi(page, stack.http_url, stack.admin_token, admin, console, screenshots)
     try:

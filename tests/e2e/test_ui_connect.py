@@ -28,6 +28,8 @@ def test_connect_with_the_admin_token_then_reload_reconnects(
         mine = [p for p in pending if p["requestId"] == request_id]
         assert mine and mine[0]["deviceId"] == control.device_id, pending
         assert "operator.admin" in mine[0]["scopes"]
+        expect(page.get_by_test_id("pairing-required")).to_contain_text(request_id)
+        control.screenshot("connect-pairing", full_page=True)
 
         decided = control.approve_pairing(request_id)
         assert decided["decision"] == "approved"
@@ -41,7 +43,7 @@ def test_connect_with_the_admin_token_then_reload_reconnects(
         expect(page.get_by_test_id("forget-device-token")).to_be_visible()
         first_conn = page.get_by_test_id("conn-id").inner_text()
         assert first_conn
-        control.screenshot("connect")
+        control.screenshot("connect", full_page=True)
         console.assert_clean("on the Connect page")
 
         # A reload starts from scratch: the remembered token connects again by itself.

@@ -1,0 +1,138 @@
+"""P7: an agent-mode chat completion with the `echo` provider, end to end (quality.md).
+
+    .venv/bin/python bench/http_agent.py [--requests 300]
+
+Starts a private full stack (bench/http_stack.py) and sends non-streamed
+`/v1/chat/completions` with `model: aisopod/main` one after another: through Traefik
+(ratelimit and auth forwardAuth, admin token; what a client sees) and straight to an
+http-api replica with the identity headers (the gateway's own share). Beside them, the
+references measured in the same run: `/health` through Traefik (the proxy hop alone) and a
+raw NATS request/reply to the runtime (`agents.list`, the bus hop alone). Target: p50 ≤ 5 ms
+end to end. Results: bench/results/http_agent.json and .md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import nats
+import orjson
+
+from aisopod_fake_upstream.harness import FakeUpstream
+from aisopod_http_api.upstream.pool import UpstreamPool, parse_base_url
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from http_proxy import IDENTITY, RESULTS, machine  # siblings, not a package
+from http_stack import PrivateStack
+
+FAKE_KEY = "sk-bench"
+
+
+def _request(base: str, path: str, headers: dict[str, str], body: bytes | None) -> tuple:
+    origin, prefix = parse_base_url(base)
+    method = "POST" if body is not None else "GET"
+    lines = [f"{method} {prefix}{path} HTTP/1.1", f"host: {origin.authority}"]
+    lines += [f"{k}: {v}" for k, v in headers.items()]
+    if body is not None:
+        lines += ["content-type: application/json", f"content-length: {len(body)}"]
+    return origin, ("\r\n".join(lines) + "\r\n\r\n").encode() + (body or b"")
+
+
+async def _series(origin: Any, request: bytes, count: int) -> dict[str, float]:
+    pool = UpstreamPool()
+    samples = []
+    for index in range(count + 20):
+        started = time.perf_counter()
+        exchange = await pool.send(origin, request)
+        body = await exchange.read_all(1 << 20)
+        if exchange.status != 200:
+            raise RuntimeError(f"HTTP {exchange.status}: {body[:300]!r}")
+        if index >= 20:  # the first ones warm connections and caches
+            samples.append(time.perf_counter() - started)
+    await pool.close()
+    samples.sort()
+    return {
+        "p50_ms": samples[len(samples) // 2] * 1000,
+        "p99_ms": samples[int(len(samples) * 0.99)] * 1000,
+    }
+
+
+async def _nats_reference(stack_dir: Path, nats_url: str, count: int) -> dict[str, float]:
+    password = (stack_dir / "secrets" / "nats-admin.password").read_text().strip()
+    nc = await nats.connect(nats_url, user="admin", password=password)
+    headers = {
+        "Aisopod-Principal": "bench",
+        "Aisopod-Role": "operator",
+        "Aisopod-Scopes": "operator.admin",
+        "Aisopod-Auth-Method": "token",
+    }
+    samples = []
+    for index in range(count + 20):
+        started = time.perf_counter()
+        await nc.request("aisopod.rpc.agents.list", b"{}", timeout=5, headers=headers)
+        if index >= 20:
+            samples.append(time.perf_counter() - started)
+    await nc.close()
+    samples.sort()
+    return {
+        "p50_ms": samples[len(samples) // 2] * 1000,
+        "p99_ms": samples[int(len(samples) * 0.99)] * 1000,
+    }
+
+
+async def measure(stack: Any, stack_dir: Path, nats_url: str, count: int) -> dict[str, Any]:
+    body = orjson.dumps(
+        {"model": "aisopod/main", "messages": [{"role": "user", "content": "hello bench"}]}
+    )
+    token = {"authorization": f"Bearer {stack.admin_token}"}
+    out: dict[str, Any] = {}
+    cases = {
+        "traefik": _request(stack.http_url + "/v1", "/chat/completions", token, body),
+        "http-api": _request(stack.http_api_urls[0] + "/v1", "/chat/completions", IDENTITY, body),
+        "ref: /health via traefik": _request(stack.http_url, "/health", {}, None),
+    }
+    for name, (origin, request) in cases.items():
+        out[name] = await _series(origin, request, count)
+        print(f"{name:<26} p50 {out[name]['p50_ms']:.3f} ms  p99 {out[name]['p99_ms']:.3f} ms")
+    out["ref: NATS request/reply"] = await _nats_reference(stack_dir, nats_url, count)
+    ref = out["ref: NATS request/reply"]
+    print(f"{'ref: NATS request/reply':<26} p50 {ref['p50_ms']:.3f} ms  p99 {ref['p99_ms']:.3f} ms")
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--requests", type=int, default=300)
+    args = parser.parse_args()
+    info = machine()
+    import uvloop
+
+    with (
+        FakeUpstream(api_key=FAKE_KEY, subprocess=True) as fake,
+        PrivateStack(fake.base_url, FAKE_KEY) as stack,
+    ):
+        results = uvloop.run(measure(stack, stack.state_dir, stack.nats_url, args.requests))
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    document = {"benchmark": "P7 agent-mode completion (echo)", "machine": info, "results": results}
+    (RESULTS / "http_agent.json").write_text(json.dumps(document, indent=2) + "\n")
+    lines = [
+        "# P7: agent-mode /v1/chat/completions with the echo provider",
+        "",
+        f"Machine: {info['cpus']} CPUs, {info['cpu']}, Python {info['python']} ({info['note']}). "
+        "Target: p50 ≤ 5 ms end to end. Sequential requests, non-streamed.",
+        "",
+        "| path | p50 ms | p99 ms |",
+        "|---|---|---|",
+        *(f"| {k} | {v['p50_ms']:.3f} | {v['p99_ms']:.3f} |" for k, v in results.items()),
+    ]
+    (RESULTS / "http_agent.md").write_text("\n".join(lines) + "\n")
+    print(f"results: {RESULTS / 'http_agent.json'}")
+
+
+if __name__ == "__main__":
+    main()

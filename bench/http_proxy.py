@@ -1,0 +1,376 @@
+"""P6: the `/v1/chat/completions` proxy path's added latency and throughput (quality.md).
+
+    .venv/bin/python bench/http_proxy.py [--seconds 4] [--requests 2000] [--stack]
+
+Starts, each in its own process: the fake upstream, a nats-server, and one http-api
+(the real service: uvicorn, uvloop, httptools). Then measures, in the same run and with the
+same client, the fake upstream called directly (the reference) and through http-api with
+the identity headers Traefik's forwardAuth would add: at concurrency 1 (sequential
+requests: p50/p99 latency, added = via − direct) and at concurrency 64 (requests/s for a
+fixed time), non-streamed and streamed (time to the last byte). With `--stack`, the same
+measurements also go through a private full stack (bench/http_stack.py) on the same fake
+upstream: Traefik with its ratelimit and auth forwardAuth calls, using the admin token.
+
+The client is the proxy's own HTTP/1.1 pool (~35 µs of CPU per request), so the load
+generator costs little of the 2 cores it shares with the servers. Results:
+bench/results/http_proxy.json and .md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+from aisopod_fake_upstream.harness import FakeUpstream
+from aisopod_http_api.upstream.pool import UpstreamPool, parse_base_url
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from http_stack import PrivateStack  # a sibling script, not a package
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "bench" / "results"
+FAKE_KEY = "sk-bench"
+IDENTITY = {
+    "x-aisopod-principal": "bench",
+    "x-aisopod-role": "operator",
+    "x-aisopod-scopes": "operator.admin",
+    "x-aisopod-auth-method": "token",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def machine() -> dict[str, Any]:
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "load": " ".join(Path("/proc/loadavg").read_text().split()[:3]),
+        "cpus": os.cpu_count(),
+        "cpu": model,
+        "python": platform.python_version(),
+        "note": "shared 2-core machine: other work may run beside the benchmark",
+    }
+
+
+# -- the servers ------------------------------------------------------------------------
+class Processes:
+    def __init__(self) -> None:
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.tmp = tempfile.TemporaryDirectory(prefix="bench-http-")
+
+    def nats(self) -> str:
+        port = free_port()
+        binary = Path(sys.executable).parent / "nats-server"
+        self.procs.append(
+            subprocess.Popen(
+                [str(binary), "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", self.tmp.name],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
+        wait_port(port)
+        return f"nats://127.0.0.1:{port}"
+
+    def http_api(self, nats_url: str, fake_url: str) -> str:
+        port = free_port()
+        seed = Path(self.tmp.name) / "seed.json"
+        seed.write_text(
+            json.dumps(
+                {
+                    "models": {
+                        "providers": [
+                            {
+                                "id": "fake",
+                                "kind": "openai",
+                                "baseUrl": fake_url,
+                                "apiKey": FAKE_KEY,
+                                "models": [{"id": "fake-small"}],
+                            }
+                        ]
+                    }
+                }
+            )
+        )
+        env = {
+            **os.environ,
+            "AISOPOD_HOST": "127.0.0.1",
+            "AISOPOD_PORT": str(port),
+            "AISOPOD_NATS_URL": nats_url,
+            "AISOPOD_CONFIG_FILE": str(seed),
+            "AISOPOD_LOG_LEVEL": "WARNING",
+            "AISOPOD_SUBJECT_PREFIX": "bench",
+        }
+        self.procs.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "aisopod_http_api"],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 120  # a loaded machine imports slowly
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{url}/ready", timeout=1).status_code == 200:
+                    return url
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError("http-api did not become ready")
+
+    def stop(self) -> None:
+        for proc in reversed(self.procs):
+            proc.terminate()
+        for proc in self.procs:
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        self.tmp.cleanup()
+
+
+def wait_port(port: int) -> None:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.02)
+    raise RuntimeError(f"nothing listens on {port}")
+
+
+# -- the client -------------------------------------------------------------------------
+@dataclass
+class Target:
+    name: str
+    base_url: str  # ends in /v1
+    model: str
+    headers: dict[str, str]
+    pids: dict[str, list[int]] = field(default_factory=dict)  # the path's own processes
+
+    def request(self, stream: bool) -> tuple[Any, bytes]:
+        origin, path = parse_base_url(self.base_url)
+        body = {"model": self.model, "messages": [{"role": "user", "content": "hello bench"}]}
+        if stream:
+            body["stream"] = True
+        data = orjson.dumps(body)
+        lines = [
+            f"POST {path}/chat/completions HTTP/1.1",
+            f"host: {origin.authority}",
+            "content-type: application/json",
+            f"content-length: {len(data)}",
+            *(f"{k}: {v}" for k, v in self.headers.items()),
+        ]
+        return origin, ("\r\n".join(lines) + "\r\n\r\n").encode() + data
+
+
+async def one(pool: UpstreamPool, origin: Any, request: bytes) -> float:
+    started = time.perf_counter()
+    exchange = await pool.send(origin, request)
+    if exchange.status != 200:
+        raise RuntimeError(f"HTTP {exchange.status}: {await exchange.read_all(65536)!r}")
+    while await exchange.read():
+        pass
+    return time.perf_counter() - started
+
+
+async def sequential(target: Target, stream: bool, count: int) -> dict[str, float]:
+    pool = UpstreamPool()
+    origin, request = target.request(stream)
+    for _ in range(min(200, count)):
+        await one(pool, origin, request)  # warm: connections, caches, JIT-free but still
+    samples = sorted([await one(pool, origin, request) for _ in range(count)])
+    await pool.close()
+    return {
+        "p50_ms": samples[len(samples) // 2] * 1000,
+        "p99_ms": samples[int(len(samples) * 0.99)] * 1000,
+        "mean_ms": statistics.fmean(samples) * 1000,
+    }
+
+
+def cpu_seconds(pid: int) -> float:
+    """user + system CPU of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_total(pids: dict[str, list[int]]) -> dict[str, float]:
+    return {name: sum(cpu_seconds(pid) for pid in group) for name, group in pids.items()}
+
+
+async def concurrent(target: Target, stream: bool, workers: int, seconds: float) -> dict:
+    pool = UpstreamPool()
+    origin, request = target.request(stream)
+    await asyncio.gather(*(one(pool, origin, request) for _ in range(workers)))  # warm
+    cpu_before = cpu_total(target.pids)
+    deadline = time.perf_counter() + seconds
+    samples: list[float] = []
+
+    async def worker() -> None:
+        while time.perf_counter() < deadline:
+            samples.append(await one(pool, origin, request))
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(workers)))
+    elapsed = time.perf_counter() - started
+    cpu_after = cpu_total(target.pids)
+    await pool.close()
+    samples.sort()
+    return {
+        "rps": len(samples) / elapsed,
+        "p50_ms": samples[len(samples) // 2] * 1000,
+        "p99_ms": samples[int(len(samples) * 0.99)] * 1000,
+        # CPU each process of the path spent per request (load-independent, unlike req/s)
+        "cpu_us_per_request": {
+            name: (cpu_after[name] - cpu_before[name]) / len(samples) * 1e6 for name in cpu_after
+        },
+    }
+
+
+def _best(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Best of the rounds (a shared machine only ever adds time): lowest latencies,
+    highest rate, lowest CPU per request; the median rate is kept beside it."""
+    c1 = {k: min(r["c1"][k] for r in runs) for k in runs[0]["c1"]}
+    c64 = {
+        "rps": max(r["c64"]["rps"] for r in runs),
+        "rps_median": statistics.median(r["c64"]["rps"] for r in runs),
+        "p50_ms": min(r["c64"]["p50_ms"] for r in runs),
+        "p99_ms": min(r["c64"]["p99_ms"] for r in runs),
+        "cpu_us_per_request": {
+            name: min(r["c64"]["cpu_us_per_request"][name] for r in runs)
+            for name in runs[0]["c64"]["cpu_us_per_request"]
+        },
+    }
+    return {"c1": c1, "c64": c64, "rounds": len(runs)}
+
+
+async def measure(targets: list[Target], args: argparse.Namespace) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for stream in (False, True):
+        mode = "stream" if stream else "non_stream"
+        for target in targets:
+            runs = []
+            for _ in range(args.rounds):  # interleaving would mix warm-ups; rounds follow
+                c1 = await sequential(target, stream, args.requests)
+                c64 = await concurrent(target, stream, 64, args.seconds)
+                runs.append({"c1": c1, "c64": c64})
+            best = out[f"{mode}/{target.name}"] = _best(runs)
+            c1, c64 = best["c1"], best["c64"]
+            cpu = ", ".join(f"{k} {v:.0f} µs" for k, v in c64["cpu_us_per_request"].items())
+            print(
+                f"{mode:>10} {target.name:<8} c=1 p50 {c1['p50_ms']:.3f} ms  p99 "
+                f"{c1['p99_ms']:.3f} ms | c=64 {c64['rps']:,.0f} req/s (median "
+                f"{c64['rps_median']:,.0f}) p50 {c64['p50_ms']:.2f} ms | CPU/request: {cpu}",
+                flush=True,
+            )
+        direct = out[f"{mode}/direct"]["c1"]
+        for target in targets[1:]:
+            via = out[f"{mode}/{target.name}"]["c1"]
+            added = {
+                "p50_ms": via["p50_ms"] - direct["p50_ms"],
+                "p99_ms": via["p99_ms"] - direct["p99_ms"],
+            }
+            out[f"{mode}/{target.name}"]["added_c1"] = added
+            print(
+                f"{mode:>10} {target.name:<8} added at c=1: p50 {added['p50_ms']:.3f} ms, "
+                f"p99 {added['p99_ms']:.3f} ms",
+                flush=True,
+            )
+    return out
+
+
+def report(results: dict[str, Any], info: dict[str, Any]) -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    document = {"benchmark": "P6 proxy path", "machine": info, "results": results}
+    (RESULTS / "http_proxy.json").write_text(json.dumps(document, indent=2) + "\n")
+    lines = [
+        "# P6: /v1/chat/completions proxy path",
+        "",
+        f"Machine: {info['cpus']} CPUs, {info['cpu']}, Python {info['python']} "
+        f"({info['note']}). Target: added p50 ≤ 1 ms, p99 ≤ 3 ms at c=1; ≥ 2,000 req/s at c=64.",
+        "",
+        f"Best of {next(iter(results.values()))['rounds']} rounds; load average at the start: "
+        f"{info['load']}.",
+        "",
+        "| mode | path | c=1 p50 ms | c=1 p99 ms | added p50 ms | added p99 ms | c=64 req/s "
+        "(median) | CPU µs/request at c=64 |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for key, value in results.items():
+        mode, path = key.split("/")
+        added = value.get("added_c1", {})
+        lines.append(
+            f"| {mode} | {path} | {value['c1']['p50_ms']:.3f} | {value['c1']['p99_ms']:.3f} | "
+            f"{added.get('p50_ms', 0):.3f} | {added.get('p99_ms', 0):.3f} | "
+            f"{value['c64']['rps']:,.0f} ({value['c64']['rps_median']:,.0f}) | "
+            + ", ".join(f"{k} {v:.0f}" for k, v in value["c64"]["cpu_us_per_request"].items())
+            + " |"
+        )
+    (RESULTS / "http_proxy.md").write_text("\n".join(lines) + "\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=4.0, help="per c=64 run")
+    parser.add_argument("--requests", type=int, default=2000, help="per c=1 run")
+    parser.add_argument("--rounds", type=int, default=3, help="best of this many")
+    parser.add_argument("--stack", action="store_true", help="also through a full stack")
+    args = parser.parse_args()
+    info = machine()
+    procs = Processes()
+    try:
+        with FakeUpstream(api_key=FAKE_KEY, subprocess=True) as fake:
+            nats_url = procs.nats()
+            api_url = procs.http_api(nats_url, fake.base_url)
+            auth = {"authorization": f"Bearer {FAKE_KEY}"}
+            fake_pid = {"fake": [fake._process.pid]} if fake._process else {}
+            api_pid = {"http-api": [procs.procs[-1].pid]}
+            targets = [
+                Target("direct", fake.base_url, "fake-small", auth, fake_pid),
+                Target("http-api", f"{api_url}/v1", "fake/fake-small", IDENTITY, api_pid),
+            ]
+            import uvloop
+
+            if args.stack:
+                with PrivateStack(fake.base_url, FAKE_KEY) as stack:
+                    token = {"authorization": f"Bearer {stack.admin_token}"}
+                    path = {k: stack.pids[k] for k in ("traefik", "ratelimit", "auth", "http-api")}
+                    via = Target("traefik", f"{stack.http_url}/v1", "fake/fake-small", token, path)
+                    results = uvloop.run(measure([*targets, via], args))
+            else:
+                results = uvloop.run(measure(targets, args))
+    finally:
+        procs.stop()
+    report(results, info)
+    print(f"results: {RESULTS / 'http_proxy.json'}")
+
+
+if __name__ == "__main__":
+    main()

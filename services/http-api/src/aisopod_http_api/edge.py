@@ -1,0 +1,156 @@
+"""The outermost ASGI layer: request id, security headers, body limits, last-resort errors.
+
+Pure ASGI (no BaseHTTPMiddleware: it costs a task and a copy per request). Every response
+gets `X-Request-Id` (the client's when it is sane, else a fresh one),
+`X-Content-Type-Options: nosniff` and `Referrer-Policy: no-referrer`. Request bodies are
+read here, against the route's limit (413 beyond it, from `Content-Length` at once or
+while counting a chunked body), and handed on in `scope["aisopod.body"]` so the fast path
+never reads them twice; `receive` replays them for everyone else.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Callable
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from aisopod.errors import AisopodError
+from aisopod_http_api.errors import PayloadTooLarge
+from aisopod_http_api.rawio import send_error
+
+log = logging.getLogger("aisopod.http_api")
+
+MIB = 1024 * 1024
+BODY_KEY = "aisopod.body"
+REQUEST_ID_KEY = "aisopod.request_id"
+
+_SANE_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
+_SECURITY = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer")]
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+class BodyLimits:
+    """Per-route request body limits of http.md; `/hooks` follows `hooks.maxBodyBytes`."""
+
+    def __init__(self, hooks_limit: Callable[[], int]) -> None:
+        self._hooks_limit = hooks_limit
+
+    def for_path(self, path: str) -> int:
+        if path.startswith("/v1/responses"):
+            return 20 * MIB
+        if path.startswith("/v1/"):
+            return 1 * MIB
+        if path.startswith("/hooks"):
+            return self._hooks_limit()
+        if path.startswith("/tools"):
+            return 2 * MIB
+        return 1 * MIB
+
+
+class EdgeMiddleware:
+    """`fast` maps exact (method, path) pairs to raw ASGI endpoints served right here,
+    before FastAPI's middleware stack and router (the proxy fast path); the same endpoints
+    are also routes of the app, which answers every other method (405) and documents them.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        limits: BodyLimits,
+        fast: dict[tuple[str, str], ASGIApp] | None = None,
+    ) -> None:
+        self.app = app
+        self.limits = limits
+        self.fast = fast or {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = _request_id(scope)
+        scope[REQUEST_ID_KEY] = request_id
+        extra = [(b"x-request-id", request_id.encode()), *_SECURITY]
+        started = False
+
+        async def send_with_headers(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                message["headers"] = [*message.get("headers", ()), *extra]
+            await send(message)
+
+        try:
+            if scope["method"] in _BODY_METHODS:
+                body = await _read_body(scope, receive, self.limits.for_path(scope["path"]))
+                scope[BODY_KEY] = body
+                receive = _replay(body, receive)
+            target = self.fast.get((scope["method"], scope["path"]), self.app)
+            await target(scope, receive, send_with_headers)
+        except AisopodError as exc:  # body limits; anything a raw route let through
+            if started:
+                raise
+            await send_error(send_with_headers, scope["path"], exc)
+        except Exception:
+            log.exception("unhandled error on %s", scope.get("path"))
+            if not started:
+                await send_error(send_with_headers, scope["path"], AisopodError("internal error"))
+
+
+def _request_id(scope: Scope) -> str:
+    for name, value in scope["headers"]:
+        if name == b"x-request-id":
+            if _SANE_ID.match(value):
+                return value.decode()
+            break
+    return os.urandom(16).hex()
+
+
+async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            try:
+                declared = int(value)
+            except ValueError:
+                declared = 0
+            if declared > limit:
+                raise PayloadTooLarge(f"request body over this route's limit of {limit} bytes")
+            break
+    first = await receive()
+    if first["type"] != "http.request":
+        return b""
+    body = first.get("body", b"")
+    if not first.get("more_body", False):
+        if len(body) > limit:
+            raise PayloadTooLarge(f"request body over this route's limit of {limit} bytes")
+        return body
+    parts = [body]
+    size = len(body)
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"request body over this route's limit of {limit} bytes")
+        parts.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(parts)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """The body once, then the real `receive` (so a disconnect still arrives)."""
+    pending = True
+
+    async def replay() -> Message:
+        nonlocal pending
+        if pending:
+            pending = False
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay

@@ -1,0 +1,157 @@
+"""Open Responses input ↔ Chat Completions messages. Pure.
+
+A provider model is served through its Chat Completions endpoint: `instructions` become the
+first system message, `message` items messages, consecutive `function_call` items one
+assistant message with `tool_calls`, `function_call_output` items `tool` messages; function
+tools map one to one. An agent gets only the text of the last user message (it has its own
+instructions, tools and memory).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aisopod.errors import InvalidParams
+from aisopod_http_api.responses.models import (
+    CreateResponseBody,
+    FunctionCallItem,
+    FunctionCallOutputItem,
+    InputImage,
+    InputText,
+    ItemReference,
+    MessageItem,
+    OutputText,
+    Refusal,
+    SpecificFunction,
+)
+
+
+def refuse_unsupported(body: CreateResponseBody) -> None:
+    if body.previous_response_id:
+        raise InvalidParams(
+            "previous_response_id is not supported: responses are not stored; send the "
+            "conversation as input items",
+            param="previous_response_id",
+        )
+    if body.background:
+        raise InvalidParams("background responses are not supported", param="background")
+    if isinstance(body.input, list) and any(isinstance(i, ItemReference) for i in body.input):
+        raise InvalidParams("item_reference is not supported: send the items", param="input")
+
+
+def _text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    parts = []
+    for part in content:
+        if isinstance(part, InputText | OutputText):
+            parts.append(part.text)
+        elif isinstance(part, Refusal):
+            parts.append(part.refusal)
+    return "\n".join(parts)
+
+
+def _chat_content(content: Any) -> str | list[dict[str, Any]]:
+    if isinstance(content, str):
+        return content
+    if not any(isinstance(part, InputImage) for part in content):
+        return _text(content)
+    parts: list[dict[str, Any]] = []
+    for part in content:
+        if isinstance(part, InputText | OutputText):
+            parts.append({"type": "text", "text": part.text})
+        elif isinstance(part, InputImage) and part.image_url:
+            image: dict[str, Any] = {"url": part.image_url}
+            if part.detail:
+                image["detail"] = part.detail
+            parts.append({"type": "image_url", "image_url": image})
+    return parts
+
+
+def chat_messages(body: CreateResponseBody) -> list[dict[str, Any]]:
+    messages: list[dict[str, Any]] = []
+    if body.instructions:
+        messages.append({"role": "system", "content": body.instructions})
+    if isinstance(body.input, str):
+        messages.append({"role": "user", "content": body.input})
+        return messages
+    for item in body.input or []:
+        if isinstance(item, MessageItem):
+            role = "system" if item.role == "developer" else item.role
+            messages.append({"role": role, "content": _chat_content(item.content)})
+        elif isinstance(item, FunctionCallItem):
+            call = {
+                "id": item.call_id,
+                "type": "function",
+                "function": {"name": item.name, "arguments": item.arguments},
+            }
+            last = messages[-1] if messages else None
+            if last and last["role"] == "assistant" and "tool_calls" in last:
+                last["tool_calls"].append(call)
+            else:
+                messages.append({"role": "assistant", "content": None, "tool_calls": [call]})
+        elif isinstance(item, FunctionCallOutputItem):
+            messages.append(
+                {"role": "tool", "tool_call_id": item.call_id, "content": _text(item.output)}
+            )
+    if not any(m["role"] in ("user", "tool") for m in messages):
+        raise InvalidParams("input needs a user message", param="input")
+    return messages
+
+
+def chat_request(body: CreateResponseBody, model: str) -> dict[str, Any]:
+    request: dict[str, Any] = {
+        "model": model,
+        "messages": chat_messages(body),
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    if body.tools:
+        request["tools"] = [
+            {
+                "type": "function",
+                "function": {
+                    "name": tool.name,
+                    "description": tool.description or "",
+                    "parameters": tool.parameters or {"type": "object", "properties": {}},
+                    **({"strict": tool.strict} if tool.strict is not None else {}),
+                },
+            }
+            for tool in body.tools
+        ]
+    if isinstance(body.tool_choice, SpecificFunction):
+        request["tool_choice"] = {"type": "function", "function": {"name": body.tool_choice.name}}
+    elif body.tool_choice is not None:
+        request["tool_choice"] = body.tool_choice
+    for ours, theirs in (
+        ("max_output_tokens", "max_tokens"),
+        ("temperature", "temperature"),
+        ("top_p", "top_p"),
+        ("user", "user"),
+        ("parallel_tool_calls", "parallel_tool_calls"),
+    ):
+        value = getattr(body, ours)
+        if value is not None:
+            request[theirs] = value
+    return request
+
+
+def agent_message(body: CreateResponseBody) -> str:
+    if body.tools:
+        raise InvalidParams(
+            "function tools need a provider model: an agent runs its own tools",
+            param="tools",
+        )
+    if isinstance(body.input, str):
+        text = body.input
+    else:
+        text = ""
+        for item in reversed(body.input or []):
+            if isinstance(item, FunctionCallOutputItem):
+                raise InvalidParams("function_call_output needs a provider model", param="input")
+            if isinstance(item, MessageItem) and item.role == "user":
+                text = _text(item.content)
+                break
+    if not text.strip():
+        raise InvalidParams("input needs a user message with text", param="input")
+    return text

@@ -1,0 +1,52 @@
+"""`GET /v1/models`: agents as `aisopod/<agentId>`, then the proxied provider models.
+
+Agents come from the runtime (`agents.list`); while it is unreachable the configured
+default agent still appears, so a client can always see what it may call. Provider models
+are those of `openai`-kind providers (the ones `/v1/chat/completions` can proxy), as
+`<providerId>/<modelId>`.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends
+
+from aisopod.errors import NotFound, Unavailable
+from aisopod.principal import Principal
+from aisopod.scopes import Requirement
+from aisopod_http_api.identity import requires
+from aisopod_http_api.openai_models import ModelList, ModelObject, OpenAIError
+from aisopod_http_api.service import HttpApi, api_of
+
+router = APIRouter(tags=["openai"], responses={"default": {"model": OpenAIError}})
+
+
+async def _models(api: HttpApi, principal: Principal) -> list[ModelObject]:
+    try:
+        listed = await api.host.bus.call("agents.list", {}, principal=principal, timeout=5.0)
+        agent_ids = [str(a["id"]) for a in listed.get("agents", []) if isinstance(a, dict)]
+    except Unavailable:
+        agent_ids = [api.config.models.agents.default_id]
+    models = [ModelObject(id=f"aisopod/{agent}", owned_by="aisopod") for agent in agent_ids]
+    models += [
+        ModelObject(id=public, owned_by=provider) for public, provider in api.tables.get().listed()
+    ]
+    return models
+
+
+@router.get("/v1/models", response_model=ModelList, summary="List models")
+async def list_models(
+    principal: Principal = Depends(requires(Requirement.READ)), api: HttpApi = Depends(api_of)
+) -> ModelList:
+    return ModelList(data=await _models(api, principal))
+
+
+@router.get("/v1/models/{model_id:path}", response_model=ModelObject, summary="Get a model")
+async def get_model(
+    model_id: str,
+    principal: Principal = Depends(requires(Requirement.READ)),
+    api: HttpApi = Depends(api_of),
+) -> ModelObject:
+    for model in await _models(api, principal):
+        if model.id == model_id:
+            return model
+    raise NotFound(f"the model {model_id!r} does not exist", openaiCode="model_not_found")

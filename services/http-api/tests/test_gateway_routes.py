@@ -1,0 +1,96 @@
+"""/v1/models, /status, /tools/invoke, /health, the OpenAPI document, generic errors."""
+
+from __future__ import annotations
+
+import httpx
+import openai
+
+from aisopod_http_api.main import build
+
+
+async def test_models_list(served, admin) -> None:
+    sdk = openai.AsyncOpenAI(base_url=served.url + "/v1", api_key="x", default_headers=admin)
+    models = [m.id async for m in sdk.models.list()]
+    assert models[:2] == ["aisopod/main", "aisopod/helper"]
+    assert "fake/fake-small" in models and "other/fake-large" in models
+    assert not any(m.startswith("echo/") for m in models)  # the runtime's own, not proxied
+    one = await sdk.models.retrieve("fake/fake-small")
+    assert one.owned_by == "fake"
+
+
+async def test_status(client: httpx.AsyncClient, reader) -> None:
+    anonymous = await client.get("/status")
+    assert anonymous.status_code == 401 and anonymous.headers["www-authenticate"] == "Bearer"
+    assert anonymous.json() == {
+        "ok": False,
+        "error": {"type": "unauthenticated", "message": anonymous.json()["error"]["message"]},
+    }
+    response = await client.get("/status", headers=reader)
+    assert response.status_code == 200 and response.json()["uptimeMs"] == 1234
+
+
+async def test_tools(client: httpx.AsyncClient, served, admin, reader) -> None:
+    listed = await client.get("/tools/invoke", headers=reader)
+    assert [t["name"] for t in listed.json()["tools"]] == ["time_now"]  # exec is HTTP-denied
+    ok = await client.post("/tools/invoke", json={"tool": "time_now", "args": {}}, headers=admin)
+    assert ok.json() == {"ok": True, "result": {"iso": "2030-01-01T00:00:00Z"}}
+    calls = len(served.runtime.params("tools.invoke"))
+    denied = await client.post("/tools/invoke", json={"tool": "exec", "args": {}}, headers=admin)
+    assert denied.status_code == 404
+    assert len(served.runtime.params("tools.invoke")) == calls  # never reached the runtime
+    unknown = await client.post("/tools/invoke", json={"tool": "nope", "args": {}}, headers=admin)
+    assert unknown.status_code == 404
+    bad = await client.post(
+        "/tools/invoke", json={"tool": "time_now", "args": {"tz": "Mars/Olympus"}}, headers=admin
+    )
+    assert bad.status_code == 400
+    shape = await client.post("/tools/invoke", json={"tool": "time_now"}, headers=admin)
+    assert shape.status_code == 400 and shape.json()["ok"] is False
+    read_only = await client.post(
+        "/tools/invoke", json={"tool": "time_now", "args": {}}, headers=reader
+    )
+    assert read_only.status_code == 403
+
+
+async def test_health_and_unknown_routes(client: httpx.AsyncClient) -> None:
+    health = await client.get("/health")
+    assert health.json()["ok"] is True and health.headers["cache-control"] == "no-store"
+    assert health.headers["x-request-id"] and health.headers["referrer-policy"] == "no-referrer"
+    given = await client.get("/health", headers={"x-request-id": "trace-123"})
+    assert given.headers["x-request-id"] == "trace-123"
+    missing = await client.get("/v1/nothing")
+    assert missing.status_code == 404 and missing.json()["error"]["type"] == "not_found_error"
+    plain = await client.get("/nothing-here")
+    assert plain.status_code == 404 and plain.json()["ok"] is False
+
+
+def test_openapi_lists_every_route() -> None:
+    _, app = build()
+    document = app.app.openapi()
+    paths = document["paths"]
+    for path, method in [
+        ("/v1/chat/completions", "post"),
+        ("/v1/responses", "post"),
+        ("/v1/models", "get"),
+        ("/hooks/wake", "post"),
+        ("/hooks/agent", "post"),
+        ("/tools/invoke", "get"),
+        ("/tools/invoke", "post"),
+        ("/status", "get"),
+        ("/canvas/{path}", "get"),
+        ("/a2ui/", "get"),
+    ]:
+        assert method in paths[path], (path, method)
+    schemas = document["components"]["schemas"]
+    assert {"ChatCompletionRequest", "CreateResponseBody", "PushSurface"} <= set(schemas)
+
+
+async def test_tools_body_with_a_huge_number_is_not_a_server_error(
+    client: httpx.AsyncClient, admin
+) -> None:
+    # Found by schemathesis: a JSON integer beyond 64 bits once broke the NATS encoding.
+    body = b'{"tool": "time_now", "args": {"n": 6637351183440567861248}}'
+    response = await client.post(
+        "/tools/invoke", content=body, headers={**admin, "content-type": "application/json"}
+    )
+    assert response.status_code == 200

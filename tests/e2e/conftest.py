@@ -12,7 +12,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    BrowserType,
+    Page,
+    Playwright,
+    expect,
+    sync_playwright,
+)
 
 from tests.e2e.control_ui import ConsoleWatch, ControlUi
 from tests.e2e.other_client import EventLoopThread, OtherClient
@@ -45,13 +53,46 @@ def browser_type_launch_args() -> dict:
     }
 
 
+# Playwright's sync API marks its event loop as running in this thread while it is started,
+# and pytest-playwright starts it for the whole session: the asyncio suites that run after
+# these tests (tests/integration) could not run their loop. So Playwright and the browser
+# live for this package only (tests/e2e/__init__.py makes it one).
+@pytest.fixture(scope="package")
+def playwright() -> Iterator[Playwright]:
+    pw = sync_playwright().start()
+    yield pw
+    pw.stop()
+
+
+@pytest.fixture(scope="package")
+def browser_type(playwright: Playwright, browser_name: str) -> BrowserType:
+    return getattr(playwright, browser_name)
+
+
+@pytest.fixture(scope="package")
+def launch_browser(browser_type_launch_args: dict, browser_type: BrowserType):
+    return lambda **kwargs: browser_type.launch(**{**browser_type_launch_args, **kwargs})
+
+
+@pytest.fixture(scope="package")
+def browser(launch_browser) -> Iterator[Browser]:
+    launched = launch_browser()
+    yield launched
+    launched.close()
+
+
+@pytest.fixture(scope="package")
+def browser_context_args() -> dict:
+    return {}
+
+
 @pytest.fixture(scope="session")
 def screenshots() -> Path:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     return SCREENSHOTS
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def loop_thread() -> Iterator[EventLoopThread]:
     runner = EventLoopThread()
     yield runner
@@ -73,7 +114,7 @@ def restart_stack(
     return private
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def admin(stack, loop_thread: EventLoopThread) -> Iterator[OtherClient]:
     """Another operator client (admin token) on the shared stack, through Traefik."""
     client = OtherClient.connect(stack.ws_url, runner=loop_thread, token=stack.admin_token)
@@ -112,7 +153,9 @@ def operator_browser(
 
 
 @pytest.fixture
-def ui(page: Page, stack, admin: OtherClient, console: ConsoleWatch, screenshots: Path):
+def ui(
+    page: Page, stack, admin: OtherClient, console: ConsoleWatch, screenshots: Path
+) -> ControlUi:
     """The test's page on the Control UI, connected (see `operator_browser`)."""
     control = ControlUi(page, stack.http_url, stack.admin_token, admin, console, screenshots)
     control.open_app()

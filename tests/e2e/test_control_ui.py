@@ -59,7 +59,7 @@ def test_chat_streams_and_shows_the_final_reply(ui: ControlUi, page: Page) -> No
     assert all(f"echo: {words}".startswith(text) for text in partial), partial
     expect(page.get_by_test_id("chat-abort")).to_have_count(0)
 
-    # The transcript is the gateway's: a reload shows the same exchange from history.
+    # What the page showed is what the gateway recorded in the session transcript.
     session_key = page.get_by_test_id("chat-log").get_attribute("data-session")
     history = ui.admin.call("chat.history", {"sessionKey": session_key})["messages"]
     assert [m["content"] for m in history] == [words, f"echo: {words}"]

@@ -148,6 +148,31 @@ async def _round(stack: Any, stack_dir: Path, nats_url: str, count: int) -> dict
     return out
 
 
+def figures(results: dict[str, Any]) -> list[Any]:
+    """The rows of the common report (`python -m bench`, bench/harness.py)."""
+    from bench.harness import Figure
+
+    health, bus = results["ref: /health via traefik"], results["ref: NATS request/reply"]
+    refs = (
+        f"/health via Traefik {health['p50_ms']:.3f} ms; NATS request/reply to the runtime"
+        f" {bus['p50_ms']:.3f} ms"
+    )
+    rows = []
+    for name, label in (("traefik", "via Traefik"), ("http-api", "http-api replica direct")):
+        r = results[name]
+        rows.append(
+            Figure(
+                "P7",
+                f"agent-mode /v1/chat/completions (`aisopod/main`, echo), {label}, p50 / p99",
+                f"{r['p50_ms']:.3f} / {r['p99_ms']:.3f} ms",
+                refs,
+                "≤ 5 ms p50",
+                r["p50_ms"] <= 5,
+            )
+        )
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=300)

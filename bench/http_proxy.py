@@ -359,6 +359,34 @@ def report(results: dict[str, Any], info: dict[str, Any]) -> None:
     (RESULTS / "http_proxy.md").write_text("\n".join(lines) + "\n")
 
 
+def figures(results: dict[str, Any]) -> list[Any]:
+    """The rows of the common report (`python -m bench`, bench/harness.py): each path's
+    added latency and rate beside the fake upstream called directly in the same run."""
+    from bench.harness import Figure
+
+    rows = []
+    for key, value in results.items():
+        mode, path = key.split("/")
+        if path == "direct":
+            continue
+        direct = results[f"{mode}/direct"]
+        added, c64 = value["added_c1"], value["c64"]
+        where = "via Traefik (ratelimit + auth forwardAuth)" if path == "traefik" else path
+        rows.append(
+            Figure(
+                "P6",
+                f"/v1/chat/completions proxy, {mode.replace('_', '-')}, {where}: added p50 /"
+                " p99 at c=1; req/s at c=64",
+                f"+{added['p50_ms']:.3f} / +{added['p99_ms']:.3f} ms; {c64['rps']:,.0f}",
+                f"fake upstream direct {direct['c1']['p50_ms']:.3f} /"
+                f" {direct['c1']['p99_ms']:.3f} ms; {direct['c64']['rps']:,.0f}",
+                "≤ 1 / 3 ms; ≥ 2,000",
+                added["p50_ms"] <= 1 and added["p99_ms"] <= 3 and c64["rps"] >= 2000,
+            )
+        )
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=4.0, help="per c=64 run")

@@ -1,10 +1,12 @@
 """ws-gateway benchmarks P1–P5 (quality.md), each beside its in-run reference.
 
-    .venv/bin/python bench/ws_bench.py [--quick]
+    .venv/bin/python -m bench --only P1,P2,P3,P4,P5   (the common run: bench/README.md)
+    .venv/bin/python bench/ws_bench.py [--quick]      (this area alone: ws.json, ws.md)
 
-Starts a private local stack (launcher, 2 ws-gateway replicas behind Traefik), reference
-servers (bare websockets echo behind the same Traefik; a raw NATS worker), and measures
-with the lean client of `ws_lean_client.py`. Writes `bench/results/ws.json` and `ws.md`.
+Uses the stack `python -m bench` started (or, alone, starts a private local stack: 2
+ws-gateway replicas behind Traefik), reference servers (bare websockets echo behind the
+same Traefik; a raw NATS worker), and measures with the lean client of
+`ws_lean_client.py`. `measure()` returns the raw results, `figures()` the table rows.
 Parts another issue owns are stood in for when absent and the results say so: the auth
 service's `auth.verify`, the runtime's `config.get`, the ratelimit forwardAuth of `/ws`.
 """
@@ -37,6 +39,7 @@ sys.path.insert(0, str(REPO / "bench"))
 from ws_lean_client import LeanClient, connect_gateway, open_socket  # noqa: E402
 
 from aisopod.launcher.ports import free_port  # noqa: E402
+from bench.harness import Figure, progress  # noqa: E402
 from tests.conftest import start_local_stack, stop_local_stack  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"
@@ -105,10 +108,13 @@ def rpc(method: str) -> Any:
 
 # -- the stack and references ------------------------------------------------------------
 class Bench:
-    def __init__(self) -> None:
+    def __init__(self, stack: Any = None) -> None:
+        """`stack`: a running `bench.local_stack.BenchStack` to measure (not stopped here);
+        None starts a private one."""
         self.tmp = Path(tempfile.mkdtemp(prefix="ws-bench-"))
         self.children: list[subprocess.Popen[bytes]] = []
         self.notes: list[str] = []
+        self.shared = stack
 
     def spawn(self, *args: str) -> subprocess.Popen[bytes]:
         proc = subprocess.Popen(
@@ -120,11 +126,15 @@ class Bench:
         return proc
 
     def start(self) -> None:
-        state = self.tmp / "state"
-        state.mkdir()
-        seed = self.tmp / "seed.yaml"
-        seed.write_text(json.dumps(SEED))
-        self.proc, self.info = start_local_stack(state, "--config", str(seed))
+        if self.shared is not None:
+            self.proc, self.info = self.shared.proc, self.shared.info
+            state = self.shared.state_dir
+        else:
+            state = self.tmp / "state"
+            state.mkdir()
+            seed = self.tmp / "seed.yaml"
+            seed.write_text(json.dumps(SEED))
+            self.proc, self.info = start_local_stack(state, "--config", str(seed))
         self.state = state
         self.token = self.info["admin_token"]
         self.password = (state / "secrets" / "nats-admin.password").read_text().strip()
@@ -207,7 +217,9 @@ class Bench:
             child.terminate()
         for child in self.children:
             child.wait(10)
-        stop_local_stack(self.proc)
+        (self.state / "traefik" / "dynamic" / "bench.yml").unlink(missing_ok=True)
+        if self.shared is None:
+            stop_local_stack(self.proc)
 
     def rss_kib(self, pid: int) -> int:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -406,27 +418,95 @@ async def reference_memory(bench: Bench, n: int) -> dict[str, float]:
     return out
 
 
-async def run() -> dict[str, Any]:
-    bench = Bench()
+async def run(stack: Any = None) -> dict[str, Any]:
+    bench = Bench(stack)
     bench.start()
     try:
-        await bench.stand_ins()
-        results: dict[str, Any] = {
-            "machine": {
-                "cpus": os.cpu_count(),
-                "platform": platform.platform(),
-                "python": platform.python_version(),
-            },
-            "date": time.strftime("%Y-%m-%d %H:%M:%S"),
-            "quick": QUICK,
-        }
-        results.update(await p1_p2(bench))
-        results["P3"] = await p3(bench)
-        results.update(await p4_p5(bench))
-        results["notes"] = bench.notes
-        return results
+        return await measure(bench)
     finally:
         bench.stop()
+
+
+async def measure(bench: Bench) -> dict[str, Any]:
+    """P1–P5 on a started `bench` (stand-ins and the echo route are set up here)."""
+    await bench.stand_ins()
+    results: dict[str, Any] = {
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+        },
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "quick": QUICK,
+    }
+    progress("P1/P2 round trips and throughput")
+    results.update(await p1_p2(bench))
+    progress("P3 handshakes")
+    results["P3"] = await p3(bench)
+    progress("P4/P5 1000 idle clients, fan-out, memory per connection")
+    results.update(await p4_p5(bench))
+    results["notes"] = bench.notes
+    return results
+
+
+def figures(r: dict[str, Any]) -> list[Figure]:
+    """The table rows of the common report (bench/harness.py)."""
+    g1, e1 = (
+        r["P1"]["gateway_health_via_traefik"],
+        r["P1"]["reference_bare_websockets_echo_via_traefik"],
+    )
+    g2 = r["P2"]["gateway_config_get_via_traefik_and_nats"]
+    n2 = r["P2"]["reference_raw_nats_request_reply"]
+    p3, p4, p5 = r["P3"]["upgrade_to_hello_via_traefik"], r["P4"], r["P5"]
+    refs = p5["reference_kib_per_idle_connection"]
+
+    def trip(x: dict[str, Any]) -> str:
+        return f"{x['p50_ms']} / {x['p99_ms']} ms; {x['req_per_s_50_in_flight']} req/s"
+
+    return [
+        Figure(
+            "P1",
+            "WS round trip `health` via Traefik, p50 / p99; req/s with 50 in flight",
+            trip(g1),
+            f"bare websockets echo via Traefik {trip(e1)}",
+            "≤ 0.35 / 0.8 ms; ≥ 15,000",
+            g1["p50_ms"] <= 0.35 and g1["p99_ms"] <= 0.8 and g1["req_per_s_50_in_flight"] >= 15000,
+        ),
+        Figure(
+            "P2",
+            "WS round trip `config.get` (runtime over NATS) via Traefik, p50 / p99; req/s @50",
+            trip(g2),
+            f"raw NATS request/reply {trip(n2)}",
+            "≤ 0.7 / 1.5 ms; ≥ 8,000",
+            g2["p50_ms"] <= 0.7 and g2["p99_ms"] <= 1.5 and g2["req_per_s_50_in_flight"] >= 8000,
+        ),
+        Figure(
+            "P3",
+            "handshake: upgrade → hello (auth verified) via Traefik, median (p99)",
+            f"{p3['median_ms']} ms ({p3['p99_ms']})",
+            "—",
+            "≤ 2 ms",
+            p3["median_ms"] <= 2.0,
+        ),
+        Figure(
+            "P4",
+            f"one event → {p4['clients']} clients: last delivery p50 / p99; burst frames/s",
+            f"{p4['last_delivery_p50_ms']} / {p4['last_delivery_p99_ms']} ms;"
+            f" {p4['burst_delivered_frames_per_s']}/s",
+            "—",
+            "p99 ≤ 25 ms; ≥ 100k/s",
+            p4["last_delivery_p99_ms"] <= 25 and p4["burst_delivered_frames_per_s"] >= 100_000,
+        ),
+        Figure(
+            "P5",
+            "KiB per idle connection (one ws-gateway process, 1000 sockets)",
+            str(p5["gateway_kib_per_idle_connection"]),
+            f"websockets server {refs['idle-websockets']}; uvicorn websockets-sansio"
+            f" {refs['idle-uvicorn']}",
+            "≤ 12 KiB",
+            p5["gateway_kib_per_idle_connection"] <= 12,
+        ),
+    ]
 
 
 def markdown(r: dict[str, Any]) -> str:

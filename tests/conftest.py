@@ -171,7 +171,17 @@ def stack(tmp_path_factory: pytest.TempPathFactory, fake_upstream) -> Iterator[S
     state_dir.mkdir()
     seed = state_dir.parent / "aisopod.yaml"
     seed.write_text(json.dumps(seed_config(fake_upstream.base_url)))
-    proc, info = start_local_stack(state_dir, "--config", str(seed), "--scale", "runtime=2")
+    # Traefik trusts loopback's X-Forwarded-For here, so suites can play distinct client
+    # IPs the way a proxy in front of the gateway would report them.
+    proc, info = start_local_stack(
+        state_dir,
+        "--config",
+        str(seed),
+        "--scale",
+        "runtime=2",
+        "--trusted-proxy",
+        "127.0.0.1/32",
+    )
     try:
         yield StackHandle(
             http_url=info["http_url"],
@@ -205,6 +215,7 @@ def compose_stack(fake_upstream) -> Iterator[StackHandle]:
             "AISOPOD_NATS_RUNTIME_PASSWORD",
             "AISOPOD_NATS_WS_GATEWAY_PASSWORD",
             "AISOPOD_NATS_HTTP_API_PASSWORD",
+            "AISOPOD_NATS_EDGE_SYNC_PASSWORD",
         )
     }
     os.environ.update(env)

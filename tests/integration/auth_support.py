@@ -29,7 +29,7 @@ from aisopod.errors import AisopodError
 from aisopod.principal import Principal
 from aisopod.subjects import Subjects
 
-# Every secret a suite handled; test_auth_zlogs checks none of them reached a log.
+# Every secret a suite handled; test_security_logs checks none of them reached a log.
 USED_SECRETS: set[str] = set()
 
 OPERATOR = Principal(id="test-operator", scopes=("operator.pairing", "operator.admin"))

@@ -107,9 +107,11 @@ def edge(stack, echo: Echo, tmp_path: Path) -> Iterator[str]:
         ratelimit=[auth_base],
     )
     dynamic = traefik.dynamic_config(upstreams, entry_points=["web"])
+    # CORS lives in its own (live) file in a stack; here it joins the routes.
+    dynamic["http"]["middlewares"].update(traefik.cors_config([])["http"]["middlewares"])
     api = dynamic["http"]["routers"]["api"]
     api["middlewares"] = [m for m in api["middlewares"] if m != "ratelimit"]
-    assert api["middlewares"] == ["cors", "strip-identity", "auth", "security-headers"]
+    assert api["middlewares"] == ["cors", "strip-identity", "auth", "security-headers", "retry"]
     (tmp_path / "traefik.yml").write_text(yaml.safe_dump(static))
     (dynamic_dir / "routes.yml").write_text(yaml.safe_dump(dynamic))
     log = open(tmp_path / "traefik.log", "wb")  # noqa: SIM115

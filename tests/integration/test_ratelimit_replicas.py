@@ -61,7 +61,16 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         )
     )
     proc, info = start_local_stack(
-        state, "--config", str(seed), "--replicas", "1", "--scale", "ratelimit=2"
+        state,
+        "--config",
+        str(seed),
+        "--replicas",
+        "1",
+        "--scale",
+        "ratelimit=2",
+        # The test plays many clients from loopback by X-Forwarded-For, as a proxy would.
+        "--trusted-proxy",
+        "127.0.0.1/32",
     )
     try:
         yield info

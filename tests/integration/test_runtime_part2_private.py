@@ -1,5 +1,7 @@
-"""Runtime part 2 on a private stack: whole-stack downtime (missed cron jobs) and a rolling
-restart of every instance (update.run) under steady HTTP `health` traffic."""
+"""Runtime part 2 on a private stack: whole-stack downtime (missed cron jobs).
+
+The rolling restart of every instance (update.run: order, progress events, every instance
+renewed) is tested under chat, RPC and HTTP load in test_reliability_restarts.py."""
 
 from __future__ import annotations
 
@@ -7,20 +9,16 @@ import asyncio
 import subprocess
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
-from aisopod import codec
 from aisopod.bus import Bus
 from aisopod.errors import AisopodError
 from aisopod.principal import Principal
 from aisopod.settings import ServiceSettings
-from aisopod_runtime.discovery import discover
 from tests.conftest import start_local_stack, stop_local_stack
 
 pytestmark = pytest.mark.integration
@@ -65,13 +63,6 @@ def private(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateStack]:
         yield stack
     finally:
         stack.stop()
-
-
-@pytest.fixture
-async def bus(private: PrivateStack) -> AsyncIterator[Bus]:
-    connected = await private.bus()
-    yield connected
-    await connected.close()
 
 
 async def call_retrying(bus: Bus, method: str, params: dict, deadline: float) -> Any:
@@ -135,78 +126,3 @@ async def test_a_job_missed_while_every_runtime_was_down_fires_once(private) -> 
     mine = next(j for j in listed["jobs"] if j["jobId"] == job["jobId"])
     assert mine["nextRunAtMs"] > catch_up["startedAt"]
     assert (mine["nextRunAtMs"] - anchor) % 3000 == 0
-
-
-async def test_update_run_restarts_every_instance_without_a_failed_health_call(
-    private, bus
-) -> None:
-    before = await discover(bus)
-    assert len(before) == 7  # 2 ws-gateway, 2 http-api, auth, ratelimit, runtime
-    seq = (await bus.js.stream_info("EVENTS")).state.last_seq
-    stop = asyncio.Event()
-    ok, failures = 0, []
-
-    async def health_client() -> None:
-        nonlocal ok
-        async with httpx.AsyncClient(timeout=5, trust_env=False) as client:
-            while not stop.is_set():
-                try:
-                    response = await client.get(f"{private.info['http_url']}/health")
-                    if response.status_code == 200:
-                        ok += 1
-                    else:
-                        failures.append(response.status_code)
-                except httpx.HTTPError as exc:
-                    failures.append(repr(exc))
-                await asyncio.sleep(0.02)
-
-    client = asyncio.create_task(health_client())
-    try:
-        started = await bus.call("update.run", {}, principal=admin())
-        assert started["started"] is True and started["total"] == 7
-        deadline = time.monotonic() + 150
-        while True:
-            status = await call_retrying(bus, "update.status", {}, deadline)
-            rollout = status["rollout"]
-            if rollout["id"] == started["rolloutId"] and rollout["state"] in ("done", "error"):
-                break
-            assert time.monotonic() < deadline, f"rollout stuck: {rollout}"
-            await asyncio.sleep(0.5)
-    finally:
-        stop.set()
-        await client
-    assert rollout["state"] == "done", rollout
-    assert failures == [] and ok > 100
-    after = await discover(bus)
-    assert sorted(i.key for i in after) == sorted(i.key for i in before)
-    assert not {i.micro_id for i in after} & {i.micro_id for i in before}, "not all restarted"
-    progress = [
-        e
-        for e in await _events(bus, "update.progress", seq)
-        if e["rolloutId"] == started["rolloutId"]
-    ]
-    phases = [e["phase"] for e in progress]
-    assert phases[0] == "started" and phases[-1] == "done"
-    restarted = [(e["service"], e["instance"]) for e in progress if e["phase"] == "restarted"]
-    assert sorted(restarted) == sorted(i.key for i in before)
-    assert restarted[-1][0] == "runtime"  # the orchestrator went last
-
-
-async def _events(bus: Bus, name: str, start_seq: int) -> list[dict[str, Any]]:
-    config = ConsumerConfig(
-        deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
-        opt_start_seq=start_seq + 1,
-        ack_policy=AckPolicy.NONE,
-        inactive_threshold=10.0,
-    )
-    sub = await bus.js.pull_subscribe(bus.subjects.evt(name), stream="EVENTS", config=config)
-    out: list[dict[str, Any]] = []
-    try:
-        pending = (await sub.consumer_info()).num_pending
-        while pending > 0:
-            msgs = await sub.fetch(batch=min(pending, 200), timeout=2)
-            pending -= len(msgs)
-            out.extend(codec.loads(m.data) for m in msgs)
-    finally:
-        await sub.unsubscribe()
-    return out

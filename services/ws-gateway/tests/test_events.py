@@ -99,6 +99,34 @@ async def test_tool_stream_only_to_the_origin_connection(gw) -> None:
         assert seen["params"]["payload"]["stream"] == "assistant"
 
 
+async def test_a_node_gets_session_events_only_for_its_sessions(gw) -> None:
+    """chat.event reaches nodes only through session subscriptions: one whose payload names
+    no session reaches no node (live and on resume alike)."""
+    marker = _marker()
+    client = {"id": "node-app", "version": "1", "platform": "linux", "mode": "node"}
+    async with (
+        await WsClient.connect(
+            gw.url, token="node-token", role="node", scopes=[], client=client
+        ) as node,
+        await WsClient.connect(gw.url, token="admin-token") as admin,
+    ):
+        await node.call("subscribe", {"events": ["chat.event", "voicewake.changed"]})
+        await node.call("subscribe", {"events": [], "sessionKeys": ["s-node"]})
+        first = await gw.bus.publish_event("chat.event", {"state": "final", "m": marker})
+        await gw.bus.publish_event("chat.event", {"sessionKey": "s-other", "m": marker})
+        await gw.bus.publish_event("chat.event", {"sessionKey": "s-node", "m": marker})
+        await gw.bus.publish_event("voicewake.changed", {"triggers": [], "m": marker})
+        got = [await node.next_event(timeout=5) for _ in range(2)]
+        assert [e["method"] for e in got] == ["chat.event", "voicewake.changed"]
+        assert got[0]["params"]["payload"]["sessionKey"] == "s-node"
+        await _events_named(admin, "chat.event", marker, 3)  # operators see all three
+    async with await WsClient.connect(
+        gw.url, token="node-token", role="node", scopes=[], client=client, resume=first - 1
+    ) as again:
+        event = await again.next_event(lambda e: e["method"] != "tick", timeout=5)
+        assert event["method"] == "voicewake.changed"
+
+
 async def test_resume_replays_missed_events_before_live_ones(gw) -> None:
     ws = await WsClient.connect(gw.url, token="admin-token", subscribe=["cron.event"])
     marker = _marker()

@@ -37,6 +37,8 @@ log = logging.getLogger("aisopod.host")
 
 READY = Gauge("aisopod_ready", "1 when the instance is ready to serve")
 NATS_CONNECTED = Gauge("aisopod_nats_connected", "1 while connected to NATS")
+# Tasks alive in the service's event loop: what a task leak shows as (reliability suite).
+TASKS = Gauge("aisopod_asyncio_tasks", "asyncio tasks alive in the event loop")
 
 DrainHook = Callable[[], Awaitable[None]]
 
@@ -126,6 +128,8 @@ class ServiceHost:
         return not self.not_ready_reasons()
 
     async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        TASKS.set_function(lambda: len(asyncio.all_tasks(loop)))
         self._logs = configure_logging(self.name, self.instance, self.settings.log_level)
         self._bus = await self._connect()
         await ensure_state(self._bus.js, self._bus.subjects, replicas=self.settings.nats_replicas)

@@ -26,7 +26,6 @@ from aisopod_ratelimit.ruleset import Rule, RuleSet
 
 log = logging.getLogger("aisopod.ratelimit")
 
-OPS = frozenset({"check", "fail", "status", "reset"})
 MAX_KEY_LENGTH = 512
 _DEGRADED_LOG_EVERY_S = 10.0
 _UNREACHABLE_RETRY_MS = 1000

@@ -103,7 +103,8 @@ class View:
 
     def sees_session(self, name: str, session_key: str | None) -> bool:
         """The session-key refinement: a subscription to sessions narrows session events;
-        nodes receive session events only for sessions they subscribed to."""
+        nodes receive session events only for sessions they subscribed to (so never one
+        whose payload names no session)."""
         keys = self.subscription.session_keys
         if self.role == Role.NODE and _node_session_event(name):
             if event_visible(name, self.role, self.scopes):

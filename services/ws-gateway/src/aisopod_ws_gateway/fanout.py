@@ -102,12 +102,15 @@ class Fanout:
             conn.deliver(seq, frame, droppable)
             metrics.DELIVERIES.inc()
             return 1
+        # Session rules also apply to a payload without a session key: a node that sees
+        # chat.event only through its session subscriptions must not get one that names none.
+        by_session = session_key is not None or rule.session_subscribed_nodes
         count = 0
         for conn in self.gateway.conns.values():
             view = conn.view
             if view is None or not view.sees(name):
                 continue
-            if session_key is not None and not view.sees_session(name, session_key):
+            if by_session and not view.sees_session(name, session_key):
                 continue
             conn.deliver(seq, frame, droppable)
             count += 1
@@ -180,13 +183,13 @@ class Fanout:
             if origin != conn.conn_id:
                 return False
         session_key = info.get("sessionKey") if info is not None else None
-        return session_key is None or view.sees_session(name, session_key)
+        return view.sees_session(name, session_key)
 
 
 def _admits(view: View | None, name: str, session_key: str | None) -> bool:
     if view is None or not view.sees(name):
         return False
-    return session_key is None or view.sees_session(name, session_key)
+    return view.sees_session(name, session_key)
 
 
 def _payload_info(name: str, data: bytes) -> dict[str, Any] | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import sys
 
 from aisopod.host import ServiceHost
 from aisopod.services import ServiceName
@@ -46,6 +47,7 @@ async def run(
     if signals:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, on_signal)
+    host.set_stopper(on_signal)  # a restart order (update.run) stops it like SIGTERM
     async with host:
         gateway = Gateway(host)
         host.gateway = gateway  # type: ignore[attr-defined]  # for in-process tests
@@ -67,3 +69,6 @@ def main() -> None:
         uvloop.run(run(host))
     except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
         asyncio.run(run(host))
+    if host.exit_code:
+        # Stopped on a restart order: non-zero so any supervisor starts it again.
+        sys.exit(host.exit_code)

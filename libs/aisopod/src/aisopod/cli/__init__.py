@@ -11,6 +11,7 @@ from aisopod.cli import (
     config_cmd,
     deploy_cmd,
     devices_cmd,
+    edge_cmd,
     logs_cmd,
     stack_cmd,
     token_cmd,
@@ -19,6 +20,7 @@ from aisopod.cli import (
 COMMAND_MODULES = (
     stack_cmd,
     deploy_cmd,
+    edge_cmd,
     call_cmd,
     config_cmd,
     logs_cmd,

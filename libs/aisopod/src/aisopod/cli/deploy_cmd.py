@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from aisopod.launcher.deployfiles import render_all
 from aisopod.launcher.paths import repo_root
 
 
@@ -17,6 +16,8 @@ def register(commands: Any) -> None:
 
 
 def _render(_: argparse.Namespace) -> int:
+    from aisopod.launcher.deployfiles import render_all  # only this command needs it
+
     for path in render_all(repo_root()):
         print(f"wrote {path}")
     return 0

@@ -31,6 +31,26 @@ def register(commands: Any) -> None:
     )
     up.add_argument("--config", type=Path, default=None, help="seed config (YAML)")
     up.add_argument("--log-level", default="INFO")
+    edge = up.add_argument_group("edge (Traefik)")
+    edge.add_argument("--tls-cert", type=Path, default=None, help="PEM certificate (chain)")
+    edge.add_argument("--tls-key", type=Path, default=None, help="its PEM private key")
+    edge.add_argument(
+        "--tls-name",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="extra DNS name or IP for the generated certificate (repeatable)",
+    )
+    edge.add_argument(
+        "--redirect-https", action="store_true", help="answer plain HTTP with a redirect"
+    )
+    edge.add_argument(
+        "--trusted-proxy",
+        action="append",
+        default=[],
+        metavar="CIDR",
+        help="a proxy in front whose X-Forwarded-* Traefik keeps (repeatable; default none)",
+    )
     up.set_defaults(handler=_up)
     status = verbs.add_parser("status", help="what the stack in the state dir runs")
     status.add_argument("--state-dir", type=Path, default=None)
@@ -49,6 +69,11 @@ def _up(args: argparse.Namespace) -> int:
         scale=_parse_scale(args.scale),
         config_file=args.config,
         log_level=args.log_level,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        tls_names=args.tls_name,
+        redirect_https=args.redirect_https,
+        trusted_proxies=args.trusted_proxy,
     )
     return asyncio.run(run_stack(options))
 

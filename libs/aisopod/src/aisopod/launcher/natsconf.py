@@ -14,9 +14,12 @@ from pathlib import Path
 
 from aisopod.catalogue import methods_for
 from aisopod.services import ServiceName
+from aisopod.state import bucket_name
 
 JS_PUB = ["$JS.API.>", "$JS.ACK.>", "$JS.FC.>", "$KV.>", "$O.>", "$SRV.>"]
 JS_SUB = ["_INBOX.>", "$SRV.>"]
+# The edge sync (launcher/edgesync.py) only reads KV `config` to keep Traefik's CORS live.
+EDGE_SYNC_USER = "edge-sync"
 
 
 def _rpc_subjects(prefix: str, owner: ServiceName) -> list[str]:
@@ -71,7 +74,25 @@ def permissions(prefix: str) -> dict[str, dict[str, list[str]]]:
             "publish": [s.replace("{svc}", service.value) for s in (*pub, *common_pub)],
             "subscribe": [*sub, *common_sub],
         }
+    out[EDGE_SYNC_USER] = edge_sync_permissions(prefix)
     return out
+
+
+def edge_sync_permissions(prefix: str) -> dict[str, list[str]]:
+    """Read-only watch of KV `config`: stream info, an ordered push consumer delivered to
+    an inbox (created, deleted, flow-controlled), nothing else."""
+    stream = "KV_" + bucket_name(prefix, "config")
+    return {
+        "publish": [
+            f"$JS.API.STREAM.INFO.{stream}",
+            f"$JS.API.CONSUMER.CREATE.{stream}",
+            f"$JS.API.CONSUMER.CREATE.{stream}.>",
+            f"$JS.API.CONSUMER.INFO.{stream}.>",
+            f"$JS.API.CONSUMER.DELETE.{stream}.>",
+            "$JS.FC.>",
+        ],
+        "subscribe": ["_INBOX.>"],
+    }
 
 
 def password_var(user: str) -> str:

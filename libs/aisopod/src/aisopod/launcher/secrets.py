@@ -6,9 +6,10 @@ import os
 import secrets
 from pathlib import Path
 
+from aisopod.launcher.natsconf import EDGE_SYNC_USER
 from aisopod.services import PYTHON_SERVICES
 
-NATS_USERS: tuple[str, ...] = (*(s.value for s in PYTHON_SERVICES), "admin")
+NATS_USERS: tuple[str, ...] = (*(s.value for s in PYTHON_SERVICES), EDGE_SYNC_USER, "admin")
 
 
 def write_private(path: Path, text: str) -> None:

@@ -23,7 +23,9 @@ from pathlib import Path
 import httpx
 import yaml
 
+from aisopod.config.store import load_seed_file
 from aisopod.launcher import natsconf, traefik
+from aisopod.launcher.edgesync import ROUTES_FILE, EdgeOptions, EdgeSync, nats_connector
 from aisopod.launcher.paths import binary, repo_root, ui_root
 from aisopod.launcher.ports import pick
 from aisopod.launcher.process import Child, ChildSpec
@@ -47,6 +49,12 @@ class StackOptions:
     config_file: Path | None = None
     log_level: str = "INFO"
     host: str = "127.0.0.1"
+    # Edge (Traefik): TLS, redirect, proxies trusted to set X-Forwarded-*.
+    tls_cert: Path | None = None  # default: a local CA in <state>/tls signs the certificate
+    tls_key: Path | None = None
+    tls_names: list[str] = field(default_factory=list)  # extra DNS names / IPs to cover
+    redirect_https: bool = False
+    trusted_proxies: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -58,6 +66,8 @@ class StackInfo:
     nats_url: str
     state_dir: str
     pids: dict[str, list[int]]
+    wss_url: str = ""
+    ca_file: str | None = None  # the local CA to trust for https_url (None: user's cert)
 
     def to_json(self) -> str:
         return json.dumps(self.__dict__, indent=2)
@@ -75,12 +85,14 @@ class Stack:
         self.secrets: StackSecrets | None = None
         self.info: StackInfo | None = None
         self._http = httpx.AsyncClient(timeout=1.0, trust_env=False)
+        self.edge: EdgeSync | None = None
+        self._edge_task: asyncio.Task[None] | None = None
 
     # -- configuration ------------------------------------------------------------------
     def _prepare(self) -> None:
         opts = self.options
         self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        for sub in ("logs", "nats", "traefik", "caddy"):
+        for sub in ("logs", "nats", "traefik", "caddy", "tls"):
             (self.state_dir / sub).mkdir(exist_ok=True)
         self.secrets = StackSecrets(self.state_dir)
         self.ports = {
@@ -136,9 +148,11 @@ class Stack:
             https_address=f"{host}:{self.ports['https']}",
             ping_address=f"{host}:{self.ports['traefik_ping']}",
             dynamic_dir=str(dynamic_dir),
-            trusted_ips=["127.0.0.1/32", "::1/128"],
+            trusted_ips=list(self.options.trusted_proxies),
             access_log=str(self.state_dir / "logs" / "traefik-access.log"),
             internal_address=internal,
+            # Stopped last but one: nothing in front of it needs an accept grace period.
+            accept_grace_s=0,
         )
         upstreams = traefik.Upstreams(
             ws_gateway=self._urls(ServiceName.WS_GATEWAY),
@@ -153,7 +167,37 @@ class Stack:
             internal_url=f"http://{internal}" if internal else None,
         )
         write_private(self.state_dir / "traefik" / "traefik.yml", yaml.safe_dump(static))
-        write_private(dynamic_dir / "routes.yml", yaml.safe_dump(dynamic))
+        write_private(dynamic_dir / ROUTES_FILE, yaml.safe_dump(dynamic))
+        self._prepare_edge(dynamic_dir)
+
+    def _prepare_edge(self, dynamic_dir: Path) -> None:
+        """TLS, CORS and redirect files (edgesync.py); CORS from the seed until the live
+        config is read from NATS."""
+        opts = self.options
+        self.edge = EdgeSync(
+            EdgeOptions(
+                dynamic_dir=dynamic_dir,
+                tls_dir=self.state_dir / "tls",
+                tls_cert=opts.tls_cert,
+                tls_key=opts.tls_key,
+                tls_names=[opts.host, *opts.tls_names],
+                redirect_https_port=self.ports["https"] if opts.redirect_https else None,
+            )
+        )
+        self.edge.prepare(load_seed_file(self.config_file))
+
+    def _start_edge_sync(self) -> None:
+        assert self.secrets is not None and self.edge is not None
+        user = natsconf.EDGE_SYNC_USER  # read-only on KV `config`, like compose's edge-sync
+        connect = nats_connector(self.nats_url, user, self.secrets.nats_passwords[user])
+        self._edge_task = asyncio.create_task(self.edge.run(connect), name="edge-sync")
+
+    async def _stop_edge_sync(self) -> None:
+        if self._edge_task is not None:
+            self._edge_task.cancel()
+            # nats-py's KV watcher may swallow a cancellation; never hang the stop on it.
+            await asyncio.wait({self._edge_task}, timeout=2.0)
+            self._edge_task = None
 
     # -- children -----------------------------------------------------------------------
     def _service_env(self, service: ServiceName, index: int, port: int) -> dict[str, str]:
@@ -185,6 +229,21 @@ class Stack:
             except httpx.HTTPError:
                 return False
             return response.status_code in ok
+
+        return probe
+
+    def _edge_probe(self, http_url: str, https_url: str):  # type: ignore[no-untyped-def]
+        """/health through Traefik; over HTTPS when plain HTTP only redirects (the probe
+        checks routing, not the certificate, which may name a public host)."""
+        if not self.options.redirect_https:
+            return self._http_probe(f"{http_url}/health")
+
+        async def probe() -> bool:
+            async with httpx.AsyncClient(timeout=1.0, trust_env=False, verify=False) as client:
+                try:
+                    return (await client.get(f"{https_url}/health")).status_code == 200
+                except httpx.HTTPError:
+                    return False
 
         return probe
 
@@ -255,7 +314,8 @@ class Stack:
                 log_file=logs / "traefik.log",
                 probe=self._http_probe(f"http://{host}:{self.ports['traefik_ping']}/ping"),
                 group="proxy",
-                stop_timeout_s=15,
+                # Traefik's graceTimeOut is the services' drain; give it that and a margin.
+                stop_timeout_s=traefik.DRAIN_TIMEOUT_S + 5,
             )
         )
         return specs
@@ -268,6 +328,7 @@ class Stack:
         nats_child = Child(specs[0])
         self.children.append(nats_child)
         await nats_child.start()
+        self._start_edge_sync()
         for spec in specs[1:]:
             child = Child(spec)
             self.children.append(child)
@@ -277,7 +338,8 @@ class Stack:
         failed = [c.spec.name for c, ok in zip(self.children, results, strict=True) if not ok]
         host = self.options.host
         http_url = f"http://{host}:{self.ports['http']}"
-        if not failed and not await _poll(self._http_probe(f"{http_url}/health"), deadline):
+        https_url = f"https://{host}:{self.ports['https']}"
+        if not failed and not await _poll(self._edge_probe(http_url, https_url), deadline):
             failed.append("traefik route /health")
         if failed:
             raise RuntimeError(
@@ -287,16 +349,22 @@ class Stack:
         assert self.secrets is not None
         self.info = StackInfo(
             http_url=http_url,
-            https_url=f"https://{host}:{self.ports['https']}",
+            https_url=https_url,
             ws_url=f"ws://{host}:{self.ports['http']}/ws",
             admin_token=self.secrets.admin_token,
             nats_url=self.nats_url,
             state_dir=str(self.state_dir),
             pids=self.pids(),
+            wss_url=f"wss://{host}:{self.ports['https']}/ws",
+            ca_file=self._ca_file(),
         )
         self._write_record()
         log.info("stack ready in %.2fs", time.monotonic() - started)
         return self.info
+
+    def _ca_file(self) -> str | None:
+        files = self.edge.files if self.edge is not None else None
+        return str(files.ca_file) if files is not None and files.ca_file else None
 
     def pids(self) -> dict[str, list[int]]:
         out: dict[str, list[int]] = {}
@@ -323,6 +391,7 @@ class Stack:
             write_private(self.options.ready_file, self.info.to_json())
 
     async def down(self) -> None:
+        await self._stop_edge_sync()
         for group in STOP_ORDER:
             members = [c for c in self.children if c.spec.group == group]
             await asyncio.gather(*(c.stop() for c in members))
@@ -353,6 +422,9 @@ async def run_stack(options: StackOptions) -> int:
     if up in done and up.exception() is None:
         info = up.result()
         print(f"aisopod gateway is up: {info.http_url}  (WebSocket {info.ws_url})", flush=True)
+        print(f"HTTPS: {info.https_url}  (WebSocket {info.wss_url})", flush=True)
+        if info.ca_file:
+            print(f"  trust the local CA for HTTPS: {info.ca_file}", flush=True)
         print(f"admin token: {info.admin_token}", flush=True)
         print(f"state: {info.state_dir}; Ctrl-C stops everything", flush=True)
         await stop.wait()

@@ -1,16 +1,31 @@
 """Traefik static and dynamic configuration, one renderer for local and compose modes.
 
 Routes of http.md: `/ws` to ws-gateway (ratelimit only: auth happens in the handshake),
-the API paths to http-api behind `cors → ratelimit → auth → strip identity → headers`,
-`/health` and `/ready` open, everything else to static-ui. Middleware order matters: CORS
-first, so preflights are answered by Traefik and never need a credential.
+the API paths to http-api behind `cors → strip identity → ratelimit → auth → headers`,
+`/health` and `/ready` open, everything else to static-ui. Every route ends with `retry`,
+which resends a request only when no server accepted its connection (a replica that just
+died), so it is safe for any method.
+
+Why identity headers are stripped *before* the forwardAuth pair, not after: a headers
+middleware after `auth` would delete the very headers auth just set. Stripped first, no
+client copy reaches ratelimit, auth or a service; forwardAuth also drops client copies of
+its `authResponseHeaders` by itself (infra-notes), which the edge tests check as well.
+
+The dynamic configuration is split into files, one per concern, so each can change alone:
+`routes.yml` (this module's `dynamic_config`), `cors.yml` (from the gateway config, live),
+`tls.yml` (certificates) and `redirect.yml` (optional HTTP→HTTPS). They share one file
+provider directory that Traefik watches.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+from aisopod import principal
+from aisopod.launcher.tls import TlsFiles
+
+# What auth's forwardAuth reply sets for the backend.
 IDENTITY_HEADERS = (
     "X-Aisopod-Principal",
     "X-Aisopod-Role",
@@ -19,9 +34,39 @@ IDENTITY_HEADERS = (
     "X-Aisopod-Device-Id",
     "X-Aisopod-Client-Ip",
 )
+# Every identity-like header a client could forge (also the bare NATS header names, in case
+# a service copies request headers onto NATS messages): removed at the edge on every route.
+_PRINCIPAL_HEADERS = (
+    principal.H_PRINCIPAL,
+    principal.H_ROLE,
+    principal.H_SCOPES,
+    principal.H_CONN,
+    principal.H_IP,
+    principal.H_DEVICE,
+    principal.H_AUTH_METHOD,
+    principal.H_TRACE,
+    principal.H_INSTANCE,
+    principal.H_ORIGIN_CONN,
+)
+STRIPPED_HEADERS = tuple(
+    dict.fromkeys([*IDENTITY_HEADERS, *(f"X-{h}" for h in _PRINCIPAL_HEADERS), *_PRINCIPAL_HEADERS])
+)
 RATELIMIT_HEADERS = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset")
 API_PATHS = ("/v1", "/hooks", "/tools", "/status", "/canvas", "/a2ui")
+
+# Middleware chains per route, in order. `cors` lives in its own (live) file.
+API_CHAIN = ("cors", "strip-identity", "ratelimit", "auth", "security-headers", "retry")
+HOOKS_CHAIN = ("cors", "strip-identity", "ratelimit", "security-headers", "retry")
+WS_CHAIN = ("strip-identity", "ratelimit", "retry")
+HEALTH_CHAIN = ("cors", "strip-identity", "security-headers", "retry")
+UI_CHAIN = ("strip-identity", "retry")
+
+HEALTH_INTERVAL = "1s"
 INTERNAL_ENTRYPOINT = "internal"
+# Below uvicorn's keep-alive timeout (5 s): Traefik drops an idle connection before the
+# service does, so a request is never written onto a socket the service is closing.
+IDLE_CONN_TIMEOUT = "4s"
+DRAIN_TIMEOUT_S = 30  # ServiceSettings.drain_timeout_s: how long a service finishes work
 
 
 @dataclass
@@ -33,7 +78,62 @@ class Upstreams:
     static_ui: list[str]
     auth: list[str]
     ratelimit: list[str]
-    allowed_origins: list[str] = field(default_factory=list)
+
+
+def _entry_point(
+    address: str, trusted_ips: list[str], grace_s: int, accept_grace_s: int
+) -> dict[str, Any]:
+    return {
+        "address": address,
+        # Only these peers may set X-Forwarded-*; anyone else's are replaced (client IP).
+        "forwardedHeaders": {"trustedIPs": list(trusted_ips)},
+        "http": _entry_http(),
+        "transport": {
+            "lifeCycle": {
+                # Keep accepting while a load balancer in front takes this Traefik out...
+                "requestAcceptGraceTimeout": f"{accept_grace_s}s",
+                # ...then let in-flight requests (SSE streams) run as long as a service's
+                # own drain would let them.
+                "graceTimeOut": f"{grace_s}s",
+            }
+        },
+    }
+
+
+def _entry_http() -> dict[str, Any]:
+    return {
+        # `X_Aisopod_Principal` must not pass as `X-Aisopod-Principal` to a WSGI-style app.
+        "aliasHeadersStrategy": "delete",
+        # Reject ambiguous encoded characters instead of letting Traefik and a service
+        # read the same path differently (%2F, %5C, %00, %3B, %25, %3F, %23).
+        "encodedCharacters": dict.fromkeys(
+            (
+                "allowEncodedSlash",
+                "allowEncodedBackSlash",
+                "allowEncodedNullCharacter",
+                "allowEncodedSemicolon",
+                "allowEncodedPercent",
+                "allowEncodedQuestionMark",
+                "allowEncodedHash",
+            ),
+            False,
+        ),
+    }
+
+
+def access_log_config(path: str) -> dict[str, Any]:
+    """JSON access log without secrets: no request headers (Authorization, cookies,
+    x-aisopod-token), no query string (tokens in URLs), no basic-auth user name."""
+    return {
+        "filePath": path,
+        "format": "json",
+        "fields": {
+            "defaultMode": "keep",
+            "names": {"ClientUsername": "drop"},
+            "headers": {"defaultMode": "drop"},
+            "queryParameters": {"defaultMode": "drop"},
+        },
+    }
 
 
 def static_config(
@@ -45,33 +145,25 @@ def static_config(
     trusted_ips: list[str],
     access_log: str | None = None,
     log_level: str = "WARN",
+    grace_s: int = DRAIN_TIMEOUT_S,
+    accept_grace_s: int = 0,
     internal_address: str | None = None,
 ) -> dict[str, Any]:
     """`internal_address`: a loopback-only entrypoint on which Traefik load-balances the
     replicas of a forwardAuth service (forwardAuth itself calls exactly one address)."""
-    forwarded = {"trustedIPs": trusted_ips}
-    http_opts = {"aliasHeadersStrategy": "delete"}
     entry_points: dict[str, Any] = {
-        "web": {
-            "address": http_address,
-            "forwardedHeaders": forwarded,
-            "http": http_opts,
-            "transport": {"lifeCycle": {"requestAcceptGraceTimeout": "0s", "graceTimeOut": "10s"}},
-        },
-        "ping": {"address": ping_address},
+        "web": _entry_point(http_address, trusted_ips, grace_s, accept_grace_s),
+        "ping": {"address": ping_address, "http": {"aliasHeadersStrategy": "delete"}},
     }
-    if internal_address:
-        entry_points[INTERNAL_ENTRYPOINT] = {
-            "address": internal_address,
-            "forwardedHeaders": forwarded,
-            "http": http_opts,
-        }
     if https_address:
-        entry_points["websecure"] = {
-            "address": https_address,
-            "forwardedHeaders": forwarded,
-            "http": {**http_opts, "tls": {}},
-        }
+        websecure = _entry_point(https_address, trusted_ips, grace_s, accept_grace_s)
+        websecure["http"]["tls"] = {}
+        entry_points["websecure"] = websecure
+    if internal_address:
+        # Only Traefik itself calls it (forwardAuth): trust its own X-Forwarded-For.
+        entry_points[INTERNAL_ENTRYPOINT] = _entry_point(
+            internal_address, ["127.0.0.1/32", "::1/128"], grace_s, accept_grace_s
+        )
     config: dict[str, Any] = {
         "global": {"checkNewVersion": False, "sendAnonymousUsage": False},
         "entryPoints": entry_points,
@@ -81,21 +173,27 @@ def static_config(
         "api": {"dashboard": False},
     }
     if access_log:
-        config["accessLog"] = {
-            "filePath": access_log,
-            "format": "json",
-            "fields": {
-                "defaultMode": "keep",
-                "headers": {"defaultMode": "drop"},
-            },
-        }
+        config["accessLog"] = access_log_config(access_log)
     return config
 
 
-def _service(urls: list[str], health: bool = True, interval: str = "2s") -> dict[str, Any]:
-    lb: dict[str, Any] = {"servers": [{"url": u} for u in urls], "passHostHeader": True}
+def _service(
+    urls: list[str], health: bool = True, interval: str = HEALTH_INTERVAL
+) -> dict[str, Any]:
+    lb: dict[str, Any] = {
+        "servers": [{"url": u} for u in urls],
+        "passHostHeader": True,
+        "serversTransport": "edge",
+    }
     if health:
-        lb["healthCheck"] = {"path": "/ready", "interval": interval, "timeout": "1s"}
+        # /ready turns 503 the moment a replica starts draining: it leaves the pool
+        # within one interval; `retry` covers requests that race the check.
+        lb["healthCheck"] = {
+            "path": "/ready",
+            "interval": interval,
+            "unhealthyInterval": "500ms",  # a (re)started replica rejoins quickly
+            "timeout": "1s",
+        }
     return {"loadBalancer": lb}
 
 
@@ -125,6 +223,35 @@ def _failover_chain(name: str, urls: list[str]) -> dict[str, Any]:
     return services
 
 
+def edge_middlewares() -> dict[str, Any]:
+    """The hardening middlewares shared by every route (not CORS: see `cors_config`)."""
+    strip = dict.fromkeys(STRIPPED_HEADERS, "")  # an empty value removes the header
+    return {
+        "strip-identity": {"headers": {"customRequestHeaders": strip}},
+        "security-headers": {
+            "headers": {
+                "contentTypeNosniff": True,
+                "referrerPolicy": "no-referrer",
+            }
+        },
+        "retry": {
+            "retry": {
+                # Any method: resent when no byte reached a server (connection refused: a
+                # replica that died between two health checks). Idempotent methods only
+                # (never POST/PATCH): also resent on a 502, Traefik's answer when a replica
+                # dies holding the request. The round robin may pick the dead replica
+                # again, so the back-off (~0.2 s doubling to ~0.4 s, ~1 s in all) outlasts
+                # one health-check interval: by the last attempt it has left the pool.
+                # Never after `timeout`, so a long request is not replayed.
+                "attempts": 5,
+                "initialInterval": "200ms",
+                "status": ["502"],
+                "timeout": "5s",
+            }
+        },
+    }
+
+
 def dynamic_config(
     up: Upstreams, *, entry_points: list[str], internal_url: str | None = None
 ) -> dict[str, Any]:
@@ -144,32 +271,8 @@ def dynamic_config(
             "entryPoints": [INTERNAL_ENTRYPOINT],
         }
         internal["services"].update(_failover_chain("ratelimit", up.ratelimit))
-    strip = {h: "" for h in IDENTITY_HEADERS}
     middlewares: dict[str, Any] = {
-        "cors": {
-            "headers": {
-                "accessControlAllowMethods": ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
-                "accessControlAllowHeaders": [
-                    "Authorization",
-                    "Content-Type",
-                    "Idempotency-Key",
-                    "x-aisopod-agent-id",
-                    "x-aisopod-session-key",
-                    "x-aisopod-token",
-                ],
-                "accessControlAllowOriginList": up.allowed_origins,
-                "accessControlExposeHeaders": [
-                    "Retry-After",
-                    "X-Request-Id",
-                    *RATELIMIT_HEADERS,
-                ],
-                "accessControlMaxAge": 600,
-                "addVaryHeader": True,
-            }
-        },
-        # Identity headers a client sends are removed before forwardAuth runs, so auth
-        # never sees them and the backend only sees what auth set.
-        "strip-identity": {"headers": {"customRequestHeaders": strip}},
+        **edge_middlewares(),
         "ratelimit": {
             "forwardAuth": {
                 "address": ratelimit_url,
@@ -186,42 +289,24 @@ def dynamic_config(
                 "maxResponseBodySize": 65536,
             }
         },
-        "security-headers": {
-            "headers": {
-                "contentTypeNosniff": True,
-                "referrerPolicy": "no-referrer",
-            }
-        },
     }
     routers: dict[str, Any] = {}
 
-    def router(name: str, rule: str, service: str, mws: list[str], priority: int) -> None:
+    def router(name: str, rule: str, service: str, mws: tuple[str, ...], priority: int) -> None:
         routers[name] = {
             "rule": rule,
             "service": service,
-            "middlewares": mws,
+            "middlewares": list(mws),
             "priority": priority,
             "entryPoints": entry_points,
         }
 
     api_rule = " || ".join(f"PathPrefix(`{p}`)" for p in API_PATHS)
-    router("health", "Path(`/health`) || Path(`/ready`)", "http-api", ["security-headers"], 1000)
-    router("ws", "Path(`/ws`)", "ws-gateway", ["strip-identity", "ratelimit"], 900)
-    router(
-        "hooks",
-        "PathPrefix(`/hooks`)",
-        "http-api",
-        ["cors", "strip-identity", "ratelimit", "security-headers"],
-        850,
-    )
-    router(
-        "api",
-        api_rule,
-        "http-api",
-        ["cors", "strip-identity", "ratelimit", "auth", "security-headers"],
-        800,
-    )
-    router("ui", "PathPrefix(`/`)", "static-ui", [], 1)
+    router("health", "Path(`/health`) || Path(`/ready`)", "http-api", HEALTH_CHAIN, 1000)
+    router("ws", "Path(`/ws`)", "ws-gateway", WS_CHAIN, 900)
+    router("hooks", "PathPrefix(`/hooks`)", "http-api", HOOKS_CHAIN, 850)
+    router("api", api_rule, "http-api", API_CHAIN, 800)
+    router("ui", "PathPrefix(`/`)", "static-ui", UI_CHAIN, 1)
     if internal["routers"]:
         routers.update(internal["routers"])
         # A request that finds a replica dead (connection refused) is sent on to the next.
@@ -230,11 +315,83 @@ def dynamic_config(
         "http": {
             "routers": routers,
             "middlewares": middlewares,
+            "serversTransports": {
+                "edge": {"forwardingTimeouts": {"idleConnTimeout": IDLE_CONN_TIMEOUT}}
+            },
             "services": {
                 "ws-gateway": _service(up.ws_gateway),
                 "http-api": _service(up.http_api),
                 "static-ui": _service(up.static_ui, health=False),
                 **internal["services"],
             },
+        }
+    }
+
+
+# -- CORS, TLS and redirect: the live files next to routes.yml ----------------------------
+
+CORS_ALLOW_HEADERS = (
+    "Authorization",
+    "Content-Type",
+    "Idempotency-Key",
+    "X-Aisopod-Agent-Id",
+    "X-Aisopod-Session-Key",
+    "X-Aisopod-Token",
+    # SDKs add their own headers (the OpenAI SDK's x-stainless-*); the wildcard covers
+    # them for non-credentialed requests, which is all we serve (bearer tokens, no cookies).
+    "*",
+)
+CORS_EXPOSE_HEADERS = ("Retry-After", "X-Request-Id", "WWW-Authenticate", *RATELIMIT_HEADERS)
+
+
+def cors_middleware(allowed_origins: list[str], max_age_s: int = 600) -> dict[str, Any]:
+    """Traefik answers preflights itself (this middleware comes first), so they never
+    need a credential; a disallowed origin gets no Access-Control-Allow-Origin."""
+    return {
+        "headers": {
+            "accessControlAllowMethods": ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+            "accessControlAllowHeaders": list(CORS_ALLOW_HEADERS),
+            "accessControlAllowOriginList": list(allowed_origins),
+            "accessControlExposeHeaders": list(CORS_EXPOSE_HEADERS),
+            "accessControlMaxAge": max_age_s,
+            "addVaryHeader": True,
+        }
+    }
+
+
+def cors_config(allowed_origins: list[str], max_age_s: int = 600) -> dict[str, Any]:
+    return {"http": {"middlewares": {"cors": cors_middleware(allowed_origins, max_age_s)}}}
+
+
+def tls_config(files: TlsFiles) -> dict[str, Any]:
+    """The certificate for every SNI, and as the default for clients that send none (an
+    IP address); TLS 1.2 at least."""
+    pair = {"certFile": str(files.cert_file), "keyFile": str(files.key_file)}
+    return {
+        "tls": {
+            "certificates": [dict(pair)],
+            "stores": {"default": {"defaultCertificate": dict(pair)}},
+            "options": {"default": {"minVersion": "VersionTLS12"}},
+        }
+    }
+
+
+def redirect_config(https_port: int) -> dict[str, Any]:
+    """HTTP→HTTPS for everything on `web`: one router above every other one."""
+    scheme: dict[str, Any] = {"scheme": "https", "permanent": True}
+    if https_port != 443:
+        scheme["port"] = str(https_port)
+    return {
+        "http": {
+            "routers": {
+                "redirect-https": {
+                    "rule": "PathPrefix(`/`)",
+                    "entryPoints": ["web"],
+                    "middlewares": ["redirect-https"],
+                    "service": "noop@internal",
+                    "priority": 100_000,
+                }
+            },
+            "middlewares": {"redirect-https": {"redirectScheme": scheme}},
         }
     }

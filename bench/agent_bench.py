@@ -1,0 +1,97 @@
+"""P7 over the WebSocket surface: an agent turn with the offline `echo` provider, end to
+end (the /v1 agent mode is bench/http_agent.py).
+
+`agent {message, sessionKey, wait: true}` through Traefik: the whole turn (run record,
+lane, transcript, provider, events) until its final result, one turn after another in one
+session. Reference, same socket, same run: `config.get`, a runtime-served call without a
+turn (the floor under any agent call). Also counted: NATS messages per turn (nats-server's
+/varz), what a turn costs the bus. The client is the lean one of bench/ws_lean_client.py.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from typing import Any
+
+import httpx
+import orjson
+
+from bench.harness import Figure, latency_summary, progress
+from bench.local_stack import BenchStack
+from bench.ws_lean_client import LeanClient, connect_gateway
+
+
+async def _round_trips(client: LeanClient, make: Any, count: int) -> list[float]:
+    samples = []
+    for n in range(count):
+        request_id = f"p7-{n}"
+        started = time.perf_counter()
+        client.send(make(request_id))
+        while True:
+            reply = await client.recv(timeout=30)
+            if reply.get("id") == request_id:
+                break
+        if "error" in reply:
+            raise RuntimeError(f"P7: {reply['error']}")
+        samples.append(time.perf_counter() - started)
+    return samples
+
+
+async def over_ws(stack: BenchStack, count: int) -> dict[str, Any]:
+    client, _ = await connect_gateway("127.0.0.1", stack.http_port, stack.token, subscribe=[])
+    session = f"agent:main:bench-p7-{uuid.uuid4().hex[:8]}"
+
+    def turn(request_id: str) -> bytes:
+        params = {"message": f"turn {request_id}", "sessionKey": session, "wait": True}
+        return orjson.dumps(
+            {"jsonrpc": "2.0", "id": request_id, "method": "agent", "params": params}
+        )
+
+    def config_get(request_id: str) -> bytes:
+        return orjson.dumps({"jsonrpc": "2.0", "id": request_id, "method": "config.get"})
+
+    try:
+        await _round_trips(client, turn, 20)  # warm: session, lane, provider
+        before = await nats_messages(stack)
+        turns = await _round_trips(client, turn, count)
+        after = await nats_messages(stack)
+        floor = await _round_trips(client, config_get, count)
+    finally:
+        client.close()
+    return {
+        "agent_turn_echo": latency_summary(turns),
+        "reference_config_get": latency_summary(floor),
+        # What one turn costs the bus (all clients of nats-server, so an upper bound).
+        "nats_messages_in_per_turn": round((after[0] - before[0]) / count, 1),
+        "nats_messages_out_per_turn": round((after[1] - before[1]) / count, 1),
+    }
+
+
+async def nats_messages(stack: BenchStack) -> tuple[int, int]:
+    """nats-server's in/out message counters (its monitoring endpoint, /varz)."""
+    conf = (stack.state_dir / "nats" / "nats.conf").read_text()
+    address = re.search(r'^http: "([^"]+)"', conf, re.M)
+    if address is None:
+        return (0, 0)
+    async with httpx.AsyncClient(timeout=5, trust_env=False) as client:
+        varz = (await client.get(f"http://{address.group(1)}/varz")).json()
+    return int(varz["in_msgs"]), int(varz["out_msgs"])
+
+
+async def run(stack: BenchStack, quick: bool) -> tuple[dict[str, Any], list[Figure]]:
+    count = 100 if quick else 300
+    progress(f"P7 agent turns over WebSocket ({count})")
+    ws = await over_ws(stack, count)
+    turn, floor = ws["agent_turn_echo"], ws["reference_config_get"]
+    figure = Figure(
+        "P7",
+        "agent turn (echo), WebSocket `agent` with wait via Traefik, p50 / p99",
+        f"{turn['p50_ms']} / {turn['p99_ms']} ms",
+        f"`config.get` on the same socket {floor['p50_ms']} / {floor['p99_ms']} ms"
+        f" (a turn: {ws['nats_messages_in_per_turn']} NATS messages in)",
+        "≤ 5 ms p50",
+        turn["p50_ms"] <= 5,
+    )
+    return ws, [figure]

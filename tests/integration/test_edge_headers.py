@@ -1,0 +1,273 @@
+"""What crosses the edge: the real Traefik binary with the real rendered configuration.
+
+The services behind it are small recorders here, so the test can see exactly which
+headers a backend and the forwardAuth servers receive: a client's forged identity
+headers never reach any of them, forwarded headers are only believed from configured
+proxies, preflights never reach ratelimit or auth, and a 429 stays readable by a page.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from aisopod.launcher import traefik
+from aisopod.launcher.edgesync import CORS_FILE, ROUTES_FILE
+
+pytestmark = pytest.mark.integration
+
+ORIGIN = "https://app.example"
+FORGED = {
+    "X-Aisopod-Principal": "forged-admin",
+    "X-Aisopod-Role": "admin",
+    "X-Aisopod-Scopes": "operator.admin",
+    "X-Aisopod-Auth-Method": "forged",
+    "X-Aisopod-Client-Ip": "10.9.9.9",
+    "X-Aisopod-Conn-Id": "forged-conn",
+    "Aisopod-Principal": "forged-bare",
+}
+
+
+@dataclass
+class Recorder:
+    """An HTTP server that records each request's path and headers and answers per `reply`."""
+
+    reply: object  # (path, headers) -> (status, headers, body)
+    calls: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+    server: ThreadingHTTPServer | None = None
+
+    def start(self) -> str:
+        recorder = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                recorder.calls.append((self.path, headers))
+                status, extra, body = recorder.reply(self.path, headers)  # type: ignore[operator]
+                self.send_response(status)
+                for name, value in extra.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_POST = do_GET
+            do_OPTIONS = do_GET
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+
+
+def _echo(path: str, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
+    body = json.dumps({"path": path, "headers": headers}).encode()
+    return 200, {"Content-Type": "application/json"}, body
+
+
+def _ratelimit(_: str, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
+    if "limited" in headers.get("x-forwarded-uri", ""):
+        return 429, {"Retry-After": "7", "Content-Type": "application/json"}, b'{"ok":false}'
+    return 200, {"X-RateLimit-Remaining": "9"}, b""
+
+
+def _auth(_: str, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
+    if headers.get("authorization") == "Bearer good-token":
+        identity = {
+            "X-Aisopod-Principal": "operator-1",
+            "X-Aisopod-Role": "operator",
+            "X-Aisopod-Scopes": "operator.read",
+            "X-Aisopod-Auth-Method": "token",
+        }
+        return 200, identity, b""
+    return 401, {"WWW-Authenticate": "Bearer"}, b'{"ok":false}'
+
+
+@dataclass
+class Edge:
+    url: str
+    backend: Recorder
+    ratelimit: Recorder
+    auth: Recorder
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _start_edge(tmp: Path, trusted_ips: list[str]) -> tuple[subprocess.Popen[bytes], Edge]:
+    backend, ratelimit, auth = Recorder(_echo), Recorder(_ratelimit), Recorder(_auth)
+    backend_url = backend.start()
+    up = traefik.Upstreams(
+        ws_gateway=[backend_url],
+        http_api=[backend_url],
+        static_ui=[backend_url],
+        auth=[auth.start()],
+        ratelimit=[ratelimit.start()],
+    )
+    port, ping = _free_port(), _free_port()
+    dynamic = tmp / "dynamic"
+    dynamic.mkdir(parents=True)
+    (dynamic / ROUTES_FILE).write_text(
+        yaml.safe_dump(traefik.dynamic_config(up, entry_points=["web"]))
+    )
+    (dynamic / CORS_FILE).write_text(yaml.safe_dump(traefik.cors_config([ORIGIN])))
+    static = traefik.static_config(
+        http_address=f"127.0.0.1:{port}",
+        https_address=None,
+        ping_address=f"127.0.0.1:{ping}",
+        dynamic_dir=str(dynamic),
+        trusted_ips=trusted_ips,
+    )
+    (tmp / "traefik.yml").write_text(yaml.safe_dump(static))
+    binary = Path(sys.executable).parent / "traefik"
+    proc = subprocess.Popen(
+        [str(binary), f"--configFile={tmp / 'traefik.yml'}"],
+        stdout=subprocess.DEVNULL,
+        stderr=open(tmp / "traefik.log", "wb"),  # noqa: SIM115
+    )
+    edge = Edge(f"http://127.0.0.1:{port}", backend, ratelimit, auth)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{edge.url}/health", timeout=1).status_code == 200:
+                return proc, edge
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError((tmp / "traefik.log").read_text()[-2000:])
+
+
+@pytest.fixture(scope="module")
+def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
+    proc, started = _start_edge(tmp_path_factory.mktemp("edge"), trusted_ips=[])
+    try:
+        yield started
+    finally:
+        proc.terminate()
+        proc.wait(20)
+        for recorder in (started.backend, started.ratelimit, started.auth):
+            recorder.stop()
+
+
+def _backend_saw(edge: Edge, path: str) -> dict[str, str]:
+    seen = [headers for p, headers in edge.backend.calls if p == path]
+    assert seen, f"the backend never got {path}"
+    return seen[-1]
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/v1/models?n=1", "/hooks/wake?n=2", "/ws?n=3", "/health?n=4", "/some/ui/page?n=5"],
+)
+def test_forged_identity_headers_never_reach_a_service(edge: Edge, path: str) -> None:
+    headers = {**FORGED, "Authorization": "Bearer good-token", "X-Aisopod-Session-Key": "s1"}
+    response = httpx.get(f"{edge.url}{path}", headers=headers, timeout=5)
+    assert response.status_code == 200
+    seen = _backend_saw(edge, path)
+    for name, forged in FORGED.items():
+        assert seen.get(name.lower()) != forged, name
+    assert seen["x-aisopod-session-key"] == "s1"  # a client header that is not identity
+    # Nor did ratelimit or auth see the forged copies (stripped before forwardAuth).
+    for recorder in (edge.ratelimit, edge.auth):
+        for _, received in recorder.calls:
+            assert "forged-admin" not in received.values()
+
+
+def test_auth_identity_reaches_the_api_and_only_auths(edge: Edge) -> None:
+    response = httpx.get(
+        f"{edge.url}/v1/models?who=1",
+        headers={**FORGED, "Authorization": "Bearer good-token"},
+        timeout=5,
+    )
+    assert response.status_code == 200
+    seen = _backend_saw(edge, "/v1/models?who=1")
+    assert seen["x-aisopod-principal"] == "operator-1"
+    assert seen["x-aisopod-role"] == "operator"
+    assert seen["x-aisopod-scopes"] == "operator.read"
+    assert "x-aisopod-device-id" not in seen and "x-aisopod-conn-id" not in seen
+    rejected = httpx.get(f"{edge.url}/v1/models?who=2", headers=FORGED, timeout=5)
+    assert rejected.status_code == 401
+    assert rejected.headers["www-authenticate"] == "Bearer"
+    assert not [p for p, _ in edge.backend.calls if p == "/v1/models?who=2"]
+
+
+def test_forwarded_headers_from_an_untrusted_client_are_replaced(edge: Edge) -> None:
+    spoof = {"X-Forwarded-For": "203.0.113.7", "X-Real-Ip": "203.0.113.7"}
+    assert httpx.get(f"{edge.url}/health?xff=1", headers=spoof, timeout=5).is_success
+    seen = _backend_saw(edge, "/health?xff=1")
+    assert seen["x-forwarded-for"] == "127.0.0.1"
+    assert seen["x-real-ip"] == "127.0.0.1"
+
+
+def test_forwarded_headers_from_a_trusted_proxy_are_kept(tmp_path: Path) -> None:
+    proc, trusted = _start_edge(tmp_path, trusted_ips=["127.0.0.1/32"])
+    try:
+        spoof = {"X-Forwarded-For": "203.0.113.7"}
+        assert httpx.get(f"{trusted.url}/health?xff=2", headers=spoof, timeout=5).is_success
+        seen = _backend_saw(trusted, "/health?xff=2")
+        assert seen["x-forwarded-for"] == "203.0.113.7, 127.0.0.1"
+    finally:
+        proc.terminate()
+        proc.wait(20)
+        for recorder in (trusted.backend, trusted.ratelimit, trusted.auth):
+            recorder.stop()
+
+
+def _requests_seen(edge: Edge) -> tuple[int, int, int]:
+    # Traefik's own health checks (/ready) hit the backend on their own schedule.
+    backend = [p for p, _ in edge.backend.calls if p != "/ready"]
+    return len(edge.ratelimit.calls), len(edge.auth.calls), len(backend)
+
+
+def test_preflight_is_answered_by_traefik_without_credentials(edge: Edge) -> None:
+    before = _requests_seen(edge)
+    preflight = httpx.options(
+        f"{edge.url}/v1/chat/completions",
+        headers={
+            "Origin": ORIGIN,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization,content-type",
+        },
+        timeout=5,
+    )
+    assert preflight.status_code in (200, 204)
+    assert preflight.headers["access-control-allow-origin"] == ORIGIN
+    assert "POST" in preflight.headers["access-control-allow-methods"]
+    assert "Authorization" in preflight.headers["access-control-allow-headers"]
+    assert _requests_seen(edge) == before
+
+
+def test_rate_limited_answer_keeps_retry_after_readable_by_the_page(edge: Edge) -> None:
+    response = httpx.get(f"{edge.url}/v1/limited", headers={"Origin": ORIGIN, **FORGED}, timeout=5)
+    assert response.status_code == 429
+    assert response.headers["retry-after"] == "7"
+    assert response.headers["access-control-allow-origin"] == ORIGIN
+    exposed = response.headers["access-control-expose-headers"].lower()
+    assert "retry-after" in exposed and "x-request-id" in exposed
+    assert not edge.auth.calls or all(
+        "limited" not in h.get("x-forwarded-uri", "") for _, h in edge.auth.calls
+    )

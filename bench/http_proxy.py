@@ -37,6 +37,7 @@ import httpx
 import orjson
 
 from aisopod_fake_upstream.harness import FakeUpstream
+from aisopod_http_api.upstream.connection import UpstreamClosed
 from aisopod_http_api.upstream.pool import UpstreamPool, parse_base_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -125,14 +126,16 @@ class Processes:
             "AISOPOD_LOG_LEVEL": "WARNING",
             "AISOPOD_SUBJECT_PREFIX": "bench",
         }
-        self.procs.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "aisopod_http_api"],
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
+        self.api_log = Path(self.tmp.name) / "http-api.log"
+        with open(self.api_log, "wb") as log:
+            self.procs.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "aisopod_http_api"],
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
             )
-        )
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 120  # a loaded machine imports slowly
         while time.monotonic() < deadline:
@@ -191,14 +194,27 @@ class Target:
         return origin, ("\r\n".join(lines) + "\r\n\r\n").encode() + data
 
 
-async def one(pool: UpstreamPool, origin: Any, request: bytes) -> float:
+async def one(pool: UpstreamPool, origin: Any, request: bytes) -> float | None:
+    """Seconds for one whole response; None when the response broke off mid-body (counted
+    and reported, not fatal: seen through Traefik, see docs/http-api.md)."""
     started = time.perf_counter()
     exchange = await pool.send(origin, request)
     if exchange.status != 200:
         raise RuntimeError(f"HTTP {exchange.status}: {await exchange.read_all(65536)!r}")
-    while await exchange.read():
-        pass
+    try:
+        while await exchange.read():
+            pass
+    except UpstreamClosed:
+        return None
     return time.perf_counter() - started
+
+
+def _kept(samples: list[float | None]) -> tuple[list[float], int]:
+    kept = [s for s in samples if s is not None]
+    broken = len(samples) - len(kept)
+    if broken > len(samples) / 100:
+        raise RuntimeError(f"{broken} of {len(samples)} responses broke off")
+    return sorted(kept), broken
 
 
 async def sequential(target: Target, stream: bool, count: int) -> dict[str, float]:
@@ -206,12 +222,13 @@ async def sequential(target: Target, stream: bool, count: int) -> dict[str, floa
     origin, request = target.request(stream)
     for _ in range(min(200, count)):
         await one(pool, origin, request)  # warm: connections, caches, JIT-free but still
-    samples = sorted([await one(pool, origin, request) for _ in range(count)])
+    samples, broken = _kept([await one(pool, origin, request) for _ in range(count)])
     await pool.close()
     return {
         "p50_ms": samples[len(samples) // 2] * 1000,
         "p99_ms": samples[int(len(samples) * 0.99)] * 1000,
         "mean_ms": statistics.fmean(samples) * 1000,
+        "broken": broken,
     }
 
 
@@ -231,7 +248,7 @@ async def concurrent(target: Target, stream: bool, workers: int, seconds: float)
     await asyncio.gather(*(one(pool, origin, request) for _ in range(workers)))  # warm
     cpu_before = cpu_total(target.pids)
     deadline = time.perf_counter() + seconds
-    samples: list[float] = []
+    samples: list[float | None] = []
 
     async def worker() -> None:
         while time.perf_counter() < deadline:
@@ -242,11 +259,12 @@ async def concurrent(target: Target, stream: bool, workers: int, seconds: float)
     elapsed = time.perf_counter() - started
     cpu_after = cpu_total(target.pids)
     await pool.close()
-    samples.sort()
+    kept, broken = _kept(samples)
     return {
-        "rps": len(samples) / elapsed,
-        "p50_ms": samples[len(samples) // 2] * 1000,
-        "p99_ms": samples[int(len(samples) * 0.99)] * 1000,
+        "broken": broken,
+        "rps": len(kept) / elapsed,
+        "p50_ms": kept[len(kept) // 2] * 1000,
+        "p99_ms": kept[int(len(kept) * 0.99)] * 1000,
         # CPU each process of the path spent per request (load-independent, unlike req/s)
         "cpu_us_per_request": {
             name: (cpu_after[name] - cpu_before[name]) / len(samples) * 1e6 for name in cpu_after
@@ -257,7 +275,8 @@ async def concurrent(target: Target, stream: bool, workers: int, seconds: float)
 def _best(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Best of the rounds (a shared machine only ever adds time): lowest latencies,
     highest rate, lowest CPU per request; the median rate is kept beside it."""
-    c1 = {k: min(r["c1"][k] for r in runs) for k in runs[0]["c1"]}
+    c1 = {k: min(r["c1"][k] for r in runs) for k in runs[0]["c1"] if k != "broken"}
+    broken = sum(r["c1"]["broken"] + r["c64"]["broken"] for r in runs)
     c64 = {
         "rps": max(r["c64"]["rps"] for r in runs),
         "rps_median": statistics.median(r["c64"]["rps"] for r in runs),
@@ -268,7 +287,7 @@ def _best(runs: list[dict[str, Any]]) -> dict[str, Any]:
             for name in runs[0]["c64"]["cpu_us_per_request"]
         },
     }
-    return {"c1": c1, "c64": c64, "rounds": len(runs)}
+    return {"c1": c1, "c64": c64, "rounds": len(runs), "broken": broken}
 
 
 async def measure(targets: list[Target], args: argparse.Namespace) -> dict[str, Any]:
@@ -278,8 +297,11 @@ async def measure(targets: list[Target], args: argparse.Namespace) -> dict[str, 
         for target in targets:
             runs = []
             for _ in range(args.rounds):  # interleaving would mix warm-ups; rounds follow
-                c1 = await sequential(target, stream, args.requests)
-                c64 = await concurrent(target, stream, 64, args.seconds)
+                try:
+                    c1 = await sequential(target, stream, args.requests)
+                    c64 = await concurrent(target, stream, 64, args.seconds)
+                except Exception as exc:
+                    raise RuntimeError(f"{mode} via {target.name} failed: {exc!r}") from exc
                 runs.append({"c1": c1, "c64": c64})
             best = out[f"{mode}/{target.name}"] = _best(runs)
             c1, c64 = best["c1"], best["c64"]
@@ -287,7 +309,8 @@ async def measure(targets: list[Target], args: argparse.Namespace) -> dict[str, 
             print(
                 f"{mode:>10} {target.name:<8} c=1 p50 {c1['p50_ms']:.3f} ms  p99 "
                 f"{c1['p99_ms']:.3f} ms | c=64 {c64['rps']:,.0f} req/s (median "
-                f"{c64['rps_median']:,.0f}) p50 {c64['p50_ms']:.2f} ms | CPU/request: {cpu}",
+                f"{c64['rps_median']:,.0f}) p50 {c64['p50_ms']:.2f} ms | CPU/request: {cpu}"
+                f" | broken {best['broken']}",
                 flush=True,
             )
         direct = out[f"{mode}/direct"]["c1"]
@@ -320,8 +343,8 @@ def report(results: dict[str, Any], info: dict[str, Any]) -> None:
         f"{info['load']}.",
         "",
         "| mode | path | c=1 p50 ms | c=1 p99 ms | added p50 ms | added p99 ms | c=64 req/s "
-        "(median) | CPU µs/request at c=64 |",
-        "|---|---|---|---|---|---|---|---|",
+        "(median) | CPU µs/request at c=64 | broken |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for key, value in results.items():
         mode, path = key.split("/")
@@ -331,7 +354,7 @@ def report(results: dict[str, Any], info: dict[str, Any]) -> None:
             f"{added.get('p50_ms', 0):.3f} | {added.get('p99_ms', 0):.3f} | "
             f"{value['c64']['rps']:,.0f} ({value['c64']['rps_median']:,.0f}) | "
             + ", ".join(f"{k} {v:.0f}" for k, v in value["c64"]["cpu_us_per_request"].items())
-            + " |"
+            + f" | {value['broken']} |"
         )
     (RESULTS / "http_proxy.md").write_text("\n".join(lines) + "\n")
 
@@ -394,6 +417,10 @@ def main() -> None:
                     results = uvloop.run(measure([*targets, via], args))
             else:
                 results = uvloop.run(measure(targets, args))
+    except Exception:
+        if getattr(procs, "api_log", None) and procs.api_log.exists():
+            print("--- http-api log (tail) ---\n" + procs.api_log.read_text()[-4000:])
+        raise
     finally:
         procs.stop()
     report(results, info)

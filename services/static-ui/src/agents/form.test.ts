@@ -12,7 +12,7 @@ describe("agent form", () => {
   it("updates only what changed, clearing emptied fields with null", () => {
     const before = draftOf({ id: "a", name: "A", model: "m1", instructions: "be brief", tools: ["exec"] });
     expect(changedFields(before, { ...before, name: "B" })).toEqual({ name: "B" });
-    expect(changedFields(before, { ...before, model: "", tools: "" })).toEqual({ model: null, tools: [] });
+    expect(changedFields(before, { ...before, model: "", tools: "" })).toEqual({ model: null, tools: null });
     expect(changedFields(before, before)).toEqual({});
   });
 });

@@ -51,8 +51,11 @@ export function agentFields(d: AgentDraft, forUpdate: boolean): Record<string, u
   };
   opt("model", d.model);
   if (d.instructions.trim() || forUpdate) out.instructions = d.instructions.trim() || null;
+  // An empty allowlist would allow no tool at all (runtime: `[]` = none, null = every tool
+  // the policy allows); an emptied field means "no restriction", as on create.
   const tools = d.tools.split(/[,\s]+/).filter(Boolean);
-  if (tools.length || forUpdate) out.tools = tools;
+  if (tools.length) out.tools = tools;
+  else if (forUpdate) out.tools = null;
   return out;
 }
 

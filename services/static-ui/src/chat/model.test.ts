@@ -5,6 +5,7 @@ import {
   applyChatEvent,
   emptyChat,
   fromHistory,
+  mergeHistory,
   messageText,
   startRun,
   type ChatState,
@@ -117,5 +118,56 @@ describe("fromHistory", () => {
     expect(s.items[2]).toMatchObject({ args: { cmd: "ls" }, result: "a.txt" });
     expect(s.items[3]).toMatchObject({ args: { path: "a.txt" }, result: "data" });
     expect(s.items[0]).toMatchObject({ ts: 5 });
+  });
+});
+
+describe("reconnects: history and replayed events overlap", () => {
+  const history = (...messages: unknown[]) => fromHistory(S, messages);
+  const user = { id: "m1", role: "user", content: "hi", runId: "run-1" };
+  const answer = { id: "m2", role: "assistant", content: "Hello!", runId: "run-1" };
+
+  it("keeps a stream in progress and drops the local copy of a message the transcript has", () => {
+    let s = startRun(addUserMessage(emptyChat(S), "local:k", "hi", 1), "run-1", "local:k");
+    s = applyChatEvent(s, delta(1, "Hel", "Hel"));
+    s = mergeHistory(s, history(user));
+    expect(texts(s)).toEqual(["user:hi:", "assistant:Hel:streaming"]);
+    expect(s.items[0]!.key).toBe("m1");
+    expect(s.activeRunId).toBe("run-1");
+    s = applyChatEvent(s, delta(1, "Hel", "Hel")); // replayed: already seen
+    s = applyChatEvent(s, delta(2, "Hello", "lo"));
+    s = applyChatEvent(s, { runId: "run-1", sessionKey: S, seq: 3, state: "final", message: { role: "assistant", content: "Hello!" } });
+    expect(texts(s)).toEqual(["user:hi:", "assistant:Hello!:final"]);
+  });
+
+  it("shows a run that ended while disconnected once, from the transcript", () => {
+    let s = startRun(addUserMessage(emptyChat(S), "local:k", "hi", 1), "run-1", "local:k");
+    s = applyChatEvent(s, delta(1, "Hel", "Hel"));
+    s = applyChatEvent(s, { runId: "run-1", sessionKey: S, seq: 3, state: "final", message: { id: "m2", role: "assistant", content: "Hello!" } });
+    s = mergeHistory(s, history(user, answer));
+    expect(texts(s)).toEqual(["user:hi:", "assistant:Hello!:"]);
+    expect(s.activeRunId).toBeUndefined();
+  });
+
+  it("does not stream again an answer the transcript already holds", () => {
+    let s = mergeHistory(emptyChat(S), history(user, answer));
+    s = applyChatEvent(s, delta(2, "Hello", "lo"));
+    expect(texts(s)).toEqual(["user:hi:", "assistant:Hello!:"]);
+    expect(s.activeRunId).toBeUndefined();
+    s = applyChatEvent(s, { runId: "run-1", sessionKey: S, seq: 3, state: "final", message: { id: "m2", role: "assistant", content: "Hello!" } });
+    expect(texts(s)).toEqual(["user:hi:", "assistant:Hello!:final"]);
+  });
+
+  it("keeps the answer of a run whose transcript so far is only a tool-call step", () => {
+    let s = applyChatEvent(emptyChat(S), delta(4, "Done", "Done"));
+    s = mergeHistory(
+      s,
+      history(user, { id: "m2", role: "assistant", content: "Checking", runId: "run-1", toolCalls: [{ id: "c1", name: "exec", args: {} }] }),
+    );
+    expect(texts(s)).toEqual(["user:hi:", "assistant:Checking:", "tool:exec:done", "assistant:Done:streaming"]);
+  });
+
+  it("reads a stopped run's status from the transcript", () => {
+    const s = history(user, { id: "m2", role: "assistant", content: "part", runId: "run-1", stopReason: "aborted" });
+    expect(texts(s)).toEqual(["user:hi:", "assistant:part:aborted"]);
   });
 });

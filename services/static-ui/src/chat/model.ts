@@ -7,6 +7,10 @@
  * delta with only a `delta` chunk is appended. `final` replaces the streamed text with
  * the final message when it has one; `aborted` keeps the partial text. A per-run `seq`
  * drops repeats (a replay after resume).
+ *
+ * History and live events overlap around a reconnect (the replay after `resume`, a history
+ * reload): items carry the `runId` of the transcript, so a run's user message and answer
+ * are shown once, and a run whose answer the transcript already holds is not streamed again.
  */
 
 export type Role = "user" | "assistant" | "system" | "tool";
@@ -17,6 +21,7 @@ export interface MessageItem {
   key: string;
   role: Role;
   text: string;
+  /** The run a user message started, or the run an answer concludes (not tool-call steps). */
   runId?: string;
   status?: RunStatus;
   error?: string;
@@ -132,6 +137,13 @@ function messageTs(m: Rec): number | undefined {
   return undefined;
 }
 
+/** A transcript message's `stopReason` as the status the page shows. */
+function stopStatus(reason: unknown): RunStatus | undefined {
+  if (reason === "aborted") return "aborted";
+  if (reason === "error" || reason === "timeout") return "error";
+  return undefined;
+}
+
 /** `chat.history` messages as transcript items; tool results attach to their calls. */
 export function fromHistory(sessionKey: string, messages: unknown[]): ChatState {
   const items: ChatItem[] = [];
@@ -162,12 +174,18 @@ export function fromHistory(sessionKey: string, messages: unknown[]): ChatState 
     }
     const text = messageText(m);
     const ts = messageTs(m);
+    const calls = toolCalls(m);
     if (text || role !== "assistant") {
       const item: MessageItem = { kind: "message", key, role, text };
       if (ts !== undefined) item.ts = ts;
+      const runId = str(m.runId);
+      // An assistant message asking for tools is a step; the one without concludes the run.
+      if (runId && (role === "user" || (role === "assistant" && calls.length === 0))) item.runId = runId;
+      const stopped = stopStatus(m.stopReason);
+      if (role === "assistant" && stopped) item.status = stopped;
       items.push(item);
     }
-    for (const call of toolCalls(m)) {
+    for (const call of calls) {
       const tool: ToolItem = { kind: "tool", key: `${key}:${call.callId}`, ...call, status: "done" };
       toolsById.set(call.callId, tool);
       items.push(tool);
@@ -181,9 +199,52 @@ export function addUserMessage(state: ChatState, key: string, text: string, ts: 
   return { ...state, items: [...state.items, { kind: "message", key, role: "user", text, ts }] };
 }
 
-/** Remember which run a send started, so abort can target it before its first delta. */
-export function startRun(state: ChatState, runId: string): ChatState {
-  return { ...state, activeRunId: runId };
+/**
+ * Remember which run a send started, so abort can target it before its first delta; the
+ * operator's message (`localKey`) is tagged with it, to be matched with the transcript's.
+ */
+export function startRun(state: ChatState, runId: string, localKey?: string): ChatState {
+  const items = localKey
+    ? state.items.map((i) => (i.key === localKey && i.kind === "message" ? { ...i, runId } : i))
+    : state.items;
+  return { ...state, items, activeRunId: runId };
+}
+
+/** The answer of `runId` that the transcript holds (loaded from history), if any. */
+function historyAnswer(items: ChatItem[], runId: string): MessageItem | undefined {
+  for (let i = items.length - 1; i >= 0; i--) {
+    const item = items[i]!;
+    if (item.kind === "message" && item.role === "assistant" && item.runId === runId && item.key !== `run:${runId}`) {
+      return item;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * A history (re)load on top of what the page shows: the transcript comes first, then the
+ * items it does not hold yet — a run still streaming, a message just sent. What both have
+ * (same id, the same run's user message or answer, the same tool call) is the transcript's.
+ */
+export function mergeHistory(current: ChatState, history: ChatState): ChatState {
+  if (current.sessionKey !== history.sessionKey) return history;
+  const keys = new Set<string>();
+  const runs = new Set<string>();
+  const calls = new Set<string>();
+  for (const item of history.items) {
+    keys.add(item.key);
+    if (item.kind === "message" && item.runId) runs.add(`${item.role}:${item.runId}`);
+    if (item.kind === "tool") calls.add(item.callId);
+  }
+  const newer = current.items.filter((item) => {
+    if (keys.has(item.key)) return false;
+    if (item.kind === "tool") return !calls.has(item.callId);
+    return !(item.runId && runs.has(`${item.role}:${item.runId}`));
+  });
+  const merged: ChatState = { ...history, items: [...history.items, ...newer], runSeqs: current.runSeqs };
+  const active = current.activeRunId;
+  if (active && !runs.has(`assistant:${active}`)) merged.activeRunId = active;
+  return merged;
 }
 
 function seen(state: ChatState, runId: string, seq: unknown): boolean {
@@ -203,8 +264,14 @@ export function applyChatEvent(state: ChatState, payload: unknown): ChatState {
   const runId = str(payload.runId) ?? "run";
   if (seen(state, runId, payload.seq)) return state;
   const runSeqs = withSeq(state, runId, payload.seq);
-  const key = `run:${runId}`;
-  const existing = state.items.find((i): i is MessageItem => i.kind === "message" && i.key === key);
+  let existing = state.items.find((i): i is MessageItem => i.kind === "message" && i.key === `run:${runId}`);
+  if (!existing) {
+    const answered = historyAnswer(state.items, runId);
+    // The transcript already holds this run's answer: a replayed delta is older than it.
+    if (answered && payload.state === "delta") return { ...state, runSeqs };
+    existing = answered;
+  }
+  const key = existing?.key ?? `run:${runId}`;
   const base: MessageItem = existing ?? { kind: "message", key, role: "assistant", text: "", runId, ts: Date.now() };
   const full = messageText(payload.message);
   const chunk = full || (str(payload.delta) ?? "");

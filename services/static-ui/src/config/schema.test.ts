@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { applyMergePatch, formFields, getPath, mergePatch, parseFieldInput, setPath } from "./schema";
+import { applyMergePatch, fieldLabel, formFields, getPath, mergePatch, parseFieldInput, setPath } from "./schema";
 
 const schema = {
   type: "object",
@@ -72,5 +72,18 @@ describe("parseFieldInput", () => {
     expect(parseFieldInput(f("enum", false, ["a", 2]), "2")).toEqual({ value: 2 });
     expect(parseFieldInput(f("boolean"), "true")).toEqual({ value: true });
     expect(parseFieldInput(f("string"), " keep ")).toEqual({ value: " keep " });
+  });
+});
+
+describe("fieldLabel", () => {
+  it("keeps a written title and rebuilds pydantic's key-derived one from the key", () => {
+    expect(fieldLabel("logLevel", "Log Level")).toBe("Log Level");
+    expect(fieldLabel("port", "Listen port")).toBe("Listen port");
+    expect(fieldLabel("handshakeTimeoutMs", "Handshaketimeoutms")).toBe("Handshake timeout (ms)");
+    expect(fieldLabel("maxPayloadPreHello", "Maxpayloadprehello")).toBe("Max payload pre hello");
+    expect(fieldLabel("maxBodyBytes", undefined)).toBe("Max body (bytes)");
+    expect(fieldLabel("allowedOrigins", "Allowedorigins")).toBe("Allowed origins");
+    expect(fieldLabel("apiKey", undefined)).toBe("Api key");
+    expect(fieldLabel("ms", undefined)).toBe("Ms");
   });
 });

@@ -76,6 +76,28 @@ function leafKind(schema: JsonSchema, name: string): FieldKind | undefined {
   }
 }
 
+/**
+ * A field's label: the schema's `title` when someone wrote one, else the key in words.
+ * Pydantic derives a title from the key when none is given (`handshakeTimeoutMs` →
+ * "Handshaketimeoutms"); that one reads better rebuilt from the camelCase key, with a
+ * trailing unit kept apart: "Handshake timeout (ms)".
+ */
+export function fieldLabel(name: string, title: unknown): string {
+  const squash = (v: string) => v.replace(/[^a-z0-9]/gi, "").toLowerCase();
+  if (typeof title === "string" && title.trim() && (/\s/.test(title.trim()) || squash(title) !== squash(name))) return title;
+  const words = name
+    .replace(/([a-z0-9])([A-Z])/g, "$1 $2")
+    .replace(/([A-Z]+)([A-Z][a-z])/g, "$1 $2")
+    .replace(/[_-]+/g, " ")
+    .trim()
+    .toLowerCase()
+    .split(/\s+/);
+  const unit = words.length > 1 && ["ms", "s", "bytes"].includes(words[words.length - 1]!) ? words.pop() : undefined;
+  const text = words.join(" ");
+  const label = text ? text[0]!.toUpperCase() + text.slice(1) : name;
+  return unit ? `${label} (${unit})` : label;
+}
+
 export function formFields(root: JsonSchema, maxDepth = 4): FormField[] {
   const fields: FormField[] = [];
   const walk = (node: JsonSchema, path: string[], depth: number) => {
@@ -90,7 +112,7 @@ export function formFields(root: JsonSchema, maxDepth = 4): FormField[] {
       if (kind) {
         const field: FormField = {
           path: childPath,
-          label: typeof child.title === "string" ? child.title : name,
+          label: fieldLabel(name, child.title),
           kind,
           nullable,
         };

@@ -42,7 +42,7 @@ function AgentForm(props: {
       <Field label="Model" id={`${prefix}-model`} hint="Empty: the gateway default.">
         <input id={`${prefix}-model`} value={d.model} onInput={set("model")} list="model-options" data-testid={`${prefix}-model`} aria-describedby={`${prefix}-model-hint`} spellcheck={false} />
       </Field>
-      <Field label="Tools" id={`${prefix}-tools`} hint="Comma-separated tool names.">
+      <Field label="Tools" id={`${prefix}-tools`} hint="Comma-separated tool names (patterns); empty: every tool the policy allows.">
         <input id={`${prefix}-tools`} value={d.tools} onInput={set("tools")} data-testid={`${prefix}-tools`} aria-describedby={`${prefix}-tools-hint`} spellcheck={false} />
       </Field>
       <Field label="Instructions" id={`${prefix}-instructions`} class="span-2">

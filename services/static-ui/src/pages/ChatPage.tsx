@@ -13,6 +13,7 @@ import {
   applyChatEvent,
   emptyChat,
   fromHistory,
+  mergeHistory,
   startRun,
   type ChatItem,
   type ChatState,
@@ -107,23 +108,18 @@ export function ChatPage() {
 
   useEffect(() => connection.onRefetch(() => setReloadNonce((n) => n + 1)), []);
 
+  // Another session: start over. A reconnect keeps what is shown (a stream in progress
+  // goes on with the replayed events); the history reload below merges into it.
+  useEffect(() => setChat(emptyChat(sessionKey)), [sessionKey]);
+
   useEffect(() => {
-    setChat(emptyChat(sessionKey));
     if (!connected || !sessionKey) return;
     let live = true;
     setLoadingHistory(true);
     connection.request<{ messages?: unknown[] }>("chat.history", { sessionKey, limit: 200 }).then(
       (res) => {
         if (!live) return;
-        // Events that arrived while history loaded are newer: keep them after it.
-        setChat((current) => {
-          const base = fromHistory(sessionKey, res.messages ?? []);
-          const newer = current.sessionKey === sessionKey ? current.items : [];
-          const known = new Set(base.items.map((i) => i.key));
-          const merged: ChatState = { ...base, items: [...base.items, ...newer.filter((i) => !known.has(i.key))], runSeqs: current.runSeqs };
-          if (current.activeRunId) merged.activeRunId = current.activeRunId;
-          return merged;
-        });
+        setChat((current) => mergeHistory(current, fromHistory(sessionKey, res.messages ?? [])));
         setHistoryError(undefined);
         setLoadingHistory(false);
       },
@@ -157,11 +153,12 @@ export function ChatPage() {
     const key = idempotencyKey();
     setDraft("");
     stick.current = true;
-    setChat((s) => addUserMessage(s, `local:${key}`, message, Date.now()));
+    const localKey = `local:${key}`;
+    setChat((s) => addUserMessage(s, localKey, message, Date.now()));
     const res = await send.run(() =>
       connection.request<{ runId: string; status: string }>("chat.send", { sessionKey, message, idempotencyKey: key }),
     );
-    if (res?.runId) setChat((s) => (s.sessionKey === sessionKey ? startRun(s, res.runId) : s));
+    if (res?.runId) setChat((s) => (s.sessionKey === sessionKey ? startRun(s, res.runId, localKey) : s));
     else if (!res) setDraft((d) => d || message); // failed: give the text back
   };
 

@@ -5,7 +5,7 @@
  * them reapply it on top, or drop it.
  */
 
-import { useEffect, useMemo, useState } from "preact/hooks";
+import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { connection } from "../app/connection";
 import { useAction, useGatewayEvent, useRpc } from "../app/hooks";
 import {
@@ -105,8 +105,16 @@ export function ConfigPage() {
   const [remoteHash, setRemoteHash] = useState<string | undefined>(undefined);
   const [saved, setSaved] = useState<string | undefined>(undefined);
   const action = useAction();
+  const conflictRef = useRef<HTMLDivElement>(null);
 
   const current = doc.data;
+
+  // The save buttons sit below the form: bring the conflict (above it) to the operator.
+  useEffect(() => {
+    if (!conflict) return;
+    conflictRef.current?.scrollIntoView({ block: "start" });
+    conflictRef.current?.focus({ preventScroll: true });
+  }, [conflict]);
   useEffect(() => {
     if (!current) return;
     setDraft(current.config);
@@ -190,7 +198,7 @@ export function ConfigPage() {
           </Notice>
         ) : null}
         {conflict ? (
-          <div class="conflict" data-testid="config-conflict" role="alert">
+          <div class="conflict" data-testid="config-conflict" role="alert" ref={conflictRef} tabIndex={-1}>
             <p>
               <strong>Someone changed the configuration first.</strong> Your change was not saved. Compare, then reapply it on
               top of the current version or discard it.

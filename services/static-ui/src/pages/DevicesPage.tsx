@@ -16,7 +16,17 @@ interface PairList {
 }
 
 function whenOf(r: Rec): unknown {
-  return r.ts ?? r.createdAt ?? r.requestedAt ?? r.createdAtMs ?? r.approvedAt;
+  return r.ts ?? r.createdAt ?? r.requestedAt ?? r.createdAtMs ?? r.approvedAt ?? r.pairedAt;
+}
+
+/** The client a pairing request came from: `client {id, displayName, platform, …}`. */
+function clientOf(r: Rec): Rec {
+  return typeof r.client === "object" && r.client !== null ? (r.client as Rec) : {};
+}
+
+function deviceName(r: Rec, fallback: string): string {
+  const client = clientOf(r);
+  return str(r.displayName) ?? str(client.displayName) ?? str(r.clientId) ?? str(client.id) ?? fallback;
 }
 
 function ScopePicker({ value, onChange, idPrefix }: { value: string[]; onChange: (v: string[]) => void; idPrefix: string }) {
@@ -42,6 +52,7 @@ function ScopePicker({ value, onChange, idPrefix }: { value: string[]; onChange:
 function PendingDevice({ req, onDone }: { req: Rec; onDone: () => void }) {
   const requestId = str(req.requestId) ?? "";
   const requested = strs(req.scopes);
+  const platform = req.platform ?? clientOf(req).platform;
   const [scopes, setScopes] = useState(requested);
   const [custom, setCustom] = useState(false);
   const action = useAction();
@@ -53,10 +64,10 @@ function PendingDevice({ req, onDone }: { req: Rec; onDone: () => void }) {
     <li class="item" data-testid="device-pending" data-request-id={requestId} data-device-id={str(req.deviceId)}>
       <div class="item-head">
         <div>
-          <div class="strong">{str(req.displayName) ?? str(req.clientId) ?? "New device"}</div>
+          <div class="strong">{deviceName(req, "New device")}</div>
           <div class="muted small">
             request <code>{requestId}</code> · device <code title={str(req.deviceId)}>{shortId(str(req.deviceId) ?? "?", 12)}</code>
-            {req.platform ? ` · ${formatValue(req.platform)}` : ""}
+            {platform ? ` · ${formatValue(platform)}` : ""}
             {req.ip ? ` · ${formatValue(req.ip)}` : ""} · {formatAgo(whenOf(req))}
           </div>
           <div class="small">
@@ -100,11 +111,12 @@ function PairedDevice({ dev, onDone }: { dev: Rec; onDone: () => void }) {
       <div class="item-head">
         <div>
           <div class="strong">
-            {str(dev.displayName) ?? str(dev.clientId) ?? "Device"} {isMe ? <Badge tone="accent">this browser</Badge> : null}
+            {deviceName(dev, "Device")} {isMe ? <Badge tone="accent">this browser</Badge> : null}
           </div>
           <div class="muted small">
             <code title={deviceId}>{shortId(deviceId, 16)}</code>
             {dev.platform ? ` · ${formatValue(dev.platform)}` : ""} · paired {formatAgo(whenOf(dev))}
+            {dev.lastSeenAt ? ` · seen ${formatAgo(dev.lastSeenAt)}` : ""}
           </div>
           <div class="small">
             {strs(dev.scopes).map((s) => (

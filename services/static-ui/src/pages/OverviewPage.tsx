@@ -81,6 +81,47 @@ function HealthCard() {
   );
 }
 
+/** `status.services` `{name: {instances: [{id, version}]}}` as rows, one per instance. */
+function instanceRows(services: unknown): { service: string; id: string; version: string }[] | undefined {
+  if (!isRec(services)) return undefined;
+  const rows: { service: string; id: string; version: string }[] = [];
+  for (const [service, entry] of Object.entries(services)) {
+    if (!isRec(entry) || !Array.isArray(entry.instances)) return undefined;
+    for (const inst of entry.instances) {
+      if (!isRec(inst)) return undefined;
+      rows.push({ service, id: formatValue(inst.id), version: formatValue(inst.version) });
+    }
+  }
+  return rows;
+}
+
+function InstancesTable({ rows }: { rows: { service: string; id: string; version: string }[] }) {
+  return (
+    <div class="table-wrap">
+      <table data-testid="status-services">
+        <thead>
+          <tr>
+            <th scope="col">Service</th>
+            <th scope="col">Instance</th>
+            <th scope="col">Version</th>
+          </tr>
+        </thead>
+        <tbody>
+          {rows.map((r) => (
+            <tr key={`${r.service}/${r.id}`} data-testid="status-instance" data-service={r.service}>
+              <td>{r.service}</td>
+              <td>
+                <code>{r.id}</code>
+              </td>
+              <td>{r.version}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </div>
+  );
+}
+
 function StatusCard() {
   const rpc = useRpc<Rec>("status");
   const hello = useConnectionState().hello;
@@ -112,15 +153,19 @@ function StatusCard() {
           </Fragment>
         ))}
       </dl>
-      {nested.map(([k, v]) => (
-        <details key={k} class="details" open={k === "services"}>
-          <summary>
-            {humanizeKey(k)}
-            {Array.isArray(v) ? ` (${v.length})` : isRec(v) ? ` (${Object.keys(v).length})` : ""}
-          </summary>
-          <JsonView value={v} testid={`status-${k}`} />
-        </details>
-      ))}
+      {nested.map(([k, v]) => {
+        const rows = k === "services" ? instanceRows(v) : undefined;
+        if (rows) return <InstancesTable key={k} rows={rows} />;
+        return (
+          <details key={k} class="details" open={k === "services"}>
+            <summary>
+              {humanizeKey(k)}
+              {Array.isArray(v) ? ` (${v.length})` : isRec(v) ? ` (${Object.keys(v).length})` : ""}
+            </summary>
+            <JsonView value={v} testid={`status-${k}`} />
+          </details>
+        );
+      })}
     </Section>
   );
 }

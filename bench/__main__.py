@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> Report:
     if not wanted - {"P8", "P9"}:
         return report
     if "P5" in wanted and not bare_rss:
-        bare = asyncio.run(stack_bench._bare_parts(1, stack_bench.SETTLE_S))
+        bare = asyncio.run(stack_bench.bare_parts(1, stack_bench.SETTLE_S))
         bare_rss.update(bare["idle_rss_kib"])
     stack = BenchStack.start()
     try:

@@ -2,10 +2,12 @@
 end (the /v1 agent mode is bench/http_agent.py).
 
 `agent {message, sessionKey, wait: true}` through Traefik: the whole turn (run record,
-lane, transcript, provider, events) until its final result, one turn after another in one
-session. Reference, same socket, same run: `config.get`, a runtime-served call without a
-turn (the floor under any agent call). Also counted: NATS messages per turn (nats-server's
-/varz), what a turn costs the bus. The client is the lean one of bench/ws_lean_client.py.
+lane, transcript, provider, events) until its final result, one turn after another, each
+in a fresh session (as /v1 requests without a session are). Reference, same socket, same
+run: `config.get`, a runtime-served call without a turn (the floor under any agent call).
+Also measured: NATS messages per turn (nats-server's /varz), what a turn costs the bus;
+and the same turns in one long session, first tenth against last tenth (a turn reads the
+session's history). The client is the lean one of bench/ws_lean_client.py.
 """
 
 from __future__ import annotations
@@ -41,31 +43,44 @@ async def _round_trips(client: LeanClient, make: Any, count: int) -> list[float]
 
 async def over_ws(stack: BenchStack, count: int) -> dict[str, Any]:
     client, _ = await connect_gateway("127.0.0.1", stack.http_port, stack.token, subscribe=[])
-    session = f"agent:main:bench-p7-{uuid.uuid4().hex[:8]}"
+    prefix = f"agent:main:bench-p7-{uuid.uuid4().hex[:8]}"
+    long_session = f"{prefix}-long"
 
-    def turn(request_id: str) -> bytes:
-        params = {"message": f"turn {request_id}", "sessionKey": session, "wait": True}
-        return orjson.dumps(
-            {"jsonrpc": "2.0", "id": request_id, "method": "agent", "params": params}
-        )
+    def agent_turn(session: str | None) -> Any:
+        def frame(request_id: str) -> bytes:
+            key = session or f"{prefix}-{request_id}"  # None: a fresh session per turn
+            params = {"message": f"turn {request_id}", "sessionKey": key, "wait": True}
+            return orjson.dumps(
+                {"jsonrpc": "2.0", "id": request_id, "method": "agent", "params": params}
+            )
+
+        return frame
 
     def config_get(request_id: str) -> bytes:
         return orjson.dumps({"jsonrpc": "2.0", "id": request_id, "method": "config.get"})
 
     try:
-        await _round_trips(client, turn, 20)  # warm: session, lane, provider
+        await _round_trips(client, agent_turn(None), 20)  # warm: agent, lane, provider
         before = await nats_messages(stack)
-        turns = await _round_trips(client, turn, count)
+        turns = await _round_trips(client, agent_turn(None), count)
         after = await nats_messages(stack)
         floor = await _round_trips(client, config_get, count)
+        # One session turn after turn: what a long conversation costs per turn.
+        long = await _round_trips(client, agent_turn(long_session), count)
     finally:
         client.close()
+    tenth = max(1, count // 10)
     return {
         "agent_turn_echo": latency_summary(turns),
         "reference_config_get": latency_summary(floor),
         # What one turn costs the bus (all clients of nats-server, so an upper bound).
         "nats_messages_in_per_turn": round((after[0] - before[0]) / count, 1),
         "nats_messages_out_per_turn": round((after[1] - before[1]) / count, 1),
+        "one_session": {
+            "turns": count,
+            "first_tenth": latency_summary(long[:tenth]),
+            "last_tenth": latency_summary(long[-tenth:]),
+        },
     }
 
 
@@ -85,10 +100,13 @@ async def run(stack: BenchStack, quick: bool) -> tuple[dict[str, Any], list[Figu
     progress(f"P7 agent turns over WebSocket ({count})")
     ws = await over_ws(stack, count)
     turn, floor = ws["agent_turn_echo"], ws["reference_config_get"]
+    first, last = ws["one_session"]["first_tenth"], ws["one_session"]["last_tenth"]
     figure = Figure(
         "P7",
-        "agent turn (echo), WebSocket `agent` with wait via Traefik, p50 / p99",
-        f"{turn['p50_ms']} / {turn['p99_ms']} ms",
+        "agent turn (echo), WebSocket `agent` with wait via Traefik, a fresh session each,"
+        " p50 / p99",
+        f"{turn['p50_ms']} / {turn['p99_ms']} ms (one session, turns 1–{count // 10}:"
+        f" {first['p50_ms']} ms p50, last {count // 10}: {last['p50_ms']} ms)",
         f"`config.get` on the same socket {floor['p50_ms']} / {floor['p99_ms']} ms"
         f" (a turn: {ws['nats_messages_in_per_turn']} NATS messages in)",
         "≤ 5 ms p50",

@@ -55,7 +55,7 @@ def cold_starts(runs: int) -> dict[str, Any]:
     }
 
 
-async def _bare_parts(runs: int, hold: float) -> dict[str, Any]:
+async def bare_parts(runs: int, hold: float) -> dict[str, Any]:
     """Start nats-server, Caddy and Traefik with the launcher's own specs; time to ready,
     then their idle memory (after `hold` seconds) on the last run."""
     from aisopod.launcher.process import Child
@@ -95,7 +95,7 @@ async def _bare_parts(runs: int, hold: float) -> dict[str, Any]:
 
 def p8(runs: int) -> tuple[dict[str, Any], list[Figure]]:
     ours = cold_starts(runs)
-    bare = asyncio.run(_bare_parts(runs, SETTLE_S))
+    bare = asyncio.run(bare_parts(runs, SETTLE_S))
     figure = Figure(
         "P8",
         f"cold start of the whole local stack to all-ready (median of {runs})",

@@ -1,5 +1,5 @@
 # The two commands a fresh machine needs: `make up` and `make test`.
-.PHONY: up test lint format bench ui bootstrap
+.PHONY: up test lint format bench ui screenshots bootstrap
 
 bootstrap:
 	@scripts/bootstrap.sh
@@ -24,5 +24,10 @@ format: bootstrap
 
 bench: bootstrap
 	.venv/bin/python -m bench
+
+# Refresh docs/screenshots from the browser walk-through (a plain test run leaves them alone).
+screenshots:
+	@scripts/bootstrap.sh --e2e
+	AISOPOD_SCREENSHOTS=docs .venv/bin/python -m pytest -q tests/e2e
 
 ui: bootstrap

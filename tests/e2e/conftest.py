@@ -8,6 +8,7 @@ errors of the test's page, asserted empty at the end of each test).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -87,7 +88,11 @@ def browser_context_args() -> dict:
 
 
 @pytest.fixture(scope="session")
-def screenshots() -> Path:
+def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the walk-through's screenshots go: docs/screenshots only when asked for
+    (`make screenshots`), so a test run leaves the checkout clean."""
+    if os.environ.get("AISOPOD_SCREENSHOTS") != "docs":
+        return tmp_path_factory.mktemp("screenshots")
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     return SCREENSHOTS
 

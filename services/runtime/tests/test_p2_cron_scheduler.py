@@ -7,13 +7,9 @@ once; a lease whose holder died expires and its run is recorded as an error.
 from __future__ import annotations
 
 import asyncio
-import socket
-import subprocess
-import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 
 import nats
 import pytest
@@ -29,33 +25,9 @@ from aisopod_runtime.cron.store import CronStore, JobRecord, RunRecord
 T0 = 1_800_000_000_000
 
 
-@pytest.fixture(scope="module")
-def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    store = tmp_path_factory.mktemp("js")
-    binary = Path(sys.executable).parent / "nats-server"
-    proc = subprocess.Popen(
-        [str(binary), "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(store)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            time.sleep(0.02)
-    yield f"nats://127.0.0.1:{port}"
-    proc.terminate()
-    proc.wait(10)
-
-
 @pytest.fixture
-async def store(nats_server: str) -> AsyncIterator[CronStore]:
-    nc = await nats.connect(nats_server)
+async def store(nats_url: str) -> AsyncIterator[CronStore]:
+    nc = await nats.connect(nats_url)
     kv = await nc.jetstream().create_key_value(
         config=KeyValueConfig(bucket=f"cron_{uuid.uuid4().hex[:8]}")
     )

@@ -263,7 +263,7 @@ class DeviceRegistry:
         def apply(current: DeviceRecord | None) -> None:
             if current is None:
                 raise NotFound(f"no paired device {device_id}")
-            removed.append(current)
+            removed[:] = [current]  # a CAS retry sees the newer record
             return None
 
         await self.records.update(device_id, apply)

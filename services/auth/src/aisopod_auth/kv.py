@@ -11,7 +11,12 @@ import re
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
-from nats.js.errors import KeyDeletedError, KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.errors import (
+    APIError,
+    KeyDeletedError,
+    KeyNotFoundError,
+    KeyWrongLastSequenceError,
+)
 from nats.js.kv import KeyValue
 from pydantic import BaseModel
 
@@ -22,6 +27,9 @@ M = TypeVar("M", bound=BaseModel)
 
 _KEY_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 _CAS_ATTEMPTS = 8
+# JetStream's "wrong last sequence": nats-py maps it to KeyWrongLastSequenceError on
+# update/create but leaves a conditional delete's as a bare APIError.
+_WRONG_LAST_SEQUENCE = 10071
 
 
 def key_token(value: str) -> str:
@@ -68,7 +76,16 @@ class Entries(Generic[M]):
         return await self.kv.update(self.key(name), data, last=revision)
 
     async def delete(self, name: str, revision: int | None = None) -> None:
-        await self.kv.delete(self.key(name), last=revision)
+        """Delete; with `revision`, only if it is still the stored one (raises
+        KeyWrongLastSequenceError otherwise, like `replace`)."""
+        try:
+            await self.kv.delete(self.key(name), last=revision)
+        except KeyWrongLastSequenceError:
+            raise
+        except APIError as exc:
+            if getattr(exc, "err_code", None) == _WRONG_LAST_SEQUENCE:
+                raise KeyWrongLastSequenceError(description=exc.description) from exc
+            raise
 
     async def update(self, name: str, change: Callable[[M | None], M | None]) -> M | None:
         """Read-modify-write with compare-and-set; `change` gets the current record (or

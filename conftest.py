@@ -1,4 +1,10 @@
-"""A real nats-server with JetStream for the library's I/O tests (no mocks of NATS)."""
+"""Fixtures every test package may use: one real nats-server with JetStream per session.
+
+Suites isolate themselves by a unique subject prefix (streams and buckets carry it), so a
+single server serves them all and each package does not start its own. Every prefix reserves
+its streams' `max_bytes` (about 5 GiB), so the server's file-store limit is set far above the
+default share of the disk; the tests write only kilobytes.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +18,7 @@ from pathlib import Path
 import pytest
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -20,11 +26,16 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="session")
 def nats_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     store = tmp_path_factory.mktemp("js")
+    config = store / "nats.conf"
+    config.write_text(
+        f'listen: "127.0.0.1:{port}"\n'
+        f'jetstream {{ store_dir: "{store}", max_file_store: 10T, max_memory_store: 1G }}\n'
+    )
     binary = Path(sys.executable).parent / "nats-server"
     proc = subprocess.Popen(
-        [str(binary), "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(store)],
+        [str(binary), "-c", str(config)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -35,6 +46,9 @@ def nats_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             break
         except OSError:
             time.sleep(0.02)
+    else:
+        proc.terminate()
+        raise RuntimeError(f"nats-server did not listen on {port} within 10 s")
     yield f"nats://127.0.0.1:{port}"
     proc.terminate()
     proc.wait(10)

@@ -164,7 +164,8 @@ class RpcServer:
                 name=self.service.value,
                 version=self.version,
                 description=f"aisopod {self.service.value}",
-                metadata={"instance": self.instance},
+                # The prefix tells deployments sharing one NATS account apart in discovery.
+                metadata={"instance": self.instance, "prefix": self.bus.subjects.prefix},
             )
         return self._micro
 

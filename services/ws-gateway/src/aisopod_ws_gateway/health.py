@@ -1,6 +1,12 @@
 """The cached health snapshot (`health`, hello.snapshot): which services answer, how many
 instances, from nats micro discovery (`$SRV.PING`), refreshed in the background so a
-`health` request never waits on the network."""
+`health` request never waits on the network.
+
+`health.changed` is published when the services' state changes. Every ws-gateway replica
+watches, so one speaks: the replica whose instance id is the smallest among the ws-gateway
+replicas that answered. A state counts only once two refreshes in a row saw it, so one late
+PING reply on a busy machine does not make clients flap between healthy and not.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from nats.aio.msg import Msg
 
-from aisopod.services import PYTHON_SERVICES
+from aisopod.services import PYTHON_SERVICES, ServiceName
 
 if TYPE_CHECKING:
     from aisopod_ws_gateway.gateway import Gateway
@@ -30,6 +36,7 @@ class HealthMonitor:
         self.snapshot: dict[str, Any] = _snapshot({})
         self.encoded = orjson.dumps(self.snapshot)
         self._task: asyncio.Task[None] | None = None
+        self.changes = ChangeDetector()
 
     async def start(self) -> None:
         await self.refresh()
@@ -52,6 +59,8 @@ class HealthMonitor:
     async def refresh(self) -> None:
         nc = self.gateway.host.bus.nc
         counts: dict[str, set[str]] = {}
+        gateways: set[str] = set()
+        prefix = self.gateway.host.bus.subjects.prefix
 
         async def on_reply(msg: Msg) -> None:
             try:
@@ -59,8 +68,14 @@ class HealthMonitor:
             except ValueError:
                 return
             name, instance = info.get("name"), info.get("id")
-            if isinstance(name, str):
-                counts.setdefault(name, set()).add(str(instance))
+            metadata = info.get("metadata")
+            if not isinstance(name, str) or not isinstance(metadata, dict):
+                return
+            if metadata.get("prefix") != prefix:
+                return  # another deployment on the same NATS account
+            counts.setdefault(name, set()).add(str(instance))
+            if name == ServiceName.WS_GATEWAY.value:
+                gateways.add(str(metadata.get("instance")))
 
         inbox = nc.new_inbox()
         sub = await nc.subscribe(inbox, cb=on_reply)
@@ -71,6 +86,29 @@ class HealthMonitor:
             await sub.unsubscribe()
         self.snapshot = _snapshot({name: len(ids) for name, ids in counts.items()})
         self.encoded = orjson.dumps(self.snapshot)
+        speaker = min(gateways, default=None) == self.gateway.host.instance
+        if self.changes.observe(self.snapshot["services"]) and speaker:
+            await self.gateway.host.bus.publish_event("health.changed", self.snapshot)
+
+
+class ChangeDetector:
+    """Says when an observed state differs from the last settled one and has been seen on
+    two observations in a row (the first observation only settles, it is no change)."""
+
+    def __init__(self) -> None:
+        self._settled: Any = None
+        self._last: Any = None
+        self._started = False
+
+    def observe(self, state: Any) -> bool:
+        previous, self._last = self._last, state
+        if not self._started:
+            self._started, self._settled = True, state
+            return False
+        if state == self._settled or state != previous:
+            return False
+        self._settled = state
+        return True
 
 
 def _snapshot(counts: dict[str, int]) -> dict[str, Any]:

@@ -68,11 +68,15 @@ async def scatter(
     return replies
 
 
-def _instance(body: dict[str, Any]) -> Instance | None:
+def _instance(body: dict[str, Any], prefix: str) -> Instance | None:
+    """The instance a reply describes, or None when it is malformed or belongs to another
+    deployment on the same NATS account (its metadata names another subject prefix)."""
     name, micro_id = body.get("name"), body.get("id")
     if not isinstance(name, str) or not isinstance(micro_id, str):
         return None
     metadata = body.get("metadata") or {}
+    if isinstance(metadata, dict) and metadata.get("prefix", prefix) != prefix:
+        return None
     instance = metadata.get("instance") if isinstance(metadata, dict) else None
     return Instance(
         service=name,
@@ -85,14 +89,16 @@ def _instance(body: dict[str, Any]) -> Instance | None:
 
 async def discover(bus: Bus, *, cap: float = CAP_S) -> list[Instance]:
     """Every registered service instance (`$SRV.INFO`), sorted by service and instance."""
-    found = [_instance(body) for body in await scatter(bus, "$SRV.INFO", cap=cap)]
+    replies = await scatter(bus, "$SRV.INFO", cap=cap)
+    found = [_instance(body, bus.subjects.prefix) for body in replies]
     unique = {i.micro_id: i for i in found if i is not None}
     return sorted(unique.values(), key=lambda i: i.key)
 
 
 async def service_stats(bus: Bus, *, cap: float = CAP_S) -> list[Instance]:
     """Like `discover`, with nats.micro stats (`started`, per-endpoint counters) in `raw`."""
-    found = [_instance(body) for body in await scatter(bus, "$SRV.STATS", cap=cap)]
+    replies = await scatter(bus, "$SRV.STATS", cap=cap)
+    found = [_instance(body, bus.subjects.prefix) for body in replies]
     unique = {i.micro_id: i for i in found if i is not None}
     return sorted(unique.values(), key=lambda i: i.key)
 

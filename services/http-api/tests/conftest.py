@@ -28,6 +28,7 @@ from aisopod.errors import AisopodError, InvalidParams, NotFound
 from aisopod.settings import ServiceSettings
 from aisopod_fake_upstream.harness import FakeUpstream
 from aisopod_http_api.main import build
+from tests.support.seeding import seed_deployment
 
 # Helper modules beside the tests (openresponses_schema) are imported by name.
 sys.path.insert(0, str(Path(__file__).parent))
@@ -305,6 +306,7 @@ async def served(
         config_file=seed,
         log_level="WARNING",
     )
+    await seed_deployment(nats_url, prefix, seed)
     _, app = build(settings)
     config = uvicorn.Config(
         app,

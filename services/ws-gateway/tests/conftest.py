@@ -38,6 +38,7 @@ from aisopod.settings import ServiceSettings
 from aisopod_ws_gateway import __version__
 from aisopod_ws_gateway.gateway import Gateway
 from aisopod_ws_gateway.main import run
+from tests.support.seeding import seed_deployment
 
 SEED = {
     "gateway": {
@@ -94,6 +95,7 @@ async def start_gateway(
         config_file=seed,
         drain_timeout_s=3,
     )
+    await seed_deployment(nats_url, prefix, seed)
     host = ServiceHost(settings, ServiceName.WS_GATEWAY, __version__)
     stop = asyncio.Event()
     task = asyncio.create_task(run(host, stop, signals=False))

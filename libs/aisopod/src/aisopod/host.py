@@ -27,6 +27,7 @@ from aisopod.config.store import ConfigStore, load_seed_file
 from aisopod.config.watcher import ConfigWatcher
 from aisopod.dedupe import Deduper
 from aisopod.errors import Unavailable
+from aisopod.grants import CONFIG_WRITERS, grants_for
 from aisopod.logs import StreamPublisher, configure_logging
 from aisopod.rpc import RpcServer
 from aisopod.services import ServiceName
@@ -132,10 +133,16 @@ class ServiceHost:
         TASKS.set_function(lambda: len(asyncio.all_tasks(loop)))
         self._logs = configure_logging(self.name, self.instance, self.settings.log_level)
         self._bus = await self._connect()
-        await ensure_state(self._bus.js, self._bus.subjects, replicas=self.settings.nats_replicas)
+        grants = grants_for(self.name)
+        await ensure_state(
+            self._bus.js, self._bus.subjects, replicas=self.settings.nats_replicas, grants=grants
+        )
         self._logs.start(self._bus.js, self._bus.subjects.logs(self.name))
         store = ConfigStore(await self.kv("config"))
-        await store.seed(load_seed_file(self.settings.config_file))
+        if grants is None or ServiceName(self.name) in CONFIG_WRITERS:
+            await store.seed(load_seed_file(self.settings.config_file))
+        else:
+            await store.wait_seeded()
         self._config = ConfigWatcher(self._bus, store, service=self.name, instance=self.instance)
         await self._config.start()
         self._restart_sub = await self._bus.nc.subscribe(

@@ -1,7 +1,8 @@
-"""JetStream state of architecture.md, provisioned idempotently by every service at start.
+"""JetStream state of architecture.md, provisioned idempotently by the services at start.
 
-Any service may start first, so each one ensures everything exists; creating what already
-exists with the same config is a no-op, and a changed config (limits) is updated in place.
+Any service may start first, so each one ensures what it touches exists (grants.py names
+it); creating what already exists with the same config is a no-op, and a changed config
+(limits) is updated in place. Tools and tests without grants provision everything.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from nats.js.api import (
 )
 from nats.js.errors import BadRequestError, BucketNotFoundError, NotFoundError
 
+from aisopod.grants import Grants
 from aisopod.subjects import Subjects
 
 log = logging.getLogger("aisopod.state")
@@ -87,12 +89,19 @@ def bucket_name(prefix: str, name: str) -> str:
     return name if prefix == "aisopod" else f"{prefix}_{name}"
 
 
-async def ensure_state(js: JetStreamContext, subjects: Subjects, *, replicas: int = 1) -> None:
+async def ensure_state(
+    js: JetStreamContext, subjects: Subjects, *, replicas: int = 1, grants: Grants | None = None
+) -> None:
+    """Provision what `grants` name (a service's own state), or everything without."""
     for bucket in BUCKETS:
-        await _ensure_bucket(js, subjects.prefix, bucket, replicas)
+        if grants is None or bucket.name in grants.buckets:
+            await _ensure_bucket(js, subjects.prefix, bucket, replicas)
     for stream in STREAMS:
-        await _ensure_stream(js, subjects, stream, replicas)
+        if grants is None or stream.name in grants.streams:
+            await _ensure_stream(js, subjects, stream, replicas)
     for store in OBJECT_STORES:
+        if grants is not None and store not in grants.object_stores:
+            continue
         name = bucket_name(subjects.prefix, store)
         try:
             await js.object_store(name)

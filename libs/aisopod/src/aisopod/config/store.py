@@ -7,13 +7,14 @@ writers with the same base exactly one wins; the other gets CONFLICT.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
-from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.errors import KeyDeletedError, KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 from pydantic import ValidationError
 
@@ -63,6 +64,23 @@ class ConfigStore:
             return True
         except KeyWrongLastSequenceError:
             return False
+
+    async def wait_seeded(self, *, poll_s: float = 0.05, max_poll_s: float = 1.0) -> None:
+        """Return once a document exists: services that may not write the configuration
+        start with the gateway's configuration, never with defaults of their own."""
+        delay, told = poll_s, False
+        while True:
+            try:
+                entry = await self.kv.get(CONFIG_KEY)
+                if entry.value:
+                    return
+            except (KeyNotFoundError, KeyDeletedError):
+                pass
+            if not told:
+                log.info("waiting for the configuration document (the runtime seeds it)")
+                told = True
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, max_poll_s)
 
     async def load(self) -> ConfigSnapshot:
         try:

@@ -3,8 +3,10 @@
 Subject permissions follow each service's role (architecture.md). A service subscribes
 only to its own methods' rpc subjects (generated from the catalogue) and the subjects it
 serves; it publishes only what it needs. Replies go out through `allow_responses`.
-JetStream's API (`$JS.API.>`, `$KV.>`, `$O.>`) is open to every service user: each one
-provisions and uses the shared buckets. The `admin` user (CLI, tests) may do anything.
+JetStream is reached through API subjects named after each stream, so a service's user may
+use only the buckets, streams and object stores grants.py gives it: look them up and
+provision them, read them (gets, consumers), and write the ones it owns. The `admin` user
+(CLI, tests) may do anything.
 """
 
 from __future__ import annotations
@@ -13,10 +15,12 @@ import json
 from pathlib import Path
 
 from aisopod.catalogue import methods_for
+from aisopod.grants import SERVICE_GRANTS, Access, Grants
 from aisopod.services import ServiceName
-from aisopod.state import bucket_name
+from aisopod.state import bucket_name, stream_name
 
-JS_PUB = ["$JS.API.>", "$JS.ACK.>", "$JS.FC.>", "$KV.>", "$O.>", "$SRV.>"]
+# Account-level look-ups every JetStream client makes; flow control and micro discovery.
+JS_PUB = ["$JS.API.INFO", "$JS.API.STREAM.NAMES", "$JS.FC.>", "$SRV.>"]
 JS_SUB = ["_INBOX.>", "$SRV.>"]
 # The edge sync (launcher/edgesync.py) only reads KV `config` to keep Traefik's CORS live.
 EDGE_SYNC_USER = "edge-sync"
@@ -70,11 +74,54 @@ def permissions(prefix: str) -> dict[str, dict[str, list[str]]]:
     }
     out: dict[str, dict[str, list[str]]] = {}
     for service, (pub, sub) in table.items():
+        own = jetstream_permissions(prefix, SERVICE_GRANTS[service])
         out[service.value] = {
-            "publish": [s.replace("{svc}", service.value) for s in (*pub, *common_pub)],
+            "publish": [s.replace("{svc}", service.value) for s in (*pub, *common_pub, *own)],
             "subscribe": [*sub, *common_sub],
         }
     out[EDGE_SYNC_USER] = edge_sync_permissions(prefix)
+    return out
+
+
+def _stream_api(stream: str, *, write: bool) -> list[str]:
+    """The JetStream API subjects of one stream: look-up and provisioning, message gets,
+    consumers and their acks; with `write`, purges too (KV and object deletes use them)."""
+    subjects = [
+        f"$JS.API.STREAM.INFO.{stream}",
+        f"$JS.API.STREAM.CREATE.{stream}",
+        f"$JS.API.STREAM.UPDATE.{stream}",
+        f"$JS.API.STREAM.MSG.GET.{stream}",
+        f"$JS.API.DIRECT.GET.{stream}",
+        f"$JS.API.DIRECT.GET.{stream}.>",
+        f"$JS.API.CONSUMER.CREATE.{stream}",
+        f"$JS.API.CONSUMER.CREATE.{stream}.>",
+        f"$JS.API.CONSUMER.DURABLE.CREATE.{stream}.>",
+        f"$JS.API.CONSUMER.INFO.{stream}.>",
+        f"$JS.API.CONSUMER.DELETE.{stream}.>",
+        f"$JS.API.CONSUMER.MSG.NEXT.{stream}.>",
+        f"$JS.ACK.{stream}.>",
+    ]
+    if write:
+        subjects.append(f"$JS.API.STREAM.PURGE.{stream}")
+    return subjects
+
+
+def jetstream_permissions(prefix: str, grants: Grants) -> list[str]:
+    """Publish permissions for the JetStream state in `grants`: its streams' API subjects,
+    and the KV (`$KV.<bucket>.>`) and object (`$O.<store>.>`) subjects of what it writes."""
+    out: list[str] = []
+    for name, access in grants.buckets.items():
+        bucket = bucket_name(prefix, name)
+        out += _stream_api(f"KV_{bucket}", write=access is Access.WRITE)
+        if access is Access.WRITE:
+            out.append(f"$KV.{bucket}.>")
+    for name, access in grants.streams.items():
+        out += _stream_api(stream_name(prefix, name), write=access is Access.WRITE)
+    for name, access in grants.object_stores.items():
+        store = bucket_name(prefix, name)
+        out += _stream_api(f"OBJ_{store}", write=access is Access.WRITE)
+        if access is Access.WRITE:
+            out.append(f"$O.{store}.>")
     return out
 
 

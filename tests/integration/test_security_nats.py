@@ -1,0 +1,126 @@
+"""JetStream isolation between services (quality.md: NATS users and subject permissions stop
+one service from impersonating another): each service user reaches only its own state.
+
+Each check connects as the service's own NATS user of the running stack and tries a real
+client operation; a refusal is the server's permissions violation (a JetStream request then
+gets no answer, so the operation fails fast with the violation reported to the client).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+import nats
+import pytest
+from nats.aio.client import Client as NATS
+
+pytestmark = pytest.mark.integration
+
+Operation = Callable[[NATS], Awaitable[object]]
+
+
+@asynccontextmanager
+async def connected(stack, user: str) -> AsyncIterator[tuple[NATS, list[Exception]]]:
+    errors: list[Exception] = []
+
+    async def on_error(exc: Exception) -> None:
+        errors.append(exc)
+
+    nc = await nats.connect(
+        stack.nats_url,
+        user=user,
+        password=stack.nats_password(user),
+        error_cb=on_error,
+        connect_timeout=2,
+        allow_reconnect=False,
+    )
+    try:
+        yield nc, errors
+    finally:
+        await nc.close()
+
+
+async def refused(stack, user: str, operation: Operation) -> bool:
+    """True when the server refused the operation with a permissions violation."""
+    async with connected(stack, user) as (nc, errors):
+        try:
+            await asyncio.wait_for(operation(nc), 1.5)
+        except Exception:
+            pass
+        else:
+            return False
+        deadline = asyncio.get_running_loop().time() + 2
+        while not errors and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.02)
+        return any("permissions violation" in str(e).lower() for e in errors)
+
+
+def kv_get(bucket: str, key: str) -> Operation:
+    async def run(nc: NATS) -> object:
+        kv = await nc.jetstream(timeout=1).key_value(bucket)
+        return await kv.get(key)
+
+    return run
+
+
+def kv_put(bucket: str, key: str) -> Operation:
+    async def run(nc: NATS) -> object:
+        # Straight to the bucket's subject: binding (STREAM.INFO) may be allowed for reading.
+        return await nc.jetstream(timeout=1).publish(f"$KV.{bucket}.{key}", b"{}")
+
+    return run
+
+
+def stream_info(stream: str) -> Operation:
+    async def run(nc: NATS) -> object:
+        return await nc.jetstream(timeout=1).stream_info(stream)
+
+    return run
+
+
+# (user, what it tries): secrets and other services' records are out of reach.
+REFUSED = [
+    ("ws-gateway", kv_get("auth", "admin")),
+    ("ws-gateway", kv_get("devices", "any")),
+    ("ws-gateway", kv_put("devices", "evil")),
+    ("ws-gateway", kv_put("config", "gateway")),
+    ("http-api", kv_put("config", "gateway")),
+    ("http-api", kv_get("sessions", "any")),
+    ("http-api", stream_info("TRANSCRIPTS")),
+    ("ratelimit", kv_get("devices", "any")),
+    ("ratelimit", kv_put("presence", "fake")),
+    ("runtime", kv_get("auth", "admin")),
+    ("runtime", kv_put("devices", "evil")),
+    ("auth", kv_put("config", "gateway")),
+    ("auth", kv_put("sessions", "evil")),
+]
+
+
+@pytest.mark.parametrize(
+    ("user", "operation"), REFUSED, ids=[f"{u}-{i}" for i, (u, _) in enumerate(REFUSED)]
+)
+async def test_a_service_cannot_reach_another_services_state(stack, user, operation) -> None:
+    assert await refused(stack, user, operation)
+
+
+async def test_each_service_still_reaches_its_own_state(stack) -> None:
+    """The controls: the same kinds of operation on a service's own state succeed."""
+
+    async def config_read(nc: NATS) -> object:
+        kv = await nc.jetstream(timeout=2).key_value("config")
+        return (await kv.get("gateway")).value
+
+    for user in ("ws-gateway", "http-api", "auth", "ratelimit", "runtime"):
+        async with connected(stack, user) as (nc, errors):
+            assert await config_read(nc), user
+            assert not errors, (user, errors)
+    async with connected(stack, "ws-gateway") as (nc, errors):
+        assert await nc.jetstream(timeout=2).publish("$KV.presence.probe", b"{}")
+        await (await nc.jetstream(timeout=2).key_value("presence")).delete("probe")
+        assert (await nc.jetstream(timeout=2).stream_info("EVENTS")).config.name == "EVENTS"
+    async with connected(stack, "runtime") as (nc, errors):
+        assert await nc.jetstream(timeout=2).publish("$KV.wizard.probe", b"{}")
+        await (await nc.jetstream(timeout=2).key_value("wizard")).purge("probe")
+        assert not errors

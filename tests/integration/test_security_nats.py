@@ -16,9 +16,12 @@ import nats
 import pytest
 from nats.aio.client import Client as NATS
 
+from tests.support.log_audit import state_dirs_under
+
 pytestmark = pytest.mark.integration
 
 Operation = Callable[[NATS], Awaitable[object]]
+PROBE = "permission-probe"
 
 
 @asynccontextmanager
@@ -35,6 +38,7 @@ async def connected(stack, user: str) -> AsyncIterator[tuple[NATS, list[Exceptio
         error_cb=on_error,
         connect_timeout=2,
         allow_reconnect=False,
+        name=PROBE,  # the after-all audit tells these violations from a service's
     )
     try:
         yield nc, errors
@@ -124,3 +128,20 @@ async def test_each_service_still_reaches_its_own_state(stack) -> None:
         assert await nc.jetstream(timeout=2).publish("$KV.wizard.probe", b"{}")
         await (await nc.jetstream(timeout=2).key_value("wizard")).purge("probe")
         assert not errors
+
+
+@pytest.mark.after_all
+def test_no_service_was_refused_by_nats_in_any_stack(
+    stack, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """After every suite ran: a permissions violation by a service itself (not a probe of
+    these tests) means a grant is missing, and the service's call timed out somewhere."""
+    dirs = {stack.state_dir, *state_dirs_under(tmp_path_factory.getbasetemp())}
+    found = [
+        line.strip()[-200:]
+        for state_dir in sorted(dirs)
+        if (state_dir / "logs" / "nats.log").is_file()
+        for line in (state_dir / "logs" / "nats.log").read_text(errors="replace").splitlines()
+        if "Violation" in line and f':{PROBE}"' not in line
+    ]
+    assert found == []

@@ -89,6 +89,7 @@ async def test_service_user_is_refused_subjects_outside_its_permissions(stack) -
         password=stack.nats_password("ratelimit"),
         error_cb=on_error,
         connect_timeout=2,
+        name="permission-probe",  # a violation on purpose (see test_security_nats.py)
     )
     try:
         await nc.publish("aisopod.rpc.config.set", b"{}")

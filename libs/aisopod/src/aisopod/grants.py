@@ -51,7 +51,7 @@ SERVICE_GRANTS: dict[ServiceName, Grants] = {
     ServiceName.HTTP_API: Grants(
         buckets={**_COMMON_BUCKETS, "hooks": W},
         streams=_COMMON_STREAMS,
-        object_stores={"canvas": R},
+        object_stores={"canvas": W},  # /canvas serves it, /a2ui/surfaces writes it
     ),
     ServiceName.RUNTIME: Grants(
         buckets={

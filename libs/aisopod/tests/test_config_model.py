@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from aisopod.config import REDACTED, GatewayConfig, restore_redacted
+from aisopod.config.sections.base import field_title
 from aisopod.config.store import parse_document
 from aisopod.errors import InvalidParams
 
@@ -61,3 +62,13 @@ def test_invalid_document_is_invalid_params_with_the_path() -> None:
     assert info.value.data["errors"][0]["loc"] == ["auth", "mode"]
     with pytest.raises(InvalidParams):
         parse_document({"unknownSection": {}})
+
+
+def test_schema_titles_read_as_words_with_units() -> None:
+    assert field_title("max_age_s") == "Max age (s)"
+    assert field_title("timeout_ms") == "Timeout (ms)"
+    assert field_title("allowed_origins") == "Allowed origins"
+    assert field_title("s") == "S"
+    schema = GatewayConfig.model_json_schema(by_alias=True)
+    cors = schema["$defs"]["CorsSection"]["properties"]
+    assert cors["maxAgeS"]["title"] == "Max age (s)"

@@ -16,6 +16,9 @@ log = logging.getLogger("aisopod.launcher")
 
 Probe = Callable[[], Awaitable[bool]]
 
+# Readiness polling period: a probe is one loopback GET (probe.py), cheap enough to ask often.
+POLL_S = 0.02
+
 
 @dataclass
 class ChildSpec:
@@ -93,7 +96,7 @@ class Child:
         while time.monotonic() < deadline:
             if self.alive and await self.spec.probe():
                 return True
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(POLL_S)
         return False
 
     def signal(self, sig: int) -> None:

@@ -343,7 +343,11 @@ class Stack:
             ca_file=self._ca_file(),
         )
         self._write_record()
-        log.info("stack ready in %.2fs", time.monotonic() - started)
+        log.info(
+            "stack ready in %.2fs (%s)",
+            time.monotonic() - started,
+            ", ".join(f"{c.spec.name} {c.ready_after or 0:.2f}" for c in self.children),
+        )
         return self.info
 
     def _ca_file(self) -> str | None:

@@ -34,7 +34,7 @@ if [ ! -f "$bytecode_stamp" ] || [ "$(cat "$bytecode_stamp")" != "$sources" ]; t
   .venv/bin/python -m compileall -q -j 0 .venv/lib >/dev/null || true
   echo "$sources" > "$bytecode_stamp"
 fi
-.venv/bin/python -m compileall -q -j 0 libs/*/src services/*/src >/dev/null
+.venv/bin/python -m compileall -q -j 0 libs/*/src services/*/src >/dev/null || true
 
 # The Control UI (Vite) when its sources exist and changed since the last build.
 ui=services/static-ui

@@ -83,7 +83,6 @@ async def bare_parts(runs: int, hold: float) -> dict[str, Any]:
                 memory = {c.spec.name: rss_kib(c.pid) for c in children if c.pid is not None}
         finally:
             await asyncio.gather(*(c.stop() for c in children))
-            await stack._http.aclose()
             shutil.rmtree(tmp, ignore_errors=True)
         progress(f"P8 reference (bare nats+traefik+caddy) {n + 1}/{runs}: {samples[-1]:.2f} s")
     return {

@@ -25,6 +25,17 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$sources" ]; then
   echo "$sources" > "$stamp"
 fi
 
+# Bytecode ahead of time: with PYTHONDONTWRITEBYTECODE set (as here) nothing is ever cached,
+# and each of the stack's ~8 Python processes recompiled its imports at every start (about
+# half of its start-up CPU; P8 in docs/deployment.md). compileall skips up-to-date files.
+bytecode_stamp=.venv/.bytecode-stamp
+if [ ! -f "$bytecode_stamp" ] || [ "$(cat "$bytecode_stamp")" != "$sources" ]; then
+  echo "bootstrap: compiling the venv's bytecode"
+  .venv/bin/python -m compileall -q -j 0 .venv/lib >/dev/null || true
+  echo "$sources" > "$bytecode_stamp"
+fi
+.venv/bin/python -m compileall -q -j 0 libs/*/src services/*/src >/dev/null || true
+
 # The Control UI (Vite) when its sources exist and changed since the last build.
 ui=services/static-ui
 if [ -f "$ui/package.json" ]; then

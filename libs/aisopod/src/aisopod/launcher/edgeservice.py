@@ -24,11 +24,10 @@ import shutil
 import signal
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import uvicorn
 from pydantic import Field, field_validator
-from pydantic_settings import NoDecode
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -56,7 +55,8 @@ class EdgeSettings(ServiceSettings):
     tls_dir: Path = Field(Path("/tls"), description="where the local CA and its cert live")
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
-    tls_names: Annotated[list[str], NoDecode] = Field(
+    # The environment gives the raw string; `_split` reads it comma-separated.
+    tls_names: list[str] = Field(
         default_factory=list, description="extra certificate names, comma-separated"
     )
     https_redirect: bool = False

@@ -20,7 +20,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
 import yaml
 
 from aisopod.config.store import load_seed_file
@@ -28,7 +27,8 @@ from aisopod.launcher import natsconf, traefik
 from aisopod.launcher.edgesync import ROUTES_FILE, EdgeOptions, EdgeSync, nats_connector
 from aisopod.launcher.paths import binary, repo_root, ui_root
 from aisopod.launcher.ports import pick
-from aisopod.launcher.process import Child, ChildSpec
+from aisopod.launcher.probe import Probe, http_probe
+from aisopod.launcher.process import POLL_S, Child, ChildSpec
 from aisopod.launcher.secrets import StackSecrets, write_private
 from aisopod.services import EDGE_SERVICES, PYTHON_SERVICES, ServiceName
 
@@ -84,7 +84,6 @@ class Stack:
         self.children: list[Child] = []
         self.secrets: StackSecrets | None = None
         self.info: StackInfo | None = None
-        self._http = httpx.AsyncClient(timeout=1.0, trust_env=False)
         self.edge: EdgeSync | None = None
         self._edge_task: asyncio.Task[None] | None = None
 
@@ -222,30 +221,15 @@ class Stack:
         env.pop("AISOPOD_NATS_PASSWORD", None)
         return env
 
-    def _http_probe(self, url: str, ok: tuple[int, ...] = (200,)):  # type: ignore[no-untyped-def]
-        async def probe() -> bool:
-            try:
-                response = await self._http.get(url)
-            except httpx.HTTPError:
-                return False
-            return response.status_code in ok
+    def _http_probe(self, url: str, ok: tuple[int, ...] = (200,)) -> Probe:
+        return http_probe(url, ok)
 
-        return probe
-
-    def _edge_probe(self, http_url: str, https_url: str):  # type: ignore[no-untyped-def]
+    def _edge_probe(self, http_url: str, https_url: str) -> Probe:
         """/health through Traefik; over HTTPS when plain HTTP only redirects (the probe
         checks routing, not the certificate, which may name a public host)."""
         if not self.options.redirect_https:
-            return self._http_probe(f"{http_url}/health")
-
-        async def probe() -> bool:
-            async with httpx.AsyncClient(timeout=1.0, trust_env=False, verify=False) as client:
-                try:
-                    return (await client.get(f"{https_url}/health")).status_code == 200
-                except httpx.HTTPError:
-                    return False
-
-        return probe
+            return http_probe(f"{http_url}/health")
+        return http_probe(f"{https_url}/health")
 
     def _specs(self) -> list[ChildSpec]:
         host = self.options.host
@@ -359,7 +343,11 @@ class Stack:
             ca_file=self._ca_file(),
         )
         self._write_record()
-        log.info("stack ready in %.2fs", time.monotonic() - started)
+        log.info(
+            "stack ready in %.2fs (%s)",
+            time.monotonic() - started,
+            ", ".join(f"{c.spec.name} {c.ready_after or 0:.2f}" for c in self.children),
+        )
         return self.info
 
     def _ca_file(self) -> str | None:
@@ -395,7 +383,6 @@ class Stack:
         for group in STOP_ORDER:
             members = [c for c in self.children if c.spec.group == group]
             await asyncio.gather(*(c.stop() for c in members))
-        await self._http.aclose()
         record = self.state_dir / "stack.json"
         if record.exists():
             record.unlink()
@@ -405,7 +392,7 @@ async def _poll(probe: Callable[[], Awaitable[bool]], deadline: float) -> bool:
     while time.monotonic() < deadline:
         if await probe():
             return True
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(POLL_S)
     return False
 
 

@@ -207,6 +207,7 @@ class RpcServer:
     async def _serve_rpc(self, spec: MethodSpec, handler: Handler, request: Request) -> None:
         started = time.perf_counter()
         headers = request.headers or {}
+        stored: Awaitable[None] | None = None
         try:
             try:
                 principal = _principal(headers)
@@ -216,7 +217,7 @@ class RpcServer:
                 ctx = CallContext(spec.name, principal, self.bus, headers)
                 key = getattr(params, "idempotency_key", None) if spec.idempotent else None
                 if key and self.deduper is not None:
-                    result = await self.deduper.run(
+                    result, stored = await self.deduper.run_then_store(
                         f"{spec.name}|{principal.id}|{key}", lambda: handler(params, ctx)
                     )
                 else:
@@ -229,6 +230,11 @@ class RpcServer:
                 log.exception("handler of %s failed", spec.name)
                 reply, outcome = encode_reply(error=InternalError()), "INTERNAL_ERROR"
             await request.respond(reply)
+            if stored is not None:  # the dedupe entry, sent before the reply (dedupe.py)
+                try:
+                    await stored
+                except Exception:
+                    log.warning("%s: the idempotency entry was not stored", spec.name)
         except Exception:  # the reply itself failed (NATS down): the caller times out
             log.warning("could not reply to %s", spec.name, exc_info=True)
             outcome = "NO_REPLY"

@@ -31,6 +31,7 @@ from aisopod.catalogue.agents import Agent
 from aisopod.catalogue.sessions import SessionEntry
 from aisopod.errors import AisopodError, Forbidden, InvalidParams
 from aisopod.principal import Principal
+from aisopod.state import bucket_ttl
 from aisopod_runtime.board import RunBoard
 from aisopod_runtime.context import user_content
 from aisopod_runtime.emitter import RunEmitter
@@ -52,6 +53,7 @@ from aisopod_runtime.turn import Outcome, Turn, TurnError
 
 log = logging.getLogger("aisopod.runtime.runner")
 T = TypeVar("T")
+RUNS_RETENTION_S = bucket_ttl("runs")
 
 ABORT_WAIT_S = 5.0
 CANCEL_RETRY_S = 0.2
@@ -99,6 +101,10 @@ class RunManager:
 
     # -- lifecycle ----------------------------------------------------------------------
     async def start(self) -> None:
+        try:
+            await self.store.keep_for(RUNS_RETENTION_S)
+        except Exception:  # retention is housekeeping: never a reason not to start
+            log.warning("could not set the retention of KV runs", exc_info=True)
         await self.board.start()
         self._sub = await self.bus.nc.subscribe(
             self.bus.subjects.control("run.abort"), cb=self._on_abort

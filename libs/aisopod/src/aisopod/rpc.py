@@ -289,7 +289,7 @@ _PRINCIPALS_MAX = 4096
 def _principal(headers: Mapping[str, str]) -> Principal | None:
     """`Principal.from_headers`, remembered: an edge sends the same identity headers with
     every call of a connection, and a Principal is immutable."""
-    key = tuple(headers.get(name) for name in _IDENTITY)
+    key = tuple(map(headers.get, _IDENTITY))
     try:
         return _PRINCIPALS[key]
     except KeyError:

@@ -24,7 +24,7 @@ RECHECK_S = 1.0
 """A waiting run re-reads the lane at least this often (its owner's lease may expire)."""
 
 OwnerAlive = Callable[[str], Awaitable[bool]]
-Seen = tuple[dict[str, Any], int] | None
+LaneSeen = tuple[dict[str, Any], int] | None
 
 
 def lane_key(session_key: str) -> str:
@@ -42,7 +42,7 @@ class Lanes:
         return await get_json(self.kv, lane_key(session_key))
 
     async def try_acquire(
-        self, session_key: str, run_id: str, seen: Seen | Literal[False] = False
+        self, session_key: str, run_id: str, seen: LaneSeen | Literal[False] = False
     ) -> bool:
         """Take the lane now if free. `seen`: what `peek` read (writes are compare-and-set
         on that version; when it changed since, the lane is read again)."""

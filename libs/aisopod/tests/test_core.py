@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from aisopod import rpc
 from aisopod.clientip import client_ip, is_loopback
 from aisopod.errors import (
     AisopodError,
@@ -85,6 +86,16 @@ def test_principal_round_trips_through_nats_headers() -> None:
     back = Principal.from_headers(principal.to_headers())
     assert back == principal
     assert Principal.from_headers({}) is None
+    # The RPC wrapper remembers principals by their headers: every identity header counts.
+    assert rpc._principal(principal.to_headers()) == principal
+    assert rpc._principal(principal.to_headers()) is rpc._principal(principal.to_headers())
+    for changed in (
+        principal.model_copy(update={"conn_id": "c2"}),
+        principal.model_copy(update={"scopes": ("operator.read",)}),
+        principal.model_copy(update={"trace_id": "t1"}),
+    ):
+        assert rpc._principal(changed.to_headers()) == changed
+    assert rpc._principal({}) is None
 
 
 def test_subject_tokens_are_safe_and_distinct() -> None:

@@ -24,6 +24,15 @@ class RecordingBus:
         self.events.append((name, payload, headers))
         return len(self.events)
 
+    async def send_event(self, name: str, payload: dict[str, Any], headers=None) -> Any:
+        """`Bus.send_event`: sent now, the ack (or its failure) in the returned future."""
+        ack = asyncio.get_running_loop().create_future()
+        try:
+            ack.set_result(await self.publish_event(name, payload, headers))
+        except Exception as exc:
+            ack.set_exception(exc)
+        return ack
+
 
 def chat(bus: RecordingBus) -> list[dict[str, Any]]:
     return [p for n, p, _ in bus.events if n == "chat.event"]
@@ -56,6 +65,7 @@ async def test_no_delta_after_the_final_event() -> None:
     bus = RecordingBus()
     emitter = RunEmitter(bus, "r2", "k", None)  # type: ignore[arg-type]
     await emitter.add_text("a")
+    await asyncio.sleep(0)  # the stream waits: the first delta goes out
     await emitter.add_text(" b")  # within the throttle window: scheduled
     await emitter.final("a b", None, None)
     await asyncio.sleep(THROTTLE_S * 1.5)
@@ -112,3 +122,64 @@ async def test_an_event_is_retried_through_a_nats_restart_with_one_message_id() 
     reaper.start_at(0)
     await reaper.error("lease lost")
     assert not {h[H_MSG_ID] for _, _, h in bus.events[1:]} & ids  # never the same ids
+
+
+async def test_an_instant_answer_has_no_delta_and_its_final_carries_the_text() -> None:
+    bus = RecordingBus()
+    emitter = RunEmitter(bus, "r5", "k", None)  # type: ignore[arg-type]
+    for word in ("echo:", " hi", " there"):
+        await emitter.add_text(word)  # the stream never waits: nothing is sent yet
+    await emitter.text_done()
+    await emitter.final(emitter.text, None, "m5")
+    await asyncio.sleep(THROTTLE_S * 1.5)
+    assert [(p["state"], p["message"]["content"]) for p in chat(bus)] == [
+        ("final", "echo: hi there")
+    ]
+
+
+class SlowAckBus(RecordingBus):
+    """Acks arrive later than the next send: events are pipelined, stored in send order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent: list[tuple[str, int]] = []
+        self.unacked = 0
+        self.most_unacked = 0
+
+    async def send_event(self, name: str, payload: dict[str, Any], headers=None) -> Any:
+        self.sent.append((name, payload["seq"]))
+        self.unacked += 1
+        self.most_unacked = max(self.most_unacked, self.unacked)
+        ack = asyncio.get_running_loop().create_future()
+
+        async def later() -> None:
+            await asyncio.sleep(0.01)
+            self.events.append((name, payload, headers))
+            self.unacked -= 1
+            ack.set_result(len(self.events))
+
+        asyncio.get_running_loop().create_task(later())
+        return ack
+
+
+async def test_events_are_pipelined_in_order_and_terminal_ones_return_once_stored() -> None:
+    bus = SlowAckBus()
+    emitter = RunEmitter(bus, "r6", "k", None)  # type: ignore[arg-type]
+    emitter.post_lifecycle("start")
+    await emitter.add_text("a")
+    await asyncio.sleep(0)  # the first delta goes out (chat.event, then agent.event)
+    emitter.post_tool("start", "c1", "current_time")
+    await emitter.final("a", None, "m6")
+    assert [e["state"] for e in chat(bus)] == ["delta", "final"]  # stored when final returns
+    await emitter.lifecycle("end")
+    # Sent in call order; an event waits only for the one of its own name before it.
+    assert bus.sent == [
+        ("agent.event", 1),
+        ("chat.event", 1),
+        ("agent.event", 2),
+        ("agent.event", 3),
+        ("chat.event", 2),
+        ("agent.event", 4),
+    ]
+    assert bus.most_unacked >= 2  # not one round trip per event
+    assert [p["seq"] for n, p, _ in bus.events if n == "agent.event"] == [1, 2, 3, 4]

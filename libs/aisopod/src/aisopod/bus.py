@@ -6,6 +6,7 @@ so an edge forwards an owner's error unchanged.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -15,6 +16,7 @@ from nats.aio.client import Client as NATS
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
+from nats.js.api import PubAck
 
 from aisopod import codec
 from aisopod.errors import AisopodError, InternalError, Unavailable
@@ -161,6 +163,16 @@ class Bus:
             self.subjects.evt(event), codec.dumps(codec.to_wire(payload)), headers=headers
         )
         return ack.seq
+
+    async def send_event(
+        self, event: str, payload: Any, headers: dict[str, str] | None = None
+    ) -> asyncio.Future[PubAck]:
+        """`publish_event` in two halves: returns once the event is written to the
+        connection, with a future of JetStream's ack (never times out by itself: wait for
+        it with a timeout). Several events can be in flight, stored in the order sent."""
+        return await self.js.publish_async(
+            self.subjects.evt(event), codec.dumps(codec.to_wire(payload)), headers=headers
+        )
 
     async def publish(
         self, subject: str, payload: Any, headers: dict[str, str] | None = None

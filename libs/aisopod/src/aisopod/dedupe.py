@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import time
@@ -24,6 +25,7 @@ from aisopod import codec
 from aisopod.errors import Conflict
 
 DEDUPE_TTL_S = 300.0
+STORE_TIMEOUT_S = 5.0
 
 
 class Deduper:
@@ -38,6 +40,17 @@ class Deduper:
         return hashlib.sha256(key.encode()).hexdigest()
 
     async def run(self, key: str, fn: Callable[[], Awaitable[Any]]) -> Any:
+        result, stored = await self.run_then_store(key, fn)
+        await stored
+        return result
+
+    async def run_then_store(
+        self, key: str, fn: Callable[[], Awaitable[Any]]
+    ) -> tuple[Any, Awaitable[None]]:
+        """`run`, returning as soon as the `done` entry is written to the connection, with
+        its acknowledgement still to await. A reply sent in between goes out after the
+        write on the same connection, so a repeat it provokes finds the result stored;
+        the caller saves a round trip and still learns (later) if the write failed."""
         kv_key = self.kv_key(key)
         pending = codec.dumps({"state": "pending", "owner": self.instance, "at": time.time()})
         try:
@@ -45,14 +58,16 @@ class Deduper:
         except KeyWrongLastSequenceError:
             revision = await self._existing(kv_key, pending)
             if isinstance(revision, _Done):
-                return revision.result
+                return revision.result, _nothing()
         try:
             result = codec.to_wire(await fn())
         except BaseException:
             await self._forget(kv_key, revision)
             raise
-        await self.kv.put(kv_key, codec.dumps({"state": "done", "result": result}))
-        return result
+        done = codec.dumps({"state": "done", "result": result})
+        # KeyValue.put is a JetStream publish on the key's subject; sent without waiting.
+        ack = await self.kv._js.publish_async(f"{self.kv._pre}{kv_key}", done)
+        return result, _acked(ack)
 
     async def _existing(self, kv_key: str, pending: bytes) -> int | _Done:
         """The stored result, or the revision of a stale pending entry we took over."""
@@ -75,6 +90,14 @@ class Deduper:
     async def _forget(self, kv_key: str, revision: int) -> None:
         with contextlib.suppress(Exception):  # best effort; the bucket TTL cleans up
             await self.kv.delete(kv_key, last=revision)
+
+
+async def _nothing() -> None:
+    return None
+
+
+async def _acked(ack: asyncio.Future[Any]) -> None:
+    await asyncio.wait_for(ack, STORE_TIMEOUT_S)
 
 
 class _Done:

@@ -37,7 +37,17 @@ from aisopod.errors import (
     Unauthenticated,
     invalid_params_from_validation,
 )
-from aisopod.principal import Principal
+from aisopod.principal import (
+    H_AUTH_METHOD,
+    H_CONN,
+    H_DEVICE,
+    H_IP,
+    H_PRINCIPAL,
+    H_ROLE,
+    H_SCOPES,
+    H_TRACE,
+    Principal,
+)
 from aisopod.services import ServiceName
 
 log = logging.getLogger("aisopod.rpc")
@@ -115,6 +125,9 @@ class RpcServer:
         self._micro: Service | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._slots = asyncio.Semaphore(max_in_flight)
+        # prometheus' labels() lookup costs more than a small handler: done once each.
+        self._counted: dict[tuple[str, str], Any] = {}
+        self._timed: dict[str, Any] = {}
 
     @property
     def in_flight(self) -> int:
@@ -195,16 +208,17 @@ class RpcServer:
     async def _serve_rpc(self, spec: MethodSpec, handler: Handler, request: Request) -> None:
         started = time.perf_counter()
         headers = request.headers or {}
+        stored: Awaitable[None] | None = None
         try:
             try:
-                principal = Principal.from_headers(headers)
+                principal = _principal(headers)
                 if principal is None:
                     raise Unauthenticated("request carries no principal")
                 params = validate_params(spec, _json(request.data))
                 ctx = CallContext(spec.name, principal, self.bus, headers)
                 key = getattr(params, "idempotency_key", None) if spec.idempotent else None
                 if key and self.deduper is not None:
-                    result = await self.deduper.run(
+                    result, stored = await self.deduper.run_then_store(
                         f"{spec.name}|{principal.id}|{key}", lambda: handler(params, ctx)
                     )
                 else:
@@ -217,13 +231,24 @@ class RpcServer:
                 log.exception("handler of %s failed", spec.name)
                 reply, outcome = encode_reply(error=InternalError()), "INTERNAL_ERROR"
             await request.respond(reply)
+            if stored is not None:  # the dedupe entry, sent before the reply (dedupe.py)
+                try:
+                    await stored
+                except Exception:
+                    log.warning("%s: the idempotency entry was not stored", spec.name)
         except Exception:  # the reply itself failed (NATS down): the caller times out
             log.warning("could not reply to %s", spec.name, exc_info=True)
             outcome = "NO_REPLY"
         finally:
             self._slots.release()
-        RPC_REQUESTS.labels(spec.name, outcome).inc()
-        RPC_SECONDS.labels(spec.name).observe(time.perf_counter() - started)
+        counted = self._counted.get((spec.name, outcome))
+        if counted is None:
+            counted = self._counted[spec.name, outcome] = RPC_REQUESTS.labels(spec.name, outcome)
+        counted.inc()
+        timed = self._timed.get(spec.name)
+        if timed is None:
+            timed = self._timed[spec.name] = RPC_SECONDS.labels(spec.name)
+        timed.observe(time.perf_counter() - started)
 
     async def _serve_raw(self, subject: str, handler: RawHandler, request: Request) -> None:
         try:
@@ -255,6 +280,26 @@ class RpcServer:
         await self.drain(0)
         for task in list(self._tasks):
             task.cancel()
+
+
+_IDENTITY = (H_PRINCIPAL, H_ROLE, H_SCOPES, H_AUTH_METHOD, H_CONN, H_IP, H_DEVICE, H_TRACE)
+_PRINCIPALS: dict[tuple[str | None, ...], Principal | None] = {}
+_PRINCIPALS_MAX = 4096
+
+
+def _principal(headers: Mapping[str, str]) -> Principal | None:
+    """`Principal.from_headers`, remembered: an edge sends the same identity headers with
+    every call of a connection, and a Principal is immutable."""
+    key = tuple(map(headers.get, _IDENTITY))
+    try:
+        return _PRINCIPALS[key]
+    except KeyError:
+        pass
+    principal = Principal.from_headers(dict(headers))
+    if len(_PRINCIPALS) >= _PRINCIPALS_MAX:
+        _PRINCIPALS.clear()
+    _PRINCIPALS[key] = principal
+    return principal
 
 
 def _json(data: bytes) -> Any:

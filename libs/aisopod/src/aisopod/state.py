@@ -44,7 +44,9 @@ BUCKETS: tuple[Bucket, ...] = (
     Bucket("agents", description="agent definitions"),
     Bucket("sessions", description="session metadata"),
     Bucket("cron", description="cron jobs, run records and leases"),
-    Bucket("runs", description="agent-run status"),
+    # Run records (and session lanes) are kept a week after their last write: long past
+    # any run's own timeout (at most a day), so a live run or held lane never expires.
+    Bucket("runs", ttl_s=7 * DAY, description="agent-run status"),
     Bucket("devices", description="paired devices (token hashes only)"),
     Bucket("pairing", ttl_s=5 * MINUTE, description="pending pairing requests"),
     Bucket("nodes", description="paired nodes"),
@@ -77,6 +79,11 @@ STREAMS: tuple[Stream, ...] = (
 )
 
 OBJECT_STORES: tuple[str, ...] = ("canvas",)
+
+
+def bucket_ttl(name: str) -> float:
+    """The TTL of bucket `name` in seconds (0: none)."""
+    return next(b.ttl_s for b in BUCKETS if b.name == name)
 
 
 def stream_name(prefix: str, name: str) -> str:

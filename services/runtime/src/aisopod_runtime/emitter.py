@@ -3,12 +3,20 @@
 - `chat.event` `{runId, sessionKey, seq, state, message?, usage?, errorMessage?}`. A
   `delta` carries the whole text so far in `message.content` plus the new part in
   `delta`: deltas may be dropped for a slow client, so each one stands alone. At most one
-  delta per `THROTTLE_S` per run; `final` carries the full message and usage.
+  delta per `THROTTLE_S` per run; `final` carries the full message and usage, so text not
+  yet sent as a delta when the answer completes goes out with `final` only (an instant
+  answer has no delta at all).
 - `agent.event` `{runId, sessionKey, seq, stream, data}`: `lifecycle` (start/end/error/
   aborted), `assistant` (text so far and the new part, throttled with the deltas),
   `tool` (start/result/error; the ws-gateway sends these only to the originating
   connection, named by the `Aisopod-Origin-Conn` header), `error`.
 - `seq` counts per run and per event name: 1, 2, 3…
+- Events are pipelined, in order: each is written to the connection after every event
+  queued before it, without waiting for their acks, so a turn never waits on a delta's
+  ack (a real model streams on meanwhile; an instant answer's delta overlaps the
+  transcript write). An event of one name is sent only once the previous event of that
+  name is stored, so a retried event never lands behind a later one of its name. The
+  terminal events (`final`, `aborted`, `error`, lifecycle end) return once stored.
 - A publish that fails on the bus (NATS restarting) is retried for up to `RETRY_S` with
   the same `Nats-Msg-Id`, which JetStream de-duplicates: an event whose ack was lost with
   the connection is not stored twice, and one that never arrived is not lost.
@@ -32,6 +40,7 @@ log = logging.getLogger("aisopod.runtime.emitter")
 
 THROTTLE_S = 0.1
 RETRY_S = 30.0  # a NATS restart takes seconds; the EVENTS stream de-duplicates for 120 s
+ACK_TIMEOUT_S = 5.0
 H_MSG_ID = "Nats-Msg-Id"
 
 
@@ -49,8 +58,11 @@ class RunEmitter:
         self._seq = {"chat.event": 0, "agent.event": 0}
         self._last_flush = 0.0
         self._timer: asyncio.Task[None] | None = None
-        self._lock = asyncio.Lock()
         self._closed = False
+        self._last_sent: asyncio.Future[None] | None = None
+        """Written to the connection: the next event is sent after it (send order)."""
+        self._last: dict[str, asyncio.Future[None]] = {}
+        """The last event of each name: the next one of that name waits until it is stored."""
 
     @property
     def seq(self) -> int:
@@ -61,46 +73,113 @@ class RunEmitter:
         """Continue numbering after `seq` (a reaper ending a run it does not hold)."""
         self._seq = dict.fromkeys(self._seq, seq)
 
-    async def _publish(self, event: str, payload: dict[str, Any]) -> None:
+    def _post(self, event: str, payload: dict[str, Any]) -> asyncio.Future[None]:
+        """Queue one event (numbered now, in call order); the future ends once it is stored."""
         self._seq[event] += 1
         seq = self._seq[event]
-        body = {"runId": self.run_id, "sessionKey": self.session_key, "seq": seq}
+        body = {"runId": self.run_id, "sessionKey": self.session_key, "seq": seq} | payload
         headers = self.headers | {H_MSG_ID: f"{self._ids}:{event}:{seq}"}
+        sent = asyncio.get_running_loop().create_future()
+        previous_sent, self._last_sent = self._last_sent, sent
+        task = asyncio.ensure_future(
+            self._deliver(event, body, headers, previous_sent, self._last.get(event), sent)
+        )
+        self._last[event] = task
+        task.add_done_callback(self._delivered)
+        return task
+
+    def _delivered(self, task: asyncio.Future[None]) -> None:
+        # An event nobody awaits (a delta, lifecycle start) that could not be stored in
+        # RETRY_S is logged here; the terminal events still carry the whole run.
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("run %s: an event was not published: %r", self.run_id, task.exception())
+
+    async def _deliver(
+        self,
+        event: str,
+        body: dict[str, Any],
+        headers: dict[str, str],
+        previous_sent: asyncio.Future[None] | None,
+        previous_same: asyncio.Future[None] | None,
+        sent: asyncio.Future[None],
+    ) -> None:
+        try:
+            if previous_same is not None:
+                await asyncio.wait([previous_same])  # its failure is its own (logged)
+            if previous_sent is not None:
+                await previous_sent
+            try:
+                ack: asyncio.Future[Any] | None = await self.bus.send_event(event, body, headers)
+            except (NatsError, TimeoutError) as exc:
+                ack = None
+                self._warn("not sent", event, body, exc)
+            finally:
+                if not sent.done():
+                    sent.set_result(None)
+            if ack is not None:
+                try:
+                    await asyncio.wait_for(ack, ACK_TIMEOUT_S)
+                    return
+                except (NatsError, TimeoutError) as exc:
+                    self._warn("not acked", event, body, exc)
+            await self._retry(event, body, headers)
+        finally:
+            if not sent.done():
+                sent.set_result(None)
+
+    def _warn(self, what: str, event: str, body: dict[str, Any], exc: BaseException) -> None:
+        log.warning("run %s: %s %s %s (%r); retrying", self.run_id, event, body["seq"], what, exc)
+
+    async def _retry(self, event: str, body: dict[str, Any], headers: dict[str, str]) -> None:
         deadline = time.monotonic() + RETRY_S
         delay = 0.05
         while True:
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 1.0)
             try:
-                await self.bus.publish_event(event, body | payload, headers=headers)
+                await self.bus.publish_event(event, body, headers=headers)
                 return
             except (NatsError, TimeoutError) as exc:
                 if time.monotonic() > deadline:
                     raise
-                log.warning(
-                    "run %s: %s %s not published (%r); retrying", self.run_id, event, seq, exc
-                )
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 1.0)
+                self._warn("not published", event, body, exc)
 
     async def agent(self, stream: str, data: dict[str, Any]) -> None:
-        async with self._lock:
-            await self._publish("agent.event", {"stream": stream, "data": data})
+        """An agent.event, stored when this returns."""
+        await self._post("agent.event", {"stream": stream, "data": data})
+
+    def post_agent(self, stream: str, data: dict[str, Any]) -> None:
+        """An agent.event, queued: in order with every other event, nobody waits for it."""
+        self._post("agent.event", {"stream": stream, "data": data})
 
     async def lifecycle(self, phase: str, **data: Any) -> None:
         await self.agent("lifecycle", {"phase": phase, **data})
 
-    async def tool(self, phase: str, call_id: str, name: str, **data: Any) -> None:
-        await self.agent("tool", {"toolCallId": call_id, "name": name, "phase": phase, **data})
+    def post_lifecycle(self, phase: str, **data: Any) -> None:
+        self.post_agent("lifecycle", {"phase": phase, **data})
+
+    def post_tool(self, phase: str, call_id: str, name: str, **data: Any) -> None:
+        self.post_agent("tool", {"toolCallId": call_id, "name": name, "phase": phase, **data})
 
     async def add_text(self, chunk: str) -> None:
-        """Take a piece of the answer; publish now or within THROTTLE_S."""
+        """Take a piece of the answer; publish it soon (the next time the model's stream
+        waits), or within THROTTLE_S of the last delta.
+
+        Not at once: an answer that is complete before the stream ever waits (the echo
+        provider, a cached reply) needs no delta, its final event carries the text.
+        """
         self.text += chunk
-        if self._closed:
+        if self._closed or self._timer is not None:
             return
         wait = self._last_flush + THROTTLE_S - time.monotonic()
-        if wait <= 0:
-            await self._flush()
-        elif self._timer is None:
-            self._timer = asyncio.create_task(self._flush_later(wait))
+        self._timer = asyncio.create_task(
+            self._flush_later(wait) if wait > 0 else self._flush_soon()
+        )
+
+    async def text_done(self) -> None:
+        """The answer is complete: a delta not sent yet is dropped (the final event that
+        follows carries the whole text)."""
+        await self._close()
 
     def reset_text(self) -> None:
         """A new model step begins: the text of the next answer starts empty."""
@@ -110,22 +189,21 @@ class RunEmitter:
     async def _flush_later(self, wait: float) -> None:
         await asyncio.sleep(wait)
         self._timer = None
-        await self._flush()
+        self._flush()
 
-    async def _flush(self) -> None:
-        async with self._lock:
-            if self._closed or self._sent_upto >= len(self.text):
-                return
-            delta = self.text[self._sent_upto :]
-            self._sent_upto = len(self.text)
-            self._last_flush = time.monotonic()
-            message = {"role": "assistant", "content": self.text}
-            await self._publish(
-                "chat.event", {"state": "delta", "message": message, "delta": delta}
-            )
-            await self._publish(
-                "agent.event", {"stream": "assistant", "data": {"text": self.text, "delta": delta}}
-            )
+    async def _flush_soon(self) -> None:
+        self._timer = None
+        self._flush()
+
+    def _flush(self) -> None:
+        if self._closed or self._sent_upto >= len(self.text):
+            return
+        delta = self.text[self._sent_upto :]
+        self._sent_upto = len(self.text)
+        self._last_flush = time.monotonic()
+        message = {"role": "assistant", "content": self.text}
+        self._post("chat.event", {"state": "delta", "message": message, "delta": delta})
+        self.post_agent("assistant", {"text": self.text, "delta": delta})
 
     async def _close(self) -> None:
         self._closed = True
@@ -140,24 +218,19 @@ class RunEmitter:
         message: dict[str, Any] = {"role": "assistant", "content": text}
         if message_id:
             message["id"] = message_id
-        async with self._lock:
-            await self._publish(
-                "chat.event", {"state": "final", "message": message, "usage": usage}
-            )
+        await self._post("chat.event", {"state": "final", "message": message, "usage": usage})
 
     async def aborted(self, partial: str) -> None:
         await self._close()
-        async with self._lock:
-            await self._publish(
-                "chat.event",
-                {"state": "aborted", "message": {"role": "assistant", "content": partial}},
-            )
+        await self._post(
+            "chat.event",
+            {"state": "aborted", "message": {"role": "assistant", "content": partial}},
+        )
 
     async def error(self, message: str, partial: str = "") -> None:
         await self._close()
-        async with self._lock:
-            await self._publish("agent.event", {"stream": "error", "data": {"message": message}})
-            payload: dict[str, Any] = {"state": "error", "errorMessage": message}
-            if partial:
-                payload["message"] = {"role": "assistant", "content": partial}
-            await self._publish("chat.event", payload)
+        failed = self._post("agent.event", {"stream": "error", "data": {"message": message}})
+        payload: dict[str, Any] = {"state": "error", "errorMessage": message}
+        if partial:
+            payload["message"] = {"role": "assistant", "content": partial}
+        await asyncio.gather(failed, self._post("chat.event", payload))

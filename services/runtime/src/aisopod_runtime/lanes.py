@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
+from typing import Any, Literal
 
 from nats.js.errors import KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
@@ -23,6 +24,7 @@ RECHECK_S = 1.0
 """A waiting run re-reads the lane at least this often (its owner's lease may expire)."""
 
 OwnerAlive = Callable[[str], Awaitable[bool]]
+LaneSeen = tuple[dict[str, Any], int] | None
 
 
 def lane_key(session_key: str) -> str:
@@ -35,10 +37,18 @@ class Lanes:
         self._owner_alive = owner_alive
         self._held: dict[str, int] = {}  # run id → revision of the lane it took
 
-    async def try_acquire(self, session_key: str, run_id: str) -> bool:
+    async def peek(self, session_key: str) -> tuple[dict[str, Any], int] | None:
+        """The lane as it is now (read ahead of `try_acquire`, alongside other reads)."""
+        return await get_json(self.kv, lane_key(session_key))
+
+    async def try_acquire(
+        self, session_key: str, run_id: str, seen: LaneSeen | Literal[False] = False
+    ) -> bool:
+        """Take the lane now if free. `seen`: what `peek` read (writes are compare-and-set
+        on that version; when it changed since, the lane is read again)."""
         key = lane_key(session_key)
         body = codec.dumps({"runId": run_id})
-        found = await get_json(self.kv, key)
+        found = await get_json(self.kv, key) if seen is False else seen
         try:
             if found is None:
                 self._held[run_id] = await self.kv.create(key, body)
@@ -53,6 +63,8 @@ class Lanes:
             self._held[run_id] = await self.kv.update(key, body, last=revision)
             return True
         except KeyWrongLastSequenceError:
+            if seen is not False:  # changed since `peek` (freed, maybe): look again
+                return await self.try_acquire(session_key, run_id)
             return False  # another run got in first
 
     async def acquire(self, session_key: str, run_id: str) -> None:

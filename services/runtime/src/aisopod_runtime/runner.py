@@ -19,16 +19,19 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
 from aisopod import codec
 from aisopod.catalogue.agents import Agent
+from aisopod.catalogue.sessions import SessionEntry
 from aisopod.errors import AisopodError, Forbidden, InvalidParams
 from aisopod.principal import Principal
+from aisopod.state import bucket_ttl
 from aisopod_runtime.board import RunBoard
 from aisopod_runtime.context import user_content
 from aisopod_runtime.emitter import RunEmitter
@@ -42,12 +45,15 @@ from aisopod_runtime.runs import (
     is_terminal,
     lease_expired,
     now_ms,
+    run_key,
 )
-from aisopod_runtime.sessions import parse_session_key
+from aisopod_runtime.sessions import Seen, parse_session_key
 from aisopod_runtime.transcripts import new_message
 from aisopod_runtime.turn import Outcome, Turn, TurnError
 
 log = logging.getLogger("aisopod.runtime.runner")
+T = TypeVar("T")
+RUNS_RETENTION_S = bucket_ttl("runs")
 
 ABORT_WAIT_S = 5.0
 CANCEL_RETRY_S = 0.2
@@ -74,6 +80,11 @@ class LocalRun:
     """Why the task was cancelled: abort | timeout | shutdown | lost."""
     concluding: bool = False
     done: asyncio.Event = field(default_factory=asyncio.Event)
+    session: Seen | None = None
+    """The session entry as the run found it: its touch at the end tries that version first."""
+    record: dict[str, Any] | None = None
+    """The terminal record once this runtime wrote it."""
+    new_session: bool = False
 
 
 class RunManager:
@@ -90,6 +101,10 @@ class RunManager:
 
     # -- lifecycle ----------------------------------------------------------------------
     async def start(self) -> None:
+        try:
+            await self.store.keep_for(RUNS_RETENTION_S)
+        except Exception:  # retention is housekeeping: never a reason not to start
+            log.warning("could not set the retention of KV runs", exc_info=True)
         await self.board.start()
         self._sub = await self.bus.nc.subscribe(
             self.bus.subjects.control("run.abort"), cb=self._on_abort
@@ -140,15 +155,14 @@ class RunManager:
             )
         if origin_session == session_key:
             raise InvalidParams("a session cannot send to itself", code="SELF_SEND")
-        agent = await parts.agents.get(key_agent)
-        entry = await parts.sessions.ensure(session_key, agent.id)
-        if source == "sessions_send" and entry.send_policy == "deny":
-            raise Forbidden(f"session {session_key!r} accepts no messages", code="SEND_DENIED")
-        model_ref = entry.model or agent.model or parts.config.models.agents.model
-        try:
-            parts.providers.resolve(model_ref)
-        except ProviderError as exc:
-            raise InvalidParams(exc.message, code="UNKNOWN_PROVIDER") from None
+        # The reads a run needs, at once: one round trip instead of three.
+        agent, seen, lane = await asyncio.gather(
+            parts.agents.get(key_agent),
+            parts.sessions.lookup(session_key),
+            self.lanes.peek(session_key),
+        )
+        entry = seen.entry if seen is not None else None
+        model_ref = self._admit(entry, agent, source)
         run_id = uuid.uuid4().hex
         record = self.store.new_record(
             run_id,
@@ -160,13 +174,28 @@ class RunManager:
             originConn=principal.conn_id,
             timeoutMs=timeout_ms or parts.config.models.agents.timeout_ms,
         )
-        await self.store.create(record)
-        acquired = await self.lanes.try_acquire(session_key, run_id)
+        created = seen is None
+        if created:  # a new session: its entry and the run record written together
+            seen, _ = await asyncio.gather(
+                parts.sessions.create(session_key, agent.id), self.store.create(record)
+            )
+            if seen.raced:  # created by another writer meanwhile: judge by its entry
+                created = False
+                model_ref = await self._readmit(record, seen.entry, agent, source)
+        else:
+            await self.store.create(record)
+        # The lane is taken only once the record exists: a runtime finding this run in
+        # the lane must see it alive (lanes.py), or it would take the lane over.
+        acquired = await self.lanes.try_acquire(session_key, run_id, lane)
         run = LocalRun(
             run_id,
             session_key,
             agent.id,
             RunEmitter(self.bus, run_id, session_key, principal.conn_id),
+            session=seen,
+            # A session this run created, and whose lane it took at once, has no history
+            # yet: nothing to read.
+            new_session=created and acquired,
         )
         self.local[run_id] = run
         run.task = asyncio.create_task(
@@ -174,6 +203,40 @@ class RunManager:
             name=f"run-{run_id}",
         )
         return Submitted(run_id, session_key, queued=not acquired)
+
+    def _admit(self, entry: SessionEntry | None, agent: Agent, source: str) -> str:
+        """The model a run of `agent` in this session uses, or why it cannot run."""
+        if source == "sessions_send" and entry is not None and entry.send_policy == "deny":
+            raise Forbidden(f"session {entry.key!r} accepts no messages", code="SEND_DENIED")
+        model_ref = (entry.model if entry else None) or agent.model
+        model_ref = model_ref or self.parts.config.models.agents.model
+        try:
+            self.parts.providers.resolve(model_ref)
+        except ProviderError as exc:
+            raise InvalidParams(exc.message, code="UNKNOWN_PROVIDER") from None
+        return model_ref
+
+    async def _readmit(
+        self, record: dict[str, Any], entry: SessionEntry, agent: Agent, source: str
+    ) -> str:
+        """Check again against a session entry another writer created meanwhile."""
+        run_id = record["runId"]
+        try:
+            model_ref = self._admit(entry, agent, source)
+        except AisopodError:
+            self.store.forget(run_id)
+            with contextlib.suppress(Exception):
+                await self.store.kv.delete(run_key(run_id))
+            raise
+        if model_ref != record["model"]:
+
+            def remodel(stored: dict[str, Any]) -> bool:
+                stored["model"] = model_ref
+                return True
+
+            record["model"] = model_ref
+            await self.store.change(run_id, remodel)
+        return model_ref
 
     # -- execution ----------------------------------------------------------------------
     async def _execute(
@@ -199,14 +262,18 @@ class RunManager:
         try:
             if not acquired:
                 await self.lanes.acquire(run.session_key, run.run_id)
-            history = await self.parts.transcripts.read(
-                run.session_key, self.parts.config.models.agents.history_limit
-            )
+            limit = self.parts.config.models.agents.history_limit
             asked = new_message("user", user_content(message, attachments), runId=run.run_id)
-            await self.parts.transcripts.append(run.session_key, asked)
             started = now_ms()
-            await self.store.change(run.run_id, lambda r: _started(r, started))
-            await run.emitter.lifecycle(
+            # Together: the history is read while the question is written (read one more
+            # and leave the question out: the read may or may not see it).
+            history, _, _ = await asyncio.gather(
+                self._history(run, limit + 1),
+                self.parts.transcripts.append(run.session_key, asked),
+                self.store.change(run.run_id, lambda r: _started(r, started)),
+            )
+            history = [m for m in history if m.get("id") != asked["id"]][-limit:]
+            run.emitter.post_lifecycle(
                 "start", startedAt=started, model=model_ref, agentId=agent.id
             )
             turn = Turn(
@@ -250,19 +317,26 @@ class RunManager:
     async def _conclude(
         self, run: LocalRun, status: str, error: str | None, outcome: Outcome | None, partial: str
     ) -> None:
+        """Tell the run's end: events, session, lane, then the record.
+
+        The events, the session touch and the lane release go together; the record is
+        made terminal last, once they are done (`agent.wait` returns on it, and by then
+        the session is free and current). Each step on its own: a failed event must not
+        keep the lane. The answer is in the transcript before any of this (turn.py), and
+        partial text kept before the events that end the run.
+        """
+        if outcome is None and partial:
+            kept = new_message("assistant", partial, runId=run.run_id, stopReason=status)
+            await self._step(run, self.parts.transcripts.append(run.session_key, kept))
+        ended = now_ms()
+        phase = "end" if status == "ok" else status
         steps = []
         if outcome is not None:
             steps.append(run.emitter.final(outcome.text, outcome.usage.wire(), outcome.message_id))
+        elif status == "aborted":
+            steps.append(run.emitter.aborted(partial))
         else:
-            if partial:
-                kept = new_message("assistant", partial, runId=run.run_id, stopReason=status)
-                steps.append(self.parts.transcripts.append(run.session_key, kept))
-            if status == "aborted":
-                steps.append(run.emitter.aborted(partial))
-            else:
-                steps.append(run.emitter.error(error or status, partial))
-        ended = now_ms()
-        phase = "end" if status == "ok" else status
+            steps.append(run.emitter.error(error or status, partial))
         steps.append(run.emitter.lifecycle(phase, endedAt=ended, status=status, error=error))
         result = None
         if outcome is not None:
@@ -272,17 +346,27 @@ class RunManager:
                 "messageId": outcome.message_id,
             }
         last = outcome.text if outcome is not None else partial
-        steps.append(self.parts.sessions.touch(run.session_key, run.agent_id, last or None))
+        sessions = self.parts.sessions
+        steps.append(sessions.touch(run.session_key, run.agent_id, last or None, run.session))
         steps.append(self.lanes.release(run.session_key, run.run_id))
-        # Last: `agent.wait` returns on this, and by then the session is free and current.
-        steps.append(
-            self.store.finish(run.run_id, status, error=error, result=result, seq=run.emitter.seq)
+        await asyncio.gather(*(self._step(run, step) for step in steps))
+        run.record = await self._step(
+            run,
+            self.store.finish(run.run_id, status, error=error, result=result, seq=run.emitter.seq),
         )
-        for step in steps:  # each one on its own: a failed event must not keep the lane
-            try:
-                await step
-            except Exception:
-                log.warning("concluding run %s: a step failed", run.run_id, exc_info=True)
+
+    async def _history(self, run: LocalRun, limit: int) -> list[dict[str, Any]]:
+        if run.new_session:
+            return []
+        return await self.parts.transcripts.read(run.session_key, limit)
+
+    @staticmethod
+    async def _step(run: LocalRun, step: Awaitable[T]) -> T | None:
+        try:
+            return await step
+        except Exception:
+            log.warning("concluding run %s: a step failed", run.run_id, exc_info=True)
+            return None
 
     def _forget(self, run: LocalRun) -> None:
         self.local.pop(run.run_id, None)
@@ -354,6 +438,8 @@ class RunManager:
         with contextlib.suppress(TimeoutError):  # ours: no KV watch needed
             async with asyncio.timeout(timeout):
                 await run.done.wait()
+        if run.record is not None:
+            return run.record  # the terminal record as this runtime wrote it
         return await self.store.get(run_id)
 
     # -- leases -------------------------------------------------------------------------

@@ -52,6 +52,16 @@ class RunStore:
         # first tries it (one round trip) and reads the record only when it is stale.
         self._known: dict[str, tuple[dict[str, Any], int]] = {}
 
+    async def keep_for(self, seconds: float) -> None:
+        """Give the bucket its retention: records of finished runs are otherwise never
+        removed (a bucket made before the retention existed is brought in line)."""
+        stream = f"KV_{self.kv._name}"  # nats-py keeps this private; the name is NATS' own
+        js = self.kv._js
+        info = await js.stream_info(stream)
+        if info.config.max_age != seconds:
+            info.config.max_age = seconds
+            await js.update_stream(info.config)
+
     def new_record(
         self, run_id: str, session_key: str, agent_id: str, **extra: Any
     ) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from nats.js.errors import KeyWrongLastSequenceError
@@ -50,6 +51,17 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
+@dataclass(slots=True)
+class Seen:
+    """A session entry as read (or written) at `revision`."""
+
+    entry: SessionEntry
+    body: dict[str, Any]
+    revision: int
+    raced: bool = False
+    """Created by another writer while we tried to create it."""
+
+
 class SessionStore:
     def __init__(self, kv: KeyValue) -> None:
         self.kv = kv
@@ -66,9 +78,18 @@ class SessionStore:
 
     async def ensure(self, session_key: str, agent_id: str) -> SessionEntry:
         """The entry, created when the session is new."""
-        entry = await self.get(session_key)
-        if entry is not None:
-            return entry
+        found = await self.lookup(session_key)
+        if found is None:
+            found = await self.create(session_key, agent_id)
+        return found.entry
+
+    async def lookup(self, session_key: str) -> Seen | None:
+        """The entry with the version read (a later change may start from it)."""
+        found = await get_json(self.kv, session_kv_key(session_key))
+        return Seen(SessionEntry.model_validate(found[0]), *found) if found else None
+
+    async def create(self, session_key: str, agent_id: str) -> Seen:
+        """A new session's entry; the existing one when another writer created it first."""
         body = {
             "key": session_key,
             "agentId": agent_id,
@@ -76,17 +97,34 @@ class SessionStore:
             "createdAt": now_ms(),
         }
         try:
-            await self.kv.create(session_kv_key(session_key), codec.dumps(body))
+            revision = await self.kv.create(session_kv_key(session_key), codec.dumps(body))
         except KeyWrongLastSequenceError:
-            return await self.require(session_key)
-        return SessionEntry.model_validate(body)
+            found = await self.lookup(session_key)
+            if found is None:
+                raise NotFound(f"no session {session_key!r}", code="SESSION_NOT_FOUND") from None
+            found.raced = True
+            return found
+        return Seen(SessionEntry.model_validate(body), body, revision)
 
     async def change(
-        self, session_key: str, agent_id: str, changes: dict[str, Any]
+        self,
+        session_key: str,
+        agent_id: str,
+        changes: dict[str, Any],
+        *,
+        known: Seen | None = None,
     ) -> SessionEntry:
-        """Apply `changes` (wire names; None clears) by compare-and-set, creating the entry."""
+        """Apply `changes` (wire names; None clears) by compare-and-set, creating the entry.
+
+        `known` is a version read earlier: tried first, so an unchanged entry costs one
+        round trip; the entry is read again only when it changed since.
+        """
         for _ in range(8):
-            found = await get_json(self.kv, session_kv_key(session_key))
+            if known is not None:
+                found: tuple[dict[str, Any], int] | None = (dict(known.body), known.revision)
+                known = None
+            else:
+                found = await get_json(self.kv, session_kv_key(session_key))
             if found is None:
                 body: dict[str, Any] = {
                     "key": session_key,
@@ -113,9 +151,15 @@ class SessionStore:
             return SessionEntry.model_validate(body)
         raise Conflict("the session changed concurrently; retry", code="CONCURRENT_UPDATE")
 
-    async def touch(self, session_key: str, agent_id: str, last_message: str | None) -> None:
+    async def touch(
+        self,
+        session_key: str,
+        agent_id: str,
+        last_message: str | None,
+        known: Seen | None = None,
+    ) -> None:
         changes = {"lastMessage": preview(last_message)} if last_message else {}
-        await self.change(session_key, agent_id, changes)
+        await self.change(session_key, agent_id, changes, known=known)
 
     async def patch(self, params: SessionsPatchParams, agent_id: str, key: str) -> SessionEntry:
         changes = {k: v for k, v in params.wire().items() if k != "key"}

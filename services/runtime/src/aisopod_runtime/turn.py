@@ -105,6 +105,7 @@ class Turn:
                 raise TurnError(exc.message) from exc
             text = self.emitter.text
             if not calls:
+                await self.emitter.text_done()
                 final = new_message(
                     "assistant",
                     text,
@@ -153,7 +154,7 @@ class Turn:
         return out
 
     async def _call_one(self, call: ToolCall, args: dict[str, Any] | None) -> str:
-        await self.emitter.tool("start", call.id, call.name, args=args)
+        self.emitter.post_tool("start", call.id, call.name, args=args)
         config = self.parts.config
         try:
             if args is None:
@@ -176,9 +177,9 @@ class Turn:
             if not isinstance(exc, (AisopodError, TimeoutError)):
                 log.exception("tool %s failed", call.name)
             error = failure(exc)
-            await self.emitter.tool("error", call.id, call.name, result=error)
+            self.emitter.post_tool("error", call.id, call.name, result=error)
             return orjson.dumps(error).decode()
-        await self.emitter.tool("result", call.id, call.name, result=result)
+        self.emitter.post_tool("result", call.id, call.name, result=result)
         return orjson.dumps(result).decode()
 
 

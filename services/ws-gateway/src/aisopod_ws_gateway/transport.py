@@ -145,7 +145,15 @@ class WsTransport(asyncio.Protocol):
         for chunk in self.ws.data_to_send():
             if chunk:
                 transport.write(chunk)
-            else:  # end of stream: the protocol is done with this socket
+            elif transport.can_write_eof():
+                # End of stream. Half-close and let the peer finish: one still sending (an
+                # oversized frame) would otherwise get a reset from the kernel for the unread
+                # bytes and lose the close frame (1009 seen as 1006). What it still sends is
+                # discarded; its FIN or the grace timer ends the socket.
+                transport.write_eof()
+                if self._timer is None:
+                    self._timer = self.gateway.loop.call_later(CLOSE_GRACE_S, self.abort)
+            else:
                 transport.close()
 
     # -- inbound ------------------------------------------------------------------------

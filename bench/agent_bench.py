@@ -65,11 +65,17 @@ async def over_ws(stack: BenchStack, count: int) -> dict[str, Any]:
         turns = await _round_trips(client, agent_turn(None), count)
         after = await nats_messages(stack)
         floor = await _round_trips(client, config_get, count)
-        # One session turn after turn: what a long conversation costs per turn.
-        long = await _round_trips(client, agent_turn(long_session), count)
+        # One session turn after turn: what a long conversation costs per turn, and what
+        # its first and last tenth cost the bus (a turn reads the session's history).
+        tenth = max(1, count // 10)
+        long, long_msgs = [], []
+        for part in (tenth, count - 2 * tenth, tenth):
+            start = await nats_messages(stack)
+            long += await _round_trips(client, agent_turn(long_session), part)
+            end = await nats_messages(stack)
+            long_msgs.append([round((e - s) / part, 1) for s, e in zip(start, end, strict=True)])
     finally:
         client.close()
-    tenth = max(1, count // 10)
     return {
         "agent_turn_echo": latency_summary(turns),
         "reference_config_get": latency_summary(floor),
@@ -80,6 +86,9 @@ async def over_ws(stack: BenchStack, count: int) -> dict[str, Any]:
             "turns": count,
             "first_tenth": latency_summary(long[:tenth]),
             "last_tenth": latency_summary(long[-tenth:]),
+            # [in, out]: out grows with what a turn reads back
+            "nats_messages_per_turn_first_tenth": long_msgs[0],
+            "nats_messages_per_turn_last_tenth": long_msgs[2],
         },
     }
 
@@ -101,12 +110,18 @@ async def run(stack: BenchStack, quick: bool) -> tuple[dict[str, Any], list[Figu
     ws = await over_ws(stack, count)
     turn, floor = ws["agent_turn_echo"], ws["reference_config_get"]
     first, last = ws["one_session"]["first_tenth"], ws["one_session"]["last_tenth"]
+    long = {
+        "first": ws["one_session"]["nats_messages_per_turn_first_tenth"],
+        "last": ws["one_session"]["nats_messages_per_turn_last_tenth"],
+    }
     figure = Figure(
         "P7",
         "agent turn (echo), WebSocket `agent` with wait via Traefik, a fresh session each,"
         " p50 / p99",
         f"{turn['p50_ms']} / {turn['p99_ms']} ms (one session, turns 1–{count // 10}:"
-        f" {first['p50_ms']} ms p50, last {count // 10}: {last['p50_ms']} ms)",
+        f" {first['p50_ms']} ms p50, last {count // 10}: {last['p50_ms']} ms;"
+        f" NATS messages in/out per turn {'/'.join(map(str, long['first']))}"
+        f" → {'/'.join(map(str, long['last']))})",
         f"`config.get` on the same socket {floor['p50_ms']} / {floor['p99_ms']} ms"
         f" (a turn: {ws['nats_messages_in_per_turn']} NATS messages in)",
         "≤ 5 ms p50",

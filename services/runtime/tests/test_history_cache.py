@@ -148,14 +148,32 @@ async def test_stream_limits_dropping_old_messages(pair_factory) -> None:
 
 
 async def test_stream_limits_with_other_sessions_writing(pair_factory) -> None:
-    a, b = await pair_factory(max_msgs=12)
+    a, b = await pair_factory(max_msgs=10)
     key, other = "agent:main:mine", "agent:main:other"
-    await append(a, key, 5)
-    await check(a, key, 3)
-    await append(b, other, 9)  # pushes two of ours out
-    await append(b, key, 1)
+    await append(a, key, 8)  # seq 1–8
+    assert len(await check(a, key, 3)) == 3  # holds 6–8 of them
+    await append(b, other, 8)  # 16 written: seq 1–6 dropped, ours left: 7, 8
     got = await check(a, key, 3)
-    assert len(got) == 3
+    assert [m["content"] for m in got] == ["m6", "m7"]
+    assert a.cache.stats.hits == 1  # the trimmed tail is known complete: no full read
+    await append(b, key, 1)  # 17 written: m6 dropped too
+    got = await check(a, key, 3)
+    assert [m["content"] for m in got] == ["m7", "m0"]
+
+
+async def test_a_stream_made_again_is_not_mistaken_for_the_old(pair_factory) -> None:
+    a, _ = await pair_factory()
+    key = "agent:main:again"
+    await append(a, key, 6)
+    await check(a, key, 4)
+    config = (await a.bus.js.stream_info(a.stream)).config
+    await a.bus.js.delete_stream(a.stream)
+    await a.bus.js.add_stream(config)  # sequences start at 1 again
+    await a.append(key, new_message("user", "fresh"))
+    await append(a, key, 6)
+    got = await check(a, key, 4)
+    assert [m["content"] for m in got] == ["m2", "m3", "m4", "m5"]
+    assert a.cache.stats.invalidations == 1
 
 
 async def test_a_larger_limit_than_cached_reads_again(pair_factory) -> None:

@@ -43,6 +43,8 @@ from aisopod_runtime.kvview import consume_all
 
 MAX_SESSIONS = 512
 MAX_BYTES = 32 * 1024 * 1024
+ITEM_OVERHEAD = 100
+"""Bytes counted per cached message beyond its data (the tuple, the bytes object)."""
 
 
 @dataclass(slots=True)
@@ -58,18 +60,18 @@ class Tail:
 
     def add(self, seq: int, data: bytes) -> None:
         self.items.append((seq, data))
-        self.size += len(data)
+        self.size += len(data) + ITEM_OVERHEAD
         self.last_seq = max(self.last_seq, seq)
         while len(self.items) > self.keep:
             _, dropped = self.items.popleft()
-            self.size -= len(dropped)
+            self.size -= len(dropped) + ITEM_OVERHEAD
             self.complete = False
 
     def trim_before(self, seq: int) -> None:
         """Drop what the stream's limits removed: messages older than `seq`."""
         while self.items and self.items[0][0] < seq:
             _, dropped = self.items.popleft()
-            self.size -= len(dropped)
+            self.size -= len(dropped) + ITEM_OVERHEAD
 
     def last(self, limit: int) -> list[dict[str, Any]]:
         start = max(0, len(self.items) - limit)
@@ -152,12 +154,18 @@ class TranscriptCache:
         except NotFoundError:
             return False
         front = first.seq or 0
-        if front != oldest and not any(seq == front for seq, _ in tail.items):
-            # Not a message we hold: only a purge removes everything we hold.
+        held = next((data for seq, data in tail.items if seq == front), None)
+        # Compared by content too: a stream deleted and made again numbers from 1 anew.
+        if held is None or held != first.data:
+            # Not a message we hold: only a purge (or a new stream) removes all we hold.
             return False
         for seq, data in read:
             tail.add(seq, data)
-        tail.trim_before(front)
+        if front != oldest:
+            # The stream's limits dropped our oldest, so also every older message of the
+            # subject (removal is a prefix): what remains from `front` on is all there is.
+            tail.trim_before(front)
+            tail.complete = True
         return True
 
     def _bound(self, current: str) -> None:

@@ -161,6 +161,20 @@ async def test_stream_limits_with_other_sessions_writing(pair_factory) -> None:
     assert [m["content"] for m in got] == ["m7", "m0"]
 
 
+async def test_a_trimmed_tail_that_new_messages_overflow_is_not_complete(
+    pair_factory,
+) -> None:
+    a, b = await pair_factory(max_msgs=20)
+    key, other = "agent:main:over", "agent:main:other"
+    await append(a, key, 8)  # seq 1–8
+    await check(a, key, 3)  # holds 6–8
+    await append(b, other, 12)  # seq 9–20: full, nothing dropped yet
+    await append(a, key, 3)  # seq 21–23
+    await append(b, other, 3)  # seq 24–26: 1–6 dropped; ours: 7, 8, 21–23
+    assert len(await check(a, key, 3)) == 3  # trimmed to 7, then 21–23 pushed 7, 8 out
+    assert len(await check(a, key, 5)) == 5  # 7 and 8 are still in the stream
+
+
 async def test_a_stream_made_again_is_not_mistaken_for_the_old(pair_factory) -> None:
     a, _ = await pair_factory()
     key = "agent:main:again"

@@ -114,7 +114,7 @@ class TranscriptCache:
             self.tails[subject] = tail
         self.tails.move_to_end(subject)
         async with tail.lock:
-            if tail.last_seq and (tail.complete or len(tail.items) >= limit) and tail.items:
+            if tail.items and (tail.complete or len(tail.items) >= limit):
                 tail.keep = max(tail.keep, limit)
                 if await self._refresh(subject, tail):
                     self.stats.hits += 1
@@ -159,13 +159,13 @@ class TranscriptCache:
         if held is None or held != first.data:
             # Not a message we hold: only a purge (or a new stream) removes all we hold.
             return False
-        for seq, data in read:
-            tail.add(seq, data)
         if front != oldest:
             # The stream's limits dropped our oldest, so also every older message of the
             # subject (removal is a prefix): what remains from `front` on is all there is.
             tail.trim_before(front)
             tail.complete = True
+        for seq, data in read:
+            tail.add(seq, data)  # past `keep`, the oldest go (and completeness with them)
         return True
 
     def _bound(self, current: str) -> None:

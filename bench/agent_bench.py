@@ -12,9 +12,11 @@ session's history). The client is the lean one of bench/ws_lean_client.py.
 
 from __future__ import annotations
 
+import os
 import re
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -65,11 +67,19 @@ async def over_ws(stack: BenchStack, count: int) -> dict[str, Any]:
         turns = await _round_trips(client, agent_turn(None), count)
         after = await nats_messages(stack)
         floor = await _round_trips(client, config_get, count)
-        # One session turn after turn: what a long conversation costs per turn.
-        long = await _round_trips(client, agent_turn(long_session), count)
+        # One session turn after turn: what a long conversation costs per turn, and what
+        # its first and last tenth cost the bus (a turn reads the session's history).
+        tenth = max(1, count // 10)
+        long, long_msgs, long_cpu = [], [], []
+        busy = [p for k in ("runtime", "nats", "nats-server") for p in stack.pids.get(k, [])]
+        for part in (tenth, count - 2 * tenth, tenth):
+            start, cpu = await nats_messages(stack), cpu_ms(busy)
+            long += await _round_trips(client, agent_turn(long_session), part)
+            end = await nats_messages(stack)
+            long_msgs.append([round((e - s) / part, 1) for s, e in zip(start, end, strict=True)])
+            long_cpu.append(round((cpu_ms(busy) - cpu) / part, 2))
     finally:
         client.close()
-    tenth = max(1, count // 10)
     return {
         "agent_turn_echo": latency_summary(turns),
         "reference_config_get": latency_summary(floor),
@@ -80,8 +90,23 @@ async def over_ws(stack: BenchStack, count: int) -> dict[str, Any]:
             "turns": count,
             "first_tenth": latency_summary(long[:tenth]),
             "last_tenth": latency_summary(long[-tenth:]),
+            # [in, out]: out grows with what a turn reads back
+            "nats_messages_per_turn_first_tenth": long_msgs[0],
+            "nats_messages_per_turn_last_tenth": long_msgs[2],
+            # runtime + nats-server utime+stime per turn: steadier than wall time here
+            "runtime_nats_cpu_ms_per_turn_first_tenth": long_cpu[0],
+            "runtime_nats_cpu_ms_per_turn_last_tenth": long_cpu[2],
         },
     }
+
+
+def cpu_ms(pids: list[int]) -> float:
+    """CPU milliseconds (user + system) the processes used so far."""
+    ticks = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks * 1000 / os.sysconf("SC_CLK_TCK")
 
 
 async def nats_messages(stack: BenchStack) -> tuple[int, int]:
@@ -101,12 +126,20 @@ async def run(stack: BenchStack, quick: bool) -> tuple[dict[str, Any], list[Figu
     ws = await over_ws(stack, count)
     turn, floor = ws["agent_turn_echo"], ws["reference_config_get"]
     first, last = ws["one_session"]["first_tenth"], ws["one_session"]["last_tenth"]
+    long = {
+        "first": ws["one_session"]["nats_messages_per_turn_first_tenth"],
+        "last": ws["one_session"]["nats_messages_per_turn_last_tenth"],
+    }
     figure = Figure(
         "P7",
         "agent turn (echo), WebSocket `agent` with wait via Traefik, a fresh session each,"
         " p50 / p99",
         f"{turn['p50_ms']} / {turn['p99_ms']} ms (one session, turns 1–{count // 10}:"
-        f" {first['p50_ms']} ms p50, last {count // 10}: {last['p50_ms']} ms)",
+        f" {first['p50_ms']} ms p50, last {count // 10}: {last['p50_ms']} ms;"
+        f" NATS messages in/out per turn {'/'.join(map(str, long['first']))}"
+        f" → {'/'.join(map(str, long['last']))}; runtime+nats CPU per turn"
+        f" {ws['one_session']['runtime_nats_cpu_ms_per_turn_first_tenth']} →"
+        f" {ws['one_session']['runtime_nats_cpu_ms_per_turn_last_tenth']} ms)",
         f"`config.get` on the same socket {floor['p50_ms']} / {floor['p99_ms']} ms"
         f" (a turn: {ws['nats_messages_in_per_turn']} NATS messages in)",
         "≤ 5 ms p50",

@@ -64,8 +64,10 @@ async def consume_all(
     *,
     deliver: DeliverPolicy = DeliverPolicy.ALL,
     limit: int | None = None,
+    start_seq: int | None = None,
 ) -> list[Msg]:
-    """Every message of `stream` matching `subject` (the last `limit` when given).
+    """Every message of `stream` matching `subject` (the last `limit` when given; from
+    stream sequence `start_seq` on when given).
 
     A short-lived pull consumer: its creation reports exactly how many messages match,
     so the read ends when they are in — no end-of-data race as with a push watcher.
@@ -74,7 +76,8 @@ async def consume_all(
         name=uuid.uuid4().hex,
         filter_subject=subject,
         ack_policy=AckPolicy.NONE,
-        deliver_policy=deliver,
+        deliver_policy=DeliverPolicy.BY_START_SEQUENCE if start_seq else deliver,
+        opt_start_seq=start_seq,
         mem_storage=True,
         inactive_threshold=10.0,
         num_replicas=1,

@@ -3,8 +3,9 @@
 A message is `{id, role, content, ts, runId?, label?, toolCalls?, toolCallId?, toolName?,
 stopReason?}` with `toolCalls` = `[{id, name, args}]` on an assistant message that asked for
 tools and `toolCallId`/`toolName` on the `tool` message that answers one. Reading takes the
-last `limit` messages through a short-lived pull consumer filtered on the session subject
-(`kvview.consume_all`): O(session length) per read, fine for a personal assistant.
+last `limit` messages through the process's `TranscriptCache` (history.py): O(new messages)
+per read once a session's tail is cached; the first read of a session in a process reads
+the subject in full.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from nats.js.errors import NotFoundError
 from aisopod import codec
 from aisopod.bus import Bus
 from aisopod.state import stream_name
-from aisopod_runtime.kvview import consume_all
+from aisopod_runtime.history import TranscriptCache
 
 HISTORY_MAX_BYTES = 512 * 1024
 """chat.history replies stay well under NATS' 1 MiB payload and the WS frame limit."""
@@ -40,6 +41,7 @@ class TranscriptStore:
     def __init__(self, bus: Bus) -> None:
         self.bus = bus
         self.stream = stream_name(bus.subjects.prefix, "TRANSCRIPTS")
+        self.cache = TranscriptCache(bus.js, self.stream)
 
     def subject(self, session_key: str) -> str:
         return self.bus.subjects.transcript(session_key)
@@ -53,14 +55,14 @@ class TranscriptStore:
 
     async def read(self, session_key: str, limit: int) -> list[dict[str, Any]]:
         """The last `limit` messages of the session, oldest first."""
-        messages = await consume_all(
-            self.bus.js, self.stream, self.subject(session_key), limit=limit
-        )
-        return [codec.loads(m.data) for m in messages]
+        return await self.cache.read(self.subject(session_key), limit)
 
     async def purge(self, session_key: str) -> None:
+        subject = self.subject(session_key)
         with contextlib.suppress(NotFoundError):
-            await self.bus.js.purge_stream(self.stream, subject=self.subject(session_key))
+            await self.bus.js.purge_stream(self.stream, subject=subject)
+        # Frees the memory now; a cached tail could not be served anyway (history.py).
+        self.cache.forget(subject)
 
 
 def cap_bytes(

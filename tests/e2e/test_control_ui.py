@@ -33,16 +33,29 @@ def page(operator_browser: BrowserContext) -> Iterator[Page]:
     tab.close()
 
 
-def test_chat_streams_and_shows_the_final_reply(ui: ControlUi, page: Page) -> None:
+@pytest.fixture
+def slow_agent(ui: ControlUi) -> Iterator[str]:
+    """An agent on the fake provider: its answers stream with a pause between chunks, so
+    the page has a partial answer to show (the echo provider answers at once, in one
+    final event)."""
+    agent_id = f"slow{uuid.uuid4().hex[:6]}"
+    ui.admin.call("agents.create", {"id": agent_id, "name": "Slow", "model": "fake/fake-small"})
+    yield agent_id
+    ui.admin.call("agents.delete", {"agentId": agent_id})
+
+
+def test_chat_streams_and_shows_the_final_reply(ui: ControlUi, page: Page, slow_agent: str) -> None:
     ui.open("chat")
     expect(page.get_by_test_id("chat-agent")).to_have_value("main")
+    page.get_by_test_id("chat-agent").select_option(slow_agent)
     page.get_by_test_id("chat-new-session").click()
-    expect(page).to_have_url(re.compile(r"session=agent%3Amain%3Aui-"))
+    expect(page).to_have_url(re.compile(rf"session=agent%3A{slow_agent}%3Aui-"))
     expect(page.get_by_test_id("chat-empty")).to_be_visible()
     record_assistant_messages(page)
 
     words = f"streaming check {uuid.uuid4().hex[:8]} one two three four five six"
-    page.get_by_test_id("chat-input").fill(words)
+    message = f"{words} [[fake:chunk_delay_ms=60]]"
+    page.get_by_test_id("chat-input").fill(message)
     page.get_by_test_id("chat-input").press("Enter")
 
     log = page.get_by_test_id("chat-log")
@@ -62,7 +75,7 @@ def test_chat_streams_and_shows_the_final_reply(ui: ControlUi, page: Page) -> No
     # What the page showed is what the gateway recorded in the session transcript.
     session_key = page.get_by_test_id("chat-log").get_attribute("data-session")
     history = ui.admin.call("chat.history", {"sessionKey": session_key})["messages"]
-    assert [m["content"] for m in history] == [words, f"echo: {words}"]
+    assert [m["content"] for m in history] == [message, f"echo: {words}"]
     ui.screenshot("chat")
     ui.console.assert_clean("on the Chat page")
 

@@ -62,6 +62,31 @@ def test_replicas_are_health_checked_and_idle_connections_close_before_uvicorns(
     assert retry["status"] == ["502"] and retry["attempts"] >= 3
 
 
+def test_services_keep_connections_and_forward_auth_gets_only_what_it_reads() -> None:
+    http = traefik.dynamic_config(UP, entry_points=["web"])["http"]
+    edge = http["serversTransports"]["edge"]
+    # Go's default of 2 idle connections per host made nearly every request under load
+    # open a new connection to its service.
+    assert edge["maxIdleConnsPerHost"] >= 64
+    ratelimit = http["middlewares"]["ratelimit"]["forwardAuth"]
+    auth = http["middlewares"]["auth"]["forwardAuth"]
+    assert "Authorization" not in ratelimit["authRequestHeaders"]  # no credential to it
+    assert set(auth["authRequestHeaders"]) == {"Authorization", "Origin"}
+
+
+def test_static_config_uses_the_fast_proxy() -> None:
+    """Go's standard proxy cuts a streamed response when the service answers before the
+    request body was read to its end (docs/http-api.md); the fast proxy reads it first."""
+    static = traefik.static_config(
+        http_address=":80",
+        https_address=None,
+        ping_address=":8082",
+        dynamic_dir="/d",
+        trusted_ips=[],
+    )
+    assert static["experimental"]["fastProxy"] == {}
+
+
 def test_static_config_trusts_only_given_proxies_and_logs_no_query() -> None:
     static = traefik.static_config(
         http_address=":80",

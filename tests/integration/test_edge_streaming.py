@@ -53,6 +53,8 @@ class StreamingBackend:
 
     port: int = 0
     bodies: list[int] = field(default_factory=list)
+    # /v1/live/<id>: the first event, then nothing more until the client says it has it.
+    heard: dict[str, asyncio.Event] = field(default_factory=dict)
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -75,6 +77,9 @@ class StreamingBackend:
                 await writer.drain()
                 body = await reader.readexactly(length)
                 self.bodies.append(len(body))
+                if path.startswith("/v1/live/"):
+                    await self._live(writer, self.heard.setdefault(path, asyncio.Event()))
+                    continue
                 for n in range(EVENTS):
                     event = f"data: {json.dumps({'n': n, 'got': len(body)})}\n\n".encode()
                     writer.write(b"%x\r\n%s\r\n" % (len(event), event))
@@ -86,6 +91,15 @@ class StreamingBackend:
             pass
         finally:
             writer.close()
+
+    async def _live(self, writer: asyncio.StreamWriter, heard: asyncio.Event) -> None:
+        first = b"data: first\n\n"
+        writer.write(b"%x\r\n%s\r\n" % (len(first), first))
+        await writer.drain()
+        await heard.wait()
+        last = b"data: [DONE]\n\n"
+        writer.write(b"%x\r\n%s\r\n0\r\n\r\n" % (len(last), last))
+        await writer.drain()
 
     async def _auth(
         self,
@@ -223,3 +237,32 @@ def test_streamed_responses_through_forward_auth_arrive_whole(edge: Edge) -> Non
             cut.append((n, response[-400:]))
     assert not cut, f"{len(cut)} of 300 streamed responses were cut: {cut[:3]}"
     assert edge.backend.bodies.count(len(body)) >= 300
+
+
+def test_events_reach_the_client_as_they_are_sent(edge: Edge) -> None:
+    """SSE is streamed, not buffered to its end: the backend sends its second event only
+    once the client has the first, so a proxy that held the stream back would never
+    deliver it (the socket's timeout fails the test)."""
+    port = int(edge.url.rsplit(":", 1)[1])
+    path = "/v1/live/one"
+    heard = asyncio.Event()
+    edge.backend.heard[path] = heard
+    body = b'{"stream":true}'
+    head = (
+        f"POST {path} HTTP/1.1\r\nhost: edge\r\ncontent-type: application/json\r\n"
+        f"authorization: Bearer {TOKEN}\r\ncontent-length: {len(body)}\r\n\r\n"
+    ).encode()
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(head + body)
+        received = b""
+        while b"data: first" not in received:
+            chunk = sock.recv(65536)
+            assert chunk, received
+            received += chunk
+        assert b"[DONE]" not in received
+        edge.loop.call_soon_threadsafe(heard.set)
+        while not received.endswith(b"\r\n0\r\n\r\n"):
+            chunk = sock.recv(65536)
+            assert chunk, received
+            received += chunk
+    assert b"data: [DONE]" in received

@@ -24,11 +24,13 @@ UP = traefik.Upstreams(
 
 
 def test_every_route_strips_identity_before_any_forward_auth_and_ends_with_retry() -> None:
-    routers = traefik.dynamic_config(UP, entry_points=["web"])["http"]["routers"]
+    http = traefik.dynamic_config(UP, entry_points=["web"])["http"]
+    routers = http["routers"]
     for name, router in routers.items():
         chain = router["middlewares"]
         assert "strip-identity" in chain, name
-        assert chain[-1] == "retry", name
+        assert chain[-1] == ("retry-upgrade" if name == "ws" else "retry"), name
+        assert http["middlewares"][chain[-1]]["retry"]["attempts"] >= 3, name
         for forward_auth in ("ratelimit", "auth"):
             if forward_auth in chain:
                 assert chain.index("strip-identity") < chain.index(forward_auth), name

@@ -2,9 +2,9 @@
 
 Routes of http.md: `/ws` to ws-gateway (ratelimit only: auth happens in the handshake),
 the API paths to http-api behind `cors → strip identity → ratelimit → auth → headers`,
-`/health` and `/ready` open, everything else to static-ui. Every route ends with `retry`,
-which resends a request only when no server accepted its connection (a replica that just
-died), so it is safe for any method.
+`/health` and `/ready` open, everything else to static-ui. Every route ends with `retry`
+(`/ws` with `retry-upgrade`, see WS_CHAIN), which resends a request only when no server
+accepted its connection (a replica that just died), so it is safe for any method.
 
 Why identity headers are stripped *before* the forwardAuth pair, not after: a headers
 middleware after `auth` would delete the very headers auth just set. Stripped first, no
@@ -57,7 +57,12 @@ API_PATHS = ("/v1", "/hooks", "/tools", "/status", "/canvas", "/a2ui")
 # Middleware chains per route, in order. `cors` lives in its own (live) file.
 API_CHAIN = ("cors", "strip-identity", "ratelimit", "auth", "security-headers", "retry")
 HOOKS_CHAIN = ("cors", "strip-identity", "ratelimit", "security-headers", "retry")
-WS_CHAIN = ("strip-identity", "ratelimit", "retry")
+# `/ws` ends with its own retry, without the resend-on-502: to retry on a status Traefik
+# must hold each response back, and for an upgrade that tripled Traefik's CPU per
+# WebSocket connection (3.75 → 1.6 ms per handshake, P3). A replica that refuses the
+# connection is still skipped; one that dies holding an upgrade costs the client a
+# reconnect, which every WebSocket client does anyway (the protocol resumes).
+WS_CHAIN = ("strip-identity", "ratelimit", "retry-upgrade")
 HEALTH_CHAIN = ("cors", "strip-identity", "security-headers", "retry")
 UI_CHAIN = ("strip-identity", "retry")
 
@@ -267,6 +272,7 @@ def edge_middlewares() -> dict[str, Any]:
                 "timeout": "5s",
             }
         },
+        "retry-upgrade": {"retry": {"attempts": 5, "initialInterval": "200ms", "timeout": "5s"}},
     }
 
 

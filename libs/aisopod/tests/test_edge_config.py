@@ -29,7 +29,8 @@ def test_every_route_strips_identity_before_any_forward_auth_and_ends_with_retry
     for name, router in routers.items():
         chain = router["middlewares"]
         assert "strip-identity" in chain, name
-        assert chain[-1] == ("retry-upgrade" if name == "ws" else "retry"), name
+        unsent = name in ("ws", "api-write")  # never resent on a status anyway
+        assert chain[-1] == ("retry-unsent" if unsent else "retry"), name
         assert http["middlewares"][chain[-1]]["retry"]["attempts"] >= 3, name
         for forward_auth in ("ratelimit", "auth"):
             if forward_auth in chain:
@@ -37,6 +38,11 @@ def test_every_route_strips_identity_before_any_forward_auth_and_ends_with_retry
         if "cors" in chain:
             assert chain[0] == "cors", name  # preflights answered before any credential
     assert routers["api"]["middlewares"] == list(traefik.API_CHAIN)
+    # Writes take the same chain but for the retry flavour, and win over `api`.
+    assert routers["api-write"]["middlewares"][:-1] == list(traefik.API_CHAIN)[:-1]
+    assert routers["api-write"]["priority"] > routers["api"]["priority"]
+    assert "Method(`POST`)" in routers["api-write"]["rule"]
+    assert "Method(`GET`)" not in routers["api-write"]["rule"]
     assert "auth" not in routers["ws"]["middlewares"]  # auth happens in the handshake
 
 

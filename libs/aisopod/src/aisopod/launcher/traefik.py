@@ -3,7 +3,7 @@
 Routes of http.md: `/ws` to ws-gateway (ratelimit only: auth happens in the handshake),
 the API paths to http-api behind `cors → strip identity → ratelimit → auth → headers`,
 `/health` and `/ready` open, everything else to static-ui. Every route ends with `retry`
-(`/ws` with `retry-upgrade`, see WS_CHAIN), which resends a request only when no server
+(or `retry-unsent`, see API_WRITE_CHAIN), which resends a request only when no server
 accepted its connection (a replica that just died), so it is safe for any method.
 
 Why identity headers are stripped *before* the forwardAuth pair, not after: a headers
@@ -57,12 +57,16 @@ API_PATHS = ("/v1", "/hooks", "/tools", "/status", "/canvas", "/a2ui")
 # Middleware chains per route, in order. `cors` lives in its own (live) file.
 API_CHAIN = ("cors", "strip-identity", "ratelimit", "auth", "security-headers", "retry")
 HOOKS_CHAIN = ("cors", "strip-identity", "ratelimit", "security-headers", "retry")
-# `/ws` ends with its own retry, without the resend-on-502: to retry on a status Traefik
-# must hold each response back, and for an upgrade that tripled Traefik's CPU per
-# WebSocket connection (3.75 → 1.6 ms per handshake, P3). A replica that refuses the
-# connection is still skipped; one that dies holding an upgrade costs the client a
-# reconnect, which every WebSocket client does anyway (the protocol resumes).
-WS_CHAIN = ("strip-identity", "ratelimit", "retry-upgrade")
+# `retry` also resends idempotent requests on a 502, and to retry on a status Traefik holds
+# every response back: ~100 µs of its CPU per proxied request, ~2 ms per WebSocket upgrade
+# (3.75 → 1.6 ms per handshake, P3). Requests it would never resend on a status take
+# `retry-unsent` instead (same attempts, connection failures only): writes to the API (a
+# router of their own, `api-write`) and `/ws` upgrades (a replica that dies holding one
+# costs the client a reconnect, which every WebSocket client does anyway; the protocol
+# resumes).
+API_WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
+API_WRITE_CHAIN = (*API_CHAIN[:-1], "retry-unsent")
+WS_CHAIN = ("strip-identity", "ratelimit", "retry-unsent")
 HEALTH_CHAIN = ("cors", "strip-identity", "security-headers", "retry")
 UI_CHAIN = ("strip-identity", "retry")
 
@@ -272,7 +276,7 @@ def edge_middlewares() -> dict[str, Any]:
                 "timeout": "5s",
             }
         },
-        "retry-upgrade": {"retry": {"attempts": 5, "initialInterval": "200ms", "timeout": "5s"}},
+        "retry-unsent": {"retry": {"attempts": 5, "initialInterval": "200ms", "timeout": "5s"}},
     }
 
 
@@ -332,6 +336,8 @@ def dynamic_config(
     router("ws", "Path(`/ws`)", "ws-gateway", WS_CHAIN, 900)
     router("hooks", "PathPrefix(`/hooks`)", "http-api", HOOKS_CHAIN, 850)
     router("api", api_rule, "http-api", API_CHAIN, 800)
+    writes = " || ".join(f"Method(`{m}`)" for m in API_WRITE_METHODS)
+    router("api-write", f"({api_rule}) && ({writes})", "http-api", API_WRITE_CHAIN, 810)
     router("ui", "PathPrefix(`/`)", "static-ui", UI_CHAIN, 1)
     if internal["routers"]:
         routers.update(internal["routers"])

@@ -109,8 +109,10 @@ def edge(stack, echo: Echo, tmp_path: Path) -> Iterator[str]:
     dynamic = traefik.dynamic_config(upstreams, entry_points=["web"])
     # CORS lives in its own (live) file in a stack; here it joins the routes.
     dynamic["http"]["middlewares"].update(traefik.cors_config([])["http"]["middlewares"])
-    api = dynamic["http"]["routers"]["api"]
-    api["middlewares"] = [m for m in api["middlewares"] if m != "ratelimit"]
+    routers = dynamic["http"]["routers"]
+    for name in ("api", "api-write"):
+        routers[name]["middlewares"] = [m for m in routers[name]["middlewares"] if m != "ratelimit"]
+    api = routers["api"]
     assert api["middlewares"] == ["cors", "strip-identity", "auth", "security-headers", "retry"]
     (tmp_path / "traefik.yml").write_text(yaml.safe_dump(static))
     (dynamic_dir / "routes.yml").write_text(yaml.safe_dump(dynamic))

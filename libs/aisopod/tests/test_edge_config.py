@@ -24,17 +24,25 @@ UP = traefik.Upstreams(
 
 
 def test_every_route_strips_identity_before_any_forward_auth_and_ends_with_retry() -> None:
-    routers = traefik.dynamic_config(UP, entry_points=["web"])["http"]["routers"]
+    http = traefik.dynamic_config(UP, entry_points=["web"])["http"]
+    routers = http["routers"]
     for name, router in routers.items():
         chain = router["middlewares"]
         assert "strip-identity" in chain, name
-        assert chain[-1] == "retry", name
+        unsent = name in ("ws", "api-write")  # never resent on a status anyway
+        assert chain[-1] == ("retry-unsent" if unsent else "retry"), name
+        assert http["middlewares"][chain[-1]]["retry"]["attempts"] >= 3, name
         for forward_auth in ("ratelimit", "auth"):
             if forward_auth in chain:
                 assert chain.index("strip-identity") < chain.index(forward_auth), name
         if "cors" in chain:
             assert chain[0] == "cors", name  # preflights answered before any credential
     assert routers["api"]["middlewares"] == list(traefik.API_CHAIN)
+    # Writes take the same chain but for the retry flavour, and win over `api`.
+    assert routers["api-write"]["middlewares"][:-1] == list(traefik.API_CHAIN)[:-1]
+    assert routers["api-write"]["priority"] > routers["api"]["priority"]
+    assert "Method(`POST`)" in routers["api-write"]["rule"]
+    assert "Method(`GET`)" not in routers["api-write"]["rule"]
     assert "auth" not in routers["ws"]["middlewares"]  # auth happens in the handshake
 
 
@@ -60,6 +68,31 @@ def test_replicas_are_health_checked_and_idle_connections_close_before_uvicorns(
     }
     retry = http["middlewares"]["retry"]["retry"]
     assert retry["status"] == ["502"] and retry["attempts"] >= 3
+
+
+def test_services_keep_connections_and_forward_auth_gets_only_what_it_reads() -> None:
+    http = traefik.dynamic_config(UP, entry_points=["web"])["http"]
+    edge = http["serversTransports"]["edge"]
+    # Go's default of 2 idle connections per host made nearly every request under load
+    # open a new connection to its service.
+    assert edge["maxIdleConnsPerHost"] >= 64
+    ratelimit = http["middlewares"]["ratelimit"]["forwardAuth"]
+    auth = http["middlewares"]["auth"]["forwardAuth"]
+    assert "Authorization" not in ratelimit["authRequestHeaders"]  # no credential to it
+    assert set(auth["authRequestHeaders"]) == {"Authorization", "Origin"}
+
+
+def test_static_config_uses_the_fast_proxy() -> None:
+    """Go's standard proxy cuts a streamed response when the service answers before the
+    request body was read to its end (docs/http-api.md); the fast proxy reads it first."""
+    static = traefik.static_config(
+        http_address=":80",
+        https_address=None,
+        ping_address=":8082",
+        dynamic_dir="/d",
+        trusted_ips=[],
+    )
+    assert static["experimental"]["fastProxy"] == {}
 
 
 def test_static_config_trusts_only_given_proxies_and_logs_no_query() -> None:

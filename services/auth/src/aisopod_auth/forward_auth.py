@@ -6,6 +6,12 @@ which Traefik copies to the backend (`authResponseHeaders`) after stripping any 
 client sent; any other status goes to the client as is: 401 with `WWW-Authenticate: Bearer`,
 429 with `Retry-After`, and a JSON error in the shape of the surface (`/v1/*` OpenAI's
 `{"error":{"message","type","code"}}`, elsewhere `{"ok":false,"error":{"type","message"}}`).
+
+It is answered as a bare ASGI app ahead of Starlette's routing (`mount`), like ratelimit's
+`/check`: every proxied API request passes here, and the router, middleware stack, Request
+and Response objects were most of this endpoint's own cost (the verification itself is a
+digest and a dictionary look-up for the admin token). Errors still go through
+`error_response` (rare, and their shape matters more than their speed).
 """
 
 from __future__ import annotations
@@ -13,10 +19,10 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
+from functools import lru_cache
+from typing import Any
 
-from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from aisopod.clientip import client_ip, is_loopback
 from aisopod.config.model import GatewayConfig
@@ -29,6 +35,16 @@ log = logging.getLogger("aisopod.auth.http")
 
 H_PRINCIPAL, H_ROLE, H_SCOPES, H_METHOD, H_DEVICE, H_IP = IDENTITY_HEADERS
 _NO_STORE = {"Cache-Control": "no-store"}
+_RAW = {name: name.lower().encode("latin-1") for name in IDENTITY_HEADERS}
+_RAW_OK_TAIL = ((b"cache-control", b"no-store"), (b"content-length", b"0"))
+
+Scope = dict[str, Any]
+
+# Traefik calls with the same few X-Forwarded-For chains again and again: parsing them is
+# a visible share of this endpoint's cost, so remember the answer (bounded; a flood of new
+# clients just misses). The trusted list is part of the key, so a config change applies.
+_client_ip = lru_cache(maxsize=16384)(client_ip)
+_is_loopback = lru_cache(maxsize=16384)(is_loopback)
 
 # OpenAI's (type, code) per HTTP status, for `/v1/*` clients (their SDKs read these).
 _OPENAI_KIND: dict[int, tuple[str, str]] = {
@@ -86,29 +102,84 @@ def error_response(exc: AisopodError, *, openai: bool) -> Response:
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-def forward_auth_route(
-    verifier: Callable[[], Verifier], config: Callable[[], GatewayConfig]
-) -> Route:
-    async def verify(request: Request) -> Response:
-        headers = request.headers
-        trusted = config().gateway.trusted_proxies
-        peer = request.client.host if request.client else ""
-        ip = client_ip(peer, headers.get("x-forwarded-for"), trusted)
-        credential = bearer_of(headers.get("authorization"))
+class VerifyEndpoint:
+    """`GET /verify` as a bare ASGI app (see the module docstring)."""
+
+    def __init__(
+        self, verifier: Callable[[], Verifier], config: Callable[[], GatewayConfig]
+    ) -> None:
+        self.verifier = verifier
+        self.config = config
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["method"] not in ("GET", "HEAD"):
+            await _send(send, 405, [(b"allow", b"GET, HEAD")], b"Method Not Allowed")
+            return
+        authorization = forwarded_for = origin = None
+        uri = ""
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                authorization = value.decode("latin-1")
+            elif name == b"x-forwarded-for":
+                forwarded_for = value.decode("latin-1")
+            elif name == b"x-forwarded-uri":
+                uri = value.decode("latin-1")
+            elif name == b"origin":
+                origin = value.decode("latin-1")
+        trusted = tuple(self.config().gateway.trusted_proxies)
+        peer = scope["client"][0] if scope.get("client") else ""
+        ip = _client_ip(peer, forwarded_for, trusted)
+        credential = bearer_of(authorization)
         attempt = Attempt(
             credential=("bearer", credential) if credential else None,
             client_ip=ip,
-            origin=headers.get("origin"),
-            direct_loopback=is_loopback(ip),
+            origin=origin,
+            direct_loopback=_is_loopback(ip),
         )
-        openai = is_openai_uri(headers.get("x-forwarded-uri", ""))
         try:
-            result = await verifier().verify(attempt)
+            result = await self.verifier().verify(attempt)
         except AisopodError as exc:
-            return error_response(exc, openai=openai)
+            await error_response(exc, openai=is_openai_uri(uri))(scope, receive, send)
+            return
         except Exception:
             log.exception("forwardAuth verification failed")
-            return error_response(InternalError(), openai=openai)
-        return Response(status_code=200, headers=identity_headers(result, ip))
+            await error_response(InternalError(), openai=is_openai_uri(uri))(scope, receive, send)
+            return
+        await _send(send, 200, _raw_identity(result, ip))
 
-    return Route("/verify", verify, methods=["GET"])
+
+def _raw_identity(result: VerifyResult, ip: str) -> list[tuple[bytes, bytes]]:
+    """`identity_headers` as raw ASGI headers."""
+    principal = result.principal
+    headers = [
+        (_RAW[H_PRINCIPAL], principal.id.encode()),
+        (_RAW[H_ROLE], principal.role.encode()),
+        (_RAW[H_SCOPES], ",".join(principal.scopes).encode()),
+        (_RAW[H_METHOD], principal.auth_method.encode()),
+        (_RAW[H_IP], ip.encode()),
+    ]
+    if principal.device_id:
+        headers.append((_RAW[H_DEVICE], principal.device_id.encode()))
+    headers.extend(_RAW_OK_TAIL)
+    return headers
+
+
+async def _send(
+    send: Any, status: int, headers: list[tuple[bytes, bytes]], body: bytes = b""
+) -> None:
+    if body:
+        headers = [*headers, (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def mount(app: Any, endpoint: VerifyEndpoint) -> Any:
+    """`app` with `/verify` answered by `endpoint` before any routing."""
+
+    async def asgi(scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"] == "/verify":
+            await endpoint(scope, receive, send)
+        else:
+            await app(scope, receive, send)
+
+    return asgi

@@ -5,6 +5,14 @@ An `Attempt` is what either entry point saw; `Verifier.verify` resolves the cred
 under the current auth mode, checks the device proof and pairing when a device identity was
 presented, and returns the principal (plus a device token to hand over, once). Failed
 attempts count toward the per-IP lockout; a locked IP is refused before anything else.
+
+Attempts from one IP take turns (`Lockout.serial`) so a burst of guesses cannot all be
+verified before the first failure is counted. A token that verified in the last minute is
+not a guess: its attempts skip the turn-taking (they are still verified in full, so a
+revocation applies at once, and still refused while the IP is locked). Without that, every
+client behind one address (Traefik's forwardAuth at c=64, a NAT) queued on one lock across
+each attempt's KV look-ups. Only the digest is remembered; passwords and device proofs
+always take their turn.
 """
 
 from __future__ import annotations
@@ -41,6 +49,8 @@ log = logging.getLogger("aisopod.auth.verify")
 K = CredentialKind
 Field = Literal["token", "password", "deviceToken", "bearer"]
 _ROLES = frozenset(r.value for r in Role)
+KNOWN_GOOD_S = 60.0
+_KNOWN_GOOD_MAX = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +100,7 @@ class Verifier:
         self.notifier = notifier
         self.none_permitted = none_permitted
         self.passwords = PasswordChecker()
+        self._known_good: dict[str, float] = {}  # token digest -> until (monotonic)
 
     async def verify(self, attempt: Attempt) -> VerifyResult:
         if attempt.role not in _ROLES:
@@ -99,14 +110,45 @@ class Verifier:
             return self._anonymous(attempt, auth)
         ip = attempt.client_ip
         self.lockout.check(ip)
+        known = self._known_digest(attempt)
+        if known is not None and self._known_good.get(known, 0.0) > time.monotonic():
+            return await self._counted(attempt, auth, known)
         async with self.lockout.serial(ip):
             self.lockout.check(ip)  # a failure counted while this attempt waited its turn
-            try:
-                return await self._verify(attempt, auth)
-            except Unauthenticated as exc:
-                if exc.detail_code != "AUTH_MISSING":
-                    await self.lockout.failed(ip)
-                raise
+            return await self._counted(attempt, auth, known)
+
+    async def _counted(
+        self, attempt: Attempt, auth: AuthSection, known: str | None
+    ) -> VerifyResult:
+        """Verify; count a failure toward the lockout, remember a token that passed."""
+        try:
+            result = await self._verify(attempt, auth)
+        except Unauthenticated as exc:
+            if known is not None:
+                self._known_good.pop(known, None)
+            if exc.detail_code != "AUTH_MISSING":
+                await self.lockout.failed(attempt.client_ip)
+            raise
+        if known is not None and result.principal.auth_method != "password":
+            self._remember_good(known)
+        return result
+
+    @staticmethod
+    def _known_digest(attempt: Attempt) -> str | None:
+        """The digest under which a passing token is remembered; None for what always
+        takes its turn (no credential, a password field, a device proof)."""
+        if attempt.credential is None or attempt.device is not None:
+            return None
+        where, value = attempt.credential
+        return None if where == "password" else digest(value)
+
+    def _remember_good(self, token_digest: str) -> None:
+        now = time.monotonic()
+        if len(self._known_good) >= _KNOWN_GOOD_MAX:
+            self._known_good = {k: v for k, v in self._known_good.items() if v > now}
+            if len(self._known_good) >= _KNOWN_GOOD_MAX:
+                self._known_good.clear()  # a flood of valid tokens: start over, stay bounded
+        self._known_good[token_digest] = now + KNOWN_GOOD_S
 
     def _anonymous(self, attempt: Attempt, auth: AuthSection) -> VerifyResult:
         if not self.none_permitted(auth):

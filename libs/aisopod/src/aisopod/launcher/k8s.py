@@ -244,7 +244,10 @@ def _ingress() -> list[dict[str, Any]]:
     transport = _crd(
         "ServersTransport",
         "edge",
-        {"forwardingTimeouts": {"idleConnTimeout": traefik.IDLE_CONN_TIMEOUT}},
+        {
+            "maxIdleConnsPerHost": traefik.MAX_IDLE_CONNS_PER_HOST,
+            "forwardingTimeouts": {"idleConnTimeout": traefik.IDLE_CONN_TIMEOUT},
+        },
     )
     route = _crd(
         "IngressRoute",

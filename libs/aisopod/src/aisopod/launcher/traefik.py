@@ -2,9 +2,9 @@
 
 Routes of http.md: `/ws` to ws-gateway (ratelimit only: auth happens in the handshake),
 the API paths to http-api behind `cors → strip identity → ratelimit → auth → headers`,
-`/health` and `/ready` open, everything else to static-ui. Every route ends with `retry`,
-which resends a request only when no server accepted its connection (a replica that just
-died), so it is safe for any method.
+`/health` and `/ready` open, everything else to static-ui. Every route ends with `retry`
+(or `retry-unsent`, see API_WRITE_CHAIN), which resends a request only when no server
+accepted its connection (a replica that just died), so it is safe for any method.
 
 Why identity headers are stripped *before* the forwardAuth pair, not after: a headers
 middleware after `auth` would delete the very headers auth just set. Stripped first, no
@@ -57,7 +57,16 @@ API_PATHS = ("/v1", "/hooks", "/tools", "/status", "/canvas", "/a2ui")
 # Middleware chains per route, in order. `cors` lives in its own (live) file.
 API_CHAIN = ("cors", "strip-identity", "ratelimit", "auth", "security-headers", "retry")
 HOOKS_CHAIN = ("cors", "strip-identity", "ratelimit", "security-headers", "retry")
-WS_CHAIN = ("strip-identity", "ratelimit", "retry")
+# `retry` also resends idempotent requests on a 502, and to retry on a status Traefik holds
+# every response back: ~100 µs of its CPU per proxied request, ~2 ms per WebSocket upgrade
+# (3.75 → 1.6 ms per handshake, P3). Requests it would never resend on a status take
+# `retry-unsent` instead (same attempts, connection failures only): writes to the API (a
+# router of their own, `api-write`) and `/ws` upgrades (a replica that dies holding one
+# costs the client a reconnect, which every WebSocket client does anyway; the protocol
+# resumes).
+API_WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
+API_WRITE_CHAIN = (*API_CHAIN[:-1], "retry-unsent")
+WS_CHAIN = ("strip-identity", "ratelimit", "retry-unsent")
 HEALTH_CHAIN = ("cors", "strip-identity", "security-headers", "retry")
 UI_CHAIN = ("strip-identity", "retry")
 
@@ -66,6 +75,16 @@ INTERNAL_ENTRYPOINT = "internal"
 # Below uvicorn's keep-alive timeout (5 s): Traefik drops an idle connection before the
 # service does, so a request is never written onto a socket the service is closing.
 IDLE_CONN_TIMEOUT = "4s"
+# Idle keep-alive connections kept per backend. A named serversTransport without it keeps
+# Go's default of 2, so under concurrency nearly every proxied request opened (and Traefik
+# closed) a new connection to its service: 2,000 TIME_WAIT sockets towards http-api in 4 s
+# at c=64 before, ~60 after. Above the concurrency one edge sees on 2 cores.
+MAX_IDLE_CONNS_PER_HOST = 256
+# What each forwardAuth service reads of the client's request (Traefik always adds the
+# X-Forwarded-* description). Nothing else is copied: ratelimit never sees a credential, and
+# neither service parses cookies or SDK headers it does not use.
+RATELIMIT_REQUEST_HEADERS = ("Access-Control-Request-Method",)
+AUTH_REQUEST_HEADERS = ("Authorization", "Origin")
 DRAIN_TIMEOUT_S = 30  # ServiceSettings.drain_timeout_s: how long a service finishes work
 
 
@@ -166,6 +185,14 @@ def static_config(
         )
     config: dict[str, Any] = {
         "global": {"checkNewVersion": False, "sendAnonymousUsage": False},
+        # The fast proxy (HTTP/1.1 to the services, which is all they speak) reads a
+        # request's whole body before it sends the request on. Go's standard proxy streams
+        # it, and that races: when a service answers a streamed response before the
+        # transport has read the client's body to its end, the immediate header flush makes
+        # the HTTP/1 server close that body under the transport, which then drops the
+        # backend connection and cuts the stream after its head (about 1 in 6,000 streamed
+        # /v1 requests here, `OriginStatus 0` in the access log). See docs/http-api.md.
+        "experimental": {"fastProxy": {}},
         "entryPoints": entry_points,
         "ping": {"entryPoint": "ping"},
         "providers": {"file": {"directory": dynamic_dir, "watch": True}},
@@ -249,6 +276,7 @@ def edge_middlewares() -> dict[str, Any]:
                 "timeout": "5s",
             }
         },
+        "retry-unsent": {"retry": {"attempts": 5, "initialInterval": "200ms", "timeout": "5s"}},
     }
 
 
@@ -277,6 +305,7 @@ def dynamic_config(
             "forwardAuth": {
                 "address": ratelimit_url,
                 "trustForwardHeader": True,
+                "authRequestHeaders": list(RATELIMIT_REQUEST_HEADERS),
                 "authResponseHeaders": list(RATELIMIT_HEADERS),
                 "maxResponseBodySize": 65536,
             }
@@ -285,6 +314,7 @@ def dynamic_config(
             "forwardAuth": {
                 "address": auth_url,
                 "trustForwardHeader": True,
+                "authRequestHeaders": list(AUTH_REQUEST_HEADERS),
                 "authResponseHeaders": list(IDENTITY_HEADERS),
                 "maxResponseBodySize": 65536,
             }
@@ -306,6 +336,8 @@ def dynamic_config(
     router("ws", "Path(`/ws`)", "ws-gateway", WS_CHAIN, 900)
     router("hooks", "PathPrefix(`/hooks`)", "http-api", HOOKS_CHAIN, 850)
     router("api", api_rule, "http-api", API_CHAIN, 800)
+    writes = " || ".join(f"Method(`{m}`)" for m in API_WRITE_METHODS)
+    router("api-write", f"({api_rule}) && ({writes})", "http-api", API_WRITE_CHAIN, 810)
     router("ui", "PathPrefix(`/`)", "static-ui", UI_CHAIN, 1)
     if internal["routers"]:
         routers.update(internal["routers"])
@@ -316,7 +348,10 @@ def dynamic_config(
             "routers": routers,
             "middlewares": middlewares,
             "serversTransports": {
-                "edge": {"forwardingTimeouts": {"idleConnTimeout": IDLE_CONN_TIMEOUT}}
+                "edge": {
+                    "maxIdleConnsPerHost": MAX_IDLE_CONNS_PER_HOST,
+                    "forwardingTimeouts": {"idleConnTimeout": IDLE_CONN_TIMEOUT},
+                }
             },
             "services": {
                 "ws-gateway": _service(up.ws_gateway),

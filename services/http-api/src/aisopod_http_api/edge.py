@@ -32,6 +32,10 @@ _SECURITY = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
+# How much of an over-limit body is read (and discarded) so the 413 reaches the client.
+DRAIN_CAP = 64 * MIB
+
+
 class BodyLimits:
     """Per-route request body limits of http.md; `/hooks` follows `hooks.maxBodyBytes`."""
 
@@ -109,15 +113,47 @@ def _request_id(scope: Scope) -> str:
 
 
 async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
+    ended = False
+
+    async def tracked() -> Message:
+        nonlocal ended
+        message = await receive()
+        ended = message["type"] != "http.request" or not message.get("more_body", False)
+        return message
+
+    try:
+        return await _read_limited(scope, tracked, limit)
+    except PayloadTooLarge:
+        # Traefik's fast proxy sends the whole body before it reads a response: answered
+        # and closed early, it reports 502 instead of our 413. Reading the rest first lets
+        # the 413 through; a body declared beyond the drain cap is not worth reading.
+        if not ended and _declared_length(scope) <= DRAIN_CAP:
+            await _drain(receive, DRAIN_CAP)
+        raise
+
+
+def _declared_length(scope: Scope) -> int:
     for name, value in scope["headers"]:
         if name == b"content-length":
             try:
-                declared = int(value)
+                return int(value)
             except ValueError:
-                declared = 0
-            if declared > limit:
-                raise PayloadTooLarge(f"request body over this route's limit of {limit} bytes")
-            break
+                return 0
+    return 0
+
+
+async def _drain(receive: Receive, cap: int) -> None:
+    seen = 0
+    while seen <= cap:
+        message = await receive()
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            return
+        seen += len(message.get("body", b""))
+
+
+async def _read_limited(scope: Scope, receive: Receive, limit: int) -> bytes:
+    if _declared_length(scope) > limit:
+        raise PayloadTooLarge(f"request body over this route's limit of {limit} bytes")
     first = await receive()
     if first["type"] != "http.request":
         return b""

@@ -7,9 +7,10 @@ import os
 import struct
 
 import orjson
+from prometheus_client import generate_latest
 from websockets.speedups import apply_mask
 
-from aisopod_ws_gateway import wsframes
+from aisopod_ws_gateway import metrics, wsframes
 from aisopod_ws_gateway.transport import WsTransport
 from tests.support.ws_client import WsClient
 
@@ -87,3 +88,13 @@ async def test_too_big_frame_still_closes_1009(gw) -> None:
         code, _ = await ws.wait_closed()
         assert code == 1009
         assert server._rx is None
+
+
+async def test_loop_counters_are_exposed(gw) -> None:
+    before = metrics.REQUESTS.value
+    async with await WsClient.connect(gw.url, token="admin-token") as ws:
+        await ws.request("health")
+    assert metrics.REQUESTS.value == before + 1
+    text = generate_latest().decode()
+    assert f"aisopod_ws_requests_total {float(metrics.REQUESTS.value)}" in text
+    assert "# TYPE aisopod_ws_frames_in_total counter" in text

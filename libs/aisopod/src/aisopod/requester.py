@@ -77,6 +77,7 @@ class Requester:
         self._next = 0
         self._futures: dict[bytes, asyncio.Future[bytes]] = {}
         self._starting: asyncio.Future[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def _start(self) -> None:
         if self._starting is None:
@@ -89,6 +90,7 @@ class Requester:
                 self._starting.exception()  # retrieved: a later request retries
                 self._starting = None
                 raise
+            self._loop = asyncio.get_running_loop()  # a connection lives in one loop
             self._prefix = prefix.encode()
             self._prefix_len = len(self._prefix)
             self.sid = sub._id
@@ -134,7 +136,8 @@ class Requester:
             )
         else:
             cmd = b"PUB %s %s %d\r\n%s\r\n" % (subject.encode(), inbox, size, payload)
-        loop = asyncio.get_running_loop()
+        loop = self._loop
+        assert loop is not None
         future: asyncio.Future[bytes] = loop.create_future()
         self._futures[token] = future
         try:

@@ -81,14 +81,14 @@ class WsTransport(asyncio.Protocol):
             messages, used, more = wsframes.client_messages(buf, ws.max_message_size)
             for message in messages:
                 self._on_message(message)
-            if more and ws.state is OPEN and self._rx is not None:
-                self._rx = buf[used:]
+            rest = buf[used:] if used else buf
+            if ws.state is OPEN and (more or not rest):
+                self._rx = rest  # websockets' parser is still between frames
                 return
             self._rx = None
-            data = buf[used:]
-            if not data:
-                self._resync()
+            if not rest:
                 return
+            data = rest
         ws.receive_data(data)
         events = ws.events_received()
         self._flush()

@@ -11,7 +11,6 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import nats
 from nats.aio.client import Client as NATS
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
@@ -21,6 +20,7 @@ from nats.js.api import PubAck
 from aisopod import codec
 from aisopod.errors import AisopodError, InternalError, Unavailable
 from aisopod.principal import H_TRACE, Principal
+from aisopod.requester import Client, Requester, encode_headers
 from aisopod.settings import ServiceSettings
 from aisopod.subjects import Subjects
 
@@ -54,6 +54,8 @@ class Bus:
         self.nc = nc
         self.js: JetStreamContext = nc.jetstream()
         self.subjects = subjects
+        # RPC requests: one inbox subscription, leaner than nats-py's request (requester.py).
+        self.requester = Requester(nc)
 
     @classmethod
     async def connect(
@@ -102,7 +104,8 @@ class Bus:
             options["password"] = settings.secret("nats_password") or ""
         elif settings.nats_token:
             options["token"] = settings.secret("nats_token")
-        nc = await nats.connect(**options)
+        nc = Client()
+        await nc.connect(**options)
         await notify("connected")
         return cls(nc, Subjects(settings.subject_prefix))
 
@@ -121,14 +124,14 @@ class Bus:
     ) -> Any:
         """Request/reply on any subject with the JSON reply convention."""
         try:
-            msg = await self.nc.request(
-                subject, codec.dumps(payload), timeout=timeout, headers=headers
+            data = await self.requester.request(
+                subject, codec.dumps(payload), timeout=timeout, headers=encode_headers(headers)
             )
         except NoRespondersError as exc:
             raise Unavailable(f"{unavailable} is not available", code="NO_RESPONDERS") from exc
         except NatsTimeout as exc:
             raise Unavailable(f"{unavailable} did not answer in time", code="NO_REPLY") from exc
-        return decode_reply(msg.data)
+        return decode_reply(data)
 
     async def call(
         self,

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from aisopod import jsonrpc
 from aisopod.errors import AisopodError, Forbidden, InternalError, InvalidRequest
 from aisopod.principal import Principal
+from aisopod.requester import encode_headers
 from aisopod_ws_gateway import metrics
 from aisopod_ws_gateway.audience import Subscription, View
 from aisopod_ws_gateway.ratebucket import TokenBucket
@@ -55,6 +56,7 @@ class Connection:
         "host_header",
         "ip",
         "last_seq",
+        "nats_header_block",
         "nats_headers",
         "node_id",
         "nonce",
@@ -93,6 +95,7 @@ class Connection:
         self.since_ms = int(time.time() * 1000)
         self.principal: Principal | None = None
         self.nats_headers: dict[str, str] = {}
+        self.nats_header_block: bytes | None = None  # nats_headers encoded once, for requests
         self.view: View | None = None
         self.client: dict[str, Any] = {}
         self.device_id: str | None = None
@@ -216,6 +219,7 @@ class Connection:
         cfg = self.gateway.config
         self.principal = principal
         self.nats_headers = principal.to_headers()
+        self.nats_header_block = encode_headers(self.nats_headers)
         self.view = view
         self.bearer = None  # spent
         self.bucket = TokenBucket(cfg.requests_per_second, cfg.request_burst, time.monotonic())

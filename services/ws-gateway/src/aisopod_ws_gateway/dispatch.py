@@ -163,11 +163,11 @@ class Dispatcher:
         bus = self.gateway.host.bus
         timeout = self.timeout_for(spec.name, params)
         try:
-            msg = await bus.nc.request(
+            data = await bus.requester.request(
                 bus.subjects.rpc(spec.name),
                 orjson.dumps(params),
                 timeout=timeout,
-                headers=conn.nats_headers,
+                headers=conn.nats_header_block,
             )
         except NoRespondersError:
             return self._error(
@@ -180,11 +180,11 @@ class Dispatcher:
             )
         if call.notification:
             return None
-        spliced = jsonrpc.splice_reply(call.id, msg.data)
+        spliced = jsonrpc.splice_reply(call.id, data)
         if spliced is not None:
             return spliced, None
         try:
-            result = decode_reply(msg.data)
+            result = decode_reply(data)
         except AisopodError as exc:
             return error_reply(call.id, exc)
         return ok_reply(call.id, result)

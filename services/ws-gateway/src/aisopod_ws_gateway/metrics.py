@@ -1,12 +1,44 @@
 """Prometheus metrics of the ws-gateway (served on /metrics)."""
 
-from prometheus_client import Counter, Gauge
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client import REGISTRY, Counter, Gauge
+from prometheus_client.core import CounterMetricFamily
+
+
+class LoopCounter:
+    """A counter bumped only on the event loop's thread: a plain int read at scrape time.
+    prometheus_client's Counter takes a lock on every `inc`, which the per-frame and
+    per-request counters would pay several times per request."""
+
+    __slots__ = ("doc", "name", "value")
+
+    def __init__(self, name: str, doc: str) -> None:
+        self.name = name
+        self.doc = doc
+        self.value = 0
+
+    def inc(self) -> None:
+        self.value += 1
+
+
+class _LoopCounters:
+    def __init__(self, *counters: LoopCounter) -> None:
+        self.counters = counters
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        for counter in self.counters:
+            yield CounterMetricFamily(counter.name, counter.doc, value=counter.value)
+
 
 CONNECTIONS = Gauge("aisopod_ws_connections", "open WebSocket connections (after hello)")
 HANDSHAKES = Counter("aisopod_ws_handshakes_total", "handshakes by outcome", ["outcome"])
-FRAMES_IN = Counter("aisopod_ws_frames_in_total", "text frames received")
-FRAMES_OUT = Counter("aisopod_ws_frames_out_total", "responses and addressed frames sent")
-REQUESTS = Counter("aisopod_ws_requests_total", "requests after hello")
+FRAMES_IN = LoopCounter("aisopod_ws_frames_in", "text frames received")
+FRAMES_OUT = LoopCounter("aisopod_ws_frames_out", "responses and addressed frames sent")
+REQUESTS = LoopCounter("aisopod_ws_requests", "requests after hello")
+REGISTRY.register(_LoopCounters(FRAMES_IN, FRAMES_OUT, REQUESTS))
 ERRORS = Counter("aisopod_ws_internal_errors_total", "internal errors answered", ["name"])
 EVENTS = Counter("aisopod_ws_events_total", "broadcast events received from the stream")
 DELIVERIES = Counter("aisopod_ws_event_deliveries_total", "event frames written to clients")

@@ -19,6 +19,7 @@ from websockets.frames import Opcode
 from websockets.http11 import Request, Response
 from websockets.protocol import OPEN
 from websockets.server import ServerProtocol
+from websockets.streams import StreamReader
 
 from aisopod_ws_gateway import wsframes
 
@@ -37,11 +38,13 @@ CLOSE_GRACE_S = 5.0
 CLOSE_GRACE_BUFFERED_S = 30.0
 
 HttpHandler = Callable[[Request], Response]
+_AT_EOF = StreamReader.at_eof.__code__
 
 
 class WsTransport(asyncio.Protocol):
     __slots__ = (
         "_fragments",
+        "_rx",
         "_timer",
         "conn",
         "gateway",
@@ -57,6 +60,9 @@ class WsTransport(asyncio.Protocol):
         self.conn: Connection | None = None
         self.last_rx = 0.0
         self._fragments: list[bytes] | None = None
+        # Not None: websockets' parser waits at a frame boundary of an open connection, and
+        # simple frames are read here (`wsframes.client_messages`); holds a partial frame.
+        self._rx: bytes | None = None
         self._timer: asyncio.TimerHandle | None = None
 
     # -- asyncio.Protocol ---------------------------------------------------------------
@@ -69,6 +75,20 @@ class WsTransport(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self.last_rx = self.gateway.loop.time()
         ws = self.ws
+        rx = self._rx
+        if rx is not None:
+            buf = rx + data if rx else data
+            messages, used, more = wsframes.client_messages(buf, ws.max_message_size)
+            for message in messages:
+                self._on_message(message)
+            rest = buf[used:] if used else buf
+            if ws.state is OPEN and (more or not rest):
+                self._rx = rest  # websockets' parser is still between frames
+                return
+            self._rx = None
+            if not rest:
+                return
+            data = rest
         ws.receive_data(data)
         events = ws.events_received()
         self._flush()
@@ -87,8 +107,24 @@ class WsTransport(asyncio.Protocol):
                 if event.fin:
                     message, self._fragments = b"".join(self._fragments), None
                     self._on_message(message)
+        self._resync()
+
+    def _resync(self) -> None:
+        """Read simple frames here again once websockets' parser waits between frames."""
+        ws = self.ws
+        if (
+            ws.state is OPEN
+            and self._fragments is None
+            and ws.current_size is None
+            and not ws.reader.buffer
+            and _between_frames(ws.parser)
+        ):
+            self._rx = b""
 
     def eof_received(self) -> bool | None:
+        if self._rx:  # a partial frame: websockets reports the unexpected end
+            self.ws.receive_data(self._rx)
+        self._rx = None
         self.ws.receive_eof()
         self._flush()
         return None
@@ -184,6 +220,17 @@ class WsTransport(asyncio.Protocol):
         response = handler(request) if handler is not None else plain(404, b"not found\n")
         self.ws.send_response(response)
         self._flush()
+
+
+def _between_frames(parser: object) -> bool:
+    """Whether websockets' parser waits for the first byte of a frame: its innermost
+    generator is `StreamReader.at_eof` (inside a frame it waits in `read_exact`)."""
+    for _ in range(4):
+        inner = getattr(parser, "gi_yieldfrom", None)
+        if inner is None:
+            return getattr(parser, "gi_code", None) is _AT_EOF
+        parser = inner
+    return False
 
 
 def plain(status: int, body: bytes, content_type: str = "text/plain", reason: str = "") -> Response:

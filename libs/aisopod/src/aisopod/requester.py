@@ -1,0 +1,180 @@
+"""Request/reply over one wildcard inbox subscription, leaner than nats-py's `request`.
+
+nats-py's request path is the largest CPU cost of forwarding an RPC (quality.md P2): per
+request it validates the subjects with regexes, draws random bytes for the inbox token,
+encodes and re-validates every header, chains `asyncio.wait_for` around the reply future,
+and its reply travels reader → subscription queue → subscription task → callback → the
+waiter (one task hop more than needed). Here a request is: a counter token under a random
+per-connection inbox prefix, headers encoded once per identity (`encode_headers`), one
+`HPUB` command handed to nats-py's own pending buffer and flusher, a plain future with a
+`call_later` deadline; and `Client._process_msg` resolves the future straight from the
+reader for messages of our inbox sid.
+
+Errors keep nats-py's types (`NoRespondersError`, `TimeoutError`), so callers map them as
+before. With a plain nats-py client (e.g. the CLI's) replies still arrive, through the
+subscription callback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import Any
+
+from nats import errors
+from nats.aio.client import Client as NatsClient
+
+NO_RESPONDERS_STATUS = "503"
+_STATUS = "Status"
+_SUBJECT_INVALID = re.compile(r"[ \t\r\n]")
+_HEADER_KEY = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_VALUE_NEWLINES = str.maketrans({"\r": " ", "\n": " "})
+_STATUS_LINE = b"NATS/1.0 503"
+
+
+def encode_headers(headers: dict[str, str] | None) -> bytes | None:
+    """The NATS header block of `headers`, with nats-py's rules: keys must be header tokens
+    (BadHeaderError otherwise), values are trimmed and CR/LF become spaces."""
+    if not headers:
+        return None
+    parts = [b"NATS/1.0\r\n"]
+    for key, value in headers.items():
+        key = key.strip()
+        if not key:
+            continue
+        if not _HEADER_KEY.fullmatch(key):
+            raise errors.BadHeaderError(key)
+        parts.append(f"{key}: {value.strip().translate(_VALUE_NEWLINES)}\r\n".encode())
+    parts.append(b"\r\n")
+    return b"".join(parts)
+
+
+class Client(NatsClient):
+    """nats-py's client, handing replies of the request inbox to `Requester` directly."""
+
+    _requester: Requester | None = None
+
+    async def _process_msg(
+        self, sid: int, subject: bytes, reply: bytes, data: bytes, headers: bytes
+    ) -> None:
+        requester = self._requester
+        if requester is not None and sid == requester.sid:
+            self.stats["in_msgs"] += 1
+            self.stats["in_bytes"] += len(data)
+            requester.resolve(subject, data, headers)
+            return
+        await super()._process_msg(sid, subject, reply, data, headers)
+
+
+class Requester:
+    """Requests of one connection; the inbox subscription is made on first use."""
+
+    def __init__(self, nc: NatsClient) -> None:
+        self.nc = nc
+        self.sid = -1
+        self._prefix = b""
+        self._prefix_len = 0
+        self._next = 0
+        self._futures: dict[bytes, asyncio.Future[bytes]] = {}
+        self._starting: asyncio.Future[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def _start(self) -> None:
+        if self._starting is None:
+            self._starting = asyncio.get_running_loop().create_future()
+            try:
+                prefix = self.nc.new_inbox() + "."
+                sub = await self.nc.subscribe(prefix + "*", cb=self._on_msg)
+            except BaseException as exc:
+                self._starting.set_exception(exc)
+                self._starting.exception()  # retrieved: a later request retries
+                self._starting = None
+                raise
+            self._loop = asyncio.get_running_loop()  # a connection lives in one loop
+            self._prefix = prefix.encode()
+            self._prefix_len = len(self._prefix)
+            self.sid = sub._id
+            if isinstance(self.nc, Client):
+                self.nc._requester = self
+            self._starting.set_result(None)
+        else:
+            await asyncio.shield(self._starting)
+
+    async def request(
+        self, subject: str, payload: bytes, *, timeout: float, headers: bytes | None = None
+    ) -> bytes:
+        """The reply's data; raises NoRespondersError, TimeoutError (nats.errors) and
+        nats-py's publish errors (closed, draining, payload too large, buffer full)."""
+        if not self._prefix:
+            await self._start()
+        nc = self.nc
+        if not subject or _SUBJECT_INVALID.search(subject):
+            raise errors.BadSubjectError
+        if nc.is_closed:
+            raise errors.ConnectionClosedError
+        if nc.is_draining_pubs:
+            raise errors.ConnectionDrainingError
+        size = len(payload)
+        if size > nc.max_payload:
+            raise errors.MaxPayloadError
+        if not nc.is_connected:
+            limit = nc._max_pending_size
+            if limit <= 0 or size + nc.pending_data_size > limit:
+                raise errors.OutboundBufferLimitError
+        self._next += 1
+        token = b"%x" % self._next
+        inbox = self._prefix + token
+        if headers:
+            hlen = len(headers)
+            cmd = b"HPUB %s %s %d %d\r\n%s%s\r\n" % (
+                subject.encode(),
+                inbox,
+                hlen,
+                hlen + size,
+                headers,
+                payload,
+            )
+        else:
+            cmd = b"PUB %s %s %d\r\n%s\r\n" % (subject.encode(), inbox, size, payload)
+        loop = self._loop
+        assert loop is not None
+        future: asyncio.Future[bytes] = loop.create_future()
+        self._futures[token] = future
+        try:
+            nc.stats["out_msgs"] += 1
+            nc.stats["out_bytes"] += size
+            await nc._send_command(cmd)
+            queue = nc._flush_queue
+            if queue is not None and queue.empty():
+                await nc._flush_pending()
+            deadline = loop.call_later(timeout, _expire, future)
+            try:
+                return await future
+            finally:
+                deadline.cancel()
+        finally:
+            self._futures.pop(token, None)
+
+    def resolve(self, subject: bytes, data: bytes, headers: bytes | None) -> None:
+        future = self._futures.get(subject[self._prefix_len :])
+        if future is None or future.done():
+            return
+        if headers and headers.startswith(_STATUS_LINE):
+            future.set_exception(errors.NoRespondersError())
+        else:
+            future.set_result(data)
+
+    async def _on_msg(self, msg: Any) -> None:
+        """Replies that came the ordinary way (a plain nats-py client)."""
+        future = self._futures.get(msg.subject.encode()[self._prefix_len :])
+        if future is None or future.done():
+            return
+        if msg.headers and msg.headers.get(_STATUS) == NO_RESPONDERS_STATUS:
+            future.set_exception(errors.NoRespondersError())
+        else:
+            future.set_result(msg.data)
+
+
+def _expire(future: asyncio.Future[bytes]) -> None:
+    if not future.done():
+        future.set_exception(errors.TimeoutError())

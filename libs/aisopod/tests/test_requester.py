@@ -1,0 +1,116 @@
+"""The lean request/reply client (requester.py) against a real nats-server."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import nats
+import pytest
+from nats import errors
+from nats.aio.client import Client as PlainClient
+
+from aisopod.bus import Bus
+from aisopod.errors import Unavailable
+from aisopod.requester import Client, Requester, encode_headers
+from aisopod.settings import ServiceSettings
+
+
+@pytest.fixture
+async def bus(nats_url: str):
+    prefix = "t" + uuid.uuid4().hex[:8]
+    bus = await Bus.connect(
+        ServiceSettings(service="test", nats_url=nats_url, subject_prefix=prefix)
+    )
+    yield bus
+    await bus.close()
+
+
+async def _echo(nc: PlainClient, subject: str, seen: list[dict[str, str]] | None = None) -> None:
+    async def reply(msg) -> None:  # type: ignore[no-untyped-def]
+        if seen is not None:
+            seen.append(dict(msg.headers or {}))
+        await nc.publish(msg.reply, b"re:" + msg.data)
+
+    await nc.subscribe(subject, cb=reply)
+    await nc.flush()
+
+
+def test_encode_headers_follows_nats_rules() -> None:
+    assert encode_headers(None) is None
+    assert encode_headers({}) is None
+    block = encode_headers({"A-Key": "  x\r\ny  ", " ": "skipped"})
+    assert block == b"NATS/1.0\r\nA-Key: x  y\r\n\r\n"
+    with pytest.raises(errors.BadHeaderError):
+        encode_headers({"bad key": "v"})
+
+
+async def test_replies_reach_their_own_request(bus: Bus) -> None:
+    assert isinstance(bus.nc, Client)
+    seen: list[dict[str, str]] = []
+    await _echo(bus.nc, "echo.one", seen)
+    headers = encode_headers({"Aisopod-Principal": "op", "Aisopod-Device-Id": "d\r\nX: y"})
+    replies = await asyncio.gather(
+        *(
+            bus.requester.request("echo.one", str(n).encode(), timeout=5, headers=headers)
+            for n in range(200)
+        )
+    )
+    assert replies == [b"re:" + str(n).encode() for n in range(200)]
+    assert seen[0] == {"Aisopod-Principal": "op", "Aisopod-Device-Id": "d  X: y"}
+    assert not bus.requester._futures  # nothing left behind
+    assert bus.nc.stats["in_msgs"] >= 200
+
+
+async def test_no_responders_and_timeout(bus: Bus) -> None:
+    with pytest.raises(errors.NoRespondersError):
+        await bus.requester.request("nobody.home", b"{}", timeout=5)
+    await bus.nc.subscribe("silent.one", cb=_ignore)
+    await bus.nc.flush()
+    with pytest.raises(errors.TimeoutError):
+        await bus.requester.request("silent.one", b"{}", timeout=0.2)
+    assert not bus.requester._futures
+    with pytest.raises(Unavailable) as caught:
+        await bus.request("nobody.home", {}, timeout=5)
+    assert caught.value.detail_code == "NO_RESPONDERS"
+    with pytest.raises(Unavailable) as caught:
+        await bus.request("silent.one", {}, timeout=0.2)
+    assert caught.value.detail_code == "NO_REPLY"
+
+
+async def test_cancelled_request_leaves_nothing(bus: Bus) -> None:
+    await bus.nc.subscribe("silent.two", cb=_ignore)
+    await bus.nc.flush()
+    task = asyncio.ensure_future(bus.requester.request("silent.two", b"{}", timeout=30))
+    while not bus.requester._futures:
+        await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert not bus.requester._futures
+
+
+async def test_bad_subject_and_closed(bus: Bus) -> None:
+    with pytest.raises(errors.BadSubjectError):
+        await bus.requester.request("a b", b"{}", timeout=1)
+    with pytest.raises(errors.BadSubjectError):
+        await bus.requester.request("a\r\nPUB x 1", b"{}", timeout=1)
+    await bus.nc.close()
+    with pytest.raises(errors.ConnectionClosedError):
+        await bus.requester.request("echo.x", b"{}", timeout=1)
+
+
+async def test_plain_client_gets_replies_through_the_subscription(nats_url: str) -> None:
+    nc = await nats.connect(nats_url)
+    try:
+        await _echo(nc, "echo.plain")
+        requester = Requester(nc)
+        assert await requester.request("echo.plain", b"hi", timeout=5) == b"re:hi"
+        with pytest.raises(errors.NoRespondersError):
+            await requester.request("nobody.plain", b"{}", timeout=5)
+    finally:
+        await nc.close()
+
+
+async def _ignore(msg) -> None:  # type: ignore[no-untyped-def]
+    return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -47,6 +48,16 @@ def test_restart_of_dead_child_and_sigterm_leaves_nothing(tmp_path: Path) -> Non
             time.sleep(0.1)
         assert restarted
         assert httpx.get(f"{info['http_url']}/health", timeout=5).status_code == 200
+        # The record `aisopod stack status` reads names the new process.
+        deadline = time.monotonic() + 10
+        record = json.loads((state / "stack.json").read_text())
+        while record["children"]["ratelimit"] == victim and time.monotonic() < deadline:
+            time.sleep(0.1)
+            record = json.loads((state / "stack.json").read_text())
+        new_pid = record["children"]["ratelimit"]
+        assert new_pid != victim and _alive(new_pid)
+        assert record["pids"]["ratelimit"] == [new_pid]
+        pids.append(new_pid)
     finally:
         code = stop_local_stack(proc)
     assert code == 0

@@ -41,6 +41,8 @@ class Child:
     stopping: bool = False
     started_at: float = 0.0
     ready_after: float | None = None  # seconds from spawn to the first passed probe
+    # Called after a restart with the new process (the stack rewrites its pid record).
+    on_restart: Callable[[Child], None] | None = field(default=None, repr=False)
     _watch: asyncio.Task[None] | None = field(default=None, repr=False)
 
     @property
@@ -93,6 +95,8 @@ class Child:
             if self.stopping:
                 return
             await self.start()  # this task stays the watcher of the new process
+            if self.on_restart is not None:
+                self.on_restart(self)
 
     async def wait_ready(self, deadline: float) -> bool:
         while time.monotonic() < deadline:

@@ -309,12 +309,12 @@ class Stack:
         started = time.monotonic()
         self._prepare()
         specs = self._specs()
-        nats_child = Child(specs[0])
+        nats_child = Child(specs[0], on_restart=self._restarted)
         self.children.append(nats_child)
         await nats_child.start()
         self._start_edge_sync()
         for spec in specs[1:]:
-            child = Child(spec)
+            child = Child(spec, on_restart=self._restarted)
             self.children.append(child)
             await child.start()
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
@@ -367,6 +367,13 @@ class Stack:
             if child.pid is not None:
                 out.setdefault(base, []).append(child.pid)
         return out
+
+    def _restarted(self, child: Child) -> None:
+        """A child came back with a new pid: `stack status` and the ready file follow."""
+        if self.info is None:  # still starting: the record is written once all are ready
+            return
+        self.info.pids = self.pids()
+        self._write_record()
 
     def _write_record(self) -> None:
         assert self.info is not None

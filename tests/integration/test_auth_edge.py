@@ -159,6 +159,9 @@ async def test_spoofed_identity_headers_never_reach_the_backend(
     async with httpx.AsyncClient(trust_env=False, timeout=10) as client:
         spoof_only = await client.get(f"{edge}/status", headers=SPOOFED)
         assert spoof_only.status_code == 401
+        assert len(spoof_only.headers["x-request-id"]) == 32
+        quoted = await client.get(f"{edge}/status", headers={"X-Request-Id": "case-7"})
+        assert quoted.status_code == 401 and quoted.headers["x-request-id"] == "case-7"
         assert echo.seen == []  # refused at the edge: the backend never heard of it
 
         as_reader = await client.get(

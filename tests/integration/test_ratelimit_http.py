@@ -131,6 +131,9 @@ async def test_the_request_past_the_limit_gets_429_with_a_correct_retry_after(st
         assert_limited(other_surface, 3)
         assert other_surface.json()["ok"] is False
         assert other_surface.json()["error"]["type"] == "RATE_LIMITED"
+        assert len(other_surface.headers["x-request-id"]) == 32  # a refusal is quotable too
+        quoted = await get(c, "/status", ip, **{"X-Request-Id": "support-case-42"})
+        assert quoted.status_code == 429 and quoted.headers["x-request-id"] == "support-case-42"
         assert "retry-after" in other_surface.headers["access-control-expose-headers"].lower()
 
 

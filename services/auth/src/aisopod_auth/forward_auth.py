@@ -29,6 +29,7 @@ from aisopod.config.model import GatewayConfig
 from aisopod.contracts.auth import VerifyResult
 from aisopod.errors import AisopodError, InternalError, RateLimited, Unauthenticated
 from aisopod.launcher.traefik import IDENTITY_HEADERS
+from aisopod.requestid import request_id
 from aisopod_auth.verifier import Attempt, Verifier
 
 log = logging.getLogger("aisopod.auth.http")
@@ -84,9 +85,11 @@ def identity_headers(result: VerifyResult, ip: str) -> dict[str, str]:
     return headers
 
 
-def error_response(exc: AisopodError, *, openai: bool) -> Response:
+def error_response(exc: AisopodError, *, openai: bool, request_id: str | None = None) -> Response:
     status = exc.http_status
     headers = dict(_NO_STORE)
+    if request_id is not None:
+        headers["X-Request-Id"] = request_id
     if isinstance(exc, Unauthenticated):
         headers["WWW-Authenticate"] = 'Bearer realm="aisopod"'
     if isinstance(exc, RateLimited):
@@ -139,11 +142,16 @@ class VerifyEndpoint:
         try:
             result = await self.verifier().verify(attempt)
         except AisopodError as exc:
-            await error_response(exc, openai=is_openai_uri(uri))(scope, receive, send)
+            rid = request_id(scope["headers"]).decode()
+            await error_response(exc, openai=is_openai_uri(uri), request_id=rid)(
+                scope, receive, send
+            )
             return
         except Exception:
             log.exception("forwardAuth verification failed")
-            await error_response(InternalError(), openai=is_openai_uri(uri))(scope, receive, send)
+            rid = request_id(scope["headers"]).decode()
+            failure = error_response(InternalError(), openai=is_openai_uri(uri), request_id=rid)
+            await failure(scope, receive, send)
             return
         await _send(send, 200, _raw_identity(result, ip))
 

@@ -11,13 +11,12 @@ never reads them twice; `receive` replays them for everyone else.
 from __future__ import annotations
 
 import logging
-import os
-import re
 from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from aisopod.errors import AisopodError
+from aisopod.requestid import request_id as request_id_of
 from aisopod_http_api.errors import PayloadTooLarge
 from aisopod_http_api.rawio import send_error
 
@@ -27,7 +26,6 @@ MIB = 1024 * 1024
 BODY_KEY = "aisopod.body"
 REQUEST_ID_KEY = "aisopod.request_id"
 
-_SANE_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
 _SECURITY = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer")]
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
@@ -74,7 +72,7 @@ class EdgeMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = _request_id(scope)
+        request_id = request_id_of(scope["headers"]).decode()
         scope[REQUEST_ID_KEY] = request_id
         extra = [(b"x-request-id", request_id.encode()), *_SECURITY]
         started = False
@@ -101,15 +99,6 @@ class EdgeMiddleware:
             log.exception("unhandled error on %s", scope.get("path"))
             if not started:
                 await send_error(send_with_headers, scope["path"], AisopodError("internal error"))
-
-
-def _request_id(scope: Scope) -> str:
-    for name, value in scope["headers"]:
-        if name == b"x-request-id":
-            if _SANE_ID.match(value):
-                return value.decode()
-            break
-    return os.urandom(16).hex()
 
 
 async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:

@@ -20,6 +20,7 @@ from typing import Any
 
 from aisopod import codec
 from aisopod.clientip import client_ip
+from aisopod.requestid import HEADER, request_id
 from aisopod_ratelimit.limiter import Decision
 from aisopod_ratelimit.service import RateLimitService
 
@@ -95,7 +96,7 @@ class CheckEndpoint:
             await _respond(
                 send,
                 500,
-                [_JSON],
+                [_JSON, (HEADER, request_id(scope["headers"]))],
                 b'{"ok":false,"error":{"type":"INTERNAL_ERROR","message":"internal error"}}',
             )
             return
@@ -109,6 +110,7 @@ class CheckEndpoint:
             return
         retry_after = max(1, _seconds(decision.retry_after_ms))
         headers += [(b"retry-after", str(retry_after).encode()), _JSON, _NO_STORE]
+        headers.append((HEADER, request_id(scope["headers"])))
         await _respond(send, 429, headers, error_body(path, decision, retry_after))
 
 

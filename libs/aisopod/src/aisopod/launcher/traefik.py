@@ -83,8 +83,9 @@ MAX_IDLE_CONNS_PER_HOST = 256
 # What each forwardAuth service reads of the client's request (Traefik always adds the
 # X-Forwarded-* description). Nothing else is copied: ratelimit never sees a credential, and
 # neither service parses cookies or SDK headers it does not use.
-RATELIMIT_REQUEST_HEADERS = ("Access-Control-Request-Method",)
-AUTH_REQUEST_HEADERS = ("Authorization", "Origin")
+# X-Request-Id: a refusal (401, 429) echoes the client's id like every other answer.
+RATELIMIT_REQUEST_HEADERS = ("Access-Control-Request-Method", "X-Request-Id")
+AUTH_REQUEST_HEADERS = ("Authorization", "Origin", "X-Request-Id")
 DRAIN_TIMEOUT_S = 30  # ServiceSettings.drain_timeout_s: how long a service finishes work
 
 

@@ -110,7 +110,9 @@ async def test_restart_under_load_loses_nothing(private_stack) -> None:
         await asyncio.sleep(1.0)  # everyone connected
         load = asyncio.create_task(publish(600))
         await asyncio.sleep(0.5)
-        victim = private_stack.pids["ws-gateway"][0]
+        # The replica holding the first follower (pids are listed by replica number).
+        instance = followers[0].ws.hello["server"]["instance"] if followers[0].ws else "-1"
+        victim = private_stack.pids["ws-gateway"][int(instance.rsplit("-", 1)[1]) - 1]
         os.kill(victim, signal.SIGTERM)  # drain + 1012; the launcher restarts it
         await load
         deadline = asyncio.get_running_loop().time() + 30

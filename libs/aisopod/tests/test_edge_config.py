@@ -79,7 +79,7 @@ def test_services_keep_connections_and_forward_auth_gets_only_what_it_reads() ->
     ratelimit = http["middlewares"]["ratelimit"]["forwardAuth"]
     auth = http["middlewares"]["auth"]["forwardAuth"]
     assert "Authorization" not in ratelimit["authRequestHeaders"]  # no credential to it
-    assert set(auth["authRequestHeaders"]) == {"Authorization", "Origin"}
+    assert set(auth["authRequestHeaders"]) == {"Authorization", "Origin", "X-Request-Id"}
 
 
 def test_static_config_uses_the_fast_proxy() -> None:

@@ -17,9 +17,9 @@ from nats.js.api import DiscardPolicy, StorageType, StreamConfig
 
 from aisopod import codec
 from aisopod.bus import Bus
+from aisopod.jsread import consume_all
 from aisopod.subjects import Subjects
 from aisopod_runtime.history import TranscriptCache
-from aisopod_runtime.kvview import consume_all
 from aisopod_runtime.transcripts import TranscriptStore, new_message
 
 Pair = tuple[TranscriptStore, TranscriptStore]

@@ -22,6 +22,7 @@ from pydantic import BaseModel
 
 from aisopod import codec
 from aisopod.errors import Conflict
+from aisopod.jsread import snapshot
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -108,15 +109,8 @@ class Entries(Generic[M]):
         raise Conflict("the record changed concurrently; try again", code="CONCURRENT_UPDATE")
 
     async def all(self) -> list[M]:
-        """Every record under the prefix (small sets: devices, nodes, pending requests)."""
-        out: list[M] = []
-        watcher = await self.kv.watch(f"{self.prefix}.>", ignore_deletes=True)
-        try:
-            async for entry in watcher:
-                if entry is None:
-                    break
-                if entry.value and entry.operation is None:
-                    out.append(self.model.model_validate(codec.loads(entry.value)))
-        finally:
-            await watcher.stop()
-        return out
+        """Every record under the prefix (small sets: devices, nodes, pending requests).
+        A complete read (`aisopod.jsread`): nats-py's watcher could end its snapshot early
+        and a listing came back short."""
+        entries = await snapshot(self.kv, f"{self.prefix}.>")
+        return [self.model.model_validate(codec.loads(e.value)) for e in entries if e.value]

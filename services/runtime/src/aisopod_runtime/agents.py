@@ -26,8 +26,9 @@ from aisopod.catalogue.agents import (
 from aisopod.catalogue.fields import OkResult
 from aisopod.config.watcher import ConfigWatcher
 from aisopod.errors import Conflict, InvalidParams, NotFound
+from aisopod.jsread import snapshot
 from aisopod.rpc import CallContext, Handler
-from aisopod_runtime.kvview import get_json, snapshot
+from aisopod_runtime.kvview import get_json
 from aisopod_runtime.providers import split_model_ref
 
 _SLUG = re.compile(r"[^a-z0-9_-]+")

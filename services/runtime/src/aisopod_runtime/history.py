@@ -39,7 +39,7 @@ from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
 from aisopod import codec
-from aisopod_runtime.kvview import consume_all
+from aisopod.jsread import consume_all
 
 MAX_SESSIONS = 512
 MAX_BYTES = 32 * 1024 * 1024

@@ -19,7 +19,8 @@ from nats.js.kv import KeyValue
 from aisopod import codec
 from aisopod.catalogue.sessions import SessionEntry, SessionsListParams, SessionsPatchParams
 from aisopod.errors import Conflict, InvalidParams, NotFound
-from aisopod_runtime.kvview import get_json, kv_token, snapshot
+from aisopod.jsread import snapshot
+from aisopod_runtime.kvview import get_json, kv_token
 
 _AGENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 PREVIEW_CHARS = 200

@@ -313,12 +313,26 @@ class Stack:
         self.children.append(nats_child)
         await nats_child.start()
         self._start_edge_sync()
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        # Traefik last, once what it routes to is ready: its first health checks would
+        # otherwise fail, and it keeps a replica out of the pool until a later check passes
+        # (clients of a just-started stack would all land on the other replicas).
+        later = [spec for spec in specs[1:] if spec.name == "traefik"]
         for spec in specs[1:]:
+            if spec.name == "traefik":
+                continue
             child = Child(spec, on_restart=self._restarted)
             self.children.append(child)
             await child.start()
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
         results = await asyncio.gather(*(c.wait_ready(deadline) for c in self.children))
+        if all(results):
+            for spec in later:
+                child = Child(spec, on_restart=self._restarted)
+                self.children.append(child)
+                await child.start()
+            results += await asyncio.gather(
+                *(c.wait_ready(deadline) for c in self.children[-len(later) :])
+            )
         failed = [c.spec.name for c, ok in zip(self.children, results, strict=True) if not ok]
         host = self.options.host
         http_url = f"http://{host}:{self.ports['http']}"

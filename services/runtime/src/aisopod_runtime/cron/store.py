@@ -20,6 +20,7 @@ from pydantic import Field
 from aisopod import codec
 from aisopod.catalogue.cron import Payload, Schedule
 from aisopod.errors import Conflict, NotFound
+from aisopod.jsread import snapshot
 from aisopod.wire import WireModel
 
 _KEY_SAFE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
@@ -130,17 +131,8 @@ class CronStore:
         return [JobRecord.model_validate(codec.loads(v)) for v in await self._values("job.*")]
 
     async def _values(self, pattern: str) -> list[bytes]:
-        watcher = await self.kv.watch(pattern, ignore_deletes=True)
-        out: list[bytes] = []
-        try:
-            async for entry in watcher:
-                if entry is None:
-                    break
-                if entry.value and entry.operation is None:
-                    out.append(entry.value)
-        finally:
-            await watcher.stop()
-        return out
+        # A complete read: the KV watcher can end its initial snapshot early.
+        return [entry.value for entry in await snapshot(self.kv, pattern) if entry.value]
 
     # -- run records -------------------------------------------------------------------
     async def runs(self, job_id: str) -> list[RunRecord]:

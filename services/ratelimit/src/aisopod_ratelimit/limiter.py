@@ -84,16 +84,22 @@ class Limiter:
     def now_ms(self) -> int:
         return int(self.clock() * 1000)
 
-    def check(self, rule_name: str, key: str, cost: int = 1) -> Decision:
-        """Count `cost` units toward the key; refuse (and maybe lock) when they don't fit."""
+    def _settled(self, rule_name: str, key: str) -> tuple[RuleState, int, Decision | None]:
+        """The rule's state, the time, and the answer when no counting is needed: the key
+        is exempt, or locked out."""
         state = self._states[rule_name]
         rule = state.rule
         if self.ruleset.is_exempt(rule, key):
-            return Decision(True, rule.limit, rule.limit, 0, reason="exempt")
+            return state, 0, Decision(True, rule.limit, rule.limit, 0, reason="exempt")
         now = self.now_ms()
-        locked = self._locked(state, key, now)
-        if locked is not None:
-            return locked
+        return state, now, self._locked(state, key, now)
+
+    def check(self, rule_name: str, key: str, cost: int = 1) -> Decision:
+        """Count `cost` units toward the key; refuse (and maybe lock) when they don't fit."""
+        state, now, settled = self._settled(rule_name, key)
+        if settled is not None:
+            return settled
+        rule = state.rule
         tally = self._window(state, key, now).take(now, rule.limit, rule.window_ms, cost)
         if tally.allowed:
             return Decision(True, rule.limit, tally.remaining, tally.reset_ms)
@@ -106,14 +112,10 @@ class Limiter:
     def fail(self, rule_name: str, key: str) -> Decision:
         """Record one failure; the `limit`-th in the window locks the key (if the rule has
         a lockout). `allowed` says whether another attempt may be made now."""
-        state = self._states[rule_name]
+        state, now, settled = self._settled(rule_name, key)
+        if settled is not None:
+            return settled
         rule = state.rule
-        if self.ruleset.is_exempt(rule, key):
-            return Decision(True, rule.limit, rule.limit, 0, reason="exempt")
-        now = self.now_ms()
-        locked = self._locked(state, key, now)
-        if locked is not None:
-            return locked
         window = self._window(state, key, now)
         tally = window.take(now, rule.limit, rule.window_ms)
         if tally.allowed and tally.remaining > 0:
@@ -126,14 +128,10 @@ class Limiter:
 
     def status(self, rule_name: str, key: str, cost: int = 1) -> Decision:
         """What `check` would answer now, counting nothing."""
-        state = self._states[rule_name]
+        state, now, settled = self._settled(rule_name, key)
+        if settled is not None:
+            return settled
         rule = state.rule
-        if self.ruleset.is_exempt(rule, key):
-            return Decision(True, rule.limit, rule.limit, 0, reason="exempt")
-        now = self.now_ms()
-        locked = self._locked(state, key, now)
-        if locked is not None:
-            return locked
         window = state.windows.get(key)
         if window is None:
             return Decision(True, rule.limit, rule.limit, 0)

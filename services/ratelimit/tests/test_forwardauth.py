@@ -9,7 +9,8 @@ import httpx
 import pytest
 
 from aisopod.config.model import GatewayConfig
-from aisopod_ratelimit.forwardauth import CheckEndpoint, mount
+from aisopod.rawasgi import answer_first
+from aisopod_ratelimit.forwardauth import CheckEndpoint
 from aisopod_ratelimit.service import RateLimitService
 
 from .clock import FakeClock
@@ -44,7 +45,7 @@ def clock() -> FakeClock:
 @pytest.fixture
 async def client(clock: FakeClock):
     service = make_service(clock, LIMITS)
-    app = mount(_not_found, CheckEndpoint(service))
+    app = answer_first(_not_found, "/check", CheckEndpoint(service))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://rl") as c:
         yield c
 
@@ -131,7 +132,7 @@ async def test_cors_preflights_are_never_counted(client) -> None:
 
 async def test_forwarded_for_is_believed_only_from_trusted_proxies(clock) -> None:
     service = make_service(clock, LIMITS)
-    app = mount(_not_found, CheckEndpoint(service))
+    app = answer_first(_not_found, "/check", CheckEndpoint(service))
     transport = httpx.ASGITransport(app=app, client=("192.0.2.50", 4000))
     async with httpx.AsyncClient(transport=transport, base_url="http://rl") as c:
         for ip in ("198.51.100.6", "198.51.100.7"):  # spoofed: both count as 192.0.2.50

@@ -29,6 +29,7 @@ from aisopod.config.model import GatewayConfig
 from aisopod.contracts.auth import VerifyResult
 from aisopod.errors import AisopodError, InternalError, RateLimited, Unauthenticated
 from aisopod.launcher.traefik import IDENTITY_HEADERS
+from aisopod.rawasgi import respond
 from aisopod.requestid import request_id
 from aisopod_auth.verifier import Attempt, Verifier
 
@@ -116,7 +117,7 @@ class VerifyEndpoint:
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["method"] not in ("GET", "HEAD"):
-            await _send(send, 405, [(b"allow", b"GET, HEAD")], b"Method Not Allowed")
+            await respond(send, 405, [(b"allow", b"GET, HEAD")], b"Method Not Allowed")
             return
         authorization = forwarded_for = origin = None
         uri = ""
@@ -153,7 +154,7 @@ class VerifyEndpoint:
             failure = error_response(InternalError(), openai=is_openai_uri(uri), request_id=rid)
             await failure(scope, receive, send)
             return
-        await _send(send, 200, _raw_identity(result, ip))
+        await respond(send, 200, _raw_identity(result, ip))
 
 
 def _raw_identity(result: VerifyResult, ip: str) -> list[tuple[bytes, bytes]]:
@@ -170,24 +171,3 @@ def _raw_identity(result: VerifyResult, ip: str) -> list[tuple[bytes, bytes]]:
         headers.append((_RAW[H_DEVICE], principal.device_id.encode()))
     headers.extend(_RAW_OK_TAIL)
     return headers
-
-
-async def _send(
-    send: Any, status: int, headers: list[tuple[bytes, bytes]], body: bytes = b""
-) -> None:
-    if body:
-        headers = [*headers, (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
-
-
-def mount(app: Any, endpoint: VerifyEndpoint) -> Any:
-    """`app` with `/verify` answered by `endpoint` before any routing."""
-
-    async def asgi(scope: Scope, receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope["path"] == "/verify":
-            await endpoint(scope, receive, send)
-        else:
-            await app(scope, receive, send)
-
-    return asgi

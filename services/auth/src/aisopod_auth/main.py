@@ -7,9 +7,10 @@ from typing import Any
 
 from aisopod.app import create_app, serve
 from aisopod.host import ServiceHost
+from aisopod.rawasgi import answer_first
 from aisopod.services import ServiceName
 from aisopod_auth import __version__
-from aisopod_auth.forward_auth import VerifyEndpoint, mount
+from aisopod_auth.forward_auth import VerifyEndpoint
 from aisopod_auth.service import AuthService, AuthSettings
 
 
@@ -20,7 +21,7 @@ def build(settings: AuthSettings | None = None) -> tuple[ServiceHost, Any, AuthS
     service = AuthService(host, settings)
     endpoint = VerifyEndpoint(lambda: service.verifier, lambda: host.config.current)
     app = create_app(host, service.run)
-    return host, mount(app, endpoint), service
+    return host, answer_first(app, "/verify", endpoint), service
 
 
 def main() -> None:

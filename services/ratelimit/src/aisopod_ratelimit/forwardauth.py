@@ -20,6 +20,7 @@ from typing import Any
 
 from aisopod import codec
 from aisopod.clientip import client_ip
+from aisopod.rawasgi import respond
 from aisopod.requestid import HEADER, request_id
 from aisopod_ratelimit.limiter import Decision
 from aisopod_ratelimit.service import RateLimitService
@@ -77,14 +78,14 @@ class CheckEndpoint:
             elif name == b"access-control-request-method":
                 preflight = True
         if preflight and method == "OPTIONS":
-            await _respond(send, 200, [])
+            await respond(send, 200, [])
             return
         service = self.service
         ruleset = service.ruleset
         path = (uri or "/").partition("?")[0]
         route = ruleset.route(path)
         if route is None:
-            await _respond(send, 200, [])
+            await respond(send, 200, [])
             return
         peer = scope["client"][0] if scope.get("client") else ""
         address = _client_ip(peer, forwarded_for, service.trusted_proxies)
@@ -93,7 +94,7 @@ class CheckEndpoint:
             decision = await service.decide("check", route.rule, key, normalised=True)
         except Exception:
             log.exception("forwardAuth decision failed")
-            await _respond(
+            await respond(
                 send,
                 500,
                 [_JSON, (HEADER, request_id(scope["headers"]))],
@@ -106,29 +107,9 @@ class CheckEndpoint:
             (b"x-ratelimit-reset", str(_seconds(decision.reset_ms)).encode()),
         ]
         if decision.allowed:
-            await _respond(send, 200, headers)
+            await respond(send, 200, headers)
             return
         retry_after = max(1, _seconds(decision.retry_after_ms))
         headers += [(b"retry-after", str(retry_after).encode()), _JSON, _NO_STORE]
         headers.append((HEADER, request_id(scope["headers"])))
-        await _respond(send, 429, headers, error_body(path, decision, retry_after))
-
-
-async def _respond(
-    send: Any, status: int, headers: list[tuple[bytes, bytes]], body: bytes = b""
-) -> None:
-    headers.append((b"content-length", str(len(body)).encode()))
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
-
-
-def mount(app: Any, endpoint: CheckEndpoint) -> Any:
-    """`app` with `GET /check` answered by `endpoint` before any routing."""
-
-    async def asgi(scope: Scope, receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope["path"] == "/check":
-            await endpoint(scope, receive, send)
-        else:
-            await app(scope, receive, send)
-
-    return asgi
+        await respond(send, 429, headers, error_body(path, decision, retry_after))

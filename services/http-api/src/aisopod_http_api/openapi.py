@@ -18,6 +18,15 @@ from aisopod_http_api.a2ui import PushSurface, UserAction
 from aisopod_http_api.openai_models import ChatCompletion, ChatCompletionRequest, OpenAIError
 from aisopod_http_api.responses.models import CreateResponseBody
 
+
+def json_body(schema: dict[str, Any] | str) -> dict[str, Any]:
+    """`openapi_extra` for a route that reads its JSON body itself (the edge hands it over
+    raw): the required body's schema, inline or by component name."""
+    if isinstance(schema, str):
+        schema = {"$ref": f"#/components/schemas/{schema}"}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
 DESCRIPTION = """\
 The aisopod gateway's HTTP API (http.md): OpenAI-compatible `/v1`, hooks, tools, status,
 canvas and A2UI. Requests reach it through Traefik, whose forwardAuth checks

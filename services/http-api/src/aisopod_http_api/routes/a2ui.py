@@ -36,6 +36,7 @@ from aisopod_http_api.a2ui import (
 )
 from aisopod_http_api.edge import BODY_KEY
 from aisopod_http_api.identity import requires
+from aisopod_http_api.openapi import json_body
 from aisopod_http_api.routes.completions import parse_json_object
 from aisopod_http_api.routes.shapes import PLAIN_ERRORS, Ok
 from aisopod_http_api.service import HttpApi, api_of
@@ -180,14 +181,7 @@ def _parse(model: type[BaseModel], request: Request) -> Any:
     "/a2ui/surfaces",
     response_model=Ok,
     summary="Push or replace a surface",
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {
-                "application/json": {"schema": {"$ref": "#/components/schemas/PushSurface"}}
-            },
-        }
-    },
+    openapi_extra=json_body("PushSurface"),
 )
 async def push(
     request: Request,
@@ -204,14 +198,7 @@ async def push(
     "/a2ui/actions",
     response_model=ActionAccepted,
     summary="Send a user action into the session",
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {
-                "application/json": {"schema": {"$ref": "#/components/schemas/UserAction"}}
-            },
-        }
-    },
+    openapi_extra=json_body("UserAction"),
 )
 async def act(
     request: Request,

@@ -37,6 +37,7 @@ from aisopod.principal import Principal
 from aisopod.scopes import Role, Scope
 from aisopod_http_api.edge import BODY_KEY
 from aisopod_http_api.hookmap import HookRequest, render, select
+from aisopod_http_api.openapi import json_body
 from aisopod_http_api.routes.completions import parse_json_object
 from aisopod_http_api.routes.shapes import PLAIN_ERRORS
 from aisopod_http_api.service import HttpApi, api_of
@@ -83,15 +84,6 @@ class AgentAccepted(BaseModel):
     ok: Literal[True] = True
     runId: str
     duplicate: bool = False
-
-
-def _body_doc(model: type[BaseModel]) -> dict[str, Any]:
-    return {
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": model.model_json_schema(by_alias=True)}},
-        }
-    }
 
 
 class HookGate:
@@ -236,7 +228,7 @@ class HookRunner:
     "/hooks/wake",
     response_model=WakeAccepted,
     summary="A system event into the main session",
-    openapi_extra=_body_doc(WakeBody),
+    openapi_extra=json_body(WakeBody.model_json_schema(by_alias=True)),
 )
 async def wake(request: Request, api: HttpApi = Depends(api_of)) -> Any:
     ip, headers = await HookGate(api).admit(request)
@@ -252,7 +244,7 @@ async def wake(request: Request, api: HttpApi = Depends(api_of)) -> Any:
     "/hooks/agent",
     response_model=AgentAccepted,
     summary="An isolated agent turn",
-    openapi_extra=_body_doc(AgentBody),
+    openapi_extra=json_body(AgentBody.model_json_schema(by_alias=True)),
 )
 async def agent(request: Request, api: HttpApi = Depends(api_of)) -> Any:
     ip, headers = await HookGate(api).admit(request)

@@ -23,6 +23,7 @@ from aisopod_http_api.agentturn import TurnRequest
 from aisopod_http_api.edge import BODY_KEY, REQUEST_ID_KEY
 from aisopod_http_api.identity import requires
 from aisopod_http_api.openai_models import OpenAIError
+from aisopod_http_api.openapi import json_body
 from aisopod_http_api.responses.builder import ResponseBuilder
 from aisopod_http_api.responses.convert import agent_message, chat_request, refuse_unsupported
 from aisopod_http_api.responses.engines import AgentEngine, Engine, ProviderEngine
@@ -41,12 +42,7 @@ from aisopod_http_api.upstream.targets import AGENT_PREFIX
 router = APIRouter(tags=["openai"], responses={"default": {"model": OpenAIError}})
 
 _DOC = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {"schema": {"$ref": "#/components/schemas/CreateResponseBody"}}
-        },
-    },
+    **json_body("CreateResponseBody"),
     "responses": {
         "200": {
             "description": "A response object; with `stream: true`, `text/event-stream` "

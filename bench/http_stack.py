@@ -8,17 +8,14 @@ limiter's own cost stays in the path, its verdict does not end the run).
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
-import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
+from aisopod.launcher.spawn import start_local_stack, stop_local_stack
 
 
 @dataclass
@@ -64,42 +61,14 @@ class PrivateStack:
         )
         state = root / "state"
         state.mkdir()
-        ready = root / "ready.json"
-        self._log = open(root / "launcher.log", "wb")
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "aisopod.cli",
-                "stack",
-                "up",
-                "--http-port",
-                "0",
-                "--https-port",
-                "0",
-                "--state-dir",
-                str(state),
-                "--ready-file",
-                str(ready),
-                "--config",
-                str(seed),
-                "--replicas",
-                str(self.replicas),
-                "--log-level",
-                "WARNING",
-            ],
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            cwd=REPO,
-        )
-        deadline = time.monotonic() + 180
-        while not ready.exists():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.__exit__()
-                text = (root / "launcher.log").read_text(errors="replace")
-                raise RuntimeError(f"the benchmark stack did not come up:\n{text[-2000:]}")
-            time.sleep(0.2)
-        info = json.loads(ready.read_text())
+        args = ("--config", str(seed), "--replicas", str(self.replicas), "--log-level", "WARNING")
+        try:
+            self.proc, info = start_local_stack(
+                state, *args, timeout=180, log_file=root / "launcher.log"
+            )
+        except RuntimeError as exc:
+            self.__exit__()
+            raise RuntimeError(f"the benchmark stack did not come up: {exc}") from None
         routes = yaml.safe_load((state / "traefik" / "dynamic" / "routes.yml").read_text())
         servers = routes["http"]["services"]["http-api"]["loadBalancer"]["servers"]
         return StackInfo(
@@ -112,13 +81,6 @@ class PrivateStack:
         )
 
     def __exit__(self, *_: object) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if getattr(self, "_log", None) is not None:
-            self._log.close()
+        if self.proc is not None:
+            stop_local_stack(self.proc)
         self.tmp.cleanup()

@@ -29,17 +29,17 @@ import asyncio
 import json
 import os
 import platform
-import signal
 import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from aisopod.launcher.spawn import start_local_stack, stop_local_stack
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
@@ -63,59 +63,20 @@ def start_stack(
     state.mkdir(parents=True)
     seed = state.parent / "seed.yaml"
     seed.write_text(json.dumps({**SEED, "limits": {**SEED["limits"], "ownership": ownership}}))
-    ready = state.parent / "ready.json"
-    log = open(state.parent / "launcher.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "aisopod.cli",
-            "stack",
-            "up",
-            "--http-port",
-            "0",
-            "--https-port",
-            "0",
-            "--state-dir",
-            str(state),
-            "--ready-file",
-            str(ready),
-            "--config",
-            str(seed),
-            "--replicas",
-            "1",
-            "--scale",
-            f"ratelimit={ratelimit_replicas}",
-            "--log-level",
-            "WARNING",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=REPO,
-    )
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if ready.exists():
-            return proc, json.loads(ready.read_text())
-        if proc.poll() is not None:
-            break
-        time.sleep(0.1)
-    stop_stack(proc)
-    tails = [
-        f"--- {log.name}\n{log.read_text(errors='replace')[-1500:]}"
-        for log in sorted((state / "logs").glob("ratelimit*.log"))
-    ]
-    raise RuntimeError("\n".join([(state.parent / "launcher.log").read_text()[-2000:], *tails]))
+    args = ("--config", str(seed), "--replicas", "1", "--scale", f"ratelimit={ratelimit_replicas}")
+    try:
+        return start_local_stack(
+            state, *args, "--log-level", "WARNING", log_file=state.parent / "launcher.log"
+        )
+    except RuntimeError as exc:
+        tails = [
+            f"--- {log.name}\n{log.read_text(errors='replace')[-1500:]}"
+            for log in sorted((state / "logs").glob("ratelimit*.log"))
+        ]
+        raise RuntimeError("\n".join([str(exc), *tails])) from None
 
 
-def stop_stack(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+stop_stack = stop_local_stack
 
 
 def add_bench_routes(state: Path) -> list[str]:

@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from aisopod.launcher.spawn import start_local_stack, stop_local_stack
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -93,55 +92,6 @@ def stack_mode() -> str:
     if mode:
         return mode
     return "compose" if _docker_engine() else "local"
-
-
-def start_local_stack(
-    state_dir: Path, *extra: str, timeout: float = 90.0
-) -> tuple[subprocess.Popen[bytes], dict]:
-    ready = state_dir / "ready.json"
-    log = open(state_dir.parent / f"{state_dir.name}-launcher.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "aisopod.cli",
-            "stack",
-            "up",
-            "--http-port",
-            "0",
-            "--https-port",
-            "0",
-            "--state-dir",
-            str(state_dir),
-            "--ready-file",
-            str(ready),
-            *extra,
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=REPO,
-    )
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if ready.exists():
-            return proc, json.loads(ready.read_text())
-        if proc.poll() is not None:
-            break
-        time.sleep(0.1)
-    stop_local_stack(proc)
-    text = (state_dir.parent / f"{state_dir.name}-launcher.log").read_text(errors="replace")
-    raise RuntimeError(f"the local stack did not come up:\n{text[-3000:]}")
-
-
-def stop_local_stack(proc: subprocess.Popen[bytes], timeout: float = 60.0) -> int | None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    return proc.returncode
 
 
 @pytest.fixture(scope="session")

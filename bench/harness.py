@@ -27,16 +27,22 @@ _STARTED = time.monotonic()
 
 
 # -- the machine ------------------------------------------------------------------------
-def machine_info() -> dict[str, Any]:
-    """Where the figures were measured. The load average matters: this machine is shared."""
-    cpu = ""
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo ("" where there is none)."""
+    model = ""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
+                model = line.split(":", 1)[1].strip()
                 break
     except OSError:
         pass
+    return model
+
+
+def machine_info() -> dict[str, Any]:
+    """Where the figures were measured. The load average matters: this machine is shared."""
+    cpu = cpu_model()
     mem_mib = 0
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():

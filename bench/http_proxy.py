@@ -61,14 +61,9 @@ def free_port() -> int:
 
 
 def machine() -> dict[str, Any]:
-    model = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    from bench.harness import cpu_model
+
+    model = cpu_model()
     return {
         "load": " ".join(Path("/proc/loadavg").read_text().split()[:3]),
         "cpus": os.cpu_count(),

@@ -372,14 +372,9 @@ def scenario(
 
 
 def machine() -> dict[str, Any]:
-    model = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    from bench.harness import cpu_model
+
+    model = cpu_model()
     return {
         "load_average_1m_at_start": round(os.getloadavg()[0], 2),
         "niceness": os.nice(0),

@@ -26,9 +26,9 @@ from playwright.sync_api import (
 from tests.e2e.control_ui import ConsoleWatch, ControlUi
 from tests.e2e.other_client import EventLoopThread, OtherClient
 from tests.e2e.private_stack import PrivateStack
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.support.ws_client import RpcError
 
-CHROMIUM = "/usr/bin/chromium"
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
 # A loaded 2-core machine: Playwright's 5 s default is too tight for a page that waits
@@ -42,15 +42,7 @@ def browser_type_launch_args() -> dict:
         pytest.fail(f"{CHROMIUM} is missing: run scripts/bootstrap.sh --e2e (installs chromium)")
     return {
         "executable_path": CHROMIUM,
-        "args": [
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
-        ],
+        "args": CHROMIUM_ARGS,
     }
 
 

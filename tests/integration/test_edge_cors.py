@@ -17,19 +17,9 @@ import pytest
 from aisopod.config.model import GatewayConfig
 from aisopod.config.store import ConfigStore
 from aisopod.errors import Conflict
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = pytest.mark.integration
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
-]
 
 
 class _Page(BaseHTTPRequestHandler):

@@ -10,18 +10,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-pytestmark = pytest.mark.integration
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
-]
+pytestmark = pytest.mark.integration
 
 
 def _surface(title: str) -> dict:
@@ -56,7 +47,7 @@ async def test_renderer_shows_surfaces_and_sends_actions(stack) -> None:
         )
         assert pushed.status_code == 200, pushed.text
         async with async_playwright() as playwright:
-            browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             context = await browser.new_context(extra_http_headers=auth)
             page = await context.new_page()
             problems: list[str] = []

@@ -19,7 +19,7 @@ import mimetypes
 import posixpath
 import re
 from collections import OrderedDict, deque
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from urllib.parse import unquote
@@ -116,6 +116,18 @@ class Subscription:
             self._event.clear()
             await self._event.wait()
         return self._changes.popleft()
+
+    async def changes(self, quiet_s: float) -> AsyncIterator[CanvasChange | None]:
+        """Each change as it comes, and None after every `quiet_s` without one (an SSE
+        stream's cue to send a keep-alive ping)."""
+        while True:
+            try:
+                async with asyncio.timeout(quiet_s):
+                    change = await self.next()
+            except TimeoutError:
+                yield None
+                continue
+            yield change
 
 
 class CanvasFiles:

@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from importlib import resources
 from typing import Any
@@ -149,11 +148,8 @@ async def events(
             yield b"retry: 2000\n\n"
             for surface in await _surfaces(api, session_key):
                 yield encode("surface", surface.wire())
-            while True:
-                try:
-                    async with asyncio.timeout(PING_S):
-                        change = await subscription.next()
-                except TimeoutError:
+            async for change in subscription.changes(PING_S):
+                if change is None:
                     yield b": ping\n\n"
                     continue
                 surface_id = surface_id_of(change.name, session_key)

@@ -10,7 +10,6 @@ beside it changes. `__aisopod/` is reserved for these two.
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import AsyncIterator
 from importlib import resources
@@ -67,11 +66,8 @@ async def canvas_events(
     async def changes() -> AsyncIterator[bytes]:
         with api.canvas.subscribe() as subscription:
             yield b"retry: 2000\n: connected\n\n"
-            while True:
-                try:
-                    async with asyncio.timeout(PING_S):
-                        change = await subscription.next()
-                except TimeoutError:
+            async for change in subscription.changes(PING_S):
+                if change is None:
                     yield b": ping\n\n"
                     continue
                 yield encode("change", {"name": change.name, "deleted": change.deleted})

@@ -1,4 +1,5 @@
-"""The outermost ASGI layer: request id, security headers, body limits, last-resort errors.
+"""The outermost ASGI layer: request id, security headers, edge proof, who may call, body
+limits, last-resort errors.
 
 Pure ASGI (no BaseHTTPMiddleware: it costs a task and a copy per request). Every response
 gets `X-Request-Id` (the client's when it is sane, else a fresh one),
@@ -6,6 +7,13 @@ gets `X-Request-Id` (the client's when it is sane, else a fresh one),
 read here, against the route's limit (413 beyond it, from `Content-Length` at once or
 while counting a chunked body), and handed on in `scope["aisopod.body"]` so the fast path
 never reads them twice; `receive` replays them for everyone else.
+
+Before any of that reads the request, every request but the probes (`/health`, `/ready`,
+`/metrics`) must carry the edge proof (aisopod/edgeproof.py): without it, 403
+`EDGE_PROOF_MISSING`, and nothing of the request (identity, `X-Forwarded-For`) is
+believed. With it, the client IP is walked from `X-Forwarded-For` (`scope["aisopod.client_ip"]`)
+and the gate (gate.py) asks ratelimit and auth over NATS; the verified caller goes into
+`scope["aisopod.caller"]` (identity.py).
 """
 
 from __future__ import annotations
@@ -15,9 +23,12 @@ from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from aisopod.errors import AisopodError
+from aisopod.edgeproof import PROBE_PATHS, REFUSAL, EdgeProof, client_address
+from aisopod.errors import AisopodError, Forbidden
 from aisopod.requestid import request_id as request_id_of
 from aisopod_http_api.errors import PayloadTooLarge
+from aisopod_http_api.gate import Gate, Refusal
+from aisopod_http_api.identity import CALLER_KEY
 from aisopod_http_api.rawio import send_error
 
 log = logging.getLogger("aisopod.http_api")
@@ -25,6 +36,7 @@ log = logging.getLogger("aisopod.http_api")
 MIB = 1024 * 1024
 BODY_KEY = "aisopod.body"
 REQUEST_ID_KEY = "aisopod.request_id"
+CLIENT_IP_KEY = "aisopod.client_ip"
 
 _SECURITY = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer")]
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -62,10 +74,17 @@ class EdgeMiddleware:
         self,
         app: ASGIApp,
         limits: BodyLimits,
+        *,
+        proof: EdgeProof,
+        gate: Gate,
+        trusted_proxies: Callable[[], tuple[str, ...]],
         fast: dict[tuple[str, str], ASGIApp] | None = None,
     ) -> None:
         self.app = app
         self.limits = limits
+        self.proof = proof
+        self.gate = gate
+        self.trusted_proxies = trusted_proxies
         self.fast = fast or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -85,6 +104,12 @@ class EdgeMiddleware:
             await send(message)
 
         try:
+            path = scope["path"]
+            if path not in PROBE_PATHS:
+                refusal = await self._admit(scope, request_id)
+                if refusal is not None:
+                    await _send_refusal(send_with_headers, refusal)
+                    return
             if scope["method"] in _BODY_METHODS:
                 body = await _read_body(scope, receive, self.limits.for_path(scope["path"]))
                 scope[BODY_KEY] = body
@@ -99,6 +124,33 @@ class EdgeMiddleware:
             log.exception("unhandled error on %s", scope.get("path"))
             if not started:
                 await send_error(send_with_headers, scope["path"], AisopodError("internal error"))
+
+    async def _admit(self, scope: Scope, request_id: str) -> Refusal | None:
+        """Proof first, then the client IP, then ratelimit and auth (see the module doc)."""
+        proven, forwarded_for = self.proof.check(scope["headers"])
+        if not proven:
+            raise Forbidden(REFUSAL, code="EDGE_PROOF_MISSING")
+        peer = scope["client"][0] if scope.get("client") else ""
+        ip = client_address(peer, forwarded_for, self.trusted_proxies(), proven=True)
+        scope[CLIENT_IP_KEY] = ip
+        authorization = origin = None
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                authorization = value.decode("latin-1")
+            elif name == b"origin":
+                origin = value.decode("latin-1")
+        caller, refusal = await self.gate.admit(
+            scope["path"], ip, authorization, origin, request_id
+        )
+        if caller is not None:
+            scope[CALLER_KEY] = caller
+        return refusal
+
+
+async def _send_refusal(send: Send, refusal: Refusal) -> None:
+    headers = [*refusal.headers, (b"content-length", str(len(refusal.body)).encode())]
+    await send({"type": "http.response.start", "status": refusal.status, "headers": headers})
+    await send({"type": "http.response.body", "body": refusal.body})
 
 
 async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:

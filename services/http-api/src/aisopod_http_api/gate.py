@@ -15,7 +15,9 @@ auth's 401/403/429. `/hooks` was never behind auth; it still is not.
 
 The cache: verified principals by the SHA-256 of (credential, Origin, loopback), for
 `TOKEN_CACHE_TTL_S`, at most `TOKEN_CACHE_SIZE` entries. Only successes are cached, so a
-wrong guess always reaches auth (and its lockout). It is emptied whenever a credential may
+wrong guess always reaches auth (and its lockout); and a client IP that auth has locked
+out (its broadcast `control.auth.lockout`, heard here too) skips the cache, so auth
+answers it 429 as before, even with a valid credential. It is emptied whenever a credential may
 have stopped being valid: auth's closing order (`control.connections.close`, published on
 token revoke or rotation, device or node removal) and any change of the config's `auth`
 section (mode, token, password). The TTL bounds what a lost order could cost.
@@ -36,7 +38,7 @@ from typing import Any
 import orjson
 
 from aisopod.bus import Bus
-from aisopod.clientip import is_loopback
+from aisopod.clientip import is_loopback, lockout_key
 from aisopod.config.model import GatewayConfig
 from aisopod.contracts.auth import VerifiedPrincipal, VerifyRequest, VerifyResult
 from aisopod.contracts.ratelimit import EdgeCheckResult
@@ -54,6 +56,7 @@ log = logging.getLogger("aisopod.http_api.gate")
 
 TOKEN_CACHE_TTL_S = 10.0
 TOKEN_CACHE_SIZE = 4096
+LOCKS_TRACKED = 100_000
 NATS_TIMEOUT_S = 5.0
 UNGUARDED_BY_AUTH = ("/hooks",)
 
@@ -203,26 +206,53 @@ def caller_of(principal: VerifiedPrincipal, client_ip: str, trace_id: str | None
 
 
 class Gate:
-    def __init__(self, bus: Callable[[], Bus], cache: TokenCache | None = None) -> None:
+    def __init__(
+        self,
+        bus: Callable[[], Bus],
+        cache: TokenCache | None = None,
+        ipv6_prefix: Callable[[], int] = lambda: 64,
+    ) -> None:
         self._bus = bus
         self.cache = cache or TokenCache()
+        self._ipv6_prefix = ipv6_prefix
+        self._locked_until_ms: dict[str, int] = {}
 
     # -- invalidation ---------------------------------------------------------------------
     async def start(self, bus: Bus) -> None:
         async def on_close_order(_msg: Any) -> None:
             self.cache.clear()
 
-        self._sub = await bus.nc.subscribe(
-            bus.subjects.control("connections.close"), cb=on_close_order
-        )
+        async def on_lockout(msg: Any) -> None:
+            try:
+                body = orjson.loads(msg.data)
+                key, until_ms = str(body["key"]), int(body["untilMs"])
+            except (ValueError, KeyError, TypeError):
+                log.warning("malformed auth.lockout broadcast")
+                return
+            self.lock(key, until_ms)
+
+        self._subs = [
+            await bus.nc.subscribe(bus.subjects.control("connections.close"), cb=on_close_order),
+            await bus.nc.subscribe(bus.subjects.control("auth.lockout"), cb=on_lockout),
+        ]
+
+    def lock(self, key: str, until_ms: int) -> None:
+        now = int(time.time() * 1000)
+        if len(self._locked_until_ms) >= LOCKS_TRACKED:
+            self._locked_until_ms = {k: v for k, v in self._locked_until_ms.items() if v > now}
+        if until_ms > self._locked_until_ms.get(key, 0):
+            self._locked_until_ms[key] = until_ms
+
+    def locked(self, client_ip: str) -> bool:
+        until = self._locked_until_ms.get(lockout_key(client_ip, self._ipv6_prefix()))
+        return until is not None and until > time.time() * 1000
 
     def on_config(self, new: GatewayConfig, old: GatewayConfig) -> None:
         if new.auth != old.auth:
             self.cache.clear()
 
     async def stop(self) -> None:
-        sub = getattr(self, "_sub", None)
-        if sub is not None:
+        for sub in getattr(self, "_subs", ()):
             await sub.unsubscribe()
 
     # -- the decision ---------------------------------------------------------------------
@@ -244,7 +274,8 @@ class Gate:
         if needs_auth:
             if bearer is not None:
                 key = TokenCache.key(bearer, origin, direct_loopback)
-                principal = self.cache.get(key)
+                if not self.locked(client_ip):
+                    principal = self.cache.get(key)
             if principal is None:
                 request = VerifyRequest(
                     bearer=bearer,

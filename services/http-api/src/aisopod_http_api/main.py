@@ -27,7 +27,7 @@ def build(settings: ServiceSettings | None = None) -> tuple[ServiceHost, ASGIApp
     settings = settings or ServiceSettings(service=ServiceName.HTTP_API.value)
     host = ServiceHost(settings, ServiceName.HTTP_API, __version__)
     api = HttpApi(host)
-    gate = Gate(lambda: host.bus)
+    gate = Gate(lambda: host.bus, ipv6_prefix=lambda: api.config.limits.ipv6_prefix)
 
     @asynccontextmanager
     async def setup(host: ServiceHost) -> AsyncIterator[None]:

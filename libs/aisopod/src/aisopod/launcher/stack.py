@@ -388,6 +388,8 @@ class Stack:
         record.pop("admin_token")
         record["launcher_pid"] = os.getpid()
         record["children"] = {c.spec.name: c.pid for c in self.children}
+        # Where each service listens (diagnostics; tests attack them directly).
+        record["service_urls"] = {s.value: self._urls(s) for s in PYTHON_SERVICES}
         write_private(self.state_dir / "stack.json", json.dumps(record, indent=2))
         if self.options.ready_file is not None:
             write_private(self.options.ready_file, self.info.to_json())

@@ -55,8 +55,17 @@ _PRINCIPAL_HEADERS = (
     principal.H_INSTANCE,
     principal.H_ORIGIN_CONN,
 )
+# The proof too: `edge-proof` sets it after this on the routes that carry it, and no other
+# backend (static-ui) needs to see a client's guess at it.
 STRIPPED_HEADERS = tuple(
-    dict.fromkeys([*IDENTITY_HEADERS, *(f"X-{h}" for h in _PRINCIPAL_HEADERS), *_PRINCIPAL_HEADERS])
+    dict.fromkeys(
+        [
+            *IDENTITY_HEADERS,
+            *(f"X-{h}" for h in _PRINCIPAL_HEADERS),
+            *_PRINCIPAL_HEADERS,
+            EDGE_PROOF_HEADER,
+        ]
+    )
 )
 RATELIMIT_HEADERS = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset")
 API_PATHS = ("/v1", "/hooks", "/tools", "/status", "/canvas", "/a2ui")

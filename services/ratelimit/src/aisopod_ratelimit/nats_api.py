@@ -57,7 +57,7 @@ def handlers(service: RateLimitService) -> dict[str, RawHandler]:
         return handle
 
     async def edge(payload: Any, _headers: Mapping[str, str]) -> EdgeCheckResult:
-        # The route class of the path picks the rule, as the edge's forwardAuth once did.
+        # The route class of the path picks the rule.
         if not isinstance(payload, dict):
             raise InvalidParams("expected {path, clientIp}")
         try:

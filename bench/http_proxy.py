@@ -40,6 +40,7 @@ import orjson
 from aisopod_fake_upstream.harness import FakeUpstream
 from aisopod_http_api.upstream.connection import UpstreamClosed
 from aisopod_http_api.upstream.pool import UpstreamPool, parse_base_url
+from tests.support.seeding import seed_deployment
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from http_stack import PrivateStack  # a sibling script, not a package
@@ -107,7 +108,10 @@ class Processes:
                                 "models": [{"id": "fake-small"}],
                             }
                         ]
-                    }
+                    },
+                    # The bench is one client sending thousands of requests: its limit
+                    # decisions are still made (and measured), but never refuse it.
+                    "limits": {"exemptCidrs": ["127.0.0.1/32"]},
                 }
             )
         )
@@ -121,6 +125,9 @@ class Processes:
             "AISOPOD_EDGE_SECRET": EDGE_SECRET,
             "AISOPOD_ADMIN_TOKEN": ADMIN_TOKEN,
         }
+        # What the runtime does at first start: the state and the configuration document
+        # (the services here may not write it and wait for it).
+        asyncio.run(seed_deployment(nats_url, "bench", seed))
         # The services http-api asks for every request (over NATS, as in a stack).
         for module in ("aisopod_auth", "aisopod_ratelimit"):
             service_port = {"AISOPOD_PORT": str(free_port())}

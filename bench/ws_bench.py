@@ -8,7 +8,7 @@ ws-gateway replicas behind Traefik), reference servers (bare websockets echo beh
 same Traefik; a raw NATS worker), and measures with the lean client of
 `ws_lean_client.py`. `measure()` returns the raw results, `figures()` the table rows.
 Parts another issue owns are stood in for when absent and the results say so: the auth
-service's `auth.verify`, the runtime's `config.get`, the ratelimit forwardAuth of `/ws`.
+service's `auth.verify`, the runtime's `config.get`.
 """
 
 from __future__ import annotations
@@ -189,28 +189,8 @@ class Bench:
                 return
             except Exception as exc:
                 if time.monotonic() > deadline:
-                    await self._route_without_ratelimit(exc)
-                    return
+                    raise RuntimeError(f"the /ws route never upgraded: {exc}") from exc
                 await asyncio.sleep(0.2)
-
-    async def _route_without_ratelimit(self, exc: Exception) -> None:
-        routes_file = self.state / "traefik" / "dynamic" / "routes.yml"
-        routes = yaml.safe_load(routes_file.read_text())
-        routes["http"]["routers"]["ws"]["middlewares"] = ["strip-identity"]
-        routes_file.write_text(yaml.safe_dump(routes))
-        self.notes.append(
-            f"/ws did not upgrade through Traefik ({exc}); measured without the "
-            "ratelimit forwardAuth (its /check endpoint is another issue's)"
-        )
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            try:
-                ws, _ = await connect_gateway("127.0.0.1", self.http_port, self.token)
-                ws.close()
-                return
-            except Exception:
-                await asyncio.sleep(0.2)
-        raise RuntimeError("the /ws route never upgraded")
 
     def stop(self) -> None:
         for child in self.children:

@@ -103,3 +103,33 @@ def test_token_cache_expires_and_stays_bounded() -> None:
     assert len(cache) == 2 and cache.get(TokenCache.key("a", None, False)) is None
     cache.clear()
     assert len(cache) == 0
+
+
+def test_an_auth_config_change_empties_the_cache_and_others_do_not() -> None:
+    from aisopod.config.model import GatewayConfig
+    from aisopod_http_api.gate import Gate
+
+    gate = Gate(lambda: None)  # type: ignore[arg-type,return-value]  # no NATS needed here
+    principal = VerifiedPrincipal(id="p", role="operator", scopes=[], auth_method="token")
+    before = GatewayConfig()
+    gate.cache.put(TokenCache.key("t", None, False), principal)
+    gate.on_config(GatewayConfig.model_validate({"cors": {"maxAgeS": 5}}), before)
+    assert len(gate.cache) == 1
+    gate.on_config(GatewayConfig.model_validate({"auth": {"mode": "none"}}), before)
+    assert len(gate.cache) == 0
+
+
+def test_a_locked_out_address_skips_the_cache() -> None:
+    import time as clock
+
+    from aisopod_http_api.gate import Gate
+
+    gate = Gate(lambda: None)  # type: ignore[arg-type,return-value]
+    until = int(clock.time() * 1000) + 60_000
+    gate.lock("198.51.100.7", until)
+    gate.lock("2001:db8:1:2::/64", until)
+    assert gate.locked("198.51.100.7")
+    assert gate.locked("2001:db8:1:2::99")  # the same /64
+    assert not gate.locked("198.51.100.8")
+    gate.lock("198.51.100.9", int(clock.time() * 1000) - 1)
+    assert not gate.locked("198.51.100.9")  # already over

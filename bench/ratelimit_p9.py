@@ -39,7 +39,7 @@ from typing import Any
 
 import yaml
 
-from aisopod.launcher.spawn import start_local_stack, stop_local_stack
+from aisopod_ops.launcher.spawn import start_local_stack, stop_local_stack
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"

@@ -17,7 +17,7 @@ import pytest
 import websockets
 from cryptography import x509
 
-from aisopod.launcher import tls
+from aisopod_ops.launcher import tls
 
 pytestmark = pytest.mark.integration
 

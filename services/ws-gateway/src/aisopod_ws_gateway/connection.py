@@ -26,7 +26,7 @@ from aisopod_ws_gateway.audience import Subscription, View
 from aisopod_ws_gateway.ratebucket import TokenBucket
 
 if TYPE_CHECKING:
-    from aisopod_ws_gateway.gateway import Gateway
+    from aisopod_ws_gateway.service import Gateway
     from aisopod_ws_gateway.transport import WsTransport
 
 log = logging.getLogger("aisopod.ws")

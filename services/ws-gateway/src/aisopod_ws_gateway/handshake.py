@@ -41,7 +41,7 @@ from aisopod_ws_gateway.connection import Connection, State
 from aisopod_ws_gateway.origin import origin_allowed
 
 if TYPE_CHECKING:
-    from aisopod_ws_gateway.gateway import Gateway
+    from aisopod_ws_gateway.service import Gateway
 
 log = logging.getLogger("aisopod.ws.handshake")
 

@@ -30,7 +30,7 @@ from aisopod_ws_gateway.dispatch import LocalHandler, Outcome, Reply, error_repl
 
 if TYPE_CHECKING:
     from aisopod_ws_gateway.connection import Connection
-    from aisopod_ws_gateway.gateway import Gateway
+    from aisopod_ws_gateway.service import Gateway
 
 CONNECTION_ONLY = (
     "connect",

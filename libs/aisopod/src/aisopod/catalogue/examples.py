@@ -66,7 +66,17 @@ _STALE_HASH = "CONFLICT: `baseHash` is not the current hash (read again with con
 _CONFIG_RATE = "RATE_LIMITED: more than 3 configuration writes in 60 s by this principal"
 _BAD_CONFIG = "INVALID_PARAMS: the resulting document fails the configuration model"
 _APPROVAL_NOT_FOUND = "NOT_FOUND `APPROVAL_NOT_FOUND`: no approval with this id"
-_PAIR_NOT_FOUND = "NOT_FOUND: no pending request with this id"
+_PAIR_NOT_FOUND = "NOT_FOUND: no pending request with this id (or it was decided already)"
+_PAIR_CHANGED = "CONFLICT: the request changed meanwhile (list and decide again)"
+_BAD_MODEL = (
+    "INVALID_PARAMS `BAD_MODEL_REF` (not `<providerId>/<modelId>`), `UNKNOWN_PROVIDER` "
+    "(no such provider configured)"
+)
+_BAD_SESSION_KEY = (
+    "INVALID_PARAMS `BAD_SESSION_KEY`: a key that starts with `agent:` but is not "
+    "`agent:<agentId>:<name>`"
+)
+_NO_PROVIDER = "INVALID_PARAMS `UNKNOWN_PROVIDER`: the run's model has no configured provider"
 _WIZARD_NOT_FOUND = "NOT_FOUND: no wizard session with this id"
 
 EXAMPLES: Mapping[str, MethodExample] = MappingProxyType(
@@ -107,6 +117,7 @@ EXAMPLES: Mapping[str, MethodExample] = MappingProxyType(
                 "NOT_PAIRED: the device waits for approval (`data.requestId`)",
                 "FORBIDDEN `ORIGIN_NOT_ALLOWED`: a browser origin that is not allowed",
                 "RATE_LIMITED `AUTH_RATE_LIMITED`: too many failed attempts from this address",
+                "UNAVAILABLE: the auth service did not answer (the socket closes with 1013)",
                 "INVALID_REQUEST `PROTOCOL_MISMATCH`: the server's protocol is outside "
                 "`minProtocol`..`maxProtocol`",
             ),
@@ -165,12 +176,16 @@ EXAMPLES: Mapping[str, MethodExample] = MappingProxyType(
         "agents.create": MethodExample(
             {"id": "helper", "name": "Helper", "model": "echo/echo", "tools": ["web.search"]},
             _AGENT,
-            ("CONFLICT `AGENT_EXISTS`: an agent with this id exists",),
+            ("CONFLICT `AGENT_EXISTS`: an agent with this id exists", _BAD_MODEL),
         ),
         "agents.update": MethodExample(
             {"agentId": "helper", "model": None},
             {"id": "helper", "name": "Helper", "tools": ["web.search"]},
-            (_AGENT_NOT_FOUND, "CONFLICT `CONCURRENT_UPDATE`: changed by another call meanwhile"),
+            (
+                _AGENT_NOT_FOUND,
+                _BAD_MODEL,
+                "CONFLICT `CONCURRENT_UPDATE`: changed by another call meanwhile",
+            ),
         ),
         "agents.delete": MethodExample(
             {"agentId": "helper"},
@@ -182,8 +197,9 @@ EXAMPLES: Mapping[str, MethodExample] = MappingProxyType(
             {"runId": "run-4d1", "status": "accepted"},
             (
                 _AGENT_NOT_FOUND,
-                "CONFLICT `IN_FLIGHT`: the first call with this idempotency key still runs",
-                "TIMEOUT: `wait` was set and the run outlived `timeoutMs`",
+                "INVALID_PARAMS `AGENT_MISMATCH`: `sessionKey` belongs to another agent",
+                _BAD_SESSION_KEY,
+                _NO_PROVIDER,
             ),
         ),
         "agent.wait": MethodExample(
@@ -194,10 +210,7 @@ EXAMPLES: Mapping[str, MethodExample] = MappingProxyType(
         "chat.send": MethodExample(
             {"sessionKey": KEY, "message": "hello", "idempotencyKey": "k-82"},
             {"runId": "run-4d2", "status": "started"},
-            (
-                "FORBIDDEN `SEND_DENIED`: the session's send policy is `deny`",
-                "INVALID_PARAMS `UNKNOWN_PROVIDER`: the session's model has no provider",
-            ),
+            (_AGENT_NOT_FOUND, _BAD_SESSION_KEY, _NO_PROVIDER),
         ),
         "chat.abort": MethodExample({"sessionKey": KEY}, {"aborted": True, "runIds": ["run-4d2"]}),
         "chat.history": MethodExample(
@@ -226,9 +239,11 @@ EXAMPLES: Mapping[str, MethodExample] = MappingProxyType(
             {"sessionKey": "agent:helper:main", "message": "check the weather", "wait": True},
             {"runId": "run-4d3", "status": "ok", "reply": "Sunny, 21 °C."},
             (
-                "INVALID_PARAMS `SELF_SEND`: a run may not send into its own session",
                 "FORBIDDEN `SEND_DENIED`: the target session's send policy is `deny`",
-                "CONFLICT `IN_FLIGHT`: the first call with this idempotency key still runs",
+                "INVALID_PARAMS `SELF_SEND`: an agent's run may not send into its own session",
+                _AGENT_NOT_FOUND,
+                _BAD_SESSION_KEY,
+                _NO_PROVIDER,
             ),
         ),
         "sessions.patch": MethodExample(
@@ -245,7 +260,8 @@ EXAMPLES: Mapping[str, MethodExample] = MappingProxyType(
             },
             (
                 _SESSION_NOT_FOUND,
-                "INVALID_PARAMS `BAD_MODEL_REF`: `model` names no configured model",
+                _BAD_MODEL,
+                "CONFLICT `CONCURRENT_UPDATE`: changed by another call meanwhile",
             ),
         ),
         "sessions.reset": MethodExample({"key": KEY}, _OK, (_SESSION_NOT_FOUND,)),
@@ -260,7 +276,7 @@ EXAMPLES: Mapping[str, MethodExample] = MappingProxyType(
             (
                 "UNAVAILABLE `NOT_CONNECTED`: the node is not connected to any replica",
                 "TIMEOUT: the node did not answer within `timeoutMs`",
-                "CONFLICT `IN_FLIGHT`: the first call with this idempotency key still runs",
+                "NOT_FOUND `NODE_NOT_FOUND`: no such node",
             ),
         ),
         "node.invoke.result": MethodExample(
@@ -288,18 +304,15 @@ EXAMPLES: Mapping[str, MethodExample] = MappingProxyType(
                 "decision": "approved",
                 "token": "<node token, shown once>",
             },
-            (_PAIR_NOT_FOUND,),
+            (_PAIR_NOT_FOUND, _PAIR_CHANGED),
         ),
         "node.pair.reject": MethodExample(
             {"requestId": "pr-19"},
             {"requestId": "pr-19", "nodeId": "mac-1", "decision": "rejected"},
-            (_PAIR_NOT_FOUND,),
+            (_PAIR_NOT_FOUND, _PAIR_CHANGED),
         ),
-        "node.pair.verify": MethodExample(
-            {"nodeId": "mac-1", "token": "<node token>"},
-            _OK,
-            ("NOT_FOUND: no paired node with this id",),
-        ),
+        # An unknown node or a wrong token is `{"ok": false}`, not an error.
+        "node.pair.verify": MethodExample({"nodeId": "mac-1", "token": "<node token>"}, _OK),
         "node.rename": MethodExample(
             {"nodeId": "mac-1", "displayName": "Studio Mac"},
             _NODE,
@@ -329,12 +342,7 @@ EXAMPLES: Mapping[str, MethodExample] = MappingProxyType(
         "config.apply": MethodExample(
             {"patch": {"hooks": {"enabled": True}}, "baseHash": HASH},
             {"hash": "a90c44e1b7f3", "applied": {"runtime": True, "ws-gateway": True}},
-            (
-                _STALE_HASH,
-                _BAD_CONFIG,
-                _CONFIG_RATE,
-                "TIMEOUT: not every live instance reported the new hash in time",
-            ),
+            (_STALE_HASH, _BAD_CONFIG, _CONFIG_RATE),
         ),
         "cron.list": MethodExample({"includeDisabled": True}, {"jobs": [_JOB]}),
         "cron.add": MethodExample(
@@ -414,12 +422,12 @@ EXAMPLES: Mapping[str, MethodExample] = MappingProxyType(
         "device.pair.approve": MethodExample(
             {"requestId": "dr-4", "scopes": ["operator.read"]},
             {"requestId": "dr-4", "deviceId": DEVICE, "decision": "approved"},
-            (_PAIR_NOT_FOUND,),
+            (_PAIR_NOT_FOUND, _PAIR_CHANGED),
         ),
         "device.pair.reject": MethodExample(
             {"requestId": "dr-4"},
             {"requestId": "dr-4", "deviceId": DEVICE, "decision": "rejected"},
-            (_PAIR_NOT_FOUND,),
+            (_PAIR_NOT_FOUND, _PAIR_CHANGED),
         ),
         "device.pair.remove": MethodExample(
             {"deviceId": DEVICE}, _OK, ("NOT_FOUND: no paired device with this id",)
@@ -433,14 +441,14 @@ EXAMPLES: Mapping[str, MethodExample] = MappingProxyType(
                 "scopes": ["operator.read"],
             },
             (
-                "NOT_FOUND: no paired device with this id and role",
+                "NOT_FOUND: the device is not approved for this role",
                 "INVALID_PARAMS: `scopes` beyond the device's approved set",
             ),
         ),
         "device.token.revoke": MethodExample(
             {"deviceId": DEVICE, "role": "operator"},
             {"revokedAt": T0},
-            ("NOT_FOUND: no paired device with this id and role",),
+            ("NOT_FOUND: the device has no token for this role",),
         ),
         "exec.approval.request": MethodExample(
             {"command": "rm -rf build", "argv": ["rm", "-rf", "build"], "timeoutMs": 60000},
@@ -505,7 +513,12 @@ EXAMPLES: Mapping[str, MethodExample] = MappingProxyType(
                 "status": "running",
                 "step": {"stepId": "model", "title": "Which model?", "input": "select"},
             },
-            (_WIZARD_NOT_FOUND, "INVALID_PARAMS: the answer is not for the current step"),
+            (
+                _WIZARD_NOT_FOUND,
+                "INVALID_PARAMS: the answer is for another step (`data.expected` names the "
+                "current one), or its value is not acceptable",
+                "CONFLICT: the wizard moved on meanwhile (read wizard.status)",
+            ),
         ),
         "wizard.cancel": MethodExample(
             {"sessionId": "wz-1"},

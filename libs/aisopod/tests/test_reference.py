@@ -12,7 +12,7 @@ from pydantic import BaseModel
 
 from aisopod import errors
 from aisopod.catalogue import CATALOGUE, EVENT_AUDIENCE
-from aisopod.catalogue.examples import EXAMPLES
+from aisopod.catalogue.examples import EXAMPLES, NOTES
 from aisopod.catalogue.export import (
     BEGIN_MARKER,
     END_MARKER,
@@ -49,6 +49,7 @@ def test_committed_reference_matches_the_catalogue() -> None:
 
 def test_every_method_has_an_example_that_validates() -> None:
     assert set(EXAMPLES) == set(CATALOGUE)
+    assert set(NOTES) <= set(CATALOGUE), set(NOTES) - set(CATALOGUE)
     for name, spec in CATALOGUE.items():
         example = EXAMPLES[name]
         spec.params.model_validate(example.params)

@@ -29,6 +29,125 @@ class MethodExample:
     errors: tuple[str, ...] = field(default=())
 
 
+# What a client author should know beyond the catalogue's one-line description: defaults,
+# side effects, what a field means in practice. Shown under the method's heading.
+NOTES: Mapping[str, str] = MappingProxyType(
+    {
+        "connect": "The first request of every connection; the whole exchange is described "
+        "in websocket.md (Handshake).",
+        "health": "Answered by the ws-gateway itself from a snapshot of the services it "
+        "refreshes every 5 s; open to any connected client.",
+        "status": "Versions and instances of every service (NATS micro discovery), and the "
+        "numbers of connections, agents and sessions. Admins also get secrets and internals "
+        "as extra fields.",
+        "logs.tail": "Reads the `LOGS` stream. Without `cursor`: the newest lines; pass the "
+        "returned `cursor` back to get the lines after it. A cursor that fell out of the "
+        "stream restarts at the oldest line held, with `reset: true`. `level` is a minimum.",
+        "system-presence": "Every connected client across all ws-gateway replicas.",
+        "subscribe": "Narrows the events this connection receives to those matching "
+        "`events` (`*` one token, `>` the rest) and, for session events, to `sessionKeys`; "
+        "never widens what its scopes admit. The result is the subscription after the call.",
+        "unsubscribe": "Removes patterns; while the connection still takes every event, "
+        "excludes what they match instead.",
+        "agents.list": "Every agent, the default one first; `defaultId` is the agent used "
+        "when a call names none.",
+        "agents.create": "Without `id`, one is derived from `name`. `model` is "
+        "`<providerId>/<modelId>`; without it the configured default model is used.",
+        "agents.update": "Omitted fields stay; `null` clears `model`, `instructions` or "
+        "`tools` (`name` cannot be cleared).",
+        "agents.delete": "The default agent cannot be deleted.",
+        "agent": "Starts a turn of `agentId` (default: the default agent) in `sessionKey` "
+        "(default: its `main` session). Without `wait` it answers at once with "
+        "`accepted`; the output follows as `chat.event` and `agent.event`. With `wait` it "
+        "answers when the run ended, with its status and result.",
+        "agent.wait": "Waits until the run ends or `timeoutMs` passes; `status: timeout` "
+        "means the wait ended, not the run (`endedAt` is then absent).",
+        "chat.send": "Starts a turn in the session. A key without the `agent:` prefix "
+        "belongs to the default agent (`work` is `agent:<defaultId>:work`). The answer "
+        "streams as `chat.event` (`delta` …, then `final` with `usage`) and `agent.event`. "
+        "`status: in_flight`: this idempotency key's turn is already running.",
+        "chat.abort": "Aborts the session's unfinished runs (or only `runId`); the text "
+        "produced so far is kept and a `chat.event` `aborted` is sent.",
+        "chat.history": "The last `limit` messages of the session, oldest first, cut to "
+        "512 KiB of JSON (the newest are kept).",
+        "chat.inject": "Appends an assistant message without running the agent and "
+        "broadcasts it as a `chat.event` `final`.",
+        "sessions.list": "Filters: `agentId`, sessions active in the last `activeMinutes`, "
+        "`search` in keys, labels and last messages.",
+        "sessions.send": "Starts a run in another session like `chat.send` (agent to "
+        "agent). With `wait`, answers `{runId, status, reply}` once the run ended.",
+        "sessions.patch": "Omitted fields stay; `null` clears.",
+        "sessions.reset": "Aborts the session's unfinished runs and clears its transcript; "
+        "the session and its settings stay.",
+        "sessions.delete": "Aborts the session's unfinished runs and removes the session "
+        "and its transcript.",
+        "node.list": "Paired nodes and connected ones, each with `connected` and `paired`.",
+        "node.invoke": "Runs `command` on the node, whichever ws-gateway replica holds its "
+        "connection; the node receives `node.invoke.request` and answers with "
+        "`node.invoke.result`.",
+        "node.invoke.result": "Sent by a node to answer a `node.invoke.request` `{id, …}`.",
+        "node.event": "Sent by a node; broadcast as the event `node.event` "
+        "`{nodeId, event, payload}`.",
+        "node.pair.request": "Creates (or joins) a pending request; operators with "
+        "`operator.pairing` get `node.pair.requested`. Once paired, `status` is "
+        "`approved`.",
+        "node.pair.approve": "The node's token is in the result, once: hand it to the node, "
+        "which connects with role `node` and `auth.token`.",
+        "node.pair.verify": "`ok` is false for an unknown node or a wrong token.",
+        "node.rename": "Changes the display name; `connected` in the result is always false "
+        "(auth knows pairing, not sockets: ask `node.describe`).",
+        "config.get": "The configuration with secrets redacted, its `hash` (the `baseHash` "
+        "of the next write) and its revision.",
+        "config.schema": "The JSON Schema of the whole configuration document.",
+        "config.set": "Replaces the whole document; it is validated, and redacted secrets "
+        "keep their stored values.",
+        "config.patch": "An RFC 7396 merge patch: `null` deletes a key, objects merge, "
+        "anything else replaces.",
+        "config.apply": "Like `config.set` (with `config`) or `config.patch` (with "
+        "`patch`), then waits until every live service instance runs the new document; "
+        "`applied` says, per service, whether all its instances do.",
+        "cron.list": "Jobs with their next run times; disabled ones only with `includeDisabled`.",
+        "cron.add": "`schedule`: a cron expression (5 or 6 fields, in `tz`, default UTC), "
+        "an interval (`everyMs`, at least 1 s) or a time (`at`, with its offset). "
+        "`payload`: an agent turn or a system event.",
+        "cron.run": "Fires the job now, whatever its schedule.",
+        "cron.runs": "The job's run records, newest first.",
+        "models.list": "The models of the configured providers.",
+        "models.voicewake": "Without `triggers`: reads them (`operator.read`). With them: "
+        "replaces them (`operator.write`) and broadcasts `voicewake.changed`.",
+        "skills.status": "Skills from the skills folder (`SKILL.md` front matter) and "
+        "whether the binaries and environment variables each needs are present.",
+        "skills.bins": "Every binary that some skill requires; callable by nodes.",
+        "device.pair.list": "Pending requests and paired devices; no token material.",
+        "device.pair.approve": "`scopes` narrows what is granted (never beyond the request). "
+        "The device receives its token in the `hello` of its next signed `connect`.",
+        "device.pair.remove": "Forgets the device and closes its live connections.",
+        "device.token.rotate": "Issues a new token (shown once) and closes the connections "
+        "that used the old one; `scopes` must lie within the approved set.",
+        "device.token.revoke": "Drops the token and closes the connections that used it; "
+        "the approval stays.",
+        "exec.approval.request": "Broadcasts `exec.approval.requested`; without a decision "
+        "by `expiresAtMs` the request is denied.",
+        "exec.approval.waitDecision": "`decision` is null when the wait ended first.",
+        "exec.approval.resolve": "Broadcasts `exec.approval.resolved`; `allow-always` also "
+        "adds the command to the allowlist.",
+        "exec.approvals.get": "`ask`: `always`, `on-miss` (commands not in the allowlist) "
+        "or `off`.",
+        "update.status": "`skew` when live instances run different versions.",
+        "update.run": "Restarts every service instance, one at a time, each draining "
+        "first; progress follows as `update.progress` events.",
+        "plugins.list": "Entry points of the `aisopod.plugins` group (tools and providers).",
+        "wizard.start": "Onboarding in four steps (provider, model, auth mode, first agent); "
+        "the last answer writes the configuration.",
+        "wizard.next": "Without `answer`: the current step again.",
+        "wizard.status": "Without `sessionId`: the wizard currently running, if any.",
+        "tools.catalog": "Tools with the JSON Schema of their arguments.",
+        "tools.invoke": "Runs a tool under the tool policy (allow and deny lists), as an "
+        "agent's tool call would.",
+    }
+)
+
+
 _AGENT = {"id": "helper", "name": "Helper", "model": "echo/echo", "tools": ["web.search"]}
 _NODE = {
     "nodeId": "mac-1",

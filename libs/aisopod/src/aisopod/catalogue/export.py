@@ -22,7 +22,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from aisopod.catalogue import CATALOGUE, DOMAINS, EVENT_AUDIENCE
-from aisopod.catalogue.examples import EXAMPLES
+from aisopod.catalogue.examples import EXAMPLES, NOTES
 from aisopod.catalogue.payloads import EVENT_PAYLOADS
 from aisopod.catalogue.spec import MethodSpec
 from aisopod.catalogue.system import PROTOCOL_VERSION
@@ -224,6 +224,8 @@ def _frame(payload: dict[str, Any]) -> str:
 def _method_section(spec: MethodSpec, refs: dict[Any, str], defs: dict[str, Any]) -> list[str]:
     example = EXAMPLES[spec.name]
     lines = [f"### `{spec.name}`", "", f"{spec.description[:1].upper()}{spec.description[1:]}."]
+    if spec.name in NOTES:
+        lines[-1] += " " + NOTES[spec.name]
     lines += [
         "",
         f"- scope: {_scope_label(spec)}",

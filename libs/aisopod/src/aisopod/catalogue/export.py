@@ -22,6 +22,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from aisopod.catalogue import CATALOGUE, DOMAINS, EVENT_AUDIENCE
+from aisopod.catalogue.events import EventAudience
 from aisopod.catalogue.examples import EXAMPLES, NOTES
 from aisopod.catalogue.payloads import EVENT_PAYLOADS
 from aisopod.catalogue.spec import MethodSpec
@@ -249,9 +250,24 @@ def _method_section(spec: MethodSpec, refs: dict[Any, str], defs: dict[str, Any]
     return lines
 
 
+def _audience_label(rule: EventAudience) -> str:
+    if rule.connection_only:
+        return "one connection, addressed by the server (never broadcast)"
+    label = " or ".join(REQUIREMENT_LABELS[r] for r in rule.requirements)
+    if rule.session_subscribed_nodes:
+        label += "; nodes subscribed to the payload's session"
+    for stream in sorted(rule.origin_only_streams):
+        label += f"; stream `{stream}` only to the connection that started the run"
+    if rule.droppable:
+        label += "; skipped for a slow client"
+    for state in sorted(rule.droppable_states):
+        label += f"; state `{state}` skipped for a slow client"
+    return label
+
+
 def _nested_types(refs: dict[Any, str], defs: dict[str, Any]) -> list[str]:
-    """Every object model used inside a method's params or result, sorted by name."""
-    roots = {ref.removeprefix(_REF_PREFIX) for key, ref in refs.items() if key[0] == "method"}
+    """Every object model used inside a params, result or event payload, sorted by name."""
+    roots = {ref.removeprefix(_REF_PREFIX) for ref in refs.values()}
     seen: set[str] = set()
     todo = [r.removeprefix(_REF_PREFIX) for name in roots for r in _refs_in(defs[name])]
     while todo:
@@ -279,8 +295,9 @@ def _domain_title(module: Any) -> str:
 
 
 def render_methods_block() -> str:
-    """The generated block of methods.md: summary tables by domain, then one section per
-    method (scope, owner, params, result, errors, an example exchange)."""
+    """The generated block of methods.md: summary tables by domain, one section per method
+    (scope, owner, params, result, errors, an example exchange), the event payloads and the
+    nested types."""
     refs, defs = _definitions()
     lines = [BEGIN_MARKER, "", "## Index", ""]
     for module in DOMAINS:
@@ -296,7 +313,22 @@ def render_methods_block() -> str:
     lines += ["## Methods", ""]
     for spec in CATALOGUE.values():
         lines += _method_section(spec, refs, defs)
-    lines += ["## Nested types", "", "Objects that appear inside the params and results above.", ""]
+    lines += [
+        "## Event payloads",
+        "",
+        "The `payload` of each event's `params` (websocket.md, Events).",
+        "",
+    ]
+    for event in EVENT_PAYLOADS:
+        audience = _audience_label(EVENT_AUDIENCE[event])
+        payload = _shape({"$ref": refs[("event", event, "payload")]}, defs)
+        lines += [f"### `{event}`", "", f"Audience: {audience}. " + payload[0], *payload[1:], ""]
+    lines += [
+        "## Nested types",
+        "",
+        "Objects that appear inside the params, results and payloads above.",
+        "",
+    ]
     for name in _nested_types(refs, defs):
         lines += [f"### `{name}`", "", *_shape({"$ref": _REF_PREFIX + name}, defs), ""]
     lines.append(END_MARKER)

@@ -68,11 +68,11 @@ class ChatEvent(Result):
 
 
 class CronEvent(Result):
-    """`action` is what happened to the job (added, updated, removed, started, finished);
-    `status` the job's or the run's state after it."""
+    """`action` is what happened: to the job (`status` enabled, disabled or removed) or to
+    one of its runs (`status` running, then the run's outcome)."""
 
     job_id: str
-    action: str
+    action: Literal["added", "updated", "removed", "started", "finished"]
     status: str
     run_id: str | None = None
 

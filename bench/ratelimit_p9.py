@@ -1,4 +1,4 @@
-"""P9: the rate-limit decision in the forwardAuth path (quality.md).
+"""P9: the rate-limit decision in the forwardAuth path (docs/quality.md).
 
 Starts a private local stack, adds two Traefik routes to the same backend (Caddy, the
 Control UI server) — `/bench/plain` without middleware and `/bench/limited` with the

@@ -1,4 +1,4 @@
-"""ws-gateway benchmarks P1–P5 (quality.md), each beside its in-run reference.
+"""ws-gateway benchmarks P1–P5 (docs/quality.md), each beside its in-run reference.
 
     .venv/bin/python -m bench --only P1,P2,P3,P4,P5   (the common run: bench/README.md)
     .venv/bin/python bench/ws_bench.py [--quick]      (this area alone: ws.json, ws.md)

@@ -52,7 +52,7 @@ def test_strip_list_covers_every_identity_header_auth_may_set() -> None:
     assert set(traefik.IDENTITY_HEADERS) <= set(stripped)
     assert all(value == "" for value in stripped.values())
     assert f"X-{principal.H_CONN}" in stripped and principal.H_PRINCIPAL in stripped
-    # Client headers that are not identity stay (http.md: session and agent selection).
+    # Client headers that are not identity stay (session, agent selection: docs/protocol/http.md).
     assert "X-Aisopod-Session-Key" not in stripped
     auth = middlewares["auth"]["forwardAuth"]["authResponseHeaders"]
     assert set(auth) == set(traefik.IDENTITY_HEADERS)

@@ -1,6 +1,6 @@
 """`GET /check`: Traefik's forwardAuth call, answered as a bare ASGI app.
 
-Traefik describes the original request in `X-Forwarded-Method/-Uri/-For` (infra-notes.md).
+Traefik's forwardAuth describes the original request in `X-Forwarded-Method/-Uri/-For`.
 The path picks the route class and so the rule; the client IP comes from X-Forwarded-For
 over `gateway.trustedProxies`. A CORS preflight (OPTIONS with
 Access-Control-Request-Method) is never counted. Admitted: 200 with `X-RateLimit-Limit`,
@@ -43,7 +43,7 @@ def _seconds(ms: int) -> int:
 
 
 def error_body(path: str, decision: Decision, retry_after_s: int) -> bytes:
-    """429 body in the shape of the surface the client called (http.md)."""
+    """429 body in the shape of the surface the client called (docs/protocol/http.md)."""
     if decision.reason == "lockout":
         message = f"too many attempts; locked out, retry in {retry_after_s} s"
     elif decision.reason == "unreachable":

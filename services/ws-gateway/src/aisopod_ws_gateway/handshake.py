@@ -1,4 +1,4 @@
-"""The handshake (protocol.md): challenge, `connect`, verification by auth, `hello`.
+"""The handshake (docs/protocol/websocket.md): challenge, `connect`, verification by auth, `hello`.
 
 Order of checks: first frame is a `connect` request (else INVALID_REQUEST, 1008); protocol
 range (PROTOCOL_MISMATCH, 1002); params; browser origin; credentials, device signature and

@@ -2,7 +2,7 @@
 
 Owns the registry of connections (`conns`: connId → Connection, from registration until
 close) and the timers shared by all sockets (ping, tick), wires handshake, dispatch,
-fan-out, presence, nodes and health together, and drains on SIGTERM (protocol.md,
+fan-out, presence, nodes and health together, and drains on SIGTERM (docs/protocol/websocket.md,
 Shutdown): stop accepting, `shutdown` to every client, in-flight requests finish (≤ drain
 timeout), then 1012 `service restart`.
 """

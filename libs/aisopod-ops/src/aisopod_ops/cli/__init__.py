@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from aisopod_ops.cli import (
     call_cmd,
+    catalogue_cmd,
     config_cmd,
     deploy_cmd,
     devices_cmd,
@@ -26,6 +27,7 @@ COMMAND_MODULES = (
     logs_cmd,
     devices_cmd,
     token_cmd,
+    catalogue_cmd,
 )
 
 

@@ -1,6 +1,6 @@
 """`aisopod call <method> [--params JSON]`: one RPC through the gateway's WebSocket.
 
-A real client of protocol.md: wait for `connect.challenge`, send `connect` with the admin
+A client of docs/protocol/websocket.md: wait for `connect.challenge`, send `connect` with the admin
 token (from `<state dir>/secrets/admin-token` unless given), send the request, print the
 result as JSON. The gateway URL comes from `--url` or the running stack's record
 (`<state dir>/stack.json`). `GatewayClient` is shared by `aisopod config` and `aisopod logs`.

@@ -1,6 +1,6 @@
 """nats-server configuration: JetStream on file storage, one user per service.
 
-Subject permissions follow each service's role (architecture.md). A service subscribes
+Subject permissions follow each service's role (docs/protocol/architecture.md). A service subscribes
 only to its own methods' rpc subjects (generated from the catalogue) and the subjects it
 serves; it publishes only what it needs. Replies go out through `allow_responses`.
 JetStream is reached through API subjects named after each stream, so a service's user may

@@ -1,6 +1,6 @@
 """Traefik static and dynamic configuration, one renderer for local and compose modes.
 
-Routes of http.md: `/ws` to ws-gateway (ratelimit only: auth happens in the handshake),
+Routes (docs/protocol/http.md): `/ws` to ws-gateway (ratelimit only: auth happens in the handshake),
 the API paths to http-api behind `cors → strip identity → ratelimit → auth → headers`,
 `/health` and `/ready` open, everything else to static-ui. Every route ends with `retry`
 (or `retry-unsent`, see API_WRITE_CHAIN), which resends a request only when no server
@@ -9,7 +9,7 @@ accepted its connection (a replica that just died), so it is safe for any method
 Why identity headers are stripped *before* the forwardAuth pair, not after: a headers
 middleware after `auth` would delete the very headers auth just set. Stripped first, no
 client copy reaches ratelimit, auth or a service; forwardAuth also drops client copies of
-its `authResponseHeaders` by itself (infra-notes), which the edge tests check as well.
+its `authResponseHeaders` by itself (a Traefik behaviour), which the edge tests check as well.
 
 The dynamic configuration is split into files, one per concern, so each can change alone:
 `routes.yml` (this module's `dynamic_config`), `cors.yml` (from the gateway config, live),

@@ -22,6 +22,16 @@ H_TRACE = "Aisopod-Trace-Id"
 H_INSTANCE = "Aisopod-Instance"
 H_ORIGIN_CONN = "Aisopod-Origin-Conn"  # on events: the connection that caused them
 
+# HTTP spellings of the above, which forwardAuth once set: now only ever stripped at the edge.
+IDENTITY_HEADERS = (
+    "X-Aisopod-Principal",
+    "X-Aisopod-Role",
+    "X-Aisopod-Scopes",
+    "X-Aisopod-Auth-Method",
+    "X-Aisopod-Device-Id",
+    "X-Aisopod-Client-Ip",
+)
+
 
 class Principal(BaseModel):
     model_config = ConfigDict(frozen=True)

@@ -3,7 +3,7 @@
 No identity is read from HTTP headers: `EdgeMiddleware` checks the edge proof, asks auth
 who the bearer is and leaves the answer in `scope["aisopod.caller"]`; routes read it
 from there. No caller → 401 (`WWW-Authenticate: Bearer`); a caller without the route's
-scope (R or W) → 403.
+scope (docs/protocol/http.md: R or W) → 403.
 """
 
 from __future__ import annotations

@@ -1,0 +1,366 @@
+"""Traefik static and dynamic configuration, one renderer for local and compose modes.
+
+Routes (docs/protocol/http.md): `/ws` to ws-gateway, the API paths to http-api, `/health`
+and `/ready` open, everything else to static-ui. Traefik only routes: no forwardAuth. The
+service that acts on a request asks auth and ratelimit itself over NATS (one Traefik
+exchange per request instead of three; docs/security.md), and believes the request came
+through here only by the edge proof: `edge-proof` sets `X-Aisopod-Edge: <secret>` on every
+route to http-api and ws-gateway, overwriting any copy a client sent (aisopod/edgeproof.py).
+The secret never appears in `routes.yml`: the `edge-proof` middleware lives in its own
+file (`edge-proof.yml`, 0600, written by the edge sync from the launcher's or the
+deployment's secret) or, in Kubernetes, comes from edge-sync over Traefik's HTTP provider.
+Every route ends with `retry` (or `retry-unsent`, see API_WRITE_CHAIN), which resends a
+request only when no server accepted its connection (a replica that just died), so it is
+safe for any method.
+
+`strip-identity` still removes every identity-like header a client sends: no service reads
+them from HTTP any more, so this is defence in depth (a service that copied request
+headers onto NATS messages would otherwise forward a forged principal).
+
+The dynamic configuration is split into files, one per concern, so each can change alone:
+`routes.yml` (this module's `dynamic_config`), `cors.yml` (from the gateway config, live),
+`edge-proof.yml` (the proof), `tls.yml` (certificates) and `redirect.yml` (optional
+HTTP→HTTPS). They share one file provider directory that Traefik watches.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from aisopod import principal
+from aisopod.edgeproof import HEADER as EDGE_PROOF_HEADER
+from aisopod.principal import IDENTITY_HEADERS
+from aisopod_ops.launcher.tls import TlsFiles
+
+# Every identity-like header a client could forge (also the bare NATS header names, in case
+# a service copies request headers onto NATS messages): removed at the edge on every route.
+_PRINCIPAL_HEADERS = (
+    principal.H_PRINCIPAL,
+    principal.H_ROLE,
+    principal.H_SCOPES,
+    principal.H_CONN,
+    principal.H_IP,
+    principal.H_DEVICE,
+    principal.H_AUTH_METHOD,
+    principal.H_TRACE,
+    principal.H_INSTANCE,
+    principal.H_ORIGIN_CONN,
+)
+# The proof too: `edge-proof` sets it after this on the routes that carry it, and no other
+# backend (static-ui) needs to see a client's guess at it.
+STRIPPED_HEADERS = tuple(
+    dict.fromkeys(
+        [
+            *IDENTITY_HEADERS,
+            *(f"X-{h}" for h in _PRINCIPAL_HEADERS),
+            *_PRINCIPAL_HEADERS,
+            EDGE_PROOF_HEADER,
+        ]
+    )
+)
+RATELIMIT_HEADERS = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset")
+API_PATHS = ("/v1", "/hooks", "/tools", "/status", "/canvas", "/a2ui")
+
+EDGE_PROOF_MIDDLEWARE = "edge-proof"
+# Middleware chains per route, in order. `cors` and `edge-proof` live in their own files.
+API_CHAIN = ("cors", "strip-identity", EDGE_PROOF_MIDDLEWARE, "security-headers", "retry")
+HOOKS_CHAIN = API_CHAIN
+# `retry` also resends idempotent requests on a 502, and to retry on a status Traefik holds
+# every response back: ~100 µs of its CPU per proxied request, ~2 ms per WebSocket upgrade
+# (3.75 → 1.6 ms per handshake, P3). Requests it would never resend on a status take
+# `retry-unsent` instead (same attempts, connection failures only): writes to the API (a
+# router of their own, `api-write`) and `/ws` upgrades (a replica that dies holding one
+# costs the client a reconnect, which every WebSocket client does anyway; the protocol
+# resumes).
+API_WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
+API_WRITE_CHAIN = (*API_CHAIN[:-1], "retry-unsent")
+WS_CHAIN = ("strip-identity", EDGE_PROOF_MIDDLEWARE, "retry-unsent")
+HEALTH_CHAIN = API_CHAIN
+UI_CHAIN = ("strip-identity", "retry")
+
+HEALTH_INTERVAL = "1s"
+# Below uvicorn's keep-alive timeout (5 s): Traefik drops an idle connection before the
+# service does, so a request is never written onto a socket the service is closing.
+IDLE_CONN_TIMEOUT = "4s"
+# Idle keep-alive connections kept per backend. A named serversTransport without it keeps
+# Go's default of 2, so under concurrency nearly every proxied request opened (and Traefik
+# closed) a new connection to its service: 2,000 TIME_WAIT sockets towards http-api in 4 s
+# at c=64 before, ~60 after. Above the concurrency one edge sees on 2 cores.
+MAX_IDLE_CONNS_PER_HOST = 256
+DRAIN_TIMEOUT_S = 30  # ServiceSettings.drain_timeout_s: how long a service finishes work
+
+
+@dataclass
+class Upstreams:
+    """Base URLs of each service's replicas, e.g. `http://127.0.0.1:8101`."""
+
+    ws_gateway: list[str]
+    http_api: list[str]
+    static_ui: list[str]
+
+
+def _entry_point(
+    address: str, trusted_ips: list[str], grace_s: int, accept_grace_s: int
+) -> dict[str, Any]:
+    return {
+        "address": address,
+        # Only these peers may set X-Forwarded-*; anyone else's are replaced (client IP).
+        "forwardedHeaders": {"trustedIPs": list(trusted_ips)},
+        "http": _entry_http(),
+        "transport": {
+            "lifeCycle": {
+                # Keep accepting while a load balancer in front takes this Traefik out...
+                "requestAcceptGraceTimeout": f"{accept_grace_s}s",
+                # ...then let in-flight requests (SSE streams) run as long as a service's
+                # own drain would let them.
+                "graceTimeOut": f"{grace_s}s",
+            }
+        },
+    }
+
+
+def _entry_http() -> dict[str, Any]:
+    return {
+        # `X_Aisopod_Principal` must not pass as `X-Aisopod-Principal` to a WSGI-style app.
+        "aliasHeadersStrategy": "delete",
+        # Reject ambiguous encoded characters instead of letting Traefik and a service
+        # read the same path differently (%2F, %5C, %00, %3B, %25, %3F, %23).
+        "encodedCharacters": dict.fromkeys(
+            (
+                "allowEncodedSlash",
+                "allowEncodedBackSlash",
+                "allowEncodedNullCharacter",
+                "allowEncodedSemicolon",
+                "allowEncodedPercent",
+                "allowEncodedQuestionMark",
+                "allowEncodedHash",
+            ),
+            False,
+        ),
+    }
+
+
+def access_log_config(path: str) -> dict[str, Any]:
+    """JSON access log without secrets: no request headers (Authorization, cookies,
+    x-aisopod-token), no query string (tokens in URLs), no basic-auth user name."""
+    return {
+        "filePath": path,
+        "format": "json",
+        "fields": {
+            "defaultMode": "keep",
+            "names": {"ClientUsername": "drop"},
+            "headers": {"defaultMode": "drop"},
+            "queryParameters": {"defaultMode": "drop"},
+        },
+    }
+
+
+def static_config(
+    *,
+    http_address: str,
+    https_address: str | None,
+    ping_address: str,
+    dynamic_dir: str,
+    trusted_ips: list[str],
+    access_log: str | None = None,
+    log_level: str = "WARN",
+    grace_s: int = DRAIN_TIMEOUT_S,
+    accept_grace_s: int = 0,
+) -> dict[str, Any]:
+    entry_points: dict[str, Any] = {
+        "web": _entry_point(http_address, trusted_ips, grace_s, accept_grace_s),
+        "ping": {"address": ping_address, "http": {"aliasHeadersStrategy": "delete"}},
+    }
+    if https_address:
+        websecure = _entry_point(https_address, trusted_ips, grace_s, accept_grace_s)
+        websecure["http"]["tls"] = {}
+        entry_points["websecure"] = websecure
+    config: dict[str, Any] = {
+        "global": {"checkNewVersion": False, "sendAnonymousUsage": False},
+        # The fast proxy (HTTP/1.1 to the services, which is all they speak) reads a
+        # request's whole body before it sends the request on. Go's standard proxy streams
+        # it, and that races: when a service answers a streamed response before the
+        # transport has read the client's body to its end, the immediate header flush makes
+        # the HTTP/1 server close that body under the transport, which then drops the
+        # backend connection and cuts the stream after its head (about 1 in 6,000 streamed
+        # /v1 requests here, `OriginStatus 0` in the access log). See docs/http-api.md.
+        "experimental": {"fastProxy": {}},
+        "entryPoints": entry_points,
+        "ping": {"entryPoint": "ping"},
+        "providers": {"file": {"directory": dynamic_dir, "watch": True}},
+        "log": {"level": log_level, "format": "json"},
+        "api": {"dashboard": False},
+    }
+    if access_log:
+        config["accessLog"] = access_log_config(access_log)
+    return config
+
+
+def _service(
+    urls: list[str], health: bool = True, interval: str = HEALTH_INTERVAL
+) -> dict[str, Any]:
+    lb: dict[str, Any] = {
+        "servers": [{"url": u} for u in urls],
+        "passHostHeader": True,
+        "serversTransport": "edge",
+    }
+    if health:
+        # /ready turns 503 the moment a replica starts draining: it leaves the pool
+        # within one interval; `retry` covers requests that race the check.
+        lb["healthCheck"] = {
+            "path": "/ready",
+            "interval": interval,
+            "unhealthyInterval": "500ms",  # a (re)started replica rejoins quickly
+            "timeout": "1s",
+        }
+    return {"loadBalancer": lb}
+
+
+def edge_middlewares() -> dict[str, Any]:
+    """The hardening middlewares shared by every route (not CORS: see `cors_config`)."""
+    strip = dict.fromkeys(STRIPPED_HEADERS, "")  # an empty value removes the header
+    return {
+        "strip-identity": {"headers": {"customRequestHeaders": strip}},
+        "security-headers": {
+            "headers": {
+                "contentTypeNosniff": True,
+                "referrerPolicy": "no-referrer",
+            }
+        },
+        "retry": {
+            "retry": {
+                # Any method: resent when no byte reached a server (connection refused: a
+                # replica that died between two health checks). Idempotent methods only
+                # (never POST/PATCH): also resent on a 502, Traefik's answer when a replica
+                # dies holding the request. The round robin may pick the dead replica
+                # again, so the back-off (~0.2 s doubling to ~0.4 s, ~1 s in all) outlasts
+                # one health-check interval: by the last attempt it has left the pool.
+                # Never after `timeout`, so a long request is not replayed.
+                "attempts": 5,
+                "initialInterval": "200ms",
+                "status": ["502"],
+                "timeout": "5s",
+            }
+        },
+        "retry-unsent": {"retry": {"attempts": 5, "initialInterval": "200ms", "timeout": "5s"}},
+    }
+
+
+def dynamic_config(up: Upstreams, *, entry_points: list[str]) -> dict[str, Any]:
+    """The routes and the shared middlewares (not `cors` nor `edge-proof`: live files)."""
+    middlewares: dict[str, Any] = edge_middlewares()
+    routers: dict[str, Any] = {}
+
+    def router(name: str, rule: str, service: str, mws: tuple[str, ...], priority: int) -> None:
+        routers[name] = {
+            "rule": rule,
+            "service": service,
+            "middlewares": list(mws),
+            "priority": priority,
+            "entryPoints": entry_points,
+        }
+
+    api_rule = " || ".join(f"PathPrefix(`{p}`)" for p in API_PATHS)
+    router("health", "Path(`/health`) || Path(`/ready`)", "http-api", HEALTH_CHAIN, 1000)
+    router("ws", "Path(`/ws`)", "ws-gateway", WS_CHAIN, 900)
+    router("hooks", "PathPrefix(`/hooks`)", "http-api", HOOKS_CHAIN, 850)
+    router("api", api_rule, "http-api", API_CHAIN, 800)
+    writes = " || ".join(f"Method(`{m}`)" for m in API_WRITE_METHODS)
+    router("api-write", f"({api_rule}) && ({writes})", "http-api", API_WRITE_CHAIN, 810)
+    router("ui", "PathPrefix(`/`)", "static-ui", UI_CHAIN, 1)
+    return {
+        "http": {
+            "routers": routers,
+            "middlewares": middlewares,
+            "serversTransports": {
+                "edge": {
+                    "maxIdleConnsPerHost": MAX_IDLE_CONNS_PER_HOST,
+                    "forwardingTimeouts": {"idleConnTimeout": IDLE_CONN_TIMEOUT},
+                }
+            },
+            "services": {
+                "ws-gateway": _service(up.ws_gateway),
+                "http-api": _service(up.http_api),
+                "static-ui": _service(up.static_ui, health=False),
+            },
+        }
+    }
+
+
+# -- CORS, edge proof, TLS and redirect: the live files next to routes.yml ----------------
+
+
+def edge_proof_config(secret: str) -> dict[str, Any]:
+    """The `edge-proof` middleware: sets the proof on the request, replacing any copy."""
+    if not secret:
+        raise ValueError("the edge proof needs a secret")
+    headers = {"customRequestHeaders": {EDGE_PROOF_HEADER: secret}}
+    return {"http": {"middlewares": {EDGE_PROOF_MIDDLEWARE: {"headers": headers}}}}
+
+
+CORS_ALLOW_HEADERS = (
+    "Authorization",
+    "Content-Type",
+    "Idempotency-Key",
+    "X-Aisopod-Agent-Id",
+    "X-Aisopod-Session-Key",
+    "X-Aisopod-Token",
+    # SDKs add their own headers (the OpenAI SDK's x-stainless-*); the wildcard covers
+    # them for non-credentialed requests, which is all we serve (bearer tokens, no cookies).
+    "*",
+)
+CORS_EXPOSE_HEADERS = ("Retry-After", "X-Request-Id", "WWW-Authenticate", *RATELIMIT_HEADERS)
+
+
+def cors_middleware(allowed_origins: list[str], max_age_s: int = 600) -> dict[str, Any]:
+    """Traefik answers preflights itself (this middleware comes first), so they never
+    need a credential; a disallowed origin gets no Access-Control-Allow-Origin."""
+    return {
+        "headers": {
+            "accessControlAllowMethods": ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+            "accessControlAllowHeaders": list(CORS_ALLOW_HEADERS),
+            "accessControlAllowOriginList": list(allowed_origins),
+            "accessControlExposeHeaders": list(CORS_EXPOSE_HEADERS),
+            "accessControlMaxAge": max_age_s,
+            "addVaryHeader": True,
+        }
+    }
+
+
+def cors_config(allowed_origins: list[str], max_age_s: int = 600) -> dict[str, Any]:
+    return {"http": {"middlewares": {"cors": cors_middleware(allowed_origins, max_age_s)}}}
+
+
+def tls_config(files: TlsFiles) -> dict[str, Any]:
+    """The certificate for every SNI, and as the default for clients that send none (an
+    IP address); TLS 1.2 at least."""
+    pair = {"certFile": str(files.cert_file), "keyFile": str(files.key_file)}
+    return {
+        "tls": {
+            "certificates": [dict(pair)],
+            "stores": {"default": {"defaultCertificate": dict(pair)}},
+            "options": {"default": {"minVersion": "VersionTLS12"}},
+        }
+    }
+
+
+def redirect_config(https_port: int) -> dict[str, Any]:
+    """HTTP→HTTPS for everything on `web`: one router above every other one."""
+    scheme: dict[str, Any] = {"scheme": "https", "permanent": True}
+    if https_port != 443:
+        scheme["port"] = str(https_port)
+    return {
+        "http": {
+            "routers": {
+                "redirect-https": {
+                    "rule": "PathPrefix(`/`)",
+                    "entryPoints": ["web"],
+                    "middlewares": ["redirect-https"],
+                    "service": "noop@internal",
+                    "priority": 100_000,
+                }
+            },
+            "middlewares": {"redirect-https": {"redirectScheme": scheme}},
+        }
+    }

@@ -193,6 +193,16 @@ class TokenCache:
         return len(self._entries)
 
 
+def _abandon(task: asyncio.Task[Any] | None) -> None:
+    """Stop waiting for `task`; an answer it already had (an error) is read, not logged as
+    never retrieved. (auth may still have counted a wrong guess it was sent: the two
+    checks run at once, so a rate-limited guess is not free either.)"""
+    if task is None:
+        return
+    task.cancel()
+    task.add_done_callback(lambda done: done.cancelled() or done.exception())
+
+
 def caller_of(principal: VerifiedPrincipal, client_ip: str, trace_id: str | None) -> Caller:
     return Caller(
         id=principal.id,
@@ -287,19 +297,16 @@ class Gate:
         try:
             limited = await self._limit(path, client_ip)
         except AisopodError as exc:
-            if verify is not None:
-                verify.cancel()
+            _abandon(verify)
             log.warning("ratelimit edge check failed: %s", exc.message)
             return None, auth_refusal(
                 Unavailable("rate limiting is unavailable; retry shortly"), path
             )
         except BaseException:
-            if verify is not None:
-                verify.cancel()
+            _abandon(verify)
             raise
         if not limited.allowed:
-            if verify is not None:
-                verify.cancel()
+            _abandon(verify)
             return None, rate_refusal(limited, path)
         if not needs_auth:
             return None, None

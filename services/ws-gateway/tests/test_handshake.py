@@ -204,3 +204,18 @@ async def test_requests_during_verification_are_refused(gw) -> None:
     assert frames[0]["id"] == 1 or by_id[2]["error"]["data"]["code"] == "HANDSHAKE_PENDING"
     await ws.close()
     await asyncio.sleep(0)
+
+
+async def test_a_rebound_host_is_not_an_origin_of_ours(gw) -> None:
+    """DNS rebinding: `evil.example` re-pointed at the gateway sends Host = Origin =
+    `evil.example:<port>`; equal, but no name the operator configured."""
+    address, port = gw.http.removeprefix("http://").rsplit(":", 1)
+    with pytest.raises(RpcError) as info:
+        await WsClient.connect(
+            f"ws://evil.example:{port}/ws",
+            token="admin-token",
+            origin=f"http://evil.example:{port}",
+            host=address,  # what the rebound name resolves to: the gateway
+            port=int(port),
+        )
+    assert info.value.detail == "ORIGIN_NOT_ALLOWED"

@@ -35,6 +35,7 @@ from aisopod_ws_gateway.handshake import Handshake
 from aisopod_ws_gateway.health import HealthMonitor
 from aisopod_ws_gateway.methods import CONNECTION_ONLY, bus_handlers, connection_handlers
 from aisopod_ws_gateway.nodes import Nodes
+from aisopod_ws_gateway.origin import own_host_names
 from aisopod_ws_gateway.presence import Presence
 from aisopod_ws_gateway.transport import WsTransport, plain
 
@@ -62,6 +63,8 @@ class Gateway:
         self.accepting = True
         self._timers: list[asyncio.Task[None]] = []
         self._control: Any = None
+        # Names a browser page of the gateway itself may come from (origin.py).
+        self.own_host_names = own_host_names(host.settings.public_url, host.settings.host)
         host.add_ready_check(
             "listener", lambda: self._server is not None and self._server.is_serving()
         )

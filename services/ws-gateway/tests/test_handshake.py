@@ -188,6 +188,12 @@ async def test_http_probes_on_the_websocket_port(gw) -> None:
         metrics = await http.get("/metrics")
         assert "aisopod_ws_connections" in metrics.text
         assert (await http.get("/nope")).status_code == 404
+        # A broken upgrade is refused by websockets itself; it carries them too.
+        broken = await http.get("/ws", headers={"Connection": "Upgrade", "Upgrade": "websocket"})
+        assert broken.status_code >= 400
+        for answer in (health, ready, metrics, await http.get("/nope"), broken):
+            assert answer.headers["x-content-type-options"] == "nosniff"
+            assert answer.headers["referrer-policy"] == "no-referrer"
 
 
 async def test_requests_during_verification_are_refused(gw) -> None:

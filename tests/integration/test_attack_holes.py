@@ -105,6 +105,17 @@ async def test_a_rebound_name_gets_no_session_in_none_mode(stack, admin: Admin) 
         )
         async with via_localhost as ws:
             assert ws.hello["protocol"] == 1
+        # The same page over HTTP: same-origin for the browser, so no CORS stands in its
+        # way; http-api refuses the host name it was never given.
+        body = {"tool": "current_time", "args": {}}
+        async with httpx.AsyncClient(base_url=stack.http_url, timeout=20) as client:
+            rebound = await client.post(
+                "/tools/invoke", json=body, headers={"Host": f"evil.example:{port}"}
+            )
+            assert rebound.status_code == 403, rebound.text
+            assert rebound.json()["error"]["type"] == "host_not_allowed"
+            own_page = await client.post("/tools/invoke", json=body)
+            assert own_page.status_code == 200, own_page.text
 
 
 # -- secrets a read scope must not see -----------------------------------------------------

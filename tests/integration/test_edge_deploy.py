@@ -81,6 +81,15 @@ def _seconds(value: str) -> float:
     return int(match.group(1) or 0) * 60 + int(match.group(2) or 0)
 
 
+def test_compose_publishes_traefik_alone() -> None:
+    """NATS, its monitoring port and every service stay on the internal network."""
+    services = _compose_config("--profile", "bench")["services"]
+    published = {name for name, service in services.items() if service.get("ports")}
+    assert published == {"traefik"}
+    nats_conf = (REPO / "deploy/nats/nats.conf").read_text()
+    assert 'http: "127.0.0.1:8222"' in nats_conf  # the container's own healthcheck only
+
+
 def test_compose_services_restart_have_limits_and_outlast_their_drain() -> None:
     services = _compose_config("--profile", "bench")["services"]
     assert "fake-upstream" in services and "fake-upstream" not in _compose_config()["services"]

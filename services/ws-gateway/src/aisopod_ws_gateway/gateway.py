@@ -26,6 +26,7 @@ from aisopod.config.model import GatewayConfig
 from aisopod.config.sections.gateway import GatewaySection
 from aisopod.contracts.auth import CloseConnections
 from aisopod.host import ServiceHost
+from aisopod.hostnames import own_host_names
 from aisopod_ws_gateway import metrics, wsframes
 from aisopod_ws_gateway.audience import Subscription, View, Views
 from aisopod_ws_gateway.connection import Connection, State
@@ -35,7 +36,6 @@ from aisopod_ws_gateway.handshake import Handshake
 from aisopod_ws_gateway.health import HealthMonitor
 from aisopod_ws_gateway.methods import CONNECTION_ONLY, bus_handlers, connection_handlers
 from aisopod_ws_gateway.nodes import Nodes
-from aisopod_ws_gateway.origin import own_host_names
 from aisopod_ws_gateway.presence import Presence
 from aisopod_ws_gateway.transport import WsTransport, plain
 

@@ -27,6 +27,7 @@ from aisopod.services import ServiceName
 NAMESPACE = "aisopod"
 SECRET = "aisopod-secrets"
 CONFIG_MAP = "aisopod-config"
+PUBLIC_URL_CONFIG_MAP = "aisopod-public"  # made by the operator, optional (docs/deployment.md)
 TLS_SECRET = "aisopod-tls"
 PORT = 8000
 DRAIN_S = traefik.DRAIN_TIMEOUT_S
@@ -91,6 +92,14 @@ def _python_workload(name: str) -> list[dict[str, Any]]:
         {"name": "AISOPOD_CONFIG_FILE", "value": "/etc/aisopod/aisopod.yaml"},
         {"name": "AISOPOD_DRAIN_TIMEOUT_S", "value": str(DRAIN_S)},
         {"name": "AISOPOD_LOG_LEVEL", "value": "INFO"},
+        # The gateway's URL as browsers reach it (the origin rule accepts its host name):
+        # `kubectl -n aisopod create configmap aisopod-public --from-literal=url=https://…`.
+        {
+            "name": "AISOPOD_PUBLIC_URL",
+            "valueFrom": {
+                "configMapKeyRef": {"name": PUBLIC_URL_CONFIG_MAP, "key": "url", "optional": True}
+            },
+        },
     ]
     items = [{"key": _secret_key(name), "path": "nats-password"}]
     if name == ServiceName.AUTH.value:

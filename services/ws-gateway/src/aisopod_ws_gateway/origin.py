@@ -1,4 +1,4 @@
-"""The browser origin check of the handshake (protocol.md). Pure.
+"""The browser origin check of the handshake (docs/protocol/websocket.md). Pure.
 
 A connection that sends `Origin` is a browser page. It may connect when its origin is listed
 in `cors.allowedOrigins`, or when the page comes from the gateway itself: the origin's

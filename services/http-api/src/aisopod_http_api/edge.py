@@ -18,6 +18,7 @@ and the gate (gate.py) asks ratelimit and auth over NATS; the verified caller go
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 
@@ -27,7 +28,7 @@ from aisopod.edgeproof import PROBE_PATHS, REFUSAL, EdgeProof, client_address
 from aisopod.errors import AisopodError, Forbidden
 from aisopod.requestid import request_id as request_id_of
 from aisopod_http_api.errors import PayloadTooLarge
-from aisopod_http_api.gate import Gate, Refusal
+from aisopod_http_api.gate import Gate, Refusal, abandon
 from aisopod_http_api.identity import CALLER_KEY
 from aisopod_http_api.rawio import send_error
 
@@ -79,6 +80,7 @@ class EdgeMiddleware:
         gate: Gate,
         trusted_proxies: Callable[[], tuple[str, ...]],
         fast: dict[tuple[str, str], ASGIApp] | None = None,
+        refuse: Callable[[Scope], AisopodError | None] | None = None,
     ) -> None:
         self.app = app
         self.limits = limits
@@ -86,6 +88,8 @@ class EdgeMiddleware:
         self.gate = gate
         self.trusted_proxies = trusted_proxies
         self.fast = fast or {}
+        # Asked first: an error to answer instead of serving at all (hostguard.py).
+        self.refuse = refuse
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -103,17 +107,33 @@ class EdgeMiddleware:
                 message["headers"] = [*message.get("headers", ()), *extra]
             await send(message)
 
+        admission: asyncio.Future[Refusal | None] | None = None
         try:
-            path = scope["path"]
-            if path not in PROBE_PATHS:
-                refusal = await self._admit(scope, request_id)
-                if refusal is not None:
-                    await _send_refusal(send_with_headers, refusal)
+            if scope["path"] not in PROBE_PATHS:
+                # The proof before anything else is read. ratelimit and auth: while a body
+                # arrives, answered once it is read (a proxy still sending a body would see
+                # a reset instead of an early answer).
+                ip = self._prove(scope)
+                if scope["method"] in _BODY_METHODS:
+                    admission = asyncio.ensure_future(self._admit(scope, ip, request_id))
+                elif (refused := await self._admit(scope, ip, request_id)) is not None:
+                    await _send_refusal(send_with_headers, refused)
                     return
             if scope["method"] in _BODY_METHODS:
                 body = await _read_body(scope, receive, self.limits.for_path(scope["path"]))
                 scope[BODY_KEY] = body
                 receive = _replay(body, receive)
+            if admission is not None:
+                refused = await admission
+                admission = None
+                if refused is not None:
+                    await _send_refusal(send_with_headers, refused)
+                    return
+            # After the body (a proxy that is still sending it would see a reset, not
+            # the answer), before any route.
+            refusal = self.refuse(scope) if self.refuse is not None else None
+            if refusal is not None:
+                raise refusal
             target = self.fast.get((scope["method"], scope["path"]), self.app)
             await target(scope, receive, send_with_headers)
         except AisopodError as exc:  # body limits; anything a raw route let through
@@ -124,15 +144,22 @@ class EdgeMiddleware:
             log.exception("unhandled error on %s", scope.get("path"))
             if not started:
                 await send_error(send_with_headers, scope["path"], AisopodError("internal error"))
+        finally:
+            if admission is not None:  # the body failed (413, a disconnect) first
+                abandon(admission)
 
-    async def _admit(self, scope: Scope, request_id: str) -> Refusal | None:
-        """Proof first, then the client IP, then ratelimit and auth (see the module doc)."""
+    def _prove(self, scope: Scope) -> str:
+        """The client IP of a request that carries the edge proof; Forbidden otherwise."""
         proven, forwarded_for = self.proof.check(scope["headers"])
         if not proven:
             raise Forbidden(REFUSAL, code="EDGE_PROOF_MISSING")
         peer = scope["client"][0] if scope.get("client") else ""
         ip = client_address(peer, forwarded_for, self.trusted_proxies(), proven=True)
         scope[CLIENT_IP_KEY] = ip
+        return ip
+
+    async def _admit(self, scope: Scope, ip: str, request_id: str) -> Refusal | None:
+        """ratelimit and auth over NATS (gate.py); the caller goes into the scope."""
         authorization = origin = None
         for name, value in scope["headers"]:
             if name == b"authorization":

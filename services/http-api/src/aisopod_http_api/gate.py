@@ -193,7 +193,7 @@ class TokenCache:
         return len(self._entries)
 
 
-def _abandon(task: asyncio.Task[Any] | None) -> None:
+def abandon(task: asyncio.Future[Any] | None) -> None:
     """Stop waiting for `task`; an answer it already had (an error) is read, not logged as
     never retrieved. (auth may still have counted a wrong guess it was sent: the two
     checks run at once, so a rate-limited guess is not free either.)"""
@@ -297,16 +297,16 @@ class Gate:
         try:
             limited = await self._limit(path, client_ip)
         except AisopodError as exc:
-            _abandon(verify)
+            abandon(verify)
             log.warning("ratelimit edge check failed: %s", exc.message)
             return None, auth_refusal(
                 Unavailable("rate limiting is unavailable; retry shortly"), path
             )
         except BaseException:
-            _abandon(verify)
+            abandon(verify)
             raise
         if not limited.allowed:
-            _abandon(verify)
+            abandon(verify)
             return None, rate_refusal(limited, path)
         if not needs_auth:
             return None, None

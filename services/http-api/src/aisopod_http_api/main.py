@@ -18,6 +18,7 @@ from aisopod.settings import ServiceSettings
 from aisopod_http_api import __version__, errors, openapi
 from aisopod_http_api.edge import BodyLimits, EdgeMiddleware
 from aisopod_http_api.gate import Gate
+from aisopod_http_api.hostguard import RebindGuard
 from aisopod_http_api.routes import a2ui, canvas, hooks, models, responses, status, tools
 from aisopod_http_api.routes.completions import ChatCompletionsEndpoint
 from aisopod_http_api.service import HttpApi
@@ -74,6 +75,7 @@ def build(settings: ServiceSettings | None = None) -> tuple[ServiceHost, ASGIApp
         gate=gate,
         trusted_proxies=lambda: tuple(api.config.gateway.trusted_proxies),
         fast=fast,
+        refuse=RebindGuard(api).refusal,
     )
     return host, edge
 

@@ -27,6 +27,7 @@ from aisopod.contracts.auth import CloseConnections
 from aisopod.edgeproof import HEADER as EDGE_PROOF_HEADER
 from aisopod.edgeproof import EdgeProof, client_address
 from aisopod.host import ServiceHost
+from aisopod.hostnames import own_host_names
 from aisopod_ws_gateway import metrics, wsframes
 from aisopod_ws_gateway.audience import Subscription, View, Views
 from aisopod_ws_gateway.connection import Connection, State
@@ -65,6 +66,8 @@ class Gateway:
         self._control: Any = None
         self._pending: set[asyncio.Task[None]] = set()
         self.edge_proof = EdgeProof(host.settings.secret("edge_secret"))
+        # Names a browser page of the gateway itself may come from (origin.py).
+        self.own_host_names = own_host_names(host.settings.public_url, host.settings.host)
         host.add_ready_check(
             "listener", lambda: self._server is not None and self._server.is_serving()
         )

@@ -21,6 +21,7 @@ from websockets.protocol import OPEN
 from websockets.server import ServerProtocol
 from websockets.streams import StreamReader
 
+from aisopod.securityheaders import SECURITY_HEADERS
 from aisopod_ws_gateway import admission, wsframes
 
 if TYPE_CHECKING:
@@ -207,13 +208,11 @@ class WsTransport(asyncio.Protocol):
         headers = request.headers
         if path in WS_PATHS and "upgrade" in headers.get("Connection", "").lower():
             if not self.gateway.accepting:
-                self.ws.send_response(plain(503, b"draining\n"))
-                self._flush()
+                self._respond(plain(503, b"draining\n"))
                 return
             client_ip = self.gateway.proven_client_ip(self, request)
             if client_ip is None:
-                self.ws.send_response(admission.unproven())
-                self._flush()
+                self._respond(admission.unproven())
                 return
             # The connection limit is one NATS round trip: nothing more is read meanwhile
             # (a client sends no frame before the 101 anyway).
@@ -224,6 +223,14 @@ class WsTransport(asyncio.Protocol):
             return
         handler = self.gateway.http_routes.get(path)
         response = handler(request) if handler is not None else plain(404, b"not found\n")
+        self._respond(response)
+
+    def _respond(self, response: Response) -> None:
+        """Send one HTTP answer (an upgrade or its refusal too) with the security headers
+        every answer carries (aisopod.securityheaders)."""
+        for name, value in SECURITY_HEADERS:
+            if name not in response.headers:
+                response.headers[name] = value
         self.ws.send_response(response)
         self._flush()
 
@@ -237,12 +244,10 @@ class WsTransport(asyncio.Protocol):
         if self.transport is None or self.transport.is_closing():
             return  # the client left while we asked
         if refusal is not None:
-            self.ws.send_response(refusal)
-            self._flush()
+            self._respond(refusal)
             return
         response = self.ws.accept(request)
-        self.ws.send_response(response)
-        self._flush()
+        self._respond(response)
         if response.status_code == 101:
             self.conn = self.gateway.open_connection(self, request, client_ip)
         self.transport.resume_reading()

@@ -8,7 +8,10 @@ pieces come from Traefik's HTTP provider, which polls the `edge-sync` Deployment
 which is live (`cors@http`), and the edge proof (`edge-proof@http`), a secret that must
 not sit in a CRD; so no controller needs write access to the cluster. NATS comes from its
 official Helm chart (`nats/values.yaml`: JetStream, 3 replicas, our users and permissions,
-passwords from the `aisopod-secrets` Secret).
+passwords from the `aisopod-secrets` Secret, authenticated routes, one server per node).
+`networkpolicies.yaml` (k8snet.py) lets through only the traffic the gateway needs;
+every Deployment spreads over nodes and zones and, with more than one replica, has a
+PodDisruptionBudget.
 """
 
 from __future__ import annotations
@@ -19,12 +22,13 @@ from typing import Any
 import yaml
 
 from aisopod.services import ServiceName
-from aisopod_ops.launcher import natsconf, traefik
+from aisopod_ops.launcher import k8snet, natsconf, traefik
 from aisopod_ops.launcher.secrets import NATS_USERS
 
 NAMESPACE = "aisopod"
 SECRET = "aisopod-secrets"
 CONFIG_MAP = "aisopod-config"
+PUBLIC_URL_CONFIG_MAP = "aisopod-public"  # made by the operator, optional (docs/deployment.md)
 TLS_SECRET = "aisopod-tls"
 PORT = 8000
 DRAIN_S = traefik.DRAIN_TIMEOUT_S
@@ -36,6 +40,8 @@ HEADER = (
 
 EDGE_SECRET_KEY = "edge-secret"
 EDGE_SERVICE_NAMES = (ServiceName.WS_GATEWAY.value, ServiceName.HTTP_API.value)
+NATS_ROUTE_USER = "route"
+NATS_ROUTE_SECRET_KEY = "nats-route"
 
 
 def _secret_key(user: str) -> str:
@@ -91,6 +97,14 @@ def _python_workload(name: str) -> list[dict[str, Any]]:
         {"name": "AISOPOD_CONFIG_FILE", "value": "/etc/aisopod/aisopod.yaml"},
         {"name": "AISOPOD_DRAIN_TIMEOUT_S", "value": str(DRAIN_S)},
         {"name": "AISOPOD_LOG_LEVEL", "value": "INFO"},
+        # The gateway's URL as browsers reach it (the origin rule accepts its host name):
+        # `kubectl -n aisopod create configmap aisopod-public --from-literal=url=https://…`.
+        {
+            "name": "AISOPOD_PUBLIC_URL",
+            "valueFrom": {
+                "configMapKeyRef": {"name": PUBLIC_URL_CONFIG_MAP, "key": "url", "optional": True}
+            },
+        },
     ]
     items = [{"key": _secret_key(name), "path": "nats-password"}]
     if name == ServiceName.AUTH.value:
@@ -151,12 +165,29 @@ def _deployment(
                     "spec": {
                         "terminationGracePeriodSeconds": PRE_STOP_S + DRAIN_S + 10,
                         "securityContext": {"fsGroup": 10001},
+                        "topologySpreadConstraints": _spread(name),
                         "containers": [container],
                         "volumes": volumes,
                     },
                 },
             },
         }
+    ]
+
+
+def _spread(name: str) -> list[dict[str, Any]]:
+    """Replicas on different nodes, then zones, as far as the cluster allows: a soft rule
+    (ScheduleAnyway), so a one-node cluster still runs every replica. `pod-template-hash`
+    spreads each rollout's new pods by themselves."""
+    return [
+        {
+            "maxSkew": 1,
+            "topologyKey": key,
+            "whenUnsatisfiable": "ScheduleAnyway",
+            "labelSelector": {"matchLabels": _labels(name)},
+            "matchLabelKeys": ["pod-template-hash"],
+        }
+        for key in ("kubernetes.io/hostname", "topology.kubernetes.io/zone")
     ]
 
 
@@ -170,6 +201,9 @@ def _service(name: str, port: int) -> dict[str, Any]:
             "ports": [{"name": "http", "port": port, "targetPort": "http"}],
         },
     }
+
+
+STATIC_UI_REPLICAS = 2
 
 
 def _static_ui() -> list[dict[str, Any]]:
@@ -188,19 +222,28 @@ def _static_ui() -> list[dict[str, Any]]:
         "volumeMounts": [{"name": "caddy", "mountPath": "/var/lib/aisopod-ui"}],
     }
     volumes = [{"name": "caddy", "emptyDir": {}}]
-    return [*_deployment(name, 2, container, volumes), _service(name, 8080)]
+    return [*_deployment(name, STATIC_UI_REPLICAS, container, volumes), _service(name, 8080)]
+
+
+def replica_counts() -> dict[str, int]:
+    """Every Deployment's replicas."""
+    counts = {name: replicas for name, (replicas, *_) in WORKLOADS.items()}
+    counts[ServiceName.STATIC_UI.value] = STATIC_UI_REPLICAS
+    return counts
 
 
 def _pdbs() -> list[dict[str, Any]]:
+    """A budget for every workload with more than one replica: a node drain may take one
+    pod at a time, never the last."""
     return [
         {
             "apiVersion": "policy/v1",
             "kind": "PodDisruptionBudget",
             "metadata": {"name": name, "labels": _labels(name)},
-            "spec": {"minAvailable": 1, "selector": {"matchLabels": _labels(name)}},
+            "spec": {"maxUnavailable": 1, "selector": {"matchLabels": _labels(name)}},
         }
-        for name, (*_, edge) in WORKLOADS.items()
-        if edge
+        for name, replicas in replica_counts().items()
+        if replicas > 1
     ]
 
 
@@ -264,6 +307,14 @@ def _ingress() -> list[dict[str, Any]]:
     return [transport, route]
 
 
+def _traefik_backends() -> list[str]:
+    up = traefik.Upstreams(ws_gateway=["x"], http_api=["x"], static_ui=["x"])
+    routers = traefik.dynamic_config(up, entry_points=["websecure"])["http"]["routers"]
+    routed = sorted({router["service"] for router in routers.values()})
+    middlewares = {d["metadata"]["name"]: d["spec"] for d in _middlewares()}
+    return k8snet.traefik_backends(routed, middlewares, natsconf.EDGE_SYNC_USER)
+
+
 # -- Helm values for NATS and Traefik ------------------------------------------------------
 
 
@@ -291,11 +342,31 @@ def nats_values() -> dict[str, Any]:
     }
     return {
         "config": {
-            "cluster": {"enabled": True, "replicas": 3},
+            "cluster": {
+                "enabled": True,
+                "replicas": 3,
+                # Routes authenticate: only a server that knows the route password joins
+                # the cluster. The password is `nats-route` of secrets.env, given to helm
+                # at install (docs/deployment.md): NATS reads route credentials from the
+                # route URLs, which cannot name an environment variable.
+                "routeURLs": {"user": NATS_ROUTE_USER},
+            },
             "jetstream": {"enabled": True, "fileStore": {"pvc": {"size": "10Gi"}}},
             "merge": {"max_payload": 1048576, "authorization": {"users": users}},
         },
         "container": {"env": env},
+        "podTemplate": {
+            # The chart's form: topologyKey → constraint (it adds the labelSelector). A
+            # JetStream R3 stream keeps quorum only with its servers on distinct nodes: a
+            # hard rule for nodes, a soft one for zones.
+            "topologySpreadConstraints": {
+                "kubernetes.io/hostname": {"maxSkew": 1, "whenUnsatisfiable": "DoNotSchedule"},
+                "topology.kubernetes.io/zone": {
+                    "maxSkew": 1,
+                    "whenUnsatisfiable": "ScheduleAnyway",
+                },
+            }
+        },
     }
 
 
@@ -368,6 +439,11 @@ def secrets_example() -> str:
         f"{EDGE_SECRET_KEY}=replace-me",
     ]
     lines += [f"{_secret_key(user)}=replace-me" for user in sorted(NATS_USERS)]
+    lines += [
+        "# The NATS cluster's route password: not read by any pod; pass it to helm,",
+        "#   --set config.cluster.routeURLs.password=<this value> (docs/deployment.md).",
+        f"{NATS_ROUTE_SECRET_KEY}=replace-me",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -388,6 +464,8 @@ def files(root: Path) -> dict[str, str]:
     out[f"{base}/traefik/middlewares.yaml"] = _doc(*_middlewares())
     out[f"{base}/traefik/ingressroute.yaml"] = _doc(*_ingress())
     resources += ["traefik/middlewares.yaml", "traefik/ingressroute.yaml"]
+    out[f"{base}/networkpolicies.yaml"] = _doc(*k8snet.policies(_traefik_backends()))
+    resources.append("networkpolicies.yaml")
     out[f"{base}/config/aisopod.yaml"] = (root / "deploy" / "aisopod.yaml").read_text()
     out[f"{base}/secrets.env.example"] = secrets_example()
     kustomization = {

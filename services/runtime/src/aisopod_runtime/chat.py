@@ -28,10 +28,10 @@ from aisopod.catalogue.chat import (
 )
 from aisopod.errors import NotFound
 from aisopod.rpc import CallContext, Handler
+from aisopod.sessionkey import parse_session_key
 from aisopod_runtime.emitter import RunEmitter
 from aisopod_runtime.parts import Parts
 from aisopod_runtime.runs import is_terminal
-from aisopod_runtime.sessions import parse_session_key
 from aisopod_runtime.transcripts import cap_bytes, new_message
 
 log = logging.getLogger("aisopod.runtime.chat")

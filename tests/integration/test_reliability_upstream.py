@@ -130,7 +130,9 @@ async def test_provider_faults_end_cleanly_and_leave_nothing_behind(stack, fake_
     assert urls, "no runtime pids to read /metrics from"
     baseline = [max(c) for c in zip(*[await task_counts(urls) for _ in range(3)], strict=True)]
     marker = uuid.uuid4().hex[:8]
-    runs = [(f"agent:main:upfault-{marker}-{n}", *fault) for n, fault in enumerate(FAULTS * 2)]
+    # One agent per run: its model is the fault's (sessions are created by their first
+    # message, so a per-session model cannot be set beforehand).
+    runs = [(f"agent:upfault-{marker}-{n}:s", *fault) for n, fault in enumerate(FAULTS * 2)]
     keys = [key for key, *_ in runs]
     async with (
         provider_down(env),
@@ -144,7 +146,8 @@ async def test_provider_faults_end_cleanly_and_leave_nothing_behind(stack, fake_
     ):
         await watcher.call("subscribe", {"events": [], "sessionKeys": keys})
         for key, model, *_ in runs:
-            await ws.call("sessions.patch", {"key": key, "model": model})
+            agent_id = key.split(":")[1]
+            await ws.call("agents.create", {"id": agent_id, "name": agent_id, "model": model})
         started = await asyncio.gather(
             *(
                 ws.call(

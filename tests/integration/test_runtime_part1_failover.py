@@ -48,8 +48,11 @@ async def test_runtime_killed_mid_run(tmp_path: Path, fake_upstream) -> None:
     try:
         password = (state / "secrets" / "nats-admin.password").read_text().strip()
         client = await RuntimeClient.connect(info["nats_url"], password)
-        key = f"agent:main:failover-{uuid.uuid4().hex[:8]}"
-        await client.call("sessions.patch", {"key": key, "model": "fake/fake-small"})
+        agent_id = f"failover-{uuid.uuid4().hex[:8]}"
+        await client.call(
+            "agents.create", {"id": agent_id, "name": agent_id, "model": "fake/fake-small"}
+        )
+        key = f"agent:{agent_id}:failover"
         started = await client.call(
             "chat.send", {"sessionKey": key, "message": "long [[fake:words=600 chunk_delay_ms=25]]"}
         )

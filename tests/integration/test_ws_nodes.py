@@ -40,7 +40,7 @@ async def test_operator_on_replica_a_invokes_node_on_replica_b(env) -> None:
 
     async def serve() -> None:
         request = await node.next_event("node.invoke.request", timeout=20)
-        params = request["params"]
+        params = request["params"]["payload"]
         await node.call(
             "node.invoke.result", {"id": params["id"], "ok": True, "payload": params["params"]}
         )

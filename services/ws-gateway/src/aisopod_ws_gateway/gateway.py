@@ -239,9 +239,8 @@ class Gateway:
     async def _ticks(self) -> None:
         while True:
             await asyncio.sleep(self.config.tick_interval_ms / 1000)
-            frame = wsframes.text(
-                jsonrpc.encode_notification("tick", {"ts": int(time.time() * 1000)})
-            )
+            now = int(time.time() * 1000)
+            frame = wsframes.text(jsonrpc.encode_notification("tick", {"ts": now}, now))
             for conn in list(self.conns.values()):
                 if conn.state is State.OPEN and conn.replay_buffer is None:
                     conn.write_event(0, frame, True)

@@ -122,6 +122,7 @@ def connection_handlers(gateway: Gateway) -> dict[str, LocalHandler]:
 
     async def node_invoke(conn: Connection, params: NodeInvokeParams) -> Any:
         assert conn.principal is not None
+        await nodes.check_exec_policy(params)
         return await nodes.invoke(params, conn.principal)
 
     def node_invoke_result(conn: Connection, params: NodeInvokeResultParams) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -12,6 +13,7 @@ import httpx
 import pytest
 
 from tests.conftest import start_local_stack, stop_local_stack
+from tests.support.ws_client import WsClient
 
 pytestmark = pytest.mark.integration
 
@@ -34,6 +36,10 @@ def test_restart_of_dead_child_and_sigterm_leaves_nothing(tmp_path: Path) -> Non
     state.mkdir()
     proc, info = start_local_stack(state, "--replicas", "1")
     try:
+        # Ready means healthy: the first `health` already counts every service.
+        health = asyncio.run(_health(info["ws_url"], info["admin_token"]))
+        assert health["ok"] is True, health
+        assert all(s["ok"] and s["instances"] == 1 for s in health["services"].values()), health
         assert set(info) >= {"http_url", "https_url", "ws_url", "admin_token", "nats_url"}
         assert (state / "secrets" / "admin-token").stat().st_mode & 0o077 == 0
         pids = [pid for group in info["pids"].values() for pid in group]
@@ -67,6 +73,11 @@ def test_restart_of_dead_child_and_sigterm_leaves_nothing(tmp_path: Path) -> Non
     assert not [p for p in pids if _alive(p)]
     assert not _processes_mentioning(str(state))  # the restarted child too
     assert not (state / "stack.json").exists()
+
+
+async def _health(ws_url: str, token: str) -> dict:
+    async with await WsClient.connect(ws_url, token=token) as ws:
+        return await ws.call("health")
 
 
 def _processes_mentioning(text: str) -> list[int]:

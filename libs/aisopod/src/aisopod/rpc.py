@@ -72,6 +72,23 @@ class CallContext:
 
 
 Handler = Callable[[Any, CallContext], Awaitable[Any]]
+Replay = Callable[[Any, Any, CallContext], Awaitable[Any]]
+"""(stored first result, params, ctx) → the answer to a repeat with the same idempotency key."""
+
+
+@dataclass(frozen=True, slots=True)
+class Replayable:
+    """An idempotent handler whose repeats are answered by `replay` from the stored first
+    result rather than with it verbatim: for a result that describes something that goes
+    on changing (chat.send's run status), so a retry learns where it is now."""
+
+    handler: Handler
+    replay: Replay
+
+    async def __call__(self, params: Any, ctx: CallContext) -> Any:
+        return await self.handler(params, ctx)
+
+
 RawHandler = Callable[[Any, Mapping[str, str]], Awaitable[Any]]
 """A handler of a non-RPC subject (auth.verify, ratelimit.check): raw JSON in, result out."""
 
@@ -218,8 +235,11 @@ class RpcServer:
                 ctx = CallContext(spec.name, principal, self.bus, headers)
                 key = getattr(params, "idempotency_key", None) if spec.idempotent else None
                 if key and self.deduper is not None:
+                    replay = handler.replay if isinstance(handler, Replayable) else None
                     result, stored = await self.deduper.run_then_store(
-                        f"{spec.name}|{principal.id}|{key}", lambda: handler(params, ctx)
+                        f"{spec.name}|{principal.id}|{key}",
+                        lambda: handler(params, ctx),
+                        on_replay=(lambda first: replay(first, params, ctx)) if replay else None,
                     )
                 else:
                     result = codec.to_wire(await handler(params, ctx))

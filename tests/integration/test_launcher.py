@@ -6,6 +6,8 @@ import asyncio
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -34,8 +36,9 @@ def _alive(pid: int) -> bool:
 def test_restart_of_dead_child_and_sigterm_leaves_nothing(tmp_path: Path) -> None:
     state = tmp_path / "state"
     state.mkdir()
-    proc, info = start_local_stack(state, "--replicas", "1")
+    proc, info = start_local_stack(state, "--replicas", "1", "--host", "127.0.0.1")
     try:
+        assert info["http_url"].startswith("http://127.0.0.1:")
         # Ready means healthy: the first `health` already counts every service.
         health = asyncio.run(_health(info["ws_url"], info["admin_token"]))
         assert health["ok"] is True, health
@@ -73,6 +76,18 @@ def test_restart_of_dead_child_and_sigterm_leaves_nothing(tmp_path: Path) -> Non
     assert not [p for p in pids if _alive(p)]
     assert not _processes_mentioning(str(state))  # the restarted child too
     assert not (state / "stack.json").exists()
+
+
+def test_stack_up_refuses_a_bind_address_that_is_not_an_ip(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "aisopod.cli", "stack", "up", "--host", "example.org"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=os.environ | {"AISOPOD_STATE_DIR": str(tmp_path)},
+    )
+    assert result.returncode == 2
+    assert "--host" in result.stderr and "not an IP address" in result.stderr
 
 
 async def _health(ws_url: str, token: str) -> dict:

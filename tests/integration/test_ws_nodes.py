@@ -157,8 +157,13 @@ async def test_describe_keeps_a_disconnected_nodes_declaration(env) -> None:
             caps=["camera"],
             commands=["camera.snap", "echo"],
         )
-        described = await operator.call("node.describe", {"nodeId": node_id})
-        assert described["connected"] is True and described["caps"] == ["camera"]
+
+        async def here():  # type: ignore[no-untyped-def]
+            found = await operator.call("node.describe", {"nodeId": node_id})
+            return found if found["connected"] else None
+
+        described = await _poll(here)  # presence reaches every replica within moments
+        assert described["caps"] == ["camera"]
         await node.close()
 
         async def away():  # type: ignore[no-untyped-def]

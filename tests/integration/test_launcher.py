@@ -80,7 +80,7 @@ def test_restart_of_dead_child_and_sigterm_leaves_nothing(tmp_path: Path) -> Non
 
 def test_stack_up_refuses_a_bind_address_that_is_not_an_ip(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "aisopod.cli", "stack", "up", "--host", "example.org"],
+        [sys.executable, "-m", "aisopod_ops.cli", "stack", "up", "--host", "example.org"],
         capture_output=True,
         text=True,
         timeout=60,

@@ -1,5 +1,5 @@
 /**
- * The JSON-RPC 2.0 codec of protocol.md: text in, typed frames out. Pure: no socket.
+ * The JSON-RPC 2.0 codec of docs/protocol/websocket.md: text in, typed frames out. Pure: no socket.
  *
  * Server events are notifications with one shape, `params: {seq?, ts, payload}`: broadcast
  * events carry `seq`; the ones outside the event stream (`connect.challenge`, `tick`,

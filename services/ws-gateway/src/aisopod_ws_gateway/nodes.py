@@ -22,6 +22,7 @@ import orjson
 from nats.aio.msg import Msg
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
+from pydantic import Field, ValidationError
 
 from aisopod.bus import decode_reply, encode_reply
 from aisopod.catalogue.nodes import NodeInvokeParams, NodeInvokeResultParams
@@ -38,6 +39,7 @@ from aisopod.execpolicy import EXEC_COMMAND, needs_approval
 from aisopod.jsread import snapshot
 from aisopod.principal import SYSTEM, Principal
 from aisopod.subjects import subject_token
+from aisopod.wire import WireModel
 
 if TYPE_CHECKING:
     from aisopod_ws_gateway.connection import Connection
@@ -46,6 +48,17 @@ if TYPE_CHECKING:
 log = logging.getLogger("aisopod.ws.nodes")
 
 INVOKE_MARGIN_S = 2.0
+
+
+class KnownNode(WireModel):
+    """A node's last declaration, kept in KV `nodeinfo` after it disconnects."""
+
+    node_id: str
+    display_name: str | None = None
+    platform: str | None = None
+    caps: list[str] = Field(default_factory=list)
+    commands: list[str] = Field(default_factory=list)
+    last_seen_at: int
 
 
 @dataclass(slots=True)
@@ -87,20 +100,22 @@ class Nodes:
     async def _remember(self, conn: Connection, node_id: str) -> None:
         """Keep the node's declaration past its connection: `node.describe` of a node that
         is away still says what it can do (with `connected: false`)."""
-        record = {
-            "nodeId": node_id,
-            "displayName": conn.client.get("displayName"),
-            "platform": conn.client.get("platform"),
-            **self.declared(conn),
-            "lastSeenAt": int(time.time() * 1000),
-        }
+        declared = self.declared(conn)
+        record = KnownNode(
+            node_id=node_id,
+            display_name=conn.client.get("displayName"),
+            platform=conn.client.get("platform"),
+            caps=declared["caps"],
+            commands=declared["commands"],
+            last_seen_at=int(time.time() * 1000),
+        )
         try:
             kv = await self.gateway.host.kv("nodeinfo")
-            await kv.put(_info_key(node_id), orjson.dumps(record))
+            await kv.put(_info_key(node_id), record.model_dump_json(by_alias=True).encode())
         except Exception as exc:  # the live node works without it; only the memory is lost
             log.warning("could not record node %s: %s", node_id, type(exc).__name__)
 
-    async def _remembered(self) -> list[dict[str, Any]]:
+    async def _remembered(self) -> list[KnownNode]:
         try:
             kv = await self.gateway.host.kv("nodeinfo")
             entries = await snapshot(kv)
@@ -110,11 +125,9 @@ class Nodes:
         out = []
         for entry in entries:
             try:
-                record = orjson.loads(entry.value or b"")
-            except ValueError:
-                continue
-            if isinstance(record, dict) and isinstance(record.get("nodeId"), str):
-                out.append(record)
+                out.append(KnownNode.model_validate_json(entry.value or b""))
+            except ValidationError:
+                log.warning("malformed nodeinfo entry %s", entry.key)
         return out
 
     def detach(self, conn: Connection) -> None:
@@ -286,17 +299,16 @@ class Nodes:
                 "paired": False,
             }
         for known in await self._remembered():
-            if known["nodeId"] in nodes:
-                continue
-            nodes[known["nodeId"]] = {
-                "nodeId": known["nodeId"],
-                "displayName": known.get("displayName"),
-                "platform": known.get("platform"),
-                "caps": list(known.get("caps") or []),
-                "commands": list(known.get("commands") or []),
-                "connected": False,
-                "paired": False,
-            }
+            if known.node_id not in nodes:
+                nodes[known.node_id] = {
+                    "nodeId": known.node_id,
+                    "displayName": known.display_name,
+                    "platform": known.platform,
+                    "caps": known.caps,
+                    "commands": known.commands,
+                    "connected": False,
+                    "paired": False,
+                }
         for paired in await self._paired():
             node_id = paired.get("nodeId")
             if not isinstance(node_id, str):

@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from aisopod import requestlog
 from aisopod.edgeproof import PROBE_PATHS, REFUSAL, EdgeProof, client_address
 from aisopod.errors import AisopodError, Forbidden
 from aisopod.requestid import request_id as request_id_of
@@ -97,16 +99,38 @@ class EdgeMiddleware:
             return
         request_id = request_id_of(scope["headers"]).decode()
         scope[REQUEST_ID_KEY] = request_id
+        # The bus calls made for this request carry its id (aisopod.requestlog).
+        requestlog.current_request_id.set(request_id)
         extra = [(b"x-request-id", request_id.encode()), *_SECURITY]
         started = False
+        status = 0
+        began = time.perf_counter()
 
         async def send_with_headers(message: Message) -> None:
-            nonlocal started
+            nonlocal started, status
             if message["type"] == "http.response.start":
                 started = True
+                status = message["status"]
                 message["headers"] = [*message.get("headers", ()), *extra]
             await send(message)
 
+        try:
+            await self._serve(scope, receive, send_with_headers, lambda: started)
+        finally:
+            caller = scope.get(CALLER_KEY)  # who auth said it was; no header is believed
+            requestlog.record(
+                "http",
+                f"{scope['method']} {scope['path']}",
+                principal=caller.id if caller is not None else None,
+                status=status or "no response",
+                duration_ms=(time.perf_counter() - began) * 1000,
+                request_id=request_id,
+            )
+
+    async def _serve(
+        self, scope: Scope, receive: Receive, send_with_headers: Send, started: Callable[[], bool]
+    ) -> None:
+        request_id: str = scope[REQUEST_ID_KEY]
         admission: asyncio.Future[Refusal | None] | None = None
         try:
             if scope["path"] not in PROBE_PATHS:
@@ -137,12 +161,12 @@ class EdgeMiddleware:
             target = self.fast.get((scope["method"], scope["path"]), self.app)
             await target(scope, receive, send_with_headers)
         except AisopodError as exc:  # body limits; anything a raw route let through
-            if started:
+            if started():
                 raise
             await send_error(send_with_headers, scope["path"], exc)
         except Exception:
             log.exception("unhandled error on %s", scope.get("path"))
-            if not started:
+            if not started():
                 await send_error(send_with_headers, scope["path"], AisopodError("internal error"))
         finally:
             if admission is not None:  # the body failed (413, a disconnect) first

@@ -196,6 +196,13 @@ class Gateway:
             view.features = {"methods": view.methods(), "events": view.events()}
         return view.features
 
+    def features_json(self, view: View) -> bytes:
+        """`features` as JSON, encoded once per interned view (role, scopes, subscription):
+        the bulk of every hello."""
+        if view.features_json is None:
+            view.features_json = orjson.dumps(self.features(view))
+        return view.features_json
+
     def health_reply(self, request_id: jsonrpc.RequestId) -> bytes:
         return b"".join(
             (

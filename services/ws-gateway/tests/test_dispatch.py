@@ -148,3 +148,25 @@ async def test_timeout_for_uses_timeout_ms_plus_margin(gw) -> None:
     assert dispatcher.timeout_for("agent.wait", {"timeoutMs": 60_000}) == 62.0
     assert dispatcher.timeout_for("agent", {"wait": True}) == 600.0
     assert dispatcher.timeout_for("chat.send", {"timeoutMs": True}) == 10.0
+
+
+async def test_edge_reads_are_answered_without_the_owner(gw) -> None:
+    """No runtime on this bus: the configuration reads come from the gateway's replica,
+    redacted as the owner does it; agents.list without its default agent stored is the
+    owner's (who creates it), so it is UNAVAILABLE here."""
+    snapshot = gw.host.config.snapshot
+    async with await WsClient.connect(gw.url, token="reader-token", scopes=["operator.read"]) as ws:
+        got = await ws.call("config.get")
+        assert got == {
+            "config": snapshot.config.redacted(),
+            "hash": snapshot.hash,
+            "revision": snapshot.revision,
+        }
+        assert "properties" in await ws.call("config.schema")
+        with pytest.raises(RpcError) as info:
+            await ws.call("cron.list", {"includeDisabled": "nope"})
+        assert info.value.code == -32602
+        assert await ws.call("cron.list") == {"jobs": []}
+        with pytest.raises(RpcError) as info:
+            await ws.call("agents.list")
+        assert info.value.code == -32013

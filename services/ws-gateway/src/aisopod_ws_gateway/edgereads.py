@@ -154,7 +154,11 @@ class EdgeReads:
         return reply
 
     def _reply(self, call: Call, reader: Reader, params: Any) -> Reply | None:
-        body = reader.build(params)
+        try:
+            body = reader.build(params)
+        except Exception:  # a stored entry the shared builder rejects: the owner decides
+            log.warning("edge read failed; asking the owner", exc_info=True)
+            return None
         if body is None:
             return None
         frame = jsonrpc.splice_reply(call.id, body)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import os
 import secrets
 import shutil
@@ -48,6 +49,8 @@ OPENCLAW_ENV = {
     "OPENCLAW_NO_RESPAWN": "1",
 }
 IN_FLIGHT = 50
+# Unique request ids across the run: OpenClaw may treat a reused id as a retry.
+REQUEST_IDS = itertools.count(1)
 OPENCLAW_START_S = 300.0  # minutes under load: it is not ready in seconds there
 START_ATTEMPTS = 4
 IDLE_CONNECTIONS = 1000
@@ -146,7 +149,7 @@ class Aisopod(Dialect):
             + orjson.dumps(params)
             + b',"id":'
         )
-        return lambda n: head + str(n).encode() + b"}"
+        return lambda _: head + str(next(REQUEST_IDS)).encode() + b"}"
 
     def is_reply(self, payload: bytes) -> bool:
         return payload.startswith(b'{"jsonrpc":"2.0","id"')
@@ -197,7 +200,7 @@ class OpenClaw(Dialect):
     def request(self, method: str, params: dict[str, Any]) -> Callable[[int], bytes]:
         head = b'{"type":"req","method":"' + method.encode() + b'","id":"'
         tail = b'","params":' + orjson.dumps(params) + b"}"
-        return lambda n: head + str(n).encode() + tail
+        return lambda _: head + str(next(REQUEST_IDS)).encode() + tail
 
     def is_reply(self, payload: bytes) -> bool:
         return payload.startswith(b'{"type":"res"')
@@ -306,15 +309,23 @@ async def measure(d: Dialect, quick: bool) -> dict[str, Any]:
     for name, ours, theirs in METHODS:
         params = ours if isinstance(d, Aisopod) else theirs
         make = d.request(name, params)
-        probe = orjson.loads(await _one(d, clients[0], make))
-        error = d.error_of(probe)
-        if error is not None:
-            rows[name] = {"error": error}
-            progress(f"{d.name}: {name} answers an error: {error}")
+        try:
+            probe = orjson.loads(await _one(d, clients[0], make))
+            error = d.error_of(probe)
+            if error is not None:
+                rows[name] = {"error": error}
+                progress(f"{d.name}: {name} answers an error: {error}")
+                continue
+            progress(f"{d.name}: {name}")
+            row = await latency(d, clients[0], make, n)
+            row["rps"] = await throughput(d, clients, make, seconds)
+        except TimeoutError:
+            rows[name] = {"error": "no reply within 30 s"}
+            progress(f"{d.name}: {name}: no reply within 30 s; reconnecting")
+            for client in clients:
+                client.close()
+            clients = [await d.connect() for _ in range(IN_FLIGHT)]
             continue
-        progress(f"{d.name}: {name}")
-        row = await latency(d, clients[0], make, n)
-        row["rps"] = await throughput(d, clients, make, seconds)
         rows[name] = row
     out["methods"] = rows
     for client in clients:

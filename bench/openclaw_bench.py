@@ -283,6 +283,26 @@ def rss_total_kib(d: Dialect) -> int:
     return sum(rss_kib(p) for p in d.rss_pids())
 
 
+def process_label(pid: int) -> str:
+    """`aisopod_ws_gateway` for `python -m aisopod_ws_gateway`, else the program's name."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return "?"
+    args = [a.decode(errors="replace") for a in argv if a]
+    if "-m" in args[:-1]:
+        return args[args.index("-m") + 1]
+    return Path(args[0]).name if args else "?"
+
+
+def rss_by_process_kib(d: Dialect) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for pid in d.rss_pids():
+        label = process_label(pid)
+        out[label] = out.get(label, 0) + rss_kib(pid)
+    return dict(sorted(out.items(), key=lambda kv: -kv[1]))
+
+
 async def idle_connections(d: Dialect, count: int) -> tuple[int, list[LeanClient]]:
     clients: list[LeanClient] = []
     sem = asyncio.Semaphore(16)
@@ -332,8 +352,10 @@ async def measure(d: Dialect, quick: bool) -> dict[str, Any]:
         client.close()
     progress(f"{d.name}: {IDLE_CONNECTIONS} idle connections")
     out["rss_idle_after_kib"] = rss_total_kib(d)
+    out["rss_idle_by_process_kib"] = rss_by_process_kib(d)
     rss, idle = await idle_connections(d, IDLE_CONNECTIONS)
     out["rss_1000_idle_kib"] = rss
+    out["rss_1000_idle_by_process_kib"] = rss_by_process_kib(d)
     for client in idle:
         client.close()
     return out
@@ -495,6 +517,13 @@ def markdown(r: dict[str, Any]) -> str:
             lines.append(
                 f"- `{name}` p50 {p50} ms vs `health` {health} ms: {over:+.0%} ({verdict})"
             )
+    lines += ["", f"RSS growth with {IDLE_CONNECTIONS} idle connections, per process (MiB):", ""]
+    for side in ("aisopod", "openclaw"):
+        before = r[side].get("rss_idle_by_process_kib", {})
+        after = r[side].get("rss_1000_idle_by_process_kib", {})
+        growth = {k: (after.get(k, 0) - before.get(k, 0)) / 1024 for k in after}
+        shown = ", ".join(f"{k} {v:+.0f}" for k, v in sorted(growth.items(), key=lambda kv: -kv[1]))
+        lines.append(f"- {side}: {shown}")
     errors = [
         f"- {side} `{name}`: {row['error']}"
         for side in ("aisopod", "openclaw")
@@ -562,7 +591,7 @@ def main() -> None:
     result = asyncio.run(run(args.quick))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    stem = f"{time.strftime('%Y-%m-%d')}-openclaw-{result['machine']['name']}"
+    stem = f"{time.strftime('%Y-%m-%d-%H%M')}-openclaw-{result['machine']['name']}"
     (out / f"{stem}.json").write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
     (out / f"{stem}.md").write_text(markdown(result))
     print(markdown(result))

@@ -167,6 +167,8 @@ async def test_edge_reads_are_answered_without_the_owner(gw) -> None:
             await ws.call("cron.list", {"includeDisabled": "nope"})
         assert info.value.code == -32602
         assert await ws.call("cron.list") == {"jobs": []}
+        models = await ws.call("models.list")  # the default echo provider lists nothing upstream
+        assert [m["id"] for m in models["models"]] == ["echo/echo"]
         with pytest.raises(RpcError) as info:
             await ws.call("agents.list")
         assert info.value.code == -32013

@@ -47,7 +47,7 @@ SERVICE_GRANTS: dict[ServiceName, Grants] = {
     ),
     ServiceName.WS_GATEWAY: Grants(
         # agents and cron: read-only, for the replicas that answer reads at the edge.
-        buckets={**_COMMON_BUCKETS, "presence": W, "agents": R, "cron": R},
+        buckets={**_COMMON_BUCKETS, "presence": W, "nodeinfo": W, "agents": R, "cron": R},
         streams=_COMMON_STREAMS,
     ),
     ServiceName.HTTP_API: Grants(

@@ -49,11 +49,13 @@ def parse_json_object(body: bytes) -> dict[str, Any]:
     return payload
 
 
-def validation_error(exc: ValidationError) -> InvalidParams:
-    error = invalid_params_from_validation(exc.errors())
-    loc = exc.errors()[0].get("loc", ()) if exc.errors() else ()
+def validation_error(exc: ValidationError, payload: Any = None) -> InvalidParams:
+    """400 naming the most relevant error (see invalid_params_from_validation); `param`
+    is its path into the body (`input.0.content`)."""
+    error = invalid_params_from_validation(exc.errors(), payload)
+    loc = error.data.pop("loc", None)
     if loc:
-        error.data["param"] = ".".join(str(p) for p in loc)
+        error.data["param"] = ".".join(loc)
     error.data["openaiCode"] = "invalid_request"
     return error
 
@@ -85,7 +87,7 @@ class ChatCompletionsEndpoint:
             try:
                 request = ChatCompletionRequest.model_validate(payload)
             except ValidationError as exc:
-                raise validation_error(exc) from None
+                raise validation_error(exc, payload) from None
             agent_id = check_agent_id(agent_id)
             turn = TurnRequest(
                 principal=caller.principal(),

@@ -125,10 +125,11 @@ async def create_response(
     api: HttpApi = Depends(api_of),
 ) -> rawio.AsgiResponse:
     scope = request.scope
+    payload = parse_json_object(scope.get(BODY_KEY, b""))
     try:
-        body = CreateResponseBody.model_validate(parse_json_object(scope.get(BODY_KEY, b"")))
+        body = CreateResponseBody.model_validate(payload)
     except ValidationError as exc:
-        raise validation_error(exc) from None
+        raise validation_error(exc, payload) from None
     refuse_unsupported(body)
     engine, model = _engine(api, scope, body, principal)
     builder = ResponseBuilder(body, model)

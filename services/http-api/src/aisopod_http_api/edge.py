@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from aisopod.errors import AisopodError
+from aisopod.errors import AisopodError, InvalidRequest
 from aisopod.requestid import request_id as request_id_of
 from aisopod_http_api.errors import PayloadTooLarge
 from aisopod_http_api.rawio import send_error
@@ -28,6 +28,9 @@ REQUEST_ID_KEY = "aisopod.request_id"
 
 _SECURITY = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer")]
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# Traefik's mark on a path it refused for an encoded character (launcher/traefik.py,
+# router `api-encoded`); clients' own copies are stripped at the edge.
+_EDGE_REFUSED = b"x-aisopod-edge-refused"
 
 
 # How much of an over-limit body is read (and discarded) so the 413 reaches the client.
@@ -89,6 +92,12 @@ class EdgeMiddleware:
                 body = await _read_body(scope, receive, self.limits.for_path(scope["path"]))
                 scope[BODY_KEY] = body
                 receive = _replay(body, receive)
+            if any(name == _EDGE_REFUSED for name, _ in scope["headers"]):
+                raise InvalidRequest(
+                    "the path holds an encoded character the gateway refuses (%2F, %5C, %00, "
+                    "%3B, %25, %3F, %23); only a model id in GET /v1/models/{id} may hold %2F",
+                    openaiCode="invalid_path",
+                )
             target = self.fast.get((scope["method"], scope["path"]), self.app)
             await target(scope, receive, send_with_headers)
         except AisopodError as exc:  # body limits; anything a raw route let through

@@ -31,6 +31,8 @@ _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # Traefik's mark on a path it refused for an encoded character (launcher/traefik.py,
 # router `api-encoded`); clients' own copies are stripped at the edge.
 _EDGE_REFUSED = b"x-aisopod-edge-refused"
+# Response headers a route asks for (a list of (name, value) pairs in the scope).
+EXTRA_HEADERS_KEY = "aisopod.extra_headers"
 
 
 # How much of an over-limit body is read (and discarded) so the 413 reaches the client.
@@ -84,7 +86,8 @@ class EdgeMiddleware:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
-                message["headers"] = [*message.get("headers", ()), *extra]
+                routed = scope.get(EXTRA_HEADERS_KEY, ())  # e.g. agentoptions' report
+                message["headers"] = [*message.get("headers", ()), *extra, *routed]
             await send(message)
 
         try:

@@ -450,7 +450,13 @@ CORS_ALLOW_HEADERS = (
     # them for non-credentialed requests, which is all we serve (bearer tokens, no cookies).
     "*",
 )
-CORS_EXPOSE_HEADERS = ("Retry-After", "X-Request-Id", "WWW-Authenticate", *RATELIMIT_HEADERS)
+CORS_EXPOSE_HEADERS = (
+    "Retry-After",
+    "X-Request-Id",
+    "WWW-Authenticate",
+    "X-Aisopod-Ignored-Params",
+    *RATELIMIT_HEADERS,
+)
 
 
 def cors_middleware(allowed_origins: list[str], max_age_s: int = 600) -> dict[str, Any]:

@@ -36,6 +36,13 @@ def _usage(usage: Usage) -> dict[str, Any]:
     }
 
 
+def _text_format(body: CreateResponseBody) -> dict[str, Any]:
+    """The requested `text.format` echoed (agentoptions validated it), else plain text."""
+    text = (body.model_extra or {}).get("text")
+    chosen = text.get("format") if isinstance(text, dict) else None
+    return dict(chosen) if isinstance(chosen, dict) else {"type": "text"}
+
+
 class ResponseBuilder:
     def __init__(self, body: CreateResponseBody, model: str) -> None:
         self.body = body
@@ -85,7 +92,7 @@ class ResponseBuilder:
             "tool_choice": choice,
             "truncation": "disabled",
             "parallel_tool_calls": body.parallel_tool_calls is not False,
-            "text": {"format": {"type": "text"}},
+            "text": {"format": _text_format(body)},
             "top_p": body.top_p if body.top_p is not None else 1.0,
             "presence_penalty": 0.0,
             "frequency_penalty": 0.0,

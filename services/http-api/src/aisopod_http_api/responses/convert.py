@@ -123,6 +123,13 @@ def chat_request(body: CreateResponseBody, model: str) -> dict[str, Any]:
         request["tool_choice"] = {"type": "function", "function": {"name": body.tool_choice.name}}
     elif body.tool_choice is not None:
         request["tool_choice"] = body.tool_choice
+    text = (body.model_extra or {}).get("text")
+    output = text.get("format") if isinstance(text, dict) else None
+    if isinstance(output, dict) and output.get("type") == "json_schema":
+        spec = {k: v for k, v in output.items() if k in ("name", "schema", "strict", "description")}
+        request["response_format"] = {"type": "json_schema", "json_schema": spec}
+    elif isinstance(output, dict) and output.get("type") == "json_object":
+        request["response_format"] = {"type": "json_object"}
     for ours, theirs in (
         ("max_output_tokens", "max_tokens"),
         ("temperature", "temperature"),
@@ -137,11 +144,7 @@ def chat_request(body: CreateResponseBody, model: str) -> dict[str, Any]:
 
 
 def agent_message(body: CreateResponseBody) -> str:
-    if body.tools:
-        raise InvalidParams(
-            "function tools need a provider model: an agent runs its own tools",
-            param="tools",
-        )
+    """The last user message's text (tools and options: agentoptions.responses_options)."""
     if isinstance(body.input, str):
         text = body.input
     else:

@@ -20,6 +20,7 @@ from aisopod.errors import AisopodError, InvalidParams, invalid_params_from_vali
 from aisopod.scopes import Requirement
 from aisopod_http_api import rawio
 from aisopod_http_api.agentchat import last_user_text
+from aisopod_http_api.agentoptions import chat_options, report_ignored
 from aisopod_http_api.agentturn import TurnRequest
 from aisopod_http_api.edge import BODY_KEY, REQUEST_ID_KEY
 from aisopod_http_api.identity import authorize, caller_from_headers
@@ -89,17 +90,19 @@ class ChatCompletionsEndpoint:
             except ValidationError as exc:
                 raise validation_error(exc, payload) from None
             agent_id = check_agent_id(agent_id)
+            output, ignored = chat_options(payload)
+            report_ignored(scope, ignored)
             turn = TurnRequest(
                 principal=caller.principal(),
                 agent_id=agent_id,
                 session_key=session_key(
                     agent_id, header(headers, SESSION_HEADER), request.user, "openai"
                 ),
-                message=last_user_text(request.messages),
+                message=last_user_text(request.messages) + output.instruction(),
                 timeout_ms=self.api.agent_timeout_ms(),
                 **_idempotency(headers),
             )
-            await self.api.agent_chat.complete(path, receive, send, request, turn)
+            await self.api.agent_chat.complete(path, receive, send, request, turn, output)
         except AisopodError as exc:
             await rawio.send_error(send, path, exc)
 

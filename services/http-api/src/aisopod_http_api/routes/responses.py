@@ -10,6 +10,8 @@ the provider connection).
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
 from fastapi import APIRouter, Depends, Request
 from pydantic import ValidationError
@@ -19,6 +21,7 @@ from aisopod.errors import AisopodError
 from aisopod.principal import Principal
 from aisopod.scopes import Requirement
 from aisopod_http_api import rawio
+from aisopod_http_api.agentoptions import report_ignored, responses_options
 from aisopod_http_api.agentturn import TurnRequest
 from aisopod_http_api.edge import BODY_KEY, REQUEST_ID_KEY
 from aisopod_http_api.identity import requires
@@ -57,7 +60,11 @@ _DOC = {
 
 
 def _engine(
-    api: HttpApi, scope: Scope, body: CreateResponseBody, principal: Principal
+    api: HttpApi,
+    scope: Scope,
+    body: CreateResponseBody,
+    payload: dict[str, Any],
+    principal: Principal,
 ) -> tuple[Engine, str]:
     headers = scope["headers"]
     agent_id = header(headers, AGENT_HEADER)
@@ -66,16 +73,18 @@ def _engine(
         agent_id = model[len(AGENT_PREFIX) :] if model else api.config.models.agents.default_id
     if agent_id is not None:
         agent_id = check_agent_id(agent_id)
+        output, ignored = responses_options(payload)
+        report_ignored(scope, ignored)
         turn = TurnRequest(
             principal=principal,
             agent_id=agent_id,
             session_key=session_key(
                 agent_id, header(headers, SESSION_HEADER), body.user, "responses"
             ),
-            message=agent_message(body),
+            message=agent_message(body) + output.instruction(),
             timeout_ms=api.agent_timeout_ms(),
         )
-        return AgentEngine(api.turns, turn), f"aisopod/{agent_id}"
+        return AgentEngine(api.turns, turn, output), f"aisopod/{agent_id}"
     target = api.tables.get().resolve(model)
     request = chat_request(body, target.model)
     engine = ProviderEngine(api.proxy, target, request, scope.get(REQUEST_ID_KEY) or "")
@@ -131,7 +140,7 @@ async def create_response(
     except ValidationError as exc:
         raise validation_error(exc, payload) from None
     refuse_unsupported(body)
-    engine, model = _engine(api, scope, body, principal)
+    engine, model = _engine(api, scope, body, payload, principal)
     builder = ResponseBuilder(body, model)
     path = scope["path"]
 

@@ -182,8 +182,9 @@ async def test_errors(sdk: openai.AsyncOpenAI, served, admin) -> None:
         await sdk.responses.create(model="nope/none", input="x")
     with pytest.raises(openai.BadRequestError):
         await sdk.responses.create(model="aisopod/main", input="x", tools=TOOLS)
-    with pytest.raises(openai.BadRequestError):
+    with pytest.raises(openai.NotFoundError) as unknown:  # never stored
         await sdk.responses.create(model="aisopod/main", input="x", previous_response_id="resp_1")
+    assert unknown.value.body["param"] == "previous_response_id"
     with pytest.raises(openai.APIStatusError) as failed:
         await sdk.responses.create(model="fake/fake-small", input="[[fake:status=500]]")
     assert failed.value.status_code == 502

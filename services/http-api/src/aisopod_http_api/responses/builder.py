@@ -26,7 +26,7 @@ def _id(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex}"
 
 
-def _usage(usage: Usage) -> dict[str, Any]:
+def usage_body(usage: Usage) -> dict[str, Any]:
     return {
         "input_tokens": usage.prompt_tokens,
         "input_tokens_details": {"cached_tokens": 0},
@@ -75,7 +75,7 @@ class ResponseBuilder:
             "status": self.status,
             "incomplete_details": self.incomplete,
             "model": self.model,
-            "previous_response_id": None,
+            "previous_response_id": body.previous_response_id,
             "instructions": body.instructions,
             "output": [dict(item) for item in self.items],
             "error": self.error,
@@ -100,10 +100,10 @@ class ResponseBuilder:
             "temperature": body.temperature if body.temperature is not None else 1.0,
             "reasoning": None,
             "user": body.user,
-            "usage": _usage(self.usage) if self.usage is not None else None,
+            "usage": usage_body(self.usage) if self.usage is not None else None,
             "max_output_tokens": body.max_output_tokens,
             "max_tool_calls": None,
-            "store": False,
+            "store": body.store is not False,
             "background": False,
             "service_tier": "default",
             "metadata": dict(body.metadata or {}),

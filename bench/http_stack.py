@@ -15,6 +15,7 @@ from pathlib import Path
 
 import yaml
 
+from aisopod.launcher import traefik
 from aisopod.launcher.spawn import start_local_stack, stop_local_stack
 
 
@@ -70,7 +71,7 @@ class PrivateStack:
             self.__exit__()
             raise RuntimeError(f"the benchmark stack did not come up: {exc}") from None
         routes = yaml.safe_load((state / "traefik" / "dynamic" / "routes.yml").read_text())
-        servers = routes["http"]["services"]["http-api"]["loadBalancer"]["servers"]
+        servers = traefik.replica_service(routes, "http-api")["servers"]
         return StackInfo(
             http_url=info["http_url"],
             admin_token=info["admin_token"],

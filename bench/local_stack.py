@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from aisopod.launcher import traefik
 from bench.harness import progress
 
 FAKE_API_KEY = "sk-bench-fake-upstream"
@@ -106,7 +107,7 @@ class BenchStack:
     def backend_urls(self, service: str) -> list[str]:
         """The URLs Traefik balances for `service` (each replica directly)."""
         routes = yaml.safe_load((self.state_dir / "traefik" / "dynamic" / "routes.yml").read_text())
-        servers = routes["http"]["services"][service]["loadBalancer"]["servers"]
+        servers = traefik.replica_service(routes, service)["servers"]
         return [s["url"] for s in servers]
 
     def ready_file(self) -> Path:

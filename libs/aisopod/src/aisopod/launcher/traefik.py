@@ -276,6 +276,16 @@ def _service(
     return {"loadBalancer": lb}
 
 
+def replica_service(routes: dict[str, Any], service: str) -> dict[str, Any]:
+    """The load balancer of `service` in rendered routes: behind http-api's failover, the
+    replicas (not the fallback)."""
+    services = routes["http"]["services"]
+    entry = services[service]
+    while "failover" in entry:
+        entry = services[entry["failover"]["service"]]
+    return dict(entry["loadBalancer"])
+
+
 def _failover_chain(name: str, urls: list[str]) -> dict[str, Any]:
     """Services `name` → first URL while it is up, else the next, and so on.
 
@@ -429,7 +439,14 @@ def dynamic_config(
             },
             "services": {
                 "ws-gateway": _service(up.ws_gateway),
-                "http-api": _service(up.http_api),
+                # While no http-api replica is healthy, the static server answers the API's
+                # paths with a 503 in the API's own error shape and a request id (its
+                # Caddyfile), instead of Traefik's plain-text 503/502.
+                "http-api": {
+                    "failover": {"service": "http-api-replicas", "fallback": "http-api-down"}
+                },
+                "http-api-replicas": _service(up.http_api),
+                "http-api-down": _service(up.static_ui, health=False),
                 "static-ui": _service(up.static_ui, health=False),
                 **internal["services"],
             },

@@ -47,7 +47,14 @@ class PrivateStack:
                     "limits": {"exemptCidrs": ["127.0.0.1/32", "::1/128"]},
                     "models": {
                         "providers": [
-                            {"id": "echo", "kind": "echo", "models": [{"id": "echo"}]},
+                            # Instant answers: P7 measures the run path, not the
+                            # echo provider's streaming pace (docs/runtime.md).
+                            {
+                                "id": "echo",
+                                "kind": "echo",
+                                "models": [{"id": "echo"}],
+                                "chunkDelayMs": 0,
+                            },
                             {
                                 "id": "fake",
                                 "kind": "openai",

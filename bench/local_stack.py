@@ -25,7 +25,9 @@ def bench_seed(fake_url: str | None) -> dict[str, Any]:
     """The benchmark configuration: the load generators are single abusive clients by
     design, so the per-connection request limit is lifted and loopback is exempt from the
     per-IP traffic limits (P9 measures the limiter on a stack of its own)."""
-    providers: list[dict[str, Any]] = [{"id": "echo", "kind": "echo", "models": [{"id": "echo"}]}]
+    # Instant echo answers: P7 measures the run path, not the echo's streaming pace.
+    echo = {"id": "echo", "kind": "echo", "models": [{"id": "echo"}], "chunkDelayMs": 0}
+    providers: list[dict[str, Any]] = [echo]
     if fake_url:
         providers.append(
             {

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import yaml
 
-from aisopod.launcher import traefik
-from aisopod.launcher.spawn import start_local_stack, stop_local_stack
+from aisopod_ops.launcher import traefik
+from aisopod_ops.launcher.spawn import start_local_stack, stop_local_stack
 
 
 @dataclass

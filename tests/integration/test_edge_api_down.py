@@ -15,9 +15,9 @@ import httpx
 import pytest
 import yaml
 
-from aisopod.launcher import traefik
-from aisopod.launcher.paths import binary
-from aisopod.launcher.ports import pick
+from aisopod_ops.launcher import traefik
+from aisopod_ops.launcher.paths import binary
+from aisopod_ops.launcher.ports import pick
 
 pytestmark = pytest.mark.integration
 

@@ -13,7 +13,7 @@ import httpx
 import pytest
 import yaml
 
-from aisopod.launcher import traefik
+from aisopod_ops.launcher import traefik
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 import openai
 import pytest
 
-from tests.integration.test_runtime_part1_support import (  # noqa: F401 (fixture)
+from tests.integration.runtime_support import (  # noqa: F401 (fixture)
     RuntimeClient,
     rt_fixture,
 )

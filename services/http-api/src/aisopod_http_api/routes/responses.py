@@ -113,12 +113,16 @@ def _plan(
     if agent_id is not None:
         output, ignored = responses_options(payload)
         report_ignored(scope, ignored)
-        # Chained: the same session, whose transcript holds the conversation so far.
-        key = (
-            previous.session_key
-            if previous is not None and previous.session_key
-            else session_key(agent_id, header(headers, SESSION_HEADER), body.user, "responses")
-        )
+        key = session_key(agent_id, header(headers, SESSION_HEADER), body.user, "responses")
+        if previous is not None and previous.session_key:
+            # Chained: the same session, whose transcript holds the conversation so far.
+            if header(headers, SESSION_HEADER) and key != previous.session_key:
+                raise InvalidParams(
+                    f"x-aisopod-session-key names another session than previous_response_id "
+                    f"({previous.session_key}): send one of them",
+                    param="previous_response_id",
+                )
+            key = previous.session_key
         turn = TurnRequest(
             principal=principal,
             agent_id=agent_id,

@@ -19,7 +19,7 @@ from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 from pydantic import BaseModel, Field
 
-from aisopod.errors import Forbidden, NotFound
+from aisopod.errors import NotFound, Unavailable
 from aisopod.principal import Principal
 
 log = logging.getLogger("aisopod.http_api.responses")
@@ -74,4 +74,4 @@ class ResponseStore:
         try:
             await self.kv.purge(response_id)
         except JsError as exc:
-            raise Forbidden(f"response {response_id!r} could not be deleted: {exc}") from None
+            raise Unavailable(f"response {response_id!r} could not be deleted: {exc}") from None

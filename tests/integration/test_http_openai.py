@@ -136,12 +136,21 @@ def test_refused_encoded_paths_answer_in_the_api_shape(stack) -> None:
         ("POST", "/v1/chat%2Fcompletions"),
         ("GET", "/v1/models/aisopod%5Cmain"),
         ("GET", "/v1/models%2Faisopod"),
+        ("GET", "/v1/models/aisopod%3Fmain"),
+        ("GET", "/v1/models/aisopod%23main"),
+        ("GET", "/v1/models/aisopod%252Fmain"),
+        ("GET", "/v1/models/aisopod%25main"),
+        ("GET", "/v1/models/aisopod%3Bmain"),
+        ("GET", "/v1/models/aisopod%00main"),
     ):
         reply = httpx.request(method, stack.http_url + path, headers=headers, timeout=10)
         assert reply.status_code == 400, (path, reply.text)
         assert reply.headers.get("content-type") == "application/json", (path, reply.text)
         assert reply.json()["error"]["code"] == "invalid_path"
         assert reply.headers["x-request-id"]
+    # A literal `;` is an ordinary path character: the service answers (no such model).
+    reply = httpx.get(stack.http_url + "/v1/models/a;b", headers=headers, timeout=10)
+    assert reply.status_code == 404 and reply.json()["error"]["code"] == "model_not_found"
     reply = httpx.get(stack.http_url + "/canvas/a%2Fb.html", headers=headers, timeout=10)
     assert reply.status_code == 400 and reply.json()["ok"] is False
     reply = httpx.get(stack.http_url + "/assets%2Fx.js", timeout=10)  # the UI: refused too

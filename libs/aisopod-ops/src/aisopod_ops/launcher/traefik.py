@@ -64,10 +64,11 @@ API_PATHS = ("/v1", "/hooks", "/tools", "/status", "/canvas", "/a2ui")
 # routers decide, so a refusal on an API path is answered by http-api in the API's error
 # shape (router `api-encoded`) instead of by Traefik in plain text.
 # Traefik's path matchers read the raw path only when it differs from the default encoding
-# of the decoded one (so `%2F` stays visible, while `%5C` arrives as `\`): both forms are
-# matched.
-_ENCODED_NOT_SLASH = r"%(5[cC]|00|3[bB]|25|3[fF]|23)|[\\;\x00]"
-_ENCODED_ANY = r"%(2[fF]|5[cC]|00|3[bB]|25|3[fF]|23)|[\\;\x00]"
+# of the decoded one: `%2F` and `%3B` stay visible, while `%5C`, `%00`, `%3F`, `%23` arrive
+# decoded (`\`, NUL, `?`, `#`) and `%25` as a `%` not followed by two hex digits (a `%252F`
+# shows as `%2F`). Both forms are matched; a literal `;` is a legal path character.
+_ENCODED_NOT_SLASH = r"%(5[cC]|00|3[bB]|25|3[fF]|23)|[\\?#\x00]|%($|.$|[^0-9A-Fa-f]|.[^0-9A-Fa-f])"
+_ENCODED_ANY = r"%(2[fF]|5[cC]|00|3[bB]|25|3[fF]|23)|[\\?#\x00]|%($|.$|[^0-9A-Fa-f]|.[^0-9A-Fa-f])"
 MODELS_PREFIX = "/v1/models/"
 _ENCODED_FLAGS = (
     "allowEncodedSlash",

@@ -45,7 +45,8 @@ def edge(tmp_path: Path) -> Iterator[str]:
     ui_port, port, ping, dead = pick(0), pick(0), pick(0), pick(0)
     caddy_env = {
         **os.environ,
-        "AISOPOD_UI_LISTEN": f"127.0.0.1:{ui_port}",
+        "AISOPOD_UI_BIND": "127.0.0.1",
+        "AISOPOD_UI_PORT": str(ui_port),
         "AISOPOD_UI_ROOT": str(root),
         "XDG_DATA_HOME": str(tmp_path / "data"),
         "XDG_CONFIG_HOME": str(tmp_path / "config"),

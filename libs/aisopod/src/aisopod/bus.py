@@ -19,6 +19,7 @@ from nats.js.api import PubAck
 
 from aisopod import codec
 from aisopod.errors import AisopodError, InternalError, Unavailable
+from aisopod.jsretry import DEFAULT_RETRY_S, ElectionTolerantJetStream
 from aisopod.principal import H_TRACE, Principal
 from aisopod.requester import Client, Requester, encode_headers
 from aisopod.settings import ServiceSettings
@@ -50,9 +51,13 @@ def decode_reply(data: bytes) -> Any:
 class Bus:
     """A live NATS connection with the gateway's conventions on top."""
 
-    def __init__(self, nc: NATS, subjects: Subjects) -> None:
+    def __init__(
+        self, nc: NATS, subjects: Subjects, *, js_retry_s: float = DEFAULT_RETRY_S
+    ) -> None:
         self.nc = nc
-        self.js: JetStreamContext = nc.jetstream()
+        # Every JetStream call of a service (and every KV/object store made from it) rides
+        # out a NATS leader election instead of failing at once (jsretry.py).
+        self.js: JetStreamContext = ElectionTolerantJetStream(nc, retry_s=js_retry_s)
         self.subjects = subjects
         # RPC requests: one inbox subscription, leaner than nats-py's request (requester.py).
         self.requester = Requester(nc)
@@ -107,7 +112,7 @@ class Bus:
         nc = Client()
         await nc.connect(**options)
         await notify("connected")
-        return cls(nc, Subjects(settings.subject_prefix))
+        return cls(nc, Subjects(settings.subject_prefix), js_retry_s=settings.nats_retry_s)
 
     @property
     def connected(self) -> bool:

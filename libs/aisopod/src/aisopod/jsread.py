@@ -4,6 +4,10 @@ nats-py's KV watcher can report the end of its initial snapshot before the snaps
 (seen under load: a listing came back empty). These reads use a short-lived pull consumer
 instead, whose creation says exactly how many messages match, so a read ends when they are
 in.
+
+On a NATS cluster the consumer lives on one server; until its interest has crossed the
+route to the client's server, a fetch gets "no responders" (503). `fetch` retries that
+(jsretry.py): nothing was delivered, so asking again is safe.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.kv import KeyValue
+
+from aisopod.jsretry import DEFAULT_RETRY_S, retry_transient
 
 _FETCH_BATCH = 512
 KV_OPERATION = "KV-Operation"
@@ -56,7 +62,7 @@ async def consume_all(
     sub = await js.pull_subscribe_bind(consumer=info.name, stream=stream)
     try:
         while pending > 0:
-            batch = await sub.fetch(batch=min(pending, _FETCH_BATCH), timeout=5.0)
+            batch = await fetch(sub, min(pending, _FETCH_BATCH), timeout=5.0, retry_s=_retry_s(js))
             kept.extend(batch)
             pending = batch[-1].metadata.num_pending
     finally:
@@ -64,6 +70,26 @@ async def consume_all(
             await sub.unsubscribe()
         _discard(js, stream, info.name)
     return list(kept)
+
+
+async def fetch(
+    sub: JetStreamContext.PullSubscription,
+    batch: int,
+    *,
+    timeout: float,
+    retry_s: float = DEFAULT_RETRY_S,
+) -> list[Msg]:
+    """`sub.fetch`, retried while the consumer is not yet (or no longer) reachable."""
+    return await retry_transient(
+        "fetching from a consumer",
+        lambda: sub.fetch(batch=batch, timeout=timeout),
+        retry_s=retry_s,
+        timeouts=False,
+    )
+
+
+def _retry_s(js: JetStreamContext) -> float:
+    return float(getattr(js, "retry_s", DEFAULT_RETRY_S))
 
 
 _cleanups: set[asyncio.Task[None]] = set()

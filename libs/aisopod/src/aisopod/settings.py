@@ -40,6 +40,9 @@ class ServiceSettings(BaseModel):
     nats_token: SecretStr | None = None
     # R1 locally, R3 in a NATS cluster (architecture.md).
     nats_replicas: int = 1
+    # How long a JetStream call on a request path rides out a leader election before it
+    # fails UNAVAILABLE (jsretry.py).
+    nats_retry_s: float = Field(default=6.0, ge=0.0, le=60.0)
 
     config_file: Path | None = Field(default=None, description="seed of the gateway config")
     state_dir: Path | None = None

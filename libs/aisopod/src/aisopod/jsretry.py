@@ -1,0 +1,240 @@
+"""JetStream calls that ride out a leader election (docs/deployment.md, "NATS cluster").
+
+In a NATS cluster a stream, bucket or consumer has one leader. While a new one is elected
+(its node was killed, restarted or partitioned) nothing answers for a few seconds: a
+publish or API request gets "no responders" (503) at once, or a "temporarily unavailable"
+error, or its reply is lost with the client's own node and it times out. nats-py reports
+each of these immediately; a request path would fail for what is only a stall.
+
+`ElectionTolerantJetStream` is the JetStream context every service uses (`Bus.js`, and so
+every `KeyValue` and `ObjectStore` made from it): each JetStream API request, publish and
+message get it makes is retried with a short back-off while such an error lasts, for at
+most `retry_s` in all, then fails with UNAVAILABLE (-32013). Errors that are answers
+(not found, wrong last sequence, bad request) are never retried.
+
+A retried timeout may have been stored the first time. API requests (info, named consumer
+create, purge, get) are idempotent; conditional writes (KV create/update) and any publish
+that already names itself carry a `Nats-Msg-Id`, so the stream drops the repeat and acks
+the original. Other publishes are retried only on errors that prove nothing was stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import nats.errors
+from nats.aio.client import Client as NATS
+from nats.js import JetStreamContext, api
+from nats.js.errors import APIError, NoStreamResponseError, ServiceUnavailableError
+
+from aisopod.errors import Unavailable
+
+log = logging.getLogger("aisopod.jsretry")
+
+T = TypeVar("T")
+
+DEFAULT_RETRY_S = 6.0
+_FIRST_BACKOFF_S = 0.05
+_MAX_BACKOFF_S = 0.5
+
+# JetStream error codes that mean "not now" rather than "no": cluster or leader not
+# available, asset not assigned to this server yet, stream or consumer offline, no peer to
+# place a replica on (one node is restarting).
+_TRANSIENT_ERR_CODES = frozenset({10005, 10007, 10008, 10009, 10118, 10119})
+
+_MSG_ID = "Nats-Msg-Id"
+
+# Set while a retry loop runs, so a retried call made inside another (get_msg calls
+# _api_request) does not multiply the bound.
+_retrying: contextvars.ContextVar[bool] = contextvars.ContextVar("jsretry", default=False)
+
+
+def is_transient(exc: BaseException, *, timeouts: bool) -> bool:
+    """Whether `exc` is a JetStream "try again shortly" (a timeout only when `timeouts`)."""
+    if isinstance(exc, (nats.errors.NoRespondersError, NoStreamResponseError)):
+        return True
+    if isinstance(exc, ServiceUnavailableError):
+        return True
+    if isinstance(exc, APIError):
+        return exc.err_code in _TRANSIENT_ERR_CODES or exc.code == 503
+    if isinstance(exc, (nats.errors.TimeoutError, nats.errors.ConnectionReconnectingError)):
+        return timeouts
+    return False
+
+
+async def retry_transient(
+    what: str,
+    call: Callable[[], Awaitable[T]],
+    *,
+    retry_s: float = DEFAULT_RETRY_S,
+    timeouts: bool = True,
+) -> T:
+    """`call()`, again after a short back-off while it fails transiently, for at most
+    `retry_s`; then UNAVAILABLE naming `what`."""
+    if _retrying.get():
+        return await call()
+    token = _retrying.set(True)
+    try:
+        deadline = time.monotonic() + retry_s
+        backoff = _FIRST_BACKOFF_S
+        attempts = 0
+        while True:
+            attempts += 1
+            try:
+                result = await call()
+            except Exception as exc:
+                if not is_transient(exc, timeouts=timeouts):
+                    raise
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    log.warning("%s: JetStream unavailable after %d attempts", what, attempts)
+                    raise Unavailable(
+                        f"JetStream did not answer {what} within {retry_s:g} s "
+                        "(a NATS node is down or a leader election is in progress); "
+                        "retry shortly",
+                        code="JETSTREAM_UNAVAILABLE",
+                    ) from exc
+                if attempts == 1:
+                    log.info("%s: %s; retrying for up to %g s", what, type(exc).__name__, left)
+                await asyncio.sleep(min(backoff, left))
+                backoff = min(backoff * 2, _MAX_BACKOFF_S)
+                continue
+            if attempts > 1:
+                log.info("%s: succeeded after %d attempts", what, attempts)
+            return result
+    finally:
+        _retrying.reset(token)
+
+
+class ElectionTolerantJetStream(JetStreamContext):
+    """A JetStream context whose requests retry transient cluster errors (module doc)."""
+
+    def __init__(self, conn: NATS, *, retry_s: float = DEFAULT_RETRY_S, timeout: float = 5) -> None:
+        super().__init__(conn, timeout=timeout)
+        self.retry_s = retry_s
+
+    async def _api_request(
+        self, req_subject: str, req: bytes = b"", timeout: float = 5
+    ) -> dict[str, Any]:
+        parent = super()._api_request
+        return await retry_transient(
+            f"JetStream request {_api_name(req_subject, self._prefix)}",
+            lambda: parent(req_subject, req, timeout=timeout),
+            retry_s=self.retry_s,
+        )
+
+    async def get_msg(
+        self,
+        stream_name: str,
+        seq: int | None = None,
+        subject: str | None = None,
+        direct: bool | None = False,
+        next: bool | None = False,
+    ) -> api.RawStreamMsg:
+        parent = super().get_msg
+        return await retry_transient(
+            f"reading from {stream_name}",
+            lambda: parent(stream_name, seq=seq, subject=subject, direct=direct, next=next),
+            retry_s=self.retry_s,
+        )
+
+    async def publish(
+        self,
+        subject: str,
+        payload: bytes = b"",
+        timeout: float | None = None,
+        stream: str | None = None,
+        headers: dict[str, Any] | None = None,
+        msg_ttl: float | None = None,
+    ) -> api.PubAck:
+        headers = _with_msg_id(headers)
+        parent = super().publish
+        # A copy per attempt: nats-py adds to the dict it is given.
+        return await retry_transient(
+            f"storing to {subject}",
+            lambda: parent(
+                subject,
+                payload,
+                timeout=timeout,
+                stream=stream,
+                headers=dict(headers) if headers is not None else None,
+                msg_ttl=msg_ttl,
+            ),
+            retry_s=self.retry_s,
+            timeouts=headers is not None and _MSG_ID in headers,
+        )
+
+    async def publish_async(
+        self,
+        subject: str,
+        payload: bytes = b"",
+        wait_stall: float | None = None,
+        stream: str | None = None,
+        headers: dict[str, Any] | None = None,
+        msg_ttl: float | None = None,
+    ) -> asyncio.Future[api.PubAck]:
+        """Sent at once as nats-py does; when the ack comes back transient, the message is
+        published again (in the background, within the bound) and the future resolves
+        with that outcome."""
+        headers = _with_msg_id(headers)
+        first = await super().publish_async(
+            subject,
+            payload,
+            wait_stall=wait_stall,
+            stream=stream,
+            headers=dict(headers) if headers is not None else None,
+            msg_ttl=msg_ttl,
+        )
+        outcome: asyncio.Future[api.PubAck] = asyncio.get_running_loop().create_future()
+
+        def settle(done: asyncio.Future[api.PubAck]) -> None:
+            if outcome.done():
+                return
+            if done.cancelled():
+                outcome.cancel()
+                return
+            exc = done.exception()
+            if exc is None:
+                outcome.set_result(done.result())
+            elif is_transient(exc, timeouts=False):
+                task = asyncio.ensure_future(
+                    self.publish(
+                        subject,
+                        payload,
+                        stream=stream,
+                        headers=dict(headers) if headers is not None else None,
+                        msg_ttl=msg_ttl,
+                    )
+                )
+                _background.add(task)
+                task.add_done_callback(_background.discard)
+                task.add_done_callback(settle)
+            else:
+                outcome.set_exception(exc)
+
+        first.add_done_callback(settle)
+        # The caller may give up on `outcome` (wait_for); nothing else to cancel then.
+        return outcome
+
+
+_background: set[asyncio.Future[Any]] = set()
+
+
+def _with_msg_id(headers: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A conditional write (KV create/update) gets a message id, so a retry after a lost
+    ack is dropped as a duplicate instead of failing its own condition."""
+    if headers and api.Header.EXPECTED_LAST_SUBJECT_SEQUENCE in headers and _MSG_ID not in headers:
+        return {**headers, _MSG_ID: uuid.uuid4().hex}
+    return headers
+
+
+def _api_name(subject: str, prefix: str) -> str:
+    """`STREAM.INFO` of `$JS.API.STREAM.INFO.X`: what the message names, without the asset."""
+    rest = subject.removeprefix(prefix + ".").split(".")
+    return ".".join(rest[:2])

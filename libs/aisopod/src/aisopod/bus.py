@@ -22,7 +22,7 @@ from aisopod.errors import AisopodError, InternalError, Unavailable
 from aisopod.jsretry import DEFAULT_RETRY_S, ElectionTolerantJetStream
 from aisopod.principal import H_TRACE, Principal
 from aisopod.requester import Client, Requester, encode_headers
-from aisopod.settings import ServiceSettings
+from aisopod.settings import ServiceSettings, nats_servers
 from aisopod.subjects import Subjects
 
 log = logging.getLogger("aisopod.bus")
@@ -92,7 +92,7 @@ class Bus:
             log.warning("nats error: %s", type(exc).__name__)
 
         options: dict[str, Any] = {
-            "servers": [s.strip() for s in settings.nats_url.split(",")],
+            "servers": nats_servers(settings.nats_url),
             "name": f"{settings.service}:{settings.instance}",
             "max_reconnect_attempts": -1,
             "reconnect_time_wait": 0.25,

@@ -24,6 +24,15 @@ ENV_PREFIX = "aisopod_"
 _SECRET_FIELDS = ("nats_password", "admin_token", "nats_token")
 
 
+def nats_servers(url: str) -> list[str]:
+    """The servers of a NATS URL setting: one URL or a comma-separated list (a cluster's
+    nodes; the client fails over between them). nats-py takes a list, not the string."""
+    servers = [part.strip() for part in url.split(",") if part.strip()]
+    if not servers:
+        raise ValueError("no NATS server URL given")
+    return servers
+
+
 class ServiceSettings(BaseModel):
     model_config = ConfigDict(extra="ignore", validate_default=True)
 

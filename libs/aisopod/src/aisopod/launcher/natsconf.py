@@ -142,6 +142,30 @@ def edge_sync_permissions(prefix: str) -> dict[str, list[str]]:
     }
 
 
+# The user nats-servers of one cluster authenticate their routes with (no client uses it).
+ROUTE_USER = "route"
+
+
+def cluster_block(
+    *, name: str, listen: str, routes: list[str], password: str, user: str = ROUTE_USER
+) -> str:
+    """The `cluster {}` section of one node: where it takes routes, the credentials a
+    route must present, and the other nodes' route addresses (`host:port`; listing its
+    own is harmless, so every node may get the same list)."""
+    urls = [f"nats-route://{user}:{password}@{route}" for route in routes]
+    return (
+        "cluster {\n"
+        f"  name: {json.dumps(name)}\n"
+        f"  listen: {json.dumps(listen)}\n"
+        f"  authorization {{ user: {json.dumps(user)}, password: {json.dumps(password)} }}\n"
+        f"  routes: {json.dumps(urls)}\n"
+        # Clients get the URLs they were configured with, not ones gossiped by the
+        # cluster (which may be addresses they cannot reach).
+        "  no_advertise: true\n"
+        "}\n"
+    )
+
+
 def password_var(user: str) -> str:
     """The env variable that holds a user's password in the compose NATS config."""
     return "NATS_PASSWORD_" + user.upper().replace("-", "_")
@@ -157,10 +181,12 @@ def render(
     prefix: str = "aisopod",
     host: str = "127.0.0.1",
     server_name: str = "aisopod-local",
+    cluster: str = "",
 ) -> str:
     """The nats-server config text. With `passwords`, they are written in (local stack,
     file 0600); without, each is read from the server's environment (`$NATS_PASSWORD_X`,
-    compose and Kubernetes secrets)."""
+    compose and Kubernetes secrets). `cluster` is a node's `cluster_block` (none: a single
+    server)."""
     perms = permissions(prefix)
     entries = []
     for user in sorted(users):
@@ -187,5 +213,5 @@ def render(
         f"  store_dir: {json.dumps(str(store_dir))}\n"
         "  max_memory_store: 268435456\n"
         "}\n"
-        f"authorization {{\n  users: [\n{users_text}\n  ]\n}}\n"
+        f"authorization {{\n  users: [\n{users_text}\n  ]\n}}\n" + cluster
     )

@@ -29,8 +29,9 @@ from aisopod.launcher.paths import binary, repo_root, ui_root
 from aisopod.launcher.ports import pick
 from aisopod.launcher.probe import Probe, http_probe
 from aisopod.launcher.process import POLL_S, Child, ChildSpec
-from aisopod.launcher.secrets import StackSecrets, write_private
+from aisopod.launcher.secrets import StackSecrets, ensure_secret, write_private
 from aisopod.services import EDGE_SERVICES, PYTHON_SERVICES, ServiceName
+from aisopod.settings import nats_servers
 
 log = logging.getLogger("aisopod.launcher")
 
@@ -55,6 +56,11 @@ class StackOptions:
     tls_names: list[str] = field(default_factory=list)  # extra DNS names / IPs to cover
     redirect_https: bool = False
     trusted_proxies: list[str] = field(default_factory=list)
+    # NATS: N clustered local nodes (1, 3 or 5), or an external NATS (comma-separated
+    # URLs; its users and passwords are the ones in <state>/secrets, docs/deployment.md).
+    nats_cluster: int = 1
+    nats_url: str | None = None
+    nats_replicas: int | None = None  # default: min(nodes, 3); external: 1
 
 
 @dataclass
@@ -97,8 +103,6 @@ class Stack:
         self.ports = {
             "http": pick(opts.http_port),
             "https": pick(opts.https_port),
-            "nats": pick(0),
-            "nats_monitor": pick(0),
             "traefik_ping": pick(0),
             "ui": pick(0),
         }
@@ -110,7 +114,17 @@ class Stack:
         if len(self.service_ports[ServiceName.RATELIMIT]) > 1:
             # forwardAuth calls one address: Traefik balances the replicas behind it.
             self.ports["internal"] = pick(0)
-        self.nats_url = f"nats://{opts.host}:{self.ports['nats']}"
+        self.nats_nodes: list[NatsNode] = []
+        if opts.nats_url:
+            self.nats_url = ",".join(nats_servers(opts.nats_url))
+        else:
+            self.nats_nodes = [
+                NatsNode(index, pick(0), pick(0), pick(0)) for index in range(opts.nats_cluster)
+            ]
+            self.nats_url = ",".join(f"nats://{opts.host}:{n.port}" for n in self.nats_nodes)
+        self.nats_replicas = opts.nats_replicas or (
+            1 if opts.nats_url else min(opts.nats_cluster, 3)
+        )
         self.config_file = opts.config_file or self.state_dir / "aisopod.yaml"
         if opts.config_file is None and not self.config_file.exists():
             write_private(
@@ -124,15 +138,36 @@ class Stack:
 
     def _write_nats_config(self) -> None:
         assert self.secrets is not None
-        text = natsconf.render(
-            port=self.ports["nats"],
-            monitor_port=self.ports["nats_monitor"],
-            store_dir=self.state_dir / "nats",
-            users=list(self.secrets.nats_passwords),
-            passwords=self.secrets.nats_passwords,
-            host=self.options.host,
-        )
-        write_private(self.state_dir / "nats" / "nats.conf", text)
+        host = self.options.host
+        clustered = len(self.nats_nodes) > 1
+        routes = [f"{host}:{n.cluster_port}" for n in self.nats_nodes]
+        for node in self.nats_nodes:
+            cluster = ""
+            if clustered:
+                route_password = ensure_secret(self.secrets.dir / "nats-route.password", 24)
+                cluster = natsconf.cluster_block(
+                    name="aisopod-local",
+                    listen=f"{host}:{node.cluster_port}",
+                    routes=routes,
+                    password=route_password,
+                )
+            text = natsconf.render(
+                port=node.port,
+                monitor_port=node.monitor_port,
+                store_dir=self._nats_dir(node),
+                users=list(self.secrets.nats_passwords),
+                passwords=self.secrets.nats_passwords,
+                host=host,
+                server_name=f"aisopod-local-{node.index + 1}" if clustered else "aisopod-local",
+                cluster=cluster,
+            )
+            write_private(self._nats_dir(node) / "nats.conf", text)
+
+    def _nats_dir(self, node: NatsNode) -> Path:
+        """One node: <state>/nats as always; a cluster's nodes: <state>/nats/node-N each."""
+        if len(self.nats_nodes) == 1:
+            return self.state_dir / "nats"
+        return self.state_dir / "nats" / f"node-{node.index + 1}"
 
     def _urls(self, service: ServiceName) -> list[str]:
         return [f"http://{self.options.host}:{p}" for p in self.service_ports[service]]
@@ -208,6 +243,7 @@ class Stack:
                 "AISOPOD_PORT": str(port),
                 "AISOPOD_INSTANCE": f"{service.value}-{index + 1}",
                 "AISOPOD_NATS_URL": self.nats_url,
+                "AISOPOD_NATS_REPLICAS": str(self.nats_replicas),
                 "AISOPOD_NATS_USER": service.value,
                 "AISOPOD_NATS_PASSWORD_FILE": str(self.secrets.nats_password_files[service.value]),
                 "AISOPOD_CONFIG_FILE": str(self.config_file),
@@ -234,18 +270,22 @@ class Stack:
     def _specs(self) -> list[ChildSpec]:
         host = self.options.host
         logs = self.state_dir / "logs"
-        specs = [
-            ChildSpec(
-                name="nats",
-                argv=[binary("nats-server"), "-c", str(self.state_dir / "nats" / "nats.conf")],
-                env=dict(os.environ),
-                log_file=logs / "nats.log",
-                probe=self._http_probe(
-                    f"http://{host}:{self.ports['nats_monitor']}/healthz?js-enabled-only=true"
-                ),
-                group="nats",
+        specs = []
+        for node in self.nats_nodes:
+            name = "nats" if len(self.nats_nodes) == 1 else f"nats-{node.index + 1}"
+            # A cluster node is ready when it is current with the JetStream meta group
+            # (full /healthz), a single server when JetStream is on.
+            check = "" if len(self.nats_nodes) > 1 else "?js-enabled-only=true"
+            specs.append(
+                ChildSpec(
+                    name=name,
+                    argv=[binary("nats-server"), "-c", str(self._nats_dir(node) / "nats.conf")],
+                    env=dict(os.environ),
+                    log_file=logs / f"{name}.log",
+                    probe=self._http_probe(f"http://{host}:{node.monitor_port}/healthz{check}"),
+                    group="nats",
+                )
             )
-        ]
         for service, ports in self.service_ports.items():
             for index, port in enumerate(ports):
                 name = service.value if len(ports) == 1 else f"{service.value}-{index + 1}"
@@ -309,16 +349,22 @@ class Stack:
         started = time.monotonic()
         self._prepare()
         specs = self._specs()
-        nats_child = Child(specs[0], on_restart=self._restarted)
-        self.children.append(nats_child)
-        await nats_child.start()
-        self._start_edge_sync()
+        nats_specs = [spec for spec in specs if spec.group == "nats"]
+        for spec in nats_specs:
+            nats_child = Child(spec, on_restart=self._restarted)
+            self.children.append(nats_child)
+            await nats_child.start()
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        if len(nats_specs) > 1:
+            # Services provision R3 state at start: let the cluster elect its meta leader
+            # first rather than have every service retry through the election.
+            await asyncio.gather(*(c.wait_ready(deadline) for c in self.children))
+        self._start_edge_sync()
         # Traefik last, once what it routes to is ready: its first health checks would
         # otherwise fail, and it keeps a replica out of the pool until a later check passes
         # (clients of a just-started stack would all land on the other replicas).
         later = [spec for spec in specs[1:] if spec.name == "traefik"]
-        for spec in specs[1:]:
+        for spec in specs[len(nats_specs) :]:
             if spec.name == "traefik":
                 continue
             child = Child(spec, on_restart=self._restarted)
@@ -372,12 +418,9 @@ class Stack:
         out: dict[str, list[int]] = {}
         for child in self.children:
             base = child.spec.name
-            for service in PYTHON_SERVICES:
-                if (
-                    base.startswith(service.value + "-")
-                    and base[len(service.value) + 1 :].isdigit()
-                ):
-                    base = service.value
+            for group in (*(s.value for s in PYTHON_SERVICES), "nats"):
+                if base.startswith(group + "-") and base[len(group) + 1 :].isdigit():
+                    base = group
             if child.pid is not None:
                 out.setdefault(base, []).append(child.pid)
         return out
@@ -407,6 +450,16 @@ class Stack:
         record = self.state_dir / "stack.json"
         if record.exists():
             record.unlink()
+
+
+@dataclass(frozen=True)
+class NatsNode:
+    """One local nats-server: its client, monitoring and route ports."""
+
+    index: int
+    port: int
+    monitor_port: int
+    cluster_port: int
 
 
 async def _poll(probe: Callable[[], Awaitable[bool]], deadline: float) -> bool:

@@ -27,6 +27,11 @@ from aisopod.subjects import Subjects
 
 log = logging.getLogger("aisopod.bus")
 
+# How long a call asks again when nobody listens: an owner whose NATS node died is back on
+# another node within a reconnect (~0.25 s); a service that is really gone still fails
+# UNAVAILABLE quickly.
+NO_RESPONDERS_GRACE_S = 2.0
+
 
 def encode_reply(result: Any = None, error: AisopodError | None = None) -> bytes:
     if error is not None:
@@ -52,9 +57,16 @@ class Bus:
     """A live NATS connection with the gateway's conventions on top."""
 
     def __init__(
-        self, nc: NATS, subjects: Subjects, *, js_retry_s: float = DEFAULT_RETRY_S
+        self,
+        nc: NATS,
+        subjects: Subjects,
+        *,
+        js_retry_s: float = DEFAULT_RETRY_S,
+        call_timeout_s: float = 20.0,
     ) -> None:
         self.nc = nc
+        # The default wait of `call`: longer than a JetStream stall the owner rides out.
+        self.call_timeout_s = call_timeout_s
         # Every JetStream call of a service (and every KV/object store made from it) rides
         # out a NATS leader election instead of failing at once (jsretry.py).
         self.js: JetStreamContext = ElectionTolerantJetStream(nc, retry_s=js_retry_s)
@@ -112,7 +124,12 @@ class Bus:
         nc = Client()
         await nc.connect(**options)
         await notify("connected")
-        return cls(nc, Subjects(settings.subject_prefix), js_retry_s=settings.nats_retry_s)
+        return cls(
+            nc,
+            Subjects(settings.subject_prefix),
+            js_retry_s=settings.nats_retry_s,
+            call_timeout_s=settings.request_timeout_s,
+        )
 
     @property
     def connected(self) -> bool:
@@ -130,7 +147,11 @@ class Bus:
         """Request/reply on any subject with the JSON reply convention."""
         try:
             data = await self.requester.request(
-                subject, codec.dumps(payload), timeout=timeout, headers=encode_headers(headers)
+                subject,
+                codec.dumps(payload),
+                timeout=timeout,
+                headers=encode_headers(headers),
+                no_responders_grace_s=NO_RESPONDERS_GRACE_S,
             )
         except NoRespondersError as exc:
             raise Unavailable(f"{unavailable} is not available", code="NO_RESPONDERS") from exc
@@ -144,17 +165,18 @@ class Bus:
         params: Any,
         *,
         principal: Principal | None = None,
-        timeout: float = 10.0,
+        timeout: float | None = None,
         trace_id: str | None = None,
     ) -> Any:
-        """Call an RPC method's owner (`<prefix>.rpc.<method>`) as `principal`."""
+        """Call an RPC method's owner (`<prefix>.rpc.<method>`) as `principal`; `timeout`
+        defaults to the service's `request_timeout_s`."""
         headers = principal.to_headers() if principal is not None else {}
         if trace_id:
             headers[H_TRACE] = trace_id
         return await self.request(
             self.subjects.rpc(method),
             params if params is not None else {},
-            timeout=timeout,
+            timeout=timeout if timeout is not None else self.call_timeout_s,
             headers=headers or None,
             unavailable=f"the owner of {method}",
         )

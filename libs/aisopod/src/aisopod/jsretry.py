@@ -13,9 +13,10 @@ most `retry_s` in all, then fails with UNAVAILABLE (-32013). Errors that are ans
 (not found, wrong last sequence, bad request) are never retried.
 
 A retried timeout may have been stored the first time. API requests (info, named consumer
-create, purge, get) are idempotent; conditional writes (KV create/update) and any publish
-that already names itself carry a `Nats-Msg-Id`, so the stream drops the repeat and acks
-the original. Other publishes are retried only on errors that prove nothing was stored.
+create, purge, get) are idempotent; every publish carries a `Nats-Msg-Id` (its own, or
+one added here), so within the stream's duplicate window (two minutes) the stream drops
+a repeat and acks the original: nothing is stored twice, no KV condition fails on our own
+earlier write.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from typing import Any, TypeVar
 
 import nats.errors
 from nats.aio.client import Client as NATS
-from nats.js import JetStreamContext, api
+from nats.js import JetStreamContext, JetStreamManager, api
 from nats.js.errors import APIError, NoStreamResponseError, ServiceUnavailableError
 
 from aisopod.errors import Unavailable
@@ -39,9 +40,11 @@ log = logging.getLogger("aisopod.jsretry")
 
 T = TypeVar("T")
 
-DEFAULT_RETRY_S = 6.0
+DEFAULT_RETRY_S = 15.0
 _FIRST_BACKOFF_S = 0.05
 _MAX_BACKOFF_S = 0.5
+_LAST_ATTEMPT_S = 1.0
+_ATTEMPT_S = 2.5
 
 # JetStream error codes that mean "not now" rather than "no": cluster or leader not
 # available, asset not assigned to this server yet, stream or consumer offline, no peer to
@@ -63,7 +66,7 @@ def is_transient(exc: BaseException, *, timeouts: bool) -> bool:
         return True
     if isinstance(exc, APIError):
         return exc.err_code in _TRANSIENT_ERR_CODES or exc.code == 503
-    if isinstance(exc, (nats.errors.TimeoutError, nats.errors.ConnectionReconnectingError)):
+    if isinstance(exc, (TimeoutError, nats.errors.ConnectionReconnectingError)):
         return timeouts
     return False
 
@@ -87,7 +90,15 @@ async def retry_transient(
         while True:
             attempts += 1
             try:
-                result = await call()
+                if timeouts:
+                    # A request sent while no leader exists is dropped, not refused: it
+                    # only times out. Short attempts catch the new leader soon (a healthy
+                    # JetStream answers in milliseconds), and none outlives the bound by
+                    # more than a last short try.
+                    left = max(deadline - time.monotonic(), _LAST_ATTEMPT_S)
+                    result = await asyncio.wait_for(call(), min(left, _ATTEMPT_S))
+                else:
+                    result = await call()
             except Exception as exc:
                 if not is_transient(exc, timeouts=timeouts):
                     raise
@@ -112,12 +123,11 @@ async def retry_transient(
         _retrying.reset(token)
 
 
-class ElectionTolerantJetStream(JetStreamContext):
-    """A JetStream context whose requests retry transient cluster errors (module doc)."""
+class _RetriedApi(JetStreamManager):
+    """Every JetStream API request (`_api_request`, which all management calls use) retried
+    while it fails transiently."""
 
-    def __init__(self, conn: NATS, *, retry_s: float = DEFAULT_RETRY_S, timeout: float = 5) -> None:
-        super().__init__(conn, timeout=timeout)
-        self.retry_s = retry_s
+    retry_s: float = DEFAULT_RETRY_S
 
     async def _api_request(
         self, req_subject: str, req: bytes = b"", timeout: float = 5
@@ -127,6 +137,28 @@ class ElectionTolerantJetStream(JetStreamContext):
             f"JetStream request {_api_name(req_subject, self._prefix)}",
             lambda: parent(req_subject, req, timeout=timeout),
             retry_s=self.retry_s,
+        )
+
+
+class _RetriedManager(_RetriedApi):
+    def __init__(self, conn: NATS, *, prefix: str, timeout: float, retry_s: float) -> None:
+        super().__init__(conn, prefix=prefix, timeout=timeout)
+        self.retry_s = retry_s
+
+
+class ElectionTolerantJetStream(_RetriedApi, JetStreamContext):
+    """A JetStream context whose requests retry transient cluster errors (module doc)."""
+
+    def __init__(self, conn: NATS, *, retry_s: float = DEFAULT_RETRY_S, timeout: float = 5) -> None:
+        JetStreamContext.__init__(self, conn, timeout=timeout)
+        self.retry_s = retry_s
+
+    @property
+    def _jsm(self) -> JetStreamManager:
+        # nats-py's subscriptions (KV watchers, consumer info) make their API requests
+        # through a fresh manager: make it one that retries too.
+        return _RetriedManager(
+            self._nc, prefix=self._prefix, timeout=self._timeout, retry_s=self.retry_s
         )
 
     async def get_msg(
@@ -163,11 +195,10 @@ class ElectionTolerantJetStream(JetStreamContext):
                 payload,
                 timeout=timeout,
                 stream=stream,
-                headers=dict(headers) if headers is not None else None,
+                headers=dict(headers),
                 msg_ttl=msg_ttl,
             ),
             retry_s=self.retry_s,
-            timeouts=headers is not None and _MSG_ID in headers,
         )
 
     async def publish_async(
@@ -188,7 +219,7 @@ class ElectionTolerantJetStream(JetStreamContext):
             payload,
             wait_stall=wait_stall,
             stream=stream,
-            headers=dict(headers) if headers is not None else None,
+            headers=dict(headers),
             msg_ttl=msg_ttl,
         )
         outcome: asyncio.Future[api.PubAck] = asyncio.get_running_loop().create_future()
@@ -208,7 +239,7 @@ class ElectionTolerantJetStream(JetStreamContext):
                         subject,
                         payload,
                         stream=stream,
-                        headers=dict(headers) if headers is not None else None,
+                        headers=dict(headers),
                         msg_ttl=msg_ttl,
                     )
                 )
@@ -226,12 +257,13 @@ class ElectionTolerantJetStream(JetStreamContext):
 _background: set[asyncio.Future[Any]] = set()
 
 
-def _with_msg_id(headers: dict[str, Any] | None) -> dict[str, Any] | None:
-    """A conditional write (KV create/update) gets a message id, so a retry after a lost
-    ack is dropped as a duplicate instead of failing its own condition."""
-    if headers and api.Header.EXPECTED_LAST_SUBJECT_SEQUENCE in headers and _MSG_ID not in headers:
-        return {**headers, _MSG_ID: uuid.uuid4().hex}
-    return headers
+def _with_msg_id(headers: dict[str, Any] | None) -> dict[str, Any]:
+    """Every publish names itself, so a retry after a lost ack (the usual symptom of an
+    election: the request times out) is dropped by the stream as a duplicate and acked
+    with the original's sequence, instead of storing twice or failing a KV condition."""
+    if headers and _MSG_ID in headers:
+        return headers
+    return {**(headers or {}), _MSG_ID: uuid.uuid4().hex}
 
 
 def _api_name(subject: str, prefix: str) -> str:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from typing import Any
 
 from nats import errors
@@ -101,10 +102,36 @@ class Requester:
             await asyncio.shield(self._starting)
 
     async def request(
-        self, subject: str, payload: bytes, *, timeout: float, headers: bytes | None = None
+        self,
+        subject: str,
+        payload: bytes,
+        *,
+        timeout: float,
+        headers: bytes | None = None,
+        no_responders_grace_s: float = 0.0,
     ) -> bytes:
         """The reply's data; raises NoRespondersError, TimeoutError (nats.errors) and
-        nats-py's publish errors (closed, draining, payload too large, buffer full)."""
+        nats-py's publish errors (closed, draining, payload too large, buffer full).
+
+        With `no_responders_grace_s`, "no responders" is asked again for that long (within
+        `timeout`): a service whose NATS node just died is back, subscriptions and all,
+        a moment later on another node, and nobody received the request meanwhile."""
+        deadline = time.monotonic() + min(no_responders_grace_s, timeout)
+        pause = 0.02
+        while True:
+            started = time.monotonic()
+            try:
+                return await self._request_once(subject, payload, timeout=timeout, headers=headers)
+            except errors.NoRespondersError:
+                if time.monotonic() + pause > deadline:
+                    raise
+            await asyncio.sleep(pause)
+            timeout -= time.monotonic() - started
+            pause = min(pause * 2, 0.25)
+
+    async def _request_once(
+        self, subject: str, payload: bytes, *, timeout: float, headers: bytes | None = None
+    ) -> bytes:
         if not self._prefix:
             await self._start()
         nc = self.nc

@@ -50,8 +50,9 @@ class ServiceSettings(BaseModel):
     # R1 locally, R3 in a NATS cluster (architecture.md).
     nats_replicas: int = 1
     # How long a JetStream call on a request path rides out a leader election before it
-    # fails UNAVAILABLE (jsretry.py).
-    nats_retry_s: float = Field(default=6.0, ge=0.0, le=60.0)
+    # fails UNAVAILABLE (jsretry.py). NATS elects a new leader 4-9 s after the old one
+    # died; the margin is for a loaded machine.
+    nats_retry_s: float = Field(default=15.0, ge=0.0, le=60.0)
 
     config_file: Path | None = Field(default=None, description="seed of the gateway config")
     state_dir: Path | None = None
@@ -59,7 +60,9 @@ class ServiceSettings(BaseModel):
         default=None, description="bootstrap admin token; only its hash is ever stored"
     )
     drain_timeout_s: float = 30.0
-    request_timeout_s: float = 10.0
+    # An edge's wait for a forwarded call: longer than a JetStream stall the owner rides
+    # out (nats_retry_s), so a stall reaches the client as a slow answer, not an error.
+    request_timeout_s: float = 20.0
 
     @model_validator(mode="before")
     @classmethod

@@ -9,6 +9,7 @@ the first answer back and starts nothing (the RPC wrapper's dedupe).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -104,9 +105,13 @@ def chat_handlers(parts: Parts) -> dict[str, Handler]:
         )
 
     async def wait(params: AgentWaitParams, ctx: CallContext) -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + (params.timeout_ms or DEFAULT_WAIT_MS) / 1000
         if await runner.store.get(params.run_id) is None:
             raise NotFound(f"no run {params.run_id!r}", code="RUN_NOT_FOUND")
-        record = await runner.wait(params.run_id, (params.timeout_ms or DEFAULT_WAIT_MS) / 1000)
+        # One budget for the look-up and the wait: a look-up slowed by a NATS election
+        # must not push the answer past the caller's timeout.
+        record = await runner.wait(params.run_id, max(deadline - loop.time(), 0.0))
         # Absent, not null, when unknown (`endedAt` of a run still going).
         return wait_result(params.run_id, record).model_dump(by_alias=True, exclude_none=True)
 

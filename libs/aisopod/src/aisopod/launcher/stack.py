@@ -74,6 +74,8 @@ class StackInfo:
     pids: dict[str, list[int]]
     wss_url: str = ""
     ca_file: str | None = None  # the local CA to trust for https_url (None: user's cert)
+    # Each local nats-server's monitoring endpoint, in node order (as pids["nats"]).
+    nats_monitor_urls: list[str] = field(default_factory=list)
 
     def to_json(self) -> str:
         return json.dumps(self.__dict__, indent=2)
@@ -401,6 +403,7 @@ class Stack:
             pids=self.pids(),
             wss_url=f"wss://{host}:{self.ports['https']}/ws",
             ca_file=self._ca_file(),
+            nats_monitor_urls=[f"http://{host}:{n.monitor_port}" for n in self.nats_nodes],
         )
         self._write_record()
         log.info(

@@ -32,7 +32,10 @@ def _rpc_subjects(prefix: str, owner: ServiceName) -> list[str]:
 
 def permissions(prefix: str) -> dict[str, dict[str, list[str]]]:
     p = prefix
-    common_pub = [f"{p}.logs.{{svc}}", f"{p}.control.>", *JS_PUB]
+    # `_INBOX.>`: replies. `allow_responses` alone lets a reply out only through the node
+    # that delivered the request; in a cluster, a service whose node died answers what it
+    # was doing through another one (its subscribe grant already covers inboxes).
+    common_pub = [f"{p}.logs.{{svc}}", f"{p}.control.>", "_INBOX.>", *JS_PUB]
     common_sub = [f"{p}.control.>", *JS_SUB]
     table = {
         ServiceName.WS_GATEWAY: (

@@ -58,6 +58,16 @@ _MSG_ID = "Nats-Msg-Id"
 _retrying: contextvars.ContextVar[bool] = contextvars.ContextVar("jsretry", default=False)
 
 
+_last_stall = 0.0
+
+
+def last_stall() -> float:
+    """When (time.monotonic) a JetStream call of this process last met a transient error:
+    0.0 when never. Who judges others by their silence (the run reaper) waits a while
+    after one, since their writes were stalled by the same election."""
+    return _last_stall
+
+
 def is_transient(exc: BaseException, *, timeouts: bool) -> bool:
     """Whether `exc` is a JetStream "try again shortly" (a timeout only when `timeouts`)."""
     if isinstance(exc, (nats.errors.NoRespondersError, NoStreamResponseError)):
@@ -102,6 +112,8 @@ async def retry_transient(
             except Exception as exc:
                 if not is_transient(exc, timeouts=timeouts):
                     raise
+                global _last_stall
+                _last_stall = time.monotonic()
                 left = deadline - time.monotonic()
                 if left <= 0:
                     log.warning("%s: JetStream unavailable after %d attempts", what, attempts)

@@ -14,17 +14,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import time
 import uuid
 from collections import deque
 
+import nats.errors
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.kv import KeyValue
 
+from aisopod.errors import Unavailable
 from aisopod.jsretry import DEFAULT_RETRY_S, retry_transient
 
 _FETCH_BATCH = 512
+# Messages a fetch asks for are there already (counted at creation): a fetch this slow
+# means the consumer's node is gone.
+_FETCH_TIMEOUT_S = 3.0
+log = logging.getLogger("aisopod.jsread")
 KV_OPERATION = "KV-Operation"
 
 
@@ -42,7 +50,30 @@ async def consume_all(
 
     A short-lived pull consumer: its creation reports exactly how many messages match,
     so the read ends when they are in — no end-of-data race as with a push watcher.
+    The consumer lives on one NATS node: when that node dies mid-read, the fetch only
+    times out, and the read starts over with a new consumer (within the retry bound).
     """
+    deadline = time.monotonic() + _retry_s(js)
+    while True:
+        try:
+            return await _consume_once(js, stream, subject, deliver, limit, start_seq)
+        except nats.errors.TimeoutError:
+            if time.monotonic() > deadline:
+                raise Unavailable(
+                    f"reading {stream} timed out (a NATS node is down); retry shortly",
+                    code="JETSTREAM_UNAVAILABLE",
+                ) from None
+            log.info("reading %s: the consumer went silent; reading again", stream)
+
+
+async def _consume_once(
+    js: JetStreamContext,
+    stream: str,
+    subject: str,
+    deliver: DeliverPolicy,
+    limit: int | None,
+    start_seq: int | None,
+) -> list[Msg]:
     config = ConsumerConfig(
         name=uuid.uuid4().hex,
         filter_subject=subject,
@@ -62,7 +93,9 @@ async def consume_all(
     sub = await js.pull_subscribe_bind(consumer=info.name, stream=stream)
     try:
         while pending > 0:
-            batch = await fetch(sub, min(pending, _FETCH_BATCH), timeout=5.0, retry_s=_retry_s(js))
+            batch = await fetch(
+                sub, min(pending, _FETCH_BATCH), timeout=_FETCH_TIMEOUT_S, retry_s=_retry_s(js)
+            )
             kept.extend(batch)
             pending = batch[-1].metadata.num_pending
     finally:

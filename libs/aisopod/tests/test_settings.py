@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from aisopod.launcher.edgeservice import EdgeSettings
-from aisopod.launcher.edgesync import nats_connector
-from aisopod.launcher.probe import http_probe, http_status
 from aisopod.settings import ServiceSettings, nats_servers
+from aisopod_ops.launcher.edgeservice import EdgeSettings
+from aisopod_ops.launcher.edgesync import nats_connector
+from aisopod_ops.launcher.probe import http_probe, http_status
 
 
 class _WithExtra(ServiceSettings):

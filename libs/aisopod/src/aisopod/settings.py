@@ -47,7 +47,7 @@ class ServiceSettings(BaseModel):
     nats_user: str | None = None
     nats_password: SecretStr | None = None
     nats_token: SecretStr | None = None
-    # R1 locally, R3 in a NATS cluster (architecture.md).
+    # R1 locally, R3 in a NATS cluster (docs/protocol/architecture.md).
     nats_replicas: int = 1
     # How long a JetStream call on a request path rides out a leader election before it
     # fails UNAVAILABLE (jsretry.py). NATS elects a new leader 4-9 s after the old one

@@ -6,7 +6,8 @@ streams `/v1/chat/completions` with the official SDK; neither retries anything. 
 the JetStream meta leader, wait for the launcher to bring it back current, then kill the
 leader of TRANSCRIPTS. What must hold: zero failed requests (a stall is fine), every
 acknowledged message in `chat.history`, the configuration unchanged, every killed node
-current again within 30 s.
+current again within 30 s. Once with one runtime, once with two; a cron job due every
+second runs throughout and fires once per slot, never twice.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.reliability]
 
 REJOIN_S = 30.0
 LOAD_S = 2.0  # traffic before and after each kill
+CRON_EVERY_MS = 1000
 
 
 @dataclass
@@ -51,14 +53,25 @@ class ClusterStack:
         return list(json.loads(self.ready_file.read_text())["pids"]["nats"])
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory, fake_upstream) -> Iterator[ClusterStack]:
+@pytest.fixture(scope="module", params=[1, 2], ids=["1-runtime", "2-runtimes"])
+def cluster(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, fake_upstream
+) -> Iterator[ClusterStack]:
     state = tmp_path_factory.mktemp("cluster") / "state"
     state.mkdir()
     seed = state.parent / "seed.yaml"
     seed.write_text(json.dumps(seed_config(fake_upstream.base_url)))
     proc, info = start_local_stack(
-        state, "--config", str(seed), "--nats-cluster", "3", "--replicas", "2", timeout=150
+        state,
+        "--config",
+        str(seed),
+        "--nats-cluster",
+        "3",
+        "--replicas",
+        "2",
+        "--runtime-replicas",
+        str(request.param),
+        timeout=150,
     )
     try:
         handle = StackHandle(
@@ -222,9 +235,21 @@ async def test_killing_a_nats_node_loses_no_request(
     token = handle.admin_token
     urls = replica_urls(handle)
     assert len(urls) == 2 and len(cluster.monitor_urls) == 3
+    assert len(nats_servers(handle.nats_url)) == 3 and len(cluster.nats_pids()) == 3
     transcripts = await stream_info(admin_nats, "TRANSCRIPTS")
     assert transcripts["config"]["num_replicas"] == 3
+    config = await stream_info(admin_nats, "KV_config")
+    assert config["config"]["num_replicas"] == 3
     before = await config_hash(handle.ws_url, token)
+    async with await WsClient.connect(handle.ws_url, token=token, timeout=10) as ws:
+        job = await ws.call(
+            "cron.add",
+            {
+                "name": f"cluster-{uuid.uuid4().hex[:6]}",
+                "schedule": {"kind": "every", "everyMs": CRON_EVERY_MS},
+                "payload": {"kind": "systemEvent", "text": "tick"},
+            },
+        )
 
     traffic = Traffic()
     load = [
@@ -257,4 +282,11 @@ async def test_killing_a_nats_node_loses_no_request(
             missing = [text for text in sent if text not in said]
             assert missing == [], (session, missing)
     assert await config_hash(handle.ws_url, token) == before
+    async with await WsClient.connect(handle.ws_url, token=token, timeout=10) as ws:
+        runs = (await ws.call("cron.runs", {"jobId": job["jobId"], "limit": 500}))["runs"]
+        await ws.call("cron.remove", {"jobId": job["jobId"]})
+    slots = [r["dueAtMs"] for r in runs]
+    # Across both kills (and both runtimes' schedulers): each slot fired once, none twice.
+    assert len(slots) > 3 and len(slots) == len(set(slots)), sorted(slots)
+    assert all((slot - job["createdAtMs"]) % CRON_EVERY_MS == 0 for slot in slots)
     print(f"rejoin {rejoin}; longest request {traffic.longest_s:.2f}s")

@@ -62,9 +62,9 @@ _last_stall = 0.0
 
 
 def last_stall() -> float:
-    """When (time.monotonic) a JetStream call of this process last met a transient error:
-    0.0 when never. Who judges others by their silence (the run reaper) waits a while
-    after one, since their writes were stalled by the same election."""
+    """When (time.monotonic) a JetStream call of this process last failed transiently
+    twice in a row: 0.0 when never. Who judges others by their silence (the run reaper)
+    waits a while after one, since their writes were stalled by the same election."""
     return _last_stall
 
 
@@ -112,8 +112,9 @@ async def retry_transient(
             except Exception as exc:
                 if not is_transient(exc, timeouts=timeouts):
                     raise
-                global _last_stall
-                _last_stall = time.monotonic()
+                if attempts > 1:  # a stall, not the odd 503 a second try gets past
+                    global _last_stall
+                    _last_stall = time.monotonic()
                 left = deadline - time.monotonic()
                 if left <= 0:
                     log.warning("%s: JetStream unavailable after %d attempts", what, attempts)

@@ -71,6 +71,7 @@ def cluster(
         "2",
         "--runtime-replicas",
         str(request.param),
+        "--nats-monitor",  # the meta leader and node health are read from /jsz, /healthz
         timeout=150,
     )
     try:

@@ -60,6 +60,11 @@ def register(commands: Any) -> None:
         metavar="N",
         help="instances of the runtime (same as --scale runtime=N)",
     )
+    up.add_argument(
+        "--nats-monitor",
+        action="store_true",
+        help="turn on NATS's monitoring endpoint (no login; on the stack's host only)",
+    )
     edge = up.add_argument_group("edge (Traefik)")
     edge.add_argument("--tls-cert", type=Path, default=None, help="PEM certificate (chain)")
     edge.add_argument("--tls-key", type=Path, default=None, help="its PEM private key")
@@ -113,6 +118,7 @@ def _up(args: argparse.Namespace) -> int:
         nats_cluster=args.nats_cluster,
         nats_url=args.nats_url,
         nats_replicas=args.nats_replicas,
+        nats_monitor=args.nats_monitor,
     )
     return asyncio.run(run_stack(options))
 

@@ -29,7 +29,7 @@ from aisopod_ops.launcher import natsconf, traefik
 from aisopod_ops.launcher.edgesync import ROUTES_FILE, EdgeOptions, EdgeSync, nats_connector
 from aisopod_ops.launcher.paths import binary, repo_root, ui_root
 from aisopod_ops.launcher.ports import pick
-from aisopod_ops.launcher.probe import Probe, http_probe
+from aisopod_ops.launcher.probe import Probe, http_probe, nats_probe
 from aisopod_ops.launcher.process import POLL_S, Child, ChildSpec
 from aisopod_ops.launcher.secrets import StackSecrets, ensure_secret, write_private
 
@@ -61,6 +61,9 @@ class StackOptions:
     nats_cluster: int = 1
     nats_url: str | None = None
     nats_replicas: int | None = None  # default: min(nodes, 3); external: 1
+    # NATS's monitoring endpoint (no login; lists users and connections): off unless asked
+    # for (benchmarks read /varz), then on `host` only.
+    nats_monitor: bool = False
 
 
 @dataclass
@@ -121,7 +124,8 @@ class Stack:
             self.nats_url = ",".join(nats_servers(opts.nats_url))
         else:
             self.nats_nodes = [
-                NatsNode(index, pick(0), pick(0), pick(0)) for index in range(opts.nats_cluster)
+                NatsNode(index, pick(0), pick(0) if opts.nats_monitor else None, pick(0))
+                for index in range(opts.nats_cluster)
             ]
             self.nats_url = ",".join(f"nats://{opts.host}:{n.port}" for n in self.nats_nodes)
         self.nats_replicas = opts.nats_replicas or (
@@ -262,6 +266,11 @@ class Stack:
     def _http_probe(self, url: str, ok: tuple[int, ...] = (200,)) -> Probe:
         return http_probe(url, ok)
 
+    def _nats_probe(self, url: str) -> Probe:
+        """JetStream answers the admin user (the monitoring endpoint is off by default)."""
+        assert self.secrets is not None
+        return nats_probe(url, "admin", self.secrets.nats_passwords["admin"])
+
     def _edge_probe(self, http_url: str, https_url: str) -> Probe:
         """/health through Traefik; over HTTPS when plain HTTP only redirects (the probe
         checks routing, not the certificate, which may name a public host)."""
@@ -275,16 +284,15 @@ class Stack:
         specs = []
         for node in self.nats_nodes:
             name = "nats" if len(self.nats_nodes) == 1 else f"nats-{node.index + 1}"
-            # A cluster node is ready when it is current with the JetStream meta group
-            # (full /healthz), a single server when JetStream is on.
-            check = "" if len(self.nats_nodes) > 1 else "?js-enabled-only=true"
             specs.append(
                 ChildSpec(
                     name=name,
                     argv=[binary("nats-server"), "-c", str(self._nats_dir(node) / "nats.conf")],
                     env=dict(os.environ),
                     log_file=logs / f"{name}.log",
-                    probe=self._http_probe(f"http://{host}:{node.monitor_port}/healthz{check}"),
+                    # JetStream answers through this node: in a cluster, once there is a
+                    # meta leader.
+                    probe=self._nats_probe(f"nats://{host}:{node.port}"),
                     group="nats",
                 )
             )
@@ -304,7 +312,8 @@ class Stack:
         caddy_env = dict(os.environ)
         caddy_env.update(
             {
-                "AISOPOD_UI_LISTEN": f"{host}:{self.ports['ui']}",
+                "AISOPOD_UI_BIND": host,
+                "AISOPOD_UI_PORT": str(self.ports["ui"]),
                 "AISOPOD_UI_ROOT": str(ui_root()),
                 "XDG_DATA_HOME": str(self.state_dir / "caddy"),
                 "XDG_CONFIG_HOME": str(self.state_dir / "caddy"),
@@ -403,7 +412,9 @@ class Stack:
             pids=self.pids(),
             wss_url=f"wss://{host}:{self.ports['https']}/ws",
             ca_file=self._ca_file(),
-            nats_monitor_urls=[f"http://{host}:{n.monitor_port}" for n in self.nats_nodes],
+            nats_monitor_urls=[
+                f"http://{host}:{n.monitor_port}" for n in self.nats_nodes if n.monitor_port
+            ],
         )
         self._write_record()
         log.info(
@@ -461,7 +472,7 @@ class NatsNode:
 
     index: int
     port: int
-    monitor_port: int
+    monitor_port: int | None  # None: monitoring off (the default)
     cluster_port: int
 
 

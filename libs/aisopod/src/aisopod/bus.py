@@ -7,6 +7,7 @@ Replies are `{"result": ...}` or `{"error": {"code", "message", "data"}}`
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -26,6 +27,23 @@ from aisopod.settings import ServiceSettings, nats_servers
 from aisopod.subjects import Subjects
 
 log = logging.getLogger("aisopod.bus")
+
+# Waits with no side effect beside the reads: safe to receive twice.
+_REPEATABLE_WAITS = frozenset({"agent.wait"})
+
+
+@functools.lru_cache(maxsize=1024)
+def safe_to_repeat(method: str) -> bool:
+    """Whether a call of `method` may reach its owner twice without harm: reads, and pure
+    waits. Those are sent again after a reconnect (Requester.resend)."""
+    from aisopod.catalogue import get_method  # the catalogue imports much; only here
+    from aisopod.scopes import Requirement
+
+    spec = get_method(method)
+    return spec is not None and (
+        spec.requirement is Requirement.READ or spec.name in _REPEATABLE_WAITS
+    )
+
 
 # How long a call asks again when nobody listens: an owner whose NATS node died is back on
 # another node within a reconnect (~0.25 s); a service that is really gone still fails
@@ -93,8 +111,12 @@ class Bus:
             log.warning("nats disconnected")
             await notify("disconnected")
 
+        made: list[Bus] = []
+
         async def reconnected() -> None:
             log.info("nats reconnected")
+            if made:  # reads in flight may have died with our node: ask again
+                await made[0].requester.resend()
             await notify("connected")
 
         async def closed() -> None:
@@ -124,12 +146,14 @@ class Bus:
         nc = Client()
         await nc.connect(**options)
         await notify("connected")
-        return cls(
+        bus = cls(
             nc,
             Subjects(settings.subject_prefix),
             js_retry_s=settings.nats_retry_s,
             call_timeout_s=settings.request_timeout_s,
         )
+        made.append(bus)
+        return bus
 
     @property
     def connected(self) -> bool:
@@ -143,6 +167,7 @@ class Bus:
         timeout: float,
         headers: dict[str, str] | None = None,
         unavailable: str = "service",
+        resend_on_reconnect: bool = False,
     ) -> Any:
         """Request/reply on any subject with the JSON reply convention."""
         try:
@@ -152,6 +177,7 @@ class Bus:
                 timeout=timeout,
                 headers=encode_headers(headers),
                 no_responders_grace_s=NO_RESPONDERS_GRACE_S,
+                resend_on_reconnect=resend_on_reconnect,
             )
         except NoRespondersError as exc:
             raise Unavailable(f"{unavailable} is not available", code="NO_RESPONDERS") from exc
@@ -179,6 +205,7 @@ class Bus:
             timeout=timeout if timeout is not None else self.call_timeout_s,
             headers=headers or None,
             unavailable=f"the owner of {method}",
+            resend_on_reconnect=safe_to_repeat(method),
         )
 
     async def publish_event(

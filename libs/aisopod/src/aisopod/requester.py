@@ -77,6 +77,8 @@ class Requester:
         self._prefix_len = 0
         self._next = 0
         self._futures: dict[bytes, asyncio.Future[bytes]] = {}
+        # Requests safe to send twice, by token: sent again after a reconnect (`resend`).
+        self._resendable: dict[bytes, bytes] = {}
         self._starting: asyncio.Future[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -109,19 +111,26 @@ class Requester:
         timeout: float,
         headers: bytes | None = None,
         no_responders_grace_s: float = 0.0,
+        resend_on_reconnect: bool = False,
     ) -> bytes:
         """The reply's data; raises NoRespondersError, TimeoutError (nats.errors) and
         nats-py's publish errors (closed, draining, payload too large, buffer full).
 
         With `no_responders_grace_s`, "no responders" is asked again for that long (within
         `timeout`): a service whose NATS node just died is back, subscriptions and all,
-        a moment later on another node, and nobody received the request meanwhile."""
+        a moment later on another node, and nobody received the request meanwhile.
+
+        With `resend_on_reconnect` (a read, or a wait: safe to receive twice), the request
+        is sent again when this connection comes back (`resend`): when its node died, the
+        request or its reply may have died with it."""
         deadline = time.monotonic() + min(no_responders_grace_s, timeout)
         pause = 0.02
         while True:
             started = time.monotonic()
             try:
-                return await self._request_once(subject, payload, timeout=timeout, headers=headers)
+                return await self._request_once(
+                    subject, payload, timeout=timeout, headers=headers, resend=resend_on_reconnect
+                )
             except errors.NoRespondersError:
                 if time.monotonic() + pause > deadline:
                     raise
@@ -130,7 +139,13 @@ class Requester:
             pause = min(pause * 2, 0.25)
 
     async def _request_once(
-        self, subject: str, payload: bytes, *, timeout: float, headers: bytes | None = None
+        self,
+        subject: str,
+        payload: bytes,
+        *,
+        timeout: float,
+        headers: bytes | None = None,
+        resend: bool = False,
     ) -> bytes:
         if not self._prefix:
             await self._start()
@@ -167,6 +182,8 @@ class Requester:
         assert loop is not None
         future: asyncio.Future[bytes] = loop.create_future()
         self._futures[token] = future
+        if resend:
+            self._resendable[token] = cmd
         try:
             nc.stats["out_msgs"] += 1
             nc.stats["out_bytes"] += size
@@ -181,6 +198,17 @@ class Requester:
                 deadline.cancel()
         finally:
             self._futures.pop(token, None)
+            self._resendable.pop(token, None)
+
+    async def resend(self) -> None:
+        """Send again the resendable requests still waiting (call on reconnect): the
+        first reply to either copy answers, the other is dropped."""
+        for token, cmd in list(self._resendable.items()):
+            future = self._futures.get(token)
+            if future is not None and not future.done():
+                await self.nc._send_command(cmd)
+        if self._resendable:
+            await self.nc._flush_pending()
 
     def resolve(self, subject: bytes, data: bytes, headers: bytes | None) -> None:
         future = self._futures.get(subject[self._prefix_len :])

@@ -17,7 +17,7 @@ from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 
 from aisopod import jsonrpc
-from aisopod.bus import NO_RESPONDERS_GRACE_S, decode_reply
+from aisopod.bus import NO_RESPONDERS_GRACE_S, decode_reply, safe_to_repeat
 from aisopod.catalogue import get_method
 from aisopod.catalogue.spec import MethodSpec
 from aisopod.errors import (
@@ -169,6 +169,7 @@ class Dispatcher:
                 timeout=timeout,
                 headers=conn.nats_header_block,
                 no_responders_grace_s=NO_RESPONDERS_GRACE_S,
+                resend_on_reconnect=safe_to_repeat(spec.name),
             )
         except NoRespondersError:
             return self._error(

@@ -145,3 +145,25 @@ async def test_a_resendable_request_is_sent_again_on_resend(bus: Bus) -> None:
     with pytest.raises(errors.TimeoutError):
         await plain
     assert copies == [b"w"]
+
+
+async def test_a_resent_copy_that_finds_the_first_in_flight_is_not_the_answer(bus: Bus) -> None:
+    subject = f"inflight.{uuid.uuid4().hex}"
+    first: list = []
+
+    async def owner(msg) -> None:  # type: ignore[no-untyped-def]
+        if not first:
+            first.append(msg)  # still running: answered after the repeat's error
+            return
+        await msg.respond(b'{"error": {"code": -32009, "data": {"code": "IN_FLIGHT"}}}')
+        await first[0].respond(b'{"result": "done"}')
+
+    await bus.nc.subscribe(subject, cb=owner)
+    await bus.nc.flush()
+    reply = asyncio.ensure_future(
+        bus.requester.request(subject, b"q", timeout=5, resend_on_reconnect=True)
+    )
+    while not first:
+        await asyncio.sleep(0.01)
+    await bus.requester.resend()
+    assert await reply == b'{"result": "done"}'

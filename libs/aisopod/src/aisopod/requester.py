@@ -26,6 +26,8 @@ from nats import errors
 from nats.aio.client import Client as NatsClient
 
 NO_RESPONDERS_STATUS = "503"
+# The error code (dedupe.py) a second copy of a call gets while the first still runs.
+_IN_FLIGHT = b'"IN_FLIGHT"'
 _STATUS = "Status"
 _SUBJECT_INVALID = re.compile(r"[ \t\r\n]")
 _HEADER_KEY = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -79,6 +81,7 @@ class Requester:
         self._futures: dict[bytes, asyncio.Future[bytes]] = {}
         # Requests safe to send twice, by token: sent again after a reconnect (`resend`).
         self._resendable: dict[bytes, bytes] = {}
+        self._resent: set[bytes] = set()
         self._starting: asyncio.Future[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -199,20 +202,27 @@ class Requester:
         finally:
             self._futures.pop(token, None)
             self._resendable.pop(token, None)
+            self._resent.discard(token)
 
     async def resend(self) -> None:
         """Send again the resendable requests still waiting (call on reconnect): the
-        first reply to either copy answers, the other is dropped."""
+        first reply to either copy answers, the other is dropped. A copy that finds the
+        first still running (an idempotency key's IN_FLIGHT) is not the answer: the first
+        copy's is awaited."""
         for token, cmd in list(self._resendable.items()):
             future = self._futures.get(token)
             if future is not None and not future.done():
+                self._resent.add(token)
                 await self.nc._send_command(cmd)
         if self._resendable:
             await self.nc._flush_pending()
 
     def resolve(self, subject: bytes, data: bytes, headers: bytes | None) -> None:
-        future = self._futures.get(subject[self._prefix_len :])
+        token = subject[self._prefix_len :]
+        future = self._futures.get(token)
         if future is None or future.done():
+            return
+        if self._resent and token in self._resent and _IN_FLIGHT in data:
             return
         if headers and headers.startswith(_STATUS_LINE):
             future.set_exception(errors.NoRespondersError())
@@ -221,8 +231,11 @@ class Requester:
 
     async def _on_msg(self, msg: Any) -> None:
         """Replies that came the ordinary way (a plain nats-py client)."""
-        future = self._futures.get(msg.subject.encode()[self._prefix_len :])
+        token = msg.subject.encode()[self._prefix_len :]
+        future = self._futures.get(token)
         if future is None or future.done():
+            return
+        if self._resent and token in self._resent and _IN_FLIGHT in msg.data:
             return
         if msg.headers and msg.headers.get(_STATUS) == NO_RESPONDERS_STATUS:
             future.set_exception(errors.NoRespondersError())

@@ -169,7 +169,9 @@ class Dispatcher:
                 timeout=timeout,
                 headers=conn.nats_header_block,
                 no_responders_grace_s=NO_RESPONDERS_GRACE_S,
-                resend_on_reconnect=safe_to_repeat(spec.name),
+                # Reads, waits, and calls a repeat of which the owner de-duplicates.
+                resend_on_reconnect=safe_to_repeat(spec.name)
+                or (spec.idempotent and bool(params.get("idempotencyKey"))),
             )
         except NoRespondersError:
             return self._error(

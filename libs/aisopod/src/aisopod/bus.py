@@ -18,7 +18,7 @@ from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
 from nats.js.api import PubAck
 
-from aisopod import codec
+from aisopod import codec, requestlog
 from aisopod.errors import AisopodError, InternalError, Unavailable
 from aisopod.jsretry import DEFAULT_RETRY_S, ElectionTolerantJetStream
 from aisopod.principal import H_TRACE, Principal
@@ -197,6 +197,7 @@ class Bus:
         """Call an RPC method's owner (`<prefix>.rpc.<method>`) as `principal`; `timeout`
         defaults to the service's `request_timeout_s`."""
         headers = principal.to_headers() if principal is not None else {}
+        trace_id = trace_id or headers.get(H_TRACE) or requestlog.current_request_id.get()
         if trace_id:
             headers[H_TRACE] = trace_id
         return await self.request(

@@ -9,6 +9,7 @@ import pytest
 from nats.aio.msg import Msg
 
 from aisopod.bus import encode_reply
+from aisopod.catalogue import CATALOGUE
 from aisopod.errors import NotFound
 from aisopod.principal import Principal
 from tests.support.ws_client import RpcError, WsClient
@@ -144,7 +145,8 @@ async def test_request_rate_limit(gw) -> None:
 
 async def test_timeout_for_uses_timeout_ms_plus_margin(gw) -> None:
     dispatcher = gw.gateway.dispatcher
-    assert dispatcher.timeout_for("chat.send", {}) == 10.0
-    assert dispatcher.timeout_for("agent.wait", {"timeoutMs": 60_000}) == 62.0
-    assert dispatcher.timeout_for("agent", {"wait": True}) == 600.0
-    assert dispatcher.timeout_for("chat.send", {"timeoutMs": True}) == 10.0
+    spec = CATALOGUE.__getitem__
+    assert dispatcher.timeout_for(spec("chat.send"), {}) == 10.0
+    assert dispatcher.timeout_for(spec("agent.wait"), {"timeoutMs": 60_000}) == 62.0
+    assert dispatcher.timeout_for(spec("agent"), {"wait": True}) == 600.0
+    assert dispatcher.timeout_for(spec("chat.send"), {"timeoutMs": True}) == 10.0

@@ -18,6 +18,7 @@ from nats.js import JetStreamContext
 from nats.js.api import PubAck
 
 from aisopod import codec
+from aisopod.conformance import Nonconformance, checked_event
 from aisopod.errors import AisopodError, InternalError, Unavailable
 from aisopod.principal import H_TRACE, Principal
 from aisopod.requester import Client, Requester, encode_headers
@@ -50,10 +51,12 @@ def decode_reply(data: bytes) -> Any:
 class Bus:
     """A live NATS connection with the gateway's conventions on top."""
 
-    def __init__(self, nc: NATS, subjects: Subjects) -> None:
+    def __init__(self, nc: NATS, subjects: Subjects, *, validate_events: bool = False) -> None:
         self.nc = nc
         self.js: JetStreamContext = nc.jetstream()
         self.subjects = subjects
+        # Debug check (`validate_replies`): run events must match their model at publish.
+        self.validate_events = validate_events
         # RPC requests: one inbox subscription, leaner than nats-py's request (requester.py).
         self.requester = Requester(nc)
 
@@ -107,7 +110,7 @@ class Bus:
         nc = Client()
         await nc.connect(**options)
         await notify("connected")
-        return cls(nc, Subjects(settings.subject_prefix))
+        return cls(nc, Subjects(settings.subject_prefix), validate_events=settings.validate_replies)
 
     @property
     def connected(self) -> bool:
@@ -163,7 +166,7 @@ class Bus:
         (the connection that started a run: agent.event `tool` frames go only there).
         """
         ack = await self.js.publish(
-            self.subjects.evt(event), codec.dumps(codec.to_wire(payload)), headers=headers
+            self.subjects.evt(event), codec.dumps(self._event_wire(event, payload)), headers=headers
         )
         return ack.seq
 
@@ -174,8 +177,17 @@ class Bus:
         connection, with a future of JetStream's ack (never times out by itself: wait for
         it with a timeout). Several events can be in flight, stored in the order sent."""
         return await self.js.publish_async(
-            self.subjects.evt(event), codec.dumps(codec.to_wire(payload)), headers=headers
+            self.subjects.evt(event), codec.dumps(self._event_wire(event, payload)), headers=headers
         )
+
+    def _event_wire(self, event: str, payload: Any) -> Any:
+        if not self.validate_events:
+            return codec.to_wire(payload)
+        try:
+            return checked_event(event, payload)
+        except Nonconformance:
+            log.exception("refusing to publish %s", event)
+            raise
 
     async def publish(
         self, subject: str, payload: Any, headers: dict[str, str] | None = None

@@ -154,6 +154,7 @@ class ServiceHost:
             version=self.version,
             instance=self.instance,
             deduper=Deduper(await self.kv("dedupe"), instance=self.instance),
+            validate_replies=self.settings.validate_replies,
         )
         log.info("started", extra={"version": self.version})
 

@@ -48,6 +48,10 @@ class ServiceSettings(BaseModel):
     )
     drain_timeout_s: float = 30.0
     request_timeout_s: float = 10.0
+    # A debug check (the test suites turn it on): every RPC reply and every run event is
+    # validated against its declared model before it leaves; a mismatch is logged as an
+    # error and the call answers INTERNAL_ERROR, so a drifting owner fails loudly.
+    validate_replies: bool = False
 
     @model_validator(mode="before")
     @classmethod

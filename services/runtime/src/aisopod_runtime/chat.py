@@ -103,12 +103,12 @@ def chat_handlers(parts: Parts) -> dict[str, Handler]:
             error=record.get("error") if record else None,
         )
 
-    async def wait(params: AgentWaitParams, ctx: CallContext) -> dict[str, Any]:
+    async def wait(params: AgentWaitParams, ctx: CallContext) -> AgentWaitResult:
         if await runner.store.get(params.run_id) is None:
             raise NotFound(f"no run {params.run_id!r}", code="RUN_NOT_FOUND")
         record = await runner.wait(params.run_id, (params.timeout_ms or DEFAULT_WAIT_MS) / 1000)
         # Absent, not null, when unknown (`endedAt` of a run still going).
-        return wait_result(params.run_id, record).model_dump(by_alias=True, exclude_none=True)
+        return wait_result(params.run_id, record)
 
     return {
         "chat.send": send,

@@ -12,13 +12,15 @@ from collections.abc import Iterable
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
+from aisopod.catalogue.updates import PluginInfo, PluginsListResult
+
 log = logging.getLogger("aisopod.runtime.plugins")
 
 GROUP = "aisopod.plugins"
 KINDS = ("tool", "provider")
 
 
-def describe(points: Iterable[EntryPoint]) -> list[dict[str, Any]]:
+def describe(points: Iterable[EntryPoint]) -> list[PluginInfo]:
     out = []
     for point in points:
         kind, _, name = point.name.partition(".")
@@ -29,16 +31,16 @@ def describe(points: Iterable[EntryPoint]) -> list[dict[str, Any]]:
             continue
         dist = getattr(point, "dist", None)
         out.append(
-            {
-                "name": name,
-                "kind": kind,
-                "value": point.value,
-                "distribution": dist.metadata["Name"] if dist is not None else None,
-                "version": dist.version if dist is not None else None,
-            }
+            PluginInfo(
+                name=name,
+                kind=kind,
+                value=point.value,
+                distribution=dist.metadata["Name"] if dist is not None else None,
+                version=dist.version if dist is not None else None,
+            )
         )
-    return sorted(out, key=lambda p: (p["kind"], p["name"]))
+    return sorted(out, key=lambda p: (p.kind, p.name))
 
 
-async def plugins_list(_: Any, ctx: Any) -> dict[str, Any]:
-    return {"plugins": describe(entry_points(group=GROUP))}
+async def plugins_list(_: Any, ctx: Any) -> PluginsListResult:
+    return PluginsListResult(plugins=describe(entry_points(group=GROUP)))

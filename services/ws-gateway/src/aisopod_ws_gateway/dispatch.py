@@ -44,15 +44,6 @@ Outcome = Reply | Awaitable[Reply | None] | None
 LocalHandler = Callable[["Connection", Call, MethodSpec], Outcome]
 
 TIMEOUT_MARGIN_S = 2.0
-# Methods that may legitimately wait long without a `timeoutMs` (seconds).
-LONG_WAITS = {
-    "agent": 600.0,
-    "agent.wait": 600.0,
-    "sessions.send": 600.0,
-    "exec.approval.waitDecision": 600.0,
-    "config.apply": 60.0,
-    "update.run": 60.0,
-}
 
 
 class Dispatcher:
@@ -161,7 +152,7 @@ class Dispatcher:
         if not isinstance(params, dict):
             return self._error(call, InvalidParams("params must be an object"))
         bus = self.gateway.host.bus
-        timeout = self.timeout_for(spec.name, params)
+        timeout = self.timeout_for(spec, params)
         try:
             data = await bus.requester.request(
                 bus.subjects.rpc(spec.name),
@@ -189,14 +180,14 @@ class Dispatcher:
             return error_reply(call.id, exc)
         return ok_reply(call.id, result)
 
-    def timeout_for(self, method: str, params: dict[str, Any]) -> float:
+    def timeout_for(self, spec: MethodSpec, params: dict[str, Any]) -> float:
         """The NATS wait for a forwarded call: the caller's `timeoutMs` plus a margin (the
         owner answers TIMEOUT itself first), else the default or the method's long wait."""
         default = self.gateway.host.settings.request_timeout_s
         timeout_ms = params.get("timeoutMs")
         if isinstance(timeout_ms, int) and not isinstance(timeout_ms, bool) and timeout_ms > 0:
             return max(default, min(timeout_ms, 86_400_000) / 1000 + TIMEOUT_MARGIN_S)
-        return LONG_WAITS.get(method, default)
+        return spec.reply_timeout(default)
 
 
 def ok_reply(request_id: jsonrpc.RequestId, result: Any) -> Reply:

@@ -42,6 +42,10 @@ class SkillMissing(Result):
     env: list[str]
 
 
+class SkillRequires(SkillMissing):
+    """What the skill declares it needs (`SkillMissing`: what of it is not there)."""
+
+
 class SkillStatus(Result):
     """`eligible` when nothing is missing: every required binary and env variable exists."""
 
@@ -49,6 +53,7 @@ class SkillStatus(Result):
     description: str
     eligible: bool
     missing: SkillMissing
+    requires: SkillRequires
 
 
 class SkillsStatusResult(Result):

@@ -19,7 +19,7 @@ from aisopod.catalogue.fields import (
     SessionKey,
     TimeoutMs,
 )
-from aisopod.catalogue.spec import MethodSpec
+from aisopod.catalogue.spec import LONG_RUN_WAIT_S, MethodSpec
 from aisopod.scopes import Requirement
 from aisopod.services import ServiceName
 from aisopod.wire import Params, Result
@@ -105,6 +105,7 @@ METHODS: tuple[MethodSpec, ...] = (
         SessionsSendResult,
         idempotent=True,
         description="message into another session (agent-to-agent)",
+        long_wait_s=LONG_RUN_WAIT_S,
     ),
     MethodSpec(
         "sessions.patch", RT, A, SessionsPatchParams, SessionsPatchResult, description="patch"

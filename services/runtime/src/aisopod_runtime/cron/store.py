@@ -11,14 +11,13 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Callable
-from typing import Any
 
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 from pydantic import Field
 
 from aisopod import codec
-from aisopod.catalogue.cron import Payload, Schedule
+from aisopod.catalogue.cron import CronJob, CronRunRecord, Payload, Schedule
 from aisopod.errors import Conflict, NotFound
 from aisopod.jsread import snapshot
 from aisopod.wire import WireModel
@@ -51,11 +50,11 @@ class JobRecord(WireModel):
     last_run_id: str | None = None
     lease: Lease | None = None
 
-    def public(self) -> dict[str, Any]:
-        """The job as cron.list/add/update return it (CronJob plus a few extras)."""
+    def public(self) -> CronJob:
+        """The job as cron.list/add/update return it."""
         out = self.model_dump(by_alias=True, mode="json", exclude={"lease", "anchor_ms"})
         out["running"] = self.lease is not None
-        return out
+        return CronJob.model_validate(out)
 
 
 class RunRecord(WireModel):
@@ -69,6 +68,9 @@ class RunRecord(WireModel):
     error: str | None = None
     instance: str | None = None
     agent_run_id: str | None = None
+
+    def public(self) -> CronRunRecord:
+        return CronRunRecord.model_validate(self.model_dump(by_alias=True, mode="json"))
 
 
 class RunLog(WireModel):

@@ -22,6 +22,7 @@ from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
 from aisopod import codec
+from aisopod.compat.natspy import kv_jetstream, kv_subject
 from aisopod.errors import Conflict
 
 DEDUPE_TTL_S = 300.0
@@ -56,9 +57,10 @@ class Deduper:
         try:
             revision = await self.kv.create(kv_key, pending)
         except KeyWrongLastSequenceError:
-            revision = await self._existing(kv_key, pending)
-            if isinstance(revision, _Done):
-                return revision.result, _nothing()
+            existing = await self._existing(kv_key, pending)
+            if isinstance(existing, _Done):
+                return existing.result, _nothing()
+            revision = existing
         try:
             result = codec.to_wire(await fn())
         except BaseException:
@@ -66,7 +68,7 @@ class Deduper:
             raise
         done = codec.dumps({"state": "done", "result": result})
         # KeyValue.put is a JetStream publish on the key's subject; sent without waiting.
-        ack = await self.kv._js.publish_async(f"{self.kv._pre}{kv_key}", done)
+        ack = await kv_jetstream(self.kv).publish_async(kv_subject(self.kv, kv_key), done)
         return result, _acked(ack)
 
     async def _existing(self, kv_key: str, pending: bytes) -> int | _Done:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from starlette.applications import Starlette
+
 from aisopod.app import create_app, serve
 from aisopod.host import ServiceHost
 from aisopod.rawasgi import answer_first
@@ -20,7 +22,7 @@ def build(settings: AuthSettings | None = None) -> tuple[ServiceHost, Any, AuthS
     host = ServiceHost(settings, ServiceName.AUTH, __version__)
     service = AuthService(host, settings)
     endpoint = VerifyEndpoint(lambda: service.verifier, lambda: host.config.current)
-    app = create_app(host, service.run)
+    app: Starlette = create_app(host, service.run)
     return host, answer_first(app, "/verify", endpoint), service
 
 

@@ -15,7 +15,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -112,7 +112,7 @@ class AgentTurns:
         self.bus = bus
         self.events = events
 
-    async def run(self, request: TurnRequest) -> AsyncIterator[TurnUpdate]:
+    async def run(self, request: TurnRequest) -> AsyncGenerator[TurnUpdate]:
         deadline = time.monotonic() + request.timeout_ms / 1000
         with self.events.listen(request.session_key) as listener:
             params = {

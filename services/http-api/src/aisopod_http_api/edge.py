@@ -11,7 +11,7 @@ never reads them twice; `receive` replays them for everyone else.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -62,7 +62,7 @@ class EdgeMiddleware:
         self,
         app: ASGIApp,
         limits: BodyLimits,
-        fast: dict[tuple[str, str], ASGIApp] | None = None,
+        fast: Mapping[tuple[str, str], ASGIApp] | None = None,
     ) -> None:
         self.app = app
         self.limits = limits

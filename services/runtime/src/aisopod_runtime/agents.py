@@ -72,7 +72,9 @@ class AgentStore:
 
     async def list(self) -> list[Agent]:
         agents = [
-            Agent.model_validate(codec.loads(e.value)) for e in await snapshot(self.kv, "agent.>")
+            Agent.model_validate(codec.loads(e.value))
+            for e in await snapshot(self.kv, "agent.>")
+            if e.value is not None
         ]
         if not any(a.id == self.default_id for a in agents):
             agents.append(await self.ensure_default())

@@ -98,7 +98,7 @@ def chat_handlers(parts: Parts) -> dict[str, Handler]:
         record = await runner.wait(submitted.run_id, timeout_ms / 1000 + WAIT_MARGIN_S)
         return AgentRunResult(
             run_id=submitted.run_id,
-            status=record["status"] if is_terminal(record) else "timeout",
+            status=record["status"] if record is not None and is_terminal(record) else "timeout",
             result=record.get("result") if record else None,
             error=record.get("error") if record else None,
         )

@@ -9,9 +9,10 @@ the provider-local id and `source` says whether the entry is configured or disco
 from __future__ import annotations
 
 import asyncio
+import builtins
 import logging
 import time
-from typing import Any
+from typing import Any, Literal
 
 from aisopod.catalogue.models import ModelInfo, ModelsListResult
 from aisopod.config.sections.providers import ProviderConfig
@@ -28,7 +29,7 @@ DISCOVERY_TIMEOUT_S = 5.0
 class ModelCatalog:
     def __init__(self, parts: Parts) -> None:
         self.parts = parts
-        self._cache: dict[str, tuple[float, ProviderConfig, list[DiscoveredModel]]] = {}
+        self._cache: dict[str, tuple[float, ProviderConfig, builtins.list[DiscoveredModel]]] = {}
 
     async def list(self) -> list[ModelInfo]:
         configs = list(self.parts.providers.configs.values())
@@ -39,13 +40,13 @@ class ModelCatalog:
             for model in config.models:
                 seen.add(model.id)
                 out.append(_info(config.id, model.id, model.context_window, "config"))
-            for model in found:
-                if model.id not in seen:
-                    seen.add(model.id)
-                    out.append(_info(config.id, model.id, model.context_window, "upstream"))
+            for listed in found:
+                if listed.id not in seen:
+                    seen.add(listed.id)
+                    out.append(_info(config.id, listed.id, listed.context_window, "upstream"))
         return out
 
-    async def _discover(self, config: ProviderConfig) -> list[DiscoveredModel]:
+    async def _discover(self, config: ProviderConfig) -> builtins.list[DiscoveredModel]:
         if config.kind != "openai" or not config.discover_models:
             return []
         cached = self._cache.get(config.id)
@@ -65,9 +66,16 @@ class ModelCatalog:
         return found
 
 
-def _info(provider: str, model: str, window: int | None, source: str) -> ModelInfo:
-    extra: dict[str, Any] = {"model": model, "source": source}
-    return ModelInfo(id=f"{provider}/{model}", provider=provider, context_window=window, **extra)
+def _info(
+    provider: str, model: str, window: int | None, source: Literal["config", "upstream"]
+) -> ModelInfo:
+    return ModelInfo(
+        id=f"{provider}/{model}",
+        provider=provider,
+        context_window=window,
+        model=model,
+        source=source,
+    )
 
 
 def model_handlers(catalog: ModelCatalog) -> dict[str, Handler]:

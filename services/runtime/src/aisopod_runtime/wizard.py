@@ -213,8 +213,9 @@ class WizardMethods:
         running = await self._current()
         if running is not None and running["status"] == "running":
             raise Conflict("a wizard is already running", sessionId=running["sessionId"])
-        session = {
-            "sessionId": "wiz_" + uuid.uuid4().hex[:16],
+        session_id = "wiz_" + uuid.uuid4().hex[:16]
+        session: dict[str, Any] = {
+            "sessionId": session_id,
             "status": "running",
             "index": 0,
             "answers": {},
@@ -223,7 +224,7 @@ class WizardMethods:
             "updatedAtMs": _now_ms(),
         }
         await self.kv.create(f"session.{session['sessionId']}", codec.dumps(session))
-        await self.kv.put(CURRENT, session["sessionId"].encode())
+        await self.kv.put(CURRENT, session_id.encode())
         return self.view(session)
 
     async def next(self, params: WizardNextParams, ctx: CallContext) -> WizardState:

@@ -41,6 +41,8 @@ class Agent(Result):
     model: str | None = None
     instructions: str | None = None
     tools: list[str] | None = None
+    created_at: EpochMs | None = absent_when_none()
+    updated_at: EpochMs | None = absent_when_none()
 
 
 class AgentsListResult(Result):

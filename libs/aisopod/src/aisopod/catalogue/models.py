@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints
 
@@ -18,9 +18,14 @@ Trigger = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern
 
 
 class ModelInfo(Result):
+    """`id` is `<provider>/<model>`; `source` says where the entry comes from: the config,
+    or the upstream's own model list."""
+
     id: str
     provider: str
     context_window: int | None = Field(default=None, ge=1)
+    model: str
+    source: Literal["config", "upstream"]
 
 
 class ModelsListResult(Result):

@@ -18,6 +18,7 @@ from aisopod.catalogue.fields import (
     RunStatus,
     SessionKey,
     TimeoutMs,
+    absent_when_none,
 )
 from aisopod.catalogue.spec import LONG_RUN_WAIT_S, MethodSpec
 from aisopod.scopes import Requirement
@@ -36,6 +37,7 @@ class SessionEntry(Result):
     agent_id: str
     label: str | None = None
     updated_at: EpochMs
+    created_at: EpochMs | None = absent_when_none()
     last_message: str | None = None
     model: str | None = None
     thinking_level: ThinkingLevel | None = None

@@ -27,8 +27,8 @@ from aisopod.launcher import natsconf, traefik
 from aisopod.launcher.edgesync import ROUTES_FILE, EdgeOptions, EdgeSync, nats_connector
 from aisopod.launcher.paths import binary, repo_root, ui_root
 from aisopod.launcher.ports import pick
-from aisopod.launcher.probe import Probe, http_probe
-from aisopod.launcher.process import POLL_S, Child, ChildSpec
+from aisopod.launcher.probe import http_probe
+from aisopod.launcher.process import POLL_S, Child, ChildSpec, Probe
 from aisopod.launcher.secrets import StackSecrets, write_private
 from aisopod.services import EDGE_SERVICES, PYTHON_SERVICES, ServiceName
 

@@ -16,7 +16,7 @@ import secrets
 import subprocess
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -30,7 +30,6 @@ from aisopod.launcher.paths import binary
 from aisopod.launcher.ports import pick
 from tests.integration.auth_support import (
     Admin,
-    admin_session,
     auth_verify_url,
     remember,
     unique_ip,
@@ -38,13 +37,6 @@ from tests.integration.auth_support import (
 )
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def admin(stack) -> AsyncIterator[Admin]:
-    remember(stack.admin_token)
-    async with admin_session(stack) as session:
-        yield session
 
 
 # -- a backend that shows what reached it ----------------------------------------------

@@ -25,7 +25,6 @@ from aisopod import codec
 from aisopod.compat.natspy import kv_jetstream, kv_subject
 from aisopod.errors import Conflict
 
-DEDUPE_TTL_S = 300.0
 STORE_TIMEOUT_S = 5.0
 
 

@@ -25,7 +25,7 @@ from aisopod.clientip import client_ip, is_trusted
 from aisopod.config.model import GatewayConfig
 from aisopod.config.sections.gateway import GatewaySection
 from aisopod.contracts.auth import CloseConnections
-from aisopod.host import ServiceHost
+from aisopod.host import ServiceHost, bounded
 from aisopod_ws_gateway import metrics, wsframes
 from aisopod_ws_gateway.audience import Subscription, View, Views
 from aisopod_ws_gateway.connection import Connection, State
@@ -115,11 +115,11 @@ class Gateway:
         for sock in list(self.sockets):
             sock.abort()
         if self._control is not None:
-            await _bounded("control subscription", self._control.unsubscribe())
-        await _bounded("fan-out", self.fanout.stop())
-        await _bounded("nodes", self.nodes.stop())
-        await _bounded("presence", self.presence.stop())
-        await _bounded("health", self.health.stop())
+            await bounded("control subscription", self._control.unsubscribe())
+        await bounded("fan-out", self.fanout.stop())
+        await bounded("nodes", self.nodes.stop())
+        await bounded("presence", self.presence.stop())
+        await bounded("health", self.health.stop())
 
     async def drain(self) -> None:
         """SIGTERM (readiness already failing): stop accepting, tell every client, let
@@ -263,12 +263,3 @@ class Gateway:
 
     def _http_metrics(self, _: Request) -> Response:
         return plain(200, generate_latest(), CONTENT_TYPE_LATEST)
-
-
-async def _bounded(what: str, step: Any, timeout: float = 3.0) -> None:
-    try:
-        await asyncio.wait_for(step, timeout)
-    except TimeoutError:
-        log.warning("stopping the %s took over %.0fs; going on", what, timeout)
-    except Exception:
-        log.exception("stopping the %s failed", what)

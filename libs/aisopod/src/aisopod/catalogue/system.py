@@ -125,6 +125,12 @@ class PresenceEntry(Result):
     ip: str | None = None
     since: EpochMs
     last_seen_ms: EpochMs
+    instance: str
+    """The ws-gateway replica holding the connection."""
+    node_id: str | None = absent_when_none()
+    caps: list[str] | None = absent_when_none()
+    """Nodes only, as declared at connect (also `commands`)."""
+    commands: list[str] | None = absent_when_none()
 
 
 class PresenceList(RootModel[list[PresenceEntry]]):

@@ -10,14 +10,17 @@ the read side, for compatibility; an owner must not rely on that to send undecla
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import typing
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
 from aisopod import codec
+from aisopod.catalogue import methods_for
 from aisopod.catalogue.run_events import EVENT_MODELS
 from aisopod.catalogue.spec import MethodSpec
+from aisopod.services import ServiceName
 
 
 class Nonconformance(Exception):
@@ -70,3 +73,22 @@ def checked_event(event: str, payload: Any) -> Any:
     wire = codec.to_wire(payload)
     model = EVENT_MODELS.get(event)
     return wire if model is None else conform_wire(model, wire, event)
+
+
+def misdeclared_handlers(
+    owner: ServiceName,
+    handlers: Mapping[str, Callable[..., Any]],
+    *,
+    skip: frozenset[str] = frozenset(),
+) -> list[str]:
+    """The owner's methods whose handler is not annotated to return the method's result
+    model (the static half of the check: mypy then holds each handler to its annotation)."""
+    wrong = []
+    for spec in methods_for(owner):
+        if spec.name in skip:
+            continue
+        declared = typing.get_type_hints(handlers[spec.name]).get("return")
+        if declared is not spec.result:
+            name = getattr(declared, "__name__", repr(declared))
+            wrong.append(f"{spec.name} returns {name}, not {spec.result.__name__}")
+    return wrong

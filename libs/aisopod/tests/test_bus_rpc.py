@@ -11,9 +11,11 @@ import pytest
 from aisopod.bus import Bus
 from aisopod.catalogue import methods_for
 from aisopod.catalogue.nodes import NodeInfo
+from aisopod.catalogue.run_events import ChatEvent, EventMessage
 from aisopod.config import GatewayConfig
 from aisopod.config.store import ConfigStore
 from aisopod.config.watcher import ConfigWatcher
+from aisopod.conformance import Nonconformance
 from aisopod.dedupe import Deduper
 from aisopod.errors import (
     Conflict,
@@ -194,3 +196,27 @@ async def test_config_store_compare_and_set_and_watcher(bus: Bus) -> None:
         assert changes == [winners[0].config.ui.title]
     finally:
         await watcher.stop()
+
+
+async def test_run_events_are_checked_against_their_model_at_publish(bus: Bus) -> None:
+    """The test session sets AISOPOD_VALIDATE_REPLIES, so this bus checks run events."""
+    assert bus.validate_events
+    good = ChatEvent(
+        run_id="r1",
+        session_key="agent:main:x",
+        seq=1,
+        state="final",
+        message=EventMessage(role="assistant", content="hi"),
+        usage=None,
+    )
+    assert await bus.publish_event("chat.event", good.wire()) > 0
+    for bad in (
+        {**good.wire(), "state": "done"},  # not a state
+        {**good.wire(), "tokens": 3},  # undeclared
+        {"runId": "r1", "sessionKey": "k", "seq": 1, "stream": "tool"},  # agent.event sans data
+    ):
+        name = "agent.event" if "stream" in bad else "chat.event"
+        with pytest.raises(Nonconformance):
+            await bus.publish_event(name, bad)
+    # Events without a model pass unchecked.
+    assert await bus.publish_event("cron.event", {"anything": True}) > 0

@@ -199,7 +199,7 @@ async def test_config_store_compare_and_set_and_watcher(bus: Bus) -> None:
 
 
 async def test_run_events_are_checked_against_their_model_at_publish(bus: Bus) -> None:
-    """The test session sets AISOPOD_VALIDATE_REPLIES, so this bus checks run events."""
+    """The test session sets AISOPOD_VALIDATE_REPLIES, so this bus checks every event."""
     assert bus.validate_events
     good = ChatEvent(
         run_id="r1",
@@ -218,5 +218,8 @@ async def test_run_events_are_checked_against_their_model_at_publish(bus: Bus) -
         name = "agent.event" if "stream" in bad else "chat.event"
         with pytest.raises(Nonconformance):
             await bus.publish_event(name, bad)
-    # Events without a model pass unchecked.
-    assert await bus.publish_event("cron.event", {"anything": True}) > 0
+    # Every event has a model (catalogue.payloads), not only the run events.
+    cron = {"jobId": "j1", "action": "started", "status": "running", "runId": "c1"}
+    assert await bus.publish_event("cron.event", cron) > 0
+    with pytest.raises(Nonconformance):
+        await bus.publish_event("cron.event", {**cron, "action": "exploded"})

@@ -2,10 +2,11 @@
 
 Turned on by `validate_replies` (`AISOPOD_VALIDATE_REPLIES=1`; the test suites set it):
 `RpcServer` passes every handler's return value through `checked_result`, `Bus` passes
-every run event through `checked_event`. A value passes when it is an instance of the
-declared model, its wire form validates against that model again, and neither it nor any
-nested model carries a field the model does not declare (results tolerate extras on
-the read side, for compatibility; an owner must not rely on that to send undeclared data).
+every event it publishes through `checked_event` (models: `catalogue.payloads`). A value
+passes when it is an instance of the declared model (replies), its wire form validates
+against that model, and neither it nor any nested model carries a field the model does not
+declare (results tolerate extras on the read side, for compatibility; an owner must not
+rely on that to send undeclared data).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pydantic import BaseModel, ValidationError
 
 from aisopod import codec
 from aisopod.catalogue import methods_for
-from aisopod.catalogue.run_events import EVENT_MODELS
+from aisopod.catalogue.payloads import EVENT_PAYLOADS
 from aisopod.catalogue.spec import MethodSpec
 from aisopod.services import ServiceName
 
@@ -71,7 +72,7 @@ def checked_result(spec: MethodSpec, value: Any) -> Any:
 def checked_event(event: str, payload: Any) -> Any:
     """The wire form of an event's payload, checked against its model when it has one."""
     wire = codec.to_wire(payload)
-    model = EVENT_MODELS.get(event)
+    model = EVENT_PAYLOADS.get(event)
     return wire if model is None else conform_wire(model, wire, event)
 
 

@@ -37,7 +37,7 @@ from aisopod_ws_gateway import metrics
 
 if TYPE_CHECKING:
     from aisopod_ws_gateway.connection import Connection
-    from aisopod_ws_gateway.gateway import Gateway
+    from aisopod_ws_gateway.service import Gateway
 
 Reply = tuple[bytes, AisopodError | None]
 Outcome = Reply | Awaitable[Reply | None] | None

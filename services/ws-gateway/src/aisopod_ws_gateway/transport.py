@@ -25,7 +25,7 @@ from aisopod_ws_gateway.compat_websockets import max_message_size, parser_betwee
 
 if TYPE_CHECKING:
     from aisopod_ws_gateway.connection import Connection
-    from aisopod_ws_gateway.gateway import Gateway
+    from aisopod_ws_gateway.service import Gateway
 
 log = logging.getLogger("aisopod.ws")
 _WS_LOG = logging.getLogger("aisopod.ws.protocol")

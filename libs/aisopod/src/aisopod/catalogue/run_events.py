@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field, JsonValue
+from pydantic import Field, JsonValue
 
 from aisopod.wire import Result
 
@@ -65,6 +65,3 @@ class AgentEvent(RunEventBase):
 
 CHAT_EVENT = "chat.event"
 AGENT_EVENT = "agent.event"
-
-EVENT_MODELS: dict[str, type[BaseModel]] = {CHAT_EVENT: ChatEvent, AGENT_EVENT: AgentEvent}
-"""Events whose payload has a model: validated at publish when `validate_replies` is on."""

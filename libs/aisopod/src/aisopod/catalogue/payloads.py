@@ -76,6 +76,8 @@ class ExecApprovalRequested(Result):
     expires_at_ms: EpochMs
     status: Literal["pending"]
     requested_by: str
+    run_id: str | None = absent_when_none()
+    tool_call_id: str | None = absent_when_none()
 
 
 class ExecApprovalResolved(Result):

@@ -27,11 +27,11 @@ from aisopod.catalogue.chat import (
     ChatSendResult,
 )
 from aisopod.errors import NotFound
-from aisopod.rpc import CallContext, Handler
+from aisopod.rpc import CallContext, Handler, Replayable
+from aisopod.sessionkey import parse_session_key
 from aisopod_runtime.emitter import RunEmitter
 from aisopod_runtime.runs import is_terminal
 from aisopod_runtime.service import RuntimeService
-from aisopod_runtime.sessions import parse_session_key
 from aisopod_runtime.transcripts import cap_bytes, new_message
 
 log = logging.getLogger("aisopod.runtime.chat")
@@ -59,6 +59,23 @@ def chat_handlers(parts: RuntimeService) -> dict[str, Handler]:
         )
         status = "in_flight" if submitted.queued else "started"
         return ChatSendResult(run_id=submitted.run_id, status=status)
+
+    async def resend(first: Any, params: ChatSendParams, ctx: CallContext) -> ChatSendResult:
+        """A retry with the same idempotency key: the first run, as it is now (a run whose
+        runtime died ends `error` once its lease expires; the retry then says so)."""
+        answer = ChatSendResult.model_validate(first)
+        record = await runner.store.get(answer.run_id)
+        if record is None:
+            return answer  # the record is gone (runs outlive idempotency keys)
+        if is_terminal(record):
+            error = record.get("error")
+            return ChatSendResult(
+                run_id=answer.run_id,
+                status=record["status"],
+                error=error if isinstance(error, str) else None,
+            )
+        status = "in_flight" if record.get("status") == "queued" else "started"
+        return ChatSendResult(run_id=answer.run_id, status=status)
 
     async def abort(params: ChatAbortParams, ctx: CallContext) -> ChatAbortResult:
         session_key, _ = canonical(params.session_key)
@@ -111,7 +128,7 @@ def chat_handlers(parts: RuntimeService) -> dict[str, Handler]:
         return wait_result(params.run_id, record)
 
     return {
-        "chat.send": send,
+        "chat.send": Replayable(send, resend),
         "chat.abort": abort,
         "chat.history": history,
         "chat.inject": inject,

@@ -58,6 +58,7 @@ class Gateway:
         self.fanout = Fanout(self)
         self.dispatcher = Dispatcher(self, connection_handlers(self))
         self.http_routes = {"/health": self._http_health, "/ready": self._http_ready}
+        self.http_routes["/health/services"] = self._http_services
         self.http_routes["/metrics"] = self._http_metrics
         self._server: asyncio.Server | None = None
         self.accepting = True
@@ -242,9 +243,8 @@ class Gateway:
     async def _ticks(self) -> None:
         while True:
             await asyncio.sleep(self.config.tick_interval_ms / 1000)
-            frame = wsframes.text(
-                jsonrpc.encode_notification("tick", {"ts": int(time.time() * 1000)})
-            )
+            now = int(time.time() * 1000)
+            frame = wsframes.text(jsonrpc.encode_notification("tick", {"ts": now}, now))
             for conn in list(self.conns.values()):
                 if conn.state is State.OPEN and conn.replay_buffer is None:
                     conn.write_event(0, frame, True)
@@ -258,6 +258,13 @@ class Gateway:
             "instance": self.host.instance,
         }
         return plain(200, orjson.dumps(body), "application/json")
+
+    def _http_services(self, _: Request) -> Response:
+        """The `health` snapshot over HTTP: 200 when every service answers, else 503 (the
+        launcher waits for it, so a stack that says ready also says healthy)."""
+        return plain(
+            200 if self.health.snapshot["ok"] else 503, self.health.encoded, "application/json"
+        )
 
     def _http_ready(self, _: Request) -> Response:
         reasons = self.host.not_ready_reasons()

@@ -51,6 +51,7 @@ class Connection:
         "client",
         "conn_id",
         "device_id",
+        "edge_unsynced",
         "forbidden_streak",
         "forwarded_host",
         "gateway",
@@ -107,6 +108,8 @@ class Connection:
         self.timer: asyncio.TimerHandle | None = None
         self.replay_buffer: list[tuple[int, bytes, bool]] | None = None
         self.last_seq = 0
+        # Replicated buckets this connection wrote to since its last edge read of them.
+        self.edge_unsynced: frozenset[str] = frozenset()
 
     @property
     def subscription(self) -> Subscription:

@@ -1,5 +1,6 @@
 """Requests after `hello`: rate limit, catalogue look-up, scope/role check, then either a
-local handler (methods this service owns) or the owner over NATS (`<prefix>.rpc.<method>`)
+local handler (methods this service owns), the edge replicas (edgereads.py) or the owner
+over NATS (`<prefix>.rpc.<method>`)
 with the principal in headers. Requests of one connection run concurrently; replies go out
 in completion order. Errors reach the wire only here (and in the handshake).
 """
@@ -164,15 +165,19 @@ class Dispatcher:
                     conn.spawn(_discard(outcome))
                 return None
             return outcome
-        return self._forward(conn, item, spec, request_id)
+        edge = self.gateway.edge_reads
+        answered = edge.answer(conn, item, spec)
+        if answered is not None:
+            return answered
+        return edge.forwarded(conn, requirement, self.forward(conn, item, spec, request_id))
 
     def _error(self, call: Call, error: AisopodError) -> Reply | None:
         if call.notification:
             return None
         return error_reply(call.id, error)
 
-    async def _forward(
-        self, conn: Connection, call: Call, spec: MethodSpec, request_id: str | None
+    async def forward(
+        self, conn: Connection, call: Call, spec: MethodSpec, request_id: str | None = None
     ) -> Reply | None:
         params = call.params if call.params is not None else {}
         if not isinstance(params, dict):

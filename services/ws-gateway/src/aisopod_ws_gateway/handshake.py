@@ -12,9 +12,10 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
+import orjson
 from pydantic import ValidationError
 
-from aisopod import jsonrpc
+from aisopod import codec
 from aisopod.catalogue.system import PROTOCOL_VERSION, ConnectParams
 from aisopod.clientip import is_loopback
 from aisopod.contracts.auth import (
@@ -164,7 +165,9 @@ class Handshake:
             return
         conn.open(principal, view)
         hello = self._hello(conn, principal, view, verified.device_token, outcome)
-        conn.send_payload(jsonrpc.encode_result(call.id, hello))
+        conn.send_payload(
+            b"".join((b'{"jsonrpc":"2.0","id":', orjson.dumps(call.id), b',"result":', hello, b"}"))
+        )
         if resume is not None:
             for frame in frames:
                 conn.transport.write_frame(frame)
@@ -218,7 +221,8 @@ class Handshake:
         view: Any,
         device_token: str | None,
         resume: dict[str, Any] | None,
-    ) -> dict[str, Any]:
+    ) -> bytes:
+        """The `hello` result as JSON."""
         gateway = self.gateway
         cfg = gateway.config
         auth: dict[str, Any] = {
@@ -228,14 +232,15 @@ class Handshake:
         }
         if device_token:
             auth["deviceToken"] = device_token
-        hello: dict[str, Any] = {
+        head = {
             "protocol": PROTOCOL_VERSION,
             "server": {
                 "version": gateway.host.version,
                 "connId": conn.conn_id,
                 "instance": gateway.host.instance,
             },
-            "features": gateway.features(view),
+        }
+        tail: dict[str, Any] = {
             "snapshot": {
                 "presence": gateway.presence.entries() if principal.may(Requirement.READ) else [],
                 "health": gateway.health.snapshot,
@@ -249,8 +254,17 @@ class Handshake:
             },
         }
         if resume is not None:
-            hello["resume"] = resume
-        return hello
+            tail["resume"] = resume
+        # `features` (every method and event this view may use) is spliced in pre-encoded.
+        return b"".join(
+            (
+                codec.dumps(head)[:-1],
+                b',"features":',
+                gateway.features_json(view),
+                b",",
+                codec.dumps(tail)[1:],
+            )
+        )
 
 
 def _check_protocol(raw: dict[str, Any]) -> None:

@@ -31,6 +31,7 @@ from aisopod_ws_gateway import metrics, wsframes
 from aisopod_ws_gateway.audience import Subscription, View, Views
 from aisopod_ws_gateway.connection import Connection, State
 from aisopod_ws_gateway.dispatch import Dispatcher
+from aisopod_ws_gateway.edgereads import EdgeReads
 from aisopod_ws_gateway.fanout import Fanout
 from aisopod_ws_gateway.handshake import Handshake
 from aisopod_ws_gateway.health import HealthMonitor
@@ -57,6 +58,7 @@ class Gateway:
         self.nodes = Nodes(self)
         self.fanout = Fanout(self)
         self.dispatcher = Dispatcher(self, connection_handlers(self))
+        self.edge_reads = EdgeReads(self)
         self.http_routes = {"/health": self._http_health, "/ready": self._http_ready}
         self.http_routes["/health/services"] = self._http_services
         self.http_routes["/metrics"] = self._http_metrics
@@ -92,6 +94,7 @@ class Gateway:
         await self.health.start()
         await self.presence.start()
         await self.fanout.start()
+        await self.edge_reads.start()
         bus = self.host.bus
         self._control = await bus.nc.subscribe(
             bus.subjects.control("connections.close"), cb=self._on_close_order
@@ -120,6 +123,7 @@ class Gateway:
             sock.abort()
         if self._control is not None:
             await bounded("control subscription", self._control.unsubscribe())
+        await bounded("edge reads", self.edge_reads.stop())
         await bounded("fan-out", self.fanout.stop())
         await bounded("nodes", self.nodes.stop())
         await bounded("presence", self.presence.stop())
@@ -195,6 +199,13 @@ class Gateway:
         if view.features is None:
             view.features = {"methods": view.methods(), "events": view.events()}
         return view.features
+
+    def features_json(self, view: View) -> bytes:
+        """`features` as JSON, encoded once per interned view (role, scopes, subscription):
+        the bulk of every hello."""
+        if view.features_json is None:
+            view.features_json = orjson.dumps(self.features(view))
+        return view.features_json
 
     def health_reply(self, request_id: jsonrpc.RequestId) -> bytes:
         return b"".join(

@@ -17,44 +17,14 @@ from nats.js.kv import KeyValue
 from pydantic import Field
 
 from aisopod import codec
-from aisopod.catalogue.cron import CronJob, CronRunRecord, Payload, Schedule
+from aisopod.catalogue.cron import CronRunRecord
 from aisopod.errors import Conflict, NotFound
 from aisopod.jsread import snapshot
+from aisopod.listings import JobRecord
 from aisopod.wire import WireModel
 
 _KEY_SAFE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 CAS_ATTEMPTS = 8
-
-
-class Lease(WireModel):
-    """Who fires the claimed slot; a lease past `expiresAtMs` no longer blocks the job."""
-
-    instance: str
-    run_id: str
-    due_at_ms: int
-    expires_at_ms: int
-
-
-class JobRecord(WireModel):
-    job_id: str
-    name: str
-    schedule: Schedule
-    payload: Payload
-    enabled: bool = True
-    created_at_ms: int
-    updated_at_ms: int
-    anchor_ms: int = Field(description="grid origin of `every` (the last schedule change)")
-    next_run_at_ms: int | None = None
-    last_run_at_ms: int | None = None
-    last_status: str | None = None
-    last_run_id: str | None = None
-    lease: Lease | None = None
-
-    def public(self) -> CronJob:
-        """The job as cron.list/add/update return it."""
-        out = self.model_dump(by_alias=True, mode="json", exclude={"lease", "anchor_ms"})
-        out["running"] = self.lease is not None
-        return CronJob.model_validate(out)
 
 
 class RunRecord(WireModel):

@@ -25,7 +25,8 @@ from aisopod import codec
 from aisopod.compat.natspy import kv_jetstream, kv_subject
 from aisopod.errors import Conflict
 
-STORE_TIMEOUT_S = 5.0
+# The `done` entry's ack may wait out a leader election (jsretry.py) before it comes.
+STORE_TIMEOUT_S = 20.0
 
 
 class Deduper:

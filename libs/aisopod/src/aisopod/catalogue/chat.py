@@ -80,8 +80,9 @@ class ToolCallRecord(Result):
 class ChatMessage(Result):
     """A transcript message. Which optional fields it has depends on how it was written:
     a run's messages carry `runId`; a final answer `model` and `usage`; an answer that asked
-    for tools `toolCalls`; a tool's output `toolCallId`/`toolName`; the partial text of a run
-    that did not finish `stopReason`; chat.inject's `injected` (and its `label`)."""
+    for tools `toolCalls`; a tool's output `toolCallId`/`toolName`; the partial text (maybe
+    empty) of a run that did not finish `stopReason` and `error`; chat.inject's `injected`
+    (and its `label`)."""
 
     id: str
     role: Literal["user", "assistant", "system", "tool"]
@@ -95,6 +96,8 @@ class ChatMessage(Result):
     tool_call_id: str | None = absent_when_none()
     tool_name: str | None = absent_when_none()
     stop_reason: str | None = absent_when_none()
+    error: str | None = absent_when_none()
+    """Why the run behind a `stopReason` entry failed."""
     injected: bool | None = absent_when_none()
 
 

@@ -272,6 +272,9 @@ class Stack:
                     port=ports[0],
                     instance=f"{service.value}-1",
                     nats_password_file=self.secrets.nats_password_files[service.value],
+                    edge_secret_file=(
+                        self.secrets.edge_secret_file if service in EDGE_SERVICES else None
+                    ),
                 )
                 for service, ports in self.service_ports.items()
             ]

@@ -30,8 +30,8 @@ from aisopod_ops.launcher.addresses import bare_host, connect_host, connect_url,
 from aisopod_ops.launcher.edgesync import ROUTES_FILE, EdgeOptions, EdgeSync, nats_connector
 from aisopod_ops.launcher.paths import binary, repo_root, ui_root
 from aisopod_ops.launcher.ports import pick
-from aisopod_ops.launcher.probe import Probe, http_probe, nats_probe
-from aisopod_ops.launcher.process import POLL_S, Child, ChildSpec
+from aisopod_ops.launcher.probe import http_probe, nats_probe
+from aisopod_ops.launcher.process import POLL_S, Child, ChildSpec, Probe
 from aisopod_ops.launcher.secrets import StackSecrets, ensure_secret, write_private
 
 log = logging.getLogger("aisopod_ops.launcher")

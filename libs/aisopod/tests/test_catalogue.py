@@ -85,6 +85,7 @@ node.pair.approve           P    au
 node.pair.reject            P    au
 node.pair.verify            P    au
 node.rename                 P    au
+node.pair.remove            P    au
 config.get                  R    rt
 config.schema               R    rt
 config.set                  A    rt

@@ -101,6 +101,9 @@ NOTES: Mapping[str, str] = MappingProxyType(
         "node.pair.approve": "The node's token is in the result, once: hand it to the node, "
         "which connects with role `node` and `auth.token`.",
         "node.pair.verify": "`ok` is false for an unknown node or a wrong token.",
+        "node.pair.remove": "Forgets the paired node and its token and closes its live "
+        "connections (the closing order `device.pair.remove` publishes, which also empties "
+        "http-api's cache of verified tokens).",
         "node.rename": "Changes the display name; `connected` in the result is always false "
         "(auth knows pairing, not sockets: ask `node.describe`).",
         "config.get": "The configuration with secrets redacted, its `hash` (the `baseHash` "
@@ -458,6 +461,9 @@ EXAMPLES: Mapping[str, MethodExample] = MappingProxyType(
         ),
         # An unknown node or a wrong token is `{"ok": false}`, not an error.
         "node.pair.verify": MethodExample({"nodeId": "mac-1", "token": "<node token>"}, _OK),
+        "node.pair.remove": MethodExample(
+            {"nodeId": "mac-1"}, _OK, ("NOT_FOUND: no paired node with this id",)
+        ),
         "node.rename": MethodExample(
             {"nodeId": "mac-1", "displayName": "Studio Mac"},
             _NODE,

@@ -1,4 +1,4 @@
-"""cron.list / add / update / run / remove / runs, and the `cron.event` broadcasts."""
+"""cron.status / list / add / update / run / remove / runs, and the `cron.event` broadcasts."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from aisopod.catalogue.cron import (
     CronJobIdParams,
     CronListParams,
     CronRunsParams,
+    CronStatusResult,
     CronUpdateParams,
 )
 from aisopod.listings import JobRecord, cron_list_result
@@ -28,6 +29,20 @@ class CronMethods:
     @property
     def now_ms(self) -> int:
         return self.scheduler.clock.now_ms()
+
+    async def status(self, params: object, ctx: CallContext) -> CronStatusResult:
+        jobs = await self.store.all_jobs()
+        enabled = self.scheduler.settings().enabled
+        scheduled = [j for j in jobs if j.enabled and j.next_run_at_ms is not None]
+        soonest = min(scheduled, key=lambda j: j.next_run_at_ms or 0, default=None)
+        return CronStatusResult(
+            enabled=enabled,
+            jobs=len(jobs),
+            enabled_jobs=sum(j.enabled for j in jobs),
+            running=sum(j.lease is not None for j in jobs),
+            next_wake_at_ms=soonest.next_run_at_ms if enabled and soonest else None,
+            next_job_id=soonest.job_id if enabled and soonest else None,
+        )
 
     async def list(self, params: CronListParams, ctx: CallContext) -> dict[str, Any]:
         return cron_list_result(await self.store.all_jobs(), params.include_disabled)

@@ -2,9 +2,10 @@
 
 Routes (docs/protocol/http.md): `/ws` to ws-gateway (ratelimit only: auth happens in the handshake),
 the API paths to http-api behind `cors → strip identity → ratelimit → auth → headers`,
-`/health` and `/ready` open, everything else to static-ui. Every route ends with `retry`
-(or `retry-unsent`, see API_WRITE_CHAIN), which resends a request only when no server
-accepted its connection (a replica that just died), so it is safe for any method.
+`/health`, `/ready` (and their `/healthz`, `/readyz` aliases) open, everything else to
+static-ui. Every route ends with `retry` (or `retry-unsent`, see API_WRITE_CHAIN), which
+resends a request only when no server accepted its connection (a replica that just died),
+so it is safe for any method.
 
 Why identity headers are stripped *before* the forwardAuth pair, not after: a headers
 middleware after `auth` would delete the very headers auth just set. Stripped first, no
@@ -24,6 +25,7 @@ from typing import Any
 
 from aisopod import principal
 from aisopod.principal import IDENTITY_HEADERS
+from aisopod.probes import PROBE_PATHS
 from aisopod_ops.launcher.tls import TlsFiles
 
 # Every identity-like header a client could forge (also the bare NATS header names, in case
@@ -325,7 +327,8 @@ def dynamic_config(
         }
 
     api_rule = " || ".join(f"PathPrefix(`{p}`)" for p in API_PATHS)
-    router("health", "Path(`/health`) || Path(`/ready`)", "http-api", HEALTH_CHAIN, 1000)
+    health_rule = " || ".join(f"Path(`{p}`)" for p in PROBE_PATHS)
+    router("health", health_rule, "http-api", HEALTH_CHAIN, 1000)
     router("ws", "Path(`/ws`)", "ws-gateway", WS_CHAIN, 900)
     router("hooks", "PathPrefix(`/hooks`)", "http-api", HOOKS_CHAIN, 850)
     router("api", api_rule, "http-api", API_CHAIN, 800)

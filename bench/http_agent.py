@@ -25,6 +25,7 @@ from typing import Any
 import nats
 import orjson
 
+from aisopod.settings import nats_servers
 from aisopod_fake_upstream.harness import FakeUpstream
 from aisopod_http_api.upstream.pool import UpstreamPool, parse_base_url
 
@@ -81,7 +82,7 @@ async def _nats_references(stack_dir: Path, nats_url: str, count: int) -> dict[s
     called over NATS
     and its `chat.event` final awaited, no HTTP anywhere (the part P7 cannot shave)."""
     password = (stack_dir / "secrets" / "nats-admin.password").read_text().strip()
-    nc = await nats.connect(nats_url, user="admin", password=password)
+    nc = await nats.connect(nats_servers(nats_url), user="admin", password=password)
     finals: dict[str, asyncio.Future[None]] = {}
 
     async def on_event(msg: Any) -> None:

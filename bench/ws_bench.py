@@ -38,6 +38,7 @@ sys.path.insert(0, str(REPO / "bench"))
 
 from ws_lean_client import LeanClient, connect_gateway, open_socket  # noqa: E402
 
+from aisopod.settings import nats_servers  # noqa: E402
 from aisopod_ops.launcher.ports import free_port  # noqa: E402
 from bench.harness import Figure, progress  # noqa: E402
 from tests.conftest import start_local_stack, stop_local_stack  # noqa: E402
@@ -165,7 +166,9 @@ class Bench:
         (state / "traefik" / "dynamic" / "bench.yml").write_text(yaml.safe_dump(extra))
 
     async def stand_ins(self) -> None:
-        nc = await nats.connect(self.info["nats_url"], user="admin", password=self.password)
+        nc = await nats.connect(
+            nats_servers(self.info["nats_url"]), user="admin", password=self.password
+        )
         for subject, kind, args in (
             ("aisopod.auth.verify", "auth", [self.token]),
             ("aisopod.rpc.config.get", "worker", ["config.get"]),
@@ -264,7 +267,9 @@ async def p1_p2(bench: Bench) -> dict[str, Any]:
 
 
 async def raw_nats(bench: Bench, count: int, seconds: float) -> dict[str, Any]:
-    nc = await nats.connect(bench.info["nats_url"], user="admin", password=bench.password)
+    nc = await nats.connect(
+        nats_servers(bench.info["nats_url"]), user="admin", password=bench.password
+    )
     samples = []
     for _ in range(count):
         start = time.perf_counter()
@@ -337,7 +342,9 @@ async def p4_p5(bench: Bench) -> dict[str, Any]:
 
     for client in clients:
         client.on_frame = on_frame
-    nc = await nats.connect(bench.info["nats_url"], user="admin", password=bench.password)
+    nc = await nats.connect(
+        nats_servers(bench.info["nats_url"]), user="admin", password=bench.password
+    )
     js = nc.jetstream()
     spaced = 20 if QUICK else 50
     last_delivery = []

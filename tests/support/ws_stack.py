@@ -18,6 +18,7 @@ import yaml
 
 from aisopod.config.model import GatewayConfig
 from aisopod.config.store import ConfigStore
+from aisopod.settings import nats_servers
 
 
 @dataclass
@@ -29,7 +30,9 @@ class WsStack:
     nats_password: str
 
     async def nats(self) -> nats.NATS:
-        return await nats.connect(self.nats_url, user="admin", password=self.nats_password)
+        return await nats.connect(
+            nats_servers(self.nats_url), user="admin", password=self.nats_password
+        )
 
 
 def replica_urls(stack: Any) -> list[str]:

@@ -32,6 +32,7 @@ from nats.js.errors import BucketNotFoundError
 
 from aisopod.config.model import GatewayConfig
 from aisopod.config.store import CONFIG_KEY, snapshot_from
+from aisopod.settings import nats_servers
 from aisopod.state import bucket_name
 from aisopod_ops.launcher import tls, traefik
 
@@ -220,7 +221,7 @@ def nats_connector(url: str, user: str | None, password: str | None) -> Connect:
 
     async def connect() -> NATS:
         return await nats.connect(
-            url,
+            nats_servers(url),
             user=user,
             password=password,
             name="aisopod-edge-sync",

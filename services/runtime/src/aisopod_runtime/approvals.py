@@ -45,6 +45,7 @@ from aisopod.errors import Conflict, NotFound
 from aisopod.execpolicy import needs_approval
 from aisopod.jsread import snapshot
 from aisopod.rpc import CallContext, Handler
+from aisopod.wire import EmptyParams
 from aisopod_runtime.kvview import get_json, is_value, wait_for_value
 
 log = logging.getLogger("aisopod.runtime.approvals")
@@ -265,7 +266,7 @@ def approval_handlers(service: ApprovalService) -> dict[str, Handler]:
         await service.resolve(params.id, params.decision, ctx.principal.id)
         return OkResult()
 
-    async def pending(_: Any, ctx: CallContext) -> ExecApprovalsPendingResult:
+    async def pending(_: EmptyParams, ctx: CallContext) -> ExecApprovalsPendingResult:
         # All are pending: the stored `status` would say nothing.
         waiting = [{k: v for k, v in r.items() if k != "status"} for r in await service.pending()]
         return ExecApprovalsPendingResult.model_validate({"approvals": waiting})

@@ -15,6 +15,7 @@ from aisopod.catalogue.cron import (
 )
 from aisopod.listings import JobRecord, cron_list_result
 from aisopod.rpc import CallContext
+from aisopod.wire import EmptyParams
 from aisopod_runtime.cron import schedule as schedules
 from aisopod_runtime.cron.scheduler import Emit, Scheduler, new_run_id
 from aisopod_runtime.cron.store import CronStore, RunRecord
@@ -30,7 +31,7 @@ class CronMethods:
     def now_ms(self) -> int:
         return self.scheduler.clock.now_ms()
 
-    async def status(self, params: object, ctx: CallContext) -> CronStatusResult:
+    async def status(self, params: EmptyParams, ctx: CallContext) -> CronStatusResult:
         jobs = await self.store.all_jobs()
         enabled = self.scheduler.settings().enabled
         scheduled = [j for j in jobs if j.enabled and j.next_run_at_ms is not None]

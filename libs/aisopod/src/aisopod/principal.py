@@ -22,7 +22,7 @@ H_TRACE = "Aisopod-Trace-Id"
 H_INSTANCE = "Aisopod-Instance"
 H_ORIGIN_CONN = "Aisopod-Origin-Conn"  # on events: the connection that caused them
 
-# What auth's forwardAuth reply sets for the backend (HTTP spellings of the above).
+# HTTP spellings of the above, which forwardAuth once set: now only ever stripped at the edge.
 IDENTITY_HEADERS = (
     "X-Aisopod-Principal",
     "X-Aisopod-Role",

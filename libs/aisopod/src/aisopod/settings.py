@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 ENV_PREFIX = "aisopod_"
 
-_SECRET_FIELDS = ("nats_password", "admin_token", "nats_token")
+_SECRET_FIELDS = ("nats_password", "admin_token", "nats_token", "edge_secret")
 
 
 def nats_servers(url: str) -> list[str]:
@@ -61,6 +61,9 @@ class ServiceSettings(BaseModel):
     state_dir: Path | None = None
     admin_token: SecretStr | None = Field(
         default=None, description="bootstrap admin token; only its hash is ever stored"
+    )
+    edge_secret: SecretStr | None = Field(
+        default=None, description="the edge proof Traefik adds to every request (edgeproof.py)"
     )
     drain_timeout_s: float = 30.0
     # An edge's wait for a forwarded call: longer than a JetStream stall the owner rides

@@ -71,8 +71,6 @@ def compose_files(root: Path | None = None) -> dict[str, str]:
         ws_gateway=urls("ws-gateway"),
         http_api=urls("http-api"),
         static_ui=["http://static-ui:8080"],
-        auth=["http://auth:8000"],
-        ratelimit=["http://ratelimit:8000"],
     )
     dynamic = traefik.dynamic_config(upstreams, entry_points=["web", "websecure"])
     return {

@@ -121,9 +121,6 @@ class Stack:
             if opts.small:
                 count = 1
             self.service_ports[service] = [pick(0) for _ in range(count)]
-        if len(self.service_ports[ServiceName.RATELIMIT]) > 1:
-            # forwardAuth calls one address: Traefik balances the replicas behind it.
-            self.ports["internal"] = pick(0)
         self.nats_nodes: list[NatsNode] = []
         if opts.nats_url:
             self.nats_url = ",".join(nats_servers(opts.nats_url))
@@ -187,7 +184,6 @@ class Stack:
         host = self.options.host
         dynamic_dir = self.state_dir / "traefik" / "dynamic"
         dynamic_dir.mkdir(parents=True, exist_ok=True)
-        internal = f"{host}:{self.ports['internal']}" if "internal" in self.ports else None
         static = traefik.static_config(
             http_address=f"{host}:{self.ports['http']}",
             https_address=f"{host}:{self.ports['https']}",
@@ -195,7 +191,6 @@ class Stack:
             dynamic_dir=str(dynamic_dir),
             trusted_ips=list(self.options.trusted_proxies),
             access_log=str(self.state_dir / "logs" / "traefik-access.log"),
-            internal_address=internal,
             # Stopped last but one: nothing in front of it needs an accept grace period.
             accept_grace_s=0,
         )
@@ -203,14 +198,8 @@ class Stack:
             ws_gateway=self._urls(ServiceName.WS_GATEWAY),
             http_api=self._urls(ServiceName.HTTP_API),
             static_ui=[f"http://{host}:{self.ports['ui']}"],
-            auth=self._urls(ServiceName.AUTH),
-            ratelimit=self._urls(ServiceName.RATELIMIT),
         )
-        dynamic = traefik.dynamic_config(
-            upstreams,
-            entry_points=["web", "websecure"],
-            internal_url=f"http://{internal}" if internal else None,
-        )
+        dynamic = traefik.dynamic_config(upstreams, entry_points=["web", "websecure"])
         write_private(self.state_dir / "traefik" / "traefik.yml", yaml.safe_dump(static))
         write_private(dynamic_dir / ROUTES_FILE, yaml.safe_dump(dynamic))
         self._prepare_edge(dynamic_dir)
@@ -227,6 +216,7 @@ class Stack:
                 tls_key=opts.tls_key,
                 tls_names=[opts.host, *opts.tls_names],
                 redirect_https_port=self.ports["https"] if opts.redirect_https else None,
+                edge_secret=self.secrets.edge_secret if self.secrets else None,
             )
         )
         self.edge.prepare(load_seed_file(self.config_file))
@@ -266,6 +256,9 @@ class Stack:
             }
         )
         env.pop("AISOPOD_NATS_PASSWORD", None)
+        env.pop("AISOPOD_EDGE_SECRET", None)
+        if service in EDGE_SERVICES:  # only the services Traefik sends requests to
+            env["AISOPOD_EDGE_SECRET_FILE"] = str(self.secrets.edge_secret_file)
         return env
 
     def _combined_spec(self) -> ChildSpec:
@@ -503,6 +496,8 @@ class Stack:
         record.pop("admin_token")
         record["launcher_pid"] = os.getpid()
         record["children"] = {c.spec.name: c.pid for c in self.children}
+        # Where each service listens (diagnostics; tests attack them directly).
+        record["service_urls"] = {s.value: self._urls(s) for s in PYTHON_SERVICES}
         write_private(self.state_dir / "stack.json", json.dumps(record, indent=2))
         if self.options.ready_file is not None:
             write_private(self.options.ready_file, self.info.to_json())

@@ -164,6 +164,7 @@ class SessionStore:
         return [
             SessionEntry.model_validate(codec.loads(e.value))
             for e in await snapshot(self.kv, "s.>")
+            if e.value is not None
         ]
 
     async def labelled(self, label: str, agent_id: str | None) -> list[SessionEntry]:

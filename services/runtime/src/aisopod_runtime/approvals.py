@@ -136,7 +136,7 @@ class ApprovalService:
         """Requests still waiting, oldest first. Read from KV, so every replica answers the
         same; one past its expiry but not yet swept is left out (it is as good as denied)."""
         now = now_ms()
-        records = [codec.loads(e.value) for e in await snapshot(self.kv, "req.>")]
+        records = [codec.loads(e.value) for e in await snapshot(self.kv, "req.>") if e.value]
         waiting = [
             r for r in records if r.get("status") == "pending" and int(r["expiresAtMs"]) > now
         ]

@@ -80,7 +80,7 @@ async def settled(read: Any, expect: Any, timeout: float = 10.0) -> Any:
 
 async def test_each_edge_read_equals_the_owner_and_is_answered_at_the_edge(env, bus) -> None:
     replica = env.replicas[0]
-    async with await WsClient.connect(replica, token=env.token) as ws:
+    async with await WsClient.connect(replica, token=env.token, headers=env.edge) as ws:
         # Something in each replicated bucket beyond the defaults: an agent, a disabled job.
         suffix = uuid.uuid4().hex[:6]
         agent = await ws.call("agents.create", {"name": f"edge {suffix}"})
@@ -121,7 +121,7 @@ async def test_each_edge_read_equals_the_owner_and_is_answered_at_the_edge(env, 
 
 async def test_read_your_writes_on_one_connection(env, bus) -> None:
     replica = env.replicas[0]
-    async with await WsClient.connect(replica, token=env.token) as ws:
+    async with await WsClient.connect(replica, token=env.token, headers=env.edge) as ws:
         current = await ws.call("config.get")
         title = f"edge-{uuid.uuid4().hex[:6]}"
         patched = await ws.call(

@@ -8,6 +8,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from aisopod.bus import Bus
+from aisopod.settings import ServiceSettings
 from tests.integration.auth_support import Admin, admin_session, remember
 
 
@@ -17,6 +19,18 @@ async def admin(stack) -> AsyncIterator[Admin]:
     remember(stack.admin_token)
     async with admin_session(stack) as session:
         yield session
+
+
+@pytest.fixture(scope="module")
+async def bus(stack) -> AsyncIterator[Bus]:
+    """A service-side bus on the shared stack, as the NATS admin user (a module's own
+    `bus` fixture, e.g. on a private stack, takes its place)."""
+    settings = ServiceSettings(
+        nats_url=stack.nats_url, nats_user="admin", nats_password=stack.nats_password("admin")
+    )
+    connected = await Bus.connect(settings)
+    yield connected
+    await connected.close()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

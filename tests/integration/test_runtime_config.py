@@ -18,7 +18,6 @@ from aisopod.bus import Bus
 from aisopod.config.model import REDACTED
 from aisopod.errors import Conflict, InvalidParams, RateLimited
 from aisopod.principal import Principal
-from aisopod.settings import ServiceSettings
 from aisopod_runtime.discovery import discover
 
 pytestmark = pytest.mark.integration
@@ -26,16 +25,6 @@ pytestmark = pytest.mark.integration
 
 def admin() -> Principal:
     return Principal(id=f"p2-{uuid.uuid4().hex[:10]}", scopes=("operator.admin",))
-
-
-@pytest.fixture(scope="module")
-async def bus(stack) -> AsyncIterator[Bus]:
-    settings = ServiceSettings(
-        nats_url=stack.nats_url, nats_user="admin", nats_password=stack.nats_password("admin")
-    )
-    connected = await Bus.connect(settings)
-    yield connected
-    await connected.close()
 
 
 async def get(bus: Bus) -> dict[str, Any]:

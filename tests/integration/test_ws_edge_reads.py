@@ -9,16 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
-from aisopod.bus import Bus
 from aisopod.principal import Principal
-from aisopod.settings import ServiceSettings
 from tests.support.ws_client import WsClient
 from tests.support.ws_stack import WsStack, require_ws_stack
 
@@ -44,16 +41,6 @@ def admin() -> Principal:
 @pytest.fixture(scope="module")
 async def env(stack) -> WsStack:
     return await require_ws_stack(stack)
-
-
-@pytest.fixture(scope="module")
-async def bus(stack) -> AsyncIterator[Bus]:
-    settings = ServiceSettings(
-        nats_url=stack.nats_url, nats_user="admin", nats_password=stack.nats_password("admin")
-    )
-    connected = await Bus.connect(settings)
-    yield connected
-    await connected.close()
 
 
 async def edge_counters(replica_url: str) -> dict[str, float]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import openai
 import pytest
 
 from aisopod.bus import Bus
@@ -31,6 +32,16 @@ async def bus(stack) -> AsyncIterator[Bus]:
     connected = await Bus.connect(settings)
     yield connected
     await connected.close()
+
+
+@pytest.fixture
+async def async_sdk(stack) -> AsyncIterator[openai.AsyncOpenAI]:
+    """The official async OpenAI client on the stack's /v1, as the admin token, no retries."""
+    client = openai.AsyncOpenAI(
+        base_url=stack.http_url + "/v1", api_key=stack.admin_token, max_retries=0
+    )
+    yield client
+    await client.close()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

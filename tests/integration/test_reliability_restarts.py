@@ -43,7 +43,7 @@ from tests.integration.reliability_support import (
 )
 from tests.support.log_audit import leaks
 from tests.support.ws_client import WsClient
-from tests.support.ws_stack import replica_urls
+from tests.support.ws_stack import edge_secret, replica_urls
 
 pytestmark = [pytest.mark.integration, pytest.mark.reliability]
 
@@ -266,8 +266,9 @@ async def test_nats_restart_mid_load_every_service_recovers_nothing_persisted_lo
 async def each_replica_delivers_events(stack: StackHandle, admin: ResilientWs, text: str) -> None:
     """A new handshake on each ws-gateway replica (auth over NATS), and a chat run's final
     event reaching both (each replica's stream consumer came back)."""
+    edge = {"X-Aisopod-Edge": edge_secret(stack)}  # each replica directly, as the edge
     clients = [
-        await WsClient.connect(url, token=stack.admin_token, subscribe=["chat.event"])
+        await WsClient.connect(url, token=stack.admin_token, headers=edge, subscribe=["chat.event"])
         for url in replica_urls(stack)
     ]
     try:

@@ -170,7 +170,8 @@ async def test_idempotent_retry_of_chat_send_runs_once(rt: RuntimeClient, stack)
     params = {"sessionKey": key, "message": f"{marker} once", "idempotencyKey": marker}
     first = await rt.call("chat.send", params)
     second = await rt.call("chat.send", params)
-    assert second == first
+    # The same run, as it is now: still going, or already ended (the fake answers fast).
+    assert second["runId"] == first["runId"] and second["status"] in ("started", "ok")
     await rt.call("agent.wait", {"runId": first["runId"], "timeoutMs": 10_000})
     third = await rt.call("chat.send", params)  # still within the 5-minute window
     assert third == {**first, "status": "ok"}  # the same run, as it is now: ended

@@ -164,7 +164,12 @@ async def test_describe_keeps_a_disconnected_nodes_declaration(env) -> None:
         )
 
         async def here():  # type: ignore[no-untyped-def]
-            found = await operator.call("node.describe", {"nodeId": node_id})
+            try:
+                found = await operator.call("node.describe", {"nodeId": node_id})
+            except RpcError as exc:  # the operator's replica has not heard of it yet
+                if exc.detail != "NODE_NOT_FOUND":
+                    raise
+                return None
             return found if found["connected"] else None
 
         described = await _poll(here)  # presence reaches every replica within moments

@@ -38,7 +38,6 @@ def _json(status: int, body: dict[str, object], extra: dict[str, str] | None = N
     headers["Referrer-Policy"] = "no-referrer"
     for name, value in (extra or {}).items():
         headers[name] = value
-    headers["Connection"] = "close"
     return Response(status, _REASONS[status], headers, data)
 
 

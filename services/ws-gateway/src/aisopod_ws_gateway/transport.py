@@ -204,7 +204,7 @@ class WsTransport(asyncio.Protocol):
         headers = request.headers
         if path in WS_PATHS and "upgrade" in headers.get("Connection", "").lower():
             if not self.gateway.accepting:
-                self._respond(plain(503, b"draining\n"))
+                self._respond(plain(503, b"draining\n"), keep_alive=False)
                 return
             client_ip = self.gateway.proven_client_ip(self, request)
             if client_ip is None:
@@ -221,14 +221,29 @@ class WsTransport(asyncio.Protocol):
         response = handler(request) if handler is not None else plain(404, b"not found\n")
         self._respond(response)
 
-    def _respond(self, response: Response) -> None:
+    def _respond(self, response: Response, *, keep_alive: bool = True) -> None:
         """Send one HTTP answer (an upgrade or its refusal too) with the security headers
-        every answer carries (aisopod.securityheaders)."""
+        every answer carries (aisopod.securityheaders).
+
+        Any answer but a 101 keeps the connection open for the next request: Traefik's
+        fast proxy returns a backend connection to its pool after every non-101 answer,
+        whatever `Connection: close` says, so closing it here made the next request sent on
+        it a 502 (a refused upgrade in a connection flood, then a client's upgrade)."""
         for name, value in SECURITY_HEADERS:
             if name not in response.headers:
                 response.headers[name] = value
-        self.ws.send_response(response)
-        self._flush()
+        transport = self.transport
+        if response.status_code == 101 or not keep_alive or transport is None:
+            if not keep_alive:
+                response.headers["Connection"] = "close"
+            self.ws.send_response(response)
+            self._flush()
+            return
+        transport.write(response.serialize())
+        # A fresh parser for the next request on this connection.
+        self.ws = ServerProtocol(max_size=self.gateway.pre_hello_max_size(), logger=_WS_LOG)
+        if not transport.is_reading():
+            transport.resume_reading()
 
     async def _upgrade(self, request: Request, path: str, client_ip: str) -> None:
         try:
@@ -254,7 +269,6 @@ def plain(status: int, body: bytes, content_type: str = "text/plain", reason: st
     headers["Content-Type"] = content_type
     headers["Content-Length"] = str(len(body))
     headers["Cache-Control"] = "no-store"
-    headers["Connection"] = "close"
     return Response(status, reason or _REASONS.get(status, "OK"), headers, body)
 
 

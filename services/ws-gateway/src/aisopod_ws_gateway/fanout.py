@@ -16,7 +16,6 @@ import orjson
 from nats.aio.msg import Msg
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
-from aisopod import jsonrpc
 from aisopod.catalogue import EVENT_AUDIENCE, audience_of
 from aisopod.principal import H_ORIGIN_CONN
 from aisopod.state import stream_name
@@ -26,6 +25,7 @@ from aisopod_ws_gateway.audience import View
 if TYPE_CHECKING:
     from nats.js.client import JetStreamContext
 
+    from aisopod_ws_gateway.codec import Codec
     from aisopod_ws_gateway.connection import Connection
     from aisopod_ws_gateway.gateway import Gateway
 
@@ -94,10 +94,14 @@ class Fanout:
         info = _payload_info(name, data)
         session_key = info.get("sessionKey") if info is not None else None
         droppable = rule.is_droppable(info)
-        frame = wsframes.text(jsonrpc.encode_event(name, seq, ts, data))
+        # Encoded and framed once per wire format, on first need, shared by its clients.
+        frames = EventFrames(name, seq, ts, data)
         if rule.origin_only(info):
             conn = self.gateway.conns.get(origin) if origin else None
             if conn is None or not _admits(conn.view, name, session_key):
+                return 0
+            frame = frames.get(conn.codec)
+            if frame is None:
                 return 0
             conn.deliver(seq, frame, droppable)
             metrics.DELIVERIES.inc()
@@ -111,6 +115,9 @@ class Fanout:
             if view is None or not view.sees(name):
                 continue
             if by_session and not view.sees_session(name, session_key):
+                continue
+            frame = frames.get(conn.codec)
+            if frame is None:
                 continue
             conn.deliver(seq, frame, droppable)
             count += 1
@@ -161,7 +168,9 @@ class Fanout:
                     break
                 name = msg.subject[len(self._evt_prefix) :]
                 if self._replayable(conn, view, name, msg):
-                    frames.append(wsframes.text(jsonrpc.encode_event(name, seq, ts, msg.data)))
+                    encoded = conn.codec.event(name, seq, ts, msg.data)
+                    if encoded is not None:
+                        frames.append(wsframes.text(encoded))
                 if seq == last:
                     break
         except TimeoutError:
@@ -184,6 +193,27 @@ class Fanout:
                 return False
         session_key = info.get("sessionKey") if info is not None else None
         return view.sees_session(name, session_key)
+
+
+class EventFrames:
+    """One event's WebSocket frame per codec, each built on first request (None: the
+    codec has no such event)."""
+
+    __slots__ = ("_by_codec", "_data", "_name", "_seq", "_ts")
+
+    def __init__(self, name: str, seq: int, ts: int, data: bytes) -> None:
+        self._name, self._seq, self._ts, self._data = name, seq, ts, data
+        self._by_codec: dict[int, bytes | None] = {}
+
+    def get(self, codec: Codec) -> bytes | None:
+        key = id(codec)
+        try:
+            return self._by_codec[key]
+        except KeyError:
+            encoded = codec.event(self._name, self._seq, self._ts, self._data)
+            frame = wsframes.text(encoded) if encoded is not None else None
+            self._by_codec[key] = frame
+            return frame
 
 
 def _admits(view: View | None, name: str, session_key: str | None) -> bool:

@@ -20,21 +20,24 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 from websockets.http11 import Request, Response
 
-from aisopod import jsonrpc
 from aisopod.clientip import client_ip, is_trusted
 from aisopod.config.model import GatewayConfig
 from aisopod.config.sections.gateway import GatewaySection
 from aisopod.contracts.auth import CloseConnections
 from aisopod.host import ServiceHost
+from aisopod.jsonrpc import RequestId
 from aisopod_ws_gateway import metrics, wsframes
 from aisopod_ws_gateway.audience import Subscription, View, Views
-from aisopod_ws_gateway.connection import Connection, State
+from aisopod_ws_gateway.codec import JSONRPC, Codec
+from aisopod_ws_gateway.connection import Connection, FrameHandler, State
 from aisopod_ws_gateway.dispatch import Dispatcher
 from aisopod_ws_gateway.fanout import Fanout
 from aisopod_ws_gateway.handshake import Handshake
 from aisopod_ws_gateway.health import HealthMonitor
 from aisopod_ws_gateway.methods import CONNECTION_ONLY, bus_handlers, connection_handlers
 from aisopod_ws_gateway.nodes import Nodes
+from aisopod_ws_gateway.openclaw.frames import OPENCLAW
+from aisopod_ws_gateway.openclaw.handler import OpenClawContext, OpenClawMethods
 from aisopod_ws_gateway.presence import Presence
 from aisopod_ws_gateway.transport import WsTransport, plain
 
@@ -55,7 +58,18 @@ class Gateway:
         self.presence = Presence(self)
         self.nodes = Nodes(self)
         self.fanout = Fanout(self)
-        self.dispatcher = Dispatcher(self, connection_handlers(self))
+        self.dispatcher = Dispatcher(
+            host.bus,
+            lambda: self.host.config.current.gateway,
+            host.settings.request_timeout_s,
+            connection_handlers(self),
+        )
+        self.openclaw = OpenClawMethods(self.dispatcher, self.openclaw_context)
+        # Requests after hello, by wire format.
+        self.frame_handlers: dict[str, FrameHandler] = {
+            JSONRPC.name: self.dispatcher.frame,
+            OPENCLAW.name: self.openclaw.frame,
+        }
         self.http_routes = {"/health": self._http_health, "/ready": self._http_ready}
         self.http_routes["/metrics"] = self._http_metrics
         self._server: asyncio.Server | None = None
@@ -148,7 +162,7 @@ class Gateway:
             await asyncio.sleep(0.05)
 
     # -- connections --------------------------------------------------------------------
-    def open_connection(self, transport: WsTransport, request: Request) -> Connection:
+    def open_connection(self, transport: WsTransport, request: Request, codec: Codec) -> Connection:
         headers = request.headers
         peer = transport.transport.get_extra_info("peername") if transport.transport else None
         peer_ip = str(peer[0]) if peer else "unknown"
@@ -160,6 +174,8 @@ class Gateway:
         conn = Connection(
             self,
             transport,
+            codec,
+            self.frame_handlers[codec.name],
             ip=ip,
             origin=headers.get("Origin"),
             host_header=headers.get("Host"),
@@ -192,15 +208,18 @@ class Gateway:
             view.features = {"methods": view.methods(), "events": view.events()}
         return view.features
 
-    def health_reply(self, request_id: jsonrpc.RequestId) -> bytes:
-        return b"".join(
-            (
-                b'{"jsonrpc":"2.0","id":',
-                orjson.dumps(request_id),
-                b',"result":',
-                self.health.encoded,
-                b"}",
-            )
+    def health_reply(self, codec: Codec, request_id: RequestId) -> bytes:
+        """`health` from the cached snapshot, spliced as bytes (no model, no re-encoding)."""
+        spliced = codec.splice(request_id, b'{"result":' + self.health.encoded + b"}")
+        assert spliced is not None
+        return spliced
+
+    def openclaw_context(self) -> OpenClawContext:
+        """What the OpenClaw adapters read from this process besides our methods."""
+        return OpenClawContext(
+            version=self.host.version,
+            started_at=self.host.started_at,
+            health=self.health.snapshot,
         )
 
     async def _on_close_order(self, msg: Msg) -> None:
@@ -239,12 +258,17 @@ class Gateway:
     async def _ticks(self) -> None:
         while True:
             await asyncio.sleep(self.config.tick_interval_ms / 1000)
-            frame = wsframes.text(
-                jsonrpc.encode_notification("tick", {"ts": int(time.time() * 1000)})
-            )
+            tick = {"ts": int(time.time() * 1000)}
+            frames: dict[str, bytes | None] = {}  # one frame per wire format
             for conn in list(self.conns.values()):
                 if conn.state is State.OPEN and conn.replay_buffer is None:
-                    conn.write_event(0, frame, True)
+                    codec = conn.codec
+                    if codec.name not in frames:
+                        encoded = codec.notification("tick", tick)
+                        frames[codec.name] = wsframes.text(encoded) if encoded else None
+                    frame = frames[codec.name]
+                    if frame is not None:
+                        conn.write_event(0, frame, True)
 
     # -- HTTP on the same port ----------------------------------------------------------
     def _http_health(self, _: Request) -> Response:

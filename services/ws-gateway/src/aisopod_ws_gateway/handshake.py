@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from aisopod import jsonrpc
 from aisopod.catalogue.system import PROTOCOL_VERSION, ConnectParams
 from aisopod.clientip import is_loopback
 from aisopod.contracts.auth import (
@@ -28,7 +27,6 @@ from aisopod.errors import (
     AisopodError,
     Forbidden,
     InternalError,
-    InvalidRequest,
     Unavailable,
     invalid_params_from_validation,
 )
@@ -53,7 +51,7 @@ class Handshake:
         self.gateway = gateway
 
     def challenge(self, conn: Connection) -> None:
-        conn.notify("connect.challenge", {"nonce": conn.nonce, "ts": int(time.time() * 1000)})
+        conn.send_payload(conn.codec.challenge(conn.nonce, int(time.time() * 1000)))
         timeout = self.gateway.config.handshake_timeout_ms / 1000
         conn.timer = self.gateway.loop.call_later(timeout, self._timed_out, conn)
 
@@ -72,11 +70,7 @@ class Handshake:
             or item.method != "connect"
         ):
             metrics.HANDSHAKES.labels("invalid").inc()
-            conn.fail_handshake(
-                getattr(item, "id", None),
-                InvalidRequest("the first request must be connect", code="CONNECT_REQUIRED"),
-                1008,
-            )
+            conn.fail_handshake(getattr(item, "id", None), conn.codec.first_frame_error(), 1008)
             return
         conn.state = State.VERIFYING
         conn.spawn(self._connect(conn, item))
@@ -96,9 +90,9 @@ class Handshake:
 
     async def _handshake(self, conn: Connection, call: Call) -> None:
         raw = call.params if isinstance(call.params, dict) else {}
-        _check_protocol(raw)
+        conn.codec.check_protocol(raw)
         try:
-            params = ConnectParams.model_validate(raw)
+            params = ConnectParams.model_validate(conn.codec.connect_params(raw))
         except ValidationError as exc:
             raise invalid_params_from_validation(exc.errors()) from None
         gateway = self.gateway
@@ -163,7 +157,7 @@ class Handshake:
             return
         conn.open(principal, view)
         hello = self._hello(conn, principal, view, verified.device_token, outcome)
-        conn.send_payload(jsonrpc.encode_result(call.id, hello))
+        conn.send_payload(conn.codec.result(call.id, conn.codec.hello(hello)))
         if resume is not None:
             for frame in frames:
                 conn.transport.write_frame(frame)
@@ -250,16 +244,3 @@ class Handshake:
         if resume is not None:
             hello["resume"] = resume
         return hello
-
-
-def _check_protocol(raw: dict[str, Any]) -> None:
-    low = raw.get("minProtocol", PROTOCOL_VERSION)
-    high = raw.get("maxProtocol", PROTOCOL_VERSION)
-    if not isinstance(low, int) or not isinstance(high, int):
-        return  # the params model reports the type error
-    if not low <= PROTOCOL_VERSION <= high:
-        raise InvalidRequest(
-            f"protocol mismatch: this server speaks {PROTOCOL_VERSION}, the client {low}..{high}",
-            code="PROTOCOL_MISMATCH",
-            serverProtocol=PROTOCOL_VERSION,
-        )

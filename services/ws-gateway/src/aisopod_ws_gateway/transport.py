@@ -22,6 +22,8 @@ from websockets.server import ServerProtocol
 from websockets.streams import StreamReader
 
 from aisopod_ws_gateway import wsframes
+from aisopod_ws_gateway.codec import JSONRPC, Codec
+from aisopod_ws_gateway.openclaw.frames import OPENCLAW
 
 if TYPE_CHECKING:
     from aisopod_ws_gateway.connection import Connection
@@ -31,7 +33,8 @@ log = logging.getLogger("aisopod.ws")
 _WS_LOG = logging.getLogger("aisopod.ws.protocol")
 _WS_LOG.setLevel(logging.WARNING)  # websockets logs every open/close at INFO
 
-WS_PATHS = frozenset({"/ws", "/"})
+# The upgrade path chooses the wire format: the server speaks first, nothing to sniff.
+CODECS: dict[str, Codec] = {"/ws": JSONRPC, "/": JSONRPC, "/openclaw": OPENCLAW}
 CLOSE_GRACE_S = 5.0
 # A client closed with data still queued (a slow consumer) gets longer to read up to the
 # close frame, so it learns why; its buffer is bounded by maxBufferedBytes meanwhile.
@@ -205,7 +208,8 @@ class WsTransport(asyncio.Protocol):
     def _on_http(self, request: Request) -> None:
         path = request.path.split("?", 1)[0]
         headers = request.headers
-        if path in WS_PATHS and "upgrade" in headers.get("Connection", "").lower():
+        codec = CODECS.get(path)
+        if codec is not None and "upgrade" in headers.get("Connection", "").lower():
             if not self.gateway.accepting:
                 self.ws.send_response(plain(503, b"draining\n"))
                 self._flush()
@@ -214,7 +218,7 @@ class WsTransport(asyncio.Protocol):
             self.ws.send_response(response)
             self._flush()
             if response.status_code == 101:
-                self.conn = self.gateway.open_connection(self, request)
+                self.conn = self.gateway.open_connection(self, request, codec)
             return
         handler = self.gateway.http_routes.get(path)
         response = handler(request) if handler is not None else plain(404, b"not found\n")

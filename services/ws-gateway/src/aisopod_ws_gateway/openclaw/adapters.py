@@ -227,7 +227,7 @@ def config_snapshot(ours: Any, ctx: Context) -> dict[str, Any]:
 
 
 def cron_job(job: dict[str, Any]) -> dict[str, Any]:
-    payload = dict(job.get("payload") or {})
+    payload = {k: v for k, v in (job.get("payload") or {}).items() if v is not None}
     agent_id = payload.pop("agentId", None)
     return {
         "id": job.get("jobId"),

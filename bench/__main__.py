@@ -1,4 +1,4 @@
-"""`make bench` (`.venv/bin/python -m bench`): P1–P9 of quality.md in one run, each figure
+"""`make bench` (`.venv/bin/python -m bench`): P1–P9 of docs/quality.md in one run, each figure
 beside its reference measured in the same run; see bench/README.md.
 
     .venv/bin/python -m bench [--quick] [--only P1,P8,...] [--out DIR]

@@ -5,7 +5,7 @@ its own nats-server (loopback, memory stream), fills one session per length, the
 `limit` messages read back the pre-cache way (`consume_all`, what every turn did) and
 through `TranscriptCache` after each turn's 2 new messages: wall time p50 and CPU
 milliseconds per read of this process and of nats-server (/proc/<pid>/stat), medians of
-the rounds. Not part of `python -m bench` (not a quality.md goal): docs/runtime.md.
+the rounds. Not part of `python -m bench` (not a docs/quality.md goal): docs/runtime.md.
 """
 
 from __future__ import annotations

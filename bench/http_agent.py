@@ -1,4 +1,4 @@
-"""P7: an agent-mode chat completion with the `echo` provider, end to end (quality.md).
+"""P7: an agent-mode chat completion with the `echo` provider, end to end (docs/quality.md).
 
     .venv/bin/python bench/http_agent.py [--requests 300]
 

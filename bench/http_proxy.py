@@ -1,4 +1,4 @@
-"""P6: the `/v1/chat/completions` proxy path's added latency and throughput (quality.md).
+"""P6: the `/v1/chat/completions` proxy path's added latency and throughput (docs/quality.md).
 
     .venv/bin/python bench/http_proxy.py [--seconds 4] [--requests 2000] [--stack]
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from aisopod.launcher.spawn import start_local_stack, stop_local_stack
+from aisopod_ops.launcher.spawn import start_local_stack, stop_local_stack
 
 
 @dataclass

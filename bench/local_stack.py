@@ -52,8 +52,8 @@ class BenchStack:
 
     @classmethod
     def start(cls, *launcher_args: str, with_fake: bool = True) -> BenchStack:
-        from aisopod.launcher.spawn import start_local_stack
         from aisopod_fake_upstream.harness import FakeUpstream
+        from aisopod_ops.launcher.spawn import start_local_stack
 
         tmp = Path(tempfile.mkdtemp(prefix="aisopod-bench-"))
         fake = None
@@ -76,7 +76,7 @@ class BenchStack:
         return cls(tmp, proc, info, fake)
 
     def stop(self) -> None:
-        from aisopod.launcher.spawn import stop_local_stack
+        from aisopod_ops.launcher.spawn import stop_local_stack
 
         stop_local_stack(self.proc)
         if self.fake is not None:

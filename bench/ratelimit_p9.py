@@ -1,4 +1,4 @@
-"""P9: the rate-limit decision in the forwardAuth path (quality.md).
+"""P9: the rate-limit decision in the forwardAuth path (docs/quality.md).
 
 Starts a private local stack, adds two Traefik routes to the same backend (Caddy, the
 Control UI server) — `/bench/plain` without middleware and `/bench/limited` with the
@@ -39,7 +39,7 @@ from typing import Any
 
 import yaml
 
-from aisopod.launcher.spawn import start_local_stack, stop_local_stack
+from aisopod_ops.launcher.spawn import start_local_stack, stop_local_stack
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"

@@ -58,8 +58,8 @@ def cold_starts(runs: int) -> dict[str, Any]:
 async def bare_parts(runs: int, hold: float) -> dict[str, Any]:
     """Start nats-server, Caddy and Traefik with the launcher's own specs; time to ready,
     then their idle memory (after `hold` seconds) on the last run."""
-    from aisopod.launcher.process import Child
-    from aisopod.launcher.stack import Stack, StackOptions
+    from aisopod_ops.launcher.process import Child
+    from aisopod_ops.launcher.stack import Stack, StackOptions
 
     samples: list[float] = []
     memory: dict[str, int] = {}

@@ -1,4 +1,4 @@
-"""ws-gateway benchmarks P1–P5 (quality.md), each beside its in-run reference.
+"""ws-gateway benchmarks P1–P5 (docs/quality.md), each beside its in-run reference.
 
     .venv/bin/python -m bench --only P1,P2,P3,P4,P5   (the common run: bench/README.md)
     .venv/bin/python bench/ws_bench.py [--quick]      (this area alone: ws.json, ws.md)
@@ -7,7 +7,7 @@ Uses the stack `python -m bench` started (or, alone, starts a private local stac
 ws-gateway replicas behind Traefik), reference servers (bare websockets echo behind the
 same Traefik; a raw NATS worker), and measures with the lean client of
 `ws_lean_client.py`. `measure()` returns the raw results, `figures()` the table rows.
-Parts another issue owns are stood in for when absent and the results say so: the auth
+RuntimeService another issue owns are stood in for when absent and the results say so: the auth
 service's `auth.verify`, the runtime's `config.get`, the ratelimit forwardAuth of `/ws`.
 """
 
@@ -38,7 +38,7 @@ sys.path.insert(0, str(REPO / "bench"))
 
 from ws_lean_client import LeanClient, connect_gateway, open_socket  # noqa: E402
 
-from aisopod.launcher.ports import free_port  # noqa: E402
+from aisopod_ops.launcher.ports import free_port  # noqa: E402
 from bench.harness import Figure, progress  # noqa: E402
 from tests.conftest import start_local_stack, stop_local_stack  # noqa: E402
 

@@ -14,7 +14,7 @@ if [ ! -x .venv/bin/uv ]; then
 fi
 
 packages=(-e libs/aisopod)
-for dir in libs/fake-upstream services/*/; do
+for dir in libs/aisopod-ops libs/fake-upstream services/*/; do
   [ -f "$dir/pyproject.toml" ] && packages+=(-e "${dir%/}")
 done
 stamp=.venv/.bootstrap-stamp

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from aisopod.launcher.spawn import start_local_stack, stop_local_stack
+from aisopod_ops.launcher.spawn import start_local_stack, stop_local_stack
 
 REPO = Path(__file__).resolve().parents[1]
 

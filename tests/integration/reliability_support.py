@@ -4,12 +4,13 @@ was lost.
 
 - `ResilientWs`: a WebSocket client that reconnects (through Traefik, which routes around a
   draining replica) and retries what may be retried: transport failures and the retryable
-  errors of protocol.md (UNAVAILABLE, TIMEOUT, CONFLICT while the first copy is in flight,
-  RATE_LIMITED). Side-effecting calls carry an `idempotencyKey`, so a retry never runs twice.
+  errors of docs/protocol/websocket.md (UNAVAILABLE, TIMEOUT, CONFLICT while the first copy is
+  in flight, RATE_LIMITED). Side-effecting calls carry an `idempotencyKey`, so a retry never
+  runs twice.
 - `Load`: steady chat (sessions written turn by turn), RPC reads and HTTP reads, each with
   a tally of calls, retries and failures (a failure = still failing after the retry budget).
 - `EventFollower`: follows `chat.event` of the load's sessions and reconnects with
-  `resume.lastSeq`, as protocol.md tells clients to.
+  `resume.lastSeq`, as docs/protocol/websocket.md tells clients to.
 - `stream_events`: what the EVENTS stream holds, to compare the follower's view with.
 """
 

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from aisopod.cli import build_parser
+from aisopod_ops.cli import build_parser
 from tests.integration.auth_support import (
     Admin,
     Device,
@@ -42,7 +42,7 @@ def _argv(stack, args: tuple[str, ...]) -> list[str]:
 def aisopod_process(stack, *args: str) -> subprocess.CompletedProcess[str]:
     """The command as a user runs it: a new process."""
     return subprocess.run(
-        [sys.executable, "-m", "aisopod.cli", *_argv(stack, args)],
+        [sys.executable, "-m", "aisopod_ops.cli", *_argv(stack, args)],
         capture_output=True,
         text=True,
         timeout=60,

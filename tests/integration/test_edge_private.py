@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from aisopod.launcher import tls
+from aisopod_ops.launcher import tls
 from tests.conftest import start_local_stack, stop_local_stack
 
 pytestmark = pytest.mark.integration

@@ -30,8 +30,8 @@ import httpx
 import pytest
 import yaml
 
-from aisopod.launcher import traefik
-from aisopod.launcher.edgesync import CORS_FILE, ROUTES_FILE
+from aisopod_ops.launcher import traefik
+from aisopod_ops.launcher.edgesync import CORS_FILE, ROUTES_FILE
 
 pytestmark = pytest.mark.integration
 

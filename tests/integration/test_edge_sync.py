@@ -23,9 +23,9 @@ import yaml
 
 from aisopod.config.model import GatewayConfig
 from aisopod.config.store import ConfigStore
-from aisopod.launcher import traefik
-from aisopod.launcher.edgesync import CORS_FILE, REDIRECT_FILE, ROUTES_FILE, TLS_FILE
-from aisopod.launcher.tls import current_names, fingerprint
+from aisopod_ops.launcher import traefik
+from aisopod_ops.launcher.edgesync import CORS_FILE, REDIRECT_FILE, ROUTES_FILE, TLS_FILE
+from aisopod_ops.launcher.tls import current_names, fingerprint
 
 pytestmark = pytest.mark.integration
 
@@ -66,7 +66,7 @@ def _start(stack, tmp: Path, **extra: str) -> EdgeSyncProcess:
         }
     )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "aisopod.cli", "edge", "sync"],
+        [sys.executable, "-m", "aisopod_ops.cli", "edge", "sync"],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=open(tmp / "edge-sync.log", "wb"),  # noqa: SIM115

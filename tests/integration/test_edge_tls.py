@@ -17,7 +17,7 @@ import pytest
 import websockets
 from cryptography import x509
 
-from aisopod.launcher import tls
+from aisopod_ops.launcher import tls
 
 pytestmark = pytest.mark.integration
 
@@ -68,7 +68,7 @@ async def test_wss_handshake_over_tls(stack) -> None:
     context = ssl.create_default_context(cafile=str(_ca(stack)))
     try:
         async with websockets.connect(wss_url, ssl=context, open_timeout=5) as ws:
-            # ws-gateway speaks first (protocol.md): the challenge of the handshake.
+            # ws-gateway speaks first (docs/protocol/websocket.md): the challenge of the handshake.
             frame = json.loads(await asyncio.wait_for(ws.recv(), 5))
             assert frame["method"] == "connect.challenge"
             assert "nonce" in json.dumps(frame["params"])

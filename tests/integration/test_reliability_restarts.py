@@ -7,10 +7,10 @@ the NATS outage catches half-way may end `error`; it must say so consistently â€
 stream, transcript â€” and nothing acknowledged before may be missing.)
 
 Elsewhere in the reliability suite (`pytest -m reliability`):
-- `kill -9` of a runtime during a streaming run: test_runtime_part1_failover.py;
+- `kill -9` of a runtime during a streaming run: test_runtime_failover.py;
 - a ws-gateway replica restarted (SIGTERM) under event load, resume by seq:
   test_ws_restart.py; the rollout's order and progress events (health load only):
-  test_runtime_part2_private.py;
+  test_runtime_private.py;
 - a stalled WebSocket client never delays a hundred others (closed as a slow consumer):
   test_ws_protocol.py::test_one_stalled_client_does_not_delay_a_hundred_others;
 - floods from one IP: test_reliability_floods.py; upstream faults: test_reliability_upstream.py.

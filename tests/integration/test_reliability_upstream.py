@@ -6,7 +6,7 @@ Each run ends cleanly: `agent.wait` returns its end (error or timeout; never a h
 its last `chat.event` is `error` with a message. Afterwards nothing is left behind: the
 fake upstream has no response in progress (the runtime closed what it abandoned) and each
 runtime's asyncio task count (`aisopod_asyncio_tasks` on its /metrics) is back where it
-was. (Retry counts and single-fault details: test_runtime_part1_chat.py.)
+was. (Retry counts and single-fault details: test_runtime_chat.py.)
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import pytest
 
 from aisopod.config.model import GatewayConfig
 from aisopod.config.store import ConfigStore
-from aisopod.launcher.ports import free_port
+from aisopod_ops.launcher.ports import free_port
 from aisopod_runtime.discovery import scatter
 from tests.support.ws_client import WsClient
 from tests.support.ws_stack import WsStack, require_ws_stack

@@ -1,12 +1,13 @@
-"""Authorization matrices over the whole catalogue, against the real stack (quality.md,
+"""Authorization matrices over the whole catalogue, against the real stack (docs/quality.md,
 Security): every method × every role/scope set, every event × every role/scope set, and
 default deny for what the catalogue does not name.
 
 Generated from `aisopod.catalogue` (CATALOGUE, EVENT_AUDIENCE): a new method or event is
-covered without touching this file. The expected verdicts come from protocol.md's rules
-written out here (admin grants every scope, write grants read, node-only methods need the
-node role, `*` needs a connection, an event without a rule reaches admins only), not from
-`aisopod.scopes`, so the implementation is not checked against itself.
+covered without touching this file. The expected verdicts come from the rules of
+docs/protocol/websocket.md written out here (admin grants every scope, write grants read,
+node-only methods need the node role, `*` needs a connection, an event without a rule
+reaches admins only), not from `aisopod.scopes`, so the implementation is not checked
+against itself.
 
 Nothing runs destructively: every call carries an unknown parameter, which each method's
 params model rejects (INVALID_PARAMS) after the edge's scope check (ws-gateway
@@ -40,7 +41,7 @@ INVALID_PARAMS = -32602
 METHOD_NOT_FOUND = -32601
 PROBE = "securityMatrixProbe"  # no params model has it: validation fails after the scope check
 
-# protocol.md, Authorization: what holding a scope satisfies.
+# docs/protocol/websocket.md, Authorization: what holding a scope satisfies.
 SATISFIES: dict[str, set[str]] = {
     "operator.admin": {
         "operator.admin",
@@ -181,7 +182,7 @@ async def test_unknown_methods_are_not_found_for_everyone(env) -> None:
 
 def event_expected(who: Who, name: str) -> bool:
     rule = EVENT_AUDIENCE.get(name)
-    if rule is None:  # protocol.md: an event without a rule reaches admins only
+    if rule is None:  # docs/protocol/websocket.md: an event without a rule reaches admins only
         return who.role == "operator" and "operator.admin" in who.scopes
     return any(expected_allowed(who, req) for req in rule.requirements)
 

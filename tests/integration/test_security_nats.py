@@ -1,4 +1,4 @@
-"""JetStream isolation between services (quality.md: NATS users and subject permissions stop
+"""JetStream isolation between services (docs/quality.md: NATS users and subject permissions stop
 one service from impersonating another): each service user reaches only its own state.
 
 Each check connects as the service's own NATS user of the running stack and tries a real

@@ -1,6 +1,6 @@
 """Protocol conformance of the ws-gateway against the real stack, through Traefik: one test
-per rule of protocol.md (frames, batch, notification, parse error, handshake order and
-timeout, protocol range, size limits, scopes, flood close, subscriptions, resume, slow
+per rule of docs/protocol/websocket.md (frames, batch, notification, parse error, handshake
+order and timeout, protocol range, size limits, scopes, flood close, subscriptions, resume, slow
 consumers). Credentials are verified by the real auth service."""
 
 from __future__ import annotations

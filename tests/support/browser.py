@@ -1,4 +1,4 @@
-"""Debian's Chromium for the browser tests (quality.md: no browser download): where it is
+"""Debian's Chromium for the browser tests (docs/quality.md: no browser download): where it is
 and how it runs here: no sandbox (root in CI), nothing fetched from the network, every
 host name but loopback unresolvable."""
 

@@ -1,5 +1,5 @@
-"""Secrets in captured logs (quality.md: "logs never contain a secret, tested by grepping
-captured logs"): every stack keeps its services' logs in `<state_dir>/logs/*.log` and its
+"""Secrets in captured logs (docs/quality.md: no log line contains a secret, tested by searching
+the captured logs): every stack keeps its services' logs in `<state_dir>/logs/*.log` and its
 own secrets (admin token, NATS passwords) in `<state_dir>/secrets/`.
 
 The launcher's console output (`<state>-launcher.log` beside the state dir) is not a log:

@@ -1,4 +1,4 @@
-"""A plain JSON-RPC 2.0 WebSocket client for tests and benchmarks (protocol.md).
+"""A plain JSON-RPC 2.0 WebSocket client for tests and benchmarks (docs/protocol/websocket.md).
 
 Real client behaviour, nothing stubbed: it connects with the `websockets` library, reads the
 `connect.challenge`, sends `connect` (token, password, device token, or a Bearer header on

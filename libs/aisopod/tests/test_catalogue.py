@@ -1,4 +1,4 @@
-"""The catalogue against the spec (methods.md, protocol.md) and its params/result models."""
+"""The catalogue against the in-repo protocol reference (docs/protocol/) and its models."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from pydantic import RootModel, ValidationError
 
+from aisopod import errors
 from aisopod.catalogue import (
     CATALOGUE,
     EVENT_AUDIENCE,
@@ -28,9 +29,7 @@ from aisopod.wire import EmptyParams, Params, Result
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 CATALOGUE_SRC = REPO_ROOT / "libs/aisopod/src/aisopod/catalogue"
-# The spec lives in `shared/` beside the repo root (`../shared/spec`); a copy inside the
-# repo (`shared/spec`) is accepted too.
-SPEC_DIRS = (REPO_ROOT.parent / "shared/spec", REPO_ROOT / "shared/spec")
+PROTOCOL_DOCS = REPO_ROOT / "docs/protocol"
 
 SCOPE_CODES = {
     "R": Requirement.READ,
@@ -40,7 +39,6 @@ SCOPE_CODES = {
     "P": Requirement.PAIRING,
     "N": Requirement.NODE,
     "*": Requirement.ANY,
-    "—": Requirement.ANY,
 }
 OWNER_CODES = {
     "wg": ServiceName.WS_GATEWAY,
@@ -48,20 +46,92 @@ OWNER_CODES = {
     "rt": ServiceName.RUNTIME,
 }
 
+# Who may call what, recorded a second time on purpose: the catalogue is the source of truth,
+# and a change to a method's scope or owner must be made here too, deliberately (then
+# `aisopod catalogue export` carries it into docs/protocol/methods.md). Columns: method,
+# scope (R read, W write, A admin, AP approvals, P pairing, N role node, * any; `R/W`: read,
+# write when the write param is given), owner (wg ws-gateway, au auth, rt runtime), idem.
+AUTHORIZATION = """
+connect                     *    wg
+health                      *    wg
+status                      R    rt
+logs.tail                   R    rt
+system-presence             R    wg
+subscribe                   *    wg
+unsubscribe                 *    wg
+agents.list                 R    rt
+agents.create               A    rt
+agents.update               A    rt
+agents.delete               A    rt
+agent                       W    rt idem
+agent.wait                  W    rt
+chat.send                   W    rt idem
+chat.abort                  W    rt
+chat.history                R    rt
+chat.inject                 A    rt
+sessions.list               R    rt
+sessions.send               W    rt idem
+sessions.patch              A    rt
+sessions.reset              A    rt
+sessions.delete             A    rt
+node.list                   R    wg
+node.describe               R    wg
+node.invoke                 W    wg idem
+node.invoke.result          N    wg
+node.event                  N    wg
+node.pair.request           P    au
+node.pair.list              P    au
+node.pair.approve           P    au
+node.pair.reject            P    au
+node.pair.verify            P    au
+node.rename                 P    au
+config.get                  R    rt
+config.schema               R    rt
+config.set                  A    rt
+config.patch                A    rt
+config.apply                A    rt
+cron.list                   R    rt
+cron.add                    A    rt
+cron.update                 A    rt
+cron.run                    A    rt
+cron.remove                 A    rt
+cron.runs                   R    rt
+models.list                 R    rt
+models.voicewake            R/W  rt
+skills.status               R    rt
+skills.bins                 N    rt
+device.pair.list            P    au
+device.pair.approve         P    au
+device.pair.reject          P    au
+device.pair.remove          P    au
+device.token.rotate         P    au
+device.token.revoke         P    au
+exec.approval.request       AP   rt
+exec.approval.waitDecision  AP   rt
+exec.approval.resolve       AP   rt
+exec.approvals.get          A    rt
+exec.approvals.set          A    rt
+update.status               R    rt
+update.run                  A    rt
+plugins.list                R    rt
+wizard.start                A    rt
+wizard.next                 A    rt
+wizard.cancel               A    rt
+wizard.status               A    rt
+tools.catalog               R    rt
+tools.invoke                W    rt
+"""
 
-def spec_text(name: str) -> str:
-    for folder in SPEC_DIRS:
-        if (folder / name).is_file():
-            return (folder / name).read_text(encoding="utf-8")
-    tried = ", ".join(str(folder / name) for folder in SPEC_DIRS)
-    pytest.fail(f"spec file {name} not found (tried {tried}); the catalogue test needs it")
+
+def doc_text(name: str) -> str:
+    return (PROTOCOL_DOCS / name).read_text(encoding="utf-8")
 
 
 def table_rows(text: str) -> list[list[str]]:
     """Cells of every markdown table row whose first cell names something in backticks."""
     rows = []
     for line in text.splitlines():
-        if not line.startswith("| `"):
+        if not line.startswith("| `") and not line.startswith("| [`"):
             continue
         cells = [c.strip() for c in re.split(r"(?<!\\)\|", line)[1:-1]]
         rows.append(cells)
@@ -76,56 +146,53 @@ def expand_names(cell: str) -> list[str]:
     return [stem + n if n.startswith(".") else n for n in names]
 
 
-def parse_scope(cell: str) -> tuple[Requirement, Requirement | None]:
-    """`R` → (READ, None); `R (get) / W (set)` → (READ, WRITE)."""
-    codes = [re.sub(r"\(.*?\)", "", part).strip() for part in cell.split("/")]
-    reqs = [SCOPE_CODES[c] for c in codes]
-    return reqs[0], (reqs[1] if len(reqs) > 1 else None)
+def section(text: str, heading: str) -> str:
+    return text.split(f"\n## {heading}\n", 1)[1].split("\n## ", 1)[0]
 
 
-def spec_methods() -> dict[str, dict[str, Any]]:
+def expected_methods() -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
-    for method_cell, scope_cell, owner_cell, shape_cell in table_rows(spec_text("methods.md")):
-        requirement, write_requirement = parse_scope(scope_cell)
-        for name in expand_names(method_cell):
-            assert name not in out, f"{name} listed twice in methods.md"
-            out[name] = {
-                "requirement": requirement,
-                "write_requirement": write_requirement,
-                "owner": OWNER_CODES[owner_cell],
-                "idempotent": "(idem)" in shape_cell,
-            }
+    for line in AUTHORIZATION.strip().splitlines():
+        name, scope, owner, *flags = line.split()
+        codes = scope.split("/")
+        assert name not in out, f"{name} listed twice in AUTHORIZATION"
+        out[name] = {
+            "requirement": SCOPE_CODES[codes[0]],
+            "write_requirement": SCOPE_CODES[codes[1]] if len(codes) > 1 else None,
+            "owner": OWNER_CODES[owner],
+            "idempotent": flags == ["idem"],
+        }
     return out
 
 
-def spec_events() -> set[str]:
-    text = spec_text("protocol.md")
-    section = text.split("## Events", 1)[1].split("\n## ", 1)[0]
+def documented_events() -> set[str]:
     names: set[str] = set()
-    for row in table_rows(section):
+    for row in table_rows(section(doc_text("websocket.md"), "Events")):
         names.update(expand_names(row[0]))
     return names
 
 
-# --- the catalogue matches the spec --------------------------------------------------------
+def documented_error_codes() -> dict[int, str]:
+    rows = table_rows(section(doc_text("websocket.md"), "Error codes"))
+    return {int(row[0].strip("`")): row[1].strip("`") for row in rows}
 
 
-def test_parser_reads_all_tables() -> None:
-    methods = spec_methods()
-    # Spot checks of the expansion rules, so an empty or broken parse cannot pass silently.
+# --- the catalogue matches the recorded contract and the reference ------------------------
+
+
+def test_authorization_table_is_complete() -> None:
+    methods = expected_methods()
     assert {"subscribe", "unsubscribe", "sessions.reset", "sessions.delete"} <= set(methods)
-    assert {"node.pair.reject", "device.pair.reject", "exec.approvals.set"} <= set(methods)
-    assert {"wizard.next", "wizard.cancel", "wizard.status"} <= set(methods)
     assert len(methods) > 60
 
 
-def test_method_names_match_spec() -> None:
-    assert set(CATALOGUE) == set(spec_methods())
+def test_method_names_match_the_authorization_table() -> None:
+    assert set(CATALOGUE) == set(expected_methods())
 
 
-def test_requirements_owners_and_idempotency_match_spec() -> None:
+def test_requirements_owners_and_idempotency_match_the_authorization_table() -> None:
     mismatches = []
-    for name, want in spec_methods().items():
+    for name, want in expected_methods().items():
         spec = CATALOGUE[name]
         got = {
             "requirement": spec.requirement,
@@ -136,6 +203,23 @@ def test_requirements_owners_and_idempotency_match_spec() -> None:
         if got != want:
             mismatches.append((name, got, want))
     assert not mismatches
+
+
+def test_every_method_has_a_section_in_the_reference() -> None:
+    reference = doc_text("methods.md")
+    missing = [name for name in CATALOGUE if f"\n### `{name}`\n" not in reference]
+    assert not missing, (
+        f"not in docs/protocol/methods.md: {missing}; run `aisopod catalogue export`"
+    )
+
+
+def test_error_codes_in_the_reference_match_the_error_tree() -> None:
+    tree = {
+        cls.code: cls.name
+        for cls in vars(errors).values()
+        if isinstance(cls, type) and issubclass(cls, errors.AisopodError)
+    }
+    assert documented_error_codes() == tree
 
 
 def test_idempotent_methods_take_an_idempotency_key() -> None:
@@ -166,7 +250,7 @@ def test_lookup_and_owner_listing() -> None:
     assert get_method("chat.send") is CATALOGUE["chat.send"]
     assert get_method("chat.sendd") is None
     auth = {s.name for s in methods_for(ServiceName.AUTH)}
-    assert auth == {n for n, m in spec_methods().items() if m["owner"] is ServiceName.AUTH}
+    assert auth == {n for n, m in expected_methods().items() if m["owner"] is ServiceName.AUTH}
     assert methods_for(ServiceName.RATELIMIT) == []
     owned = sum(len(methods_for(s)) for s in ServiceName)
     assert owned == len(CATALOGUE)
@@ -531,8 +615,8 @@ NODE = ("node", [])
 BARE = ("operator", [])
 
 
-def test_event_rules_cover_the_protocol_events_table() -> None:
-    assert set(EVENT_AUDIENCE) == spec_events()
+def test_event_rules_cover_the_reference_events_table() -> None:
+    assert set(EVENT_AUDIENCE) == documented_events()
 
 
 @pytest.mark.parametrize(

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from aisopod.launcher.edgeservice import EdgeSettings
-from aisopod.launcher.probe import http_probe, http_status
 from aisopod.settings import ServiceSettings
+from aisopod_ops.launcher.edgeservice import EdgeSettings
+from aisopod_ops.launcher.probe import http_probe, http_status
 
 
 class _WithExtra(ServiceSettings):

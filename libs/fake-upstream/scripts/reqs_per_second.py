@@ -2,7 +2,7 @@
 
     python scripts/reqs_per_second.py URL [--concurrency 64] [--seconds 3] [--client httpx|raw]
 
-`httpx` is what the brief asks for (64 concurrent clients of one AsyncClient); it is the
+`httpx` is the usual choice (64 concurrent clients of one AsyncClient); it is the
 bottleneck long before the server. `raw` writes the same request on keep-alive sockets
 and reads the response with no HTTP library, to see what the server itself sustains.
 """

@@ -6,7 +6,7 @@ import json
 
 from aisopod.contracts.auth import VerifiedPrincipal, VerifyResult
 from aisopod.errors import Forbidden, RateLimited, Unauthenticated
-from aisopod.launcher.traefik import IDENTITY_HEADERS
+from aisopod.principal import IDENTITY_HEADERS
 from aisopod_auth.forward_auth import bearer_of, error_response, identity_headers, is_openai_uri
 
 

@@ -1,4 +1,4 @@
-"""The Open Responses shapes our output must meet, written from the spec (openresponses.org
+"""The Open Responses shapes our output must meet, written from its specification (openresponses.org
 OpenAPI: ResponseResource, ItemField, streaming events) independently of the builder, so the
 check is not circular. Required fields are required here; extra fields are allowed.
 """

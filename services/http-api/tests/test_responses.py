@@ -29,7 +29,7 @@ def sdk(served, admin) -> openai.AsyncOpenAI:
 
 
 async def _create(sdk: openai.AsyncOpenAI, **params: object):  # type: ignore[no-untyped-def]
-    """The SDK's parsed response, after checking the raw JSON against the spec shapes."""
+    """The SDK's parsed response, after checking the raw JSON against the Open Responses shapes."""
     raw = await sdk.responses.with_raw_response.create(**params)  # type: ignore[call-overload]
     ResponseResource.model_validate(raw.http_response.json())
     return raw.parse()

@@ -36,8 +36,8 @@ from aisopod.scopes import ALL_SCOPES
 from aisopod.services import ServiceName
 from aisopod.settings import ServiceSettings
 from aisopod_ws_gateway import __version__
-from aisopod_ws_gateway.gateway import Gateway
 from aisopod_ws_gateway.main import run
+from aisopod_ws_gateway.service import Gateway
 from tests.support.seeding import seed_deployment
 
 SEED = {

@@ -1,4 +1,4 @@
-"""Fuzzing the frames a client may send (quality.md, Bad input): no crash, every request
+"""Fuzzing the frames a client may send (docs/quality.md, Bad input): no crash, every request
 answered with a documented error or a result, the connection and the service keep serving.
 
 Hypothesis generates the frames (bounded: 1000 cases); they go over one real socket in

@@ -1,4 +1,5 @@
-"""Handshake rules of protocol.md against the in-process gateway (real NATS, real socket)."""
+"""Handshake rules (docs/protocol/websocket.md) against the in-process gateway (real NATS and
+socket)."""
 
 from __future__ import annotations
 

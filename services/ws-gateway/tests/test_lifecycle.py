@@ -1,4 +1,4 @@
-"""Shutdown (protocol.md): readiness fails, `shutdown` to clients, in-flight requests
+"""Shutdown (docs/protocol/websocket.md): readiness fails, `shutdown` to clients, in-flight requests
 finish, then 1012; and a client that reconnects elsewhere with `resume` loses nothing."""
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The NATS bus: connection, RPC calls with identity headers, event publishing.
 
-Replies are `{"result": ...}` or `{"error": {"code", "message", "data"}}` (architecture.md),
-so an edge forwards an owner's error unchanged.
+Replies are `{"result": ...}` or `{"error": {"code", "message", "data"}}`
+(docs/protocol/architecture.md), so an edge forwards an owner's error unchanged.
 """
 
 from __future__ import annotations

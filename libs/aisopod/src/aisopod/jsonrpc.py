@@ -1,4 +1,4 @@
-"""JSON-RPC 2.0 framing of the WebSocket protocol (protocol.md, Frames). Pure: no I/O.
+"""JSON-RPC 2.0 framing of the WebSocket protocol (docs/protocol/websocket.md). Pure: no I/O.
 
 `decode(text)` turns one WebSocket text frame into a `Decoded`: a single message or a batch
 of them, each a `Call` (request or notification) or a `Rejected` item that already carries

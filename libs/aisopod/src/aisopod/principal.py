@@ -23,6 +23,16 @@ H_INSTANCE = "Aisopod-Instance"
 H_WIRE = "Aisopod-Wire"  # the caller's wire format when not ours (e.g. "openclaw")
 H_ORIGIN_CONN = "Aisopod-Origin-Conn"  # on events: the connection that caused them
 
+# What auth's forwardAuth reply sets for the backend (HTTP spellings of the above).
+IDENTITY_HEADERS = (
+    "X-Aisopod-Principal",
+    "X-Aisopod-Role",
+    "X-Aisopod-Scopes",
+    "X-Aisopod-Auth-Method",
+    "X-Aisopod-Device-Id",
+    "X-Aisopod-Client-Ip",
+)
+
 
 class Principal(BaseModel):
     model_config = ConfigDict(frozen=True)

@@ -1,6 +1,6 @@
 """Request/reply over one wildcard inbox subscription, leaner than nats-py's `request`.
 
-nats-py's request path is the largest CPU cost of forwarding an RPC (quality.md P2): per
+nats-py's request path is the largest CPU cost of forwarding an RPC (docs/quality.md P2): per
 request it validates the subjects with regexes, draws random bytes for the inbox token,
 encodes and re-validates every header, chains `asyncio.wait_for` around the reply future,
 and its reply travels reader → subscription queue → subscription task → callback → the

@@ -38,7 +38,7 @@ class ServiceSettings(BaseModel):
     nats_user: str | None = None
     nats_password: SecretStr | None = None
     nats_token: SecretStr | None = None
-    # R1 locally, R3 in a NATS cluster (architecture.md).
+    # R1 locally, R3 in a NATS cluster (docs/protocol/architecture.md).
     nats_replicas: int = 1
 
     config_file: Path | None = Field(default=None, description="seed of the gateway config")

@@ -1,4 +1,4 @@
-"""JetStream state of architecture.md, provisioned idempotently by the services at start.
+"""JetStream state (docs/protocol/architecture.md), provisioned idempotently by the services.
 
 Any service may start first, so each one ensures what it touches exists (grants.py names
 it); creating what already exists with the same config is a no-op, and a changed config

@@ -1,4 +1,4 @@
-"""NATS subject names of architecture.md, under a configurable prefix. Pure."""
+"""NATS subject names of docs/protocol/architecture.md, under a configurable prefix. Pure."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Base models for everything that crosses a boundary (WS, NATS, HTTP).
 
-Python attributes are snake_case; the wire is camelCase, as the spec writes it
+Python attributes are snake_case; the wire is camelCase, as docs/protocol/ writes it
 (`sessionKey`, `idempotencyKey`). Params reject unknown fields so a typo is a clear
 INVALID_PARAMS instead of a silently ignored option; results tolerate extras.
 """

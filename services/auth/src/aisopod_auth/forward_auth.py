@@ -28,7 +28,7 @@ from aisopod.clientip import client_ip, is_loopback
 from aisopod.config.model import GatewayConfig
 from aisopod.contracts.auth import VerifyResult
 from aisopod.errors import AisopodError, InternalError, RateLimited, Unauthenticated
-from aisopod.launcher.traefik import IDENTITY_HEADERS
+from aisopod.principal import IDENTITY_HEADERS
 from aisopod.rawasgi import respond
 from aisopod.requestid import request_id
 from aisopod_auth.verifier import Attempt, Verifier

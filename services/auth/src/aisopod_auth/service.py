@@ -21,9 +21,9 @@ from aisopod_auth.devices import DeviceRegistry
 from aisopod_auth.handlers import AuthMethods
 from aisopod_auth.lockout import RULE, Lockout
 from aisopod_auth.modes import none_mode_permitted
+from aisopod_auth.nats_api import raw_handlers
 from aisopod_auth.nodes import NodeRegistry
 from aisopod_auth.notify import Notifier
-from aisopod_auth.subjects_api import raw_handlers
 from aisopod_auth.tokens import TokenStore
 from aisopod_auth.verifier import Verifier
 

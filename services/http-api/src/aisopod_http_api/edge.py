@@ -35,7 +35,7 @@ DRAIN_CAP = 64 * MIB
 
 
 class BodyLimits:
-    """Per-route request body limits of http.md; `/hooks` follows `hooks.maxBodyBytes`."""
+    """Per-route request body limits (docs/protocol/http.md); `/hooks`: `hooks.maxBodyBytes`."""
 
     def __init__(self, hooks_limit: Callable[[], int]) -> None:
         self._hooks_limit = hooks_limit

@@ -68,8 +68,8 @@ class HttpStatusError(AisopodError):
         self.http_status = status  # type: ignore[misc]  # per instance: Starlette chose it
 
 
-# OpenAI `type` per status (the names OpenAI and our fake upstream use), and the two the
-# spec adds for provider failures.
+# OpenAI `type` per status (the names OpenAI and our fake upstream use), and the two we
+# add for provider failures (docs/protocol/http.md).
 _OPENAI_TYPES = {
     400: "invalid_request_error",
     401: "authentication_error",

@@ -3,7 +3,7 @@
 http-api trusts `X-Aisopod-*` only because it is reachable through Traefik alone, which
 removes any copy a client sends before auth runs (launcher/traefik.py `strip-identity`).
 No principal → 401 (`WWW-Authenticate: Bearer`); a principal without the route's scope
-(http.md: R or W) → 403.
+(docs/protocol/http.md: R or W) → 403.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ bytes, streamed or not, go to the client exactly as the provider sent them: no p
 no per-chunk work, so usage chunks and tool calls pass untouched. A client that goes away
 closes the upstream connection, which cancels the provider's work.
 
-Failures (http.md): the provider unreachable, broken before the head, 5xx → 502
+Failures (docs/protocol/http.md): the provider unreachable, broken before the head, 5xx → 502
 `upstream_error` (after `maxRetries` attempts when nothing was sent yet); no head within
 `timeoutS` → 504 `timeout`; 401/403 (our provider key refused) → 502, never passed on as the
 client's own auth failure; other 4xx pass through in the OpenAI shape, 429 with Retry-After.

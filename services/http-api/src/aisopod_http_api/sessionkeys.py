@@ -1,4 +1,4 @@
-"""Which session an HTTP agent turn runs in (http.md): header, else `user`, else fresh.
+"""Which session an HTTP agent turn runs in (docs/protocol/http.md): header, `user`, or fresh.
 
 Keys follow the runtime's `agent:<agentId>:<name>`. A `user` value becomes part of the key
 when it is short and plain, else its hash (a key must stay a safe, bounded token).

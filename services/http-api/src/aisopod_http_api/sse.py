@@ -2,7 +2,8 @@
 
 The reader is incremental (chunks may split an event anywhere) and keeps only what the
 OpenAI-style streams use: the `event:` name and the joined `data:` lines. The writer puts
-one whole event in one bytes object, lines ending in `\\n` (http.md: each event one write).
+one whole event in one bytes object, lines ending in `\\n` (each event one write:
+docs/protocol/http.md).
 """
 
 from __future__ import annotations

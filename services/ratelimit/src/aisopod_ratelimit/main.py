@@ -12,7 +12,7 @@ from aisopod.rawasgi import answer_first
 from aisopod.services import ServiceName
 from aisopod.settings import ServiceSettings
 from aisopod_ratelimit import __version__, nats_api
-from aisopod_ratelimit.forwardauth import CheckEndpoint
+from aisopod_ratelimit.forward_auth import CheckEndpoint
 from aisopod_ratelimit.service import RateLimitService
 
 

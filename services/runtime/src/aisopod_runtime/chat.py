@@ -30,8 +30,8 @@ from aisopod.catalogue.chat import (
 from aisopod.errors import InvalidParams, NotFound
 from aisopod.rpc import CallContext, Handler
 from aisopod_runtime.emitter import RunEmitter
-from aisopod_runtime.parts import Parts
 from aisopod_runtime.runs import is_terminal
+from aisopod_runtime.service import RuntimeService
 from aisopod_runtime.sessions import parse_session_key
 from aisopod_runtime.transcripts import cap_bytes, new_message
 
@@ -43,7 +43,7 @@ WAIT_MARGIN_S = 5.0
 """`wait` outlives the run's own timeout by this much, so the run's verdict is what returns."""
 
 
-def chat_handlers(parts: Parts) -> dict[str, Handler]:
+def chat_handlers(parts: RuntimeService) -> dict[str, Handler]:
     runner = parts.require_runner()
 
     def canonical(key: str) -> tuple[str, str]:

@@ -1,7 +1,7 @@
 """Wiring of the runtime service: settings, host, app. Behaviour lives in sibling modules.
 
-The runtime's methods come in two parts: `handlers_part1` (providers, agents, chat,
-sessions, tools, approvals) and `handlers_part2` (config, cron, skills, status, logs,
+The runtime's methods come from two modules: `agent_methods` (providers, agents, chat,
+sessions, tools, approvals) and `operator_methods` (config, cron, skills, status, logs,
 updates, plugins, wizard). `RpcServer.start` refuses to start unless together they serve
 exactly the runtime's catalogue methods.
 """
@@ -19,17 +19,17 @@ from aisopod.rpc import Handler
 from aisopod.services import ServiceName
 from aisopod.settings import ServiceSettings
 from aisopod_runtime import __version__
-from aisopod_runtime.handlers_part1 import build_part1
-from aisopod_runtime.handlers_part2 import build_part2
+from aisopod_runtime.agent_methods import build_agent_methods
+from aisopod_runtime.operator_methods import build_operator_methods
 
 
 async def build_handlers(host: ServiceHost) -> dict[str, Handler]:
-    part1 = await build_part1(host)
-    part2 = await build_part2(host)
-    overlap = sorted(set(part1) & set(part2))
+    agent = await build_agent_methods(host)
+    operator = await build_operator_methods(host)
+    overlap = sorted(set(agent) & set(operator))
     if overlap:
         raise RuntimeError(f"methods served twice: {overlap}")
-    return part1 | part2
+    return agent | operator
 
 
 @asynccontextmanager

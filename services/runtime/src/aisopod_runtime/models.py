@@ -16,8 +16,8 @@ from typing import Any
 from aisopod.catalogue.models import ModelInfo, ModelsListResult
 from aisopod.config.sections.providers import ProviderConfig
 from aisopod.rpc import CallContext, Handler
-from aisopod_runtime.parts import Parts
 from aisopod_runtime.providers import DiscoveredModel, ProviderError
+from aisopod_runtime.service import RuntimeService
 
 log = logging.getLogger("aisopod.runtime.models")
 
@@ -26,7 +26,7 @@ DISCOVERY_TIMEOUT_S = 5.0
 
 
 class ModelCatalog:
-    def __init__(self, parts: Parts) -> None:
+    def __init__(self, parts: RuntimeService) -> None:
         self.parts = parts
         self._cache: dict[str, tuple[float, ProviderConfig, list[DiscoveredModel]]] = {}
 

@@ -36,7 +36,6 @@ from aisopod_runtime.board import RunBoard
 from aisopod_runtime.context import user_content
 from aisopod_runtime.emitter import RunEmitter
 from aisopod_runtime.lanes import Lanes
-from aisopod_runtime.parts import Parts
 from aisopod_runtime.providers import ProviderError
 from aisopod_runtime.runs import (
     LEASE_REFRESH_S,
@@ -47,6 +46,7 @@ from aisopod_runtime.runs import (
     now_ms,
     run_key,
 )
+from aisopod_runtime.service import RuntimeService
 from aisopod_runtime.sessions import Seen, parse_session_key
 from aisopod_runtime.transcripts import new_message
 from aisopod_runtime.turn import Outcome, Turn, TurnError
@@ -88,7 +88,7 @@ class LocalRun:
 
 
 class RunManager:
-    def __init__(self, parts: Parts, store: RunStore) -> None:
+    def __init__(self, parts: RuntimeService, store: RunStore) -> None:
         self.parts = parts
         self.bus = parts.host.bus
         self.store = store

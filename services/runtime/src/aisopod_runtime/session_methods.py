@@ -22,12 +22,12 @@ from aisopod.catalogue.sessions import (
 )
 from aisopod.rpc import CallContext, Handler
 from aisopod_runtime.chat import WAIT_MARGIN_S
-from aisopod_runtime.parts import Parts
 from aisopod_runtime.runs import is_terminal
+from aisopod_runtime.service import RuntimeService
 from aisopod_runtime.sessions import parse_session_key
 
 
-def session_handlers(parts: Parts) -> dict[str, Handler]:
+def session_handlers(parts: RuntimeService) -> dict[str, Handler]:
     runner = parts.require_runner()
 
     def canonical(key: str) -> tuple[str, str]:

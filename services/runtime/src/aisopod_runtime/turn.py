@@ -20,7 +20,6 @@ from aisopod.errors import AisopodError, InvalidParams
 from aisopod.principal import Principal
 from aisopod_runtime.context import to_openai
 from aisopod_runtime.emitter import RunEmitter
-from aisopod_runtime.parts import Parts
 from aisopod_runtime.providers import (
     Finish,
     ModelRequest,
@@ -30,6 +29,7 @@ from aisopod_runtime.providers import (
     ToolCalls,
     Usage,
 )
+from aisopod_runtime.service import RuntimeService
 from aisopod_runtime.tools.methods import failure, run_tool
 from aisopod_runtime.tools.registry import ToolContext
 from aisopod_runtime.transcripts import new_message
@@ -52,7 +52,7 @@ class Outcome:
 class Turn:
     def __init__(
         self,
-        parts: Parts,
+        parts: RuntimeService,
         emitter: RunEmitter,
         *,
         run_id: str,

@@ -1,5 +1,5 @@
 /**
- * The Control UI's gateway connection: one WebSocket speaking protocol.md.
+ * The Control UI's gateway connection: one WebSocket speaking docs/protocol/websocket.md.
  *
  * Handshake (challenge → connect → hello), request/response correlation by id, event
  * dispatch with `seq` tracking, reconnect with exponential backoff + jitter, resume from

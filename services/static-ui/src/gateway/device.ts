@@ -20,7 +20,7 @@ export interface DeviceSigner {
   sign(text: string): Promise<string>;
 }
 
-/** `connect.device` as protocol.md names it. */
+/** `connect.device` as docs/protocol/websocket.md names it. */
 export interface DeviceProof {
   id: string;
   publicKey: string;

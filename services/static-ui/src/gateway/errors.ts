@@ -1,6 +1,6 @@
 /** Errors as the gateway reports them, plus the few the client raises itself. */
 
-/** JSON-RPC error codes of protocol.md, by name. */
+/** JSON-RPC error codes of docs/protocol/websocket.md, by name. */
 export const ErrorCode = {
   PARSE_ERROR: -32700,
   INVALID_REQUEST: -32600,

@@ -1,5 +1,5 @@
 /**
- * The JSON-RPC 2.0 codec of protocol.md: text in, typed frames out. Pure: no socket.
+ * The JSON-RPC 2.0 codec of docs/protocol/websocket.md: text in, typed frames out. Pure: no socket.
  *
  * Server events are notifications whose params are `{seq?, ts?, payload}`; the handshake's
  * `connect.challenge` may carry `{nonce, ts}` directly, so params without `payload` are

@@ -1,4 +1,4 @@
-/** Shapes of the handshake (protocol.md), as the client sends and reads them. */
+/** Shapes of the handshake (docs/protocol/websocket.md), as the client sends and reads them. */
 
 export const PROTOCOL_VERSION = 1;
 

@@ -2,7 +2,7 @@
 
 The connection owns what is per client: its principal and view of events, its request
 token bucket, consecutive-FORBIDDEN count, in-flight request tasks, and the send policy
-(protocol.md, backpressure): the transport's write buffer is the bounded send queue;
+(docs/protocol/websocket.md, backpressure): the transport's write buffer is the bounded send queue;
 droppable events are skipped once a client falls behind, anything else that would overflow
 `maxBufferedBytes` closes it with 1008 `slow consumer`. Nothing here awaits a socket.
 """
@@ -28,7 +28,7 @@ from aisopod_ws_gateway.ratebucket import TokenBucket
 
 if TYPE_CHECKING:
     from aisopod_ws_gateway.codec import Codec
-    from aisopod_ws_gateway.gateway import Gateway
+    from aisopod_ws_gateway.service import Gateway
     from aisopod_ws_gateway.transport import WsTransport
 
 log = logging.getLogger("aisopod.ws")

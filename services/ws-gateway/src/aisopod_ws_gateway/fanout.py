@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
     from aisopod_ws_gateway.codec import Codec
     from aisopod_ws_gateway.connection import Connection
-    from aisopod_ws_gateway.gateway import Gateway
+    from aisopod_ws_gateway.service import Gateway
 
 log = logging.getLogger("aisopod.ws.fanout")
 

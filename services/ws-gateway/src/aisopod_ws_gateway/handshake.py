@@ -1,4 +1,4 @@
-"""The handshake (protocol.md): challenge, `connect`, verification by auth, `hello`.
+"""The handshake (docs/protocol/websocket.md): challenge, `connect`, verification by auth, `hello`.
 
 Order of checks: first frame is a `connect` request (else INVALID_REQUEST, 1008); protocol
 range (PROTOCOL_MISMATCH, 1002); params; browser origin; credentials, device signature and
@@ -39,7 +39,7 @@ from aisopod_ws_gateway.connection import Connection, State
 from aisopod_ws_gateway.origin import origin_allowed
 
 if TYPE_CHECKING:
-    from aisopod_ws_gateway.gateway import Gateway
+    from aisopod_ws_gateway.service import Gateway
 
 log = logging.getLogger("aisopod.ws.handshake")
 

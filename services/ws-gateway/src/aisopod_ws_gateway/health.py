@@ -22,7 +22,7 @@ from nats.aio.msg import Msg
 from aisopod.services import PYTHON_SERVICES, ServiceName
 
 if TYPE_CHECKING:
-    from aisopod_ws_gateway.gateway import Gateway
+    from aisopod_ws_gateway.service import Gateway
 
 log = logging.getLogger("aisopod.ws.health")
 

@@ -16,7 +16,7 @@ from aisopod.host import ServiceHost
 from aisopod.services import ServiceName
 from aisopod.settings import ServiceSettings
 from aisopod_ws_gateway import __version__
-from aisopod_ws_gateway.gateway import Gateway
+from aisopod_ws_gateway.service import Gateway
 
 log = logging.getLogger("aisopod.ws")
 

@@ -1,4 +1,4 @@
-"""The methods ws-gateway owns (methods.md: system and nodes), for both ways they arrive.
+"""The methods ws-gateway owns (system and nodes in docs/protocol/methods.md), both ways in.
 
 On a WebSocket connection every owned method is answered here, without a NATS hop. The
 cluster-wide ones (`system-presence`, `node.list`, `node.describe`, `node.invoke`) are
@@ -30,7 +30,7 @@ from aisopod_ws_gateway.dispatch import LocalHandler, Outcome, Reply, error_repl
 
 if TYPE_CHECKING:
     from aisopod_ws_gateway.connection import Connection
-    from aisopod_ws_gateway.gateway import Gateway
+    from aisopod_ws_gateway.service import Gateway
 
 CONNECTION_ONLY = (
     "connect",

@@ -29,7 +29,7 @@ from aisopod.subjects import subject_token
 
 if TYPE_CHECKING:
     from aisopod_ws_gateway.connection import Connection
-    from aisopod_ws_gateway.gateway import Gateway
+    from aisopod_ws_gateway.service import Gateway
 
 log = logging.getLogger("aisopod.ws.nodes")
 

@@ -1,4 +1,4 @@
-"""The browser origin check of the handshake (protocol.md). Pure.
+"""The browser origin check of the handshake (docs/protocol/websocket.md). Pure.
 
 A connection that sends `Origin` is a browser page; it may connect when the page comes from
 the gateway itself (the origin's host:port is the `Host` the request was sent to, or the

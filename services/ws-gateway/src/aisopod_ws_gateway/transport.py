@@ -27,7 +27,7 @@ from aisopod_ws_gateway.openclaw.frames import OPENCLAW
 
 if TYPE_CHECKING:
     from aisopod_ws_gateway.connection import Connection
-    from aisopod_ws_gateway.gateway import Gateway
+    from aisopod_ws_gateway.service import Gateway
 
 log = logging.getLogger("aisopod.ws")
 _WS_LOG = logging.getLogger("aisopod.ws.protocol")

@@ -1,4 +1,4 @@
-"""Who receives each server-pushed event (protocol.md, Events). Pure data and one rule.
+"""Who receives each server-pushed event (docs/protocol/websocket.md). Pure data, one rule.
 
 Default deny: an event without an audience rule reaches admins only. Subscriptions can only
 narrow what `event_visible` allows, never widen it.

@@ -34,7 +34,7 @@ NodeId = Annotated[
     str, StringConstraints(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_:-]+$")
 ]
 
-# Device id = sha256 hex of the raw Ed25519 public key (protocol.md, handshake).
+# Device id = sha256 hex of the raw Ed25519 public key (docs/protocol/websocket.md, handshake).
 DeviceId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 
 # Server-issued identifiers (run, job, request, approval ids): opaque, bounded.

@@ -2,7 +2,7 @@
 
 Pure: engine steps in, encoded SSE events out (each event one bytes object), and the final
 response resource with every field the Open Responses document requires. The sequence is
-http.md's: `response.created`, `response.in_progress`, then per message item
+docs/protocol/http.md's: `response.created`, `response.in_progress`, then per message item
 `output_item.added`, `content_part.added`, `output_text.delta`…, `output_text.done`,
 `content_part.done`, `output_item.done` (function calls: `output_item.added`,
 `function_call_arguments.delta`…, `.done`, `output_item.done`), and last

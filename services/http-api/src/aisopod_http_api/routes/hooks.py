@@ -1,4 +1,4 @@
-"""`/hooks`: webhook ingestion with the hook token (http.md).
+"""`/hooks`: webhook ingestion with the hook token (docs/protocol/http.md).
 
 Order of checks, each one before the next: hooks enabled and a token configured (else
 404); no token in the query string (400: it would land in access logs); the client IP not

@@ -1,6 +1,6 @@
 """What a fired job does, through the RPC methods of the runtime (any replica serves them).
 
-- `agentTurn`: `agent` (runtime part 1) with the job's message, agent and session, the
+- `agentTurn`: `agent` (runtime agent_methods) with the job's message, agent and session, the
   cron run id as idempotency key (a retried fire never starts a second turn), then
   `agent.wait` until the turn ends (bounded by `cron.agentWaitMs`).
 - `systemEvent`: `chat.inject` of the text into `cron.systemSessionKey` with label

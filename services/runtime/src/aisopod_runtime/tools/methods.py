@@ -20,7 +20,7 @@ from aisopod.catalogue.tools import (
 from aisopod.contracts.tools import H_SURFACE, SURFACE_HTTP
 from aisopod.errors import AisopodError, InvalidParams
 from aisopod.rpc import CallContext, Handler
-from aisopod_runtime.parts import Parts
+from aisopod_runtime.service import RuntimeService
 from aisopod_runtime.sessions import parse_session_key
 from aisopod_runtime.tools.registry import Surface, Tool, ToolContext
 
@@ -45,7 +45,7 @@ def failure(exc: BaseException) -> dict[str, Any]:
     return {"error": f"the tool failed ({type(exc).__name__})", "code": "TOOL_FAILED"}
 
 
-def tool_handlers(parts: Parts) -> dict[str, Handler]:
+def tool_handlers(parts: RuntimeService) -> dict[str, Handler]:
     async def catalog(_: Any, ctx: CallContext) -> ToolsCatalogResult:
         tools = parts.tools.available(parts.config.tools, surface_of(ctx))
         return ToolsCatalogResult(

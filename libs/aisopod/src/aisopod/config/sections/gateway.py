@@ -1,4 +1,5 @@
-"""WebSocket edge policy (protocol.md: handshake, limits, heartbeat, resume) and proxy trust."""
+"""WebSocket edge policy (handshake, limits, heartbeat, resume; docs/protocol/websocket.md)
+and proxy trust."""
 
 from pydantic import Field
 

@@ -11,7 +11,7 @@ from aisopod.config.sections.base import Section
 
 
 def _default_http_deny() -> list[str]:
-    # Tools that spawn sessions, edit cron or config, or run commands (http.md).
+    # Tools that spawn sessions, edit cron or config, or run commands (docs/protocol/http.md).
     return ["sessions_send", "cron", "config", "exec", "node_invoke"]
 
 

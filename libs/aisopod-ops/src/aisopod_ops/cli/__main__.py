@@ -1,0 +1,3 @@
+from aisopod_ops.cli import main
+
+main()

@@ -1,0 +1,95 @@
+"""`aisopod stack up|status`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+from pathlib import Path
+from typing import Any
+
+from aisopod.services import PYTHON_SERVICES
+from aisopod_ops.launcher.paths import repo_root
+from aisopod_ops.launcher.stack import StackOptions, run_stack, stack_status
+
+
+def register(commands: Any) -> None:
+    stack = commands.add_parser("stack", help="run the whole gateway as local processes")
+    verbs = stack.add_subparsers(dest="verb", required=True)
+    up = verbs.add_parser("up", help="start everything in the foreground; Ctrl-C stops it")
+    up.add_argument("--http-port", type=int, default=8080, help="0 picks a free port")
+    up.add_argument("--https-port", type=int, default=8443, help="0 picks a free port")
+    up.add_argument("--state-dir", type=Path, default=None, help="default: ./var")
+    up.add_argument("--ready-file", type=Path, default=None, help="write URLs, token, pids")
+    up.add_argument("--replicas", type=int, default=2, help="copies of each edge service")
+    up.add_argument(
+        "--scale",
+        action="append",
+        default=[],
+        metavar="SERVICE=N",
+        help="instances of one service, e.g. --scale runtime=2 (repeatable)",
+    )
+    up.add_argument("--config", type=Path, default=None, help="seed config (YAML)")
+    up.add_argument("--log-level", default="INFO")
+    edge = up.add_argument_group("edge (Traefik)")
+    edge.add_argument("--tls-cert", type=Path, default=None, help="PEM certificate (chain)")
+    edge.add_argument("--tls-key", type=Path, default=None, help="its PEM private key")
+    edge.add_argument(
+        "--tls-name",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="extra DNS name or IP for the generated certificate (repeatable)",
+    )
+    edge.add_argument(
+        "--redirect-https", action="store_true", help="answer plain HTTP with a redirect"
+    )
+    edge.add_argument(
+        "--trusted-proxy",
+        action="append",
+        default=[],
+        metavar="CIDR",
+        help="a proxy in front whose X-Forwarded-* Traefik keeps (repeatable; default none)",
+    )
+    up.set_defaults(handler=_up)
+    status = verbs.add_parser("status", help="what the stack in the state dir runs")
+    status.add_argument("--state-dir", type=Path, default=None)
+    status.set_defaults(handler=_status)
+
+
+def _up(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="aisopod: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    options = StackOptions(
+        http_port=args.http_port,
+        https_port=args.https_port,
+        state_dir=args.state_dir or repo_root() / "var",
+        ready_file=args.ready_file,
+        replicas=args.replicas,
+        scale=_parse_scale(args.scale),
+        config_file=args.config,
+        log_level=args.log_level,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        tls_names=args.tls_name,
+        redirect_https=args.redirect_https,
+        trusted_proxies=args.trusted_proxy,
+    )
+    return asyncio.run(run_stack(options))
+
+
+def _status(args: argparse.Namespace) -> int:
+    return stack_status(args.state_dir or repo_root() / "var")
+
+
+def _parse_scale(items: list[str]) -> dict[str, int]:
+    known = {s.value for s in PYTHON_SERVICES}
+    out = {}
+    for item in items:
+        name, _, count = item.partition("=")
+        if name not in known or not count.isdigit() or int(count) < 1:
+            raise SystemExit(
+                f"--scale {item!r}: expected SERVICE=N with SERVICE in {sorted(known)}"
+            )
+        out[name] = int(count)
+    return out

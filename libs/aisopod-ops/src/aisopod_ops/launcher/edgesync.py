@@ -1,0 +1,233 @@
+"""Keep Traefik's live files in step with the gateway config and the TLS certificate.
+
+Traefik's file provider watches one directory. Besides the static `routes.yml`, this
+writes `tls.yml` (the certificate to serve), `cors.yml` (the CORS middleware, from the
+config's `cors` section) and `redirect.yml` (only when HTTP→HTTPS is on), each replaced
+atomically and only when its content changes, so Traefik reloads exactly when needed.
+
+`EdgeSync.run` then follows two sources until cancelled:
+- KV `config` (key `gateway`): a new `cors` section rewrites `cors.yml` at once;
+- the certificate files: a replaced certificate (new mtime/size/inode, and a key that
+  matches it) rewrites `tls.yml` with the new fingerprint, which makes Traefik re-read the
+  certificate. The local CA's certificate is also renewed here before it expires.
+
+The same class serves the local launcher (in-process, NATS admin user) and the
+`edge-sync` process of compose/Kubernetes (`aisopod edge sync`, its own NATS user).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import nats
+import yaml
+from nats.aio.client import Client as NATS
+from nats.js.errors import BucketNotFoundError
+
+from aisopod.config.model import GatewayConfig
+from aisopod.config.store import CONFIG_KEY, snapshot_from
+from aisopod.state import bucket_name
+from aisopod_ops.launcher import tls, traefik
+
+log = logging.getLogger("aisopod.edge")
+
+ROUTES_FILE = "routes.yml"
+CORS_FILE = "cors.yml"
+TLS_FILE = "tls.yml"
+REDIRECT_FILE = "redirect.yml"
+HEADER = "# Written by aisopod's edge sync; changes are overwritten.\n"
+RENEW_CHECK_S = 3600.0
+
+Connect = Callable[[], Awaitable[NATS]]
+
+
+@dataclass
+class EdgeOptions:
+    dynamic_dir: Path
+    tls_dir: Path
+    tls_cert: Path | None = None  # the user's certificate; else the local CA's
+    tls_key: Path | None = None
+    tls_names: list[str] = field(default_factory=list)
+    redirect_https_port: int | None = None  # None: no HTTP→HTTPS redirect
+    cert_poll_s: float = 1.0
+    # False in Kubernetes: Traefik polls the CORS middleware over HTTP; TLS is a Secret.
+    write_files: bool = True
+
+
+def write_dynamic(path: Path, config: dict[str, Any], note: str = "") -> bool:
+    """Replace `path` with `config` as YAML; False (and no write) when unchanged."""
+    text = HEADER + (f"# {note}\n" if note else "") + yaml.safe_dump(config, sort_keys=True)
+    if path.exists() and path.read_text() == text:
+        return False
+    tls.write_atomic(path, text.encode(), 0o600)
+    return True
+
+
+def _stamp(*paths: Path) -> tuple[tuple[int, int, int], ...] | None:
+    try:
+        return tuple((s.st_mtime_ns, s.st_size, s.st_ino) for s in (p.stat() for p in paths))
+    except OSError:
+        return None
+
+
+class EdgeSync:
+    def __init__(self, options: EdgeOptions) -> None:
+        self.options = options
+        self.files: tls.TlsFiles | None = None
+        self.origins: list[str] = []
+        self.max_age_s = 600
+        self.config_applied = asyncio.Event()
+        self._cert_stamp: tuple[tuple[int, int, int], ...] | None = None
+        self._renewed_at = 0.0
+
+    @property
+    def dynamic_dir(self) -> Path:
+        return self.options.dynamic_dir
+
+    # -- the files ------------------------------------------------------------------------
+    def prepare(self, config: GatewayConfig | None = None) -> tls.TlsFiles | None:
+        """Write every live file before Traefik starts (CORS from `config`, e.g. the seed;
+        the live document replaces it as soon as NATS answers)."""
+        if not self.options.write_files:
+            self.apply_config(config or GatewayConfig())
+            return None
+        self.dynamic_dir.mkdir(parents=True, exist_ok=True)
+        self.files = self._certificate()
+        self._write_tls(self.files)
+        self.apply_config(config or GatewayConfig())
+        if self.options.redirect_https_port is not None:
+            redirect = traefik.redirect_config(self.options.redirect_https_port)
+            write_dynamic(self.dynamic_dir / REDIRECT_FILE, redirect)
+        else:
+            (self.dynamic_dir / REDIRECT_FILE).unlink(missing_ok=True)
+        return self.files
+
+    def _certificate(self) -> tls.TlsFiles:
+        opts = self.options
+        if opts.tls_cert is not None or opts.tls_key is not None:
+            if opts.tls_cert is None or opts.tls_key is None:
+                raise ValueError("a TLS certificate needs both its certificate and key file")
+            return tls.user_certificate(opts.tls_cert, opts.tls_key)
+        self._renewed_at = time.monotonic()
+        return tls.ensure_self_signed(opts.tls_dir, opts.tls_names)
+
+    def _write_tls(self, files: tls.TlsFiles) -> None:
+        # The fingerprint in the file is what changes when only the certificate did.
+        note = f"certificate sha256 {tls.fingerprint(files.cert_file)}"
+        self._cert_stamp = _stamp(files.cert_file, files.key_file)
+        if write_dynamic(self.dynamic_dir / TLS_FILE, traefik.tls_config(files), note):
+            log.info("serving TLS certificate %s", note.split()[-1][:16])
+
+    def apply_config(self, config: GatewayConfig) -> bool:
+        """Rewrite cors.yml for `config`; True when it changed."""
+        changed = (self.origins, self.max_age_s) != (
+            list(config.cors.allowed_origins),
+            config.cors.max_age_s,
+        )
+        self.origins = list(config.cors.allowed_origins)
+        self.max_age_s = config.cors.max_age_s
+        if self.options.write_files:
+            changed = write_dynamic(self.dynamic_dir / CORS_FILE, self.cors_document())
+        if changed:
+            log.info("CORS allowed origins: %s", self.origins or "none")
+        return changed
+
+    def cors_document(self) -> dict[str, Any]:
+        """The CORS middleware as a dynamic configuration (file or HTTP provider)."""
+        return traefik.cors_config(self.origins, self.max_age_s)
+
+    def check_certificate(self) -> bool:
+        """Pick up a replaced certificate; True when tls.yml was rewritten."""
+        if self.files is None:
+            return False
+        if self.options.tls_cert is None and (time.monotonic() - self._renewed_at > RENEW_CHECK_S):
+            self._renewed_at = time.monotonic()
+            tls.ensure_self_signed(self.options.tls_dir, self.options.tls_names)
+        stamp = _stamp(self.files.cert_file, self.files.key_file)
+        if stamp is None or stamp == self._cert_stamp:
+            return False
+        try:
+            tls.user_certificate(self.files.cert_file, self.files.key_file)
+        except ValueError as exc:
+            # Mid-rotation (new certificate, old key): try again on the next poll.
+            log.info("certificate files not consistent yet: %s", exc)
+            return False
+        self._write_tls(self.files)
+        return True
+
+    # -- following the sources ------------------------------------------------------------
+    async def run(self, connect: Connect, prefix: str = "aisopod") -> None:
+        """Follow KV `config` and the certificate files until cancelled."""
+        await asyncio.gather(self._watch_config(connect, prefix), self._watch_certificate())
+
+    async def _watch_certificate(self) -> None:
+        while True:
+            await asyncio.sleep(self.options.cert_poll_s)
+            try:
+                self.check_certificate()
+            except Exception:
+                log.exception("certificate check failed")
+
+    async def _watch_config(self, connect: Connect, prefix: str) -> None:
+        nc: NATS | None = None
+        last_error = ""
+        try:
+            while True:
+                try:
+                    if nc is None or nc.is_closed:
+                        nc = await connect()
+                    kv = await nc.jetstream().key_value(bucket_name(prefix, "config"))
+                    watcher = await kv.watch(CONFIG_KEY)
+                    async for entry in watcher:
+                        if entry is None or entry.value is None or entry.operation is not None:
+                            continue
+                        self._apply_document(entry.value, entry.revision or 0)
+                        last_error = ""
+                except asyncio.CancelledError:
+                    raise
+                except BucketNotFoundError:
+                    await asyncio.sleep(0.2)  # the services provision it as they start
+                except Exception as exc:  # NATS not up yet or restarting
+                    # Said once per distinct cause, not twice a second while it lasts.
+                    if str(exc) != last_error:
+                        log.warning("config watch: %s; retrying", exc or type(exc).__name__)
+                        last_error = str(exc)
+                    await asyncio.sleep(0.5)
+        finally:
+            if nc is not None and not nc.is_closed:
+                await nc.close()
+
+    def _apply_document(self, data: bytes, revision: int) -> None:
+        try:
+            snapshot = snapshot_from(data, revision)
+        except Exception:
+            log.error("stored configuration is invalid; keeping the previous CORS origins")
+            return
+        self.apply_config(snapshot.config)
+        self.config_applied.set()
+
+
+def nats_connector(url: str, user: str | None, password: str | None) -> Connect:
+    async def on_error(exc: Exception) -> None:
+        # NATS not up yet or restarting: the watch loop retries; no traceback per attempt.
+        log.debug("nats: %s", exc)
+
+    async def connect() -> NATS:
+        return await nats.connect(
+            url,
+            user=user,
+            password=password,
+            name="aisopod-edge-sync",
+            error_cb=on_error,
+            connect_timeout=2,
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=0.5,
+        )
+
+    return connect

@@ -1,0 +1,66 @@
+"""Readiness probes of the launcher: one plain HTTP/1.1 GET, only the status code matters.
+
+The launcher polls every child several times a second until it is ready; an HTTP client
+library (httpx: connection pool, anyio backend) cost the launcher ~7 MiB of RSS and most of
+its start-up CPU for these few hundred one-shot requests on loopback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+from urllib.parse import urlsplit
+
+from aisopod_ops.launcher.process import Probe
+
+MAX_RESPONSE = 1 << 20  # a probe reads the whole (small) answer, never more than this
+
+
+def _insecure_context() -> ssl.SSLContext:
+    # The edge probe checks routing, not the certificate (it may name a public host).
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+async def http_status(url: str, timeout: float = 1.0) -> int | None:
+    """The status of `GET url`, or None when nothing (valid) answered within `timeout`.
+    https is not verified (see `_insecure_context`)."""
+    parts = urlsplit(url)
+    https = parts.scheme == "https"
+    host = parts.hostname or "127.0.0.1"
+    port = parts.port or (443 if https else 80)
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    request = f"GET {target} HTTP/1.1\r\nHost: {parts.netloc}\r\nConnection: close\r\n\r\n"
+    try:
+        async with asyncio.timeout(timeout):
+            reader, writer = await asyncio.open_connection(
+                host, port, ssl=_insecure_context() if https else None
+            )
+            try:
+                writer.write(request.encode("ascii"))
+                status_line = await reader.readline()
+                # Read the answer out so the server is not cut off mid-write.
+                with contextlib.suppress(OSError, asyncio.IncompleteReadError):
+                    await reader.read(MAX_RESPONSE)
+            finally:
+                writer.close()
+                with contextlib.suppress(OSError, ssl.SSLError):
+                    await writer.wait_closed()
+    except (OSError, ssl.SSLError, TimeoutError, EOFError):
+        return None
+    fields = status_line.split(None, 2)
+    if len(fields) < 2 or not fields[0].startswith(b"HTTP/") or not fields[1].isdigit():
+        return None
+    return int(fields[1])
+
+
+def http_probe(url: str, ok: tuple[int, ...] = (200,)) -> Probe:
+    """A probe that passes when `GET url` answers one of `ok`."""
+
+    async def probe() -> bool:
+        return await http_status(url) in ok
+
+    return probe

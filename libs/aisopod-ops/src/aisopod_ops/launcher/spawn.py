@@ -1,0 +1,68 @@
+"""`aisopod stack up` as a child process of a test or benchmark: free loopback ports, a
+ready file, and an orderly stop. What the suites and `bench/` start their stacks with."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from aisopod_ops.launcher.paths import repo_root
+
+
+def start_local_stack(
+    state_dir: Path, *extra: str, timeout: float = 90.0, log_file: Path | None = None
+) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
+    """Start the launcher on `state_dir` (with `extra` arguments) and wait for its ready
+    file; the launcher's console goes to `log_file` (default `<state_dir>-launcher.log`
+    beside it). Raises RuntimeError with the console's tail when it does not come up."""
+    ready = state_dir / "ready.json"
+    log_path = log_file or state_dir.parent / f"{state_dir.name}-launcher.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "aisopod_ops.cli",
+                "stack",
+                "up",
+                "--http-port",
+                "0",
+                "--https-port",
+                "0",
+                "--state-dir",
+                str(state_dir),
+                "--ready-file",
+                str(ready),
+                *extra,
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=repo_root(),
+        )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if ready.exists():
+            return proc, json.loads(ready.read_text())
+        if proc.poll() is not None:
+            break
+        time.sleep(0.1)
+    stop_local_stack(proc)
+    text = log_path.read_text(errors="replace")
+    raise RuntimeError(f"the local stack did not come up:\n{text[-3000:]}")
+
+
+def stop_local_stack(proc: subprocess.Popen[bytes], timeout: float = 60.0) -> int | None:
+    """SIGTERM (the launcher stops its children in order), SIGKILL after `timeout`."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.returncode

@@ -1,0 +1,470 @@
+"""`aisopod stack up`: the whole gateway as local processes, no Docker.
+
+Starts nats-server first, then every Python service, caddy and traefik at once (the
+services wait for NATS by themselves), waits until each answers its readiness probe,
+prints the URL and the admin token, writes the ready file, and supervises: a child that
+dies is reported and restarted. SIGINT/SIGTERM stops in order: edges drain first, then
+traefik and caddy, then the core services, NATS last.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from aisopod.config.store import load_seed_file
+from aisopod.services import EDGE_SERVICES, PYTHON_SERVICES, ServiceName
+from aisopod_ops.launcher import natsconf, traefik
+from aisopod_ops.launcher.edgesync import ROUTES_FILE, EdgeOptions, EdgeSync, nats_connector
+from aisopod_ops.launcher.paths import binary, repo_root, ui_root
+from aisopod_ops.launcher.ports import pick
+from aisopod_ops.launcher.probe import Probe, http_probe
+from aisopod_ops.launcher.process import POLL_S, Child, ChildSpec
+from aisopod_ops.launcher.secrets import StackSecrets, write_private
+
+log = logging.getLogger("aisopod_ops.launcher")
+
+STOP_ORDER = ("edge", "proxy", "core", "nats")
+STARTUP_TIMEOUT_S = 60.0
+
+
+@dataclass
+class StackOptions:
+    http_port: int = 8080
+    https_port: int = 8443
+    state_dir: Path = field(default_factory=lambda: repo_root() / "var")
+    ready_file: Path | None = None
+    replicas: int = 2
+    scale: dict[str, int] = field(default_factory=dict)  # service name → instances
+    config_file: Path | None = None
+    log_level: str = "INFO"
+    host: str = "127.0.0.1"
+    # Edge (Traefik): TLS, redirect, proxies trusted to set X-Forwarded-*.
+    tls_cert: Path | None = None  # default: a local CA in <state>/tls signs the certificate
+    tls_key: Path | None = None
+    tls_names: list[str] = field(default_factory=list)  # extra DNS names / IPs to cover
+    redirect_https: bool = False
+    trusted_proxies: list[str] = field(default_factory=list)
+
+
+@dataclass
+class StackInfo:
+    http_url: str
+    https_url: str
+    ws_url: str
+    admin_token: str
+    nats_url: str
+    state_dir: str
+    pids: dict[str, list[int]]
+    wss_url: str = ""
+    openclaw_url: str = ""  # the same gateway for OpenClaw clients (protocol v4)
+    ca_file: str | None = None  # the local CA to trust for https_url (None: user's cert)
+
+    def to_json(self) -> str:
+        return json.dumps(self.__dict__, indent=2)
+
+
+def _module(service: ServiceName) -> str:
+    return "aisopod_" + service.value.replace("-", "_")
+
+
+class Stack:
+    def __init__(self, options: StackOptions) -> None:
+        self.options = options
+        self.state_dir = options.state_dir.resolve()
+        self.children: list[Child] = []
+        self.secrets: StackSecrets | None = None
+        self.info: StackInfo | None = None
+        self.edge: EdgeSync | None = None
+        self._edge_task: asyncio.Task[None] | None = None
+
+    # -- configuration ------------------------------------------------------------------
+    def _prepare(self) -> None:
+        opts = self.options
+        self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        for sub in ("logs", "nats", "traefik", "caddy", "tls"):
+            (self.state_dir / sub).mkdir(exist_ok=True)
+        self.secrets = StackSecrets(self.state_dir)
+        self.ports = {
+            "http": pick(opts.http_port),
+            "https": pick(opts.https_port),
+            "nats": pick(0),
+            "nats_monitor": pick(0),
+            "traefik_ping": pick(0),
+            "ui": pick(0),
+        }
+        self.service_ports: dict[ServiceName, list[int]] = {}
+        for service in PYTHON_SERVICES:
+            count = max(1, opts.replicas) if service in EDGE_SERVICES else 1
+            count = max(1, opts.scale.get(service.value, count))
+            self.service_ports[service] = [pick(0) for _ in range(count)]
+        if len(self.service_ports[ServiceName.RATELIMIT]) > 1:
+            # forwardAuth calls one address: Traefik balances the replicas behind it.
+            self.ports["internal"] = pick(0)
+        self.nats_url = f"nats://{opts.host}:{self.ports['nats']}"
+        self.config_file = opts.config_file or self.state_dir / "aisopod.yaml"
+        if opts.config_file is None and not self.config_file.exists():
+            write_private(
+                self.config_file,
+                "# Seed of the gateway configuration, read on the first start only; after\n"
+                "# that the configuration lives in NATS KV `config` (aisopod config get).\n"
+                + yaml.safe_dump({"auth": {"mode": "token"}}),
+            )
+        self._write_nats_config()
+        self._write_traefik_config()
+
+    def _write_nats_config(self) -> None:
+        assert self.secrets is not None
+        text = natsconf.render(
+            port=self.ports["nats"],
+            monitor_port=self.ports["nats_monitor"],
+            store_dir=self.state_dir / "nats",
+            users=list(self.secrets.nats_passwords),
+            passwords=self.secrets.nats_passwords,
+            host=self.options.host,
+        )
+        write_private(self.state_dir / "nats" / "nats.conf", text)
+
+    def _urls(self, service: ServiceName) -> list[str]:
+        return [f"http://{self.options.host}:{p}" for p in self.service_ports[service]]
+
+    def _write_traefik_config(self) -> None:
+        host = self.options.host
+        dynamic_dir = self.state_dir / "traefik" / "dynamic"
+        dynamic_dir.mkdir(parents=True, exist_ok=True)
+        internal = f"{host}:{self.ports['internal']}" if "internal" in self.ports else None
+        static = traefik.static_config(
+            http_address=f"{host}:{self.ports['http']}",
+            https_address=f"{host}:{self.ports['https']}",
+            ping_address=f"{host}:{self.ports['traefik_ping']}",
+            dynamic_dir=str(dynamic_dir),
+            trusted_ips=list(self.options.trusted_proxies),
+            access_log=str(self.state_dir / "logs" / "traefik-access.log"),
+            internal_address=internal,
+            # Stopped last but one: nothing in front of it needs an accept grace period.
+            accept_grace_s=0,
+        )
+        upstreams = traefik.Upstreams(
+            ws_gateway=self._urls(ServiceName.WS_GATEWAY),
+            http_api=self._urls(ServiceName.HTTP_API),
+            static_ui=[f"http://{host}:{self.ports['ui']}"],
+            auth=self._urls(ServiceName.AUTH),
+            ratelimit=self._urls(ServiceName.RATELIMIT),
+        )
+        dynamic = traefik.dynamic_config(
+            upstreams,
+            entry_points=["web", "websecure"],
+            internal_url=f"http://{internal}" if internal else None,
+        )
+        write_private(self.state_dir / "traefik" / "traefik.yml", yaml.safe_dump(static))
+        write_private(dynamic_dir / ROUTES_FILE, yaml.safe_dump(dynamic))
+        self._prepare_edge(dynamic_dir)
+
+    def _prepare_edge(self, dynamic_dir: Path) -> None:
+        """TLS, CORS and redirect files (edgesync.py); CORS from the seed until the live
+        config is read from NATS."""
+        opts = self.options
+        self.edge = EdgeSync(
+            EdgeOptions(
+                dynamic_dir=dynamic_dir,
+                tls_dir=self.state_dir / "tls",
+                tls_cert=opts.tls_cert,
+                tls_key=opts.tls_key,
+                tls_names=[opts.host, *opts.tls_names],
+                redirect_https_port=self.ports["https"] if opts.redirect_https else None,
+            )
+        )
+        self.edge.prepare(load_seed_file(self.config_file))
+
+    def _start_edge_sync(self) -> None:
+        assert self.secrets is not None and self.edge is not None
+        user = natsconf.EDGE_SYNC_USER  # read-only on KV `config`, like compose's edge-sync
+        connect = nats_connector(self.nats_url, user, self.secrets.nats_passwords[user])
+        self._edge_task = asyncio.create_task(self.edge.run(connect), name="edge-sync")
+
+    async def _stop_edge_sync(self) -> None:
+        if self._edge_task is not None:
+            self._edge_task.cancel()
+            # nats-py's KV watcher may swallow a cancellation; never hang the stop on it.
+            await asyncio.wait({self._edge_task}, timeout=2.0)
+            self._edge_task = None
+
+    # -- children -----------------------------------------------------------------------
+    def _service_env(self, service: ServiceName, index: int, port: int) -> dict[str, str]:
+        assert self.secrets is not None
+        env = dict(os.environ)
+        env.update(
+            {
+                "AISOPOD_HOST": self.options.host,
+                "AISOPOD_PORT": str(port),
+                "AISOPOD_INSTANCE": f"{service.value}-{index + 1}",
+                "AISOPOD_NATS_URL": self.nats_url,
+                "AISOPOD_NATS_USER": service.value,
+                "AISOPOD_NATS_PASSWORD_FILE": str(self.secrets.nats_password_files[service.value]),
+                "AISOPOD_CONFIG_FILE": str(self.config_file),
+                "AISOPOD_STATE_DIR": str(self.state_dir),
+                "AISOPOD_ADMIN_TOKEN_FILE": str(self.secrets.admin_token_file),
+                "AISOPOD_LOG_LEVEL": self.options.log_level,
+                "AISOPOD_PUBLIC_URL": f"http://{self.options.host}:{self.ports['http']}",
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        env.pop("AISOPOD_NATS_PASSWORD", None)
+        return env
+
+    def _http_probe(self, url: str, ok: tuple[int, ...] = (200,)) -> Probe:
+        return http_probe(url, ok)
+
+    def _edge_probe(self, http_url: str, https_url: str) -> Probe:
+        """/health through Traefik; over HTTPS when plain HTTP only redirects (the probe
+        checks routing, not the certificate, which may name a public host)."""
+        if not self.options.redirect_https:
+            return http_probe(f"{http_url}/health")
+        return http_probe(f"{https_url}/health")
+
+    def _specs(self) -> list[ChildSpec]:
+        host = self.options.host
+        logs = self.state_dir / "logs"
+        specs = [
+            ChildSpec(
+                name="nats",
+                argv=[binary("nats-server"), "-c", str(self.state_dir / "nats" / "nats.conf")],
+                env=dict(os.environ),
+                log_file=logs / "nats.log",
+                probe=self._http_probe(
+                    f"http://{host}:{self.ports['nats_monitor']}/healthz?js-enabled-only=true"
+                ),
+                group="nats",
+            )
+        ]
+        for service, ports in self.service_ports.items():
+            for index, port in enumerate(ports):
+                name = service.value if len(ports) == 1 else f"{service.value}-{index + 1}"
+                specs.append(
+                    ChildSpec(
+                        name=name,
+                        argv=[sys.executable, "-m", _module(service)],
+                        env=self._service_env(service, index, port),
+                        log_file=logs / f"{name}.log",
+                        probe=self._http_probe(f"http://{host}:{port}/ready"),
+                        group="edge" if service in EDGE_SERVICES else "core",
+                    )
+                )
+        caddy_env = dict(os.environ)
+        caddy_env.update(
+            {
+                "AISOPOD_UI_LISTEN": f"{host}:{self.ports['ui']}",
+                "AISOPOD_UI_ROOT": str(ui_root()),
+                "XDG_DATA_HOME": str(self.state_dir / "caddy"),
+                "XDG_CONFIG_HOME": str(self.state_dir / "caddy"),
+                "HOME": str(self.state_dir / "caddy"),
+            }
+        )
+        specs.append(
+            ChildSpec(
+                name="caddy",
+                argv=[
+                    binary("caddy"),
+                    "run",
+                    "--adapter",
+                    "caddyfile",
+                    "--config",
+                    str(repo_root() / "services" / "static-ui" / "Caddyfile"),
+                ],
+                env=caddy_env,
+                log_file=logs / "caddy.log",
+                probe=self._http_probe(f"http://{host}:{self.ports['ui']}/", ok=(200, 304)),
+                group="proxy",
+                stop_timeout_s=10,
+            )
+        )
+        specs.append(
+            ChildSpec(
+                name="traefik",
+                argv=[
+                    binary("traefik"),
+                    f"--configFile={self.state_dir / 'traefik' / 'traefik.yml'}",
+                ],
+                env=dict(os.environ),
+                log_file=logs / "traefik.log",
+                probe=self._http_probe(f"http://{host}:{self.ports['traefik_ping']}/ping"),
+                group="proxy",
+                # Traefik's graceTimeOut is the services' drain; give it that and a margin.
+                stop_timeout_s=traefik.DRAIN_TIMEOUT_S + 5,
+            )
+        )
+        return specs
+
+    # -- lifecycle ----------------------------------------------------------------------
+    async def up(self) -> StackInfo:
+        started = time.monotonic()
+        self._prepare()
+        specs = self._specs()
+        nats_child = Child(specs[0], on_restart=self._restarted)
+        self.children.append(nats_child)
+        await nats_child.start()
+        self._start_edge_sync()
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        # Traefik last, once what it routes to is ready: its first health checks would
+        # otherwise fail, and it keeps a replica out of the pool until a later check passes
+        # (clients of a just-started stack would all land on the other replicas).
+        later = [spec for spec in specs[1:] if spec.name == "traefik"]
+        for spec in specs[1:]:
+            if spec.name == "traefik":
+                continue
+            child = Child(spec, on_restart=self._restarted)
+            self.children.append(child)
+            await child.start()
+        results = await asyncio.gather(*(c.wait_ready(deadline) for c in self.children))
+        if all(results):
+            for spec in later:
+                child = Child(spec, on_restart=self._restarted)
+                self.children.append(child)
+                await child.start()
+            results += await asyncio.gather(
+                *(c.wait_ready(deadline) for c in self.children[-len(later) :])
+            )
+        failed = [c.spec.name for c, ok in zip(self.children, results, strict=True) if not ok]
+        host = self.options.host
+        http_url = f"http://{host}:{self.ports['http']}"
+        https_url = f"https://{host}:{self.ports['https']}"
+        if not failed and not await _poll(self._edge_probe(http_url, https_url), deadline):
+            failed.append("traefik route /health")
+        if failed:
+            raise RuntimeError(
+                f"not ready after {STARTUP_TIMEOUT_S:.0f}s: {', '.join(failed)} "
+                f"(logs in {self.state_dir / 'logs'})"
+            )
+        assert self.secrets is not None
+        self.info = StackInfo(
+            http_url=http_url,
+            https_url=https_url,
+            ws_url=f"ws://{host}:{self.ports['http']}/ws",
+            admin_token=self.secrets.admin_token,
+            nats_url=self.nats_url,
+            state_dir=str(self.state_dir),
+            pids=self.pids(),
+            wss_url=f"wss://{host}:{self.ports['https']}/ws",
+            openclaw_url=f"ws://{host}:{self.ports['http']}/openclaw",
+            ca_file=self._ca_file(),
+        )
+        self._write_record()
+        log.info(
+            "stack ready in %.2fs (%s)",
+            time.monotonic() - started,
+            ", ".join(f"{c.spec.name} {c.ready_after or 0:.2f}" for c in self.children),
+        )
+        return self.info
+
+    def _ca_file(self) -> str | None:
+        files = self.edge.files if self.edge is not None else None
+        return str(files.ca_file) if files is not None and files.ca_file else None
+
+    def pids(self) -> dict[str, list[int]]:
+        out: dict[str, list[int]] = {}
+        for child in self.children:
+            base = child.spec.name
+            for service in PYTHON_SERVICES:
+                if (
+                    base.startswith(service.value + "-")
+                    and base[len(service.value) + 1 :].isdigit()
+                ):
+                    base = service.value
+            if child.pid is not None:
+                out.setdefault(base, []).append(child.pid)
+        return out
+
+    def _restarted(self, child: Child) -> None:
+        """A child came back with a new pid: `stack status` and the ready file follow."""
+        if self.info is None:  # still starting: the record is written once all are ready
+            return
+        self.info.pids = self.pids()
+        self._write_record()
+
+    def _write_record(self) -> None:
+        assert self.info is not None
+        record = json.loads(self.info.to_json())
+        record.pop("admin_token")
+        record["launcher_pid"] = os.getpid()
+        record["children"] = {c.spec.name: c.pid for c in self.children}
+        write_private(self.state_dir / "stack.json", json.dumps(record, indent=2))
+        if self.options.ready_file is not None:
+            write_private(self.options.ready_file, self.info.to_json())
+
+    async def down(self) -> None:
+        await self._stop_edge_sync()
+        for group in STOP_ORDER:
+            members = [c for c in self.children if c.spec.group == group]
+            await asyncio.gather(*(c.stop() for c in members))
+        record = self.state_dir / "stack.json"
+        if record.exists():
+            record.unlink()
+
+
+async def _poll(probe: Callable[[], Awaitable[bool]], deadline: float) -> bool:
+    while time.monotonic() < deadline:
+        if await probe():
+            return True
+        await asyncio.sleep(POLL_S)
+    return False
+
+
+async def run_stack(options: StackOptions) -> int:
+    stack = Stack(options)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    up = asyncio.create_task(stack.up())
+    stopper = asyncio.create_task(stop.wait())
+    done, _ = await asyncio.wait({up, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    code = 0
+    if up in done and up.exception() is None:
+        info = up.result()
+        print(f"aisopod gateway is up: {info.http_url}  (WebSocket {info.ws_url})", flush=True)
+        print(f"HTTPS: {info.https_url}  (WebSocket {info.wss_url})", flush=True)
+        if info.ca_file:
+            print(f"  trust the local CA for HTTPS: {info.ca_file}", flush=True)
+        print(f"admin token: {info.admin_token}", flush=True)
+        print(f"state: {info.state_dir}; Ctrl-C stops everything", flush=True)
+        await stop.wait()
+    elif up in done:
+        print(f"aisopod stack failed to start: {up.exception()}", file=sys.stderr, flush=True)
+        code = 1
+    else:
+        up.cancel()
+    stopper.cancel()
+    print("stopping…", flush=True)
+    await stack.down()
+    return code
+
+
+def stack_status(state_dir: Path) -> int:
+    record_path = state_dir / "stack.json"
+    if not record_path.exists():
+        print(f"no stack running from {state_dir}")
+        return 1
+    record = json.loads(record_path.read_text())
+    print(f"launcher pid {record['launcher_pid']}  {record['http_url']}  nats {record['nats_url']}")
+    for name, pid in record["children"].items():
+        alive = pid is not None and _alive(pid)
+        print(f"  {name:<14} pid {pid:<8} {'running' if alive else 'gone'}")
+    return 0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    return True

@@ -1,0 +1,427 @@
+"""Traefik static and dynamic configuration, one renderer for local and compose modes.
+
+Routes (docs/protocol/http.md): `/ws` to ws-gateway (ratelimit only: auth happens in the handshake),
+the API paths to http-api behind `cors → strip identity → ratelimit → auth → headers`,
+`/health` and `/ready` open, everything else to static-ui. Every route ends with `retry`
+(or `retry-unsent`, see API_WRITE_CHAIN), which resends a request only when no server
+accepted its connection (a replica that just died), so it is safe for any method.
+
+Why identity headers are stripped *before* the forwardAuth pair, not after: a headers
+middleware after `auth` would delete the very headers auth just set. Stripped first, no
+client copy reaches ratelimit, auth or a service; forwardAuth also drops client copies of
+its `authResponseHeaders` by itself (a Traefik behaviour), which the edge tests check as well.
+
+The dynamic configuration is split into files, one per concern, so each can change alone:
+`routes.yml` (this module's `dynamic_config`), `cors.yml` (from the gateway config, live),
+`tls.yml` (certificates) and `redirect.yml` (optional HTTP→HTTPS). They share one file
+provider directory that Traefik watches.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from aisopod import principal
+from aisopod.principal import IDENTITY_HEADERS
+from aisopod_ops.launcher.tls import TlsFiles
+
+# Every identity-like header a client could forge (also the bare NATS header names, in case
+# a service copies request headers onto NATS messages): removed at the edge on every route.
+_PRINCIPAL_HEADERS = (
+    principal.H_PRINCIPAL,
+    principal.H_ROLE,
+    principal.H_SCOPES,
+    principal.H_CONN,
+    principal.H_IP,
+    principal.H_DEVICE,
+    principal.H_AUTH_METHOD,
+    principal.H_TRACE,
+    principal.H_INSTANCE,
+    principal.H_ORIGIN_CONN,
+)
+STRIPPED_HEADERS = tuple(
+    dict.fromkeys([*IDENTITY_HEADERS, *(f"X-{h}" for h in _PRINCIPAL_HEADERS), *_PRINCIPAL_HEADERS])
+)
+RATELIMIT_HEADERS = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset")
+API_PATHS = ("/v1", "/hooks", "/tools", "/status", "/canvas", "/a2ui")
+
+# Middleware chains per route, in order. `cors` lives in its own (live) file.
+API_CHAIN = ("cors", "strip-identity", "ratelimit", "auth", "security-headers", "retry")
+HOOKS_CHAIN = ("cors", "strip-identity", "ratelimit", "security-headers", "retry")
+# `retry` also resends idempotent requests on a 502, and to retry on a status Traefik holds
+# every response back: ~100 µs of its CPU per proxied request, ~2 ms per WebSocket upgrade
+# (3.75 → 1.6 ms per handshake, P3). Requests it would never resend on a status take
+# `retry-unsent` instead (same attempts, connection failures only): writes to the API (a
+# router of their own, `api-write`) and `/ws` upgrades (a replica that dies holding one
+# costs the client a reconnect, which every WebSocket client does anyway; the protocol
+# resumes).
+API_WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
+API_WRITE_CHAIN = (*API_CHAIN[:-1], "retry-unsent")
+WS_CHAIN = ("strip-identity", "ratelimit", "retry-unsent")
+HEALTH_CHAIN = ("cors", "strip-identity", "security-headers", "retry")
+UI_CHAIN = ("strip-identity", "retry")
+
+HEALTH_INTERVAL = "1s"
+INTERNAL_ENTRYPOINT = "internal"
+# Below uvicorn's keep-alive timeout (5 s): Traefik drops an idle connection before the
+# service does, so a request is never written onto a socket the service is closing.
+IDLE_CONN_TIMEOUT = "4s"
+# Idle keep-alive connections kept per backend. A named serversTransport without it keeps
+# Go's default of 2, so under concurrency nearly every proxied request opened (and Traefik
+# closed) a new connection to its service: 2,000 TIME_WAIT sockets towards http-api in 4 s
+# at c=64 before, ~60 after. Above the concurrency one edge sees on 2 cores.
+MAX_IDLE_CONNS_PER_HOST = 256
+# What each forwardAuth service reads of the client's request (Traefik always adds the
+# X-Forwarded-* description). Nothing else is copied: ratelimit never sees a credential, and
+# neither service parses cookies or SDK headers it does not use.
+# X-Request-Id: a refusal (401, 429) echoes the client's id like every other answer.
+RATELIMIT_REQUEST_HEADERS = ("Access-Control-Request-Method", "X-Request-Id")
+AUTH_REQUEST_HEADERS = ("Authorization", "Origin", "X-Request-Id")
+DRAIN_TIMEOUT_S = 30  # ServiceSettings.drain_timeout_s: how long a service finishes work
+
+
+@dataclass
+class Upstreams:
+    """Base URLs of each service's replicas, e.g. `http://127.0.0.1:8101`."""
+
+    ws_gateway: list[str]
+    http_api: list[str]
+    static_ui: list[str]
+    auth: list[str]
+    ratelimit: list[str]
+
+
+def _entry_point(
+    address: str, trusted_ips: list[str], grace_s: int, accept_grace_s: int
+) -> dict[str, Any]:
+    return {
+        "address": address,
+        # Only these peers may set X-Forwarded-*; anyone else's are replaced (client IP).
+        "forwardedHeaders": {"trustedIPs": list(trusted_ips)},
+        "http": _entry_http(),
+        "transport": {
+            "lifeCycle": {
+                # Keep accepting while a load balancer in front takes this Traefik out...
+                "requestAcceptGraceTimeout": f"{accept_grace_s}s",
+                # ...then let in-flight requests (SSE streams) run as long as a service's
+                # own drain would let them.
+                "graceTimeOut": f"{grace_s}s",
+            }
+        },
+    }
+
+
+def _entry_http() -> dict[str, Any]:
+    return {
+        # `X_Aisopod_Principal` must not pass as `X-Aisopod-Principal` to a WSGI-style app.
+        "aliasHeadersStrategy": "delete",
+        # Reject ambiguous encoded characters instead of letting Traefik and a service
+        # read the same path differently (%2F, %5C, %00, %3B, %25, %3F, %23).
+        "encodedCharacters": dict.fromkeys(
+            (
+                "allowEncodedSlash",
+                "allowEncodedBackSlash",
+                "allowEncodedNullCharacter",
+                "allowEncodedSemicolon",
+                "allowEncodedPercent",
+                "allowEncodedQuestionMark",
+                "allowEncodedHash",
+            ),
+            False,
+        ),
+    }
+
+
+def access_log_config(path: str) -> dict[str, Any]:
+    """JSON access log without secrets: no request headers (Authorization, cookies,
+    x-aisopod-token), no query string (tokens in URLs), no basic-auth user name."""
+    return {
+        "filePath": path,
+        "format": "json",
+        "fields": {
+            "defaultMode": "keep",
+            "names": {"ClientUsername": "drop"},
+            "headers": {"defaultMode": "drop"},
+            "queryParameters": {"defaultMode": "drop"},
+        },
+    }
+
+
+def static_config(
+    *,
+    http_address: str,
+    https_address: str | None,
+    ping_address: str,
+    dynamic_dir: str,
+    trusted_ips: list[str],
+    access_log: str | None = None,
+    log_level: str = "WARN",
+    grace_s: int = DRAIN_TIMEOUT_S,
+    accept_grace_s: int = 0,
+    internal_address: str | None = None,
+) -> dict[str, Any]:
+    """`internal_address`: a loopback-only entrypoint on which Traefik load-balances the
+    replicas of a forwardAuth service (forwardAuth itself calls exactly one address)."""
+    entry_points: dict[str, Any] = {
+        "web": _entry_point(http_address, trusted_ips, grace_s, accept_grace_s),
+        "ping": {"address": ping_address, "http": {"aliasHeadersStrategy": "delete"}},
+    }
+    if https_address:
+        websecure = _entry_point(https_address, trusted_ips, grace_s, accept_grace_s)
+        websecure["http"]["tls"] = {}
+        entry_points["websecure"] = websecure
+    if internal_address:
+        # Only Traefik itself calls it (forwardAuth): trust its own X-Forwarded-For.
+        entry_points[INTERNAL_ENTRYPOINT] = _entry_point(
+            internal_address, ["127.0.0.1/32", "::1/128"], grace_s, accept_grace_s
+        )
+    config: dict[str, Any] = {
+        "global": {"checkNewVersion": False, "sendAnonymousUsage": False},
+        # The fast proxy (HTTP/1.1 to the services, which is all they speak) reads a
+        # request's whole body before it sends the request on. Go's standard proxy streams
+        # it, and that races: when a service answers a streamed response before the
+        # transport has read the client's body to its end, the immediate header flush makes
+        # the HTTP/1 server close that body under the transport, which then drops the
+        # backend connection and cuts the stream after its head (about 1 in 6,000 streamed
+        # /v1 requests here, `OriginStatus 0` in the access log). See docs/http-api.md.
+        "experimental": {"fastProxy": {}},
+        "entryPoints": entry_points,
+        "ping": {"entryPoint": "ping"},
+        "providers": {"file": {"directory": dynamic_dir, "watch": True}},
+        "log": {"level": log_level, "format": "json"},
+        "api": {"dashboard": False},
+    }
+    if access_log:
+        config["accessLog"] = access_log_config(access_log)
+    return config
+
+
+def _service(
+    urls: list[str], health: bool = True, interval: str = HEALTH_INTERVAL
+) -> dict[str, Any]:
+    lb: dict[str, Any] = {
+        "servers": [{"url": u} for u in urls],
+        "passHostHeader": True,
+        "serversTransport": "edge",
+    }
+    if health:
+        # /ready turns 503 the moment a replica starts draining: it leaves the pool
+        # within one interval; `retry` covers requests that race the check.
+        lb["healthCheck"] = {
+            "path": "/ready",
+            "interval": interval,
+            "unhealthyInterval": "500ms",  # a (re)started replica rejoins quickly
+            "timeout": "1s",
+        }
+    return {"loadBalancer": lb}
+
+
+def _failover_chain(name: str, urls: list[str]) -> dict[str, Any]:
+    """Services `name` → first URL while it is up, else the next, and so on.
+
+    The ratelimit replicas decide every key at the first live one (its `primary`
+    ownership), so sending forwardAuth there first keeps each decision in the process
+    that received it. A passive health check marks a replica down on its first failed
+    request, so the router's retry reaches the next one at once instead of waiting for
+    the active check's interval.
+    """
+    services: dict[str, Any] = {}
+    children = [f"{name}-replica-{i}" for i in range(1, len(urls) + 1)]
+    for child, url in zip(children, urls, strict=True):
+        lb = _service([url], interval="1s")
+        lb["loadBalancer"]["passiveHealthCheck"] = {"failureWindow": "2s", "maxFailedAttempts": 1}
+        services[child] = lb
+    fallback = children[-1]
+    for index in range(len(children) - 2, -1, -1):
+        chain = name if index == 0 else f"{name}-failover-{index + 1}"
+        failover: dict[str, Any] = {"service": children[index], "fallback": fallback}
+        if index:  # a nested failover reports its health to the one above it
+            failover["healthCheck"] = {}
+        services[chain] = {"failover": failover}
+        fallback = chain
+    return services
+
+
+def edge_middlewares() -> dict[str, Any]:
+    """The hardening middlewares shared by every route (not CORS: see `cors_config`)."""
+    strip = dict.fromkeys(STRIPPED_HEADERS, "")  # an empty value removes the header
+    return {
+        "strip-identity": {"headers": {"customRequestHeaders": strip}},
+        "security-headers": {
+            "headers": {
+                "contentTypeNosniff": True,
+                "referrerPolicy": "no-referrer",
+            }
+        },
+        "retry": {
+            "retry": {
+                # Any method: resent when no byte reached a server (connection refused: a
+                # replica that died between two health checks). Idempotent methods only
+                # (never POST/PATCH): also resent on a 502, Traefik's answer when a replica
+                # dies holding the request. The round robin may pick the dead replica
+                # again, so the back-off (~0.2 s doubling to ~0.4 s, ~1 s in all) outlasts
+                # one health-check interval: by the last attempt it has left the pool.
+                # Never after `timeout`, so a long request is not replayed.
+                "attempts": 5,
+                "initialInterval": "200ms",
+                "status": ["502"],
+                "timeout": "5s",
+            }
+        },
+        "retry-unsent": {"retry": {"attempts": 5, "initialInterval": "200ms", "timeout": "5s"}},
+    }
+
+
+def dynamic_config(
+    up: Upstreams, *, entry_points: list[str], internal_url: str | None = None
+) -> dict[str, Any]:
+    """`internal_url`: the base URL of the internal entrypoint (static_config); with it,
+    forwardAuth to ratelimit's replicas goes through a router there that prefers the
+    first replica and fails over to the next (see `_failover_chain`), else straight to
+    the one replica."""
+    auth_url = f"{up.auth[0]}/verify"
+    ratelimit_url = f"{up.ratelimit[0]}/check"
+    internal: dict[str, Any] = {"routers": {}, "services": {}}
+    if internal_url and len(up.ratelimit) > 1:
+        ratelimit_url = f"{internal_url}/check"
+        internal["routers"]["ratelimit-internal"] = {
+            "rule": "Path(`/check`)",
+            "service": "ratelimit",
+            "middlewares": ["retry-internal"],
+            "entryPoints": [INTERNAL_ENTRYPOINT],
+        }
+        internal["services"].update(_failover_chain("ratelimit", up.ratelimit))
+    middlewares: dict[str, Any] = {
+        **edge_middlewares(),
+        "ratelimit": {
+            "forwardAuth": {
+                "address": ratelimit_url,
+                "trustForwardHeader": True,
+                "authRequestHeaders": list(RATELIMIT_REQUEST_HEADERS),
+                "authResponseHeaders": list(RATELIMIT_HEADERS),
+                "maxResponseBodySize": 65536,
+            }
+        },
+        "auth": {
+            "forwardAuth": {
+                "address": auth_url,
+                "trustForwardHeader": True,
+                "authRequestHeaders": list(AUTH_REQUEST_HEADERS),
+                "authResponseHeaders": list(IDENTITY_HEADERS),
+                "maxResponseBodySize": 65536,
+            }
+        },
+    }
+    routers: dict[str, Any] = {}
+
+    def router(name: str, rule: str, service: str, mws: tuple[str, ...], priority: int) -> None:
+        routers[name] = {
+            "rule": rule,
+            "service": service,
+            "middlewares": list(mws),
+            "priority": priority,
+            "entryPoints": entry_points,
+        }
+
+    api_rule = " || ".join(f"PathPrefix(`{p}`)" for p in API_PATHS)
+    router("health", "Path(`/health`) || Path(`/ready`)", "http-api", HEALTH_CHAIN, 1000)
+    router("ws", "Path(`/ws`)", "ws-gateway", WS_CHAIN, 900)
+    # OpenClaw clients (docs/openclaw.md): the same service and limits, another codec.
+    router("openclaw", "Path(`/openclaw`)", "ws-gateway", WS_CHAIN, 900)
+    router("hooks", "PathPrefix(`/hooks`)", "http-api", HOOKS_CHAIN, 850)
+    router("api", api_rule, "http-api", API_CHAIN, 800)
+    writes = " || ".join(f"Method(`{m}`)" for m in API_WRITE_METHODS)
+    router("api-write", f"({api_rule}) && ({writes})", "http-api", API_WRITE_CHAIN, 810)
+    router("ui", "PathPrefix(`/`)", "static-ui", UI_CHAIN, 1)
+    if internal["routers"]:
+        routers.update(internal["routers"])
+        # A request that finds a replica dead (connection refused) is sent on to the next.
+        middlewares["retry-internal"] = {"retry": {"attempts": 2}}
+    return {
+        "http": {
+            "routers": routers,
+            "middlewares": middlewares,
+            "serversTransports": {
+                "edge": {
+                    "maxIdleConnsPerHost": MAX_IDLE_CONNS_PER_HOST,
+                    "forwardingTimeouts": {"idleConnTimeout": IDLE_CONN_TIMEOUT},
+                }
+            },
+            "services": {
+                "ws-gateway": _service(up.ws_gateway),
+                "http-api": _service(up.http_api),
+                "static-ui": _service(up.static_ui, health=False),
+                **internal["services"],
+            },
+        }
+    }
+
+
+# -- CORS, TLS and redirect: the live files next to routes.yml ----------------------------
+
+CORS_ALLOW_HEADERS = (
+    "Authorization",
+    "Content-Type",
+    "Idempotency-Key",
+    "X-Aisopod-Agent-Id",
+    "X-Aisopod-Session-Key",
+    "X-Aisopod-Token",
+    # SDKs add their own headers (the OpenAI SDK's x-stainless-*); the wildcard covers
+    # them for non-credentialed requests, which is all we serve (bearer tokens, no cookies).
+    "*",
+)
+CORS_EXPOSE_HEADERS = ("Retry-After", "X-Request-Id", "WWW-Authenticate", *RATELIMIT_HEADERS)
+
+
+def cors_middleware(allowed_origins: list[str], max_age_s: int = 600) -> dict[str, Any]:
+    """Traefik answers preflights itself (this middleware comes first), so they never
+    need a credential; a disallowed origin gets no Access-Control-Allow-Origin."""
+    return {
+        "headers": {
+            "accessControlAllowMethods": ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+            "accessControlAllowHeaders": list(CORS_ALLOW_HEADERS),
+            "accessControlAllowOriginList": list(allowed_origins),
+            "accessControlExposeHeaders": list(CORS_EXPOSE_HEADERS),
+            "accessControlMaxAge": max_age_s,
+            "addVaryHeader": True,
+        }
+    }
+
+
+def cors_config(allowed_origins: list[str], max_age_s: int = 600) -> dict[str, Any]:
+    return {"http": {"middlewares": {"cors": cors_middleware(allowed_origins, max_age_s)}}}
+
+
+def tls_config(files: TlsFiles) -> dict[str, Any]:
+    """The certificate for every SNI, and as the default for clients that send none (an
+    IP address); TLS 1.2 at least."""
+    pair = {"certFile": str(files.cert_file), "keyFile": str(files.key_file)}
+    return {
+        "tls": {
+            "certificates": [dict(pair)],
+            "stores": {"default": {"defaultCertificate": dict(pair)}},
+            "options": {"default": {"minVersion": "VersionTLS12"}},
+        }
+    }
+
+
+def redirect_config(https_port: int) -> dict[str, Any]:
+    """HTTP→HTTPS for everything on `web`: one router above every other one."""
+    scheme: dict[str, Any] = {"scheme": "https", "permanent": True}
+    if https_port != 443:
+        scheme["port"] = str(https_port)
+    return {
+        "http": {
+            "routers": {
+                "redirect-https": {
+                    "rule": "PathPrefix(`/`)",
+                    "entryPoints": ["web"],
+                    "middlewares": ["redirect-https"],
+                    "service": "noop@internal",
+                    "priority": 100_000,
+                }
+            },
+            "middlewares": {"redirect-https": {"redirectScheme": scheme}},
+        }
+    }

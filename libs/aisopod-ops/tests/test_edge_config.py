@@ -1,0 +1,152 @@
+"""Pure checks of the edge renderers: middleware chains, CORS section, edge sync files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from pydantic import ValidationError
+
+from aisopod import principal
+from aisopod.config.model import GatewayConfig
+from aisopod_ops.launcher import traefik
+from aisopod_ops.launcher.edgesync import CORS_FILE, REDIRECT_FILE, TLS_FILE, EdgeOptions, EdgeSync
+from aisopod_ops.launcher.tls import issue_server_certificate
+
+UP = traefik.Upstreams(
+    ws_gateway=["http://w1", "http://w2"],
+    http_api=["http://h1", "http://h2"],
+    static_ui=["http://ui"],
+    auth=["http://auth"],
+    ratelimit=["http://rl"],
+)
+
+
+def test_every_route_strips_identity_before_any_forward_auth_and_ends_with_retry() -> None:
+    http = traefik.dynamic_config(UP, entry_points=["web"])["http"]
+    routers = http["routers"]
+    for name, router in routers.items():
+        chain = router["middlewares"]
+        assert "strip-identity" in chain, name
+        unsent = name in ("ws", "openclaw", "api-write")  # never resent on a status anyway
+        assert chain[-1] == ("retry-unsent" if unsent else "retry"), name
+        assert http["middlewares"][chain[-1]]["retry"]["attempts"] >= 3, name
+        for forward_auth in ("ratelimit", "auth"):
+            if forward_auth in chain:
+                assert chain.index("strip-identity") < chain.index(forward_auth), name
+        if "cors" in chain:
+            assert chain[0] == "cors", name  # preflights answered before any credential
+    assert routers["api"]["middlewares"] == list(traefik.API_CHAIN)
+    # Writes take the same chain but for the retry flavour, and win over `api`.
+    assert routers["api-write"]["middlewares"][:-1] == list(traefik.API_CHAIN)[:-1]
+    assert routers["api-write"]["priority"] > routers["api"]["priority"]
+    assert "Method(`POST`)" in routers["api-write"]["rule"]
+    assert "Method(`GET`)" not in routers["api-write"]["rule"]
+    assert "auth" not in routers["ws"]["middlewares"]  # auth happens in the handshake
+    # OpenClaw clients get the WebSocket's own limits, on their own path.
+    assert routers["openclaw"]["middlewares"] == routers["ws"]["middlewares"]
+    assert routers["openclaw"]["rule"] == "Path(`/openclaw`)"
+
+
+def test_strip_list_covers_every_identity_header_auth_may_set() -> None:
+    middlewares = traefik.dynamic_config(UP, entry_points=["web"])["http"]["middlewares"]
+    stripped = middlewares["strip-identity"]["headers"]["customRequestHeaders"]
+    assert set(traefik.IDENTITY_HEADERS) <= set(stripped)
+    assert all(value == "" for value in stripped.values())
+    assert f"X-{principal.H_CONN}" in stripped and principal.H_PRINCIPAL in stripped
+    # Client headers that are not identity stay (session, agent selection: docs/protocol/http.md).
+    assert "X-Aisopod-Session-Key" not in stripped
+    auth = middlewares["auth"]["forwardAuth"]["authResponseHeaders"]
+    assert set(auth) == set(traefik.IDENTITY_HEADERS)
+
+
+def test_replicas_are_health_checked_and_idle_connections_close_before_uvicorns() -> None:
+    http = traefik.dynamic_config(UP, entry_points=["web"])["http"]
+    lb = http["services"]["http-api"]["loadBalancer"]
+    assert [s["url"] for s in lb["servers"]] == UP.http_api
+    assert lb["healthCheck"]["path"] == "/ready"
+    assert http["serversTransports"][lb["serversTransport"]]["forwardingTimeouts"] == {
+        "idleConnTimeout": "4s"
+    }
+    retry = http["middlewares"]["retry"]["retry"]
+    assert retry["status"] == ["502"] and retry["attempts"] >= 3
+
+
+def test_services_keep_connections_and_forward_auth_gets_only_what_it_reads() -> None:
+    http = traefik.dynamic_config(UP, entry_points=["web"])["http"]
+    edge = http["serversTransports"]["edge"]
+    # Go's default of 2 idle connections per host made nearly every request under load
+    # open a new connection to its service.
+    assert edge["maxIdleConnsPerHost"] >= 64
+    ratelimit = http["middlewares"]["ratelimit"]["forwardAuth"]
+    auth = http["middlewares"]["auth"]["forwardAuth"]
+    assert "Authorization" not in ratelimit["authRequestHeaders"]  # no credential to it
+    assert set(auth["authRequestHeaders"]) == {"Authorization", "Origin", "X-Request-Id"}
+
+
+def test_static_config_uses_the_fast_proxy() -> None:
+    """Go's standard proxy cuts a streamed response when the service answers before the
+    request body was read to its end (docs/http-api.md); the fast proxy reads it first."""
+    static = traefik.static_config(
+        http_address=":80",
+        https_address=None,
+        ping_address=":8082",
+        dynamic_dir="/d",
+        trusted_ips=[],
+    )
+    assert static["experimental"]["fastProxy"] == {}
+
+
+def test_static_config_trusts_only_given_proxies_and_logs_no_query() -> None:
+    static = traefik.static_config(
+        http_address=":80",
+        https_address=":443",
+        ping_address=":8082",
+        dynamic_dir="/d",
+        trusted_ips=[],
+        access_log="/log",
+    )
+    for entry in ("web", "websecure"):
+        point = static["entryPoints"][entry]
+        assert point["forwardedHeaders"]["trustedIPs"] == []
+        assert point["transport"]["lifeCycle"]["graceTimeOut"] == "30s"
+    fields = static["accessLog"]["fields"]
+    assert fields["headers"]["defaultMode"] == "drop"
+    assert fields["queryParameters"]["defaultMode"] == "drop"
+
+
+def test_cors_origins_are_normalized_and_validated() -> None:
+    config = GatewayConfig.model_validate(
+        {"cors": {"allowedOrigins": ["HTTPS://App.Example:443/", "http://[::1]:5173", "*"]}}
+    )
+    assert config.cors.allowed_origins == ["https://app.example", "http://[::1]:5173", "*"]
+    for bad in ("app.example", "ftp://x.example", "https://x.example/path", "https://u@x.io"):
+        with pytest.raises(ValidationError):
+            GatewayConfig.model_validate({"cors": {"allowedOrigins": [bad]}})
+
+
+def test_edge_sync_writes_each_file_once_and_only_on_change(tmp_path: Path) -> None:
+    sync = EdgeSync(
+        EdgeOptions(
+            dynamic_dir=tmp_path / "dynamic", tls_dir=tmp_path / "tls", redirect_https_port=8443
+        )
+    )
+    files = sync.prepare(GatewayConfig())
+    assert files is not None and files.ca_file is not None
+    dynamic = tmp_path / "dynamic"
+    cors = yaml.safe_load((dynamic / CORS_FILE).read_text())
+    assert cors["http"]["middlewares"]["cors"]["headers"]["accessControlAllowOriginList"] == []
+    redirect = yaml.safe_load((dynamic / REDIRECT_FILE).read_text())
+    scheme = redirect["http"]["middlewares"]["redirect-https"]["redirectScheme"]
+    assert scheme == {"scheme": "https", "port": "8443", "permanent": True}
+    origins = {"cors": {"allowedOrigins": ["https://app.example"]}}
+    assert sync.apply_config(GatewayConfig.model_validate(origins)) is True
+    assert sync.apply_config(GatewayConfig.model_validate(origins)) is False
+    assert "https://app.example" in (dynamic / CORS_FILE).read_text()
+    # A new certificate in place changes tls.yml (its fingerprint); an unchanged one not.
+    tls_text = (dynamic / TLS_FILE).read_text()
+    assert sync.check_certificate() is False
+    issue_server_certificate(tmp_path / "tls")
+    assert sync.check_certificate() is True
+    assert (dynamic / TLS_FILE).read_text() != tls_text

@@ -1,0 +1,674 @@
+"""One example exchange per method and the errors particular to it. Pure data, no I/O.
+
+The method reference (`aisopod catalogue export` → docs/protocol/methods.md) shows these;
+a test validates every example against the method's params and result models, so an
+example cannot drift from the code. Errors every method shares (INVALID_PARAMS, FORBIDDEN,
+UNAVAILABLE, RATE_LIMITED) are derived from the method's spec and not repeated here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from pydantic import JsonValue
+
+KEY = "agent:main:main"
+DEVICE = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+HASH = "3b1f5e0c7d2a"
+T0 = 1764240000000
+
+
+@dataclass(frozen=True, slots=True)
+class MethodExample:
+    """`errors`: each entry starts with the error name, then `data.code` and when."""
+
+    params: dict[str, JsonValue]
+    result: JsonValue
+    errors: tuple[str, ...] = field(default=())
+
+
+# What a client author should know beyond the catalogue's one-line description: defaults,
+# side effects, what a field means in practice. Shown under the method's heading.
+NOTES: Mapping[str, str] = MappingProxyType(
+    {
+        "connect": "The first request of every connection; the whole exchange is described "
+        "in websocket.md (Handshake).",
+        "health": "Answered by the ws-gateway itself from a snapshot of the services it "
+        "refreshes every 5 s; open to any connected client.",
+        "status": "Versions and instances of every service (NATS micro discovery), and the "
+        "numbers of connections, agents and sessions. Admins also get secrets and internals "
+        "as extra fields.",
+        "logs.tail": "Reads the `LOGS` stream. Without `cursor`: the newest lines; pass the "
+        "returned `cursor` back to get the lines after it. A cursor that fell out of the "
+        "stream restarts at the oldest line held, with `reset: true`. `level` is a minimum.",
+        "system-presence": "Every connected client across all ws-gateway replicas.",
+        "subscribe": "Narrows the events this connection receives to those matching "
+        "`events` (`*` one token, `>` the rest) and, for session events, to `sessionKeys`; "
+        "never widens what its scopes admit. The result is the subscription after the call.",
+        "unsubscribe": "Removes patterns; while the connection still takes every event, "
+        "excludes what they match instead.",
+        "agents.list": "Every agent, the default one first; `defaultId` is the agent used "
+        "when a call names none.",
+        "agents.create": "Without `id`, one is derived from `name`. `model` is "
+        "`<providerId>/<modelId>`; without it the configured default model is used.",
+        "agents.update": "Omitted fields stay; `null` clears `model`, `instructions` or "
+        "`tools` (`name` cannot be cleared).",
+        "agents.delete": "The default agent cannot be deleted.",
+        "agent": "Starts a turn of `agentId` (default: the default agent) in `sessionKey` "
+        "(default: its `main` session). Without `wait` it answers at once with "
+        "`accepted`; the output follows as `chat.event` and `agent.event`. With `wait` it "
+        "answers when the run ended, with its status and result.",
+        "agent.wait": "Waits until the run ends or `timeoutMs` passes; `status: timeout` "
+        "means the wait ended, not the run (`endedAt` is then absent).",
+        "chat.send": "Starts a turn in the session. A key without the `agent:` prefix "
+        "belongs to the default agent (`work` is `agent:<defaultId>:work`). The answer "
+        "streams as `chat.event` (`delta` …, then `final` with `usage`) and `agent.event`. "
+        "`status: in_flight`: this idempotency key's turn is already running.",
+        "chat.abort": "Aborts the session's unfinished runs (or only `runId`); the text "
+        "produced so far is kept and a `chat.event` `aborted` is sent.",
+        "chat.history": "The last `limit` messages of the session, oldest first, cut to "
+        "512 KiB of JSON (the newest are kept).",
+        "chat.inject": "Appends an assistant message without running the agent and "
+        "broadcasts it as a `chat.event` `final`.",
+        "sessions.list": "Filters: `agentId`, sessions active in the last `activeMinutes`, "
+        "`search` in keys, labels and last messages.",
+        "sessions.send": "Starts a run in another session like `chat.send` (agent to "
+        "agent). With `wait`, answers `{runId, status, reply}` once the run ended.",
+        "sessions.patch": "Omitted fields stay; `null` clears.",
+        "sessions.reset": "Aborts the session's unfinished runs and clears its transcript; "
+        "the session and its settings stay.",
+        "sessions.delete": "Aborts the session's unfinished runs and removes the session "
+        "and its transcript.",
+        "node.list": "Paired nodes and connected ones, each with `connected` and `paired`.",
+        "node.invoke": "Runs `command` on the node, whichever ws-gateway replica holds its "
+        "connection; the node receives `node.invoke.request` and answers with "
+        "`node.invoke.result`.",
+        "node.invoke.result": "Sent by a node to answer a `node.invoke.request` `{id, …}`.",
+        "node.event": "Sent by a node; broadcast as the event `node.event` "
+        "`{nodeId, event, payload}`.",
+        "node.pair.request": "Creates (or joins) a pending request; operators with "
+        "`operator.pairing` get `node.pair.requested`. Once paired, `status` is "
+        "`approved`.",
+        "node.pair.approve": "The node's token is in the result, once: hand it to the node, "
+        "which connects with role `node` and `auth.token`.",
+        "node.pair.verify": "`ok` is false for an unknown node or a wrong token.",
+        "node.rename": "Changes the display name; `connected` in the result is always false "
+        "(auth knows pairing, not sockets: ask `node.describe`).",
+        "config.get": "The configuration with secrets redacted, its `hash` (the `baseHash` "
+        "of the next write) and its revision.",
+        "config.schema": "The JSON Schema of the whole configuration document.",
+        "config.set": "Replaces the whole document; it is validated, and redacted secrets "
+        "keep their stored values.",
+        "config.patch": "An RFC 7396 merge patch: `null` deletes a key, objects merge, "
+        "anything else replaces.",
+        "config.apply": "Like `config.set` (with `config`) or `config.patch` (with "
+        "`patch`), then waits until every live service instance runs the new document; "
+        "`applied` says, per service, whether all its instances do.",
+        "cron.list": "Jobs with their next run times; disabled ones only with `includeDisabled`.",
+        "cron.add": "`schedule`: a cron expression (5 or 6 fields, in `tz`, default UTC), "
+        "an interval (`everyMs`, at least 1 s) or a time (`at`, with its offset). "
+        "`payload`: an agent turn or a system event.",
+        "cron.run": "Fires the job now, whatever its schedule.",
+        "cron.runs": "The job's run records, newest first.",
+        "models.list": "The models of the configured providers.",
+        "models.voicewake": "Without `triggers`: reads them (`operator.read`). With them: "
+        "replaces them (`operator.write`) and broadcasts `voicewake.changed`.",
+        "skills.status": "Skills from the skills folder (`SKILL.md` front matter) and "
+        "whether the binaries and environment variables each needs are present.",
+        "skills.bins": "Every binary that some skill requires; callable by nodes.",
+        "device.pair.list": "Pending requests and paired devices; no token material.",
+        "device.pair.approve": "`scopes` narrows what is granted (never beyond the request). "
+        "The device receives its token in the `hello` of its next signed `connect`.",
+        "device.pair.remove": "Forgets the device and closes its live connections.",
+        "device.token.rotate": "Issues a new token (shown once) and closes the connections "
+        "that used the old one; `scopes` must lie within the approved set.",
+        "device.token.revoke": "Drops the token and closes the connections that used it; "
+        "the approval stays.",
+        "exec.approval.request": "Broadcasts `exec.approval.requested`; without a decision "
+        "by `expiresAtMs` the request is denied.",
+        "exec.approval.waitDecision": "`decision` is null when the wait ended first.",
+        "exec.approval.resolve": "Broadcasts `exec.approval.resolved`; `allow-always` also "
+        "adds the command to the allowlist.",
+        "exec.approvals.get": "`ask`: `always`, `on-miss` (commands not in the allowlist) "
+        "or `off`.",
+        "update.status": "`skew` when live instances run different versions.",
+        "update.run": "Restarts every service instance, one at a time, each draining "
+        "first; progress follows as `update.progress` events.",
+        "plugins.list": "Entry points of the `aisopod.plugins` group (tools and providers).",
+        "wizard.start": "Onboarding in four steps (provider, model, auth mode, first agent); "
+        "the last answer writes the configuration.",
+        "wizard.next": "Without `answer`: the current step again.",
+        "wizard.status": "Without `sessionId`: the wizard currently running, if any.",
+        "tools.catalog": "Tools with the JSON Schema of their arguments.",
+        "tools.invoke": "Runs a tool under the tool policy (allow and deny lists), as an "
+        "agent's tool call would.",
+    }
+)
+
+
+_AGENT = {"id": "helper", "name": "Helper", "model": "echo/echo", "tools": ["web.search"]}
+_NODE = {
+    "nodeId": "mac-1",
+    "displayName": "Studio Mac",
+    "platform": "macos",
+    "caps": ["camera"],
+    "commands": ["camera.snap", "system.run"],
+    "connected": True,
+    "paired": True,
+}
+_JOB = {
+    "jobId": "j-7c1e",
+    "name": "morning",
+    "schedule": {"kind": "cron", "expr": "0 9 * * *", "tz": "Europe/Berlin"},
+    "payload": {"kind": "agentTurn", "message": "plan my day"},
+    "enabled": True,
+    "nextRunAtMs": T0 + 3_600_000,
+}
+_WIZARD_STEP = {
+    "stepId": "provider",
+    "title": "Which model provider?",
+    "input": "select",
+    "options": [
+        {"value": "echo", "label": "echo (offline)"},
+        {"value": "openai", "label": "OpenAI"},
+    ],
+}
+_SUBSCRIPTION = {"events": ["chat.*"], "sessionKeys": [KEY]}
+_OK = {"ok": True}
+
+_AGENT_NOT_FOUND = "NOT_FOUND `AGENT_NOT_FOUND`: no agent with this id"
+_SESSION_NOT_FOUND = "NOT_FOUND `SESSION_NOT_FOUND`: no session with this key"
+_JOB_NOT_FOUND = "NOT_FOUND `JOB_NOT_FOUND`: no job with this id"
+_STALE_HASH = "CONFLICT: `baseHash` is not the current hash (read again with config.get)"
+_CONFIG_RATE = "RATE_LIMITED: more than 3 configuration writes in 60 s by this principal"
+_BAD_CONFIG = "INVALID_PARAMS: the resulting document fails the configuration model"
+_APPROVAL_NOT_FOUND = "NOT_FOUND `APPROVAL_NOT_FOUND`: no approval with this id"
+_PAIR_NOT_FOUND = "NOT_FOUND: no pending request with this id (or it was decided already)"
+_PAIR_CHANGED = "CONFLICT: the request changed meanwhile (list and decide again)"
+_BAD_MODEL = (
+    "INVALID_PARAMS `BAD_MODEL_REF` (not `<providerId>/<modelId>`), `UNKNOWN_PROVIDER` "
+    "(no such provider configured)"
+)
+_BAD_SESSION_KEY = (
+    "INVALID_PARAMS `BAD_SESSION_KEY`: a key that starts with `agent:` but is not "
+    "`agent:<agentId>:<name>`"
+)
+_NO_PROVIDER = "INVALID_PARAMS `UNKNOWN_PROVIDER`: the run's model has no configured provider"
+_WIZARD_NOT_FOUND = "NOT_FOUND: no wizard session with this id"
+
+EXAMPLES: Mapping[str, MethodExample] = MappingProxyType(
+    {
+        "connect": MethodExample(
+            {
+                "minProtocol": 1,
+                "maxProtocol": 1,
+                "client": {"id": "cli", "version": "1.4.0", "platform": "linux", "mode": "cli"},
+                "role": "operator",
+                "scopes": ["operator.read", "operator.write"],
+                "auth": {"token": "<gateway token>"},
+            },
+            {
+                "protocol": 1,
+                "server": {"version": "0.1.0", "connId": "c-5f2a", "instance": "ws-gateway-1"},
+                "features": {"methods": ["health", "chat.send"], "events": ["chat.event"]},
+                "snapshot": {
+                    "presence": [],
+                    "health": {"ok": True, "ts": T0, "services": {}},
+                    "uptimeMs": 120000,
+                },
+                "auth": {
+                    "method": "token",
+                    "role": "operator",
+                    "scopes": ["operator.read", "operator.write"],
+                },
+                "policy": {
+                    "maxPayload": 1048576,
+                    "maxBufferedBytes": 8388608,
+                    "tickIntervalMs": 30000,
+                },
+            },
+            (
+                "INVALID_REQUEST: `connect` sent twice, or another method before it",
+                "UNAUTHENTICATED `AUTH_TOKEN_MISMATCH`, `AUTH_PASSWORD_MISMATCH`, "
+                "`AUTH_DEVICE_TOKEN_INVALID`, `DEVICE_SIGNATURE_INVALID`: the credential failed",
+                "NOT_PAIRED: the device waits for approval (`data.requestId`)",
+                "FORBIDDEN `ORIGIN_NOT_ALLOWED`: a browser origin that is not allowed",
+                "RATE_LIMITED `AUTH_RATE_LIMITED`: too many failed attempts from this address",
+                "UNAVAILABLE: the auth service did not answer (the socket closes with 1013)",
+                "INVALID_REQUEST `PROTOCOL_MISMATCH`: the server's protocol is outside "
+                "`minProtocol`..`maxProtocol`",
+            ),
+        ),
+        "health": MethodExample(
+            {},
+            {
+                "ok": True,
+                "ts": T0,
+                "services": {"runtime": {"ok": True, "instances": 1}},
+            },
+        ),
+        "status": MethodExample(
+            {},
+            {
+                "services": {"runtime": {"instances": [{"id": "rt-1", "version": "0.1.0"}]}},
+                "connections": 3,
+                "agents": 1,
+                "sessions": 4,
+                "uptimeMs": 86400000,
+            },
+        ),
+        "logs.tail": MethodExample(
+            {"limit": 2, "service": "runtime", "level": "warning"},
+            {
+                "cursor": 1042,
+                "lines": [
+                    {
+                        "ts": T0,
+                        "service": "runtime",
+                        "level": "warning",
+                        "message": "provider slow",
+                    }
+                ],
+            },
+        ),
+        "system-presence": MethodExample(
+            {},
+            [
+                {
+                    "key": "c-5f2a",
+                    "connId": "c-5f2a",
+                    "client": {"id": "cli", "mode": "cli"},
+                    "role": "operator",
+                    "ip": "127.0.0.1",
+                    "since": T0,
+                    "lastSeenMs": T0 + 20000,
+                }
+            ],
+        ),
+        "subscribe": MethodExample(_SUBSCRIPTION, _SUBSCRIPTION),
+        "unsubscribe": MethodExample({"events": ["chat.*"]}, {"events": [], "sessionKeys": [KEY]}),
+        "agents.list": MethodExample(
+            {}, {"defaultId": "main", "agents": [{"id": "main", "name": "Main"}, _AGENT]}
+        ),
+        "agents.create": MethodExample(
+            {"id": "helper", "name": "Helper", "model": "echo/echo", "tools": ["web.search"]},
+            _AGENT,
+            ("CONFLICT `AGENT_EXISTS`: an agent with this id exists", _BAD_MODEL),
+        ),
+        "agents.update": MethodExample(
+            {"agentId": "helper", "model": None},
+            {"id": "helper", "name": "Helper", "tools": ["web.search"]},
+            (
+                _AGENT_NOT_FOUND,
+                _BAD_MODEL,
+                "CONFLICT `CONCURRENT_UPDATE`: changed by another call meanwhile",
+            ),
+        ),
+        "agents.delete": MethodExample(
+            {"agentId": "helper"},
+            _OK,
+            (_AGENT_NOT_FOUND, "CONFLICT `DEFAULT_AGENT`: the default agent cannot be deleted"),
+        ),
+        "agent": MethodExample(
+            {"message": "summarise my inbox", "agentId": "main", "idempotencyKey": "k-81"},
+            {"runId": "run-4d1", "status": "accepted"},
+            (
+                _AGENT_NOT_FOUND,
+                "INVALID_PARAMS `AGENT_MISMATCH`: `sessionKey` belongs to another agent",
+                _BAD_SESSION_KEY,
+                _NO_PROVIDER,
+            ),
+        ),
+        "agent.wait": MethodExample(
+            {"runId": "run-4d1", "timeoutMs": 30000},
+            {"runId": "run-4d1", "status": "ok", "startedAt": T0, "endedAt": T0 + 900},
+            ("NOT_FOUND `RUN_NOT_FOUND`: no run with this id",),
+        ),
+        "chat.send": MethodExample(
+            {"sessionKey": KEY, "message": "hello", "idempotencyKey": "k-82"},
+            {"runId": "run-4d2", "status": "started"},
+            (_AGENT_NOT_FOUND, _BAD_SESSION_KEY, _NO_PROVIDER),
+        ),
+        "chat.abort": MethodExample({"sessionKey": KEY}, {"aborted": True, "runIds": ["run-4d2"]}),
+        "chat.history": MethodExample(
+            {"sessionKey": KEY, "limit": 2},
+            {
+                "sessionKey": KEY,
+                "messages": [
+                    {"id": "m1", "role": "user", "content": "hello", "ts": T0},
+                    {"id": "m2", "role": "assistant", "content": "hello", "ts": T0 + 40},
+                ],
+            },
+        ),
+        "chat.inject": MethodExample(
+            {"sessionKey": KEY, "message": "Reminder: standup at 10", "label": "note"},
+            {"messageId": "m3"},
+        ),
+        "sessions.list": MethodExample(
+            {"agentId": "main", "limit": 1},
+            {
+                "sessions": [
+                    {"key": KEY, "agentId": "main", "updatedAt": T0, "lastMessage": "hello"}
+                ]
+            },
+        ),
+        "sessions.send": MethodExample(
+            {"sessionKey": "agent:helper:main", "message": "check the weather", "wait": True},
+            {"runId": "run-4d3", "status": "ok", "reply": "Sunny, 21 °C."},
+            (
+                "FORBIDDEN `SEND_DENIED`: the target session's send policy is `deny`",
+                "INVALID_PARAMS `SELF_SEND`: an agent's run may not send into its own session",
+                _AGENT_NOT_FOUND,
+                _BAD_SESSION_KEY,
+                _NO_PROVIDER,
+            ),
+        ),
+        "sessions.patch": MethodExample(
+            {"key": KEY, "label": "inbox", "thinkingLevel": "low"},
+            {
+                "key": KEY,
+                "entry": {
+                    "key": KEY,
+                    "agentId": "main",
+                    "label": "inbox",
+                    "updatedAt": T0,
+                    "thinkingLevel": "low",
+                },
+            },
+            (
+                _SESSION_NOT_FOUND,
+                _BAD_MODEL,
+                "CONFLICT `CONCURRENT_UPDATE`: changed by another call meanwhile",
+            ),
+        ),
+        "sessions.reset": MethodExample({"key": KEY}, _OK, (_SESSION_NOT_FOUND,)),
+        "sessions.delete": MethodExample({"key": KEY}, _OK, (_SESSION_NOT_FOUND,)),
+        "node.list": MethodExample({}, {"nodes": [_NODE]}),
+        "node.describe": MethodExample(
+            {"nodeId": "mac-1"}, _NODE, ("NOT_FOUND `NODE_NOT_FOUND`: no such node",)
+        ),
+        "node.invoke": MethodExample(
+            {"nodeId": "mac-1", "command": "camera.snap", "params": {"facing": "front"}},
+            {"ok": True, "payload": {"format": "jpeg", "base64": "/9j/4AAQ..."}},
+            (
+                "UNAVAILABLE `NOT_CONNECTED`: the node is not connected to any replica",
+                "TIMEOUT: the node did not answer within `timeoutMs`",
+                "NOT_FOUND `NODE_NOT_FOUND`: no such node",
+            ),
+        ),
+        "node.invoke.result": MethodExample(
+            {"id": "5c0f9a1e2b3d4c5e", "ok": True, "payload": {"format": "jpeg"}},
+            _OK,
+            ("NOT_FOUND `INVOKE_NOT_FOUND`: no pending invoke with this id for this node",),
+        ),
+        "node.event": MethodExample({"event": "battery.low", "payload": {"percent": 9}}, _OK),
+        "node.pair.request": MethodExample(
+            {"nodeId": "mac-1", "displayName": "Studio Mac", "platform": "macos"},
+            {"requestId": "pr-19", "status": "pending"},
+        ),
+        "node.pair.list": MethodExample(
+            {},
+            {
+                "pending": [{"requestId": "pr-19", "nodeId": "mac-1", "requestedAt": T0}],
+                "paired": [],
+            },
+        ),
+        "node.pair.approve": MethodExample(
+            {"requestId": "pr-19"},
+            {
+                "requestId": "pr-19",
+                "nodeId": "mac-1",
+                "decision": "approved",
+                "token": "<node token, shown once>",
+            },
+            (_PAIR_NOT_FOUND, _PAIR_CHANGED),
+        ),
+        "node.pair.reject": MethodExample(
+            {"requestId": "pr-19"},
+            {"requestId": "pr-19", "nodeId": "mac-1", "decision": "rejected"},
+            (_PAIR_NOT_FOUND, _PAIR_CHANGED),
+        ),
+        # An unknown node or a wrong token is `{"ok": false}`, not an error.
+        "node.pair.verify": MethodExample({"nodeId": "mac-1", "token": "<node token>"}, _OK),
+        "node.rename": MethodExample(
+            {"nodeId": "mac-1", "displayName": "Studio Mac"},
+            _NODE,
+            ("NOT_FOUND: no paired node with this id",),
+        ),
+        "config.get": MethodExample(
+            {},
+            {
+                "config": {"gateway": {"auth": {"mode": "token", "token": "__REDACTED__"}}},
+                "hash": HASH,
+                "revision": 7,
+            },
+        ),
+        "config.schema": MethodExample(
+            {}, {"type": "object", "title": "GatewayConfig", "properties": {}}
+        ),
+        "config.set": MethodExample(
+            {"config": {"gateway": {"auth": {"mode": "token"}}}, "baseHash": HASH},
+            {"hash": "a90c44e1b7f3"},
+            (_STALE_HASH, _BAD_CONFIG, _CONFIG_RATE),
+        ),
+        "config.patch": MethodExample(
+            {"patch": {"hooks": {"enabled": True}}, "baseHash": HASH},
+            {"hash": "a90c44e1b7f3", "config": {"hooks": {"enabled": True}}},
+            (_STALE_HASH, _BAD_CONFIG, _CONFIG_RATE),
+        ),
+        "config.apply": MethodExample(
+            {"patch": {"hooks": {"enabled": True}}, "baseHash": HASH},
+            {"hash": "a90c44e1b7f3", "applied": {"runtime": True, "ws-gateway": True}},
+            (_STALE_HASH, _BAD_CONFIG, _CONFIG_RATE),
+        ),
+        "cron.list": MethodExample({"includeDisabled": True}, {"jobs": [_JOB]}),
+        "cron.add": MethodExample(
+            {
+                "name": "morning",
+                "schedule": {"kind": "cron", "expr": "0 9 * * *", "tz": "Europe/Berlin"},
+                "payload": {"kind": "agentTurn", "message": "plan my day"},
+            },
+            _JOB,
+            ("INVALID_PARAMS: the cron expression or time zone does not parse",),
+        ),
+        "cron.update": MethodExample(
+            {"jobId": "j-7c1e", "patch": {"enabled": False}},
+            {**_JOB, "enabled": False, "nextRunAtMs": None},
+            (_JOB_NOT_FOUND, "CONFLICT `CRON_BUSY`: changed by another call meanwhile"),
+        ),
+        "cron.run": MethodExample({"jobId": "j-7c1e"}, {"runId": "cr-311"}, (_JOB_NOT_FOUND,)),
+        "cron.remove": MethodExample(
+            {"jobId": "j-7c1e"},
+            _OK,
+            (_JOB_NOT_FOUND, "CONFLICT `CRON_BUSY`: changed by another call meanwhile"),
+        ),
+        "cron.runs": MethodExample(
+            {"jobId": "j-7c1e", "limit": 1},
+            {
+                "runs": [
+                    {
+                        "runId": "cr-311",
+                        "jobId": "j-7c1e",
+                        "status": "ok",
+                        "startedAt": T0,
+                        "endedAt": T0 + 1200,
+                    }
+                ]
+            },
+            (_JOB_NOT_FOUND,),
+        ),
+        "models.list": MethodExample(
+            {},
+            {
+                "models": [
+                    {"id": "echo/echo", "provider": "echo"},
+                    {"id": "openai/gpt-4o-mini", "provider": "openai", "contextWindow": 128000},
+                ]
+            },
+        ),
+        "models.voicewake": MethodExample({"triggers": ["hey pod"]}, {"triggers": ["hey pod"]}),
+        "skills.status": MethodExample(
+            {},
+            {
+                "skills": [
+                    {
+                        "name": "screenshot",
+                        "description": "capture the screen",
+                        "eligible": False,
+                        "missing": {"bins": ["scrot"], "env": []},
+                    }
+                ]
+            },
+        ),
+        "skills.bins": MethodExample({}, {"bins": ["scrot", "ffmpeg"]}),
+        "device.pair.list": MethodExample(
+            {},
+            {
+                "pending": [
+                    {
+                        "requestId": "dr-4",
+                        "deviceId": DEVICE,
+                        "role": "operator",
+                        "scopes": ["operator.read"],
+                        "requestedAt": T0,
+                    }
+                ],
+                "paired": [],
+            },
+        ),
+        "device.pair.approve": MethodExample(
+            {"requestId": "dr-4", "scopes": ["operator.read"]},
+            {"requestId": "dr-4", "deviceId": DEVICE, "decision": "approved"},
+            (_PAIR_NOT_FOUND, _PAIR_CHANGED),
+        ),
+        "device.pair.reject": MethodExample(
+            {"requestId": "dr-4"},
+            {"requestId": "dr-4", "deviceId": DEVICE, "decision": "rejected"},
+            (_PAIR_NOT_FOUND, _PAIR_CHANGED),
+        ),
+        "device.pair.remove": MethodExample(
+            {"deviceId": DEVICE}, _OK, ("NOT_FOUND: no paired device with this id",)
+        ),
+        "device.token.rotate": MethodExample(
+            {"deviceId": DEVICE, "role": "operator", "scopes": ["operator.read"]},
+            {
+                "deviceId": DEVICE,
+                "role": "operator",
+                "token": "<device token, shown once>",
+                "scopes": ["operator.read"],
+            },
+            (
+                "NOT_FOUND: the device is not approved for this role",
+                "INVALID_PARAMS: `scopes` beyond the device's approved set",
+            ),
+        ),
+        "device.token.revoke": MethodExample(
+            {"deviceId": DEVICE, "role": "operator"},
+            {"revokedAt": T0},
+            ("NOT_FOUND: the device has no token for this role",),
+        ),
+        "exec.approval.request": MethodExample(
+            {"command": "rm -rf build", "argv": ["rm", "-rf", "build"], "timeoutMs": 60000},
+            {"id": "ap-8", "expiresAtMs": T0 + 60000},
+        ),
+        "exec.approval.waitDecision": MethodExample(
+            {"id": "ap-8", "timeoutMs": 30000},
+            {"id": "ap-8", "decision": "allow-once"},
+            (_APPROVAL_NOT_FOUND,),
+        ),
+        "exec.approval.resolve": MethodExample(
+            {"id": "ap-8", "decision": "allow-once"},
+            _OK,
+            (_APPROVAL_NOT_FOUND, "CONFLICT `ALREADY_RESOLVED`: decided before"),
+        ),
+        "exec.approvals.get": MethodExample({}, {"ask": "on-miss", "allowlist": ["/usr/bin/ls"]}),
+        "exec.approvals.set": MethodExample(
+            {"ask": "on-miss", "allowlist": ["/usr/bin/ls", "/usr/bin/git"]},
+            {"ask": "on-miss", "allowlist": ["/usr/bin/ls", "/usr/bin/git"]},
+        ),
+        "update.status": MethodExample(
+            {},
+            {
+                "instances": [
+                    {"service": "runtime", "version": "0.1.0"},
+                    {"service": "ws-gateway", "version": "0.1.0"},
+                ],
+                "skew": False,
+            },
+        ),
+        "update.run": MethodExample(
+            {},
+            {"started": True},
+            (
+                "CONFLICT: a rolling restart is already running",
+                "RATE_LIMITED: more than 3 in 60 s",
+            ),
+        ),
+        "plugins.list": MethodExample(
+            {},
+            {
+                "plugins": [
+                    {
+                        "name": "weather",
+                        "kind": "tool",
+                        "value": "aisopod_weather:tool",
+                        "distribution": "aisopod-weather",
+                        "version": "1.0.0",
+                    }
+                ]
+            },
+        ),
+        "wizard.start": MethodExample(
+            {},
+            {"sessionId": "wz-1", "status": "running", "step": _WIZARD_STEP},
+            ("CONFLICT: a wizard is already running",),
+        ),
+        "wizard.next": MethodExample(
+            {"sessionId": "wz-1", "answer": {"stepId": "provider", "value": "echo"}},
+            {
+                "sessionId": "wz-1",
+                "status": "running",
+                "step": {"stepId": "model", "title": "Which model?", "input": "select"},
+            },
+            (
+                _WIZARD_NOT_FOUND,
+                "INVALID_PARAMS: the answer is for another step (`data.expected` names the "
+                "current one), or its value is not acceptable",
+                "CONFLICT: the wizard moved on meanwhile (read wizard.status)",
+            ),
+        ),
+        "wizard.cancel": MethodExample(
+            {"sessionId": "wz-1"},
+            {"sessionId": "wz-1", "status": "cancelled"},
+            (_WIZARD_NOT_FOUND,),
+        ),
+        "wizard.status": MethodExample(
+            {},
+            {"sessionId": "wz-1", "status": "done", "configHash": "a90c44e1b7f3"},
+            (_WIZARD_NOT_FOUND,),
+        ),
+        "tools.catalog": MethodExample(
+            {},
+            {
+                "tools": [
+                    {
+                        "name": "web.search",
+                        "description": "search the web",
+                        "parameters": {
+                            "type": "object",
+                            "properties": {"q": {"type": "string"}},
+                            "required": ["q"],
+                        },
+                    }
+                ]
+            },
+        ),
+        "tools.invoke": MethodExample(
+            {"tool": "web.search", "args": {"q": "nats jetstream"}, "sessionKey": KEY},
+            {"ok": True, "result": {"hits": []}},
+            ("NOT_FOUND `TOOL_NOT_FOUND`: unknown tool, or denied by the tool policy",),
+        ),
+    }
+)

@@ -1,3 +1,0 @@
-from aisopod.cli import main
-
-main()

@@ -1,0 +1,82 @@
+"""The agent-facing methods of the runtime: providers, agents, runs and chat, sessions, tools,
+exec approvals, models and voice wake. `build_agent_methods(host)` builds the parts, starts their
+background work (run board and reaper, lease refresher, abort listener, approval sweeper,
+provider rebuilds on config changes) with drain/stop hooks, and returns the handlers.
+"""
+
+from __future__ import annotations
+
+from aisopod.config.model import GatewayConfig
+from aisopod.host import ServiceHost
+from aisopod.rpc import Handler
+from aisopod_runtime.agents import AgentStore, agent_handlers
+from aisopod_runtime.approvals import ApprovalService, approval_handlers
+from aisopod_runtime.chat import chat_handlers
+from aisopod_runtime.models import ModelCatalog, model_handlers
+from aisopod_runtime.providers import ProviderRegistry
+from aisopod_runtime.runner import RunManager
+from aisopod_runtime.runs import RunStore
+from aisopod_runtime.service import RuntimeService
+from aisopod_runtime.session_methods import session_handlers
+from aisopod_runtime.sessions import SessionStore
+from aisopod_runtime.tools import PluginInfo, build_registry
+from aisopod_runtime.tools.methods import tool_handlers
+from aisopod_runtime.transcripts import TranscriptStore
+from aisopod_runtime.voicewake import Voicewake, voicewake_handlers
+
+PLUGINS_ATTR = "aisopod_plugins"
+"""`host.<this>`: what the `aisopod.plugins` entry points gave (for `plugins.list`)."""
+
+
+async def build_agent_methods(host: ServiceHost) -> dict[str, Handler]:
+    config = host.config
+    providers = ProviderRegistry(config.current.models)
+    tools, plugins = build_registry()
+    setattr(host, PLUGINS_ATTR, plugins)
+    agents_kv = await host.kv("agents")
+    parts = RuntimeService(
+        host=host,
+        agents=AgentStore(agents_kv, config),
+        sessions=SessionStore(await host.kv("sessions")),
+        transcripts=TranscriptStore(host.bus),
+        approvals=ApprovalService(await host.kv("approvals"), host.bus),
+        providers=providers,
+        tools=tools,
+    )
+    runner = RunManager(parts, RunStore(await host.kv("runs"), host.instance))
+    parts.runner = runner
+
+    async def on_config(new: GatewayConfig, old: GatewayConfig) -> None:
+        if new.models != old.models:
+            providers.apply(new.models)
+            await providers.close_retired()
+
+    config.on_change(on_config)
+    await parts.agents.ensure_default()
+    await parts.approvals.start()
+    await runner.start()
+    host.add_ready_check("runs", lambda: runner.board.ready)
+
+    async def drain() -> None:
+        await runner.drain(min(host.settings.drain_timeout_s, 25.0))
+
+    async def stop() -> None:
+        await runner.stop()
+        await parts.approvals.stop()
+        await providers.close()
+
+    host.on_drain(drain)
+    host.on_stop(stop)
+    return {
+        **agent_handlers(parts.agents),
+        **chat_handlers(parts),
+        **session_handlers(parts),
+        **tool_handlers(parts),
+        **approval_handlers(parts.approvals),
+        **model_handlers(ModelCatalog(parts)),
+        **voicewake_handlers(Voicewake(agents_kv, host.bus)),
+    }
+
+
+def plugins_of(host: ServiceHost) -> list[PluginInfo]:
+    return list(getattr(host, PLUGINS_ATTR, []))

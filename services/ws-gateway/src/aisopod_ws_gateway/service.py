@@ -1,0 +1,298 @@
+"""The ws-gateway of one process: sockets, connections, and the parts that serve them.
+
+Owns the registry of connections (`conns`: connId → Connection, from registration until
+close) and the timers shared by all sockets (ping, tick), wires handshake, dispatch,
+fan-out, presence, nodes and health together, and drains on SIGTERM (docs/protocol/websocket.md,
+Shutdown): stop accepting, `shutdown` to every client, in-flight requests finish (≤ drain
+timeout), then 1012 `service restart`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import orjson
+from nats.aio.msg import Msg
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import ValidationError
+from websockets.http11 import Request, Response
+
+from aisopod.clientip import client_ip, is_trusted
+from aisopod.config.model import GatewayConfig
+from aisopod.config.sections.gateway import GatewaySection
+from aisopod.contracts.auth import CloseConnections
+from aisopod.host import ServiceHost
+from aisopod.jsonrpc import RequestId
+from aisopod_ws_gateway import metrics, wsframes
+from aisopod_ws_gateway.audience import Subscription, View, Views
+from aisopod_ws_gateway.codec import JSONRPC, Codec
+from aisopod_ws_gateway.connection import Connection, FrameHandler, State
+from aisopod_ws_gateway.dispatch import Dispatcher
+from aisopod_ws_gateway.fanout import Fanout
+from aisopod_ws_gateway.handshake import Handshake
+from aisopod_ws_gateway.health import HealthMonitor
+from aisopod_ws_gateway.methods import CONNECTION_ONLY, bus_handlers, connection_handlers
+from aisopod_ws_gateway.nodes import Nodes
+from aisopod_ws_gateway.openclaw.frames import OPENCLAW
+from aisopod_ws_gateway.openclaw.handler import OpenClawContext, OpenClawMethods
+from aisopod_ws_gateway.presence import Presence
+from aisopod_ws_gateway.transport import WsTransport, plain
+
+log = logging.getLogger("aisopod.ws.gateway")
+
+SHUTDOWN_RESTART_EXPECTED_MS = 5000
+
+
+class Gateway:
+    def __init__(self, host: ServiceHost) -> None:
+        self.host = host
+        self.loop = asyncio.get_event_loop()
+        self.sockets: set[WsTransport] = set()
+        self.conns: dict[str, Connection] = {}
+        self.views = Views()
+        self.handshake = Handshake(self)
+        self.health = HealthMonitor(self)
+        self.presence = Presence(self)
+        self.nodes = Nodes(self)
+        self.fanout = Fanout(self)
+        self.dispatcher = Dispatcher(
+            host.bus,
+            lambda: self.host.config.current.gateway,
+            host.settings.request_timeout_s,
+            connection_handlers(self),
+        )
+        self.openclaw = OpenClawMethods(self.dispatcher, self.openclaw_context)
+        # Requests after hello, by wire format.
+        self.frame_handlers: dict[str, FrameHandler] = {
+            JSONRPC.name: self.dispatcher.frame,
+            OPENCLAW.name: self.openclaw.frame,
+        }
+        self.http_routes = {"/health": self._http_health, "/ready": self._http_ready}
+        self.http_routes["/metrics"] = self._http_metrics
+        self._server: asyncio.Server | None = None
+        self.accepting = True
+        self._timers: list[asyncio.Task[None]] = []
+        self._control: Any = None
+        host.add_ready_check(
+            "listener", lambda: self._server is not None and self._server.is_serving()
+        )
+
+    # -- configuration ------------------------------------------------------------------
+    @property
+    def full_config(self) -> GatewayConfig:
+        return self.host.config.current
+
+    @property
+    def config(self) -> GatewaySection:
+        return self.host.config.current.gateway
+
+    @property
+    def max_buffered_bytes(self) -> int:
+        return self.host.config.current.gateway.max_buffered_bytes
+
+    def pre_hello_max_size(self) -> int:
+        return self.config.max_payload_pre_hello
+
+    # -- lifecycle ----------------------------------------------------------------------
+    async def start(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        await self.health.start()
+        await self.presence.start()
+        await self.fanout.start()
+        bus = self.host.bus
+        self._control = await bus.nc.subscribe(
+            bus.subjects.control("connections.close"), cb=self._on_close_order
+        )
+        await self.host.rpc.start(bus_handlers(self), skip=CONNECTION_ONLY)
+        self._timers = [
+            asyncio.create_task(self._heartbeat(), name="ws-heartbeat"),
+            asyncio.create_task(self._ticks(), name="ws-tick"),
+        ]
+        self.host.on_drain(self.drain)
+
+    async def listen(self, host: str, port: int) -> asyncio.Server:
+        self._server = await self.loop.create_server(
+            lambda: WsTransport(self), host, port, backlog=4096, reuse_address=True
+        )
+        return self._server
+
+    async def stop(self) -> None:
+        """Stop every part, each bounded in time: a stuck part is logged, never a hang."""
+        for task in self._timers:
+            task.cancel()
+        await asyncio.gather(*self._timers, return_exceptions=True)
+        if self._server is not None:
+            self._server.close()
+        for sock in list(self.sockets):
+            sock.abort()
+        if self._control is not None:
+            await _bounded("control subscription", self._control.unsubscribe())
+        await _bounded("fan-out", self.fanout.stop())
+        await _bounded("nodes", self.nodes.stop())
+        await _bounded("presence", self.presence.stop())
+        await _bounded("health", self.health.stop())
+
+    async def drain(self) -> None:
+        """SIGTERM (readiness already failing): stop accepting, tell every client, let
+        in-flight requests finish within the drain timeout, then close with 1012."""
+        # Upgrades are refused from now on (503), while /ready keeps answering 503 on the
+        # same port so the proxy's health check sees the drain rather than a dead port.
+        self.accepting = False
+        shutdown = {"reason": "service restart", "restartExpectedMs": SHUTDOWN_RESTART_EXPECTED_MS}
+        for conn in list(self.conns.values()):
+            if conn.state is State.OPEN:
+                conn.notify("shutdown", shutdown)
+        deadline = self.loop.time() + self.host.settings.drain_timeout_s
+        while self.loop.time() < deadline:
+            tasks = {t for c in self.conns.values() if c.tasks for t in c.tasks}
+            tasks |= self.nodes.tasks
+            if not tasks:
+                break
+            await asyncio.wait(tasks, timeout=max(0.0, deadline - self.loop.time()))
+        for sock in list(self.sockets):
+            if sock.conn is not None:
+                sock.conn.close(1012, "service restart")
+            else:
+                sock.abort()
+        deadline = self.loop.time() + 2.0
+        while self.sockets and self.loop.time() < deadline:
+            await asyncio.sleep(0.05)
+
+    # -- connections --------------------------------------------------------------------
+    def open_connection(self, transport: WsTransport, request: Request, codec: Codec) -> Connection:
+        headers = request.headers
+        peer = transport.transport.get_extra_info("peername") if transport.transport else None
+        peer_ip = str(peer[0]) if peer else "unknown"
+        trusted = self.config.trusted_proxies
+        ip = client_ip(peer_ip, headers.get("X-Forwarded-For"), trusted)
+        from_proxy = is_trusted(peer_ip, trusted)
+        authorization = headers.get("Authorization", "")
+        bearer = authorization[7:].strip() if authorization[:7].lower() == "bearer " else None
+        conn = Connection(
+            self,
+            transport,
+            codec,
+            self.frame_handlers[codec.name],
+            ip=ip,
+            origin=headers.get("Origin"),
+            host_header=headers.get("Host"),
+            forwarded_host=headers.get("X-Forwarded-Host") if from_proxy else None,
+            bearer=bearer or None,
+        )
+        self.handshake.challenge(conn)
+        return conn
+
+    def register(self, conn: Connection) -> None:
+        self.conns[conn.conn_id] = conn
+        metrics.CONNECTIONS.set(len(self.conns))
+
+    def connection_closed(self, conn: Connection, was_open: bool) -> None:
+        if self.conns.get(conn.conn_id) is conn:
+            del self.conns[conn.conn_id]
+            metrics.CONNECTIONS.set(len(self.conns))
+        if conn.node_id is not None:
+            self.nodes.detach(conn)
+        if was_open:
+            self.presence.remove(conn)
+
+    def resubscribe(self, conn: Connection, subscription: Subscription) -> dict[str, Any]:
+        assert conn.view is not None
+        conn.view = self.views.get(conn.view.role, conn.view.scopes, subscription)
+        return subscription.wire()
+
+    def features(self, view: View) -> dict[str, list[str]]:
+        if view.features is None:
+            view.features = {"methods": view.methods(), "events": view.events()}
+        return view.features
+
+    def health_reply(self, codec: Codec, request_id: RequestId) -> bytes:
+        """`health` from the cached snapshot, spliced as bytes (no model, no re-encoding)."""
+        spliced = codec.splice(request_id, b'{"result":' + self.health.encoded + b"}")
+        assert spliced is not None
+        return spliced
+
+    def openclaw_context(self) -> OpenClawContext:
+        """What the OpenClaw adapters read from this process besides our methods."""
+        return OpenClawContext(
+            version=self.host.version,
+            started_at=self.host.started_at,
+            health=self.health.snapshot,
+        )
+
+    async def _on_close_order(self, msg: Msg) -> None:
+        try:
+            order = CloseConnections.model_validate_json(msg.data)
+        except ValidationError:
+            log.warning("malformed connections.close order")
+            return
+        for conn in list(self.conns.values()):
+            principal = conn.principal
+            if principal is None:
+                continue
+            if order.conn_ids is not None and conn.conn_id not in order.conn_ids:
+                continue
+            if order.device_id is not None and principal.device_id != order.device_id:
+                continue
+            if order.role is not None and principal.role.value != order.role:
+                continue
+            if order.principal_id is not None and principal.id != order.principal_id:
+                continue
+            conn.close(order.code, order.reason)
+
+    # -- timers -------------------------------------------------------------------------
+    async def _heartbeat(self) -> None:
+        """Ping every socket each interval; one silent for two intervals is dropped."""
+        while True:
+            interval = self.config.ping_interval_ms / 1000
+            await asyncio.sleep(interval)
+            silent_since = self.loop.time() - 2 * interval
+            for sock in list(self.sockets):
+                if sock.last_rx < silent_since:
+                    sock.abort()
+                else:
+                    sock.ping()
+
+    async def _ticks(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.tick_interval_ms / 1000)
+            tick = {"ts": int(time.time() * 1000)}
+            frames: dict[str, bytes | None] = {}  # one frame per wire format
+            for conn in list(self.conns.values()):
+                if conn.state is State.OPEN and conn.replay_buffer is None:
+                    codec = conn.codec
+                    if codec.name not in frames:
+                        encoded = codec.notification("tick", tick)
+                        frames[codec.name] = wsframes.text(encoded) if encoded else None
+                    frame = frames[codec.name]
+                    if frame is not None:
+                        conn.write_event(0, frame, True)
+
+    # -- HTTP on the same port ----------------------------------------------------------
+    def _http_health(self, _: Request) -> Response:
+        body = {
+            "ok": True,
+            "service": self.host.name,
+            "version": self.host.version,
+            "instance": self.host.instance,
+        }
+        return plain(200, orjson.dumps(body), "application/json")
+
+    def _http_ready(self, _: Request) -> Response:
+        reasons = self.host.not_ready_reasons()
+        body = orjson.dumps({"ready": not reasons, "reasons": reasons})
+        return plain(503 if reasons else 200, body, "application/json")
+
+    def _http_metrics(self, _: Request) -> Response:
+        return plain(200, generate_latest(), CONTENT_TYPE_LATEST)
+
+
+async def _bounded(what: str, step: Any, timeout: float = 3.0) -> None:
+    try:
+        await asyncio.wait_for(step, timeout)
+    except TimeoutError:
+        log.warning("stopping the %s took over %.0fs; going on", what, timeout)
+    except Exception:
+        log.exception("stopping the %s failed", what)

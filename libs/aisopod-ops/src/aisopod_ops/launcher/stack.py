@@ -26,7 +26,7 @@ from aisopod.config.store import load_seed_file
 from aisopod.services import EDGE_SERVICES, PYTHON_SERVICES, ServiceName
 from aisopod_ops.launcher import natsconf, traefik
 from aisopod_ops.launcher.edgesync import ROUTES_FILE, EdgeOptions, EdgeSync, nats_connector
-from aisopod_ops.launcher.paths import binary, repo_root, ui_root
+from aisopod_ops.launcher.paths import binary, openclaw_ui_root, repo_root, ui_root
 from aisopod_ops.launcher.ports import pick
 from aisopod_ops.launcher.probe import Probe, http_probe
 from aisopod_ops.launcher.process import POLL_S, Child, ChildSpec
@@ -265,6 +265,7 @@ class Stack:
             {
                 "AISOPOD_UI_LISTEN": f"{host}:{self.ports['ui']}",
                 "AISOPOD_UI_ROOT": str(ui_root()),
+                "AISOPOD_OPENCLAW_UI_ROOT": str(openclaw_ui_root()),
                 "XDG_DATA_HOME": str(self.state_dir / "caddy"),
                 "XDG_CONFIG_HOME": str(self.state_dir / "caddy"),
                 "HOME": str(self.state_dir / "caddy"),

@@ -169,3 +169,9 @@ def test_agent_takes_seconds_and_its_final_reply_carries_the_text() -> None:
 def test_only_methods_whose_methods_of_ours_are_allowed_are_advertised() -> None:
     assert implemented_methods(["agents.list"]) == ["agent.identity.get"]
     assert "agent" not in implemented_methods(["agent", "chat.history"])  # needs agent.wait
+
+
+def test_rows_that_only_map_params_splice_our_answer() -> None:
+    spliced = {name for name, row in ADAPTERS.items() if row.passthrough}
+    assert {"chat.send", "agent.wait", "device.pair.approve"} <= spliced
+    assert not spliced & {"health", "agent", "chat.history", "cron.list"}

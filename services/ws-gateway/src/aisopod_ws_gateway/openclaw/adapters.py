@@ -2,7 +2,7 @@
 
 A row names our method, how OpenClaw's params become ours (`params`), which other of our
 methods it also reads (`also`, called with empty params), and how our answer becomes
-OpenClaw's (`result`). A row without `params`, `also` and `result` is forwarded as is and
+OpenClaw's (`result`). A row without `result` and `also` is forwarded (its params mapped) and
 its answer spliced without decoding. Every call goes through our own dispatch, so scopes,
 rate limits and errors are exactly those of our methods. Pure functions only: the handler
 (`handler.py`) runs them.
@@ -55,7 +55,8 @@ class Adapter:
 
     @property
     def passthrough(self) -> bool:
-        return self.params is None and self.result is None and not self.also
+        """Our answer is theirs: forwarded and spliced into the reply, never decoded."""
+        return self.result is None and not self.also and not self.two_phase and not self.empty_on
 
     def uses(self) -> tuple[str, ...]:
         return (self.ours, *self.also, *self.needs)

@@ -53,8 +53,9 @@ class OpenClawMethods:
             conn.reply_error(call.id, error)
             return
         params = call.params or {}
-        if row.passthrough:  # our answer is theirs: forwarded and spliced, never decoded
-            self.dispatcher.frame(conn, Decoded((Call(row.ours, params, call.id),)))
+        if row.passthrough:
+            ours = row.params(params) if row.params is not None else params
+            self.dispatcher.frame(conn, Decoded((Call(row.ours, ours, call.id),)))
             return
         conn.spawn(self._run(conn, call, row, params))
 

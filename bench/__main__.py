@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> Report:
     if "P5" in wanted and not bare_rss:
         bare = asyncio.run(stack_bench.bare_parts(1, stack_bench.SETTLE_S))
         bare_rss.update(bare["idle_rss_kib"])
-    stack = BenchStack.start()
+    stack = BenchStack.start("--nats-monitor")  # P7 counts NATS messages from /varz
     try:
         if "P5" in wanted:
 

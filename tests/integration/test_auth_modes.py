@@ -230,18 +230,31 @@ async def test_none_mode(stack, admin: Admin, http) -> None:
         document["auth"]["mode"] = "none"
 
     async with admin.live_config(to_none):
-        anyone = await admin.verify(verify_request(ip=unique_ip(), scopes=["operator.read"]))
+        anyone = await admin.verify(verify_request(ip="127.0.0.1", scopes=["operator.read"]))
         assert anyone["principal"]["id"] == "anonymous"
         assert anyone["principal"]["authMethod"] == "none"
         assert anyone["principal"]["scopes"] == ["operator.read"]
-        wrong = await admin.verify(verify_request(ip=unique_ip(), token="whatever-it-is"))
+        wrong = await admin.verify(verify_request(ip="::1", token="whatever-it-is"))
         assert wrong["principal"]["id"] == "anonymous"
-        ok = await client.get(url, headers={"X-Forwarded-For": unique_ip()})
+        ok = await client.get(url, headers={"X-Forwarded-For": "127.0.0.1"})
         assert ok.status_code == 200
         assert ok.headers["x-aisopod-principal"] == "anonymous"
         assert ok.headers["x-aisopod-scopes"].split(",") == ALL
-        assert (await client.get(url, headers=bearer("junk", unique_ip()))).status_code == 200
+        assert (await client.get(url, headers=bearer("junk", "127.0.0.1"))).status_code == 200
+        # Only this machine's clients are the anonymous operator (a tunnel, a local proxy).
+        remote = await admin.verify_error(verify_request(ip=unique_ip()))
+        assert remote.detail_code == "AUTH_MODE_REFUSED"
+        assert (await client.get(url, headers={"X-Forwarded-For": unique_ip()})).status_code == 401
 
+    def to_forced_none(document: dict) -> None:
+        document["auth"]["mode"] = "none"
+        document["auth"]["allowInsecureNoAuth"] = True
+
+    async with admin.live_config(to_forced_none):
+        forced = await admin.verify(verify_request(ip=unique_ip()))
+        assert forced["principal"]["id"] == "anonymous"
+
+    async with admin.live_config(to_none):
         refused = _start_auth_with_public_url(stack, "http://192.0.2.10:8080")
         assert refused.returncode != 0
         assert "allowInsecureNoAuth" in refused.stderr

@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "deploy" / "k8s"
 COMPOSE_BIN = os.path.join(os.path.dirname(compose.__file__), "docker-compose")
 VALIDATOR = Path(sys.executable).parent / "kubernetes-validate"
-STANDARD_KINDS = {"Namespace", "Deployment", "Service", "PodDisruptionBudget"}
+STANDARD_KINDS = {"Namespace", "Deployment", "Service", "PodDisruptionBudget", "NetworkPolicy"}
 MIDDLEWARE_TYPES = {"headers", "forwardAuth", "retry"}
 
 
@@ -79,6 +79,15 @@ def _seconds(value: str) -> float:
     match = re.fullmatch(r"(?:(\d+)m)?(?:(\d+)s)?", value)
     assert match, value
     return int(match.group(1) or 0) * 60 + int(match.group(2) or 0)
+
+
+def test_compose_publishes_traefik_alone() -> None:
+    """NATS, its monitoring port and every service stay on the internal network."""
+    services = _compose_config("--profile", "bench")["services"]
+    published = {name for name, service in services.items() if service.get("ports")}
+    assert published == {"traefik"}
+    nats_conf = (REPO / "deploy/nats/nats.conf").read_text()
+    assert 'http: "127.0.0.1:8222"' in nats_conf  # the container's own healthcheck only
 
 
 def test_compose_services_restart_have_limits_and_outlast_their_drain() -> None:
@@ -171,13 +180,24 @@ def test_workloads_probe_ready_and_health_and_edges_have_disruption_budgets() ->
             for item in volume.get("secret", {}).get("items", []):
                 assert item["key"] in secret_keys, (name, item)
     budgets = [d for d in docs if d["kind"] == "PodDisruptionBudget"]
-    assert {b["metadata"]["name"] for b in budgets} == {"ws-gateway", "http-api"}
+    multi = {name for name, d in deployments.items() if d["spec"]["replicas"] > 1}
+    assert {"ws-gateway", "http-api", "auth", "ratelimit", "runtime", "static-ui"} <= multi
+    assert {b["metadata"]["name"] for b in budgets} == multi
     for budget in budgets:
         target = deployments[budget["metadata"]["name"]]
         assert (
             budget["spec"]["selector"]["matchLabels"] == target["spec"]["selector"]["matchLabels"]
         )
-        assert budget["spec"]["minAvailable"] < target["spec"]["replicas"]
+        assert budget["spec"]["maxUnavailable"] == 1 < target["spec"]["replicas"]
+    for name, deployment in deployments.items():
+        spread = deployment["spec"]["template"]["spec"]["topologySpreadConstraints"]
+        assert {c["topologyKey"] for c in spread} == {
+            "kubernetes.io/hostname",
+            "topology.kubernetes.io/zone",
+        }, name
+        for constraint in spread:
+            selector = constraint["labelSelector"]["matchLabels"]
+            assert selector == deployment["spec"]["selector"]["matchLabels"], name
 
 
 def test_traefik_crds_mirror_the_local_routes() -> None:
@@ -214,7 +234,14 @@ def test_traefik_crds_mirror_the_local_routes() -> None:
 def test_nats_values_run_jetstream_on_three_replicas_with_our_users() -> None:
     values = yaml.safe_load((K8S / "nats" / "values.yaml").read_text())
     config = values["config"]
-    assert config["cluster"] == {"enabled": True, "replicas": 3}
+    assert config["cluster"]["enabled"] is True and config["cluster"]["replicas"] == 3
+    # Route authorization: the user here, the password from secrets.env at install.
+    assert config["cluster"]["routeURLs"] == {"user": k8s.NATS_ROUTE_USER}
+    assert f"\n{k8s.NATS_ROUTE_SECRET_KEY}=" in (K8S / "secrets.env.example").read_text()
+    docs = (REPO / "docs" / "deployment.md").read_text()
+    assert "--set config.cluster.routeURLs.password=" in docs
+    spread = values["podTemplate"]["topologySpreadConstraints"]
+    assert spread["kubernetes.io/hostname"]["whenUnsatisfiable"] == "DoNotSchedule"
     assert config["jetstream"]["enabled"] is True
     users = {u["user"]: u for u in config["merge"]["authorization"]["users"]}
     assert set(users) == set(NATS_USERS)
@@ -240,6 +267,115 @@ def test_traefik_values_point_at_edge_sync_and_harden_the_entrypoints() -> None:
     assert "--accessLog.fields.headers.defaultMode=drop" in args
     assert "--entryPoints.websecure.transport.lifeCycle.graceTimeOut=30s" in args
     assert values["providers"]["kubernetesCRD"]["enabled"] is True
+
+
+# -- NetworkPolicies: evaluated the way a cluster would, for the peers that matter ----------
+
+Pod = tuple[str, dict[str, str], dict[str, int]]  # namespace, labels, named ports
+
+
+def _selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    if any(labels.get(k) != v for k, v in selector.get("matchLabels", {}).items()):
+        return False
+    for expression in selector.get("matchExpressions", []):
+        assert expression["operator"] == "In", expression
+        if labels.get(expression["key"]) not in expression["values"]:
+            return False
+    return True
+
+
+def _peer_matches(peer: dict[str, Any], policy_ns: str, pod: Pod) -> bool:
+    namespace, labels, _ = pod
+    if "ipBlock" in peer:
+        return False  # pod addresses are private: every ipBlock here excludes them
+    if "namespaceSelector" in peer:
+        ns_labels = {"kubernetes.io/metadata.name": namespace}
+        if not _selects(peer["namespaceSelector"], ns_labels):
+            return False
+    elif namespace != policy_ns:
+        return False
+    return _selects(peer.get("podSelector", {}), labels)
+
+
+def _port_matches(rule: dict[str, Any], target: Pod, port: int) -> bool:
+    if "ports" not in rule:
+        return True
+    named = target[2]
+    return any(p["port"] == port or named.get(str(p["port"])) == port for p in rule["ports"])
+
+
+def _side_allows(policies, pod: Pod, kind: str, peer: Pod, port: int, target: Pod) -> bool:
+    namespace, labels, _ = pod
+    selecting = [
+        p
+        for p in policies
+        if p["metadata"]["namespace"] == namespace
+        and kind in p["spec"]["policyTypes"]
+        and _selects(p["spec"]["podSelector"], labels)
+    ]
+    if not selecting:
+        return True  # no policy isolates this pod in this direction
+    key, peers = ("ingress", "from") if kind == "Ingress" else ("egress", "to")
+
+    def rule_allows(rule: dict[str, Any]) -> bool:
+        if not _port_matches(rule, target, port):
+            return False
+        if peers not in rule:
+            return True  # a rule without peers allows every peer
+        return any(_peer_matches(x, namespace, peer) for x in rule[peers])
+
+    return any(rule_allows(rule) for p in selecting for rule in p["spec"].get(key, []))
+
+
+def _allowed(policies, source: Pod, target: Pod, port: int) -> bool:
+    return _side_allows(policies, source, "Egress", target, port, target) and _side_allows(
+        policies, target, "Ingress", source, port, target
+    )
+
+
+def test_network_policies_let_through_only_what_the_gateway_needs() -> None:
+    policies = [d for d in _docs(K8S / "networkpolicies.yaml")]
+    for policy in policies:
+        policy["metadata"]["namespace"] = k8s.NAMESPACE
+    assert "networkpolicies.yaml" in _kustomization()["resources"]
+    ns = k8s.NAMESPACE
+
+    def ours(name: str, port: int = 8000) -> Pod:
+        return (
+            ns,
+            {"app.kubernetes.io/name": name, "app.kubernetes.io/part-of": "aisopod"},
+            {"http": port},
+        )
+
+    traefik_pod: Pod = ("traefik", {"app.kubernetes.io/name": "traefik"}, {})
+    nats_pod: Pod = (
+        ns,
+        {"app.kubernetes.io/name": "nats", "app.kubernetes.io/component": "nats"},
+        {},
+    )
+    stranger: Pod = (ns, {"app": "debug-shell"}, {})
+    elsewhere: Pod = ("default", {"app.kubernetes.io/name": "traefik"}, {})
+    dns: Pod = ("kube-system", {"k8s-app": "kube-dns"}, {})
+    services = {name: ours(name) for name in k8s.WORKLOADS} | {"static-ui": ours("static-ui", 8080)}
+
+    for edge in ("http-api", "ws-gateway", "static-ui", "edge-sync"):
+        target = services[edge]
+        assert _allowed(policies, traefik_pod, target, target[2]["http"]), edge
+        assert not _allowed(policies, stranger, target, target[2]["http"]), edge
+        assert not _allowed(policies, elsewhere, target, target[2]["http"]), edge
+        assert not _allowed(policies, services["runtime"], target, target[2]["http"]), edge
+    assert not _allowed(policies, traefik_pod, services["runtime"], 8000)
+    for name, pod in services.items():
+        assert _allowed(policies, pod, nats_pod, 4222), name
+        assert not _allowed(policies, pod, nats_pod, 6222), name
+        assert not _allowed(policies, pod, nats_pod, 8222), name
+        assert _allowed(policies, pod, dns, 53), name
+    assert _allowed(policies, nats_pod, nats_pod, 6222)
+    assert _allowed(policies, nats_pod, dns, 53)
+    for outsider in (stranger, traefik_pod, elsewhere):
+        assert not _allowed(policies, outsider, nats_pod, 4222)
+        assert not _allowed(policies, outsider, nats_pod, 8222)
+    assert not _allowed(policies, nats_pod, nats_pod, 8222)  # monitoring: the kubelet only
 
 
 @pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl renders kustomize")

@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from tests.conftest import start_local_stack, stop_local_stack
+from tests.support.listening import listening
 
 pytestmark = pytest.mark.integration
 
@@ -32,12 +33,20 @@ def _alive(pid: int) -> bool:
 def test_restart_of_dead_child_and_sigterm_leaves_nothing(tmp_path: Path) -> None:
     state = tmp_path / "state"
     state.mkdir()
-    proc, info = start_local_stack(state, "--replicas", "1")
+    proc, info = start_local_stack(state, "--replicas", "1", "--nats-monitor")
     try:
         assert set(info) >= {"http_url", "https_url", "ws_url", "admin_token", "nats_url"}
         assert (state / "secrets" / "admin-token").stat().st_mode & 0o077 == 0
         pids = [pid for group in info["pids"].values() for pid in group]
         assert len(pids) == 8  # nats, 5 services (1 replica of each edge), caddy, traefik
+        # Monitoring asked for: on the stack's host only, beside the client port.
+        (nats_pid,) = info["pids"]["nats"]
+        nats_sockets = listening(nats_pid)
+        assert {address for address, _ in nats_sockets} == {"127.0.0.1"}
+        client_port = int(info["nats_url"].rsplit(":", 1)[1])
+        (monitor_port,) = {port for _, port in nats_sockets} - {client_port}
+        healthz = httpx.get(f"http://127.0.0.1:{monitor_port}/healthz", timeout=5)
+        assert healthz.status_code == 200
         victim = info["pids"]["ratelimit"][0]
         os.kill(victim, signal.SIGKILL)
         deadline = time.monotonic() + 30

@@ -16,7 +16,13 @@ def _with_keys() -> GatewayConfig:
             "models": {
                 "providers": [
                     {"id": "a", "kind": "openai", "baseUrl": "http://x/v1", "apiKey": "sk-a"},
-                    {"id": "b", "kind": "openai", "baseUrl": "http://y/v1", "apiKey": "sk-b"},
+                    {
+                        "id": "b",
+                        "kind": "openai",
+                        "baseUrl": "http://y/v1",
+                        "apiKey": "sk-b",
+                        "headers": {"X-Api-Key": "hdr-secret"},
+                    },
                 ]
             },
             "hooks": {"enabled": True, "token": "hook-secret"},
@@ -39,6 +45,8 @@ def test_hash_changes_with_a_secret_and_redaction_hides_it() -> None:
     config = _with_keys()
     redacted = config.redacted()
     assert "sk-a" not in str(redacted) and "hook-secret" not in str(redacted)
+    assert "hdr-secret" not in str(redacted)
+    assert redacted["models"]["providers"][1]["headers"] == {"X-Api-Key": REDACTED}
     assert redacted["hooks"]["token"] == REDACTED
     other = _with_keys()
     other.hooks.token = None
@@ -53,6 +61,8 @@ def test_redacted_placeholders_keep_stored_secrets_even_when_reordered() -> None
     restored = parse_document(restore_redacted(sent, stored))
     keys = {p.id: p.api_key.get_secret_value() for p in restored.models.providers}
     assert keys == {"a": "sk-a", "b": "sk-b"}
+    (b,) = [p for p in restored.models.providers if p.id == "b"]
+    assert {k: v.get_secret_value() for k, v in b.headers.items()} == {"X-Api-Key": "hdr-secret"}
     assert restored.hooks.token.get_secret_value() == "hook-secret"
 
 

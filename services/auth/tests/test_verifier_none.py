@@ -10,11 +10,12 @@ from aisopod.errors import Forbidden, Unauthenticated
 from aisopod_auth.verifier import Attempt, Verifier
 
 NONE = GatewayConfig.model_validate({"auth": {"mode": "none"}})
+NONE_FORCED = GatewayConfig.model_validate({"auth": {"mode": "none", "allowInsecureNoAuth": True}})
 
 
-def verifier(permitted: bool) -> Verifier:
+def verifier(permitted: bool, config: GatewayConfig = NONE) -> Verifier:
     return Verifier(
-        config=lambda: NONE,
+        config=lambda: config,
         tokens=None,  # type: ignore[arg-type]
         devices=None,  # type: ignore[arg-type]
         nodes=None,  # type: ignore[arg-type]
@@ -40,6 +41,17 @@ async def test_refused_on_a_public_bind() -> None:
     with pytest.raises(Unauthenticated) as err:
         await verifier(False).verify(Attempt(credential=None, client_ip="192.0.2.1"))
     assert err.value.detail_code == "AUTH_MODE_REFUSED"
+
+
+async def test_a_client_off_this_machine_is_refused_unless_forced() -> None:
+    """A loopback bind reached through a tunnel or a local proxy: the client's address
+    decides, not the bind's."""
+    remote = Attempt(credential=None, client_ip="192.0.2.7")
+    with pytest.raises(Unauthenticated) as err:
+        await verifier(True).verify(remote)
+    assert err.value.detail_code == "AUTH_MODE_REFUSED"
+    forced = await verifier(True, NONE_FORCED).verify(remote)
+    assert forced.principal.id == "anonymous"
 
 
 async def test_unknown_role_refused_in_every_mode() -> None:

@@ -211,6 +211,10 @@ class RuntimeDouble:
             raise NotFound(f"no tool {params['tool']!r}")
         if params["args"].get("tz") == "Mars/Olympus":
             raise InvalidParams("unknown time zone")
+        if params["args"].get("tz") == "Europe/Nowhere":  # valid args, the tool fails
+            return {"ok": False, "result": {"error": "unknown timezone", "code": "TOOL_ERROR"}}
+        if params["args"].get("tz") == "slow":
+            return {"ok": False, "result": {"error": "the tool timed out", "code": "TIMEOUT"}}
         return {"ok": True, "result": {"iso": "2030-01-01T00:00:00Z"}}
 
     async def do_status(self, params: dict[str, Any]) -> dict[str, Any]:

@@ -44,6 +44,20 @@ async def test_tools(client: httpx.AsyncClient, served, admin, reader) -> None:
         "/tools/invoke", json={"tool": "time_now", "args": {"tz": "Mars/Olympus"}}, headers=admin
     )
     assert bad.status_code == 400
+    failed = await client.post(
+        "/tools/invoke", json={"tool": "time_now", "args": {"tz": "Europe/Nowhere"}}, headers=admin
+    )
+    assert failed.status_code == 422, failed.text
+    assert failed.json() == {
+        "ok": False,
+        "error": {"type": "tool_error", "message": "unknown timezone"},
+        "result": {"error": "unknown timezone", "code": "TOOL_ERROR"},
+    }
+    assert failed.headers["x-content-type-options"] == "nosniff"
+    slow = await client.post(
+        "/tools/invoke", json={"tool": "time_now", "args": {"tz": "slow"}}, headers=admin
+    )
+    assert slow.status_code == 504 and slow.json()["error"]["type"] == "timeout"
     shape = await client.post("/tools/invoke", json={"tool": "time_now"}, headers=admin)
     assert shape.status_code == 400 and shape.json()["ok"] is False
     read_only = await client.post(

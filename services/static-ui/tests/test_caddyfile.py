@@ -18,6 +18,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.listening import connectable, listening, non_loopback_addresses
+
 CADDYFILE = Path(__file__).resolve().parents[1] / "Caddyfile"
 ASSET = "/assets/index-3f9a1c2b.js"
 CSP_PARTS = [
@@ -46,7 +48,8 @@ def _free_port() -> int:
 def _env(tmp: Path, port: int, root: Path) -> dict[str, str]:
     return {
         **os.environ,
-        "AISOPOD_UI_LISTEN": f"127.0.0.1:{port}",
+        "AISOPOD_UI_BIND": "127.0.0.1",
+        "AISOPOD_UI_PORT": str(port),
         "AISOPOD_UI_ROOT": str(root),
         "XDG_DATA_HOME": str(tmp / "data"),
         "XDG_CONFIG_HOME": str(tmp / "config"),
@@ -54,7 +57,7 @@ def _env(tmp: Path, port: int, root: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def caddy_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
     tmp = tmp_path_factory.mktemp("ui")
     root = tmp / "dist"
     (root / "assets").mkdir(parents=True)
@@ -77,10 +80,20 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                     err = proc.stderr.read().decode() if proc.stderr else ""
                     raise RuntimeError(f"caddy did not start: {err[-2000:]}") from None
                 time.sleep(0.05)
-        yield base
+        yield base, proc.pid
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def site(caddy_process: tuple[str, int]) -> str:
+    return caddy_process[0]
+
+
+@pytest.fixture(scope="module")
+def caddy_pid(caddy_process: tuple[str, int]) -> int:
+    return caddy_process[1]
 
 
 def test_validates(tmp_path: Path) -> None:
@@ -154,3 +167,13 @@ def test_no_path_traversal(site: str) -> None:
         request.url = request.url.copy_with(raw_path=b"/../../../../etc/passwd")
         r = client.send(request)
     assert "root:" not in r.text
+
+
+def test_listens_on_the_bind_address_only(site: str, caddy_pid: int) -> None:
+    """A site address only matches Host; `bind` is what keeps Caddy off other interfaces."""
+    port = int(site.rsplit(":", 1)[1])
+    assert listening(caddy_pid) == {("127.0.0.1", port)}
+    for address in non_loopback_addresses():
+        assert not connectable(address, port), address
+    # Any Host is served (Traefik passes the client's own).
+    assert httpx.get(site + "/", headers={"Host": "gateway.example"}).status_code == 200

@@ -189,6 +189,12 @@ async def test_http_probes_on_the_websocket_port(gw) -> None:
         metrics = await http.get("/metrics")
         assert "aisopod_ws_connections" in metrics.text
         assert (await http.get("/nope")).status_code == 404
+        # A broken upgrade is refused by websockets itself; it carries them too.
+        broken = await http.get("/ws", headers={"Connection": "Upgrade", "Upgrade": "websocket"})
+        assert broken.status_code >= 400
+        for answer in (health, ready, metrics, await http.get("/nope"), broken):
+            assert answer.headers["x-content-type-options"] == "nosniff"
+            assert answer.headers["referrer-policy"] == "no-referrer"
 
 
 async def test_requests_during_verification_are_refused(gw) -> None:
@@ -205,3 +211,18 @@ async def test_requests_during_verification_are_refused(gw) -> None:
     assert frames[0]["id"] == 1 or by_id[2]["error"]["data"]["code"] == "HANDSHAKE_PENDING"
     await ws.close()
     await asyncio.sleep(0)
+
+
+async def test_a_rebound_host_is_not_an_origin_of_ours(gw) -> None:
+    """DNS rebinding: `evil.example` re-pointed at the gateway sends Host = Origin =
+    `evil.example:<port>`; equal, but no name the operator configured."""
+    address, port = gw.http.removeprefix("http://").rsplit(":", 1)
+    with pytest.raises(RpcError) as info:
+        await WsClient.connect(
+            f"ws://evil.example:{port}/ws",
+            token="admin-token",
+            origin=f"http://evil.example:{port}",
+            host=address,  # what the rebound name resolves to: the gateway
+            port=int(port),
+        )
+    assert info.value.detail == "ORIGIN_NOT_ALLOWED"

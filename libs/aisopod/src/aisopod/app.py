@@ -24,6 +24,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from aisopod.host import ServiceHost
+from aisopod.securityheaders import secured
 
 Setup = Callable[[ServiceHost], AbstractAsyncContextManager[None]]
 AppT = TypeVar("AppT", bound=Starlette)
@@ -99,7 +100,7 @@ def serve(host: ServiceHost, app: Any, *, ws: str = "none") -> None:
     """Run `app` until SIGTERM/SIGINT, then drain and stop."""
     settings = host.settings
     config = uvicorn.Config(
-        app,
+        secured(app),
         host=settings.host,
         port=settings.port,
         loop="uvloop",

@@ -31,6 +31,9 @@ class ServiceSettings(BaseModel):
     instance: str = Field(default_factory=lambda: f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}")
     host: str = "127.0.0.1"
     port: int = 0
+    # Where clients reach the gateway (Traefik's URL): auth's `none` check and the browser
+    # origin rule of ws-gateway read its host name.
+    public_url: str | None = None
     log_level: str = "INFO"
     subject_prefix: str = "aisopod"
 

@@ -31,7 +31,8 @@ log = logging.getLogger("aisopod.auth")
 
 
 class AuthSettings(ServiceSettings):
-    public_url: str | None = None  # AISOPOD_PUBLIC_URL: where clients reach the gateway
+    """AISOPOD_PUBLIC_URL (`public_url`, every service's) names where clients reach the
+    gateway; `none` mode looks at its host too."""
 
 
 class InsecureNoAuth(RuntimeError):

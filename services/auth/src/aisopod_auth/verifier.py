@@ -36,6 +36,7 @@ from aisopod_auth.modes import (
     AUTH_METHOD,
     accepts,
     granted_scopes,
+    is_loopback_host,
     roles_for,
 )
 from aisopod_auth.nodes import NodeRegistry
@@ -154,6 +155,14 @@ class Verifier:
         if not self.none_permitted(auth):
             raise Unauthenticated(
                 "auth mode none is refused on a non-loopback bind (auth.allowInsecureNoAuth)",
+                code="AUTH_MODE_REFUSED",
+            )
+        if not auth.allow_insecure_no_auth and not is_loopback_host(attempt.client_ip):
+            # A loopback bind can still be reached from elsewhere (an SSH tunnel, a proxy
+            # on this machine that forwards the client's address): only this machine's
+            # own clients are the anonymous operator.
+            raise Unauthenticated(
+                "auth mode none accepts clients on this machine only (auth.allowInsecureNoAuth)",
                 code="AUTH_MODE_REFUSED",
             )
         device_id = self._proof(attempt) if attempt.device else None

@@ -27,12 +27,13 @@ from urllib.parse import unquote
 from nats.js.errors import NotFoundError, ObjectNotFoundError
 from nats.js.object_store import ObjectStore
 
+from aisopod.contracts.tools import CANVAS_RESERVED
 from aisopod.errors import InvalidParams, NotFound
 
 log = logging.getLogger("aisopod.http_api.canvas")
 
 INDEX = "index.html"
-RESERVED = "__aisopod"
+RESERVED = CANVAS_RESERVED
 CACHE_BYTES = 32 * 1024 * 1024
 _BAD_SEGMENT = re.compile(r"[\x00-\x1f\x7f\\]")
 _TYPES = {

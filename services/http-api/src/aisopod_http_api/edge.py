@@ -63,10 +63,13 @@ class EdgeMiddleware:
         app: ASGIApp,
         limits: BodyLimits,
         fast: dict[tuple[str, str], ASGIApp] | None = None,
+        refuse: Callable[[Scope], AisopodError | None] | None = None,
     ) -> None:
         self.app = app
         self.limits = limits
         self.fast = fast or {}
+        # Asked first: an error to answer instead of serving at all (hostguard.py).
+        self.refuse = refuse
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -89,6 +92,11 @@ class EdgeMiddleware:
                 body = await _read_body(scope, receive, self.limits.for_path(scope["path"]))
                 scope[BODY_KEY] = body
                 receive = _replay(body, receive)
+            # After the body (a proxy that is still sending it would see a reset, not
+            # the answer), before any route.
+            refusal = self.refuse(scope) if self.refuse is not None else None
+            if refusal is not None:
+                raise refusal
             target = self.fast.get((scope["method"], scope["path"]), self.app)
             await target(scope, receive, send_with_headers)
         except AisopodError as exc:  # body limits; anything a raw route let through

@@ -16,6 +16,7 @@ from aisopod.services import ServiceName
 from aisopod.settings import ServiceSettings
 from aisopod_http_api import __version__, errors, openapi
 from aisopod_http_api.edge import BodyLimits, EdgeMiddleware
+from aisopod_http_api.hostguard import RebindGuard
 from aisopod_http_api.routes import a2ui, canvas, hooks, models, responses, status, tools
 from aisopod_http_api.routes.completions import ChatCompletionsEndpoint
 from aisopod_http_api.service import HttpApi
@@ -61,7 +62,7 @@ def build(settings: ServiceSettings | None = None) -> tuple[ServiceHost, ASGIApp
     openapi.install(app)
     limits = BodyLimits(lambda: api.config.hooks.max_body_bytes)
     fast = {("POST", "/v1/chat/completions"): completions}
-    return host, EdgeMiddleware(app, limits, fast)
+    return host, EdgeMiddleware(app, limits, fast, refuse=RebindGuard(api).refusal)
 
 
 def main() -> None:

@@ -102,6 +102,7 @@ class Handshake:
             host=conn.host_header,
             forwarded_host=conn.forwarded_host,
             allowed=config.cors.allowed_origins,
+            own_names=gateway.own_host_names,
         ):
             raise Forbidden(f"origin not allowed: {conn.origin}", code="ORIGIN_NOT_ALLOWED")
         verified = await self._verify(conn, params)

@@ -1,8 +1,12 @@
 """The browser origin check of the handshake (docs/protocol/websocket.md). Pure.
 
-A connection that sends `Origin` is a browser page; it may connect when the page comes from
-the gateway itself (the origin's host:port is the `Host` the request was sent to, or the
-`X-Forwarded-Host` a trusted proxy saw) or from an origin listed in `cors.allowedOrigins`.
+A connection that sends `Origin` is a browser page. It may connect when its origin is listed
+in `cors.allowedOrigins`, or when the page comes from the gateway itself: the origin's
+host:port is the `Host` the request was sent to (or the `X-Forwarded-Host` a trusted proxy
+saw) *and* that host is one the operator configured (aisopod.hostnames: an IP address, a
+loopback name, the public URL's or the bind host). The second condition stops DNS
+rebinding: `evil.example` re-pointed at the gateway sends Host = Origin =
+`evil.example:<port>`, which matches itself but is no name of ours.
 Clients without `Origin` (CLI, SDKs, nodes) are not browsers and are not checked here.
 """
 
@@ -10,6 +14,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from urllib.parse import urlsplit
+
+from aisopod.hostnames import is_configured_host
 
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 
@@ -31,6 +37,7 @@ def origin_allowed(
     host: str | None,
     forwarded_host: str | None,
     allowed: Iterable[str],
+    own_names: Iterable[str] = (),
 ) -> bool:
     if origin is None:
         return True
@@ -44,7 +51,7 @@ def origin_allowed(
     if parts.scheme not in ("http", "https") or not parts.netloc:
         return False
     mine = _netloc(parts.scheme, parts.netloc)
-    if mine is None:
+    if mine is None or not is_configured_host(mine[0], own_names):
         return False
     for candidate in (host, forwarded_host):
         if candidate:

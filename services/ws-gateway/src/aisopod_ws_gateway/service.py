@@ -25,6 +25,7 @@ from aisopod.config.model import GatewayConfig
 from aisopod.config.sections.gateway import GatewaySection
 from aisopod.contracts.auth import CloseConnections
 from aisopod.host import ServiceHost
+from aisopod.hostnames import own_host_names
 from aisopod.jsonrpc import RequestId
 from aisopod_ws_gateway import metrics, wsframes
 from aisopod_ws_gateway.audience import Subscription, View, Views
@@ -76,6 +77,8 @@ class Gateway:
         self.accepting = True
         self._timers: list[asyncio.Task[None]] = []
         self._control: Any = None
+        # Names a browser page of the gateway itself may come from (origin.py).
+        self.own_host_names = own_host_names(host.settings.public_url, host.settings.host)
         host.add_ready_check(
             "listener", lambda: self._server is not None and self._server.is_serving()
         )

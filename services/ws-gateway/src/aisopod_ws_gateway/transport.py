@@ -21,6 +21,7 @@ from websockets.protocol import OPEN
 from websockets.server import ServerProtocol
 from websockets.streams import StreamReader
 
+from aisopod.securityheaders import SECURITY_HEADERS
 from aisopod_ws_gateway import wsframes
 from aisopod_ws_gateway.codec import JSONRPC, Codec
 from aisopod_ws_gateway.openclaw.frames import OPENCLAW
@@ -211,17 +212,23 @@ class WsTransport(asyncio.Protocol):
         codec = CODECS.get(path)
         if codec is not None and "upgrade" in headers.get("Connection", "").lower():
             if not self.gateway.accepting:
-                self.ws.send_response(plain(503, b"draining\n"))
-                self._flush()
+                self._respond(plain(503, b"draining\n"))
                 return
             response = self.ws.accept(request)
-            self.ws.send_response(response)
-            self._flush()
+            self._respond(response)
             if response.status_code == 101:
                 self.conn = self.gateway.open_connection(self, request, codec)
             return
         handler = self.gateway.http_routes.get(path)
         response = handler(request) if handler is not None else plain(404, b"not found\n")
+        self._respond(response)
+
+    def _respond(self, response: Response) -> None:
+        """Send one HTTP answer (an upgrade or its refusal too) with the security headers
+        every answer carries (aisopod.securityheaders)."""
+        for name, value in SECURITY_HEADERS:
+            if name not in response.headers:
+                response.headers[name] = value
         self.ws.send_response(response)
         self._flush()
 

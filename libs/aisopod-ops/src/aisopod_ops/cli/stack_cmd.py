@@ -31,6 +31,11 @@ def register(commands: Any) -> None:
     )
     up.add_argument("--config", type=Path, default=None, help="seed config (YAML)")
     up.add_argument("--log-level", default="INFO")
+    up.add_argument(
+        "--nats-monitor",
+        action="store_true",
+        help="turn on NATS's monitoring endpoint (no login; on the stack's host only)",
+    )
     edge = up.add_argument_group("edge (Traefik)")
     edge.add_argument("--tls-cert", type=Path, default=None, help="PEM certificate (chain)")
     edge.add_argument("--tls-key", type=Path, default=None, help="its PEM private key")
@@ -74,6 +79,7 @@ def _up(args: argparse.Namespace) -> int:
         tls_names=args.tls_name,
         redirect_https=args.redirect_https,
         trusted_proxies=args.trusted_proxy,
+        nats_monitor=args.nats_monitor,
     )
     return asyncio.run(run_stack(options))
 

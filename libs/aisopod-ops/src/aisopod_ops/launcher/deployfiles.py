@@ -48,6 +48,9 @@ def compose_files(root: Path | None = None) -> dict[str, str]:
         users=list(NATS_USERS),
         host="0.0.0.0",
         server_name="aisopod",
+        # Inside the container only: its healthcheck asks /healthz over loopback; no
+        # other container reaches it (and compose publishes no NATS port).
+        monitor_host="127.0.0.1",
     )
     static = traefik.static_config(
         http_address=":80",

@@ -34,6 +34,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from aisopod.config.store import load_seed_file
+from aisopod.securityheaders import secured
 from aisopod.settings import ServiceSettings
 from aisopod_ops.launcher.edgesync import EdgeOptions, EdgeSync, nats_connector
 from aisopod_ops.launcher.natsconf import EDGE_SYNC_USER
@@ -138,7 +139,7 @@ async def run_edge_sync(settings: EdgeSettings) -> None:
     )
     follower = asyncio.create_task(sync.run(connect, settings.subject_prefix), name="edge-sync")
     config = uvicorn.Config(
-        edge_app(sync),
+        secured(edge_app(sync)),
         host=settings.host,
         port=settings.port,
         log_config=None,

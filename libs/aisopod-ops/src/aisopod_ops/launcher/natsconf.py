@@ -150,17 +150,23 @@ def password_var(user: str) -> str:
 def render(
     *,
     port: int,
-    monitor_port: int,
+    monitor_port: int | None,
     store_dir: Path | str,
     users: list[str],
     passwords: dict[str, str] | None = None,
     prefix: str = "aisopod",
     host: str = "127.0.0.1",
     server_name: str = "aisopod-local",
+    monitor_host: str = "127.0.0.1",
 ) -> str:
     """The nats-server config text. With `passwords`, they are written in (local stack,
     file 0600); without, each is read from the server's environment (`$NATS_PASSWORD_X`,
-    compose and Kubernetes secrets)."""
+    compose and Kubernetes secrets).
+
+    `monitor_port` None: no monitoring endpoint. It has no login of its own and lists
+    connections, users and subjects (`/connz?auth=true`, `/subsz`), so it is off unless a
+    caller asks for it, and then on `monitor_host`, loopback unless said otherwise
+    (docs/deployment.md, "Security")."""
     perms = permissions(prefix)
     entries = []
     for user in sorted(users):
@@ -180,8 +186,12 @@ def render(
     users_text = ",\n".join(entries)
     return (
         f"listen: {json.dumps(f'{host}:{port}')}\n"
-        f"http: {json.dumps(f'{host}:{monitor_port}')}\n"
-        f"server_name: {json.dumps(server_name)}\n"
+        + (
+            f"http: {json.dumps(f'{monitor_host}:{monitor_port}')}\n"
+            if monitor_port is not None
+            else ""
+        )
+        + f"server_name: {json.dumps(server_name)}\n"
         "max_payload: 1048576\n"
         "jetstream {\n"
         f"  store_dir: {json.dumps(str(store_dir))}\n"

@@ -1,4 +1,5 @@
-"""Readiness probes of the launcher: one plain HTTP/1.1 GET, only the status code matters.
+"""Readiness probes of the launcher: one plain HTTP/1.1 GET, only the status code matters;
+for nats-server, one NATS connection that asks JetStream for the account's info.
 
 The launcher polls every child several times a second until it is ready; an HTTP client
 library (httpx: connection pool, anyio backend) cost the launcher ~7 MiB of RSS and most of
@@ -11,6 +12,9 @@ import asyncio
 import contextlib
 import ssl
 from urllib.parse import urlsplit
+
+import nats
+from nats.errors import Error as NatsError
 
 from aisopod_ops.launcher.process import Probe
 
@@ -62,5 +66,35 @@ def http_probe(url: str, ok: tuple[int, ...] = (200,)) -> Probe:
 
     async def probe() -> bool:
         return await http_status(url) in ok
+
+    return probe
+
+
+def nats_probe(url: str, user: str, password: str, timeout: float = 1.0) -> Probe:
+    """A probe that passes when nats-server accepts `user` and JetStream answers it: what
+    the monitoring endpoint's `/healthz?js-enabled-only=true` told, without that endpoint."""
+
+    async def quiet(_: Exception) -> None:
+        return None  # not up yet: the next poll tries again, no traceback per attempt
+
+    async def probe() -> bool:
+        try:
+            async with asyncio.timeout(timeout):
+                client = await nats.connect(
+                    url,
+                    user=user,
+                    password=password,
+                    name="aisopod-launcher-probe",
+                    allow_reconnect=False,
+                    connect_timeout=timeout,
+                    error_cb=quiet,
+                )
+                try:
+                    await client.jetstream().account_info()
+                finally:
+                    await client.close()
+        except (OSError, TimeoutError, NatsError):
+            return False
+        return True
 
     return probe

@@ -28,7 +28,7 @@ from aisopod_ops.launcher import natsconf, traefik
 from aisopod_ops.launcher.edgesync import ROUTES_FILE, EdgeOptions, EdgeSync, nats_connector
 from aisopod_ops.launcher.paths import binary, openclaw_ui_root, repo_root, ui_root
 from aisopod_ops.launcher.ports import pick
-from aisopod_ops.launcher.probe import Probe, http_probe
+from aisopod_ops.launcher.probe import Probe, http_probe, nats_probe
 from aisopod_ops.launcher.process import POLL_S, Child, ChildSpec
 from aisopod_ops.launcher.secrets import StackSecrets, write_private
 
@@ -55,6 +55,9 @@ class StackOptions:
     tls_names: list[str] = field(default_factory=list)  # extra DNS names / IPs to cover
     redirect_https: bool = False
     trusted_proxies: list[str] = field(default_factory=list)
+    # NATS's monitoring endpoint (no login; lists users and connections): off unless asked
+    # for (benchmarks read /varz), then on `host` only.
+    nats_monitor: bool = False
 
 
 @dataclass
@@ -99,10 +102,11 @@ class Stack:
             "http": pick(opts.http_port),
             "https": pick(opts.https_port),
             "nats": pick(0),
-            "nats_monitor": pick(0),
             "traefik_ping": pick(0),
             "ui": pick(0),
         }
+        if opts.nats_monitor:
+            self.ports["nats_monitor"] = pick(0)
         self.service_ports: dict[ServiceName, list[int]] = {}
         for service in PYTHON_SERVICES:
             count = max(1, opts.replicas) if service in EDGE_SERVICES else 1
@@ -127,7 +131,7 @@ class Stack:
         assert self.secrets is not None
         text = natsconf.render(
             port=self.ports["nats"],
-            monitor_port=self.ports["nats_monitor"],
+            monitor_port=self.ports.get("nats_monitor"),
             store_dir=self.state_dir / "nats",
             users=list(self.secrets.nats_passwords),
             passwords=self.secrets.nats_passwords,
@@ -225,6 +229,11 @@ class Stack:
     def _http_probe(self, url: str, ok: tuple[int, ...] = (200,)) -> Probe:
         return http_probe(url, ok)
 
+    def _nats_probe(self) -> Probe:
+        """JetStream answers the admin user (the monitoring endpoint is off by default)."""
+        assert self.secrets is not None
+        return nats_probe(self.nats_url, "admin", self.secrets.nats_passwords["admin"])
+
     def _edge_probe(self, http_url: str, https_url: str) -> Probe:
         """/health through Traefik; over HTTPS when plain HTTP only redirects (the probe
         checks routing, not the certificate, which may name a public host)."""
@@ -241,9 +250,7 @@ class Stack:
                 argv=[binary("nats-server"), "-c", str(self.state_dir / "nats" / "nats.conf")],
                 env=dict(os.environ),
                 log_file=logs / "nats.log",
-                probe=self._http_probe(
-                    f"http://{host}:{self.ports['nats_monitor']}/healthz?js-enabled-only=true"
-                ),
+                probe=self._nats_probe(),
                 group="nats",
             )
         ]
@@ -263,7 +270,8 @@ class Stack:
         caddy_env = dict(os.environ)
         caddy_env.update(
             {
-                "AISOPOD_UI_LISTEN": f"{host}:{self.ports['ui']}",
+                "AISOPOD_UI_BIND": host,
+                "AISOPOD_UI_PORT": str(self.ports["ui"]),
                 "AISOPOD_UI_ROOT": str(ui_root()),
                 "AISOPOD_OPENCLAW_UI_ROOT": str(openclaw_ui_root()),
                 "XDG_DATA_HOME": str(self.state_dir / "caddy"),

@@ -19,6 +19,9 @@ from aisopod.principal import Principal
 
 H_SURFACE = "Aisopod-Surface"
 SURFACE_HTTP = "http"
+# The first segment of canvas paths http-api serves itself (`/canvas/__aisopod/live.js`,
+# `/canvas/__aisopod/events`); `canvas_write` refuses it, so no file can shadow them.
+CANVAS_RESERVED = "__aisopod"
 
 
 async def http_tool_catalog(bus: Bus, principal: Principal, *, timeout: float = 10.0) -> Any:

@@ -45,7 +45,10 @@ class OpenAIProvider:
             raise ProviderError(f"provider {config.id}: baseUrl is required", kind="config")
         self.id = config.id
         self.max_retries = config.max_retries
-        headers = {"Accept": "application/json", **config.headers}
+        headers = {
+            "Accept": "application/json",
+            **{name: value.get_secret_value() for name, value in config.headers.items()},
+        }
         if config.api_key is not None:
             headers["Authorization"] = f"Bearer {config.api_key.get_secret_value()}"
         self._client = httpx.AsyncClient(

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue
 from pydantic.alias_generators import to_camel
 
 from aisopod.catalogue.sessions import SessionsListParams
+from aisopod.contracts.tools import CANVAS_RESERVED
 from aisopod.errors import AisopodError
 from aisopod_runtime.tools.registry import Tool, ToolContext, ToolError
 
@@ -135,6 +136,8 @@ class CanvasWriteArgs(Args):
 async def canvas_write(args: CanvasWriteArgs, ctx: ToolContext) -> dict[str, Any]:
     if not _CANVAS_PATH.match(args.path) or ".." in args.path.split("/"):
         raise ToolError(f"bad canvas path {args.path!r}: use letters, digits, ._- and /")
+    if args.path.split("/", 1)[0] == CANVAS_RESERVED:
+        raise ToolError(f"bad canvas path {args.path!r}: {CANVAS_RESERVED}/ is reserved")
     data = args.content.encode()
     store = await ctx.services.host.object_store("canvas")
     meta = _object_meta(args.path, args.content_type)

@@ -26,8 +26,11 @@ class ProviderConfig(Section):
     base_url: str | None = Field(None, description="e.g. https://api.openai.com/v1")
     api_key: SecretStr | None = None
     models: list[ModelEntry] = Field(default_factory=list)
-    headers: dict[str, str] = Field(
-        default_factory=dict, description="extra request headers (e.g. OpenRouter's X-Title)"
+    # Secrets like api_key: a header is where some upstreams take their key (api-key,
+    # X-Api-Key, a gateway's bearer), so every value is redacted on read, kept on write.
+    headers: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description="extra request headers (e.g. OpenRouter's X-Title); values are redacted",
     )
     timeout_s: float = Field(60.0, gt=0, description="connect, and between two stream chunks")
     max_retries: int = Field(2, ge=0, le=10, description="on 429/5xx before the first byte")

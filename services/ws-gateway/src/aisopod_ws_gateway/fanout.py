@@ -10,6 +10,7 @@ events go only to the connection that started the run (header `Aisopod-Origin-Co
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -25,9 +26,10 @@ from aisopod_ws_gateway.audience import View
 if TYPE_CHECKING:
     from nats.js.client import JetStreamContext
 
+    from aisopod.bus import Bus
+    from aisopod.config.sections.gateway import GatewaySection
     from aisopod_ws_gateway.codec import Codec
     from aisopod_ws_gateway.connection import Connection
-    from aisopod_ws_gateway.service import Gateway
 
 log = logging.getLogger("aisopod.ws.fanout")
 
@@ -44,16 +46,20 @@ REPLAY_MSG_TIMEOUT_S = 2.0
 
 
 class Fanout:
-    def __init__(self, gateway: Gateway) -> None:
-        self.gateway = gateway
-        bus = gateway.host.bus
+    def __init__(
+        self, bus: Bus, conns: dict[str, Connection], config: Callable[[], GatewaySection]
+    ) -> None:
+        """`conns`: the live registry (connId → Connection); `config`: the current section."""
+        self.bus = bus
+        self.conns = conns
+        self.config = config
         self._evt_prefix = bus.subjects.evt("")
         self._conn_prefix = bus.subjects.conn("")
         self._stream = stream_name(bus.subjects.prefix, "EVENTS")
         self._subs: list[Any] = []
 
     async def start(self) -> None:
-        bus = self.gateway.host.bus
+        bus = self.bus
         js: JetStreamContext = bus.js
         self._subs.append(
             await js.subscribe(
@@ -97,7 +103,7 @@ class Fanout:
         # Encoded and framed once per wire format, on first need, shared by its clients.
         frames = EventFrames(name, seq, ts, data)
         if rule.origin_only(info):
-            conn = self.gateway.conns.get(origin) if origin else None
+            conn = self.conns.get(origin) if origin else None
             if conn is None or not _admits(conn.view, name, session_key):
                 return 0
             frame = frames.get(conn.codec)
@@ -110,7 +116,7 @@ class Fanout:
         # chat.event only through its session subscriptions must not get one that names none.
         by_session = session_key is not None or rule.session_subscribed_nodes
         count = 0
-        for conn in self.gateway.conns.values():
+        for conn in self.conns.values():
             view = conn.view
             if view is None or not view.sees(name):
                 continue
@@ -126,7 +132,7 @@ class Fanout:
 
     async def _on_addressed(self, msg: Msg) -> None:
         """`{method, params}` published to `conn.<connId>`: a notification for one client."""
-        conn = self.gateway.conns.get(msg.subject[len(self._conn_prefix) :])
+        conn = self.conns.get(msg.subject[len(self._conn_prefix) :])
         if conn is None or conn.view is None:
             return
         try:
@@ -145,16 +151,16 @@ class Fanout:
         """The frames after `last_seq` that `view` may see, the stream sequence they reach,
         and whether there is a gap (the stream no longer holds `last_seq + 1`, or more than
         `replayMaxEvents` were missed)."""
-        js = self.gateway.host.bus.js
+        js = self.bus.js
         state = (await js.stream_info(self._stream)).state
         first, last = state.first_seq, state.last_seq
         if last_seq >= last:
             return [], last, last_seq > last
-        if last_seq + 1 < first or last - last_seq > self.gateway.config.replay_max_events:
+        if last_seq + 1 < first or last - last_seq > self.config().replay_max_events:
             return [], last, True
         frames: list[bytes] = []
         sub = await js.subscribe(
-            self.gateway.host.bus.subjects.evt_all,
+            self.bus.subjects.evt_all,
             stream=self._stream,
             ordered_consumer=True,
             deliver_policy=DeliverPolicy.BY_START_SEQUENCE,

@@ -58,7 +58,7 @@ class Gateway:
         self.health = HealthMonitor(self)
         self.presence = Presence(self)
         self.nodes = Nodes(self)
-        self.fanout = Fanout(self)
+        self.fanout = Fanout(host.bus, self.conns, lambda: self.host.config.current.gateway)
         self.dispatcher = Dispatcher(
             host.bus,
             lambda: self.host.config.current.gateway,

@@ -14,7 +14,7 @@ MODELS = {"models": [{"id": "echo/echo", "provider": "echo"}]}
 
 
 def ctx(params: dict | None = None, **also: object) -> Context:
-    return Context(params=params or {}, also=also, version="1.2.3", started_at=0.0, elapsed_ms=7)
+    return Context(params=params or {}, also=also, version="1.2.3", elapsed_ms=7)
 
 
 def params_of(method: str, params: dict) -> dict:

@@ -38,7 +38,7 @@ from aisopod_ws_gateway.health import HealthMonitor
 from aisopod_ws_gateway.methods import CONNECTION_ONLY, bus_handlers, connection_handlers
 from aisopod_ws_gateway.nodes import Nodes
 from aisopod_ws_gateway.openclaw.frames import OPENCLAW
-from aisopod_ws_gateway.openclaw.handler import OpenClawContext, OpenClawMethods
+from aisopod_ws_gateway.openclaw.handler import OpenClawMethods
 from aisopod_ws_gateway.presence import Presence
 from aisopod_ws_gateway.transport import WsTransport, plain
 
@@ -65,7 +65,7 @@ class Gateway:
             host.settings.request_timeout_s,
             connection_handlers(self),
         )
-        self.openclaw = OpenClawMethods(self.dispatcher, self.openclaw_context)
+        self.openclaw = OpenClawMethods(self.dispatcher, host.version)
         # Requests after hello, by wire format.
         self.frame_handlers: dict[str, FrameHandler] = {
             JSONRPC.name: self.dispatcher.frame,
@@ -216,14 +216,6 @@ class Gateway:
         spliced = codec.splice(request_id, b'{"result":' + self.health.encoded + b"}")
         assert spliced is not None
         return spliced
-
-    def openclaw_context(self) -> OpenClawContext:
-        """What the OpenClaw adapters read from this process besides our methods."""
-        return OpenClawContext(
-            version=self.host.version,
-            started_at=self.host.started_at,
-            health=self.health.snapshot,
-        )
 
     async def _on_close_order(self, msg: Msg) -> None:
         try:

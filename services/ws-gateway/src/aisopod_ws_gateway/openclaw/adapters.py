@@ -35,9 +35,8 @@ class Context:
 
     params: Params  # the OpenClaw request's params
     also: dict[str, Any]  # answers of the row's `also` methods
-    version: str
-    started_at: float
-    elapsed_ms: int
+    version: str  # of this gateway
+    elapsed_ms: int  # since the request arrived
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,10 +120,6 @@ def _agent_params(p: Params) -> Params:
 
 
 # --- results -----------------------------------------------------------------------------
-
-
-def _ms(iso_or_ms: Any) -> int | None:
-    return iso_or_ms if isinstance(iso_or_ms, int) else None
 
 
 def _default_agent(ctx: Context) -> str:

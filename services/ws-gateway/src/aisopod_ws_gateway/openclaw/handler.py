@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from aisopod.errors import AisopodError, InvalidRequest, MethodNotFound, Timeout
@@ -23,17 +21,10 @@ AGENT_WAIT_MS = 600_000
 """`agent` without a timeout waits as long as our own long waits (dispatch.LONG_WAITS)."""
 
 
-@dataclass(frozen=True, slots=True)
-class OpenClawContext:
-    version: str
-    started_at: float
-    health: dict[str, Any]
-
-
 class OpenClawMethods:
-    def __init__(self, dispatcher: Dispatcher, context: Callable[[], OpenClawContext]) -> None:
+    def __init__(self, dispatcher: Dispatcher, version: str) -> None:
         self.dispatcher = dispatcher
-        self.context = context
+        self.version = version
 
     def frame(self, conn: Connection, decoded: Decoded) -> None:
         for item in decoded.items:
@@ -74,12 +65,10 @@ class OpenClawMethods:
                 conn.send_payload(conn.codec.result(call.id, row.empty))
                 conn.count_reply(None)
                 return
-            info = self.context()
             ctx = Context(
                 params=params,
                 also=dict(zip(row.also, answers[1:], strict=True)),
-                version=info.version,
-                started_at=info.started_at,
+                version=self.version,
                 elapsed_ms=int((time.monotonic() - started) * 1000),
             )
             value = row.result(answers[0], ctx) if row.result is not None else answers[0]

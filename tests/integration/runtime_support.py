@@ -8,6 +8,7 @@ NATS admin user, with the principal headers an edge would send.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -17,6 +18,7 @@ import httpx
 import pytest_asyncio
 
 from aisopod.bus import Bus
+from aisopod.errors import Conflict
 from aisopod.principal import Principal
 from aisopod.settings import ServiceSettings
 
@@ -101,11 +103,18 @@ def new_session(prefix: str = "t") -> str:
     return f"agent:main:{prefix}-{uuid.uuid4().hex[:10]}"
 
 
+FAKE_AGENT = "fake-small"
+
+
 async def fake_session(client: RuntimeClient, prefix: str = "t") -> str:
-    """A fresh session of the default agent answering through the fake upstream."""
-    key = new_session(prefix)
-    await client.call("sessions.patch", {"key": key, "model": "fake/fake-small"})
-    return key
+    """A fresh session answering through the fake upstream. Sessions are created by their
+    first message (sessions.patch of an unknown key is NOT_FOUND), so the model comes from
+    an agent whose model is the fake's."""
+    with contextlib.suppress(Conflict):  # created by an earlier test
+        await client.call(
+            "agents.create", {"id": FAKE_AGENT, "name": FAKE_AGENT, "model": "fake/fake-small"}
+        )
+    return f"agent:{FAKE_AGENT}:{prefix}-{uuid.uuid4().hex[:10]}"
 
 
 def fake_requests(fake_url: str, needle: str) -> list[dict[str, Any]]:

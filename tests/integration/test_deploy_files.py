@@ -61,6 +61,22 @@ def test_compose_publishes_only_traefik() -> None:
             assert svc["depends_on"]["nats"]["condition"] == "service_healthy"
 
 
+def test_compose_publishes_on_the_configured_address() -> None:
+    import yaml
+
+    def published(env: dict[str, str]) -> set[tuple[str, str]]:
+        result = _compose("config", env=env)
+        assert result.returncode == 0, result.stderr
+        ports = yaml.safe_load(result.stdout)["services"]["traefik"]["ports"]
+        return {(p.get("host_ip", ""), p["published"]) for p in ports}
+
+    assert published(_env_example()) == {("127.0.0.1", "8080"), ("127.0.0.1", "8443")}
+    everywhere = _env_example() | {"AISOPOD_BIND": "0.0.0.0"}
+    assert published(everywhere) == {("0.0.0.0", "8080"), ("0.0.0.0", "8443")}
+    default = {k: v for k, v in _env_example().items() if k != "AISOPOD_BIND"}
+    assert {ip for ip, _ in published(default)} == {"127.0.0.1"}
+
+
 def test_generated_deploy_files_are_up_to_date() -> None:
     stale = [
         relative

@@ -110,3 +110,34 @@ async def test_redelivery_runs_once(stack) -> None:
     finally:
         await sub.unsubscribe()
         await nc.close()
+
+
+def test_post_to_hooks_itself_runs_the_action_its_body_names(stack) -> None:
+    for path in ("/hooks", "/hooks/"):
+        agent = httpx.post(
+            f"{stack.http_url}{path}",
+            json={"action": "agent", "message": f"hook {uuid.uuid4().hex}", "name": "itest"},
+            headers=_headers(HOOK_TOKEN, _ip()),
+            timeout=15,
+            follow_redirects=False,
+        )
+        assert agent.status_code == 200, (path, agent.status_code, agent.text)
+        assert agent.json()["ok"] is True and agent.json()["runId"]
+    wake = httpx.post(
+        f"{stack.http_url}/hooks",
+        json={"action": "wake", "text": f"ping {uuid.uuid4().hex}"},
+        headers=_headers(HOOK_TOKEN, _ip()),
+        timeout=15,
+        follow_redirects=False,
+    )
+    assert wake.status_code == 200 and wake.json()["mode"] == "now", wake.text
+    unnamed = httpx.post(
+        f"{stack.http_url}/hooks",
+        json={"text": "which action?"},
+        headers=_headers(HOOK_TOKEN, _ip()),
+        timeout=15,
+        follow_redirects=False,
+    )
+    assert unnamed.status_code == 400, unnamed.text  # never a redirect of a POST
+    assert "/hooks/wake" in unnamed.text and "/hooks/agent" in unnamed.text
+    assert unnamed.headers["x-request-id"]

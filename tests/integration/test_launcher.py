@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -13,6 +16,7 @@ import pytest
 
 from tests.conftest import start_local_stack, stop_local_stack
 from tests.support.listening import listening
+from tests.support.ws_client import WsClient
 
 pytestmark = pytest.mark.integration
 
@@ -33,8 +37,15 @@ def _alive(pid: int) -> bool:
 def test_restart_of_dead_child_and_sigterm_leaves_nothing(tmp_path: Path) -> None:
     state = tmp_path / "state"
     state.mkdir()
-    proc, info = start_local_stack(state, "--replicas", "1", "--nats-monitor")
+    proc, info = start_local_stack(
+        state, "--replicas", "1", "--nats-monitor", "--host", "127.0.0.1"
+    )
     try:
+        assert info["http_url"].startswith("http://127.0.0.1:")
+        # Ready means healthy: the first `health` already counts every service.
+        health = asyncio.run(_health(info["ws_url"], info["admin_token"]))
+        assert health["ok"] is True, health
+        assert all(s["ok"] and s["instances"] == 1 for s in health["services"].values()), health
         assert set(info) >= {"http_url", "https_url", "ws_url", "admin_token", "nats_url"}
         assert (state / "secrets" / "admin-token").stat().st_mode & 0o077 == 0
         pids = [pid for group in info["pids"].values() for pid in group]
@@ -76,6 +87,23 @@ def test_restart_of_dead_child_and_sigterm_leaves_nothing(tmp_path: Path) -> Non
     assert not [p for p in pids if _alive(p)]
     assert not _processes_mentioning(str(state))  # the restarted child too
     assert not (state / "stack.json").exists()
+
+
+def test_stack_up_refuses_a_bind_address_that_is_not_an_ip(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "aisopod_ops.cli", "stack", "up", "--host", "example.org"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=os.environ | {"AISOPOD_STATE_DIR": str(tmp_path)},
+    )
+    assert result.returncode == 2
+    assert "--host" in result.stderr and "not an IP address" in result.stderr
+
+
+async def _health(ws_url: str, token: str) -> dict:
+    async with await WsClient.connect(ws_url, token=token) as ws:
+        return await ws.call("health")
 
 
 def _processes_mentioning(text: str) -> list[int]:

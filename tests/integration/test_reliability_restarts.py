@@ -226,9 +226,9 @@ async def test_nats_restart_mid_load_every_service_recovers_nothing_persisted_lo
     tally = Tally()
     agent = await admin.call("agents.create", {"id": f"rel-{marker}", "name": "kept"}, tally)
     key = f"agent:main:kept-{marker}"
-    await admin.call("sessions.patch", {"key": key, "label": f"label-{marker}"}, tally)
     kept = await admin.call("chat.send", {"sessionKey": key, "message": f"kept {marker}"}, tally)
     await admin.call("agent.wait", {"runId": kept["runId"], "timeoutMs": 10_000}, tally)
+    await admin.call("sessions.patch", {"key": key, "label": f"label-{marker}"}, tally)
     config_before = await admin.call("config.get", {}, tally)
 
     load, follower, after_seq = await start_load(private_stack, bus)

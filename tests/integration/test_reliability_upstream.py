@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 
 from aisopod.config.model import GatewayConfig
@@ -65,6 +66,27 @@ async def task_counts(urls: list[str]) -> list[int]:
         assert match, "no aisopod_asyncio_tasks gauge on /metrics"
         counts.append(int(float(match.group(1))))
     return counts
+
+
+async def warm_every_runtime(env: WsStack, runtimes: int) -> None:
+    """A run on every runtime first: a runtime's first run starts long-lived parts once
+    (nats-py's async-publish ack handler: +1 task, stable after), which are no leak. The
+    test alone on a fresh stack would otherwise count them."""
+    nc = await env.nats()
+    try:
+        runs = await nc.jetstream().key_value("runs")
+        instances: set[str] = set()
+        deadline = time.monotonic() + 60
+        async with await WsClient.connect(env.url, token=env.token) as ws:
+            while len(instances) < runtimes:
+                assert time.monotonic() < deadline, f"runs reached only {instances}"
+                key = f"warm-{uuid.uuid4().hex[:8]}"
+                sent = await ws.call("chat.send", {"sessionKey": key, "message": "warm"})
+                await ws.call("agent.wait", {"runId": sent["runId"], "timeoutMs": 10_000})
+                record = await runs.get(f"run.{sent['runId']}")
+                instances.add(orjson.loads(record.value or b"{}").get("instance", ""))
+    finally:
+        await nc.close()
 
 
 @contextlib.asynccontextmanager
@@ -128,9 +150,12 @@ async def test_provider_faults_end_cleanly_and_leave_nothing_behind(stack, fake_
     env = await require_ws_stack(stack)
     urls = metrics_urls(stack)
     assert urls, "no runtime pids to read /metrics from"
+    await warm_every_runtime(env, len(urls))
     baseline = [max(c) for c in zip(*[await task_counts(urls) for _ in range(3)], strict=True)]
     marker = uuid.uuid4().hex[:8]
-    runs = [(f"agent:main:upfault-{marker}-{n}", *fault) for n, fault in enumerate(FAULTS * 2)]
+    # One agent per run: its model is the fault's (sessions are created by their first
+    # message, so a per-session model cannot be set beforehand).
+    runs = [(f"agent:upfault-{marker}-{n}:s", *fault) for n, fault in enumerate(FAULTS * 2)]
     keys = [key for key, *_ in runs]
     async with (
         provider_down(env),
@@ -144,7 +169,8 @@ async def test_provider_faults_end_cleanly_and_leave_nothing_behind(stack, fake_
     ):
         await watcher.call("subscribe", {"events": [], "sessionKeys": keys})
         for key, model, *_ in runs:
-            await ws.call("sessions.patch", {"key": key, "model": model})
+            agent_id = key.split(":")[1]
+            await ws.call("agents.create", {"id": agent_id, "name": agent_id, "model": model})
         started = await asyncio.gather(
             *(
                 ws.call(

@@ -55,14 +55,16 @@ async def test_agents_crud_and_default_agent(rt: RuntimeClient) -> None:
 
 async def test_sessions_patch_reset_delete(rt: RuntimeClient) -> None:
     key = new_session("sess")
+    with pytest.raises(NotFound):  # sessions are created by their first message, not a patch
+        await rt.call("sessions.patch", {"key": key, "label": "Work"})
+    reply = await rt.call("sessions.send", {"sessionKey": key, "message": "ping", "wait": True})
+    assert (reply["status"], reply["reply"]) == ("ok", "echo: ping")
     patched = await rt.call("sessions.patch", {"key": key, "label": "Work", "sendPolicy": "deny"})
     assert patched["entry"]["label"] == "Work" and patched["entry"]["sendPolicy"] == "deny"
     with pytest.raises(Forbidden):
         await rt.call("sessions.send", {"sessionKey": key, "message": "from another agent"})
     cleared = await rt.call("sessions.patch", {"key": key, "sendPolicy": None})
     assert cleared["entry"]["sendPolicy"] is None and cleared["entry"]["label"] == "Work"
-    reply = await rt.call("sessions.send", {"sessionKey": key, "message": "ping", "wait": True})
-    assert (reply["status"], reply["reply"]) == ("ok", "echo: ping")
     assert len((await rt.call("chat.history", {"sessionKey": key}))["messages"]) == 2
     assert await rt.call("sessions.reset", {"key": key}) == {"ok": True}
     assert (await rt.call("chat.history", {"sessionKey": key}))["messages"] == []

@@ -188,6 +188,36 @@ async def test_control_writes_are_limited_per_principal(bus, restore) -> None:
     assert outcomes == ["ok", "ok", "ok", "limited"]
 
 
+async def test_only_writes_that_change_the_config_use_the_write_budget(bus, restore) -> None:
+    who = admin()
+    before = await get(bus)
+    for _ in range(3):  # stale baseHash: refused, not counted
+        with pytest.raises(Conflict):
+            stale = {"patch": {"ui": {"title": "x"}}, "baseHash": "0" * 64}
+            await bus.call("config.patch", stale, principal=who)
+    with pytest.raises(InvalidParams):  # invalid: refused, not counted
+        invalid = {"patch": {"ui": {"title": 7}}, "baseHash": before["hash"]}
+        await bus.call("config.patch", invalid, principal=who)
+    same = {"ui": {"title": before["config"]["ui"]["title"]}}  # a no-op: answered, not counted
+    unchanged = await bus.call(
+        "config.patch", {"patch": same, "baseHash": before["hash"]}, principal=who
+    )
+    assert unchanged["hash"] == before["hash"]
+    outcomes = []
+    for n in range(4):
+        current = (await get(bus))["hash"]
+        try:
+            await bus.call(
+                "config.patch",
+                {"patch": {"ui": {"title": f"budget-{n}"}}, "baseHash": current},
+                principal=who,
+            )
+            outcomes.append("ok")
+        except RateLimited:
+            outcomes.append("limited")
+    assert outcomes == ["ok", "ok", "ok", "limited"]
+
+
 async def test_wizard_walks_four_steps_and_applies_the_config(bus, restore) -> None:
     who = admin()
     state = await bus.call("wizard.start", {}, principal=who)

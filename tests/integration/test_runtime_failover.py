@@ -48,11 +48,17 @@ async def test_runtime_killed_mid_run(tmp_path: Path, fake_upstream) -> None:
     try:
         password = (state / "secrets" / "nats-admin.password").read_text().strip()
         client = await RuntimeClient.connect(info["nats_url"], password)
-        key = f"agent:main:failover-{uuid.uuid4().hex[:8]}"
-        await client.call("sessions.patch", {"key": key, "model": "fake/fake-small"})
-        started = await client.call(
-            "chat.send", {"sessionKey": key, "message": "long [[fake:words=600 chunk_delay_ms=25]]"}
+        agent_id = f"failover-{uuid.uuid4().hex[:8]}"
+        await client.call(
+            "agents.create", {"id": agent_id, "name": agent_id, "model": "fake/fake-small"}
         )
+        key = f"agent:{agent_id}:failover"
+        send = {
+            "sessionKey": key,
+            "message": "long [[fake:words=600 chunk_delay_ms=25]]",
+            "idempotencyKey": uuid.uuid4().hex,
+        }
+        started = await client.call("chat.send", send)
         run_id = started["runId"]
         await client.wait_event(
             "chat.event", lambda p: p["runId"] == run_id and p["state"] == "delta"
@@ -60,11 +66,16 @@ async def test_runtime_killed_mid_run(tmp_path: Path, fake_upstream) -> None:
         runs = await client.bus.js.key_value("runs")
         record = codec.loads((await runs.get(f"run.{run_id}")).value)
         assert record["status"] == "running"
+        assert await client.call("chat.send", send) == {"runId": run_id, "status": "started"}
         assert record["pid"] in info["pids"]["runtime"]
         os.kill(record["pid"], signal.SIGKILL)
 
         waited = await wait_through_failover(client, run_id)
         assert waited["status"] == "error" and "lease" in waited["error"]
+        # A retry with the same key reports how the run really ended, not `started`.
+        retried = await client.call("chat.send", send)
+        assert retried["runId"] == run_id and retried["status"] == "error"
+        assert "lease" in retried["error"]
         last = await client.chat_final(run_id, timeout=10)
         assert last["state"] == "error"
         deltas = [p["seq"] for p in client.of_run(run_id) if p["state"] == "delta"]

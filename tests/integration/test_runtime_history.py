@@ -8,6 +8,7 @@ import uuid
 
 import pytest
 
+from aisopod.errors import NotFound
 from tests.integration.runtime_support import (  # noqa: F401 (fixture)
     RuntimeClient,
     fake_requests,
@@ -60,7 +61,8 @@ async def test_history_stays_exact_across_replicas_reset_and_delete(
 
     assert await rt.call("sessions.delete", {"key": key}) == {"ok": True}
     assert await history(rt, key) == []
-    await rt.call("sessions.patch", {"key": key, "model": "fake/fake-small"})
+    with pytest.raises(NotFound):  # a deleted session is gone; its next message recreates it
+        await rt.call("sessions.patch", {"key": key, "model": "fake/fake-small"})
     ask = f"{marker} after delete"
     assert await turn(rt, stack, key, ask) == [ask]
     assert len(await history(rt, key)) == 2

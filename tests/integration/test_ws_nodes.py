@@ -40,7 +40,7 @@ async def test_operator_on_replica_a_invokes_node_on_replica_b(env) -> None:
 
     async def serve() -> None:
         request = await node.next_event("node.invoke.request", timeout=20)
-        params = request["params"]
+        params = request["params"]["payload"]
         await node.call(
             "node.invoke.result", {"id": params["id"], "ok": True, "payload": params["params"]}
         )
@@ -68,3 +68,145 @@ async def test_operator_on_replica_a_invokes_node_on_replica_b(env) -> None:
     finally:
         server.cancel()
         await node.close()
+
+
+def _node_client(node_id: str) -> dict[str, str]:
+    return {
+        "id": "itest-node",
+        "version": "1",
+        "platform": "linux",
+        "mode": "node",
+        "instanceId": node_id,
+    }
+
+
+async def _poll(check, timeout: float = 20.0):  # type: ignore[no-untyped-def]
+    """The first truthy value of `check()`, polled until `timeout`."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        value = await check()
+        if value:
+            return value
+        assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.2)
+
+
+async def test_undeclared_command_is_refused_and_never_reaches_the_node(env) -> None:
+    node_id = "itest-undeclared-" + uuid.uuid4().hex[:8]
+    async with (
+        await WsClient.connect(
+            env.replicas[1],
+            token=env.token,
+            role="node",
+            scopes=[],
+            client=_node_client(node_id),
+            commands=["echo"],
+        ) as node,
+        await WsClient.connect(env.replicas[0], token=env.token) as operator,
+    ):
+        for command in ("rm-everything", "ECHO"):
+            with pytest.raises(RpcError) as info:
+                await operator.call(
+                    "node.invoke", {"nodeId": node_id, "command": command, "params": {}}
+                )
+            assert info.value.code == -32602 and info.value.detail == "COMMAND_NOT_DECLARED"
+        # The declared command still works, and it is the first request the node sees.
+        call = asyncio.create_task(
+            operator.call("node.invoke", {"nodeId": node_id, "command": "echo", "params": 1})
+        )
+        request = (await node.next_event("node.invoke.request", timeout=20))["params"]
+        assert request["payload"]["command"] == "echo" and "seq" not in request
+        await node.call("node.invoke.result", {"id": request["payload"]["id"], "ok": True})
+        assert (await call)["ok"] is True
+
+
+async def test_direct_system_run_obeys_the_exec_policy(env) -> None:
+    node_id = "itest-exec-" + uuid.uuid4().hex[:8]
+    async with (
+        await WsClient.connect(
+            env.url,
+            token=env.token,
+            role="node",
+            scopes=[],
+            client=_node_client(node_id),
+            commands=["system.run"],
+        ) as node,
+        await WsClient.connect(env.url, token=env.token) as operator,
+    ):
+        policy = await operator.call("exec.approvals.get")
+        assert policy["ask"] != "off"  # the default asks for commands not on the allowlist
+        run = {"command": ["/bin/sh", "-lc", "whoami"], "rawCommand": "whoami"}
+        with pytest.raises(RpcError) as info:
+            await operator.call(
+                "node.invoke", {"nodeId": node_id, "command": "system.run", "params": run}
+            )
+        assert info.value.detail == "EXEC_APPROVAL_REQUIRED"
+        await node.call("health")  # a round trip on the node's socket: nothing came before it
+        assert not [e for e in node.drain_events() if e["method"] == "node.invoke.request"]
+
+
+async def test_describe_keeps_a_disconnected_nodes_declaration(env) -> None:
+    node_id = "itest-away-" + uuid.uuid4().hex[:8]
+    async with await WsClient.connect(env.url, token=env.token) as operator:
+        node = await WsClient.connect(
+            env.replicas[0],
+            token=env.token,
+            role="node",
+            scopes=[],
+            client=_node_client(node_id),
+            caps=["camera"],
+            commands=["camera.snap", "echo"],
+        )
+
+        async def here():  # type: ignore[no-untyped-def]
+            found = await operator.call("node.describe", {"nodeId": node_id})
+            return found if found["connected"] else None
+
+        described = await _poll(here)  # presence reaches every replica within moments
+        assert described["caps"] == ["camera"]
+        await node.close()
+
+        async def away():  # type: ignore[no-untyped-def]
+            found = await operator.call("node.describe", {"nodeId": node_id})
+            return found if not found["connected"] else None
+
+        described = await _poll(away)
+        assert described["caps"] == ["camera"]
+        assert described["commands"] == ["camera.snap", "echo"]
+        assert described["platform"] == "linux"
+        listed = (await operator.call("node.list"))["nodes"]
+        assert any(n["nodeId"] == node_id and not n["connected"] for n in listed)
+        with pytest.raises(RpcError) as info:
+            await operator.call("node.invoke", {"nodeId": node_id, "command": "echo"})
+        assert info.value.detail == "NOT_CONNECTED"
+        with pytest.raises(RpcError) as info:
+            await operator.call("node.describe", {"nodeId": "never-seen-" + node_id})
+        assert info.value.detail == "NODE_NOT_FOUND"
+
+
+async def test_node_event_is_broadcast_to_operators(env) -> None:
+    node_id = "itest-event-" + uuid.uuid4().hex[:8]
+    async with (
+        await WsClient.connect(env.url, token=env.token, subscribe=["node.event"]) as operator,
+        await WsClient.connect(
+            env.url, token=env.token, role="node", scopes=[], client=_node_client(node_id)
+        ) as node,
+    ):
+        assert await node.call("node.event", {"event": "battery", "payload": {"pct": 42}}) == {
+            "ok": True
+        }
+        event = await operator.next_event(
+            lambda e: (
+                e["method"] == "node.event" and e["params"]["payload"].get("nodeId") == node_id
+            ),
+            timeout=10,
+        )
+        assert event["params"]["seq"] > 0
+        assert event["params"]["payload"] == {
+            "nodeId": node_id,
+            "event": "battery",
+            "payload": {"pct": 42},
+        }
+        with pytest.raises(RpcError) as info:  # only nodes send node events
+            await operator.call("node.event", {"event": "battery"})
+        assert info.value.code == -32003

@@ -164,7 +164,7 @@ class WsClient:
         if first.get("method") != "connect.challenge":
             await ws.close()
             raise AssertionError(f"expected connect.challenge, got {first}")
-        self.challenge = first["params"]
+        self.challenge = first["params"]["payload"]
         self._reader = asyncio.create_task(self._read())
         if not handshake:
             return self

@@ -89,8 +89,8 @@ def test_encoders_produce_jsonrpc_frames() -> None:
         "method": "chat.event",
         "params": {"seq": 42, "ts": 1000, "payload": {"state": "delta"}},
     }
-    tick = orjson.loads(jsonrpc.encode_notification("tick", {"ts": 5}))
-    assert tick == {"jsonrpc": "2.0", "method": "tick", "params": {"ts": 5}}
+    tick = orjson.loads(jsonrpc.encode_notification("tick", {"ts": 5}, 5))
+    assert tick == {"jsonrpc": "2.0", "method": "tick", "params": {"ts": 5, "payload": {"ts": 5}}}
 
 
 def test_splice_reply_equals_reencoding() -> None:

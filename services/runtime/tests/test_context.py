@@ -7,9 +7,10 @@ import base64
 import pytest
 
 from aisopod.errors import InvalidParams
+from aisopod.sessionkey import parse_session_key
 from aisopod_runtime.context import to_openai, user_content
 from aisopod_runtime.kvview import kv_token, kv_untoken
-from aisopod_runtime.sessions import parse_session_key, preview
+from aisopod_runtime.sessions import preview
 from aisopod_runtime.transcripts import cap_bytes, new_message
 
 

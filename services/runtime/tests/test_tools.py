@@ -9,7 +9,7 @@ from pydantic import BaseModel
 
 from aisopod.config.sections.tools import ToolsSection
 from aisopod.errors import InvalidParams, NotFound
-from aisopod_runtime.approvals import command_allowed
+from aisopod.execpolicy import command_allowed
 from aisopod_runtime.tools import build_registry
 from aisopod_runtime.tools.plugins import load_plugins
 from aisopod_runtime.tools.registry import Tool, ToolRegistry, allowed

@@ -53,18 +53,18 @@ async def test_event_reaches_its_audience_with_stream_seq(gw) -> None:
 
 async def test_subscribe_and_unsubscribe_narrow(gw) -> None:
     async with await WsClient.connect(gw.url, token="admin-token") as ws:
+        # The short form names the default agent's session; events carry canonical keys.
         result = await ws.call("subscribe", {"events": ["chat.*"], "sessionKeys": ["s1"]})
-        assert result == {"events": ["chat.*"], "sessionKeys": ["s1"]}
+        assert result == {"events": ["chat.*"], "sessionKeys": ["agent:main:s1"]}
         marker = _marker()
         await gw.bus.publish_event("cron.event", {"m": marker})
-        await gw.bus.publish_event(
-            "chat.event", {"sessionKey": "s2", "state": "final", "m": marker}
-        )
-        await gw.bus.publish_event(
-            "chat.event", {"sessionKey": "s1", "state": "final", "m": marker}
-        )
+        for key in ("agent:main:s2", "agent:other:s1", "agent:main:s1"):
+            await gw.bus.publish_event(
+                "chat.event", {"sessionKey": key, "state": "final", "m": marker}
+            )
         event = await ws.next_event(lambda e: e["method"] != "tick", timeout=5)
-        assert event["method"] == "chat.event" and event["params"]["payload"]["sessionKey"] == "s1"
+        assert event["method"] == "chat.event"
+        assert event["params"]["payload"]["sessionKey"] == "agent:main:s1"
         result = await ws.call("unsubscribe", {"events": ["chat.*"]})
         assert result["events"] == []
         await gw.bus.publish_event("chat.event", {"sessionKey": "s1", "state": "final"})
@@ -114,14 +114,14 @@ async def test_a_node_gets_session_events_only_for_its_sessions(gw) -> None:
         await WsClient.connect(gw.url, token="admin-token") as admin,
     ):
         await node.call("subscribe", {"events": ["chat.event", "voicewake.changed"]})
-        await node.call("subscribe", {"events": [], "sessionKeys": ["s-node"]})
+        await node.call("subscribe", {"events": [], "sessionKeys": ["agent:main:s-node"]})
         first = await gw.bus.publish_event("chat.event", {"state": "final", "m": marker})
-        await gw.bus.publish_event("chat.event", {"sessionKey": "s-other", "m": marker})
-        await gw.bus.publish_event("chat.event", {"sessionKey": "s-node", "m": marker})
+        await gw.bus.publish_event("chat.event", {"sessionKey": "agent:main:s-other", "m": marker})
+        await gw.bus.publish_event("chat.event", {"sessionKey": "agent:main:s-node", "m": marker})
         await gw.bus.publish_event("voicewake.changed", {"triggers": [], "m": marker})
         got = [await node.next_event(timeout=5) for _ in range(2)]
         assert [e["method"] for e in got] == ["chat.event", "voicewake.changed"]
-        assert got[0]["params"]["payload"]["sessionKey"] == "s-node"
+        assert got[0]["params"]["payload"]["sessionKey"] == "agent:main:s-node"
         await _events_named(admin, "chat.event", marker, 3)  # operators see all three
     async with await WsClient.connect(
         gw.url, token="node-token", role="node", scopes=[], client=client, resume=first - 1
@@ -180,7 +180,9 @@ async def test_addressed_frame_to_one_connection(gw) -> None:
             f"{gw.prefix}.conn.{conn_id}", {"method": "session.note", "params": {"x": 1}}
         )
         event = await target.next_event("session.note", timeout=5)
-        assert event["params"] == {"x": 1}
+        # One event shape: a targeted frame carries {ts, payload} like a broadcast one.
+        assert event["params"]["payload"] == {"x": 1} and event["params"]["ts"] > 0
+        assert "seq" not in event["params"]
         await gw.bus.publish_event("cron.event", {"m": "after"})
         assert (await other.next_event(lambda e: e["method"] != "tick", timeout=5))[
             "method"
@@ -190,7 +192,8 @@ async def test_addressed_frame_to_one_connection(gw) -> None:
 async def test_tick(gw) -> None:
     async with await WsClient.connect(gw.url, token="reader-token", scopes=[]) as ws:
         tick = await ws.next_event("tick", timeout=5)
-        assert set(tick["params"]) == {"ts"}
+        assert set(tick["params"]) == {"ts", "payload"}
+        assert tick["params"]["payload"] == {"ts": tick["params"]["ts"]}
 
 
 async def test_presence_lists_clients_cluster_wide_and_announces(gw) -> None:

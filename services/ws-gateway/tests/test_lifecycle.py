@@ -41,7 +41,7 @@ async def test_drain_sends_shutdown_finishes_requests_then_closes_1012(gw, tmp_p
         await asyncio.sleep(0.1)  # let the request reach the owner before SIGTERM's work
         drain = asyncio.create_task(host.drain())
         shutdown = await ws.next_event("shutdown", timeout=5)
-        assert shutdown["params"]["reason"] == "service restart"
+        assert shutdown["params"]["payload"]["reason"] == "service restart"
         async with httpx.AsyncClient(trust_env=False) as http:
             ready = await http.get(f"http://127.0.0.1:{port}/ready")
         assert ready.status_code == 503 and "draining" in ready.json()["reasons"]

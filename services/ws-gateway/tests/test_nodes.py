@@ -53,7 +53,7 @@ async def _serve_node(node: WsClient, answered: list[dict]) -> None:
     """The node's side: answer `echo` with its params, ignore `never`."""
     while True:
         request = await node.next_event("node.invoke.request", timeout=30)
-        params = request["params"]
+        params = request["params"]["payload"]
         answered.append(params)
         if params["command"] == "echo":
             await node.call(
@@ -132,7 +132,9 @@ async def test_invoke_timeout_and_not_connected(gw) -> None:
         assert info.value.code == -32008
         request = await node.next_event("node.invoke.request", timeout=5)
         with pytest.raises(RpcError) as late:  # the invoke is gone once it timed out
-            await node.call("node.invoke.result", {"id": request["params"]["id"], "ok": True})
+            await node.call(
+                "node.invoke.result", {"id": request["params"]["payload"]["id"], "ok": True}
+            )
         assert late.value.code == -32004
     async with await WsClient.connect(gw.url, token="admin-token") as operator:
         with pytest.raises(RpcError) as info:

@@ -17,7 +17,7 @@ from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
 from nats.js.api import PubAck
 
-from aisopod import codec
+from aisopod import codec, requestlog
 from aisopod.errors import AisopodError, InternalError, Unavailable
 from aisopod.principal import H_TRACE, Principal
 from aisopod.requester import Client, Requester, encode_headers
@@ -144,6 +144,7 @@ class Bus:
     ) -> Any:
         """Call an RPC method's owner (`<prefix>.rpc.<method>`) as `principal`."""
         headers = principal.to_headers() if principal is not None else {}
+        trace_id = trace_id or headers.get(H_TRACE) or requestlog.current_request_id.get()
         if trace_id:
             headers[H_TRACE] = trace_id
         return await self.request(

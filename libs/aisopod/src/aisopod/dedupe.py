@@ -45,12 +45,16 @@ class Deduper:
         return result
 
     async def run_then_store(
-        self, key: str, fn: Callable[[], Awaitable[Any]]
+        self,
+        key: str,
+        fn: Callable[[], Awaitable[Any]],
+        on_replay: Callable[[Any], Awaitable[Any]] | None = None,
     ) -> tuple[Any, Awaitable[None]]:
         """`run`, returning as soon as the `done` entry is written to the connection, with
         its acknowledgement still to await. A reply sent in between goes out after the
         write on the same connection, so a repeat it provokes finds the result stored;
-        the caller saves a round trip and still learns (later) if the write failed."""
+        the caller saves a round trip and still learns (later) if the write failed.
+        A repeat is answered by `on_replay(first result)` when given."""
         kv_key = self.kv_key(key)
         pending = codec.dumps({"state": "pending", "owner": self.instance, "at": time.time()})
         try:
@@ -58,6 +62,8 @@ class Deduper:
         except KeyWrongLastSequenceError:
             revision = await self._existing(kv_key, pending)
             if isinstance(revision, _Done):
+                if on_replay is not None:
+                    return codec.to_wire(await on_replay(revision.result)), _nothing()
                 return revision.result, _nothing()
         try:
             result = codec.to_wire(await fn())

@@ -46,7 +46,7 @@ SERVICE_GRANTS: dict[ServiceName, Grants] = {
         buckets={**_COMMON_BUCKETS, "ratelimit": W}, streams=_COMMON_STREAMS
     ),
     ServiceName.WS_GATEWAY: Grants(
-        buckets={**_COMMON_BUCKETS, "presence": W}, streams=_COMMON_STREAMS
+        buckets={**_COMMON_BUCKETS, "presence": W, "nodeinfo": W}, streams=_COMMON_STREAMS
     ),
     ServiceName.HTTP_API: Grants(
         buckets={**_COMMON_BUCKETS, "hooks": W},

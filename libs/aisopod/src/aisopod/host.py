@@ -21,7 +21,7 @@ from nats.js.kv import KeyValue
 from nats.js.object_store import ObjectStore
 from prometheus_client import Gauge
 
-from aisopod import codec
+from aisopod import codec, requestlog
 from aisopod.bus import Bus, encode_reply
 from aisopod.config.store import ConfigStore, load_seed_file
 from aisopod.config.watcher import ConfigWatcher
@@ -145,6 +145,8 @@ class ServiceHost:
             await store.wait_seeded()
         self._config = ConfigWatcher(self._bus, store, service=self.name, instance=self.instance)
         await self._config.start()
+        requestlog.configure(self._config.current.logging.requests)
+        self._config.on_change(lambda new, _: requestlog.configure(new.logging.requests))
         self._restart_sub = await self._bus.nc.subscribe(
             self._bus.subjects.instance_control(self.instance, "restart"), cb=self._restart_order
         )

@@ -12,6 +12,7 @@ second codec (OpenClaw's `{type:"req"|"res"|"event"}` frames) can sit beside thi
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -114,9 +115,11 @@ def encode_batch(responses: list[bytes]) -> bytes:
     return b"[" + b",".join(responses) + b"]"
 
 
-def encode_notification(method: str, params: Any) -> bytes:
-    """A server → client event without `seq` (challenge, tick, shutdown, targeted)."""
-    return dumps({"jsonrpc": "2.0", "method": method, "params": params})
+def encode_notification(method: str, payload: Any, ts: int | None = None) -> bytes:
+    """A server → client event that is not in the EVENTS stream (challenge, tick, shutdown,
+    targeted frames): the broadcast shape `params: {ts, payload}`, only without `seq`."""
+    stamp = ts if ts is not None else int(time.time() * 1000)
+    return dumps({"jsonrpc": "2.0", "method": method, "params": {"ts": stamp, "payload": payload}})
 
 
 def encode_event(method: str, seq: int, ts: int, payload_json: bytes) -> bytes:

@@ -24,7 +24,7 @@ from nats.micro.service import EndpointConfig, Service
 from prometheus_client import Counter, Histogram
 from pydantic import BaseModel, ValidationError
 
-from aisopod import codec
+from aisopod import codec, requestlog
 from aisopod.bus import Bus, encode_reply
 from aisopod.catalogue import get_method, methods_for
 from aisopod.catalogue.spec import MethodSpec
@@ -72,6 +72,23 @@ class CallContext:
 
 
 Handler = Callable[[Any, CallContext], Awaitable[Any]]
+Replay = Callable[[Any, Any, CallContext], Awaitable[Any]]
+"""(stored first result, params, ctx) → the answer to a repeat with the same idempotency key."""
+
+
+@dataclass(frozen=True, slots=True)
+class Replayable:
+    """An idempotent handler whose repeats are answered by `replay` from the stored first
+    result rather than with it verbatim: for a result that describes something that goes
+    on changing (chat.send's run status), so a retry learns where it is now."""
+
+    handler: Handler
+    replay: Replay
+
+    async def __call__(self, params: Any, ctx: CallContext) -> Any:
+        return await self.handler(params, ctx)
+
+
 RawHandler = Callable[[Any, Mapping[str, str]], Awaitable[Any]]
 """A handler of a non-RPC subject (auth.verify, ratelimit.check): raw JSON in, result out."""
 
@@ -209,6 +226,10 @@ class RpcServer:
         started = time.perf_counter()
         headers = request.headers or {}
         stored: Awaitable[None] | None = None
+        principal: Principal | None = None
+        # This task's own context: the calls its handler makes carry the same request id.
+        request_id = headers.get(H_TRACE) or None
+        requestlog.current_request_id.set(request_id)
         try:
             try:
                 principal = _principal(headers)
@@ -218,8 +239,11 @@ class RpcServer:
                 ctx = CallContext(spec.name, principal, self.bus, headers)
                 key = getattr(params, "idempotency_key", None) if spec.idempotent else None
                 if key and self.deduper is not None:
+                    replay = handler.replay if isinstance(handler, Replayable) else None
                     result, stored = await self.deduper.run_then_store(
-                        f"{spec.name}|{principal.id}|{key}", lambda: handler(params, ctx)
+                        f"{spec.name}|{principal.id}|{key}",
+                        lambda: handler(params, ctx),
+                        on_replay=(lambda first: replay(first, params, ctx)) if replay else None,
                     )
                 else:
                     result = codec.to_wire(await handler(params, ctx))
@@ -248,22 +272,44 @@ class RpcServer:
         timed = self._timed.get(spec.name)
         if timed is None:
             timed = self._timed[spec.name] = RPC_SECONDS.labels(spec.name)
+        requestlog.record(
+            "rpc",
+            spec.name,
+            principal=principal.id if principal is not None else None,
+            status=outcome,
+            duration_ms=(time.perf_counter() - started) * 1000,
+            request_id=request_id,
+        )
         timed.observe(time.perf_counter() - started)
 
     async def _serve_raw(self, subject: str, handler: RawHandler, request: Request) -> None:
+        started = time.perf_counter()
+        headers = request.headers or {}
+        request_id = headers.get(H_TRACE) or None
+        requestlog.current_request_id.set(request_id)
+        outcome = "ok"
         try:
             try:
-                reply = encode_reply(await handler(_json(request.data), request.headers or {}))
+                reply = encode_reply(await handler(_json(request.data), headers))
             except AisopodError as exc:
-                reply = encode_reply(error=exc)
+                reply, outcome = encode_reply(error=exc), exc.name
             except Exception:
                 log.exception("handler of %s failed", subject)
-                reply = encode_reply(error=InternalError())
+                reply, outcome = encode_reply(error=InternalError()), "INTERNAL_ERROR"
             await request.respond(reply)
         except Exception:
             log.warning("could not reply on %s", subject, exc_info=True)
+            outcome = "NO_REPLY"
         finally:
             self._slots.release()
+        requestlog.record(
+            "rpc",
+            request.subject,
+            principal=headers.get(H_PRINCIPAL),
+            status=outcome,
+            duration_ms=(time.perf_counter() - started) * 1000,
+            request_id=request_id,
+        )
 
     async def drain(self, timeout: float) -> None:
         """Stop taking requests, then wait (bounded) for those in flight."""

@@ -52,6 +52,11 @@ BUCKETS: tuple[Bucket, ...] = (
     Bucket("nodes", description="paired nodes"),
     Bucket("approvals", description="pending exec approvals and the exec policy"),
     Bucket("presence", ttl_s=45.0, description="connected clients, refreshed by ws-gateway"),
+    Bucket(
+        "nodeinfo",
+        ttl_s=30 * DAY,
+        description="each node's last declaration (caps, commands), kept after it disconnects",
+    ),
     Bucket("ratelimit", ttl_s=HOUR, description="shared limiter state"),
     Bucket("dedupe", ttl_s=5 * MINUTE, description="idempotency keys → first result"),
     Bucket("hooks", ttl_s=DAY, description="accepted webhook deliveries"),

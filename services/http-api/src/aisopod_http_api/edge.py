@@ -11,10 +11,12 @@ never reads them twice; `receive` replays them for everyone else.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from aisopod import requestlog
 from aisopod.errors import AisopodError
 from aisopod.requestid import request_id as request_id_of
 from aisopod_http_api.errors import PayloadTooLarge
@@ -77,16 +79,36 @@ class EdgeMiddleware:
             return
         request_id = request_id_of(scope["headers"]).decode()
         scope[REQUEST_ID_KEY] = request_id
+        # The bus calls made for this request carry its id (aisopod.requestlog).
+        requestlog.current_request_id.set(request_id)
         extra = [(b"x-request-id", request_id.encode()), *_SECURITY]
         started = False
+        status = 0
+        began = time.perf_counter()
 
         async def send_with_headers(message: Message) -> None:
-            nonlocal started
+            nonlocal started, status
             if message["type"] == "http.response.start":
                 started = True
+                status = message["status"]
                 message["headers"] = [*message.get("headers", ()), *extra]
             await send(message)
 
+        try:
+            await self._serve(scope, receive, send_with_headers, lambda: started)
+        finally:
+            requestlog.record(
+                "http",
+                f"{scope['method']} {scope['path']}",
+                principal=_header(scope, b"x-aisopod-principal"),
+                status=status or "no response",
+                duration_ms=(time.perf_counter() - began) * 1000,
+                request_id=request_id,
+            )
+
+    async def _serve(
+        self, scope: Scope, receive: Receive, send_with_headers: Send, started: Callable[[], bool]
+    ) -> None:
         try:
             if scope["method"] in _BODY_METHODS:
                 body = await _read_body(scope, receive, self.limits.for_path(scope["path"]))
@@ -100,13 +122,20 @@ class EdgeMiddleware:
             target = self.fast.get((scope["method"], scope["path"]), self.app)
             await target(scope, receive, send_with_headers)
         except AisopodError as exc:  # body limits; anything a raw route let through
-            if started:
+            if started():
                 raise
             await send_error(send_with_headers, scope["path"], exc)
         except Exception:
             log.exception("unhandled error on %s", scope.get("path"))
-            if not started:
+            if not started():
                 await send_error(send_with_headers, scope["path"], AisopodError("internal error"))
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return value.decode("latin-1")
+    return None
 
 
 async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:

@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fnmatch
 import logging
-import os
 import time
 import uuid
 from typing import Any
@@ -42,6 +40,7 @@ from aisopod.catalogue.approvals import (
 )
 from aisopod.catalogue.fields import OkResult
 from aisopod.errors import Conflict, NotFound
+from aisopod.execpolicy import needs_approval
 from aisopod.rpc import CallContext, Handler
 from aisopod_runtime.kvview import get_json, is_value, wait_for_value
 
@@ -62,13 +61,6 @@ def req_key(approval_id: str) -> str:
     return f"req.{approval_id}"
 
 
-def command_allowed(allowlist: list[str], command: str, argv: list[str] | None = None) -> bool:
-    words = command.split()
-    first = argv[0] if argv else (words[0] if words else "")
-    candidates = {command.strip(), first, os.path.basename(first)}
-    return any(fnmatch.fnmatchcase(c, entry) for entry in allowlist for c in candidates if c)
-
-
 class ApprovalService:
     def __init__(self, kv: KeyValue, bus: Bus) -> None:
         self.kv = kv
@@ -87,12 +79,7 @@ class ApprovalService:
         return body
 
     async def needs_approval(self, command: str, argv: list[str] | None) -> bool:
-        policy = await self.policy()
-        if policy["ask"] == "off":
-            return False
-        if policy["ask"] == "always":
-            return True
-        return not command_allowed(policy["allowlist"], command, argv)
+        return needs_approval(await self.policy(), command, argv)
 
     async def _allow_always(self, command: str) -> None:
         for _ in range(8):

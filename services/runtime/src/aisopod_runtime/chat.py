@@ -28,11 +28,11 @@ from aisopod.catalogue.chat import (
     ChatSendResult,
 )
 from aisopod.errors import InvalidParams, NotFound
-from aisopod.rpc import CallContext, Handler
+from aisopod.rpc import CallContext, Handler, Replayable
+from aisopod.sessionkey import parse_session_key
 from aisopod_runtime.emitter import RunEmitter
 from aisopod_runtime.runs import is_terminal
 from aisopod_runtime.service import RuntimeService
-from aisopod_runtime.sessions import parse_session_key
 from aisopod_runtime.transcripts import cap_bytes, new_message
 
 log = logging.getLogger("aisopod.runtime.chat")
@@ -49,7 +49,7 @@ def chat_handlers(parts: RuntimeService) -> dict[str, Handler]:
     def canonical(key: str) -> tuple[str, str]:
         return parse_session_key(key, parts.agents.default_id)
 
-    async def send(params: ChatSendParams, ctx: CallContext) -> ChatSendResult:
+    async def send(params: ChatSendParams, ctx: CallContext) -> dict[str, Any]:
         attachments = [a.wire() for a in params.attachments] if params.attachments else None
         submitted = await runner.submit(
             params.session_key,
@@ -61,7 +61,26 @@ def chat_handlers(parts: RuntimeService) -> dict[str, Handler]:
             run_id=client_run_id(params.idempotency_key, ctx),
         )
         status = "in_flight" if submitted.queued else "started"
-        return ChatSendResult(run_id=submitted.run_id, status=status)
+        return _wire(ChatSendResult(run_id=submitted.run_id, status=status))
+
+    async def resend(first: Any, params: ChatSendParams, ctx: CallContext) -> dict[str, Any]:
+        """A retry with the same idempotency key: the first run, as it is now (a run whose
+        runtime died ends `error` once its lease expires; the retry then says so)."""
+        answer = ChatSendResult.model_validate(first)
+        record = await runner.store.get(answer.run_id)
+        if record is None:
+            return _wire(answer)  # the record is gone (runs outlive idempotency keys)
+        if is_terminal(record):
+            error = record.get("error")
+            return _wire(
+                ChatSendResult(
+                    run_id=answer.run_id,
+                    status=record["status"],
+                    error=error if isinstance(error, str) else None,
+                )
+            )
+        status = "in_flight" if record.get("status") == "queued" else "started"
+        return _wire(ChatSendResult(run_id=answer.run_id, status=status))
 
     async def abort(params: ChatAbortParams, ctx: CallContext) -> ChatAbortResult:
         session_key, _ = canonical(params.session_key)
@@ -115,7 +134,7 @@ def chat_handlers(parts: RuntimeService) -> dict[str, Handler]:
         return wait_result(params.run_id, record).model_dump(by_alias=True, exclude_none=True)
 
     return {
-        "chat.send": send,
+        "chat.send": Replayable(send, resend),
         "chat.abort": abort,
         "chat.history": history,
         "chat.inject": inject,
@@ -137,6 +156,10 @@ def client_run_id(idempotency_key: str | None, ctx: CallContext) -> str | None:
             code="BAD_IDEMPOTENCY_KEY",
         )
     return idempotency_key
+
+
+def _wire(result: ChatSendResult) -> dict[str, Any]:
+    return result.model_dump(by_alias=True, exclude_none=True)  # `error` only when there is one
 
 
 def _valid(messages: list[dict[str, Any]]) -> list[ChatMessage]:

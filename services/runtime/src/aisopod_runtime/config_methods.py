@@ -125,8 +125,11 @@ class ConfigMethods:
         document: dict[str, Any] | None = None,
         patch: dict[str, Any] | None = None,
     ) -> ConfigSnapshot:
-        """Validate and store a whole `document` or a merge `patch` on top of `base_hash`."""
-        await self.limiter.admit(principal, "config write")
+        """Validate and store a whole `document` or a merge `patch` on top of `base_hash`.
+
+        Only a write that changes the configuration counts toward the control-write limit:
+        a stale `baseHash`, an invalid document or a no-op is answered without using it up.
+        """
         current = await self.store.load()
         if base_hash != current.hash:
             raise Conflict(
@@ -137,6 +140,9 @@ class ConfigMethods:
         stored = current.config.document()
         proposed = merge_patch(stored, patch) if patch is not None else document
         config = parse_document(restore_redacted(proposed, stored))
+        if config.document() == stored:
+            return current  # nothing to change: no write, no event, nothing counted
+        await self.limiter.admit(principal, "config write")
         snapshot = await self.store.write(config, base_hash)
         paths = changed_paths(stored, config.document())
         log.info(

@@ -31,6 +31,7 @@ from aisopod.catalogue.agents import Agent
 from aisopod.catalogue.sessions import SessionEntry
 from aisopod.errors import AisopodError, Conflict, Forbidden, InvalidParams
 from aisopod.principal import Principal
+from aisopod.sessionkey import parse_session_key
 from aisopod.state import bucket_ttl
 from aisopod_runtime.board import RunBoard
 from aisopod_runtime.context import user_content
@@ -47,7 +48,7 @@ from aisopod_runtime.runs import (
     run_key,
 )
 from aisopod_runtime.service import RuntimeService
-from aisopod_runtime.sessions import Seen, parse_session_key
+from aisopod_runtime.sessions import Seen
 from aisopod_runtime.transcripts import new_message
 from aisopod_runtime.turn import Outcome, Turn, TurnError
 

@@ -21,10 +21,10 @@ from aisopod.catalogue.sessions import (
     SessionsSendResult,
 )
 from aisopod.rpc import CallContext, Handler
+from aisopod.sessionkey import parse_session_key
 from aisopod_runtime.chat import WAIT_MARGIN_S
 from aisopod_runtime.runs import is_terminal
 from aisopod_runtime.service import RuntimeService
-from aisopod_runtime.sessions import parse_session_key
 
 
 def session_handlers(parts: RuntimeService) -> dict[str, Handler]:

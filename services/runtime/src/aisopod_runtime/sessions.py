@@ -1,14 +1,13 @@
 """Sessions: keys `agent:<agentId>:<name>`, metadata in KV `sessions`.
 
-A key that does not start with `agent:` names a session of the default agent: `work`
-becomes `agent:main:work`; every method answers and broadcasts with the canonical key.
-An entry is created by the first message (or a patch); `lastMessage` is a short preview.
+Keys in the short form name a session of the default agent (`aisopod.sessionkey`); every
+method answers and broadcasts with the canonical key. An entry is created by the first
+message (`chat.send`, `sessions.send`, `agent`); `lastMessage` is a short preview.
 The transcript itself lives in stream TRANSCRIPTS (transcripts.py).
 """
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -18,25 +17,12 @@ from nats.js.kv import KeyValue
 
 from aisopod import codec
 from aisopod.catalogue.sessions import SessionEntry, SessionsListParams, SessionsPatchParams
-from aisopod.errors import Conflict, InvalidParams, NotFound
+from aisopod.errors import Conflict, NotFound
 from aisopod.jsread import snapshot
 from aisopod_runtime.kvview import get_json, kv_token
 
-_AGENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 PREVIEW_CHARS = 200
 LIST_MAX = 1000
-
-
-def parse_session_key(key: str, default_agent: str) -> tuple[str, str]:
-    """(canonical key, agent id) of a client-given session key."""
-    if not key.startswith("agent:"):
-        return f"agent:{default_agent}:{key}", default_agent
-    _, agent_id, rest = [*key.split(":", 2), "", ""][:3]
-    if not _AGENT_ID.match(agent_id) or not rest:
-        raise InvalidParams(
-            f"session key {key!r} must be agent:<agentId>:<name>", code="BAD_SESSION_KEY"
-        )
-    return key, agent_id
 
 
 def session_kv_key(session_key: str) -> str:
@@ -114,8 +100,10 @@ class SessionStore:
         changes: dict[str, Any],
         *,
         known: Seen | None = None,
+        create: bool = True,
     ) -> SessionEntry:
-        """Apply `changes` (wire names; None clears) by compare-and-set, creating the entry.
+        """Apply `changes` (wire names; None clears) by compare-and-set, creating the entry
+        (or SESSION_NOT_FOUND when `create` is false).
 
         `known` is a version read earlier: tried first, so an unchanged entry costs one
         round trip; the entry is read again only when it changed since.
@@ -127,6 +115,8 @@ class SessionStore:
             else:
                 found = await get_json(self.kv, session_kv_key(session_key))
             if found is None:
+                if not create:
+                    raise NotFound(f"no session {session_key!r}", code="SESSION_NOT_FOUND")
                 body: dict[str, Any] = {
                     "key": session_key,
                     "agentId": agent_id,
@@ -163,8 +153,9 @@ class SessionStore:
         await self.change(session_key, agent_id, changes, known=known)
 
     async def patch(self, params: SessionsPatchParams, agent_id: str, key: str) -> SessionEntry:
+        """Change an existing session; sessions are created by their first message."""
         changes = {k: v for k, v in params.wire().items() if k != "key"}
-        return await self.change(key, agent_id, changes)
+        return await self.change(key, agent_id, changes, create=False)
 
     async def delete(self, session_key: str) -> None:
         await self.kv.delete(session_kv_key(session_key))

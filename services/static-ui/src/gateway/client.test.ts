@@ -91,7 +91,7 @@ function makeClient(extra: Partial<GatewayClientOptions> = {}): GatewayClient {
 /** Drive one socket through challenge → connect → hello; returns the connect request. */
 async function handshake(sock: FakeSocket, result = hello()): Promise<Record<string, any>> {
   sock.open();
-  sock.event("connect.challenge", { nonce: "nonce-1", ts: 1 });
+  sock.event("connect.challenge", { ts: 1, payload: { nonce: "nonce-1", ts: 1 } });
   await vi.waitFor(() => expect(sock.sent.length).toBe(1));
   const connect = sock.last();
   sock.push({ jsonrpc: "2.0", id: connect.id, result });
@@ -250,7 +250,7 @@ describe("events", () => {
     const off = client.onEvent("*", (_p, meta) => all.push(`${meta.name}:${meta.seq ?? "-"}`));
     const sock = sockets[0]!;
     sock.event("chat.event", { seq: 10, ts: 1, payload: { state: "delta", n: 1 } });
-    sock.event("tick", { ts: 2 });
+    sock.event("tick", { ts: 2, payload: { ts: 2 } });
     sock.event("chat.event", { seq: 12, ts: 3, payload: { state: "final" } });
     sock.event("chat.event", { seq: 10, ts: 1, payload: { state: "delta", n: 1 } });
     sock.event("presence.changed", { seq: 11, payload: { presence: [] } });
@@ -258,7 +258,7 @@ describe("events", () => {
     expect(all).toEqual(["chat.event:10", "tick:-", "chat.event:12", "presence.changed:11"]);
     expect(client.lastSeq).toBe(12);
     off();
-    sock.event("tick", { ts: 4 });
+    sock.event("tick", { ts: 4, payload: { ts: 4 } });
     expect(all).toHaveLength(4);
   });
 });
@@ -339,7 +339,7 @@ describe("reconnect", () => {
     const client = makeClient({ pairingRetryMs: 10_000 });
     client.start();
     sockets[0]!.open();
-    sockets[0]!.event("connect.challenge", { nonce: "n", ts: 1 });
+    sockets[0]!.event("connect.challenge", { ts: 1, payload: { nonce: "n", ts: 1 } });
     await vi.waitFor(() => expect(sockets[0]!.sent).toHaveLength(1));
     sockets[0]!.push({
       jsonrpc: "2.0",
@@ -358,7 +358,7 @@ describe("reconnect", () => {
     const client = makeClient();
     client.start();
     sockets[0]!.open();
-    sockets[0]!.event("connect.challenge", { nonce: "n", ts: 1 });
+    sockets[0]!.event("connect.challenge", { ts: 1, payload: { nonce: "n", ts: 1 } });
     await vi.waitFor(() => expect(sockets[0]!.sent).toHaveLength(1));
     sockets[0]!.push({
       jsonrpc: "2.0",
@@ -380,7 +380,7 @@ describe("reconnect", () => {
     now += 6000;
     vi.advanceTimersByTime(1000);
     expect(client.state.status).toBe("connected");
-    sockets[0]!.event("tick", { ts: now });
+    sockets[0]!.event("tick", { ts: now, payload: { ts: now } });
     now += 7001;
     vi.advanceTimersByTime(1000);
     expect(client.state.status).toBe("waiting");

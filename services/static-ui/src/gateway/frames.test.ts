@@ -55,9 +55,11 @@ describe("decodeFrames", () => {
     });
   });
 
-  it("takes params without payload as the payload (connect.challenge)", () => {
-    const [frame] = decodeFrames('{"jsonrpc":"2.0","method":"connect.challenge","params":{"nonce":"n1","ts":5}}');
-    expect(frame).toMatchObject({ kind: "event", name: "connect.challenge", payload: { nonce: "n1", ts: 5 } });
+  it("reads events outside the stream in the same shape, without seq (connect.challenge)", () => {
+    const [frame] = decodeFrames(
+      '{"jsonrpc":"2.0","method":"connect.challenge","params":{"ts":5,"payload":{"nonce":"n1","ts":5}}}',
+    );
+    expect(frame).toMatchObject({ kind: "event", name: "connect.challenge", ts: 5, payload: { nonce: "n1", ts: 5 } });
     expect(frame).not.toHaveProperty("seq");
   });
 

@@ -1,9 +1,9 @@
 /**
  * The JSON-RPC 2.0 codec of docs/protocol/websocket.md: text in, typed frames out. Pure: no socket.
  *
- * Server events are notifications whose params are `{seq?, ts?, payload}`; the handshake's
- * `connect.challenge` may carry `{nonce, ts}` directly, so params without `payload` are
- * taken as the payload itself.
+ * Server events are notifications with one shape, `params: {seq?, ts, payload}`: broadcast
+ * events carry `seq`; the ones outside the event stream (`connect.challenge`, `tick`,
+ * `shutdown`, targeted frames) do not.
  */
 
 import type { RpcErrorObject } from "./errors";
@@ -35,12 +35,7 @@ function decodeOne(value: unknown): IncomingFrame {
   if (!isRecord(value)) return { kind: "invalid", reason: "frame is not an object" };
   if (typeof value.method === "string") {
     const params = isRecord(value.params) ? value.params : {};
-    const hasPayload = Object.prototype.hasOwnProperty.call(params, "payload");
-    const frame: IncomingFrame = {
-      kind: "event",
-      name: value.method,
-      payload: hasPayload ? params.payload : params,
-    };
+    const frame: IncomingFrame = { kind: "event", name: value.method, payload: params.payload };
     if (typeof params.seq === "number" && Number.isFinite(params.seq)) frame.seq = params.seq;
     if (typeof params.ts === "number") frame.ts = params.ts;
     return frame;

@@ -16,6 +16,7 @@ import orjson
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 
+from aisopod import requestlog
 from aisopod.bus import decode_reply
 from aisopod.catalogue import get_method
 from aisopod.catalogue.spec import MethodSpec
@@ -31,6 +32,7 @@ from aisopod.errors import (
     Unavailable,
 )
 from aisopod.jsonrpc import Call, Decoded, Rejected, RequestId
+from aisopod.principal import H_TRACE
 from aisopod.scopes import Requirement, Role
 from aisopod_ws_gateway import metrics
 from aisopod_ws_gateway.codec import JSONRPC, Codec
@@ -123,6 +125,31 @@ class Dispatcher:
         codec = codec or conn.codec
         if isinstance(item, Rejected):
             return error_reply(codec, item.id, item.error)
+        if not requestlog.active():
+            return self._handle(conn, item, codec, None)
+        # Request logging on: an id per call, sent to the owner, and one line when it ends.
+        started, request_id = time.perf_counter(), requestlog.new_id()
+        outcome = self._handle(conn, item, codec, request_id)
+        if outcome is None or isinstance(outcome, tuple):
+            _log_request(conn, item, outcome, started, request_id)
+            return outcome
+        return self._logged(conn, item, outcome, started, request_id)
+
+    async def _logged(
+        self,
+        conn: Connection,
+        item: Call,
+        work: Awaitable[Reply | None],
+        started: float,
+        request_id: str,
+    ) -> Reply | None:
+        reply = await work
+        _log_request(conn, item, reply, started, request_id)
+        return reply
+
+    def _handle(
+        self, conn: Connection, item: Call, codec: Codec, request_id: str | None
+    ) -> Outcome:
         metrics.REQUESTS.inc()
         wait = conn.bucket.take(time.monotonic()) if conn.bucket is not None else 0.0
         if wait:
@@ -167,7 +194,7 @@ class Dispatcher:
                     conn.spawn(_discard(outcome))
                 return None
             return outcome
-        return self._forward(conn, item, spec, codec)
+        return self._forward(conn, item, spec, codec, request_id)
 
     async def invoke(self, conn: Connection, method: str, params: dict[str, Any]) -> Any:
         """Our `method` for `conn` with every check a request of its own gets (rate,
@@ -188,19 +215,27 @@ class Dispatcher:
         return error_reply(codec, call.id, error)
 
     async def _forward(
-        self, conn: Connection, call: Call, spec: MethodSpec, codec: Codec
+        self,
+        conn: Connection,
+        call: Call,
+        spec: MethodSpec,
+        codec: Codec,
+        request_id: str | None,
     ) -> Reply | None:
         params = call.params if call.params is not None else {}
         if not isinstance(params, dict):
             return self._error(codec, call, InvalidParams("params must be an object"))
         bus = self.bus
         timeout = self.timeout_for(spec.name, params)
+        headers = conn.nats_header_block
+        if request_id is not None:
+            headers = _with_request_id(headers, request_id)
         try:
             data = await bus.requester.request(
                 bus.subjects.rpc(spec.name),
                 orjson.dumps(params),
                 timeout=timeout,
-                headers=conn.nats_header_block,
+                headers=headers,
             )
         except NoRespondersError:
             return self._error(
@@ -233,6 +268,34 @@ class Dispatcher:
         if isinstance(timeout_ms, int) and not isinstance(timeout_ms, bool) and timeout_ms > 0:
             return max(default, min(timeout_ms, 86_400_000) / 1000 + TIMEOUT_MARGIN_S)
         return LONG_WAITS.get(method, default)
+
+
+def _with_request_id(block: bytes | None, request_id: str) -> bytes:
+    """The connection's header block plus the request id (aisopod.requestlog)."""
+    line = f"{H_TRACE}: {request_id}\r\n\r\n".encode()
+    return block[:-2] + line if block else b"NATS/1.0\r\n" + line
+
+
+def _log_request(
+    conn: Connection, call: Call, reply: Reply | None, started: float, request_id: str
+) -> None:
+    status = "ok"
+    if reply is not None:
+        if reply[1] is not None:
+            status = reply[1].name
+        elif b'"error":' in reply[0]:  # maybe an owner's error reply, spliced as bytes
+            error = orjson.loads(reply[0]).get("error")
+            if isinstance(error, dict):
+                status = str((error.get("data") or {}).get("code") or error.get("code"))
+    requestlog.record(
+        "ws",
+        call.method,
+        principal=conn.principal.id if conn.principal is not None else None,
+        status=status,
+        duration_ms=(time.perf_counter() - started) * 1000,
+        request_id=request_id,
+        connId=conn.conn_id,
+    )
 
 
 def ok_reply(codec: Codec, request_id: RequestId, result: Any) -> Reply:

@@ -27,6 +27,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("aisopod.ws.health")
 
 INTERVAL_S = 5.0
+UNHEALTHY_INTERVAL_S = 0.5
+"""While some service is missing the snapshot is refreshed this often, so a stack that has
+just come up is reported healthy within a second rather than after the next 5 s round."""
 COLLECT_S = 0.25
 
 
@@ -50,7 +53,7 @@ class HealthMonitor:
 
     async def _loop(self) -> None:
         while True:
-            await asyncio.sleep(INTERVAL_S)
+            await asyncio.sleep(INTERVAL_S if self.snapshot["ok"] else UNHEALTHY_INTERVAL_S)
             try:
                 await self.refresh()
             except Exception as exc:  # NATS down: keep the last snapshot, marked by age
@@ -84,6 +87,11 @@ class HealthMonitor:
             await asyncio.sleep(COLLECT_S)
         finally:
             await sub.unsubscribe()
+        # This replica answers, so it counts, even before its own PING reply is in.
+        gateways.add(self.gateway.host.instance)
+        own = counts.setdefault(ServiceName.WS_GATEWAY.value, set())
+        if not own:
+            own.add(self.gateway.host.instance)
         self.snapshot = _snapshot({name: len(ids) for name, ids in counts.items()})
         self.encoded = orjson.dumps(self.snapshot)
         speaker = min(gateways, default=None) == self.gateway.host.instance

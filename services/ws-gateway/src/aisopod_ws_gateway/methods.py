@@ -25,6 +25,7 @@ from aisopod.catalogue.system import SubscribeParams
 from aisopod.errors import AisopodError, invalid_params_from_validation
 from aisopod.jsonrpc import Call, RequestId
 from aisopod.rpc import CallContext
+from aisopod.sessionkey import canonical_session_key
 from aisopod_ws_gateway.codec import Codec
 from aisopod_ws_gateway.dispatch import LocalHandler, Outcome, Reply, error_reply, ok_reply
 
@@ -93,14 +94,21 @@ def connection_handlers(gateway: Gateway) -> dict[str, LocalHandler]:
                 return error_reply(codec, call.id, exc)
         return gateway.health_reply(codec, call.id), None
 
+    def session_keys(params: SubscribeParams) -> list[str] | None:
+        # Events carry canonical keys; the short form ("s1") names the default agent's.
+        if params.session_keys is None:
+            return None
+        default_agent = gateway.full_config.models.agents.default_id
+        return [canonical_session_key(key, default_agent) for key in params.session_keys]
+
     def subscribe(conn: Connection, params: SubscribeParams) -> Any:
         return gateway.resubscribe(
-            conn, conn.subscription.subscribe(params.events, params.session_keys)
+            conn, conn.subscription.subscribe(params.events, session_keys(params))
         )
 
     def unsubscribe(conn: Connection, params: SubscribeParams) -> Any:
         return gateway.resubscribe(
-            conn, conn.subscription.unsubscribe(params.events, params.session_keys)
+            conn, conn.subscription.unsubscribe(params.events, session_keys(params))
         )
 
     def presence(conn: Connection, params: Any) -> Any:
@@ -114,6 +122,7 @@ def connection_handlers(gateway: Gateway) -> dict[str, LocalHandler]:
 
     async def node_invoke(conn: Connection, params: NodeInvokeParams) -> Any:
         assert conn.principal is not None
+        await nodes.check_exec_policy(params)
         return await nodes.invoke(params, conn.principal)
 
     def node_invoke_result(conn: Connection, params: NodeInvokeResultParams) -> Any:

@@ -11,8 +11,10 @@ honoured through the shared dedupe helper (KV `dedupe`), with the key the RPC se
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import secrets
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -20,12 +22,24 @@ import orjson
 from nats.aio.msg import Msg
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
+from pydantic import Field, ValidationError
 
 from aisopod.bus import decode_reply, encode_reply
 from aisopod.catalogue.nodes import NodeInvokeParams, NodeInvokeResultParams
-from aisopod.errors import AisopodError, InternalError, NotFound, Timeout, Unavailable
+from aisopod.errors import (
+    AisopodError,
+    Forbidden,
+    InternalError,
+    InvalidParams,
+    NotFound,
+    Timeout,
+    Unavailable,
+)
+from aisopod.execpolicy import EXEC_COMMAND, needs_approval
+from aisopod.jsread import snapshot
 from aisopod.principal import SYSTEM, Principal
 from aisopod.subjects import subject_token
+from aisopod.wire import WireModel
 
 if TYPE_CHECKING:
     from aisopod_ws_gateway.connection import Connection
@@ -34,6 +48,17 @@ if TYPE_CHECKING:
 log = logging.getLogger("aisopod.ws.nodes")
 
 INVOKE_MARGIN_S = 2.0
+
+
+class KnownNode(WireModel):
+    """A node's last declaration, kept in KV `nodeinfo` after it disconnects."""
+
+    node_id: str
+    display_name: str | None = None
+    platform: str | None = None
+    caps: list[str] = Field(default_factory=list)
+    commands: list[str] = Field(default_factory=list)
+    last_seen_at: int
 
 
 @dataclass(slots=True)
@@ -62,6 +87,7 @@ class Nodes:
     async def attach(self, conn: Connection) -> None:
         node_id = conn.node_id
         assert node_id is not None
+        self._spawn(self._remember(conn, node_id))
         self._local[node_id] = conn
         self._tokens[subject_token(node_id)] = node_id
         if node_id not in self._subs:
@@ -70,6 +96,39 @@ class Nodes:
                 bus.subjects.node_invoke(node_id), queue="ws-gateway", cb=self._on_invoke
             )
             await bus.nc.flush(timeout=2)
+
+    async def _remember(self, conn: Connection, node_id: str) -> None:
+        """Keep the node's declaration past its connection: `node.describe` of a node that
+        is away still says what it can do (with `connected: false`)."""
+        declared = self.declared(conn)
+        record = KnownNode(
+            node_id=node_id,
+            display_name=conn.client.get("displayName"),
+            platform=conn.client.get("platform"),
+            caps=declared["caps"],
+            commands=declared["commands"],
+            last_seen_at=int(time.time() * 1000),
+        )
+        try:
+            kv = await self.gateway.host.kv("nodeinfo")
+            await kv.put(_info_key(node_id), record.model_dump_json(by_alias=True).encode())
+        except Exception as exc:  # the live node works without it; only the memory is lost
+            log.warning("could not record node %s: %s", node_id, type(exc).__name__)
+
+    async def _remembered(self) -> list[KnownNode]:
+        try:
+            kv = await self.gateway.host.kv("nodeinfo")
+            entries = await snapshot(kv)
+        except Exception as exc:
+            log.warning("could not read the known nodes: %s", type(exc).__name__)
+            return []
+        out = []
+        for entry in entries:
+            try:
+                out.append(KnownNode.model_validate_json(entry.value or b""))
+            except ValidationError:
+                log.warning("malformed nodeinfo entry %s", entry.key)
+        return out
 
     def detach(self, conn: Connection) -> None:
         self._declared.pop(conn.conn_id, None)
@@ -94,6 +153,25 @@ class Nodes:
         self._subs.clear()
 
     # -- invoke, caller side ------------------------------------------------------------
+    async def check_exec_policy(self, params: NodeInvokeParams) -> None:
+        """A client's direct `system.run` obeys the exec approval policy: one the policy
+        would ask an operator about is refused (approvals go through the `exec` tool, whose
+        own `node.invoke` arrives over the bus after the decision)."""
+        if params.command != EXEC_COMMAND:
+            return
+        body = params.params if isinstance(params.params, dict) else {}
+        argv = body.get("command")
+        argv = [str(a) for a in argv] if isinstance(argv, list) else None
+        raw = body.get("rawCommand")
+        command = raw if isinstance(raw, str) else " ".join(argv or [])
+        policy = await self.gateway.host.bus.call("exec.approvals.get", {}, principal=SYSTEM)
+        if not isinstance(policy, dict) or needs_approval(policy, command, argv):
+            raise Forbidden(
+                f"{EXEC_COMMAND} of {command!r} needs an operator's approval under the exec "
+                "policy; run it through the exec tool",
+                code="EXEC_APPROVAL_REQUIRED",
+            )
+
     async def invoke(self, params: NodeInvokeParams, principal: Principal) -> Any:
         key = params.idempotency_key
         if key:
@@ -157,6 +235,16 @@ class Nodes:
         if conn is None:
             raise Unavailable("the node is not connected here", code="NOT_CONNECTED")
         body = orjson.loads(msg.data)
+        command = body.get("command")
+        # Checked where the node's declaration is known first-hand (no presence lag): an
+        # undeclared command never reaches the node.
+        if command not in self.declared(conn)["commands"]:
+            raise InvalidParams(
+                f"node {conn.node_id} did not declare the command {command!r}",
+                code="COMMAND_NOT_DECLARED",
+                nodeId=conn.node_id,
+                command=command,
+            )
         timeout_ms = int(body.get("timeoutMs") or self.gateway.config.node_invoke_timeout_ms)
         invoke_id = secrets.token_hex(8)
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
@@ -167,7 +255,7 @@ class Nodes:
                 {
                     "id": invoke_id,
                     "nodeId": conn.node_id,
-                    "command": body.get("command"),
+                    "command": command,
                     "params": body.get("params"),
                     "timeoutMs": timeout_ms,
                 },
@@ -210,6 +298,17 @@ class Nodes:
                 "connected": True,
                 "paired": False,
             }
+        for known in await self._remembered():
+            if known.node_id not in nodes:
+                nodes[known.node_id] = {
+                    "nodeId": known.node_id,
+                    "displayName": known.display_name,
+                    "platform": known.platform,
+                    "caps": known.caps,
+                    "commands": known.commands,
+                    "connected": False,
+                    "paired": False,
+                }
         for paired in await self._paired():
             node_id = paired.get("nodeId")
             if not isinstance(node_id, str):
@@ -243,6 +342,11 @@ class Nodes:
             return []  # auth down: live nodes are still worth listing
         paired = result.get("paired") if isinstance(result, dict) else None
         return [p for p in paired or [] if isinstance(p, dict)]
+
+
+def _info_key(node_id: str) -> str:
+    # Node ids may hold characters a KV key may not (`:`); the record carries the id.
+    return hashlib.sha256(node_id.encode()).hexdigest()
 
 
 async def _unsubscribe(sub: Any) -> None:

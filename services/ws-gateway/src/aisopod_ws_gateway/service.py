@@ -72,6 +72,7 @@ class Gateway:
             OPENCLAW.name: self.openclaw.frame,
         }
         self.http_routes = {"/health": self._http_health, "/ready": self._http_ready}
+        self.http_routes["/health/services"] = self._http_services
         self.http_routes["/metrics"] = self._http_metrics
         self._server: asyncio.Server | None = None
         self.accepting = True
@@ -274,6 +275,13 @@ class Gateway:
             "instance": self.host.instance,
         }
         return plain(200, orjson.dumps(body), "application/json")
+
+    def _http_services(self, _: Request) -> Response:
+        """The `health` snapshot over HTTP: 200 when every service answers, else 503 (the
+        launcher waits for it, so a stack that says ready also says healthy)."""
+        return plain(
+            200 if self.health.snapshot["ok"] else 503, self.health.encoded, "application/json"
+        )
 
     def _http_ready(self, _: Request) -> Response:
         reasons = self.host.not_ready_reasons()

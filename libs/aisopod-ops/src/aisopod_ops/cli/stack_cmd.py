@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ipaddress
 import logging
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,12 @@ def register(commands: Any) -> None:
     stack = commands.add_parser("stack", help="run the whole gateway as local processes")
     verbs = stack.add_subparsers(dest="verb", required=True)
     up = verbs.add_parser("up", help="start everything in the foreground; Ctrl-C stops it")
+    up.add_argument(
+        "--host",
+        type=bind_address,
+        default="127.0.0.1",
+        help="address every listener binds (default 127.0.0.1; 0.0.0.0 or :: for all)",
+    )
     up.add_argument("--http-port", type=int, default=8080, help="0 picks a free port")
     up.add_argument("--https-port", type=int, default=8443, help="0 picks a free port")
     up.add_argument("--state-dir", type=Path, default=None, help="default: ./var")
@@ -74,6 +81,7 @@ def _up(args: argparse.Namespace) -> int:
         scale=_parse_scale(args.scale),
         config_file=args.config,
         log_level=args.log_level,
+        host=args.host,
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
         tls_names=args.tls_name,
@@ -82,6 +90,17 @@ def _up(args: argparse.Namespace) -> int:
         nats_monitor=args.nats_monitor,
     )
     return asyncio.run(run_stack(options))
+
+
+def bind_address(value: str) -> str:
+    """An IP address to bind (v4 or v6, without brackets): refused here, with the reason,
+    rather than by the first child that fails to listen on it."""
+    try:
+        return str(ipaddress.ip_address(value.strip("[]")))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not an IP address (e.g. 127.0.0.1, 0.0.0.0, ::1, ::)"
+        ) from None
 
 
 def _status(args: argparse.Namespace) -> int:

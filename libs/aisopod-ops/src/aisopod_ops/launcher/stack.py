@@ -349,6 +349,11 @@ class Stack:
         https_url = f"https://{host}:{self.ports['https']}"
         if not failed and not await _poll(self._edge_probe(http_url, https_url), deadline):
             failed.append("traefik route /health")
+        # Ready means healthy too: each ws-gateway's `health` snapshot counts every service
+        # (its discovery runs on its own clock, so a just-started one may not yet).
+        for url in [] if failed else self._urls(ServiceName.WS_GATEWAY):
+            if not await _poll(http_probe(f"{url}/health/services"), deadline):
+                failed.append(f"health of {url}")
         if failed:
             raise RuntimeError(
                 f"not ready after {STARTUP_TIMEOUT_S:.0f}s: {', '.join(failed)} "

@@ -43,10 +43,13 @@ class ChatSendParams(IdempotentParams):
 
 
 class ChatSendResult(Result):
-    """`in_flight` when the session already runs this idempotency key's turn."""
+    """`started`, or `in_flight` when the run waits for the session. A repeat with the same
+    idempotency key reports the run as it is now: `in_flight`/`started` while it is queued
+    or running, else how it ended (`ok`, `error` with `error`, `aborted`, `timeout`)."""
 
     run_id: str
-    status: Literal["started", "in_flight"]
+    status: Literal["started", "in_flight", "ok", "error", "aborted", "timeout"]
+    error: str | None = None
 
 
 class ChatAbortParams(Params):

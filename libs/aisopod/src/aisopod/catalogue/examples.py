@@ -46,7 +46,9 @@ NOTES: Mapping[str, str] = MappingProxyType(
         "system-presence": "Every connected client across all ws-gateway replicas.",
         "subscribe": "Narrows the events this connection receives to those matching "
         "`events` (`*` one token, `>` the rest) and, for session events, to `sessionKeys`; "
-        "never widens what its scopes admit. The result is the subscription after the call.",
+        "never widens what its scopes admit. Session keys in the short form name the default "
+        "agent's session, as everywhere. The result is the subscription after the call, "
+        "with canonical keys.",
         "unsubscribe": "Removes patterns; while the connection still takes every event, "
         "excludes what they match instead.",
         "agents.list": "Every agent, the default one first; `defaultId` is the agent used "
@@ -65,7 +67,9 @@ NOTES: Mapping[str, str] = MappingProxyType(
         "chat.send": "Starts a turn in the session. A key without the `agent:` prefix "
         "belongs to the default agent (`work` is `agent:<defaultId>:work`). The answer "
         "streams as `chat.event` (`delta` …, then `final` with `usage`) and `agent.event`. "
-        "`status: in_flight`: this idempotency key's turn is already running.",
+        "`status: in_flight`: the turn waits for the session. Repeated with the same "
+        "idempotency key, the answer names the same run as it is now (`started`, or how it "
+        "ended: `ok`, `error` with `error`, `aborted`, `timeout`).",
         "chat.abort": "Aborts the session's unfinished runs (or only `runId`); the text "
         "produced so far is kept and a `chat.event` `aborted` is sent.",
         "chat.history": "The last `limit` messages of the session, oldest first, cut to "
@@ -76,15 +80,18 @@ NOTES: Mapping[str, str] = MappingProxyType(
         "`search` in keys, labels and last messages.",
         "sessions.send": "Starts a run in another session like `chat.send` (agent to "
         "agent). With `wait`, answers `{runId, status, reply}` once the run ended.",
-        "sessions.patch": "Omitted fields stay; `null` clears.",
+        "sessions.patch": "Changes an existing session: omitted fields stay; `null` clears. "
+        "An unknown session is NOT_FOUND (sessions are created by their first message).",
         "sessions.reset": "Aborts the session's unfinished runs and clears its transcript; "
         "the session and its settings stay.",
         "sessions.delete": "Aborts the session's unfinished runs and removes the session "
         "and its transcript.",
-        "node.list": "Paired nodes and connected ones, each with `connected` and `paired`.",
+        "node.list": "Paired nodes and connected ones, each with `connected` and `paired`; "
+        "a node that is away keeps the caps and commands it last declared.",
         "node.invoke": "Runs `command` on the node, whichever ws-gateway replica holds its "
         "connection; the node receives `node.invoke.request` and answers with "
-        "`node.invoke.result`.",
+        "`node.invoke.result`. Only commands the node declared in `connect` reach it; a "
+        "direct `system.run` obeys the exec approval policy.",
         "node.invoke.result": "Sent by a node to answer a `node.invoke.request` `{id, …}`.",
         "node.event": "Sent by a node; broadcast as the event `node.event` "
         "`{nodeId, event, payload}`.",
@@ -102,7 +109,8 @@ NOTES: Mapping[str, str] = MappingProxyType(
         "config.set": "Replaces the whole document; it is validated, and redacted secrets "
         "keep their stored values.",
         "config.patch": "An RFC 7396 merge patch: `null` deletes a key, objects merge, "
-        "anything else replaces.",
+        "anything else replaces. Only a write that changes the document counts toward the "
+        "control-write limit.",
         "config.apply": "Like `config.set` (with `config`) or `config.patch` (with "
         "`patch`), then waits until every live service instance runs the new document; "
         "`applied` says, per service, whether all its instances do.",
@@ -396,6 +404,9 @@ EXAMPLES: Mapping[str, MethodExample] = MappingProxyType(
                 "UNAVAILABLE `NOT_CONNECTED`: the node is not connected to any replica",
                 "TIMEOUT: the node did not answer within `timeoutMs`",
                 "NOT_FOUND `NODE_NOT_FOUND`: no such node",
+                "INVALID_PARAMS `COMMAND_NOT_DECLARED`: the node did not declare `command`",
+                "FORBIDDEN `EXEC_APPROVAL_REQUIRED`: `system.run` of a command the exec "
+                "policy would ask an operator about (run it through the `exec` tool)",
             ),
         ),
         "node.invoke.result": MethodExample(

@@ -232,7 +232,11 @@ class HookRunner:
 )
 async def wake(request: Request, api: HttpApi = Depends(api_of)) -> Any:
     ip, headers = await HookGate(api).admit(request)
-    body = _parse(WakeBody, parse_json_object(request.scope.get(BODY_KEY, b"")))
+    return await _wake(api, ip, headers, parse_json_object(request.scope.get(BODY_KEY, b"")))
+
+
+async def _wake(api: HttpApi, ip: str, headers: dict[str, str], payload: Any) -> Any:
+    body = _parse(WakeBody, payload)
     runner = HookRunner(api)
     principal = _principal("wake", ip)
     return await runner.once(
@@ -248,7 +252,11 @@ async def wake(request: Request, api: HttpApi = Depends(api_of)) -> Any:
 )
 async def agent(request: Request, api: HttpApi = Depends(api_of)) -> Any:
     ip, headers = await HookGate(api).admit(request)
-    body = _parse(AgentBody, parse_json_object(request.scope.get(BODY_KEY, b"")))
+    return await _agent(api, ip, headers, parse_json_object(request.scope.get(BODY_KEY, b"")))
+
+
+async def _agent(api: HttpApi, ip: str, headers: dict[str, str], payload: Any) -> Any:
+    body = _parse(AgentBody, payload)
     if body.session_key and not api.config.hooks.allow_request_session_key:
         raise InvalidParams("sessionKey is not allowed here (hooks.allowRequestSessionKey)")
     runner = HookRunner(api)
@@ -266,6 +274,41 @@ async def agent(request: Request, api: HttpApi = Depends(api_of)) -> Any:
             name=name,
             timeout_seconds=body.timeout_seconds,
         ),
+    )
+
+
+HOOK_ACTIONS = ("wake", "agent")
+
+
+@router.post(
+    "/hooks",
+    response_model=WakeAccepted | AgentAccepted,
+    summary="The wake or agent hook, the body naming the action",
+    openapi_extra=json_body(
+        {
+            "type": "object",
+            "required": ["action"],
+            "properties": {"action": {"enum": list(HOOK_ACTIONS)}},
+            "description": "`action` plus the body of /hooks/wake or /hooks/agent",
+        }
+    ),
+)
+@router.post("/hooks/", include_in_schema=False)
+async def by_action(request: Request, api: HttpApi = Depends(api_of)) -> Any:
+    """`POST /hooks` itself (no redirect of a POST to `/hooks/`): `{"action": "wake",
+    ...}` is `/hooks/wake`, `{"action": "agent", ...}` is `/hooks/agent`."""
+    ip, headers = await HookGate(api).admit(request)
+    payload = parse_json_object(request.scope.get(BODY_KEY, b""))
+    action = payload.get("action")
+    if action == "wake":
+        return await _wake(api, ip, headers, payload)
+    if action == "agent":
+        return await _agent(api, ip, headers, payload)
+    raise InvalidParams(
+        'POST /hooks needs "action": "wake" or "agent" in its body; or post to '
+        "/hooks/wake, /hooks/agent or /hooks/<mapping path>",
+        actions=list(HOOK_ACTIONS),
+        paths=["/hooks/wake", "/hooks/agent", "/hooks/<mapping path>"],
     )
 
 

@@ -17,10 +17,11 @@ from pydantic import Field
 
 from aisopod.catalogue.approvals import ExecApprovalRequestParams
 from aisopod.errors import AisopodError
+from aisopod.execpolicy import EXEC_COMMAND
 from aisopod_runtime.tools.builtin import Args, invoke_node
 from aisopod_runtime.tools.registry import Tool, ToolContext, ToolError
 
-NODE_COMMAND = "system.run"
+NODE_COMMAND = EXEC_COMMAND
 
 
 class ExecArgs(Args):

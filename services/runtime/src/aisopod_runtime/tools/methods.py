@@ -20,8 +20,8 @@ from aisopod.catalogue.tools import (
 from aisopod.contracts.tools import H_SURFACE, SURFACE_HTTP
 from aisopod.errors import AisopodError, InvalidParams
 from aisopod.rpc import CallContext, Handler
+from aisopod.sessionkey import parse_session_key
 from aisopod_runtime.service import RuntimeService
-from aisopod_runtime.sessions import parse_session_key
 from aisopod_runtime.tools.registry import Surface, Tool, ToolContext
 
 

@@ -24,6 +24,10 @@ class UiSection(Section):
 
 class LoggingSection(Section):
     level: str = Field("INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
+    requests: bool = Field(
+        False,
+        description="one INFO line per HTTP request and RPC in every service (else DEBUG)",
+    )
 
 
 class UpdatesSection(Section):

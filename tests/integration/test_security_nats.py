@@ -90,6 +90,10 @@ REFUSED = [
     ("ws-gateway", kv_get("devices", "any")),
     ("ws-gateway", kv_put("devices", "evil")),
     ("ws-gateway", kv_put("config", "gateway")),
+    # Its edge-read replicas may read agents and cron, never write them; sessions: no.
+    ("ws-gateway", kv_put("agents", "agent.evil")),
+    ("ws-gateway", kv_put("cron", "job.evil")),
+    ("ws-gateway", kv_get("sessions", "any")),
     ("http-api", kv_put("config", "gateway")),
     ("http-api", kv_get("sessions", "any")),
     ("http-api", stream_info("TRANSCRIPTS")),
@@ -124,6 +128,9 @@ async def test_each_service_still_reaches_its_own_state(stack) -> None:
         assert await nc.jetstream(timeout=2).publish("$KV.presence.probe", b"{}")
         await (await nc.jetstream(timeout=2).key_value("presence")).delete("probe")
         assert (await nc.jetstream(timeout=2).stream_info("EVENTS")).config.name == "EVENTS"
+        agents = await nc.jetstream(timeout=2).key_value("agents")
+        assert (await agents.status()).bucket == "agents"
+        assert not errors
     async with connected(stack, "runtime") as (nc, errors):
         assert await nc.jetstream(timeout=2).publish("$KV.wizard.probe", b"{}")
         await (await nc.jetstream(timeout=2).key_value("wizard")).purge("probe")

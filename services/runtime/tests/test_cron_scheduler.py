@@ -18,9 +18,10 @@ from pydantic import TypeAdapter
 
 from aisopod.catalogue.cron import Payload, Schedule
 from aisopod.config.sections.misc import CronSection
+from aisopod.listings import JobRecord
 from aisopod_runtime.cron.clock import ManualClock
 from aisopod_runtime.cron.scheduler import Outcome, Scheduler
-from aisopod_runtime.cron.store import CronStore, JobRecord, RunRecord
+from aisopod_runtime.cron.store import CronStore, RunRecord
 
 T0 = 1_800_000_000_000
 

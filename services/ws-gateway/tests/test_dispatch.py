@@ -16,7 +16,7 @@ from tests.support.ws_client import RpcError, WsClient
 
 @pytest.fixture(scope="module")
 async def owner(gw):
-    """A method owner on the bus: `config.get` answers with the principal it was sent and
+    """A method owner on the bus: `sessions.list` answers with the principal it was sent and
     waits `delayMs` when asked (the runtime's real handlers are another issue's)."""
     seen: list[dict[str, str]] = []
 
@@ -33,7 +33,7 @@ async def owner(gw):
     async def on_msg(msg: Msg) -> None:
         _spawn(handle(msg))
 
-    sub = await gw.nc.subscribe(f"{gw.prefix}.rpc.config.get", cb=on_msg)
+    sub = await gw.nc.subscribe(f"{gw.prefix}.rpc.sessions.list", cb=on_msg)
     yield seen
     await sub.unsubscribe()
 
@@ -49,19 +49,19 @@ def _spawn(work) -> None:  # type: ignore[no-untyped-def]
 
 async def test_forwarded_with_principal_headers(gw, owner) -> None:
     async with await WsClient.connect(gw.url, token="reader-token", scopes=["operator.read"]) as ws:
-        result = await ws.call("config.get", {})
+        result = await ws.call("sessions.list", {})
         assert result == {"principal": "reader", "scopes": ["operator.read"]}
         headers = owner[-1]
         assert headers["Aisopod-Conn-Id"] == ws.hello["server"]["connId"]
         assert headers["Aisopod-Client-Ip"] == "127.0.0.1"
         with pytest.raises(RpcError) as info:
-            await ws.call("config.get", {"missing": True})
+            await ws.call("sessions.list", {"missing": True})
         assert info.value.code == -32004  # the owner's error, unchanged
 
 
 async def test_responses_complete_out_of_order(gw, owner) -> None:
     async with await WsClient.connect(gw.url, token="admin-token") as ws:
-        slow = asyncio.create_task(ws.request("config.get", {"delayMs": 300}))
+        slow = asyncio.create_task(ws.request("sessions.list", {"delayMs": 300}))
         fast = await ws.request("health")
         assert "result" in fast and not slow.done()
         assert (await slow)["result"]["principal"] == "admin"
@@ -70,7 +70,7 @@ async def test_responses_complete_out_of_order(gw, owner) -> None:
 async def test_owner_down_is_unavailable_retryable(gw) -> None:
     async with await WsClient.connect(gw.url, token="admin-token") as ws:
         with pytest.raises(RpcError) as info:
-            await ws.call("agents.list", {})
+            await ws.call("chat.history", {"sessionKey": "main"})
         assert info.value.code == -32013 and info.value.data["retryable"] is True
 
 
@@ -148,3 +148,27 @@ async def test_timeout_for_uses_timeout_ms_plus_margin(gw) -> None:
     assert dispatcher.timeout_for("agent.wait", {"timeoutMs": 60_000}) == 62.0
     assert dispatcher.timeout_for("agent", {"wait": True}) == 600.0
     assert dispatcher.timeout_for("chat.send", {"timeoutMs": True}) == 10.0
+
+
+async def test_edge_reads_are_answered_without_the_owner(gw) -> None:
+    """No runtime on this bus: the configuration reads come from the gateway's replica,
+    redacted as the owner does it; agents.list without its default agent stored is the
+    owner's (who creates it), so it is UNAVAILABLE here."""
+    snapshot = gw.host.config.snapshot
+    async with await WsClient.connect(gw.url, token="reader-token", scopes=["operator.read"]) as ws:
+        got = await ws.call("config.get")
+        assert got == {
+            "config": snapshot.config.redacted(),
+            "hash": snapshot.hash,
+            "revision": snapshot.revision,
+        }
+        assert "properties" in await ws.call("config.schema")
+        with pytest.raises(RpcError) as info:
+            await ws.call("cron.list", {"includeDisabled": "nope"})
+        assert info.value.code == -32602
+        assert await ws.call("cron.list") == {"jobs": []}
+        models = await ws.call("models.list")  # the default echo provider lists nothing upstream
+        assert [m["id"] for m in models["models"]] == ["echo/echo"]
+        with pytest.raises(RpcError) as info:
+            await ws.call("agents.list")
+        assert info.value.code == -32013

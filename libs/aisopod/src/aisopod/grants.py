@@ -46,7 +46,9 @@ SERVICE_GRANTS: dict[ServiceName, Grants] = {
         buckets={**_COMMON_BUCKETS, "ratelimit": W}, streams=_COMMON_STREAMS
     ),
     ServiceName.WS_GATEWAY: Grants(
-        buckets={**_COMMON_BUCKETS, "presence": W, "nodeinfo": W}, streams=_COMMON_STREAMS
+        # agents and cron: read-only, for the replicas that answer reads at the edge.
+        buckets={**_COMMON_BUCKETS, "presence": W, "nodeinfo": W, "agents": R, "cron": R},
+        streams=_COMMON_STREAMS,
     ),
     ServiceName.HTTP_API: Grants(
         buckets={**_COMMON_BUCKETS, "hooks": W},

@@ -27,6 +27,7 @@ from aisopod.catalogue.fields import OkResult
 from aisopod.config.watcher import ConfigWatcher
 from aisopod.errors import Conflict, InvalidParams, NotFound
 from aisopod.jsread import snapshot
+from aisopod.listings import agents_list_result
 from aisopod.rpc import CallContext, Handler
 from aisopod_runtime.kvview import get_json
 from aisopod_runtime.providers import split_model_ref
@@ -74,9 +75,11 @@ class AgentStore:
         agents = [
             Agent.model_validate(codec.loads(e.value)) for e in await snapshot(self.kv, "agent.>")
         ]
-        if not any(a.id == self.default_id for a in agents):
-            agents.append(await self.ensure_default())
-        return sorted(agents, key=lambda a: (a.id != self.default_id, a.id))
+        listed = agents_list_result(agents, self.default_id)
+        if listed is None:
+            listed = agents_list_result([*agents, await self.ensure_default()], self.default_id)
+        assert listed is not None
+        return listed.agents
 
     def check_model(self, model: str | None) -> None:
         if model is None:

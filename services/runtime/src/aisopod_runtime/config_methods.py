@@ -18,10 +18,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from aisopod.catalogue.config import ConfigApplyParams, ConfigPatchParams, ConfigSetParams
-from aisopod.config.model import GatewayConfig, restore_redacted
+from aisopod.config.model import restore_redacted
 from aisopod.config.store import ConfigSnapshot, ConfigStore, parse_document
 from aisopod.errors import Conflict
 from aisopod.host import ServiceHost
+from aisopod.listings import config_get_result, config_schema_result
 from aisopod.principal import Principal
 from aisopod.rpc import CallContext
 from aisopod.wire import EmptyParams
@@ -77,7 +78,6 @@ class ConfigMethods:
         self.host = host
         self.limiter = limiter
         self._get_cache: tuple[str, dict[str, Any]] | None = None
-        self._schema: dict[str, Any] | None = None
 
     @property
     def store(self) -> ConfigStore:
@@ -88,19 +88,13 @@ class ConfigMethods:
         snapshot = self.host.config.snapshot
         cached = self._get_cache
         if cached is None or cached[0] != f"{snapshot.hash}:{snapshot.revision}":
-            result = {
-                "config": snapshot.config.redacted(),
-                "hash": snapshot.hash,
-                "revision": snapshot.revision,
-            }
+            result = config_get_result(snapshot)
             cached = (f"{snapshot.hash}:{snapshot.revision}", result)
             self._get_cache = cached
         return cached[1]
 
     async def schema(self, _: EmptyParams, ctx: CallContext) -> dict[str, Any]:
-        if self._schema is None:
-            self._schema = GatewayConfig.model_json_schema(by_alias=True)
-        return self._schema
+        return config_schema_result()
 
     # -- writes ----------------------------------------------------------------------------
     async def set(self, params: ConfigSetParams, ctx: CallContext) -> dict[str, Any]:

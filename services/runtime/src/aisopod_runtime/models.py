@@ -15,6 +15,7 @@ from typing import Any
 
 from aisopod.catalogue.models import ModelInfo, ModelsListResult
 from aisopod.config.sections.providers import ProviderConfig
+from aisopod.listings import models_list
 from aisopod.rpc import CallContext, Handler
 from aisopod_runtime.providers import DiscoveredModel, ProviderError
 from aisopod_runtime.service import RuntimeService
@@ -33,17 +34,7 @@ class ModelCatalog:
     async def list(self) -> list[ModelInfo]:
         configs = list(self.parts.providers.configs.values())
         discovered = await asyncio.gather(*(self._discover(c) for c in configs))
-        out: list[ModelInfo] = []
-        for config, found in zip(configs, discovered, strict=True):
-            seen: set[str] = set()
-            for model in config.models:
-                seen.add(model.id)
-                out.append(_info(config.id, model.id, model.context_window, "config"))
-            for model in found:
-                if model.id not in seen:
-                    seen.add(model.id)
-                    out.append(_info(config.id, model.id, model.context_window, "upstream"))
-        return out
+        return models_list(configs, discovered)
 
     async def _discover(self, config: ProviderConfig) -> list[DiscoveredModel]:
         if config.kind != "openai" or not config.discover_models:
@@ -63,11 +54,6 @@ class ModelCatalog:
             found, ttl = [], min(ttl, FAILURE_CACHE_S)
         self._cache[config.id] = (time.monotonic() + ttl, config, found)
         return found
-
-
-def _info(provider: str, model: str, window: int | None, source: str) -> ModelInfo:
-    extra: dict[str, Any] = {"model": model, "source": source}
-    return ModelInfo(id=f"{provider}/{model}", provider=provider, context_window=window, **extra)
 
 
 def model_handlers(catalog: ModelCatalog) -> dict[str, Handler]:

@@ -82,6 +82,7 @@ class View:
     _memo: dict[str, bool] = field(default_factory=dict)
     _allowed: dict[Requirement, bool] = field(default_factory=dict)
     features: dict[str, list[str]] | None = None
+    features_json: bytes | None = None  # `features` encoded once per view, for hello
 
     def may(self, requirement: Requirement) -> bool:
         allowed = self._allowed.get(requirement)

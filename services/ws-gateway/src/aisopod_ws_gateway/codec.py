@@ -12,8 +12,11 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+import orjson
+
 from aisopod import jsonrpc
 from aisopod.catalogue.system import PROTOCOL_VERSION
+from aisopod.codec import dumps
 from aisopod.errors import AisopodError, InvalidRequest
 from aisopod.jsonrpc import Decoded, RequestId
 
@@ -48,7 +51,16 @@ class Codec(Protocol):
         """The `connect` params in our own terms (the catalogue's ConnectParams)."""
         ...
 
-    def hello(self, hello: dict[str, Any]) -> dict[str, Any]: ...
+    def hello_reply(
+        self,
+        request_id: RequestId,
+        head: dict[str, Any],
+        features: tuple[dict[str, list[str]], bytes],
+        tail: dict[str, Any],
+    ) -> bytes:
+        """The reply to `connect`: our hello is `head`, `features` (as a dict and as its
+        JSON, encoded once per view) and `tail`."""
+        ...
 
 
 class JsonRpcCodec:
@@ -99,8 +111,27 @@ class JsonRpcCodec:
     def connect_params(self, raw: dict[str, Any]) -> dict[str, Any]:
         return raw
 
-    def hello(self, hello: dict[str, Any]) -> dict[str, Any]:
-        return hello
+    def hello_reply(
+        self,
+        request_id: RequestId,
+        head: dict[str, Any],
+        features: tuple[dict[str, list[str]], bytes],
+        tail: dict[str, Any],
+    ) -> bytes:
+        # `features` spliced in pre-encoded.
+        return b"".join(
+            (
+                b'{"jsonrpc":"2.0","id":',
+                orjson.dumps(request_id),
+                b',"result":',
+                dumps(head)[:-1],
+                b',"features":',
+                features[1],
+                b",",
+                dumps(tail)[1:],
+                b"}",
+            )
+        )
 
 
 JSONRPC = JsonRpcCodec()

@@ -56,6 +56,7 @@ class Connection:
         "codec",
         "conn_id",
         "device_id",
+        "edge_unsynced",
         "forbidden_streak",
         "forwarded_host",
         "gateway",
@@ -117,6 +118,8 @@ class Connection:
         self.timer: asyncio.TimerHandle | None = None
         self.replay_buffer: list[tuple[int, bytes, bool]] | None = None
         self.last_seq = 0
+        # Replicated buckets this connection wrote to since its last edge read of them.
+        self.edge_unsynced: frozenset[str] = frozenset()
 
     @property
     def subscription(self) -> Subscription:

@@ -1,5 +1,6 @@
 """Requests after `hello`: rate limit, catalogue look-up, scope/role check, then either a
-local handler (methods this service owns) or the owner over NATS (`<prefix>.rpc.<method>`)
+local handler (methods this service owns), the edge replicas (edgereads.py) or the owner
+over NATS (`<prefix>.rpc.<method>`)
 with the principal in headers. Requests of one connection run concurrently; replies go out
 in completion order. Errors reach the wire only here (and in the handshake).
 """
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
     from aisopod.bus import Bus
     from aisopod.config.sections.gateway import GatewaySection
     from aisopod_ws_gateway.connection import Connection
+    from aisopod_ws_gateway.edgereads import EdgeReads
 
 Reply = tuple[bytes, AisopodError | None]
 Outcome = Reply | Awaitable[Reply | None] | None
@@ -65,7 +67,10 @@ class Dispatcher:
         config: Callable[[], GatewaySection],
         request_timeout_s: float,
         local: dict[str, LocalHandler],
+        edge: EdgeReads | None = None,
     ) -> None:
+        """`edge`: reads answered from this process's KV replicas instead of the owner."""
+        self.edge = edge
         self.bus = bus
         self.config = config
         self.request_timeout_s = request_timeout_s
@@ -194,7 +199,13 @@ class Dispatcher:
                     conn.spawn(_discard(outcome))
                 return None
             return outcome
-        return self._forward(conn, item, spec, codec, request_id)
+        edge = self.edge
+        if edge is None:
+            return self.forward(conn, item, spec, codec, request_id)
+        answered = edge.answer(conn, item, spec, codec)
+        if answered is not None:
+            return answered
+        return edge.forwarded(conn, requirement, self.forward(conn, item, spec, codec, request_id))
 
     async def invoke(self, conn: Connection, method: str, params: dict[str, Any]) -> Any:
         """Our `method` for `conn` with every check a request of its own gets (rate,
@@ -214,13 +225,13 @@ class Dispatcher:
             return None
         return error_reply(codec, call.id, error)
 
-    async def _forward(
+    async def forward(
         self,
         conn: Connection,
         call: Call,
         spec: MethodSpec,
         codec: Codec,
-        request_id: str | None,
+        request_id: str | None = None,
     ) -> Reply | None:
         params = call.params if call.params is not None else {}
         if not isinstance(params, dict):

@@ -158,8 +158,9 @@ class Handshake:
         if conn.state is State.CLOSED:
             return
         conn.open(principal, view)
-        hello = self._hello(conn, principal, view, verified.device_token, outcome)
-        conn.send_payload(conn.codec.result(call.id, conn.codec.hello(hello)))
+        head, tail = self._hello(conn, principal, view, verified.device_token, outcome)
+        features = (gateway.features(view), gateway.features_json(view))
+        conn.send_payload(conn.codec.hello_reply(call.id, head, features, tail))
         if resume is not None:
             for frame in frames:
                 conn.transport.write_frame(frame)
@@ -214,7 +215,9 @@ class Handshake:
         view: Any,
         device_token: str | None,
         resume: dict[str, Any] | None,
-    ) -> dict[str, Any]:
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The `hello` result around `features` (which the codec splices in, pre-encoded
+        once per view: the bulk of every hello)."""
         gateway = self.gateway
         cfg = gateway.config
         auth: dict[str, Any] = {
@@ -224,14 +227,15 @@ class Handshake:
         }
         if device_token:
             auth["deviceToken"] = device_token
-        hello: dict[str, Any] = {
+        head = {
             "protocol": PROTOCOL_VERSION,
             "server": {
                 "version": gateway.host.version,
                 "connId": conn.conn_id,
                 "instance": gateway.host.instance,
             },
-            "features": gateway.features(view),
+        }
+        tail: dict[str, Any] = {
             "snapshot": {
                 "presence": gateway.presence.entries() if principal.may(Requirement.READ) else [],
                 "health": gateway.health.snapshot,
@@ -245,5 +249,5 @@ class Handshake:
             },
         }
         if resume is not None:
-            hello["resume"] = resume
-        return hello
+            tail["resume"] = resume
+        return head, tail

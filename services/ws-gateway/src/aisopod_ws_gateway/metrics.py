@@ -38,7 +38,11 @@ HANDSHAKES = Counter("aisopod_ws_handshakes_total", "handshakes by outcome", ["o
 FRAMES_IN = LoopCounter("aisopod_ws_frames_in", "text frames received")
 FRAMES_OUT = LoopCounter("aisopod_ws_frames_out", "responses and addressed frames sent")
 REQUESTS = LoopCounter("aisopod_ws_requests", "requests after hello")
-REGISTRY.register(_LoopCounters(FRAMES_IN, FRAMES_OUT, REQUESTS))
+EDGE_READS = LoopCounter("aisopod_ws_edge_reads", "reads answered from the edge replicas")
+EDGE_FALLBACKS = LoopCounter(
+    "aisopod_ws_edge_fallbacks", "edge-served reads sent to the owner (cold, lagging, owner-only)"
+)
+REGISTRY.register(_LoopCounters(FRAMES_IN, FRAMES_OUT, REQUESTS, EDGE_READS, EDGE_FALLBACKS))
 ERRORS = Counter("aisopod_ws_internal_errors_total", "internal errors answered", ["name"])
 EVENTS = Counter("aisopod_ws_events_total", "broadcast events received from the stream")
 DELIVERIES = Counter("aisopod_ws_event_deliveries_total", "event frames written to clients")

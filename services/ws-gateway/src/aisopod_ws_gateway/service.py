@@ -32,6 +32,7 @@ from aisopod_ws_gateway.audience import Subscription, View, Views
 from aisopod_ws_gateway.codec import JSONRPC, Codec
 from aisopod_ws_gateway.connection import Connection, FrameHandler, State
 from aisopod_ws_gateway.dispatch import Dispatcher
+from aisopod_ws_gateway.edgereads import EdgeReads
 from aisopod_ws_gateway.fanout import Fanout
 from aisopod_ws_gateway.handshake import Handshake
 from aisopod_ws_gateway.health import HealthMonitor
@@ -59,11 +60,13 @@ class Gateway:
         self.presence = Presence(self)
         self.nodes = Nodes(self)
         self.fanout = Fanout(host.bus, self.conns, lambda: self.host.config.current.gateway)
+        self.edge_reads = EdgeReads(self)
         self.dispatcher = Dispatcher(
             host.bus,
             lambda: self.host.config.current.gateway,
             host.settings.request_timeout_s,
             connection_handlers(self),
+            self.edge_reads,
         )
         self.openclaw = OpenClawMethods(self.dispatcher, host.version)
         # Requests after hello, by wire format.
@@ -106,6 +109,7 @@ class Gateway:
         await self.health.start()
         await self.presence.start()
         await self.fanout.start()
+        await self.edge_reads.start()
         bus = self.host.bus
         self._control = await bus.nc.subscribe(
             bus.subjects.control("connections.close"), cb=self._on_close_order
@@ -134,6 +138,7 @@ class Gateway:
             sock.abort()
         if self._control is not None:
             await _bounded("control subscription", self._control.unsubscribe())
+        await _bounded("edge reads", self.edge_reads.stop())
         await _bounded("fan-out", self.fanout.stop())
         await _bounded("nodes", self.nodes.stop())
         await _bounded("presence", self.presence.stop())
@@ -211,6 +216,13 @@ class Gateway:
         if view.features is None:
             view.features = {"methods": view.methods(), "events": view.events()}
         return view.features
+
+    def features_json(self, view: View) -> bytes:
+        """`features` as JSON, encoded once per interned view (role, scopes, subscription):
+        the bulk of every hello."""
+        if view.features_json is None:
+            view.features_json = orjson.dumps(self.features(view))
+        return view.features_json
 
     def health_reply(self, codec: Codec, request_id: RequestId) -> bytes:
         """`health` from the cached snapshot, spliced as bytes (no model, no re-encoding)."""

@@ -84,6 +84,22 @@ class ConfigWatcher:
         except TimeoutError:
             return False
 
+    async def wait_for_revision(self, revision: int, timeout: float) -> bool:
+        """True once this instance runs the document stored at KV `revision` or later
+        (read-your-writes at the edge: a later write may have replaced it)."""
+
+        async def reached() -> None:
+            async with self._changed:
+                await self._changed.wait_for(lambda: self.snapshot.revision >= revision)
+
+        if self._snapshot is not None and self._snapshot.revision >= revision:
+            return True
+        try:
+            await asyncio.wait_for(reached(), timeout)
+            return True
+        except TimeoutError:
+            return False
+
     async def _report(self, msg: Msg) -> None:
         if msg.reply and self._snapshot is not None:
             body = {"service": self.service, "instance": self.instance, "hash": self._snapshot.hash}
@@ -111,7 +127,9 @@ class ConfigWatcher:
             return
         old = self._snapshot
         if old is not None and old.hash == snapshot.hash:
-            self._snapshot = snapshot
+            self._snapshot = snapshot  # same document, newer revision: wake revision waiters
+            async with self._changed:
+                self._changed.notify_all()
             return
         self._snapshot = snapshot
         for listener in self._listeners:

@@ -17,9 +17,10 @@ from aisopod.bus import Bus
 from aisopod.catalogue.cron import AgentTurnPayload
 from aisopod.config.sections.misc import CronSection
 from aisopod.errors import AisopodError
+from aisopod.listings import JobRecord
 from aisopod.principal import SYSTEM
 from aisopod_runtime.cron.scheduler import Outcome
-from aisopod_runtime.cron.store import JobRecord, RunRecord
+from aisopod_runtime.cron.store import RunRecord
 
 CALL_TIMEOUT_S = 30.0
 

@@ -12,10 +12,11 @@ from aisopod.catalogue.cron import (
     CronRunsParams,
     CronUpdateParams,
 )
+from aisopod.listings import JobRecord, cron_list_result
 from aisopod.rpc import CallContext
 from aisopod_runtime.cron import schedule as schedules
 from aisopod_runtime.cron.scheduler import Emit, Scheduler, new_run_id
-from aisopod_runtime.cron.store import CronStore, JobRecord, RunRecord
+from aisopod_runtime.cron.store import CronStore, RunRecord
 
 
 class CronMethods:
@@ -29,11 +30,7 @@ class CronMethods:
         return self.scheduler.clock.now_ms()
 
     async def list(self, params: CronListParams, ctx: CallContext) -> dict[str, Any]:
-        jobs = await self.store.all_jobs()
-        if not params.include_disabled:
-            jobs = [j for j in jobs if j.enabled]
-        jobs.sort(key=lambda j: (j.next_run_at_ms is None, j.next_run_at_ms or 0, j.name))
-        return {"jobs": [j.public() for j in jobs]}
+        return cron_list_result(await self.store.all_jobs(), params.include_disabled)
 
     async def add(self, params: CronAddParams, ctx: CallContext) -> dict[str, Any]:
         schedules.validate(params.schedule)

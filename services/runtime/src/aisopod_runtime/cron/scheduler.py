@@ -21,9 +21,10 @@ from dataclasses import dataclass
 
 from aisopod.config.sections.misc import CronSection
 from aisopod.errors import NotFound
+from aisopod.listings import JobRecord, Lease
 from aisopod_runtime.cron.clock import Clock
 from aisopod_runtime.cron.schedule import next_run_ms
-from aisopod_runtime.cron.store import CronStore, JobRecord, Lease, RunRecord
+from aisopod_runtime.cron.store import CronStore, RunRecord
 
 log = logging.getLogger("aisopod.runtime.cron")
 

@@ -11,51 +11,19 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Callable
-from typing import Any
 
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 from pydantic import Field
 
 from aisopod import codec
-from aisopod.catalogue.cron import Payload, Schedule
 from aisopod.errors import Conflict, NotFound
 from aisopod.jsread import snapshot
+from aisopod.listings import JobRecord
 from aisopod.wire import WireModel
 
 _KEY_SAFE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 CAS_ATTEMPTS = 8
-
-
-class Lease(WireModel):
-    """Who fires the claimed slot; a lease past `expiresAtMs` no longer blocks the job."""
-
-    instance: str
-    run_id: str
-    due_at_ms: int
-    expires_at_ms: int
-
-
-class JobRecord(WireModel):
-    job_id: str
-    name: str
-    schedule: Schedule
-    payload: Payload
-    enabled: bool = True
-    created_at_ms: int
-    updated_at_ms: int
-    anchor_ms: int = Field(description="grid origin of `every` (the last schedule change)")
-    next_run_at_ms: int | None = None
-    last_run_at_ms: int | None = None
-    last_status: str | None = None
-    last_run_id: str | None = None
-    lease: Lease | None = None
-
-    def public(self) -> dict[str, Any]:
-        """The job as cron.list/add/update return it (CronJob plus a few extras)."""
-        out = self.model_dump(by_alias=True, mode="json", exclude={"lease", "anchor_ms"})
-        out["running"] = self.lease is not None
-        return out
 
 
 class RunRecord(WireModel):

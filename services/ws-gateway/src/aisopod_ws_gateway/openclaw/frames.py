@@ -178,7 +178,17 @@ class OpenClawCodec:
                 params["device"] = device | {"signedToken": token}
         return params
 
+    def hello_reply(
+        self,
+        request_id: RequestId,
+        head: dict[str, Any],
+        features: tuple[dict[str, list[str]], bytes],
+        tail: dict[str, Any],
+    ) -> bytes:
+        return self.result(request_id, self.hello(head | {"features": features[0]} | tail))
+
     def hello(self, hello: dict[str, Any]) -> dict[str, Any]:
+        """Our hello as OpenClaw's `hello-ok`."""
         from aisopod_ws_gateway.openclaw.adapters import implemented_methods
 
         ours = hello["features"]["methods"]

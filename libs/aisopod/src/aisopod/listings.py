@@ -1,0 +1,131 @@
+"""The results of the read methods, built from stored state by pure functions.
+
+One code path for both places that answer them: the owner (runtime, reading KV) and the
+edge (ws-gateway, reading its in-memory replica of the same KV entries), so both give the
+same bytes for the same state. Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from functools import cache
+from typing import Any
+
+from pydantic import Field
+
+from aisopod.catalogue.agents import Agent, AgentsListResult
+from aisopod.catalogue.cron import Payload, Schedule
+from aisopod.catalogue.models import ModelInfo
+from aisopod.config.model import GatewayConfig
+from aisopod.config.sections.providers import ProviderConfig
+from aisopod.config.store import ConfigSnapshot
+from aisopod.wire import WireModel
+
+# -- config ------------------------------------------------------------------------------
+
+
+def config_get_result(snapshot: ConfigSnapshot) -> dict[str, Any]:
+    """`config.get`: the document with secrets redacted, its hash and KV revision."""
+    return {
+        "config": snapshot.config.redacted(),
+        "hash": snapshot.hash,
+        "revision": snapshot.revision,
+    }
+
+
+@cache
+def config_schema_result() -> dict[str, Any]:
+    """`config.schema`: the JSON Schema of the whole document (fixed per build)."""
+    return GatewayConfig.model_json_schema(by_alias=True)
+
+
+# -- agents ------------------------------------------------------------------------------
+
+AGENT_KEY_PREFIX = "agent."
+
+
+def agents_list_result(agents: Iterable[Agent], default_id: str) -> AgentsListResult | None:
+    """`agents.list`: the default agent first, then by id; None when the default agent is
+    not stored yet (only the owner may create it)."""
+    listed = list(agents)
+    if not any(a.id == default_id for a in listed):
+        return None
+    ordered = sorted(listed, key=lambda a: (a.id != default_id, a.id))
+    return AgentsListResult(default_id=default_id, agents=ordered)
+
+
+# -- cron --------------------------------------------------------------------------------
+
+CRON_JOB_KEY_PREFIX = "job."
+
+
+class Lease(WireModel):
+    """Who fires the claimed slot; a lease past `expiresAtMs` no longer blocks the job."""
+
+    instance: str
+    run_id: str
+    due_at_ms: int
+    expires_at_ms: int
+
+
+class JobRecord(WireModel):
+    """A cron job as stored in KV `cron` under `job.<jobId>`."""
+
+    job_id: str
+    name: str
+    schedule: Schedule
+    payload: Payload
+    enabled: bool = True
+    created_at_ms: int
+    updated_at_ms: int
+    anchor_ms: int = Field(description="grid origin of `every` (the last schedule change)")
+    next_run_at_ms: int | None = None
+    last_run_at_ms: int | None = None
+    last_status: str | None = None
+    last_run_id: str | None = None
+    lease: Lease | None = None
+
+    def public(self) -> dict[str, Any]:
+        """The job as cron.list/add/update return it (CronJob plus a few extras)."""
+        out = self.model_dump(by_alias=True, mode="json", exclude={"lease", "anchor_ms"})
+        out["running"] = self.lease is not None
+        return out
+
+
+def cron_list_result(jobs: Iterable[JobRecord], include_disabled: bool) -> dict[str, Any]:
+    """`cron.list`: enabled jobs (all with `include_disabled`), soonest next run first."""
+    listed = [j for j in jobs if include_disabled or j.enabled]
+    listed.sort(key=lambda j: (j.next_run_at_ms is None, j.next_run_at_ms or 0, j.name))
+    return {"jobs": [j.public() for j in listed]}
+
+
+# -- models ------------------------------------------------------------------------------
+
+
+def discovers_models(config: ProviderConfig) -> bool:
+    """Whether `models.list` asks this provider's upstream (`/models`) for its models."""
+    return config.kind == "openai" and config.discover_models
+
+
+def model_info(provider: str, model: str, window: int | None, source: str) -> ModelInfo:
+    extra: dict[str, Any] = {"model": model, "source": source}
+    return ModelInfo(id=f"{provider}/{model}", provider=provider, context_window=window, **extra)
+
+
+def models_list(
+    configs: Sequence[ProviderConfig], discovered: Sequence[Sequence[Any]]
+) -> list[ModelInfo]:
+    """`models.list`: each provider's configured models, then those its upstream listed
+    (`discovered[i]` for `configs[i]`: items with `id` and `context_window`) that are not
+    configured."""
+    out: list[ModelInfo] = []
+    for config, found in zip(configs, discovered, strict=True):
+        seen: set[str] = set()
+        for model in config.models:
+            seen.add(model.id)
+            out.append(model_info(config.id, model.id, model.context_window, "config"))
+        for model in found:
+            if model.id not in seen:
+                seen.add(model.id)
+                out.append(model_info(config.id, model.id, model.context_window, "upstream"))
+    return out

@@ -1,0 +1,242 @@
+"""Reads at the edge: read methods whose state is in KV, answered from in-memory replicas
+(docs/ws-gateway.md, Reads at the edge).
+
+The dispatcher asks `answer` after its scope check; None means "forward to the owner" (the
+method is not edge-served, the replica it needs is not warm or over its bound, or the
+result needs something only the owner has). Results are built by the owner's own pure
+functions (`aisopod.listings`) and encoded as the owner encodes them, once per replica
+revision, so a request costs a dictionary look-up and a splice.
+
+Read-your-writes per connection: after a write forwarded on a connection completes
+(`forwarded`), the next edge read of each replicated bucket on that connection first asks
+the bucket's newest sequence and waits (at most `SYNC_WAIT_S`) for the replica to apply
+it; past that it goes to the owner.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
+
+from aisopod import codec
+from aisopod.catalogue.agents import Agent
+from aisopod.catalogue.cron import CronListParams
+from aisopod.catalogue.models import ModelsListResult
+from aisopod.catalogue.spec import MethodSpec
+from aisopod.errors import AisopodError, invalid_params_from_validation
+from aisopod.jsonrpc import Call
+from aisopod.listings import (
+    AGENT_KEY_PREFIX,
+    CRON_JOB_KEY_PREFIX,
+    JobRecord,
+    agents_list_result,
+    config_get_result,
+    config_schema_result,
+    cron_list_result,
+    discovers_models,
+    models_list,
+)
+from aisopod.scopes import Requirement
+from aisopod_ws_gateway import metrics
+from aisopod_ws_gateway.dispatch import Outcome, Reply, error_reply
+from aisopod_ws_gateway.replica import ConfigReplica, KvReplica, Replica
+
+if TYPE_CHECKING:
+    from aisopod_ws_gateway.codec import Codec
+    from aisopod_ws_gateway.connection import Connection
+    from aisopod_ws_gateway.service import Gateway
+
+log = logging.getLogger("aisopod.ws.edgereads")
+
+SYNC_WAIT_S = 1.0
+"""How long a read after a write on the same connection waits for the replica."""
+
+Build = Callable[[Any], bytes | None]
+"""Params → the owner-shaped reply body `{"result": …}`, or None to ask the owner."""
+
+
+@dataclass(frozen=True, slots=True)
+class Reader:
+    buckets: tuple[str, ...]
+    build: Build
+
+
+class EdgeReads:
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+        self.replicas: dict[str, Replica] = {}
+        self._kv: list[KvReplica] = []
+        self._cache: dict[tuple[Any, ...], bytes] = {}
+        self.readers: dict[str, Reader] = {
+            "config.get": Reader(("config",), self._config_get),
+            "config.schema": Reader((), self._config_schema),
+            "agents.list": Reader(("config", "agents"), self._agents_list),
+            "cron.list": Reader(("cron",), self._cron_list),
+            "models.list": Reader(("config",), self._models_list),
+        }
+
+    async def start(self) -> None:
+        host = self.gateway.host
+        self.replicas["config"] = ConfigReplica(host.config)
+        for name, prefix in (("agents", AGENT_KEY_PREFIX), ("cron", CRON_JOB_KEY_PREFIX)):
+            replica = KvReplica(name, await host.kv(name), prefix)
+            await replica.start()
+            self._kv.append(replica)
+            self.replicas[name] = replica
+
+    async def stop(self) -> None:
+        for replica in self._kv:
+            await replica.stop()
+
+    # -- the dispatcher's hooks -------------------------------------------------------
+    def answer(self, conn: Connection, call: Call, spec: MethodSpec, wire: Codec) -> Outcome | None:
+        """The reply from the replicas, or None to forward the call to the owner."""
+        reader = self.readers.get(spec.name)
+        if reader is None or call.notification:
+            return None
+        replicas = [self.replicas.get(b) for b in reader.buckets]
+        if not all(r is not None and r.warm for r in replicas):
+            metrics.EDGE_FALLBACKS.inc()
+            return None
+        try:
+            params = _params(spec, call)
+        except AisopodError as exc:
+            return error_reply(wire, call.id, exc)
+        pending = conn.edge_unsynced
+        if pending and any(b in pending for b in reader.buckets):
+            return self._after_sync(conn, call, spec, reader, params, wire)
+        reply = self._reply(call, reader, params, wire)
+        if reply is None:
+            metrics.EDGE_FALLBACKS.inc()
+        return reply
+
+    def forwarded(
+        self, conn: Connection, requirement: Requirement, work: Awaitable[Reply | None]
+    ) -> Awaitable[Reply | None]:
+        """Wrap a call forwarded to its owner: once a call that may write finishes, this
+        connection's next edge reads first catch up with the buckets."""
+        if requirement is Requirement.READ:
+            return work
+        return self._mark_written(conn, work)
+
+    # -- internals --------------------------------------------------------------------
+    async def _mark_written(self, conn: Connection, work: Awaitable[Reply | None]) -> Reply | None:
+        try:
+            return await work
+        finally:
+            # Even a failed write may have written: the next read syncs either way.
+            conn.edge_unsynced = frozenset(self.replicas)
+
+    async def _after_sync(
+        self,
+        conn: Connection,
+        call: Call,
+        spec: MethodSpec,
+        reader: Reader,
+        params: Any,
+        wire: Codec,
+    ) -> Reply | None:
+        for name in reader.buckets:
+            if name not in conn.edge_unsynced:
+                continue
+            replica = self.replicas[name]
+            try:
+                target = await replica.last_revision()
+                caught_up = await replica.wait_for(target, SYNC_WAIT_S)
+            except Exception:
+                log.warning("read-your-writes sync of %s failed", name, exc_info=True)
+                caught_up = False
+            if not caught_up:
+                metrics.EDGE_FALLBACKS.inc()
+                return await self.gateway.dispatcher.forward(conn, call, spec, wire)
+            conn.edge_unsynced = conn.edge_unsynced - {name}
+        reply = self._reply(call, reader, params, wire)
+        if reply is None:
+            metrics.EDGE_FALLBACKS.inc()
+            return await self.gateway.dispatcher.forward(conn, call, spec, wire)
+        return reply
+
+    def _reply(self, call: Call, reader: Reader, params: Any, wire: Codec) -> Reply | None:
+        try:
+            body = reader.build(params)
+        except Exception:  # a stored entry the shared builder rejects: the owner decides
+            log.warning("edge read failed; asking the owner", exc_info=True)
+            return None
+        if body is None:
+            return None
+        frame = wire.splice(call.id, body)
+        if frame is None:
+            return None
+        metrics.EDGE_READS.inc()
+        return frame, None
+
+    def _cached(self, key: tuple[Any, ...], make: Callable[[], Any]) -> bytes:
+        body = self._cache.get(key)
+        if body is None:
+            # One entry per method variant: a newer revision replaces the older one.
+            stale = [k for k in self._cache if k[0] == key[0] and k[1:2] == key[1:2]]
+            for k in stale:
+                del self._cache[k]
+            body = codec.dumps({"result": codec.to_wire(make())})
+            self._cache[key] = body
+        return body
+
+    def _config_get(self, _: Any) -> bytes:
+        snapshot = self.gateway.host.config.snapshot
+        return self._cached(
+            ("config.get", None, snapshot.revision, snapshot.hash),
+            lambda: config_get_result(snapshot),
+        )
+
+    def _config_schema(self, _: Any) -> bytes:
+        return self._cached(("config.schema", None), config_schema_result)
+
+    def _agents_list(self, _: Any) -> bytes | None:
+        agents = self.replicas["agents"]
+        assert isinstance(agents, KvReplica)
+        snapshot = self.gateway.host.config.snapshot
+        key = ("agents.list", None, agents.revision, snapshot.revision)
+        if key in self._cache:
+            return self._cache[key]
+        default_id = snapshot.config.models.agents.default_id
+        listed = agents_list_result(
+            (Agent.model_validate(codec.loads(v)) for v in agents.entries.values()), default_id
+        )
+        if listed is None:  # the owner creates the default agent on first use
+            return None
+        return self._cached(key, lambda: listed)
+
+    def _cron_list(self, params: CronListParams) -> bytes:
+        cron = self.replicas["cron"]
+        assert isinstance(cron, KvReplica)
+        return self._cached(
+            ("cron.list", params.include_disabled, cron.revision),
+            lambda: cron_list_result(
+                (JobRecord.model_validate(codec.loads(v)) for v in cron.entries.values()),
+                params.include_disabled,
+            ),
+        )
+
+    def _models_list(self, _: Any) -> bytes | None:
+        snapshot = self.gateway.host.config.snapshot
+        configs = list(snapshot.config.models.providers)
+        if any(discovers_models(c) for c in configs):  # upstream listings: the owner's cache
+            return None
+        return self._cached(
+            ("models.list", None, snapshot.revision),
+            lambda: ModelsListResult(models=models_list(configs, [[] for _ in configs])),
+        )
+
+
+def _params(spec: MethodSpec, call: Call) -> Any:
+    raw = call.params if call.params is not None else {}
+    if not isinstance(raw, dict):
+        raise invalid_params_from_validation([{"loc": ["params"], "msg": "must be an object"}])
+    try:
+        return spec.params.model_validate(raw)
+    except ValidationError as exc:
+        raise invalid_params_from_validation(exc.errors()) from None

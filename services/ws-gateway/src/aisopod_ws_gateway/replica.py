@@ -1,0 +1,206 @@
+"""In-memory replicas of KV state for reads at the edge (docs/ws-gateway.md, Reads at the
+edge).
+
+`KvReplica` keeps the live entries of one bucket whose keys start with a prefix, from a
+KV watch on every key of the bucket (so `revision`, the stream sequence of the last
+message applied, follows the whole bucket and can be compared with the bucket's last
+sequence for read-your-writes). `ConfigReplica` gives the same interface over the
+configuration this process already watches and runs on.
+
+Memory is bounded: past `max_entries` kept keys or `max_bytes` of kept values a replica
+drops its copy and stays cold (its reads go to the owner), trying again every
+`OVERFLOW_RETRY_S`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Protocol
+
+from nats.js.kv import KeyValue
+
+from aisopod.config.watcher import ConfigWatcher
+
+log = logging.getLogger("aisopod.ws.replica")
+
+RETRY_S = 0.5
+OVERFLOW_RETRY_S = 60.0  # a bucket over the bound is tried again this often
+DEFAULT_MAX_ENTRIES = 10_000
+DEFAULT_MAX_BYTES = 16 * 1024 * 1024
+
+
+class _OverBound(Exception):
+    """The bucket holds more than the replica may keep."""
+
+
+class Replica(Protocol):
+    name: str
+
+    @property
+    def warm(self) -> bool: ...
+
+    @property
+    def revision(self) -> int: ...
+
+    async def last_revision(self) -> int:
+        """The bucket's newest stream sequence, asked of the server (one round trip)."""
+        ...
+
+    async def wait_for(self, revision: int, timeout: float) -> bool:
+        """True once the replica has applied `revision` (or later) within `timeout`."""
+        ...
+
+
+async def _bucket_last_sequence(kv: KeyValue) -> int:
+    status = await kv.status()
+    return status.stream_info.state.last_seq
+
+
+class KvReplica:
+    def __init__(
+        self,
+        name: str,
+        kv: KeyValue,
+        prefix: str,
+        *,
+        max_entries: int = DEFAULT_MAX_ENTRIES,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+    ) -> None:
+        self.name = name
+        self.kv = kv
+        self.prefix = prefix
+        self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self.entries: dict[str, bytes] = {}
+        self.size = 0
+        self._revision = 0
+        self._warm = False
+        self.overflow = False
+        self._changed = asyncio.Condition()
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    @property
+    def warm(self) -> bool:
+        return self._warm and not self.overflow
+
+    @property
+    def revision(self) -> int:
+        return self._revision
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"replica-{self.name}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._stopping = True
+            self._task.cancel()
+            # nats-py's watcher may swallow one cancellation; never hang a shutdown on it.
+            await asyncio.wait({self._task}, timeout=1.0)
+            self._task = None
+
+    async def last_revision(self) -> int:
+        return await _bucket_last_sequence(self.kv)
+
+    async def wait_for(self, revision: int, timeout: float) -> bool:
+        if self.warm and self._revision >= revision:
+            return True
+
+        async def reached() -> None:
+            async with self._changed:
+                await self._changed.wait_for(lambda: self.warm and self._revision >= revision)
+
+        try:
+            await asyncio.wait_for(reached(), timeout)
+            return True
+        except TimeoutError:
+            return False
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            try:
+                await self._follow()
+            except asyncio.CancelledError:
+                raise
+            except _OverBound as exc:
+                log.warning("replica of %s over its bound (%s): owner reads", self.name, exc)
+                self._reset()
+                self.overflow = True
+                await asyncio.sleep(OVERFLOW_RETRY_S)
+            except Exception:  # NATS restart: start over from a fresh snapshot
+                log.warning("watch of %s interrupted; resyncing", self.name, exc_info=True)
+                self._reset()
+                await asyncio.sleep(RETRY_S)
+
+    def _reset(self) -> None:
+        self.entries.clear()
+        self.size = 0
+        self._revision = 0
+        self._warm = False
+
+    async def _follow(self) -> None:
+        self._reset()
+        # Warm only once everything stored when the watch began is in: nats-py's end-of-
+        # snapshot marker can come early under load (aisopod.jsread says more).
+        start_target = await self.last_revision()
+        watcher = await self.kv.watch(">")
+        try:
+            async for entry in watcher:
+                if entry is None:
+                    if not self._warm and self._revision < start_target:
+                        state = (await self.kv.status()).stream_info.state
+                        if state.messages == 0:
+                            start_target = 0
+                    await self._mark(start_target)
+                    continue
+                self._apply(entry)
+                await self._mark(start_target)
+        finally:
+            with contextlib.suppress(Exception):
+                await watcher.stop()
+
+    def _apply(self, entry: KeyValue.Entry) -> None:
+        self._revision = max(self._revision, entry.revision or 0)
+        key = entry.key
+        if not key.startswith(self.prefix):
+            return
+        old = self.entries.pop(key, None)
+        if old is not None:
+            self.size -= len(old)
+        if entry.operation is None and entry.value is not None:
+            self.entries[key] = entry.value
+            self.size += len(entry.value)
+        if len(self.entries) > self.max_entries or self.size > self.max_bytes:
+            raise _OverBound(f"{len(self.entries)} entries, {self.size} bytes")
+
+    async def _mark(self, start_target: int) -> None:
+        if not self._warm and self._revision >= start_target:
+            self._warm = True
+            self.overflow = False
+        async with self._changed:
+            self._changed.notify_all()
+
+
+class ConfigReplica:
+    """The configuration this process runs on, as a replica: always warm once started."""
+
+    name = "config"
+
+    def __init__(self, watcher: ConfigWatcher) -> None:
+        self.watcher = watcher
+
+    @property
+    def warm(self) -> bool:
+        return True
+
+    @property
+    def revision(self) -> int:
+        return self.watcher.snapshot.revision
+
+    async def last_revision(self) -> int:
+        return await _bucket_last_sequence(self.watcher.store.kv)
+
+    async def wait_for(self, revision: int, timeout: float) -> bool:
+        return await self.watcher.wait_for_revision(revision, timeout)

@@ -1,0 +1,151 @@
+"""Reads at the edge against the real stack: each edge-served method gives over the
+WebSocket exactly what its owner gives over NATS, is counted as answered at the edge, and a
+read after a write on the same connection sees the write.
+
+Connections go to one ws-gateway replica directly, so its /metrics count what it did.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from aisopod.bus import Bus
+from aisopod.principal import Principal
+from aisopod.settings import ServiceSettings
+from tests.support.ws_client import WsClient
+from tests.support.ws_stack import WsStack, require_ws_stack
+
+pytestmark = pytest.mark.integration
+
+EDGE_READS = [
+    ("config.get", {}),
+    ("config.schema", {}),
+    ("agents.list", {}),
+    ("cron.list", {}),
+    ("cron.list", {"includeDisabled": True}),
+    ("models.list", {}),
+]
+
+
+EDGE, FALLBACK = "aisopod_ws_edge_reads_total", "aisopod_ws_edge_fallbacks_total"
+
+
+def admin() -> Principal:
+    return Principal(id=f"edge-{uuid.uuid4().hex[:10]}", scopes=("operator.admin",))
+
+
+@pytest.fixture(scope="module")
+async def env(stack) -> WsStack:
+    return await require_ws_stack(stack)
+
+
+@pytest.fixture(scope="module")
+async def bus(stack) -> AsyncIterator[Bus]:
+    settings = ServiceSettings(
+        nats_url=stack.nats_url, nats_user="admin", nats_password=stack.nats_password("admin")
+    )
+    connected = await Bus.connect(settings)
+    yield connected
+    await connected.close()
+
+
+async def edge_counters(replica_url: str) -> dict[str, float]:
+    parts = urlsplit(replica_url)
+    async with httpx.AsyncClient(trust_env=False) as http:
+        text = (await http.get(f"http://{parts.netloc}/metrics")).text
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith((f"{EDGE} ", f"{FALLBACK} ")):
+            name, value = line.split()
+            out[name] = float(value)
+    return out
+
+
+async def settled(read: Any, expect: Any, timeout: float = 10.0) -> Any:
+    """Poll `read()` until it equals `expect()` (both sides may be mid-change)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        got, want = await read(), await expect()
+        if got == want or asyncio.get_running_loop().time() > deadline:
+            return got, want
+        await asyncio.sleep(0.05)
+
+
+async def test_each_edge_read_equals_the_owner_and_is_answered_at_the_edge(env, bus) -> None:
+    replica = env.replicas[0]
+    async with await WsClient.connect(replica, token=env.token) as ws:
+        # Something in each replicated bucket beyond the defaults: an agent, a disabled job.
+        suffix = uuid.uuid4().hex[:6]
+        agent = await ws.call("agents.create", {"name": f"edge {suffix}"})
+        job = await ws.call(
+            "cron.add",
+            {
+                "name": f"edge-{suffix}",
+                "schedule": {"kind": "every", "everyMs": 3_600_000},
+                "payload": {"kind": "systemEvent", "text": "edge"},
+                "enabled": False,
+            },
+        )
+        try:
+            providers = (await ws.call("config.get"))["config"]["models"]["providers"]
+            # models.list is the owner's while a provider lists its upstream's models.
+            discovers = any(
+                p.get("kind", "openai") == "openai" and p.get("discoverModels", True)
+                for p in providers
+            )
+            for method, params in EDGE_READS:
+                before = await edge_counters(replica)
+                got, want = await settled(
+                    lambda m=method, p=params: ws.call(m, p),
+                    lambda m=method, p=params: bus.call(m, p, principal=admin()),
+                )
+                assert got == want, method
+                after = await edge_counters(replica)
+                at_edge = method != "models.list" or not discovers
+                counter = EDGE if at_edge else FALLBACK
+                assert after[counter] > before[counter], (method, before, after)
+            listed = await ws.call("cron.list", {"includeDisabled": True})
+            assert job["jobId"] in [j["jobId"] for j in listed["jobs"]]
+            assert job["jobId"] not in [j["jobId"] for j in (await ws.call("cron.list"))["jobs"]]
+        finally:
+            await ws.call("cron.remove", {"jobId": job["jobId"]})
+            await ws.call("agents.delete", {"agentId": agent["id"]})
+
+
+async def test_read_your_writes_on_one_connection(env, bus) -> None:
+    replica = env.replicas[0]
+    async with await WsClient.connect(replica, token=env.token) as ws:
+        current = await ws.call("config.get")
+        title = f"edge-{uuid.uuid4().hex[:6]}"
+        patched = await ws.call(
+            "config.patch", {"patch": {"ui": {"title": title}}, "baseHash": current["hash"]}
+        )
+        try:
+            seen = await ws.call("config.get")
+            assert seen["hash"] == patched["hash"]
+            assert seen["config"]["ui"]["title"] == title
+            assert seen == await bus.call("config.get", {}, principal=admin())
+
+            agent = await ws.call("agents.create", {"name": f"ryw {title}"})
+            listed = await ws.call("agents.list")
+            assert agent["id"] in [a["id"] for a in listed["agents"]]
+            await ws.call("agents.delete", {"agentId": agent["id"]})
+            listed = await ws.call("agents.list")
+            assert agent["id"] not in [a["id"] for a in listed["agents"]]
+        finally:
+            now = await bus.call("config.get", {}, principal=admin())
+            await bus.call(
+                "config.patch",
+                {
+                    "patch": {"ui": {"title": current["config"]["ui"].get("title")}},
+                    "baseHash": now["hash"],
+                },
+                principal=admin(),
+            )

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import yaml
 
+from aisopod_ops.launcher import traefik
 from aisopod_ops.launcher.spawn import start_local_stack, stop_local_stack
 
 
@@ -46,7 +47,14 @@ class PrivateStack:
                     "limits": {"exemptCidrs": ["127.0.0.1/32", "::1/128"]},
                     "models": {
                         "providers": [
-                            {"id": "echo", "kind": "echo", "models": [{"id": "echo"}]},
+                            # Instant answers: P7 measures the run path, not the
+                            # echo provider's streaming pace (docs/runtime.md).
+                            {
+                                "id": "echo",
+                                "kind": "echo",
+                                "models": [{"id": "echo"}],
+                                "chunkDelayMs": 0,
+                            },
                             {
                                 "id": "fake",
                                 "kind": "openai",
@@ -70,7 +78,7 @@ class PrivateStack:
             self.__exit__()
             raise RuntimeError(f"the benchmark stack did not come up: {exc}") from None
         routes = yaml.safe_load((state / "traefik" / "dynamic" / "routes.yml").read_text())
-        servers = routes["http"]["services"]["http-api"]["loadBalancer"]["servers"]
+        servers = traefik.replica_service(routes, "http-api")["servers"]
         return StackInfo(
             http_url=info["http_url"],
             admin_token=info["admin_token"],

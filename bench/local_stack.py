@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from aisopod_ops.launcher import traefik
 from bench.harness import progress
 
 FAKE_API_KEY = "sk-bench-fake-upstream"
@@ -24,7 +25,9 @@ def bench_seed(fake_url: str | None) -> dict[str, Any]:
     """The benchmark configuration: the load generators are single abusive clients by
     design, so the per-connection request limit is lifted and loopback is exempt from the
     per-IP traffic limits (P9 measures the limiter on a stack of its own)."""
-    providers: list[dict[str, Any]] = [{"id": "echo", "kind": "echo", "models": [{"id": "echo"}]}]
+    # Instant echo answers: P7 measures the run path, not the echo's streaming pace.
+    echo = {"id": "echo", "kind": "echo", "models": [{"id": "echo"}], "chunkDelayMs": 0}
+    providers: list[dict[str, Any]] = [echo]
     if fake_url:
         providers.append(
             {
@@ -106,7 +109,7 @@ class BenchStack:
     def backend_urls(self, service: str) -> list[str]:
         """The URLs Traefik balances for `service` (each replica directly)."""
         routes = yaml.safe_load((self.state_dir / "traefik" / "dynamic" / "routes.yml").read_text())
-        servers = routes["http"]["services"][service]["loadBalancer"]["servers"]
+        servers = traefik.replica_service(routes, service)["servers"]
         return [s["url"] for s in servers]
 
     def ready_file(self) -> Path:

@@ -51,6 +51,22 @@ if [ -f "$ui/package.json" ]; then
   fi
 fi
 
+# Client libraries the integration tests drive from Node (the Vercel AI SDK), pinned by a
+# committed package-lock.json; installed again only when the lock file changes.
+for client in tests/clients/*/; do
+  [ -f "$client/package-lock.json" ] || continue
+  if ! command -v npm >/dev/null; then
+    echo "bootstrap: npm not found; $client will not be installed" >&2
+    continue
+  fi
+  lock_sum=$(sha256sum "$client/package-lock.json" | cut -d' ' -f1)
+  if [ ! -f "$client/node_modules/.stamp" ] || [ "$(cat "$client/node_modules/.stamp")" != "$lock_sum" ]; then
+    echo "bootstrap: installing $client"
+    (cd "$client" && npm ci --no-audit --no-fund --loglevel=error)
+    echo "$lock_sum" > "$client/node_modules/.stamp"
+  fi
+done
+
 # Browser tests use Debian's Chromium (no browser download).
 if [ "${1:-}" = "--e2e" ] && [ ! -x /usr/bin/chromium ]; then
   echo "bootstrap: installing chromium"

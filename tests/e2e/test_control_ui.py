@@ -36,8 +36,7 @@ def page(operator_browser: BrowserContext) -> Iterator[Page]:
 @pytest.fixture
 def slow_agent(ui: ControlUi) -> Iterator[str]:
     """An agent on the fake provider: its answers stream with a pause between chunks, so
-    the page has a partial answer to show (the echo provider answers at once, in one
-    final event)."""
+    the page has a partial answer to show at a pace the test sets (`chunk_delay_ms`)."""
     agent_id = f"slow{uuid.uuid4().hex[:6]}"
     ui.admin.call("agents.create", {"id": agent_id, "name": "Slow", "model": "fake/fake-small"})
     yield agent_id

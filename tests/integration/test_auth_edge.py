@@ -113,7 +113,14 @@ def edge(stack, echo: Echo, tmp_path: Path) -> Iterator[str]:
     for name in ("api", "api-write"):
         routers[name]["middlewares"] = [m for m in routers[name]["middlewares"] if m != "ratelimit"]
     api = routers["api"]
-    assert api["middlewares"] == ["cors", "strip-identity", "auth", "security-headers", "retry"]
+    assert api["middlewares"] == [
+        "cors",
+        "encoded-strict",
+        "strip-identity",
+        "auth",
+        "security-headers",
+        "retry",
+    ]
     (tmp_path / "traefik.yml").write_text(yaml.safe_dump(static))
     (dynamic_dir / "routes.yml").write_text(yaml.safe_dump(dynamic))
     log = open(tmp_path / "traefik.log", "wb")  # noqa: SIM115

@@ -24,7 +24,8 @@ K8S = REPO / "deploy" / "k8s"
 COMPOSE_BIN = os.path.join(os.path.dirname(compose.__file__), "docker-compose")
 VALIDATOR = Path(sys.executable).parent / "kubernetes-validate"
 STANDARD_KINDS = {"Namespace", "Deployment", "Service", "PodDisruptionBudget", "NetworkPolicy"}
-MIDDLEWARE_TYPES = {"headers", "forwardAuth", "retry"}
+# encodedCharacters: a Middleware type since Traefik 3.6 (compose pins v3.7).
+MIDDLEWARE_TYPES = {"headers", "forwardAuth", "retry", "encodedCharacters"}
 
 
 def _env_example() -> dict[str, str]:
@@ -70,7 +71,7 @@ def test_compose_edges_are_the_replicas_traefik_balances() -> None:
     routes = yaml.safe_load((REPO / "deploy/traefik/compose/dynamic/routes.yml").read_text())
     for edge, replicas in compose_replicas(REPO).items():
         assert len(replicas) >= 2 and set(replicas) <= set(services)
-        lb = routes["http"]["services"][edge]["loadBalancer"]
+        lb = traefik.replica_service(routes, edge)
         assert [s["url"] for s in lb["servers"]] == [f"http://{r}:8000" for r in replicas]
         assert lb["healthCheck"]["path"] == "/ready"
 

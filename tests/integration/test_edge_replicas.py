@@ -13,6 +13,8 @@ import httpx
 import pytest
 import yaml
 
+from aisopod_ops.launcher import traefik
+
 pytestmark = pytest.mark.integration
 
 CLIENTS = 8
@@ -20,7 +22,7 @@ CLIENTS = 8
 
 def _replica_urls(stack, service: str) -> list[str]:
     routes = yaml.safe_load((stack.state_dir / "traefik" / "dynamic" / "routes.yml").read_text())
-    return [s["url"] for s in routes["http"]["services"][service]["loadBalancer"]["servers"]]
+    return [s["url"] for s in traefik.replica_service(routes, service)["servers"]]
 
 
 def _pid_of(stack, instance: str) -> int:

@@ -149,7 +149,10 @@ def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
     dynamic = tmp / "dynamic"
     dynamic.mkdir()
     routes = traefik.dynamic_config(up, entry_points=["web"])
-    for service in routes["http"]["services"].values():
+    services = routes["http"]["services"]
+    services["http-api"] = services.pop("http-api-replicas")  # no failover: nothing is down
+    del services["http-api-down"]
+    for service in services.values():
         service["loadBalancer"].pop("healthCheck", None)  # the raw backend has no /ready
     (dynamic / ROUTES_FILE).write_text(yaml.safe_dump(routes))
     (dynamic / CORS_FILE).write_text(yaml.safe_dump(traefik.cors_config([])))

@@ -117,6 +117,46 @@ def test_models_list(sdk: openai.OpenAI) -> None:
     assert "fake/fake-small" in ids and "fake/fake-large" in ids
 
 
+def test_models_retrieve_every_listed_id(sdk: openai.OpenAI) -> None:
+    """The SDK percent-encodes the `/` of `aisopod/main` (`/v1/models/aisopod%2Fmain`)."""
+    ids = [model.id for model in sdk.models.list()]
+    assert all("/" in model_id for model_id in ids)
+    for model_id in ids:
+        assert sdk.models.retrieve(model_id).id == model_id
+    with pytest.raises(openai.NotFoundError) as unknown:
+        sdk.models.retrieve("nowhere/nothing")
+    assert unknown.value.body["code"] == "model_not_found"
+
+
+def test_refused_encoded_paths_answer_in_the_api_shape(stack) -> None:
+    """An encoded slash outside GET /v1/models/{id} (or any other refused encoding) is a
+    400 from the edge, in the OpenAI error shape under /v1 and with a request id."""
+    headers = {"authorization": f"Bearer {stack.admin_token}"}
+    for method, path in (
+        ("POST", "/v1/chat%2Fcompletions"),
+        ("GET", "/v1/models/aisopod%5Cmain"),
+        ("GET", "/v1/models%2Faisopod"),
+        ("GET", "/v1/models/aisopod%3Fmain"),
+        ("GET", "/v1/models/aisopod%23main"),
+        ("GET", "/v1/models/aisopod%252Fmain"),
+        ("GET", "/v1/models/aisopod%25main"),
+        ("GET", "/v1/models/aisopod%3Bmain"),
+        ("GET", "/v1/models/aisopod%00main"),
+    ):
+        reply = httpx.request(method, stack.http_url + path, headers=headers, timeout=10)
+        assert reply.status_code == 400, (path, reply.text)
+        assert reply.headers.get("content-type") == "application/json", (path, reply.text)
+        assert reply.json()["error"]["code"] == "invalid_path"
+        assert reply.headers["x-request-id"]
+    # A literal `;` is an ordinary path character: the service answers (no such model).
+    reply = httpx.get(stack.http_url + "/v1/models/a;b", headers=headers, timeout=10)
+    assert reply.status_code == 404 and reply.json()["error"]["code"] == "model_not_found"
+    reply = httpx.get(stack.http_url + "/canvas/a%2Fb.html", headers=headers, timeout=10)
+    assert reply.status_code == 400 and reply.json()["ok"] is False
+    reply = httpx.get(stack.http_url + "/assets%2Fx.js", timeout=10)  # the UI: refused too
+    assert reply.status_code == 400
+
+
 def test_upstream_failure_is_an_openai_error(sdk: openai.OpenAI) -> None:
     with pytest.raises(openai.InternalServerError) as failed:
         sdk.chat.completions.create(

@@ -64,6 +64,17 @@ async def test_default_agent_answers_offline_with_echo(rt: RuntimeClient) -> Non
     assert [m["role"] for m in history["messages"]] == ["user", "assistant"]
 
 
+async def test_the_default_echo_provider_streams_deltas(rt: RuntimeClient) -> None:
+    """Without any provider configured, an answer arrives as a few `delta`s, then `final`."""
+    words = "one two three four five six seven eight"
+    done = await rt.send_and_wait(f"echo-stream-{uuid.uuid4().hex[:8]}", words)
+    final = await rt.chat_final(done["runId"])
+    assert final["message"]["content"] == f"echo: {words}"
+    deltas = [p for p in rt.of_run(done["runId"]) if p["state"] == "delta"]
+    assert 2 <= len(deltas) <= 4, deltas
+    assert all(f"echo: {words}".startswith(d["message"]["content"]) for d in deltas)
+
+
 async def test_tool_call_loop_through_the_fake_upstream(rt: RuntimeClient, stack) -> None:
     key = await fake_session(rt, "tools")
     marker = uuid.uuid4().hex

@@ -63,8 +63,12 @@ def test_strip_list_covers_every_identity_header_auth_may_set() -> None:
 
 def test_replicas_are_health_checked_and_idle_connections_close_before_uvicorns() -> None:
     http = traefik.dynamic_config(UP, entry_points=["web"])["http"]
-    lb = http["services"]["http-api"]["loadBalancer"]
+    failover = http["services"]["http-api"]["failover"]
+    lb = http["services"][failover["service"]]["loadBalancer"]
     assert [s["url"] for s in lb["servers"]] == UP.http_api
+    # No replica up: the static server answers in the API's shape (its Caddyfile).
+    down = http["services"][failover["fallback"]]["loadBalancer"]
+    assert [s["url"] for s in down["servers"]] == UP.static_ui
     assert lb["healthCheck"]["path"] == "/ready"
     assert http["serversTransports"][lb["serversTransport"]]["forwardingTimeouts"] == {
         "idleConnTimeout": "4s"

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import pytest
+from pydantic import BaseModel, ValidationError
 
 from aisopod import rpc
 from aisopod.clientip import client_ip, is_loopback
@@ -128,3 +131,26 @@ def test_client_ip(peer: str, xff: str | None, expected: str) -> None:
 
 def test_is_loopback() -> None:
     assert is_loopback("127.0.0.1") and is_loopback("::1") and not is_loopback("10.0.0.1")
+
+
+def test_invalid_params_names_the_branch_that_matched_not_the_first_tried() -> None:
+    class Item(BaseModel):
+        role: Literal["user", "assistant"]
+
+    class Body(BaseModel):
+        input: str | list[Item]
+
+    payload = {"input": [{"role": "usr"}]}
+    with pytest.raises(ValidationError) as failed:
+        Body.model_validate(payload)
+    error = invalid_params_from_validation(failed.value.errors(), payload)
+    assert error.message.startswith("invalid params: input.0.role: Input should be 'user'")
+    assert error.data["loc"] == ["input", "0", "role"]
+    assert len(error.data["errors"]) == 2  # every branch's error is still listed
+
+    with pytest.raises(ValidationError) as failed:
+        Body.model_validate({"input": 5})
+    error = invalid_params_from_validation(failed.value.errors(), {"input": 5})
+    assert error.message == (
+        "invalid params: input: Input should be a valid string or Input should be a valid list"
+    )

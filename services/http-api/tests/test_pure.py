@@ -10,8 +10,11 @@ from openresponses_schema import ResponseResource, StreamingEvent
 from aisopod.config.model import GatewayConfig
 from aisopod.config.sections.hooks import HookMapping
 from aisopod.errors import InvalidParams, NotFound
+from aisopod_http_api.agentoptions import OutputFormat, chat_options
 from aisopod_http_api.agentturn import Usage, message_text, usage_of
+from aisopod_http_api.errors import UpstreamError
 from aisopod_http_api.hookmap import HookRequest, matches, render, select
+from aisopod_http_api.responses import compaction
 from aisopod_http_api.responses.builder import ResponseBuilder
 from aisopod_http_api.responses.convert import agent_message, chat_request
 from aisopod_http_api.responses.engines import CallArgs, CallStart, Finished, TextDelta
@@ -220,3 +223,42 @@ def test_builder_failure_and_empty_answer() -> None:
     events = _events(empty.started() + empty.apply(Finished(Usage(), "stop")))
     assert [e["type"] for e in events][-2:] == ["response.output_item.done", "response.completed"]
     assert ResponseResource.model_validate(events[-1]["response"]).output[0].content[0].text == ""
+
+
+def test_compaction_round_trip_and_refusal_of_foreign_content() -> None:
+    token = compaction.encode("we agreed on Tuesday")
+    assert compaction.summary_of(token) == "we agreed on Tuesday"
+    for foreign in ("gAAAAABopaque", compaction.PREFIX + "!!!", compaction.PREFIX + "e30"):
+        with pytest.raises(InvalidParams) as refused:
+            compaction.summary_of(foreign)
+        assert refused.value.data["openaiCode"] == "invalid_encrypted_content"
+    body = CreateResponseBody.model_validate(
+        {
+            "input": [
+                {"type": "compaction", "encrypted_content": token},
+                {"role": "user", "content": "go"},
+            ]
+        }
+    )
+    assert (
+        agent_message(body) == "[Summary of the earlier conversation]\nwe agreed on Tuesday\n\ngo"
+    )
+    messages = chat_request(body, "m")["messages"]
+    assert messages[0]["role"] == "system" and "Tuesday" in messages[0]["content"]
+
+
+def test_output_format_checks_the_final_answer() -> None:
+    schema = {"type": "object", "required": ["a"]}
+    output, ignored = chat_options(
+        {"response_format": {"type": "json_schema", "json_schema": {"schema": schema}}, "seed": 1}
+    )
+    assert output == OutputFormat("json_schema", schema) and ignored == ["seed"]
+    output.check('```json\n{"a": 1}\n```')  # a fenced answer is fine
+    for wrong in ('{"b": 1}', "[1]", "no json"):
+        with pytest.raises(UpstreamError):
+            output.check(wrong)
+    OutputFormat().check("anything")  # text: nothing to check
+    with pytest.raises(InvalidParams):
+        chat_options({"response_format": {"type": "json_schema", "json_schema": {}}})
+    with pytest.raises(InvalidParams):
+        chat_options({"response_format": {"type": "yaml"}})

@@ -61,6 +61,27 @@ async def test_agent_non_stream(sdk: openai.AsyncOpenAI) -> None:
     assert response.id.startswith("resp_") and response.usage.output_tokens == 3
 
 
+async def test_short_message_form_without_type(served, admin) -> None:
+    """OpenAI's EasyInputMessage (`{role, content}`, no `type`), as the Vercel AI SDK sends."""
+    word = uuid.uuid4().hex
+    body = {"model": "aisopod/main", "input": [{"role": "user", "content": f"short {word}"}]}
+    async with httpx.AsyncClient(base_url=served.url, timeout=10) as client:
+        response = await client.post("/v1/responses", json=body, headers=admin)
+    assert response.status_code == 200, response.text
+    assert ResponseResource.model_validate(response.json()).status == "completed"
+    assert response.json()["output"][0]["content"][0]["text"] == f"echo: short {word}"
+
+
+async def test_invalid_input_names_the_real_error(served, admin) -> None:
+    body = {"model": "aisopod/main", "input": [{"role": "usr", "content": "hi"}]}
+    async with httpx.AsyncClient(base_url=served.url, timeout=10) as client:
+        response = await client.post("/v1/responses", json=body, headers=admin)
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["param"] == "input.0.role"
+    assert error["message"].startswith("invalid params: input.0.role: Input should be 'user'")
+
+
 async def test_agent_stream_sequence(served, admin) -> None:
     events = await _raw_events(
         served, admin, {"model": "aisopod/main", "input": "one two", "stream": True}
@@ -161,8 +182,9 @@ async def test_errors(sdk: openai.AsyncOpenAI, served, admin) -> None:
         await sdk.responses.create(model="nope/none", input="x")
     with pytest.raises(openai.BadRequestError):
         await sdk.responses.create(model="aisopod/main", input="x", tools=TOOLS)
-    with pytest.raises(openai.BadRequestError):
+    with pytest.raises(openai.NotFoundError) as unknown:  # never stored
         await sdk.responses.create(model="aisopod/main", input="x", previous_response_id="resp_1")
+    assert unknown.value.body["param"] == "previous_response_id"
     with pytest.raises(openai.APIStatusError) as failed:
         await sdk.responses.create(model="fake/fake-small", input="[[fake:status=500]]")
     assert failed.value.status_code == 502

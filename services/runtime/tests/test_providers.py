@@ -171,6 +171,15 @@ def test_backoff_honours_retry_after_and_grows() -> None:
     assert 0.8 <= backoff(3, None) <= 1.2
 
 
+async def test_echo_streams_in_at_most_four_paced_chunks() -> None:
+    echo = EchoProvider(chunk_delay_s=0.001)
+    words = " ".join(f"w{i}" for i in range(10))
+    events = await collect(echo.stream(ModelRequest("echo", user(words))))
+    chunks = [e.text for e in events if isinstance(e, TextDelta)]
+    assert len(chunks) == 4 and "".join(chunks) == f"echo: {words}"
+    assert isinstance(events[-1], Finish) and events[-1].usage.completion_tokens == 11
+
+
 async def test_echo_answers_calls_tools_and_reports_results() -> None:
     echo = EchoProvider()
     events = await collect(echo.stream(ModelRequest("echo", user("  hi   there "))))

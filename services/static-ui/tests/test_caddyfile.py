@@ -169,6 +169,20 @@ def test_no_path_traversal(site: str) -> None:
     assert "root:" not in r.text
 
 
+def test_api_paths_answer_503_in_the_api_shape(site: str) -> None:
+    """Only Traefik's http-api failover sends API paths here (no replica up)."""
+    r = httpx.post(site + "/v1/chat/completions", headers={"X-Request-Id": "client-id.1"})
+    assert r.status_code == 503 and r.headers["retry-after"] == "1"
+    assert r.json()["error"]["type"] == "service_unavailable"
+    assert r.headers["x-request-id"] == "client-id.1"
+    for path in ("/status", "/hooks/wake", "/ready"):
+        r = httpx.get(site + path, headers={"X-Request-Id": "bad id\twith tab"})
+        assert r.status_code == 503 and r.json()["ok"] is False, path
+        fresh = r.headers["x-request-id"]
+        assert fresh and fresh != "bad id\twith tab"
+    assert httpx.get(site + "/v1x").status_code == 200  # not an API path: the UI shell
+
+
 def test_listens_on_the_bind_address_only(site: str, caddy_pid: int) -> None:
     """A site address only matches Host; `bind` is what keeps Caddy off other interfaces."""
     port = int(site.rsplit(":", 1)[1])

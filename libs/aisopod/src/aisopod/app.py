@@ -96,8 +96,9 @@ class _Server(uvicorn.Server):
         yield
 
 
-def serve(host: ServiceHost, app: Any, *, ws: str = "none") -> None:
-    """Run `app` until SIGTERM/SIGINT, then drain and stop."""
+def uvicorn_server(host: ServiceHost, app: Any, *, ws: str = "none") -> uvicorn.Server:
+    """A uvicorn server for `app` on the host's address, without signal handling of its
+    own (`serve`, or the one-process runner of `aisopod stack up --small`, decides)."""
     settings = host.settings
     config = uvicorn.Config(
         secured(app),
@@ -115,7 +116,12 @@ def serve(host: ServiceHost, app: Any, *, ws: str = "none") -> None:
         # from uvicorn's own X-Forwarded-For rewriting of the peer address.
         proxy_headers=False,
     )
-    server = _Server(config)
+    return _Server(config)
+
+
+def serve(host: ServiceHost, app: Any, *, ws: str = "none") -> None:
+    """Run `app` until SIGTERM/SIGINT, then drain and stop."""
+    server = uvicorn_server(host, app, ws=ws)
 
     async def main() -> None:
         loop = asyncio.get_running_loop()

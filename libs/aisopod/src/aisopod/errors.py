@@ -139,16 +139,51 @@ _BY_CODE: dict[int, type[AisopodError]] = {
 }
 
 
-def invalid_params_from_validation(errors: list[Any]) -> InvalidParams:
-    """INVALID_PARAMS with pydantic's errors, trimmed to what a client can act on."""
+def invalid_params_from_validation(errors: list[Any], data: Any = None) -> InvalidParams:
+    """INVALID_PARAMS with pydantic's errors, trimmed to what a client can act on.
+
+    A union (`str | list[Item]`, a tagged union of items) fails once per branch, and
+    pydantic lists the branches in declaration order: the first error is often a branch the
+    client never meant (`input.str: Input should be a valid string` for a list with one bad
+    item). The message names the error that got deepest into the value instead (the branch
+    that matched most), joining the messages of errors at that same place. With `data` (the
+    validated value), union tags in `loc` (`str`, `list[...]`, a discriminator value) are
+    dropped, so `loc` is the path into what the client sent (`input.0.role`).
+    """
     cleaned = [
         {
-            "loc": [str(p) for p in e.get("loc", ())],
+            "loc": _client_loc(e.get("loc", ()), data),
             "msg": e.get("msg", ""),
             "type": e.get("type", ""),
         }
         for e in errors
     ]
-    first = cleaned[0] if cleaned else {"loc": [], "msg": "invalid"}
-    where = ".".join(first["loc"]) or "params"
-    return InvalidParams(f"invalid params: {where}: {first['msg']}", errors=cleaned)
+    if not cleaned:
+        return InvalidParams("invalid params: params: invalid", errors=[])
+    depth = max(len(e["loc"]) for e in cleaned)
+    best = next(e for e in cleaned if len(e["loc"]) == depth)
+    same_place = [e["msg"] for e in cleaned if e["loc"] == best["loc"]]
+    where = ".".join(best["loc"]) or "params"
+    message = " or ".join(dict.fromkeys(same_place))
+    return InvalidParams(f"invalid params: {where}: {message}", errors=cleaned, loc=best["loc"])
+
+
+def _client_loc(loc: Any, data: Any) -> list[str]:
+    """`loc` as a path into `data`: parts that are no key or index of the value at that
+    point are union tags pydantic added (`str`, `list[...]`, a discriminator's value), and
+    are dropped; a missing key (the last part) stays. Without `data`, `loc` as is."""
+    parts = list(loc)
+    if data is None:
+        return [str(p) for p in parts]
+    path: list[str] = []
+    value: Any = data
+    for at, part in enumerate(parts):
+        in_dict = isinstance(value, dict) and part in value
+        if in_dict or (
+            isinstance(value, list) and isinstance(part, int) and 0 <= part < len(value)
+        ):
+            value = value[part]
+        elif at < len(parts) - 1 or not isinstance(value, dict):
+            continue  # a tag: followed by the branch's own path, or on a non-container
+        path.append(str(part))
+    return path

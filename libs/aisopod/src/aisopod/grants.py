@@ -51,7 +51,7 @@ SERVICE_GRANTS: dict[ServiceName, Grants] = {
         streams=_COMMON_STREAMS,
     ),
     ServiceName.HTTP_API: Grants(
-        buckets={**_COMMON_BUCKETS, "hooks": W},
+        buckets={**_COMMON_BUCKETS, "hooks": W, "responses": W},
         streams=_COMMON_STREAMS,
         object_stores={"canvas": W},  # /canvas serves it, /a2ui/surfaces writes it
     ),

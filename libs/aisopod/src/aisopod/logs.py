@@ -13,6 +13,7 @@ import logging
 import re
 import sys
 import time
+from contextvars import ContextVar
 from typing import Any
 
 from prometheus_client import Counter
@@ -20,6 +21,11 @@ from prometheus_client import Counter
 from aisopod import codec
 
 LOGS_DROPPED = Counter("aisopod_log_records_dropped_total", "log records not published")
+
+# The service a record belongs to when several share one process (`aisopod stack up
+# --small`): each service's tasks run in a context where this names it. Unset in the usual
+# one-service process, where records go to the service configured last.
+current_service: ContextVar[str | None] = ContextVar("aisopod_current_service", default=None)
 
 _SECRET_PATTERNS = (
     re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{6,}"),
@@ -113,14 +119,35 @@ class StreamPublisher(logging.Handler):
         self.queue = None
 
 
+class ServiceRouter(logging.Handler):
+    """The one root handler: passes each record to the handlers (stderr, LOGS stream) of
+    the service that logged it, so co-hosted services keep their own names and streams."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.routes: dict[str, list[logging.Handler]] = {}
+        self.last: str | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        service = current_service.get()
+        handlers = self.routes.get(service or "") or self.routes.get(self.last or "", [])
+        for handler in handlers:
+            if record.levelno >= handler.level:
+                handler.handle(record)
+
+
 def configure_logging(service: str, instance: str, level: str = "INFO") -> StreamPublisher:
     root = logging.getLogger()
-    root.handlers.clear()
+    router = next((h for h in root.handlers if isinstance(h, ServiceRouter)), None)
+    if router is None:
+        root.handlers.clear()
+        router = ServiceRouter()
+        root.addHandler(router)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter(service, instance))
-    root.addHandler(handler)
     publisher = StreamPublisher(service, instance)
-    root.addHandler(publisher)
+    router.routes[service] = [handler, publisher]
+    router.last = service
     root.setLevel(level.upper())
     for noisy in ("uvicorn.access", "nats"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

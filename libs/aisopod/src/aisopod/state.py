@@ -60,6 +60,7 @@ BUCKETS: tuple[Bucket, ...] = (
     Bucket("ratelimit", ttl_s=HOUR, description="shared limiter state"),
     Bucket("dedupe", ttl_s=5 * MINUTE, description="idempotency keys → first result"),
     Bucket("hooks", ttl_s=DAY, description="accepted webhook deliveries"),
+    Bucket("responses", ttl_s=30 * DAY, description="stored /v1/responses objects"),
     Bucket("auth", description="auth secrets (hashes only): admin token, passwords"),
     Bucket("updates", description="rolling-restart progress (update.run)"),
     Bucket("wizard", ttl_s=HOUR, description="onboarding wizard sessions"),

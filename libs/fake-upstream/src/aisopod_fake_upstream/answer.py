@@ -17,6 +17,7 @@ deltas, or for tool calls the words of `name arguments`. `max_tokens` /
 from __future__ import annotations
 
 import itertools
+import json
 import re
 import secrets
 from dataclasses import dataclass
@@ -65,7 +66,9 @@ def parse_last_user(request: ChatRequest) -> tuple[str, ParsedMessage]:
     return raw, parse_message(raw)
 
 
-def plan_reply(request: ChatRequest, parsed: ParsedMessage, words: int | None = None) -> Reply:
+def plan_reply(
+    request: ChatRequest, parsed: ParsedMessage, words: int | None = None, as_json: bool = False
+) -> Reply:
     prompt_tokens = sum(len(message.text().split()) for message in request.messages)
     last = request.messages[-1]
     if last.role == "tool":
@@ -73,7 +76,9 @@ def plan_reply(request: ChatRequest, parsed: ParsedMessage, words: int | None = 
     if last.role == "user" and parsed.tool_requests and request.tools:
         return _tool_call_reply(request, parsed, prompt_tokens)
     text = f"echo: {parsed.text}" if parsed.text else "echo:"
-    if words is not None:
+    if as_json:
+        text = json.dumps({"echo": parsed.text})
+    elif words is not None:
         text = " ".join(itertools.islice(itertools.cycle(text.split()), words))
     return _text_reply(text, prompt_tokens, request.token_limit)
 

@@ -35,6 +35,8 @@ class Behaviour(BaseModel):
     """Close the connection without sending any response."""
     words: int | None = Field(default=None, ge=1, le=1_000_000)
     """Make the text answer exactly this many words long."""
+    json_reply: bool = False
+    """Answer with the JSON object `{"echo": TEXT}` instead of `echo: TEXT`."""
     fail_times: int | None = Field(default=None, ge=1)
     """Fail only the first N identical requests (same last user message), then succeed."""
 

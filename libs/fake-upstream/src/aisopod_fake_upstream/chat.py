@@ -82,7 +82,7 @@ class ChatCompletions:
         raise OpenAIError(status, message, headers=headers)
 
     def _answer(self, chat: ChatRequest, parsed: ParsedMessage, behaviour: Behaviour) -> Response:
-        reply = plan_reply(chat, parsed, behaviour.words)
+        reply = plan_reply(chat, parsed, behaviour.words, behaviour.json_reply)
         envelope = Envelope.new(chat.model)
         request_id = ("x-request-id", f"req_fake_{next(self._request_ids)}")
         if chat.stream:

@@ -19,6 +19,7 @@ from starlette.types import Receive, Send
 from aisopod.bus import Bus
 from aisopod.errors import AisopodError, InvalidParams
 from aisopod_http_api import rawio
+from aisopod_http_api.agentoptions import OutputFormat
 from aisopod_http_api.agentturn import AgentTurns, Delta, Ended, Started, TurnRequest, Usage
 from aisopod_http_api.openai_models import ChatCompletionRequest, ChatMessageIn
 
@@ -90,19 +91,27 @@ class AgentChat:
         send: Send,
         request: ChatCompletionRequest,
         turn: TurnRequest,
+        output: OutputFormat | None = None,
     ) -> None:
         model = f"aisopod/{turn.agent_id}"
         run: dict[str, str] = {}
+        output = output or OutputFormat()
         if request.stream:
             include_usage = bool(request.stream_options and request.stream_options.include_usage)
-            work = self._stream(path, send, turn, model, include_usage, run)
+            work = self._stream(path, send, turn, model, include_usage, run, output)
         else:
-            work = self._whole(path, send, turn, model, run)
+            work = self._whole(path, send, turn, model, run, output)
         if not await rawio.unless_gone(receive, work) and "runId" in run:
             await self._abort(turn, run["runId"])
 
     async def _whole(
-        self, path: str, send: Send, turn: TurnRequest, model: str, run: dict[str, str]
+        self,
+        path: str,
+        send: Send,
+        turn: TurnRequest,
+        model: str,
+        run: dict[str, str],
+        output: OutputFormat,
     ) -> None:
         try:
             text, usage = "", Usage()
@@ -111,6 +120,7 @@ class AgentChat:
                     run["runId"] = update.run_id
                 elif isinstance(update, Ended):
                     text, usage = update.text, update.usage
+            output.check(text)
         except AisopodError as exc:
             await rawio.send_error(send, path, exc)
             return
@@ -140,6 +150,7 @@ class AgentChat:
         model: str,
         include_usage: bool,
         run: dict[str, str],
+        output: OutputFormat,
     ) -> None:
         chunks: _Chunks | None = None
         null_usage = {"usage": None} if include_usage else {}
@@ -155,6 +166,7 @@ class AgentChat:
                     piece = chunks.chunk({"content": update.text}, **null_usage)
                     await rawio.stream_chunk(send, piece)
                 elif isinstance(update, Ended) and chunks is not None:
+                    output.check(update.text)
                     tail = chunks.chunk({}, "stop", **null_usage)
                     if include_usage:
                         tail += chunks.usage(update.usage)

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from aisopod import requestlog
-from aisopod.errors import AisopodError
+from aisopod.errors import AisopodError, InvalidRequest
 from aisopod.requestid import request_id as request_id_of
 from aisopod_http_api.errors import PayloadTooLarge
 from aisopod_http_api.rawio import send_error
@@ -30,6 +30,11 @@ REQUEST_ID_KEY = "aisopod.request_id"
 
 _SECURITY = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer")]
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# Traefik's mark on a path it refused for an encoded character (launcher/traefik.py,
+# router `api-encoded`); clients' own copies are stripped at the edge.
+_EDGE_REFUSED = b"x-aisopod-edge-refused"
+# Response headers a route asks for (a list of (name, value) pairs in the scope).
+EXTRA_HEADERS_KEY = "aisopod.extra_headers"
 
 
 # How much of an over-limit body is read (and discarded) so the 413 reaches the client.
@@ -91,7 +96,8 @@ class EdgeMiddleware:
             if message["type"] == "http.response.start":
                 started = True
                 status = message["status"]
-                message["headers"] = [*message.get("headers", ()), *extra]
+                routed = scope.get(EXTRA_HEADERS_KEY, ())  # e.g. agentoptions' report
+                message["headers"] = [*message.get("headers", ()), *extra, *routed]
             await send(message)
 
         try:
@@ -116,6 +122,12 @@ class EdgeMiddleware:
                 receive = _replay(body, receive)
             # After the body (a proxy that is still sending it would see a reset, not
             # the answer), before any route.
+            if any(name == _EDGE_REFUSED for name, _ in scope["headers"]):
+                raise InvalidRequest(
+                    "the path holds an encoded character the gateway refuses (%2F, %5C, %00, "
+                    "%3B, %25, %3F, %23); only a model id in GET /v1/models/{id} may hold %2F",
+                    openaiCode="invalid_path",
+                )
             refusal = self.refuse(scope) if self.refuse is not None else None
             if refusal is not None:
                 raise refusal

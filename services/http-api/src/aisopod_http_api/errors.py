@@ -171,8 +171,9 @@ async def _validation(request: Request, exc: Exception) -> Response:
     errors: list[Any] = list(exc.errors())
     cleaned = [{**e, "loc": [p for p in e.get("loc", ()) if p != "body"]} for e in errors]
     error = invalid_params_from_validation(cleaned)
-    if cleaned and cleaned[0]["loc"]:
-        error.data["param"] = ".".join(str(p) for p in cleaned[0]["loc"])
+    loc = error.data.pop("loc", None)
+    if loc:
+        error.data["param"] = ".".join(loc)
     error.data["openaiCode"] = "invalid_request"
     return error_response(request.url.path, error)
 

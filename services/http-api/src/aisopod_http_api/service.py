@@ -16,6 +16,7 @@ from aisopod_http_api.agentchat import AgentChat
 from aisopod_http_api.agentturn import AgentTurns
 from aisopod_http_api.canvasfiles import CanvasFiles
 from aisopod_http_api.proxy import ChatProxy
+from aisopod_http_api.responses.store import ResponseStore
 from aisopod_http_api.runevents import RunEvents
 from aisopod_http_api.upstream.pool import UpstreamPool
 from aisopod_http_api.upstream.targets import ModelTables
@@ -44,6 +45,7 @@ class HttpApi:
         await self.canvas.start()
         # Accepted webhook deliveries (redelivery dedupe), looked up once, not per hook.
         self.hook_deliveries = Deduper(await self.host.kv("hooks"), instance=self.host.instance)
+        self.responses = ResponseStore(await self.host.kv("responses"))
 
     async def stop(self) -> None:
         await self.canvas.stop()

@@ -79,7 +79,10 @@ def chat_handlers(parts: RuntimeService) -> dict[str, Handler]:
                     error=error if isinstance(error, str) else None,
                 )
             )
-        status = "in_flight" if record.get("status") == "queued" else "started"
+        # A run's record reads `queued` until the runner picks it up, even when the first
+        # answer said `started`: only a run that waited behind another stays `in_flight`.
+        waiting = answer.status == "in_flight" and record.get("status") == "queued"
+        status = "in_flight" if waiting else "started"
         return _wire(ChatSendResult(run_id=answer.run_id, status=status))
 
     async def abort(params: ChatAbortParams, ctx: CallContext) -> ChatAbortResult:

@@ -36,6 +36,12 @@ def register(commands: Any) -> None:
         metavar="SERVICE=N",
         help="instances of one service, e.g. --scale runtime=2 (repeatable)",
     )
+    up.add_argument(
+        "--small",
+        action="store_true",
+        help="lean profile for small hosts: one of each service, the Python services in "
+        "one process (each with its own port and NATS user)",
+    )
     up.add_argument("--config", type=Path, default=None, help="seed config (YAML)")
     up.add_argument("--log-level", default="INFO")
     up.add_argument(
@@ -88,7 +94,10 @@ def _up(args: argparse.Namespace) -> int:
         redirect_https=args.redirect_https,
         trusted_proxies=args.trusted_proxy,
         nats_monitor=args.nats_monitor,
+        small=args.small,
     )
+    if args.small and (args.scale or args.replicas != 2):
+        raise SystemExit("--small runs one of each service: no --scale or --replicas")
     return asyncio.run(run_stack(options))
 
 

@@ -24,7 +24,7 @@ import yaml
 
 from aisopod.config.store import load_seed_file
 from aisopod.services import EDGE_SERVICES, PYTHON_SERVICES, ServiceName
-from aisopod_ops.launcher import natsconf, traefik
+from aisopod_ops.launcher import combined, natsconf, traefik
 from aisopod_ops.launcher.edgesync import ROUTES_FILE, EdgeOptions, EdgeSync, nats_connector
 from aisopod_ops.launcher.paths import binary, openclaw_ui_root, repo_root, ui_root
 from aisopod_ops.launcher.ports import pick
@@ -58,6 +58,9 @@ class StackOptions:
     # NATS's monitoring endpoint (no login; lists users and connections): off unless asked
     # for (benchmarks read /varz), then on `host` only.
     nats_monitor: bool = False
+    # The lean profile for small hosts: one of each service, and the five Python services
+    # in one process (launcher/combined.py), each still with its own port and NATS user.
+    small: bool = False
 
 
 @dataclass
@@ -111,6 +114,8 @@ class Stack:
         for service in PYTHON_SERVICES:
             count = max(1, opts.replicas) if service in EDGE_SERVICES else 1
             count = max(1, opts.scale.get(service.value, count))
+            if opts.small:
+                count = 1
             self.service_ports[service] = [pick(0) for _ in range(count)]
         if len(self.service_ports[ServiceName.RATELIMIT]) > 1:
             # forwardAuth calls one address: Traefik balances the replicas behind it.
@@ -226,6 +231,45 @@ class Stack:
         env.pop("AISOPOD_NATS_PASSWORD", None)
         return env
 
+    def _combined_spec(self) -> ChildSpec:
+        """The one process of `--small`: the environment every service shares, and a plan
+        naming each one's port, instance and NATS password file."""
+        assert self.secrets is not None
+        plan = combined.Plan(
+            services=[
+                combined.PlannedService(
+                    service=service,
+                    port=ports[0],
+                    instance=f"{service.value}-1",
+                    nats_password_file=self.secrets.nats_password_files[service.value],
+                )
+                for service, ports in self.service_ports.items()
+            ]
+        )
+        plan_file = self.state_dir / "services-plan.json"
+        write_private(plan_file, plan.model_dump_json(indent=2))
+        env = self._service_env(ServiceName.RUNTIME, 0, 0)
+        for per_service in ("AISOPOD_PORT", "AISOPOD_INSTANCE", "AISOPOD_NATS_USER"):
+            env.pop(per_service)
+        env.pop("AISOPOD_NATS_PASSWORD_FILE")
+        probes = [
+            self._http_probe(f"http://{self.options.host}:{ports[0]}/ready")
+            for ports in self.service_ports.values()
+        ]
+
+        async def all_ready() -> bool:
+            return all(await asyncio.gather(*(probe() for probe in probes)))
+
+        return ChildSpec(
+            name="services",
+            argv=[sys.executable, "-m", "aisopod_ops.launcher.combined", str(plan_file)],
+            env=env,
+            log_file=self.state_dir / "logs" / "services.log",
+            probe=all_ready,
+            # Drains every service itself, first, like the edges of the default profile.
+            group="edge",
+        )
+
     def _http_probe(self, url: str, ok: tuple[int, ...] = (200,)) -> Probe:
         return http_probe(url, ok)
 
@@ -254,7 +298,7 @@ class Stack:
                 group="nats",
             )
         ]
-        for service, ports in self.service_ports.items():
+        for service, ports in self.service_ports.items() if not self.options.small else ():
             for index, port in enumerate(ports):
                 name = service.value if len(ports) == 1 else f"{service.value}-{index + 1}"
                 specs.append(
@@ -267,6 +311,8 @@ class Stack:
                         group="edge" if service in EDGE_SERVICES else "core",
                     )
                 )
+        if self.options.small:
+            specs.append(self._combined_spec())
         caddy_env = dict(os.environ)
         caddy_env.update(
             {

@@ -40,15 +40,68 @@ _PRINCIPAL_HEADERS = (
     principal.H_INSTANCE,
     principal.H_ORIGIN_CONN,
 )
+# Set by the edge on a request it refuses for its encoded path (see ENCODED_REFUSED): the
+# service answers 400 in the API's own error shape, with a request id.
+EDGE_REFUSED_HEADER = "X-Aisopod-Edge-Refused"
 STRIPPED_HEADERS = tuple(
-    dict.fromkeys([*IDENTITY_HEADERS, *(f"X-{h}" for h in _PRINCIPAL_HEADERS), *_PRINCIPAL_HEADERS])
+    dict.fromkeys(
+        [
+            *IDENTITY_HEADERS,
+            *(f"X-{h}" for h in _PRINCIPAL_HEADERS),
+            *_PRINCIPAL_HEADERS,
+            EDGE_REFUSED_HEADER,
+        ]
+    )
 )
 RATELIMIT_HEADERS = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset")
 API_PATHS = ("/v1", "/hooks", "/tools", "/status", "/canvas", "/a2ui")
 
+# Encoded characters in a path. Refused everywhere (a proxy and a service could read such a
+# path differently: `%2F` is a slash to one and a character to the other), except `%2F` in
+# `GET /v1/models/{id}`: model ids are `aisopod/main`, `fake/fake-small`, and the OpenAI SDKs
+# percent-encode that slash. That route only compares the decoded id with the listed ones,
+# so the slash cannot reach anything else. The entrypoint lets them all through and the
+# routers decide, so a refusal on an API path is answered by http-api in the API's error
+# shape (router `api-encoded`) instead of by Traefik in plain text.
+# Traefik's path matchers read the raw path only when it differs from the default encoding
+# of the decoded one: `%2F` and `%3B` stay visible, while `%5C`, `%00`, `%3F`, `%23` arrive
+# decoded (`\`, NUL, `?`, `#`) and `%25` as a `%` not followed by two hex digits (a `%252F`
+# shows as `%2F`). Both forms are matched; a literal `;` is a legal path character.
+_ENCODED_NOT_SLASH = r"%(5[cC]|00|3[bB]|25|3[fF]|23)|[\\?#\x00]|%($|.$|[^0-9A-Fa-f]|.[^0-9A-Fa-f])"
+_ENCODED_ANY = r"%(2[fF]|5[cC]|00|3[bB]|25|3[fF]|23)|[\\?#\x00]|%($|.$|[^0-9A-Fa-f]|.[^0-9A-Fa-f])"
+MODELS_PREFIX = "/v1/models/"
+_ENCODED_FLAGS = (
+    "allowEncodedSlash",
+    "allowEncodedBackSlash",
+    "allowEncodedNullCharacter",
+    "allowEncodedSemicolon",
+    "allowEncodedPercent",
+    "allowEncodedQuestionMark",
+    "allowEncodedHash",
+)
+
 # Middleware chains per route, in order. `cors` lives in its own (live) file.
-API_CHAIN = ("cors", "strip-identity", "ratelimit", "auth", "security-headers", "retry")
-HOOKS_CHAIN = ("cors", "strip-identity", "ratelimit", "security-headers", "retry")
+API_CHAIN = (
+    "cors",
+    "encoded-strict",
+    "strip-identity",
+    "ratelimit",
+    "auth",
+    "security-headers",
+    "retry",
+)
+HOOKS_CHAIN = ("cors", "encoded-strict", "strip-identity", "ratelimit", "security-headers", "retry")
+# GET /v1/models/{id}: `%2F` allowed, nothing else (see _ENCODED_ANY).
+MODELS_CHAIN = tuple("encoded-slash-only" if m == "encoded-strict" else m for m in API_CHAIN)
+# An API path with a refused encoded character: marked, then answered 400 by http-api.
+ENCODED_REFUSED_CHAIN = (
+    "cors",
+    "strip-identity",
+    "ratelimit",
+    "edge-refused-encoded",
+    "security-headers",
+    "retry",
+)
 # `retry` also resends idempotent requests on a 502, and to retry on a status Traefik holds
 # every response back: ~100 µs of its CPU per proxied request, ~2 ms per WebSocket upgrade
 # (3.75 → 1.6 ms per handshake, P3). Requests it would never resend on a status take
@@ -58,9 +111,9 @@ HOOKS_CHAIN = ("cors", "strip-identity", "ratelimit", "security-headers", "retry
 # resumes).
 API_WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 API_WRITE_CHAIN = (*API_CHAIN[:-1], "retry-unsent")
-WS_CHAIN = ("strip-identity", "ratelimit", "retry-unsent")
-HEALTH_CHAIN = ("cors", "strip-identity", "security-headers", "retry")
-UI_CHAIN = ("strip-identity", "retry")
+WS_CHAIN = ("encoded-strict", "strip-identity", "ratelimit", "retry-unsent")
+HEALTH_CHAIN = ("cors", "encoded-strict", "strip-identity", "security-headers", "retry")
+UI_CHAIN = ("encoded-strict", "strip-identity", "retry")
 
 HEALTH_INTERVAL = "1s"
 INTERNAL_ENTRYPOINT = "internal"
@@ -93,13 +146,17 @@ class Upstreams:
 
 
 def _entry_point(
-    address: str, trusted_ips: list[str], grace_s: int, accept_grace_s: int
+    address: str,
+    trusted_ips: list[str],
+    grace_s: int,
+    accept_grace_s: int,
+    routers_check_encoding: bool = True,
 ) -> dict[str, Any]:
     return {
         "address": address,
         # Only these peers may set X-Forwarded-*; anyone else's are replaced (client IP).
         "forwardedHeaders": {"trustedIPs": list(trusted_ips)},
-        "http": _entry_http(),
+        "http": _entry_http(routers_check_encoding),
         "transport": {
             "lifeCycle": {
                 # Keep accepting while a load balancer in front takes this Traefik out...
@@ -112,24 +169,15 @@ def _entry_point(
     }
 
 
-def _entry_http() -> dict[str, Any]:
+def _entry_http(routers_check_encoding: bool) -> dict[str, Any]:
+    """Ambiguous encoded characters (%2F, %5C, %00, %3B, %25, %3F, %23) are refused so
+    Traefik and a service never read one path differently. On the public entrypoints every
+    router checks them itself (`encoded-strict`, or `api-encoded` for API paths: see
+    _ENCODED_ANY); elsewhere the entrypoint refuses them."""
     return {
         # `X_Aisopod_Principal` must not pass as `X-Aisopod-Principal` to a WSGI-style app.
         "aliasHeadersStrategy": "delete",
-        # Reject ambiguous encoded characters instead of letting Traefik and a service
-        # read the same path differently (%2F, %5C, %00, %3B, %25, %3F, %23).
-        "encodedCharacters": dict.fromkeys(
-            (
-                "allowEncodedSlash",
-                "allowEncodedBackSlash",
-                "allowEncodedNullCharacter",
-                "allowEncodedSemicolon",
-                "allowEncodedPercent",
-                "allowEncodedQuestionMark",
-                "allowEncodedHash",
-            ),
-            False,
-        ),
+        "encodedCharacters": dict.fromkeys(_ENCODED_FLAGS, routers_check_encoding),
     }
 
 
@@ -165,7 +213,7 @@ def static_config(
     replicas of a forwardAuth service (forwardAuth itself calls exactly one address)."""
     entry_points: dict[str, Any] = {
         "web": _entry_point(http_address, trusted_ips, grace_s, accept_grace_s),
-        "ping": {"address": ping_address, "http": {"aliasHeadersStrategy": "delete"}},
+        "ping": {"address": ping_address, "http": _entry_http(routers_check_encoding=False)},
     }
     if https_address:
         websecure = _entry_point(https_address, trusted_ips, grace_s, accept_grace_s)
@@ -174,7 +222,11 @@ def static_config(
     if internal_address:
         # Only Traefik itself calls it (forwardAuth): trust its own X-Forwarded-For.
         entry_points[INTERNAL_ENTRYPOINT] = _entry_point(
-            internal_address, ["127.0.0.1/32", "::1/128"], grace_s, accept_grace_s
+            internal_address,
+            ["127.0.0.1/32", "::1/128"],
+            grace_s,
+            accept_grace_s,
+            routers_check_encoding=False,
         )
     config: dict[str, Any] = {
         "global": {"checkNewVersion": False, "sendAnonymousUsage": False},
@@ -215,6 +267,16 @@ def _service(
             "timeout": "1s",
         }
     return {"loadBalancer": lb}
+
+
+def replica_service(routes: dict[str, Any], service: str) -> dict[str, Any]:
+    """The load balancer of `service` in rendered routes: behind http-api's failover, the
+    replicas (not the fallback)."""
+    services = routes["http"]["services"]
+    entry = services[service]
+    while "failover" in entry:
+        entry = services[entry["failover"]["service"]]
+    return dict(entry["loadBalancer"])
 
 
 def _failover_chain(name: str, urls: list[str]) -> dict[str, Any]:
@@ -270,6 +332,13 @@ def edge_middlewares() -> dict[str, Any]:
             }
         },
         "retry-unsent": {"retry": {"attempts": 5, "initialInterval": "200ms", "timeout": "5s"}},
+        "encoded-strict": {"encodedCharacters": dict.fromkeys(_ENCODED_FLAGS, False)},
+        "encoded-slash-only": {
+            "encodedCharacters": {flag: flag == "allowEncodedSlash" for flag in _ENCODED_FLAGS}
+        },
+        "edge-refused-encoded": {
+            "headers": {"customRequestHeaders": {EDGE_REFUSED_HEADER: "encoded-path"}}
+        },
     }
 
 
@@ -329,6 +398,21 @@ def dynamic_config(
     router("ws", "Path(`/ws`)", "ws-gateway", WS_CHAIN, 900)
     # OpenClaw clients (docs/openclaw.md): the same service and limits, another codec.
     router("openclaw", "Path(`/openclaw`)", "ws-gateway", WS_CHAIN, 900)
+    models = f"PathPrefix(`{MODELS_PREFIX}`) && Method(`GET`)"
+    router(
+        "api-models",
+        f"{models} && !PathRegexp(`{_ENCODED_NOT_SLASH}`)",
+        "http-api",
+        MODELS_CHAIN,
+        880,
+    )
+    router(
+        "api-encoded",
+        f"({api_rule}) && PathRegexp(`{_ENCODED_ANY}`)",
+        "http-api",
+        ENCODED_REFUSED_CHAIN,
+        870,
+    )
     router("hooks", "PathPrefix(`/hooks`)", "http-api", HOOKS_CHAIN, 850)
     router("api", api_rule, "http-api", API_CHAIN, 800)
     writes = " || ".join(f"Method(`{m}`)" for m in API_WRITE_METHODS)
@@ -350,7 +434,14 @@ def dynamic_config(
             },
             "services": {
                 "ws-gateway": _service(up.ws_gateway),
-                "http-api": _service(up.http_api),
+                # While no http-api replica is healthy, the static server answers the API's
+                # paths with a 503 in the API's own error shape and a request id (its
+                # Caddyfile), instead of Traefik's plain-text 503/502.
+                "http-api": {
+                    "failover": {"service": "http-api-replicas", "fallback": "http-api-down"}
+                },
+                "http-api-replicas": _service(up.http_api),
+                "http-api-down": _service(up.static_ui, health=False),
                 "static-ui": _service(up.static_ui, health=False),
                 **internal["services"],
             },
@@ -371,7 +462,13 @@ CORS_ALLOW_HEADERS = (
     # them for non-credentialed requests, which is all we serve (bearer tokens, no cookies).
     "*",
 )
-CORS_EXPOSE_HEADERS = ("Retry-After", "X-Request-Id", "WWW-Authenticate", *RATELIMIT_HEADERS)
+CORS_EXPOSE_HEADERS = (
+    "Retry-After",
+    "X-Request-Id",
+    "WWW-Authenticate",
+    "X-Aisopod-Ignored-Params",
+    *RATELIMIT_HEADERS,
+)
 
 
 def cors_middleware(allowed_origins: list[str], max_age_s: int = 600) -> dict[str, Any]:

@@ -26,7 +26,7 @@ def _id(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex}"
 
 
-def _usage(usage: Usage) -> dict[str, Any]:
+def usage_body(usage: Usage) -> dict[str, Any]:
     return {
         "input_tokens": usage.prompt_tokens,
         "input_tokens_details": {"cached_tokens": 0},
@@ -34,6 +34,13 @@ def _usage(usage: Usage) -> dict[str, Any]:
         "output_tokens_details": {"reasoning_tokens": 0},
         "total_tokens": usage.total_tokens,
     }
+
+
+def _text_format(body: CreateResponseBody) -> dict[str, Any]:
+    """The requested `text.format` echoed (agentoptions validated it), else plain text."""
+    text = (body.model_extra or {}).get("text")
+    chosen = text.get("format") if isinstance(text, dict) else None
+    return dict(chosen) if isinstance(chosen, dict) else {"type": "text"}
 
 
 class ResponseBuilder:
@@ -68,7 +75,7 @@ class ResponseBuilder:
             "status": self.status,
             "incomplete_details": self.incomplete,
             "model": self.model,
-            "previous_response_id": None,
+            "previous_response_id": body.previous_response_id,
             "instructions": body.instructions,
             "output": [dict(item) for item in self.items],
             "error": self.error,
@@ -85,7 +92,7 @@ class ResponseBuilder:
             "tool_choice": choice,
             "truncation": "disabled",
             "parallel_tool_calls": body.parallel_tool_calls is not False,
-            "text": {"format": {"type": "text"}},
+            "text": {"format": _text_format(body)},
             "top_p": body.top_p if body.top_p is not None else 1.0,
             "presence_penalty": 0.0,
             "frequency_penalty": 0.0,
@@ -93,10 +100,10 @@ class ResponseBuilder:
             "temperature": body.temperature if body.temperature is not None else 1.0,
             "reasoning": None,
             "user": body.user,
-            "usage": _usage(self.usage) if self.usage is not None else None,
+            "usage": usage_body(self.usage) if self.usage is not None else None,
             "max_output_tokens": body.max_output_tokens,
             "max_tool_calls": None,
-            "store": False,
+            "store": body.store is not False,
             "background": False,
             "service_tier": "default",
             "metadata": dict(body.metadata or {}),

@@ -12,7 +12,9 @@ from __future__ import annotations
 from typing import Any
 
 from aisopod.errors import InvalidParams
+from aisopod_http_api.responses import compaction
 from aisopod_http_api.responses.models import (
+    CompactionItem,
     CreateResponseBody,
     FunctionCallItem,
     FunctionCallOutputItem,
@@ -27,12 +29,6 @@ from aisopod_http_api.responses.models import (
 
 
 def refuse_unsupported(body: CreateResponseBody) -> None:
-    if body.previous_response_id:
-        raise InvalidParams(
-            "previous_response_id is not supported: responses are not stored; send the "
-            "conversation as input items",
-            param="previous_response_id",
-        )
     if body.background:
         raise InvalidParams("background responses are not supported", param="background")
     if isinstance(body.input, list) and any(isinstance(i, ItemReference) for i in body.input):
@@ -68,15 +64,16 @@ def _chat_content(content: Any) -> str | list[dict[str, Any]]:
     return parts
 
 
-def chat_messages(body: CreateResponseBody) -> list[dict[str, Any]]:
-    messages: list[dict[str, Any]] = []
-    if body.instructions:
-        messages.append({"role": "system", "content": body.instructions})
+def input_messages(body: CreateResponseBody) -> list[dict[str, Any]]:
+    """The input items as chat messages (no instructions: they are per request)."""
     if isinstance(body.input, str):
-        messages.append({"role": "user", "content": body.input})
-        return messages
+        return [{"role": "user", "content": body.input}]
+    messages: list[dict[str, Any]] = []
     for item in body.input or []:
-        if isinstance(item, MessageItem):
+        if isinstance(item, CompactionItem):
+            summary = compaction.summary_of(item.encrypted_content)
+            messages.append({"role": "system", "content": compaction.as_context(summary)})
+        elif isinstance(item, MessageItem):
             role = "system" if item.role == "developer" else item.role
             messages.append({"role": role, "content": _chat_content(item.content)})
         elif isinstance(item, FunctionCallItem):
@@ -94,15 +91,29 @@ def chat_messages(body: CreateResponseBody) -> list[dict[str, Any]]:
             messages.append(
                 {"role": "tool", "tool_call_id": item.call_id, "content": _text(item.output)}
             )
+    return messages
+
+
+def chat_messages(
+    body: CreateResponseBody, history: list[dict[str, Any]] | None = None
+) -> list[dict[str, Any]]:
+    """Instructions, then the stored conversation (previous_response_id), then the input."""
+    messages: list[dict[str, Any]] = []
+    if body.instructions:
+        messages.append({"role": "system", "content": body.instructions})
+    messages += history or []
+    messages += input_messages(body)
     if not any(m["role"] in ("user", "tool") for m in messages):
         raise InvalidParams("input needs a user message", param="input")
     return messages
 
 
-def chat_request(body: CreateResponseBody, model: str) -> dict[str, Any]:
+def chat_request(
+    body: CreateResponseBody, model: str, history: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
     request: dict[str, Any] = {
         "model": model,
-        "messages": chat_messages(body),
+        "messages": chat_messages(body, history),
         "stream": True,
         "stream_options": {"include_usage": True},
     }
@@ -123,6 +134,13 @@ def chat_request(body: CreateResponseBody, model: str) -> dict[str, Any]:
         request["tool_choice"] = {"type": "function", "function": {"name": body.tool_choice.name}}
     elif body.tool_choice is not None:
         request["tool_choice"] = body.tool_choice
+    text = (body.model_extra or {}).get("text")
+    output = text.get("format") if isinstance(text, dict) else None
+    if isinstance(output, dict) and output.get("type") == "json_schema":
+        spec = {k: v for k, v in output.items() if k in ("name", "schema", "strict", "description")}
+        request["response_format"] = {"type": "json_schema", "json_schema": spec}
+    elif isinstance(output, dict) and output.get("type") == "json_object":
+        request["response_format"] = {"type": "json_object"}
     for ours, theirs in (
         ("max_output_tokens", "max_tokens"),
         ("temperature", "temperature"),
@@ -137,21 +155,20 @@ def chat_request(body: CreateResponseBody, model: str) -> dict[str, Any]:
 
 
 def agent_message(body: CreateResponseBody) -> str:
-    if body.tools:
-        raise InvalidParams(
-            "function tools need a provider model: an agent runs its own tools",
-            param="tools",
-        )
+    """The last user message's text (tools and options: agentoptions.responses_options)."""
+    summary = ""
     if isinstance(body.input, str):
         text = body.input
     else:
         text = ""
         for item in reversed(body.input or []):
-            if isinstance(item, FunctionCallOutputItem):
+            if isinstance(item, FunctionCallOutputItem) and not text:
                 raise InvalidParams("function_call_output needs a provider model", param="input")
-            if isinstance(item, MessageItem) and item.role == "user":
+            if isinstance(item, MessageItem) and item.role == "user" and not text:
                 text = _text(item.content)
-                break
+            if isinstance(item, CompactionItem) and not summary:
+                summary = compaction.summary_of(item.encrypted_content)
     if not text.strip():
         raise InvalidParams("input needs a user message with text", param="input")
-    return text
+    # A compacted conversation is context the agent's session may not hold: it goes first.
+    return f"{compaction.as_context(summary)}\n\n{text}" if summary else text

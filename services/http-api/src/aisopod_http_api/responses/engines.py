@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 import orjson
 
+from aisopod_http_api.agentoptions import OutputFormat
 from aisopod_http_api.agentturn import AgentTurns, Delta, Ended, Started, TurnRequest, Usage
 from aisopod_http_api.errors import GatewayTimeout, UpstreamError
 from aisopod_http_api.proxy import ChatProxy
@@ -59,8 +60,11 @@ class Engine(Protocol):
 
 
 class AgentEngine:
-    def __init__(self, turns: AgentTurns, turn: TurnRequest) -> None:
+    def __init__(
+        self, turns: AgentTurns, turn: TurnRequest, output: OutputFormat | None = None
+    ) -> None:
         self._updates = turns.run(turn)
+        self.output = output or OutputFormat()
 
     async def start(self) -> None:
         first = await anext(self._updates)
@@ -71,6 +75,7 @@ class AgentEngine:
             if isinstance(update, Delta):
                 yield TextDelta(update.text)
             elif isinstance(update, Ended):
+                self.output.check(update.text)
                 yield Finished(update.usage, "stop")
 
     async def close(self) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
 MAX_TEXT = 10_485_760
 
@@ -86,9 +86,39 @@ class ItemReference(_Open):
     id: str
 
 
+class CompactionItem(_Open):
+    """What `POST /v1/responses/compact` returned: the earlier conversation, summarised.
+    `encrypted_content` is opaque to clients (ours is signed, not secret)."""
+
+    type: Literal["compaction"]
+    id: str | None = None
+    encrypted_content: str = Field(min_length=1, max_length=MAX_TEXT)
+
+
+def _item_kind(item: Any) -> str | None:
+    """An item's `type`; a message may leave it out (OpenAI's short form
+    `{"role": "user", "content": "hi"}`, which the Vercel AI SDK sends)."""
+    if isinstance(item, dict):
+        kind = item.get("type")
+        if kind is None and "role" in item:
+            return "message"
+        return kind if isinstance(kind, str) else None
+    return getattr(item, "type", None)
+
+
 InputItem = Annotated[
-    MessageItem | FunctionCallItem | FunctionCallOutputItem | ReasoningItem | ItemReference,
-    Field(discriminator="type"),
+    Annotated[MessageItem, Tag("message")]
+    | Annotated[FunctionCallItem, Tag("function_call")]
+    | Annotated[FunctionCallOutputItem, Tag("function_call_output")]
+    | Annotated[ReasoningItem, Tag("reasoning")]
+    | Annotated[ItemReference, Tag("item_reference")]
+    | Annotated[CompactionItem, Tag("compaction")],
+    Discriminator(
+        _item_kind,
+        custom_error_type="invalid_item",
+        custom_error_message="an input item needs a known `type` (message, function_call, "
+        "function_call_output, reasoning, item_reference, compaction) or a `role`",
+    ),
 ]
 
 

@@ -20,6 +20,7 @@ from aisopod.errors import AisopodError, InvalidParams, invalid_params_from_vali
 from aisopod.scopes import Requirement
 from aisopod_http_api import rawio
 from aisopod_http_api.agentchat import last_user_text
+from aisopod_http_api.agentoptions import chat_options, report_ignored
 from aisopod_http_api.agentturn import TurnRequest
 from aisopod_http_api.edge import BODY_KEY, REQUEST_ID_KEY
 from aisopod_http_api.identity import authorize, caller_from_headers
@@ -49,11 +50,13 @@ def parse_json_object(body: bytes) -> dict[str, Any]:
     return payload
 
 
-def validation_error(exc: ValidationError) -> InvalidParams:
-    error = invalid_params_from_validation(exc.errors())
-    loc = exc.errors()[0].get("loc", ()) if exc.errors() else ()
+def validation_error(exc: ValidationError, payload: Any = None) -> InvalidParams:
+    """400 naming the most relevant error (see invalid_params_from_validation); `param`
+    is its path into the body (`input.0.content`)."""
+    error = invalid_params_from_validation(exc.errors(), payload)
+    loc = error.data.pop("loc", None)
     if loc:
-        error.data["param"] = ".".join(str(p) for p in loc)
+        error.data["param"] = ".".join(loc)
     error.data["openaiCode"] = "invalid_request"
     return error
 
@@ -85,19 +88,21 @@ class ChatCompletionsEndpoint:
             try:
                 request = ChatCompletionRequest.model_validate(payload)
             except ValidationError as exc:
-                raise validation_error(exc) from None
+                raise validation_error(exc, payload) from None
             agent_id = check_agent_id(agent_id)
+            output, ignored = chat_options(payload)
+            report_ignored(scope, ignored)
             turn = TurnRequest(
                 principal=caller.principal(),
                 agent_id=agent_id,
                 session_key=session_key(
                     agent_id, header(headers, SESSION_HEADER), request.user, "openai"
                 ),
-                message=last_user_text(request.messages),
+                message=last_user_text(request.messages) + output.instruction(),
                 timeout_ms=self.api.agent_timeout_ms(),
                 **_idempotency(headers),
             )
-            await self.api.agent_chat.complete(path, receive, send, request, turn)
+            await self.api.agent_chat.complete(path, receive, send, request, turn, output)
         except AisopodError as exc:
             await rawio.send_error(send, path, exc)
 

@@ -9,11 +9,15 @@ Deterministic, the same rules as the fake upstream used in tests:
 3. Otherwise `echo: TEXT`, TEXT being the last user message without directives,
    whitespace collapsed.
 
-The answer streams word by word; usage counts words.
+The answer streams in at most `CHUNKS` chunks of whole words with `chunk_delay_s` between
+them (a fresh install shows streaming in the UI and in `chat.event` deltas, which the run's
+emitter sends at most every 0.1 s: a pause at least that long makes each chunk a delta);
+usage counts words.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import AsyncIterator
@@ -32,6 +36,7 @@ from aisopod_runtime.providers.base import (
 )
 
 _PIECE = re.compile(r"\s*\S+")
+CHUNKS = 4
 _TOOL_OPEN = "[[tool:"
 _TOOL_NAME = re.compile(r"[A-Za-z0-9_.:\-]+")
 _JSON = json.JSONDecoder()
@@ -90,6 +95,12 @@ def _skip_spaces(raw: str, cursor: int) -> int:
     return cursor
 
 
+def _chunks(pieces: list[str]) -> list[str]:
+    """The words in at most CHUNKS runs of (nearly) equal length."""
+    size = max(1, -(-len(pieces) // CHUNKS))
+    return ["".join(pieces[at : at + size]) for at in range(0, len(pieces), size)]
+
+
 def message_text(message: dict[str, Any]) -> str:
     content = message.get("content")
     if isinstance(content, str):
@@ -104,9 +115,12 @@ def message_text(message: dict[str, Any]) -> str:
 
 
 class EchoProvider:
-    def __init__(self, provider_id: str = "echo", models: list[str] | None = None) -> None:
+    def __init__(
+        self, provider_id: str = "echo", models: list[str] | None = None, chunk_delay_s: float = 0
+    ) -> None:
         self.id = provider_id
         self.models = models or ["echo"]
+        self.chunk_delay_s = chunk_delay_s
 
     async def close(self) -> None:
         return None
@@ -138,15 +152,15 @@ class EchoProvider:
                 return
             text = f"echo: {text}" if text else "echo:"
         pieces = _PIECE.findall(text)
+        reason = "stop"
         if request.max_tokens is not None and len(pieces) > request.max_tokens:
             pieces = pieces[: request.max_tokens]
-            for piece in pieces:
-                yield TextDelta(piece)
-            yield Finish("length", Usage(prompt, len(pieces)))
-            return
-        for piece in pieces:
-            yield TextDelta(piece)
-        yield Finish("stop", Usage(prompt, len(pieces)))
+            reason = "length"
+        for at, chunk in enumerate(_chunks(pieces)):
+            if at and self.chunk_delay_s > 0:
+                await asyncio.sleep(self.chunk_delay_s)  # pacing, so the answer streams
+            yield TextDelta(chunk)
+        yield Finish(reason, Usage(prompt, len(pieces)))
 
 
 def _tool_results_text(messages: list[dict[str, Any]]) -> str:

@@ -31,7 +31,9 @@ def split_model_ref(ref: str) -> tuple[str, str]:
 
 def build_provider(config: ProviderConfig) -> Provider:
     if config.kind == "echo":
-        return EchoProvider(config.id, [m.id for m in config.models] or ["echo"])
+        return EchoProvider(
+            config.id, [m.id for m in config.models] or ["echo"], config.chunk_delay_ms / 1000
+        )
     return OpenAIProvider(config)
 
 

@@ -35,6 +35,13 @@ class ProviderConfig(Section):
     timeout_s: float = Field(60.0, gt=0, description="connect, and between two stream chunks")
     max_retries: int = Field(2, ge=0, le=10, description="on 429/5xx before the first byte")
     discover_models: bool = Field(True, description="merge the upstream's /models list")
+    chunk_delay_ms: int = Field(
+        120,
+        ge=0,
+        le=5_000,
+        description="echo only: the pause between the answer's chunks (at most four), so "
+        "a fresh install shows streaming; 0 answers at once",
+    )
 
     @field_validator("base_url")
     @classmethod

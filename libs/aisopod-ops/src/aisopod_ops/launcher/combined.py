@@ -1,0 +1,184 @@
+"""All five Python services in one process: `aisopod stack up --small`.
+
+Each service keeps what makes it a service: its own `ServiceHost` (own NATS connection
+and NATS user, so the same permissions as in its own process), its own port, readiness,
+drain and log stream. They share one interpreter and one event loop, which is what a small
+host cannot afford five times (~40 MiB per Python process before any service code).
+
+Started by the launcher as `python -m aisopod_ops.launcher.combined PLAN.json`; the plan
+names each service's port, instance and NATS password file (the rest of the settings come
+from the environment, as for a lone service). SIGTERM drains every service at once, then
+stops them; a restart order (update.run) to any of them restarts the whole process.
+
+What differs from separate processes: one crash takes all five down (the launcher starts
+the process again), and `/metrics` of each port shows the process-wide registry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import signal
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, SecretStr
+
+from aisopod.services import ServiceName
+
+if TYPE_CHECKING:  # the launcher imports the plan models only, not the services' stack
+    from aisopod.host import ServiceHost
+    from aisopod.settings import ServiceSettings
+
+RESTART_EXIT_CODE = 75
+AUTH_REFUSED_EXIT_CODE = 3  # the lone auth service's code for a refused start
+
+
+class PlannedService(BaseModel):
+    service: ServiceName
+    port: int
+    instance: str
+    nats_password_file: Path
+
+
+class Plan(BaseModel):
+    services: list[PlannedService]
+
+
+def _settings(planned: PlannedService, cls: type[ServiceSettings] | None = None) -> ServiceSettings:
+    from aisopod.settings import ServiceSettings
+
+    cls = cls or ServiceSettings
+    password = planned.nats_password_file.read_text().strip()
+    return cls(
+        service=planned.service.value,
+        port=planned.port,
+        instance=planned.instance,
+        nats_user=planned.service.value,
+        nats_password=SecretStr(password),
+    )
+
+
+class _Uvicorn:
+    """A uvicorn-served service (auth, ratelimit, runtime, http-api)."""
+
+    def __init__(self, host: ServiceHost, app: Any) -> None:
+        from aisopod.app import uvicorn_server
+
+        self.host = host
+        self.server = uvicorn_server(host, app)
+
+    async def run(self) -> None:
+        await self.server.serve()
+
+    def stop(self, now: bool) -> None:
+        self.server.should_exit = True
+        if now:
+            self.server.force_exit = True
+
+
+class _WsGateway:
+    """ws-gateway: its own listener, stopped by an event."""
+
+    def __init__(self, host: ServiceHost) -> None:
+        self.host = host
+        self.stopped = asyncio.Event()
+
+    async def run(self) -> None:
+        from aisopod_ws_gateway.main import run
+
+        await run(self.host, self.stopped, signals=False)
+
+    def stop(self, now: bool) -> None:
+        self.stopped.set()
+
+
+def _build(planned: PlannedService) -> tuple[_Uvicorn | _WsGateway, Any]:
+    """The service's runner and, for auth, its service object (whose `started` says
+    whether it refused to start)."""
+    name = planned.service
+    if name is ServiceName.AUTH:
+        from aisopod_auth.main import build as build_auth
+        from aisopod_auth.service import AuthSettings
+
+        host, app, auth = build_auth(_settings(planned, AuthSettings))  # type: ignore[arg-type]
+        return _Uvicorn(host, app), auth
+    if name is ServiceName.RATELIMIT:
+        from aisopod_ratelimit.main import build as build_ratelimit
+
+        return _Uvicorn(*build_ratelimit(_settings(planned))), None
+    if name is ServiceName.RUNTIME:
+        from aisopod_runtime.main import build as build_runtime
+
+        return _Uvicorn(*build_runtime(_settings(planned))), None
+    if name is ServiceName.HTTP_API:
+        from aisopod_http_api.main import build as build_http_api
+
+        return _Uvicorn(*build_http_api(_settings(planned))), None
+    if name is ServiceName.WS_GATEWAY:
+        from aisopod_ws_gateway.main import build as build_ws
+
+        return _WsGateway(build_ws(_settings(planned))), None
+    raise ValueError(f"{name} is not a Python service")
+
+
+async def run_plan(plan: Plan) -> int:
+    from aisopod.logs import current_service
+
+    loop = asyncio.get_running_loop()
+    built = [_build(planned) for planned in plan.services]
+    runners = [runner for runner, _ in built]
+    stopping: list[asyncio.Task[None]] = []
+
+    async def drain_then_stop() -> None:
+        await asyncio.gather(*(r.host.drain() for r in runners), return_exceptions=True)
+        for runner in runners:
+            runner.stop(now=False)
+
+    def on_signal() -> None:
+        if stopping:
+            for runner in runners:
+                runner.stop(now=True)  # a second signal: stop now
+            return
+        stopping.append(loop.create_task(drain_then_stop()))
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, on_signal)
+    tasks = []
+    for runner in runners:
+        runner.host.set_stopper(on_signal)
+        # Each service's tasks inherit this context: their log records carry its name.
+        context = contextvars.copy_context()
+        context.run(current_service.set, runner.host.name.value)
+        tasks.append(loop.create_task(runner.run(), context=context))
+    # One service ending on its own (a refused start, a crash) ends the process: the
+    # launcher supervises the whole as one child.
+    done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    unexpected = not stopping
+    if unexpected:
+        on_signal()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    failed = [t for t in done if t.exception() is not None]
+    for task in failed:
+        print(f"service failed: {task.exception()!r}", file=sys.stderr, flush=True)
+    if any(r.host.exit_code for r in runners):
+        return RESTART_EXIT_CODE
+    if any(auth is not None and not auth.started for _, auth in built):
+        return AUTH_REFUSED_EXIT_CODE
+    return 1 if failed or unexpected else 0
+
+
+def main() -> None:
+    plan = Plan.model_validate_json(Path(sys.argv[1]).read_text())
+    try:
+        import uvloop
+
+        code = uvloop.run(run_plan(plan))
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
+        code = asyncio.run(run_plan(plan))
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()

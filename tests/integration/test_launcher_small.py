@@ -1,0 +1,62 @@
+"""`aisopod stack up --small`: the five Python services in one process, each on its own
+port with its own NATS user, behind the same Traefik; a chat turn over the WebSocket and a
+`/v1/chat/completions` call go through it, and each service's log records keep its name."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from pathlib import Path
+
+import openai
+import pytest
+
+from aisopod.services import PYTHON_SERVICES
+from tests.conftest import start_local_stack, stop_local_stack
+from tests.support.ws_client import WsClient
+
+pytestmark = pytest.mark.integration
+
+
+async def _chat_turn(ws_url: str, token: str, word: str) -> tuple[dict, dict]:
+    async with await WsClient.connect(ws_url, token=token) as client:
+        key = f"small-{word[:8]}"
+        started = await client.call("chat.send", {"sessionKey": key, "message": f"hi {word}"})
+        done = await client.call("agent.wait", {"runId": started["runId"], "timeoutMs": 10_000})
+        history = await client.call("chat.history", {"sessionKey": key})
+        return done, history
+
+
+def test_small_profile_serves_a_chat_turn_and_v1(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    proc, info = start_local_stack(state, "--small")
+    try:
+        # nats, the one services process, caddy, traefik.
+        assert sorted(info["pids"]) == ["caddy", "nats", "services", "traefik"]
+        assert all(len(group) == 1 for group in info["pids"].values())
+        word = uuid.uuid4().hex
+        done, history = asyncio.run(_chat_turn(info["ws_url"], info["admin_token"], word))
+        assert done["status"] == "ok"
+        assert [(m["role"], m["content"]) for m in history["messages"]] == [
+            ("user", f"hi {word}"),
+            ("assistant", f"echo: hi {word}"),
+        ]
+        sdk = openai.OpenAI(
+            base_url=info["http_url"] + "/v1", api_key=info["admin_token"], max_retries=0
+        )
+        completion = sdk.chat.completions.create(
+            model="aisopod/main", messages=[{"role": "user", "content": f"v1 {word}"}]
+        )
+        assert completion.choices[0].message.content == f"echo: v1 {word}"
+    finally:
+        code = stop_local_stack(proc)
+    assert code == 0
+    # Co-hosted services log under their own names (one stderr, five services).
+    records = []
+    for line in (state / "logs" / "services.log").read_text().splitlines():
+        if line.startswith("{"):
+            records.append(json.loads(line))
+    started = {r["service"] for r in records if r.get("msg") == "started"}
+    assert started == {s.value for s in PYTHON_SERVICES}

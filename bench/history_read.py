@@ -27,6 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from aisopod.bus import Bus  # noqa: E402
+from aisopod.settings import nats_servers  # noqa: E402
 from aisopod.subjects import Subjects  # noqa: E402
 from aisopod_runtime.kvview import consume_all  # noqa: E402
 from aisopod_runtime.transcripts import TranscriptStore, new_message  # noqa: E402
@@ -72,7 +73,7 @@ async def main(url: str, server: int, lengths: list[int], limit: int) -> None:
     deadline = time.monotonic() + 10
     while True:
         try:
-            nc = await nats.connect(url, allow_reconnect=False, error_cb=quiet)
+            nc = await nats.connect(nats_servers(url), allow_reconnect=False, error_cb=quiet)
             break
         except Exception:
             if time.monotonic() > deadline:

@@ -4,8 +4,9 @@
 
 Starts a private full stack (bench/http_stack.py) and sends non-streamed
 `/v1/chat/completions` with `model: aisopod/main` one after another: through Traefik
-(ratelimit and auth forwardAuth, admin token; what a client sees) and straight to an
-http-api replica with the identity headers (the gateway's own share). Beside them, the
+(admin token; what a client sees) and straight to an http-api replica with the admin
+token and the stack's edge proof, as Traefik forwards it (the gateway's own share,
+auth's and ratelimit's NATS answers included). Beside them, the
 references measured in the same run: `/health` through Traefik (the proxy hop alone), a
 raw NATS request/reply to the runtime (nats.micro PING, the bus hop alone), and the runtime
 alone (`agent` over NATS until its `chat.event` final). Target: p50 ≤ 5 ms end to end.
@@ -25,11 +26,12 @@ from typing import Any
 import nats
 import orjson
 
+from aisopod.settings import nats_servers
 from aisopod_fake_upstream.harness import FakeUpstream
 from aisopod_http_api.upstream.pool import UpstreamPool, parse_base_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from http_proxy import IDENTITY, RESULTS, machine  # siblings, not a package
+from http_proxy import RESULTS, machine  # siblings, not a package
 from http_stack import PrivateStack
 
 FAKE_KEY = "sk-bench"
@@ -81,7 +83,7 @@ async def _nats_references(stack_dir: Path, nats_url: str, count: int) -> dict[s
     called over NATS
     and its `chat.event` final awaited, no HTTP anywhere (the part P7 cannot shave)."""
     password = (stack_dir / "secrets" / "nats-admin.password").read_text().strip()
-    nc = await nats.connect(nats_url, user="admin", password=password)
+    nc = await nats.connect(nats_servers(nats_url), user="admin", password=password)
     finals: dict[str, asyncio.Future[None]] = {}
 
     async def on_event(msg: Any) -> None:
@@ -136,10 +138,14 @@ async def _round(stack: Any, stack_dir: Path, nats_url: str, count: int) -> dict
         {"model": "aisopod/main", "messages": [{"role": "user", "content": "hello bench"}]}
     )
     token = {"authorization": f"Bearer {stack.admin_token}"}
+    proof = (stack_dir / "secrets" / "edge-secret").read_text().strip()
+    through_edge = {**token, "x-aisopod-edge": proof}
     out: dict[str, Any] = {}
     cases = {
         "traefik": _request(stack.http_url + "/v1", "/chat/completions", token, body),
-        "http-api": _request(stack.http_api_urls[0] + "/v1", "/chat/completions", IDENTITY, body),
+        "http-api": _request(
+            stack.http_api_urls[0] + "/v1", "/chat/completions", through_edge, body
+        ),
         "ref: /health via traefik": _request(stack.http_url, "/health", {}, None),
     }
     for name, (origin, request) in cases.items():

@@ -2,14 +2,15 @@
 
     .venv/bin/python bench/http_proxy.py [--seconds 4] [--requests 2000] [--stack]
 
-Starts, each in its own process: the fake upstream, a nats-server, and one http-api
-(the real service: uvicorn, uvloop, httptools). Then measures, in the same run and with the
-same client, the fake upstream called directly (the reference) and through http-api with
-the identity headers Traefik's forwardAuth would add: at concurrency 1 (sequential
+Starts, each in its own process: the fake upstream, a nats-server, one http-api (the real
+service: uvicorn, uvloop, httptools) and the auth and ratelimit services it asks over NATS.
+Then measures, in the same run and with the same client, the fake upstream called directly
+(the reference) and through http-api with the edge proof Traefik would add and the admin
+token (http-api verifies it with auth, cached, and asks ratelimit): at concurrency 1 (sequential
 requests: p50/p99 latency, added = via − direct) and at concurrency 64 (requests/s for a
 fixed time), non-streamed and streamed (time to the last byte). With `--stack`, the same
 measurements also go through a private full stack (bench/http_stack.py) on the same fake
-upstream: Traefik with its ratelimit and auth forwardAuth calls, using the admin token.
+upstream: Traefik (one exchange: no forwardAuth) in front of it, using the admin token.
 
 The client is the proxy's own HTTP/1.1 pool (~35 µs of CPU per request), so the load
 generator costs little of the 2 cores it shares with the servers. Results:
@@ -39,6 +40,7 @@ import orjson
 from aisopod_fake_upstream.harness import FakeUpstream
 from aisopod_http_api.upstream.connection import UpstreamClosed
 from aisopod_http_api.upstream.pool import UpstreamPool, parse_base_url
+from tests.support.seeding import seed_deployment
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from http_stack import PrivateStack  # a sibling script, not a package
@@ -46,12 +48,10 @@ from http_stack import PrivateStack  # a sibling script, not a package
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
 FAKE_KEY = "sk-bench"
-IDENTITY = {
-    "x-aisopod-principal": "bench",
-    "x-aisopod-role": "operator",
-    "x-aisopod-scopes": "operator.admin",
-    "x-aisopod-auth-method": "token",
-}
+EDGE_SECRET = "bench-edge-secret"
+ADMIN_TOKEN = "bench-admin-token-0123456789abcdef"
+# What a request carries past Traefik: the edge proof and the client's bearer.
+THROUGH_EDGE = {"x-aisopod-edge": EDGE_SECRET, "authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
 def free_port() -> int:
@@ -108,19 +108,38 @@ class Processes:
                                 "models": [{"id": "fake-small"}],
                             }
                         ]
-                    }
+                    },
+                    # The bench is one client sending thousands of requests: its limit
+                    # decisions are still made (and measured), but never refuse it.
+                    "limits": {"exemptCidrs": ["127.0.0.1/32"]},
                 }
             )
         )
         env = {
             **os.environ,
             "AISOPOD_HOST": "127.0.0.1",
-            "AISOPOD_PORT": str(port),
             "AISOPOD_NATS_URL": nats_url,
             "AISOPOD_CONFIG_FILE": str(seed),
             "AISOPOD_LOG_LEVEL": "WARNING",
             "AISOPOD_SUBJECT_PREFIX": "bench",
+            "AISOPOD_EDGE_SECRET": EDGE_SECRET,
+            "AISOPOD_ADMIN_TOKEN": ADMIN_TOKEN,
         }
+        # What the runtime does at first start: the state and the configuration document
+        # (the services here may not write it and wait for it).
+        asyncio.run(seed_deployment(nats_url, "bench", seed))
+        # The services http-api asks for every request (over NATS, as in a stack).
+        for module in ("aisopod_auth", "aisopod_ratelimit"):
+            service_port = {"AISOPOD_PORT": str(free_port())}
+            self.procs.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", module],
+                    env={**env, **service_port},
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+        env["AISOPOD_PORT"] = str(port)
         self.api_log = Path(self.tmp.name) / "http-api.log"
         with open(self.api_log, "wb") as log:
             self.procs.append(
@@ -366,7 +385,7 @@ def figures(results: dict[str, Any]) -> list[Any]:
             continue
         direct = results[f"{mode}/direct"]
         added, c64 = value["added_c1"], value["c64"]
-        where = "via Traefik (ratelimit + auth forwardAuth)" if path == "traefik" else path
+        where = "via Traefik (auth + ratelimit over NATS)" if path == "traefik" else path
         rows.append(
             Figure(
                 "P6",
@@ -397,10 +416,12 @@ def main() -> None:
             api_url = procs.http_api(nats_url, fake.base_url)
             auth = {"authorization": f"Bearer {FAKE_KEY}"}
             fake_pid = {"fake": [fake._process.pid]} if fake._process else {}
-            api_pid = {"http-api": [procs.procs[-1].pid]}
+            # http-api and the two services it asks per request (started just before it).
+            auth_pid, ratelimit_pid, http_api_pid = (p.pid for p in procs.procs[-3:])
+            api_pid = {"http-api": [http_api_pid], "auth": [auth_pid], "ratelimit": [ratelimit_pid]}
             targets = [
                 Target("direct", fake.base_url, "fake-small", auth, fake_pid),
-                Target("http-api", f"{api_url}/v1", "fake/fake-small", IDENTITY, api_pid),
+                Target("http-api", f"{api_url}/v1", "fake/fake-small", THROUGH_EDGE, api_pid),
             ]
             import uvloop
 

@@ -39,6 +39,7 @@ from typing import Any
 
 import yaml
 
+from aisopod.settings import nats_servers
 from aisopod_ops.launcher.spawn import start_local_stack, stop_local_stack
 
 REPO = Path(__file__).resolve().parents[1]
@@ -283,7 +284,7 @@ async def nats_round_trip(info: dict, state: Path, samples: int) -> list[float]:
     from aisopod import codec
 
     password = (state / "secrets" / "nats-admin.password").read_text().strip()
-    nc = await nats.connect(info["nats_url"], user="admin", password=password)
+    nc = await nats.connect(nats_servers(info["nats_url"]), user="admin", password=password)
     out = []
     try:
         for i in range(samples + 200):

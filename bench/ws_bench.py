@@ -7,8 +7,8 @@ Uses the stack `python -m bench` started (or, alone, starts a private local stac
 ws-gateway replicas behind Traefik), reference servers (bare websockets echo behind the
 same Traefik; a raw NATS worker), and measures with the lean client of
 `ws_lean_client.py`. `measure()` returns the raw results, `figures()` the table rows.
-RuntimeService another issue owns are stood in for when absent and the results say so: the auth
-service's `auth.verify`, the runtime's `config.get`, the ratelimit forwardAuth of `/ws`.
+Parts another issue owns are stood in for when absent and the results say so: the auth
+service's `auth.verify`, the runtime's `config.get`.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ sys.path.insert(0, str(REPO / "bench"))
 
 from ws_lean_client import LeanClient, connect_gateway, open_socket  # noqa: E402
 
+from aisopod.settings import nats_servers  # noqa: E402
 from aisopod_ops.launcher.ports import free_port  # noqa: E402
 from bench.harness import Figure, progress  # noqa: E402
 from tests.conftest import start_local_stack, stop_local_stack  # noqa: E402
@@ -48,6 +49,9 @@ SEED = {
     "auth": {"mode": "token"},
     # The per-connection request limit guards against one abusive client; a load test is one.
     "gateway": {"requestsPerSecond": 1_000_000, "requestBurst": 1_000_000, "maxInFlight": 4096},
+    # Every upgrade, direct ones included, now passes the per-IP connection limit; the
+    # bench's thousand sockets from loopback are one client by design.
+    "limits": {"exemptCidrs": ["127.0.0.1/32", "::1/128"]},
 }
 
 
@@ -141,6 +145,9 @@ class Bench:
         routes = yaml.safe_load((state / "traefik" / "dynamic" / "routes.yml").read_text())
         servers = routes["http"]["services"]["ws-gateway"]["loadBalancer"]["servers"]
         self.replicas = [int(s["url"].rsplit(":", 1)[1]) for s in servers]
+        # A replica reached directly must be shown Traefik's edge proof.
+        proof = (state / "secrets" / "edge-secret").read_text().strip()
+        self.edge = {"X-Aisopod-Edge": proof}
         self.http_port = int(self.info["http_url"].rsplit(":", 1)[1])
         self.echo_port = free_port()
         self.spawn("echo", str(self.echo_port))
@@ -165,7 +172,9 @@ class Bench:
         (state / "traefik" / "dynamic" / "bench.yml").write_text(yaml.safe_dump(extra))
 
     async def stand_ins(self) -> None:
-        nc = await nats.connect(self.info["nats_url"], user="admin", password=self.password)
+        nc = await nats.connect(
+            nats_servers(self.info["nats_url"]), user="admin", password=self.password
+        )
         for subject, kind, args in (
             ("aisopod.auth.verify", "auth", [self.token]),
             ("aisopod.rpc.config.get", "worker", ["config.get"]),
@@ -189,28 +198,8 @@ class Bench:
                 return
             except Exception as exc:
                 if time.monotonic() > deadline:
-                    await self._route_without_ratelimit(exc)
-                    return
+                    raise RuntimeError(f"the /ws route never upgraded: {exc}") from exc
                 await asyncio.sleep(0.2)
-
-    async def _route_without_ratelimit(self, exc: Exception) -> None:
-        routes_file = self.state / "traefik" / "dynamic" / "routes.yml"
-        routes = yaml.safe_load(routes_file.read_text())
-        routes["http"]["routers"]["ws"]["middlewares"] = ["strip-identity"]
-        routes_file.write_text(yaml.safe_dump(routes))
-        self.notes.append(
-            f"/ws did not upgrade through Traefik ({exc}); measured without the "
-            "ratelimit forwardAuth (its /check endpoint is another issue's)"
-        )
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            try:
-                ws, _ = await connect_gateway("127.0.0.1", self.http_port, self.token)
-                ws.close()
-                return
-            except Exception:
-                await asyncio.sleep(0.2)
-        raise RuntimeError("the /ws route never upgraded")
 
     def stop(self) -> None:
         for child in self.children:
@@ -264,7 +253,9 @@ async def p1_p2(bench: Bench) -> dict[str, Any]:
 
 
 async def raw_nats(bench: Bench, count: int, seconds: float) -> dict[str, Any]:
-    nc = await nats.connect(bench.info["nats_url"], user="admin", password=bench.password)
+    nc = await nats.connect(
+        nats_servers(bench.info["nats_url"]), user="admin", password=bench.password
+    )
     samples = []
     for _ in range(count):
         start = time.perf_counter()
@@ -315,7 +306,9 @@ async def p4_p5(bench: Bench) -> dict[str, Any]:
     for _ in range(0, n, 100):
         batch = await asyncio.gather(
             *(
-                connect_gateway("127.0.0.1", port, bench.token, subscribe=["cron.event"])
+                connect_gateway(
+                    "127.0.0.1", port, bench.token, subscribe=["cron.event"], headers=bench.edge
+                )
                 for _ in range(100)
             )
         )
@@ -337,7 +330,9 @@ async def p4_p5(bench: Bench) -> dict[str, Any]:
 
     for client in clients:
         client.on_frame = on_frame
-    nc = await nats.connect(bench.info["nats_url"], user="admin", password=bench.password)
+    nc = await nats.connect(
+        nats_servers(bench.info["nats_url"]), user="admin", password=bench.password
+    )
     js = nc.jetstream()
     spaced = 20 if QUICK else 50
     last_delivery = []

@@ -88,13 +88,18 @@ class LeanClient(asyncio.Protocol):
             self.transport.close()
 
 
-async def open_socket(host: str, port: int, path: str = "/ws") -> LeanClient:
+async def open_socket(
+    host: str, port: int, path: str = "/ws", headers: dict[str, str] | None = None
+) -> LeanClient:
+    """`headers`: extra request headers (the edge proof, for a replica reached directly)."""
     loop = asyncio.get_running_loop()
     _, client = await loop.create_connection(LeanClient, host, port)
     key = base64.b64encode(os.urandom(16)).decode()
+    extra = "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
     request = (
         f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
-        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+        f"{extra}\r\n"
     )
     assert client.transport is not None
     client.transport.write(request.encode())
@@ -103,10 +108,15 @@ async def open_socket(host: str, port: int, path: str = "/ws") -> LeanClient:
 
 
 async def connect_gateway(
-    host: str, port: int, token: str, *, subscribe: list[str] | None = None
+    host: str,
+    port: int,
+    token: str,
+    *,
+    subscribe: list[str] | None = None,
+    headers: dict[str, str] | None = None,
 ) -> tuple[LeanClient, dict]:
     """Upgrade, read the challenge, send `connect`: returns the client and its hello."""
-    client = await open_socket(host, port)
+    client = await open_socket(host, port, headers=headers)
     challenge = await client.recv()
     assert challenge["method"] == "connect.challenge"
     params: dict = {

@@ -77,7 +77,7 @@ async def worker(url: str, user: str, password: str, method: str) -> None:
 
     from aisopod.bus import encode_reply
 
-    nc = await nats.connect(url, user=user, password=password)
+    nc = await nats.connect(url.split(","), user=user, password=password)
     body = encode_reply(
         {"config": {"gateway": {"maxPayload": 1048576}}, "hash": "h", "revision": 1}
     )
@@ -96,7 +96,7 @@ async def auth(url: str, user: str, password: str, token: str) -> None:
     from aisopod.contracts.auth import VerifyRequest
     from aisopod.errors import Unauthenticated
 
-    nc = await nats.connect(url, user=user, password=password)
+    nc = await nats.connect(url.split(","), user=user, password=password)
 
     async def handler(msg) -> None:  # type: ignore[no-untyped-def]
         request = VerifyRequest.model_validate(orjson.loads(msg.data))

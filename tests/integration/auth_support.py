@@ -248,12 +248,3 @@ async def next_matching(
             raise AssertionError("no matching message in time") from None
         if match(message):
             return message
-
-
-def auth_verify_url(stack: Any) -> str:
-    """The auth service's forwardAuth address, as the stack's Traefik config names it."""
-    import yaml
-
-    routes = stack.state_dir / "traefik" / "dynamic" / "routes.yml"
-    dynamic = yaml.safe_load(routes.read_text())
-    return dynamic["http"]["middlewares"]["auth"]["forwardAuth"]["address"]

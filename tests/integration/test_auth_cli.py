@@ -18,7 +18,6 @@ from tests.integration.auth_support import (
     Admin,
     Device,
     admin_session,
-    auth_verify_url,
     next_matching,
     remember,
     unique_ip,
@@ -71,12 +70,15 @@ async def test_token_create_use_list_revoke(stack, admin: Admin) -> None:
     assert token and "\n" not in token
     token_id = created.stderr.split()[1].rstrip(":")
 
+    headers = {"Authorization": f"Bearer {token}", "X-Forwarded-For": unique_ip()}
     async with httpx.AsyncClient(trust_env=False, timeout=10) as client:
-        headers = {"Authorization": f"Bearer {token}", "X-Forwarded-For": unique_ip()}
-        ok = await client.get(auth_verify_url(stack), headers=headers)
-    assert ok.status_code == 200
-    assert ok.headers["x-aisopod-principal"] == f"token:{token_id}"
-    assert ok.headers["x-aisopod-scopes"] == "operator.read"
+        ok = await client.get(f"{stack.http_url}/status", headers=headers)
+        assert ok.status_code == 200  # and now in http-api's cache of verified tokens
+        write = await client.post(f"{stack.http_url}/tools/invoke", headers=headers, json={})
+        assert write.status_code == 403  # operator.read only
+    as_api = await admin.verify({"bearer": token, "clientIp": unique_ip()})
+    assert as_api["principal"]["id"] == f"token:{token_id}"
+    assert as_api["principal"]["scopes"] == ["operator.read"]
     hello = await admin.verify(
         verify_request(ip=unique_ip(), token=token, scopes=["operator.read", "operator.write"])
     )
@@ -97,6 +99,10 @@ async def test_token_create_use_list_revoke(stack, admin: Admin) -> None:
     assert order["reason"] == "token revoked"
     refused = await admin.verify_error(verify_request(ip=unique_ip(), token=token))
     assert refused.detail_code == "AUTH_TOKEN_MISMATCH"
+    # The closing order also emptied http-api's cache: the API refuses the token at once.
+    async with httpx.AsyncClient(trust_env=False, timeout=10) as client:
+        after = await client.get(f"{stack.http_url}/status", headers=headers)
+    assert after.status_code == 401
     again = await aisopod(stack, "token", "revoke", token_id)
     assert again.returncode == 1 and "NOT_FOUND" in again.stderr
 

@@ -1,10 +1,11 @@
-"""The HTTP edge: identity headers a client sends never reach a backend, X-Forwarded-For
-from an untrusted peer is ignored, and brute force is locked out per client IP.
+"""The HTTP edge: identity headers a client sends are never believed, and brute force is
+locked out per client IP (X-Forwarded-For through Traefik, which trusts loopback here).
 
-The identity-header test runs a real Traefik with the gateway's own middleware definitions
-(`aisopod_ops.launcher.traefik`) in front of a header-echoing backend, with the stack's auth
-service as forwardAuth; the ratelimit hop is left out of that router (its owner tests it),
-so the test sees exactly what auth and the strip middleware let through.
+No service reads identity from HTTP any more: http-api asks auth over NATS for the bearer
+of each request (services/http-api/src/aisopod_http_api/gate.py). Forged identity
+headers through Traefik count for nothing; sent straight to http-api they are refused
+before anything is read (no edge proof). The attack suite (test_attack_edge.py) covers
+every port.
 """
 
 from __future__ import annotations
@@ -13,25 +14,15 @@ import asyncio
 import ipaddress
 import json
 import secrets
-import subprocess
-import threading
-import time
-from collections.abc import AsyncIterator, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-import yaml
 
 from aisopod.errors import RateLimited
-from aisopod_ops.launcher import traefik
-from aisopod_ops.launcher.paths import binary
-from aisopod_ops.launcher.ports import pick
 from tests.integration.auth_support import (
     Admin,
     admin_session,
-    auth_verify_url,
     remember,
     unique_ip,
     verify_request,
@@ -47,105 +38,9 @@ async def admin(stack) -> AsyncIterator[Admin]:
         yield session
 
 
-# -- a backend that shows what reached it ----------------------------------------------
-class Echo(ThreadingHTTPServer):
-    seen: list[dict[str, str]]
-
-
-class _EchoHandler(BaseHTTPRequestHandler):
-    server: Echo
-
-    def do_GET(self) -> None:
-        headers = {k.lower(): v for k, v in self.headers.items()}
-        if self.path != "/ready":
-            self.server.seen.append({"path": self.path, **headers})
-        body = json.dumps(headers).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-@pytest.fixture
-def echo() -> Iterator[Echo]:
-    server = Echo(("127.0.0.1", 0), _EchoHandler)
-    server.seen = []
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-@pytest.fixture
-def edge(stack, echo: Echo, tmp_path: Path) -> Iterator[str]:
-    """A Traefik with the gateway's API router (cors → strip-identity → auth → headers)
-    in front of the echo backend; returns its base URL."""
-    auth_base = auth_verify_url(stack).removesuffix("/verify")
-    echo_url = f"http://127.0.0.1:{echo.server_address[1]}"
-    port, ping = pick(0), pick(0)
-    dynamic_dir = tmp_path / "dynamic"
-    dynamic_dir.mkdir()
-    static = traefik.static_config(
-        http_address=f"127.0.0.1:{port}",
-        https_address=None,
-        ping_address=f"127.0.0.1:{ping}",
-        dynamic_dir=str(dynamic_dir),
-        trusted_ips=["127.0.0.1/32", "::1/128"],
-    )
-    upstreams = traefik.Upstreams(
-        ws_gateway=[echo_url],
-        http_api=[echo_url],
-        static_ui=[echo_url],
-        auth=[auth_base],
-        ratelimit=[auth_base],
-    )
-    dynamic = traefik.dynamic_config(upstreams, entry_points=["web"])
-    # CORS lives in its own (live) file in a stack; here it joins the routes.
-    dynamic["http"]["middlewares"].update(traefik.cors_config([])["http"]["middlewares"])
-    routers = dynamic["http"]["routers"]
-    for name in ("api", "api-write"):
-        routers[name]["middlewares"] = [m for m in routers[name]["middlewares"] if m != "ratelimit"]
-    api = routers["api"]
-    assert api["middlewares"] == [
-        "cors",
-        "encoded-strict",
-        "strip-identity",
-        "auth",
-        "security-headers",
-        "retry",
-    ]
-    (tmp_path / "traefik.yml").write_text(yaml.safe_dump(static))
-    (dynamic_dir / "routes.yml").write_text(yaml.safe_dump(dynamic))
-    log = open(tmp_path / "traefik.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen(
-        [binary("traefik"), f"--configFile={tmp_path / 'traefik.yml'}"],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/status", timeout=1, trust_env=False).status_code == 401:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.05)
-        else:
-            raise AssertionError((tmp_path / "traefik.log").read_text()[-2000:])
-        yield base
-    finally:
-        proc.terminate()
-        proc.wait(10)
-        log.close()
+def http_api_url(stack) -> str:
+    record = json.loads((stack.state_dir / "stack.json").read_text())
+    return str(record["service_urls"]["http-api"][0])
 
 
 SPOOFED = {
@@ -158,60 +53,38 @@ SPOOFED = {
 }
 
 
-async def test_spoofed_identity_headers_never_reach_the_backend(
-    stack, admin: Admin, echo: Echo, edge: str
-) -> None:
+async def test_spoofed_identity_headers_are_never_believed(stack, admin: Admin) -> None:
     created = await admin.request("token.create", {"scopes": ["operator.read"], "name": "edge"})
     reader = remember(created["token"])
+    edge = stack.http_url
     async with httpx.AsyncClient(trust_env=False, timeout=10) as client:
         spoof_only = await client.get(f"{edge}/status", headers=SPOOFED)
         assert spoof_only.status_code == 401
         assert len(spoof_only.headers["x-request-id"]) == 32
+        assert spoof_only.headers["x-content-type-options"] == "nosniff"
+        assert spoof_only.headers["referrer-policy"] == "no-referrer"
         quoted = await client.get(f"{edge}/status", headers={"X-Request-Id": "case-7"})
         assert quoted.status_code == 401 and quoted.headers["x-request-id"] == "case-7"
-        assert echo.seen == []  # refused at the edge: the backend never heard of it
 
-        as_reader = await client.get(
-            f"{edge}/status", headers={**SPOOFED, "Authorization": f"Bearer {reader}"}
-        )
-        assert as_reader.status_code == 200
-        seen = echo.seen[-1]
-        assert seen["x-aisopod-principal"] == f"token:{created['tokenId']}"
-        assert seen["x-aisopod-scopes"] == "operator.read"
-        assert seen["x-aisopod-role"] == "operator"
-        assert seen["x-aisopod-client-ip"] == "127.0.0.1"
-        assert "x-aisopod-device-id" not in seen  # auth set none: the client's copy is gone
+        as_reader = {**SPOOFED, "Authorization": f"Bearer {reader}"}
+        assert (await client.get(f"{edge}/status", headers=as_reader)).status_code == 200
+        # The forged operator.admin scope is not the reader's: a write is still refused.
+        write = await client.post(f"{edge}/tools/invoke", headers=as_reader, json={})
+        assert write.status_code == 403
 
-        as_admin = await client.get(
-            f"{edge}/v1/models",
+        # Straight to http-api, even a valid token is refused without the edge proof.
+        direct = await client.get(
+            f"{http_api_url(stack)}/status",
             headers={**SPOOFED, "Authorization": f"Bearer {stack.admin_token}"},
         )
-        assert as_admin.status_code == 200
-        assert echo.seen[-1]["x-aisopod-principal"] == "admin"
-        assert echo.seen[-1]["path"] == "/v1/models"
+        assert direct.status_code == 403
+        assert direct.json()["error"]["type"] == "edge_proof_missing"
     await admin.request("token.revoke", {"tokenId": created["tokenId"]})
-
-
-async def test_forwarded_for_from_an_untrusted_peer_is_ignored(stack, admin: Admin) -> None:
-    url = auth_verify_url(stack)
-    claimed = "203.0.113.9"
-    headers = {"Authorization": f"Bearer {stack.admin_token}", "X-Forwarded-For": claimed}
-    async with httpx.AsyncClient(trust_env=False, timeout=10) as client:
-        trusted = await client.get(url, headers=headers)
-        assert trusted.headers["x-aisopod-client-ip"] == claimed  # loopback proxies are trusted
-
-        def distrust_loopback(document: dict) -> None:
-            document["gateway"]["trustedProxies"] = ["10.255.0.0/16"]
-
-        async with admin.live_config(distrust_loopback):
-            untrusted = await client.get(url, headers=headers)
-            assert untrusted.status_code == 200
-            assert untrusted.headers["x-aisopod-client-ip"] == "127.0.0.1"
 
 
 # -- lockout ---------------------------------------------------------------------------
 async def test_http_brute_force_locked_out_after_ten_failures(stack, admin: Admin) -> None:
-    url = auth_verify_url(stack)
+    url = f"{stack.http_url}/status"
     attacker, bystander = unique_ip(), unique_ip()
     async with httpx.AsyncClient(trust_env=False, timeout=10) as client:
         for _ in range(10):

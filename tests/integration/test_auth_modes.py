@@ -1,5 +1,6 @@
 """Every auth mode × valid / invalid / missing credential, through both entry points: NATS
-`auth.verify` (the ws-gateway handshake) and HTTP `GET /verify` (Traefik forwardAuth).
+`auth.verify` as the ws-gateway handshake asks it, and the HTTP API through Traefik (where
+http-api asks `auth.verify` with the request's bearer and no scopes: `http_request`).
 
 Modes change through the live configuration (KV `config`, written with the NATS admin
 user) and are restored afterwards. Failing attempts come from addresses no other test uses,
@@ -23,7 +24,6 @@ from tests.integration.auth_support import (
     Admin,
     Device,
     admin_session,
-    auth_verify_url,
     remember,
     unique_ip,
     verify_request,
@@ -49,15 +49,25 @@ async def admin(stack) -> AsyncIterator[Admin]:
 
 @pytest.fixture
 async def http(stack) -> AsyncIterator[tuple[httpx.AsyncClient, str]]:
+    """A client of the stack's Traefik and the URL of a route that needs a credential."""
     async with httpx.AsyncClient(trust_env=False, timeout=10) as client:
-        yield client, auth_verify_url(stack)
+        yield client, f"{stack.http_url}/status"
 
 
-def bearer(value: str, ip: str | None = None, uri: str = "/status") -> dict[str, str]:
-    headers = {"Authorization": f"Bearer {value}", "X-Forwarded-Uri": uri}
+def bearer(value: str, ip: str | None = None) -> dict[str, str]:
+    """A credential from `ip` (Traefik trusts the loopback peer's X-Forwarded-For)."""
+    headers = {"Authorization": f"Bearer {value}"}
     if ip:
         headers["X-Forwarded-For"] = ip
     return headers
+
+
+def http_request(ip: str, credential: str | None) -> dict[str, object]:
+    """`auth.verify` exactly as http-api asks it for an API request from `ip`."""
+    request: dict[str, object] = {"clientIp": ip, "directLoopback": False}
+    if credential is not None:
+        request["bearer"] = credential
+    return request
 
 
 async def test_token_mode(stack, admin: Admin, http) -> None:
@@ -87,14 +97,11 @@ async def test_token_mode(stack, admin: Admin, http) -> None:
     assert password.detail_code == "AUTH_PASSWORD_MISMATCH"
 
     ip = unique_ip()
-    ok = await client.get(url, headers=bearer(stack.admin_token, ip))
-    assert ok.status_code == 200
-    assert ok.headers["x-aisopod-principal"] == "admin"
-    assert ok.headers["x-aisopod-role"] == "operator"
-    assert ok.headers["x-aisopod-scopes"].split(",") == ALL
-    assert ok.headers["x-aisopod-auth-method"] == "token"
-    assert ok.headers["x-aisopod-client-ip"] == ip
-    assert "x-aisopod-device-id" not in ok.headers
+    assert (await client.get(url, headers=bearer(stack.admin_token, ip))).status_code == 200
+    ok = (await admin.verify(http_request(ip, stack.admin_token)))["principal"]
+    assert (ok["id"], ok["role"], ok["authMethod"]) == ("admin", "operator", "token")
+    assert ok["scopes"] == ALL  # an API request gets all the credential allows
+    assert ok["deviceId"] is None
 
     bad = await client.get(url, headers=bearer(secrets.token_urlsafe(), unique_ip()))
     assert bad.status_code == 401
@@ -107,23 +114,23 @@ async def test_token_mode(stack, admin: Admin, http) -> None:
             "code": "AUTH_TOKEN_MISMATCH",
         },
     }
-    none = await client.get(url, headers={"X-Forwarded-For": unique_ip(), "X-Forwarded-Uri": "/x"})
+    none = await client.get(url, headers={"X-Forwarded-For": unique_ip()})
     assert none.status_code == 401
     assert none.headers["www-authenticate"].startswith("Bearer")
     assert none.json()["error"]["code"] == "AUTH_MISSING"
 
 
 async def test_openai_error_shape_under_v1(stack, http) -> None:
-    client, url = http
-    headers = bearer(secrets.token_urlsafe(), unique_ip(), uri="/v1/chat/completions")
-    response = await client.get(url, headers=headers)
+    client, _ = http
+    headers = bearer(secrets.token_urlsafe(), unique_ip())
+    response = await client.get(f"{stack.http_url}/v1/chat/completions", headers=headers)
     assert response.status_code == 401
     assert response.headers["www-authenticate"].startswith("Bearer")
     error = response.json()["error"]
     assert set(error) == {"message", "type", "code"}
     assert error["type"] == "invalid_request_error"
     assert error["code"] == "invalid_api_key"
-    models = await client.get(url, headers={"X-Forwarded-Uri": "/v1/models?x=1"})
+    models = await client.get(f"{stack.http_url}/v1/models?x=1")
     assert models.status_code == 401 and "error" in models.json()
     assert "ok" not in models.json()
 
@@ -152,7 +159,8 @@ async def test_password_mode(stack, admin: Admin, http) -> None:
 
         ok = await client.get(url, headers=bearer(password, unique_ip()))
         assert ok.status_code == 200
-        assert ok.headers["x-aisopod-auth-method"] == "password"
+        ok_principal = (await admin.verify(http_request(unique_ip(), password)))["principal"]
+        assert ok_principal["authMethod"] == "password"
         bad = await client.get(url, headers=bearer("not-the-password", unique_ip()))
         assert bad.status_code == 401
         assert bad.json()["error"]["code"] == "AUTH_PASSWORD_MISMATCH"
@@ -212,14 +220,16 @@ async def test_device_token_mode(stack, admin: Admin, http) -> None:
 
         ok = await client.get(url, headers=bearer(token, unique_ip()))
         assert ok.status_code == 200
-        assert ok.headers["x-aisopod-device-id"] == device.id
-        assert ok.headers["x-aisopod-scopes"] == "operator.read,operator.write"
+        ok_principal = (await admin.verify(http_request(unique_ip(), token)))["principal"]
+        assert ok_principal["deviceId"] == device.id
+        assert ok_principal["scopes"] == ["operator.read", "operator.write"]
         bad = await client.get(url, headers=bearer(secrets.token_urlsafe(32), unique_ip()))
         assert bad.status_code == 401
         assert (await client.get(url, headers={"X-Forwarded-For": unique_ip()})).status_code == 401
         remote = await client.get(url, headers=bearer(stack.admin_token, unique_ip()))
         assert remote.status_code == 401
-        local = await client.get(url, headers=bearer(stack.admin_token))  # no proxy hop
+        # No proxy hop before Traefik: the client is loopback itself.
+        local = await client.get(url, headers=bearer(stack.admin_token))
         assert local.status_code == 200
 
 
@@ -238,8 +248,9 @@ async def test_none_mode(stack, admin: Admin, http) -> None:
         assert wrong["principal"]["id"] == "anonymous"
         ok = await client.get(url, headers={"X-Forwarded-For": "127.0.0.1"})
         assert ok.status_code == 200
-        assert ok.headers["x-aisopod-principal"] == "anonymous"
-        assert ok.headers["x-aisopod-scopes"].split(",") == ALL
+        local = {"clientIp": "127.0.0.1", "directLoopback": True}  # as http-api asks it
+        anonymous = (await admin.verify(local))["principal"]
+        assert anonymous["id"] == "anonymous" and anonymous["scopes"] == ALL
         assert (await client.get(url, headers=bearer("junk", "127.0.0.1"))).status_code == 200
         # Only this machine's clients are the anonymous operator (a tunnel, a local proxy).
         remote = await admin.verify_error(verify_request(ip=unique_ip()))

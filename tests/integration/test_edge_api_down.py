@@ -71,13 +71,11 @@ def edge(tmp_path: Path) -> Iterator[str]:
         ws_gateway=[ui],
         http_api=[f"http://127.0.0.1:{dead}"],  # nothing listens: every check fails
         static_ui=[ui],
-        auth=[ui],
-        ratelimit=[ui],
     )
     dynamic = traefik.dynamic_config(upstreams, entry_points=["web"])
     dynamic["http"]["middlewares"].update(traefik.cors_config([])["http"]["middlewares"])
-    for router in dynamic["http"]["routers"].values():
-        router["middlewares"] = [m for m in router["middlewares"] if m not in ("ratelimit", "auth")]
+    proof = traefik.edge_proof_config("api-down-edge-secret")
+    dynamic["http"]["middlewares"].update(proof["http"]["middlewares"])
     (tmp_path / "traefik.yml").write_text(yaml.safe_dump(static))
     (dynamic_dir / "routes.yml").write_text(yaml.safe_dump(dynamic))
     log = open(tmp_path / "traefik.log", "wb")  # noqa: SIM115

@@ -24,8 +24,9 @@ K8S = REPO / "deploy" / "k8s"
 COMPOSE_BIN = os.path.join(os.path.dirname(compose.__file__), "docker-compose")
 VALIDATOR = Path(sys.executable).parent / "kubernetes-validate"
 STANDARD_KINDS = {"Namespace", "Deployment", "Service", "PodDisruptionBudget", "NetworkPolicy"}
+# No forwardAuth: the services ask auth and ratelimit over NATS (docs/security.md).
 # encodedCharacters: a Middleware type since Traefik 3.6 (compose pins v3.7).
-MIDDLEWARE_TYPES = {"headers", "forwardAuth", "retry", "encodedCharacters"}
+MIDDLEWARE_TYPES = {"headers", "retry", "encodedCharacters"}
 
 
 def _env_example() -> dict[str, str]:
@@ -121,6 +122,28 @@ def test_compose_traefik_and_edge_sync_share_the_live_files() -> None:
     assert static["providers"]["file"]["directory"] == "/etc/traefik/dynamic"
 
 
+def test_compose_gives_the_edge_secret_only_to_who_needs_it() -> None:
+    """edge-sync writes the proof for Traefik; http-api and ws-gateway check it; no other
+    service (and no committed file) holds it."""
+    services = _compose_config()["services"]
+    holders = {
+        name
+        for name, svc in services.items()
+        if any(secret.get("source") == "edge_secret" for secret in svc.get("secrets", []))
+    }
+    edges = {n for n in services if n.startswith(("http-api-", "ws-gateway-"))}
+    assert holders == {"edge-sync", *edges}
+    for name in holders:
+        env = services[name]["environment"]
+        assert env["AISOPOD_EDGE_SECRET_FILE"] == "/run/secrets/edge_secret", name
+    assert "AISOPOD_EDGE_SECRET" in _env_example()
+    # The committed routes only name the middleware; its value is never in a file here.
+    routes = yaml.safe_load((REPO / "deploy/traefik/compose/dynamic/routes.yml").read_text())
+    assert "edge-proof" not in routes["http"]["middlewares"]
+    strip = routes["http"]["middlewares"]["strip-identity"]["headers"]["customRequestHeaders"]
+    assert strip["X-Aisopod-Edge"] == ""  # only ever removed here
+
+
 # -- Kubernetes ------------------------------------------------------------------------------
 
 
@@ -201,6 +224,22 @@ def test_workloads_probe_ready_and_health_and_edges_have_disruption_budgets() ->
             assert selector == deployment["spec"]["selector"]["matchLabels"], name
 
 
+def test_k8s_edge_secret_reaches_edge_sync_and_the_edges_only() -> None:
+    docs = _all_k8s_docs()
+    holders = set()
+    for deployment in (d for d in docs if d["kind"] == "Deployment"):
+        spec = deployment["spec"]["template"]["spec"]
+        items = [
+            item["key"]
+            for volume in spec.get("volumes", [])
+            for item in volume.get("secret", {}).get("items", [])
+        ]
+        if k8s.EDGE_SECRET_KEY in items:
+            holders.add(deployment["metadata"]["name"])
+    assert holders == {"edge-sync", "http-api", "ws-gateway"}
+    assert f"{k8s.EDGE_SECRET_KEY}=" in (K8S / "secrets.env.example").read_text()
+
+
 def test_traefik_crds_mirror_the_local_routes() -> None:
     docs = _all_k8s_docs()
     crds = [d for d in docs if d["apiVersion"].startswith("traefik.io/")]
@@ -208,7 +247,8 @@ def test_traefik_crds_mirror_the_local_routes() -> None:
     middlewares = {d["metadata"]["name"]: d["spec"] for d in crds if d["kind"] == "Middleware"}
     for name, spec in middlewares.items():
         assert len(spec) == 1 and next(iter(spec)) in MIDDLEWARE_TYPES, name
-    assert middlewares["auth"]["forwardAuth"]["address"] == "http://auth:8000/verify"
+    # The edge proof is a secret: served by edge-sync, never a CRD.
+    assert traefik.EDGE_PROOF_MIDDLEWARE not in middlewares
     transports = {d["metadata"]["name"] for d in crds if d["kind"] == "ServersTransport"}
     (route,) = [d for d in crds if d["kind"] == "IngressRoute"]
     services = {
@@ -218,7 +258,7 @@ def test_traefik_crds_mirror_the_local_routes() -> None:
     }
     assert route["spec"]["tls"]["secretName"] == k8s.TLS_SECRET
     local = traefik.dynamic_config(
-        traefik.Upstreams(["x"], ["x"], ["x"], ["x"], ["x"]), entry_points=["websecure"]
+        traefik.Upstreams(["x"], ["x"], ["x"]), entry_points=["websecure"]
     )["http"]["routers"]
     assert {r["match"] for r in route["spec"]["routes"]} == {r["rule"] for r in local.values()}
     for entry in route["spec"]["routes"]:
@@ -226,7 +266,7 @@ def test_traefik_crds_mirror_the_local_routes() -> None:
         names = [m["name"] for m in entry["middlewares"]]
         assert [n.removesuffix("@http") for n in names] == local_router["middlewares"]
         for name in names:
-            assert name in middlewares or name == "cors@http", name
+            assert name in middlewares or name in ("cors@http", "edge-proof@http"), name
         for backend in entry["services"]:
             assert backend["port"] in services[backend["name"]]
             assert backend["serversTransport"] in transports

@@ -1,6 +1,6 @@
 """Streamed responses through the edge arrive whole: the real Traefik binary, the real
-rendered configuration (ratelimit and auth forwardAuth on the route), a backend that
-answers a streamed POST as early as it can.
+rendered configuration (the API route's whole middleware chain, the edge proof among
+them), a backend that answers a streamed POST as early as it can.
 
 The cut this guards against (docs/http-api.md, "Streams cut after their head"): with Go's
 standard reverse proxy, a service that sends the head of a streamed response before the
@@ -31,7 +31,7 @@ import pytest
 import yaml
 
 from aisopod_ops.launcher import traefik
-from aisopod_ops.launcher.edgesync import CORS_FILE, ROUTES_FILE
+from aisopod_ops.launcher.edgesync import CORS_FILE, EDGE_PROOF_FILE, ROUTES_FILE
 
 pytestmark = pytest.mark.integration
 
@@ -48,8 +48,8 @@ def _free_port() -> int:
 @dataclass
 class StreamingBackend:
     """A raw HTTP/1.1 server: answers `/v1/*` with an SSE head as soon as it has the
-    request head, then reads the body, then streams `EVENTS` events; forwardAuth calls
-    (`/check`, `/verify`) get 200 (with an identity for the right bearer)."""
+    request head, then reads the body, then streams `EVENTS` events; anything else gets
+    an empty 200."""
 
     port: int = 0
     bodies: list[int] = field(default_factory=list)
@@ -68,7 +68,7 @@ class StreamingBackend:
                 path = head.split(" ")[1]
                 length = int(headers.get("content-length", "0"))
                 if not path.startswith("/v1/"):
-                    await self._auth(writer, path, headers, reader, length)
+                    await self._empty(writer, reader, length)
                     continue
                 writer.write(
                     b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
@@ -101,27 +101,12 @@ class StreamingBackend:
         writer.write(b"%x\r\n%s\r\n0\r\n\r\n" % (len(last), last))
         await writer.drain()
 
-    async def _auth(
-        self,
-        writer: asyncio.StreamWriter,
-        path: str,
-        headers: dict[str, str],
-        reader: asyncio.StreamReader,
-        length: int,
+    async def _empty(
+        self, writer: asyncio.StreamWriter, reader: asyncio.StreamReader, length: int
     ) -> None:
         if length:
             await reader.readexactly(length)
-        extra = ""
-        if path.startswith("/verify"):
-            if headers.get("authorization") != f"Bearer {TOKEN}":
-                writer.write(b"HTTP/1.1 401 Unauthorized\r\ncontent-length: 0\r\n\r\n")
-                await writer.drain()
-                return
-            extra = (
-                "x-aisopod-principal: operator-1\r\nx-aisopod-role: operator\r\n"
-                "x-aisopod-scopes: operator.write\r\nx-aisopod-auth-method: token\r\n"
-            )
-        writer.write(f"HTTP/1.1 200 OK\r\n{extra}content-length: 0\r\n\r\n".encode())
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
         await writer.drain()
 
 
@@ -142,9 +127,7 @@ def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{backend.port}"
-    up = traefik.Upstreams(
-        ws_gateway=[url], http_api=[url], static_ui=[url], auth=[url], ratelimit=[url]
-    )
+    up = traefik.Upstreams(ws_gateway=[url], http_api=[url], static_ui=[url])
     port, ping = _free_port(), _free_port()
     dynamic = tmp / "dynamic"
     dynamic.mkdir()
@@ -156,6 +139,8 @@ def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
         service["loadBalancer"].pop("healthCheck", None)  # the raw backend has no /ready
     (dynamic / ROUTES_FILE).write_text(yaml.safe_dump(routes))
     (dynamic / CORS_FILE).write_text(yaml.safe_dump(traefik.cors_config([])))
+    proof = traefik.edge_proof_config("streaming-edge-secret")
+    (dynamic / EDGE_PROOF_FILE).write_text(yaml.safe_dump(proof))
     static = traefik.static_config(
         http_address=f"127.0.0.1:{port}",
         https_address=None,
@@ -230,7 +215,7 @@ def _complete(response: bytes, body_length: int) -> bool:
     )
 
 
-def test_streamed_responses_through_forward_auth_arrive_whole(edge: Edge) -> None:
+def test_streamed_responses_through_the_edge_arrive_whole(edge: Edge) -> None:
     port = int(edge.url.rsplit(":", 1)[1])
     body = json.dumps({"model": "m", "stream": True, "messages": ["hello"]}).encode()
     cut = []

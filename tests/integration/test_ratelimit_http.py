@@ -1,4 +1,5 @@
-"""The ratelimit service in the forwardAuth chain of the real stack, through Traefik.
+"""The ratelimit service behind the real stack's edge, through Traefik (http-api and
+ws-gateway ask it over NATS, `ratelimit.edge`, for every API request and upgrade).
 
 Each test installs a small rule set through the live configuration (KV `config`, waits
 until every ratelimit replica runs it), then restores the original. Distinct client IPs
@@ -227,8 +228,9 @@ async def test_cors_preflights_are_never_counted(stack) -> None:
         assert_limited(await get(c, "/v1/models", ip), 2)
 
 
-async def test_preflights_reaching_check_are_not_counted(stack) -> None:
-    """/ws has no CORS middleware, so a preflight there does reach /check."""
+async def test_preflights_reaching_ws_are_not_counted(stack) -> None:
+    """/ws has no CORS middleware, so a preflight there reaches ws-gateway: only upgrades
+    count."""
     ip = random_ip()
     ws_rule = {"name": "ws_connect", "limit": 1, "windowS": 30}
     async with live_rules(stack, ws_rule), client(stack) as c:

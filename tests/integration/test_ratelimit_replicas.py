@@ -1,8 +1,8 @@
 """Exactness across two ratelimit replicas, and a lockout surviving its owner's death.
 
-A private stack (`--scale ratelimit=2`, one replica of each edge): Traefik balances the
-forwardAuth calls over both replicas, and the NATS queue group spreads `ratelimit.*`
-callers; whichever replica gets a request, the key's owner decides it.
+A private stack (`--scale ratelimit=2`, one replica of each edge): the NATS queue group
+spreads `ratelimit.*` callers (http-api's `ratelimit.edge` for every API request among
+them) over both replicas; whichever replica gets a request, the key's owner decides it.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from typing import Any
 import httpx
 import nats
 import pytest
-import yaml
 
 from aisopod import codec
 from aisopod.config.model import GatewayConfig
@@ -79,10 +78,9 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
 
 
 def replica_urls(info: dict[str, Any]) -> list[str]:
-    """The ratelimit replicas' own URLs, in order, from Traefik's generated routes."""
-    routes = yaml.safe_load((Path(info["state_dir"]) / "traefik/dynamic/routes.yml").read_text())
-    services = routes["http"]["services"]
-    return [services[f"ratelimit-replica-{i}"]["loadBalancer"]["servers"][0]["url"] for i in (1, 2)]
+    """The ratelimit replicas' own URLs (their /metrics), in order, from the stack record."""
+    record = json.loads((Path(info["state_dir"]) / "stack.json").read_text())
+    return list(record["service_urls"]["ratelimit"])
 
 
 def decisions(url: str) -> float:
@@ -134,13 +132,14 @@ async def set_ownership(info: dict[str, Any], mode: str) -> None:
 async def test_two_replicas_admit_exactly_the_limit_of_200_concurrent_requests(
     pair, mode: str
 ) -> None:
-    """Half through Traefik (which prefers replica 1), half straight to replica 2 (as a
-    load balancer without preference would send them), all at once, for one client."""
+    """Half through Traefik (http-api asks `ratelimit.edge`), half straight over NATS as
+    another service would ask, all at once, for one client."""
     await set_ownership(pair, mode)
     urls = replica_urls(pair)
     before = [decisions(u) for u in urls]
     ip = f"198.18.{random.randint(0, 255)}.{random.randint(1, 254)}"
     limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
+    nc = await admin_nats(pair)
     async with httpx.AsyncClient(limits=limits, timeout=30, trust_env=False) as c:
         gate = asyncio.Event()
 
@@ -149,17 +148,21 @@ async def test_two_replicas_admit_exactly_the_limit_of_200_concurrent_requests(
             response = await c.get(f"{pair['http_url']}/status", headers={"X-Forwarded-For": ip})
             return response.status_code
 
-        async def straight_to_replica_2() -> int:
+        async def over_nats() -> int:
             await gate.wait()
-            headers = {"X-Forwarded-For": ip, "X-Forwarded-Uri": "/status"}
-            return (await c.get(f"{urls[1]}/check", headers=headers)).status_code
+            body = codec.dumps({"path": "/status", "clientIp": ip})
+            reply = await nc.request("aisopod.ratelimit.edge", body, timeout=30)
+            return 200 if codec.loads(reply.data)["result"]["allowed"] else 429
 
         tasks = [
-            asyncio.create_task(through_traefik() if i % 2 else straight_to_replica_2())
+            asyncio.create_task(through_traefik() if i % 2 else over_nats())
             for i in range(CONCURRENCY)
         ]
         gate.set()
-        statuses = await asyncio.gather(*tasks)
+        try:
+            statuses = await asyncio.gather(*tasks)
+        finally:
+            await nc.close()
     assert sum(1 for s in statuses if s != 429) == LIMIT
     assert statuses.count(429) == CONCURRENCY - LIMIT
     after = [decisions(u) for u in urls]
@@ -195,7 +198,7 @@ async def test_a_lockout_outlives_the_replica_that_owned_it(pair) -> None:
         for _ in range(3):
             await call("fail")
         assert (await call("status"))["locked"]
-        load = asyncio.create_task(_forward_auth_load(pair["http_url"], seconds=3.0))
+        load = asyncio.create_task(_api_load(pair["http_url"], seconds=3.0))
         await asyncio.sleep(0.5)  # the load is running when the primary dies
         killed_at = time.monotonic()
         os.kill(pair["pids"]["ratelimit"][0], signal.SIGKILL)
@@ -213,8 +216,8 @@ async def test_a_lockout_outlives_the_replica_that_owned_it(pair) -> None:
                 continue
         assert not any(a["allowed"] for a in answers), answers
         assert answers[-1]["retryAfterMs"] > 280_000
-        # Only forwardAuth calls in flight on the dying replica failed (Traefik does not
-        # resend a request it already wrote); every later one went to the survivor.
+        # Only requests whose limit check was in flight on the dying replica failed;
+        # every later one went to the survivor (NATS drops a dead client's interest).
         sent = await load
         late_errors = [(t - killed_at, s) for t, s in sent if s >= 500 and t > killed_at + 0.05]
         assert len(sent) > 20 and not late_errors, late_errors
@@ -222,9 +225,9 @@ async def test_a_lockout_outlives_the_replica_that_owned_it(pair) -> None:
         await nc.close()
 
 
-async def _forward_auth_load(http_url: str, seconds: float) -> list[tuple[float, int]]:
-    """Requests through Traefik's forwardAuth from many clients (each well under its
-    limit) for `seconds`: when each was sent, and its status."""
+async def _api_load(http_url: str, seconds: float) -> list[tuple[float, int]]:
+    """API requests through Traefik from many clients (each well under its limit) for
+    `seconds`: when each was sent, and its status."""
     sent: list[tuple[float, int]] = []
     stop = time.monotonic() + seconds
     async with httpx.AsyncClient(base_url=http_url, timeout=10, trust_env=False) as c:

@@ -146,6 +146,11 @@ async def test_upstream_failures_end_the_run_with_error_events(
     assert len(fake_requests(stack.fake_url, marker)) == attempts  # 5xx retried, others not
     record = await rt.call("agent.wait", {"runId": done["runId"], "timeoutMs": 100})
     assert record["status"] == "error"
+    # The failure is in the history too: the question did not silently go unanswered.
+    messages = (await rt.call("chat.history", {"sessionKey": key}))["messages"]
+    assert [m["role"] for m in messages] == ["user", "assistant"]
+    assert messages[-1]["runId"] == done["runId"] and messages[-1]["stopReason"] == "error"
+    assert error_part in messages[-1]["error"]
 
 
 async def test_a_stalled_upstream_ends_in_timeout(rt: RuntimeClient) -> None:
@@ -154,6 +159,9 @@ async def test_a_stalled_upstream_ends_in_timeout(rt: RuntimeClient) -> None:
     assert done["status"] == "timeout" and "timed out" in done["error"]
     last = await rt.chat_final(done["runId"])
     assert last["state"] == "error" and "timed out" in last["errorMessage"]
+    answer = (await rt.call("chat.history", {"sessionKey": key}))["messages"][-1]
+    assert (answer["role"], answer["stopReason"]) == ("assistant", "timeout")
+    assert answer["content"] == "" and "timed out" in answer["error"]
 
 
 async def test_idempotent_retry_of_chat_send_runs_once(rt: RuntimeClient, stack) -> None:

@@ -107,8 +107,15 @@ async def connect_as(url: str, env: WsStack, who: Who, **kwargs: Any) -> WsClien
     client = {"id": "security-matrix", "version": "1", "platform": "python", "mode": "test"}
     if who.role == "node":
         client["instanceId"] = f"matrix-{uuid.uuid4().hex[:8]}"
+    # The edge proof too, for a replica reached directly (through Traefik it is replaced).
     return await WsClient.connect(
-        url, token=env.token, role=who.role, scopes=list(who.scopes), client=client, **kwargs
+        url,
+        token=env.token,
+        role=who.role,
+        scopes=list(who.scopes),
+        client=client,
+        headers=env.edge,
+        **kwargs,
     )
 
 

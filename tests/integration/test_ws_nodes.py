@@ -24,6 +24,7 @@ async def test_operator_on_replica_a_invokes_node_on_replica_b(env) -> None:
     node_id = "itest-" + uuid.uuid4().hex[:8]
     node = await WsClient.connect(
         env.replicas[1],
+        headers=env.edge,
         token=env.token,
         role="node",
         scopes=[],
@@ -47,7 +48,9 @@ async def test_operator_on_replica_a_invokes_node_on_replica_b(env) -> None:
 
     server = asyncio.create_task(serve())
     try:
-        async with await WsClient.connect(env.replicas[0], token=env.token) as operator:
+        async with await WsClient.connect(
+            env.replicas[0], token=env.token, headers=env.edge
+        ) as operator:
             assert operator.hello["server"]["instance"] != node.hello["server"]["instance"]
             nodes = (await operator.call("node.list"))["nodes"]
             assert any(n["nodeId"] == node_id and n["connected"] for n in nodes)
@@ -96,13 +99,14 @@ async def test_undeclared_command_is_refused_and_never_reaches_the_node(env) -> 
     async with (
         await WsClient.connect(
             env.replicas[1],
+            headers=env.edge,
             token=env.token,
             role="node",
             scopes=[],
             client=_node_client(node_id),
             commands=["echo"],
         ) as node,
-        await WsClient.connect(env.replicas[0], token=env.token) as operator,
+        await WsClient.connect(env.replicas[0], token=env.token, headers=env.edge) as operator,
     ):
         for command in ("rm-everything", "ECHO"):
             with pytest.raises(RpcError) as info:
@@ -150,6 +154,7 @@ async def test_describe_keeps_a_disconnected_nodes_declaration(env) -> None:
     async with await WsClient.connect(env.url, token=env.token) as operator:
         node = await WsClient.connect(
             env.replicas[0],
+            headers=env.edge,
             token=env.token,
             role="node",
             scopes=[],

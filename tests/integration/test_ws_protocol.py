@@ -165,7 +165,12 @@ async def test_one_stalled_client_does_not_delay_a_hundred_others(env) -> None:
     sock.setblocking(False)
     async with live_gateway_config(env, maxBufferedBytes=256 * 1024):
         stalled = await WsClient.connect(
-            env.replicas[0], token=env.token, subscribe=["cron.event"], sock=sock, max_queue=1
+            env.replicas[0],
+            token=env.token,
+            headers=env.edge,
+            subscribe=["cron.event"],
+            sock=sock,
+            max_queue=1,
         )
         others = await asyncio.gather(
             *(_connect(env, subscribe=["cron.event"]) for _ in range(100))

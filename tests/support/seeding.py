@@ -9,12 +9,13 @@ from pathlib import Path
 import nats
 
 from aisopod.config.store import ConfigStore, load_seed_file
+from aisopod.settings import nats_servers
 from aisopod.state import bucket_name, ensure_state
 from aisopod.subjects import Subjects
 
 
 async def seed_deployment(nats_url: str, prefix: str, seed_file: Path) -> None:
-    nc = await nats.connect(nats_url)
+    nc = await nats.connect(nats_servers(nats_url))
     try:
         js = nc.jetstream()
         await ensure_state(js, Subjects(prefix))

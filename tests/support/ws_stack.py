@@ -1,8 +1,9 @@
 """What the WebSocket suites need from a running stack: replica URLs, readiness of the
 edge route and of the auth service, and temporary changes of the live configuration.
 
-Everything is real: the handshake goes through Traefik's `/ws` route (ratelimit
-forwardAuth) to a ws-gateway, which verifies credentials with the auth service.
+Everything is real: the handshake goes through Traefik's `/ws` route to a ws-gateway,
+which checks the edge proof and the connection limit (ratelimit over NATS) and verifies
+credentials with the auth service.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import yaml
 
 from aisopod.config.model import GatewayConfig
 from aisopod.config.store import ConfigStore
+from aisopod.settings import nats_servers
 
 
 @dataclass
@@ -27,9 +29,13 @@ class WsStack:
     token: str
     nats_url: str
     nats_password: str
+    # What Traefik adds: a suite that connects to a replica directly plays the edge.
+    edge: dict[str, str]
 
     async def nats(self) -> nats.NATS:
-        return await nats.connect(self.nats_url, user="admin", password=self.nats_password)
+        return await nats.connect(
+            nats_servers(self.nats_url), user="admin", password=self.nats_password
+        )
 
 
 def replica_urls(stack: Any) -> list[str]:
@@ -45,8 +51,14 @@ async def require_ws_stack(stack: Any) -> WsStack:
         token=stack.admin_token,
         nats_url=stack.nats_url,
         nats_password=stack.nats_password("admin"),
+        edge={"X-Aisopod-Edge": edge_secret(stack)},
     )
     return env
+
+
+def edge_secret(stack: Any) -> str:
+    """The stack's edge proof (the launcher's secret; only the edge services read it)."""
+    return (stack.state_dir / "secrets" / "edge-secret").read_text().strip()
 
 
 @contextlib.asynccontextmanager

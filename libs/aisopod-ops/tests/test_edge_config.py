@@ -11,19 +11,24 @@ from pydantic import ValidationError
 from aisopod import principal
 from aisopod.config.model import GatewayConfig
 from aisopod_ops.launcher import traefik
-from aisopod_ops.launcher.edgesync import CORS_FILE, REDIRECT_FILE, TLS_FILE, EdgeOptions, EdgeSync
+from aisopod_ops.launcher.edgesync import (
+    CORS_FILE,
+    EDGE_PROOF_FILE,
+    REDIRECT_FILE,
+    TLS_FILE,
+    EdgeOptions,
+    EdgeSync,
+)
 from aisopod_ops.launcher.tls import issue_server_certificate
 
 UP = traefik.Upstreams(
     ws_gateway=["http://w1", "http://w2"],
     http_api=["http://h1", "http://h2"],
     static_ui=["http://ui"],
-    auth=["http://auth"],
-    ratelimit=["http://rl"],
 )
 
 
-def test_every_route_strips_identity_before_any_forward_auth_and_ends_with_retry() -> None:
+def test_every_route_strips_identity_proves_the_edge_and_ends_with_retry() -> None:
     http = traefik.dynamic_config(UP, entry_points=["web"])["http"]
     routers = http["routers"]
     for name, router in routers.items():
@@ -32,9 +37,11 @@ def test_every_route_strips_identity_before_any_forward_auth_and_ends_with_retry
         unsent = name in ("ws", "openclaw", "api-write")  # never resent on a status anyway
         assert chain[-1] == ("retry-unsent" if unsent else "retry"), name
         assert http["middlewares"][chain[-1]]["retry"]["attempts"] >= 3, name
-        for forward_auth in ("ratelimit", "auth"):
-            if forward_auth in chain:
-                assert chain.index("strip-identity") < chain.index(forward_auth), name
+        # No forwardAuth: the services ask auth and ratelimit over NATS themselves.
+        assert not any("forwardAuth" in http["middlewares"].get(m, {}) for m in chain), name
+        # Every route to a service that acts carries the proof; the UI route does not.
+        proven = router["service"] in ("http-api", "ws-gateway")
+        assert (traefik.EDGE_PROOF_MIDDLEWARE in chain) == proven, name
         if "cors" in chain:
             assert chain[0] == "cors", name  # preflights answered before any credential
     assert routers["api"]["middlewares"] == list(traefik.API_CHAIN)
@@ -43,10 +50,19 @@ def test_every_route_strips_identity_before_any_forward_auth_and_ends_with_retry
     assert routers["api-write"]["priority"] > routers["api"]["priority"]
     assert "Method(`POST`)" in routers["api-write"]["rule"]
     assert "Method(`GET`)" not in routers["api-write"]["rule"]
-    assert "auth" not in routers["ws"]["middlewares"]  # auth happens in the handshake
-    # OpenClaw clients get the WebSocket's own limits, on their own path.
+    # OpenClaw clients get the WebSocket's own chain, on their own path.
     assert routers["openclaw"]["middlewares"] == routers["ws"]["middlewares"]
     assert routers["openclaw"]["rule"] == "Path(`/openclaw`)"
+    # The proof is a live file of its own: the secret never sits in routes.yml.
+    assert traefik.EDGE_PROOF_MIDDLEWARE not in http["middlewares"]
+
+
+def test_edge_proof_middleware_sets_the_header() -> None:
+    config = traefik.edge_proof_config("s3cret")
+    headers = config["http"]["middlewares"]["edge-proof"]["headers"]["customRequestHeaders"]
+    assert headers == {"X-Aisopod-Edge": "s3cret"}
+    with pytest.raises(ValueError):
+        traefik.edge_proof_config("")
 
 
 def test_strip_list_covers_every_identity_header_auth_may_set() -> None:
@@ -57,8 +73,6 @@ def test_strip_list_covers_every_identity_header_auth_may_set() -> None:
     assert f"X-{principal.H_CONN}" in stripped and principal.H_PRINCIPAL in stripped
     # Client headers that are not identity stay (session, agent selection: docs/protocol/http.md).
     assert "X-Aisopod-Session-Key" not in stripped
-    auth = middlewares["auth"]["forwardAuth"]["authResponseHeaders"]
-    assert set(auth) == set(traefik.IDENTITY_HEADERS)
 
 
 def test_replicas_are_health_checked_and_idle_connections_close_before_uvicorns() -> None:
@@ -77,16 +91,12 @@ def test_replicas_are_health_checked_and_idle_connections_close_before_uvicorns(
     assert retry["status"] == ["502"] and retry["attempts"] >= 3
 
 
-def test_services_keep_connections_and_forward_auth_gets_only_what_it_reads() -> None:
+def test_services_keep_connections() -> None:
     http = traefik.dynamic_config(UP, entry_points=["web"])["http"]
     edge = http["serversTransports"]["edge"]
     # Go's default of 2 idle connections per host made nearly every request under load
     # open a new connection to its service.
     assert edge["maxIdleConnsPerHost"] >= 64
-    ratelimit = http["middlewares"]["ratelimit"]["forwardAuth"]
-    auth = http["middlewares"]["auth"]["forwardAuth"]
-    assert "Authorization" not in ratelimit["authRequestHeaders"]  # no credential to it
-    assert set(auth["authRequestHeaders"]) == {"Authorization", "Origin", "X-Request-Id"}
 
 
 def test_static_config_uses_the_fast_proxy() -> None:
@@ -133,12 +143,18 @@ def test_cors_origins_are_normalized_and_validated() -> None:
 def test_edge_sync_writes_each_file_once_and_only_on_change(tmp_path: Path) -> None:
     sync = EdgeSync(
         EdgeOptions(
-            dynamic_dir=tmp_path / "dynamic", tls_dir=tmp_path / "tls", redirect_https_port=8443
+            dynamic_dir=tmp_path / "dynamic",
+            tls_dir=tmp_path / "tls",
+            redirect_https_port=8443,
+            edge_secret="s3cret",
         )
     )
     files = sync.prepare(GatewayConfig())
     assert files is not None and files.ca_file is not None
     dynamic = tmp_path / "dynamic"
+    proof_file = dynamic / EDGE_PROOF_FILE
+    assert yaml.safe_load(proof_file.read_text()) == traefik.edge_proof_config("s3cret")
+    assert proof_file.stat().st_mode & 0o777 == 0o600  # a secret: owner only
     cors = yaml.safe_load((dynamic / CORS_FILE).read_text())
     assert cors["http"]["middlewares"]["cors"]["headers"]["accessControlAllowOriginList"] == []
     redirect = yaml.safe_load((dynamic / REDIRECT_FILE).read_text())

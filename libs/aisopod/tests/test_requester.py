@@ -114,3 +114,56 @@ async def test_plain_client_gets_replies_through_the_subscription(nats_url: str)
 
 async def _ignore(msg) -> None:  # type: ignore[no-untyped-def]
     return None
+
+
+async def test_a_resendable_request_is_sent_again_on_resend(bus: Bus) -> None:
+    """What a reconnect does: a read whose first copy was lost (here: ignored) is answered
+    through its second; a request not marked resendable is not sent twice."""
+    subject = f"resend.{uuid.uuid4().hex}"
+    copies: list[bytes] = []
+
+    async def second_copy_only(msg) -> None:  # type: ignore[no-untyped-def]
+        copies.append(msg.data)
+        if len(copies) == 2:
+            await msg.respond(b"answered")
+
+    await bus.nc.subscribe(subject, cb=second_copy_only)
+    await bus.nc.flush()
+    reply = asyncio.ensure_future(
+        bus.requester.request(subject, b"q", timeout=5, resend_on_reconnect=True)
+    )
+    while not copies:
+        await asyncio.sleep(0.01)
+    await bus.requester.resend()
+    assert await reply == b"answered" and copies == [b"q", b"q"]
+
+    copies.clear()
+    plain = asyncio.ensure_future(bus.requester.request(subject, b"w", timeout=0.5))
+    while not copies:
+        await asyncio.sleep(0.01)
+    await bus.requester.resend()
+    with pytest.raises(errors.TimeoutError):
+        await plain
+    assert copies == [b"w"]
+
+
+async def test_a_resent_copy_that_finds_the_first_in_flight_is_not_the_answer(bus: Bus) -> None:
+    subject = f"inflight.{uuid.uuid4().hex}"
+    first: list = []
+
+    async def owner(msg) -> None:  # type: ignore[no-untyped-def]
+        if not first:
+            first.append(msg)  # still running: answered after the repeat's error
+            return
+        await msg.respond(b'{"error": {"code": -32009, "data": {"code": "IN_FLIGHT"}}}')
+        await first[0].respond(b'{"result": "done"}')
+
+    await bus.nc.subscribe(subject, cb=owner)
+    await bus.nc.flush()
+    reply = asyncio.ensure_future(
+        bus.requester.request(subject, b"q", timeout=5, resend_on_reconnect=True)
+    )
+    while not first:
+        await asyncio.sleep(0.01)
+    await bus.requester.resend()
+    assert await reply == b'{"result": "done"}'

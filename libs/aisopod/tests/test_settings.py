@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from aisopod.settings import ServiceSettings
+from aisopod.settings import ServiceSettings, nats_servers
 from aisopod_ops.launcher.edgeservice import EdgeSettings
+from aisopod_ops.launcher.edgesync import nats_connector
 from aisopod_ops.launcher.probe import http_probe, http_status
 
 
@@ -116,3 +117,31 @@ async def test_probe_reads_the_status_and_fails_closed() -> None:
         other.close()
         await server.wait_closed()
         await other.wait_closed()
+
+
+def test_nats_url_lists_split_into_servers() -> None:
+    assert nats_servers("nats://a:4222") == ["nats://a:4222"]
+    assert nats_servers(" nats://a:1, nats://b:2 ,nats://c:3,") == [
+        "nats://a:1",
+        "nats://b:2",
+        "nats://c:3",
+    ]
+    with pytest.raises(ValueError):
+        nats_servers(" , ")
+
+
+async def test_edge_sync_connects_through_a_url_list(nats_url: str) -> None:
+    # The second entry is a dead port: a cluster with one node down still connects.
+    dead = f"nats://127.0.0.1:{_free_port()}"
+    connect = nats_connector(f"{nats_url},{dead}", None, None)
+    nc = await connect()
+    try:
+        assert nc.is_connected
+    finally:
+        await nc.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

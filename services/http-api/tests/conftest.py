@@ -1,6 +1,6 @@
 """The http-api in process, served by uvicorn on a free port, against real NATS and the fake
-upstream. Traefik's part (forwardAuth identity headers) is played by the tests' headers;
-the runtime and ratelimit are played by `RuntimeDouble` (the real ones are exercised by
+upstream. Traefik's part (the edge proof) is played by the tests' headers; the runtime,
+auth and ratelimit are played by `RuntimeDouble` (the real ones are exercised by
 tests/integration/test_http_*.py against the whole stack).
 """
 
@@ -24,7 +24,7 @@ import uvicorn
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 
-from aisopod.errors import AisopodError, InvalidParams, NotFound
+from aisopod.errors import AisopodError, InvalidParams, NotFound, Unauthenticated
 from aisopod.settings import ServiceSettings
 from aisopod_fake_upstream.harness import FakeUpstream
 from aisopod_http_api.main import build
@@ -35,13 +35,15 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 FAKE_KEY = "sk-unit-fake"
 HOOK_TOKEN = "unit-hook-token-0123456789"
-ADMIN = {
-    "x-aisopod-principal": "operator:test",
-    "x-aisopod-role": "operator",
-    "x-aisopod-scopes": "operator.admin",
-    "x-aisopod-auth-method": "token",
+EDGE_SECRET = "unit-edge-secret-0123456789"
+EDGE = {"x-aisopod-edge": EDGE_SECRET}
+# Bearer credentials the auth double knows: credential → (principal, scopes).
+PRINCIPALS = {
+    "unit-admin-token": ("operator:test", ["operator.admin"]),
+    "unit-reader-token": ("operator:reader", ["operator.read"]),
 }
-READER = {**ADMIN, "x-aisopod-scopes": "operator.read"}
+ADMIN = {"authorization": "Bearer unit-admin-token", **EDGE}
+READER = {"authorization": "Bearer unit-reader-token", **EDGE}
 
 
 def _free_port() -> int:
@@ -57,8 +59,8 @@ def fake() -> Iterator[FakeUpstream]:
 
 
 class RuntimeDouble:
-    """Answers the runtime's and ratelimit's NATS subjects the way their contracts say, so
-    the routes' own logic can be tested in process. Records every call."""
+    """Answers the runtime's, auth's and ratelimit's NATS subjects the way their contracts
+    say, so the routes' own logic can be tested in process. Records every call."""
 
     def __init__(self, nc: NATS, prefix: str) -> None:
         self.nc = nc
@@ -88,7 +90,33 @@ class RuntimeDouble:
         for verb in ("status", "fail"):
             sub = await self.nc.subscribe(f"{self.prefix}.ratelimit.{verb}", cb=self._limit(verb))
             self._subs.append(sub)
+        self._subs.append(
+            await self.nc.subscribe(f"{self.prefix}.ratelimit.edge", cb=self._edge_limit)
+        )
+        self._subs.append(await self.nc.subscribe(f"{self.prefix}.auth.verify", cb=self._verify))
         await self.nc.flush()
+
+    async def _edge_limit(self, msg: Msg) -> None:
+        self.calls.append(("ratelimit.edge", json.loads(msg.data), {}))
+        result = {"allowed": True, "limit": 100, "remaining": 99, "resetMs": 1000}
+        await msg.respond(json.dumps({"result": result}).encode())
+
+    async def _verify(self, msg: Msg) -> None:
+        params = json.loads(msg.data)
+        self.calls.append(("auth.verify", params, {}))
+        known = PRINCIPALS.get(params.get("bearer") or "")
+        if known is None:
+            error = Unauthenticated("invalid token", code="AUTH_TOKEN_MISMATCH")
+            await msg.respond(json.dumps({"error": error.to_wire()}).encode())
+            return
+        principal_id, scopes = known
+        principal = {
+            "id": principal_id,
+            "role": "operator",
+            "scopes": scopes,
+            "authMethod": "token",
+        }
+        await msg.respond(json.dumps({"result": {"principal": principal}}).encode())
 
     def _rpc(self, method: str):  # type: ignore[no-untyped-def]
         async def handle(msg: Msg) -> None:
@@ -309,6 +337,7 @@ async def served(
         subject_prefix=prefix,
         config_file=seed,
         log_level="WARNING",
+        edge_secret=EDGE_SECRET,
     )
     await seed_deployment(nats_url, prefix, seed)
     _, app = build(settings)
@@ -340,13 +369,16 @@ async def served(
 
 @pytest.fixture
 async def client(served: Served) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=served.url, timeout=10, trust_env=False) as c:
+    # Every request comes "through the edge" unless a test removes the proof.
+    async with httpx.AsyncClient(
+        base_url=served.url, timeout=10, trust_env=False, headers=EDGE
+    ) as c:
         yield c
 
 
 @pytest.fixture
 def admin() -> dict[str, str]:
-    """The identity headers Traefik's forwardAuth sets for an admin."""
+    """An admin's bearer token and the edge proof."""
     return dict(ADMIN)
 
 

@@ -20,11 +20,12 @@ async def test_models_list(served, admin) -> None:
 
 async def test_status(client: httpx.AsyncClient, reader) -> None:
     anonymous = await client.get("/status")
-    assert anonymous.status_code == 401 and anonymous.headers["www-authenticate"] == "Bearer"
-    assert anonymous.json() == {
-        "ok": False,
-        "error": {"type": "unauthenticated", "message": anonymous.json()["error"]["message"]},
-    }
+    # auth's refusal, as the edge gave it when auth was Traefik's forwardAuth.
+    assert anonymous.status_code == 401
+    assert anonymous.headers["www-authenticate"] == 'Bearer realm="aisopod"'
+    error = anonymous.json()["error"]
+    assert anonymous.json() == {"ok": False, "error": {**error, "type": "unauthenticated"}}
+    assert error["code"] == "AUTH_TOKEN_MISMATCH"
     response = await client.get("/status", headers=reader)
     assert response.status_code == 200 and response.json()["uptimeMs"] == 1234
 
@@ -66,15 +67,15 @@ async def test_tools(client: httpx.AsyncClient, served, admin, reader) -> None:
     assert read_only.status_code == 403
 
 
-async def test_health_and_unknown_routes(client: httpx.AsyncClient) -> None:
+async def test_health_and_unknown_routes(client: httpx.AsyncClient, reader) -> None:
     health = await client.get("/health")
     assert health.json()["ok"] is True and health.headers["cache-control"] == "no-store"
     assert health.headers["x-request-id"] and health.headers["referrer-policy"] == "no-referrer"
     given = await client.get("/health", headers={"x-request-id": "trace-123"})
     assert given.headers["x-request-id"] == "trace-123"
-    missing = await client.get("/v1/nothing")
+    missing = await client.get("/v1/nothing", headers=reader)
     assert missing.status_code == 404 and missing.json()["error"]["type"] == "not_found_error"
-    plain = await client.get("/nothing-here")
+    plain = await client.get("/nothing-here", headers=reader)
     assert plain.status_code == 404 and plain.json()["ok"] is False
 
 

@@ -39,6 +39,7 @@ from aisopod_ws_gateway import __version__
 from aisopod_ws_gateway.main import run
 from aisopod_ws_gateway.service import Gateway
 from tests.support.seeding import seed_deployment
+from tests.support.ws_client import WsClient
 
 SEED = {
     "gateway": {
@@ -94,6 +95,7 @@ async def start_gateway(
         instance=instance,
         config_file=seed,
         drain_timeout_s=3,
+        edge_secret=EDGE_SECRET,
     )
     await seed_deployment(nats_url, prefix, seed)
     host = ServiceHost(settings, ServiceName.WS_GATEWAY, __version__)
@@ -127,6 +129,11 @@ async def gw(nats_url: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIt
         await asyncio.wait_for(task, 30)
         await auth.unsubscribe()
         await nc.close()
+
+
+# These tests reach the gateway directly, so they play Traefik's part: the edge proof.
+EDGE_SECRET = "ws-unit-edge-secret"
+WsClient.default_headers = {"X-Aisopod-Edge": EDGE_SECRET}
 
 
 # --- the auth.verify responder ---------------------------------------------------------
@@ -164,7 +171,7 @@ def verify(request: VerifyRequest) -> dict[str, Any]:
             device_id=proof.id,
             client_id=request.client.id,
             role=request.role,
-            scopes=request.scopes,
+            scopes=request.scopes or [],
             signed_at=proof.signed_at,
             nonce=proof.nonce,
         )
@@ -177,14 +184,25 @@ def verify(request: VerifyRequest) -> dict[str, Any]:
         "principal": {
             "id": principal,
             "role": request.role,
-            "scopes": [s for s in request.scopes if s in scopes],
+            "scopes": [s for s in request.scopes or [] if s in scopes],
             "authMethod": "token",
             "deviceId": device_id,
         }
     }
 
 
-async def serve_auth(nc: NATS, prefix: str) -> Any:
+class Responders:
+    """The auth.verify and ratelimit.edge responders, unsubscribed together."""
+
+    def __init__(self, subs: list[Any]) -> None:
+        self.subs = subs
+
+    async def unsubscribe(self) -> None:
+        for sub in self.subs:
+            await sub.unsubscribe()
+
+
+async def serve_auth(nc: NATS, prefix: str) -> Responders:
     async def handler(msg: Msg) -> None:
         try:
             reply = encode_reply(verify(VerifyRequest.model_validate(orjson.loads(msg.data))))
@@ -192,4 +210,14 @@ async def serve_auth(nc: NATS, prefix: str) -> Any:
             reply = encode_reply(error=exc)
         await msg.respond(reply)
 
-    return await nc.subscribe(f"{prefix}.auth.verify", cb=handler)
+    async def edge_limit(msg: Msg) -> None:
+        # Every upgrade admitted: the real per-IP limit is tested against the whole stack.
+        result = {"allowed": True, "limit": 100, "remaining": 99, "resetMs": 1000}
+        await msg.respond(encode_reply(result))
+
+    return Responders(
+        [
+            await nc.subscribe(f"{prefix}.auth.verify", cb=handler),
+            await nc.subscribe(f"{prefix}.ratelimit.edge", cb=edge_limit),
+        ]
+    )

@@ -8,6 +8,8 @@ import asyncio
 import httpx
 import orjson
 import pytest
+from websockets.asyncio.client import connect as ws_connect
+from websockets.exceptions import InvalidStatus
 
 from tests.support.ws_client import DEFAULT_CLIENT, DeviceKey, RpcError, WsClient
 
@@ -211,6 +213,18 @@ async def test_requests_during_verification_are_refused(gw) -> None:
     assert frames[0]["id"] == 1 or by_id[2]["error"]["data"]["code"] == "HANDSHAKE_PENDING"
     await ws.close()
     await asyncio.sleep(0)
+
+
+async def test_upgrade_without_the_edge_proof_is_refused(gw) -> None:
+    """A socket that did not come through Traefik gets 403 before anything of it (its
+    X-Forwarded-For, its credential) is looked at."""
+    forged = {"X-Forwarded-For": "203.0.113.7", "Authorization": "Bearer admin-token"}
+    for proof in ({}, {"X-Aisopod-Edge": "wrong"}):
+        with pytest.raises(InvalidStatus) as refused:
+            await ws_connect(gw.url, additional_headers={**forged, **proof}, open_timeout=5)
+        response = refused.value.response
+        assert response.status_code == 403
+        assert b"edge proof" in response.body
 
 
 async def test_a_rebound_host_is_not_an_origin_of_ours(gw) -> None:

@@ -10,11 +10,18 @@ import orjson
 import pytest
 import websockets
 
+from tests.support.ws_client import WsClient
+
 CLI = {"id": "cli", "version": "2026.9.6", "platform": "linux", "mode": "cli"}
 
 
 def openclaw_url(gw: Any) -> str:
     return gw.url.rsplit("/", 1)[0] + "/openclaw"
+
+
+def dial(gw: Any) -> Any:
+    """A socket on /openclaw, with the edge proof Traefik would add (conftest)."""
+    return websockets.connect(openclaw_url(gw), additional_headers=WsClient.default_headers)
 
 
 async def recv(ws: Any) -> dict[str, Any]:
@@ -32,7 +39,7 @@ async def connect(ws: Any, **params: Any) -> dict[str, Any]:
 
 
 async def test_hello_ok_then_requests_and_an_unknown_method(gw) -> None:
-    async with websockets.connect(openclaw_url(gw)) as ws:
+    async with dial(gw) as ws:
         hello = await connect(ws, auth={"token": "admin-token", "password": "admin-token"})
         assert hello["type"] == "res" and hello["id"] == "1:c" and hello["ok"] is True
         payload = hello["payload"]
@@ -65,7 +72,7 @@ async def test_hello_ok_then_requests_and_an_unknown_method(gw) -> None:
 async def test_refused_connects_close_with_openclaw_codes(
     gw, params: dict[str, Any], close_code: int, detail: str
 ) -> None:
-    async with websockets.connect(openclaw_url(gw)) as ws:
+    async with dial(gw) as ws:
         refused = await connect(ws, **({"auth": {"token": "admin-token"}} | params))
         assert refused["ok"] is False and refused["error"]["details"]["code"] == detail
         with pytest.raises(websockets.ConnectionClosed) as closed:
@@ -74,7 +81,7 @@ async def test_refused_connects_close_with_openclaw_codes(
 
 
 async def test_first_request_must_be_connect(gw) -> None:
-    async with websockets.connect(openclaw_url(gw)) as ws:
+    async with dial(gw) as ws:
         await recv(ws)  # the challenge
         await ws.send(b'{"type":"req","id":"1","method":"health"}')
         refused = await recv(ws)

@@ -7,6 +7,7 @@ Replies are `{"result": ...}` or `{"error": {"code", "message", "data"}}`
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -19,12 +20,35 @@ from nats.js.api import PubAck
 
 from aisopod import codec, requestlog
 from aisopod.errors import AisopodError, InternalError, Unavailable
+from aisopod.jsretry import DEFAULT_RETRY_S, ElectionTolerantJetStream
 from aisopod.principal import H_TRACE, Principal
 from aisopod.requester import Client, Requester, encode_headers
-from aisopod.settings import ServiceSettings
+from aisopod.settings import ServiceSettings, nats_servers
 from aisopod.subjects import Subjects
 
 log = logging.getLogger("aisopod.bus")
+
+# Waits with no side effect beside the reads: safe to receive twice.
+_REPEATABLE_WAITS = frozenset({"agent.wait"})
+
+
+@functools.lru_cache(maxsize=1024)
+def safe_to_repeat(method: str) -> bool:
+    """Whether a call of `method` may reach its owner twice without harm: reads, and pure
+    waits. Those are sent again after a reconnect (Requester.resend)."""
+    from aisopod.catalogue import get_method  # the catalogue imports much; only here
+    from aisopod.scopes import Requirement
+
+    spec = get_method(method)
+    return spec is not None and (
+        spec.requirement is Requirement.READ or spec.name in _REPEATABLE_WAITS
+    )
+
+
+# How long a call asks again when nobody listens: an owner whose NATS node died is back on
+# another node within a reconnect (~0.25 s); a service that is really gone still fails
+# UNAVAILABLE quickly.
+NO_RESPONDERS_GRACE_S = 2.0
 
 
 def encode_reply(result: Any = None, error: AisopodError | None = None) -> bytes:
@@ -50,9 +74,20 @@ def decode_reply(data: bytes) -> Any:
 class Bus:
     """A live NATS connection with the gateway's conventions on top."""
 
-    def __init__(self, nc: NATS, subjects: Subjects) -> None:
+    def __init__(
+        self,
+        nc: NATS,
+        subjects: Subjects,
+        *,
+        js_retry_s: float = DEFAULT_RETRY_S,
+        call_timeout_s: float = 20.0,
+    ) -> None:
         self.nc = nc
-        self.js: JetStreamContext = nc.jetstream()
+        # The default wait of `call`: longer than a JetStream stall the owner rides out.
+        self.call_timeout_s = call_timeout_s
+        # Every JetStream call of a service (and every KV/object store made from it) rides
+        # out a NATS leader election instead of failing at once (jsretry.py).
+        self.js: JetStreamContext = ElectionTolerantJetStream(nc, retry_s=js_retry_s)
         self.subjects = subjects
         # RPC requests: one inbox subscription, leaner than nats-py's request (requester.py).
         self.requester = Requester(nc)
@@ -76,8 +111,12 @@ class Bus:
             log.warning("nats disconnected")
             await notify("disconnected")
 
+        made: list[Bus] = []
+
         async def reconnected() -> None:
             log.info("nats reconnected")
+            if made:  # reads in flight may have died with our node: ask again
+                await made[0].requester.resend()
             await notify("connected")
 
         async def closed() -> None:
@@ -87,7 +126,7 @@ class Bus:
             log.warning("nats error: %s", type(exc).__name__)
 
         options: dict[str, Any] = {
-            "servers": [s.strip() for s in settings.nats_url.split(",")],
+            "servers": nats_servers(settings.nats_url),
             "name": f"{settings.service}:{settings.instance}",
             "max_reconnect_attempts": -1,
             "reconnect_time_wait": 0.25,
@@ -107,7 +146,14 @@ class Bus:
         nc = Client()
         await nc.connect(**options)
         await notify("connected")
-        return cls(nc, Subjects(settings.subject_prefix))
+        bus = cls(
+            nc,
+            Subjects(settings.subject_prefix),
+            js_retry_s=settings.nats_retry_s,
+            call_timeout_s=settings.request_timeout_s,
+        )
+        made.append(bus)
+        return bus
 
     @property
     def connected(self) -> bool:
@@ -121,11 +167,17 @@ class Bus:
         timeout: float,
         headers: dict[str, str] | None = None,
         unavailable: str = "service",
+        resend_on_reconnect: bool = False,
     ) -> Any:
         """Request/reply on any subject with the JSON reply convention."""
         try:
             data = await self.requester.request(
-                subject, codec.dumps(payload), timeout=timeout, headers=encode_headers(headers)
+                subject,
+                codec.dumps(payload),
+                timeout=timeout,
+                headers=encode_headers(headers),
+                no_responders_grace_s=NO_RESPONDERS_GRACE_S,
+                resend_on_reconnect=resend_on_reconnect,
             )
         except NoRespondersError as exc:
             raise Unavailable(f"{unavailable} is not available", code="NO_RESPONDERS") from exc
@@ -139,10 +191,11 @@ class Bus:
         params: Any,
         *,
         principal: Principal | None = None,
-        timeout: float = 10.0,
+        timeout: float | None = None,
         trace_id: str | None = None,
     ) -> Any:
-        """Call an RPC method's owner (`<prefix>.rpc.<method>`) as `principal`."""
+        """Call an RPC method's owner (`<prefix>.rpc.<method>`) as `principal`; `timeout`
+        defaults to the service's `request_timeout_s`."""
         headers = principal.to_headers() if principal is not None else {}
         trace_id = trace_id or headers.get(H_TRACE) or requestlog.current_request_id.get()
         if trace_id:
@@ -150,9 +203,10 @@ class Bus:
         return await self.request(
             self.subjects.rpc(method),
             params if params is not None else {},
-            timeout=timeout,
+            timeout=timeout if timeout is not None else self.call_timeout_s,
             headers=headers or None,
             unavailable=f"the owner of {method}",
+            resend_on_reconnect=safe_to_repeat(method),
         )
 
     async def publish_event(

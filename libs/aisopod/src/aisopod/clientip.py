@@ -58,3 +58,17 @@ def client_ip(peer: str, forwarded_for: str | None, trusted: Iterable[str]) -> s
 def is_loopback(address: str) -> bool:
     ip = _ip(address)
     return ip is not None and ip.is_loopback
+
+
+def lockout_key(ip: str, ipv6_prefix: int = 64) -> str:
+    """The key auth's per-IP lockout counts an address under: IPv4 (also IPv4-mapped IPv6)
+    as is, any other IPv6 address by its prefix (one host usually holds a whole /64)."""
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return ip
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, ipv6_prefix), strict=False))
+    return str(address)

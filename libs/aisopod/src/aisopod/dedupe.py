@@ -25,7 +25,8 @@ from aisopod import codec
 from aisopod.errors import Conflict
 
 DEDUPE_TTL_S = 300.0
-STORE_TIMEOUT_S = 5.0
+# The `done` entry's ack may wait out a leader election (jsretry.py) before it comes.
+STORE_TIMEOUT_S = 20.0
 
 
 class Deduper:

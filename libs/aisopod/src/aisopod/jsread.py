@@ -4,21 +4,35 @@ nats-py's KV watcher can report the end of its initial snapshot before the snaps
 (seen under load: a listing came back empty). These reads use a short-lived pull consumer
 instead, whose creation says exactly how many messages match, so a read ends when they are
 in.
+
+On a NATS cluster the consumer lives on one server; until its interest has crossed the
+route to the client's server, a fetch gets "no responders" (503). `fetch` retries that
+(jsretry.py): nothing was delivered, so asking again is safe.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import time
 import uuid
 from collections import deque
 
+import nats.errors
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.kv import KeyValue
 
+from aisopod.errors import Unavailable
+from aisopod.jsretry import DEFAULT_RETRY_S, retry_transient
+
 _FETCH_BATCH = 512
+# Messages a fetch asks for are there already (counted at creation): a fetch this slow
+# means the consumer's node is gone.
+_FETCH_TIMEOUT_S = 3.0
+log = logging.getLogger("aisopod.jsread")
 KV_OPERATION = "KV-Operation"
 
 
@@ -36,7 +50,30 @@ async def consume_all(
 
     A short-lived pull consumer: its creation reports exactly how many messages match,
     so the read ends when they are in — no end-of-data race as with a push watcher.
+    The consumer lives on one NATS node: when that node dies mid-read, the fetch only
+    times out, and the read starts over with a new consumer (within the retry bound).
     """
+    deadline = time.monotonic() + _retry_s(js)
+    while True:
+        try:
+            return await _consume_once(js, stream, subject, deliver, limit, start_seq)
+        except nats.errors.TimeoutError:
+            if time.monotonic() > deadline:
+                raise Unavailable(
+                    f"reading {stream} timed out (a NATS node is down); retry shortly",
+                    code="JETSTREAM_UNAVAILABLE",
+                ) from None
+            log.info("reading %s: the consumer went silent; reading again", stream)
+
+
+async def _consume_once(
+    js: JetStreamContext,
+    stream: str,
+    subject: str,
+    deliver: DeliverPolicy,
+    limit: int | None,
+    start_seq: int | None,
+) -> list[Msg]:
     config = ConsumerConfig(
         name=uuid.uuid4().hex,
         filter_subject=subject,
@@ -56,7 +93,9 @@ async def consume_all(
     sub = await js.pull_subscribe_bind(consumer=info.name, stream=stream)
     try:
         while pending > 0:
-            batch = await sub.fetch(batch=min(pending, _FETCH_BATCH), timeout=5.0)
+            batch = await fetch(
+                sub, min(pending, _FETCH_BATCH), timeout=_FETCH_TIMEOUT_S, retry_s=_retry_s(js)
+            )
             kept.extend(batch)
             pending = batch[-1].metadata.num_pending
     finally:
@@ -64,6 +103,26 @@ async def consume_all(
             await sub.unsubscribe()
         _discard(js, stream, info.name)
     return list(kept)
+
+
+async def fetch(
+    sub: JetStreamContext.PullSubscription,
+    batch: int,
+    *,
+    timeout: float,
+    retry_s: float = DEFAULT_RETRY_S,
+) -> list[Msg]:
+    """`sub.fetch`, retried while the consumer is not yet (or no longer) reachable."""
+    return await retry_transient(
+        "fetching from a consumer",
+        lambda: sub.fetch(batch=batch, timeout=timeout),
+        retry_s=retry_s,
+        timeouts=False,
+    )
+
+
+def _retry_s(js: JetStreamContext) -> float:
+    return float(getattr(js, "retry_s", DEFAULT_RETRY_S))
 
 
 _cleanups: set[asyncio.Task[None]] = set()

@@ -23,7 +23,7 @@ H_INSTANCE = "Aisopod-Instance"
 H_WIRE = "Aisopod-Wire"  # the caller's wire format when not ours (e.g. "openclaw")
 H_ORIGIN_CONN = "Aisopod-Origin-Conn"  # on events: the connection that caused them
 
-# What auth's forwardAuth reply sets for the backend (HTTP spellings of the above).
+# HTTP spellings of the above, which forwardAuth once set: now only ever stripped at the edge.
 IDENTITY_HEADERS = (
     "X-Aisopod-Principal",
     "X-Aisopod-Role",

@@ -19,12 +19,15 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from typing import Any
 
 from nats import errors
 from nats.aio.client import Client as NatsClient
 
 NO_RESPONDERS_STATUS = "503"
+# The error code (dedupe.py) a second copy of a call gets while the first still runs.
+_IN_FLIGHT = b'"IN_FLIGHT"'
 _STATUS = "Status"
 _SUBJECT_INVALID = re.compile(r"[ \t\r\n]")
 _HEADER_KEY = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -76,6 +79,9 @@ class Requester:
         self._prefix_len = 0
         self._next = 0
         self._futures: dict[bytes, asyncio.Future[bytes]] = {}
+        # Requests safe to send twice, by token: sent again after a reconnect (`resend`).
+        self._resendable: dict[bytes, bytes] = {}
+        self._resent: set[bytes] = set()
         self._starting: asyncio.Future[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -101,10 +107,49 @@ class Requester:
             await asyncio.shield(self._starting)
 
     async def request(
-        self, subject: str, payload: bytes, *, timeout: float, headers: bytes | None = None
+        self,
+        subject: str,
+        payload: bytes,
+        *,
+        timeout: float,
+        headers: bytes | None = None,
+        no_responders_grace_s: float = 0.0,
+        resend_on_reconnect: bool = False,
     ) -> bytes:
         """The reply's data; raises NoRespondersError, TimeoutError (nats.errors) and
-        nats-py's publish errors (closed, draining, payload too large, buffer full)."""
+        nats-py's publish errors (closed, draining, payload too large, buffer full).
+
+        With `no_responders_grace_s`, "no responders" is asked again for that long (within
+        `timeout`): a service whose NATS node just died is back, subscriptions and all,
+        a moment later on another node, and nobody received the request meanwhile.
+
+        With `resend_on_reconnect` (a read, or a wait: safe to receive twice), the request
+        is sent again when this connection comes back (`resend`): when its node died, the
+        request or its reply may have died with it."""
+        deadline = time.monotonic() + min(no_responders_grace_s, timeout)
+        pause = 0.02
+        while True:
+            started = time.monotonic()
+            try:
+                return await self._request_once(
+                    subject, payload, timeout=timeout, headers=headers, resend=resend_on_reconnect
+                )
+            except errors.NoRespondersError:
+                if time.monotonic() + pause > deadline:
+                    raise
+            await asyncio.sleep(pause)
+            timeout -= time.monotonic() - started
+            pause = min(pause * 2, 0.25)
+
+    async def _request_once(
+        self,
+        subject: str,
+        payload: bytes,
+        *,
+        timeout: float,
+        headers: bytes | None = None,
+        resend: bool = False,
+    ) -> bytes:
         if not self._prefix:
             await self._start()
         nc = self.nc
@@ -140,6 +185,8 @@ class Requester:
         assert loop is not None
         future: asyncio.Future[bytes] = loop.create_future()
         self._futures[token] = future
+        if resend:
+            self._resendable[token] = cmd
         try:
             nc.stats["out_msgs"] += 1
             nc.stats["out_bytes"] += size
@@ -154,10 +201,28 @@ class Requester:
                 deadline.cancel()
         finally:
             self._futures.pop(token, None)
+            self._resendable.pop(token, None)
+            self._resent.discard(token)
+
+    async def resend(self) -> None:
+        """Send again the resendable requests still waiting (call on reconnect): the
+        first reply to either copy answers, the other is dropped. A copy that finds the
+        first still running (an idempotency key's IN_FLIGHT) is not the answer: the first
+        copy's is awaited."""
+        for token, cmd in list(self._resendable.items()):
+            future = self._futures.get(token)
+            if future is not None and not future.done():
+                self._resent.add(token)
+                await self.nc._send_command(cmd)
+        if self._resendable:
+            await self.nc._flush_pending()
 
     def resolve(self, subject: bytes, data: bytes, headers: bytes | None) -> None:
-        future = self._futures.get(subject[self._prefix_len :])
+        token = subject[self._prefix_len :]
+        future = self._futures.get(token)
         if future is None or future.done():
+            return
+        if self._resent and token in self._resent and _IN_FLIGHT in data:
             return
         if headers and headers.startswith(_STATUS_LINE):
             future.set_exception(errors.NoRespondersError())
@@ -166,8 +231,11 @@ class Requester:
 
     async def _on_msg(self, msg: Any) -> None:
         """Replies that came the ordinary way (a plain nats-py client)."""
-        future = self._futures.get(msg.subject.encode()[self._prefix_len :])
+        token = msg.subject.encode()[self._prefix_len :]
+        future = self._futures.get(token)
         if future is None or future.done():
+            return
+        if self._resent and token in self._resent and _IN_FLIGHT in msg.data:
             return
         if msg.headers and msg.headers.get(_STATUS) == NO_RESPONDERS_STATUS:
             future.set_exception(errors.NoRespondersError())

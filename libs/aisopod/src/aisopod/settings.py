@@ -21,7 +21,16 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 ENV_PREFIX = "aisopod_"
 
-_SECRET_FIELDS = ("nats_password", "admin_token", "nats_token")
+_SECRET_FIELDS = ("nats_password", "admin_token", "nats_token", "edge_secret")
+
+
+def nats_servers(url: str) -> list[str]:
+    """The servers of a NATS URL setting: one URL or a comma-separated list (a cluster's
+    nodes; the client fails over between them). nats-py takes a list, not the string."""
+    servers = [part.strip() for part in url.split(",") if part.strip()]
+    if not servers:
+        raise ValueError("no NATS server URL given")
+    return servers
 
 
 class ServiceSettings(BaseModel):
@@ -43,14 +52,23 @@ class ServiceSettings(BaseModel):
     nats_token: SecretStr | None = None
     # R1 locally, R3 in a NATS cluster (docs/protocol/architecture.md).
     nats_replicas: int = 1
+    # How long a JetStream call on a request path rides out a leader election before it
+    # fails UNAVAILABLE (jsretry.py). NATS elects a new leader 4-9 s after the old one
+    # died; the margin is for a loaded machine.
+    nats_retry_s: float = Field(default=15.0, ge=0.0, le=60.0)
 
     config_file: Path | None = Field(default=None, description="seed of the gateway config")
     state_dir: Path | None = None
     admin_token: SecretStr | None = Field(
         default=None, description="bootstrap admin token; only its hash is ever stored"
     )
+    edge_secret: SecretStr | None = Field(
+        default=None, description="the edge proof Traefik adds to every request (edgeproof.py)"
+    )
     drain_timeout_s: float = 30.0
-    request_timeout_s: float = 10.0
+    # An edge's wait for a forwarded call: longer than a JetStream stall the owner rides
+    # out (nats_retry_s), so a stall reaches the client as a slow answer, not an error.
+    request_timeout_s: float = 20.0
 
     @model_validator(mode="before")
     @classmethod

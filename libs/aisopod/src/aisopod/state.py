@@ -122,15 +122,27 @@ async def ensure_state(
             await js.create_object_store(
                 name, config=ObjectStoreConfig(storage=StorageType.FILE, replicas=replicas)
             )
+        else:
+            await _reconcile(js, f"OBJ_{name}", f"object store {name}", replicas=replicas)
 
 
 async def _ensure_bucket(js: JetStreamContext, prefix: str, bucket: Bucket, replicas: int) -> None:
     name = bucket_name(prefix, bucket.name)
     try:
         await js.key_value(name)
-        return
     except (NotFoundError, BucketNotFoundError):
         pass
+    else:
+        await _reconcile(
+            js,
+            f"KV_{name}",
+            f"bucket {name}",
+            replicas=replicas,
+            history=bucket.history,
+            ttl_s=bucket.ttl_s,
+            description=bucket.description,
+        )
+        return
     config = KeyValueConfig(
         bucket=name,
         description=bucket.description,
@@ -144,6 +156,43 @@ async def _ensure_bucket(js: JetStreamContext, prefix: str, bucket: Bucket, repl
     except BadRequestError:
         # Another service created it between our look-up and create: fine.
         await js.key_value(name)
+
+
+async def _reconcile(
+    js: JetStreamContext,
+    stream: str,
+    what: str,
+    *,
+    replicas: int,
+    history: int | None = None,
+    ttl_s: float | None = None,
+    description: str | None = None,
+) -> None:
+    """Bring an existing bucket's or object store's backing stream in line with what this
+    version wants (replicas above all: moving from one NATS node to a cluster must move
+    the state onto every node, not leave it on one), logged."""
+    config = (await js.stream_info(stream)).config
+    changes: dict[str, tuple[object, object]] = {}
+    if (config.num_replicas or 1) != replicas:
+        changes["num_replicas"] = (config.num_replicas, replicas)
+    if history is not None and config.max_msgs_per_subject != history:
+        changes["max_msgs_per_subject"] = (config.max_msgs_per_subject, history)
+    if ttl_s is not None and abs((config.max_age or 0.0) - ttl_s) > 0.001:
+        changes["max_age"] = (config.max_age, ttl_s or None)
+    if description is not None and (config.description or "") != description:
+        changes["description"] = (config.description, description)
+    if not changes:
+        return
+    for field_name, (_, wanted) in changes.items():
+        setattr(config, field_name, wanted)
+    if config.max_age and (config.duplicate_window or 0) > config.max_age:
+        config.duplicate_window = config.max_age  # the server refuses a window past the age
+    await js.update_stream(config)
+    log.info(
+        "reconciled %s: %s",
+        what,
+        ", ".join(f"{k} {old} -> {new}" for k, (old, new) in changes.items()),
+    )
 
 
 async def _ensure_stream(

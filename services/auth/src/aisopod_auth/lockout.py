@@ -25,7 +25,6 @@ host usually holds a whole /64), so hopping between addresses of one prefix gain
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -36,6 +35,7 @@ from nats.aio.subscription import Subscription
 
 from aisopod import codec
 from aisopod.bus import Bus
+from aisopod.clientip import lockout_key as address_key
 from aisopod.config.sections.limits import RateRule
 from aisopod.contracts.ratelimit import CheckResult, LimitRequest
 from aisopod.errors import AisopodError, RateLimited
@@ -48,19 +48,6 @@ _MAX_TRACKED = 100_000
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
-
-
-def address_key(ip: str, ipv6_prefix: int = 64) -> str:
-    """The lockout key of a client address (see the module docstring)."""
-    try:
-        address = ipaddress.ip_address(ip)
-    except ValueError:
-        return ip
-    if isinstance(address, ipaddress.IPv6Address):
-        if address.ipv4_mapped is not None:
-            return str(address.ipv4_mapped)
-        return str(ipaddress.IPv6Network((address, ipv6_prefix), strict=False))
-    return str(address)
 
 
 def lock_duration_ms(result: CheckResult, rule: RateRule) -> int:

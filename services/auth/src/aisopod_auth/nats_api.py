@@ -1,6 +1,7 @@
 """The auth service's own NATS subjects (not catalogue methods):
 
-- `<prefix>.auth.verify`: the ws-gateway handshake (`VerifyRequest` → `VerifyResult`).
+- `<prefix>.auth.verify`: the ws-gateway handshake and every http-api request
+  (`VerifyRequest` → `VerifyResult`).
 - `<prefix>.auth.token.create|list|revoke`: operator API tokens (`aisopod token`); the
   request must carry a principal holding operator.admin.
 """
@@ -60,7 +61,7 @@ def attempt_of(request: VerifyRequest) -> Attempt:
         credential=credential,
         client_ip=request.client_ip,
         role=request.role,
-        scopes=list(request.scopes),
+        scopes=list(request.scopes) if request.scopes is not None else None,
         device=request.device,
         nonce=request.nonce,
         client=request.client,

@@ -2,7 +2,7 @@
 
 scrypt costs ~50 ms of CPU by design, so it runs in a worker thread, and a successful check
 is remembered (as an HMAC under a per-process random key, never the password) until the
-stored hash changes: forwardAuth verifies every HTTP request, and only a wrong password
+stored hash changes: http-api verifies every HTTP request, and only a wrong password
 should pay scrypt again. The cache is small and bounded.
 """
 

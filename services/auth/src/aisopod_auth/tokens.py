@@ -1,7 +1,7 @@
 """Issued secrets: generation, digests, and the index from a digest to its owner.
 
 Tokens are 32 random bytes (base64url), so a plain sha256 is a safe digest: nobody can
-search that space, and a fast digest keeps every forwardAuth check cheap. (The human-chosen
+search that space, and a fast digest keeps every API request's check cheap. (The human-chosen
 shared password gets scrypt instead; see `aisopod.config.sections.auth`.) Only digests are
 stored; a lookup is by digest, and digests are compared in constant time.
 """

@@ -1,5 +1,5 @@
-"""The one verification: credential → principal, for both the ws-gateway handshake
-(`auth.verify` over NATS) and Traefik forwardAuth (`GET /verify`).
+"""The one verification: credential → principal, for both the ws-gateway handshake and
+every http-api request (`auth.verify` over NATS).
 
 An `Attempt` is what either entry point saw; `Verifier.verify` resolves the credential
 under the current auth mode, checks the device proof and pairing when a device identity was

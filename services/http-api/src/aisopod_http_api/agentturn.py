@@ -193,5 +193,7 @@ class AgentTurns:
             if messages and messages[-1].get("role") == "assistant":
                 final = message_text(messages[-1]) or text
         except AisopodError:
-            pass
+            # The answer is in the transcript but could not be read now (a NATS failover):
+            # ask again at the next idle check rather than end with what events brought.
+            return None
         return Ended(final, Usage(), "final" if status == "ok" else "aborted")

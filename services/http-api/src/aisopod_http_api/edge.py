@@ -1,4 +1,5 @@
-"""The outermost ASGI layer: request id, security headers, body limits, last-resort errors.
+"""The outermost ASGI layer: request id, security headers, edge proof, who may call, body
+limits, last-resort errors.
 
 Pure ASGI (no BaseHTTPMiddleware: it costs a task and a copy per request). Every response
 gets `X-Request-Id` (the client's when it is sane, else a fresh one),
@@ -6,10 +7,18 @@ gets `X-Request-Id` (the client's when it is sane, else a fresh one),
 read here, against the route's limit (413 beyond it, from `Content-Length` at once or
 while counting a chunked body), and handed on in `scope["aisopod.body"]` so the fast path
 never reads them twice; `receive` replays them for everyone else.
+
+Before any of that reads the request, every request but the probes (`/health`, `/ready`,
+`/metrics`) must carry the edge proof (aisopod/edgeproof.py): without it, 403
+`EDGE_PROOF_MISSING`, and nothing of the request (identity, `X-Forwarded-For`) is
+believed. With it, the client IP is walked from `X-Forwarded-For` (`scope["aisopod.client_ip"]`)
+and the gate (gate.py) asks ratelimit and auth over NATS; the verified caller goes into
+`scope["aisopod.caller"]` (identity.py).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -17,9 +26,12 @@ from collections.abc import Callable
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from aisopod import requestlog
-from aisopod.errors import AisopodError, InvalidRequest
+from aisopod.edgeproof import PROBE_PATHS, REFUSAL, EdgeProof, client_address
+from aisopod.errors import AisopodError, Forbidden, InvalidRequest
 from aisopod.requestid import request_id as request_id_of
 from aisopod_http_api.errors import PayloadTooLarge
+from aisopod_http_api.gate import Gate, Refusal, abandon
+from aisopod_http_api.identity import CALLER_KEY
 from aisopod_http_api.rawio import send_error
 
 log = logging.getLogger("aisopod.http_api")
@@ -27,6 +39,7 @@ log = logging.getLogger("aisopod.http_api")
 MIB = 1024 * 1024
 BODY_KEY = "aisopod.body"
 REQUEST_ID_KEY = "aisopod.request_id"
+CLIENT_IP_KEY = "aisopod.client_ip"
 
 _SECURITY = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer")]
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -69,11 +82,18 @@ class EdgeMiddleware:
         self,
         app: ASGIApp,
         limits: BodyLimits,
+        *,
+        proof: EdgeProof,
+        gate: Gate,
+        trusted_proxies: Callable[[], tuple[str, ...]],
         fast: dict[tuple[str, str], ASGIApp] | None = None,
         refuse: Callable[[Scope], AisopodError | None] | None = None,
     ) -> None:
         self.app = app
         self.limits = limits
+        self.proof = proof
+        self.gate = gate
+        self.trusted_proxies = trusted_proxies
         self.fast = fast or {}
         # Asked first: an error to answer instead of serving at all (hostguard.py).
         self.refuse = refuse
@@ -103,10 +123,11 @@ class EdgeMiddleware:
         try:
             await self._serve(scope, receive, send_with_headers, lambda: started)
         finally:
+            caller = scope.get(CALLER_KEY)  # who auth said it was; no header is believed
             requestlog.record(
                 "http",
                 f"{scope['method']} {scope['path']}",
-                principal=_header(scope, b"x-aisopod-principal"),
+                principal=caller.id if caller is not None else None,
                 status=status or "no response",
                 duration_ms=(time.perf_counter() - began) * 1000,
                 request_id=request_id,
@@ -115,11 +136,29 @@ class EdgeMiddleware:
     async def _serve(
         self, scope: Scope, receive: Receive, send_with_headers: Send, started: Callable[[], bool]
     ) -> None:
+        request_id: str = scope[REQUEST_ID_KEY]
+        admission: asyncio.Future[Refusal | None] | None = None
         try:
+            if scope["path"] not in PROBE_PATHS:
+                # The proof before anything else is read. ratelimit and auth: while a body
+                # arrives, answered once it is read (a proxy still sending a body would see
+                # a reset instead of an early answer).
+                ip = self._prove(scope)
+                if scope["method"] in _BODY_METHODS:
+                    admission = asyncio.ensure_future(self._admit(scope, ip, request_id))
+                elif (refused := await self._admit(scope, ip, request_id)) is not None:
+                    await _send_refusal(send_with_headers, refused)
+                    return
             if scope["method"] in _BODY_METHODS:
                 body = await _read_body(scope, receive, self.limits.for_path(scope["path"]))
                 scope[BODY_KEY] = body
                 receive = _replay(body, receive)
+            if admission is not None:
+                refused = await admission
+                admission = None
+                if refused is not None:
+                    await _send_refusal(send_with_headers, refused)
+                    return
             # After the body (a proxy that is still sending it would see a reset, not
             # the answer), before any route.
             if any(name == _EDGE_REFUSED for name, _ in scope["headers"]):
@@ -141,13 +180,40 @@ class EdgeMiddleware:
             log.exception("unhandled error on %s", scope.get("path"))
             if not started():
                 await send_error(send_with_headers, scope["path"], AisopodError("internal error"))
+        finally:
+            if admission is not None:  # the body failed (413, a disconnect) first
+                abandon(admission)
+
+    def _prove(self, scope: Scope) -> str:
+        """The client IP of a request that carries the edge proof; Forbidden otherwise."""
+        proven, forwarded_for = self.proof.check(scope["headers"])
+        if not proven:
+            raise Forbidden(REFUSAL, code="EDGE_PROOF_MISSING")
+        peer = scope["client"][0] if scope.get("client") else ""
+        ip = client_address(peer, forwarded_for, self.trusted_proxies(), proven=True)
+        scope[CLIENT_IP_KEY] = ip
+        return ip
+
+    async def _admit(self, scope: Scope, ip: str, request_id: str) -> Refusal | None:
+        """ratelimit and auth over NATS (gate.py); the caller goes into the scope."""
+        authorization = origin = None
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                authorization = value.decode("latin-1")
+            elif name == b"origin":
+                origin = value.decode("latin-1")
+        caller, refusal = await self.gate.admit(
+            scope["path"], ip, authorization, origin, request_id
+        )
+        if caller is not None:
+            scope[CALLER_KEY] = caller
+        return refusal
 
 
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope["headers"]:
-        if key == name:
-            return value.decode("latin-1")
-    return None
+async def _send_refusal(send: Send, refusal: Refusal) -> None:
+    headers = [*refusal.headers, (b"content-length", str(len(refusal.body)).encode())]
+    await send({"type": "http.response.start", "status": refusal.status, "headers": headers})
+    await send({"type": "http.response.body", "body": refusal.body})
 
 
 async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:

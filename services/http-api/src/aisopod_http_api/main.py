@@ -11,11 +11,13 @@ from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from aisopod.app import create_app, serve
+from aisopod.edgeproof import EdgeProof
 from aisopod.host import ServiceHost
 from aisopod.services import ServiceName
 from aisopod.settings import ServiceSettings
 from aisopod_http_api import __version__, errors, openapi
 from aisopod_http_api.edge import BodyLimits, EdgeMiddleware
+from aisopod_http_api.gate import Gate
 from aisopod_http_api.hostguard import RebindGuard
 from aisopod_http_api.routes import a2ui, canvas, hooks, models, responses, status, tools
 from aisopod_http_api.routes.completions import ChatCompletionsEndpoint
@@ -26,11 +28,14 @@ def build(settings: ServiceSettings | None = None) -> tuple[ServiceHost, ASGIApp
     settings = settings or ServiceSettings(service=ServiceName.HTTP_API.value)
     host = ServiceHost(settings, ServiceName.HTTP_API, __version__)
     api = HttpApi(host)
+    gate = Gate(lambda: host.bus, ipv6_prefix=lambda: api.config.limits.ipv6_prefix)
 
     @asynccontextmanager
     async def setup(host: ServiceHost) -> AsyncIterator[None]:
         await host.rpc.announce()
         await api.start()
+        await gate.start(host.bus)
+        host.config.on_change(gate.on_config)
         # Everything built so far lives as long as the process: keep it out of the
         # collector's full passes (they showed up at ~4 % of the fast path's CPU).
         gc.collect()
@@ -38,6 +43,7 @@ def build(settings: ServiceSettings | None = None) -> tuple[ServiceHost, ASGIApp
         try:
             yield
         finally:
+            await gate.stop()
             await api.stop()
 
     completions = ChatCompletionsEndpoint(api)
@@ -62,7 +68,16 @@ def build(settings: ServiceSettings | None = None) -> tuple[ServiceHost, ASGIApp
     openapi.install(app)
     limits = BodyLimits(lambda: api.config.hooks.max_body_bytes)
     fast = {("POST", "/v1/chat/completions"): completions}
-    return host, EdgeMiddleware(app, limits, fast, refuse=RebindGuard(api).refusal)
+    edge = EdgeMiddleware(
+        app,
+        limits,
+        proof=EdgeProof(settings.secret("edge_secret")),
+        gate=gate,
+        trusted_proxies=lambda: tuple(api.config.gateway.trusted_proxies),
+        fast=fast,
+        refuse=RebindGuard(api).refusal,
+    )
+    return host, edge
 
 
 def main() -> None:

@@ -29,9 +29,9 @@ def json_body(schema: dict[str, Any] | str) -> dict[str, Any]:
 
 DESCRIPTION = """\
 The aisopod gateway's HTTP API (docs/protocol/http.md): OpenAI-compatible `/v1`, hooks,
-tools, status, canvas and A2UI. Requests reach it through Traefik, whose forwardAuth checks
-`Authorization: Bearer`; `/hooks` takes the hook token instead. Errors: OpenAI's shape
-under `/v1`, `{"ok": false, "error": {"type", "message"}}` elsewhere.
+tools, status, canvas and A2UI. Requests reach it through Traefik; the service checks
+`Authorization: Bearer` with the auth service; `/hooks` takes the hook token instead.
+Errors: OpenAI's shape under `/v1`, `{"ok": false, "error": {"type", "message"}}` elsewhere.
 """
 
 _REF = "#/components/schemas/{model}"

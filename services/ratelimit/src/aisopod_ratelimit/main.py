@@ -8,11 +8,9 @@ from typing import Any
 
 from aisopod.app import create_app, serve
 from aisopod.host import ServiceHost
-from aisopod.rawasgi import answer_first
 from aisopod.services import ServiceName
 from aisopod.settings import ServiceSettings
 from aisopod_ratelimit import __version__, nats_api
-from aisopod_ratelimit.forward_auth import CheckEndpoint
 from aisopod_ratelimit.service import RateLimitService
 
 
@@ -31,7 +29,7 @@ def build(settings: ServiceSettings | None = None) -> tuple[ServiceHost, Any]:
         finally:
             await service.stop()
 
-    return host, answer_first(create_app(host, setup), "/check", CheckEndpoint(service))
+    return host, create_app(host, setup)
 
 
 def main() -> None:

@@ -2,9 +2,8 @@
 member set (docs/ratelimit.md, "Exact across replicas").
 
 - `primary` (default): the first live member in instance order (`ratelimit-1` before
-  `ratelimit-2`, numbers compared as numbers) owns every key. Traefik's failover service
-  sends forwardAuth to that same replica first, so a decision never leaves the process
-  that received it; the others forward over NATS and take over when it dies.
+  `ratelimit-2`, numbers compared as numbers) owns every key; the others forward their
+  callers' decisions to it over NATS and take over when it dies.
 - `hash`: rendezvous (highest-random-weight) hashing spreads keys over the members; only
   the keys of a member that joins or leaves move. For many replicas behind a load
   balancer that picks at random: each replica decides its share, at the price of one

@@ -83,7 +83,7 @@ class RuleSet:
         return None
 
     def edge_key(self, route: Route, address: str) -> str:
-        """The key the forwardAuth endpoint counts a client under for this route."""
+        """The key the edge check (`ratelimit.edge`) counts a client under for this route."""
         key = IP_PREFIX + ip_key(address, self.ipv6_prefix)
         return key if route.rule.key_kind == "ip" else f"{key}|{route.path_prefix}"
 

@@ -38,7 +38,6 @@ class RateLimitService:
         self.ruleset = RuleSet.from_section(GatewayConfig().limits)
         self.limiter = Limiter(self.ruleset, clock=clock)
         self.counters = metrics.DecisionCounters()
-        self.trusted_proxies: tuple[str, ...] = ()
         self.ring = Ring(self.self_id, {self.self_id: host.instance}, self.ruleset.ownership)
         self._membership: Membership | None = None
         self._peers: Peers | None = None
@@ -89,7 +88,6 @@ class RateLimitService:
         """A new configuration: rules apply to the next decision, windows are kept."""
         self.ruleset = RuleSet.from_section(config.limits)
         self.limiter.apply(self.ruleset)
-        self.trusted_proxies = tuple(config.gateway.trusted_proxies)
         if self._membership is not None:
             self._membership.set_mode(self.ruleset.ownership)
 

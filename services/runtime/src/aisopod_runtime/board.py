@@ -21,6 +21,7 @@ from nats.aio.client import Client as NATS
 from nats.js.kv import KeyValue
 
 from aisopod import codec
+from aisopod.jsretry import last_stall
 from aisopod_runtime.kvview import is_value
 from aisopod_runtime.runs import LEASE_REFRESH_S, LEASE_S, is_terminal, lease_expired, now_ms
 
@@ -108,11 +109,15 @@ class RunBoard:
 
     def _just_reconnected(self) -> bool:
         """After a NATS outage every lease looks expired, the live ones too: give their
-        owners a full lease to refresh before judging them."""
+        owners a full lease to refresh before judging them. The same after a JetStream
+        leader election stalled our own calls (jsretry.py): it stalled their refreshes."""
         reconnects = int(self._nc.stats.get("reconnects", 0)) if self._nc is not None else 0
         if reconnects != self._reconnects:
             self._reconnects = reconnects
             self._quiet_until = time.monotonic() + LEASE_S + LEASE_REFRESH_S
+        stalled = last_stall()
+        if stalled:
+            self._quiet_until = max(self._quiet_until, stalled + LEASE_S + LEASE_REFRESH_S)
         return time.monotonic() < self._quiet_until
 
     async def _reaper(self) -> None:

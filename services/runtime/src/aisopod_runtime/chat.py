@@ -9,6 +9,8 @@ the first answer back and starts nothing (the RPC wrapper's dedupe).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import re
 from typing import Any
@@ -34,6 +36,9 @@ from aisopod_runtime.emitter import RunEmitter
 from aisopod_runtime.runs import is_terminal
 from aisopod_runtime.service import RuntimeService
 from aisopod_runtime.transcripts import cap_bytes, new_message
+
+# How far past its timeout agent.wait may go on reading (edges wait nats_retry_s + 2 s).
+WAIT_STALL_S = 10.0
 
 log = logging.getLogger("aisopod.runtime.chat")
 
@@ -130,9 +135,17 @@ def chat_handlers(parts: RuntimeService) -> dict[str, Handler]:
         )
 
     async def wait(params: AgentWaitParams, ctx: CallContext) -> dict[str, Any]:
-        if await runner.store.get(params.run_id) is None:
-            raise NotFound(f"no run {params.run_id!r}", code="RUN_NOT_FOUND")
-        record = await runner.wait(params.run_id, (params.timeout_ms or DEFAULT_WAIT_MS) / 1000)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + (params.timeout_ms or DEFAULT_WAIT_MS) / 1000
+        record: dict[str, Any] | None = None
+        # One budget for the look-up and the wait: reads slowed by a NATS election must
+        # not push the answer past what the caller waits (its timeout plus the edge's
+        # margin): past it, the answer is `timeout` and the caller waits again.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout_at(deadline + WAIT_STALL_S):
+                if await runner.store.get(params.run_id) is None:
+                    raise NotFound(f"no run {params.run_id!r}", code="RUN_NOT_FOUND")
+                record = await runner.wait(params.run_id, max(deadline - loop.time(), 0.0))
         # Absent, not null, when unknown (`endedAt` of a run still going).
         return wait_result(params.run_id, record).model_dump(by_alias=True, exclude_none=True)
 

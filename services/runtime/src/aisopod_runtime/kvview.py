@@ -62,10 +62,17 @@ async def wait_for_value(
     The watcher yields the current value first, so nothing between a read and the wait
     can be missed.
     """
-    watcher = await kv.watch(key)
+    deadline = asyncio.get_running_loop().time() + timeout
+    try:
+        # Within the wait too: in a leader election the watch's consumer takes a while.
+        async with asyncio.timeout_at(deadline):
+            watcher = await kv.watch(key)
+    except TimeoutError:
+        found = await get_json(kv, key)  # any replica answers a get
+        return found[0] if found else None
     last: dict[str, Any] | None = None
     try:
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout_at(deadline):
             async for entry in watcher:
                 if entry is None:
                     if done(last):

@@ -17,6 +17,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from aisopod import codec
 from aisopod.bus import Bus
 from aisopod.catalogue.system import LogsTailParams
+from aisopod.jsread import fetch
 from aisopod.state import stream_name
 
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
@@ -112,7 +113,7 @@ class LogsTail:
             pending = info.num_pending or 0
             follow = params.cursor is not None
             while pending > 0:
-                msgs = await sub.fetch(batch=min(pending, BATCH), timeout=2.0)
+                msgs = await fetch(sub, min(pending, BATCH), timeout=2.0)
                 pending -= len(msgs)
                 for msg in msgs:
                     seq = msg.metadata.sequence.stream

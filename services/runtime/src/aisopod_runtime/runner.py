@@ -96,6 +96,8 @@ class RunManager:
         self.lanes = Lanes(store.kv, self._owner_alive)
         self.board = RunBoard(store.kv, self._reap, self.bus.nc)
         self.local: dict[str, LocalRun] = {}
+        # Runs submitted here whose lane is still being taken (not yet in `local`).
+        self.starting: set[str] = set()
         self._sub: Subscription | None = None
         self._refresher: asyncio.Task[None] | None = None
         self._watchdogs: set[asyncio.Future[None]] = set()
@@ -179,34 +181,23 @@ class RunManager:
             timeoutMs=timeout_ms or parts.config.models.agents.timeout_ms,
         )
         created = seen is None
-        # The record and the lane are written at once, the record first: published in
-        # that order on one connection, JetStream stores them in that order in KV `runs`,
-        # so a runtime finding this run in the lane finds its record (lanes.py) — one
-        # round trip instead of two. (An atomic batch would say the same, but its commit
-        # costs ~15–20 ms on the nats-server we ship; docs/runtime.md.)
-        writes: list[Awaitable[Any]] = [
-            self.store.create(record),
-            self.lanes.try_acquire(session_key, run_id, lane),
-        ]
-        if created:  # a new session: its entry written together with them
-            writes.append(parts.sessions.create(session_key, agent.id))
-        outcome = await asyncio.gather(*writes, return_exceptions=True)
-        acquired = outcome[1] is True
+        if created:  # a new session: its entry and the run record written together
+            seen, _ = await asyncio.gather(
+                parts.sessions.create(session_key, agent.id), self.store.create(record)
+            )
+            if seen.raced:  # created by another writer meanwhile: judge by its entry
+                created = False
+                model_ref = await self._readmit(record, seen.entry, agent, source)
+        else:
+            await self.store.create(record)
+        # The lane is taken only once the record exists: a runtime finding this run in
+        # the lane must see it alive (lanes.py), or it would take the lane over. Ours from
+        # here on: our reaper must not judge its lease while the lane write is slow.
+        self.starting.add(run_id)
         try:
-            failed = next((r for r in outcome if isinstance(r, BaseException)), None)
-            if failed is not None:
-                raise failed
-            if created:
-                seen = outcome[2]
-                if seen.raced:  # created by another writer meanwhile: judge by its entry
-                    created = False
-                    model_ref = await self._readmit(record, seen.entry, agent, source)
-        except BaseException:
-            self.store.forget(run_id)
-            if acquired:  # the run will not start: the session must not stay held
-                with contextlib.suppress(Exception):
-                    await self.lanes.release(session_key, run_id)
-            raise
+            acquired = await self.lanes.try_acquire(session_key, run_id, lane)
+        finally:
+            self.starting.discard(run_id)
         run = LocalRun(
             run_id,
             session_key,
@@ -345,8 +336,13 @@ class RunManager:
         keep the lane. The answer is in the transcript before any of this (turn.py), and
         partial text kept before the events that end the run.
         """
-        if outcome is None and partial:
-            kept = new_message("assistant", partial, runId=run.run_id, stopReason=status)
+        if outcome is None:
+            # Every question gets its entry: the partial text, or none, with how the run
+            # ended and why — history never holds a message that silently got no answer.
+            # (An empty entry is not sent to models, context.to_openai.)
+            kept = new_message(
+                "assistant", partial, runId=run.run_id, stopReason=status, error=error
+            )
             await self._step(run, self.parts.transcripts.append(run.session_key, kept))
         ended = now_ms()
         phase = "end" if status == "ok" else status
@@ -488,7 +484,7 @@ class RunManager:
                 self._cancel(run, "lost")
 
     async def _owner_alive(self, run_id: str) -> bool:
-        if run_id in self.local:
+        if run_id in self.local or run_id in self.starting:
             return True
         record = await self.store.get(run_id)
         return record is not None and not is_terminal(record) and not lease_expired(record)
@@ -496,7 +492,7 @@ class RunManager:
     async def _reap(self, record: dict[str, Any], revision: int) -> None:
         """End a run whose runtime went silent (called by the board for expired leases)."""
         run_id = str(record["runId"])
-        if run_id in self.local:
+        if run_id in self.local or run_id in self.starting:
             return  # ours: our own refresher decides
         message = "the runtime running this run stopped (its lease expired)"
         finished = await self.store.finish(run_id, "error", revision=revision, error=message)

@@ -18,7 +18,7 @@ from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 
 from aisopod import requestlog
-from aisopod.bus import decode_reply
+from aisopod.bus import NO_RESPONDERS_GRACE_S, decode_reply, safe_to_repeat
 from aisopod.catalogue import get_method
 from aisopod.catalogue.spec import MethodSpec
 from aisopod.errors import (
@@ -41,6 +41,7 @@ from aisopod_ws_gateway.codec import JSONRPC, Codec
 if TYPE_CHECKING:
     from aisopod.bus import Bus
     from aisopod.config.sections.gateway import GatewaySection
+    from aisopod.settings import ServiceSettings
     from aisopod_ws_gateway.connection import Connection
     from aisopod_ws_gateway.edgereads import EdgeReads
 
@@ -65,7 +66,7 @@ class Dispatcher:
         self,
         bus: Bus,
         config: Callable[[], GatewaySection],
-        request_timeout_s: float,
+        settings: ServiceSettings,
         local: dict[str, LocalHandler],
         edge: EdgeReads | None = None,
     ) -> None:
@@ -73,7 +74,7 @@ class Dispatcher:
         self.edge = edge
         self.bus = bus
         self.config = config
-        self.request_timeout_s = request_timeout_s
+        self.settings = settings
         self.local = local
 
     # -- frames -------------------------------------------------------------------------
@@ -247,6 +248,10 @@ class Dispatcher:
                 orjson.dumps(params),
                 timeout=timeout,
                 headers=headers,
+                no_responders_grace_s=NO_RESPONDERS_GRACE_S,
+                # Reads, waits, and calls a repeat of which the owner de-duplicates.
+                resend_on_reconnect=safe_to_repeat(spec.name)
+                or (spec.idempotent and bool(params.get("idempotencyKey"))),
             )
         except NoRespondersError:
             return self._error(
@@ -274,10 +279,13 @@ class Dispatcher:
     def timeout_for(self, method: str, params: dict[str, Any]) -> float:
         """The NATS wait for a forwarded call: the caller's `timeoutMs` plus a margin (the
         owner answers TIMEOUT itself first), else the default or the method's long wait."""
-        default = self.request_timeout_s
+        settings = self.settings
+        default = settings.request_timeout_s
         timeout_ms = params.get("timeoutMs")
         if isinstance(timeout_ms, int) and not isinstance(timeout_ms, bool) and timeout_ms > 0:
-            return max(default, min(timeout_ms, 86_400_000) / 1000 + TIMEOUT_MARGIN_S)
+            # Plus what the owner may spend riding out a NATS leader election (jsretry.py).
+            margin = settings.nats_retry_s + TIMEOUT_MARGIN_S
+            return max(default, min(timeout_ms, 86_400_000) / 1000 + margin)
         return LONG_WAITS.get(method, default)
 
 

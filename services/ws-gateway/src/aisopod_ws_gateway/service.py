@@ -20,10 +20,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 from websockets.http11 import Request, Response
 
-from aisopod.clientip import client_ip, is_trusted
 from aisopod.config.model import GatewayConfig
 from aisopod.config.sections.gateway import GatewaySection
 from aisopod.contracts.auth import CloseConnections
+from aisopod.edgeproof import HEADER as EDGE_PROOF_HEADER
+from aisopod.edgeproof import EdgeProof, client_address
 from aisopod.host import ServiceHost
 from aisopod.hostnames import own_host_names
 from aisopod.jsonrpc import RequestId
@@ -64,7 +65,7 @@ class Gateway:
         self.dispatcher = Dispatcher(
             host.bus,
             lambda: self.host.config.current.gateway,
-            host.settings.request_timeout_s,
+            host.settings,
             connection_handlers(self),
             self.edge_reads,
         )
@@ -81,6 +82,8 @@ class Gateway:
         self.accepting = True
         self._timers: list[asyncio.Task[None]] = []
         self._control: Any = None
+        self._pending: set[asyncio.Task[None]] = set()
+        self.edge_proof = EdgeProof(host.settings.secret("edge_secret"))
         # Names a browser page of the gateway itself may come from (origin.py).
         self.own_host_names = own_host_names(host.settings.public_url, host.settings.host)
         host.add_ready_check(
@@ -171,13 +174,30 @@ class Gateway:
             await asyncio.sleep(0.05)
 
     # -- connections --------------------------------------------------------------------
-    def open_connection(self, transport: WsTransport, request: Request, codec: Codec) -> Connection:
+    def proven_client_ip(self, transport: WsTransport, request: Request) -> str | None:
+        """The client IP of an upgrade that carries the edge proof (X-Forwarded-For walked
+        over the trusted hops), or None when it does not: then nothing of it is believed."""
         headers = request.headers
+        proofs = headers.get_all(EDGE_PROOF_HEADER)
+        if len(proofs) != 1 or not self.edge_proof.valid(proofs[0].encode("latin-1")):
+            return None
         peer = transport.transport.get_extra_info("peername") if transport.transport else None
         peer_ip = str(peer[0]) if peer else "unknown"
-        trusted = self.config.trusted_proxies
-        ip = client_ip(peer_ip, headers.get("X-Forwarded-For"), trusted)
-        from_proxy = is_trusted(peer_ip, trusted)
+        forwarded_for = ",".join(headers.get_all("X-Forwarded-For")) or None
+        trusted = tuple(self.config.trusted_proxies)
+        return client_address(peer_ip, forwarded_for, trusted, proven=True)
+
+    def track(self, task: asyncio.Task[None]) -> None:
+        """Keep a per-socket task alive until it ends (the loop holds only weak refs)."""
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    def open_connection(
+        self, transport: WsTransport, request: Request, ip: str, codec: Codec
+    ) -> Connection:
+        """A connection for an upgrade already proven (`proven_client_ip`), speaking the
+        wire format its upgrade path chose."""
+        headers = request.headers
         authorization = headers.get("Authorization", "")
         bearer = authorization[7:].strip() if authorization[:7].lower() == "bearer " else None
         conn = Connection(
@@ -188,7 +208,7 @@ class Gateway:
             ip=ip,
             origin=headers.get("Origin"),
             host_header=headers.get("Host"),
-            forwarded_host=headers.get("X-Forwarded-Host") if from_proxy else None,
+            forwarded_host=headers.get("X-Forwarded-Host"),
             bearer=bearer or None,
         )
         self.handshake.challenge(conn)

@@ -22,7 +22,7 @@ from websockets.server import ServerProtocol
 from websockets.streams import StreamReader
 
 from aisopod.securityheaders import SECURITY_HEADERS
-from aisopod_ws_gateway import wsframes
+from aisopod_ws_gateway import admission, wsframes
 from aisopod_ws_gateway.codec import JSONRPC, Codec
 from aisopod_ws_gateway.openclaw.frames import OPENCLAW
 
@@ -214,10 +214,16 @@ class WsTransport(asyncio.Protocol):
             if not self.gateway.accepting:
                 self._respond(plain(503, b"draining\n"))
                 return
-            response = self.ws.accept(request)
-            self._respond(response)
-            if response.status_code == 101:
-                self.conn = self.gateway.open_connection(self, request, codec)
+            client_ip = self.gateway.proven_client_ip(self, request)
+            if client_ip is None:
+                self._respond(admission.unproven())
+                return
+            # The connection limit is one NATS round trip: nothing more is read meanwhile
+            # (a client sends no frame before the 101 anyway).
+            if self.transport is not None:
+                self.transport.pause_reading()
+            task = self.gateway.loop.create_task(self._upgrade(request, path, client_ip, codec))
+            self.gateway.track(task)
             return
         handler = self.gateway.http_routes.get(path)
         response = handler(request) if handler is not None else plain(404, b"not found\n")
@@ -231,6 +237,24 @@ class WsTransport(asyncio.Protocol):
                 response.headers[name] = value
         self.ws.send_response(response)
         self._flush()
+
+    async def _upgrade(self, request: Request, path: str, client_ip: str, codec: Codec) -> None:
+        try:
+            refusal = await admission.check_limit(self.gateway.host.bus, path, client_ip)
+        except Exception:  # a malformed reply: drop this socket, keep the others
+            log.exception("connection limit check failed")
+            self.abort()
+            return
+        if self.transport is None or self.transport.is_closing():
+            return  # the client left while we asked
+        if refusal is not None:
+            self._respond(refusal)
+            return
+        response = self.ws.accept(request)
+        self._respond(response)
+        if response.status_code == 101:
+            self.conn = self.gateway.open_connection(self, request, client_ip, codec)
+        self.transport.resume_reading()
 
 
 def _between_frames(parser: object) -> bool:

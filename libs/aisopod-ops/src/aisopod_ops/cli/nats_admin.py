@@ -24,6 +24,7 @@ import nats
 from aisopod.bus import Bus
 from aisopod.errors import AisopodError
 from aisopod.principal import Principal
+from aisopod.settings import nats_servers
 from aisopod.subjects import Subjects
 
 CLI_PRINCIPAL = Principal(id="cli", scopes=("operator.admin",), auth_method="nats-admin")
@@ -70,7 +71,7 @@ def _password(args: argparse.Namespace) -> str:
 async def admin_bus(args: argparse.Namespace) -> AsyncIterator[Bus]:
     try:
         nc = await nats.connect(
-            _nats_url(args),
+            nats_servers(_nats_url(args)),
             user=os.environ.get("AISOPOD_NATS_ADMIN_USER", "admin"),
             password=_password(args),
             connect_timeout=3,

@@ -44,6 +44,35 @@ def register(commands: Any) -> None:
     )
     up.add_argument("--config", type=Path, default=None, help="seed config (YAML)")
     up.add_argument("--log-level", default="INFO")
+    nats = up.add_argument_group("NATS")
+    nats.add_argument(
+        "--nats-cluster",
+        type=int,
+        choices=(1, 3, 5),
+        default=1,
+        metavar="N",
+        help="run N clustered nats-servers (1, 3 or 5); state is replicated min(N, 3) times",
+    )
+    nats.add_argument(
+        "--nats-url",
+        default=None,
+        metavar="URL[,URL...]",
+        help="use a NATS you run instead (its users' passwords: <state>/secrets)",
+    )
+    nats.add_argument(
+        "--nats-replicas",
+        type=int,
+        choices=(1, 3, 5),
+        default=None,
+        help="replicas of every stream and bucket (default: min(N, 3); external NATS: 1)",
+    )
+    up.add_argument(
+        "--runtime-replicas",
+        type=int,
+        default=None,
+        metavar="N",
+        help="instances of the runtime (same as --scale runtime=N)",
+    )
     up.add_argument(
         "--nats-monitor",
         action="store_true",
@@ -78,13 +107,20 @@ def register(commands: Any) -> None:
 def _up(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="aisopod: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    if args.nats_url and args.nats_cluster != 1:
+        raise SystemExit("--nats-url and --nats-cluster exclude each other")
+    scale = _parse_scale(args.scale)
+    if args.runtime_replicas is not None:
+        if args.runtime_replicas < 1:
+            raise SystemExit("--runtime-replicas: at least 1")
+        scale["runtime"] = args.runtime_replicas
     options = StackOptions(
         http_port=args.http_port,
         https_port=args.https_port,
         state_dir=args.state_dir or repo_root() / "var",
         ready_file=args.ready_file,
         replicas=args.replicas,
-        scale=_parse_scale(args.scale),
+        scale=scale,
         config_file=args.config,
         log_level=args.log_level,
         host=args.host,
@@ -93,6 +129,9 @@ def _up(args: argparse.Namespace) -> int:
         tls_names=args.tls_name,
         redirect_https=args.redirect_https,
         trusted_proxies=args.trusted_proxy,
+        nats_cluster=args.nats_cluster,
+        nats_url=args.nats_url,
+        nats_replicas=args.nats_replicas,
         nats_monitor=args.nats_monitor,
         small=args.small,
     )

@@ -71,8 +71,6 @@ def compose_files(root: Path | None = None) -> dict[str, str]:
         ws_gateway=urls("ws-gateway"),
         http_api=urls("http-api"),
         static_ui=["http://static-ui:8080"],
-        auth=["http://auth:8000"],
-        ratelimit=["http://ratelimit:8000"],
     )
     dynamic = traefik.dynamic_config(upstreams, entry_points=["web", "websecure"])
     return {
@@ -81,6 +79,74 @@ def compose_files(root: Path | None = None) -> dict[str, str]:
         "deploy/traefik/compose/dynamic/routes.yml": HEADER
         + yaml.safe_dump(dynamic, sort_keys=True),
     }
+
+
+NATS_CLIENT_PORT = 4222
+NATS_CLUSTER_PORT = 6222
+NATS_MONITOR_PORT = 8222
+
+
+def nats_cluster_files(hosts: list[str], route_password: str) -> dict[str, str]:
+    """A NATS cluster on several machines, one node per host (docs/deployment.md): for each,
+    `node-N/nats.conf` (clients on 4222, routes on 6222 to every host with route auth, our
+    users with passwords from `$NATS_PASSWORD_<USER>`) and `node-N/compose.yml` running
+    it. The route password is written in: keep these files private."""
+    if len(hosts) not in (3, 5) or len(set(hosts)) != len(hosts):
+        raise ValueError("a NATS cluster takes 3 or 5 distinct hosts")
+    routes = [f"{host}:{NATS_CLUSTER_PORT}" for host in hosts]
+    out: dict[str, str] = {}
+    for index, host in enumerate(hosts, start=1):
+        cluster = natsconf.cluster_block(
+            name="aisopod",
+            listen=f"0.0.0.0:{NATS_CLUSTER_PORT}",
+            routes=routes,
+            password=route_password,
+        )
+        conf = natsconf.render(
+            port=NATS_CLIENT_PORT,
+            monitor_port=NATS_MONITOR_PORT,
+            store_dir="/data/jetstream",
+            users=list(NATS_USERS),
+            host="0.0.0.0",
+            server_name=f"aisopod-{index}",
+            cluster=cluster,
+        )
+        env = {
+            natsconf.password_var(user): f"${{{natsconf.password_var(user)}:?}}"
+            for user in NATS_USERS
+        }
+        compose = {
+            "services": {
+                "nats": {
+                    "image": "nats:2.11-alpine",
+                    "command": ["-c", "/etc/nats/nats.conf"],
+                    "restart": "unless-stopped",
+                    "hostname": host,
+                    "ports": [
+                        f"{NATS_CLIENT_PORT}:{NATS_CLIENT_PORT}",
+                        f"{NATS_CLUSTER_PORT}:{NATS_CLUSTER_PORT}",
+                    ],
+                    "volumes": ["./nats.conf:/etc/nats/nats.conf:ro", "nats-data:/data"],
+                    "environment": env,
+                    "healthcheck": {
+                        "test": [
+                            "CMD",
+                            "wget",
+                            "-qO-",
+                            f"http://127.0.0.1:{NATS_MONITOR_PORT}/healthz",
+                        ],
+                        "interval": "5s",
+                        "retries": 12,
+                    },
+                }
+            },
+            "volumes": {"nats-data": {}},
+        }
+        out[f"node-{index}/nats.conf"] = (
+            f"# node {index} of {len(hosts)} ({host}); " + HEADER[2:] + conf
+        )
+        out[f"node-{index}/compose.yml"] = HEADER + yaml.safe_dump(compose, sort_keys=False)
+    return out
 
 
 def all_files(root: Path | None = None) -> dict[str, str]:

@@ -9,7 +9,8 @@ Traefik must not get the Docker socket, so a small process does the same job:
   then it follows KV `config` and the certificate files and rewrites what changed.
 - **Kubernetes**: Traefik is the cluster's ingress controller and reads its routes from
   CRDs; its HTTP provider polls `GET /traefik/dynamic` here, which serves the live CORS
-  middleware (`cors@http`). Nothing needs write access to the Kubernetes API.
+  middleware (`cors@http`) and the edge proof (`edge-proof@http`, from the Secret; only
+  Traefik may reach this port). Nothing needs write access to the Kubernetes API.
 
 `/health` answers while the process runs; `/ready` once the files are written and the
 live configuration has been read.
@@ -86,6 +87,7 @@ def edge_options(settings: EdgeSettings) -> EdgeOptions:
         tls_names=list(settings.tls_names),
         redirect_https_port=settings.https_public_port if settings.https_redirect else None,
         write_files=settings.write_files,
+        edge_secret=settings.secret("edge_secret"),
     )
 
 
@@ -115,8 +117,13 @@ def edge_app(sync: EdgeSync) -> Starlette:
         )
 
     async def dynamic(_: Request) -> Response:
-        # Traefik's HTTP provider: the live CORS middleware, referenced as `cors@http`.
-        return JSONResponse(sync.cors_document(), headers=_NO_STORE)
+        # Traefik's HTTP provider: the live CORS middleware, referenced as `cors@http`,
+        # and the edge proof, `edge-proof@http`.
+        document = sync.cors_document()
+        proof = sync.edge_proof_document()
+        if proof:
+            document["http"]["middlewares"].update(proof["http"]["middlewares"])
+        return JSONResponse(document, headers=_NO_STORE)
 
     return Starlette(
         routes=[

@@ -2,7 +2,8 @@
 
 Traefik's file provider watches one directory. Besides the static `routes.yml`, this
 writes `tls.yml` (the certificate to serve), `cors.yml` (the CORS middleware, from the
-config's `cors` section) and `redirect.yml` (only when HTTP→HTTPS is on), each replaced
+config's `cors` section), `edge-proof.yml` (the edge proof middleware, from the secret
+it is given; edgeproof.py) and `redirect.yml` (only when HTTP→HTTPS is on), each replaced
 atomically and only when its content changes, so Traefik reloads exactly when needed.
 
 `EdgeSync.run` then follows two sources until cancelled:
@@ -32,6 +33,7 @@ from nats.js.errors import BucketNotFoundError
 
 from aisopod.config.model import GatewayConfig
 from aisopod.config.store import CONFIG_KEY, snapshot_from
+from aisopod.settings import nats_servers
 from aisopod.state import bucket_name
 from aisopod_ops.launcher import tls, traefik
 
@@ -41,6 +43,7 @@ ROUTES_FILE = "routes.yml"
 CORS_FILE = "cors.yml"
 TLS_FILE = "tls.yml"
 REDIRECT_FILE = "redirect.yml"
+EDGE_PROOF_FILE = "edge-proof.yml"
 HEADER = "# Written by aisopod's edge sync; changes are overwritten.\n"
 RENEW_CHECK_S = 3600.0
 
@@ -58,6 +61,8 @@ class EdgeOptions:
     cert_poll_s: float = 1.0
     # False in Kubernetes: Traefik polls the CORS middleware over HTTP; TLS is a Secret.
     write_files: bool = True
+    # The edge proof Traefik adds to every request to http-api and ws-gateway.
+    edge_secret: str | None = None
 
 
 def write_dynamic(path: Path, config: dict[str, Any], note: str = "") -> bool:
@@ -98,6 +103,12 @@ class EdgeSync:
             self.apply_config(config or GatewayConfig())
             return None
         self.dynamic_dir.mkdir(parents=True, exist_ok=True)
+        if self.options.edge_secret:
+            write_dynamic(self.dynamic_dir / EDGE_PROOF_FILE, self.edge_proof_document())
+        else:
+            # Without it the edge routes stay down (their middleware is missing), which is
+            # what the services would answer anyway: they refuse unproven requests.
+            log.error("no edge secret (AISOPOD_EDGE_SECRET_FILE): the edge routes stay down")
         self.files = self._certificate()
         self._write_tls(self.files)
         self.apply_config(config or GatewayConfig())
@@ -141,6 +152,12 @@ class EdgeSync:
     def cors_document(self) -> dict[str, Any]:
         """The CORS middleware as a dynamic configuration (file or HTTP provider)."""
         return traefik.cors_config(self.origins, self.max_age_s)
+
+    def edge_proof_document(self) -> dict[str, Any]:
+        """The `edge-proof` middleware (empty without a secret: its routes stay down)."""
+        if not self.options.edge_secret:
+            return {}
+        return traefik.edge_proof_config(self.options.edge_secret)
 
     def check_certificate(self) -> bool:
         """Pick up a replaced certificate; True when tls.yml was rewritten."""
@@ -220,7 +237,7 @@ def nats_connector(url: str, user: str | None, password: str | None) -> Connect:
 
     async def connect() -> NATS:
         return await nats.connect(
-            url,
+            nats_servers(url),
             user=user,
             password=password,
             name="aisopod-edge-sync",

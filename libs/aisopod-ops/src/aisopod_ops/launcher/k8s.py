@@ -3,9 +3,10 @@ the local stack: the routes and middlewares of traefik.py, the NATS users and pe
 of natsconf.py, the seed config of deploy/aisopod.yaml.
 
 Traefik is the cluster's ingress controller (its official Helm chart, values in
-`traefik/values.yaml`); the routes are an `IngressRoute` plus `Middleware` CRDs. CORS is
-the one live piece: Traefik's HTTP provider polls the `edge-sync` Deployment for it
-(`cors@http`), so no controller needs write access to the cluster. NATS comes from its
+`traefik/values.yaml`); the routes are an `IngressRoute` plus `Middleware` CRDs. Two
+pieces come from Traefik's HTTP provider, which polls the `edge-sync` Deployment: CORS,
+which is live (`cors@http`), and the edge proof (`edge-proof@http`), a secret that must
+not sit in a CRD; so no controller needs write access to the cluster. NATS comes from its
 official Helm chart (`nats/values.yaml`: JetStream, 3 replicas, our users and permissions,
 passwords from the `aisopod-secrets` Secret, authenticated routes, one server per node).
 `networkpolicies.yaml` (k8snet.py) lets through only the traffic the gateway needs;
@@ -37,6 +38,8 @@ HEADER = (
 )
 
 
+EDGE_SECRET_KEY = "edge-secret"
+EDGE_SERVICE_NAMES = (ServiceName.WS_GATEWAY.value, ServiceName.HTTP_API.value)
 NATS_ROUTE_USER = "route"
 NATS_ROUTE_SECRET_KEY = "nats-route"
 
@@ -107,6 +110,10 @@ def _python_workload(name: str) -> list[dict[str, Any]]:
     if name == ServiceName.AUTH.value:
         env.append({"name": "AISOPOD_ADMIN_TOKEN_FILE", "value": "/run/secrets/aisopod/admin"})
         items.append({"key": "admin-token", "path": "admin"})
+    if edge_sync or name in EDGE_SERVICE_NAMES:
+        # edge-sync hands the proof to Traefik; http-api and ws-gateway check it.
+        env.append({"name": "AISOPOD_EDGE_SECRET_FILE", "value": "/run/secrets/aisopod/edge"})
+        items.append({"key": EDGE_SECRET_KEY, "path": "edge"})
     if edge_sync:
         env.append({"name": "AISOPOD_WRITE_FILES", "value": "false"})
     container = {
@@ -250,26 +257,22 @@ def _crd(kind: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def _middlewares() -> list[dict[str, Any]]:
-    up = traefik.Upstreams(
-        ws_gateway=[],
-        http_api=[],
-        static_ui=[],
-        auth=[f"http://auth:{PORT}"],
-        ratelimit=[f"http://ratelimit:{PORT}"],
-    )
+    up = traefik.Upstreams(ws_gateway=[], http_api=[], static_ui=[])
     middlewares = traefik.dynamic_config(up, entry_points=["websecure"])["http"]["middlewares"]
     return [_crd("Middleware", name, spec) for name, spec in sorted(middlewares.items())]
 
 
+# Served by edge-sync through Traefik's HTTP provider: CORS is live, and the edge proof
+# comes from the Secret (never written into a CRD).
+_FROM_EDGE_SYNC = ("cors", traefik.EDGE_PROOF_MIDDLEWARE)
+
+
 def _ref(middleware: str) -> dict[str, str]:
-    # CORS is live, served by edge-sync through Traefik's HTTP provider.
-    return {"name": "cors@http"} if middleware == "cors" else {"name": middleware}
+    return {"name": f"{middleware}@http" if middleware in _FROM_EDGE_SYNC else middleware}
 
 
 def _ingress() -> list[dict[str, Any]]:
-    up = traefik.Upstreams(
-        ws_gateway=["x"], http_api=["x"], static_ui=["x"], auth=["x"], ratelimit=["x"]
-    )
+    up = traefik.Upstreams(ws_gateway=["x"], http_api=["x"], static_ui=["x"])
     routers = traefik.dynamic_config(up, entry_points=["websecure"])["http"]["routers"]
     ports = {"ws-gateway": PORT, "http-api": PORT, "static-ui": 8080}
     routes = [
@@ -305,9 +308,7 @@ def _ingress() -> list[dict[str, Any]]:
 
 
 def _traefik_backends() -> list[str]:
-    up = traefik.Upstreams(
-        ws_gateway=["x"], http_api=["x"], static_ui=["x"], auth=["x"], ratelimit=["x"]
-    )
+    up = traefik.Upstreams(ws_gateway=["x"], http_api=["x"], static_ui=["x"])
     routers = traefik.dynamic_config(up, entry_points=["websecure"])["http"]["routers"]
     routed = sorted({router["service"] for router in routers.values()})
     middlewares = {d["metadata"]["name"]: d["spec"] for d in _middlewares()}
@@ -433,8 +434,9 @@ def secrets_example() -> str:
     lines = [
         "# Copy to secrets.env (git-ignored) and replace every value, e.g. with",
         "#   openssl rand -base64 32 | tr -d '/+=' ; kustomize turns it into the Secret",
-        f"# `{SECRET}` (admin token, one NATS password per user).",
+        f"# `{SECRET}` (admin token, edge proof, one NATS password per user).",
         "admin-token=replace-me",
+        f"{EDGE_SECRET_KEY}=replace-me",
     ]
     lines += [f"{_secret_key(user)}=replace-me" for user in sorted(NATS_USERS)]
     lines += [

@@ -32,7 +32,10 @@ def _rpc_subjects(prefix: str, owner: ServiceName) -> list[str]:
 
 def permissions(prefix: str) -> dict[str, dict[str, list[str]]]:
     p = prefix
-    common_pub = [f"{p}.logs.{{svc}}", f"{p}.control.>", *JS_PUB]
+    # `_INBOX.>`: replies. `allow_responses` alone lets a reply out only through the node
+    # that delivered the request; in a cluster, a service whose node died answers what it
+    # was doing through another one (its subscribe grant already covers inboxes).
+    common_pub = [f"{p}.logs.{{svc}}", f"{p}.control.>", "_INBOX.>", *JS_PUB]
     common_sub = [f"{p}.control.>", *JS_SUB]
     table = {
         ServiceName.WS_GATEWAY: (
@@ -142,6 +145,30 @@ def edge_sync_permissions(prefix: str) -> dict[str, list[str]]:
     }
 
 
+# The user nats-servers of one cluster authenticate their routes with (no client uses it).
+ROUTE_USER = "route"
+
+
+def cluster_block(
+    *, name: str, listen: str, routes: list[str], password: str, user: str = ROUTE_USER
+) -> str:
+    """The `cluster {}` section of one node: where it takes routes, the credentials a
+    route must present, and the other nodes' route addresses (`host:port`; listing its
+    own is harmless, so every node may get the same list)."""
+    urls = [f"nats-route://{user}:{password}@{route}" for route in routes]
+    return (
+        "cluster {\n"
+        f"  name: {json.dumps(name)}\n"
+        f"  listen: {json.dumps(listen)}\n"
+        f"  authorization {{ user: {json.dumps(user)}, password: {json.dumps(password)} }}\n"
+        f"  routes: {json.dumps(urls)}\n"
+        # Clients get the URLs they were configured with, not ones gossiped by the
+        # cluster (which may be addresses they cannot reach).
+        "  no_advertise: true\n"
+        "}\n"
+    )
+
+
 def password_var(user: str) -> str:
     """The env variable that holds a user's password in the compose NATS config."""
     return "NATS_PASSWORD_" + user.upper().replace("-", "_")
@@ -158,10 +185,12 @@ def render(
     host: str = "127.0.0.1",
     server_name: str = "aisopod-local",
     monitor_host: str = "127.0.0.1",
+    cluster: str = "",
 ) -> str:
     """The nats-server config text. With `passwords`, they are written in (local stack,
     file 0600); without, each is read from the server's environment (`$NATS_PASSWORD_X`,
-    compose and Kubernetes secrets).
+    compose and Kubernetes secrets). `cluster` is a node's `cluster_block` (none: a single
+    server).
 
     `monitor_port` None: no monitoring endpoint. It has no login of its own and lists
     connections, users and subjects (`/connz?auth=true`, `/subsz`), so it is off unless a
@@ -197,5 +226,5 @@ def render(
         f"  store_dir: {json.dumps(str(store_dir))}\n"
         "  max_memory_store: 268435456\n"
         "}\n"
-        f"authorization {{\n  users: [\n{users_text}\n  ]\n}}\n"
+        f"authorization {{\n  users: [\n{users_text}\n  ]\n}}\n" + cluster
     )

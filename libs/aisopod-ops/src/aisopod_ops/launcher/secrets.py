@@ -40,6 +40,10 @@ class StackSecrets:
         os.chmod(self.dir, 0o700)
         self.admin_token_file = self.dir / "admin-token"
         self.admin_token = ensure_secret(self.admin_token_file)
+        # The edge proof (aisopod/edgeproof.py): Traefik adds it, http-api and ws-gateway
+        # check it.
+        self.edge_secret_file = self.dir / "edge-secret"
+        self.edge_secret = ensure_secret(self.edge_secret_file)
         self.nats_password_files = {user: self.dir / f"nats-{user}.password" for user in NATS_USERS}
         self.nats_passwords = {
             user: ensure_secret(path, 24) for user, path in self.nats_password_files.items()

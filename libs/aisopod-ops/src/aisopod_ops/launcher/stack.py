@@ -24,13 +24,14 @@ import yaml
 
 from aisopod.config.store import load_seed_file
 from aisopod.services import EDGE_SERVICES, PYTHON_SERVICES, ServiceName
+from aisopod.settings import nats_servers
 from aisopod_ops.launcher import combined, natsconf, traefik
 from aisopod_ops.launcher.edgesync import ROUTES_FILE, EdgeOptions, EdgeSync, nats_connector
 from aisopod_ops.launcher.paths import binary, openclaw_ui_root, repo_root, ui_root
 from aisopod_ops.launcher.ports import pick
 from aisopod_ops.launcher.probe import Probe, http_probe, nats_probe
 from aisopod_ops.launcher.process import POLL_S, Child, ChildSpec
-from aisopod_ops.launcher.secrets import StackSecrets, write_private
+from aisopod_ops.launcher.secrets import StackSecrets, ensure_secret, write_private
 
 log = logging.getLogger("aisopod_ops.launcher")
 
@@ -55,6 +56,11 @@ class StackOptions:
     tls_names: list[str] = field(default_factory=list)  # extra DNS names / IPs to cover
     redirect_https: bool = False
     trusted_proxies: list[str] = field(default_factory=list)
+    # NATS: N clustered local nodes (1, 3 or 5), or an external NATS (comma-separated
+    # URLs; its users and passwords are the ones in <state>/secrets, docs/deployment.md).
+    nats_cluster: int = 1
+    nats_url: str | None = None
+    nats_replicas: int | None = None  # default: min(nodes, 3); external: 1
     # NATS's monitoring endpoint (no login; lists users and connections): off unless asked
     # for (benchmarks read /varz), then on `host` only.
     nats_monitor: bool = False
@@ -75,6 +81,8 @@ class StackInfo:
     wss_url: str = ""
     openclaw_url: str = ""  # the same gateway for OpenClaw clients (protocol v4)
     ca_file: str | None = None  # the local CA to trust for https_url (None: user's cert)
+    # Each local nats-server's monitoring endpoint, in node order (as pids["nats"]).
+    nats_monitor_urls: list[str] = field(default_factory=list)
 
     def to_json(self) -> str:
         return json.dumps(self.__dict__, indent=2)
@@ -104,12 +112,9 @@ class Stack:
         self.ports = {
             "http": pick(opts.http_port),
             "https": pick(opts.https_port),
-            "nats": pick(0),
             "traefik_ping": pick(0),
             "ui": pick(0),
         }
-        if opts.nats_monitor:
-            self.ports["nats_monitor"] = pick(0)
         self.service_ports: dict[ServiceName, list[int]] = {}
         for service in PYTHON_SERVICES:
             count = max(1, opts.replicas) if service in EDGE_SERVICES else 1
@@ -117,10 +122,18 @@ class Stack:
             if opts.small:
                 count = 1
             self.service_ports[service] = [pick(0) for _ in range(count)]
-        if len(self.service_ports[ServiceName.RATELIMIT]) > 1:
-            # forwardAuth calls one address: Traefik balances the replicas behind it.
-            self.ports["internal"] = pick(0)
-        self.nats_url = f"nats://{opts.host}:{self.ports['nats']}"
+        self.nats_nodes: list[NatsNode] = []
+        if opts.nats_url:
+            self.nats_url = ",".join(nats_servers(opts.nats_url))
+        else:
+            self.nats_nodes = [
+                NatsNode(index, pick(0), pick(0) if opts.nats_monitor else None, pick(0))
+                for index in range(opts.nats_cluster)
+            ]
+            self.nats_url = ",".join(f"nats://{opts.host}:{n.port}" for n in self.nats_nodes)
+        self.nats_replicas = opts.nats_replicas or (
+            1 if opts.nats_url else min(opts.nats_cluster, 3)
+        )
         self.config_file = opts.config_file or self.state_dir / "aisopod.yaml"
         if opts.config_file is None and not self.config_file.exists():
             write_private(
@@ -134,15 +147,36 @@ class Stack:
 
     def _write_nats_config(self) -> None:
         assert self.secrets is not None
-        text = natsconf.render(
-            port=self.ports["nats"],
-            monitor_port=self.ports.get("nats_monitor"),
-            store_dir=self.state_dir / "nats",
-            users=list(self.secrets.nats_passwords),
-            passwords=self.secrets.nats_passwords,
-            host=self.options.host,
-        )
-        write_private(self.state_dir / "nats" / "nats.conf", text)
+        host = self.options.host
+        clustered = len(self.nats_nodes) > 1
+        routes = [f"{host}:{n.cluster_port}" for n in self.nats_nodes]
+        for node in self.nats_nodes:
+            cluster = ""
+            if clustered:
+                route_password = ensure_secret(self.secrets.dir / "nats-route.password", 24)
+                cluster = natsconf.cluster_block(
+                    name="aisopod-local",
+                    listen=f"{host}:{node.cluster_port}",
+                    routes=routes,
+                    password=route_password,
+                )
+            text = natsconf.render(
+                port=node.port,
+                monitor_port=node.monitor_port,
+                store_dir=self._nats_dir(node),
+                users=list(self.secrets.nats_passwords),
+                passwords=self.secrets.nats_passwords,
+                host=host,
+                server_name=f"aisopod-local-{node.index + 1}" if clustered else "aisopod-local",
+                cluster=cluster,
+            )
+            write_private(self._nats_dir(node) / "nats.conf", text)
+
+    def _nats_dir(self, node: NatsNode) -> Path:
+        """One node: <state>/nats as always; a cluster's nodes: <state>/nats/node-N each."""
+        if len(self.nats_nodes) == 1:
+            return self.state_dir / "nats"
+        return self.state_dir / "nats" / f"node-{node.index + 1}"
 
     def _urls(self, service: ServiceName) -> list[str]:
         return [f"http://{self.options.host}:{p}" for p in self.service_ports[service]]
@@ -151,7 +185,6 @@ class Stack:
         host = self.options.host
         dynamic_dir = self.state_dir / "traefik" / "dynamic"
         dynamic_dir.mkdir(parents=True, exist_ok=True)
-        internal = f"{host}:{self.ports['internal']}" if "internal" in self.ports else None
         static = traefik.static_config(
             http_address=f"{host}:{self.ports['http']}",
             https_address=f"{host}:{self.ports['https']}",
@@ -159,7 +192,6 @@ class Stack:
             dynamic_dir=str(dynamic_dir),
             trusted_ips=list(self.options.trusted_proxies),
             access_log=str(self.state_dir / "logs" / "traefik-access.log"),
-            internal_address=internal,
             # Stopped last but one: nothing in front of it needs an accept grace period.
             accept_grace_s=0,
         )
@@ -167,14 +199,8 @@ class Stack:
             ws_gateway=self._urls(ServiceName.WS_GATEWAY),
             http_api=self._urls(ServiceName.HTTP_API),
             static_ui=[f"http://{host}:{self.ports['ui']}"],
-            auth=self._urls(ServiceName.AUTH),
-            ratelimit=self._urls(ServiceName.RATELIMIT),
         )
-        dynamic = traefik.dynamic_config(
-            upstreams,
-            entry_points=["web", "websecure"],
-            internal_url=f"http://{internal}" if internal else None,
-        )
+        dynamic = traefik.dynamic_config(upstreams, entry_points=["web", "websecure"])
         write_private(self.state_dir / "traefik" / "traefik.yml", yaml.safe_dump(static))
         write_private(dynamic_dir / ROUTES_FILE, yaml.safe_dump(dynamic))
         self._prepare_edge(dynamic_dir)
@@ -191,6 +217,7 @@ class Stack:
                 tls_key=opts.tls_key,
                 tls_names=[opts.host, *opts.tls_names],
                 redirect_https_port=self.ports["https"] if opts.redirect_https else None,
+                edge_secret=self.secrets.edge_secret if self.secrets else None,
             )
         )
         self.edge.prepare(load_seed_file(self.config_file))
@@ -218,6 +245,7 @@ class Stack:
                 "AISOPOD_PORT": str(port),
                 "AISOPOD_INSTANCE": f"{service.value}-{index + 1}",
                 "AISOPOD_NATS_URL": self.nats_url,
+                "AISOPOD_NATS_REPLICAS": str(self.nats_replicas),
                 "AISOPOD_NATS_USER": service.value,
                 "AISOPOD_NATS_PASSWORD_FILE": str(self.secrets.nats_password_files[service.value]),
                 "AISOPOD_CONFIG_FILE": str(self.config_file),
@@ -229,6 +257,9 @@ class Stack:
             }
         )
         env.pop("AISOPOD_NATS_PASSWORD", None)
+        env.pop("AISOPOD_EDGE_SECRET", None)
+        if service in EDGE_SERVICES:  # only the services Traefik sends requests to
+            env["AISOPOD_EDGE_SECRET_FILE"] = str(self.secrets.edge_secret_file)
         return env
 
     def _combined_spec(self) -> ChildSpec:
@@ -273,10 +304,10 @@ class Stack:
     def _http_probe(self, url: str, ok: tuple[int, ...] = (200,)) -> Probe:
         return http_probe(url, ok)
 
-    def _nats_probe(self) -> Probe:
+    def _nats_probe(self, url: str) -> Probe:
         """JetStream answers the admin user (the monitoring endpoint is off by default)."""
         assert self.secrets is not None
-        return nats_probe(self.nats_url, "admin", self.secrets.nats_passwords["admin"])
+        return nats_probe(url, "admin", self.secrets.nats_passwords["admin"])
 
     def _edge_probe(self, http_url: str, https_url: str) -> Probe:
         """/health through Traefik; over HTTPS when plain HTTP only redirects (the probe
@@ -288,16 +319,21 @@ class Stack:
     def _specs(self) -> list[ChildSpec]:
         host = self.options.host
         logs = self.state_dir / "logs"
-        specs = [
-            ChildSpec(
-                name="nats",
-                argv=[binary("nats-server"), "-c", str(self.state_dir / "nats" / "nats.conf")],
-                env=dict(os.environ),
-                log_file=logs / "nats.log",
-                probe=self._nats_probe(),
-                group="nats",
+        specs = []
+        for node in self.nats_nodes:
+            name = "nats" if len(self.nats_nodes) == 1 else f"nats-{node.index + 1}"
+            specs.append(
+                ChildSpec(
+                    name=name,
+                    argv=[binary("nats-server"), "-c", str(self._nats_dir(node) / "nats.conf")],
+                    env=dict(os.environ),
+                    log_file=logs / f"{name}.log",
+                    # JetStream answers through this node: in a cluster, once there is a
+                    # meta leader.
+                    probe=self._nats_probe(f"nats://{host}:{node.port}"),
+                    group="nats",
+                )
             )
-        ]
         for service, ports in self.service_ports.items() if not self.options.small else ():
             for index, port in enumerate(ports):
                 name = service.value if len(ports) == 1 else f"{service.value}-{index + 1}"
@@ -365,16 +401,22 @@ class Stack:
         started = time.monotonic()
         self._prepare()
         specs = self._specs()
-        nats_child = Child(specs[0], on_restart=self._restarted)
-        self.children.append(nats_child)
-        await nats_child.start()
-        self._start_edge_sync()
+        nats_specs = [spec for spec in specs if spec.group == "nats"]
+        for spec in nats_specs:
+            nats_child = Child(spec, on_restart=self._restarted)
+            self.children.append(nats_child)
+            await nats_child.start()
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        if len(nats_specs) > 1:
+            # Services provision R3 state at start: let the cluster elect its meta leader
+            # first rather than have every service retry through the election.
+            await asyncio.gather(*(c.wait_ready(deadline) for c in self.children))
+        self._start_edge_sync()
         # Traefik last, once what it routes to is ready: its first health checks would
         # otherwise fail, and it keeps a replica out of the pool until a later check passes
         # (clients of a just-started stack would all land on the other replicas).
         later = [spec for spec in specs[1:] if spec.name == "traefik"]
-        for spec in specs[1:]:
+        for spec in specs[len(nats_specs) :]:
             if spec.name == "traefik":
                 continue
             child = Child(spec, on_restart=self._restarted)
@@ -417,6 +459,9 @@ class Stack:
             wss_url=f"wss://{host}:{self.ports['https']}/ws",
             openclaw_url=f"ws://{host}:{self.ports['http']}/openclaw",
             ca_file=self._ca_file(),
+            nats_monitor_urls=[
+                f"http://{host}:{n.monitor_port}" for n in self.nats_nodes if n.monitor_port
+            ],
         )
         self._write_record()
         log.info(
@@ -434,12 +479,9 @@ class Stack:
         out: dict[str, list[int]] = {}
         for child in self.children:
             base = child.spec.name
-            for service in PYTHON_SERVICES:
-                if (
-                    base.startswith(service.value + "-")
-                    and base[len(service.value) + 1 :].isdigit()
-                ):
-                    base = service.value
+            for group in (*(s.value for s in PYTHON_SERVICES), "nats"):
+                if base.startswith(group + "-") and base[len(group) + 1 :].isdigit():
+                    base = group
             if child.pid is not None:
                 out.setdefault(base, []).append(child.pid)
         return out
@@ -457,6 +499,8 @@ class Stack:
         record.pop("admin_token")
         record["launcher_pid"] = os.getpid()
         record["children"] = {c.spec.name: c.pid for c in self.children}
+        # Where each service listens (diagnostics; tests attack them directly).
+        record["service_urls"] = {s.value: self._urls(s) for s in PYTHON_SERVICES}
         write_private(self.state_dir / "stack.json", json.dumps(record, indent=2))
         if self.options.ready_file is not None:
             write_private(self.options.ready_file, self.info.to_json())
@@ -469,6 +513,16 @@ class Stack:
         record = self.state_dir / "stack.json"
         if record.exists():
             record.unlink()
+
+
+@dataclass(frozen=True)
+class NatsNode:
+    """One local nats-server: its client, monitoring and route ports."""
+
+    index: int
+    port: int
+    monitor_port: int | None  # None: monitoring off (the default)
+    cluster_port: int
 
 
 async def _poll(probe: Callable[[], Awaitable[bool]], deadline: float) -> bool:

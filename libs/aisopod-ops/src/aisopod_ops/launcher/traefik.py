@@ -1,20 +1,26 @@
 """Traefik static and dynamic configuration, one renderer for local and compose modes.
 
-Routes (docs/protocol/http.md): `/ws` to ws-gateway (ratelimit only: auth happens in the handshake),
-the API paths to http-api behind `cors → strip identity → ratelimit → auth → headers`,
-`/health` and `/ready` open, everything else to static-ui. Every route ends with `retry`
-(or `retry-unsent`, see API_WRITE_CHAIN), which resends a request only when no server
-accepted its connection (a replica that just died), so it is safe for any method.
+Routes (docs/protocol/http.md): `/ws` to ws-gateway, the API paths to http-api, `/health`
+and `/ready` open, everything else to static-ui. Traefik only routes: no forwardAuth. The
+service that acts on a request asks auth and ratelimit itself over NATS (one Traefik
+exchange per request instead of three; docs/security.md), and believes the request came
+through here only by the edge proof: `edge-proof` sets `X-Aisopod-Edge: <secret>` on every
+route to http-api and ws-gateway, overwriting any copy a client sent (aisopod/edgeproof.py).
+The secret never appears in `routes.yml`: the `edge-proof` middleware lives in its own
+file (`edge-proof.yml`, 0600, written by the edge sync from the launcher's or the
+deployment's secret) or, in Kubernetes, comes from edge-sync over Traefik's HTTP provider.
+Every route ends with `retry` (or `retry-unsent`, see API_WRITE_CHAIN), which resends a
+request only when no server accepted its connection (a replica that just died), so it is
+safe for any method.
 
-Why identity headers are stripped *before* the forwardAuth pair, not after: a headers
-middleware after `auth` would delete the very headers auth just set. Stripped first, no
-client copy reaches ratelimit, auth or a service; forwardAuth also drops client copies of
-its `authResponseHeaders` by itself (a Traefik behaviour), which the edge tests check as well.
+`strip-identity` still removes every identity-like header a client sends: no service reads
+them from HTTP any more, so this is defence in depth (a service that copied request
+headers onto NATS messages would otherwise forward a forged principal).
 
 The dynamic configuration is split into files, one per concern, so each can change alone:
 `routes.yml` (this module's `dynamic_config`), `cors.yml` (from the gateway config, live),
-`tls.yml` (certificates) and `redirect.yml` (optional HTTP→HTTPS). They share one file
-provider directory that Traefik watches.
+`edge-proof.yml` (the proof), `tls.yml` (certificates) and `redirect.yml` (optional
+HTTP→HTTPS). They share one file provider directory that Traefik watches.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aisopod import principal
+from aisopod.edgeproof import HEADER as EDGE_PROOF_HEADER
 from aisopod.principal import IDENTITY_HEADERS
 from aisopod_ops.launcher.tls import TlsFiles
 
@@ -50,6 +57,9 @@ STRIPPED_HEADERS = tuple(
             *(f"X-{h}" for h in _PRINCIPAL_HEADERS),
             *_PRINCIPAL_HEADERS,
             EDGE_REFUSED_HEADER,
+            # `edge-proof` sets it after this on the routes that carry it; no other backend
+            # (static-ui) needs to see a client's guess at it.
+            EDGE_PROOF_HEADER,
         ]
     )
 )
@@ -80,24 +90,24 @@ _ENCODED_FLAGS = (
     "allowEncodedHash",
 )
 
-# Middleware chains per route, in order. `cors` lives in its own (live) file.
+EDGE_PROOF_MIDDLEWARE = "edge-proof"
+# Middleware chains per route, in order. `cors` and `edge-proof` live in their own files.
 API_CHAIN = (
     "cors",
     "encoded-strict",
     "strip-identity",
-    "ratelimit",
-    "auth",
+    EDGE_PROOF_MIDDLEWARE,
     "security-headers",
     "retry",
 )
-HOOKS_CHAIN = ("cors", "encoded-strict", "strip-identity", "ratelimit", "security-headers", "retry")
+HOOKS_CHAIN = API_CHAIN
 # GET /v1/models/{id}: `%2F` allowed, nothing else (see _ENCODED_ANY).
 MODELS_CHAIN = tuple("encoded-slash-only" if m == "encoded-strict" else m for m in API_CHAIN)
 # An API path with a refused encoded character: marked, then answered 400 by http-api.
 ENCODED_REFUSED_CHAIN = (
     "cors",
     "strip-identity",
-    "ratelimit",
+    EDGE_PROOF_MIDDLEWARE,
     "edge-refused-encoded",
     "security-headers",
     "retry",
@@ -111,12 +121,11 @@ ENCODED_REFUSED_CHAIN = (
 # resumes).
 API_WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 API_WRITE_CHAIN = (*API_CHAIN[:-1], "retry-unsent")
-WS_CHAIN = ("encoded-strict", "strip-identity", "ratelimit", "retry-unsent")
-HEALTH_CHAIN = ("cors", "encoded-strict", "strip-identity", "security-headers", "retry")
+WS_CHAIN = ("encoded-strict", "strip-identity", EDGE_PROOF_MIDDLEWARE, "retry-unsent")
+HEALTH_CHAIN = API_CHAIN
 UI_CHAIN = ("encoded-strict", "strip-identity", "retry")
 
 HEALTH_INTERVAL = "1s"
-INTERNAL_ENTRYPOINT = "internal"
 # Below uvicorn's keep-alive timeout (5 s): Traefik drops an idle connection before the
 # service does, so a request is never written onto a socket the service is closing.
 IDLE_CONN_TIMEOUT = "4s"
@@ -125,12 +134,6 @@ IDLE_CONN_TIMEOUT = "4s"
 # closed) a new connection to its service: 2,000 TIME_WAIT sockets towards http-api in 4 s
 # at c=64 before, ~60 after. Above the concurrency one edge sees on 2 cores.
 MAX_IDLE_CONNS_PER_HOST = 256
-# What each forwardAuth service reads of the client's request (Traefik always adds the
-# X-Forwarded-* description). Nothing else is copied: ratelimit never sees a credential, and
-# neither service parses cookies or SDK headers it does not use.
-# X-Request-Id: a refusal (401, 429) echoes the client's id like every other answer.
-RATELIMIT_REQUEST_HEADERS = ("Access-Control-Request-Method", "X-Request-Id")
-AUTH_REQUEST_HEADERS = ("Authorization", "Origin", "X-Request-Id")
 DRAIN_TIMEOUT_S = 30  # ServiceSettings.drain_timeout_s: how long a service finishes work
 
 
@@ -141,8 +144,6 @@ class Upstreams:
     ws_gateway: list[str]
     http_api: list[str]
     static_ui: list[str]
-    auth: list[str]
-    ratelimit: list[str]
 
 
 def _entry_point(
@@ -207,10 +208,7 @@ def static_config(
     log_level: str = "WARN",
     grace_s: int = DRAIN_TIMEOUT_S,
     accept_grace_s: int = 0,
-    internal_address: str | None = None,
 ) -> dict[str, Any]:
-    """`internal_address`: a loopback-only entrypoint on which Traefik load-balances the
-    replicas of a forwardAuth service (forwardAuth itself calls exactly one address)."""
     entry_points: dict[str, Any] = {
         "web": _entry_point(http_address, trusted_ips, grace_s, accept_grace_s),
         "ping": {"address": ping_address, "http": _entry_http(routers_check_encoding=False)},
@@ -219,15 +217,6 @@ def static_config(
         websecure = _entry_point(https_address, trusted_ips, grace_s, accept_grace_s)
         websecure["http"]["tls"] = {}
         entry_points["websecure"] = websecure
-    if internal_address:
-        # Only Traefik itself calls it (forwardAuth): trust its own X-Forwarded-For.
-        entry_points[INTERNAL_ENTRYPOINT] = _entry_point(
-            internal_address,
-            ["127.0.0.1/32", "::1/128"],
-            grace_s,
-            accept_grace_s,
-            routers_check_encoding=False,
-        )
     config: dict[str, Any] = {
         "global": {"checkNewVersion": False, "sendAnonymousUsage": False},
         # The fast proxy (HTTP/1.1 to the services, which is all they speak) reads a
@@ -279,32 +268,6 @@ def replica_service(routes: dict[str, Any], service: str) -> dict[str, Any]:
     return dict(entry["loadBalancer"])
 
 
-def _failover_chain(name: str, urls: list[str]) -> dict[str, Any]:
-    """Services `name` → first URL while it is up, else the next, and so on.
-
-    The ratelimit replicas decide every key at the first live one (its `primary`
-    ownership), so sending forwardAuth there first keeps each decision in the process
-    that received it. A passive health check marks a replica down on its first failed
-    request, so the router's retry reaches the next one at once instead of waiting for
-    the active check's interval.
-    """
-    services: dict[str, Any] = {}
-    children = [f"{name}-replica-{i}" for i in range(1, len(urls) + 1)]
-    for child, url in zip(children, urls, strict=True):
-        lb = _service([url], interval="1s")
-        lb["loadBalancer"]["passiveHealthCheck"] = {"failureWindow": "2s", "maxFailedAttempts": 1}
-        services[child] = lb
-    fallback = children[-1]
-    for index in range(len(children) - 2, -1, -1):
-        chain = name if index == 0 else f"{name}-failover-{index + 1}"
-        failover: dict[str, Any] = {"service": children[index], "fallback": fallback}
-        if index:  # a nested failover reports its health to the one above it
-            failover["healthCheck"] = {}
-        services[chain] = {"failover": failover}
-        fallback = chain
-    return services
-
-
 def edge_middlewares() -> dict[str, Any]:
     """The hardening middlewares shared by every route (not CORS: see `cors_config`)."""
     strip = dict.fromkeys(STRIPPED_HEADERS, "")  # an empty value removes the header
@@ -342,46 +305,9 @@ def edge_middlewares() -> dict[str, Any]:
     }
 
 
-def dynamic_config(
-    up: Upstreams, *, entry_points: list[str], internal_url: str | None = None
-) -> dict[str, Any]:
-    """`internal_url`: the base URL of the internal entrypoint (static_config); with it,
-    forwardAuth to ratelimit's replicas goes through a router there that prefers the
-    first replica and fails over to the next (see `_failover_chain`), else straight to
-    the one replica."""
-    auth_url = f"{up.auth[0]}/verify"
-    ratelimit_url = f"{up.ratelimit[0]}/check"
-    internal: dict[str, Any] = {"routers": {}, "services": {}}
-    if internal_url and len(up.ratelimit) > 1:
-        ratelimit_url = f"{internal_url}/check"
-        internal["routers"]["ratelimit-internal"] = {
-            "rule": "Path(`/check`)",
-            "service": "ratelimit",
-            "middlewares": ["retry-internal"],
-            "entryPoints": [INTERNAL_ENTRYPOINT],
-        }
-        internal["services"].update(_failover_chain("ratelimit", up.ratelimit))
-    middlewares: dict[str, Any] = {
-        **edge_middlewares(),
-        "ratelimit": {
-            "forwardAuth": {
-                "address": ratelimit_url,
-                "trustForwardHeader": True,
-                "authRequestHeaders": list(RATELIMIT_REQUEST_HEADERS),
-                "authResponseHeaders": list(RATELIMIT_HEADERS),
-                "maxResponseBodySize": 65536,
-            }
-        },
-        "auth": {
-            "forwardAuth": {
-                "address": auth_url,
-                "trustForwardHeader": True,
-                "authRequestHeaders": list(AUTH_REQUEST_HEADERS),
-                "authResponseHeaders": list(IDENTITY_HEADERS),
-                "maxResponseBodySize": 65536,
-            }
-        },
-    }
+def dynamic_config(up: Upstreams, *, entry_points: list[str]) -> dict[str, Any]:
+    """The routes and the shared middlewares (not `cors` nor `edge-proof`: live files)."""
+    middlewares: dict[str, Any] = edge_middlewares()
     routers: dict[str, Any] = {}
 
     def router(name: str, rule: str, service: str, mws: tuple[str, ...], priority: int) -> None:
@@ -418,10 +344,6 @@ def dynamic_config(
     writes = " || ".join(f"Method(`{m}`)" for m in API_WRITE_METHODS)
     router("api-write", f"({api_rule}) && ({writes})", "http-api", API_WRITE_CHAIN, 810)
     router("ui", "PathPrefix(`/`)", "static-ui", UI_CHAIN, 1)
-    if internal["routers"]:
-        routers.update(internal["routers"])
-        # A request that finds a replica dead (connection refused) is sent on to the next.
-        middlewares["retry-internal"] = {"retry": {"attempts": 2}}
     return {
         "http": {
             "routers": routers,
@@ -443,13 +365,21 @@ def dynamic_config(
                 "http-api-replicas": _service(up.http_api),
                 "http-api-down": _service(up.static_ui, health=False),
                 "static-ui": _service(up.static_ui, health=False),
-                **internal["services"],
             },
         }
     }
 
 
-# -- CORS, TLS and redirect: the live files next to routes.yml ----------------------------
+# -- CORS, edge proof, TLS and redirect: the live files next to routes.yml ----------------
+
+
+def edge_proof_config(secret: str) -> dict[str, Any]:
+    """The `edge-proof` middleware: sets the proof on the request, replacing any copy."""
+    if not secret:
+        raise ValueError("the edge proof needs a secret")
+    headers = {"customRequestHeaders": {EDGE_PROOF_HEADER: secret}}
+    return {"http": {"middlewares": {EDGE_PROOF_MIDDLEWARE: {"headers": headers}}}}
+
 
 CORS_ALLOW_HEADERS = (
     "Authorization",

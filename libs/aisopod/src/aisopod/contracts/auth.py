@@ -1,4 +1,5 @@
-"""`<prefix>.auth.verify`: the ws-gateway handshake asks the auth service who a client is.
+"""`<prefix>.auth.verify`: the ws-gateway handshake and http-api (every API request, with the
+request's bearer and no `scopes`) ask the auth service who a client is.
 
 Request `VerifyRequest` → reply `{"result": VerifyResult}` or `{"error": …}` with the
 documented codes: UNAUTHENTICATED (`data.code` AUTH_TOKEN_MISMATCH, AUTH_PASSWORD_MISMATCH,
@@ -96,7 +97,9 @@ class VerifyRequest(WireModel):
     auth: Credentials = Field(default_factory=Credentials)
     bearer: str | None = Field(None, description="Authorization: Bearer of the upgrade request")
     role: str = "operator"
-    scopes: list[str] = Field(default_factory=list)
+    scopes: list[str] | None = Field(
+        None, description="requested scopes; absent (the HTTP API): all the credential allows"
+    )
     device: DeviceProof | None = None
     nonce: str | None = Field(None, description="the challenge nonce this socket was sent")
     client: ClientInfo = Field(default_factory=ClientInfo)

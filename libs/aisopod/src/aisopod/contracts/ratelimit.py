@@ -9,6 +9,11 @@
 - `status` `{rule, key}` → `CheckResult`: whether the key would be admitted now, without
   counting (`cost` ignored): auth asks this before verifying, so a locked-out client is
   refused without its guess being checked.
+- `edge` `{path, clientIp}` → `EdgeCheckResult`: the per-route limit of an edge request
+  (the route classes of `limits.routes`, keyed by the client IP like the route's rule
+  says), asked by http-api for every API request and by ws-gateway for every upgrade;
+  `counted` false when no route class covers the path. The caller must have proven the
+  client IP (aisopod/edgeproof.py).
 Keys are opaque strings built by the caller: `ip:<addr>`, `principal:<id>`, `device:<id>`
 (`ip:` keys are normalised: IPv4-mapped IPv6 to IPv4, IPv6 to its configured prefix).
 An unknown rule is INVALID_PARAMS. Semantics (docs/ratelimit.md): a rule admits `limit`
@@ -39,3 +44,13 @@ class CheckResult(Result):
 
 class ResetResult(Result):
     ok: bool
+
+
+class EdgeCheckRequest(WireModel):
+    path: str = Field(min_length=1, max_length=8192)
+    client_ip: str = Field(min_length=1, max_length=100)
+
+
+class EdgeCheckResult(CheckResult):
+    counted: bool = Field(True, description="false: no route class covers the path")
+    reason: str = Field("ok", description="ok | exempt | limit | lockout | unreachable")

@@ -23,7 +23,7 @@ from aisopod_http_api.agentchat import last_user_text
 from aisopod_http_api.agentoptions import chat_options, report_ignored
 from aisopod_http_api.agentturn import TurnRequest
 from aisopod_http_api.edge import BODY_KEY, REQUEST_ID_KEY
-from aisopod_http_api.identity import authorize, caller_from_headers
+from aisopod_http_api.identity import authorize, caller_of
 from aisopod_http_api.openai_models import ChatCompletionRequest
 from aisopod_http_api.sessionkeys import (
     AGENT_HEADER,
@@ -70,7 +70,7 @@ class ChatCompletionsEndpoint:
         headers = scope["headers"]
         request_id: str = scope.get(REQUEST_ID_KEY) or ""
         try:
-            caller = authorize(caller_from_headers(headers, request_id), Requirement.WRITE)
+            caller = authorize(caller_of(scope), Requirement.WRITE)
             payload = parse_json_object(scope.get(BODY_KEY, b""))
             model = payload.get("model")
             if not isinstance(model, str) or not model:

@@ -23,7 +23,6 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field, StringConstraints, ValidationError
 
 from aisopod.catalogue.fields import AgentId, SessionKey
-from aisopod.clientip import client_ip
 from aisopod.config.sections.hooks import HookMapping
 from aisopod.errors import (
     AisopodError,
@@ -35,7 +34,7 @@ from aisopod.errors import (
 )
 from aisopod.principal import Principal
 from aisopod.scopes import Role, Scope
-from aisopod_http_api.edge import BODY_KEY
+from aisopod_http_api.edge import BODY_KEY, CLIENT_IP_KEY
 from aisopod_http_api.hookmap import HookRequest, render, select
 from aisopod_http_api.openapi import json_body
 from aisopod_http_api.routes.completions import parse_json_object
@@ -100,10 +99,8 @@ class HookGate:
         if any(key.lower() in _QUERY_TOKENS for key in request.query_params):
             raise InvalidParams("send the hook token in a header, never in the URL")
         headers = {k.lower(): v for k, v in request.headers.items()}
-        peer = request.client.host if request.client else "0.0.0.0"
-        ip = client_ip(
-            peer, headers.get("x-forwarded-for"), self.api.config.gateway.trusted_proxies
-        )
+        # Proven by the edge layer (edge.py): X-Forwarded-For only from Traefik.
+        ip: str = request.scope[CLIENT_IP_KEY]
         key = f"ip:{ip}"
         locked = await self._limiter("status", key)
         if locked is not None and locked.get("allowed") is False:

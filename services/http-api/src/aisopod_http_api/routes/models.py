@@ -22,7 +22,7 @@ router = APIRouter(tags=["openai"], responses={"default": {"model": OpenAIError}
 
 async def _models(api: HttpApi, principal: Principal) -> list[ModelObject]:
     try:
-        listed = await api.host.bus.call("agents.list", {}, principal=principal, timeout=5.0)
+        listed = await api.host.bus.call("agents.list", {}, principal=principal)
         agent_ids = [str(a["id"]) for a in listed.get("agents", []) if isinstance(a, dict)]
     except Unavailable:
         agent_ids = [api.config.models.agents.default_id]

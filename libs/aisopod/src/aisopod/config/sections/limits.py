@@ -1,7 +1,7 @@
 """Rate-limit rules (ratelimit service; docs/ratelimit.md).
 
 A rule is a sliding window: a request is admitted when fewer than `limit` were admitted
-for the same key in the last `window_s`. Rules are used by name: the forwardAuth endpoint
+for the same key in the last `window_s`. Rules are used by name: the edge check (`ratelimit.edge`)
 picks one per route class (`routes`, first matching path prefix wins), other services name
 theirs in `<prefix>.ratelimit.check|fail|reset|status`.
 """
@@ -18,7 +18,7 @@ from aisopod.config.sections.base import Section
 
 _RULE_NAME = re.compile(r"^[a-z][a-z0-9_.-]{0,63}$")
 KeyKind = Literal["ip", "principal", "device", "ip_route"]
-# Key kinds the forwardAuth endpoint can build: it runs before auth, so it knows the
+# Key kinds the edge check (`ratelimit.edge`) can build: it runs before auth, so it knows the
 # client IP and the route, never the principal or device.
 EDGE_KEY_KINDS: frozenset[str] = frozenset({"ip", "ip_route"})
 
@@ -49,7 +49,7 @@ class RateRule(Section):
 
 
 class RouteClass(Section):
-    """Which rule the forwardAuth endpoint applies to a request path."""
+    """Which rule the edge check (`ratelimit.edge`) applies to a request path."""
 
     path_prefix: str = Field(pattern=r"^/")
     rule: str
@@ -121,6 +121,6 @@ class LimitsSection(Section):
             if rule.key not in EDGE_KEY_KINDS:
                 raise ValueError(
                     f"route {route.path_prefix!r}: rule {rule.name!r} is keyed by {rule.key}, "
-                    "which the forwardAuth endpoint cannot know (it runs before auth)"
+                    "which the edge check (`ratelimit.edge`) cannot know (it runs before auth)"
                 )
         return self

@@ -1,0 +1,285 @@
+"""JetStream calls that ride out a leader election (docs/deployment.md, "NATS cluster").
+
+In a NATS cluster a stream, bucket or consumer has one leader. While a new one is elected
+(its node was killed, restarted or partitioned) nothing answers for a few seconds: a
+publish or API request gets "no responders" (503) at once, or a "temporarily unavailable"
+error, or its reply is lost with the client's own node and it times out. nats-py reports
+each of these immediately; a request path would fail for what is only a stall.
+
+`ElectionTolerantJetStream` is the JetStream context every service uses (`Bus.js`, and so
+every `KeyValue` and `ObjectStore` made from it): each JetStream API request, publish and
+message get it makes is retried with a short back-off while such an error lasts, for at
+most `retry_s` in all, then fails with UNAVAILABLE (-32013). Errors that are answers
+(not found, wrong last sequence, bad request) are never retried.
+
+A retried timeout may have been stored the first time. API requests (info, named consumer
+create, purge, get) are idempotent; every publish carries a `Nats-Msg-Id` (its own, or
+one added here), so within the stream's duplicate window (two minutes) the stream drops
+a repeat and acks the original: nothing is stored twice, no KV condition fails on our own
+earlier write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import nats.errors
+from nats.aio.client import Client as NATS
+from nats.js import JetStreamContext, JetStreamManager, api
+from nats.js.errors import APIError, NoStreamResponseError, ServiceUnavailableError
+
+from aisopod.errors import Unavailable
+
+log = logging.getLogger("aisopod.jsretry")
+
+T = TypeVar("T")
+
+DEFAULT_RETRY_S = 15.0
+_FIRST_BACKOFF_S = 0.05
+_MAX_BACKOFF_S = 0.5
+_LAST_ATTEMPT_S = 1.0
+_ATTEMPT_S = 2.5
+
+# JetStream error codes that mean "not now" rather than "no": cluster or leader not
+# available, asset not assigned to this server yet, stream or consumer offline, no peer to
+# place a replica on (one node is restarting).
+_TRANSIENT_ERR_CODES = frozenset({10005, 10007, 10008, 10009, 10118, 10119})
+
+_MSG_ID = "Nats-Msg-Id"
+
+# Set while a retry loop runs, so a retried call made inside another (get_msg calls
+# _api_request) does not multiply the bound.
+_retrying: contextvars.ContextVar[bool] = contextvars.ContextVar("jsretry", default=False)
+
+
+_last_stall = 0.0
+
+
+def last_stall() -> float:
+    """When (time.monotonic) a JetStream call of this process last failed transiently
+    twice in a row: 0.0 when never. Who judges others by their silence (the run reaper)
+    waits a while after one, since their writes were stalled by the same election."""
+    return _last_stall
+
+
+def is_transient(exc: BaseException, *, timeouts: bool) -> bool:
+    """Whether `exc` is a JetStream "try again shortly" (a timeout only when `timeouts`)."""
+    if isinstance(exc, (nats.errors.NoRespondersError, NoStreamResponseError)):
+        return True
+    if isinstance(exc, ServiceUnavailableError):
+        return True
+    if isinstance(exc, APIError):
+        return exc.err_code in _TRANSIENT_ERR_CODES or exc.code == 503
+    if isinstance(exc, (TimeoutError, nats.errors.ConnectionReconnectingError)):
+        return timeouts
+    return False
+
+
+async def retry_transient(
+    what: str,
+    call: Callable[[], Awaitable[T]],
+    *,
+    retry_s: float = DEFAULT_RETRY_S,
+    timeouts: bool = True,
+) -> T:
+    """`call()`, again after a short back-off while it fails transiently, for at most
+    `retry_s`; then UNAVAILABLE naming `what`."""
+    if _retrying.get():
+        return await call()
+    token = _retrying.set(True)
+    try:
+        deadline = time.monotonic() + retry_s
+        backoff = _FIRST_BACKOFF_S
+        attempts = 0
+        while True:
+            attempts += 1
+            try:
+                if timeouts:
+                    # A request sent while no leader exists is dropped, not refused: it
+                    # only times out. Short attempts catch the new leader soon (a healthy
+                    # JetStream answers in milliseconds), and none outlives the bound by
+                    # more than a last short try.
+                    left = max(deadline - time.monotonic(), _LAST_ATTEMPT_S)
+                    result = await asyncio.wait_for(call(), min(left, _ATTEMPT_S))
+                else:
+                    result = await call()
+            except Exception as exc:
+                if not is_transient(exc, timeouts=timeouts):
+                    raise
+                if attempts > 1:  # a stall, not the odd 503 a second try gets past
+                    global _last_stall
+                    _last_stall = time.monotonic()
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    log.warning("%s: JetStream unavailable after %d attempts", what, attempts)
+                    raise Unavailable(
+                        f"JetStream did not answer {what} within {retry_s:g} s "
+                        "(a NATS node is down or a leader election is in progress); "
+                        "retry shortly",
+                        code="JETSTREAM_UNAVAILABLE",
+                    ) from exc
+                if attempts == 1:
+                    log.info("%s: %s; retrying for up to %g s", what, type(exc).__name__, left)
+                await asyncio.sleep(min(backoff, left))
+                backoff = min(backoff * 2, _MAX_BACKOFF_S)
+                continue
+            if attempts > 1:
+                log.info("%s: succeeded after %d attempts", what, attempts)
+            return result
+    finally:
+        _retrying.reset(token)
+
+
+class _RetriedApi(JetStreamManager):
+    """Every JetStream API request (`_api_request`, which all management calls use) retried
+    while it fails transiently."""
+
+    retry_s: float = DEFAULT_RETRY_S
+
+    async def _api_request(
+        self, req_subject: str, req: bytes = b"", timeout: float = 5
+    ) -> dict[str, Any]:
+        parent = super()._api_request
+        return await retry_transient(
+            f"JetStream request {_api_name(req_subject, self._prefix)}",
+            lambda: parent(req_subject, req, timeout=timeout),
+            retry_s=self.retry_s,
+        )
+
+
+class _RetriedManager(_RetriedApi):
+    def __init__(self, conn: NATS, *, prefix: str, timeout: float, retry_s: float) -> None:
+        super().__init__(conn, prefix=prefix, timeout=timeout)
+        self.retry_s = retry_s
+
+
+class ElectionTolerantJetStream(_RetriedApi, JetStreamContext):
+    """A JetStream context whose requests retry transient cluster errors (module doc)."""
+
+    def __init__(self, conn: NATS, *, retry_s: float = DEFAULT_RETRY_S, timeout: float = 5) -> None:
+        JetStreamContext.__init__(self, conn, timeout=timeout)
+        self.retry_s = retry_s
+
+    @property
+    def _jsm(self) -> JetStreamManager:
+        # nats-py's subscriptions (KV watchers, consumer info) make their API requests
+        # through a fresh manager: make it one that retries too.
+        return _RetriedManager(
+            self._nc, prefix=self._prefix, timeout=self._timeout, retry_s=self.retry_s
+        )
+
+    async def get_msg(
+        self,
+        stream_name: str,
+        seq: int | None = None,
+        subject: str | None = None,
+        direct: bool | None = False,
+        next: bool | None = False,
+    ) -> api.RawStreamMsg:
+        parent = super().get_msg
+        return await retry_transient(
+            f"reading from {stream_name}",
+            lambda: parent(stream_name, seq=seq, subject=subject, direct=direct, next=next),
+            retry_s=self.retry_s,
+        )
+
+    async def publish(
+        self,
+        subject: str,
+        payload: bytes = b"",
+        timeout: float | None = None,
+        stream: str | None = None,
+        headers: dict[str, Any] | None = None,
+        msg_ttl: float | None = None,
+    ) -> api.PubAck:
+        headers = _with_msg_id(headers)
+        parent = super().publish
+        # A copy per attempt: nats-py adds to the dict it is given.
+        return await retry_transient(
+            f"storing to {subject}",
+            lambda: parent(
+                subject,
+                payload,
+                timeout=timeout,
+                stream=stream,
+                headers=dict(headers),
+                msg_ttl=msg_ttl,
+            ),
+            retry_s=self.retry_s,
+        )
+
+    async def publish_async(
+        self,
+        subject: str,
+        payload: bytes = b"",
+        wait_stall: float | None = None,
+        stream: str | None = None,
+        headers: dict[str, Any] | None = None,
+        msg_ttl: float | None = None,
+    ) -> asyncio.Future[api.PubAck]:
+        """Sent at once as nats-py does; when the ack comes back transient, the message is
+        published again (in the background, within the bound) and the future resolves
+        with that outcome."""
+        headers = _with_msg_id(headers)
+        first = await super().publish_async(
+            subject,
+            payload,
+            wait_stall=wait_stall,
+            stream=stream,
+            headers=dict(headers),
+            msg_ttl=msg_ttl,
+        )
+        outcome: asyncio.Future[api.PubAck] = asyncio.get_running_loop().create_future()
+
+        def settle(done: asyncio.Future[api.PubAck]) -> None:
+            if outcome.done():
+                return
+            if done.cancelled():
+                outcome.cancel()
+                return
+            exc = done.exception()
+            if exc is None:
+                outcome.set_result(done.result())
+            elif is_transient(exc, timeouts=False):
+                task = asyncio.ensure_future(
+                    self.publish(
+                        subject,
+                        payload,
+                        stream=stream,
+                        headers=dict(headers),
+                        msg_ttl=msg_ttl,
+                    )
+                )
+                _background.add(task)
+                task.add_done_callback(_background.discard)
+                task.add_done_callback(settle)
+            else:
+                outcome.set_exception(exc)
+
+        first.add_done_callback(settle)
+        # The caller may give up on `outcome` (wait_for); nothing else to cancel then.
+        return outcome
+
+
+_background: set[asyncio.Future[Any]] = set()
+
+
+def _with_msg_id(headers: dict[str, Any] | None) -> dict[str, Any]:
+    """Every publish names itself, so a retry after a lost ack (the usual symptom of an
+    election: the request times out) is dropped by the stream as a duplicate and acked
+    with the original's sequence, instead of storing twice or failing a KV condition."""
+    if headers and _MSG_ID in headers:
+        return headers
+    return {**(headers or {}), _MSG_ID: uuid.uuid4().hex}
+
+
+def _api_name(subject: str, prefix: str) -> str:
+    """`STREAM.INFO` of `$JS.API.STREAM.INFO.X`: what the message names, without the asset."""
+    rest = subject.removeprefix(prefix + ".").split(".")
+    return ".".join(rest[:2])

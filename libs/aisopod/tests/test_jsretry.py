@@ -1,0 +1,147 @@
+"""Election-tolerant JetStream calls against a real nats-server.
+
+A leader election looks to a client like a subject or API with no responders for a while;
+here that is a stream, consumer or bucket that does not exist yet and appears mid-call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+import nats
+import pytest
+from nats.aio.client import Client
+from nats.js.api import AckPolicy, ConsumerConfig, StreamConfig
+from nats.js.errors import KeyWrongLastSequenceError, NotFoundError
+
+from aisopod import jsread
+from aisopod.errors import Unavailable
+from aisopod.jsretry import ElectionTolerantJetStream
+from aisopod.state import bucket_name, ensure_state
+from aisopod.subjects import Subjects
+
+
+@pytest.fixture
+async def nc(nats_url: str) -> AsyncIterator[Client]:
+    client = await nats.connect(nats_url)
+    yield client
+    await client.close()
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}{uuid.uuid4().hex[:10]}"
+
+
+async def later(delay: float, action: object) -> None:
+    await asyncio.sleep(delay)
+    await action  # type: ignore[misc]
+
+
+async def test_publish_waits_out_missing_stream_then_stores(nc: Client) -> None:
+    js = ElectionTolerantJetStream(nc, retry_s=5.0)
+    name = unique("S")
+    subject = f"{name.lower()}.x"
+    appear = asyncio.create_task(
+        later(0.3, js.add_stream(StreamConfig(name=name, subjects=[subject])))
+    )
+    ack = await js.publish(subject, b"hello")
+    await appear
+    assert ack.stream == name and ack.seq == 1
+    await js.delete_stream(name)
+
+
+async def test_publish_fails_unavailable_after_the_bound(nc: Client) -> None:
+    js = ElectionTolerantJetStream(nc, retry_s=0.4)
+    started = time.monotonic()
+    with pytest.raises(Unavailable) as caught:
+        await js.publish(f"{unique('nostream')}.x", b"lost?")
+    assert caught.value.code == -32013
+    assert caught.value.detail_code == "JETSTREAM_UNAVAILABLE"
+    assert "retry shortly" in caught.value.message
+    assert time.monotonic() - started >= 0.4
+
+
+async def test_publish_async_future_resolves_after_stream_appears(nc: Client) -> None:
+    js = ElectionTolerantJetStream(nc, retry_s=5.0)
+    name = unique("A")
+    subject = f"{name.lower()}.x"
+    future = await js.publish_async(subject, b"event")
+    await js.add_stream(StreamConfig(name=name, subjects=[subject]))
+    ack = await asyncio.wait_for(future, 6.0)
+    assert ack.stream == name
+    await js.delete_stream(name)
+
+
+async def test_answers_are_not_retried(nc: Client) -> None:
+    js = ElectionTolerantJetStream(nc, retry_s=5.0)
+    kv = await js.create_key_value(bucket=unique("b"))
+    await kv.create("k", b"1")
+    started = time.monotonic()
+    with pytest.raises(KeyWrongLastSequenceError):
+        await kv.create("k", b"2")
+    # An answer comes back in one round trip, not after the retry bound.
+    assert time.monotonic() - started < 1.0
+    entry = await kv.get("k")
+    assert entry.value == b"1"
+    revision = await kv.update("k", b"3", last=entry.revision)
+    assert (await kv.get("k")).revision == revision
+    await js.delete_key_value(kv._name)
+
+
+async def test_missing_stream_is_an_answer_but_a_silent_get_is_retried(nc: Client) -> None:
+    js = ElectionTolerantJetStream(nc, retry_s=0.3)
+    started = time.monotonic()
+    with pytest.raises(NotFoundError):
+        await js.stream_info(unique("missing"))
+    assert time.monotonic() - started < 0.3
+    # A direct get nobody answers (no replica reachable): retried, then UNAVAILABLE.
+    with pytest.raises(Unavailable):
+        await js.get_msg(unique("MISSING"), subject="a.b", direct=True)
+
+
+async def test_fetch_waits_for_the_consumer_to_become_reachable(nc: Client) -> None:
+    js = ElectionTolerantJetStream(nc, retry_s=5.0)
+    name = unique("F")
+    subject = f"{name.lower()}.x"
+    await js.add_stream(StreamConfig(name=name, subjects=[subject]))
+    await js.publish(subject, b"one")
+    consumer = unique("c")
+    sub = await js.pull_subscribe_bind(consumer=consumer, stream=name)
+    config = ConsumerConfig(name=consumer, ack_policy=AckPolicy.NONE)
+    appear = asyncio.create_task(later(0.3, js.add_consumer(name, config=config)))
+    msgs = await jsread.fetch(sub, 1, timeout=2.0, retry_s=5.0)
+    await appear
+    assert [m.data for m in msgs] == [b"one"]
+    await js.delete_stream(name)
+
+
+async def test_consume_all_reads_every_message(nc: Client) -> None:
+    js = ElectionTolerantJetStream(nc)
+    name = unique("C")
+    subject = f"{name.lower()}.x"
+    await js.add_stream(StreamConfig(name=name, subjects=[subject]))
+    for n in range(5):
+        await js.publish(subject, str(n).encode())
+    msgs = await jsread.consume_all(js, name, subject)
+    assert [m.data for m in msgs] == [b"0", b"1", b"2", b"3", b"4"]
+    await js.delete_stream(name)
+
+
+async def test_ensure_state_reconciles_an_existing_bucket_and_object_store(nc: Client) -> None:
+    js = ElectionTolerantJetStream(nc)
+    prefix = unique("rc")
+    subjects = Subjects(prefix)
+    config_bucket = bucket_name(prefix, "config")
+    # An older version's bucket: no history, another description; a store with another
+    # description (replicas cannot differ on one server: R>1 needs a cluster).
+    await js.create_key_value(bucket=config_bucket, history=1, description="old")
+    await ensure_state(js, subjects)
+    config = (await js.stream_info(f"KV_{config_bucket}")).config
+    assert config.max_msgs_per_subject == 16
+    assert config.description == "the gateway configuration document"
+    presence = (await js.stream_info(f"KV_{bucket_name(prefix, 'presence')}")).config
+    assert presence.max_age == 45.0
+    assert (await js.stream_info(f"OBJ_{bucket_name(prefix, 'canvas')}")).config.num_replicas == 1

@@ -1,0 +1,77 @@
+"""`ratelimit.edge`: the per-route limit of an edge request, as http-api and ws-gateway ask
+it (the route class picks the rule; the proven client IP is the key)."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from aisopod.config.model import GatewayConfig
+from aisopod.errors import InvalidParams
+from aisopod.subjects import Subjects
+from aisopod_ratelimit import nats_api
+from aisopod_ratelimit.service import RateLimitService
+
+from .clock import FakeClock
+
+LIMITS = {
+    "rules": [
+        {"name": "http", "limit": 2, "windowS": 10},
+        {"name": "ws_connect", "limit": 1, "windowS": 60, "lockoutS": 90},
+        {"name": "per_route", "key": "ip_route", "limit": 1, "windowS": 10},
+    ],
+    "routes": [
+        {"pathPrefix": "/ws", "rule": "ws_connect"},
+        {"pathPrefix": "/v1", "rule": "per_route"},
+        {"pathPrefix": "/status", "rule": "http"},
+    ],
+}
+
+
+@pytest.fixture
+def edge() -> Any:
+    host: Any = SimpleNamespace(
+        instance="ratelimit-test", bus=SimpleNamespace(subjects=Subjects("aisopod"))
+    )
+    service = RateLimitService(host, clock=FakeClock())
+    service.apply(GatewayConfig.model_validate({"limits": LIMITS}))
+    return nats_api.handlers(service)["aisopod.ratelimit.edge"]
+
+
+async def test_the_route_class_picks_the_rule_and_the_ip_is_the_key(edge: Any) -> None:
+    ip = "198.51.100.4"
+    first = await edge({"path": "/status?x=1", "clientIp": ip}, {})
+    assert first.allowed and first.counted and first.limit == 2 and first.remaining == 1
+    assert (await edge({"path": "/status", "clientIp": ip}, {})).allowed
+    refused = await edge({"path": "/status/deeper", "clientIp": ip}, {})
+    assert not refused.allowed and refused.retry_after_ms > 0 and refused.reason == "limit"
+    assert (await edge({"path": "/status", "clientIp": "198.51.100.5"}, {})).allowed
+
+
+async def test_the_upgrade_limit_locks_out(edge: Any) -> None:
+    ip = "2001:db8::7"
+    assert (await edge({"path": "/ws", "clientIp": ip}, {})).allowed
+    locked = await edge({"path": "/ws", "clientIp": "2001:db8::8"}, {})  # the same /64
+    assert not locked.allowed and locked.retry_after_ms > 60_000
+
+
+async def test_ip_route_rules_count_each_route_class_apart(edge: Any) -> None:
+    ip = "198.51.100.9"
+    assert (await edge({"path": "/v1/models", "clientIp": ip}, {})).allowed
+    assert not (await edge({"path": "/v1/chat/completions", "clientIp": ip}, {})).allowed
+    assert (await edge({"path": "/status", "clientIp": ip}, {})).allowed
+
+
+async def test_uncovered_paths_are_not_counted_and_bad_requests_refused(edge: Any) -> None:
+    uncovered = await edge({"path": "/elsewhere", "clientIp": "198.51.100.1"}, {})
+    assert uncovered.allowed and not uncovered.counted
+    for bad in (
+        {"path": "/status"},
+        {"clientIp": "198.51.100.1"},
+        [],
+        {"path": "", "clientIp": "x"},
+    ):
+        with pytest.raises(InvalidParams):
+            await edge(bad, {})

@@ -11,12 +11,14 @@ test:
 	@scripts/bootstrap.sh --e2e --openclaw
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
+	.venv/bin/mypy
 	cd services/static-ui && npm test --silent
 	.venv/bin/python -m pytest -q
 
 lint: bootstrap
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
+	.venv/bin/mypy
 
 format: bootstrap
 	.venv/bin/ruff check --fix .

@@ -8,6 +8,7 @@ default share of the disk; the tests write only kilobytes.
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -16,6 +17,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+# Every service the tests build in-process or start through the launcher (which passes its
+# environment on) checks each RPC reply and run event against its declared model: a reply
+# that breaks its model fails the test with INTERNAL_ERROR and an error in the log.
+os.environ.setdefault("AISOPOD_VALIDATE_REPLIES", "1")
 
 
 def free_port() -> int:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ import httpx
 import pytest
 
 from aisopod.config.model import REDACTED
-from tests.integration.auth_support import Admin, admin_session, remember
+from tests.integration.auth_support import Admin
 from tests.support.listening import connectable, listening, non_loopback_addresses, tree
 from tests.support.ws_client import RpcError, WsClient
 
@@ -34,13 +33,6 @@ def _children(stack) -> dict[str, int]:
 
 def _ports_of(stack, name: str) -> set[int]:
     return {port for _, port in listening(_children(stack)[name])}
-
-
-@pytest.fixture
-async def admin(stack) -> AsyncIterator[Admin]:
-    remember(stack.admin_token)
-    async with admin_session(stack) as session:
-        yield session
 
 
 # -- bind only where needed ---------------------------------------------------------------

@@ -8,7 +8,6 @@ import io
 import json
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -17,7 +16,6 @@ from aisopod_ops.cli import build_parser
 from tests.integration.auth_support import (
     Admin,
     Device,
-    admin_session,
     next_matching,
     remember,
     unique_ip,
@@ -25,13 +23,6 @@ from tests.integration.auth_support import (
 )
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def admin(stack) -> AsyncIterator[Admin]:
-    remember(stack.admin_token)
-    async with admin_session(stack) as session:
-        yield session
 
 
 def _argv(stack, args: tuple[str, ...]) -> list[str]:

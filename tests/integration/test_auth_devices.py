@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from collections.abc import AsyncIterator
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -21,7 +20,6 @@ from aisopod.errors import InvalidParams, NotFound
 from tests.integration.auth_support import (
     Admin,
     Device,
-    admin_session,
     b64url,
     next_matching,
     remember,
@@ -33,13 +31,6 @@ pytestmark = pytest.mark.integration
 
 READ = ["operator.read"]
 READ_WRITE = ["operator.read", "operator.write"]
-
-
-@pytest.fixture
-async def admin(stack) -> AsyncIterator[Admin]:
-    remember(stack.admin_token)
-    async with admin_session(stack) as session:
-        yield session
 
 
 async def _pair(admin: Admin, stack, device: Device, scopes: list[str]) -> str:

@@ -14,7 +14,6 @@ import asyncio
 import ipaddress
 import json
 import secrets
-from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -22,20 +21,12 @@ import pytest
 from aisopod.errors import RateLimited
 from tests.integration.auth_support import (
     Admin,
-    admin_session,
     remember,
     unique_ip,
     verify_request,
 )
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def admin(stack) -> AsyncIterator[Admin]:
-    remember(stack.admin_token)
-    async with admin_session(stack) as session:
-        yield session
 
 
 def http_api_url(stack) -> str:

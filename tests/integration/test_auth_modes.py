@@ -23,7 +23,6 @@ from aisopod.config.sections.auth import hash_password
 from tests.integration.auth_support import (
     Admin,
     Device,
-    admin_session,
     remember,
     unique_ip,
     verify_request,
@@ -38,13 +37,6 @@ ALL = [
     "operator.read",
     "operator.write",
 ]
-
-
-@pytest.fixture
-async def admin(stack) -> AsyncIterator[Admin]:
-    remember(stack.admin_token)
-    async with admin_session(stack) as session:
-        yield session
 
 
 @pytest.fixture

@@ -4,14 +4,12 @@ connecting with its token."""
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator
 
 import pytest
 
 from aisopod.errors import NotFound
 from tests.integration.auth_support import (
     Admin,
-    admin_session,
     next_matching,
     remember,
     unique_ip,
@@ -19,12 +17,6 @@ from tests.integration.auth_support import (
 )
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def admin(stack) -> AsyncIterator[Admin]:
-    async with admin_session(stack) as session:
-        yield session
 
 
 def _node_id() -> str:

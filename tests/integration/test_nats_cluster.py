@@ -33,7 +33,7 @@ from nats.aio.client import Client
 from aisopod.settings import nats_servers
 from tests.conftest import StackHandle, seed_config, start_local_stack, stop_local_stack
 from tests.support.ws_client import WsClient
-from tests.support.ws_stack import replica_urls
+from tests.support.ws_stack import edge_secret, replica_urls
 
 pytestmark = [pytest.mark.integration, pytest.mark.reliability]
 
@@ -111,10 +111,12 @@ class Traffic:
         self.longest_s = max(self.longest_s, time.monotonic() - started)
 
 
-async def chat_turns(url: str, token: str, traffic: Traffic) -> None:
+async def chat_turns(url: str, token: str, edge: dict[str, str], traffic: Traffic) -> None:
+    """Back-to-back `chat.send` on one ws-gateway replica, reached directly (as the edge:
+    with its proof)."""
     session = f"agent:main:cluster-{uuid.uuid4().hex[:8]}"
     traffic.acked[session] = []
-    async with await WsClient.connect(url, token=token, timeout=10) as ws:
+    async with await WsClient.connect(url, token=token, headers=edge, timeout=10) as ws:
         for n in itertools.count():
             if traffic.stop.is_set():
                 return
@@ -235,6 +237,7 @@ async def test_killing_a_nats_node_loses_no_request(
     handle = cluster.handle
     token = handle.admin_token
     urls = replica_urls(handle)
+    edge = {"X-Aisopod-Edge": edge_secret(handle)}
     assert len(urls) == 2 and len(cluster.monitor_urls) == 3
     assert len(nats_servers(handle.nats_url)) == 3 and len(cluster.nats_pids()) == 3
     transcripts = await stream_info(admin_nats, "TRANSCRIPTS")
@@ -254,7 +257,7 @@ async def test_killing_a_nats_node_loses_no_request(
 
     traffic = Traffic()
     load = [
-        *(asyncio.create_task(chat_turns(url, token, traffic)) for url in urls),
+        *(asyncio.create_task(chat_turns(url, token, edge, traffic)) for url in urls),
         asyncio.create_task(completions(handle.http_url, token, traffic)),
     ]
     rejoin: dict[str, float] = {}

@@ -10,11 +10,21 @@ import pytest
 
 from aisopod.bus import Bus
 from aisopod.catalogue import methods_for
+from aisopod.catalogue.nodes import NodeInfo
+from aisopod.catalogue.run_events import ChatEvent, EventMessage
 from aisopod.config import GatewayConfig
 from aisopod.config.store import ConfigStore
 from aisopod.config.watcher import ConfigWatcher
+from aisopod.conformance import Nonconformance
 from aisopod.dedupe import Deduper
-from aisopod.errors import Conflict, InvalidParams, MethodNotFound, NotFound, Unavailable
+from aisopod.errors import (
+    Conflict,
+    InternalError,
+    InvalidParams,
+    MethodNotFound,
+    NotFound,
+    Unavailable,
+)
 from aisopod.principal import Principal
 from aisopod.rpc import CallContext, HandlerMismatch, RpcServer, check_handlers
 from aisopod.services import ServiceName
@@ -43,6 +53,7 @@ async def _server(bus: Bus, handlers: dict[str, Any]) -> RpcServer:
         version="0.1.0",
         instance="t-1",
         deduper=Deduper(kv, instance="t-1"),
+        validate_replies=True,
     )
     await server.start(handlers)
     return server
@@ -67,22 +78,59 @@ def test_check_handlers_refuses_missing_and_unknown() -> None:
 async def test_call_validates_params_and_forwards_errors_and_principal(bus: Bus) -> None:
     seen: list[Principal] = []
 
-    async def rename(params: Any, ctx: CallContext) -> dict[str, Any]:
+    async def rename(params: Any, ctx: CallContext) -> NodeInfo:
         seen.append(ctx.principal)
-        return {"nodeId": params.node_id, "displayName": params.display_name}
+        return NodeInfo(
+            node_id=params.node_id, display_name=params.display_name, connected=False, paired=True
+        )
 
     server = await _server(bus, _auth_handlers(**{"node.rename": rename}))
     try:
         result = await bus.call(
             "node.rename", {"nodeId": "n1", "displayName": "Phone"}, principal=OPERATOR
         )
-        assert result == {"nodeId": "n1", "displayName": "Phone"}
+        assert result["nodeId"] == "n1" and result["displayName"] == "Phone"
         assert seen == [OPERATOR]
         with pytest.raises(InvalidParams) as info:
             await bus.call("node.rename", {"nodeId": "n1"}, principal=OPERATOR)
         assert info.value.data["errors"][0]["loc"] == ["displayName"]
         with pytest.raises(NotFound):
             await bus.call("node.pair.list", {}, principal=OPERATOR)
+    finally:
+        await server.stop()
+
+
+async def test_a_reply_that_breaks_its_model_is_an_internal_error(
+    bus: Bus, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With validate_replies on, a handler must return its method's result model, with no
+    field the model does not declare; anything else is logged and answered INTERNAL_ERROR."""
+
+    def node(**extra: Any) -> NodeInfo:
+        return NodeInfo(node_id="n1", connected=True, paired=True, **extra)
+
+    replies: dict[str, Any] = {
+        "n-dict": {"nodeId": "n1", "connected": True, "paired": True},
+        "n-extra": node(nickname="undeclared"),
+        "n-ok": node(),
+    }
+
+    async def rename(params: Any, ctx: CallContext) -> Any:
+        return replies[params.node_id]
+
+    server = await _server(bus, _auth_handlers(**{"node.rename": rename}))
+    try:
+        ok = await bus.call(
+            "node.rename", {"nodeId": "n-ok", "displayName": "x"}, principal=OPERATOR
+        )
+        assert ok["nodeId"] == "n1"
+        for bad, why in (("n-dict", "got dict, declared NodeInfo"), ("n-extra", "nickname")):
+            caplog.clear()
+            with pytest.raises(InternalError):
+                await bus.call(
+                    "node.rename", {"nodeId": bad, "displayName": "x"}, principal=OPERATOR
+                )
+            assert any(why in r.getMessage() or why in (r.exc_text or "") for r in caplog.records)
     finally:
         await server.stop()
 
@@ -148,3 +196,30 @@ async def test_config_store_compare_and_set_and_watcher(bus: Bus) -> None:
         assert changes == [winners[0].config.ui.title]
     finally:
         await watcher.stop()
+
+
+async def test_run_events_are_checked_against_their_model_at_publish(bus: Bus) -> None:
+    """The test session sets AISOPOD_VALIDATE_REPLIES, so this bus checks every event."""
+    assert bus.validate_events
+    good = ChatEvent(
+        run_id="r1",
+        session_key="agent:main:x",
+        seq=1,
+        state="final",
+        message=EventMessage(role="assistant", content="hi"),
+        usage=None,
+    )
+    assert await bus.publish_event("chat.event", good.wire()) > 0
+    for bad in (
+        {**good.wire(), "state": "done"},  # not a state
+        {**good.wire(), "tokens": 3},  # undeclared
+        {"runId": "r1", "sessionKey": "k", "seq": 1, "stream": "tool"},  # agent.event sans data
+    ):
+        name = "agent.event" if "stream" in bad else "chat.event"
+        with pytest.raises(Nonconformance):
+            await bus.publish_event(name, bad)
+    # Every event has a model (catalogue.payloads), not only the run events.
+    cron = {"jobId": "j1", "action": "started", "status": "running", "runId": "c1"}
+    assert await bus.publish_event("cron.event", cron) > 0
+    with pytest.raises(Nonconformance):
+        await bus.publish_event("cron.event", {**cron, "action": "exploded"})

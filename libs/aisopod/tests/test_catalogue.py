@@ -526,6 +526,7 @@ def test_list_results_are_root_models() -> None:
         "role": "operator",
         "since": 1,
         "lastSeenMs": 2,
+        "instance": "ws-gateway-1",
     }
     dumped = presence.model_validate([entry]).model_dump(by_alias=True, exclude_none=True)
     assert dumped == [entry]

@@ -7,6 +7,7 @@ import json
 import pytest
 from openresponses_schema import ResponseResource, StreamingEvent
 
+from aisopod.catalogue.run_events import RunUsage
 from aisopod.config.model import GatewayConfig
 from aisopod.config.sections.hooks import HookMapping
 from aisopod.errors import InvalidParams, NotFound
@@ -120,7 +121,7 @@ def test_event_payload_readers() -> None:
         )
         == "ab"
     )
-    assert usage_of({"promptTokens": 2, "completionTokens": 3}) == Usage(2, 3)
+    assert usage_of(RunUsage(prompt_tokens=2, completion_tokens=3, total_tokens=5)) == Usage(2, 3)
     assert usage_of(None) == Usage()
 
 

@@ -7,13 +7,16 @@ from typing import Any
 
 from nats.errors import TimeoutError as NatsTimeout
 
+from aisopod.catalogue.run_events import RunUsage
+from aisopod.conformance import checked_event
 from aisopod.principal import H_ORIGIN_CONN
 from aisopod.subjects import Subjects
 from aisopod_runtime.emitter import H_MSG_ID, THROTTLE_S, RunEmitter
 
 
 class RecordingBus:
-    """Stands in for `Bus.publish_event` only: records what would be published."""
+    """Stands in for `Bus.publish_event` only: records what would be published, checked
+    against the event's model as the real bus does with `validate_replies` on."""
 
     subjects = Subjects()
 
@@ -21,7 +24,7 @@ class RecordingBus:
         self.events: list[tuple[str, dict[str, Any], dict[str, str] | None]] = []
 
     async def publish_event(self, name: str, payload: dict[str, Any], headers=None) -> int:
-        self.events.append((name, payload, headers))
+        self.events.append((name, checked_event(name, payload), headers))
         return len(self.events)
 
     async def send_event(self, name: str, payload: dict[str, Any], headers=None) -> Any:
@@ -52,7 +55,7 @@ async def test_deltas_are_throttled_and_each_carries_the_whole_text() -> None:
     for delta in deltas:
         joined += delta["delta"]
         assert delta["message"]["content"] == joined
-    await emitter.final("".join(words), {"totalTokens": 5}, "m1")
+    await emitter.final("".join(words), RunUsage(total_tokens=5), "m1")
     events = chat(bus)
     assert events[-1]["state"] == "final" and events[-1]["message"]["id"] == "m1"
     assert [e["seq"] for e in events] == list(range(1, len(events) + 1))

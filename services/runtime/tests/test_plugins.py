@@ -15,8 +15,8 @@ def test_kinds_come_from_the_entry_point_name_and_others_are_skipped() -> None:
         EntryPoint("tool.", "nowhere:Empty", GROUP),
     ]
     plugins = describe(points)
-    assert [(p["kind"], p["name"], p["value"]) for p in plugins] == [
+    assert [(p.kind, p.name, p.value) for p in plugins] == [
         ("provider", "anthropic", "nowhere.providers:Anthropic"),
         ("tool", "web_search", "nowhere.tools:WebSearch"),
     ]
-    assert plugins[0]["distribution"] is None
+    assert plugins[0].distribution is None

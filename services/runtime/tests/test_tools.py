@@ -74,18 +74,22 @@ def test_plugins_load_and_failures_are_isolated() -> None:
     registry = ToolRegistry()
     module = __name__
     points = [
-        EntryPoint("one", f"{module}:PLUGIN_TOOL", "aisopod.plugins"),
-        EntryPoint("two", f"{module}:plugin_factory", "aisopod.plugins"),
-        EntryPoint("bad", f"{module}:broken_plugin", "aisopod.plugins"),
-        EntryPoint("missing", "no_such_module_x:thing", "aisopod.plugins"),
-        EntryPoint("dup", f"{module}:PLUGIN_TOOL", "aisopod.plugins"),
+        EntryPoint("tool.one", f"{module}:PLUGIN_TOOL", "aisopod.plugins"),
+        EntryPoint("tool.two", f"{module}:plugin_factory", "aisopod.plugins"),
+        EntryPoint("tool.bad", f"{module}:broken_plugin", "aisopod.plugins"),
+        EntryPoint("tool.missing", "no_such_module_x:thing", "aisopod.plugins"),
+        EntryPoint("tool.dup", f"{module}:PLUGIN_TOOL", "aisopod.plugins"),
+        # The listing's naming rule holds here too: not tools, never imported.
+        EntryPoint("provider.other", "no_such_module_y:Provider", "aisopod.plugins"),
+        EntryPoint("unnamed", f"{module}:PLUGIN_TOOL", "aisopod.plugins"),
     ]
     infos = {i.name: i for i in load_plugins(registry, points)}
-    assert infos["one"].tools == ["plugin_echo"] and infos["two"].tools == ["plugin_upper"]
-    assert "boom" in (infos["bad"].error or "")
-    assert infos["missing"].error and infos["dup"].error
-    assert registry.resolve("plugin_echo", ToolsSection(), "rpc").source == "plugin:one"
-    assert infos["one"].wire()["entryPoint"] == f"{module}:PLUGIN_TOOL"
+    assert set(infos) == {"tool.one", "tool.two", "tool.bad", "tool.missing", "tool.dup"}
+    assert infos["tool.one"].tools == ["plugin_echo"]
+    assert infos["tool.two"].tools == ["plugin_upper"]
+    assert "boom" in (infos["tool.bad"].error or "")
+    assert infos["tool.missing"].error and infos["tool.dup"].error
+    assert registry.resolve("plugin_echo", ToolsSection(), "rpc").source == "plugin:tool.one"
 
 
 def test_exec_allowlist_matching() -> None:

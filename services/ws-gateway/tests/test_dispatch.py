@@ -9,6 +9,7 @@ import pytest
 from nats.aio.msg import Msg
 
 from aisopod.bus import encode_reply
+from aisopod.catalogue import CATALOGUE
 from aisopod.errors import NotFound
 from aisopod.principal import Principal
 from tests.support.ws_client import RpcError, WsClient
@@ -145,11 +146,14 @@ async def test_request_rate_limit(gw) -> None:
 async def test_timeout_for_uses_timeout_ms_plus_margin(gw) -> None:
     dispatcher = gw.gateway.dispatcher
     settings = gw.gateway.host.settings
-    assert dispatcher.timeout_for("chat.send", {}) == settings.request_timeout_s
+    spec = CATALOGUE.__getitem__
+    assert dispatcher.timeout_for(spec("chat.send"), {}) == settings.request_timeout_s
     margin = settings.nats_retry_s + 2.0  # an owner may ride out a NATS election first
-    assert dispatcher.timeout_for("agent.wait", {"timeoutMs": 60_000}) == 60.0 + margin
-    assert dispatcher.timeout_for("agent", {"wait": True}) == 600.0
-    assert dispatcher.timeout_for("chat.send", {"timeoutMs": True}) == settings.request_timeout_s
+    assert dispatcher.timeout_for(spec("agent.wait"), {"timeoutMs": 60_000}) == 60.0 + margin
+    assert dispatcher.timeout_for(spec("agent"), {"wait": True}) == 600.0
+    assert dispatcher.timeout_for(spec("chat.send"), {"timeoutMs": True}) == (
+        settings.request_timeout_s
+    )
 
 
 async def test_edge_reads_are_answered_without_the_owner(gw) -> None:

@@ -9,7 +9,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from aisopod.conformance import misdeclared_handlers
 from aisopod.principal import Principal
+from aisopod.services import ServiceName
+from aisopod_ws_gateway.methods import CONNECTION_ONLY, bus_handlers
 from tests.support.ws_client import RpcError, WsClient
 
 from .conftest import SEED, start_gateway
@@ -179,3 +182,12 @@ async def test_node_event_is_broadcast_to_operators(gw) -> None:
         with pytest.raises(RpcError) as info:  # nodes may not call operator methods
             await node.call("system-presence")
         assert info.value.detail == "UNAUTHORIZED_ROLE"
+
+
+async def test_bus_handlers_return_their_result_models(gw) -> None:
+    """The methods ws-gateway serves over the bus (`connect` is the connection's own)."""
+    handlers = bus_handlers(gw.gateway)
+    assert (
+        misdeclared_handlers(ServiceName.WS_GATEWAY, handlers, skip=frozenset(CONNECTION_ONLY))
+        == []
+    )

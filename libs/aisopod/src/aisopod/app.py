@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -124,22 +123,13 @@ def serve(host: ServiceHost, app: Any, *, ws: str = "none") -> None:
     server = uvicorn_server(host, app, ws=ws)
 
     async def main() -> None:
-        loop = asyncio.get_running_loop()
-        stopping: list[asyncio.Task[None]] = []
+        def exit_now() -> None:
+            server.force_exit = True
 
-        async def stop() -> None:
-            await host.drain()
+        def exit_drained() -> None:
             server.should_exit = True
 
-        def on_signal() -> None:
-            if stopping:
-                server.force_exit = True  # a second signal: stop now
-                return
-            stopping.append(loop.create_task(stop()))
-
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, on_signal)
-        host.set_stopper(on_signal)
+        host.stop_on_signals(exit_drained, exit_now)
         await server.serve()
 
     try:

@@ -19,6 +19,7 @@ from nats.js import JetStreamContext
 from nats.js.api import PubAck
 
 from aisopod import codec, requestlog
+from aisopod.conformance import Nonconformance, checked_event
 from aisopod.errors import AisopodError, InternalError, Unavailable
 from aisopod.jsretry import DEFAULT_RETRY_S, ElectionTolerantJetStream
 from aisopod.principal import H_TRACE, Principal
@@ -81,6 +82,7 @@ class Bus:
         *,
         js_retry_s: float = DEFAULT_RETRY_S,
         call_timeout_s: float = 20.0,
+        validate_events: bool = False,
     ) -> None:
         self.nc = nc
         # The default wait of `call`: longer than a JetStream stall the owner rides out.
@@ -89,6 +91,8 @@ class Bus:
         # out a NATS leader election instead of failing at once (jsretry.py).
         self.js: JetStreamContext = ElectionTolerantJetStream(nc, retry_s=js_retry_s)
         self.subjects = subjects
+        # Debug check (`validate_replies`): run events must match their model at publish.
+        self.validate_events = validate_events
         # RPC requests: one inbox subscription, leaner than nats-py's request (requester.py).
         self.requester = Requester(nc)
 
@@ -151,6 +155,7 @@ class Bus:
             Subjects(settings.subject_prefix),
             js_retry_s=settings.nats_retry_s,
             call_timeout_s=settings.request_timeout_s,
+            validate_events=settings.validate_replies,
         )
         made.append(bus)
         return bus
@@ -218,7 +223,7 @@ class Bus:
         (the connection that started a run: agent.event `tool` frames go only there).
         """
         ack = await self.js.publish(
-            self.subjects.evt(event), codec.dumps(codec.to_wire(payload)), headers=headers
+            self.subjects.evt(event), codec.dumps(self._event_wire(event, payload)), headers=headers
         )
         return ack.seq
 
@@ -229,8 +234,17 @@ class Bus:
         connection, with a future of JetStream's ack (never times out by itself: wait for
         it with a timeout). Several events can be in flight, stored in the order sent."""
         return await self.js.publish_async(
-            self.subjects.evt(event), codec.dumps(codec.to_wire(payload)), headers=headers
+            self.subjects.evt(event), codec.dumps(self._event_wire(event, payload)), headers=headers
         )
+
+    def _event_wire(self, event: str, payload: Any) -> Any:
+        if not self.validate_events:
+            return codec.to_wire(payload)
+        try:
+            return checked_event(event, payload)
+        except Nonconformance:
+            log.exception("refusing to publish %s", event)
+            raise
 
     async def publish(
         self, subject: str, payload: Any, headers: dict[str, str] | None = None

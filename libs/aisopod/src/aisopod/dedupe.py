@@ -22,9 +22,9 @@ from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
 from aisopod import codec
+from aisopod.compat.natspy import kv_jetstream, kv_subject
 from aisopod.errors import Conflict
 
-DEDUPE_TTL_S = 300.0
 # The `done` entry's ack may wait out a leader election (jsretry.py) before it comes.
 STORE_TIMEOUT_S = 20.0
 
@@ -61,11 +61,12 @@ class Deduper:
         try:
             revision = await self.kv.create(kv_key, pending)
         except KeyWrongLastSequenceError:
-            revision = await self._existing(kv_key, pending)
-            if isinstance(revision, _Done):
+            existing = await self._existing(kv_key, pending)
+            if isinstance(existing, _Done):
                 if on_replay is not None:
-                    return codec.to_wire(await on_replay(revision.result)), _nothing()
-                return revision.result, _nothing()
+                    return codec.to_wire(await on_replay(existing.result)), _nothing()
+                return existing.result, _nothing()
+            revision = existing
         try:
             result = codec.to_wire(await fn())
         except BaseException:
@@ -73,7 +74,7 @@ class Deduper:
             raise
         done = codec.dumps({"state": "done", "result": result})
         # KeyValue.put is a JetStream publish on the key's subject; sent without waiting.
-        ack = await self.kv._js.publish_async(f"{self.kv._pre}{kv_key}", done)
+        ack = await kv_jetstream(self.kv).publish_async(kv_subject(self.kv, kv_key), done)
         return result, _acked(ack)
 
     async def _existing(self, kv_key: str, pending: bytes) -> int | _Done:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 import time
 from collections.abc import Awaitable, Callable
 from types import TracebackType
@@ -110,6 +111,34 @@ class ServiceHost:
         """How this process stops gracefully (the server runner's SIGTERM handler)."""
         self._stopper = stopper
 
+    def stop_on_signals(
+        self,
+        after_drain: Callable[[], None],
+        at_once: Callable[[], None],
+        *,
+        signals: bool = True,
+    ) -> None:
+        """The one way a server runner stops: the first SIGTERM/SIGINT (or a restart
+        order, `set_stopper`) drains, then calls `after_drain`; a second one calls
+        `at_once`. `signals=False` (in-process tests) leaves the process' signals alone."""
+        loop = asyncio.get_running_loop()
+        stopping: list[asyncio.Task[None]] = []
+
+        async def drain_then_stop() -> None:
+            await self.drain()
+            after_drain()
+
+        def on_signal() -> None:
+            if stopping:
+                at_once()  # a second signal: stop now
+                return
+            stopping.append(loop.create_task(drain_then_stop()))
+
+        if signals:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, on_signal)
+        self.set_stopper(on_signal)
+
     def not_ready_reasons(self) -> list[str]:
         reasons = []
         if self.draining:
@@ -156,6 +185,7 @@ class ServiceHost:
             version=self.version,
             instance=self.instance,
             deduper=Deduper(await self.kv("dedupe"), instance=self.instance),
+            validate_replies=self.settings.validate_replies,
         )
         log.info("started", extra={"version": self.version})
 
@@ -223,15 +253,15 @@ class ServiceHost:
             with contextlib.suppress(Exception):
                 await self._restart_sub.unsubscribe()
         for hook in reversed(self._stop_hooks):
-            await _bounded("stop hook", hook(), 5.0)
+            await bounded("stop hook", hook(), 5.0)
         if self._rpc is not None:
-            await _bounded("rpc", self._rpc.stop(), 3.0)
+            await bounded("rpc", self._rpc.stop(), 3.0)
         if self._config is not None:
-            await _bounded("config watcher", self._config.stop(), 2.0)
+            await bounded("config watcher", self._config.stop(), 2.0)
         if self._logs is not None:
-            await _bounded("log publisher", self._logs.stop(), 2.0)
+            await bounded("log publisher", self._logs.stop(), 2.0)
         if self._bus is not None:
-            await _bounded("nats", self._bus.close(), 3.0)
+            await bounded("nats", self._bus.close(), 3.0)
         log.info("stopped")
 
     async def __aenter__(self) -> ServiceHost:
@@ -247,7 +277,9 @@ class ServiceHost:
         await self.stop()
 
 
-async def _bounded(what: str, step: Awaitable[None], timeout: float) -> None:
+async def bounded(what: str, step: Awaitable[None], timeout: float = 3.0) -> None:
+    """Await one stop step for at most `timeout`: a step that hangs or fails is logged and
+    the stop goes on (a stopping process must not hang on one part)."""
     try:
         await asyncio.wait_for(step, timeout)
     except TimeoutError:

@@ -18,6 +18,7 @@ import logging
 import time
 import uuid
 from collections import deque
+from typing import Any, cast
 
 import nats.errors
 from nats.aio.msg import Msg
@@ -25,6 +26,7 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.kv import KeyValue
 
+from aisopod.compat.natspy import kv_bucket, kv_jetstream, kv_subject
 from aisopod.errors import Unavailable
 from aisopod.jsretry import DEFAULT_RETRY_S, retry_transient
 
@@ -143,10 +145,10 @@ def _discard(js: JetStreamContext, stream: str, consumer: str) -> None:
 
 async def snapshot(kv: KeyValue, pattern: str = ">") -> list[KeyValue.Entry]:
     """Every live entry whose key matches `pattern` (one consumer, last value per key)."""
-    bucket = kv._name  # nats-py keeps these private; the KV naming scheme is NATS' own
-    prefix = f"$KV.{bucket}."
+    bucket = kv_bucket(kv)
+    prefix = kv_subject(kv, "")
     messages = await consume_all(
-        kv._js, f"KV_{bucket}", prefix + pattern, deliver=DeliverPolicy.LAST_PER_SUBJECT
+        kv_jetstream(kv), f"KV_{bucket}", prefix + pattern, deliver=DeliverPolicy.LAST_PER_SUBJECT
     )
     out = []
     for msg in messages:
@@ -159,7 +161,8 @@ async def snapshot(kv: KeyValue, pattern: str = ">") -> list[KeyValue.Entry]:
             value=msg.data,
             revision=meta.sequence.stream,
             delta=meta.num_pending,
-            created=meta.timestamp,
+            # nats-py annotates `created` as int but fills it with this datetime itself.
+            created=cast(Any, meta.timestamp),
             operation=None,
         )
         out.append(entry)

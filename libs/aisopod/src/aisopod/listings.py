@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from functools import cache
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 
 from aisopod.catalogue.agents import Agent, AgentsListResult
-from aisopod.catalogue.cron import Payload, Schedule
+from aisopod.catalogue.config import ConfigGetResult, ConfigSchemaResult
+from aisopod.catalogue.cron import CronJob, CronListResult, Payload, Schedule
 from aisopod.catalogue.models import ModelInfo
 from aisopod.config.model import GatewayConfig
 from aisopod.config.sections.providers import ProviderConfig
@@ -24,19 +25,17 @@ from aisopod.wire import WireModel
 # -- config ------------------------------------------------------------------------------
 
 
-def config_get_result(snapshot: ConfigSnapshot) -> dict[str, Any]:
+def config_get_result(snapshot: ConfigSnapshot) -> ConfigGetResult:
     """`config.get`: the document with secrets redacted, its hash and KV revision."""
-    return {
-        "config": snapshot.config.redacted(),
-        "hash": snapshot.hash,
-        "revision": snapshot.revision,
-    }
+    return ConfigGetResult(
+        config=snapshot.config.redacted(), hash=snapshot.hash, revision=snapshot.revision
+    )
 
 
 @cache
-def config_schema_result() -> dict[str, Any]:
+def config_schema_result() -> ConfigSchemaResult:
     """`config.schema`: the JSON Schema of the whole document (fixed per build)."""
-    return GatewayConfig.model_json_schema(by_alias=True)
+    return ConfigSchemaResult(GatewayConfig.model_json_schema(by_alias=True))
 
 
 # -- agents ------------------------------------------------------------------------------
@@ -85,18 +84,18 @@ class JobRecord(WireModel):
     last_run_id: str | None = None
     lease: Lease | None = None
 
-    def public(self) -> dict[str, Any]:
-        """The job as cron.list/add/update return it (CronJob plus a few extras)."""
+    def public(self) -> CronJob:
+        """The job as cron.list/add/update return it."""
         out = self.model_dump(by_alias=True, mode="json", exclude={"lease", "anchor_ms"})
         out["running"] = self.lease is not None
-        return out
+        return CronJob.model_validate(out)
 
 
-def cron_list_result(jobs: Iterable[JobRecord], include_disabled: bool) -> dict[str, Any]:
+def cron_list_result(jobs: Iterable[JobRecord], include_disabled: bool) -> CronListResult:
     """`cron.list`: enabled jobs (all with `include_disabled`), soonest next run first."""
     listed = [j for j in jobs if include_disabled or j.enabled]
     listed.sort(key=lambda j: (j.next_run_at_ms is None, j.next_run_at_ms or 0, j.name))
-    return {"jobs": [j.public() for j in listed]}
+    return CronListResult(jobs=[j.public() for j in listed])
 
 
 # -- models ------------------------------------------------------------------------------
@@ -107,9 +106,16 @@ def discovers_models(config: ProviderConfig) -> bool:
     return config.kind == "openai" and config.discover_models
 
 
-def model_info(provider: str, model: str, window: int | None, source: str) -> ModelInfo:
-    extra: dict[str, Any] = {"model": model, "source": source}
-    return ModelInfo(id=f"{provider}/{model}", provider=provider, context_window=window, **extra)
+def model_info(
+    provider: str, model: str, window: int | None, source: Literal["config", "upstream"]
+) -> ModelInfo:
+    return ModelInfo(
+        id=f"{provider}/{model}",
+        provider=provider,
+        context_window=window,
+        model=model,
+        source=source,
+    )
 
 
 def models_list(

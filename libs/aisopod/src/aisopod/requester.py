@@ -8,7 +8,8 @@ waiter (one task hop more than needed). Here a request is: a counter token under
 per-connection inbox prefix, headers encoded once per identity (`encode_headers`), one
 `HPUB` command handed to nats-py's own pending buffer and flusher, a plain future with a
 `call_later` deadline; and `Client._process_msg` resolves the future straight from the
-reader for messages of our inbox sid.
+reader for messages of our inbox sid. Every nats-py internal this takes is in
+`aisopod.compat.natspy`.
 
 Errors keep nats-py's types (`NoRespondersError`, `TimeoutError`), so callers map them as
 before. With a plain nats-py client (e.g. the CLI's) replies still arrive, through the
@@ -24,6 +25,13 @@ from typing import Any
 
 from nats import errors
 from nats.aio.client import Client as NatsClient
+
+from aisopod.compat.natspy import (
+    InboxClient,
+    max_pending_size,
+    send_command,
+    subscription_sid,
+)
 
 NO_RESPONDERS_STATUS = "503"
 # The error code (dedupe.py) a second copy of a call gets while the first still runs.
@@ -52,21 +60,8 @@ def encode_headers(headers: dict[str, str] | None) -> bytes | None:
     return b"".join(parts)
 
 
-class Client(NatsClient):
-    """nats-py's client, handing replies of the request inbox to `Requester` directly."""
-
-    _requester: Requester | None = None
-
-    async def _process_msg(
-        self, sid: int, subject: bytes, reply: bytes, data: bytes, headers: bytes
-    ) -> None:
-        requester = self._requester
-        if requester is not None and sid == requester.sid:
-            self.stats["in_msgs"] += 1
-            self.stats["in_bytes"] += len(data)
-            requester.resolve(subject, data, headers)
-            return
-        await super()._process_msg(sid, subject, reply, data, headers)
+Client = InboxClient
+"""The client `Bus` connects with: replies of the request inbox skip the subscription."""
 
 
 class Requester:
@@ -99,9 +94,9 @@ class Requester:
             self._loop = asyncio.get_running_loop()  # a connection lives in one loop
             self._prefix = prefix.encode()
             self._prefix_len = len(self._prefix)
-            self.sid = sub._id
-            if isinstance(self.nc, Client):
-                self.nc._requester = self
+            self.sid = subscription_sid(sub)
+            if isinstance(self.nc, InboxClient):
+                self.nc.receiver = self
             self._starting.set_result(None)
         else:
             await asyncio.shield(self._starting)
@@ -163,7 +158,7 @@ class Requester:
         if size > nc.max_payload:
             raise errors.MaxPayloadError
         if not nc.is_connected:
-            limit = nc._max_pending_size
+            limit = max_pending_size(nc)
             if limit <= 0 or size + nc.pending_data_size > limit:
                 raise errors.OutboundBufferLimitError
         self._next += 1
@@ -190,10 +185,7 @@ class Requester:
         try:
             nc.stats["out_msgs"] += 1
             nc.stats["out_bytes"] += size
-            await nc._send_command(cmd)
-            queue = nc._flush_queue
-            if queue is not None and queue.empty():
-                await nc._flush_pending()
+            await send_command(nc, cmd)
             deadline = loop.call_later(timeout, _expire, future)
             try:
                 return await future

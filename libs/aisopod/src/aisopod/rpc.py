@@ -5,7 +5,9 @@ method the service owns has no handler, or a handler has no catalogue entry. Eac
 is validated against the method's params model, deduplicated by `idempotencyKey` when the
 method is side-effecting, run in its own task (a NATS callback must not block the
 subscription), and answered with `{"result"}` or `{"error"}`. Handlers raise; only this
-module formats errors.
+module formats errors. Each handler returns its method's result model; with
+`validate_replies` on (the test suites), a reply that does not match it is logged as an
+error and answered INTERNAL_ERROR (`conformance.py`).
 """
 
 from __future__ import annotations
@@ -26,8 +28,9 @@ from pydantic import BaseModel, ValidationError
 
 from aisopod import codec, requestlog
 from aisopod.bus import Bus, encode_reply
-from aisopod.catalogue import get_method, methods_for
+from aisopod.catalogue import methods_for
 from aisopod.catalogue.spec import MethodSpec
+from aisopod.conformance import checked_result
 from aisopod.dedupe import Deduper
 from aisopod.errors import (
     AisopodError,
@@ -133,12 +136,14 @@ class RpcServer:
         instance: str,
         deduper: Deduper | None = None,
         max_in_flight: int = 2048,
+        validate_replies: bool = False,
     ) -> None:
         self.bus = bus
         self.service = service
         self.version = version
         self.instance = instance
         self.deduper = deduper
+        self.validate_replies = validate_replies
         self._micro: Service | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._slots = asyncio.Semaphore(max_in_flight)
@@ -238,15 +243,24 @@ class RpcServer:
                 params = validate_params(spec, _json(request.data))
                 ctx = CallContext(spec.name, principal, self.bus, headers)
                 key = getattr(params, "idempotency_key", None) if spec.idempotent else None
+
+                async def run() -> Any:
+                    return self._wire_result(spec, await handler(params, ctx))
+
                 if key and self.deduper is not None:
                     replay = handler.replay if isinstance(handler, Replayable) else None
+
+                    async def replayed(first: Any) -> Any:
+                        assert replay is not None
+                        return self._wire_result(spec, await replay(first, params, ctx))
+
                     result, stored = await self.deduper.run_then_store(
                         f"{spec.name}|{principal.id}|{key}",
-                        lambda: handler(params, ctx),
-                        on_replay=(lambda first: replay(first, params, ctx)) if replay else None,
+                        run,
+                        on_replay=replayed if replay else None,
                     )
                 else:
-                    result = codec.to_wire(await handler(params, ctx))
+                    result = await run()
                 reply = encode_reply(result)
                 outcome = "ok"
             except AisopodError as exc:
@@ -281,6 +295,11 @@ class RpcServer:
             request_id=request_id,
         )
         timed.observe(time.perf_counter() - started)
+
+    def _wire_result(self, spec: MethodSpec, value: Any) -> Any:
+        if self.validate_replies:
+            return checked_result(spec, value)  # raises: logged, INTERNAL_ERROR
+        return codec.to_wire(value)
 
     async def _serve_raw(self, subject: str, handler: RawHandler, request: Request) -> None:
         started = time.perf_counter()
@@ -355,8 +374,3 @@ def _json(data: bytes) -> Any:
         return codec.loads(data)
     except ValueError:
         raise InvalidRequest("request body is not JSON") from None
-
-
-def spec_of(method: str) -> MethodSpec | None:
-    """Catalogue lookup re-exported for edges."""
-    return get_method(method)

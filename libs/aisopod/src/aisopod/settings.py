@@ -69,6 +69,10 @@ class ServiceSettings(BaseModel):
     # An edge's wait for a forwarded call: longer than a JetStream stall the owner rides
     # out (nats_retry_s), so a stall reaches the client as a slow answer, not an error.
     request_timeout_s: float = 20.0
+    # A debug check (the test suites turn it on): every RPC reply and every event is
+    # validated against its declared model before it leaves; a mismatch is logged as an
+    # error and the call answers INTERNAL_ERROR, so a drifting owner fails loudly.
+    validate_replies: bool = False
 
     @model_validator(mode="before")
     @classmethod

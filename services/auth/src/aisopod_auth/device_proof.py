@@ -38,10 +38,6 @@ def b64url_decode(text: str) -> bytes:
         raise ValueError("not base64url") from exc
 
 
-def b64url_encode(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
 def device_id_of(raw_public_key: bytes) -> str:
     """The device id: lowercase hex sha256 of the raw public key."""
     return hashlib.sha256(raw_public_key).hexdigest()

@@ -38,15 +38,6 @@ AUTH_METHOD: dict[CredentialKind, str] = {
     K.NODE: "node_token",
 }
 
-# `data.code` of a presented credential that is wrong or not accepted in the mode.
-MISMATCH_CODE: dict[CredentialKind, str] = {
-    K.ADMIN: "AUTH_TOKEN_MISMATCH",
-    K.API: "AUTH_TOKEN_MISMATCH",
-    K.PASSWORD: "AUTH_PASSWORD_MISMATCH",
-    K.DEVICE: "AUTH_DEVICE_TOKEN_INVALID",
-    K.NODE: "AUTH_TOKEN_MISMATCH",
-}
-
 ALL_OPERATOR_SCOPES: tuple[str, ...] = tuple(sorted(ALL_SCOPES))
 
 

@@ -118,7 +118,3 @@ class RequestRef(BaseModel):
     kind: str  # "device" or "node"
     subject_id: str
     role: str | None = None
-
-
-class LockoutRecord(BaseModel):
-    until_ms: int

@@ -19,6 +19,7 @@ So, per option:
 from __future__ import annotations
 
 import json
+from collections.abc import MutableMapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -172,7 +173,7 @@ def responses_options(payload: dict[str, Any]) -> tuple[OutputFormat, list[str]]
     return _format(raw_format, "text.format"), ignored
 
 
-def report_ignored(scope: dict[str, Any], ignored: list[str]) -> None:
+def report_ignored(scope: MutableMapping[str, Any], ignored: list[str]) -> None:
     if ignored:
         headers = scope.setdefault(EXTRA_HEADERS_KEY, [])
         headers.append((IGNORED_HEADER, ",".join(ignored).encode()))

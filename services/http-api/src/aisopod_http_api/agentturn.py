@@ -1,27 +1,34 @@
 """One agent turn through the runtime, as a stream of text deltas and one ending.
 
 Listen on the session first, then call `agent` (idempotent by key), then follow the run's
-`chat.event`s: a delta carries the FULL text so far in `message.content` (the new part is
-what extends what we already have; `delta` is used when the text was rewritten), `final`
-ends with usage, `aborted` keeps the partial text, `error` fails the turn. Should events
-stop (a NATS reconnect may drop some), `agent.wait` tells whether the run ended and
-`chat.history` recovers its text, so a request never hangs on a lost event.
+`chat.event`s, parsed with the emitter's own `ChatEvent` model: a delta carries the FULL
+text so far in `message.content` (the new part is what extends what we already have;
+`delta` is used when the text was rewritten), `final` ends with usage, `aborted` keeps
+the partial text, `error` fails the turn. Should events stop (a NATS reconnect may drop
+some), `agent.wait` tells whether the run ended and `chat.history` recovers its text, so a
+request never hangs on a lost event.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import ValidationError
+
 from aisopod.bus import Bus
+from aisopod.catalogue.run_events import ChatEvent, RunUsage
 from aisopod.errors import AisopodError, Unavailable
 from aisopod.principal import Principal
 from aisopod_http_api.errors import GatewayTimeout, UpstreamError
 from aisopod_http_api.runevents import CHAT, RunEvents
+
+log = logging.getLogger("aisopod.http_api.agentturn")
 
 IDLE_CHECK_S = 15.0
 
@@ -84,25 +91,20 @@ def message_text(message: Any) -> str:
     return ""
 
 
-def usage_of(raw: Any) -> Usage:
-    if not isinstance(raw, dict):
+def usage_of(usage: RunUsage | None) -> Usage:
+    """The usage a `final` chat.event carries (none: nothing counted)."""
+    if usage is None:
         return Usage()
+    return Usage(usage.prompt_tokens, usage.completion_tokens)
 
-    def first(*names: str) -> int:
-        for name in names:
-            value = raw.get(name)
-            if isinstance(value, int | float) and not isinstance(value, bool):
-                return int(value)
-        return 0
 
-    return Usage(
-        prompt_tokens=first(
-            "promptTokens", "prompt_tokens", "inputTokens", "input_tokens", "input"
-        ),
-        completion_tokens=first(
-            "completionTokens", "completion_tokens", "outputTokens", "output_tokens", "output"
-        ),
-    )
+def chat_event(payload: dict[str, Any]) -> ChatEvent | None:
+    """The payload as the runtime's emitter built it, or None (logged) when it is not one."""
+    try:
+        return ChatEvent.model_validate(payload)
+    except ValidationError as exc:
+        log.error("ignoring a chat.event that breaks its model: %s", exc)
+        return None
 
 
 class AgentTurns:
@@ -110,7 +112,7 @@ class AgentTurns:
         self.bus = bus
         self.events = events
 
-    async def run(self, request: TurnRequest) -> AsyncIterator[TurnUpdate]:
+    async def run(self, request: TurnRequest) -> AsyncGenerator[TurnUpdate]:
         deadline = time.monotonic() + request.timeout_ms / 1000
         with self.events.listen(request.session_key) as listener:
             params = {
@@ -145,15 +147,17 @@ class AgentTurns:
                     continue
                 if event.name != CHAT:
                     continue
-                payload = event.payload
-                state = payload.get("state")
-                full = message_text(payload.get("message"))
+                chat = chat_event(event.payload)
+                if chat is None:
+                    continue
+                state = chat.state
+                full = chat.message.content if chat.message is not None else ""
                 if state == "delta":
                     if full.startswith(text):
                         piece = full[len(text) :]
                         text = full
                     else:  # rewritten text: trust the chunk the runtime marked as new
-                        piece = str(payload.get("delta") or "")
+                        piece = chat.delta or ""
                         text += piece
                     if piece:
                         yield Delta(piece)
@@ -161,11 +165,11 @@ class AgentTurns:
                     full = full or text
                     if full.startswith(text) and len(full) > len(text):
                         yield Delta(full[len(text) :])
-                    yield Ended(full, usage_of(payload.get("usage")), str(state))
+                    yield Ended(full, usage_of(chat.usage), state)
                     return
                 elif state == "error":
-                    message = payload.get("errorMessage") or "the agent run failed"
-                    raise UpstreamError(str(message), openaiCode="agent_error")
+                    message = chat.error_message or "the agent run failed"
+                    raise UpstreamError(message, openaiCode="agent_error")
 
     async def _check_ended(self, request: TurnRequest, run_id: str, text: str) -> Ended | None:
         """Events went quiet: ask whether the run is over (it may have ended unseen)."""

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -86,7 +86,7 @@ class EdgeMiddleware:
         proof: EdgeProof,
         gate: Gate,
         trusted_proxies: Callable[[], tuple[str, ...]],
-        fast: dict[tuple[str, str], ASGIApp] | None = None,
+        fast: Mapping[tuple[str, str], ASGIApp] | None = None,
         refuse: Callable[[Scope], AisopodError | None] | None = None,
     ) -> None:
         self.app = app

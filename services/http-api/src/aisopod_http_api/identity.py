@@ -8,7 +8,7 @@ scope (docs/protocol/http.md: R or W) → 403.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -53,7 +53,7 @@ class Caller:
         )
 
 
-def caller_of(scope: dict[str, Any]) -> Caller | None:
+def caller_of(scope: MutableMapping[str, Any]) -> Caller | None:
     """The caller of a request (its ASGI scope), or None when none was verified."""
     caller: Caller | None = scope.get(CALLER_KEY)
     return caller

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -88,7 +88,7 @@ class RunEvents:
                 log.debug("unsubscribe failed", exc_info=True)
         self._subs.clear()
 
-    def _handler(self, name: str):  # type: ignore[no-untyped-def]
+    def _handler(self, name: str) -> Callable[[Msg], Awaitable[None]]:
         async def on_message(msg: Msg) -> None:
             if not self._listeners:
                 return  # nobody waits: not even worth decoding

@@ -19,20 +19,16 @@ from aisopod_runtime.runs import RunStore
 from aisopod_runtime.service import RuntimeService
 from aisopod_runtime.session_methods import session_handlers
 from aisopod_runtime.sessions import SessionStore
-from aisopod_runtime.tools import PluginInfo, build_registry
+from aisopod_runtime.tools import build_registry
 from aisopod_runtime.tools.methods import tool_handlers
 from aisopod_runtime.transcripts import TranscriptStore
 from aisopod_runtime.voicewake import Voicewake, voicewake_handlers
-
-PLUGINS_ATTR = "aisopod_plugins"
-"""`host.<this>`: what the `aisopod.plugins` entry points gave (for `plugins.list`)."""
 
 
 async def build_agent_methods(host: ServiceHost) -> dict[str, Handler]:
     config = host.config
     providers = ProviderRegistry(config.current.models)
-    tools, plugins = build_registry()
-    setattr(host, PLUGINS_ATTR, plugins)
+    tools, _ = build_registry()
     agents_kv = await host.kv("agents")
     parts = RuntimeService(
         host=host,
@@ -76,7 +72,3 @@ async def build_agent_methods(host: ServiceHost) -> dict[str, Handler]:
         **model_handlers(ModelCatalog(parts)),
         **voicewake_handlers(Voicewake(agents_kv, host.bus)),
     }
-
-
-def plugins_of(host: ServiceHost) -> list[PluginInfo]:
-    return list(getattr(host, PLUGINS_ATTR, []))

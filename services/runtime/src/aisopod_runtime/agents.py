@@ -73,7 +73,9 @@ class AgentStore:
 
     async def list(self) -> list[Agent]:
         agents = [
-            Agent.model_validate(codec.loads(e.value)) for e in await snapshot(self.kv, "agent.>")
+            Agent.model_validate(codec.loads(e.value))
+            for e in await snapshot(self.kv, "agent.>")
+            if e.value is not None
         ]
         listed = agents_list_result(agents, self.default_id)
         if listed is None:

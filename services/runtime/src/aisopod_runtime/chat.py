@@ -54,7 +54,7 @@ def chat_handlers(parts: RuntimeService) -> dict[str, Handler]:
     def canonical(key: str) -> tuple[str, str]:
         return parse_session_key(key, parts.agents.default_id)
 
-    async def send(params: ChatSendParams, ctx: CallContext) -> dict[str, Any]:
+    async def send(params: ChatSendParams, ctx: CallContext) -> ChatSendResult:
         attachments = [a.wire() for a in params.attachments] if params.attachments else None
         submitted = await runner.submit(
             params.session_key,
@@ -66,29 +66,27 @@ def chat_handlers(parts: RuntimeService) -> dict[str, Handler]:
             run_id=client_run_id(params.idempotency_key, ctx),
         )
         status = "in_flight" if submitted.queued else "started"
-        return _wire(ChatSendResult(run_id=submitted.run_id, status=status))
+        return ChatSendResult(run_id=submitted.run_id, status=status)
 
-    async def resend(first: Any, params: ChatSendParams, ctx: CallContext) -> dict[str, Any]:
+    async def resend(first: Any, params: ChatSendParams, ctx: CallContext) -> ChatSendResult:
         """A retry with the same idempotency key: the first run, as it is now (a run whose
         runtime died ends `error` once its lease expires; the retry then says so)."""
         answer = ChatSendResult.model_validate(first)
         record = await runner.store.get(answer.run_id)
         if record is None:
-            return _wire(answer)  # the record is gone (runs outlive idempotency keys)
+            return answer  # the record is gone (runs outlive idempotency keys)
         if is_terminal(record):
             error = record.get("error")
-            return _wire(
-                ChatSendResult(
-                    run_id=answer.run_id,
-                    status=record["status"],
-                    error=error if isinstance(error, str) else None,
-                )
+            return ChatSendResult(
+                run_id=answer.run_id,
+                status=record["status"],
+                error=error if isinstance(error, str) else None,
             )
         # A run's record reads `queued` until the runner picks it up, even when the first
         # answer said `started`: only a run that waited behind another stays `in_flight`.
         waiting = answer.status == "in_flight" and record.get("status") == "queued"
         status = "in_flight" if waiting else "started"
-        return _wire(ChatSendResult(run_id=answer.run_id, status=status))
+        return ChatSendResult(run_id=answer.run_id, status=status)
 
     async def abort(params: ChatAbortParams, ctx: CallContext) -> ChatAbortResult:
         session_key, _ = canonical(params.session_key)
@@ -129,12 +127,12 @@ def chat_handlers(parts: RuntimeService) -> dict[str, Handler]:
         record = await runner.wait(submitted.run_id, timeout_ms / 1000 + WAIT_MARGIN_S)
         return AgentRunResult(
             run_id=submitted.run_id,
-            status=record["status"] if is_terminal(record) else "timeout",
+            status=record["status"] if record is not None and is_terminal(record) else "timeout",
             result=record.get("result") if record else None,
             error=record.get("error") if record else None,
         )
 
-    async def wait(params: AgentWaitParams, ctx: CallContext) -> dict[str, Any]:
+    async def wait(params: AgentWaitParams, ctx: CallContext) -> AgentWaitResult:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + (params.timeout_ms or DEFAULT_WAIT_MS) / 1000
         record: dict[str, Any] | None = None
@@ -147,7 +145,7 @@ def chat_handlers(parts: RuntimeService) -> dict[str, Handler]:
                     raise NotFound(f"no run {params.run_id!r}", code="RUN_NOT_FOUND")
                 record = await runner.wait(params.run_id, max(deadline - loop.time(), 0.0))
         # Absent, not null, when unknown (`endedAt` of a run still going).
-        return wait_result(params.run_id, record).model_dump(by_alias=True, exclude_none=True)
+        return wait_result(params.run_id, record)
 
     return {
         "chat.send": Replayable(send, resend),
@@ -172,10 +170,6 @@ def client_run_id(idempotency_key: str | None, ctx: CallContext) -> str | None:
             code="BAD_IDEMPOTENCY_KEY",
         )
     return idempotency_key
-
-
-def _wire(result: ChatSendResult) -> dict[str, Any]:
-    return result.model_dump(by_alias=True, exclude_none=True)  # `error` only when there is one
 
 
 def _valid(messages: list[dict[str, Any]]) -> list[ChatMessage]:

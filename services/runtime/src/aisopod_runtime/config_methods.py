@@ -14,10 +14,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
 from typing import Any
 
-from aisopod.catalogue.config import ConfigApplyParams, ConfigPatchParams, ConfigSetParams
+from aisopod.catalogue.config import (
+    ConfigApplyParams,
+    ConfigApplyResult,
+    ConfigGetResult,
+    ConfigHashResult,
+    ConfigPatchParams,
+    ConfigPatchResult,
+    ConfigSchemaResult,
+    ConfigSetParams,
+    InstanceApplied,
+)
 from aisopod.config.model import restore_redacted
 from aisopod.config.store import ConfigSnapshot, ConfigStore, parse_document
 from aisopod.errors import Conflict
@@ -63,28 +72,20 @@ def changed_paths(old: Any, new: Any, prefix: str = "") -> list[str]:
     return [] if old == new else [prefix or "."]
 
 
-@dataclass(frozen=True, slots=True)
-class InstanceApplied:
-    service: str
-    instance: str
-    hash: str | None
-    ok: bool
-
-
 class ConfigMethods:
     """The handlers of the config.* methods for one runtime instance."""
 
     def __init__(self, host: ServiceHost, limiter: WriteLimiter) -> None:
         self.host = host
         self.limiter = limiter
-        self._get_cache: tuple[str, dict[str, Any]] | None = None
+        self._get_cache: tuple[str, ConfigGetResult] | None = None
 
     @property
     def store(self) -> ConfigStore:
         return self.host.config.store
 
     # -- reads -----------------------------------------------------------------------------
-    async def get(self, _: EmptyParams, ctx: CallContext) -> dict[str, Any]:
+    async def get(self, _: EmptyParams, ctx: CallContext) -> ConfigGetResult:
         snapshot = self.host.config.snapshot
         cached = self._get_cache
         if cached is None or cached[0] != f"{snapshot.hash}:{snapshot.revision}":
@@ -93,19 +94,19 @@ class ConfigMethods:
             self._get_cache = cached
         return cached[1]
 
-    async def schema(self, _: EmptyParams, ctx: CallContext) -> dict[str, Any]:
+    async def schema(self, _: EmptyParams, ctx: CallContext) -> ConfigSchemaResult:
         return config_schema_result()
 
     # -- writes ----------------------------------------------------------------------------
-    async def set(self, params: ConfigSetParams, ctx: CallContext) -> dict[str, Any]:
+    async def set(self, params: ConfigSetParams, ctx: CallContext) -> ConfigHashResult:
         snapshot = await self.write(ctx.principal, params.base_hash, document=params.config)
-        return {"hash": snapshot.hash}
+        return ConfigHashResult(hash=snapshot.hash)
 
-    async def patch(self, params: ConfigPatchParams, ctx: CallContext) -> dict[str, Any]:
+    async def patch(self, params: ConfigPatchParams, ctx: CallContext) -> ConfigPatchResult:
         snapshot = await self.write(ctx.principal, params.base_hash, patch=params.patch)
-        return {"hash": snapshot.hash, "config": snapshot.config.redacted()}
+        return ConfigPatchResult(hash=snapshot.hash, config=snapshot.config.redacted())
 
-    async def apply(self, params: ConfigApplyParams, ctx: CallContext) -> dict[str, Any]:
+    async def apply(self, params: ConfigApplyParams, ctx: CallContext) -> ConfigApplyResult:
         snapshot = await self.write(
             ctx.principal, params.base_hash, document=params.config, patch=params.patch
         )
@@ -151,7 +152,7 @@ class ConfigMethods:
         await self.host.config.wait_for_hash(snapshot.hash, LOCAL_APPLY_WAIT_S)
         return snapshot
 
-    async def await_applied(self, config_hash: str) -> dict[str, Any]:
+    async def await_applied(self, config_hash: str) -> ConfigApplyResult:
         """Wait until every live instance reports `config_hash` (or the apply timeout);
         `applied[service]` is true when all its live instances do."""
         timeout = self.host.config.current.updates.apply_timeout_ms / 1000
@@ -162,10 +163,10 @@ class ConfigMethods:
             )
             rows = [
                 InstanceApplied(
-                    i.service,
-                    i.instance,
-                    reports.get(i.key),
-                    reports.get(i.key) == config_hash,
+                    service=i.service,
+                    instance=i.instance,
+                    hash=reports.get(i.key),
+                    ok=reports.get(i.key) == config_hash,
                 )
                 for i in instances
             ]
@@ -181,12 +182,4 @@ class ConfigMethods:
                 "config.apply timed out",
                 extra={"hash": config_hash, "pending": [r.instance for r in rows if not r.ok]},
             )
-        return {
-            "hash": config_hash,
-            "applied": applied,
-            "complete": done,
-            "instances": [
-                {"service": r.service, "instance": r.instance, "hash": r.hash, "ok": r.ok}
-                for r in rows
-            ],
-        }
+        return ConfigApplyResult(hash=config_hash, applied=applied, complete=done, instances=rows)

@@ -1,5 +1,7 @@
 """The events of one run: `chat.event` and `agent.event`, in order, deltas throttled.
 
+- Payloads are the shared models of `aisopod.catalogue.run_events`, sent as their `wire()`
+  form (only the fields set here).
 - `chat.event` `{runId, sessionKey, seq, state, message?, usage?, errorMessage?}`. A
   `delta` carries the whole text so far in `message.content` plus the new part in
   `delta`: deltas may be dropped for a slow client, so each one stands alone. At most one
@@ -34,6 +36,15 @@ from typing import Any
 from nats.errors import Error as NatsError
 
 from aisopod.bus import Bus
+from aisopod.catalogue.run_events import (
+    AGENT_EVENT,
+    CHAT_EVENT,
+    AgentEvent,
+    AgentStream,
+    ChatEvent,
+    EventMessage,
+    RunUsage,
+)
 from aisopod.principal import H_ORIGIN_CONN
 
 log = logging.getLogger("aisopod.runtime.emitter")
@@ -55,7 +66,7 @@ class RunEmitter:
         self._ids = f"{run_id}:{uuid.uuid4().hex[:8]}"
         self.text = ""
         self._sent_upto = 0
-        self._seq = {"chat.event": 0, "agent.event": 0}
+        self._seq = {CHAT_EVENT: 0, AGENT_EVENT: 0}
         self._last_flush = 0.0
         self._timer: asyncio.Task[None] | None = None
         self._closed = False
@@ -73,11 +84,12 @@ class RunEmitter:
         """Continue numbering after `seq` (a reaper ending a run it does not hold)."""
         self._seq = dict.fromkeys(self._seq, seq)
 
-    def _post(self, event: str, payload: dict[str, Any]) -> asyncio.Future[None]:
+    def _post(self, event: str, **fields: Any) -> asyncio.Future[None]:
         """Queue one event (numbered now, in call order); the future ends once it is stored."""
         self._seq[event] += 1
         seq = self._seq[event]
-        body = {"runId": self.run_id, "sessionKey": self.session_key, "seq": seq} | payload
+        model = ChatEvent if event == CHAT_EVENT else AgentEvent
+        body = model(run_id=self.run_id, session_key=self.session_key, seq=seq, **fields).wire()
         headers = self.headers | {H_MSG_ID: f"{self._ids}:{event}:{seq}"}
         sent = asyncio.get_running_loop().create_future()
         previous_sent, self._last_sent = self._last_sent, sent
@@ -144,13 +156,13 @@ class RunEmitter:
                     raise
                 self._warn("not published", event, body, exc)
 
-    async def agent(self, stream: str, data: dict[str, Any]) -> None:
+    async def agent(self, stream: AgentStream, data: dict[str, Any]) -> None:
         """An agent.event, stored when this returns."""
-        await self._post("agent.event", {"stream": stream, "data": data})
+        await self._post(AGENT_EVENT, stream=stream, data=data)
 
-    def post_agent(self, stream: str, data: dict[str, Any]) -> None:
+    def post_agent(self, stream: AgentStream, data: dict[str, Any]) -> None:
         """An agent.event, queued: in order with every other event, nobody waits for it."""
-        self._post("agent.event", {"stream": stream, "data": data})
+        self._post(AGENT_EVENT, stream=stream, data=data)
 
     async def lifecycle(self, phase: str, **data: Any) -> None:
         await self.agent("lifecycle", {"phase": phase, **data})
@@ -201,8 +213,8 @@ class RunEmitter:
         delta = self.text[self._sent_upto :]
         self._sent_upto = len(self.text)
         self._last_flush = time.monotonic()
-        message = {"role": "assistant", "content": self.text}
-        self._post("chat.event", {"state": "delta", "message": message, "delta": delta})
+        message = EventMessage(role="assistant", content=self.text)
+        self._post(CHAT_EVENT, state="delta", message=message, delta=delta)
         self.post_agent("assistant", {"text": self.text, "delta": delta})
 
     async def _close(self) -> None:
@@ -213,24 +225,28 @@ class RunEmitter:
                 await self._timer
             self._timer = None
 
-    async def final(self, text: str, usage: dict[str, int] | None, message_id: str | None) -> None:
+    async def final(self, text: str, usage: RunUsage | None, message_id: str | None) -> None:
         await self._close()
-        message: dict[str, Any] = {"role": "assistant", "content": text}
+        message = EventMessage(role="assistant", content=text)
         if message_id:
-            message["id"] = message_id
-        await self._post("chat.event", {"state": "final", "message": message, "usage": usage})
+            message.id = message_id
+        await self._post(CHAT_EVENT, state="final", message=message, usage=usage)
 
     async def aborted(self, partial: str) -> None:
         await self._close()
-        await self._post(
-            "chat.event",
-            {"state": "aborted", "message": {"role": "assistant", "content": partial}},
-        )
+        message = EventMessage(role="assistant", content=partial)
+        await self._post(CHAT_EVENT, state="aborted", message=message)
 
     async def error(self, message: str, partial: str = "") -> None:
         await self._close()
-        failed = self._post("agent.event", {"stream": "error", "data": {"message": message}})
-        payload: dict[str, Any] = {"state": "error", "errorMessage": message}
+        failed = self._post(AGENT_EVENT, stream="error", data={"message": message})
         if partial:
-            payload["message"] = {"role": "assistant", "content": partial}
-        await asyncio.gather(failed, self._post("chat.event", payload))
+            ended = self._post(
+                CHAT_EVENT,
+                state="error",
+                error_message=message,
+                message=EventMessage(role="assistant", content=partial),
+            )
+        else:
+            ended = self._post(CHAT_EVENT, state="error", error_message=message)
+        await asyncio.gather(failed, ended)

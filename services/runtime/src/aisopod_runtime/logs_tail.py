@@ -16,7 +16,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from aisopod import codec
 from aisopod.bus import Bus
-from aisopod.catalogue.system import LogsTailParams
+from aisopod.catalogue.system import LogsTailParams, LogsTailResult
 from aisopod.jsread import fetch
 from aisopod.state import stream_name
 
@@ -59,7 +59,7 @@ class LogsTail:
         self.bus = bus
         self.stream = stream_name(bus.subjects.prefix, "LOGS")
 
-    async def tail(self, params: LogsTailParams, ctx: Any) -> dict[str, Any]:
+    async def tail(self, params: LogsTailParams, ctx: Any) -> LogsTailResult:
         js = self.bus.js
         state = (await js.stream_info(self.stream)).state
         first, last = state.first_seq, state.last_seq
@@ -77,7 +77,7 @@ class LogsTail:
             result["reset"] = True
             result["cursor"] = last
         if last == 0 or start > last:
-            return result
+            return LogsTailResult.model_validate(result)
         subject = (
             self.bus.subjects.logs(params.service.value)
             if params.service is not None
@@ -89,7 +89,7 @@ class LogsTail:
             lines = lines[-params.limit :]
         result["lines"] = lines
         result["cursor"] = scanned_to
-        return result
+        return LogsTailResult.model_validate(result)
 
     async def _read(
         self, subject: str, start: int, last: int, params: LogsTailParams, min_level: int

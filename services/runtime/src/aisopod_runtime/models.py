@@ -9,6 +9,7 @@ the provider-local id and `source` says whether the entry is configured or disco
 from __future__ import annotations
 
 import asyncio
+import builtins
 import logging
 import time
 from typing import Any
@@ -29,14 +30,14 @@ DISCOVERY_TIMEOUT_S = 5.0
 class ModelCatalog:
     def __init__(self, parts: RuntimeService) -> None:
         self.parts = parts
-        self._cache: dict[str, tuple[float, ProviderConfig, list[DiscoveredModel]]] = {}
+        self._cache: dict[str, tuple[float, ProviderConfig, builtins.list[DiscoveredModel]]] = {}
 
     async def list(self) -> list[ModelInfo]:
         configs = list(self.parts.providers.configs.values())
         discovered = await asyncio.gather(*(self._discover(c) for c in configs))
         return models_list(configs, discovered)
 
-    async def _discover(self, config: ProviderConfig) -> list[DiscoveredModel]:
+    async def _discover(self, config: ProviderConfig) -> builtins.list[DiscoveredModel]:
         if config.kind != "openai" or not config.discover_models:
             return []
         cached = self._cache.get(config.id)

@@ -348,7 +348,7 @@ class RunManager:
         phase = "end" if status == "ok" else status
         steps = []
         if outcome is not None:
-            steps.append(run.emitter.final(outcome.text, outcome.usage.wire(), outcome.message_id))
+            steps.append(run.emitter.final(outcome.text, outcome.usage.event(), outcome.message_id))
         elif status == "aborted":
             steps.append(run.emitter.aborted(partial))
         else:

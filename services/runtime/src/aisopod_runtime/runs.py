@@ -18,6 +18,7 @@ from nats.js.errors import KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
 from aisopod import codec
+from aisopod.compat.natspy import kv_bucket, kv_jetstream
 from aisopod_runtime.kvview import get_json, wait_for_value
 
 RunState = Literal["queued", "running", "ok", "error", "aborted", "timeout"]
@@ -55,8 +56,8 @@ class RunStore:
     async def keep_for(self, seconds: float) -> None:
         """Give the bucket its retention: records of finished runs are otherwise never
         removed (a bucket made before the retention existed is brought in line)."""
-        stream = f"KV_{self.kv._name}"  # nats-py keeps this private; the name is NATS' own
-        js = self.kv._js
+        stream = f"KV_{kv_bucket(self.kv)}"  # the stream name is NATS' own KV scheme
+        js = kv_jetstream(self.kv)
         info = await js.stream_info(stream)
         if info.config.max_age != seconds:
             info.config.max_age = seconds

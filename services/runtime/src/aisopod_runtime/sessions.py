@@ -164,6 +164,7 @@ class SessionStore:
         entries = [
             SessionEntry.model_validate(codec.loads(e.value))
             for e in await snapshot(self.kv, "s.>")
+            if e.value is not None
         ]
         if params.agent_id:
             entries = [e for e in entries if e.agent_id == params.agent_id]

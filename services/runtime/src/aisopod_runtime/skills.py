@@ -27,6 +27,8 @@ from typing import Any
 
 import yaml
 
+from aisopod.catalogue.models import SkillsBinsResult, SkillsStatusResult, SkillStatus
+
 log = logging.getLogger("aisopod.runtime.skills")
 
 MAX_SKILL_BYTES = 256 * 1024
@@ -138,10 +140,10 @@ class SkillsMethods:
     def __init__(self, dirs: Sequence[Path]) -> None:
         self.dirs = list(dirs)
 
-    async def status(self, _: Any, ctx: Any) -> dict[str, Any]:
+    async def status(self, _: Any, ctx: Any) -> SkillsStatusResult:
         skills = scan(self.dirs, environ=os.environ)
-        return {"skills": [s.status() for s in skills]}
+        return SkillsStatusResult(skills=[SkillStatus.model_validate(s.status()) for s in skills])
 
-    async def bins(self, _: Any, ctx: Any) -> dict[str, Any]:
+    async def bins(self, _: Any, ctx: Any) -> SkillsBinsResult:
         skills = scan(self.dirs, environ=os.environ)
-        return {"bins": sorted({b for s in skills for b in s.bins})}
+        return SkillsBinsResult(bins=sorted({b for s in skills for b in s.bins}))

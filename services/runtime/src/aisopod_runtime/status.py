@@ -10,6 +10,7 @@ from typing import Any
 
 from nats.js.errors import NoKeysError
 
+from aisopod.catalogue.system import ServiceInstance, ServiceStatus, StatusInternals, StatusResult
 from aisopod.host import ServiceHost
 from aisopod.rpc import CallContext
 from aisopod.scopes import Requirement
@@ -38,31 +39,30 @@ class StatusMethods:
         except NoKeysError:
             return 0
 
-    async def status(self, _: Any, ctx: CallContext) -> dict[str, Any]:
+    async def status(self, _: Any, ctx: CallContext) -> StatusResult:
         instances, connections, agents, sessions = await asyncio.gather(
             service_stats(self.host.bus),
             self.count("presence"),
             self.count("agents"),
             self.count("sessions"),
         )
-        services: dict[str, dict[str, Any]] = {}
+        services: dict[str, ServiceStatus] = {}
         for inst in instances:
-            entry = {"id": inst.instance, "version": inst.version}
-            services.setdefault(inst.service, {"instances": []})["instances"].append(entry)
+            entry = ServiceInstance(id=inst.instance, version=inst.version)
+            services.setdefault(inst.service, ServiceStatus(instances=[])).instances.append(entry)
         now = int(time.time() * 1000)
         starts = [s for s in map(_started_ms, instances) if s is not None]
-        result: dict[str, Any] = {
-            "services": services,
-            "connections": connections,
-            "agents": agents,
-            "sessions": sessions,
-            "uptimeMs": max(now - min(starts), 0) if starts else 0,
-        }
-        if ctx.principal.may(Requirement.ADMIN):
-            result["internals"] = await self.internals(instances)
-        return result
+        admin = ctx.principal.may(Requirement.ADMIN)
+        return StatusResult(
+            services=services,
+            connections=connections,
+            agents=agents,
+            sessions=sessions,
+            uptime_ms=max(now - min(starts), 0) if starts else 0,
+            internals=await self.internals(instances) if admin else None,
+        )
 
-    async def internals(self, instances: list[Instance]) -> dict[str, Any]:
+    async def internals(self, instances: list[Instance]) -> StatusInternals:
         js = self.host.bus.js
         streams: dict[str, Any] = {}
         for stream in STREAMS:
@@ -79,8 +79,8 @@ class StatusMethods:
                 streams[stream.name] = {"error": type(exc).__name__}
         snapshot = self.host.config.snapshot
         nc = self.host.bus.nc
-        return {
-            "instances": [
+        return StatusInternals(
+            instances=[
                 {
                     "service": i.service,
                     "instance": i.instance,
@@ -100,11 +100,11 @@ class StatusMethods:
                 }
                 for i in instances
             ],
-            "streams": streams,
-            "config": {"hash": snapshot.hash, "revision": snapshot.revision},
-            "nats": {
+            streams=streams,
+            config={"hash": snapshot.hash, "revision": snapshot.revision},
+            nats={
                 "serverVersion": str(nc.connected_server_version),
                 "maxPayload": nc.max_payload,
             },
-            "answeredBy": self.host.instance,
-        }
+            answered_by=self.host.instance,
+        )

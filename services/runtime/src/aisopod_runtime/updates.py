@@ -25,6 +25,7 @@ from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
 from aisopod import codec
+from aisopod.catalogue.updates import InstanceVersion, UpdateRunResult, UpdateStatusResult
 from aisopod.config.sections.misc import UpdatesSection
 from aisopod.errors import AisopodError, Conflict
 from aisopod.host import ServiceHost
@@ -86,7 +87,7 @@ class Updates:
         return self.host.config.current.updates
 
     # -- update.status -----------------------------------------------------------------
-    async def status(self, _: Any, ctx: CallContext) -> dict[str, Any]:
+    async def status(self, _: Any, ctx: CallContext) -> UpdateStatusResult:
         instances = await discover(self.host.bus)
         installed = installed_versions()
         newer = sorted(
@@ -97,19 +98,19 @@ class Updates:
             }
         )
         record = await self._read()
-        return {
-            "instances": [
-                {"service": i.service, "version": i.version, "instance": i.instance}
+        return UpdateStatusResult(
+            instances=[
+                InstanceVersion(service=i.service, version=i.version, instance=i.instance)
                 for i in instances
             ],
-            "skew": skew_of(instances),
-            "available": newer[-1] if newer else None,
-            "installed": installed,
-            "rollout": record[0] if record else None,
-        }
+            skew=skew_of(instances),
+            available=newer[-1] if newer else None,
+            installed=installed,
+            rollout=record[0] if record else None,
+        )
 
     # -- update.run --------------------------------------------------------------------
-    async def run(self, _: Any, ctx: CallContext) -> dict[str, Any]:
+    async def run(self, _: Any, ctx: CallContext) -> UpdateRunResult:
         await self.limiter.admit(ctx.principal, "update.run")
         instances = await discover(self.host.bus)
         me = (self.host.name.value, self.host.instance)
@@ -126,7 +127,7 @@ class Updates:
         }
         revision = await self._claim(record)
         self._task = asyncio.create_task(self._rollout(record, revision, plan, me))
-        return {"started": True, "rolloutId": record["id"], "total": len(plan)}
+        return UpdateRunResult(started=True, rollout_id=record["id"], total=len(plan))
 
     async def _claim(self, record: dict[str, Any]) -> int:
         """Store `record` unless another rollout is running (and not stale): CONFLICT."""

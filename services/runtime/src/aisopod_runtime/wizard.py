@@ -23,7 +23,12 @@ from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
 from aisopod import codec
-from aisopod.catalogue.updates import WizardNextParams, WizardSessionParams, WizardStatusParams
+from aisopod.catalogue.updates import (
+    WizardNextParams,
+    WizardSessionParams,
+    WizardState,
+    WizardStatusParams,
+)
 from aisopod.errors import AisopodError, Conflict, InvalidParams, NotFound
 from aisopod.rpc import CallContext
 from aisopod_runtime.config_methods import ConfigMethods
@@ -180,7 +185,7 @@ class WizardMethods:
             raise Conflict("the wizard moved on meanwhile; read wizard.status") from None
 
     @staticmethod
-    def view(session: dict[str, Any]) -> dict[str, Any]:
+    def view(session: dict[str, Any]) -> WizardState:
         out: dict[str, Any] = {"sessionId": session["sessionId"], "status": session["status"]}
         if session["status"] == "running" and session["index"] < len(STEPS):
             out["step"] = WizardFlow.step(STEPS[session["index"]], session["answers"])
@@ -188,7 +193,7 @@ class WizardMethods:
             out["error"] = session["error"]
         if session.get("configHash"):
             out["configHash"] = session["configHash"]
-        return out
+        return WizardState.model_validate(out)
 
     async def _current(self) -> dict[str, Any] | None:
         try:
@@ -204,12 +209,13 @@ class WizardMethods:
         return session
 
     # -- methods -----------------------------------------------------------------------
-    async def start(self, _: Any, ctx: CallContext) -> dict[str, Any]:
+    async def start(self, _: Any, ctx: CallContext) -> WizardState:
         running = await self._current()
         if running is not None and running["status"] == "running":
             raise Conflict("a wizard is already running", sessionId=running["sessionId"])
-        session = {
-            "sessionId": "wiz_" + uuid.uuid4().hex[:16],
+        session_id = "wiz_" + uuid.uuid4().hex[:16]
+        session: dict[str, Any] = {
+            "sessionId": session_id,
             "status": "running",
             "index": 0,
             "answers": {},
@@ -218,10 +224,10 @@ class WizardMethods:
             "updatedAtMs": _now_ms(),
         }
         await self.kv.create(f"session.{session['sessionId']}", codec.dumps(session))
-        await self.kv.put(CURRENT, session["sessionId"].encode())
+        await self.kv.put(CURRENT, session_id.encode())
         return self.view(session)
 
-    async def next(self, params: WizardNextParams, ctx: CallContext) -> dict[str, Any]:
+    async def next(self, params: WizardNextParams, ctx: CallContext) -> WizardState:
         session, revision = await self._load(params.session_id)
         applying = session["index"] >= len(STEPS)
         if params.answer is None or session["status"] != "running" or applying:
@@ -245,21 +251,21 @@ class WizardMethods:
             patch = WizardFlow.patch(session["answers"], snapshot.config.document())
             written = await self.config.write(ctx.principal, snapshot.hash, patch=patch)
             applied = await self.config.await_applied(written.hash)
-            session.update(status="done", configHash=written.hash, applied=applied["applied"])
+            session.update(status="done", configHash=written.hash, applied=applied.applied)
         except AisopodError as exc:
             session.update(status="error", error=f"{exc.name}: {exc.message}")
         session["answers"] = {k: v for k, v in session["answers"].items() if k != "provider"}
         await self._store(session, revision)
         return self.view(session)
 
-    async def cancel(self, params: WizardSessionParams, ctx: CallContext) -> dict[str, Any]:
+    async def cancel(self, params: WizardSessionParams, ctx: CallContext) -> WizardState:
         session, revision = await self._load(params.session_id)
         if session["status"] == "running" and session["index"] < len(STEPS):
             session["status"] = "cancelled"
             await self._store(session, revision)
         return self.view(session)
 
-    async def status(self, params: WizardStatusParams, ctx: CallContext) -> dict[str, Any]:
+    async def status(self, params: WizardStatusParams, ctx: CallContext) -> WizardState:
         if params.session_id is not None:
             session, _ = await self._load(params.session_id)
             return self.view(session)

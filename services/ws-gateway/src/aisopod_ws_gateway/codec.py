@@ -37,7 +37,9 @@ class Codec(Protocol):
 
     def batch(self, responses: list[bytes]) -> bytes: ...
 
-    def notification(self, method: str, params: Any) -> bytes | None: ...
+    def notification(self, method: str, params: Any, ts: int | None = None) -> bytes | None:
+        """A frame outside the EVENTS stream; `ts` (ms) defaults to now."""
+        ...
 
     def event(self, name: str, seq: int, ts: int, payload_json: bytes) -> bytes | None: ...
 
@@ -83,8 +85,8 @@ class JsonRpcCodec:
     def batch(self, responses: list[bytes]) -> bytes:
         return jsonrpc.encode_batch(responses)
 
-    def notification(self, method: str, params: Any) -> bytes | None:
-        return jsonrpc.encode_notification(method, params)
+    def notification(self, method: str, params: Any, ts: int | None = None) -> bytes | None:
+        return jsonrpc.encode_notification(method, params, ts)
 
     def event(self, name: str, seq: int, ts: int, payload_json: bytes) -> bytes | None:
         return jsonrpc.encode_event(name, seq, ts, payload_json)

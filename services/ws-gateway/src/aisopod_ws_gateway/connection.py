@@ -24,6 +24,7 @@ from aisopod.principal import Principal
 from aisopod.requester import encode_headers
 from aisopod_ws_gateway import metrics
 from aisopod_ws_gateway.audience import Subscription, View
+from aisopod_ws_gateway.compat_websockets import set_max_message_size
 from aisopod_ws_gateway.ratebucket import TokenBucket
 
 if TYPE_CHECKING:
@@ -239,7 +240,7 @@ class Connection:
         self.view = view
         self.bearer = None  # spent
         self.bucket = TokenBucket(cfg.requests_per_second, cfg.request_burst, time.monotonic())
-        self.transport.ws.max_message_size = cfg.max_payload
+        set_max_message_size(self.transport.ws, cfg.max_payload)
         self.state = State.OPEN
         if self.timer is not None:
             self.timer.cancel()

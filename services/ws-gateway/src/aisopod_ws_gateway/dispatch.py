@@ -50,15 +50,6 @@ Outcome = Reply | Awaitable[Reply | None] | None
 LocalHandler = Callable[["Connection", Call, MethodSpec, "Codec"], Outcome]
 
 TIMEOUT_MARGIN_S = 2.0
-# Methods that may legitimately wait long without a `timeoutMs` (seconds).
-LONG_WAITS = {
-    "agent": 600.0,
-    "agent.wait": 600.0,
-    "sessions.send": 600.0,
-    "exec.approval.waitDecision": 600.0,
-    "config.apply": 60.0,
-    "update.run": 60.0,
-}
 
 
 class Dispatcher:
@@ -238,7 +229,7 @@ class Dispatcher:
         if not isinstance(params, dict):
             return self._error(codec, call, InvalidParams("params must be an object"))
         bus = self.bus
-        timeout = self.timeout_for(spec.name, params)
+        timeout = self.timeout_for(spec, params)
         headers = conn.nats_header_block
         if request_id is not None:
             headers = _with_request_id(headers, request_id)
@@ -276,7 +267,7 @@ class Dispatcher:
             return error_reply(codec, call.id, exc)
         return ok_reply(codec, call.id, result)
 
-    def timeout_for(self, method: str, params: dict[str, Any]) -> float:
+    def timeout_for(self, spec: MethodSpec, params: dict[str, Any]) -> float:
         """The NATS wait for a forwarded call: the caller's `timeoutMs` plus a margin (the
         owner answers TIMEOUT itself first), else the default or the method's long wait."""
         settings = self.settings
@@ -286,7 +277,7 @@ class Dispatcher:
             # Plus what the owner may spend riding out a NATS leader election (jsretry.py).
             margin = settings.nats_retry_s + TIMEOUT_MARGIN_S
             return max(default, min(timeout_ms, 86_400_000) / 1000 + margin)
-        return LONG_WAITS.get(method, default)
+        return spec.reply_timeout(default)
 
 
 def _with_request_id(block: bytes | None, request_id: str) -> bytes:

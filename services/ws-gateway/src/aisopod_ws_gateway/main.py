@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 import sys
 
 from aisopod.host import ServiceHost
@@ -31,23 +30,8 @@ async def run(
 ) -> None:
     """Serve until `stop` is set or SIGTERM/SIGINT (then drain first)."""
     stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    stopping: list[asyncio.Task[None]] = []
-
-    async def drain_then_stop() -> None:
-        await host.drain()
-        stop.set()
-
-    def on_signal() -> None:
-        if stopping:
-            stop.set()  # a second signal: stop now
-            return
-        stopping.append(loop.create_task(drain_then_stop()))
-
-    if signals:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, on_signal)
-    host.set_stopper(on_signal)  # a restart order (update.run) stops it like SIGTERM
+    # A restart order (update.run) stops it like SIGTERM; a second signal stops at once.
+    host.stop_on_signals(stop.set, stop.set, signals=signals)
     async with host:
         gateway = Gateway(host)
         host.gateway = gateway  # type: ignore[attr-defined]  # for in-process tests

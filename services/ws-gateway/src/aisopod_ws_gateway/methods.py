@@ -17,11 +17,14 @@ from pydantic import BaseModel, ValidationError
 from aisopod.catalogue.nodes import (
     NodeEventParams,
     NodeIdParams,
+    NodeInfo,
     NodeInvokeParams,
+    NodeInvokeResult,
     NodeInvokeResultParams,
+    NodeListResult,
 )
 from aisopod.catalogue.spec import MethodSpec
-from aisopod.catalogue.system import SubscribeParams
+from aisopod.catalogue.system import PresenceList, SubscribeParams
 from aisopod.errors import AisopodError, invalid_params_from_validation
 from aisopod.jsonrpc import Call, RequestId
 from aisopod.rpc import CallContext
@@ -153,18 +156,20 @@ def bus_handlers(gateway: Gateway) -> dict[str, Callable[[Any, CallContext], Awa
     """Handlers of the cluster-wide owned methods, served on `<prefix>.rpc.<method>`."""
     nodes = gateway.nodes
 
-    async def presence(params: Any, ctx: CallContext) -> Any:
-        return gateway.presence.entries()
+    # The connection's own handlers above answer with the same data unmodelled (the hot
+    # path); over the bus every reply is its catalogue model.
+    async def presence(params: Any, ctx: CallContext) -> PresenceList:
+        return PresenceList.model_validate(gateway.presence.entries())
 
-    async def node_list(params: Any, ctx: CallContext) -> Any:
-        return {"nodes": await nodes.listing()}
+    async def node_list(params: Any, ctx: CallContext) -> NodeListResult:
+        return NodeListResult.model_validate({"nodes": await nodes.listing()})
 
-    async def node_describe(params: NodeIdParams, ctx: CallContext) -> Any:
-        return await nodes.describe(params.node_id)
+    async def node_describe(params: NodeIdParams, ctx: CallContext) -> NodeInfo:
+        return NodeInfo.model_validate(await nodes.describe(params.node_id))
 
-    async def node_invoke(params: NodeInvokeParams, ctx: CallContext) -> Any:
+    async def node_invoke(params: NodeInvokeParams, ctx: CallContext) -> NodeInvokeResult:
         # The RPC server has already applied the idempotency key (same key as `invoke`).
-        return await nodes.route(params)
+        return NodeInvokeResult.model_validate(await nodes.route(params))
 
     return {
         "system-presence": presence,

@@ -160,8 +160,8 @@ class Nodes:
         if params.command != EXEC_COMMAND:
             return
         body = params.params if isinstance(params.params, dict) else {}
-        argv = body.get("command")
-        argv = [str(a) for a in argv] if isinstance(argv, list) else None
+        given = body.get("command")
+        argv = [str(a) for a in given] if isinstance(given, list) else None
         raw = body.get("rawCommand")
         command = raw if isinstance(raw, str) else " ".join(argv or [])
         policy = await self.gateway.host.bus.call("exec.approvals.get", {}, principal=SYSTEM)

@@ -25,7 +25,7 @@ from aisopod.config.sections.gateway import GatewaySection
 from aisopod.contracts.auth import CloseConnections
 from aisopod.edgeproof import HEADER as EDGE_PROOF_HEADER
 from aisopod.edgeproof import EdgeProof, client_address
-from aisopod.host import ServiceHost
+from aisopod.host import ServiceHost, bounded
 from aisopod.hostnames import own_host_names
 from aisopod.jsonrpc import RequestId
 from aisopod_ws_gateway import metrics, wsframes
@@ -140,12 +140,12 @@ class Gateway:
         for sock in list(self.sockets):
             sock.abort()
         if self._control is not None:
-            await _bounded("control subscription", self._control.unsubscribe())
-        await _bounded("edge reads", self.edge_reads.stop())
-        await _bounded("fan-out", self.fanout.stop())
-        await _bounded("nodes", self.nodes.stop())
-        await _bounded("presence", self.presence.stop())
-        await _bounded("health", self.health.stop())
+            await bounded("control subscription", self._control.unsubscribe())
+        await bounded("edge reads", self.edge_reads.stop())
+        await bounded("fan-out", self.fanout.stop())
+        await bounded("nodes", self.nodes.stop())
+        await bounded("presence", self.presence.stop())
+        await bounded("health", self.health.stop())
 
     async def drain(self) -> None:
         """SIGTERM (readiness already failing): stop accepting, tell every client, let
@@ -286,13 +286,14 @@ class Gateway:
     async def _ticks(self) -> None:
         while True:
             await asyncio.sleep(self.config.tick_interval_ms / 1000)
-            tick = {"ts": int(time.time() * 1000)}
+            now = int(time.time() * 1000)
+            tick = {"ts": now}
             frames: dict[str, bytes | None] = {}  # one frame per wire format
             for conn in list(self.conns.values()):
                 if conn.state is State.OPEN and conn.replay_buffer is None:
                     codec = conn.codec
                     if codec.name not in frames:
-                        encoded = codec.notification("tick", tick)
+                        encoded = codec.notification("tick", tick, now)
                         frames[codec.name] = wsframes.text(encoded) if encoded else None
                     frame = frames[codec.name]
                     if frame is not None:
@@ -322,12 +323,3 @@ class Gateway:
 
     def _http_metrics(self, _: Request) -> Response:
         return plain(200, generate_latest(), CONTENT_TYPE_LATEST)
-
-
-async def _bounded(what: str, step: Any, timeout: float = 3.0) -> None:
-    try:
-        await asyncio.wait_for(step, timeout)
-    except TimeoutError:
-        log.warning("stopping the %s took over %.0fs; going on", what, timeout)
-    except Exception:
-        log.exception("stopping the %s failed", what)

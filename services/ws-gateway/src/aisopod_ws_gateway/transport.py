@@ -15,15 +15,15 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, cast
 
 from websockets.datastructures import Headers
-from websockets.frames import Opcode
+from websockets.frames import Frame, Opcode
 from websockets.http11 import Request, Response
 from websockets.protocol import OPEN
 from websockets.server import ServerProtocol
-from websockets.streams import StreamReader
 
 from aisopod.securityheaders import SECURITY_HEADERS
 from aisopod_ws_gateway import admission, wsframes
 from aisopod_ws_gateway.codec import JSONRPC, Codec
+from aisopod_ws_gateway.compat_websockets import max_message_size, parser_between_frames
 from aisopod_ws_gateway.openclaw.frames import OPENCLAW
 
 if TYPE_CHECKING:
@@ -42,7 +42,6 @@ CLOSE_GRACE_S = 5.0
 CLOSE_GRACE_BUFFERED_S = 30.0
 
 HttpHandler = Callable[[Request], Response]
-_AT_EOF = StreamReader.at_eof.__code__
 
 
 class WsTransport(asyncio.Protocol):
@@ -82,7 +81,7 @@ class WsTransport(asyncio.Protocol):
         rx = self._rx
         if rx is not None:
             buf = rx + data if rx else data
-            messages, used, more = wsframes.client_messages(buf, ws.max_message_size)
+            messages, used, more = wsframes.client_messages(buf, max_message_size(ws))
             for message in messages:
                 self._on_message(message)
             rest = buf[used:] if used else buf
@@ -100,14 +99,17 @@ class WsTransport(asyncio.Protocol):
             if isinstance(event, Request):
                 self._on_http(event)
                 continue
+            if not isinstance(event, Frame):  # a server never receives a Response
+                continue
             opcode = event.opcode
+            data = bytes(event.data)  # websockets' parser produces bytes: no copy
             if opcode is Opcode.TEXT or opcode is Opcode.BINARY:
                 if event.fin:
-                    self._on_message(event.data)
+                    self._on_message(data)
                 else:
-                    self._fragments = [event.data]
+                    self._fragments = [data]
             elif opcode is Opcode.CONT and self._fragments is not None:
-                self._fragments.append(event.data)
+                self._fragments.append(data)
                 if event.fin:
                     message, self._fragments = b"".join(self._fragments), None
                     self._on_message(message)
@@ -116,13 +118,7 @@ class WsTransport(asyncio.Protocol):
     def _resync(self) -> None:
         """Read simple frames here again once websockets' parser waits between frames."""
         ws = self.ws
-        if (
-            ws.state is OPEN
-            and self._fragments is None
-            and ws.current_size is None
-            and not ws.reader.buffer
-            and _between_frames(ws.parser)
-        ):
+        if ws.state is OPEN and self._fragments is None and parser_between_frames(ws):
             self._rx = b""
 
     def eof_received(self) -> bool | None:
@@ -255,17 +251,6 @@ class WsTransport(asyncio.Protocol):
         if response.status_code == 101:
             self.conn = self.gateway.open_connection(self, request, client_ip, codec)
         self.transport.resume_reading()
-
-
-def _between_frames(parser: object) -> bool:
-    """Whether websockets' parser waits for the first byte of a frame: its innermost
-    generator is `StreamReader.at_eof` (inside a frame it waits in `read_exact`)."""
-    for _ in range(4):
-        inner = getattr(parser, "gi_yieldfrom", None)
-        if inner is None:
-            return getattr(parser, "gi_code", None) is _AT_EOF
-        parser = inner
-    return False
 
 
 def plain(status: int, body: bytes, content_type: str = "text/plain", reason: str = "") -> Response:

@@ -66,7 +66,7 @@ def _get(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _one(url: str, token: str, timeout: float, method: str, params: dict) -> Any:
+async def _one(url: str, token: str, timeout: float, method: str, params: dict[str, Any]) -> Any:
     async with GatewayClient(url, token, timeout=timeout) as client:
         return await client.call(method, params)
 

@@ -40,6 +40,8 @@ class PlannedService(BaseModel):
     port: int
     instance: str
     nats_password_file: Path
+    # Only the services Traefik sends requests to hold the edge proof's secret.
+    edge_secret_file: Path | None = None
 
 
 class Plan(BaseModel):
@@ -51,12 +53,14 @@ def _settings(planned: PlannedService, cls: type[ServiceSettings] | None = None)
 
     cls = cls or ServiceSettings
     password = planned.nats_password_file.read_text().strip()
+    edge_file = planned.edge_secret_file
     return cls(
         service=planned.service.value,
         port=planned.port,
         instance=planned.instance,
         nats_user=planned.service.value,
         nats_password=SecretStr(password),
+        edge_secret=SecretStr(edge_file.read_text().strip()) if edge_file else None,
     )
 
 

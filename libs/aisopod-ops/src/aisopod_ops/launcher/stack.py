@@ -29,8 +29,8 @@ from aisopod_ops.launcher import combined, natsconf, traefik
 from aisopod_ops.launcher.edgesync import ROUTES_FILE, EdgeOptions, EdgeSync, nats_connector
 from aisopod_ops.launcher.paths import binary, openclaw_ui_root, repo_root, ui_root
 from aisopod_ops.launcher.ports import pick
-from aisopod_ops.launcher.probe import Probe, http_probe, nats_probe
-from aisopod_ops.launcher.process import POLL_S, Child, ChildSpec
+from aisopod_ops.launcher.probe import http_probe, nats_probe
+from aisopod_ops.launcher.process import POLL_S, Child, ChildSpec, Probe
 from aisopod_ops.launcher.secrets import StackSecrets, ensure_secret, write_private
 
 log = logging.getLogger("aisopod_ops.launcher")
@@ -273,6 +273,9 @@ class Stack:
                     port=ports[0],
                     instance=f"{service.value}-1",
                     nats_password_file=self.secrets.nats_password_files[service.value],
+                    edge_secret_file=(
+                        self.secrets.edge_secret_file if service in EDGE_SERVICES else None
+                    ),
                 )
                 for service, ports in self.service_ports.items()
             ]

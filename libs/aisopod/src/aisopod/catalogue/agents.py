@@ -21,8 +21,9 @@ from aisopod.catalogue.fields import (
     SessionKey,
     TimeoutMs,
     ToolName,
+    absent_when_none,
 )
-from aisopod.catalogue.spec import MethodSpec
+from aisopod.catalogue.spec import LONG_RUN_WAIT_S, MethodSpec
 from aisopod.scopes import Requirement
 from aisopod.services import ServiceName
 from aisopod.wire import EmptyParams, Params, Result
@@ -40,6 +41,8 @@ class Agent(Result):
     model: str | None = None
     instructions: str | None = None
     tools: list[str] | None = None
+    created_at: EpochMs | None = absent_when_none()
+    updated_at: EpochMs | None = absent_when_none()
 
 
 class AgentsListResult(Result):
@@ -104,9 +107,9 @@ class AgentWaitResult(Result):
 
     run_id: str
     status: RunStatus
-    started_at: EpochMs | None = None
-    ended_at: EpochMs | None = None
-    error: str | None = None
+    started_at: EpochMs | None = absent_when_none()
+    ended_at: EpochMs | None = absent_when_none()
+    error: str | None = absent_when_none()
 
 
 METHODS: tuple[MethodSpec, ...] = (
@@ -117,7 +120,22 @@ METHODS: tuple[MethodSpec, ...] = (
         "agents.delete", RT, A, AgentIdParams, OkResult, description="not the default agent"
     ),
     MethodSpec(
-        "agent", RT, W, AgentParams, AgentRunResult, idempotent=True, description="run agent"
+        "agent",
+        RT,
+        W,
+        AgentParams,
+        AgentRunResult,
+        idempotent=True,
+        description="run agent",
+        long_wait_s=LONG_RUN_WAIT_S,
     ),
-    MethodSpec("agent.wait", RT, W, AgentWaitParams, AgentWaitResult, description="await run"),
+    MethodSpec(
+        "agent.wait",
+        RT,
+        W,
+        AgentWaitParams,
+        AgentWaitResult,
+        description="await run",
+        long_wait_s=LONG_RUN_WAIT_S,
+    ),
 )

@@ -19,7 +19,7 @@ from aisopod.catalogue.fields import (
     SessionKey,
     TimeoutMs,
 )
-from aisopod.catalogue.spec import MethodSpec
+from aisopod.catalogue.spec import LONG_RUN_WAIT_S, MethodSpec
 from aisopod.scopes import Requirement
 from aisopod.services import ServiceName
 from aisopod.wire import EmptyParams, Params, Result
@@ -99,6 +99,7 @@ METHODS: tuple[MethodSpec, ...] = (
         ExecApprovalWaitParams,
         ExecApprovalWaitResult,
         description="wait for the decision",
+        long_wait_s=LONG_RUN_WAIT_S,
     ),
     MethodSpec(
         "exec.approval.resolve",

@@ -15,7 +15,9 @@ from aisopod.catalogue.fields import (
     Message,
     SessionKey,
     TimeoutMs,
+    absent_when_none,
 )
+from aisopod.catalogue.run_events import RunUsage
 from aisopod.catalogue.spec import MethodSpec
 from aisopod.scopes import Requirement
 from aisopod.services import ServiceName
@@ -49,7 +51,7 @@ class ChatSendResult(Result):
 
     run_id: str
     status: Literal["started", "in_flight", "ok", "error", "aborted", "timeout"]
-    error: str | None = None
+    error: str | None = absent_when_none()
 
 
 class ChatAbortParams(Params):
@@ -67,14 +69,36 @@ class ChatHistoryParams(Params):
     limit: int = Field(default=200, ge=1, le=1000)
 
 
+class ToolCallRecord(Result):
+    """One tool call an assistant message asked for (`args` as the model gave them)."""
+
+    id: str
+    name: str
+    args: dict[str, JsonValue]
+
+
 class ChatMessage(Result):
+    """A transcript message. Which optional fields it has depends on how it was written:
+    a run's messages carry `runId`; a final answer `model` and `usage`; an answer that asked
+    for tools `toolCalls`; a tool's output `toolCallId`/`toolName`; the partial text (maybe
+    empty) of a run that did not finish `stopReason` and `error`; chat.inject's `injected`
+    (and its `label`)."""
+
     id: str
     role: Literal["user", "assistant", "system", "tool"]
     content: str | list[dict[str, JsonValue]]
     ts: EpochMs
     label: str | None = None
-    run_id: str | None = None
-    """The run that asked or answered it (absent for injected messages)."""
+    run_id: str | None = absent_when_none()
+    model: str | None = absent_when_none()
+    usage: RunUsage | None = absent_when_none()
+    tool_calls: list[ToolCallRecord] | None = absent_when_none()
+    tool_call_id: str | None = absent_when_none()
+    tool_name: str | None = absent_when_none()
+    stop_reason: str | None = absent_when_none()
+    error: str | None = absent_when_none()
+    """Why the run behind a `stopReason` entry failed."""
+    injected: bool | None = absent_when_none()
 
 
 class ChatHistoryResult(Result):

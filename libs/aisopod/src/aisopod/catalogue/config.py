@@ -9,7 +9,7 @@ from __future__ import annotations
 from pydantic import Field, JsonValue, RootModel, model_validator
 
 from aisopod.catalogue.fields import ConfigHash
-from aisopod.catalogue.spec import MethodSpec
+from aisopod.catalogue.spec import ROLLOUT_WAIT_S, MethodSpec
 from aisopod.scopes import Requirement
 from aisopod.services import ServiceName
 from aisopod.wire import EmptyParams, Params, Result
@@ -69,11 +69,23 @@ class ConfigApplyParams(Params):
         return self
 
 
+class InstanceApplied(Result):
+    """One live instance and the config hash it last reported (null: none yet)."""
+
+    service: str
+    instance: str
+    hash: str | None
+    ok: bool
+
+
 class ConfigApplyResult(Result):
-    """`applied` maps each service to whether all its live instances report the new hash."""
+    """`applied` maps each service to whether all its live instances report the new hash;
+    `complete` is false when the apply timeout ended the wait first."""
 
     hash: str
     applied: dict[str, bool]
+    complete: bool
+    instances: list[InstanceApplied]
 
 
 METHODS: tuple[MethodSpec, ...] = (
@@ -92,5 +104,6 @@ METHODS: tuple[MethodSpec, ...] = (
         ConfigApplyParams,
         ConfigApplyResult,
         description="set or patch, then wait until every live instance reports the new hash",
+        long_wait_s=ROLLOUT_WAIT_S,
     ),
 )

@@ -80,9 +80,14 @@ class CronJob(Result):
     schedule: Schedule
     payload: Payload
     enabled: bool
+    created_at_ms: EpochMs
+    updated_at_ms: EpochMs
     next_run_at_ms: EpochMs | None = None
     last_run_at_ms: EpochMs | None = None
     last_status: str | None = None
+    last_run_id: str | None = None
+    running: bool = False
+    """A replica holds the job's lease: a run is in progress."""
 
 
 class CronListParams(Params):
@@ -135,9 +140,15 @@ class CronRunRecord(Result):
     run_id: str
     job_id: str
     status: Literal["running", "ok", "error", "skipped"]
+    trigger: Literal["schedule", "manual"]
+    due_at_ms: EpochMs | None = None
     started_at: EpochMs
     ended_at: EpochMs | None = None
     error: str | None = None
+    instance: str | None = None
+    """The replica that ran it."""
+    agent_run_id: str | None = None
+    """The agent run an `agentTurn` payload started."""
 
 
 class CronRunsResult(Result):

@@ -156,8 +156,13 @@ NOTES: Mapping[str, str] = MappingProxyType(
 )
 
 
-_AGENT = {"id": "helper", "name": "Helper", "model": "echo/echo", "tools": ["web.search"]}
-_NODE = {
+_AGENT: dict[str, JsonValue] = {
+    "id": "helper",
+    "name": "Helper",
+    "model": "echo/echo",
+    "tools": ["web.search"],
+}
+_NODE: dict[str, JsonValue] = {
     "nodeId": "mac-1",
     "displayName": "Studio Mac",
     "platform": "macos",
@@ -166,15 +171,21 @@ _NODE = {
     "connected": True,
     "paired": True,
 }
-_JOB = {
+_JOB: dict[str, JsonValue] = {
     "jobId": "j-7c1e",
     "name": "morning",
     "schedule": {"kind": "cron", "expr": "0 9 * * *", "tz": "Europe/Berlin"},
     "payload": {"kind": "agentTurn", "message": "plan my day"},
     "enabled": True,
+    "createdAtMs": T0,
+    "updatedAtMs": T0,
     "nextRunAtMs": T0 + 3_600_000,
+    "lastRunAtMs": None,
+    "lastStatus": None,
+    "lastRunId": None,
+    "running": False,
 }
-_WIZARD_STEP = {
+_WIZARD_STEP: dict[str, JsonValue] = {
     "stepId": "provider",
     "title": "Which model provider?",
     "input": "select",
@@ -183,8 +194,8 @@ _WIZARD_STEP = {
         {"value": "openai", "label": "OpenAI"},
     ],
 }
-_SUBSCRIPTION = {"events": ["chat.*"], "sessionKeys": [KEY]}
-_OK = {"ok": True}
+_SUBSCRIPTION: dict[str, JsonValue] = {"events": ["chat.*"], "sessionKeys": [KEY]}
+_OK: dict[str, JsonValue] = {"ok": True}
 
 _AGENT_NOT_FOUND = "NOT_FOUND `AGENT_NOT_FOUND`: no agent with this id"
 _SESSION_NOT_FOUND = "NOT_FOUND `SESSION_NOT_FOUND`: no session with this key"
@@ -273,10 +284,13 @@ EXAMPLES: Mapping[str, MethodExample] = MappingProxyType(
                 "cursor": 1042,
                 "lines": [
                     {
+                        "seq": 1042,
                         "ts": T0,
                         "service": "runtime",
                         "level": "warning",
                         "message": "provider slow",
+                        "instance": "runtime-1",
+                        "logger": "aisopod.runtime.models",
                     }
                 ],
             },
@@ -292,6 +306,7 @@ EXAMPLES: Mapping[str, MethodExample] = MappingProxyType(
                     "ip": "127.0.0.1",
                     "since": T0,
                     "lastSeenMs": T0 + 20000,
+                    "instance": "ws-gateway-1",
                 }
             ],
         ),
@@ -471,7 +486,25 @@ EXAMPLES: Mapping[str, MethodExample] = MappingProxyType(
         ),
         "config.apply": MethodExample(
             {"patch": {"hooks": {"enabled": True}}, "baseHash": HASH},
-            {"hash": "a90c44e1b7f3", "applied": {"runtime": True, "ws-gateway": True}},
+            {
+                "hash": "a90c44e1b7f3",
+                "applied": {"runtime": True, "ws-gateway": True},
+                "complete": True,
+                "instances": [
+                    {
+                        "service": "runtime",
+                        "instance": "runtime-1",
+                        "hash": "a90c44e1b7f3",
+                        "ok": True,
+                    },
+                    {
+                        "service": "ws-gateway",
+                        "instance": "ws-gateway-1",
+                        "hash": "a90c44e1b7f3",
+                        "ok": True,
+                    },
+                ],
+            },
             (_STALE_HASH, _BAD_CONFIG, _CONFIG_RATE),
         ),
         "cron.list": MethodExample({"includeDisabled": True}, {"jobs": [_JOB]}),
@@ -503,8 +536,13 @@ EXAMPLES: Mapping[str, MethodExample] = MappingProxyType(
                         "runId": "cr-311",
                         "jobId": "j-7c1e",
                         "status": "ok",
+                        "trigger": "schedule",
+                        "dueAtMs": T0,
                         "startedAt": T0,
                         "endedAt": T0 + 1200,
+                        "error": None,
+                        "instance": "runtime-1",
+                        "agentRunId": "r-9d2",
                     }
                 ]
             },
@@ -514,8 +552,20 @@ EXAMPLES: Mapping[str, MethodExample] = MappingProxyType(
             {},
             {
                 "models": [
-                    {"id": "echo/echo", "provider": "echo"},
-                    {"id": "openai/gpt-4o-mini", "provider": "openai", "contextWindow": 128000},
+                    {
+                        "id": "echo/echo",
+                        "provider": "echo",
+                        "contextWindow": None,
+                        "model": "echo",
+                        "source": "config",
+                    },
+                    {
+                        "id": "openai/gpt-4o-mini",
+                        "provider": "openai",
+                        "contextWindow": 128000,
+                        "model": "gpt-4o-mini",
+                        "source": "upstream",
+                    },
                 ]
             },
         ),
@@ -529,6 +579,7 @@ EXAMPLES: Mapping[str, MethodExample] = MappingProxyType(
                         "description": "capture the screen",
                         "eligible": False,
                         "missing": {"bins": ["scrot"], "env": []},
+                        "requires": {"bins": ["scrot"], "env": []},
                     }
                 ]
             },
@@ -603,15 +654,18 @@ EXAMPLES: Mapping[str, MethodExample] = MappingProxyType(
             {},
             {
                 "instances": [
-                    {"service": "runtime", "version": "0.1.0"},
-                    {"service": "ws-gateway", "version": "0.1.0"},
+                    {"service": "runtime", "version": "0.1.0", "instance": "runtime-1"},
+                    {"service": "ws-gateway", "version": "0.1.0", "instance": "ws-gateway-1"},
                 ],
                 "skew": False,
+                "available": None,
+                "installed": {"runtime": "0.1.0", "ws-gateway": "0.1.0"},
+                "rollout": None,
             },
         ),
         "update.run": MethodExample(
             {},
-            {"started": True},
+            {"started": True, "rolloutId": "upd_5c0e9a1f2b3d4e6f", "total": 6},
             (
                 "CONFLICT: a rolling restart is already running",
                 "RATE_LIMITED: more than 3 in 60 s",

@@ -6,7 +6,7 @@ Pure: no I/O. Limits here are the edge's first line of defence; owners may check
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints
 
@@ -45,7 +45,6 @@ Ident = Annotated[
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"\S")]
 Label = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 ModelRef = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^\S+$")]
-ShortText = Annotated[str, StringConstraints(max_length=4096)]
 # Secrets and tokens: bounded, never validated further here (auth compares them).
 Secret = Annotated[str, StringConstraints(min_length=1, max_length=4096)]
 
@@ -71,6 +70,16 @@ CommandName = Annotated[
 ]
 
 RunStatus = Literal["ok", "error", "aborted", "timeout"]
+
+
+def _is_none(value: object) -> bool:
+    return value is None
+
+
+def absent_when_none() -> Any:
+    """An optional result field that is left out of the wire form when None (rather than
+    sent as null): for replies whose fields appear only in some states."""
+    return Field(default=None, exclude_if=_is_none)
 
 
 class IdempotentParams(Params):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints
 
@@ -18,9 +18,14 @@ Trigger = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern
 
 
 class ModelInfo(Result):
+    """`id` is `<provider>/<model>`; `source` says where the entry comes from: the config,
+    or the upstream's own model list."""
+
     id: str
     provider: str
     context_window: int | None = Field(default=None, ge=1)
+    model: str
+    source: Literal["config", "upstream"]
 
 
 class ModelsListResult(Result):
@@ -42,6 +47,10 @@ class SkillMissing(Result):
     env: list[str]
 
 
+class SkillRequires(SkillMissing):
+    """What the skill declares it needs (`SkillMissing`: what of it is not there)."""
+
+
 class SkillStatus(Result):
     """`eligible` when nothing is missing: every required binary and env variable exists."""
 
@@ -49,6 +58,7 @@ class SkillStatus(Result):
     description: str
     eligible: bool
     missing: SkillMissing
+    requires: SkillRequires
 
 
 class SkillsStatusResult(Result):

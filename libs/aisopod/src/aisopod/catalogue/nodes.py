@@ -16,6 +16,7 @@ from aisopod.catalogue.fields import (
     OkResult,
     Secret,
     TimeoutMs,
+    absent_when_none,
 )
 from aisopod.catalogue.spec import MethodSpec
 from aisopod.scopes import Requirement
@@ -56,9 +57,17 @@ class NodeInvokeParams(IdempotentParams):
     timeout_ms: TimeoutMs | None = None
 
 
+class NodeInvokeFailure(Result):
+    """What the node reported when `ok` is false (as it sent it)."""
+
+    code: str | None = absent_when_none()
+    message: str
+
+
 class NodeInvokeResult(Result):
     ok: bool
     payload: JsonValue = None
+    error: NodeInvokeFailure | None = absent_when_none()
 
 
 class NodeInvokeError(Params):

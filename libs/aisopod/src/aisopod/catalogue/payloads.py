@@ -2,7 +2,10 @@
 
 An event frame is `{"jsonrpc":"2.0","method":<event>,"params":{"seq","ts","payload"}}`;
 these models describe `payload`. They are results (extra fields pass through), so a
-client generated from them keeps working when a payload gains a field.
+client generated from them keeps working when a payload gains a field. The run events'
+models (`chat.event`, `agent.event`) live in `run_events`, shared with their emitter and
+readers. With `validate_replies` on, `Bus` checks every published event against its model
+here (conformance.py).
 """
 
 from __future__ import annotations
@@ -15,8 +18,9 @@ from pydantic import BaseModel, Field, JsonValue
 
 from aisopod.catalogue.approvals import Decision
 from aisopod.catalogue.devices import DevicePairRequest
-from aisopod.catalogue.fields import EpochMs
+from aisopod.catalogue.fields import EpochMs, absent_when_none
 from aisopod.catalogue.nodes import NodePairRequest, PairDecision
+from aisopod.catalogue.run_events import AgentEvent, ChatEvent
 from aisopod.catalogue.system import HealthResult, PresenceEntry
 from aisopod.wire import Result
 
@@ -41,30 +45,6 @@ class Shutdown(Result):
 
 class PresenceChanged(Result):
     presence: list[PresenceEntry]
-
-
-class AgentEvent(Result):
-    """One step of an agent run; `seq` counts within the run, from 0."""
-
-    run_id: str
-    session_key: str
-    seq: int = Field(ge=0)
-    stream: Literal["lifecycle", "assistant", "tool", "error"]
-    data: dict[str, JsonValue]
-
-
-class ChatEvent(Result):
-    """Progress of a chat turn: `delta` events carry the text so far (`message`) and the new
-    piece (`delta`); `final` carries the whole message and `usage`; `error` `errorMessage`."""
-
-    run_id: str
-    session_key: str
-    seq: int = Field(ge=0)
-    state: Literal["delta", "final", "aborted", "error"]
-    message: dict[str, JsonValue] | None = None
-    delta: str | None = None
-    usage: dict[str, JsonValue] | None = None
-    error_message: str | None = None
 
 
 class CronEvent(Result):
@@ -96,6 +76,8 @@ class ExecApprovalRequested(Result):
     expires_at_ms: EpochMs
     status: Literal["pending"]
     requested_by: str
+    run_id: str | None = absent_when_none()
+    tool_call_id: str | None = absent_when_none()
 
 
 class ExecApprovalResolved(Result):
@@ -142,13 +124,24 @@ class UpdateAvailable(Result):
     available: str
 
 
+class RolloutTarget(Result):
+    service: str
+    instance: str
+
+
 class UpdateProgress(Result):
-    """One step of a rolling restart (`update.run`); `phase` is started, restarting,
-    restarted, done or error, with the instance concerned or the error as extra fields."""
+    """One step of a rolling restart (`update.run`); `phase` is started (with the `plan`),
+    restarting or restarted (with the instance concerned and its `index` in the plan), done,
+    or error (with `error`)."""
 
     rollout_id: str
     phase: Literal["started", "restarting", "restarted", "done", "error"]
     total: int = Field(ge=0)
+    plan: list[RolloutTarget] | None = absent_when_none()
+    service: str | None = absent_when_none()
+    instance: str | None = absent_when_none()
+    index: int | None = absent_when_none()
+    error: str | None = absent_when_none()
 
 
 EVENT_PAYLOADS: Mapping[str, type[BaseModel]] = MappingProxyType(

@@ -18,8 +18,9 @@ from aisopod.catalogue.fields import (
     RunStatus,
     SessionKey,
     TimeoutMs,
+    absent_when_none,
 )
-from aisopod.catalogue.spec import MethodSpec
+from aisopod.catalogue.spec import LONG_RUN_WAIT_S, MethodSpec
 from aisopod.scopes import Requirement
 from aisopod.services import ServiceName
 from aisopod.wire import Params, Result
@@ -36,6 +37,7 @@ class SessionEntry(Result):
     agent_id: str
     label: str | None = None
     updated_at: EpochMs
+    created_at: EpochMs | None = absent_when_none()
     last_message: str | None = None
     model: str | None = None
     thinking_level: ThinkingLevel | None = None
@@ -105,6 +107,7 @@ METHODS: tuple[MethodSpec, ...] = (
         SessionsSendResult,
         idempotent=True,
         description="message into another session (agent-to-agent)",
+        long_wait_s=LONG_RUN_WAIT_S,
     ),
     MethodSpec(
         "sessions.patch", RT, A, SessionsPatchParams, SessionsPatchResult, description="patch"

@@ -9,6 +9,11 @@ from pydantic import BaseModel
 from aisopod.scopes import Requirement
 from aisopod.services import ServiceName
 
+LONG_RUN_WAIT_S = 600.0
+"""Edge wait for methods that wait on a run or a human without `timeoutMs` (agent.wait)."""
+ROLLOUT_WAIT_S = 60.0
+"""Edge wait for methods that wait until every instance took a change (config.apply)."""
+
 
 @dataclass(frozen=True, slots=True)
 class MethodSpec:
@@ -16,17 +21,21 @@ class MethodSpec:
 
     `write_requirement`/`write_when_param` express the one method whose scope depends on
     its params (`models.voicewake`: read to get, write when `triggers` is given).
+    `long_wait_s`: how long an edge waits for the owner's reply when the call gives no
+    `timeoutMs`, for methods that legitimately take long (a run, an apply); others wait the
+    edge's default request timeout.
     """
 
     name: str
     owner: ServiceName
     requirement: Requirement
     params: type[BaseModel]
-    result: type[BaseModel] | None
+    result: type[BaseModel]
     idempotent: bool = False
     description: str = ""
     write_requirement: Requirement | None = None
     write_when_param: str | None = None
+    long_wait_s: float | None = None
 
     def requirement_for(self, params: dict[str, object] | None) -> Requirement:
         """The requirement this call must meet, given its raw params."""
@@ -38,3 +47,7 @@ class MethodSpec:
         ):
             return self.write_requirement
         return self.requirement
+
+    def reply_timeout(self, default_s: float) -> float:
+        """The edge's wait for a reply when the call gives no `timeoutMs`."""
+        return self.long_wait_s if self.long_wait_s is not None else default_s

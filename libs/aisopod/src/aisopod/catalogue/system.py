@@ -20,6 +20,7 @@ from aisopod.catalogue.fields import (
     EventPattern,
     Secret,
     SessionKey,
+    absent_when_none,
 )
 from aisopod.catalogue.spec import MethodSpec
 from aisopod.scopes import Requirement, Role
@@ -127,6 +128,12 @@ class PresenceEntry(Result):
     ip: str | None = None
     since: EpochMs
     last_seen_ms: EpochMs
+    instance: str
+    """The ws-gateway replica holding the connection."""
+    node_id: str | None = absent_when_none()
+    caps: list[str] | None = absent_when_none()
+    """Nodes only, as declared at connect (also `commands`)."""
+    commands: list[str] | None = absent_when_none()
 
 
 class PresenceList(RootModel[list[PresenceEntry]]):
@@ -190,14 +197,26 @@ class ServiceStatus(Result):
     instances: list[ServiceInstance]
 
 
+class StatusInternals(Result):
+    """What operators debug with: each instance's endpoints and counters, the streams'
+    sizes, the config revision and the NATS server this runtime talks to."""
+
+    instances: list[dict[str, JsonValue]]
+    streams: dict[str, dict[str, JsonValue]]
+    config: dict[str, JsonValue]
+    nats: dict[str, JsonValue]
+    answered_by: str
+
+
 class StatusResult(Result):
-    """Admins also get secrets and internals, as extra keys."""
+    """`internals` only for admins."""
 
     services: dict[str, ServiceStatus]
     connections: int = Field(ge=0)
     agents: int = Field(ge=0)
     sessions: int = Field(ge=0)
     uptime_ms: EpochMs
+    internals: StatusInternals | None = absent_when_none()
 
 
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
@@ -211,16 +230,25 @@ class LogsTailParams(Params):
 
 
 class LogLine(Result):
+    """One record of the LOGS stream; `fields` holds the record's other keys."""
+
+    seq: int = Field(ge=1)
     ts: EpochMs
     service: str
     level: str
     message: str
+    instance: JsonValue = absent_when_none()
+    logger: JsonValue = absent_when_none()
+    exc: JsonValue = absent_when_none()
+    fields: dict[str, JsonValue] | None = absent_when_none()
 
 
 class LogsTailResult(Result):
+    """`reset` (only when true): the cursor was outside the stream; reading restarted."""
+
     cursor: int = Field(ge=0)
     lines: list[LogLine]
-    reset: bool | None = None
+    reset: bool | None = absent_when_none()
 
 
 # --- subscriptions -------------------------------------------------------------------------

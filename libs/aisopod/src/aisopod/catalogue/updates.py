@@ -6,8 +6,8 @@ from typing import Literal
 
 from pydantic import Field, JsonValue
 
-from aisopod.catalogue.fields import Ident
-from aisopod.catalogue.spec import MethodSpec
+from aisopod.catalogue.fields import Ident, absent_when_none
+from aisopod.catalogue.spec import ROLLOUT_WAIT_S, MethodSpec
 from aisopod.scopes import Requirement
 from aisopod.services import ServiceName
 from aisopod.wire import EmptyParams, Params, Result
@@ -19,6 +19,7 @@ RT = ServiceName.RUNTIME
 class InstanceVersion(Result):
     service: str
     version: str
+    instance: str
 
 
 class UpdateStatusResult(Result):
@@ -27,12 +28,19 @@ class UpdateStatusResult(Result):
     instances: list[InstanceVersion]
     skew: bool
     available: str | None = None
+    installed: dict[str, str]
+    """The version of each service's package installed beside this runtime."""
+    rollout: dict[str, JsonValue] | None = None
+    """The last `update.run` record (progress, per-instance outcome), if any."""
 
 
 class UpdateRunResult(Result):
     """Progress follows as `update.progress` events."""
 
     started: bool
+    rollout_id: str
+    total: int = Field(ge=0)
+    """Instances in the plan."""
 
 
 class PluginInfo(Result):
@@ -58,7 +66,7 @@ WizardStatus = Literal["running", "done", "cancelled", "error"]
 class WizardOption(Result):
     value: JsonValue
     label: str
-    hint: str | None = None
+    hint: str | None = absent_when_none()
 
 
 class WizardStep(Result):
@@ -67,7 +75,7 @@ class WizardStep(Result):
     step_id: WizardStepId
     title: str
     input: Literal["select", "text", "secret", "confirm"]
-    options: list[WizardOption] | None = None
+    options: list[WizardOption] | None = absent_when_none()
     default: JsonValue = None
 
 
@@ -92,9 +100,9 @@ class WizardState(Result):
 
     session_id: str
     status: WizardStatus
-    step: WizardStep | None = None
-    error: str | None = None
-    config_hash: str | None = None
+    step: WizardStep | None = absent_when_none()
+    error: str | None = absent_when_none()
+    config_hash: str | None = absent_when_none()
 
 
 class WizardStatusParams(Params):
@@ -114,6 +122,7 @@ METHODS: tuple[MethodSpec, ...] = (
         EmptyParams,
         UpdateRunResult,
         description="rolling restart, one instance at a time, each draining",
+        long_wait_s=ROLLOUT_WAIT_S,
     ),
     MethodSpec(
         "plugins.list", RT, R, EmptyParams, PluginsListResult, description="entry-point plugins"

@@ -40,11 +40,13 @@ class GatewayConfig(Section):
 
     def document(self) -> dict[str, Any]:
         """The full JSON document, secrets in clear (for storage only)."""
-        return _reveal(self.model_dump(by_alias=True, mode="python"))
+        document: dict[str, Any] = _reveal(self.model_dump(by_alias=True, mode="python"))
+        return document
 
     def redacted(self) -> dict[str, Any]:
         """The JSON document with every secret replaced by the REDACTED placeholder."""
-        return _redact(self.model_dump(by_alias=True, mode="python"))
+        document: dict[str, Any] = _redact(self.model_dump(by_alias=True, mode="python"))
+        return document
 
     def hash(self) -> str:
         return config_hash(self.document())

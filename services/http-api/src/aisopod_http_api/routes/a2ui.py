@@ -155,11 +155,11 @@ async def events(
                 surface_id = surface_id_of(change.name, session_key)
                 if surface_id is None:
                     continue
-                surface = None if change.deleted else await _load(api, change.name)
-                if surface is None:
+                changed = None if change.deleted else await _load(api, change.name)
+                if changed is None:
                     yield encode("remove", {"surfaceId": surface_id})
                 else:
-                    yield encode("surface", surface.wire())
+                    yield encode("surface", changed.wire())
 
     return StreamingResponse(
         stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}

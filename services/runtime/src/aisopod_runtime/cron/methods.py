@@ -7,11 +7,16 @@ from typing import Any
 
 from aisopod.catalogue.cron import (
     CronAddParams,
+    CronJob,
     CronJobIdParams,
     CronListParams,
+    CronListResult,
+    CronRunResult,
     CronRunsParams,
+    CronRunsResult,
     CronUpdateParams,
 )
+from aisopod.catalogue.fields import OkResult
 from aisopod.listings import JobRecord, cron_list_result
 from aisopod.rpc import CallContext
 from aisopod_runtime.cron import schedule as schedules
@@ -29,10 +34,10 @@ class CronMethods:
     def now_ms(self) -> int:
         return self.scheduler.clock.now_ms()
 
-    async def list(self, params: CronListParams, ctx: CallContext) -> dict[str, Any]:
+    async def list(self, params: CronListParams, ctx: CallContext) -> CronListResult:
         return cron_list_result(await self.store.all_jobs(), params.include_disabled)
 
-    async def add(self, params: CronAddParams, ctx: CallContext) -> dict[str, Any]:
+    async def add(self, params: CronAddParams, ctx: CallContext) -> CronJob:
         schedules.validate(params.schedule)
         now = self.now_ms
         job = JobRecord(
@@ -52,7 +57,7 @@ class CronMethods:
         await self._changed(job, "added")
         return job.public()
 
-    async def update(self, params: CronUpdateParams, ctx: CallContext) -> dict[str, Any]:
+    async def update(self, params: CronUpdateParams, ctx: CallContext) -> CronJob:
         patch = params.patch
         if patch.schedule is not None:
             schedules.validate(patch.schedule)
@@ -81,7 +86,7 @@ class CronMethods:
         await self._changed(updated, "updated")
         return updated.public()
 
-    async def run(self, params: CronJobIdParams, ctx: CallContext) -> dict[str, Any]:
+    async def run(self, params: CronJobIdParams, ctx: CallContext) -> CronRunResult:
         """Fire now on this replica, whatever the schedule; the schedule is left as is."""
         now = self.now_ms
         run = RunRecord(
@@ -100,20 +105,20 @@ class CronMethods:
         job = await self.store.change(params.job_id, mark)
         assert job is not None
         self.scheduler.start_run(job, run)
-        return {"runId": run.run_id}
+        return CronRunResult(run_id=run.run_id)
 
-    async def remove(self, params: CronJobIdParams, ctx: CallContext) -> dict[str, Any]:
+    async def remove(self, params: CronJobIdParams, ctx: CallContext) -> OkResult:
         job, _ = await self.store.get(params.job_id)
         await self.store.delete(params.job_id)
         await self.emit(
             {"jobId": job.job_id, "action": "removed", "status": "removed", "runId": None}
         )
-        return {"ok": True}
+        return OkResult()
 
-    async def runs(self, params: CronRunsParams, ctx: CallContext) -> dict[str, Any]:
+    async def runs(self, params: CronRunsParams, ctx: CallContext) -> CronRunsResult:
         await self.store.get(params.job_id)  # NOT_FOUND for an unknown job
         runs = await self.store.runs(params.job_id)
-        return {"runs": [r.model_dump(by_alias=True, mode="json") for r in runs[: params.limit]]}
+        return CronRunsResult(runs=[r.public() for r in runs[: params.limit]])
 
     async def _changed(self, job: JobRecord, action: str) -> None:
         status = "enabled" if job.enabled else "disabled"

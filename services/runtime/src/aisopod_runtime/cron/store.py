@@ -17,6 +17,7 @@ from nats.js.kv import KeyValue
 from pydantic import Field
 
 from aisopod import codec
+from aisopod.catalogue.cron import CronRunRecord
 from aisopod.errors import Conflict, NotFound
 from aisopod.jsread import snapshot
 from aisopod.listings import JobRecord
@@ -37,6 +38,9 @@ class RunRecord(WireModel):
     error: str | None = None
     instance: str | None = None
     agent_run_id: str | None = None
+
+    def public(self) -> CronRunRecord:
+        return CronRunRecord.model_validate(self.model_dump(by_alias=True, mode="json"))
 
 
 class RunLog(WireModel):

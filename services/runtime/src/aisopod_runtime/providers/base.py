@@ -12,6 +12,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from aisopod.catalogue.run_events import RunUsage
+
 ErrorKind = Literal["http", "timeout", "connection", "cut", "protocol", "config"]
 
 
@@ -55,6 +57,14 @@ class Usage:
         return Usage(
             self.prompt_tokens + other.prompt_tokens,
             self.completion_tokens + other.completion_tokens,
+        )
+
+    def event(self) -> RunUsage:
+        """As a run's final `chat.event` carries it."""
+        return RunUsage(
+            prompt_tokens=self.prompt_tokens,
+            completion_tokens=self.completion_tokens,
+            total_tokens=self.total_tokens,
         )
 
     def wire(self) -> dict[str, int]:

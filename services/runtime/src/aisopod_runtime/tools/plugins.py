@@ -3,12 +3,14 @@
 A distribution declares, in its pyproject.toml:
 
     [project.entry-points."aisopod.plugins"]
-    weather = "aisopod_weather:plugin"
+    "tool.weather" = "aisopod_weather:plugin"
 
 where `plugin` is a `Tool`, a list of `Tool`s, or a callable taking no argument that
-returns either. A plugin that fails to load, or whose tool name is taken, is logged and
-skipped: one bad plugin never stops the runtime. `discover` reports what was found for
-`plugins.list`.
+returns either. Entry points follow the group's one naming rule
+(`aisopod_runtime.plugins.plugin_kind_and_name`): `tool.<name>` ones are loaded here,
+`provider.<name>` ones are not tools, anything else is skipped with a warning. A plugin
+that fails to load, or whose tool name is taken, is logged and skipped: one bad plugin
+never stops the runtime.
 """
 
 from __future__ import annotations
@@ -18,11 +20,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from importlib.metadata import EntryPoint, entry_points
 
+from aisopod_runtime.plugins import GROUP, plugin_kind_and_name
 from aisopod_runtime.tools.registry import Tool, ToolRegistry
 
 log = logging.getLogger("aisopod.runtime.plugins")
-
-GROUP = "aisopod.plugins"
 
 
 @dataclass(slots=True)
@@ -32,17 +33,6 @@ class PluginInfo:
     distribution: str | None
     tools: list[str] = field(default_factory=list)
     error: str | None = None
-
-    def wire(self) -> dict[str, object]:
-        out: dict[str, object] = {
-            "name": self.name,
-            "entryPoint": self.value,
-            "distribution": self.distribution,
-            "tools": self.tools,
-        }
-        if self.error:
-            out["error"] = self.error
-        return out
 
 
 def _tools_of(obj: object) -> list[Tool]:
@@ -61,6 +51,9 @@ def load_plugins(
     found = entry_points(group=GROUP) if points is None else points
     infos: list[PluginInfo] = []
     for point in found:
+        named = plugin_kind_and_name(point)
+        if named is None or named[0] != "tool":
+            continue
         dist = getattr(point, "dist", None)
         info = PluginInfo(point.name, point.value, dist.name if dist else None)
         infos.append(info)

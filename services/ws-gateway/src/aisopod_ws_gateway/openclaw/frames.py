@@ -117,7 +117,7 @@ class OpenClawCodec:
     def batch(self, responses: list[bytes]) -> bytes:  # pragma: no cover - v4 has no batches
         raise AssertionError("OpenClaw frames never come as a batch")
 
-    def notification(self, method: str, params: Any) -> bytes | None:
+    def notification(self, method: str, params: Any, ts: int | None = None) -> bytes | None:
         row = EVENTS.get(method)
         if row is None:
             return None

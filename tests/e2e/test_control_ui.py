@@ -118,6 +118,24 @@ def test_an_approval_from_another_client_is_resolved_from_the_page(
     ui.console.assert_clean("on the Approvals page")
 
 
+def test_the_approvals_queue_survives_a_reload(ui: ControlUi, page: Page) -> None:
+    # Asked before the page exists: it never saw the `exec.approval.requested` event.
+    command = f"echo queued-{uuid.uuid4().hex[:10]}"
+    request = ui.admin.call("exec.approval.request", {"command": command, "timeoutMs": 60_000})
+    try:
+        ui.open("approvals")
+        card = page.locator(f"[data-testid=approval-card][data-id='{request['id']}']")
+        expect(card).to_have_attribute("data-state", "pending")
+        expect(card.get_by_test_id("approval-command")).to_have_text(command)
+        page.reload()
+        expect(card).to_have_attribute("data-state", "pending")
+        expect(page.get_by_test_id("nav-approvals-count")).to_be_visible()
+    finally:
+        ui.admin.call("exec.approval.resolve", {"id": request["id"], "decision": "deny"})
+    expect(card).to_have_attribute("data-state", "resolved")
+    ui.console.assert_clean("on the Approvals page after a reload")
+
+
 def test_a_device_pairing_is_approved_from_the_page(ui: ControlUi, page: Page, stack) -> None:
     ui.open("devices")
     expect(page.get_by_test_id("devices-pending")).to_be_visible()

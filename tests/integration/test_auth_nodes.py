@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import secrets
 
+import httpx
 import pytest
 
-from aisopod.errors import NotFound
+from aisopod.errors import NotFound, Unauthenticated
 from tests.integration.auth_support import (
     Admin,
     next_matching,
@@ -80,3 +81,33 @@ async def test_node_pairing_rejected_and_unknown(stack, admin: Admin) -> None:
     with pytest.raises(NotFound):
         await admin.call("node.rename", {"nodeId": node_id, "displayName": "x"})
     assert await admin.call("node.pair.verify", {"nodeId": node_id, "token": "x"}) == {"ok": False}
+
+
+async def test_node_pair_remove_forgets_the_node_and_its_token(stack, admin: Admin) -> None:
+    node_id = _node_id()
+    asked = await admin.call("node.pair.request", {"nodeId": node_id})
+    approved = await admin.call("node.pair.approve", {"requestId": asked["requestId"]})
+    token = remember(approved["token"])
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(base_url=stack.http_url, timeout=10) as http:
+        # A node token is no operator credential: known, but refused for the role.
+        before = await http.get("/v1/models", headers=headers)
+        assert before.status_code == 403, before.text
+        async with admin.listen("aisopod.control.connections.close") as orders:
+            assert await admin.call("node.pair.remove", {"nodeId": node_id}) == {"ok": True}
+            order = await next_matching(
+                orders, lambda o: o.get("principalId") == f"node:{node_id}", 5
+            )
+        assert order["reason"] == "node removed"
+        # At once: the token is unknown now (no TTL to wait out).
+        after = await http.get("/v1/models", headers=headers)
+        assert after.status_code == 401, after.text
+    failed = await admin.verify_error(verify_request(ip=unique_ip(), token=token, role="node"))
+    assert isinstance(failed, Unauthenticated) and failed.detail_code == "AUTH_TOKEN_MISMATCH"
+    assert await admin.call("node.pair.verify", {"nodeId": node_id, "token": token}) == {
+        "ok": False
+    }
+    listing = await admin.call("node.pair.list", {})
+    assert all(n["nodeId"] != node_id for n in listing["paired"])
+    with pytest.raises(NotFound):
+        await admin.call("node.pair.remove", {"nodeId": node_id})

@@ -71,6 +71,33 @@ async def test_request_resolved_by_a_second_client(
         await rt.call("exec.approval.resolve", {"id": "nope", "decision": "deny"}, as_=APPROVER)
 
 
+async def test_pending_lists_waiting_requests_on_any_replica(rt: RuntimeClient) -> None:
+    tag = uuid.uuid4().hex
+    first = await rt.call(
+        "exec.approval.request",
+        {"command": f"ls /tmp/{tag}-1", "cwd": "/tmp", "agentId": "main"},
+        as_=APPROVER,
+    )
+    second = await rt.call("exec.approval.request", {"command": f"ls /tmp/{tag}-2"}, as_=APPROVER)
+
+    async def mine() -> list[dict]:
+        listed = (await rt.call("exec.approvals.pending", {}, as_=APPROVER))["approvals"]
+        return [a for a in listed if tag in a["command"]]
+
+    # Asked several times: whichever runtime replica answers reads the same KV.
+    for _ in range(4):
+        pending = await mine()
+        assert [a["id"] for a in pending] == [first["id"], second["id"]]
+    assert pending[0]["cwd"] == "/tmp" and pending[0]["agentId"] == "main"
+    assert pending[0]["expiresAtMs"] == first["expiresAtMs"]
+    assert pending[0]["requestedBy"] == "approver" and "status" not in pending[0]
+
+    await rt.call("exec.approval.resolve", {"id": first["id"], "decision": "deny"}, as_=APPROVER)
+    assert [a["id"] for a in await mine()] == [second["id"]]
+    await rt.call("exec.approval.resolve", {"id": second["id"], "decision": "deny"}, as_=APPROVER)
+    assert await mine() == []
+
+
 async def test_unanswered_request_expires_to_deny(rt: RuntimeClient) -> None:
     request = await rt.call(
         "exec.approval.request", {"command": "rm -rf /tmp/x", "timeoutMs": 300}, as_=APPROVER

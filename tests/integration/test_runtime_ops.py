@@ -168,6 +168,43 @@ async def test_at_job_fires_exactly_once_and_run_now_is_manual(bus) -> None:
         await bus.call("cron.runs", {"jobId": job_id}, principal=READER)
 
 
+async def test_cron_status_counts_jobs_and_names_the_next_wake(bus) -> None:
+    who = admin()
+    before = await bus.call("cron.status", {}, principal=READER)
+    assert before["enabled"] is True
+    soon = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    later = (datetime.now(UTC) + timedelta(hours=2)).isoformat()
+    jobs = [
+        await bus.call(
+            "cron.add",
+            {
+                "name": f"p2-status-{n}",
+                "schedule": {"kind": "at", "at": at},
+                "payload": {"kind": "systemEvent", "text": "status check"},
+                "enabled": enabled,
+            },
+            principal=who,
+        )
+        for n, (at, enabled) in enumerate([(soon, True), (later, True), (soon, False)])
+    ]
+    try:
+        status = await bus.call("cron.status", {}, principal=READER)
+        assert status["jobs"] == before["jobs"] + 3
+        assert status["enabledJobs"] == before["enabledJobs"] + 2
+        assert status["running"] >= 0
+        # The soonest enabled job is the next wake (another test's job may be sooner still);
+        # the disabled one, due as soon, never is.
+        assert status["nextWakeAtMs"] <= jobs[0]["nextRunAtMs"]
+        if status["nextWakeAtMs"] == jobs[0]["nextRunAtMs"]:
+            assert status["nextJobId"] == jobs[0]["jobId"]
+        assert status["nextJobId"] != jobs[2]["jobId"]
+    finally:
+        for job in jobs:
+            await bus.call("cron.remove", {"jobId": job["jobId"]}, principal=who)
+    after = await bus.call("cron.status", {}, principal=READER)
+    assert (after["jobs"], after["enabledJobs"]) == (before["jobs"], before["enabledJobs"])
+
+
 async def test_cron_rejects_bad_expressions(bus) -> None:
     with pytest.raises(InvalidParams):
         await bus.call(

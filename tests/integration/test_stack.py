@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 
 import httpx
 import nats
@@ -21,6 +22,36 @@ def test_health_through_traefik(stack) -> None:
     assert response.json()["ok"] is True
     assert response.headers["cache-control"] == "no-store"
     assert response.headers["x-content-type-options"] == "nosniff"
+
+
+def _service_ports(stack) -> dict[str, int]:
+    """Instance name → HTTP port of every service process this stack started."""
+    state = f"AISOPOD_STATE_DIR={stack.state_dir}".encode()
+    found: dict[str, int] = {}
+    for pid in [pid for pids in stack.pids.values() for pid in pids]:
+        try:
+            environ = (Path("/proc") / str(pid) / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue  # restarted under a new pid by another test; the rest still tell
+        env = dict(item.decode().split("=", 1) for item in environ if b"=" in item)
+        if state in environ and "AISOPOD_PORT" in env:
+            found[env["AISOPOD_INSTANCE"]] = int(env["AISOPOD_PORT"])
+    return found
+
+
+def test_probe_aliases_through_traefik_and_on_every_service(stack) -> None:
+    for alias, path in (("/healthz", "/health"), ("/readyz", "/ready")):
+        plain, aliased = (httpx.get(f"{stack.http_url}{p}", timeout=5) for p in (path, alias))
+        assert (aliased.status_code, aliased.json().keys()) == (200, plain.json().keys())
+        assert aliased.headers["cache-control"] == "no-store"
+        assert aliased.headers["x-content-type-options"] == "nosniff"
+    ports = _service_ports(stack)
+    assert {name.rsplit("-", 1)[0] for name in ports} >= {s.value for s in PYTHON_SERVICES}
+    for instance, port in ports.items():
+        live = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
+        assert live.status_code == 200 and live.json()["ok"] is True, instance
+        ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5)
+        assert ready.status_code == 200 and ready.json()["ready"] is True, instance
 
 
 def test_ui_served_with_spa_fallback_and_missing_asset_404(stack) -> None:

@@ -7,10 +7,12 @@ from pathlib import Path
 import pytest
 import yaml
 from pydantic import ValidationError
+from starlette.testclient import TestClient
 
 from aisopod import principal
 from aisopod.config.model import GatewayConfig
 from aisopod_ops.launcher import traefik
+from aisopod_ops.launcher.edgeservice import edge_app
 from aisopod_ops.launcher.edgesync import (
     CORS_FILE,
     EDGE_PROOF_FILE,
@@ -170,3 +172,16 @@ def test_edge_sync_writes_each_file_once_and_only_on_change(tmp_path: Path) -> N
     issue_server_certificate(tmp_path / "tls")
     assert sync.check_certificate() is True
     assert (dynamic / TLS_FILE).read_text() != tls_text
+
+
+def test_edge_sync_answers_the_probes_and_their_aliases(tmp_path: Path) -> None:
+    sync = EdgeSync(EdgeOptions(dynamic_dir=tmp_path / "dynamic", tls_dir=tmp_path / "tls"))
+    client = TestClient(edge_app(sync))
+    for path in ("/health", "/healthz"):
+        assert client.get(path).json() == {"ok": True, "service": "edge-sync"}
+    for path in ("/ready", "/readyz"):
+        waiting = client.get(path)
+        assert (waiting.status_code, waiting.json()["reasons"]) == (503, ["config"])
+    sync.config_applied.set()
+    for path in ("/ready", "/readyz"):
+        assert client.get(path).json() == {"ready": True, "reasons": []}

@@ -70,6 +70,8 @@ chat.abort                  W    rt
 chat.history                R    rt
 chat.inject                 A    rt
 sessions.list               R    rt
+sessions.preview            R    rt
+sessions.resolve            R    rt
 sessions.send               W    rt idem
 sessions.patch              A    rt
 sessions.reset              A    rt
@@ -85,11 +87,13 @@ node.pair.approve           P    au
 node.pair.reject            P    au
 node.pair.verify            P    au
 node.rename                 P    au
+node.pair.remove            P    au
 config.get                  R    rt
 config.schema               R    rt
 config.set                  A    rt
 config.patch                A    rt
 config.apply                A    rt
+cron.status                 R    rt
 cron.list                   R    rt
 cron.add                    A    rt
 cron.update                 A    rt
@@ -109,6 +113,7 @@ device.token.revoke         P    au
 exec.approval.request       AP   rt
 exec.approval.waitDecision  AP   rt
 exec.approval.resolve       AP   rt
+exec.approvals.pending      AP   rt
 exec.approvals.get          A    rt
 exec.approvals.set          A    rt
 update.status               R    rt
@@ -304,6 +309,9 @@ VALID: list[tuple[str, dict[str, Any]]] = [
     ("chat.history", {"sessionKey": KEY, "limit": 1000}),
     ("chat.inject", {"sessionKey": KEY, "message": "note", "label": "system"}),
     ("sessions.list", {"agentId": "main", "limit": 10, "activeMinutes": 60, "search": "x"}),
+    ("sessions.preview", {"keys": [KEY, "work"], "limit": 10}),
+    ("sessions.resolve", {"label": "inbox", "agentId": "main"}),
+    ("sessions.resolve", {"key": "work"}),
     ("sessions.patch", {"key": KEY, "label": None, "thinkingLevel": "high"}),
     ("sessions.delete", {"key": KEY}),
     ("node.invoke", {"nodeId": "mac-1", "command": "system.run", "params": {"argv": ["ls"]}}),
@@ -425,6 +433,12 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
         "payload fields mixed",
     ),
     ("cron.update", {"jobId": "j1", "patch": {}}, "empty patch"),
+    ("sessions.preview", {"keys": [KEY] * 51}, "too many sessions"),
+    ("sessions.preview", {"keys": [KEY], "limit": 11}, "too many messages"),
+    ("sessions.resolve", {}, "neither key nor label"),
+    ("sessions.resolve", {"key": KEY, "label": "inbox"}, "both key and label"),
+    ("sessions.resolve", {"key": KEY, "agentId": "main"}, "agentId beside a key"),
+    ("cron.status", {"verbose": True}, "unknown field"),
     ("models.voicewake", {"triggers": "hey"}, "triggers not a list"),
     ("device.pair.approve", {"requestId": "q1", "scopes": ["operator.root"]}, "unknown scope"),
     ("device.token.rotate", {"deviceId": "XYZ", "role": "node"}, "device id not sha256 hex"),

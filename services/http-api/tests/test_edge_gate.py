@@ -42,7 +42,7 @@ async def test_no_proof_is_refused_before_identity_is_read(served, admin) -> Non
         response = await bare.get("/status", headers=[*bearer.items(), *doubled])
         assert response.status_code == 403
         # Probes act on nothing and stay open.
-        for probe in ("/health", "/ready"):
+        for probe in ("/health", "/ready", "/healthz", "/readyz"):
             assert (await bare.get(probe)).status_code in (200, 503)
 
 

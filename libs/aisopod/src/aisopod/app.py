@@ -1,4 +1,5 @@
-"""The HTTP face every service shares: /health, /ready, /metrics; and the process runner.
+"""The HTTP face every service shares: /health, /ready (and their /healthz, /readyz aliases),
+/metrics; and the process runner.
 
 `create_app` builds a FastAPI app whose lifespan starts the host and then the service's own
 setup; `serve` runs it under uvicorn (uvloop, httptools) with the gateway's SIGTERM
@@ -23,6 +24,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from aisopod.host import ServiceHost
+from aisopod.probes import LIVENESS_PATHS, READINESS_PATHS
 from aisopod.securityheaders import secured
 
 Setup = Callable[[ServiceHost], AbstractAsyncContextManager[None]]
@@ -53,8 +55,8 @@ def health_routes(host: ServiceHost) -> list[BaseRoute]:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return [
-        Route("/health", health, methods=["GET"]),
-        Route("/ready", ready, methods=["GET"]),
+        *(Route(path, health, methods=["GET"]) for path in LIVENESS_PATHS),
+        *(Route(path, ready, methods=["GET"]) for path in READINESS_PATHS),
         Route("/metrics", metrics, methods=["GET"]),
     ]
 

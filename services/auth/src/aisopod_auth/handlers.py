@@ -20,6 +20,7 @@ from aisopod.catalogue.devices import (
 )
 from aisopod.catalogue.fields import OkResult
 from aisopod.catalogue.nodes import (
+    NodeIdParams,
     NodeInfo,
     NodePairDecisionResult,
     NodePairListResult,
@@ -57,6 +58,7 @@ class AuthMethods:
             "node.pair.reject": self.node_pair_reject,
             "node.pair.verify": self.node_pair_verify,
             "node.rename": self.node_rename,
+            "node.pair.remove": self.node_pair_remove,
         }
 
     # -- devices ------------------------------------------------------------------------
@@ -159,6 +161,15 @@ class AuthMethods:
 
     async def node_pair_verify(self, params: NodePairVerifyParams, ctx: CallContext) -> OkResult:
         return OkResult(ok=await self.nodes.verify(params.node_id, params.token))
+
+    async def node_pair_remove(self, params: NodeIdParams, ctx: CallContext) -> OkResult:
+        await self.nodes.remove(params.node_id)
+        # The order device removal publishes: ws-gateway closes the node's sockets and
+        # http-api forgets the tokens it verified, so the node's token fails at once.
+        await self.notifier.close(
+            CloseConnections(principal_id=f"node:{params.node_id}", reason="node removed")
+        )
+        return OkResult(ok=True)
 
     async def node_rename(self, params: NodeRenameParams, ctx: CallContext) -> NodeInfo:
         record = await self.nodes.rename(params.node_id, params.display_name)

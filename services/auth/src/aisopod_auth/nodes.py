@@ -111,6 +111,20 @@ class NodeRegistry:
         record = await self.records.load(node_id)
         return record is not None and same_digest(record.token_digest, digest(token))
 
+    async def remove(self, node_id: str) -> NodeRecord:
+        """Forget the paired node and its token (NotFound when it is not paired)."""
+        removed: list[NodeRecord] = []
+
+        def apply(current: NodeRecord | None) -> None:
+            if current is None:
+                raise NotFound(f"no paired node {node_id}")
+            removed[:] = [current]  # a CAS retry sees the newer record
+            return None
+
+        await self.records.update(node_id, apply)
+        await self.tokens.forget(removed[0].token_digest)
+        return removed[0]
+
     async def rename(self, node_id: str, display_name: str) -> NodeRecord:
         def apply(current: NodeRecord | None) -> NodeRecord:
             if current is None:

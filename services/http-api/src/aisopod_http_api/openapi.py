@@ -85,7 +85,8 @@ def _chat_completions() -> dict[str, Any]:
 
 
 def _probes() -> dict[str, Any]:
-    """`/health` and `/ready` (aisopod.app, shared by every service): no credential."""
+    """`/health` and `/ready` (aisopod.app, shared by every service) and their `z`
+    aliases: no credential."""
 
     def probe(summary: str, codes: dict[str, str]) -> dict[str, Any]:
         return {
@@ -104,11 +105,13 @@ def _probes() -> dict[str, Any]:
             }
         }
 
+    live = {"200": '`{"ok": true, ...}`'}
+    ready = {"200": "ready", "503": "not ready: starting, NATS down, draining"}
     return {
-        "/health": probe("Liveness", {"200": '`{"ok": true, ...}`'}),
-        "/ready": probe(
-            "Readiness", {"200": "ready", "503": "not ready: starting, NATS down, draining"}
-        ),
+        "/health": probe("Liveness", live),
+        "/healthz": probe("Liveness alias", live),
+        "/ready": probe("Readiness", ready),
+        "/readyz": probe("Readiness alias", ready),
     }
 
 

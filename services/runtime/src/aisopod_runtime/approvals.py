@@ -10,6 +10,7 @@
   the pending ones it watches, and a waiter whose request expired settles it itself.
 - Waiters (an agent's `exec` call, `exec.approval.waitDecision`) watch the key, so a
   decision taken on any replica wakes them at once.
+- `pending` lists the requests still waiting (for a queue that survives a UI reload).
 - Policy `{ask: always|on-miss|off, allowlist[]}`: `always` asks for every command,
   `on-miss` only for commands matching no allowlist entry (shell-style patterns, checked
   against the whole command line and its first word), `off` never asks.
@@ -34,6 +35,7 @@ from aisopod.catalogue.approvals import (
     ExecApprovalRequestParams,
     ExecApprovalRequestResult,
     ExecApprovalResolveParams,
+    ExecApprovalsPendingResult,
     ExecApprovalsSetParams,
     ExecApprovalWaitParams,
     ExecApprovalWaitResult,
@@ -41,7 +43,9 @@ from aisopod.catalogue.approvals import (
 from aisopod.catalogue.fields import OkResult
 from aisopod.errors import Conflict, NotFound
 from aisopod.execpolicy import needs_approval
+from aisopod.jsread import snapshot
 from aisopod.rpc import CallContext, Handler
+from aisopod.wire import EmptyParams
 from aisopod_runtime.kvview import get_json, is_value, wait_for_value
 
 log = logging.getLogger("aisopod.runtime.approvals")
@@ -127,6 +131,17 @@ class ApprovalService:
         if found is None:
             raise NotFound(f"no approval {approval_id!r}", code="APPROVAL_NOT_FOUND")
         return found[0]
+
+    async def pending(self) -> list[dict[str, Any]]:
+        """Requests still waiting, oldest first. Read from KV, so every replica answers the
+        same; one past its expiry but not yet swept is left out (it is as good as denied)."""
+        now = now_ms()
+        records = [codec.loads(e.value) for e in await snapshot(self.kv, "req.>") if e.value]
+        waiting = [
+            r for r in records if r.get("status") == "pending" and int(r["expiresAtMs"]) > now
+        ]
+        waiting.sort(key=lambda r: (int(r["createdAtMs"]), r["id"]))
+        return waiting
 
     async def resolve(self, approval_id: str, decision: str, resolved_by: str) -> None:
         found = await get_json(self.kv, req_key(approval_id))
@@ -251,6 +266,11 @@ def approval_handlers(service: ApprovalService) -> dict[str, Handler]:
         await service.resolve(params.id, params.decision, ctx.principal.id)
         return OkResult()
 
+    async def pending(_: EmptyParams, ctx: CallContext) -> ExecApprovalsPendingResult:
+        # All are pending: the stored `status` would say nothing.
+        waiting = [{k: v for k, v in r.items() if k != "status"} for r in await service.pending()]
+        return ExecApprovalsPendingResult.model_validate({"approvals": waiting})
+
     async def get_policy(_: Any, ctx: CallContext) -> ExecApprovalPolicy:
         return ExecApprovalPolicy.model_validate(await service.policy())
 
@@ -263,6 +283,7 @@ def approval_handlers(service: ApprovalService) -> dict[str, Handler]:
         "exec.approval.request": request,
         "exec.approval.waitDecision": wait_decision,
         "exec.approval.resolve": resolve,
+        "exec.approvals.pending": pending,
         "exec.approvals.get": get_policy,
         "exec.approvals.set": set_policy,
     }

@@ -79,6 +79,7 @@ async def build_operator_methods(
         "config.set": config.set,
         "config.patch": config.patch,
         "config.apply": config.apply,
+        "cron.status": cron.status,
         "cron.list": cron.list,
         "cron.add": cron.add,
         "cron.update": cron.update,

@@ -160,12 +160,27 @@ class SessionStore:
     async def delete(self, session_key: str) -> None:
         await self.kv.delete(session_kv_key(session_key))
 
-    async def list(self, params: SessionsListParams) -> list[SessionEntry]:
-        entries = [
+    async def all(self) -> list[SessionEntry]:
+        return [
             SessionEntry.model_validate(codec.loads(e.value))
             for e in await snapshot(self.kv, "s.>")
             if e.value is not None
         ]
+
+    async def labelled(self, label: str, agent_id: str | None) -> list[SessionEntry]:
+        """Sessions whose label equals `label`, ignoring case and outer spaces, newest first."""
+        wanted = label.strip().casefold()
+        found = [
+            e
+            for e in await self.all()
+            if (e.label or "").strip().casefold() == wanted
+            and (agent_id is None or e.agent_id == agent_id)
+        ]
+        found.sort(key=lambda e: e.updated_at, reverse=True)
+        return found
+
+    async def list(self, params: SessionsListParams) -> list[SessionEntry]:
+        entries = await self.all()
         if params.agent_id:
             entries = [e for e in entries if e.agent_id == params.agent_id]
         if params.active_minutes:

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { onRequested, onResolved, pendingApprovals, readRequest } from "./model";
+import { onPendingList, onRequested, onResolved, pendingApprovals, readRequest } from "./model";
 
 describe("approvals", () => {
   it("reads flat and nested request payloads", () => {
@@ -32,6 +32,21 @@ describe("approvals", () => {
     expect(pendingApprovals(list, 600).map((e) => e.request.id)).toEqual(["a"]);
     expect(list[1]!.resolved).toEqual({ decision: "allow-once", resolvedBy: "op", at: 600 });
     expect(onResolved(list, { id: "zzz", decision: "deny" }, 1)).toBe(list);
+  });
+
+  it("loads the queue from exec.approvals.pending after a reload", () => {
+    const listed = { approvals: [{ id: "p1", command: "make", createdAtMs: 1, expiresAtMs: 9000 }] };
+    const list = onPendingList([], listed, 10, 20);
+    expect(pendingApprovals(list, 20).map((e) => e.request)).toEqual([{ id: "p1", command: "make", expiresAtMs: 9000 }]);
+    expect(onPendingList(list, { approvals: "nonsense" }, 30, 30)).toBe(list);
+  });
+
+  it("drops cards the list no longer holds, but not ones newer than the answer", () => {
+    let list = onRequested([], { id: "old", command: "x" }, 5);
+    list = onRequested(list, { id: "new", command: "y" }, 15);
+    list = onPendingList(list, { approvals: [{ id: "other", command: "z" }] }, 10, 20);
+    expect(pendingApprovals(list, 20).map((e) => e.request.id)).toEqual(["new", "other"]);
+    expect(list.find((e) => e.request.id === "old")!.resolved).toEqual({ decision: "resolved elsewhere", at: 20 });
   });
 
   it("keeps only the newest 50 resolved entries", () => {

@@ -1,7 +1,7 @@
 /**
- * Exec approvals seen on this connection. There is no list method: the page learns of
- * requests from `exec.approval.requested` (replayed on resume) and drops them on
- * `exec.approval.resolved` or when they expire (the server then denies them). Pure.
+ * Exec approvals seen on this connection. The queue is loaded with `exec.approvals.pending`
+ * on every connect (so a reload still shows it), then kept by `exec.approval.requested` and
+ * dropped on `exec.approval.resolved` or when they expire (the server then denies them). Pure.
  */
 
 export type Decision = "allow-once" | "allow-always" | "deny";
@@ -51,6 +51,32 @@ export function onRequested(list: ApprovalEntry[], payload: unknown, now: number
   const request = readRequest(payload);
   if (!request || list.some((e) => e.request.id === request.id)) return list;
   return [...list, { request, receivedAt: now }];
+}
+
+/**
+ * Merge an `exec.approvals.pending` answer: requests not yet known are added. A known pending
+ * entry received before the list was asked for (`askedAt`) that the server no longer lists
+ * was decided while this page was away; it is marked resolved so the card leaves. Entries
+ * received later are newer than the answer and stay as they are.
+ */
+export function onPendingList(
+  list: ApprovalEntry[],
+  result: unknown,
+  askedAt: number,
+  now: number,
+): ApprovalEntry[] {
+  if (!isRec(result) || !Array.isArray(result.approvals)) return list;
+  const listed = result.approvals.map(readRequest).filter((r): r is ApprovalRequest => r !== undefined);
+  const ids = new Set(listed.map((r) => r.id));
+  let next = list.map((e) =>
+    e.resolved || ids.has(e.request.id) || e.receivedAt >= askedAt
+      ? e
+      : { ...e, resolved: { decision: "resolved elsewhere", at: now } },
+  );
+  for (const request of listed) {
+    if (!next.some((e) => e.request.id === request.id)) next = [...next, { request, receivedAt: now }];
+  }
+  return trim(next);
 }
 
 export function onResolved(list: ApprovalEntry[], payload: unknown, now: number): ApprovalEntry[] {

@@ -3,9 +3,29 @@
 import { connection } from "../app/connection";
 import { Store } from "../app/store";
 import { asGatewayError } from "../gateway/errors";
-import { onRequested, onResolved, type ApprovalEntry, type Decision } from "./model";
+import { onPendingList, onRequested, onResolved, type ApprovalEntry, type Decision } from "./model";
 
 export const approvals = new Store<ApprovalEntry[]>([]);
+
+/** The queue as the server holds it: on every connect and when events were missed. */
+export async function loadPending(): Promise<void> {
+  if (!connection.hasScope("operator.approvals")) return;
+  const askedAt = Date.now();
+  try {
+    const result = await connection.request("exec.approvals.pending", {});
+    approvals.update((list) => onPendingList(list, result, askedAt, Date.now()));
+  } catch {
+    // Disconnected again or an older gateway without the method: events still fill the queue.
+  }
+}
+
+let wasConnected = false;
+connection.state.subscribe((state) => {
+  const connected = state.status === "connected";
+  if (connected && !wasConnected) void loadPending();
+  wasConnected = connected;
+});
+connection.onRefetch(() => void loadPending());
 
 connection.onEvent("exec.approval.requested", (payload) =>
   approvals.update((list) => onRequested(list, payload, Date.now())),

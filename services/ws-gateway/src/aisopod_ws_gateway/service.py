@@ -28,6 +28,7 @@ from aisopod.edgeproof import EdgeProof, client_address
 from aisopod.host import ServiceHost, bounded
 from aisopod.hostnames import own_host_names
 from aisopod.jsonrpc import RequestId
+from aisopod.probes import LIVENESS_PATHS, READINESS_PATHS
 from aisopod_ws_gateway import metrics, wsframes
 from aisopod_ws_gateway.audience import Subscription, View, Views
 from aisopod_ws_gateway.codec import JSONRPC, Codec
@@ -75,7 +76,8 @@ class Gateway:
             JSONRPC.name: self.dispatcher.frame,
             OPENCLAW.name: self.openclaw.frame,
         }
-        self.http_routes = {"/health": self._http_health, "/ready": self._http_ready}
+        self.http_routes = {path: self._http_health for path in LIVENESS_PATHS}
+        self.http_routes.update({path: self._http_ready for path in READINESS_PATHS})
         self.http_routes["/health/services"] = self._http_services
         self.http_routes["/metrics"] = self._http_metrics
         self._server: asyncio.Server | None = None

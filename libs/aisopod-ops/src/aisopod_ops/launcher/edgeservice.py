@@ -35,6 +35,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from aisopod.config.store import load_seed_file
+from aisopod.probes import LIVENESS_PATHS, READINESS_PATHS
 from aisopod.securityheaders import secured
 from aisopod.settings import ServiceSettings
 from aisopod_ops.launcher.edgesync import EdgeOptions, EdgeSync, nats_connector
@@ -127,8 +128,8 @@ def edge_app(sync: EdgeSync) -> Starlette:
 
     return Starlette(
         routes=[
-            Route("/health", health, methods=["GET"]),
-            Route("/ready", ready, methods=["GET"]),
+            *(Route(path, health, methods=["GET"]) for path in LIVENESS_PATHS),
+            *(Route(path, ready, methods=["GET"]) for path in READINESS_PATHS),
             Route("/traefik/dynamic", dynamic, methods=["GET"]),
         ]
     )

@@ -18,6 +18,7 @@ from aisopod.catalogue import methods_for
 from aisopod.grants import SERVICE_GRANTS, Access, Grants
 from aisopod.services import ServiceName
 from aisopod.state import bucket_name, stream_name
+from aisopod_ops.launcher.addresses import host_port
 
 # Account-level look-ups every JetStream client makes; flow control and micro discovery.
 JS_PUB = ["$JS.API.INFO", "$JS.API.STREAM.NAMES", "$JS.FC.>", "$SRV.>"]
@@ -214,9 +215,9 @@ def render(
         entries.append(entry + " }")
     users_text = ",\n".join(entries)
     return (
-        f"listen: {json.dumps(f'{host}:{port}')}\n"
+        f"listen: {json.dumps(host_port(host, port))}\n"
         + (
-            f"http: {json.dumps(f'{monitor_host}:{monitor_port}')}\n"
+            f"http: {json.dumps(host_port(monitor_host, monitor_port))}\n"
             if monitor_port is not None
             else ""
         )

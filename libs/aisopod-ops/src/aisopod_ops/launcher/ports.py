@@ -1,13 +1,16 @@
-"""Free loopback ports for a stack started with port 0."""
+"""Free ports for a stack started with port 0 (on the address family it binds)."""
 
 from __future__ import annotations
 
 import socket
 
+from aisopod_ops.launcher.addresses import connect_host, is_ipv6
+
 
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
+    family = socket.AF_INET6 if is_ipv6(host) else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.bind((connect_host(host), 0))
         return int(sock.getsockname()[1])
 
 

@@ -26,6 +26,7 @@ from aisopod.config.store import load_seed_file
 from aisopod.services import EDGE_SERVICES, PYTHON_SERVICES, ServiceName
 from aisopod.settings import nats_servers
 from aisopod_ops.launcher import combined, natsconf, traefik
+from aisopod_ops.launcher.addresses import bare_host, connect_host, connect_url, host_port, is_ipv6
 from aisopod_ops.launcher.edgesync import ROUTES_FILE, EdgeOptions, EdgeSync, nats_connector
 from aisopod_ops.launcher.paths import binary, openclaw_ui_root, repo_root, ui_root
 from aisopod_ops.launcher.ports import pick
@@ -110,10 +111,10 @@ class Stack:
             (self.state_dir / sub).mkdir(exist_ok=True)
         self.secrets = StackSecrets(self.state_dir)
         self.ports = {
-            "http": pick(opts.http_port),
-            "https": pick(opts.https_port),
-            "traefik_ping": pick(0),
-            "ui": pick(0),
+            "http": pick(opts.http_port, opts.host),
+            "https": pick(opts.https_port, opts.host),
+            "traefik_ping": pick(0, opts.host),
+            "ui": pick(0, opts.host),
         }
         self.service_ports: dict[ServiceName, list[int]] = {}
         for service in PYTHON_SERVICES:
@@ -121,16 +122,23 @@ class Stack:
             count = max(1, opts.scale.get(service.value, count))
             if opts.small:
                 count = 1
-            self.service_ports[service] = [pick(0) for _ in range(count)]
+            self.service_ports[service] = [pick(0, opts.host) for _ in range(count)]
         self.nats_nodes: list[NatsNode] = []
         if opts.nats_url:
             self.nats_url = ",".join(nats_servers(opts.nats_url))
         else:
             self.nats_nodes = [
-                NatsNode(index, pick(0), pick(0) if opts.nats_monitor else None, pick(0))
+                NatsNode(
+                    index,
+                    pick(0, opts.host),
+                    pick(0, opts.host) if opts.nats_monitor else None,
+                    pick(0, opts.host),
+                )
                 for index in range(opts.nats_cluster)
             ]
-            self.nats_url = ",".join(f"nats://{opts.host}:{n.port}" for n in self.nats_nodes)
+            self.nats_url = ",".join(
+                connect_url("nats", opts.host, n.port) for n in self.nats_nodes
+            )
         self.nats_replicas = opts.nats_replicas or (
             1 if opts.nats_url else min(opts.nats_cluster, 3)
         )
@@ -149,14 +157,14 @@ class Stack:
         assert self.secrets is not None
         host = self.options.host
         clustered = len(self.nats_nodes) > 1
-        routes = [f"{host}:{n.cluster_port}" for n in self.nats_nodes]
+        routes = [host_port(connect_host(host), n.cluster_port) for n in self.nats_nodes]
         for node in self.nats_nodes:
             cluster = ""
             if clustered:
                 route_password = ensure_secret(self.secrets.dir / "nats-route.password", 24)
                 cluster = natsconf.cluster_block(
                     name="aisopod-local",
-                    listen=f"{host}:{node.cluster_port}",
+                    listen=host_port(host, node.cluster_port),
                     routes=routes,
                     password=route_password,
                 )
@@ -167,6 +175,8 @@ class Stack:
                 users=list(self.secrets.nats_passwords),
                 passwords=self.secrets.nats_passwords,
                 host=host,
+                # The monitor has no login: loopback even when the stack binds a wildcard.
+                monitor_host=connect_host(host),
                 server_name=f"aisopod-local-{node.index + 1}" if clustered else "aisopod-local",
                 cluster=cluster,
             )
@@ -179,16 +189,16 @@ class Stack:
         return self.state_dir / "nats" / f"node-{node.index + 1}"
 
     def _urls(self, service: ServiceName) -> list[str]:
-        return [f"http://{self.options.host}:{p}" for p in self.service_ports[service]]
+        return [connect_url("http", self.options.host, p) for p in self.service_ports[service]]
 
     def _write_traefik_config(self) -> None:
         host = self.options.host
         dynamic_dir = self.state_dir / "traefik" / "dynamic"
         dynamic_dir.mkdir(parents=True, exist_ok=True)
         static = traefik.static_config(
-            http_address=f"{host}:{self.ports['http']}",
-            https_address=f"{host}:{self.ports['https']}",
-            ping_address=f"{host}:{self.ports['traefik_ping']}",
+            http_address=host_port(host, self.ports["http"]),
+            https_address=host_port(host, self.ports["https"]),
+            ping_address=host_port(host, self.ports["traefik_ping"]),
             dynamic_dir=str(dynamic_dir),
             trusted_ips=list(self.options.trusted_proxies),
             access_log=str(self.state_dir / "logs" / "traefik-access.log"),
@@ -198,7 +208,7 @@ class Stack:
         upstreams = traefik.Upstreams(
             ws_gateway=self._urls(ServiceName.WS_GATEWAY),
             http_api=self._urls(ServiceName.HTTP_API),
-            static_ui=[f"http://{host}:{self.ports['ui']}"],
+            static_ui=[connect_url("http", host, self.ports["ui"])],
         )
         dynamic = traefik.dynamic_config(upstreams, entry_points=["web", "websecure"])
         write_private(self.state_dir / "traefik" / "traefik.yml", yaml.safe_dump(static))
@@ -215,7 +225,7 @@ class Stack:
                 tls_dir=self.state_dir / "tls",
                 tls_cert=opts.tls_cert,
                 tls_key=opts.tls_key,
-                tls_names=[opts.host, *opts.tls_names],
+                tls_names=[connect_host(opts.host), *opts.tls_names],
                 redirect_https_port=self.ports["https"] if opts.redirect_https else None,
                 edge_secret=self.secrets.edge_secret if self.secrets else None,
             )
@@ -241,7 +251,7 @@ class Stack:
         env = dict(os.environ)
         env.update(
             {
-                "AISOPOD_HOST": self.options.host,
+                "AISOPOD_HOST": bare_host(self.options.host),
                 "AISOPOD_PORT": str(port),
                 "AISOPOD_INSTANCE": f"{service.value}-{index + 1}",
                 "AISOPOD_NATS_URL": self.nats_url,
@@ -252,7 +262,7 @@ class Stack:
                 "AISOPOD_STATE_DIR": str(self.state_dir),
                 "AISOPOD_ADMIN_TOKEN_FILE": str(self.secrets.admin_token_file),
                 "AISOPOD_LOG_LEVEL": self.options.log_level,
-                "AISOPOD_PUBLIC_URL": f"http://{self.options.host}:{self.ports['http']}",
+                "AISOPOD_PUBLIC_URL": connect_url("http", self.options.host, self.ports["http"]),
                 "PYTHONUNBUFFERED": "1",
             }
         )
@@ -287,7 +297,7 @@ class Stack:
             env.pop(per_service)
         env.pop("AISOPOD_NATS_PASSWORD_FILE")
         probes = [
-            self._http_probe(f"http://{self.options.host}:{ports[0]}/ready")
+            self._http_probe(connect_url("http", self.options.host, ports[0], "/ready"))
             for ports in self.service_ports.values()
         ]
 
@@ -333,7 +343,7 @@ class Stack:
                     log_file=logs / f"{name}.log",
                     # JetStream answers through this node: in a cluster, once there is a
                     # meta leader.
-                    probe=self._nats_probe(f"nats://{host}:{node.port}"),
+                    probe=self._nats_probe(connect_url("nats", host, node.port)),
                     group="nats",
                 )
             )
@@ -346,7 +356,7 @@ class Stack:
                         argv=[sys.executable, "-m", _module(service)],
                         env=self._service_env(service, index, port),
                         log_file=logs / f"{name}.log",
-                        probe=self._http_probe(f"http://{host}:{port}/ready"),
+                        probe=self._http_probe(connect_url("http", host, port, "/ready")),
                         group="edge" if service in EDGE_SERVICES else "core",
                     )
                 )
@@ -355,7 +365,8 @@ class Stack:
         caddy_env = dict(os.environ)
         caddy_env.update(
             {
-                "AISOPOD_UI_BIND": host,
+                # Caddy's `bind` takes an IPv6 address bracketed.
+                "AISOPOD_UI_BIND": f"[{bare_host(host)}]" if is_ipv6(host) else host,
                 "AISOPOD_UI_PORT": str(self.ports["ui"]),
                 "AISOPOD_UI_ROOT": str(ui_root()),
                 "AISOPOD_OPENCLAW_UI_ROOT": str(openclaw_ui_root()),
@@ -377,7 +388,9 @@ class Stack:
                 ],
                 env=caddy_env,
                 log_file=logs / "caddy.log",
-                probe=self._http_probe(f"http://{host}:{self.ports['ui']}/", ok=(200, 304)),
+                probe=self._http_probe(
+                    connect_url("http", host, self.ports["ui"], "/"), ok=(200, 304)
+                ),
                 group="proxy",
                 stop_timeout_s=10,
             )
@@ -391,7 +404,9 @@ class Stack:
                 ],
                 env=dict(os.environ),
                 log_file=logs / "traefik.log",
-                probe=self._http_probe(f"http://{host}:{self.ports['traefik_ping']}/ping"),
+                probe=self._http_probe(
+                    connect_url("http", host, self.ports["traefik_ping"], "/ping")
+                ),
                 group="proxy",
                 # Traefik's graceTimeOut is the services' drain; give it that and a margin.
                 stop_timeout_s=traefik.DRAIN_TIMEOUT_S + 5,
@@ -436,8 +451,8 @@ class Stack:
             )
         failed = [c.spec.name for c, ok in zip(self.children, results, strict=True) if not ok]
         host = self.options.host
-        http_url = f"http://{host}:{self.ports['http']}"
-        https_url = f"https://{host}:{self.ports['https']}"
+        http_url = connect_url("http", host, self.ports["http"])
+        https_url = connect_url("https", host, self.ports["https"])
         if not failed and not await _poll(self._edge_probe(http_url, https_url), deadline):
             failed.append("traefik route /health")
         # Ready means healthy too: each ws-gateway's `health` snapshot counts every service
@@ -454,16 +469,16 @@ class Stack:
         self.info = StackInfo(
             http_url=http_url,
             https_url=https_url,
-            ws_url=f"ws://{host}:{self.ports['http']}/ws",
+            ws_url=connect_url("ws", host, self.ports["http"], "/ws"),
             admin_token=self.secrets.admin_token,
             nats_url=self.nats_url,
             state_dir=str(self.state_dir),
             pids=self.pids(),
-            wss_url=f"wss://{host}:{self.ports['https']}/ws",
-            openclaw_url=f"ws://{host}:{self.ports['http']}/openclaw",
+            wss_url=connect_url("wss", host, self.ports["https"], "/ws"),
+            openclaw_url=connect_url("ws", host, self.ports["http"], "/openclaw"),
             ca_file=self._ca_file(),
             nats_monitor_urls=[
-                f"http://{host}:{n.monitor_port}" for n in self.nats_nodes if n.monitor_port
+                connect_url("http", host, n.monitor_port) for n in self.nats_nodes if n.monitor_port
             ],
         )
         self._write_record()

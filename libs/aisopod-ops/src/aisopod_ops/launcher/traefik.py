@@ -1,17 +1,17 @@
 """Traefik static and dynamic configuration, one renderer for local and compose modes.
 
 Routes (docs/protocol/http.md): `/ws` to ws-gateway, the API paths to http-api, `/health`
-and `/ready` open, everything else to static-ui. Traefik only routes: no forwardAuth. The
-service that acts on a request asks auth and ratelimit itself over NATS (one Traefik
-exchange per request instead of three; docs/security.md), and believes the request came
-through here only by the edge proof: `edge-proof` sets `X-Aisopod-Edge: <secret>` on every
-route to http-api and ws-gateway, overwriting any copy a client sent (aisopod/edgeproof.py).
-The secret never appears in `routes.yml`: the `edge-proof` middleware lives in its own
-file (`edge-proof.yml`, 0600, written by the edge sync from the launcher's or the
-deployment's secret) or, in Kubernetes, comes from edge-sync over Traefik's HTTP provider.
-Every route ends with `retry` (or `retry-unsent`, see API_WRITE_CHAIN), which resends a
-request only when no server accepted its connection (a replica that just died), so it is
-safe for any method.
+and `/ready` (and their `/healthz`, `/readyz` aliases) open, everything else to static-ui.
+Traefik only routes: no forwardAuth. The service that acts on a request asks auth and
+ratelimit itself over NATS (one Traefik exchange per request instead of three;
+docs/security.md), and believes the request came through here only by the edge proof:
+`edge-proof` sets `X-Aisopod-Edge: <secret>` on every route to http-api and ws-gateway,
+overwriting any copy a client sent (aisopod/edgeproof.py). The secret never appears in
+`routes.yml`: the `edge-proof` middleware lives in its own file (`edge-proof.yml`, 0600,
+written by the edge sync from the launcher's or the deployment's secret) or, in Kubernetes,
+comes from edge-sync over Traefik's HTTP provider. Every route ends with `retry` (or
+`retry-unsent`, see API_WRITE_CHAIN), which resends a request only when no server accepted
+its connection (a replica that just died), so it is safe for any method.
 
 `strip-identity` still removes every identity-like header a client sends: no service reads
 them from HTTP any more, so this is defence in depth (a service that copied request
@@ -31,6 +31,7 @@ from typing import Any
 from aisopod import principal
 from aisopod.edgeproof import HEADER as EDGE_PROOF_HEADER
 from aisopod.principal import IDENTITY_HEADERS
+from aisopod.probes import PROBE_PATHS
 from aisopod_ops.launcher.tls import TlsFiles
 
 # Every identity-like header a client could forge (also the bare NATS header names, in case
@@ -320,7 +321,8 @@ def dynamic_config(up: Upstreams, *, entry_points: list[str]) -> dict[str, Any]:
         }
 
     api_rule = " || ".join(f"PathPrefix(`{p}`)" for p in API_PATHS)
-    router("health", "Path(`/health`) || Path(`/ready`)", "http-api", HEALTH_CHAIN, 1000)
+    health_rule = " || ".join(f"Path(`{p}`)" for p in PROBE_PATHS)
+    router("health", health_rule, "http-api", HEALTH_CHAIN, 1000)
     router("ws", "Path(`/ws`)", "ws-gateway", WS_CHAIN, 900)
     # OpenClaw clients (docs/openclaw.md): the same service and limits, another codec.
     router("openclaw", "Path(`/openclaw`)", "ws-gateway", WS_CHAIN, 900)

@@ -78,6 +78,27 @@ class ExecApprovalPolicy(Result):
     allowlist: list[str]
 
 
+class PendingApproval(Result):
+    """A request still waiting for a decision, as `exec.approval.requested` announced it."""
+
+    id: str
+    command: str
+    argv: list[str] | None = None
+    cwd: str | None = None
+    node_id: str | None = None
+    agent_id: str | None = None
+    session_key: str | None = None
+    run_id: str | None = None
+    tool_call_id: str | None = None
+    requested_by: str | None = None
+    created_at_ms: EpochMs
+    expires_at_ms: EpochMs
+
+
+class ExecApprovalsPendingResult(Result):
+    approvals: list[PendingApproval]
+
+
 class ExecApprovalsSetParams(Params):
     ask: AskPolicy
     allowlist: list[AllowlistEntry] = Field(max_length=4096)
@@ -108,6 +129,14 @@ METHODS: tuple[MethodSpec, ...] = (
         ExecApprovalResolveParams,
         OkResult,
         description="decide once; broadcasts exec.approval.resolved; again is CONFLICT",
+    ),
+    MethodSpec(
+        "exec.approvals.pending",
+        RT,
+        AP,
+        EmptyParams,
+        ExecApprovalsPendingResult,
+        description="requests still waiting for a decision, oldest first",
     ),
     MethodSpec("exec.approvals.get", RT, A, EmptyParams, ExecApprovalPolicy, description="policy"),
     MethodSpec(

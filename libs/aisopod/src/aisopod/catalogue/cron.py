@@ -22,7 +22,7 @@ from aisopod.catalogue.fields import (
 from aisopod.catalogue.spec import MethodSpec
 from aisopod.scopes import Requirement
 from aisopod.services import ServiceName
-from aisopod.wire import Params, Result
+from aisopod.wire import EmptyParams, Params, Result
 
 R, A = Requirement.READ, Requirement.ADMIN
 RT = ServiceName.RUNTIME
@@ -155,7 +155,20 @@ class CronRunsResult(Result):
     runs: list[CronRunRecord]
 
 
+class CronStatusResult(Result):
+    """`enabled` is the config switch; `nextWakeAtMs` the soonest enabled job's next run
+    (null when cron is off or nothing is scheduled)."""
+
+    enabled: bool
+    jobs: int
+    enabled_jobs: int
+    running: int
+    next_wake_at_ms: EpochMs | None = None
+    next_job_id: str | None = None
+
+
 METHODS: tuple[MethodSpec, ...] = (
+    MethodSpec("cron.status", RT, R, EmptyParams, CronStatusResult, description="scheduler state"),
     MethodSpec("cron.list", RT, R, CronListParams, CronListResult, description="jobs"),
     MethodSpec("cron.add", RT, A, CronAddParams, CronJob, description="add a job"),
     MethodSpec("cron.update", RT, A, CronUpdateParams, CronJob, description="patch a job"),

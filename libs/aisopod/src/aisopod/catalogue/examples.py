@@ -78,6 +78,11 @@ NOTES: Mapping[str, str] = MappingProxyType(
         "broadcasts it as a `chat.event` `final`.",
         "sessions.list": "Filters: `agentId`, sessions active in the last `activeMinutes`, "
         "`search` in keys, labels and last messages.",
+        "sessions.preview": "The last `limit` messages of each session in `keys` (either key "
+        "form; repeats count once), each flattened to one line of at most 200 characters. "
+        "An unknown session answers `status: missing` rather than failing the call.",
+        "sessions.resolve": "The canonical key of a session named by `key` (either form) or by "
+        "`label` (exact, ignoring case and outer spaces; `agentId` narrows the search).",
         "sessions.send": "Starts a run in another session like `chat.send` (agent to "
         "agent). With `wait`, answers `{runId, status, reply}` once the run ended.",
         "sessions.patch": "Changes an existing session: omitted fields stay; `null` clears. "
@@ -101,6 +106,9 @@ NOTES: Mapping[str, str] = MappingProxyType(
         "node.pair.approve": "The node's token is in the result, once: hand it to the node, "
         "which connects with role `node` and `auth.token`.",
         "node.pair.verify": "`ok` is false for an unknown node or a wrong token.",
+        "node.pair.remove": "Forgets the paired node and its token and closes its live "
+        "connections (the closing order `device.pair.remove` publishes, which also empties "
+        "http-api's cache of verified tokens).",
         "node.rename": "Changes the display name; `connected` in the result is always false "
         "(auth knows pairing, not sockets: ask `node.describe`).",
         "config.get": "The configuration with secrets redacted, its `hash` (the `baseHash` "
@@ -114,6 +122,9 @@ NOTES: Mapping[str, str] = MappingProxyType(
         "config.apply": "Like `config.set` (with `config`) or `config.patch` (with "
         "`patch`), then waits until every live service instance runs the new document; "
         "`applied` says, per service, whether all its instances do.",
+        "cron.status": "Whether the scheduler fires jobs (config `cron.enabled`), how many jobs "
+        "exist, are enabled and are running now, and the soonest enabled job's next run "
+        "(`nextWakeAtMs`, null while cron is off or nothing is scheduled).",
         "cron.list": "Jobs with their next run times; disabled ones only with `includeDisabled`.",
         "cron.add": "`schedule`: a cron expression (5 or 6 fields, in `tz`, default UTC), "
         "an interval (`everyMs`, at least 1 s) or a time (`at`, with its offset). "
@@ -139,6 +150,9 @@ NOTES: Mapping[str, str] = MappingProxyType(
         "exec.approval.waitDecision": "`decision` is null when the wait ended first.",
         "exec.approval.resolve": "Broadcasts `exec.approval.resolved`; `allow-always` also "
         "adds the command to the allowlist.",
+        "exec.approvals.pending": "Requests still waiting for a decision, oldest first, as "
+        "`exec.approval.requested` announced them; one past its expiry is left out (expiry "
+        "denies it). A client that (re)connects loads its queue here, then follows the events.",
         "exec.approvals.get": "`ask`: `always`, `on-miss` (commands not in the allowlist) "
         "or `off`.",
         "update.status": "`skew` when live instances run different versions.",
@@ -377,6 +391,34 @@ EXAMPLES: Mapping[str, MethodExample] = MappingProxyType(
                 ]
             },
         ),
+        "sessions.preview": MethodExample(
+            {"keys": [KEY, "agent:main:gone"], "limit": 2},
+            {
+                "previews": [
+                    {
+                        "key": KEY,
+                        "status": "ok",
+                        "messages": [
+                            {"role": "user", "text": "hello", "ts": T0},
+                            {"role": "assistant", "text": "Hi! How can I help?", "ts": T0 + 900},
+                        ],
+                    },
+                    {"key": "agent:main:gone", "status": "missing", "messages": []},
+                ]
+            },
+        ),
+        "sessions.resolve": MethodExample(
+            {"label": "inbox"},
+            {
+                "key": KEY,
+                "entry": {"key": KEY, "agentId": "main", "label": "inbox", "updatedAt": T0},
+            },
+            (
+                _SESSION_NOT_FOUND,
+                "CONFLICT `AMBIGUOUS_LABEL`: several sessions carry the label; "
+                "`data.keys` lists them",
+            ),
+        ),
         "sessions.send": MethodExample(
             {"sessionKey": "agent:helper:main", "message": "check the weather", "wait": True},
             {"runId": "run-4d3", "status": "ok", "reply": "Sunny, 21 °C."},
@@ -458,6 +500,9 @@ EXAMPLES: Mapping[str, MethodExample] = MappingProxyType(
         ),
         # An unknown node or a wrong token is `{"ok": false}`, not an error.
         "node.pair.verify": MethodExample({"nodeId": "mac-1", "token": "<node token>"}, _OK),
+        "node.pair.remove": MethodExample(
+            {"nodeId": "mac-1"}, _OK, ("NOT_FOUND: no paired node with this id",)
+        ),
         "node.rename": MethodExample(
             {"nodeId": "mac-1", "displayName": "Studio Mac"},
             _NODE,
@@ -506,6 +551,17 @@ EXAMPLES: Mapping[str, MethodExample] = MappingProxyType(
                 ],
             },
             (_STALE_HASH, _BAD_CONFIG, _CONFIG_RATE),
+        ),
+        "cron.status": MethodExample(
+            {},
+            {
+                "enabled": True,
+                "jobs": 3,
+                "enabledJobs": 2,
+                "running": 0,
+                "nextWakeAtMs": T0 + 3_600_000,
+                "nextJobId": "j-7c1e",
+            },
         ),
         "cron.list": MethodExample({"includeDisabled": True}, {"jobs": [_JOB]}),
         "cron.add": MethodExample(
@@ -644,6 +700,25 @@ EXAMPLES: Mapping[str, MethodExample] = MappingProxyType(
             {"id": "ap-8", "decision": "allow-once"},
             _OK,
             (_APPROVAL_NOT_FOUND, "CONFLICT `ALREADY_RESOLVED`: decided before"),
+        ),
+        "exec.approvals.pending": MethodExample(
+            {},
+            {
+                "approvals": [
+                    {
+                        "id": "a-5e0",
+                        "command": "rm -rf build",
+                        "cwd": "/home/me/app",
+                        "agentId": "main",
+                        "sessionKey": KEY,
+                        "runId": "run-4d3",
+                        "toolCallId": "call-1",
+                        "requestedBy": "runtime",
+                        "createdAtMs": T0,
+                        "expiresAtMs": T0 + 120_000,
+                    }
+                ]
+            },
         ),
         "exec.approvals.get": MethodExample({}, {"ask": "on-miss", "allowlist": ["/usr/bin/ls"]}),
         "exec.approvals.set": MethodExample(

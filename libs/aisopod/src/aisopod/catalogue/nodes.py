@@ -192,4 +192,12 @@ METHODS: tuple[MethodSpec, ...] = (
     ),
     MethodSpec("node.pair.verify", AU, P, NodePairVerifyParams, OkResult, description="token"),
     MethodSpec("node.rename", AU, P, NodeRenameParams, NodeInfo, description="display name"),
+    MethodSpec(
+        "node.pair.remove",
+        AU,
+        P,
+        NodeIdParams,
+        OkResult,
+        description="unpair a node; its token stops working at once",
+    ),
 )

@@ -1,4 +1,4 @@
-"""sessions: list, send into another session, patch, reset and delete."""
+"""sessions: list, preview, resolve, send into another session, patch, reset and delete."""
 
 from __future__ import annotations
 
@@ -95,9 +95,79 @@ class SessionKeyParams(Params):
     key: SessionKey
 
 
+# 50 sessions x 10 messages x 200 characters stays under half a MiB even in 4-byte UTF-8,
+# well inside NATS' 1 MiB payload and the WebSocket frame limit.
+PREVIEW_MAX_SESSIONS = 50
+PREVIEW_MAX_MESSAGES = 10
+
+
+class SessionsPreviewParams(Params):
+    """Up to 50 sessions, up to 10 messages each: one call for a whole session list."""
+
+    keys: list[SessionKey] = Field(min_length=1, max_length=PREVIEW_MAX_SESSIONS)
+    limit: int = Field(default=5, ge=1, le=PREVIEW_MAX_MESSAGES)
+
+
+class PreviewMessage(Result):
+    """A transcript message flattened to one line of text, cut to 200 characters."""
+
+    role: Literal["user", "assistant", "system", "tool"]
+    text: str
+    ts: EpochMs
+
+
+class SessionPreview(Result):
+    """`missing`: no such session; `empty`: a session without messages."""
+
+    key: str
+    status: Literal["ok", "empty", "missing"]
+    messages: list[PreviewMessage]
+
+
+class SessionsPreviewResult(Result):
+    previews: list[SessionPreview]
+
+
+class SessionsResolveParams(Params):
+    """Exactly one of `key` (either form) or `label`; `agentId` narrows a label search."""
+
+    key: SessionKey | None = None
+    label: Label | None = None
+    agent_id: AgentId | None = None
+
+    @model_validator(mode="after")
+    def _one_way(self) -> SessionsResolveParams:
+        if (self.key is None) == (self.label is None):
+            raise ValueError("give exactly one of key or label")
+        if self.key is not None and self.agent_id is not None:
+            raise ValueError("agentId narrows a label search; a key names its agent")
+        return self
+
+
+class SessionsResolveResult(Result):
+    key: str
+    entry: SessionEntry
+
+
 METHODS: tuple[MethodSpec, ...] = (
     MethodSpec(
         "sessions.list", RT, R, SessionsListParams, SessionsListResult, description="sessions"
+    ),
+    MethodSpec(
+        "sessions.preview",
+        RT,
+        R,
+        SessionsPreviewParams,
+        SessionsPreviewResult,
+        description="last messages of many sessions",
+    ),
+    MethodSpec(
+        "sessions.resolve",
+        RT,
+        R,
+        SessionsResolveParams,
+        SessionsResolveResult,
+        description="canonical key from a key or a label",
     ),
     MethodSpec(
         "sessions.send",

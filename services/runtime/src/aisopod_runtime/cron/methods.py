@@ -1,4 +1,4 @@
-"""cron.list / add / update / run / remove / runs, and the `cron.event` broadcasts."""
+"""cron.status / list / add / update / run / remove / runs, and the `cron.event` broadcasts."""
 
 from __future__ import annotations
 
@@ -14,11 +14,13 @@ from aisopod.catalogue.cron import (
     CronRunResult,
     CronRunsParams,
     CronRunsResult,
+    CronStatusResult,
     CronUpdateParams,
 )
 from aisopod.catalogue.fields import OkResult
 from aisopod.listings import JobRecord, cron_list_result
 from aisopod.rpc import CallContext
+from aisopod.wire import EmptyParams
 from aisopod_runtime.cron import schedule as schedules
 from aisopod_runtime.cron.scheduler import Emit, Scheduler, new_run_id
 from aisopod_runtime.cron.store import CronStore, RunRecord
@@ -33,6 +35,20 @@ class CronMethods:
     @property
     def now_ms(self) -> int:
         return self.scheduler.clock.now_ms()
+
+    async def status(self, params: EmptyParams, ctx: CallContext) -> CronStatusResult:
+        jobs = await self.store.all_jobs()
+        enabled = self.scheduler.settings().enabled
+        scheduled = [j for j in jobs if j.enabled and j.next_run_at_ms is not None]
+        soonest = min(scheduled, key=lambda j: j.next_run_at_ms or 0, default=None)
+        return CronStatusResult(
+            enabled=enabled,
+            jobs=len(jobs),
+            enabled_jobs=sum(j.enabled for j in jobs),
+            running=sum(j.lease is not None for j in jobs),
+            next_wake_at_ms=soonest.next_run_at_ms if enabled and soonest else None,
+            next_job_id=soonest.job_id if enabled and soonest else None,
+        )
 
     async def list(self, params: CronListParams, ctx: CallContext) -> CronListResult:
         return cron_list_result(await self.store.all_jobs(), params.include_disabled)

@@ -41,7 +41,7 @@ if str(REPO) not in sys.path:
 
 from bench.harness import RESULTS, load_average, machine_info, machine_name, progress  # noqa: E402
 from bench.local_stack import BenchStack  # noqa: E402
-from bench.ws_lean_client import LeanClient, connect_gateway, open_socket  # noqa: E402
+from bench.ws_lean_client import LeanClient, connect_gateway, open_socket, throughput  # noqa: E402
 
 OPENCLAW_ENV = {
     "OPENCLAW_DISABLE_BONJOUR": "1",
@@ -247,38 +247,6 @@ async def latency(d: Dialect, client: LeanClient, make: Callable[[int], bytes], 
     }
 
 
-async def throughput(
-    d: Dialect, clients: list[LeanClient], make: Callable[[int], bytes], seconds: float
-) -> float:
-    """Requests per second with one request in flight on each of the sockets."""
-    done = 0
-    stop_at = time.perf_counter() + seconds
-    finished = asyncio.get_running_loop().create_future()
-    live = len(clients)
-
-    def on_frame(client: LeanClient, payload: bytes, now: float) -> None:
-        nonlocal done, live
-        if not d.is_reply(payload):
-            return
-        done += 1
-        if now < stop_at:
-            client.send(make(done))
-        else:
-            live -= 1
-            if live == 0 and not finished.done():
-                finished.set_result(None)
-
-    started = time.perf_counter()
-    for client in clients:
-        client.on_frame = on_frame
-        client.send(make(0))
-    await asyncio.wait_for(finished, seconds + 30)
-    elapsed = time.perf_counter() - started
-    for client in clients:
-        client.on_frame = None
-    return round(done / elapsed)
-
-
 def rss_total_kib(d: Dialect) -> int:
     return sum(rss_kib(p) for p in d.rss_pids())
 
@@ -338,7 +306,7 @@ async def measure(d: Dialect, quick: bool) -> dict[str, Any]:
                 continue
             progress(f"{d.name}: {name}")
             row = await latency(d, clients[0], make, n)
-            row["rps"] = await throughput(d, clients, make, seconds)
+            row["rps"] = await throughput(clients, make, seconds, is_reply=d.is_reply)
         except TimeoutError:
             rows[name] = {"error": "no reply within 30 s"}
             progress(f"{d.name}: {name}: no reply within 30 s; reconnecting")

@@ -36,7 +36,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from ws_lean_client import LeanClient, connect_gateway, open_socket  # noqa: E402
+from ws_lean_client import LeanClient, connect_gateway, open_socket, throughput  # noqa: E402
 
 from aisopod.settings import nats_servers  # noqa: E402
 from aisopod_ops.launcher.ports import free_port  # noqa: E402
@@ -75,34 +75,6 @@ async def latency(clients: list[LeanClient], make: Any, count: int) -> dict[str,
         await client.recv()
         samples.append(time.perf_counter() - start)
     return {"p50_ms": ms(statistics.median(samples)), "p99_ms": ms(pct(samples, 0.99))}
-
-
-async def throughput(clients: list[LeanClient], make: Any, seconds: float) -> float:
-    """Requests per second with one request in flight on each socket."""
-    done = 0
-    stop_at = time.perf_counter() + seconds
-    finished = asyncio.get_running_loop().create_future()
-    live = len(clients)
-
-    def on_frame(client: LeanClient, payload: bytes, now: float) -> None:
-        nonlocal done, live
-        done += 1
-        if now < stop_at:
-            client.send(make(done))
-        else:
-            live -= 1
-            if live == 0 and not finished.done():
-                finished.set_result(None)
-
-    started = time.perf_counter()
-    for client in clients:
-        client.on_frame = on_frame
-        client.send(make(0))
-    await asyncio.wait_for(finished, seconds + 30)
-    elapsed = time.perf_counter() - started
-    for client in clients:
-        client.on_frame = None
-    return round(done / elapsed)
 
 
 def rpc(method: str) -> Any:

@@ -131,3 +131,39 @@ async def connect_gateway(
     if "result" not in hello:
         raise RuntimeError(f"handshake failed: {hello}")
     return client, hello["result"]
+
+
+async def throughput(
+    clients: list[LeanClient],
+    make: Callable[[int], bytes],
+    seconds: float,
+    is_reply: Callable[[bytes], bool] = lambda _: True,
+) -> float:
+    """Requests per second with one request in flight on each socket: every frame for which
+    `is_reply` holds counts and sends the next request (`make(n)`, n the count so far)."""
+    done = 0
+    stop_at = time.perf_counter() + seconds
+    finished = asyncio.get_running_loop().create_future()
+    live = len(clients)
+
+    def on_frame(client: LeanClient, payload: bytes, now: float) -> None:
+        nonlocal done, live
+        if not is_reply(payload):
+            return
+        done += 1
+        if now < stop_at:
+            client.send(make(done))
+        else:
+            live -= 1
+            if live == 0 and not finished.done():
+                finished.set_result(None)
+
+    started = time.perf_counter()
+    for client in clients:
+        client.on_frame = on_frame
+        client.send(make(0))
+    await asyncio.wait_for(finished, seconds + 30)
+    elapsed = time.perf_counter() - started
+    for client in clients:
+        client.on_frame = None
+    return round(done / elapsed)

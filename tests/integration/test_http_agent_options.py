@@ -26,15 +26,6 @@ SCHEMA = {
 
 
 @pytest.fixture
-async def sdk(stack) -> AsyncIterator[openai.AsyncOpenAI]:
-    client = openai.AsyncOpenAI(
-        base_url=stack.http_url + "/v1", api_key=stack.admin_token, max_retries=0
-    )
-    yield client
-    await client.close()
-
-
-@pytest.fixture
 async def json_agent(rt: RuntimeClient) -> AsyncIterator[str]:
     """An agent on the fake provider (which answers `{"echo": …}` when asked to)."""
     agent_id = f"json{uuid.uuid4().hex[:6]}"
@@ -44,10 +35,10 @@ async def json_agent(rt: RuntimeClient) -> AsyncIterator[str]:
 
 
 async def test_chat_response_format_is_an_instruction_and_a_check(
-    sdk: openai.AsyncOpenAI, json_agent: str
+    async_sdk: openai.AsyncOpenAI, json_agent: str
 ) -> None:
     model = f"aisopod/{json_agent}"
-    completion = await sdk.chat.completions.create(
+    completion = await async_sdk.chat.completions.create(
         model=model,
         messages=[{"role": "user", "content": "give json [[fake:json_reply]]"}],
         response_format={"type": "json_schema", "json_schema": {"name": "e", "schema": SCHEMA}},
@@ -57,14 +48,14 @@ async def test_chat_response_format_is_an_instruction_and_a_check(
     assert "JSON schema" in answer["echo"]  # the instruction reached the agent's model
     # The echo provider's `echo: …` is no JSON object: refused, not passed off as one.
     with pytest.raises(openai.APIStatusError) as failed:
-        await sdk.chat.completions.create(
+        await async_sdk.chat.completions.create(
             model="aisopod/main",
             messages=[{"role": "user", "content": "not json"}],
             response_format={"type": "json_object"},
         )
     assert failed.value.status_code == 502
     assert failed.value.body["code"] == "invalid_output"
-    stream = await sdk.chat.completions.create(
+    stream = await async_sdk.chat.completions.create(
         model="aisopod/main",
         messages=[{"role": "user", "content": "not json either"}],
         response_format={"type": "json_object"},
@@ -76,10 +67,10 @@ async def test_chat_response_format_is_an_instruction_and_a_check(
 
 
 async def test_responses_text_format_is_checked_the_same_way(
-    sdk: openai.AsyncOpenAI, json_agent: str
+    async_sdk: openai.AsyncOpenAI, json_agent: str
 ) -> None:
     text = {"format": {"type": "json_schema", "name": "e", "schema": SCHEMA}}
-    response = await sdk.responses.create(
+    response = await async_sdk.responses.create(
         model=f"aisopod/{json_agent}", input="json please [[fake:json_reply]]", text=text
     )
     assert json.loads(response.output_text)["echo"].startswith("json please")
@@ -88,14 +79,14 @@ async def test_responses_text_format_is_checked_the_same_way(
         "format": {"type": "json_schema", "name": "e", "schema": {**SCHEMA, "required": ["x"]}}
     }
     with pytest.raises(openai.APIStatusError) as failed:
-        await sdk.responses.create(
+        await async_sdk.responses.create(
             model=f"aisopod/{json_agent}", input="j [[fake:json_reply]]", text=wrong
         )
     assert failed.value.status_code == 502 and "JSON schema" in failed.value.message
 
 
 async def test_what_an_agent_cannot_honour_is_a_400_on_both_endpoints(
-    sdk: openai.AsyncOpenAI,
+    async_sdk: openai.AsyncOpenAI,
 ) -> None:
     tool = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
     messages = [{"role": "user", "content": "x"}]
@@ -106,18 +97,20 @@ async def test_what_an_agent_cannot_honour_is_a_400_on_both_endpoints(
         ({"stop": ["\n"]}, "stop"),
     ):
         with pytest.raises(openai.BadRequestError) as refused:
-            await sdk.chat.completions.create(model="aisopod/main", messages=messages, **params)
+            await async_sdk.chat.completions.create(
+                model="aisopod/main", messages=messages, **params
+            )
         assert refused.value.body["param"] == param
         assert refused.value.body["code"] == "unsupported_parameter"
     tools = [{"type": "function", "name": "f", "parameters": {"type": "object"}}]
     with pytest.raises(openai.BadRequestError) as refused:
-        await sdk.responses.create(model="aisopod/main", input="x", tools=tools)
+        await async_sdk.responses.create(model="aisopod/main", input="x", tools=tools)
     assert refused.value.body["param"] == "tools"
     assert refused.value.body["code"] == "unsupported_parameter"
 
 
-async def test_sampling_hints_are_named_as_not_applied(sdk: openai.AsyncOpenAI) -> None:
-    raw = await sdk.chat.completions.with_raw_response.create(
+async def test_sampling_hints_are_named_as_not_applied(async_sdk: openai.AsyncOpenAI) -> None:
+    raw = await async_sdk.chat.completions.with_raw_response.create(
         model="aisopod/main",
         messages=[{"role": "user", "content": "hint"}],
         temperature=0.2,
@@ -125,7 +118,7 @@ async def test_sampling_hints_are_named_as_not_applied(sdk: openai.AsyncOpenAI) 
     )
     assert raw.headers["x-aisopod-ignored-params"] == "temperature,max_tokens"
     assert raw.parse().choices[0].message.content == "echo: hint"
-    raw = await sdk.responses.with_raw_response.create(
+    raw = await async_sdk.responses.with_raw_response.create(
         model="aisopod/main", input="hint", temperature=0.5
     )
     assert raw.headers["x-aisopod-ignored-params"] == "temperature"

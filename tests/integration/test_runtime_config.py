@@ -18,7 +18,6 @@ from aisopod.bus import Bus
 from aisopod.config.model import REDACTED
 from aisopod.errors import Conflict, InvalidParams, RateLimited
 from aisopod.principal import Principal
-from aisopod.settings import ServiceSettings
 from aisopod_runtime.discovery import discover
 
 pytestmark = pytest.mark.integration
@@ -26,16 +25,6 @@ pytestmark = pytest.mark.integration
 
 def admin() -> Principal:
     return Principal(id=f"p2-{uuid.uuid4().hex[:10]}", scopes=("operator.admin",))
-
-
-@pytest.fixture(scope="module")
-async def bus(stack) -> AsyncIterator[Bus]:
-    settings = ServiceSettings(
-        nats_url=stack.nats_url, nats_user="admin", nats_password=stack.nats_password("admin")
-    )
-    connected = await Bus.connect(settings)
-    yield connected
-    await connected.close()
 
 
 async def get(bus: Bus) -> dict[str, Any]:
@@ -170,22 +159,28 @@ async def test_rate_limit_change_reaches_the_ratelimit_service_live(bus, restore
     assert [first["allowed"], second["allowed"], third["allowed"]] == [True, True, False]
 
 
-async def test_control_writes_are_limited_per_principal(bus, restore) -> None:
-    who = admin()
+async def four_title_patches(bus: Bus, who: Principal, prefix: str) -> list[str]:
+    """Four changing config.patch writes by `who`, each on the current hash: "ok" or
+    "limited" for each (a limited write always says when to retry)."""
     outcomes = []
     for n in range(4):
         current = (await get(bus))["hash"]
         try:
             await bus.call(
                 "config.patch",
-                {"patch": {"ui": {"title": f"rl-{n}"}}, "baseHash": current},
+                {"patch": {"ui": {"title": f"{prefix}-{n}"}}, "baseHash": current},
                 principal=who,
             )
             outcomes.append("ok")
         except RateLimited as exc:
             assert exc.retry_after_ms > 0
             outcomes.append("limited")
-    assert outcomes == ["ok", "ok", "ok", "limited"]
+    return outcomes
+
+
+async def test_control_writes_are_limited_per_principal(bus, restore) -> None:
+    who = admin()
+    assert await four_title_patches(bus, who, "rl") == ["ok", "ok", "ok", "limited"]
 
 
 async def test_only_writes_that_change_the_config_use_the_write_budget(bus, restore) -> None:
@@ -203,19 +198,7 @@ async def test_only_writes_that_change_the_config_use_the_write_budget(bus, rest
         "config.patch", {"patch": same, "baseHash": before["hash"]}, principal=who
     )
     assert unchanged["hash"] == before["hash"]
-    outcomes = []
-    for n in range(4):
-        current = (await get(bus))["hash"]
-        try:
-            await bus.call(
-                "config.patch",
-                {"patch": {"ui": {"title": f"budget-{n}"}}, "baseHash": current},
-                principal=who,
-            )
-            outcomes.append("ok")
-        except RateLimited:
-            outcomes.append("limited")
-    assert outcomes == ["ok", "ok", "ok", "limited"]
+    assert await four_title_patches(bus, who, "budget") == ["ok", "ok", "ok", "limited"]
 
 
 async def test_wizard_walks_four_steps_and_applies_the_config(bus, restore) -> None:

@@ -7,7 +7,7 @@ import asyncio
 import shutil
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from importlib.metadata import entry_points
 from typing import Any, TypeVar
@@ -19,7 +19,6 @@ from aisopod import codec
 from aisopod.bus import Bus
 from aisopod.errors import InvalidParams, NotFound
 from aisopod.principal import Principal
-from aisopod.settings import ServiceSettings
 from aisopod_runtime.plugins import GROUP, describe
 
 pytestmark = pytest.mark.integration
@@ -31,16 +30,6 @@ def admin() -> Principal:
 
 
 READER = Principal(id="p2-reader", scopes=("operator.read",))
-
-
-@pytest.fixture(scope="module")
-async def bus(stack) -> AsyncIterator[Bus]:
-    settings = ServiceSettings(
-        nats_url=stack.nats_url, nats_user="admin", nats_password=stack.nats_password("admin")
-    )
-    connected = await Bus.connect(settings)
-    yield connected
-    await connected.close()
 
 
 async def until(

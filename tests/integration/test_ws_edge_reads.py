@@ -9,16 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
-from aisopod.bus import Bus
 from aisopod.principal import Principal
-from aisopod.settings import ServiceSettings
 from tests.support.ws_client import WsClient
 from tests.support.ws_stack import WsStack, require_ws_stack
 
@@ -46,16 +43,6 @@ async def env(stack) -> WsStack:
     return await require_ws_stack(stack)
 
 
-@pytest.fixture(scope="module")
-async def bus(stack) -> AsyncIterator[Bus]:
-    settings = ServiceSettings(
-        nats_url=stack.nats_url, nats_user="admin", nats_password=stack.nats_password("admin")
-    )
-    connected = await Bus.connect(settings)
-    yield connected
-    await connected.close()
-
-
 async def edge_counters(replica_url: str) -> dict[str, float]:
     parts = urlsplit(replica_url)
     async with httpx.AsyncClient(trust_env=False) as http:
@@ -80,7 +67,7 @@ async def settled(read: Any, expect: Any, timeout: float = 10.0) -> Any:
 
 async def test_each_edge_read_equals_the_owner_and_is_answered_at_the_edge(env, bus) -> None:
     replica = env.replicas[0]
-    async with await WsClient.connect(replica, token=env.token) as ws:
+    async with await WsClient.connect(replica, token=env.token, headers=env.edge) as ws:
         # Something in each replicated bucket beyond the defaults: an agent, a disabled job.
         suffix = uuid.uuid4().hex[:6]
         agent = await ws.call("agents.create", {"name": f"edge {suffix}"})
@@ -121,7 +108,7 @@ async def test_each_edge_read_equals_the_owner_and_is_answered_at_the_edge(env, 
 
 async def test_read_your_writes_on_one_connection(env, bus) -> None:
     replica = env.replicas[0]
-    async with await WsClient.connect(replica, token=env.token) as ws:
+    async with await WsClient.connect(replica, token=env.token, headers=env.edge) as ws:
         current = await ws.call("config.get")
         title = f"edge-{uuid.uuid4().hex[:6]}"
         patched = await ws.call(

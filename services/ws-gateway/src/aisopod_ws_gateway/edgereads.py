@@ -20,14 +20,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
-
 from aisopod import codec
 from aisopod.catalogue.agents import Agent
 from aisopod.catalogue.cron import CronListParams
 from aisopod.catalogue.models import ModelsListResult
 from aisopod.catalogue.spec import MethodSpec
-from aisopod.errors import AisopodError, invalid_params_from_validation
+from aisopod.errors import AisopodError
 from aisopod.jsonrpc import Call
 from aisopod.listings import (
     AGENT_KEY_PREFIX,
@@ -43,6 +41,7 @@ from aisopod.listings import (
 from aisopod.scopes import Requirement
 from aisopod_ws_gateway import metrics
 from aisopod_ws_gateway.dispatch import Outcome, Reply, error_reply
+from aisopod_ws_gateway.methods import validated_params
 from aisopod_ws_gateway.replica import ConfigReplica, KvReplica, Replica
 
 if TYPE_CHECKING:
@@ -103,7 +102,7 @@ class EdgeReads:
             metrics.EDGE_FALLBACKS.inc()
             return None
         try:
-            params = _params(spec, call)
+            params = validated_params(spec, call)
         except AisopodError as exc:
             return error_reply(wire, call.id, exc)
         pending = conn.edge_unsynced
@@ -230,13 +229,3 @@ class EdgeReads:
             ("models.list", None, snapshot.revision),
             lambda: ModelsListResult(models=models_list(configs, [[] for _ in configs])),
         )
-
-
-def _params(spec: MethodSpec, call: Call) -> Any:
-    raw = call.params if call.params is not None else {}
-    if not isinstance(raw, dict):
-        raise invalid_params_from_validation([{"loc": ["params"], "msg": "must be an object"}])
-    try:
-        return spec.params.model_validate(raw)
-    except ValidationError as exc:
-        raise invalid_params_from_validation(exc.errors()) from None

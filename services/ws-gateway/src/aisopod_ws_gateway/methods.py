@@ -46,7 +46,8 @@ CONNECTION_ONLY = (
 )
 
 
-def _params(spec: MethodSpec, call: Call) -> BaseModel:
+def validated_params(spec: MethodSpec, call: Call) -> BaseModel:
+    """The call's params as the method's model; absent params count as `{}`."""
     raw = call.params if call.params is not None else {}
     if not isinstance(raw, dict):
         raise invalid_params_from_validation([{"loc": ["params"], "msg": "must be an object"}])
@@ -59,7 +60,7 @@ def _params(spec: MethodSpec, call: Call) -> BaseModel:
 def _sync(fn: Callable[[Connection, Any], Any]) -> LocalHandler:
     def handler(conn: Connection, call: Call, spec: MethodSpec, codec: Codec) -> Outcome:
         try:
-            return ok_reply(codec, call.id, fn(conn, _params(spec, call)))
+            return ok_reply(codec, call.id, fn(conn, validated_params(spec, call)))
         except AisopodError as exc:
             return error_reply(codec, call.id, exc)
 
@@ -69,7 +70,7 @@ def _sync(fn: Callable[[Connection, Any], Any]) -> LocalHandler:
 def _async(fn: Callable[[Connection, Any], Awaitable[Any]]) -> LocalHandler:
     def handler(conn: Connection, call: Call, spec: MethodSpec, codec: Codec) -> Outcome:
         try:
-            params = _params(spec, call)
+            params = validated_params(spec, call)
         except AisopodError as exc:
             return error_reply(codec, call.id, exc)
         return _run(codec, fn(conn, params), call.id)
@@ -92,7 +93,7 @@ def connection_handlers(gateway: Gateway) -> dict[str, LocalHandler]:
         # The hottest request there is: no model, the cached snapshot spliced in as bytes.
         if call.params:
             try:
-                _params(spec, call)
+                validated_params(spec, call)
             except AisopodError as exc:
                 return error_reply(codec, call.id, exc)
         return gateway.health_reply(codec, call.id), None

@@ -78,8 +78,9 @@ class ExecApprovalPolicy(Result):
     allowlist: list[str]
 
 
-class PendingApproval(Result):
-    """A request still waiting for a decision, as `exec.approval.requested` announced it."""
+class ApprovalRequest(Result):
+    """What an exec approval request asks to run, and for whom: the fields a pending request
+    (`exec.approvals.pending`) and its announcement (`exec.approval.requested`) share."""
 
     id: str
     command: str
@@ -88,6 +89,11 @@ class PendingApproval(Result):
     node_id: str | None = None
     agent_id: str | None = None
     session_key: str | None = None
+
+
+class PendingApproval(ApprovalRequest):
+    """A request still waiting for a decision, as `exec.approval.requested` announced it."""
+
     run_id: str | None = None
     tool_call_id: str | None = None
     requested_by: str | None = None

@@ -16,7 +16,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, JsonValue
 
-from aisopod.catalogue.approvals import Decision
+from aisopod.catalogue.approvals import ApprovalRequest, Decision
 from aisopod.catalogue.devices import DevicePairRequest
 from aisopod.catalogue.fields import EpochMs, absent_when_none
 from aisopod.catalogue.nodes import NodePairRequest, PairDecision
@@ -62,16 +62,9 @@ class ConfigChanged(Result):
     paths: list[str]
 
 
-class ExecApprovalRequested(Result):
+class ExecApprovalRequested(ApprovalRequest):
     """The pending request as stored; `runId`/`toolCallId` when an agent's tool call asks."""
 
-    id: str
-    command: str
-    argv: list[str] | None = None
-    cwd: str | None = None
-    node_id: str | None = None
-    agent_id: str | None = None
-    session_key: str | None = None
     created_at_ms: EpochMs
     expires_at_ms: EpochMs
     status: Literal["pending"]

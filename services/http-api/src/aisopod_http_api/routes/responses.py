@@ -212,6 +212,24 @@ async def _stream(
         await engine.close()
 
 
+def _read_body(scope: Scope) -> tuple[CreateResponseBody, dict[str, Any]]:
+    """The request body, validated, and the raw object (whose extra fields the plan reads)."""
+    payload = parse_json_object(scope.get(BODY_KEY, b""))
+    try:
+        return CreateResponseBody.model_validate(payload), payload
+    except ValidationError as exc:
+        raise validation_error(exc, payload) from None
+
+
+async def _previous(
+    api: HttpApi, body: CreateResponseBody, principal: Principal
+) -> StoredResponse | None:
+    """The stored response `previous_response_id` chains onto, if the body names one."""
+    if not body.previous_response_id:
+        return None
+    return await api.responses.get(body.previous_response_id, principal, "previous_response_id")
+
+
 @router.post("/v1/responses", summary="Create a response (Open Responses)", openapi_extra=_DOC)
 async def create_response(
     request: Request,
@@ -219,17 +237,9 @@ async def create_response(
     api: HttpApi = Depends(api_of),
 ) -> rawio.AsgiResponse:
     scope = request.scope
-    payload = parse_json_object(scope.get(BODY_KEY, b""))
-    try:
-        body = CreateResponseBody.model_validate(payload)
-    except ValidationError as exc:
-        raise validation_error(exc, payload) from None
+    body, payload = _read_body(scope)
     refuse_unsupported(body)
-    previous = None
-    if body.previous_response_id:
-        previous = await api.responses.get(
-            body.previous_response_id, principal, "previous_response_id"
-        )
+    previous = await _previous(api, body, principal)
     plan = _plan(api, scope, body, payload, principal, previous)
     builder = ResponseBuilder(body, plan.model)
     path = scope["path"]
@@ -303,18 +313,10 @@ async def compact_response(
     api: HttpApi = Depends(api_of),
 ) -> rawio.AsgiResponse:
     scope = request.scope
-    payload = parse_json_object(scope.get(BODY_KEY, b""))
-    try:
-        body = CreateResponseBody.model_validate(payload)
-    except ValidationError as exc:
-        raise validation_error(exc, payload) from None
+    body, _ = _read_body(scope)
     if body.stream:
         raise InvalidParams("compaction is not streamed", param="stream")
-    previous = None
-    if body.previous_response_id:
-        previous = await api.responses.get(
-            body.previous_response_id, principal, "previous_response_id"
-        )
+    previous = await _previous(api, body, principal)
     conversation = await _conversation(api, body, principal, previous)
     if not conversation:
         raise InvalidParams("nothing to compact: give input or previous_response_id", param="input")

@@ -8,7 +8,7 @@ up: bootstrap
 	.venv/bin/aisopod stack up
 
 test:
-	@scripts/bootstrap.sh --e2e
+	@scripts/bootstrap.sh --e2e --openclaw
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
 	.venv/bin/mypy

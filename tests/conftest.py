@@ -67,6 +67,7 @@ class StackHandle:
     pids: dict[str, list[int]]
     launcher_pid: int | None = None
     fake_url: str | None = None  # the fake upstream provider `fake` (…/v1)
+    openclaw_url: str = ""  # the gateway's WebSocket for OpenClaw clients
 
     def nats_password(self, user: str) -> str:
         return (self.state_dir / "secrets" / f"nats-{user}.password").read_text().strip()
@@ -137,6 +138,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, fake_upstream) -> Iterator[S
             http_url=info["http_url"],
             https_url=info["https_url"],
             ws_url=info["ws_url"],
+            openclaw_url=info["openclaw_url"],
             admin_token=info["admin_token"],
             nats_url=info["nats_url"],
             state_dir=Path(info["state_dir"]),
@@ -180,6 +182,7 @@ def compose_stack(fake_upstream) -> Iterator[StackHandle]:
             http_url=f"http://{host}:{port}",
             https_url=f"https://{host}:{tls_port}",
             ws_url=f"ws://{host}:{port}/ws",
+            openclaw_url=f"ws://{host}:{port}/openclaw",
             admin_token=env["AISOPOD_ADMIN_TOKEN"],
             nats_url="",
             state_dir=REPO / "var" / "compose",

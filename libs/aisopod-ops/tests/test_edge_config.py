@@ -36,7 +36,7 @@ def test_every_route_strips_identity_proves_the_edge_and_ends_with_retry() -> No
     for name, router in routers.items():
         chain = router["middlewares"]
         assert "strip-identity" in chain, name
-        unsent = name in ("ws", "api-write")  # never resent on a status anyway
+        unsent = name in ("ws", "openclaw", "api-write")  # never resent on a status anyway
         assert chain[-1] == ("retry-unsent" if unsent else "retry"), name
         assert http["middlewares"][chain[-1]]["retry"]["attempts"] >= 3, name
         # No forwardAuth: the services ask auth and ratelimit over NATS themselves.
@@ -52,6 +52,9 @@ def test_every_route_strips_identity_proves_the_edge_and_ends_with_retry() -> No
     assert routers["api-write"]["priority"] > routers["api"]["priority"]
     assert "Method(`POST`)" in routers["api-write"]["rule"]
     assert "Method(`GET`)" not in routers["api-write"]["rule"]
+    # OpenClaw clients get the WebSocket's own chain, on their own path.
+    assert routers["openclaw"]["middlewares"] == routers["ws"]["middlewares"]
+    assert routers["openclaw"]["rule"] == "Path(`/openclaw`)"
     # The proof is a live file of its own: the secret never sits in routes.yml.
     assert traefik.EDGE_PROOF_MIDDLEWARE not in http["middlewares"]
 

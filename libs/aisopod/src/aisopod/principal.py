@@ -20,6 +20,7 @@ H_DEVICE = "Aisopod-Device-Id"
 H_AUTH_METHOD = "Aisopod-Auth-Method"
 H_TRACE = "Aisopod-Trace-Id"
 H_INSTANCE = "Aisopod-Instance"
+H_WIRE = "Aisopod-Wire"  # the caller's wire format when not ours (e.g. "openclaw")
 H_ORIGIN_CONN = "Aisopod-Origin-Conn"  # on events: the connection that caused them
 
 # HTTP spellings of the above, which forwardAuth once set: now only ever stripped at the edge.
@@ -45,6 +46,9 @@ class Principal(BaseModel):
     device_id: str | None = None
     trace_id: str | None = None
     node_id: str | None = Field(default=None, description="set for role=node connections")
+    wire: str | None = Field(
+        default=None, description="the connection's wire format when not JSON-RPC: openclaw"
+    )
 
     def may(self, requirement: Requirement) -> bool:
         return allows(self.role, self.scopes, requirement)
@@ -61,6 +65,7 @@ class Principal(BaseModel):
             (H_IP, self.client_ip),
             (H_DEVICE, self.device_id),
             (H_TRACE, self.trace_id),
+            (H_WIRE, self.wire),
         ):
             if value:
                 headers[key] = value
@@ -82,6 +87,7 @@ class Principal(BaseModel):
             client_ip=headers.get(H_IP) or None,
             device_id=headers.get(H_DEVICE) or None,
             trace_id=headers.get(H_TRACE) or None,
+            wire=headers.get(H_WIRE) or None,
         )
 
 

@@ -19,7 +19,7 @@ import re
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from aisopod.contracts.auth import DeviceProof, signature_payload
+from aisopod.contracts.auth import DeviceProof, openclaw_signature_payloads, signature_payload
 from aisopod.errors import Unauthenticated
 
 MAX_SKEW_MS = 120_000
@@ -52,6 +52,9 @@ def verify_device_proof(
     scopes: list[str],
     now_ms: int,
     max_skew_ms: int = MAX_SKEW_MS,
+    client_mode: str = "",
+    platform: str = "",
+    device_family: str = "",
 ) -> str:
     """The verified device id, or raise UNAUTHENTICATED with the failing check's code."""
     try:
@@ -93,12 +96,28 @@ def verify_device_proof(
         signed_at=proof.signed_at,
         nonce=expected_nonce,
     )
-    try:
-        if len(signature) != ED25519_SIGNATURE_BYTES:
-            raise InvalidSignature
-        public_key.verify(signature, payload)
-    except InvalidSignature:
-        raise Unauthenticated(
-            "device signature does not verify", code="DEVICE_SIGNATURE_INVALID"
-        ) from None
-    return device_id
+    payloads = [payload]
+    if proof.signed_token is not None:
+        # An OpenClaw client (its codec passes the token it signed): v2 or v3 strings.
+        payloads.extend(
+            openclaw_signature_payloads(
+                device_id=device_id,
+                client_id=client_id,
+                client_mode=client_mode,
+                role=role,
+                scopes=scopes,
+                signed_at=proof.signed_at,
+                token=proof.signed_token,
+                nonce=expected_nonce,
+                platform=platform,
+                device_family=device_family,
+            )
+        )
+    if len(signature) == ED25519_SIGNATURE_BYTES:
+        for candidate in payloads:
+            try:
+                public_key.verify(signature, candidate)
+                return device_id
+            except InvalidSignature:
+                continue
+    raise Unauthenticated("device signature does not verify", code="DEVICE_SIGNATURE_INVALID")

@@ -184,6 +184,9 @@ class Verifier:
             role=attempt.role,
             scopes=attempt.scopes or [],
             now_ms=int(time.time() * 1000),
+            client_mode=attempt.client.mode or "",
+            platform=attempt.client.platform or "",
+            device_family=attempt.client.device_family or "",
         )
 
     async def _verify(self, attempt: Attempt, auth: AuthSection) -> VerifyResult:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from typing import Any
 
 from pydantic import ValidationError
@@ -28,7 +29,7 @@ from aisopod.catalogue.chat import (
     ChatSendParams,
     ChatSendResult,
 )
-from aisopod.errors import NotFound
+from aisopod.errors import InvalidParams, NotFound
 from aisopod.rpc import CallContext, Handler, Replayable
 from aisopod.sessionkey import parse_session_key
 from aisopod_runtime.emitter import RunEmitter
@@ -41,6 +42,7 @@ WAIT_STALL_S = 10.0
 
 log = logging.getLogger("aisopod.runtime.chat")
 
+RUN_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 DEFAULT_WAIT_MS = 30_000
 WAIT_MARGIN_S = 5.0
 """`wait` outlives the run's own timeout by this much, so the run's verdict is what returns."""
@@ -61,6 +63,7 @@ def chat_handlers(parts: RuntimeService) -> dict[str, Handler]:
             timeout_ms=params.timeout_ms,
             attachments=attachments,
             source="chat",
+            run_id=client_run_id(params.idempotency_key, ctx),
         )
         status = "in_flight" if submitted.queued else "started"
         return ChatSendResult(run_id=submitted.run_id, status=status)
@@ -116,6 +119,7 @@ def chat_handlers(parts: RuntimeService) -> dict[str, Handler]:
             agent_id=agent_id,
             timeout_ms=params.timeout_ms,
             source="agent",
+            run_id=client_run_id(params.idempotency_key, ctx),
         )
         if not params.wait:
             return AgentRunResult(run_id=submitted.run_id, status="accepted")
@@ -151,6 +155,21 @@ def chat_handlers(parts: RuntimeService) -> dict[str, Handler]:
         "agent": agent,
         "agent.wait": wait,
     }
+
+
+def client_run_id(idempotency_key: str | None, ctx: CallContext) -> str | None:
+    """The run id an OpenClaw client gets: its own idempotencyKey (its Control UI matches
+    the run's events and the history's `<runId>:user` by it; translating ids in the codec
+    races with the run's first events). Our own clients keep server-made ids."""
+    principal = ctx.principal
+    if principal is None or principal.wire != "openclaw" or not idempotency_key:
+        return None
+    if not RUN_ID.match(idempotency_key):
+        raise InvalidParams(
+            "idempotencyKey must be 1-128 letters, digits, '-' or '_' (it is the run id)",
+            code="BAD_IDEMPOTENCY_KEY",
+        )
+    return idempotency_key
 
 
 def _valid(messages: list[dict[str, Any]]) -> list[ChatMessage]:

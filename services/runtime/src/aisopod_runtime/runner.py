@@ -29,7 +29,7 @@ from nats.aio.subscription import Subscription
 from aisopod import codec
 from aisopod.catalogue.agents import Agent
 from aisopod.catalogue.sessions import SessionEntry
-from aisopod.errors import AisopodError, Forbidden, InvalidParams
+from aisopod.errors import AisopodError, Conflict, Forbidden, InvalidParams
 from aisopod.principal import Principal
 from aisopod.sessionkey import parse_session_key
 from aisopod.state import bucket_ttl
@@ -148,6 +148,7 @@ class RunManager:
         attachments: list[dict[str, Any]] | None = None,
         source: str = "chat",
         origin_session: str | None = None,
+        run_id: str | None = None,
     ) -> Submitted:
         parts = self.parts
         session_key, key_agent = parse_session_key(key, agent_id or parts.agents.default_id)
@@ -166,7 +167,9 @@ class RunManager:
         )
         entry = seen.entry if seen is not None else None
         model_ref = self._admit(entry, agent, source)
-        run_id = uuid.uuid4().hex
+        if run_id is not None and await self.store.get(run_id) is not None:
+            raise Conflict(f"a run {run_id!r} exists already", code="RUN_EXISTS")
+        run_id = run_id or uuid.uuid4().hex
         record = self.store.new_record(
             run_id,
             session_key,

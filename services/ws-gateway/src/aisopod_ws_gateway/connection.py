@@ -13,12 +13,13 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 from aisopod import jsonrpc
 from aisopod.errors import AisopodError, Forbidden, InternalError, InvalidRequest
+from aisopod.jsonrpc import Decoded
 from aisopod.principal import Principal
 from aisopod.requester import encode_headers
 from aisopod_ws_gateway import metrics
@@ -27,6 +28,7 @@ from aisopod_ws_gateway.compat_websockets import set_max_message_size
 from aisopod_ws_gateway.ratebucket import TokenBucket
 
 if TYPE_CHECKING:
+    from aisopod_ws_gateway.codec import Codec
     from aisopod_ws_gateway.service import Gateway
     from aisopod_ws_gateway.transport import WsTransport
 
@@ -35,6 +37,9 @@ log = logging.getLogger("aisopod.ws")
 # A client whose unsent data exceeds this share of maxBufferedBytes is "behind": droppable
 # events (tick, presence, chat deltas) are skipped for it until it catches up.
 BEHIND_SHARE = 8
+
+
+FrameHandler = Callable[["Connection", Decoded], None]
 
 
 class State(Enum):
@@ -49,6 +54,7 @@ class Connection:
         "bearer",
         "bucket",
         "client",
+        "codec",
         "conn_id",
         "device_id",
         "edge_unsynced",
@@ -62,6 +68,7 @@ class Connection:
         "nats_headers",
         "node_id",
         "nonce",
+        "on_frame",
         "origin",
         "principal",
         "replay_buffer",
@@ -77,6 +84,8 @@ class Connection:
         self,
         gateway: Gateway,
         transport: WsTransport,
+        codec: Codec,
+        on_frame: FrameHandler,
         *,
         ip: str,
         origin: str | None,
@@ -86,6 +95,8 @@ class Connection:
     ) -> None:
         self.gateway = gateway
         self.transport = transport
+        self.codec = codec
+        self.on_frame = on_frame  # requests after hello: the dispatcher or the adapters
         self.conn_id = secrets.token_hex(12)
         self.nonce = secrets.token_urlsafe(18)
         self.ip = ip
@@ -118,11 +129,11 @@ class Connection:
     # -- inbound ------------------------------------------------------------------------
     def received(self, data: bytes) -> None:
         metrics.FRAMES_IN.inc()
-        decoded = jsonrpc.decode(data)
+        decoded = self.codec.decode(data)
         if self.state is State.PENDING:
             self.gateway.handshake.first_frame(self, decoded)
         elif self.state is State.OPEN:
-            self.gateway.dispatcher.frame(self, decoded)
+            self.on_frame(self, decoded)
         elif self.state is State.VERIFYING:
             for item in decoded.items:
                 if not getattr(item, "notification", False):
@@ -162,7 +173,7 @@ class Connection:
         metrics.FRAMES_OUT.inc()
 
     def reply_error(self, request_id: jsonrpc.RequestId, error: AisopodError) -> None:
-        self.send_payload(jsonrpc.encode_error(request_id, error))
+        self.send_payload(self.codec.error(request_id, error))
         self.count_reply(error)
 
     def count_reply(self, error: AisopodError | None) -> None:
@@ -175,7 +186,9 @@ class Connection:
             self.forbidden_streak = 0
 
     def notify(self, method: str, params: Any) -> None:
-        self.send_payload(jsonrpc.encode_notification(method, params))
+        payload = self.codec.notification(method, params)
+        if payload is not None:
+            self.send_payload(payload)
 
     # -- events -------------------------------------------------------------------------
     def deliver(self, seq: int, frame: bytes, droppable: bool) -> None:
@@ -239,7 +252,7 @@ class Connection:
         self.transport.close(code, reason)
 
     def fail_handshake(self, request_id: jsonrpc.RequestId, error: AisopodError, code: int) -> None:
-        self.send_payload(jsonrpc.encode_error(request_id, error))
+        self.send_payload(self.codec.error(request_id, error))
         self.close(code, error.message if code != 1008 else _close_reason(error))
 
     def closed(self, code: int) -> None:

@@ -17,7 +17,7 @@ import orjson
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 
-from aisopod import jsonrpc, requestlog
+from aisopod import requestlog
 from aisopod.bus import NO_RESPONDERS_GRACE_S, decode_reply, safe_to_repeat
 from aisopod.catalogue import get_method
 from aisopod.catalogue.spec import MethodSpec
@@ -32,25 +32,40 @@ from aisopod.errors import (
     Timeout,
     Unavailable,
 )
-from aisopod.jsonrpc import Call, Decoded, Rejected
+from aisopod.jsonrpc import Call, Decoded, Rejected, RequestId
 from aisopod.principal import H_TRACE
 from aisopod.scopes import Requirement, Role
 from aisopod_ws_gateway import metrics
+from aisopod_ws_gateway.codec import JSONRPC, Codec
 
 if TYPE_CHECKING:
+    from aisopod.bus import Bus
+    from aisopod.config.sections.gateway import GatewaySection
+    from aisopod.settings import ServiceSettings
     from aisopod_ws_gateway.connection import Connection
-    from aisopod_ws_gateway.service import Gateway
+    from aisopod_ws_gateway.edgereads import EdgeReads
 
 Reply = tuple[bytes, AisopodError | None]
 Outcome = Reply | Awaitable[Reply | None] | None
-LocalHandler = Callable[["Connection", Call, MethodSpec], Outcome]
+LocalHandler = Callable[["Connection", Call, MethodSpec, "Codec"], Outcome]
 
 TIMEOUT_MARGIN_S = 2.0
 
 
 class Dispatcher:
-    def __init__(self, gateway: Gateway, local: dict[str, LocalHandler]) -> None:
-        self.gateway = gateway
+    def __init__(
+        self,
+        bus: Bus,
+        config: Callable[[], GatewaySection],
+        settings: ServiceSettings,
+        local: dict[str, LocalHandler],
+        edge: EdgeReads | None = None,
+    ) -> None:
+        """`edge`: reads answered from this process's KV replicas instead of the owner."""
+        self.edge = edge
+        self.bus = bus
+        self.config = config
+        self.settings = settings
         self.local = local
 
     # -- frames -------------------------------------------------------------------------
@@ -94,19 +109,24 @@ class Dispatcher:
         conn.count_reply(reply[1])
 
     def _send_batch(self, conn: Connection, replies: list[Reply]) -> None:
-        conn.send_payload(jsonrpc.encode_batch([data for data, _ in replies]))
+        conn.send_payload(conn.codec.batch([data for data, _ in replies]))
         for _, error in replies:
             conn.count_reply(error)
 
     # -- one request ----------------------------------------------------------------------
-    def handle(self, conn: Connection, item: Call | Rejected) -> Outcome:
+    def handle(
+        self, conn: Connection, item: Call | Rejected, codec: Codec | None = None
+    ) -> Outcome:
+        """One request, answered in `codec` (the connection's own unless given: adapters
+        read our answers through JSON-RPC)."""
+        codec = codec or conn.codec
         if isinstance(item, Rejected):
-            return error_reply(item.id, item.error)
+            return error_reply(codec, item.id, item.error)
         if not requestlog.active():
-            return self._handle(conn, item, None)
+            return self._handle(conn, item, codec, None)
         # Request logging on: an id per call, sent to the owner, and one line when it ends.
         started, request_id = time.perf_counter(), requestlog.new_id()
-        outcome = self._handle(conn, item, request_id)
+        outcome = self._handle(conn, item, codec, request_id)
         if outcome is None or isinstance(outcome, tuple):
             _log_request(conn, item, outcome, started, request_id)
             return outcome
@@ -124,11 +144,14 @@ class Dispatcher:
         _log_request(conn, item, reply, started, request_id)
         return reply
 
-    def _handle(self, conn: Connection, item: Call, request_id: str | None) -> Outcome:
+    def _handle(
+        self, conn: Connection, item: Call, codec: Codec, request_id: str | None
+    ) -> Outcome:
         metrics.REQUESTS.inc()
         wait = conn.bucket.take(time.monotonic()) if conn.bucket is not None else 0.0
         if wait:
             return self._error(
+                codec,
                 item,
                 RateLimited(
                     "too many requests on this connection",
@@ -139,17 +162,20 @@ class Dispatcher:
         spec = get_method(item.method)
         if spec is None:
             if item.method == "connect":
-                return self._error(item, InvalidRequest("already connected", code="CONNECTED"))
-            return self._error(item, MethodNotFound(f"unknown method: {item.method}"))
+                return self._error(
+                    codec, item, InvalidRequest("already connected", code="CONNECTED")
+                )
+            return self._error(codec, item, MethodNotFound(f"unknown method: {item.method}"))
         if spec.name == "connect":
-            return self._error(item, InvalidRequest("already connected", code="CONNECTED"))
+            return self._error(codec, item, InvalidRequest("already connected", code="CONNECTED"))
         params = item.params
         requirement = spec.requirement_for(params if isinstance(params, dict) else None)
         view = conn.view
         if view is None or not view.may(requirement):
-            return self._error(item, _forbidden(requirement, view.role if view else None))
-        if conn.in_flight >= self.gateway.config.max_in_flight:
+            return self._error(codec, item, _forbidden(requirement, view.role if view else None))
+        if conn.in_flight >= self.config().max_in_flight:
             return self._error(
+                codec,
                 item,
                 RateLimited(
                     "too many requests in flight on this connection",
@@ -159,30 +185,50 @@ class Dispatcher:
             )
         local = self.local.get(spec.name)
         if local is not None:
-            outcome = local(conn, item, spec)
+            outcome = local(conn, item, spec, codec)
             if item.notification:
                 if outcome is not None and not isinstance(outcome, tuple):
                     conn.spawn(_discard(outcome))
                 return None
             return outcome
-        edge = self.gateway.edge_reads
-        answered = edge.answer(conn, item, spec)
+        edge = self.edge
+        if edge is None:
+            return self.forward(conn, item, spec, codec, request_id)
+        answered = edge.answer(conn, item, spec, codec)
         if answered is not None:
             return answered
-        return edge.forwarded(conn, requirement, self.forward(conn, item, spec, request_id))
+        return edge.forwarded(conn, requirement, self.forward(conn, item, spec, codec, request_id))
 
-    def _error(self, call: Call, error: AisopodError) -> Reply | None:
+    async def invoke(self, conn: Connection, method: str, params: dict[str, Any]) -> Any:
+        """Our `method` for `conn` with every check a request of its own gets (rate,
+        scope, in-flight): its result, or raise its error. The OpenClaw adapters build on
+        this; the answer is read back from JSON-RPC, the one format with a decoder."""
+        outcome = self.handle(conn, Call(method, params, 0), JSONRPC)
+        reply = outcome if outcome is None or isinstance(outcome, tuple) else await outcome
+        if reply is None:  # pragma: no cover - only notifications go unanswered
+            raise InternalError(f"{method} gave no answer")
+        data, error = reply
+        if error is not None:
+            raise error
+        return decode_reply(data)
+
+    def _error(self, codec: Codec, call: Call, error: AisopodError) -> Reply | None:
         if call.notification:
             return None
-        return error_reply(call.id, error)
+        return error_reply(codec, call.id, error)
 
     async def forward(
-        self, conn: Connection, call: Call, spec: MethodSpec, request_id: str | None = None
+        self,
+        conn: Connection,
+        call: Call,
+        spec: MethodSpec,
+        codec: Codec,
+        request_id: str | None = None,
     ) -> Reply | None:
         params = call.params if call.params is not None else {}
         if not isinstance(params, dict):
-            return self._error(call, InvalidParams("params must be an object"))
-        bus = self.gateway.host.bus
+            return self._error(codec, call, InvalidParams("params must be an object"))
+        bus = self.bus
         timeout = self.timeout_for(spec, params)
         headers = conn.nats_header_block
         if request_id is not None:
@@ -200,28 +246,31 @@ class Dispatcher:
             )
         except NoRespondersError:
             return self._error(
+                codec,
                 call,
                 Unavailable(f"the owner of {spec.name} is not available", code="NO_RESPONDERS"),
             )
         except NatsTimeout:
             return self._error(
-                call, Timeout(f"{spec.name} got no reply within {timeout:.0f}s", code="NO_REPLY")
+                codec,
+                call,
+                Timeout(f"{spec.name} got no reply within {timeout:.0f}s", code="NO_REPLY"),
             )
         if call.notification:
             return None
-        spliced = jsonrpc.splice_reply(call.id, data)
+        spliced = codec.splice(call.id, data)
         if spliced is not None:
             return spliced, None
         try:
             result = decode_reply(data)
         except AisopodError as exc:
-            return error_reply(call.id, exc)
-        return ok_reply(call.id, result)
+            return error_reply(codec, call.id, exc)
+        return ok_reply(codec, call.id, result)
 
     def timeout_for(self, spec: MethodSpec, params: dict[str, Any]) -> float:
         """The NATS wait for a forwarded call: the caller's `timeoutMs` plus a margin (the
         owner answers TIMEOUT itself first), else the default or the method's long wait."""
-        settings = self.gateway.host.settings
+        settings = self.settings
         default = settings.request_timeout_s
         timeout_ms = params.get("timeoutMs")
         if isinstance(timeout_ms, int) and not isinstance(timeout_ms, bool) and timeout_ms > 0:
@@ -259,14 +308,14 @@ def _log_request(
     )
 
 
-def ok_reply(request_id: jsonrpc.RequestId, result: Any) -> Reply:
-    return jsonrpc.encode_result(request_id, result), None
+def ok_reply(codec: Codec, request_id: RequestId, result: Any) -> Reply:
+    return codec.result(request_id, result), None
 
 
-def error_reply(request_id: jsonrpc.RequestId, error: AisopodError) -> Reply:
+def error_reply(codec: Codec, request_id: RequestId, error: AisopodError) -> Reply:
     if isinstance(error, InternalError):
         metrics.ERRORS.labels(error.name).inc()
-    return jsonrpc.encode_error(request_id, error), error
+    return codec.error(request_id, error), error
 
 
 def _forbidden(requirement: Requirement, role: str | None) -> Forbidden:

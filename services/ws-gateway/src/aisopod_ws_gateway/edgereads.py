@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from aisopod import codec, jsonrpc
+from aisopod import codec
 from aisopod.catalogue.agents import Agent
 from aisopod.catalogue.cron import CronListParams
 from aisopod.catalogue.models import ModelsListResult
@@ -45,6 +45,7 @@ from aisopod_ws_gateway.methods import validated_params
 from aisopod_ws_gateway.replica import ConfigReplica, KvReplica, Replica
 
 if TYPE_CHECKING:
+    from aisopod_ws_gateway.codec import Codec
     from aisopod_ws_gateway.connection import Connection
     from aisopod_ws_gateway.service import Gateway
 
@@ -91,7 +92,7 @@ class EdgeReads:
             await replica.stop()
 
     # -- the dispatcher's hooks -------------------------------------------------------
-    def answer(self, conn: Connection, call: Call, spec: MethodSpec) -> Outcome | None:
+    def answer(self, conn: Connection, call: Call, spec: MethodSpec, wire: Codec) -> Outcome | None:
         """The reply from the replicas, or None to forward the call to the owner."""
         reader = self.readers.get(spec.name)
         if reader is None or call.notification:
@@ -103,11 +104,11 @@ class EdgeReads:
         try:
             params = validated_params(spec, call)
         except AisopodError as exc:
-            return error_reply(call.id, exc)
+            return error_reply(wire, call.id, exc)
         pending = conn.edge_unsynced
         if pending and any(b in pending for b in reader.buckets):
-            return self._after_sync(conn, call, spec, reader, params)
-        reply = self._reply(call, reader, params)
+            return self._after_sync(conn, call, spec, reader, params, wire)
+        reply = self._reply(call, reader, params, wire)
         if reply is None:
             metrics.EDGE_FALLBACKS.inc()
         return reply
@@ -130,7 +131,13 @@ class EdgeReads:
             conn.edge_unsynced = frozenset(self.replicas)
 
     async def _after_sync(
-        self, conn: Connection, call: Call, spec: MethodSpec, reader: Reader, params: Any
+        self,
+        conn: Connection,
+        call: Call,
+        spec: MethodSpec,
+        reader: Reader,
+        params: Any,
+        wire: Codec,
     ) -> Reply | None:
         for name in reader.buckets:
             if name not in conn.edge_unsynced:
@@ -144,15 +151,15 @@ class EdgeReads:
                 caught_up = False
             if not caught_up:
                 metrics.EDGE_FALLBACKS.inc()
-                return await self.gateway.dispatcher.forward(conn, call, spec)
+                return await self.gateway.dispatcher.forward(conn, call, spec, wire)
             conn.edge_unsynced = conn.edge_unsynced - {name}
-        reply = self._reply(call, reader, params)
+        reply = self._reply(call, reader, params, wire)
         if reply is None:
             metrics.EDGE_FALLBACKS.inc()
-            return await self.gateway.dispatcher.forward(conn, call, spec)
+            return await self.gateway.dispatcher.forward(conn, call, spec, wire)
         return reply
 
-    def _reply(self, call: Call, reader: Reader, params: Any) -> Reply | None:
+    def _reply(self, call: Call, reader: Reader, params: Any, wire: Codec) -> Reply | None:
         try:
             body = reader.build(params)
         except Exception:  # a stored entry the shared builder rejects: the owner decides
@@ -160,7 +167,7 @@ class EdgeReads:
             return None
         if body is None:
             return None
-        frame = jsonrpc.splice_reply(call.id, body)
+        frame = wire.splice(call.id, body)
         if frame is None:
             return None
         metrics.EDGE_READS.inc()

@@ -10,13 +10,13 @@ events go only to the connection that started the run (header `Aisopod-Origin-Co
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import orjson
 from nats.aio.msg import Msg
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
-from aisopod import jsonrpc
 from aisopod.catalogue import EVENT_AUDIENCE, audience_of
 from aisopod.principal import H_ORIGIN_CONN
 from aisopod.state import stream_name
@@ -26,8 +26,10 @@ from aisopod_ws_gateway.audience import View
 if TYPE_CHECKING:
     from nats.js.client import JetStreamContext
 
+    from aisopod.bus import Bus
+    from aisopod.config.sections.gateway import GatewaySection
+    from aisopod_ws_gateway.codec import Codec
     from aisopod_ws_gateway.connection import Connection
-    from aisopod_ws_gateway.service import Gateway
 
 log = logging.getLogger("aisopod.ws.fanout")
 
@@ -44,16 +46,20 @@ REPLAY_MSG_TIMEOUT_S = 2.0
 
 
 class Fanout:
-    def __init__(self, gateway: Gateway) -> None:
-        self.gateway = gateway
-        bus = gateway.host.bus
+    def __init__(
+        self, bus: Bus, conns: dict[str, Connection], config: Callable[[], GatewaySection]
+    ) -> None:
+        """`conns`: the live registry (connId → Connection); `config`: the current section."""
+        self.bus = bus
+        self.conns = conns
+        self.config = config
         self._evt_prefix = bus.subjects.evt("")
         self._conn_prefix = bus.subjects.conn("")
         self._stream = stream_name(bus.subjects.prefix, "EVENTS")
         self._subs: list[Any] = []
 
     async def start(self) -> None:
-        bus = self.gateway.host.bus
+        bus = self.bus
         js: JetStreamContext = bus.js
         self._subs.append(
             await js.subscribe(
@@ -94,10 +100,14 @@ class Fanout:
         info = _payload_info(name, data)
         session_key = info.get("sessionKey") if info is not None else None
         droppable = rule.is_droppable(info)
-        frame = wsframes.text(jsonrpc.encode_event(name, seq, ts, data))
+        # Encoded and framed once per wire format, on first need, shared by its clients.
+        frames = EventFrames(name, seq, ts, data)
         if rule.origin_only(info):
-            conn = self.gateway.conns.get(origin) if origin else None
+            conn = self.conns.get(origin) if origin else None
             if conn is None or not _admits(conn.view, name, session_key):
+                return 0
+            frame = frames.get(conn.codec)
+            if frame is None:
                 return 0
             conn.deliver(seq, frame, droppable)
             metrics.DELIVERIES.inc()
@@ -106,11 +116,14 @@ class Fanout:
         # chat.event only through its session subscriptions must not get one that names none.
         by_session = session_key is not None or rule.session_subscribed_nodes
         count = 0
-        for conn in self.gateway.conns.values():
+        for conn in self.conns.values():
             view = conn.view
             if view is None or not view.sees(name):
                 continue
             if by_session and not view.sees_session(name, session_key):
+                continue
+            frame = frames.get(conn.codec)
+            if frame is None:
                 continue
             conn.deliver(seq, frame, droppable)
             count += 1
@@ -119,7 +132,7 @@ class Fanout:
 
     async def _on_addressed(self, msg: Msg) -> None:
         """`{method, params}` published to `conn.<connId>`: a notification for one client."""
-        conn = self.gateway.conns.get(msg.subject[len(self._conn_prefix) :])
+        conn = self.conns.get(msg.subject[len(self._conn_prefix) :])
         if conn is None or conn.view is None:
             return
         try:
@@ -138,16 +151,16 @@ class Fanout:
         """The frames after `last_seq` that `view` may see, the stream sequence they reach,
         and whether there is a gap (the stream no longer holds `last_seq + 1`, or more than
         `replayMaxEvents` were missed)."""
-        js = self.gateway.host.bus.js
+        js = self.bus.js
         state = (await js.stream_info(self._stream)).state
         first, last = state.first_seq, state.last_seq
         if last_seq >= last:
             return [], last, last_seq > last
-        if last_seq + 1 < first or last - last_seq > self.gateway.config.replay_max_events:
+        if last_seq + 1 < first or last - last_seq > self.config().replay_max_events:
             return [], last, True
         frames: list[bytes] = []
         sub = await js.subscribe(
-            self.gateway.host.bus.subjects.evt_all,
+            self.bus.subjects.evt_all,
             stream=self._stream,
             ordered_consumer=True,
             deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
@@ -161,7 +174,9 @@ class Fanout:
                     break
                 name = msg.subject[len(self._evt_prefix) :]
                 if self._replayable(conn, view, name, msg):
-                    frames.append(wsframes.text(jsonrpc.encode_event(name, seq, ts, msg.data)))
+                    encoded = conn.codec.event(name, seq, ts, msg.data)
+                    if encoded is not None:
+                        frames.append(wsframes.text(encoded))
                 if seq == last:
                     break
         except TimeoutError:
@@ -184,6 +199,27 @@ class Fanout:
                 return False
         session_key = info.get("sessionKey") if info is not None else None
         return view.sees_session(name, session_key)
+
+
+class EventFrames:
+    """One event's WebSocket frame per codec, each built on first request (None: the
+    codec has no such event)."""
+
+    __slots__ = ("_by_codec", "_data", "_name", "_seq", "_ts")
+
+    def __init__(self, name: str, seq: int, ts: int, data: bytes) -> None:
+        self._name, self._seq, self._ts, self._data = name, seq, ts, data
+        self._by_codec: dict[int, bytes | None] = {}
+
+    def get(self, codec: Codec) -> bytes | None:
+        key = id(codec)
+        try:
+            return self._by_codec[key]
+        except KeyError:
+            encoded = codec.event(self._name, self._seq, self._ts, self._data)
+            frame = wsframes.text(encoded) if encoded is not None else None
+            self._by_codec[key] = frame
+            return frame
 
 
 def _admits(view: View | None, name: str, session_key: str | None) -> bool:

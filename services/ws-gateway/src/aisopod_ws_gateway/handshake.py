@@ -12,10 +12,8 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-import orjson
 from pydantic import ValidationError
 
-from aisopod import codec
 from aisopod.catalogue.system import PROTOCOL_VERSION, ConnectParams
 from aisopod.clientip import is_loopback
 from aisopod.contracts.auth import (
@@ -29,7 +27,6 @@ from aisopod.errors import (
     AisopodError,
     Forbidden,
     InternalError,
-    InvalidRequest,
     Unavailable,
     invalid_params_from_validation,
 )
@@ -54,7 +51,7 @@ class Handshake:
         self.gateway = gateway
 
     def challenge(self, conn: Connection) -> None:
-        conn.notify("connect.challenge", {"nonce": conn.nonce, "ts": int(time.time() * 1000)})
+        conn.send_payload(conn.codec.challenge(conn.nonce, int(time.time() * 1000)))
         timeout = self.gateway.config.handshake_timeout_ms / 1000
         conn.timer = self.gateway.loop.call_later(timeout, self._timed_out, conn)
 
@@ -73,11 +70,7 @@ class Handshake:
             or item.method != "connect"
         ):
             metrics.HANDSHAKES.labels("invalid").inc()
-            conn.fail_handshake(
-                getattr(item, "id", None),
-                InvalidRequest("the first request must be connect", code="CONNECT_REQUIRED"),
-                1008,
-            )
+            conn.fail_handshake(getattr(item, "id", None), conn.codec.first_frame_error(), 1008)
             return
         conn.state = State.VERIFYING
         conn.spawn(self._connect(conn, item))
@@ -97,9 +90,9 @@ class Handshake:
 
     async def _handshake(self, conn: Connection, call: Call) -> None:
         raw = call.params if isinstance(call.params, dict) else {}
-        _check_protocol(raw)
+        conn.codec.check_protocol(raw)
         try:
-            params = ConnectParams.model_validate(raw)
+            params = ConnectParams.model_validate(conn.codec.connect_params(raw))
         except ValidationError as exc:
             raise invalid_params_from_validation(exc.errors()) from None
         gateway = self.gateway
@@ -140,6 +133,7 @@ class Handshake:
             client_ip=conn.ip,
             device_id=verified.principal.device_id,
             node_id=conn.node_id,
+            wire=None if conn.codec.name == "jsonrpc" else conn.codec.name,
         )
         include = frozenset(params.subscribe) if params.subscribe is not None else None
         view = gateway.views.get(role, scopes, Subscription(include=include))
@@ -164,10 +158,9 @@ class Handshake:
         if conn.state is State.CLOSED:
             return
         conn.open(principal, view)
-        hello = self._hello(conn, principal, view, verified.device_token, outcome)
-        conn.send_payload(
-            b"".join((b'{"jsonrpc":"2.0","id":', orjson.dumps(call.id), b',"result":', hello, b"}"))
-        )
+        head, tail = self._hello(conn, principal, view, verified.device_token, outcome)
+        features = (gateway.features(view), gateway.features_json(view))
+        conn.send_payload(conn.codec.hello_reply(call.id, head, features, tail))
         if resume is not None:
             for frame in frames:
                 conn.transport.write_frame(frame)
@@ -193,6 +186,7 @@ class Handshake:
                 signature=device.signature,
                 signed_at=device.signed_at,
                 nonce=device.nonce,
+                signed_token=device.signed_token,
             )
             if device
             else None,
@@ -221,8 +215,9 @@ class Handshake:
         view: Any,
         device_token: str | None,
         resume: dict[str, Any] | None,
-    ) -> bytes:
-        """The `hello` result as JSON."""
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The `hello` result around `features` (which the codec splices in, pre-encoded
+        once per view: the bulk of every hello)."""
         gateway = self.gateway
         cfg = gateway.config
         auth: dict[str, Any] = {
@@ -255,26 +250,4 @@ class Handshake:
         }
         if resume is not None:
             tail["resume"] = resume
-        # `features` (every method and event this view may use) is spliced in pre-encoded.
-        return b"".join(
-            (
-                codec.dumps(head)[:-1],
-                b',"features":',
-                gateway.features_json(view),
-                b",",
-                codec.dumps(tail)[1:],
-            )
-        )
-
-
-def _check_protocol(raw: dict[str, Any]) -> None:
-    low = raw.get("minProtocol", PROTOCOL_VERSION)
-    high = raw.get("maxProtocol", PROTOCOL_VERSION)
-    if not isinstance(low, int) or not isinstance(high, int):
-        return  # the params model reports the type error
-    if not low <= PROTOCOL_VERSION <= high:
-        raise InvalidRequest(
-            f"protocol mismatch: this server speaks {PROTOCOL_VERSION}, the client {low}..{high}",
-            code="PROTOCOL_MISMATCH",
-            serverProtocol=PROTOCOL_VERSION,
-        )
+        return head, tail

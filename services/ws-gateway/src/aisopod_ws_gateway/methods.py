@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
-from aisopod import jsonrpc
 from aisopod.catalogue.nodes import (
     NodeEventParams,
     NodeIdParams,
@@ -27,9 +26,10 @@ from aisopod.catalogue.nodes import (
 from aisopod.catalogue.spec import MethodSpec
 from aisopod.catalogue.system import PresenceList, SubscribeParams
 from aisopod.errors import AisopodError, invalid_params_from_validation
-from aisopod.jsonrpc import Call
+from aisopod.jsonrpc import Call, RequestId
 from aisopod.rpc import CallContext
 from aisopod.sessionkey import canonical_session_key
+from aisopod_ws_gateway.codec import Codec
 from aisopod_ws_gateway.dispatch import LocalHandler, Outcome, Reply, error_reply, ok_reply
 
 if TYPE_CHECKING:
@@ -58,45 +58,45 @@ def validated_params(spec: MethodSpec, call: Call) -> BaseModel:
 
 
 def _sync(fn: Callable[[Connection, Any], Any]) -> LocalHandler:
-    def handler(conn: Connection, call: Call, spec: MethodSpec) -> Outcome:
+    def handler(conn: Connection, call: Call, spec: MethodSpec, codec: Codec) -> Outcome:
         try:
-            return ok_reply(call.id, fn(conn, validated_params(spec, call)))
+            return ok_reply(codec, call.id, fn(conn, validated_params(spec, call)))
         except AisopodError as exc:
-            return error_reply(call.id, exc)
+            return error_reply(codec, call.id, exc)
 
     return handler
 
 
 def _async(fn: Callable[[Connection, Any], Awaitable[Any]]) -> LocalHandler:
-    def handler(conn: Connection, call: Call, spec: MethodSpec) -> Outcome:
+    def handler(conn: Connection, call: Call, spec: MethodSpec, codec: Codec) -> Outcome:
         try:
             params = validated_params(spec, call)
         except AisopodError as exc:
-            return error_reply(call.id, exc)
-        return _run(fn(conn, params), call.id)
+            return error_reply(codec, call.id, exc)
+        return _run(codec, fn(conn, params), call.id)
 
     return handler
 
 
-async def _run(work: Awaitable[Any], request_id: jsonrpc.RequestId) -> Reply:
+async def _run(codec: Codec, work: Awaitable[Any], request_id: RequestId) -> Reply:
     try:
-        return ok_reply(request_id, await work)
+        return ok_reply(codec, request_id, await work)
     except AisopodError as exc:
-        return error_reply(request_id, exc)
+        return error_reply(codec, request_id, exc)
 
 
 def connection_handlers(gateway: Gateway) -> dict[str, LocalHandler]:
     """Handlers of owned methods for requests arriving on a WebSocket connection."""
     nodes = gateway.nodes
 
-    def health(conn: Connection, call: Call, spec: MethodSpec) -> Outcome:
+    def health(conn: Connection, call: Call, spec: MethodSpec, codec: Codec) -> Outcome:
         # The hottest request there is: no model, the cached snapshot spliced in as bytes.
         if call.params:
             try:
                 validated_params(spec, call)
             except AisopodError as exc:
-                return error_reply(call.id, exc)
-        return gateway.health_reply(call.id), None
+                return error_reply(codec, call.id, exc)
+        return gateway.health_reply(codec, call.id), None
 
     def session_keys(params: SubscribeParams) -> list[str] | None:
         # Events carry canonical keys; the short form ("s1") names the default agent's.

@@ -20,7 +20,6 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 from websockets.http11 import Request, Response
 
-from aisopod import jsonrpc
 from aisopod.config.model import GatewayConfig
 from aisopod.config.sections.gateway import GatewaySection
 from aisopod.contracts.auth import CloseConnections
@@ -28,10 +27,12 @@ from aisopod.edgeproof import HEADER as EDGE_PROOF_HEADER
 from aisopod.edgeproof import EdgeProof, client_address
 from aisopod.host import ServiceHost, bounded
 from aisopod.hostnames import own_host_names
+from aisopod.jsonrpc import RequestId
 from aisopod.probes import LIVENESS_PATHS, READINESS_PATHS
 from aisopod_ws_gateway import metrics, wsframes
 from aisopod_ws_gateway.audience import Subscription, View, Views
-from aisopod_ws_gateway.connection import Connection, State
+from aisopod_ws_gateway.codec import JSONRPC, Codec
+from aisopod_ws_gateway.connection import Connection, FrameHandler, State
 from aisopod_ws_gateway.dispatch import Dispatcher
 from aisopod_ws_gateway.edgereads import EdgeReads
 from aisopod_ws_gateway.fanout import Fanout
@@ -39,6 +40,8 @@ from aisopod_ws_gateway.handshake import Handshake
 from aisopod_ws_gateway.health import HealthMonitor
 from aisopod_ws_gateway.methods import CONNECTION_ONLY, bus_handlers, connection_handlers
 from aisopod_ws_gateway.nodes import Nodes
+from aisopod_ws_gateway.openclaw.frames import OPENCLAW
+from aisopod_ws_gateway.openclaw.handler import OpenClawMethods
 from aisopod_ws_gateway.presence import Presence
 from aisopod_ws_gateway.transport import WsTransport, plain
 
@@ -58,9 +61,21 @@ class Gateway:
         self.health = HealthMonitor(self)
         self.presence = Presence(self)
         self.nodes = Nodes(self)
-        self.fanout = Fanout(self)
-        self.dispatcher = Dispatcher(self, connection_handlers(self))
+        self.fanout = Fanout(host.bus, self.conns, lambda: self.host.config.current.gateway)
         self.edge_reads = EdgeReads(self)
+        self.dispatcher = Dispatcher(
+            host.bus,
+            lambda: self.host.config.current.gateway,
+            host.settings,
+            connection_handlers(self),
+            self.edge_reads,
+        )
+        self.openclaw = OpenClawMethods(self.dispatcher, host.version)
+        # Requests after hello, by wire format.
+        self.frame_handlers: dict[str, FrameHandler] = {
+            JSONRPC.name: self.dispatcher.frame,
+            OPENCLAW.name: self.openclaw.frame,
+        }
         self.http_routes = {path: self._http_health for path in LIVENESS_PATHS}
         self.http_routes.update({path: self._http_ready for path in READINESS_PATHS})
         self.http_routes["/health/services"] = self._http_services
@@ -179,14 +194,19 @@ class Gateway:
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
-    def open_connection(self, transport: WsTransport, request: Request, ip: str) -> Connection:
-        """A connection for an upgrade already proven (`proven_client_ip`)."""
+    def open_connection(
+        self, transport: WsTransport, request: Request, ip: str, codec: Codec
+    ) -> Connection:
+        """A connection for an upgrade already proven (`proven_client_ip`), speaking the
+        wire format its upgrade path chose."""
         headers = request.headers
         authorization = headers.get("Authorization", "")
         bearer = authorization[7:].strip() if authorization[:7].lower() == "bearer " else None
         conn = Connection(
             self,
             transport,
+            codec,
+            self.frame_handlers[codec.name],
             ip=ip,
             origin=headers.get("Origin"),
             host_header=headers.get("Host"),
@@ -226,16 +246,11 @@ class Gateway:
             view.features_json = orjson.dumps(self.features(view))
         return view.features_json
 
-    def health_reply(self, request_id: jsonrpc.RequestId) -> bytes:
-        return b"".join(
-            (
-                b'{"jsonrpc":"2.0","id":',
-                orjson.dumps(request_id),
-                b',"result":',
-                self.health.encoded,
-                b"}",
-            )
-        )
+    def health_reply(self, codec: Codec, request_id: RequestId) -> bytes:
+        """`health` from the cached snapshot, spliced as bytes (no model, no re-encoding)."""
+        spliced = codec.splice(request_id, b'{"result":' + self.health.encoded + b"}")
+        assert spliced is not None
+        return spliced
 
     async def _on_close_order(self, msg: Msg) -> None:
         try:
@@ -274,10 +289,17 @@ class Gateway:
         while True:
             await asyncio.sleep(self.config.tick_interval_ms / 1000)
             now = int(time.time() * 1000)
-            frame = wsframes.text(jsonrpc.encode_notification("tick", {"ts": now}, now))
+            tick = {"ts": now}
+            frames: dict[str, bytes | None] = {}  # one frame per wire format
             for conn in list(self.conns.values()):
                 if conn.state is State.OPEN and conn.replay_buffer is None:
-                    conn.write_event(0, frame, True)
+                    codec = conn.codec
+                    if codec.name not in frames:
+                        encoded = codec.notification("tick", tick, now)
+                        frames[codec.name] = wsframes.text(encoded) if encoded else None
+                    frame = frames[codec.name]
+                    if frame is not None:
+                        conn.write_event(0, frame, True)
 
     # -- HTTP on the same port ----------------------------------------------------------
     def _http_health(self, _: Request) -> Response:

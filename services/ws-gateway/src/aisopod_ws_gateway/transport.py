@@ -22,7 +22,9 @@ from websockets.server import ServerProtocol
 
 from aisopod.securityheaders import SECURITY_HEADERS
 from aisopod_ws_gateway import admission, wsframes
+from aisopod_ws_gateway.codec import JSONRPC, Codec
 from aisopod_ws_gateway.compat_websockets import max_message_size, parser_between_frames
+from aisopod_ws_gateway.openclaw.frames import OPENCLAW
 
 if TYPE_CHECKING:
     from aisopod_ws_gateway.connection import Connection
@@ -32,7 +34,8 @@ log = logging.getLogger("aisopod.ws")
 _WS_LOG = logging.getLogger("aisopod.ws.protocol")
 _WS_LOG.setLevel(logging.WARNING)  # websockets logs every open/close at INFO
 
-WS_PATHS = frozenset({"/ws", "/"})
+# The upgrade path chooses the wire format: the server speaks first, nothing to sniff.
+CODECS: dict[str, Codec] = {"/ws": JSONRPC, "/": JSONRPC, "/openclaw": OPENCLAW}
 CLOSE_GRACE_S = 5.0
 # A client closed with data still queued (a slow consumer) gets longer to read up to the
 # close frame, so it learns why; its buffer is bounded by maxBufferedBytes meanwhile.
@@ -202,7 +205,8 @@ class WsTransport(asyncio.Protocol):
     def _on_http(self, request: Request) -> None:
         path = request.path.split("?", 1)[0]
         headers = request.headers
-        if path in WS_PATHS and "upgrade" in headers.get("Connection", "").lower():
+        codec = CODECS.get(path)
+        if codec is not None and "upgrade" in headers.get("Connection", "").lower():
             if not self.gateway.accepting:
                 self._respond(plain(503, b"draining\n"), keep_alive=False)
                 return
@@ -214,7 +218,7 @@ class WsTransport(asyncio.Protocol):
             # (a client sends no frame before the 101 anyway).
             if self.transport is not None:
                 self.transport.pause_reading()
-            task = self.gateway.loop.create_task(self._upgrade(request, path, client_ip))
+            task = self.gateway.loop.create_task(self._upgrade(request, path, client_ip, codec))
             self.gateway.track(task)
             return
         handler = self.gateway.http_routes.get(path)
@@ -245,7 +249,7 @@ class WsTransport(asyncio.Protocol):
         if not transport.is_reading():
             transport.resume_reading()
 
-    async def _upgrade(self, request: Request, path: str, client_ip: str) -> None:
+    async def _upgrade(self, request: Request, path: str, client_ip: str, codec: Codec) -> None:
         try:
             refusal = await admission.check_limit(self.gateway.host.bus, path, client_ip)
         except Exception:  # a malformed reply: drop this socket, keep the others
@@ -260,7 +264,7 @@ class WsTransport(asyncio.Protocol):
         response = self.ws.accept(request)
         self._respond(response)
         if response.status_code == 101:
-            self.conn = self.gateway.open_connection(self, request, client_ip)
+            self.conn = self.gateway.open_connection(self, request, client_ip, codec)
         self.transport.resume_reading()
 
 

@@ -34,3 +34,18 @@ def ui_root() -> Path:
     base = repo_root() / "services" / "static-ui"
     dist = base / "dist"
     return dist if (dist / "index.html").exists() else base / "fallback"
+
+
+def openclaw_ui_root() -> Path:
+    """OpenClaw's Control UI bundle from its npm package (installed by
+    `scripts/bootstrap.sh --openclaw`, not vendored: 56 MB); served at /openclaw/ when there."""
+    return (
+        repo_root()
+        / ".venv"
+        / "openclaw"
+        / "cli"
+        / "node_modules"
+        / "openclaw"
+        / "dist"
+        / "control-ui"
+    )

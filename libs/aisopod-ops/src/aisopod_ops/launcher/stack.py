@@ -28,7 +28,7 @@ from aisopod.settings import nats_servers
 from aisopod_ops.launcher import combined, natsconf, traefik
 from aisopod_ops.launcher.addresses import bare_host, connect_host, connect_url, host_port, is_ipv6
 from aisopod_ops.launcher.edgesync import ROUTES_FILE, EdgeOptions, EdgeSync, nats_connector
-from aisopod_ops.launcher.paths import binary, repo_root, ui_root
+from aisopod_ops.launcher.paths import binary, openclaw_ui_root, repo_root, ui_root
 from aisopod_ops.launcher.ports import pick
 from aisopod_ops.launcher.probe import http_probe, nats_probe
 from aisopod_ops.launcher.process import POLL_S, Child, ChildSpec, Probe
@@ -80,6 +80,7 @@ class StackInfo:
     state_dir: str
     pids: dict[str, list[int]]
     wss_url: str = ""
+    openclaw_url: str = ""  # the same gateway for OpenClaw clients (protocol v4)
     ca_file: str | None = None  # the local CA to trust for https_url (None: user's cert)
     # Each local nats-server's monitoring endpoint, in node order (as pids["nats"]).
     nats_monitor_urls: list[str] = field(default_factory=list)
@@ -368,6 +369,7 @@ class Stack:
                 "AISOPOD_UI_BIND": f"[{bare_host(host)}]" if is_ipv6(host) else host,
                 "AISOPOD_UI_PORT": str(self.ports["ui"]),
                 "AISOPOD_UI_ROOT": str(ui_root()),
+                "AISOPOD_OPENCLAW_UI_ROOT": str(openclaw_ui_root()),
                 "XDG_DATA_HOME": str(self.state_dir / "caddy"),
                 "XDG_CONFIG_HOME": str(self.state_dir / "caddy"),
                 "HOME": str(self.state_dir / "caddy"),
@@ -473,6 +475,7 @@ class Stack:
             state_dir=str(self.state_dir),
             pids=self.pids(),
             wss_url=connect_url("wss", host, self.ports["https"], "/ws"),
+            openclaw_url=connect_url("ws", host, self.ports["http"], "/openclaw"),
             ca_file=self._ca_file(),
             nats_monitor_urls=[
                 connect_url("http", host, n.monitor_port) for n in self.nats_nodes if n.monitor_port

@@ -324,6 +324,8 @@ def dynamic_config(up: Upstreams, *, entry_points: list[str]) -> dict[str, Any]:
     health_rule = " || ".join(f"Path(`{p}`)" for p in PROBE_PATHS)
     router("health", health_rule, "http-api", HEALTH_CHAIN, 1000)
     router("ws", "Path(`/ws`)", "ws-gateway", WS_CHAIN, 900)
+    # OpenClaw clients (docs/openclaw.md): the same service and limits, another codec.
+    router("openclaw", "Path(`/openclaw`)", "ws-gateway", WS_CHAIN, 900)
     models = f"PathPrefix(`{MODELS_PREFIX}`) && Method(`GET`)"
     router(
         "api-models",

@@ -52,6 +52,7 @@ class ClientInfo(_ConnectPart):
     mode: _Short
     display_name: _Short | None = None
     instance_id: _Short | None = None
+    device_family: _Short | None = None
 
 
 class ConnectAuth(_ConnectPart):
@@ -77,6 +78,8 @@ class DeviceIdentity(_ConnectPart):
     signature: Annotated[str, StringConstraints(min_length=1, max_length=512)]
     signed_at: EpochMs
     nonce: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+    signed_token: Secret | None = Field(default=None, repr=False)
+    """Set by the OpenClaw codec: its clients' signature covers the connect token."""
 
 
 class ResumeRequest(_ConnectPart):

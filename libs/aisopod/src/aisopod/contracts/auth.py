@@ -40,6 +40,32 @@ def signature_payload(
     return f"v1|{device_id}|{client_id}|{role}|{','.join(scopes)}|{signed_at}|{nonce}".encode()
 
 
+def openclaw_signature_payloads(
+    *,
+    device_id: str,
+    client_id: str,
+    client_mode: str,
+    role: str,
+    scopes: list[str],
+    signed_at: int,
+    token: str,
+    nonce: str,
+    platform: str,
+    device_family: str,
+) -> tuple[bytes, bytes]:
+    """The strings OpenClaw clients sign: v2 (Control UI) and v3 (node hosts, which add
+    platform and device family, trimmed and ASCII-lowercased). `token` is the connect
+    credential the client sent ("" when none)."""
+    head = f"{device_id}|{client_id}|{client_mode}|{role}|{','.join(scopes)}|{signed_at}|{token}"
+    v2 = f"v2|{head}|{nonce}"
+    v3 = f"v3|{head}|{nonce}|{_ascii_lower(platform)}|{_ascii_lower(device_family)}"
+    return v2.encode(), v3.encode()
+
+
+def _ascii_lower(text: str) -> str:
+    return "".join(c.lower() if "A" <= c <= "Z" else c for c in text.strip())
+
+
 class Credentials(WireModel):
     token: str | None = None
     password: str | None = None
@@ -52,6 +78,9 @@ class DeviceProof(WireModel):
     signature: str
     signed_at: int
     nonce: str
+    signed_token: str | None = Field(
+        None, description="OpenClaw clients sign their connect token too (v2/v3 strings)"
+    )
 
 
 class ClientInfo(WireModel):
@@ -61,6 +90,7 @@ class ClientInfo(WireModel):
     mode: str | None = None
     display_name: str | None = None
     instance_id: str | None = None
+    device_family: str | None = None
 
 
 class VerifyRequest(WireModel):

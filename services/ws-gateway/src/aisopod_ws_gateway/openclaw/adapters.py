@@ -1,0 +1,551 @@
+"""OpenClaw's methods on ours: one table, one row per OpenClaw method (docs/openclaw.md).
+
+A row names our method, how OpenClaw's params become ours (`params`), which other of our
+methods it also reads (`also`, called with empty params), and how our answer becomes
+OpenClaw's (`result`). A row without `result` and `also` is forwarded (its params mapped) and
+its answer spliced without decoding. Every call goes through our own dispatch, so scopes,
+rate limits and errors are exactly those of our methods. Pure functions only: the handler
+(`handler.py`) runs them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from aisopod.errors import AisopodError, NotFound
+from aisopod_ws_gateway.openclaw.events import presence_entry, text_parts
+
+Params = dict[str, Any]
+SESSIONS_LIMIT = 1000
+"""Our `sessions.list` limit; the Control UI asks for up to 10000."""
+CRON_PAGE_MAX = 200
+LOG_LEVELS = {"debug": 2, "info": 3, "warning": 4, "error": 5, "critical": 6}
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """What a result builder may read besides our answers."""
+
+    params: Params  # the OpenClaw request's params
+    also: dict[str, Any]  # answers of the row's `also` methods
+    version: str  # of this gateway
+    elapsed_ms: int  # since the request arrived
+
+
+@dataclass(frozen=True, slots=True)
+class Adapter:
+    ours: str
+    params: Callable[[Params], Params] | None = None
+    result: Callable[[Any, Context], Any] | None = None
+    also: tuple[str, ...] = ()
+    empty_on: tuple[type[AisopodError], ...] = ()
+    """Errors of ours that are an empty answer in OpenClaw (a session not started yet)."""
+    empty: Any = None
+    two_phase: bool = False
+    """`agent`: an `accepted` reply at once, the final one on the same id when done."""
+    needs: tuple[str, ...] = field(default=())
+
+    @property
+    def passthrough(self) -> bool:
+        """Our answer is theirs: forwarded and spliced into the reply, never decoded."""
+        return self.result is None and not self.also and not self.two_phase and not self.empty_on
+
+    def uses(self) -> tuple[str, ...]:
+        return (self.ours, *self.also, *self.needs)
+
+
+# --- params ------------------------------------------------------------------------------
+
+
+def keep(*names: str) -> Callable[[Params], Params]:
+    """Only these params (ours reject unknown ones); OpenClaw sends many extras."""
+    return lambda p: {k: p[k] for k in names if k in p}
+
+
+def none(p: Params) -> Params:
+    return {}
+
+
+def all_jobs(p: Params) -> Params:
+    return {"includeDisabled": True}
+
+
+def _sessions_params(p: Params) -> Params:
+    out = keep("agentId", "search", "activeMinutes")(p)
+    limit = p.get("limit")
+    if isinstance(limit, int) and not isinstance(limit, bool):
+        out["limit"] = max(1, min(limit, SESSIONS_LIMIT))
+    return out
+
+
+def _history_params(p: Params) -> Params:
+    out = keep("sessionKey")(p)
+    limit = p.get("limit")
+    if isinstance(limit, int) and not isinstance(limit, bool):
+        out["limit"] = max(1, min(limit, 1000))
+    return out
+
+
+def _cron_add_params(p: Params) -> Params:
+    """OpenClaw names the agent beside the payload and adds delivery and wake options we
+    do not have; the job itself (name, schedule, turn) is the same."""
+    schedule = p.get("schedule")
+    if isinstance(schedule, dict):
+        schedule = keep("kind", "expr", "tz", "everyMs", "at")(schedule)
+    payload = p.get("payload")
+    if isinstance(payload, dict):
+        kind = payload.get("kind")
+        payload = keep("kind", "message", "text", "sessionKey")(payload)
+        agent_id = p.get("agentId")
+        if kind == "agentTurn" and isinstance(agent_id, str):
+            payload["agentId"] = agent_id
+    out = keep("name", "enabled")(p)
+    out.update({"schedule": schedule, "payload": payload})
+    return out
+
+
+def _agent_params(p: Params) -> Params:
+    out = keep("message", "agentId", "sessionKey", "idempotencyKey")(p)
+    timeout = p.get("timeout")  # seconds in OpenClaw
+    if isinstance(timeout, int | float) and not isinstance(timeout, bool) and timeout > 0:
+        out["timeoutMs"] = int(timeout * 1000)
+    return out
+
+
+# --- results -----------------------------------------------------------------------------
+
+
+def _default_agent(ctx: Context) -> str:
+    agents = ctx.also.get("agents.list") or {}
+    return str(agents.get("defaultId") or "main")
+
+
+def _sessions_of(ctx: Context) -> list[dict[str, Any]]:
+    listing = ctx.also.get("sessions.list") or {}
+    return list(listing.get("sessions") or [])
+
+
+def _recent(sessions: list[dict[str, Any]], now: int) -> list[dict[str, Any]]:
+    rows = sorted(sessions, key=lambda s: s.get("updatedAt") or 0, reverse=True)[:5]
+    return [
+        {
+            "key": s.get("key"),
+            "updatedAt": s.get("updatedAt"),
+            "age": max(0, now - int(s.get("updatedAt") or now)),
+        }
+        for s in rows
+    ]
+
+
+def health_summary(ours: Any, ctx: Context) -> dict[str, Any]:
+    """Our `{ok, ts, services}` as OpenClaw's HealthSummary (we have no channels and no
+    heartbeat: empty and 0). `services` stays for whoever wants ours."""
+    now = int(time.time() * 1000)
+    default_id = _default_agent(ctx)
+    sessions = _sessions_of(ctx)
+    agents = (ctx.also.get("agents.list") or {}).get("agents") or []
+    store = {"path": "nats-kv:sessions", "count": len(sessions), "recent": _recent(sessions, now)}
+    return {
+        "ok": bool(ours.get("ok")),
+        "ts": ours.get("ts", now),
+        "durationMs": ctx.elapsed_ms,
+        "channels": {},
+        "channelOrder": [],
+        "channelLabels": {},
+        "heartbeatSeconds": 0,
+        "defaultAgentId": default_id,
+        "agents": [
+            {
+                "agentId": a.get("id"),
+                "name": a.get("name"),
+                "isDefault": a.get("id") == default_id,
+                "heartbeat": {"enabled": False, "every": "disabled", "everyMs": None},
+                "sessions": {
+                    **store,
+                    "count": sum(1 for s in sessions if s.get("agentId") == a.get("id")),
+                },
+            }
+            for a in agents
+        ],
+        "sessions": store,
+        "services": ours.get("services", {}),
+    }
+
+
+def status_summary(ours: Any, ctx: Context) -> dict[str, Any]:
+    default_id = _default_agent(ctx)
+    now = int(time.time() * 1000)
+    sessions = _sessions_of(ctx)
+    return {
+        "runtimeVersion": ctx.version,
+        "heartbeat": {"defaultAgentId": default_id, "agents": []},
+        "channelSummary": [],
+        "queuedSystemEvents": [],
+        "sessions": {
+            "paths": ["nats-kv:sessions"],
+            "count": ours.get("sessions", len(sessions)),
+            "defaults": {"model": None, "contextTokens": None},
+            "recent": _recent(sessions, now),
+            "byAgent": [],
+        },
+        "services": ours.get("services", {}),
+        "connections": ours.get("connections"),
+        "uptimeMs": ours.get("uptimeMs"),
+    }
+
+
+def presence_list(ours: Any, ctx: Context) -> list[dict[str, Any]]:
+    return [presence_entry(e) for e in ours if isinstance(e, dict)]
+
+
+def config_snapshot(ours: Any, ctx: Context) -> dict[str, Any]:
+    config = ours.get("config", {})
+    return {
+        "path": "nats-kv:config",
+        "exists": True,
+        "raw": orjson.dumps(config, option=orjson.OPT_INDENT_2).decode(),
+        "parsed": config,
+        "resolved": config,
+        "valid": True,
+        "config": config,
+        "hash": ours.get("hash"),
+        "issues": [],
+        "warnings": [],
+        "legacyIssues": [],
+    }
+
+
+def cron_job(job: dict[str, Any]) -> dict[str, Any]:
+    payload = {k: v for k, v in (job.get("payload") or {}).items() if v is not None}
+    agent_id = payload.pop("agentId", None)
+    return {
+        "id": job.get("jobId"),
+        "name": job.get("name"),
+        "enabled": job.get("enabled"),
+        "agentId": agent_id or "main",
+        "schedule": job.get("schedule"),
+        "payload": payload,
+        "sessionTarget": "isolated",
+        "wakeMode": "now",
+        "state": {
+            "nextRunAtMs": job.get("nextRunAtMs"),
+            "lastRunAtMs": job.get("lastRunAtMs"),
+            "lastStatus": job.get("lastStatus"),
+        },
+        "nextRunAtMs": job.get("nextRunAtMs"),
+    }
+
+
+def cron_page(ours: Any, ctx: Context) -> dict[str, Any]:
+    """Our whole list as one of OpenClaw's pages; the revision names the list's content,
+    so a client paging through a list that changed can tell."""
+    jobs = [cron_job(j) for j in ours.get("jobs", [])]
+    agent_id = ctx.params.get("agentId")
+    if isinstance(agent_id, str):
+        jobs = [j for j in jobs if j["agentId"] == agent_id]
+    offset = ctx.params.get("offset")
+    offset = offset if isinstance(offset, int) and offset >= 0 else 0
+    limit = ctx.params.get("limit")
+    limit = max(1, min(limit, CRON_PAGE_MAX)) if isinstance(limit, int) else CRON_PAGE_MAX
+    page = jobs[offset : offset + limit]
+    more = offset + len(page) < len(jobs)
+    revision = hashlib.sha256(orjson.dumps(ours.get("jobs", []))).hexdigest()[:16]
+    return {
+        "jobs": page,
+        "snapshotRevision": revision,
+        "total": len(jobs),
+        "offset": offset,
+        "limit": limit,
+        "hasMore": more,
+        "nextOffset": offset + len(page) if more else None,
+        "deliveryPreviews": {},
+    }
+
+
+def cron_status(ours: Any, ctx: Context) -> dict[str, Any]:
+    jobs = ours.get("jobs", [])
+    wakes = [j["nextRunAtMs"] for j in jobs if j.get("enabled") and j.get("nextRunAtMs")]
+    return {"enabled": True, "jobs": len(jobs), "nextWakeAtMs": min(wakes, default=None)}
+
+
+def log_lines(ours: Any, ctx: Context) -> dict[str, Any]:
+    """Our structured lines as the JSON lines the CLI parses (tslog's shape: the message
+    under "0", level and date under "_meta")."""
+    lines = []
+    for line in ours.get("lines", []):
+        date = datetime.fromtimestamp(line.get("ts", 0) / 1000, UTC).isoformat()
+        date = date.replace("+00:00", "Z")
+        level = str(line.get("level", "info")).lower()
+        record = {
+            "0": line.get("message", ""),
+            "_meta": {
+                "date": date,
+                "logLevelId": LOG_LEVELS.get(level, 3),
+                "logLevelName": level.upper(),
+                "name": line.get("service"),
+            },
+            "time": date,
+        }
+        lines.append(orjson.dumps(record).decode())
+    cursor = ours.get("cursor", 0)
+    return {
+        "file": "aisopod",
+        "cursor": cursor,
+        "size": cursor,
+        "lines": lines,
+        "truncated": False,
+        "reset": bool(ours.get("reset")),
+    }
+
+
+def pair_list(ours: Any, ctx: Context) -> dict[str, Any]:
+    pending = []
+    for entry in ours.get("pending", []):
+        client = entry.get("client") if isinstance(entry.get("client"), dict) else {}
+        pending.append({**entry, "ts": entry.get("requestedAt"), "clientId": client.get("id")})
+    return {**ours, "pending": pending}
+
+
+def _model_ref(model: dict[str, Any]) -> str:
+    return str(model.get("id"))
+
+
+def _default_model(ctx: Context) -> str | None:
+    models = (ctx.also.get("models.list") or {}).get("models") or []
+    return _model_ref(models[0]) if models else None
+
+
+def agents_list(ours: Any, ctx: Context) -> dict[str, Any]:
+    """`model.primary` must be set, or the Control UI blocks sending ("No AI provider")."""
+    fallback = _default_model(ctx)
+    return {
+        "defaultId": ours.get("defaultId"),
+        "mainKey": "main",
+        "scope": "per-sender",
+        "agents": [
+            {
+                "id": a.get("id"),
+                "name": a.get("name"),
+                "kind": "agent",
+                "model": {"primary": a.get("model") or fallback},
+            }
+            for a in ours.get("agents", [])
+        ],
+    }
+
+
+def agent_identity(ours: Any, ctx: Context) -> dict[str, Any]:
+    wanted = ctx.params.get("agentId") or ours.get("defaultId")
+    for agent in ours.get("agents", []):
+        if agent.get("id") == wanted:
+            return {"agentId": agent["id"], "name": agent.get("name"), "avatar": None}
+    raise NotFound(f"no agent {wanted!r}", code="AGENT_NOT_FOUND")
+
+
+def models_list(ours: Any, ctx: Context) -> dict[str, Any]:
+    return {
+        "models": [
+            {
+                "id": m.get("id"),
+                "name": m.get("id"),
+                "provider": m.get("provider"),
+                "contextWindow": m.get("contextWindow"),
+            }
+            for m in ours.get("models", [])
+        ]
+    }
+
+
+def chat_metadata(ours: Any, ctx: Context) -> dict[str, Any]:
+    models = ours.get("models", [])
+    return {
+        "models": [
+            {
+                "id": m.get("id"),
+                "provider": m.get("provider"),
+                "tags": ["default"] if i == 0 else [],
+                "available": True,
+            }
+            for i, m in enumerate(models)
+        ],
+        "commands": [],
+    }
+
+
+def auth_status(ours: Any, ctx: Context) -> dict[str, Any]:
+    providers = sorted({str(m.get("provider")) for m in ours.get("models", [])})
+    return {"providers": [{"provider": p, "status": "ok"} for p in providers]}
+
+
+def sessions_list(ours: Any, ctx: Context) -> dict[str, Any]:
+    sessions = [] if ctx.params.get("spawnedBy") else ours.get("sessions", [])
+    model = _default_model(ctx)
+    rows = [
+        {
+            "key": s.get("key"),
+            "agentId": s.get("agentId"),
+            "kind": "direct",
+            "label": s.get("label"),
+            "displayName": s.get("label") or s.get("key"),
+            "updatedAt": s.get("updatedAt"),
+            "model": s.get("model") or model,
+            "lastMessagePreview": s.get("lastMessage"),
+        }
+        for s in sessions
+    ]
+    return {
+        "ts": int(time.time() * 1000),
+        "path": "nats-kv:sessions",
+        "count": len(rows),
+        "totalCount": len(rows),
+        "defaults": {"modelProvider": model.split("/")[0] if model else None, "model": model},
+        "sessions": rows,
+    }
+
+
+def history_message(message: dict[str, Any]) -> dict[str, Any]:
+    """Our transcript message in OpenClaw's shape. A user message carries
+    `<runId>:user` as its idempotency key: the Control UI settles a sent message by it."""
+    run_id = message.get("runId")
+    out: dict[str, Any] = {
+        "id": message.get("id"),
+        "role": message.get("role"),
+        "content": text_parts(message.get("content")),
+        "timestamp": message.get("ts"),
+        "__openclaw": {"id": message.get("id"), "runId": run_id},
+    }
+    if run_id and message.get("role") == "user":
+        out["idempotencyKey"] = f"{run_id}:user"
+    return out
+
+
+def chat_history(ours: Any, ctx: Context) -> dict[str, Any]:
+    return {
+        "sessionKey": ours.get("sessionKey"),
+        "messages": [history_message(m) for m in ours.get("messages", [])],
+    }
+
+
+def chat_abort(ours: Any, ctx: Context) -> dict[str, Any]:
+    return {"ok": True, **ours}
+
+
+def update_status(ours: Any, ctx: Context) -> dict[str, Any]:
+    return {
+        "sentinel": None,
+        "updateAvailable": ours.get("available"),
+        "effectiveChannel": "stable",
+        "schedule": None,
+        "instances": ours.get("instances", []),
+    }
+
+
+def stability(ours: Any, ctx: Context) -> dict[str, Any]:
+    """`gateway stability`: we keep no diagnostic event ring; an honest empty one with the
+    health snapshot's time."""
+    limit = ctx.params.get("limit")
+    return {
+        "generatedAt": ours.get("ts"),
+        "capacity": limit if isinstance(limit, int) else 0,
+        "count": 0,
+        "dropped": 0,
+        "firstSeq": None,
+        "lastSeq": None,
+        "events": [],
+    }
+
+
+def agent_accepted(ours: Any, ctx: Context) -> dict[str, Any]:
+    return {
+        "runId": ours.get("runId"),
+        "sessionKey": ctx.params.get("sessionKey") or "main",
+        "agentId": ctx.params.get("agentId") or "main",
+        "status": "accepted",
+        "acceptedAt": int(time.time() * 1000),
+    }
+
+
+def agent_final(waited: dict[str, Any], history: dict[str, Any]) -> dict[str, Any]:
+    """The second `agent` reply: the run's verdict and its assistant text."""
+    run_id = waited.get("runId")
+    texts = [
+        part.get("text")
+        for m in history.get("messages", [])
+        if m.get("runId") == run_id and m.get("role") == "assistant"
+        for part in text_parts(m.get("content"))
+        if part.get("type") == "text"
+    ]
+    status = waited.get("status")
+    return {
+        "runId": run_id,
+        "status": status,
+        "summary": "completed" if status == "ok" else str(status),
+        "result": {
+            "payloads": [{"text": t, "mediaUrl": None} for t in texts if t],
+            "meta": {"startedAt": waited.get("startedAt"), "endedAt": waited.get("endedAt")},
+        },
+        "error": waited.get("error"),
+    }
+
+
+# --- the table -----------------------------------------------------------------------------
+
+_EMPTY_HISTORY = {"sessionKey": None, "messages": []}
+
+ADAPTERS: dict[str, Adapter] = {
+    # OpenClaw method        our method            params / result / also
+    "health": Adapter("health", result=health_summary, also=("agents.list", "sessions.list")),
+    "status": Adapter(
+        "status", params=none, result=status_summary, also=("agents.list", "sessions.list")
+    ),
+    "system-presence": Adapter("system-presence", params=none, result=presence_list),
+    "config.get": Adapter("config.get", params=none, result=config_snapshot),
+    "cron.list": Adapter("cron.list", params=keep("includeDisabled"), result=cron_page),
+    "cron.status": Adapter("cron.list", params=all_jobs, result=cron_status),
+    "cron.add": Adapter("cron.add", params=_cron_add_params, result=lambda r, c: cron_job(r)),
+    "cron.remove": Adapter("cron.remove", params=lambda p: {"jobId": p.get("id", p.get("jobId"))}),
+    "cron.run": Adapter("cron.run", params=lambda p: {"jobId": p.get("id", p.get("jobId"))}),
+    "logs.tail": Adapter("logs.tail", params=keep("cursor", "limit"), result=log_lines),
+    "device.pair.list": Adapter("device.pair.list", params=none, result=pair_list),
+    "device.pair.approve": Adapter("device.pair.approve", params=keep("requestId")),
+    "device.pair.reject": Adapter("device.pair.reject", params=keep("requestId")),
+    "device.pair.remove": Adapter("device.pair.remove", params=keep("deviceId")),
+    "agents.list": Adapter("agents.list", params=none, result=agents_list, also=("models.list",)),
+    "agent.identity.get": Adapter("agents.list", params=none, result=agent_identity),
+    "models.list": Adapter("models.list", params=none, result=models_list),
+    "models.authStatus": Adapter("models.list", params=none, result=auth_status),
+    "chat.metadata": Adapter("models.list", params=none, result=chat_metadata),
+    "sessions.list": Adapter(
+        "sessions.list", params=_sessions_params, result=sessions_list, also=("models.list",)
+    ),
+    "chat.history": Adapter(
+        "chat.history", params=_history_params, result=chat_history,
+        empty_on=(NotFound,), empty=_EMPTY_HISTORY,
+    ),
+    "chat.startup": Adapter(
+        "chat.history", params=_history_params, result=chat_history,
+        empty_on=(NotFound,), empty=_EMPTY_HISTORY,
+    ),
+    "chat.send": Adapter("chat.send", params=keep("sessionKey", "message", "idempotencyKey")),
+    "chat.abort": Adapter("chat.abort", params=keep("sessionKey", "runId"), result=chat_abort),
+    "agent": Adapter(
+        "agent", params=_agent_params, result=agent_accepted, two_phase=True,
+        needs=("agent.wait", "chat.history"),
+    ),
+    "agent.wait": Adapter("agent.wait", params=keep("runId", "timeoutMs")),
+    "update.status": Adapter("update.status", params=none, result=update_status),
+    "diagnostics.stability": Adapter("health", params=none, result=stability),
+}  # fmt: skip
+
+
+def implemented_methods(ours: list[str]) -> list[str]:
+    """The OpenClaw methods a connection may call: those whose methods of ours it may."""
+    allowed = set(ours)
+    return sorted(name for name, row in ADAPTERS.items() if set(row.uses()) <= allowed)

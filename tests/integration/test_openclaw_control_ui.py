@@ -1,0 +1,67 @@
+"""OpenClaw's own Control UI (from its npm package) served by us at /openclaw/, in Chromium:
+the browser is refused until approved with `openclaw devices approve`, then a message sent
+from the UI gets its answer and the run settles (docs/openclaw.md)."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
+from tests.support.openclaw import CONTROL_UI, installed, openclaw
+
+pytestmark = pytest.mark.integration
+
+if not installed() or not (CONTROL_UI / "index.html").exists():
+    pytest.skip(
+        "OpenClaw is not installed: scripts/bootstrap.sh --openclaw", allow_module_level=True
+    )
+if not Path(CHROMIUM).exists():
+    pytest.skip("chromium is not installed (scripts/bootstrap.sh --e2e)", allow_module_level=True)
+
+
+async def test_ui_config_is_served_beside_the_bundle(stack) -> None:
+    async with httpx.AsyncClient(base_url=stack.http_url, timeout=15) as client:
+        config = (await client.get("/openclaw/control-ui-config.json")).json()
+        shell = await client.get("/openclaw/")
+    assert config["basePath"] == "/openclaw" and config["assistantAgentId"] == "main"
+    assert shell.status_code == 200 and "OpenClaw Control" in shell.text
+    # Our strict policy is for our UI; OpenClaw's bundle runs inline scripts.
+    assert "content-security-policy" not in shell.headers
+
+
+async def test_pair_with_the_cli_then_chat(stack, tmp_path: Path) -> None:
+    from playwright.async_api import async_playwright
+
+    text = f"hello from the openclaw ui {uuid.uuid4().hex[:8]}"
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = await browser.new_page()
+            await page.goto(f"{stack.http_url}/openclaw/#token={stack.admin_token}")
+            approve = page.get_by_text(re.compile(r"openclaw devices approve \S+"))
+            await approve.wait_for(timeout=30_000)
+            match = re.search(r"approve (\S+)", await approve.inner_text())
+            assert match is not None
+            done = await asyncio.to_thread(
+                openclaw, stack, tmp_path, "devices", "approve", match.group(1), "--json"
+            )
+            assert done.returncode == 0, done.stdout + done.stderr
+            await page.get_by_role("button", name="Connect").click()
+            box = page.get_by_placeholder(re.compile("Message"))
+            await box.wait_for(timeout=30_000)
+            await box.fill(text)
+            await box.press("Enter")
+            answer = page.get_by_role("paragraph").filter(has_text=f"echo: {text}")
+            await answer.wait_for(timeout=30_000)
+            # Settled: the UI matched the run's final event to the message it sent (the
+            # run id is the idempotency key), so nothing is left "sending" or "working".
+            busy = page.get_by_text(re.compile(r"^(Sending message|Working)"))
+            await busy.first.wait_for(state="hidden", timeout=30_000)
+        finally:
+            await browser.close()

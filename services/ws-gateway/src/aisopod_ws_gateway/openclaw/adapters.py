@@ -497,7 +497,7 @@ def agent_final(waited: dict[str, Any], history: dict[str, Any]) -> dict[str, An
 
 # --- the table -----------------------------------------------------------------------------
 
-_EMPTY_HISTORY = {"sessionKey": None, "messages": []}
+_EMPTY_HISTORY: dict[str, Any] = {"sessionKey": None, "messages": []}
 
 ADAPTERS: dict[str, Adapter] = {
     # OpenClaw method        our method            params / result / also

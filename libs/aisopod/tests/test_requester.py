@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 
 import nats
@@ -14,6 +15,14 @@ from aisopod.bus import Bus
 from aisopod.errors import Unavailable
 from aisopod.requester import Client, Requester, encode_headers
 from aisopod.settings import ServiceSettings
+
+
+async def _until_received(copies: list[bytes], within_s: float = 5.0) -> None:
+    """Poll until the subscriber saw a copy; fail (not hang) when none arrives in time."""
+    deadline = time.monotonic() + within_s
+    while not copies:
+        assert time.monotonic() < deadline, f"no copy received within {within_s}s"
+        await asyncio.sleep(0.01)
 
 
 @pytest.fixture
@@ -132,15 +141,13 @@ async def test_a_resendable_request_is_sent_again_on_resend(bus: Bus) -> None:
     reply = asyncio.ensure_future(
         bus.requester.request(subject, b"q", timeout=5, resend_on_reconnect=True)
     )
-    while not copies:
-        await asyncio.sleep(0.01)
+    await _until_received(copies)
     await bus.requester.resend()
     assert await reply == b"answered" and copies == [b"q", b"q"]
 
     copies.clear()
     plain = asyncio.ensure_future(bus.requester.request(subject, b"w", timeout=0.5))
-    while not copies:
-        await asyncio.sleep(0.01)
+    await _until_received(copies)
     await bus.requester.resend()
     with pytest.raises(errors.TimeoutError):
         await plain

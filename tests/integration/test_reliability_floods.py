@@ -1,7 +1,7 @@
 """Floods from one IP, through Traefik, with the live (default) limits: a flood of
-WebSocket upgrades is cut at the `ws_connect` rule (exactly: never more than the limit),
-a flood of frames on its connections at the per-connection request rate — while a client
-from another IP connects and is served throughout, never limited.
+WebSocket upgrades (to `/ws` or `/openclaw`) is cut at the `ws_connect` rule (exactly: never
+more than the limit), a flood of frames on its connections at the per-connection request
+rate — while a client from another IP connects and is served throughout, never limited.
 
 Client IPs are simulated with X-Forwarded-For from the loopback peer, which the local
 stack's Traefik trusts (as test_ratelimit_http.py does); each test draws fresh addresses.
@@ -89,6 +89,33 @@ async def test_a_connection_flood_from_one_ip_is_cut_at_the_limit_others_connect
         assert problems == []  # the other IP connected and was served all along
         assert (await upgrade(env.url, noisy))[0] == 429  # still limited
         assert await quiet_client(env, quiet, 1) == []
+    finally:
+        for _, ws in outcomes:
+            if ws is not None:
+                with contextlib.suppress(Exception):
+                    await ws.close()
+
+
+async def test_an_openclaw_connection_flood_is_cut_at_the_ws_connect_limit(stack, env) -> None:
+    """`/openclaw` upgrades count under `ws_connect`, in the same window as `/ws` ones."""
+    document = await live_config(env)
+    rule = next(r for r in document["limits"]["rules"] if r["name"] == "ws_connect")
+    limit = rule["limit"]
+    noisy, quiet = random_ip(), random_ip()
+    attempts = limit + EXTRA
+    flood = asyncio.gather(*(upgrade(stack.openclaw_url, noisy) for _ in range(attempts)))
+    problems = await quiet_client(env, quiet, 5)
+    outcomes = await flood
+    try:
+        statuses = [status for status, _ in outcomes]
+        assert set(statuses) <= {101, 429}, statuses
+        assert statuses.count(101) == limit  # the ws_connect limit, not the http rule's
+        assert statuses.count(429) == EXTRA
+        assert problems == []
+        assert (await upgrade(env.url, noisy))[0] == 429  # /ws shares the window
+        status, ws = await upgrade(stack.openclaw_url, quiet)
+        outcomes.append((status, ws))  # closed below
+        assert status == 101
     finally:
         for _, ws in outcomes:
             if ws is not None:

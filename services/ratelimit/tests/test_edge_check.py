@@ -75,3 +75,18 @@ async def test_uncovered_paths_are_not_counted_and_bad_requests_refused(edge: An
     ):
         with pytest.raises(InvalidParams):
             await edge(bad, {})
+
+
+async def test_default_limits_count_openclaw_upgrades_with_ws_and_its_assets_as_http() -> None:
+    host: Any = SimpleNamespace(
+        instance="ratelimit-test", bus=SimpleNamespace(subjects=Subjects("aisopod"))
+    )
+    service = RateLimitService(host, clock=FakeClock())
+    service.apply(GatewayConfig())
+    edge = nats_api.handlers(service)["aisopod.ratelimit.edge"]
+    ip = "198.51.100.9"
+    upgrades = [await edge({"path": path, "clientIp": ip}, {}) for path in ("/ws", "/openclaw")]
+    assert all(u.allowed and u.limit == 60 for u in upgrades)
+    assert upgrades[1].remaining == 58  # one window for both upgrade paths
+    asset = await edge({"path": "/openclaw/assets/index.js", "clientIp": ip}, {})
+    assert asset.allowed and asset.limit == 600 and asset.remaining == 599

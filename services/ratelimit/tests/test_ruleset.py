@@ -39,6 +39,29 @@ def test_route_classes_match_by_path_segment_first_match_wins() -> None:
     assert only_ws.route("/v1/models") is None
 
 
+def test_the_openclaw_upgrade_path_counts_with_ws_but_not_the_assets_under_it() -> None:
+    rules = RuleSet.from_section(GatewayConfig().limits)
+    ws, openclaw = rules.route("/ws"), rules.route("/openclaw")
+    assert ws is not None and openclaw is not None
+    assert openclaw.rule is ws.rule and openclaw.rule.name == "ws_connect"
+    # Same `ip` key: upgrades to /ws and /openclaw from one client share one window.
+    assert rules.edge_key(openclaw, "192.0.2.7") == rules.edge_key(ws, "192.0.2.7")
+    for asset in ("/openclaw/", "/openclaw/assets/index.js", "/openclawx"):
+        assert rules.route(asset).rule.name == "http", asset  # type: ignore[union-attr]
+
+
+def test_an_exact_route_class_keys_ip_route_rules_by_its_path() -> None:
+    section = LimitsSection.model_validate(
+        {
+            "rules": [{"name": "up", "key": "ip_route", "limit": 1, "windowS": 1}],
+            "routes": [{"path": "/up", "rule": "up"}],
+        }
+    )
+    rules = RuleSet.from_section(section)
+    assert rules.edge_key(rules.route("/up"), "192.0.2.7") == "ip:192.0.2.7|/up"  # type: ignore[arg-type]
+    assert rules.route("/up/x") is None
+
+
 def test_edge_keys_per_ip_or_per_ip_and_route() -> None:
     section = LimitsSection(
         rules=[
@@ -88,6 +111,15 @@ def test_exemptions_match_addresses_and_whole_v6_prefixes() -> None:
         {
             "rules": [{"name": "a", "key": "principal", "limit": 1, "windowS": 1}],
             "routes": [{"pathPrefix": "/", "rule": "a"}],
+        },
+        {
+            "rules": [{"name": "a", "limit": 1, "windowS": 1}],
+            "routes": [{"pathPrefix": "/ws", "path": "/ws", "rule": "a"}],
+        },
+        {"rules": [{"name": "a", "limit": 1, "windowS": 1}], "routes": [{"rule": "a"}]},
+        {
+            "rules": [{"name": "a", "limit": 1, "windowS": 1}],
+            "routes": [{"path": "openclaw", "rule": "a"}],
         },
         {"exemptCidrs": ["not-a-net"]},
         {"rules": [{"name": "Bad Name", "limit": 1, "windowS": 1}], "routes": []},

@@ -29,8 +29,17 @@ class Rule:
 
 @dataclass(frozen=True, slots=True)
 class Route:
-    path_prefix: str
+    path_prefix: str  # the prefix, or the exact path when `exact`
     rule: Rule
+    exact: bool = False
+
+    def covers(self, path: str) -> bool:
+        """Segment-wise for a prefix (`/ws` covers `/ws` and `/ws/x`, not `/wsx`); an exact
+        route covers its path only."""
+        prefix = self.path_prefix
+        if self.exact or path == prefix:
+            return path == prefix
+        return prefix == "/" or path.startswith(prefix.rstrip("/") + "/")
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +69,10 @@ class RuleSet:
         }
         return cls(
             rules=rules,
-            routes=tuple(Route(rc.path_prefix, rules[rc.rule]) for rc in section.routes),
+            routes=tuple(
+                Route(rc.pattern, rules[rc.rule], exact=rc.path is not None)
+                for rc in section.routes
+            ),
             exempt_networks=parse_networks(tuple(section.exempt_cidrs)),
             ipv6_prefix=section.ipv6_prefix,
             max_keys=section.max_keys_per_rule,
@@ -70,15 +82,9 @@ class RuleSet:
         )
 
     def route(self, path: str) -> Route | None:
-        """The first route class whose prefix covers `path` (segment-wise: `/ws` covers
-        `/ws` and `/ws/x`, not `/wsx`)."""
+        """The first route class that covers `path` (see `Route.covers`)."""
         for route in self.routes:
-            prefix = route.path_prefix
-            if (
-                prefix == "/"
-                or path == prefix
-                or path.startswith(prefix if prefix.endswith("/") else prefix + "/")
-            ):
+            if route.covers(path):
                 return route
         return None
 

@@ -2,8 +2,8 @@
 
 A rule is a sliding window: a request is admitted when fewer than `limit` were admitted
 for the same key in the last `window_s`. Rules are used by name: the edge check (`ratelimit.edge`)
-picks one per route class (`routes`, first matching path prefix wins), other services name
-theirs in `<prefix>.ratelimit.check|fail|reset|status`.
+picks one per route class (`routes`, the first whose path prefix or exact path matches wins),
+other services name theirs in `<prefix>.ratelimit.check|fail|reset|status`.
 """
 
 from __future__ import annotations
@@ -49,10 +49,28 @@ class RateRule(Section):
 
 
 class RouteClass(Section):
-    """Which rule the edge check (`ratelimit.edge`) applies to a request path."""
+    """Which rule the edge check (`ratelimit.edge`) applies to a request path: every path under
+    `pathPrefix` (segment-wise), or exactly `path` (one of the two)."""
 
-    path_prefix: str = Field(pattern=r"^/")
+    path_prefix: str | None = Field(None, pattern=r"^/")
+    path: str | None = Field(
+        None,
+        pattern=r"^/",
+        description="this path only, not the paths under it (`/openclaw` is an upgrade path, "
+        "`/openclaw/...` the OpenClaw Control UI's assets)",
+    )
     rule: str
+
+    @model_validator(mode="after")
+    def _one_match(self) -> RouteClass:
+        if (self.path_prefix is None) == (self.path is None):
+            raise ValueError("a route class names exactly one of `pathPrefix` and `path`")
+        return self
+
+    @property
+    def pattern(self) -> str:
+        """The prefix or exact path, as written (the `ip_route` key part, error messages)."""
+        return self.path_prefix if self.path_prefix is not None else self.path  # type: ignore[return-value]
 
 
 def _default_rules() -> list[RateRule]:
@@ -76,6 +94,8 @@ def _default_rules() -> list[RateRule]:
 def _default_routes() -> list[RouteClass]:
     return [
         RouteClass(path_prefix="/ws", rule="ws_connect"),
+        # The OpenClaw upgrade counts with /ws; its Control UI's assets below stay under `http`.
+        RouteClass(path="/openclaw", rule="ws_connect"),
         RouteClass(path_prefix="/", rule="http"),
     ]
 
@@ -117,10 +137,10 @@ class LimitsSection(Section):
         for route in self.routes:
             rule = by_name.get(route.rule)
             if rule is None:
-                raise ValueError(f"route {route.path_prefix!r} names unknown rule {route.rule!r}")
+                raise ValueError(f"route {route.pattern!r} names unknown rule {route.rule!r}")
             if rule.key not in EDGE_KEY_KINDS:
                 raise ValueError(
-                    f"route {route.path_prefix!r}: rule {rule.name!r} is keyed by {rule.key}, "
+                    f"route {route.pattern!r}: rule {rule.name!r} is keyed by {rule.key}, "
                     "which the edge check (`ratelimit.edge`) cannot know (it runs before auth)"
                 )
         return self

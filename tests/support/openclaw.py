@@ -1,5 +1,6 @@
-"""The real OpenClaw CLI (npm `openclaw`, pinned in scripts/bootstrap.sh, which installs it
-and Node 24 under .venv/openclaw with `--openclaw`), run as a user runs it against one stack."""
+"""The real OpenClaw CLI (npm `openclaw`, pinned in scripts/openclaw-install.sh, which installs it
+and Node 24 under .venv/openclaw; `scripts/bootstrap.sh --openclaw` runs it), run as a user runs
+it against one stack."""
 
 from __future__ import annotations
 

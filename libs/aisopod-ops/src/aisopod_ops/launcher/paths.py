@@ -38,7 +38,8 @@ def ui_root() -> Path:
 
 def openclaw_ui_root() -> Path:
     """OpenClaw's Control UI bundle from its npm package (installed by
-    `scripts/bootstrap.sh --openclaw`, not vendored: 56 MB); served at /openclaw/ when there."""
+    scripts/openclaw-install.sh, e.g. through `scripts/bootstrap.sh --openclaw`, not vendored:
+    56 MB); served at /openclaw/ when there."""
     return (
         repo_root()
         / ".venv"

@@ -84,6 +84,44 @@ def test_chat_streams_and_shows_the_final_reply(ui: ControlUi, page: Page, slow_
     ui.console.assert_clean("on the Chat page (phone size)")
 
 
+def test_a_failed_run_shows_its_error_live_and_after_a_reload(
+    ui: ControlUi, page: Page, slow_agent: str
+) -> None:
+    ui.open("chat")
+    page.get_by_test_id("chat-agent").select_option(slow_agent)
+    page.get_by_test_id("chat-new-session").click()
+    expect(page).to_have_url(re.compile(rf"session=agent%3A{slow_agent}%3Aui-"))
+    expect(page.get_by_test_id("chat-empty")).to_be_visible()
+
+    # The fake provider refuses the request (401 is not retried): the run fails at once.
+    message = f"failing check {uuid.uuid4().hex[:8]} [[fake:status=401]]"
+    page.get_by_test_id("chat-input").fill(message)
+    page.get_by_test_id("chat-input").press("Enter")
+
+    log = page.get_by_test_id("chat-log")
+    failed = log.locator("[data-testid=chat-message][data-role=assistant][data-status=error]")
+    expect(failed).to_have_count(1)
+    expect(failed.get_by_test_id("chat-run-error")).to_contain_text("401")
+    live_error = failed.get_by_test_id("chat-run-error").inner_text()
+
+    # The transcript holds the failure, so a reload shows the same notice, once.
+    session_key = log.get_attribute("data-session")
+    history = ui.admin.call("chat.history", {"sessionKey": session_key})["messages"]
+    assert [(m["role"], m.get("stopReason")) for m in history] == [
+        ("user", None),
+        ("assistant", "error"),
+    ]
+    assert history[1]["error"] == live_error
+    page.reload()
+    log = page.get_by_test_id("chat-log")
+    expect(log.locator("[data-testid=chat-message][data-role=user]")).to_have_count(1)
+    assistant = log.locator("[data-testid=chat-message][data-role=assistant]")
+    expect(assistant).to_have_count(1)
+    expect(assistant).to_have_attribute("data-status", "error")
+    expect(assistant.get_by_test_id("chat-run-error")).to_have_text(live_error)
+    ui.console.assert_clean("on the Chat page after a failed run")
+
+
 def test_an_approval_from_another_client_is_resolved_from_the_page(
     ui: ControlUi, page: Page
 ) -> None:

@@ -170,4 +170,33 @@ describe("reconnects: history and replayed events overlap", () => {
     const s = history(user, { id: "m2", role: "assistant", content: "part", runId: "run-1", stopReason: "aborted" });
     expect(texts(s)).toEqual(["user:hi:", "assistant:part:aborted"]);
   });
+
+  const failed = { id: "m2", role: "assistant", content: "", runId: "run-1", stopReason: "error", error: "upstream said no" };
+  const failedEvent = { runId: "run-1", sessionKey: S, seq: 1, state: "error", errorMessage: "upstream said no" };
+
+  it("shows a failed or aborted run's empty entry with its reason", () => {
+    const s = history(user, failed, { id: "m4", role: "user", content: "again", runId: "run-2" }, {
+      id: "m5",
+      role: "assistant",
+      content: "",
+      runId: "run-2",
+      stopReason: "aborted",
+    });
+    expect(texts(s)).toEqual(["user:hi:", "assistant::error", "user:again:", "assistant::aborted"]);
+    expect(s.items[1]).toMatchObject({ runId: "run-1", error: "upstream said no" });
+    expect((s.items[3] as MessageItem).error).toBeUndefined();
+    // An ordinary empty assistant message stays hidden.
+    expect(texts(history({ id: "m6", role: "assistant", content: "" }))).toEqual([]);
+  });
+
+  it("shows a failure once whether the live event or the history reload comes first", () => {
+    const live = applyChatEvent(startRun(addUserMessage(emptyChat(S), "local:k", "hi", 1), "run-1", "local:k"), failedEvent);
+    expect(texts(live)).toEqual(["user:hi:", "assistant::error"]);
+    const reloaded = mergeHistory(live, history(user, failed));
+    expect(texts(reloaded)).toEqual(["user:hi:", "assistant::error"]);
+    expect(reloaded.items[1]).toMatchObject({ key: "m2", error: "upstream said no" });
+    const late = applyChatEvent(mergeHistory(emptyChat(S), history(user, failed)), failedEvent);
+    expect(texts(late)).toEqual(["user:hi:", "assistant::error"]);
+    expect(late.items[1]).toMatchObject({ key: "m2", error: "upstream said no" });
+  });
 });

@@ -175,14 +175,18 @@ export function fromHistory(sessionKey: string, messages: unknown[]): ChatState 
     const text = messageText(m);
     const ts = messageTs(m);
     const calls = toolCalls(m);
-    if (text || role !== "assistant") {
+    const stopped = role === "assistant" ? stopStatus(m.stopReason) : undefined;
+    // A failed or aborted run's entry may have no text: it is kept, so the question shows
+    // why it got no answer (as the live `error`/`aborted` event showed it).
+    if (text || role !== "assistant" || stopped) {
       const item: MessageItem = { kind: "message", key, role, text };
       if (ts !== undefined) item.ts = ts;
       const runId = str(m.runId);
       // An assistant message asking for tools is a step; the one without concludes the run.
       if (runId && (role === "user" || (role === "assistant" && calls.length === 0))) item.runId = runId;
-      const stopped = stopStatus(m.stopReason);
-      if (role === "assistant" && stopped) item.status = stopped;
+      if (stopped) item.status = stopped;
+      const error = str(m.error);
+      if (stopped && error) item.error = error;
       items.push(item);
     }
     for (const call of calls) {

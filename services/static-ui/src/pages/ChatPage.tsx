@@ -78,6 +78,11 @@ function MessageView({ item }: { item: ChatItem }) {
         <div class="note note-error" role="alert" data-testid="chat-run-error">
           {item.error}
         </div>
+      ) : item.status === "aborted" && !item.text ? (
+        // An empty body alone would read as a missing answer.
+        <div class="note" data-testid="chat-run-aborted">
+          Aborted before any reply.
+        </div>
       ) : null}
     </article>
   );

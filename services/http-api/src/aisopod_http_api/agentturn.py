@@ -142,6 +142,10 @@ class AgentTurns:
                 except TimeoutError:
                     ended = await self._check_ended(request, run_id, text)
                     if ended is not None:
+                        # Deltas lost with the events (a NATS failover): a stream still
+                        # gets the rest of the answer the transcript holds.
+                        if ended.text.startswith(text) and len(ended.text) > len(text):
+                            yield Delta(ended.text[len(text) :])
                         yield ended
                         return
                     continue

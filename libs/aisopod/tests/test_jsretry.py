@@ -10,16 +10,23 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import nats
 import pytest
 from nats.aio.client import Client
 from nats.js.api import AckPolicy, ConsumerConfig, StreamConfig
-from nats.js.errors import KeyWrongLastSequenceError, NotFoundError
+from nats.js.errors import (
+    BadRequestError,
+    KeyNotFoundError,
+    KeyWrongLastSequenceError,
+    NotFoundError,
+)
 
 from aisopod import jsread
 from aisopod.errors import Unavailable
 from aisopod.jsretry import ElectionTolerantJetStream
+from aisopod.requester import Requester
 from aisopod.state import bucket_name, ensure_state
 from aisopod.subjects import Subjects
 
@@ -31,6 +38,17 @@ async def nc(nats_url: str) -> AsyncIterator[Client]:
     await client.close()
 
 
+@pytest.fixture(params=["lean", "nats-py"])
+def make_js(request: pytest.FixtureRequest) -> object:
+    """Publishes through the requester's lean path (as every Bus does), or nats-py's."""
+
+    def make(nc: Client, **options: float) -> ElectionTolerantJetStream:
+        requester = Requester(nc) if request.param == "lean" else None
+        return ElectionTolerantJetStream(nc, requester=requester, **options)
+
+    return make
+
+
 def unique(prefix: str) -> str:
     return f"{prefix}{uuid.uuid4().hex[:10]}"
 
@@ -40,8 +58,8 @@ async def later(delay: float, action: object) -> None:
     await action  # type: ignore[misc]
 
 
-async def test_publish_waits_out_missing_stream_then_stores(nc: Client) -> None:
-    js = ElectionTolerantJetStream(nc, retry_s=5.0)
+async def test_publish_waits_out_missing_stream_then_stores(nc: Client, make_js: Any) -> None:
+    js = make_js(nc, retry_s=5.0)
     name = unique("S")
     subject = f"{name.lower()}.x"
     appear = asyncio.create_task(
@@ -53,8 +71,8 @@ async def test_publish_waits_out_missing_stream_then_stores(nc: Client) -> None:
     await js.delete_stream(name)
 
 
-async def test_publish_fails_unavailable_after_the_bound(nc: Client) -> None:
-    js = ElectionTolerantJetStream(nc, retry_s=0.4)
+async def test_publish_fails_unavailable_after_the_bound(nc: Client, make_js: Any) -> None:
+    js = make_js(nc, retry_s=0.4)
     started = time.monotonic()
     with pytest.raises(Unavailable) as caught:
         await js.publish(f"{unique('nostream')}.x", b"lost?")
@@ -75,8 +93,8 @@ async def test_publish_async_future_resolves_after_stream_appears(nc: Client) ->
     await js.delete_stream(name)
 
 
-async def test_answers_are_not_retried(nc: Client) -> None:
-    js = ElectionTolerantJetStream(nc, retry_s=5.0)
+async def test_answers_are_not_retried(nc: Client, make_js: Any) -> None:
+    js = make_js(nc, retry_s=5.0)
     kv = await js.create_key_value(bucket=unique("b"))
     await kv.create("k", b"1")
     started = time.monotonic()
@@ -89,6 +107,57 @@ async def test_answers_are_not_retried(nc: Client) -> None:
     revision = await kv.update("k", b"3", last=entry.revision)
     assert (await kv.get("k")).revision == revision
     await js.delete_key_value(kv._name)
+
+
+async def test_publish_acks_duplicates_and_refuses_a_wrong_stream(nc: Client, make_js: Any) -> None:
+    js = make_js(nc, retry_s=5.0)
+    name = unique("D")
+    subject = f"{name.lower()}.x"
+    await js.add_stream(StreamConfig(name=name, subjects=[subject]))
+    first = await js.publish(subject, b"once", headers={"Nats-Msg-Id": "m1"}, stream=name)
+    again = await js.publish(subject, b"once", headers={"Nats-Msg-Id": "m1"})
+    assert (first.seq, first.duplicate) == (1, None)
+    assert (again.seq, again.duplicate) == (1, True)
+    with pytest.raises(BadRequestError):
+        await js.publish(subject, b"elsewhere", stream="NOT_" + name)
+    await js.delete_stream(name)
+
+
+async def test_get_msg_reads_what_nats_py_reads(nc: Client, make_js: Any) -> None:
+    js = make_js(nc, retry_s=5.0)
+    reference = ElectionTolerantJetStream(nc)  # nats-py's own get_msg
+    name = unique("G")
+    await js.add_stream(StreamConfig(name=name, subjects=[f"{name.lower()}.>"]))
+    subject = f"{name.lower()}.a"
+    await js.publish(subject, b"one", headers={"Kv-Operation": "DEL", "X-Two": "a: b"})
+    await js.publish(f"{name.lower()}.b", b"")
+    await js.publish(subject, b"three")
+    for ask in (
+        {"seq": 1},
+        {"seq": 2},
+        {"subject": subject},
+        {"seq": 2, "subject": subject, "next": True},
+    ):
+        ours, theirs = await js.get_msg(name, **ask), await reference.get_msg(name, **ask)
+        assert (ours.subject, ours.seq, ours.data, ours.headers, ours.time) == (
+            theirs.subject,
+            theirs.seq,
+            theirs.data,
+            theirs.headers,
+            theirs.time,
+        )
+    first = await js.get_msg(name, seq=1)
+    assert first.headers is not None and first.headers["Kv-Operation"] == "DEL"
+    assert first.headers["X-Two"] == "a: b"
+    with pytest.raises(NotFoundError):
+        await js.get_msg(name, seq=99)
+    kv = await js.create_key_value(bucket=unique("k"))
+    await kv.put("k", b"v")
+    await kv.delete("k")
+    with pytest.raises(KeyNotFoundError):  # the delete marker, read through its header
+        await kv.get("k")
+    await js.delete_key_value(kv._name)
+    await js.delete_stream(name)
 
 
 async def test_missing_stream_is_an_answer_but_a_silent_get_is_retried(nc: Client) -> None:

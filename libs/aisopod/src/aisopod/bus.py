@@ -88,14 +88,17 @@ class Bus:
         self.nc = nc
         # The default wait of `call`: longer than a JetStream stall the owner rides out.
         self.call_timeout_s = call_timeout_s
+        # RPC requests: one inbox subscription, leaner than nats-py's request (requester.py).
+        self.requester = Requester(nc)
         # Every JetStream call of a service (and every KV/object store made from it) rides
-        # out a NATS leader election instead of failing at once (jsretry.py).
-        self.js: JetStreamContext = ElectionTolerantJetStream(nc, retry_s=js_retry_s)
+        # out a NATS leader election instead of failing at once (jsretry.py); publishes
+        # (KV writes included) take the requester's lean path.
+        self.js: JetStreamContext = ElectionTolerantJetStream(
+            nc, retry_s=js_retry_s, requester=self.requester
+        )
         self.subjects = subjects
         # Debug check (`validate_replies`): run events must match their model at publish.
         self.validate_events = validate_events
-        # RPC requests: one inbox subscription, leaner than nats-py's request (requester.py).
-        self.requester = Requester(nc)
 
     @classmethod
     async def connect(

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
@@ -36,14 +37,13 @@ from aisopod.state import bucket_ttl
 from aisopod_runtime.board import RunBoard
 from aisopod_runtime.context import user_content
 from aisopod_runtime.emitter import RunEmitter
-from aisopod_runtime.lanes import Lanes
+from aisopod_runtime.lanes import Lanes, holder_alive
 from aisopod_runtime.providers import ProviderError
 from aisopod_runtime.runs import (
     LEASE_REFRESH_S,
     LEASE_S,
     RunStore,
     is_terminal,
-    lease_expired,
     now_ms,
     run_key,
 )
@@ -58,6 +58,9 @@ RUNS_RETENTION_S = bucket_ttl("runs")
 
 ABORT_WAIT_S = 5.0
 CANCEL_RETRY_S = 0.2
+LANE_RECHECK_AFTER_S = 1.0
+"""Submit writes slower than this (a leader election) read the lane again before the run
+counts it as taken: the lane's lease may have run out while the record was not stored."""
 REAPED_SEQ_GAP = 10_000
 """A reaper's events continue after the last checkpointed seq plus this gap, so they sort
 after anything the lost runtime published since its last lease refresh."""
@@ -159,15 +162,17 @@ class RunManager:
             )
         if origin_session == session_key:
             raise InvalidParams("a session cannot send to itself", code="SELF_SEND")
-        # The reads a run needs, at once: one round trip instead of three.
-        agent, seen, lane = await asyncio.gather(
+        # The reads a run needs, at once: one round trip instead of three (four with a
+        # client's run id, which must name no run yet).
+        agent, seen, lane, existing = await asyncio.gather(
             parts.agents.get(key_agent),
             parts.sessions.lookup(session_key),
             self.lanes.peek(session_key),
+            self.store.get(run_id) if run_id is not None else _none(),
         )
         entry = seen.entry if seen is not None else None
         model_ref = self._admit(entry, agent, source)
-        if run_id is not None and await self.store.get(run_id) is not None:
+        if existing is not None:
             raise Conflict(f"a run {run_id!r} exists already", code="RUN_EXISTS")
         run_id = run_id or uuid.uuid4().hex
         record = self.store.new_record(
@@ -181,21 +186,42 @@ class RunManager:
             timeoutMs=timeout_ms or parts.config.models.agents.timeout_ms,
         )
         created = seen is None
-        if created:  # a new session: its entry and the run record written together
-            seen, _ = await asyncio.gather(
-                parts.sessions.create(session_key, agent.id), self.store.create(record)
-            )
-            if seen.raced:  # created by another writer meanwhile: judge by its entry
-                created = False
-                model_ref = await self._readmit(record, seen.entry, agent, source)
-        else:
-            await self.store.create(record)
-        # The lane is taken only once the record exists: a runtime finding this run in
-        # the lane must see it alive (lanes.py), or it would take the lane over. Ours from
-        # here on: our reaper must not judge its lease while the lane write is slow.
+        # One round trip for the record, the lane and (for a new session) its entry. The
+        # lane may be stored before the record (a write retried through a leader election
+        # lands late): its own lease tells other runtimes the run is alive meanwhile
+        # (lanes.py). Ours from here on: our reaper must not judge it while writes are slow.
         self.starting.add(run_id)
+        acquired = False
         try:
-            acquired = await self.lanes.try_acquire(session_key, run_id, lane)
+            writes: list[Awaitable[Any]] = [
+                self.store.create(record),
+                self.lanes.try_acquire(
+                    session_key, run_id, lane, lease_until=int(record["leaseUntil"])
+                ),
+            ]
+            if created:
+                writes.append(parts.sessions.create(session_key, agent.id))
+            sent = time.monotonic()
+            outcomes = await asyncio.gather(*writes, return_exceptions=True)
+            acquired = outcomes[1] is True
+            for outcome in outcomes:
+                if isinstance(outcome, BaseException):
+                    raise outcome
+            if created:
+                seen = outcomes[2]
+                assert isinstance(seen, Seen)
+                if seen.raced:  # created by another writer meanwhile: judge by its entry
+                    created = False
+                    model_ref = await self._readmit(record, seen.entry, agent, source)
+            if acquired and time.monotonic() - sent > LANE_RECHECK_AFTER_S:
+                # Writes this slow (an election) may have let the lane's lease run out
+                # before the record was stored, and another run take the lane over.
+                acquired = await self.lanes.holds(session_key, run_id)
+        except BaseException:
+            if acquired:
+                with contextlib.suppress(Exception):
+                    await self.lanes.release(session_key, run_id)
+            raise
         finally:
             self.starting.discard(run_id)
         run = LocalRun(
@@ -483,11 +509,10 @@ class RunManager:
             if record is None or is_terminal(record) or record.get("instance") != instance:
                 self._cancel(run, "lost")
 
-    async def _owner_alive(self, run_id: str) -> bool:
+    async def _owner_alive(self, run_id: str, lane: dict[str, Any]) -> bool:
         if run_id in self.local or run_id in self.starting:
             return True
-        record = await self.store.get(run_id)
-        return record is not None and not is_terminal(record) and not lease_expired(record)
+        return holder_alive(await self.store.get(run_id), lane)
 
     async def _reap(self, record: dict[str, Any], revision: int) -> None:
         """End a run whose runtime went silent (called by the board for expired leases)."""
@@ -504,6 +529,10 @@ class RunManager:
         await emitter.error(message)
         await emitter.lifecycle("error", endedAt=finished["endedAt"], status="error", error=message)
         await self.lanes.release(record["sessionKey"], run_id)
+
+
+async def _none() -> None:
+    return None
 
 
 def _started(record: dict[str, Any], at: int) -> bool:

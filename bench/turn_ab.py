@@ -1,0 +1,203 @@
+"""P7 before and after a change, in one run: two local stacks, measured in turns.
+
+    .venv/bin/python bench/turn_ab.py --before <git rev> [--rounds 6] [--turns 100]
+
+On a shared 2-core machine a P7 figure moves by a factor of two from one minute to the
+next, so a change to the turn path is judged against the code before it in the same
+minutes: the `--before` revision's Python sources (libs/*/src, services/*/src, exported
+with `git archive`) run one local stack (PYTHONPATH puts them ahead of this checkout's
+editable installs, for the launcher and every service it starts), this checkout runs the
+other, both with one replica of each service and the benchmark seed (bench/local_stack.py).
+Rounds alternate between them (after, before, after, …), each one `--turns` WebSocket
+`agent` turns with `wait` through Traefik in fresh sessions (agent_bench.py's client), and
+per round: wall p50, NATS messages in per turn (nats-server /varz), and CPU per turn of
+the runtime, nats-server and ws-gateway (utime + stime from /proc). Writes
+`bench/results/<date>-turn-ab-<machine>.md` and `.json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from bench.agent_bench import _round_trips, cpu_ms, nats_messages  # noqa: E402
+from bench.harness import RESULTS, load_average, machine_name, progress  # noqa: E402
+from bench.local_stack import BenchStack  # noqa: E402
+from bench.ws_lean_client import connect_gateway  # noqa: E402
+
+MEASURED = ("runtime", "nats", "ws-gateway")
+
+
+def export_sources(rev: str, into: Path) -> str:
+    """The revision's package sources under `into`; the PYTHONPATH that selects them."""
+    archive = subprocess.run(
+        ["git", "-C", str(REPO), "archive", "--format=tar", rev, "libs", "services"],
+        check=True,
+        capture_output=True,
+    ).stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(into, filter="data")
+    roots = sorted(p for p in into.glob("*/*/src") if p.is_dir())
+    return os.pathsep.join(str(p) for p in roots)
+
+
+def start(pythonpath: str | None) -> BenchStack:
+    saved = os.environ.get("PYTHONPATH")
+    if pythonpath:
+        os.environ["PYTHONPATH"] = pythonpath
+    try:
+        return BenchStack.start("--nats-monitor", "--replicas", "1", with_fake=False)
+    finally:
+        if saved is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = saved
+
+
+async def one_round(stack: BenchStack, turns: int) -> dict[str, Any]:
+    client, _ = await connect_gateway("127.0.0.1", stack.http_port, stack.token, subscribe=[])
+    prefix = f"agent:main:ab-{uuid.uuid4().hex[:8]}"
+
+    def frame(request_id: str) -> bytes:
+        key = f"{prefix}-{request_id}"
+        params = {"message": f"turn {request_id}", "sessionKey": key, "wait": True}
+        call = {"jsonrpc": "2.0", "id": request_id, "method": "agent", "params": params}
+        return orjson.dumps(call)
+
+    pids = {name: stack.pids.get(name, []) for name in MEASURED}
+    try:
+        await _round_trips(client, frame, 10)  # warm this socket and the runtime's paths
+        msgs, cpu = await nats_messages(stack), {k: cpu_ms(v) for k, v in pids.items()}
+        load = load_average()
+        samples = await _round_trips(client, frame, turns)
+        msgs_after = await nats_messages(stack)
+        cpu_after = {k: cpu_ms(v) for k, v in pids.items()}
+    finally:
+        client.close()
+    return {
+        "load": round(load, 1),
+        "p50_ms": round(statistics.median(samples) * 1000, 2),
+        "nats_in_per_turn": round((msgs_after[0] - msgs[0]) / turns, 1),
+        "cpu_ms_per_turn": {k: round((cpu_after[k] - cpu[k]) / turns, 2) for k in pids},
+    }
+
+
+def summary(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    def med(values: list[float]) -> float:
+        return round(statistics.median(values), 2)
+
+    return {
+        "p50_ms_median_of_rounds": med([r["p50_ms"] for r in rounds]),
+        "nats_in_per_turn": med([r["nats_in_per_turn"] for r in rounds]),
+        "cpu_ms_per_turn": {k: med([r["cpu_ms_per_turn"][k] for r in rounds]) for k in MEASURED},
+    }
+
+
+def markdown(result: dict[str, Any]) -> str:
+    b, a = result["before"]["summary"], result["after"]["summary"]
+    lines = [
+        f"# P7 before / after — {result['date']} on {result['machine']}",
+        "",
+        f"Before: `{result['before']['rev']}`; after: `{result['after']['rev']}`"
+        f"{' (with uncommitted changes)' if result['after']['dirty'] else ''}. "
+        f"{result['rounds']} rounds each, alternating, {result['turns']} WebSocket `agent` turns"
+        " (echo, `wait`, a fresh session each) per round through Traefik, one replica of each"
+        f" service. Load average {result['load_start']} at the start, {result['load_end']} at"
+        " the end, on a shared 2-core machine: compare the columns, not the absolute figures.",
+        "",
+        "| | before | after |",
+        "|---|---|---|",
+        f"| wall p50 (median of the rounds' p50) | {b['p50_ms_median_of_rounds']} ms |"
+        f" {a['p50_ms_median_of_rounds']} ms |",
+        f"| NATS messages in per turn (nats-server) | {b['nats_in_per_turn']} |"
+        f" {a['nats_in_per_turn']} |",
+    ]
+    for name in MEASURED:
+        lines.append(
+            f"| CPU per turn, {name} | {b['cpu_ms_per_turn'][name]} ms |"
+            f" {a['cpu_ms_per_turn'][name]} ms |"
+        )
+    lines += ["", "Rounds in the order run (load, p50 ms, CPU ms per turn runtime/nats/ws):", ""]
+    for side, r in result["order"]:
+        cpu = "/".join(str(r["cpu_ms_per_turn"][k]) for k in MEASURED)
+        lines.append(f"- {side}: load {r['load']}, {r['p50_ms']} ms, {cpu}")
+    return "\n".join(lines) + "\n"
+
+
+def git(*args: str) -> str:
+    return subprocess.run(
+        ["git", "-C", str(REPO), *args], check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+
+async def run(before_rev: str, rounds: int, turns: int) -> dict[str, Any]:
+    result: dict[str, Any] = {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "machine": machine_name(),
+        "load_start": round(load_average(), 1),
+        "rounds": rounds,
+        "turns": turns,
+        "before": {"rev": git("rev-parse", "--short", before_rev), "rounds": []},
+        "after": {
+            "rev": git("rev-parse", "--short", "HEAD"),
+            "dirty": bool(git("status", "--porcelain", "--", "libs", "services")),
+            "rounds": [],
+        },
+        "order": [],
+    }
+    with tempfile.TemporaryDirectory(prefix="turn-ab-") as tmp:
+        pythonpath = export_sources(before_rev, Path(tmp))
+        progress(f"starting the stack of {before_rev} and this checkout's")
+        stacks = {"before": start(pythonpath), "after": start(None)}
+        try:
+            for n in range(rounds * 2):
+                side = ("after", "before")[n % 2]
+                progress(f"round {n // 2 + 1}: {side}")
+                r = await one_round(stacks[side], turns)
+                result[side]["rounds"].append(r)
+                result["order"].append((side, r))
+        finally:
+            for stack in stacks.values():
+                stack.stop()
+    for side in ("before", "after"):
+        result[side]["summary"] = summary(result[side]["rounds"])
+    result["load_end"] = round(load_average(), 1)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--before", required=True, help="the git revision to compare with")
+    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--turns", type=int, default=100)
+    parser.add_argument("--out", default=str(RESULTS))
+    args = parser.parse_args()
+    result = asyncio.run(run(args.before, args.rounds, args.turns))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = f"{time.strftime('%Y-%m-%d-%H%M')}-turn-ab-{result['machine']}"
+    (out / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
+    (out / f"{stem}.md").write_text(markdown(result))
+    print(markdown(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -51,20 +51,26 @@ class BenchStack:
     tmp: Path
     proc: subprocess.Popen[bytes]
     info: dict[str, Any]
-    fake: Any = None  # aisopod_fake_upstream.FakeUpstream
+    fake: Any = None  # aisopod_fake_upstream.FakeUpstream, stopped with the stack
+    shared_fake: Any = None  # one the caller started (and stops)
 
     @classmethod
-    def start(cls, *launcher_args: str, with_fake: bool = True) -> BenchStack:
+    def start(
+        cls, *launcher_args: str, with_fake: bool = True, shared_fake: Any = None
+    ) -> BenchStack:
+        """`shared_fake`: a running FakeUpstream (api key FAKE_API_KEY) to use as the `fake`
+        provider instead of starting one, e.g. the one another product is measured with."""
         from aisopod_fake_upstream.harness import FakeUpstream
         from aisopod_ops.launcher.spawn import start_local_stack
 
         tmp = Path(tempfile.mkdtemp(prefix="aisopod-bench-"))
         fake = None
-        if with_fake:
+        if with_fake and shared_fake is None:
             fake = FakeUpstream(api_key=FAKE_API_KEY, subprocess=True, startup_timeout=60)
             fake.__enter__()
         seed = tmp / "seed.yaml"
-        seed.write_text(json.dumps(bench_seed(fake.base_url if fake else None)))
+        upstream = shared_fake or fake
+        seed.write_text(json.dumps(bench_seed(upstream.base_url if upstream else None)))
         state = tmp / "state"
         state.mkdir()
         progress(f"starting the local stack in {state}")
@@ -76,7 +82,7 @@ class BenchStack:
             if fake is not None:
                 fake.__exit__(None, None, None)
             raise
-        return cls(tmp, proc, info, fake)
+        return cls(tmp, proc, info, fake, shared_fake)
 
     def stop(self) -> None:
         from aisopod_ops.launcher.spawn import stop_local_stack

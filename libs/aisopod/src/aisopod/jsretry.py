@@ -60,6 +60,8 @@ _ATTEMPT_S = 2.5
 _TRANSIENT_ERR_CODES = frozenset({10005, 10007, 10008, 10009, 10118, 10119})
 
 _MSG_ID = "Nats-Msg-Id"
+ASYNC_ACK_S = 30.0
+"""How long a lean `publish_async` keeps waiting for its ack before failing it."""
 
 # Set while a retry loop runs, so a retried call made inside another (get_msg calls
 # _api_request) does not multiply the bound.
@@ -319,15 +321,7 @@ class ElectionTolerantJetStream(_RetriedApi, JetStreamContext):
             )
         except nats.errors.NoRespondersError:
             raise NoStreamResponseError from None
-        ack = orjson.loads(data)
-        if "error" in ack:
-            APIError.from_error(ack["error"])  # raises the error's own kind
-        return api.PubAck(
-            stream=ack["stream"],
-            seq=ack["seq"],
-            domain=ack.get("domain"),
-            duplicate=ack.get("duplicate"),
-        )
+        return _pub_ack(data)
 
     async def publish_async(
         self,
@@ -342,14 +336,17 @@ class ElectionTolerantJetStream(_RetriedApi, JetStreamContext):
         published again (in the background, within the bound) and the future resolves
         with that outcome."""
         headers = _with_msg_id(headers)
-        first = await super().publish_async(
-            subject,
-            payload,
-            wait_stall=wait_stall,
-            stream=stream,
-            headers=dict(headers),
-            msg_ttl=msg_ttl,
-        )
+        if self._requester is None:
+            first = await super().publish_async(
+                subject,
+                payload,
+                wait_stall=wait_stall,
+                stream=stream,
+                headers=dict(headers),
+                msg_ttl=msg_ttl,
+            )
+        else:
+            first = await self._publish_async_lean(subject, payload, stream, dict(headers), msg_ttl)
         outcome: asyncio.Future[api.PubAck] = asyncio.get_running_loop().create_future()
 
         def settle(done: asyncio.Future[api.PubAck]) -> None:
@@ -381,8 +378,68 @@ class ElectionTolerantJetStream(_RetriedApi, JetStreamContext):
         # The caller may give up on `outcome` (wait_for); nothing else to cancel then.
         return outcome
 
+    async def _publish_async_lean(
+        self,
+        subject: str,
+        payload: bytes,
+        stream: str | None,
+        headers: dict[str, Any],
+        msg_ttl: float | None,
+    ) -> asyncio.Future[api.PubAck]:
+        """nats-py's `publish_async` over the requester: sent when this returns, the ack's
+        future fails like nats-py's (NoStreamResponseError, APIError kinds); an ack not
+        back within ASYNC_ACK_S fails with nats' TimeoutError (nats-py's never ends: every
+        caller waits for it with a shorter timeout of its own)."""
+        assert self._requester is not None
+        if stream is not None:
+            headers[api.Header.EXPECTED_STREAM] = stream
+        if msg_ttl is not None:
+            headers[api.Header.MSG_TTL] = str(int(msg_ttl))
+        sent = await self._requester.send(
+            subject, payload, timeout=ASYNC_ACK_S, headers=encode_headers(headers)
+        )
+        ack: asyncio.Future[api.PubAck] = asyncio.get_running_loop().create_future()
+
+        def parse(reply: asyncio.Future[bytes]) -> None:
+            if ack.done():
+                return
+            if reply.cancelled():
+                ack.cancel()
+                return
+            exc = reply.exception()
+            if isinstance(exc, nats.errors.NoRespondersError):
+                ack.set_exception(NoStreamResponseError())
+            elif exc is not None:
+                ack.set_exception(exc)
+            else:
+                try:
+                    ack.set_result(_pub_ack(reply.result()))
+                except APIError as error:
+                    ack.set_exception(error)
+
+        def abandon(done: asyncio.Future[api.PubAck]) -> None:
+            if done.cancelled():
+                sent.cancel()  # frees the requester's slot at once
+
+        sent.add_done_callback(parse)
+        ack.add_done_callback(abandon)
+        return ack
+
 
 _background: set[asyncio.Future[Any]] = set()
+
+
+def _pub_ack(data: bytes) -> api.PubAck:
+    """A publish's ack, or the APIError (of its own kind) it carries."""
+    ack = orjson.loads(data)
+    if "error" in ack:
+        APIError.from_error(ack["error"])  # raises
+    return api.PubAck(
+        stream=ack["stream"],
+        seq=ack["seq"],
+        domain=ack.get("domain"),
+        duplicate=ack.get("duplicate"),
+    )
 
 
 def _parse_headers(block: bytes) -> dict[str, str] | None:

@@ -145,6 +145,38 @@ class Requester:
         headers: bytes | None = None,
         resend: bool = False,
     ) -> bytes:
+        token, future = await self._send(subject, payload, headers, resend)
+        assert self._loop is not None
+        try:
+            deadline = self._loop.call_later(timeout, _expire, future)
+            try:
+                return await future
+            finally:
+                deadline.cancel()
+        finally:
+            self._forget(token)
+
+    async def send(
+        self, subject: str, payload: bytes, *, timeout: float, headers: bytes | None = None
+    ) -> asyncio.Future[bytes]:
+        """A request in two halves: returns once it is handed to the connection, with the
+        future of its reply (NoRespondersError, or nats' TimeoutError after `timeout`, set
+        on it). Several can be in flight; cancel the future to give up on one."""
+        token, future = await self._send(subject, payload, headers, False)
+        assert self._loop is not None
+        deadline = self._loop.call_later(timeout, _expire, future)
+
+        def settled(_: asyncio.Future[bytes]) -> None:
+            deadline.cancel()
+            self._forget(token)
+
+        future.add_done_callback(settled)
+        return future
+
+    async def _send(
+        self, subject: str, payload: bytes, headers: bytes | None, resend: bool
+    ) -> tuple[bytes, asyncio.Future[bytes]]:
+        """Check, register and hand one request to nats-py's pending buffer."""
         if not self._prefix:
             await self._start()
         nc = self.nc
@@ -186,15 +218,15 @@ class Requester:
             nc.stats["out_msgs"] += 1
             nc.stats["out_bytes"] += size
             await send_command(nc, cmd)
-            deadline = loop.call_later(timeout, _expire, future)
-            try:
-                return await future
-            finally:
-                deadline.cancel()
-        finally:
-            self._futures.pop(token, None)
-            self._resendable.pop(token, None)
-            self._resent.discard(token)
+        except BaseException:
+            self._forget(token)
+            raise
+        return token, future
+
+    def _forget(self, token: bytes) -> None:
+        self._futures.pop(token, None)
+        self._resendable.pop(token, None)
+        self._resent.discard(token)
 
     async def resend(self) -> None:
         """Send again the resendable requests still waiting (call on reconnect): the

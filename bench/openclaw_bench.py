@@ -13,9 +13,10 @@ ratio per row (how many times better aisopod is; ≥ 1.5 is the goal of docs/qua
 Both talk to one fake upstream model server (libs/fake-upstream, its own process): OpenClaw
 through a custom OpenAI-compatible provider in its config file (`models.providers.fake`,
 `api: openai-completions`, the default agent's model `fake/fake-small`), aisopod through
-the bench stack's `fake` provider and an agent whose model is `fake/fake-small`. The chat
-turn row is `chat.send` until the run's final event, one turn after another in one session
-per side; `chat.history` then reads that session (real messages on both sides).
+the bench stack's `fake` provider and an agent whose model is `fake/fake-small`. The turn
+row is the `agent` method from the request to the answer that the run has ended (aisopod:
+`wait: true`; OpenClaw: its second answer, as its CLI waits), one turn after another in one
+session per side; `chat.history` then reads that session (real messages on both sides).
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ EDGE_WITHIN = 0.20
 FAKE_MODEL = "fake-small"
 TURN_WARMUP = 2  # OpenClaw prepares a session's workspace on its first turns
 TURN_TIMEOUT_S = 300.0  # one turn, send → final event (OpenClaw's first took a minute)
-# The session the chat turns fill and `chat.history` reads, in each one's key format.
+# The session the agent turns fill and `chat.history` reads, in each one's key format.
 AISOPOD_AGENT = "bench-fake"
 AISOPOD_SESSION = f"agent:{AISOPOD_AGENT}:bench-turns"
 OPENCLAW_SESSION = "agent:main:bench-turns"
@@ -79,7 +80,7 @@ METHODS: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
     ("sessions.list", {}, {}),
     ("models.list", {}, {}),
     ("cron.list", {}, {"includeDisabled": False, "limit": 200, "offset": 0}),
-    # The session the chat turns filled (run first): a history with messages on both sides.
+    # The session the agent turns filled (run first): a history with messages on both sides.
     ("chat.history", {"sessionKey": AISOPOD_SESSION}, {"sessionKey": OPENCLAW_SESSION}),
 ]
 EDGE_SERVED = ("config.get", "agents.list", "cron.list", "models.list")
@@ -149,19 +150,20 @@ class Dialect:
         raise NotImplementedError
 
     async def prepare_turns(self, client: LeanClient) -> None:
-        """Whatever a chat turn against the fake upstream needs first."""
+        """Whatever an agent turn against the fake upstream needs first."""
 
-    def chat_send(self, key: str, message: str) -> bytes:
+    def agent_turn(self, key: str, message: str) -> bytes:
+        """An agent turn in the bench session, answered when the run has ended."""
         raise NotImplementedError
 
     def turn_end(self, frame: dict[str, Any], key: str) -> str | None:
-        """The final state of the run started with `key` when `frame` ends it, else None."""
+        """`final` when `frame` is the answer saying the turn `key` ended well, another
+        text when it ended otherwise, None when `frame` is something else."""
         raise NotImplementedError
 
 
 class Aisopod(Dialect):
     stack: BenchStack
-    _run_ids: dict[str, str]
 
     async def connect(self) -> LeanClient:
         client, _ = await connect_gateway(self.host, self.port, self.token, subscribe=[])
@@ -191,30 +193,20 @@ class Aisopod(Dialect):
         reply = orjson.loads(await next_reply(self, client))
         if "error" in reply:
             raise RuntimeError(f"agents.create: {reply['error']}")
-        # From here on this socket takes run events (chat.event) only.
-        client.send(orjson.dumps({"jsonrpc": "2.0", "id": "sub", "method": "subscribe",
-                                  "params": {"events": ["chat.event"]}}))  # fmt: skip
-        reply = orjson.loads(await next_reply(self, client))
-        if "error" in reply:
-            raise RuntimeError(f"subscribe: {reply['error']}")
 
-    def chat_send(self, key: str, message: str) -> bytes:
-        params = {"sessionKey": AISOPOD_SESSION, "message": message, "idempotencyKey": key}
-        return orjson.dumps({"jsonrpc": "2.0", "id": key, "method": "chat.send", "params": params})
+    def agent_turn(self, key: str, message: str) -> bytes:
+        # `agent` with `wait`: one answer, once the run has ended.
+        params = {"sessionKey": AISOPOD_SESSION, "agentId": AISOPOD_AGENT, "message": message}
+        params["wait"] = True
+        return orjson.dumps({"jsonrpc": "2.0", "id": key, "method": "agent", "params": params})
 
     def turn_end(self, frame: dict[str, Any], key: str) -> str | None:
-        if frame.get("id") == key and "error" in frame:
+        if frame.get("id") != key:
+            return None
+        if "error" in frame:
             return f"error: {frame['error']}"
-        if frame.get("id") == key:  # the answer to chat.send: remember the run id
-            self._run_ids[key] = frame["result"]["runId"]
-            return None
-        if frame.get("method") != "chat.event":
-            return None
-        payload = frame["params"]["payload"]
-        if payload.get("runId") != self._run_ids.get(key):
-            return None
-        state = payload.get("state")
-        return str(state) if state in ("final", "error", "aborted") else None
+        result = frame["result"]
+        return "final" if result.get("status") == "ok" else f"{result.get('status')}: {result}"
 
     def rss_pids(self) -> list[int]:
         pids = [self.stack.proc.pid]
@@ -270,21 +262,24 @@ class OpenClaw(Dialect):
     def rss_pids(self) -> list[int]:
         return process_tree(self.pid)
 
-    def chat_send(self, key: str, message: str) -> bytes:
-        # Its run id is the idempotencyKey; chat events go to every operator connection.
-        params = {"sessionKey": OPENCLAW_SESSION, "message": message, "idempotencyKey": key}
-        return orjson.dumps({"type": "req", "id": key, "method": "chat.send", "params": params})
+    def agent_turn(self, key: str, message: str) -> bytes:
+        # Its CLI's way (`openclaw agent`): two answers with the request's id, `accepted`
+        # at once and the run's result when it has ended. (Its `chat` events did not reach
+        # a token-authenticated CLI connection in our trials: the run completed, the
+        # answer was in chat.history, no event came in minutes.)
+        params = {"message": message, "agentId": "main", "sessionKey": OPENCLAW_SESSION,
+                  "deliver": False, "idempotencyKey": key}  # fmt: skip
+        return orjson.dumps({"type": "req", "id": key, "method": "agent", "params": params})
 
     def turn_end(self, frame: dict[str, Any], key: str) -> str | None:
-        if frame.get("type") == "res" and frame.get("id") == key and not frame.get("ok"):
+        if frame.get("type") != "res" or frame.get("id") != key:
+            return None
+        if not frame.get("ok"):
             return f"error: {frame.get('error')}"
-        if frame.get("type") != "event" or frame.get("event") != "chat":
+        status = (frame.get("payload") or {}).get("status")
+        if status == "accepted":
             return None
-        payload = frame.get("payload") or {}
-        if payload.get("runId") != key:
-            return None
-        state = payload.get("state")
-        return str(state) if state in ("final", "error", "aborted") else None
+        return "final" if status == "ok" else f"{status}: {str(frame)[:300]}"
 
 
 # -- measures ----------------------------------------------------------------------------
@@ -323,8 +318,9 @@ async def latency(d: Dialect, client: LeanClient, make: Callable[[int], bytes], 
 
 
 async def chat_turns(d: Dialect, count: int) -> dict[str, Any]:
-    """`count` chat turns in one session against the fake upstream, one after another, each
-    from `chat.send` to its run's final event (after TURN_WARMUP unmeasured ones)."""
+    """`count` agent turns in one session against the fake upstream, one after another,
+    each from the request to the answer that the run has ended (after TURN_WARMUP
+    unmeasured ones)."""
     client = await d.connect()
     try:
         await d.prepare_turns(client)
@@ -332,7 +328,7 @@ async def chat_turns(d: Dialect, count: int) -> dict[str, Any]:
         for n in range(TURN_WARMUP + count):
             key = f"bench-turn-{uuid.uuid4().hex}"
             started = time.perf_counter()
-            client.send(d.chat_send(key, f"turn {n}: what did I say before?"))
+            client.send(d.agent_turn(key, f"turn {n}: what did I say before?"))
             async with asyncio.timeout(TURN_TIMEOUT_S):
                 while (state := d.turn_end(await client.recv(TURN_TIMEOUT_S), key)) is None:
                     pass
@@ -395,7 +391,7 @@ async def measure(d: Dialect, quick: bool) -> dict[str, Any]:
     progress(f"{d.name}: handshakes")
     out["handshake"] = await handshakes(d, 30 if quick else 100)
     turns = 10 if quick else 30
-    progress(f"{d.name}: {turns} chat turns against the fake upstream")
+    progress(f"{d.name}: {turns} agent turns against the fake upstream")
     try:
         out["chat_turn"] = await chat_turns(d, turns)
     except TimeoutError:
@@ -529,7 +525,6 @@ async def start_aisopod(fake: Any) -> tuple[BenchStack, Aisopod, float]:
     stack = BenchStack.start(shared_fake=fake)
     d = Aisopod("aisopod", "127.0.0.1", stack.http_port, stack.token)
     d.stack = stack
-    d._run_ids = {}
     deadline = time.monotonic() + 60
     try:
         while True:
@@ -572,7 +567,7 @@ def rows_of(r: dict[str, Any]) -> list[Row]:
     ]  # fmt: skip
     ours, theirs = a.get("chat_turn", {}), o.get("chat_turn", {})
     for key, label in (("p50_ms", "p50"), ("p99_ms", "p99")):
-        rows.append(Row(f"chat turn (fake upstream), send → final {label}", ours.get(key),
+        rows.append(Row(f"agent turn (fake upstream), send → run ended {label}", ours.get(key),
                         theirs.get(key), "ms"))  # fmt: skip
     for name, _, _ in METHODS:
         ours, theirs = a["methods"].get(name, {}), o["methods"].get(name, {})
@@ -636,7 +631,7 @@ def markdown(r: dict[str, Any]) -> str:
         if "error" in row
     ]
     errors += [
-        f"- {side} chat turn: {r[side]['chat_turn']['error']}"
+        f"- {side} agent turn: {r[side]['chat_turn']['error']}"
         for side in ("aisopod", "openclaw")
         if "error" in r[side].get("chat_turn", {})
     ]
@@ -695,10 +690,11 @@ async def run(quick: bool) -> dict[str, Any]:
         "service, via the launcher); OpenClaw's is one Node process."
     )
     result["notes"].append(
-        "Chat turn: both on one fake upstream (libs/fake-upstream); OpenClaw through a custom "
+        "Agent turn: both on one fake upstream (libs/fake-upstream); OpenClaw through a custom "
         "OpenAI-compatible provider (`api: openai-completions`), aisopod through its `openai` "
-        f"provider kind; {TURN_WARMUP} unmeasured turns first, one session per side, which "
-        "`chat.history` then reads."
+        "provider kind; `agent` until the answer that the run ended (aisopod `wait: true`, "
+        f"OpenClaw's second answer); {TURN_WARMUP} unmeasured turns first, one session per "
+        "side, which `chat.history` then reads."
     )
     return result
 

@@ -100,6 +100,10 @@ cron.update                 A    rt
 cron.run                    A    rt
 cron.remove                 A    rt
 cron.runs                   R    rt
+wake                        W    rt idem
+system-event                A    rt idem
+last-heartbeat              R    rt
+set-heartbeats              A    rt
 models.list                 R    rt
 models.voicewake            R/W  rt
 skills.status               R    rt

@@ -63,6 +63,7 @@ SERVICE_GRANTS: dict[ServiceName, Grants] = {
             "agents": W,
             "sessions": W,
             "cron": W,
+            "heartbeat": W,
             "runs": W,
             "approvals": W,
             "updates": W,

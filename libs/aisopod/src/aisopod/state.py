@@ -44,6 +44,10 @@ BUCKETS: tuple[Bucket, ...] = (
     Bucket("agents", description="agent definitions"),
     Bucket("sessions", description="session metadata"),
     Bucket("cron", description="cron jobs, run records and leases"),
+    Bucket(
+        "heartbeat",
+        description="heartbeat jobs and leases, queued system events, the last heartbeats",
+    ),
     # Run records (and session lanes) are kept a week after their last write: long past
     # any run's own timeout (at most a day), so a live run or held lane never expires.
     Bucket("runs", ttl_s=7 * DAY, description="agent-run status"),

@@ -12,6 +12,7 @@ from aisopod.rpc import Handler
 from aisopod_runtime.agents import AgentStore, agent_handlers
 from aisopod_runtime.approvals import ApprovalService, approval_handlers
 from aisopod_runtime.chat import chat_handlers
+from aisopod_runtime.heartbeat.inbox import SystemEventInbox
 from aisopod_runtime.models import ModelCatalog, model_handlers
 from aisopod_runtime.providers import ProviderRegistry
 from aisopod_runtime.runner import RunManager
@@ -38,6 +39,7 @@ async def build_agent_methods(host: ServiceHost) -> dict[str, Handler]:
         approvals=ApprovalService(await host.kv("approvals"), host.bus),
         providers=providers,
         tools=tools,
+        inbox=SystemEventInbox(await host.kv("heartbeat")),
     )
     runner = RunManager(parts, RunStore(await host.kv("runs"), host.instance))
     parts.runner = runner

@@ -86,6 +86,8 @@ class LocalRun:
     record: dict[str, Any] | None = None
     """The terminal record once this runtime wrote it."""
     new_session: bool = False
+    system_events: bool = False
+    """System events may wait for this session: the run takes them once it holds the lane."""
 
 
 class RunManager:
@@ -160,10 +162,11 @@ class RunManager:
         if origin_session == session_key:
             raise InvalidParams("a session cannot send to itself", code="SELF_SEND")
         # The reads a run needs, at once: one round trip instead of three.
-        agent, seen, lane = await asyncio.gather(
+        agent, seen, lane, waiting = await asyncio.gather(
             parts.agents.get(key_agent),
             parts.sessions.lookup(session_key),
             self.lanes.peek(session_key),
+            parts.inbox.waiting(session_key),
         )
         entry = seen.entry if seen is not None else None
         model_ref = self._admit(entry, agent, source)
@@ -207,6 +210,8 @@ class RunManager:
             # A session this run created, and whose lane it took at once, has no history
             # yet: nothing to read.
             new_session=created and acquired,
+            # Queued behind another run, events may arrive (or be taken) meanwhile: look again.
+            system_events=waiting > 0 or not acquired,
         )
         self.local[run_id] = run
         run.task = asyncio.create_task(
@@ -274,6 +279,7 @@ class RunManager:
             if not acquired:
                 await self.lanes.acquire(run.session_key, run.run_id)
             limit = self.parts.config.models.agents.history_limit
+            events = await self._system_events(run)
             asked = new_message("user", user_content(message, attachments), runId=run.run_id)
             started = now_ms()
             # Together: the history is read while the question is written (read one more
@@ -283,7 +289,8 @@ class RunManager:
                 self.parts.transcripts.append(run.session_key, asked),
                 self.store.change(run.run_id, lambda r: _started(r, started)),
             )
-            history = [m for m in history if m.get("id") != asked["id"]][-limit:]
+            ours = {asked["id"], *(m["id"] for m in events)}
+            history = [m for m in history if m.get("id") not in ours][-limit:]
             run.emitter.post_lifecycle(
                 "start", startedAt=started, model=model_ref, agentId=agent.id
             )
@@ -295,7 +302,7 @@ class RunManager:
                 agent=agent,
                 model_ref=model_ref,
                 principal=principal,
-                history=[*history, asked],
+                history=[*history, *events, asked],
             )
             outcome = await turn.run()
             status = "ok"
@@ -370,6 +377,16 @@ class RunManager:
             run,
             self.store.finish(run.run_id, status, error=error, result=result, seq=run.emitter.seq),
         )
+
+    async def _system_events(self, run: LocalRun) -> list[dict[str, Any]]:
+        """The session's queued system events as the one message in front of the turn's."""
+        if not run.system_events:
+            return []
+        transcripts = self.parts.transcripts
+        message = await self.parts.inbox.deliver(
+            run.session_key, lambda m: transcripts.append(run.session_key, m), run.run_id
+        )
+        return [message] if message is not None else []
 
     async def _history(self, run: LocalRun, limit: int) -> list[dict[str, Any]]:
         if run.new_session:

@@ -15,6 +15,7 @@ from aisopod.host import ServiceHost
 if TYPE_CHECKING:
     from aisopod_runtime.agents import AgentStore
     from aisopod_runtime.approvals import ApprovalService
+    from aisopod_runtime.heartbeat.inbox import SystemEventInbox
     from aisopod_runtime.providers import ProviderRegistry
     from aisopod_runtime.runner import RunManager
     from aisopod_runtime.sessions import SessionStore
@@ -31,6 +32,8 @@ class RuntimeService:
     approvals: ApprovalService
     providers: ProviderRegistry
     tools: ToolRegistry
+    inbox: SystemEventInbox
+    """Each session's queued system events, handed to its next turn (heartbeat/inbox.py)."""
     runner: RunManager | None = None
 
     @property

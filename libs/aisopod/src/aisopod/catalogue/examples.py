@@ -131,6 +131,19 @@ NOTES: Mapping[str, str] = MappingProxyType(
         "`payload`: an agent turn or a system event.",
         "cron.run": "Fires the job now, whatever its schedule.",
         "cron.runs": "The job's run records, newest first.",
+        "wake": "Queues `text` as a system event for the session (default: the agent's main "
+        "session; the agent: the default one). Mode `now` also starts the agent's heartbeat "
+        "turn at once, quiet hours or not, unless `set-heartbeats` switched heartbeats off; "
+        "`next-heartbeat` leaves the event for the session's next turn, whatever starts it.",
+        "system-event": "Queues `text` for the session's next turn (at most 50 events or "
+        "256 KiB per session); the turn's prompt starts with the queued events, and they "
+        "stay in the transcript as one `system` message.",
+        "last-heartbeat": "The newest heartbeat event (`null` before the first), whether "
+        "heartbeats are switched on, and each configured agent's schedule with its next "
+        "slot and last outcome (config `heartbeat`).",
+        "set-heartbeats": "The live switch for every replica, kept across restarts: off, no "
+        "heartbeat turn starts (scheduled slots are recorded as skipped; system events stay "
+        "queued).",
         "models.list": "The models of the configured providers.",
         "models.voicewake": "Without `triggers`: reads them (`operator.read`). With them: "
         "replaces them (`operator.write`) and broadcasts `voicewake.changed`.",
@@ -230,6 +243,21 @@ _BAD_SESSION_KEY = (
 )
 _NO_PROVIDER = "INVALID_PARAMS `UNKNOWN_PROVIDER`: the run's model has no configured provider"
 _WIZARD_NOT_FOUND = "NOT_FOUND: no wizard session with this id"
+_EVENTS_FULL = (
+    "CONFLICT `SYSTEM_EVENTS_FULL`: the session already has 50 events (or 256 KiB) waiting"
+)
+_HEARTBEAT: dict[str, JsonValue] = {
+    "ts": T0,
+    "status": "ok-token",
+    "agentId": "main",
+    "sessionKey": KEY,
+    "trigger": "schedule",
+    "durationMs": 1840,
+    "runId": "r-5e0",
+    "dueAtMs": T0,
+    "instance": "runtime-1",
+    "indicatorType": "ok",
+}
 
 EXAMPLES: Mapping[str, MethodExample] = MappingProxyType(
     {
@@ -604,6 +632,58 @@ EXAMPLES: Mapping[str, MethodExample] = MappingProxyType(
             },
             (_JOB_NOT_FOUND,),
         ),
+        "wake": MethodExample(
+            {"mode": "now", "text": "the build on main failed"},
+            {
+                "ok": True,
+                "mode": "now",
+                "agentId": "main",
+                "sessionKey": KEY,
+                "queued": 1,
+                "runId": "r-5e1",
+            },
+            (
+                _AGENT_NOT_FOUND,
+                "INVALID_PARAMS `AGENT_MISMATCH`: `agentId` is not the agent of `sessionKey`",
+                _EVENTS_FULL,
+            ),
+        ),
+        "system-event": MethodExample(
+            {"text": "calendar: dentist at 15:00", "sessionKey": KEY},
+            {"ok": True, "sessionKey": KEY, "queued": 2, "runId": None},
+            (
+                _AGENT_NOT_FOUND,
+                "INVALID_PARAMS `AGENT_MISMATCH`: `agentId` is not the agent of `sessionKey`",
+                _EVENTS_FULL,
+            ),
+        ),
+        "last-heartbeat": MethodExample(
+            {},
+            {
+                "enabled": True,
+                "last": _HEARTBEAT,
+                "agents": [
+                    {
+                        "agentId": "main",
+                        "enabled": True,
+                        "every": "30m",
+                        "everyMs": 1_800_000,
+                        "prompt": "Check the inbox. If nothing needs attention, reply "
+                        "HEARTBEAT_OK.",
+                        "sessionKey": KEY,
+                        "quietHours": {
+                            "start": "22:00",
+                            "end": "07:00",
+                            "timezone": "Europe/Berlin",
+                        },
+                        "nextDueAtMs": T0 + 1_800_000,
+                        "running": False,
+                        "last": _HEARTBEAT,
+                    }
+                ],
+            },
+        ),
+        "set-heartbeats": MethodExample({"enabled": False}, {"ok": True, "enabled": False}),
         "models.list": MethodExample(
             {},
             {

@@ -495,6 +495,11 @@ def agent_final(waited: dict[str, Any], history: dict[str, Any]) -> dict[str, An
     }
 
 
+def last_heartbeat(ours: Any, ctx: Context) -> Any:
+    """OpenClaw answers the newest heartbeat event itself (null before the first)."""
+    return ours.get("last")
+
+
 # --- the table -----------------------------------------------------------------------------
 
 _EMPTY_HISTORY: dict[str, Any] = {"sessionKey": None, "messages": []}
@@ -541,6 +546,12 @@ ADAPTERS: dict[str, Adapter] = {
     ),
     "agent.wait": Adapter("agent.wait", params=keep("runId", "timeoutMs")),
     "update.status": Adapter("update.status", params=none, result=update_status),
+    "wake": Adapter("wake", params=keep("mode", "text", "sessionKey", "agentId")),
+    "system-event": Adapter(
+        "system-event", params=keep("text", "sessionKey", "idempotencyKey", "wake")
+    ),
+    "last-heartbeat": Adapter("last-heartbeat", params=none, result=last_heartbeat),
+    "set-heartbeats": Adapter("set-heartbeats", params=keep("enabled")),
     "diagnostics.stability": Adapter("health", params=none, result=stability),
 }  # fmt: skip
 

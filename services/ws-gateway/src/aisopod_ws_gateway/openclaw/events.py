@@ -76,6 +76,7 @@ EVENTS: dict[str, tuple[str, Reshape | None]] = {
     "presence.changed": ("presence", _presence),
     "health.changed": ("health", None),
     "cron.event": ("cron", None),
+    "heartbeat": ("heartbeat", None),
     "tick": ("tick", None),
     "shutdown": ("shutdown", None),
     "connect.challenge": ("connect.challenge", None),

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from nats.js.errors import KeyWrongLastSequenceError
+from nats.js.errors import BadRequestError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 from pydantic import Field
 
@@ -32,6 +32,7 @@ MAX_EVENTS = 50
 MAX_BYTES = 256 * 1024
 CAS_ATTEMPTS = 16
 LABEL = "system-event"
+WRONG_LAST_SEQUENCE = 10071
 
 
 class QueuedEvent(WireModel):
@@ -81,6 +82,10 @@ class SystemEventInbox:
                 await self.kv.delete(key, last=revision)
         except KeyWrongLastSequenceError:
             return False
+        except BadRequestError as exc:  # a delete on a stale revision is not translated
+            if exc.err_code == WRONG_LAST_SEQUENCE:
+                return False
+            raise
         return True
 
     async def push(self, session_key: str, text: str, source: str, now_ms: int) -> int:

@@ -13,6 +13,8 @@ Bounded per session (`MAX_EVENTS`, `MAX_BYTES`): a full queue refuses with CONFL
 
 from __future__ import annotations
 
+import asyncio
+import random
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -30,7 +32,7 @@ from aisopod_runtime.transcripts import new_message
 
 MAX_EVENTS = 50
 MAX_BYTES = 256 * 1024
-CAS_ATTEMPTS = 16
+CAS_ATTEMPTS = 32
 LABEL = "system-event"
 WRONG_LAST_SEQUENCE = 10071
 
@@ -91,7 +93,7 @@ class SystemEventInbox:
     async def push(self, session_key: str, text: str, source: str, now_ms: int) -> int:
         """Queue one event; how many now wait for the session's next turn."""
         event = QueuedEvent(id=uuid.uuid4().hex[:16], text=text, ts=now_ms, source=source)
-        for _ in range(CAS_ATTEMPTS):
+        for attempt in range(CAS_ATTEMPTS):
             queue, revision = await self._read(session_key)
             size = sum(len(e.text.encode()) for e in queue.events) + len(text.encode())
             if len(queue.events) >= MAX_EVENTS or size > MAX_BYTES:
@@ -104,6 +106,8 @@ class SystemEventInbox:
             queue.events.append(event)
             if await self._write(session_key, queue, revision):
                 return len(queue.events)
+            # Lost the race to another writer: back off a little (jittered) and read again.
+            await asyncio.sleep(random.uniform(0, 0.005 * (attempt + 1)))
         raise Conflict("the session's system events changed concurrently; retry", code="BUSY")
 
     async def waiting(self, session_key: str) -> int:

@@ -118,8 +118,13 @@ class Beats:
             name=f"heartbeat-wake-{agent_run}",
         )
         self._followers.add(task)
-        task.add_done_callback(self._followers.discard)
+        task.add_done_callback(self._followed)
         return agent_run
+
+    def _followed(self, task: asyncio.Task[HeartbeatEvent]) -> None:
+        self._followers.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("following a wake failed", exc_info=task.exception())
 
     # -- the turn ----------------------------------------------------------------------------
     async def _start(self, hb: EffectiveHeartbeat, session_key: str, key: str | None) -> str:

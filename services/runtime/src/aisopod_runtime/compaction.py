@@ -33,6 +33,7 @@ from aisopod.rpc import CallContext, Handler
 from aisopod.sessionkey import parse_session_key
 from aisopod_runtime.providers import Finish, ModelRequest, ProviderError, TextDelta, Usage
 from aisopod_runtime.providers.registry import split_model_ref
+from aisopod_runtime.runs import is_terminal, lease_expired
 from aisopod_runtime.service import RuntimeService
 from aisopod_runtime.transcripts import new_message
 
@@ -292,8 +293,7 @@ def compaction_handlers(parts: RuntimeService) -> dict[str, Handler]:
         key, agent_id = parse_session_key(params.key, parts.agents.default_id)
         entry = await parts.sessions.require(key)
         agent = await parts.agents.get(agent_id)
-        runner = parts.require_runner()
-        if runner.board.runs_of(key) or any(r.session_key == key for r in runner.local.values()):
+        if await _busy(parts, key):
             raise Conflict(
                 f"session {key!r} has a run in progress; compact it once the run ended",
                 code="SESSION_BUSY",
@@ -318,3 +318,17 @@ def compaction_handlers(parts: RuntimeService) -> dict[str, Handler]:
 
     handlers: dict[str, Any] = {"sessions.compact": compact}
     return handlers
+
+
+async def _busy(parts: RuntimeService, key: str) -> bool:
+    """A run of the session is queued or running, on any replica. The lane is read too:
+    this replica's board may not have seen a run another replica has just started."""
+    runner = parts.require_runner()
+    if runner.board.runs_of(key) or any(r.session_key == key for r in runner.local.values()):
+        return True
+    lane = await runner.lanes.peek(key)
+    holder = lane[0].get("runId") if lane is not None else None
+    if not holder:
+        return False
+    record = await runner.store.get(str(holder))
+    return record is not None and not is_terminal(record) and not lease_expired(record)

@@ -10,7 +10,7 @@ later writer cannot mistake a new file for the one it read (no ABA). Limits: 64 
 file, 512 KiB for the document — far inside NATS' 1 MiB payload.
 
 The system prompt of a turn is the agent's instructions (or the default ones), then every
-non-empty file in `AGENT_FILE_NAMES` order under `## NAME` (docs/agent-files.md).
+non-empty file in `AGENT_FILE_NAMES` order under `## NAME` (docs/runtime.md, Agent files).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """agents.files and agent.identity: an agent's workspace files and how it presents itself.
 
 The files (AGENTS.md, SOUL.md, …) live in KV `agentfiles`, size-limited, each write a new
-revision; together they are the agent's system prompt (docs/agent-files.md).
+revision; together they are the agent's system prompt (docs/runtime.md, Agent files).
 """
 
 from __future__ import annotations

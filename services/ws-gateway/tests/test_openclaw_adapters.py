@@ -167,6 +167,33 @@ def test_agent_files_get_a_workspace_and_paths_and_keep_their_hash() -> None:
     ) == {"agentId": "main", "name": "SOUL.md", "content": "x", "expectedHash": "e" * 64}
 
 
+def test_compaction_result_and_history_entry_in_openclaws_shape() -> None:
+    assert params_of("sessions.compact", {"key": "main", "maxLines": 50, "agentId": "x"}) == {
+        "key": "main"
+    }
+    record = {"lastCompactedId": "m7", "tokensBefore": 900, "tokensAfter": 80, "auto": False}
+    ours = {"key": "agent:main:main", "compacted": True, "summary": "s", "compaction": record}
+    assert result_of("sessions.compact", ours, ctx()) == {
+        "ok": True,
+        "key": "agent:main:main",
+        "compacted": True,
+        "result": {"summary": "s", "tokensBefore": 900, "tokensAfter": 80},
+    }
+    short = {"key": "k", "compacted": False, "reason": "nothing to compact"}
+    assert result_of("sessions.compact", short, ctx()) == {"ok": True, **short}
+    history = {
+        "messages": [{"id": "c", "role": "system", "content": "s", "ts": 1, "compaction": record}]
+    }
+    (entry,) = result_of("chat.history", history, ctx())["messages"]
+    assert entry["__openclaw"] == {
+        "id": "c",
+        "runId": None,
+        "kind": "compaction",
+        "tokensBefore": 900,
+        "tokensAfter": 80,
+    }
+
+
 def test_a_file_conflict_has_openclaws_details() -> None:
     from aisopod.errors import Conflict
     from aisopod_ws_gateway.openclaw.frames import error_shape

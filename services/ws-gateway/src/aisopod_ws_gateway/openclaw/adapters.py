@@ -467,6 +467,28 @@ def history_message(message: dict[str, Any]) -> dict[str, Any]:
     }
     if run_id and message.get("role") == "user":
         out["idempotencyKey"] = f"{run_id}:user"
+    compaction = message.get("compaction")
+    if isinstance(compaction, dict):  # marked as OpenClaw marks its compaction entries
+        out["__openclaw"].update(
+            kind="compaction",
+            tokensBefore=compaction.get("tokensBefore"),
+            tokensAfter=compaction.get("tokensAfter"),
+        )
+    return out
+
+
+def sessions_compact(ours: Any, ctx: Context) -> dict[str, Any]:
+    """`{ok, key, compacted, reason?, result?{summary, tokensBefore, tokensAfter}}`."""
+    out: dict[str, Any] = {"ok": True, "key": ours.get("key"), "compacted": ours["compacted"]}
+    if ours.get("reason"):
+        out["reason"] = ours["reason"]
+    record = ours.get("compaction")
+    if ours["compacted"] and isinstance(record, dict):
+        out["result"] = {
+            "summary": ours.get("summary"),
+            "tokensBefore": record.get("tokensBefore"),
+            "tokensAfter": record.get("tokensAfter"),
+        }
     return out
 
 
@@ -565,6 +587,9 @@ ADAPTERS: dict[str, Adapter] = {
     "agent.identity.get": Adapter(
         "agent.identity.get", params=keep("agentId", "sessionKey"), result=agent_identity
     ),
+    # OpenClaw's `maxLines` (cut the transcript to N lines, no summary) has no equivalent
+    # here: dropped, and the call summarises with the configured keepTurns.
+    "sessions.compact": Adapter("sessions.compact", params=keep("key"), result=sessions_compact),
     "agents.files.list": Adapter(
         "agents.files.list", params=keep("agentId"), result=agent_files_list
     ),

@@ -291,6 +291,10 @@ class RunManager:
             )
             ours = {asked["id"], *(m["id"] for m in events)}
             history = [m for m in history if m.get("id") not in ours][-limit:]
+            # What the model is sent: compacted first when it nears the context window.
+            history = await self.parts.require_compactor().before_turn(
+                run.session_key, agent, model_ref, history, asked
+            )
             run.emitter.post_lifecycle(
                 "start", startedAt=started, model=model_ref, agentId=agent.id
             )

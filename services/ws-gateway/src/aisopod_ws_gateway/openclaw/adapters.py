@@ -642,3 +642,9 @@ def implemented_methods(ours: list[str]) -> list[str]:
     """The OpenClaw methods a connection may call: those whose methods of ours it may."""
     allowed = set(ours)
     return sorted(name for name, row in ADAPTERS.items() if set(row.uses()) <= allowed)
+
+
+# Node hosts and OpenClaw operators' node commands: their rows live beside their helpers.
+from aisopod_ws_gateway.openclaw.nodes import NODE_ADAPTERS  # noqa: E402
+
+ADAPTERS.update(NODE_ADAPTERS)

@@ -67,8 +67,9 @@ SERVICE_GRANTS: dict[ServiceName, Grants] = {
             "approvals": W,
             "updates": W,
             "wizard": W,
+            "usage": W,  # budget counters
         },
-        streams={**_COMMON_STREAMS, "TRANSCRIPTS": W},
+        streams={**_COMMON_STREAMS, "TRANSCRIPTS": W, "USAGE": W},
         object_stores={"canvas": W},
     ),
 }

@@ -22,6 +22,7 @@ from aisopod_runtime.sessions import SessionStore
 from aisopod_runtime.tools import build_registry
 from aisopod_runtime.tools.methods import tool_handlers
 from aisopod_runtime.transcripts import TranscriptStore
+from aisopod_runtime.usage import UsageService, usage_handlers
 from aisopod_runtime.voicewake import Voicewake, voicewake_handlers
 
 
@@ -38,6 +39,7 @@ async def build_agent_methods(host: ServiceHost) -> dict[str, Handler]:
         approvals=ApprovalService(await host.kv("approvals"), host.bus),
         providers=providers,
         tools=tools,
+        usage=await UsageService.create(host),
     )
     runner = RunManager(parts, RunStore(await host.kv("runs"), host.instance))
     parts.runner = runner
@@ -71,4 +73,5 @@ async def build_agent_methods(host: ServiceHost) -> dict[str, Handler]:
         **approval_handlers(parts.approvals),
         **model_handlers(ModelCatalog(parts)),
         **voicewake_handlers(Voicewake(agents_kv, host.bus)),
+        **usage_handlers(parts, parts.usage),
     }

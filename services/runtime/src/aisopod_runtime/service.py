@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from aisopod_runtime.sessions import SessionStore
     from aisopod_runtime.tools.registry import ToolRegistry
     from aisopod_runtime.transcripts import TranscriptStore
+    from aisopod_runtime.usage import UsageService
 
 
 @dataclass(slots=True)
@@ -31,6 +32,7 @@ class RuntimeService:
     approvals: ApprovalService
     providers: ProviderRegistry
     tools: ToolRegistry
+    usage: UsageService
     runner: RunManager | None = None
 
     @property

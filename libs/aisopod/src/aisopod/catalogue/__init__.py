@@ -22,6 +22,7 @@ from aisopod.catalogue import (
     system,
     tools,
     updates,
+    usage,
 )
 from aisopod.catalogue.events import (
     ADMIN_ONLY,
@@ -46,6 +47,7 @@ DOMAINS = (
     approvals,
     updates,
     tools,
+    usage,
 )
 
 

@@ -148,7 +148,7 @@ class EchoProvider:
                 )
                 words = sum(len(f"{c.name} {c.arguments}".split()) for c in tool_calls)
                 yield ToolCalls(tool_calls)
-                yield Finish("tool_calls", Usage(prompt, words))
+                yield Finish("tool_calls", Usage(prompt, words, calls=1))
                 return
             text = f"echo: {text}" if text else "echo:"
         pieces = _PIECE.findall(text)
@@ -160,7 +160,7 @@ class EchoProvider:
             if at and self.chunk_delay_s > 0:
                 await asyncio.sleep(self.chunk_delay_s)  # pacing, so the answer streams
             yield TextDelta(chunk)
-        yield Finish(reason, Usage(prompt, len(pieces)))
+        yield Finish(reason, Usage(prompt, len(pieces), calls=1))
 
 
 def _tool_results_text(messages: list[dict[str, Any]]) -> str:

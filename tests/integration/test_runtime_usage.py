@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import openai
 import pytest
 
 from aisopod.errors import Forbidden, InvalidParams, NotFound
@@ -263,6 +264,17 @@ async def test_a_spent_agent_budget_refuses_new_runs_on_every_replica(
     ):
         with pytest.raises(Forbidden):
             await rt.call(method, params)
+    # Over /v1 (the official SDK) the refusal is a 403 the SDK names, with its code.
+    sdk = openai.AsyncOpenAI(
+        base_url=stack.http_url + "/v1", api_key=stack.admin_token, max_retries=0
+    )
+    with pytest.raises(openai.PermissionDeniedError) as denied:
+        await sdk.chat.completions.create(
+            model=f"aisopod/{agent}", messages=[{"role": "user", "content": "more"}]
+        )
+    await sdk.close()
+    assert denied.value.code == "budget_exhausted"
+    assert "monthly budget" in denied.value.message
     # A refused run left nothing behind: no session was created.
     with pytest.raises(NotFound):
         await rt.call("sessions.usage", {"key": f"agent:{agent}:more0"})
@@ -277,7 +289,7 @@ async def test_a_spent_agent_budget_refuses_new_runs_on_every_replica(
             r'^aisopod_usage_budget_refusals_total\{scope="agent"\} (\S+)$', body, re.M
         )
     )
-    assert refusals >= 10
+    assert refusals >= 11
 
     # Raising the limit lets runs through again.
     await patch_config(

@@ -7,10 +7,12 @@ whether or not a budget is configured (so a budget set mid-month sees the month'
 
 Exact across replicas: an addition is a compare-and-set on the revision it read
 (`Nats-Expected-Last-Subject-Sequence`); a concurrent writer makes it read again and
-retry, so no addition is lost. Each addition carries `Nats-Msg-Id: <runId>.<key>`: when
-its ack is lost and it is sent again (here or by `jsretry`), the stream drops the repeat
-(duplicate window: two minutes), so none is counted twice. Admission reads the counter
-from the stream's leader (not a direct get a follower may answer late).
+retry, so no addition is lost (it first tries the value this process last wrote: one
+round trip when no other replica wrote since). Each addition carries `Nats-Msg-Id:
+<runId>.<key>`: when its ack is lost and it is sent again (here or by `jsretry`), the
+stream drops the repeat (duplicate window: two minutes), so none is counted twice.
+Admission reads the counter from the stream's leader (not a direct get a follower may
+answer late).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ log = logging.getLogger("aisopod.runtime.usage")
 
 Scope = Literal["agent", "token"]
 _CAS_ATTEMPTS = 32
+_KNOWN_MAX = 4096
 _WRONG_LAST_SEQUENCE = (10071, 10164)
 
 
@@ -57,6 +60,9 @@ def counter_key(month: str, scope: Scope, ident: str) -> str:
 class BudgetBook:
     def __init__(self, kv: KeyValue) -> None:
         self.kv = kv
+        # The last value this process wrote to each counter: an addition first tries it
+        # (one round trip) and reads the leader only when another replica wrote since.
+        self._known: dict[str, tuple[Spend, int]] = {}
 
     # -- reading --------------------------------------------------------------------------
     async def spend(self, key: str) -> tuple[Spend, int]:
@@ -122,24 +128,27 @@ class BudgetBook:
         """Add one run to a counter, exactly once (module doc)."""
         js = kv_jetstream(self.kv)
         subject = kv_subject(self.kv, key)
+        known = self._known.pop(key, None)
         for _ in range(_CAS_ATTEMPTS):
-            spend, revision = await self.spend(key)
-            value = {
-                "tokens": spend.tokens + tokens,
-                "costNanoUsd": spend.cost_nano + cost_nano,
-                "runs": spend.runs + 1,
-            }
+            spend, revision = known if known is not None else await self.spend(key)
+            known = None
+            added = Spend(spend.tokens + tokens, spend.cost_nano + cost_nano, spend.runs + 1)
+            value = {"tokens": added.tokens, "costNanoUsd": added.cost_nano, "runs": added.runs}
             headers = {
                 "Nats-Expected-Last-Subject-Sequence": str(revision),
                 "Nats-Msg-Id": f"{charge_id}.{key}",
             }
             try:
-                await js.publish(subject, codec.dumps(value), headers=headers)
-                return
+                ack = await js.publish(subject, codec.dumps(value), headers=headers)
             except APIError as exc:
                 if exc.err_code in _WRONG_LAST_SEQUENCE:
                     continue
                 raise
+            if not ack.duplicate:  # a repeat's ack names the first write, not this value
+                if len(self._known) >= _KNOWN_MAX:
+                    self._known.clear()
+                self._known[key] = (added, ack.seq)
+            return
         log.error("usage counter %s: gave up after %d conflicting writes", key, _CAS_ATTEMPTS)
 
 

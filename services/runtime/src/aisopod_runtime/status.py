@@ -17,7 +17,7 @@ from aisopod.rpc import CallContext
 from aisopod.scopes import Requirement
 from aisopod.state import STREAMS, stream_name
 from aisopod_runtime.discovery import Instance, service_stats
-from aisopod_runtime.usage.ledger import UsageLedger
+from aisopod_runtime.usage.ledger import shared_ledger
 from aisopod_runtime.usage.service import usage_summary
 
 
@@ -48,7 +48,7 @@ class StatusMethods:
             self.count("presence"),
             self.count("agents"),
             self.count("sessions"),
-            usage_summary(UsageLedger(self.host.bus)),
+            usage_summary(shared_ledger(self.host.bus)),
         )
         services: dict[str, ServiceStatus] = {}
         for inst in instances:

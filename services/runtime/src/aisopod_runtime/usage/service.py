@@ -29,7 +29,7 @@ from aisopod.sessionkey import parse_session_key
 from aisopod_runtime.providers import Usage
 from aisopod_runtime.usage import metrics
 from aisopod_runtime.usage.budgets import BudgetBook, counter_key, token_id
-from aisopod_runtime.usage.ledger import UsageLedger
+from aisopod_runtime.usage.ledger import UsageLedger, shared_ledger
 from aisopod_runtime.usage.tally import (
     bucket_for,
     cost_nano_usd,
@@ -68,7 +68,7 @@ class UsageService:
 
     @classmethod
     async def create(cls, host: ServiceHost) -> UsageService:
-        return cls(host, UsageLedger(host.bus), BudgetBook(await host.kv("usage")))
+        return cls(host, shared_ledger(host.bus), BudgetBook(await host.kv("usage")))
 
     async def admit(self, agent_id: str, principal: Principal) -> None:
         """FORBIDDEN `BUDGET_EXHAUSTED` when a budget this run would spend from is spent."""

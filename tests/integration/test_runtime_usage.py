@@ -356,3 +356,19 @@ async def test_bad_params_and_unknown_sessions(rt: RuntimeClient) -> None:
     assert empty["totals"]["runs"] == 0 and empty["costUsd"] == 0
     echoed = await rt.call("sessions.usage", {"key": key})
     assert echoed["totals"]["runs"] == 1 and echoed["byModel"][0]["model"] == "echo/echo"
+
+
+async def test_a_compaction_summary_is_counted_too(rt: RuntimeClient, stack) -> None:
+    agent = await new_agent(rt, "compact")
+    key = f"agent:{agent}:c"
+    for word in ("one", "two", "three"):
+        await run(rt, key, f"{agent} turn {word} detail")
+    done = await rt.call("sessions.compact", {"key": key, "keepTurns": 1})
+    assert done["compacted"] is True
+    upstream = added(reported(stack.fake_url, agent))  # three turns and the summary call
+    assert upstream["calls"] == 4
+    status = await rt.call("usage.status", {"agentId": agent})
+    assert status["totals"]["runs"] == 4  # the summary counts as one more
+    assert tokens_of(status["totals"]) == upstream
+    session = await rt.call("sessions.usage", {"key": key})
+    assert tokens_of(session["totals"]) == upstream

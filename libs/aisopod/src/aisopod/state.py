@@ -70,6 +70,8 @@ BUCKETS: tuple[Bucket, ...] = (
     Bucket("auth", description="auth secrets (hashes only): admin token, passwords"),
     Bucket("updates", description="rolling-restart progress (update.run)"),
     Bucket("wizard", ttl_s=HOUR, description="onboarding wizard sessions"),
+    # Monthly spend per agent and API token (budgets): kept past the month they count.
+    Bucket("usage", ttl_s=62 * DAY, description="monthly usage counters (budgets)"),
 )
 
 
@@ -88,6 +90,8 @@ STREAMS: tuple[Stream, ...] = (
     Stream("EVENTS", "evt.>", max_age_s=HOUR, max_msgs=200_000, max_bytes=512 * 1024 * 1024),
     Stream("TRANSCRIPTS", "transcript.>", max_age_s=0, max_bytes=4 * 1024**3),
     Stream("LOGS", "logs.>", max_age_s=DAY, max_msgs=500_000, max_bytes=512 * 1024 * 1024),
+    # One record per finished run (usage.*): the longest window asked (366 days) and more.
+    Stream("USAGE", "usage.>", max_age_s=400 * DAY, max_bytes=1024**3),
 )
 
 OBJECT_STORES: tuple[str, ...] = ("canvas",)

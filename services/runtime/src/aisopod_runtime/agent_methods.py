@@ -25,6 +25,7 @@ from aisopod_runtime.sessions import SessionStore
 from aisopod_runtime.tools import build_registry
 from aisopod_runtime.tools.methods import tool_handlers
 from aisopod_runtime.transcripts import TranscriptStore
+from aisopod_runtime.usage import UsageService, usage_handlers
 from aisopod_runtime.voicewake import Voicewake, voicewake_handlers
 
 
@@ -42,6 +43,7 @@ async def build_agent_methods(host: ServiceHost) -> dict[str, Handler]:
         providers=providers,
         tools=tools,
         inbox=SystemEventInbox(await host.kv("heartbeat")),
+        usage=await UsageService.create(host),
     )
     runner = RunManager(parts, RunStore(await host.kv("runs"), host.instance))
     parts.runner = runner
@@ -79,4 +81,5 @@ async def build_agent_methods(host: ServiceHost) -> dict[str, Handler]:
         **approval_handlers(parts.approvals),
         **model_handlers(ModelCatalog(parts)),
         **voicewake_handlers(Voicewake(agents_kv, host.bus)),
+        **usage_handlers(parts, parts.usage),
     }

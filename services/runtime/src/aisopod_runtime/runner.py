@@ -161,12 +161,14 @@ class RunManager:
             )
         if origin_session == session_key:
             raise InvalidParams("a session cannot send to itself", code="SELF_SEND")
-        # The reads a run needs, at once: one round trip instead of three.
-        agent, seen, lane, waiting = await asyncio.gather(
+        # The reads a run needs, at once: one round trip instead of several (the budget
+        # check reads its counters only when a budget applies).
+        agent, seen, lane, waiting, _ = await asyncio.gather(
             parts.agents.get(key_agent),
             parts.sessions.lookup(session_key),
             self.lanes.peek(session_key),
             parts.inbox.waiting(session_key),
+            parts.usage.admit(key_agent, principal),
         )
         entry = seen.entry if seen is not None else None
         model_ref = self._admit(entry, agent, source)
@@ -331,13 +333,30 @@ class RunManager:
             error = "internal error"
         deadline.cancel()
         run.concluding = True  # from here on no cancel reaches the task (see _cancel)
+        charge = None
+        if turn is not None:  # what the model calls used, whatever the outcome
+            charge = self.parts.usage.charge(
+                run_id=run.run_id,
+                session_key=run.session_key,
+                agent_id=agent.id,
+                model_ref=model_ref,
+                principal_id=principal.id,
+                status=status,
+                usage=turn.usage,
+            )
         try:
-            await self._conclude(run, status, error, outcome, turn.partial if turn else "")
+            await self._conclude(run, status, error, outcome, turn.partial if turn else "", charge)
         finally:
             self._forget(run)
 
     async def _conclude(
-        self, run: LocalRun, status: str, error: str | None, outcome: Outcome | None, partial: str
+        self,
+        run: LocalRun,
+        status: str,
+        error: str | None,
+        outcome: Outcome | None,
+        partial: str,
+        charge: Awaitable[None] | None = None,
     ) -> None:
         """Tell the run's end: events, session, lane, then the record.
 
@@ -357,7 +376,7 @@ class RunManager:
             await self._step(run, self.parts.transcripts.append(run.session_key, kept))
         ended = now_ms()
         phase = "end" if status == "ok" else status
-        steps = []
+        steps: list[Awaitable[Any]] = []
         if outcome is not None:
             steps.append(run.emitter.final(outcome.text, outcome.usage.event(), outcome.message_id))
         elif status == "aborted":
@@ -376,6 +395,8 @@ class RunManager:
         sessions = self.parts.sessions
         steps.append(sessions.touch(run.session_key, run.agent_id, last or None, run.session))
         steps.append(self.lanes.release(run.session_key, run.run_id))
+        if charge is not None:
+            steps.append(charge)
         await asyncio.gather(*(self._step(run, step) for step in steps))
         run.record = await self._step(
             run,

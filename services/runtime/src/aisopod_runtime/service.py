@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from aisopod_runtime.sessions import SessionStore
     from aisopod_runtime.tools.registry import ToolRegistry
     from aisopod_runtime.transcripts import TranscriptStore
+    from aisopod_runtime.usage import UsageService
 
 
 @dataclass(slots=True)
@@ -36,6 +37,7 @@ class RuntimeService:
     tools: ToolRegistry
     inbox: SystemEventInbox
     """Each session's queued system events, handed to its next turn (heartbeat/inbox.py)."""
+    usage: UsageService
     runner: RunManager | None = None
     agent_files: AgentFiles | None = None
     compactor: Compactor | None = None

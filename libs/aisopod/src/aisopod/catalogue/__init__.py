@@ -24,6 +24,7 @@ from aisopod.catalogue import (
     system,
     tools,
     updates,
+    usage,
 )
 from aisopod.catalogue.events import (
     ADMIN_ONLY,
@@ -50,6 +51,7 @@ DOMAINS = (
     approvals,
     updates,
     tools,
+    usage,
 )
 
 

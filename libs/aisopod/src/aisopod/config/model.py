@@ -22,6 +22,7 @@ from aisopod.config.sections.limits import LimitsSection
 from aisopod.config.sections.misc import CronSection, LoggingSection, UiSection, UpdatesSection
 from aisopod.config.sections.providers import ProvidersSection
 from aisopod.config.sections.tools import ToolsSection
+from aisopod.config.sections.usage import UsageSection
 
 REDACTED = "__AISOPOD_REDACTED__"
 
@@ -39,6 +40,7 @@ class GatewayConfig(Section):
     ui: UiSection = Field(default_factory=UiSection)
     logging: LoggingSection = Field(default_factory=LoggingSection)
     updates: UpdatesSection = Field(default_factory=UpdatesSection)
+    usage: UsageSection = Field(default_factory=UsageSection)
 
     def document(self) -> dict[str, Any]:
         """The full JSON document, secrets in clear (for storage only)."""

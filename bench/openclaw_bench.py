@@ -14,9 +14,9 @@ Both talk to one fake upstream model server (libs/fake-upstream, its own process
 through a custom OpenAI-compatible provider in its config file (`models.providers.fake`,
 `api: openai-completions`, the default agent's model `fake/fake-small`), aisopod through
 the bench stack's `fake` provider and an agent whose model is `fake/fake-small`. The turn
-row is the `agent` method from the request to the answer that the run has ended (aisopod:
-`wait: true`; OpenClaw: its second answer, as its CLI waits), one turn after another in one
-session per side; `chat.history` then reads that session (real messages on both sides).
+row is `agent` (answered at once) then `agent.wait` until the run has ended, the same two
+requests on both sides, one turn after another in one session per side; `chat.history`
+then reads that session (real messages on both sides).
 """
 
 from __future__ import annotations
@@ -153,12 +153,15 @@ class Dialect:
         """Whatever an agent turn against the fake upstream needs first."""
 
     def agent_turn(self, key: str, message: str) -> bytes:
-        """An agent turn in the bench session, answered when the run has ended."""
+        """`agent` in the bench session, answered at once (accepted) with its run id."""
         raise NotImplementedError
 
-    def turn_end(self, frame: dict[str, Any], key: str) -> str | None:
-        """`final` when `frame` is the answer saying the turn `key` ended well, another
-        text when it ended otherwise, None when `frame` is something else."""
+    def agent_wait(self, key: str, run_id: str) -> bytes:
+        """`agent.wait` for that run: answered when it has ended."""
+        raise NotImplementedError
+
+    def answer(self, frame: dict[str, Any], key: str) -> dict[str, Any] | None:
+        """The result of request `key` when `frame` answers it (raises on an error)."""
         raise NotImplementedError
 
 
@@ -195,18 +198,19 @@ class Aisopod(Dialect):
             raise RuntimeError(f"agents.create: {reply['error']}")
 
     def agent_turn(self, key: str, message: str) -> bytes:
-        # `agent` with `wait`: one answer, once the run has ended.
         params = {"sessionKey": AISOPOD_SESSION, "agentId": AISOPOD_AGENT, "message": message}
-        params["wait"] = True
         return orjson.dumps({"jsonrpc": "2.0", "id": key, "method": "agent", "params": params})
 
-    def turn_end(self, frame: dict[str, Any], key: str) -> str | None:
+    def agent_wait(self, key: str, run_id: str) -> bytes:
+        params = {"runId": run_id, "timeoutMs": int(TURN_TIMEOUT_S * 1000)}
+        return orjson.dumps({"jsonrpc": "2.0", "id": key, "method": "agent.wait", "params": params})
+
+    def answer(self, frame: dict[str, Any], key: str) -> dict[str, Any] | None:
         if frame.get("id") != key:
             return None
         if "error" in frame:
-            return f"error: {frame['error']}"
-        result = frame["result"]
-        return "final" if result.get("status") == "ok" else f"{result.get('status')}: {result}"
+            raise RuntimeError(f"{frame['error']}")
+        return dict(frame["result"])
 
     def rss_pids(self) -> list[int]:
         pids = [self.stack.proc.pid]
@@ -263,23 +267,21 @@ class OpenClaw(Dialect):
         return process_tree(self.pid)
 
     def agent_turn(self, key: str, message: str) -> bytes:
-        # Its CLI's way (`openclaw agent`): two answers with the request's id, `accepted`
-        # at once and the run's result when it has ended. (Its `chat` events did not reach
-        # a token-authenticated CLI connection in our trials: the run completed, the
-        # answer was in chat.history, no event came in minutes.)
+        # Its run id is the idempotencyKey.
         params = {"message": message, "agentId": "main", "sessionKey": OPENCLAW_SESSION,
                   "deliver": False, "idempotencyKey": key}  # fmt: skip
         return orjson.dumps({"type": "req", "id": key, "method": "agent", "params": params})
 
-    def turn_end(self, frame: dict[str, Any], key: str) -> str | None:
+    def agent_wait(self, key: str, run_id: str) -> bytes:
+        params = {"runId": run_id, "timeoutMs": int(TURN_TIMEOUT_S * 1000)}
+        return orjson.dumps({"type": "req", "id": key, "method": "agent.wait", "params": params})
+
+    def answer(self, frame: dict[str, Any], key: str) -> dict[str, Any] | None:
         if frame.get("type") != "res" or frame.get("id") != key:
             return None
         if not frame.get("ok"):
-            return f"error: {frame.get('error')}"
-        status = (frame.get("payload") or {}).get("status")
-        if status == "accepted":
-            return None
-        return "final" if status == "ok" else f"{status}: {str(frame)[:300]}"
+            raise RuntimeError(f"{frame.get('error')}")
+        return dict(frame.get("payload") or {})
 
 
 # -- measures ----------------------------------------------------------------------------
@@ -319,8 +321,8 @@ async def latency(d: Dialect, client: LeanClient, make: Callable[[int], bytes], 
 
 async def chat_turns(d: Dialect, count: int) -> dict[str, Any]:
     """`count` agent turns in one session against the fake upstream, one after another,
-    each from the request to the answer that the run has ended (after TURN_WARMUP
-    unmeasured ones)."""
+    each from `agent` (answered at once, `accepted`) through `agent.wait` until the run
+    has ended, the same two requests on both sides (after TURN_WARMUP unmeasured turns)."""
     client = await d.connect()
     try:
         await d.prepare_turns(client)
@@ -330,10 +332,13 @@ async def chat_turns(d: Dialect, count: int) -> dict[str, Any]:
             started = time.perf_counter()
             client.send(d.agent_turn(key, f"turn {n}: what did I say before?"))
             async with asyncio.timeout(TURN_TIMEOUT_S):
-                while (state := d.turn_end(await client.recv(TURN_TIMEOUT_S), key)) is None:
+                while (accepted := d.answer(await client.recv(TURN_TIMEOUT_S), key)) is None:
                     pass
-            if state != "final":
-                return {"error": f"turn {n} ended {state}"}
+                client.send(d.agent_wait(f"{key}-wait", str(accepted["runId"])))
+                while (ended := d.answer(await client.recv(TURN_TIMEOUT_S), f"{key}-wait")) is None:
+                    pass
+            if ended.get("status") != "ok":
+                return {"error": f"turn {n} ended {str(ended)[:300]}"}
             if n >= TURN_WARMUP:
                 samples.append(time.perf_counter() - started)
     finally:
@@ -396,6 +401,8 @@ async def measure(d: Dialect, quick: bool) -> dict[str, Any]:
         out["chat_turn"] = await chat_turns(d, turns)
     except TimeoutError:
         out["chat_turn"] = {"error": f"a turn took over {TURN_TIMEOUT_S:.0f} s"}
+    except RuntimeError as exc:
+        out["chat_turn"] = {"error": str(exc)[:300]}
     clients = [await d.connect() for _ in range(IN_FLIGHT)]
     rows: dict[str, Any] = {}
     for name, ours, theirs in METHODS:
@@ -567,8 +574,8 @@ def rows_of(r: dict[str, Any]) -> list[Row]:
     ]  # fmt: skip
     ours, theirs = a.get("chat_turn", {}), o.get("chat_turn", {})
     for key, label in (("p50_ms", "p50"), ("p99_ms", "p99")):
-        rows.append(Row(f"agent turn (fake upstream), send → run ended {label}", ours.get(key),
-                        theirs.get(key), "ms"))  # fmt: skip
+        name = f"agent turn (fake upstream), `agent` → `agent.wait` {label}"
+        rows.append(Row(name, ours.get(key), theirs.get(key), "ms"))
     for name, _, _ in METHODS:
         ours, theirs = a["methods"].get(name, {}), o["methods"].get(name, {})
         for key, label, lower in (("p50_ms", "p50", True), ("p99_ms", "p99", True)):
@@ -692,9 +699,9 @@ async def run(quick: bool) -> dict[str, Any]:
     result["notes"].append(
         "Agent turn: both on one fake upstream (libs/fake-upstream); OpenClaw through a custom "
         "OpenAI-compatible provider (`api: openai-completions`), aisopod through its `openai` "
-        "provider kind; `agent` until the answer that the run ended (aisopod `wait: true`, "
-        f"OpenClaw's second answer); {TURN_WARMUP} unmeasured turns first, one session per "
-        "side, which `chat.history` then reads."
+        "provider kind; `agent` then `agent.wait` until the run ended, on both sides; "
+        f"{TURN_WARMUP} unmeasured turns first, one session per side, which `chat.history` "
+        "then reads."
     )
     return result
 

@@ -51,7 +51,15 @@ SERVICE_GRANTS: dict[ServiceName, Grants] = {
         streams=_COMMON_STREAMS,
     ),
     ServiceName.HTTP_API: Grants(
-        buckets={**_COMMON_BUCKETS, "hooks": W, "responses": W},
+        # agents, sessions, presence: read-only, for the replicas behind /v1/models, /status.
+        buckets={
+            **_COMMON_BUCKETS,
+            "hooks": W,
+            "responses": W,
+            "agents": R,
+            "sessions": R,
+            "presence": R,
+        },
         streams=_COMMON_STREAMS,
         object_stores={"canvas": W},  # /canvas serves it, /a2ui/surfaces writes it
     ),

@@ -12,7 +12,7 @@ import pytest
 from nats.js.api import KeyValueConfig
 from nats.js.kv import KeyValue
 
-from aisopod_ws_gateway.replica import KvReplica
+from aisopod.replica import KvReplica
 
 
 @pytest.fixture

@@ -31,6 +31,7 @@ from aisopod.compat.natspy import (
     max_pending_size,
     send_command,
     subscription_sid,
+    write_now,
 )
 
 NO_RESPONDERS_STATUS = "503"
@@ -179,13 +180,17 @@ class Requester:
         loop = self._loop
         assert loop is not None
         future: asyncio.Future[bytes] = loop.create_future()
+        # Alone on the connection (low concurrency), the request goes to the socket now;
+        # with others in flight the flusher batches them into fewer writes.
+        alone = not self._futures
         self._futures[token] = future
         if resend:
             self._resendable[token] = cmd
         try:
             nc.stats["out_msgs"] += 1
             nc.stats["out_bytes"] += size
-            await send_command(nc, cmd)
+            if not (alone and write_now(nc, cmd)):
+                await send_command(nc, cmd)
             deadline = loop.call_later(timeout, _expire, future)
             try:
                 return await future

@@ -436,6 +436,12 @@ def baseline_tree(ref: str, into: Path) -> str:
         ["git", "-C", str(REPO), "archive", ref, *sources], check=True, capture_output=True
     ).stdout
     subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    # The launcher finds the Control UI (its build and Caddyfile) beside its own sources.
+    ui = into / "services" / "static-ui"
+    ui.mkdir(parents=True, exist_ok=True)
+    for name in ("dist", "fallback", "Caddyfile"):
+        if (REPO / "services" / "static-ui" / name).exists() and not (ui / name).exists():
+            (ui / name).symlink_to(REPO / "services" / "static-ui" / name)
     return os.pathsep.join(str(into / s) for s in sources if (into / s).is_dir())
 
 

@@ -6,8 +6,9 @@ encodes and re-validates every header, chains `asyncio.wait_for` around the repl
 and its reply travels reader → subscription queue → subscription task → callback → the
 waiter (one task hop more than needed). Here a request is: a counter token under a random
 per-connection inbox prefix, headers encoded once per identity (`encode_headers`), one
-`HPUB` command handed to nats-py's own pending buffer and flusher, a plain future with a
-`call_later` deadline; and `Client._process_msg` resolves the future straight from the
+`HPUB` command written to the socket at once when it is the only request in flight on the
+connection (else handed to nats-py's own pending buffer and flusher, which batches), a
+plain future with a `call_later` deadline; and `Client._process_msg` resolves the future straight from the
 reader for messages of our inbox sid. Every nats-py internal this takes is in
 `aisopod.compat.natspy`.
 

@@ -53,7 +53,8 @@ SERVICES_REFRESH_S = 5.0
 PRESENCE_TTL_S = 45.0  # the `presence` bucket's max age (aisopod.state)
 WRITERS_TRACKED = 4096
 """Principals remembered as "wrote here, read not yet synced"; past it the oldest is
-forgotten and, to keep the promise, every principal's next read syncs once."""
+forgotten and, to keep the promise, every principal's next read of each replica syncs
+(until one sync has covered it)."""
 
 
 class HttpEdgeReads:
@@ -63,8 +64,12 @@ class HttpEdgeReads:
         self.sessions: KvReplica | None = None
         self.presence: KvReplica | None = None
         self.instances: list[Instance] | None = None
-        self._unsynced: OrderedDict[str, None] = OrderedDict()
-        self._sync_everyone = False
+        # Writers whose next edge reads must first catch up: principal → (the write's
+        # sequence here, the replicas not caught up since). `_everyone`: the same for all,
+        # once a writer was forgotten past WRITERS_TRACKED.
+        self._writes = 0
+        self._unsynced: OrderedDict[str, tuple[int, frozenset[str]]] = OrderedDict()
+        self._everyone: tuple[int, frozenset[str]] | None = None
         self._agent_ids: tuple[tuple[int, str], list[str] | None] | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -94,23 +99,37 @@ class HttpEdgeReads:
     # -- read-your-writes -----------------------------------------------------------------
     def wrote(self, principal_id: str) -> None:
         """A request of `principal_id` that may have written has ended."""
-        self._unsynced[principal_id] = None
+        self._writes += 1
+        every = frozenset(r.name for r in self._replicas())
+        self._unsynced[principal_id] = (self._writes, every)
         self._unsynced.move_to_end(principal_id)
         if len(self._unsynced) > WRITERS_TRACKED:
             self._unsynced.popitem(last=False)
-            self._sync_everyone = True
+            self._everyone = (self._writes, every)
 
     async def _synced(self, principal_id: str, replicas: list[Replica]) -> bool:
-        """Whether the replicas may answer this principal now (after catching up with its
-        own write, when it made one here)."""
-        if not self._sync_everyone and principal_id not in self._unsynced:
+        """Whether the replicas may answer this principal now: after catching up with the
+        writes it made here (or anyone's, once a writer was forgotten). False: the owner."""
+        names = frozenset(r.name for r in replicas)
+        mark, everyone = self._unsynced.get(principal_id), self._everyone
+        due = (mark[1] if mark else frozenset()) | (everyone[1] if everyone else frozenset())
+        due &= names
+        if not due:
             return True
-        if not await catch_up(replicas, SYNC_WAIT_S):
+        started = self._writes
+        if not await catch_up([r for r in replicas if r.name in due], SYNC_WAIT_S):
             return False
-        self._unsynced.pop(principal_id, None)
-        if self._sync_everyone:
-            self._sync_everyone = False
-            self._unsynced.clear()
+        # Everything written before `started` is applied now; later writes keep their mark.
+        mark = self._unsynced.get(principal_id)
+        if mark is not None and mark[0] <= started:
+            if left := mark[1] - due:
+                self._unsynced[principal_id] = (mark[0], left)
+            else:
+                del self._unsynced[principal_id]
+        everyone = self._everyone
+        if everyone is not None and everyone[0] <= started:
+            left = everyone[1] - due
+            self._everyone = (everyone[0], left) if left else None
         return True
 
     # -- GET /v1/models -------------------------------------------------------------------

@@ -119,6 +119,51 @@ def test_gateway_call_agent_expect_final_runs_under_the_idempotency_key(stack, h
     assert final["result"]["payloads"][0]["text"] == "echo: yo"
 
 
+async def test_agent_files_and_identity_through_openclaw(stack, home: Path) -> None:
+    from tests.integration.runtime_support import RuntimeClient
+
+    agent_id = f"oc-files-{uuid.uuid4().hex[:6]}"
+    rt = await RuntimeClient.connect(stack.nats_url, stack.nats_password("admin"))
+    try:
+        await rt.call("agents.create", {"id": agent_id, "name": "Claw"})
+    finally:
+        await rt.close()
+
+    async def call(method: str, params: dict[str, Any]) -> Any:
+        args = ("gateway", "call", method, "--params", json.dumps(params), "--json")
+        return await asyncio.to_thread(lambda: openclaw(stack, home, *args))
+
+    content = "- Name: Molty\n- Emoji: 🦞\n"
+    put = json_out(
+        await call(
+            "agents.files.set", {"agentId": agent_id, "name": "IDENTITY.md", "content": content}
+        )
+    )
+    digest = hashlib.sha256(content.encode()).hexdigest()
+    assert put["ok"] is True and put["workspace"] == f"agentfiles/{agent_id}"
+    assert put["file"]["hash"] == digest and put["file"]["path"].endswith("/IDENTITY.md")
+    listed = json_out(await call("agents.files.list", {"agentId": agent_id}))
+    assert any(f["name"] == "IDENTITY.md" and not f["missing"] for f in listed["files"])
+    identity = json_out(await call("agent.identity.get", {"agentId": agent_id}))
+    assert identity == {
+        "agentId": agent_id,
+        "name": "Molty",
+        "nameSource": "workspace",
+        "emoji": "🦞",
+        "avatar": "🦞",
+    }
+    stale = {"agentId": agent_id, "name": "IDENTITY.md", "content": "x", "expectedHash": "0" * 64}
+    done = await call("agents.files.set", stale)
+    assert done.returncode != 0
+    error = json_out(done)["error"]
+    assert error["code"] == "INVALID_REQUEST"
+    assert error["details"] == {
+        "type": "agent_file_conflict",
+        "name": "IDENTITY.md",
+        "currentHash": digest,
+    }
+
+
 def test_a_bad_token_is_refused(stack, home: Path) -> None:
     done = openclaw(stack, home, "gateway", "call", "health", "--json", token="not-the-token")
     assert done.returncode != 0

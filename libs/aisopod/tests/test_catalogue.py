@@ -63,6 +63,10 @@ agents.list                 R    rt
 agents.create               A    rt
 agents.update               A    rt
 agents.delete               A    rt
+agents.files.list           R    rt
+agents.files.get            R    rt
+agents.files.set            A    rt
+agent.identity.get          R    rt
 agent                       W    rt idem
 agent.wait                  W    rt
 chat.send                   W    rt idem
@@ -75,6 +79,7 @@ sessions.resolve            R    rt
 sessions.send               W    rt idem
 sessions.patch              A    rt
 sessions.reset              A    rt
+sessions.compact            A    rt
 sessions.delete             A    rt
 node.list                   R    wg
 node.describe               R    wg

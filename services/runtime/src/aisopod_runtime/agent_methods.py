@@ -9,9 +9,11 @@ from __future__ import annotations
 from aisopod.config.model import GatewayConfig
 from aisopod.host import ServiceHost
 from aisopod.rpc import Handler
+from aisopod_runtime.agent_files import AgentFiles, agent_file_handlers
 from aisopod_runtime.agents import AgentStore, agent_handlers
 from aisopod_runtime.approvals import ApprovalService, approval_handlers
 from aisopod_runtime.chat import chat_handlers
+from aisopod_runtime.compaction import Compactor, compaction_handlers
 from aisopod_runtime.models import ModelCatalog, model_handlers
 from aisopod_runtime.providers import ProviderRegistry
 from aisopod_runtime.runner import RunManager
@@ -41,6 +43,8 @@ async def build_agent_methods(host: ServiceHost) -> dict[str, Handler]:
     )
     runner = RunManager(parts, RunStore(await host.kv("runs"), host.instance))
     parts.runner = runner
+    parts.agent_files = AgentFiles(agents_kv, parts.agents)
+    parts.compactor = Compactor(parts)
 
     async def on_config(new: GatewayConfig, old: GatewayConfig) -> None:
         if new.models != old.models:
@@ -67,6 +71,8 @@ async def build_agent_methods(host: ServiceHost) -> dict[str, Handler]:
         **agent_handlers(parts.agents),
         **chat_handlers(parts),
         **session_handlers(parts),
+        **compaction_handlers(parts),
+        **agent_file_handlers(parts.agent_files),
         **tool_handlers(parts),
         **approval_handlers(parts.approvals),
         **model_handlers(ModelCatalog(parts)),

@@ -284,6 +284,10 @@ class RunManager:
                 self.store.change(run.run_id, lambda r: _started(r, started)),
             )
             history = [m for m in history if m.get("id") != asked["id"]][-limit:]
+            # What the model is sent: compacted first when it nears the context window.
+            history = await self.parts.require_compactor().before_turn(
+                run.session_key, agent, model_ref, history, asked
+            )
             run.emitter.post_lifecycle(
                 "start", startedAt=started, model=model_ref, agentId=agent.id
             )

@@ -13,8 +13,10 @@ from aisopod.config.model import GatewayConfig
 from aisopod.host import ServiceHost
 
 if TYPE_CHECKING:
+    from aisopod_runtime.agent_files import AgentFiles
     from aisopod_runtime.agents import AgentStore
     from aisopod_runtime.approvals import ApprovalService
+    from aisopod_runtime.compaction import Compactor
     from aisopod_runtime.providers import ProviderRegistry
     from aisopod_runtime.runner import RunManager
     from aisopod_runtime.sessions import SessionStore
@@ -32,10 +34,22 @@ class RuntimeService:
     providers: ProviderRegistry
     tools: ToolRegistry
     runner: RunManager | None = None
+    agent_files: AgentFiles | None = None
+    compactor: Compactor | None = None
 
     @property
     def config(self) -> GatewayConfig:
         return self.host.config.current
+
+    def require_agent_files(self) -> AgentFiles:
+        if self.agent_files is None:
+            raise RuntimeError("the agent files are not set up")
+        return self.agent_files
+
+    def require_compactor(self) -> Compactor:
+        if self.compactor is None:
+            raise RuntimeError("the compactor is not set up")
+        return self.compactor
 
     def require_runner(self) -> RunManager:
         if self.runner is None:

@@ -10,6 +10,7 @@ from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 
 from aisopod.catalogue import (
+    agentfiles,
     agents,
     approvals,
     chat,
@@ -36,6 +37,7 @@ from aisopod.services import ServiceName
 DOMAINS = (
     system,
     agents,
+    agentfiles,
     chat,
     sessions,
     nodes,

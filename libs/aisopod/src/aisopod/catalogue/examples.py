@@ -87,6 +87,23 @@ NOTES: Mapping[str, str] = MappingProxyType(
         "agent). With `wait`, answers `{runId, status, reply}` once the run ended.",
         "sessions.patch": "Changes an existing session: omitted fields stay; `null` clears. "
         "An unknown session is NOT_FOUND (sessions are created by their first message).",
+        "sessions.compact": "Summarises the session's older turns through its model (the "
+        "session's, else the agent's, else the default) and keeps the newest `keepTurns` as "
+        "they are. The summary is appended as a `system` message carrying `compaction`; from "
+        "then on `chat.history` and the model see that entry first, then only the kept and "
+        "later messages (the older ones stay in the stream). A short session answers "
+        "`compacted: false` with the reason; when the summary call fails nothing is written.",
+        "agents.files.list": "The agent's workspace files, every allowed name with `missing` "
+        "when it has none; no content (get it with agents.files.get).",
+        "agents.files.get": "One file with its content, `revision` and `hash`; a file never "
+        "written answers `missing: true`.",
+        "agents.files.set": "Writes one file (at most 64 KiB of UTF-8). With `expectedRevision` "
+        "or `expectedHash` the write happens only if the file is still the one read. An "
+        "empty `content` removes the file. The files are the agent's system prompt, after its "
+        "instructions, in the order AGENTS, SOUL, IDENTITY, USER, TOOLS, MEMORY.",
+        "agent.identity.get": "The agent's display name, emoji and avatar: its `identity` "
+        "settings first, then the `Name:`, `Emoji:` and `Avatar:` lines of its IDENTITY.md, "
+        "then (name only) the agent's name.",
         "sessions.reset": "Aborts the session's unfinished runs and clears its transcript; "
         "the session and its settings stay.",
         "sessions.delete": "Aborts the session's unfinished runs and removes the session "
@@ -230,6 +247,7 @@ _BAD_SESSION_KEY = (
 )
 _NO_PROVIDER = "INVALID_PARAMS `UNKNOWN_PROVIDER`: the run's model has no configured provider"
 _WIZARD_NOT_FOUND = "NOT_FOUND: no wizard session with this id"
+_FILE_HASH = "5c0f8e0a4b1d2e3f6a7b8c9d0e1f2a3b4c5d6e7f8a9b0c1d2e3f4a5b6c7d8e9f"
 
 EXAMPLES: Mapping[str, MethodExample] = MappingProxyType(
     {
@@ -449,6 +467,105 @@ EXAMPLES: Mapping[str, MethodExample] = MappingProxyType(
             ),
         ),
         "sessions.reset": MethodExample({"key": KEY}, _OK, (_SESSION_NOT_FOUND,)),
+        "sessions.compact": MethodExample(
+            {"key": KEY, "keepTurns": 2},
+            {
+                "key": KEY,
+                "compacted": True,
+                "entryId": "9b1c0e",
+                "summary": "The user is planning a trip to Lisbon in May; flights are booked.",
+                "compaction": {
+                    "lastCompactedId": "7f3a21",
+                    "compactedMessages": 38,
+                    "keptMessages": 4,
+                    "tokensBefore": 5210,
+                    "tokensAfter": 610,
+                    "auto": False,
+                    "model": "openai/gpt-4o-mini",
+                },
+            },
+            (
+                _SESSION_NOT_FOUND,
+                "CONFLICT `SESSION_BUSY`: a run of the session is in progress; "
+                "`COMPACTING`: a compaction of it is already under way",
+                "UNAVAILABLE `SUMMARY_FAILED`: the summary call failed or timed out "
+                "(nothing was written)",
+            ),
+        ),
+        "agents.files.list": MethodExample(
+            {"agentId": "main"},
+            {
+                "agentId": "main",
+                "files": [
+                    {
+                        "name": "AGENTS.md",
+                        "missing": False,
+                        "size": 412,
+                        "revision": 3,
+                        "hash": _FILE_HASH,
+                        "updatedAt": T0,
+                    },
+                    {"name": "SOUL.md", "missing": True},
+                ],
+            },
+            (_AGENT_NOT_FOUND,),
+        ),
+        "agents.files.get": MethodExample(
+            {"agentId": "main", "name": "SOUL.md"},
+            {
+                "agentId": "main",
+                "file": {
+                    "name": "SOUL.md",
+                    "missing": False,
+                    "size": 23,
+                    "revision": 1,
+                    "hash": _FILE_HASH,
+                    "updatedAt": T0,
+                    "content": "Warm, brief, no emojis.",
+                },
+            },
+            (_AGENT_NOT_FOUND, "INVALID_PARAMS: `name` is not one of the agent file names"),
+        ),
+        "agents.files.set": MethodExample(
+            {
+                "agentId": "main",
+                "name": "SOUL.md",
+                "content": "Warm, brief, no emojis.",
+                "expectedRevision": 1,
+            },
+            {
+                "ok": True,
+                "agentId": "main",
+                "file": {
+                    "name": "SOUL.md",
+                    "missing": False,
+                    "size": 23,
+                    "revision": 2,
+                    "hash": _FILE_HASH,
+                    "updatedAt": T0,
+                    "content": "Warm, brief, no emojis.",
+                },
+            },
+            (
+                _AGENT_NOT_FOUND,
+                "CONFLICT `FILE_CHANGED`: the file is no longer the revision (or hash) "
+                "expected; `data.currentRevision` and `data.currentHash` say what it is now",
+                "INVALID_PARAMS `FILE_TOO_LARGE` (over 64 KiB), `FILES_TOO_LARGE` (the "
+                "agent's files together over 512 KiB)",
+            ),
+        ),
+        "agent.identity.get": MethodExample(
+            {"agentId": "main"},
+            {
+                "agentId": "main",
+                "name": "Molty",
+                "nameSource": "workspace",
+                "emoji": "🦞",
+                "avatar": "https://example.com/molty.png",
+                "avatarSource": "config",
+            },
+            (_AGENT_NOT_FOUND, "INVALID_PARAMS `AGENT_MISMATCH`: `sessionKey` names another agent"),
+        ),
         "sessions.delete": MethodExample({"key": KEY}, _OK, (_SESSION_NOT_FOUND,)),
         "node.list": MethodExample({}, {"nodes": [_NODE]}),
         "node.describe": MethodExample(

@@ -55,6 +55,23 @@ def _default_providers() -> list[ProviderConfig]:
     return [ProviderConfig(id="echo", kind="echo", models=[ModelEntry(id="echo")])]
 
 
+class CompactionSettings(Section):
+    """Summarising a session's old turns (docs/runtime.md, Compaction)."""
+
+    auto: bool = Field(True, description="compact before a turn that nears the context window")
+    threshold: float = Field(
+        0.8,
+        ge=0.1,
+        le=0.95,
+        description="compact when the estimated request exceeds this share of the model's "
+        "contextWindow (models without one are never compacted automatically)",
+    )
+    keep_turns: int = Field(2, ge=0, le=100, description="newest turns kept as they are")
+    timeout_ms: int = Field(
+        120_000, ge=1_000, le=600_000, description="the summary call's time limit"
+    )
+
+
 class AgentDefaults(Section):
     default_id: str = "main"
     model: str = Field("echo/echo", pattern=r"^[^/\s]+/\S+$")
@@ -62,6 +79,7 @@ class AgentDefaults(Section):
     timeout_ms: int = Field(600_000, ge=1_000)
     max_tool_steps: int = Field(8, ge=1, le=64, description="model calls per run")
     history_limit: int = Field(200, ge=1, le=10_000, description="messages sent as context")
+    compaction: CompactionSettings = Field(default_factory=CompactionSettings)
 
 
 class ProvidersSection(Section):

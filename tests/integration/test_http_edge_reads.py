@@ -107,6 +107,8 @@ async def test_models_and_status_equal_the_owner_and_come_from_the_edge(
             # uptime is a clock reading taken at each answer; everything else must match.
             assert without_uptime(got_status) == without_uptime(want_status)
             assert got_status["uptimeMs"] > 0 and "internals" not in got_status
+            # Agents, not every key of their bucket (it also holds each agent's files).
+            assert got_status["agents"] == len(await owner_agents())
             after = await counters(stack)
             assert grew(before, after, READS, "models") and grew(before, after, READS, "status")
 

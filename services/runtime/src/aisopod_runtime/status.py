@@ -12,7 +12,7 @@ from nats.js.errors import NoKeysError
 from aisopod.catalogue.system import StatusInternals, StatusResult
 from aisopod.discovery import Instance, service_stats
 from aisopod.host import ServiceHost
-from aisopod.listings import started_ms, status_result
+from aisopod.listings import AGENT_KEY_PREFIX, started_ms, status_result
 from aisopod.rpc import CallContext
 from aisopod.scopes import Requirement
 from aisopod.state import STREAMS, stream_name
@@ -22,10 +22,11 @@ class StatusMethods:
     def __init__(self, host: ServiceHost) -> None:
         self.host = host
 
-    async def count(self, bucket: str) -> int:
+    async def count(self, bucket: str, prefix: str = "") -> int:
+        """Live keys of a bucket (those starting with `prefix`)."""
         kv = await self.host.kv(bucket)
         try:
-            return len(await kv.keys())
+            return sum(1 for key in await kv.keys() if key.startswith(prefix))
         except NoKeysError:
             return 0
 
@@ -33,7 +34,8 @@ class StatusMethods:
         instances, connections, agents, sessions = await asyncio.gather(
             service_stats(self.host.bus),
             self.count("presence"),
-            self.count("agents"),
+            # Agents only: the bucket also holds each agent's files (`files.<agentId>`).
+            self.count("agents", AGENT_KEY_PREFIX),
             self.count("sessions"),
         )
         admin = ctx.principal.may(Requirement.ADMIN)

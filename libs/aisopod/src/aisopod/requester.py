@@ -8,9 +8,9 @@ waiter (one task hop more than needed). Here a request is: a counter token under
 per-connection inbox prefix, headers encoded once per identity (`encode_headers`), one
 `HPUB` command written to the socket at once when it is the only request in flight on the
 connection (else handed to nats-py's own pending buffer and flusher, which batches), a
-plain future with a `call_later` deadline; and `Client._process_msg` resolves the future straight from the
-reader for messages of our inbox sid. Every nats-py internal this takes is in
-`aisopod.compat.natspy`.
+plain future with a `call_later` deadline; and `Client._process_msg` resolves the future
+straight from the reader for messages of our inbox sid. Every nats-py internal this takes
+is in `aisopod.compat.natspy`.
 
 Errors keep nats-py's types (`NoRespondersError`, `TimeoutError`), so callers map them as
 before. With a plain nats-py client (e.g. the CLI's) replies still arrive, through the

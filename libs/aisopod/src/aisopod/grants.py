@@ -73,13 +73,15 @@ SERVICE_GRANTS: dict[ServiceName, Grants] = {
             "agents": W,
             "sessions": W,
             "cron": W,
+            "heartbeat": W,
             "runs": W,
             "approvals": W,
             "updates": W,
             "wizard": W,
+            "usage": W,  # budget counters
         },
         # Every service publishes events and logs; the runtime owns the streams' limits.
-        streams={"EVENTS": W, "LOGS": W, "TRANSCRIPTS": W},
+        streams={"EVENTS": W, "LOGS": W, "TRANSCRIPTS": W, "USAGE": W},
         object_stores={"canvas": W},
     ),
 }

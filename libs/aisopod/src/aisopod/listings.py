@@ -19,6 +19,7 @@ from aisopod.catalogue.config import ConfigGetResult, ConfigSchemaResult
 from aisopod.catalogue.cron import CronJob, CronListResult, Payload, Schedule
 from aisopod.catalogue.models import ModelInfo
 from aisopod.catalogue.system import ServiceInstance, ServiceStatus, StatusInternals, StatusResult
+from aisopod.catalogue.usage import UsageSummary
 from aisopod.config.model import GatewayConfig
 from aisopod.config.sections.providers import ProviderConfig
 from aisopod.config.store import ConfigSnapshot
@@ -161,10 +162,12 @@ def status_result(
     agents: int,
     sessions: int,
     now_ms: int,
+    usage: UsageSummary | None = None,
     internals: StatusInternals | None = None,
 ) -> StatusResult:
     """`status`: the live instances per service, the counts, the uptime (since the oldest
-    instance started); `internals` only for admins (the owner's, which reads JetStream)."""
+    instance started), the last 30 days' usage; `internals` only for admins (the owner's,
+    which reads JetStream)."""
     services: dict[str, ServiceStatus] = {}
     for inst in instances:
         entry = ServiceInstance(id=inst.instance, version=inst.version)
@@ -176,5 +179,6 @@ def status_result(
         agents=agents,
         sessions=sessions,
         uptime_ms=max(now_ms - min(starts), 0) if starts else 0,
+        usage=usage,
         internals=internals,
     )

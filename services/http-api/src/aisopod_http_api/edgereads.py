@@ -6,7 +6,9 @@ The replicas are `aisopod.replica`'s, the same ws-gateway keeps; the results are
 the owner's own functions (`aisopod.listings`). Every method returns None for "ask the
 owner": a replica not warm yet (or over its bound), the default agent not stored yet (only
 the owner creates it), an admin's `/status` (its internals read JetStream and every
-instance's stats, which only the owner gathers).
+instance's stats, which only the owner gathers). `/status` also carries the last 30 days'
+usage, an aggregate of the `USAGE` stream no replica holds: asked of the owner's
+`usage.status` per request (one RPC, instead of the owner's key listings and discovery).
 
 Read-your-writes per principal and process: when a request that may write (any method but
 GET/HEAD) ends, that principal's next edge read here first catches the replicas up with
@@ -20,12 +22,14 @@ import contextlib
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from prometheus_client import Counter
 
 from aisopod import codec
 from aisopod.catalogue.agents import Agent
+from aisopod.catalogue.usage import UsageSummary
 from aisopod.discovery import Instance, service_stats
 from aisopod.listings import AGENT_KEY_PREFIX, agents_list_result, status_result
 from aisopod.replica import KvReplica, Replica, catch_up
@@ -159,14 +163,19 @@ class HttpEdgeReads:
         return ids
 
     # -- GET /status ----------------------------------------------------------------------
-    async def status(self, principal_id: str | None) -> bytes | None:
+    async def status(
+        self, principal_id: str | None, usage: Callable[[], Awaitable[UsageSummary]]
+    ) -> bytes | None:
         """`status` encoded as the owner's result for a caller without admin (None: an
-        admin, whose internals only the owner gathers); None: ask the owner."""
-        body = None if principal_id is None else await self._status_of(principal_id)
+        admin, whose internals only the owner gathers); None: ask the owner. `usage`: the
+        last 30 days' usage, which no replica holds (the owner's `usage.status`)."""
+        body = None if principal_id is None else await self._status_of(principal_id, usage)
         (_STATUS_FALLBACK if body is None else _STATUS_READ).inc()
         return body
 
-    async def _status_of(self, principal_id: str) -> bytes | None:
+    async def _status_of(
+        self, principal_id: str, usage: Callable[[], Awaitable[UsageSummary]]
+    ) -> bytes | None:
         replicas: list[Replica] = list(self._replicas())
         instances = self.instances
         if instances is None or len(replicas) < 3 or not all(r.warm for r in replicas):
@@ -175,12 +184,18 @@ class HttpEdgeReads:
             return None
         assert self.agents is not None and self.sessions is not None
         assert self.presence is not None
+        try:
+            summary = await usage()
+        except Exception as exc:  # the owner answers (or says what is wrong)
+            log.warning("usage for /status failed: %s", type(exc).__name__)
+            return None
         result = status_result(
             instances,
             connections=self.presence.live_count(),
             agents=len(self.agents.entries),
             sessions=len(self.sessions.entries),
             now_ms=int(time.time() * 1000),
+            usage=summary,
         )
         return codec.dumps(codec.to_wire(result))
 

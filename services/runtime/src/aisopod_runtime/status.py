@@ -1,5 +1,6 @@
 """status: every service instance and version (nats.micro), connections, agents, sessions,
-uptime. Admins also get internals: per-instance RPC stats, stream sizes, the config hash."""
+uptime, the last 30 days' usage. Admins also get internals: per-instance RPC stats, stream
+sizes, the config hash."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from aisopod.listings import AGENT_KEY_PREFIX, started_ms, status_result
 from aisopod.rpc import CallContext
 from aisopod.scopes import Requirement
 from aisopod.state import STREAMS, stream_name
+from aisopod_runtime.usage.ledger import shared_ledger
+from aisopod_runtime.usage.service import usage_summary
 
 
 class StatusMethods:
@@ -31,12 +34,13 @@ class StatusMethods:
             return 0
 
     async def status(self, _: Any, ctx: CallContext) -> StatusResult:
-        instances, connections, agents, sessions = await asyncio.gather(
+        instances, connections, agents, sessions, usage = await asyncio.gather(
             service_stats(self.host.bus),
             self.count("presence"),
             # Agents only: the bucket also holds each agent's files (`files.<agentId>`).
             self.count("agents", AGENT_KEY_PREFIX),
             self.count("sessions"),
+            usage_summary(shared_ledger(self.host.bus)),
         )
         admin = ctx.principal.may(Requirement.ADMIN)
         return status_result(
@@ -45,6 +49,7 @@ class StatusMethods:
             agents=agents,
             sessions=sessions,
             now_ms=int(time.time() * 1000),
+            usage=usage,
             internals=await self.internals(instances) if admin else None,
         )
 

@@ -4,6 +4,7 @@ chosen by the upgrade path, the handshake and the close codes (docs/openclaw.md)
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import orjson
@@ -89,3 +90,43 @@ async def test_first_request_must_be_connect(gw) -> None:
         with pytest.raises(websockets.ConnectionClosed) as closed:
             await asyncio.wait_for(ws.recv(), 5)
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+
+
+async def reply(ws: Any, request_id: str) -> dict[str, Any]:
+    while True:
+        frame = await recv(ws)
+        if frame.get("type") == "res" and frame.get("id") == request_id:
+            return frame
+
+
+async def test_health_is_answered_at_the_edge_with_the_read_scope_checked(gw) -> None:
+    """No runtime on this bus: once the default agent is stored, OpenClaw's HealthSummary
+    comes from the gateway's replicas and sessions index alone; a session written to KV
+    shows in it. A connection that may not read sessions and agents is refused."""
+    agents = await gw.host.kv("agents")
+    sessions = await gw.host.kv("sessions")
+    await agents.put("agent.main", orjson.dumps({"id": "main", "name": "Main", "tools": []}))
+    stored = {"key": "agent:main:edge", "agentId": "main", "updatedAt": int(time.time() * 1000)}
+    await sessions.put("s.agent=3Amain=3Aedge", orjson.dumps(stored))
+    async with dial(gw) as ws:
+        await connect(ws, auth={"token": "reader-token"})
+        deadline = time.monotonic() + 10
+        while True:
+            await ws.send(b'{"type":"req","id":"h","method":"health","params":{"probe":true}}')
+            summary = await reply(ws, "h")
+            # Until the watches caught up, the row asks the owner, which is absent here.
+            recent = summary["payload"]["sessions"]["recent"] if summary["ok"] else []
+            if "agent:main:edge" in [r["key"] for r in recent]:
+                break
+            assert time.monotonic() < deadline, summary
+            await asyncio.sleep(0.05)
+        payload = summary["payload"]
+        assert payload["defaultAgentId"] == "main" and payload["agents"][0]["isDefault"]
+        assert payload["agents"][0]["sessions"]["count"] >= 1
+        assert payload["services"]["ws-gateway"]["ok"] is True
+    async with dial(gw) as ws:
+        await connect(ws, auth={"token": "reader-token"}, scopes=[])
+        await ws.send(b'{"type":"req","id":"h","method":"health"}')
+        refused = await reply(ws, "h")
+        assert refused["ok"] is False and refused["error"]["code"] == "FORBIDDEN"
+        assert refused["error"]["details"]["missingScope"] == "operator.read"

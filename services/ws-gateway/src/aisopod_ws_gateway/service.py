@@ -40,6 +40,7 @@ from aisopod_ws_gateway.handshake import Handshake
 from aisopod_ws_gateway.health import HealthMonitor
 from aisopod_ws_gateway.methods import CONNECTION_ONLY, bus_handlers, connection_handlers
 from aisopod_ws_gateway.nodes import Nodes
+from aisopod_ws_gateway.openclaw.edgehealth import EdgeHealth
 from aisopod_ws_gateway.openclaw.frames import OPENCLAW
 from aisopod_ws_gateway.openclaw.handler import OpenClawMethods
 from aisopod_ws_gateway.presence import Presence
@@ -115,6 +116,11 @@ class Gateway:
         await self.presence.start()
         await self.fanout.start()
         await self.edge_reads.start()
+        sessions = self.edge_reads.sessions
+        assert sessions is not None
+        self.openclaw.edge_health = EdgeHealth(
+            lambda: self.health.snapshot, self.edge_reads.agents_value, sessions
+        )
         bus = self.host.bus
         self._control = await bus.nc.subscribe(
             bus.subjects.control("connections.close"), cb=self._on_close_order

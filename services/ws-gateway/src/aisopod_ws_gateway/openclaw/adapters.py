@@ -50,6 +50,9 @@ class Adapter:
     empty: Any = None
     two_phase: bool = False
     """`agent`: an `accepted` reply at once, the final one on the same id when done."""
+    at_edge: bool = False
+    """Answered from this process's own state when it is warm (`edgehealth.py`), with the
+    checks of every method in `uses()`; else as the row says."""
     needs: tuple[str, ...] = field(default=())
 
     @property
@@ -145,17 +148,40 @@ def _recent(sessions: list[dict[str, Any]], now: int) -> list[dict[str, Any]]:
 
 
 def health_summary(ours: Any, ctx: Context) -> dict[str, Any]:
-    """Our `{ok, ts, services}` as OpenClaw's HealthSummary (we have no channels and no
-    heartbeat: empty and 0). `services` stays for whoever wants ours."""
+    """Our `{ok, ts, services}` as OpenClaw's HealthSummary, from the owner's answers (the
+    path taken while the edge's parts are cold; `EdgeHealth` builds the same from them)."""
     now = int(time.time() * 1000)
-    default_id = _default_agent(ctx)
     sessions = _sessions_of(ctx)
+    per_agent: dict[str, int] = {}
+    for s in sessions:
+        per_agent[str(s.get("agentId"))] = per_agent.get(str(s.get("agentId")), 0) + 1
     agents = (ctx.also.get("agents.list") or {}).get("agents") or []
-    store = {"path": "nats-kv:sessions", "count": len(sessions), "recent": _recent(sessions, now)}
+    return health_shape(
+        ours,
+        _default_agent(ctx),
+        agents,
+        SessionCounts(len(sessions), per_agent, _recent(sessions, now)),
+        ctx.elapsed_ms,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SessionCounts:
+    total: int
+    per_agent: dict[str, int]
+    recent: list[dict[str, Any]]  # {key, updatedAt, age}, newest first
+
+
+def health_shape(
+    ours: Any, default_id: str, agents: list[dict[str, Any]], sessions: SessionCounts, ms: int
+) -> dict[str, Any]:
+    """The HealthSummary (we have no channels and no heartbeat: empty and 0). `services`
+    stays for whoever wants ours."""
+    store = {"path": "nats-kv:sessions", "count": sessions.total, "recent": sessions.recent}
     return {
         "ok": bool(ours.get("ok")),
-        "ts": ours.get("ts", now),
-        "durationMs": ctx.elapsed_ms,
+        "ts": ours.get("ts"),
+        "durationMs": ms,
         "channels": {},
         "channelOrder": [],
         "channelLabels": {},
@@ -167,10 +193,7 @@ def health_summary(ours: Any, ctx: Context) -> dict[str, Any]:
                 "name": a.get("name"),
                 "isDefault": a.get("id") == default_id,
                 "heartbeat": {"enabled": False, "every": "disabled", "everyMs": None},
-                "sessions": {
-                    **store,
-                    "count": sum(1 for s in sessions if s.get("agentId") == a.get("id")),
-                },
+                "sessions": {**store, "count": sessions.per_agent.get(str(a.get("id")), 0)},
             }
             for a in agents
         ],
@@ -501,7 +524,10 @@ _EMPTY_HISTORY: dict[str, Any] = {"sessionKey": None, "messages": []}
 
 ADAPTERS: dict[str, Adapter] = {
     # OpenClaw method        our method            params / result / also
-    "health": Adapter("health", result=health_summary, also=("agents.list", "sessions.list")),
+    "health": Adapter(
+        "health", params=none, result=health_summary, also=("agents.list", "sessions.list"),
+        at_edge=True,
+    ),
     "status": Adapter(
         "status", params=none, result=status_summary, also=("agents.list", "sessions.list")
     ),

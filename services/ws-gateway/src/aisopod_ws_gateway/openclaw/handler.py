@@ -16,6 +16,7 @@ from aisopod_ws_gateway.openclaw.adapters import ADAPTERS, Adapter, Context, age
 if TYPE_CHECKING:
     from aisopod_ws_gateway.connection import Connection
     from aisopod_ws_gateway.dispatch import Dispatcher
+    from aisopod_ws_gateway.openclaw.edgehealth import EdgeHealth
 
 AGENT_WAIT_MS = 600_000
 """`agent` without a timeout waits as long as our own long waits (dispatch.LONG_WAITS)."""
@@ -25,6 +26,7 @@ class OpenClawMethods:
     def __init__(self, dispatcher: Dispatcher, version: str) -> None:
         self.dispatcher = dispatcher
         self.version = version
+        self.edge_health: EdgeHealth | None = None  # set once the edge's parts started
 
     def frame(self, conn: Connection, decoded: Decoded) -> None:
         for item in decoded.items:
@@ -43,12 +45,29 @@ class OpenClawMethods:
             )
             conn.reply_error(call.id, error)
             return
+        if row.at_edge and self._at_edge(conn, call, row):
+            return
         params = call.params or {}
         if row.passthrough:
             ours = row.params(params) if row.params is not None else params
             self.dispatcher.frame(conn, Decoded((Call(row.ours, ours, call.id),)))
             return
         conn.spawn(self._run(conn, call, row, params))
+
+    def _at_edge(self, conn: Connection, call: Call, row: Adapter) -> bool:
+        """Answer from the edge's own state; False when it is cold (the row's path)."""
+        body = self.edge_health.body() if self.edge_health is not None else None
+        if body is None:
+            return False
+        error = self.dispatcher.admit(conn, row.uses())
+        if error is not None:
+            conn.reply_error(call.id, error)
+            return True
+        frame = conn.codec.splice(call.id, body)
+        assert frame is not None
+        conn.send_payload(frame)
+        conn.count_reply(None)
+        return True
 
     async def _run(
         self, conn: Connection, call: Call, row: Adapter, params: dict[str, Any]

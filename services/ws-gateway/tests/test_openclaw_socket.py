@@ -130,3 +130,74 @@ async def test_health_is_answered_at_the_edge_with_the_read_scope_checked(gw) ->
         refused = await reply(ws, "h")
         assert refused["ok"] is False and refused["error"]["code"] == "FORBIDDEN"
         assert refused["error"]["details"]["missingScope"] == "operator.read"
+
+
+async def event(ws: Any, name: str, match: Any = lambda payload: True) -> dict[str, Any]:
+    while True:
+        frame = await recv(ws)
+        if frame.get("type") == "event" and frame["event"] == name and match(frame["payload"]):
+            return frame["payload"]
+
+
+async def test_sessions_subscribe_is_a_live_feed_of_the_sessions_bucket(gw) -> None:
+    sessions = await gw.host.kv("sessions")
+    async with dial(gw) as ws:
+        await connect(ws, auth={"token": "reader-token"})
+        await ws.send(b'{"type":"req","id":"s","method":"sessions.subscribe","params":{}}')
+        assert (await reply(ws, "s"))["payload"] == {"subscribed": True}
+        stored = {"key": "agent:main:feed", "agentId": "main", "updatedAt": 1, "label": "L"}
+        await sessions.put("s.agent=3Amain=3Afeed", orjson.dumps(stored))
+        changed = await event(ws, "sessions.changed", lambda p: p["sessionKey"] == stored["key"])
+        assert changed["agentId"] == "main" and changed["session"]["label"] == "L"
+        assert changed["session"]["displayName"] == "L" and "reason" not in changed
+        await sessions.delete("s.agent=3Amain=3Afeed")
+        gone = await event(ws, "sessions.changed", lambda p: p.get("reason") == "delete")
+        assert gone["sessionKey"] == stored["key"] and gone["agentId"] == "main"
+
+
+async def test_sessions_messages_subscribe_readmits_chat_events(gw) -> None:
+    """A connection that asked only for ticks gets the session's chat events once the UI
+    subscribes to its messages; the key comes back canonical."""
+    async with dial(gw) as ws:
+        await connect(ws, auth={"token": "reader-token"}, subscribe=["tick"])
+        await ws.send(
+            b'{"type":"req","id":"m","method":"sessions.messages.subscribe","params":{"key":"main"}}'
+        )
+        joined = await reply(ws, "m")
+        assert joined["payload"] == {"subscribed": True, "key": "agent:main:main"}
+        marker = f"run-{time.monotonic_ns()}"
+        await gw.bus.publish_event(
+            "chat.event",
+            {"runId": marker, "sessionKey": "agent:main:main", "seq": 1, "state": "delta",
+             "delta": "hi"},
+        )  # fmt: skip
+        chat = await event(ws, "chat", lambda p: p.get("runId") == marker)
+        assert chat["deltaText"] == "hi"
+        await ws.send(
+            b'{"type":"req","id":"u","method":"sessions.messages.unsubscribe","params":{"key":"main"}}'
+        )
+        assert (await reply(ws, "u"))["payload"] == {"subscribed": False, "key": "agent:main:main"}
+        await ws.send(b'{"type":"req","id":"k","method":"sessions.messages.subscribe"}')
+        missing = await reply(ws, "k")
+        assert missing["ok"] is False and missing["error"]["code"] == "INVALID_REQUEST"
+
+
+async def test_features_we_lack_answer_as_openclaw_does_without_them(gw) -> None:
+    async with dial(gw) as ws:
+        hello = await connect(ws, auth={"token": "reader-token"})
+        advertised = hello["payload"]["features"]["methods"]
+        assert "sessions.subscribe" in advertised and "question.list" not in advertised
+        for request_id, method, want in (
+            ("q", "question.list", {"questions": []}),
+            ("t", "tasks.list", {"tasks": []}),
+            ("b", "sessions.branches.list", {"branches": []}),
+            ("p", "plugin.approval.list", []),
+        ):
+            frame = {"type": "req", "id": request_id, "method": method, "params": {}}
+            await ws.send(orjson.dumps(frame))
+            answered = await reply(ws, request_id)
+            assert answered["ok"] is True and answered["payload"] == want, method
+        await ws.send(b'{"type":"req","id":"c","method":"sessions.companion.state","params":{}}')
+        companion = await reply(ws, "c")
+        assert companion["ok"] is False and companion["error"]["code"] == "UNAVAILABLE"
+        assert companion["error"]["message"] == "Side chat is unavailable."

@@ -71,7 +71,13 @@ class Gateway:
             connection_handlers(self),
             self.edge_reads,
         )
-        self.openclaw = OpenClawMethods(self.dispatcher, host.version)
+        self.openclaw = OpenClawMethods(
+            self.dispatcher,
+            host.version,
+            conns=self.conns,
+            resubscribe=self.resubscribe,
+            default_agent=lambda: self.full_config.models.agents.default_id,
+        )
         # Requests after hello, by wire format.
         self.frame_handlers: dict[str, FrameHandler] = {
             JSONRPC.name: self.dispatcher.frame,
@@ -118,6 +124,7 @@ class Gateway:
         await self.edge_reads.start()
         sessions = self.edge_reads.sessions
         assert sessions is not None
+        sessions.on_change = self.openclaw.session_changed
         self.openclaw.edge_health = EdgeHealth(
             lambda: self.health.snapshot, self.edge_reads.agents_value, sessions
         )

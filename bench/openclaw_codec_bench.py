@@ -82,33 +82,65 @@ async def handshakes(port: int, token: str, openclaw: bool, count: int) -> dict[
     return {"median_ms": ms(statistics.median(samples)), "p99_ms": ms(pct(samples, 0.99))}
 
 
+ROUNDS = 1 if QUICK else 3
+"""Each measure runs this many rounds, the two paths alternating, and reports each figure's
+median over the rounds (all rounds are in the JSON): on a shared machine the load drifts
+within a run, and alternating keeps that drift from favouring one path."""
+
+
+def medians(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in rounds[0].items():
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            out[key] = statistics.median(r[key] for r in rounds)
+        else:
+            out[key] = value
+    return out | {"rounds": rounds}
+
+
 async def measure(bench: Bench) -> dict[str, Any]:
     await bench.stand_ins()
     count, seconds = (500, 2.0) if QUICK else (3000, 5.0)
     port, token = bench.http_port, bench.token
     ws = [(await connect_gateway("127.0.0.1", port, token, subscribe=[]))[0] for _ in range(50)]
     oc = [await connect_openclaw(port, token) for _ in range(50)]
-    out: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "quick": QUICK}
+    out: dict[str, Any] = {
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "quick": QUICK,
+        "rounds": ROUNDS,
+    }
+    runs: dict[str, list[dict[str, Any]]] = {}
     for name, method in (("P1", "health"), ("P2", "config.get")):
-        for path, clients, make in (("/ws", ws, rpc(method)), ("/openclaw", oc, req(method))):
+        paths = (("/ws", ws, rpc(method)), ("/openclaw", oc, req(method)))
+        for _, clients, make in paths:
             # Warm: the first `health` on a fresh stack asks the owner, which stores the
             # default agent; from then on the edge answers (docs/openclaw.md).
             await latency(clients, make, 100)
-            out[f"{name} {method} {path}"] = {
-                **await latency(clients, make, count),
-                "req_per_s_50_in_flight": await throughput(clients, make, seconds),
-            }
+        for _ in range(ROUNDS):
+            for path, clients, make in paths:
+                runs.setdefault(f"{name} {method} {path}", []).append(
+                    {
+                        **await latency(clients, make, count),
+                        "req_per_s_50_in_flight": await throughput(clients, make, seconds),
+                    }
+                )
     for client in ws + oc:
         client.close()
     hs = 100 if QUICK else 300
-    out["P3 upgrade→hello /ws"] = await handshakes(port, token, False, hs)
-    out["P3 upgrade→hello /openclaw"] = await handshakes(port, token, True, hs)
-    for path in ("/ws", "/openclaw"):
-        clients = await fanout_clients(bench, path == "/openclaw", 1000)
-        out[f"P4 1 event → 1000 clients {path}"] = await fanout(bench, clients)
-        for client in clients:
-            client.close()
-    return out
+    for _ in range(ROUNDS):
+        for path in ("/ws", "/openclaw"):
+            runs.setdefault(f"P3 upgrade→hello {path}", []).append(
+                await handshakes(port, token, path == "/openclaw", hs)
+            )
+    for _ in range(ROUNDS):
+        for path in ("/ws", "/openclaw"):
+            clients = await fanout_clients(bench, path == "/openclaw", 1000)
+            runs.setdefault(f"P4 1 event → 1000 clients {path}", []).append(
+                await fanout(bench, clients)
+            )
+            for client in clients:
+                client.close()
+    return out | {key: medians(rounds) for key, rounds in runs.items()}
 
 
 async def fanout_clients(bench: Bench, openclaw: bool, n: int) -> list[LeanClient]:
@@ -143,6 +175,9 @@ def markdown(results: dict[str, Any]) -> str:
         f"Machine: {results['machine']['cpus']} CPUs, {results['machine']['platform']}. "
         f"Load average (1/5/15 min) before: {load['before']}, after: {load['after']} "
         "(a shared machine: compare the two paths of one run, not runs).",
+        "",
+        f"Each figure is the median of {results.get('rounds', 1)} round(s), the two paths "
+        "alternating.",
         "",
         "| measure | p50 / median ms | p99 ms | req/s @50 |",
         "|---|---|---|---|",

@@ -112,10 +112,12 @@ async def measure(bench: Bench) -> dict[str, Any]:
     runs: dict[str, list[dict[str, Any]]] = {}
     for name, method in (("P1", "health"), ("P2", "config.get")):
         paths = (("/ws", ws, rpc(method)), ("/openclaw", oc, req(method)))
-        for _, clients, make in paths:
+        for path, clients, make in paths:
             # Warm: the first `health` on a fresh stack asks the owner, which stores the
             # default agent; from then on the edge answers (docs/openclaw.md).
             await latency(clients, make, 100)
+            clients[0].send(make(0))
+            out[f"reply bytes {method} {path}"] = len(orjson.dumps(await clients[0].recv()))
         for _ in range(ROUNDS):
             for path, clients, make in paths:
                 runs.setdefault(f"{name} {method} {path}", []).append(
@@ -188,16 +190,22 @@ def markdown(results: dict[str, Any]) -> str:
             lines.append(
                 f"| {key} | {p50} | {row['p99_ms']} | {row.get('req_per_s_50_in_flight', '—')} |"
             )
+    sizes = [f"{k.removeprefix('reply bytes ')}: {v}" for k, v in results.items() if "bytes" in k]
+    lines += ["", "Reply sizes (bytes): " + ", ".join(sizes) + "."]
     lines += [
         "",
-        "| fan-out | last delivery p50 ms | p99 ms | burst frames/s |",
-        "|---|---|---|---|",
+        "| fan-out | last delivery p50 ms | p99 ms | burst frames/s | not delivered |",
+        "|---|---|---|---|---|",
     ]
     for key, row in results.items():
         if isinstance(row, dict) and "burst_delivered_frames_per_s" in row:
+            lost = [
+                r.get("spaced_events_not_delivered_to_all", 0) + r.get("burst_frames_missing", 0)
+                for r in row.get("rounds", [row])
+            ]
             lines.append(
                 f"| {key} | {row['last_delivery_p50_ms']} | {row['last_delivery_p99_ms']} "
-                f"| {row['burst_delivered_frames_per_s']} |"
+                f"| {row['burst_delivered_frames_per_s']} | {sum(lost)} |"
             )
     return "\n".join(lines) + "\n"
 

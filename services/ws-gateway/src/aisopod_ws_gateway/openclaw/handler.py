@@ -102,7 +102,11 @@ class OpenClawMethods:
             self._feed(conn, call, row, params)
             return
         if row.passthrough:
-            ours = row.params(params) if row.params is not None else params
+            try:
+                ours = row.params(params) if row.params is not None else params
+            except AisopodError as exc:  # a mapping may refuse what it cannot translate
+                conn.reply_error(call.id, exc)
+                return
             self.dispatcher.frame(conn, Decoded((Call(row.ours, ours, call.id),)))
             return
         if row.two_phase:

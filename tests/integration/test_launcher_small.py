@@ -1,6 +1,7 @@
 """`aisopod stack up --small`: the five Python services in one process, each on its own
 port with its own NATS user, behind the same Traefik; a chat turn over the WebSocket and a
-`/v1/chat/completions` call go through it, and each service's log records keep its name."""
+`/v1/chat/completions` call go through it, each service's log records keep its name, and
+the same process serves the Control UI in Caddy's place."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import json
 import uuid
 from pathlib import Path
 
+import httpx
 import openai
 import pytest
 
@@ -33,8 +35,8 @@ def test_small_profile_serves_a_chat_turn_and_v1(tmp_path: Path) -> None:
     state.mkdir()
     proc, info = start_local_stack(state, "--small")
     try:
-        # nats, the one services process, caddy, traefik.
-        assert sorted(info["pids"]) == ["caddy", "nats", "services", "traefik"]
+        # nats, the one services process (which serves the UI too: no Caddy), traefik.
+        assert sorted(info["pids"]) == ["nats", "services", "traefik"]
         assert all(len(group) == 1 for group in info["pids"].values())
         word = uuid.uuid4().hex
         done, history = asyncio.run(_chat_turn(info["ws_url"], info["admin_token"], word))
@@ -50,6 +52,11 @@ def test_small_profile_serves_a_chat_turn_and_v1(tmp_path: Path) -> None:
             model="aisopod/main", messages=[{"role": "user", "content": f"v1 {word}"}]
         )
         assert completion.choices[0].message.content == f"echo: v1 {word}"
+        shell = httpx.get(info["http_url"] + "/sessions/main")
+        assert shell.status_code == 200
+        assert shell.headers["content-type"] == "text/html; charset=utf-8"
+        assert "frame-ancestors 'none'" in shell.headers["content-security-policy"]
+        assert httpx.get(info["http_url"] + "/assets/missing.js").status_code == 404
     finally:
         code = stop_local_stack(proc)
     assert code == 0

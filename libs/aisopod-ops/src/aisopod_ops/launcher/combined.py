@@ -44,8 +44,18 @@ class PlannedService(BaseModel):
     edge_secret_file: Path | None = None
 
 
+class PlannedUi(BaseModel):
+    """The Control UI's static server in this process instead of Caddy (control_ui.py)."""
+
+    host: str
+    port: int
+    root: Path
+    openclaw_root: Path | None = None
+
+
 class Plan(BaseModel):
     services: list[PlannedService]
+    ui: PlannedUi | None = None
 
 
 def _settings(planned: PlannedService, cls: type[ServiceSettings] | None = None) -> ServiceSettings:
@@ -98,6 +108,38 @@ class _WsGateway:
         self.stopped.set()
 
 
+class _ControlUi:
+    """The UI's static files on their own port (uvicorn, no ServiceHost: nothing to drain,
+    it stops once the services have drained)."""
+
+    def __init__(self, planned: PlannedUi) -> None:
+        import uvicorn
+
+        from aisopod.app import QuietServer
+        from aisopod_ops.launcher.control_ui import ControlUi
+
+        app = ControlUi(planned.root, planned.openclaw_root)
+        config = uvicorn.Config(
+            app,
+            host=planned.host,
+            port=planned.port,
+            lifespan="off",
+            access_log=False,
+            log_config=None,
+            server_header=False,
+            date_header=True,
+        )
+        self.server = QuietServer(config)
+
+    async def run(self) -> None:
+        await self.server.serve()
+
+    def stop(self, now: bool) -> None:
+        self.server.should_exit = True
+        if now:
+            self.server.force_exit = True
+
+
 def _build(planned: PlannedService) -> tuple[_Uvicorn | _WsGateway, Any]:
     """The service's runner and, for auth, its service object (whose `started` says
     whether it refused to start)."""
@@ -133,16 +175,18 @@ async def run_plan(plan: Plan) -> int:
     loop = asyncio.get_running_loop()
     built = [_build(planned) for planned in plan.services]
     runners = [runner for runner, _ in built]
+    ui = _ControlUi(plan.ui) if plan.ui is not None else None
+    stoppable: list[_Uvicorn | _WsGateway | _ControlUi] = [*runners, *([ui] if ui else [])]
     stopping: list[asyncio.Task[None]] = []
 
     async def drain_then_stop() -> None:
         await asyncio.gather(*(r.host.drain() for r in runners), return_exceptions=True)
-        for runner in runners:
+        for runner in stoppable:
             runner.stop(now=False)
 
     def on_signal() -> None:
         if stopping:
-            for runner in runners:
+            for runner in stoppable:
                 runner.stop(now=True)  # a second signal: stop now
             return
         stopping.append(loop.create_task(drain_then_stop()))
@@ -156,6 +200,8 @@ async def run_plan(plan: Plan) -> int:
         context = contextvars.copy_context()
         context.run(current_service.set, runner.host.name.value)
         tasks.append(loop.create_task(runner.run(), context=context))
+    if ui is not None:
+        tasks.append(loop.create_task(ui.run(), name="control-ui"))
     # One service ending on its own (a refused start, a crash) ends the process: the
     # launcher supervises the whole as one child.
     done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)

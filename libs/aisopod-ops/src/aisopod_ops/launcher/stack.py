@@ -46,7 +46,8 @@ class StackOptions:
     https_port: int = 8443
     state_dir: Path = field(default_factory=lambda: repo_root() / "var")
     ready_file: Path | None = None
-    replicas: int = 2
+    # One of each edge service by default on one host (docs/deployment.md, memory).
+    replicas: int = 1
     scale: dict[str, int] = field(default_factory=dict)  # service name → instances
     config_file: Path | None = None
     log_level: str = "INFO"
@@ -288,7 +289,15 @@ class Stack:
                     ),
                 )
                 for service, ports in self.service_ports.items()
-            ]
+            ],
+            # No Caddy in this profile: the UI's few files come from this process (~2 MiB
+            # here against ~50 MiB for Caddy; control_ui.py keeps the Caddyfile's rules).
+            ui=combined.PlannedUi(
+                host=bare_host(self.options.host),
+                port=self.ports["ui"],
+                root=ui_root(),
+                openclaw_root=openclaw_ui_root() if openclaw_ui_root().is_dir() else None,
+            ),
         )
         plan_file = self.state_dir / "services-plan.json"
         write_private(plan_file, plan.model_dump_json(indent=2))
@@ -300,6 +309,7 @@ class Stack:
             self._http_probe(connect_url("http", self.options.host, ports[0], "/ready"))
             for ports in self.service_ports.values()
         ]
+        probes.append(self._ui_probe())
 
         async def all_ready() -> bool:
             return all(await asyncio.gather(*(probe() for probe in probes)))
@@ -312,6 +322,11 @@ class Stack:
             probe=all_ready,
             # Drains every service itself, first, like the edges of the default profile.
             group="edge",
+        )
+
+    def _ui_probe(self) -> Probe:
+        return self._http_probe(
+            connect_url("http", self.options.host, self.ports["ui"], "/"), ok=(200, 304)
         )
 
     def _http_probe(self, url: str, ok: tuple[int, ...] = (200,)) -> Probe:
@@ -328,6 +343,38 @@ class Stack:
         if not self.options.redirect_https:
             return http_probe(f"{http_url}/health")
         return http_probe(f"{https_url}/health")
+
+    def _caddy_spec(self) -> ChildSpec:
+        host = self.options.host
+        caddy_env = dict(os.environ)
+        caddy_env.update(
+            {
+                # Caddy's `bind` takes an IPv6 address bracketed.
+                "AISOPOD_UI_BIND": f"[{bare_host(host)}]" if is_ipv6(host) else host,
+                "AISOPOD_UI_PORT": str(self.ports["ui"]),
+                "AISOPOD_UI_ROOT": str(ui_root()),
+                "AISOPOD_OPENCLAW_UI_ROOT": str(openclaw_ui_root()),
+                "XDG_DATA_HOME": str(self.state_dir / "caddy"),
+                "XDG_CONFIG_HOME": str(self.state_dir / "caddy"),
+                "HOME": str(self.state_dir / "caddy"),
+            }
+        )
+        return ChildSpec(
+            name="caddy",
+            argv=[
+                binary("caddy"),
+                "run",
+                "--adapter",
+                "caddyfile",
+                "--config",
+                str(repo_root() / "services" / "static-ui" / "Caddyfile"),
+            ],
+            env=caddy_env,
+            log_file=self.state_dir / "logs" / "caddy.log",
+            probe=self._ui_probe(),
+            group="proxy",
+            stop_timeout_s=10,
+        )
 
     def _specs(self) -> list[ChildSpec]:
         host = self.options.host
@@ -362,39 +409,8 @@ class Stack:
                 )
         if self.options.small:
             specs.append(self._combined_spec())
-        caddy_env = dict(os.environ)
-        caddy_env.update(
-            {
-                # Caddy's `bind` takes an IPv6 address bracketed.
-                "AISOPOD_UI_BIND": f"[{bare_host(host)}]" if is_ipv6(host) else host,
-                "AISOPOD_UI_PORT": str(self.ports["ui"]),
-                "AISOPOD_UI_ROOT": str(ui_root()),
-                "AISOPOD_OPENCLAW_UI_ROOT": str(openclaw_ui_root()),
-                "XDG_DATA_HOME": str(self.state_dir / "caddy"),
-                "XDG_CONFIG_HOME": str(self.state_dir / "caddy"),
-                "HOME": str(self.state_dir / "caddy"),
-            }
-        )
-        specs.append(
-            ChildSpec(
-                name="caddy",
-                argv=[
-                    binary("caddy"),
-                    "run",
-                    "--adapter",
-                    "caddyfile",
-                    "--config",
-                    str(repo_root() / "services" / "static-ui" / "Caddyfile"),
-                ],
-                env=caddy_env,
-                log_file=logs / "caddy.log",
-                probe=self._http_probe(
-                    connect_url("http", host, self.ports["ui"], "/"), ok=(200, 304)
-                ),
-                group="proxy",
-                stop_timeout_s=10,
-            )
-        )
+        else:
+            specs.append(self._caddy_spec())
         specs.append(
             ChildSpec(
                 name="traefik",

@@ -14,7 +14,7 @@ import re
 import sys
 import time
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, TextIO
 
 from prometheus_client import Counter
 
@@ -123,10 +123,13 @@ class ServiceRouter(logging.Handler):
     """The one root handler: passes each record to the handlers (stderr, LOGS stream) of
     the service that logged it, so co-hosted services keep their own names and streams."""
 
-    def __init__(self) -> None:
+    def __init__(self, stream: TextIO | None = None) -> None:
         super().__init__()
         self.routes: dict[str, list[logging.Handler]] = {}
         self.last: str | None = None
+        # Where the services' JSON lines go: stderr, or a file when they are hosted by a
+        # process whose stderr is someone's console (`aisopod stack up --small`).
+        self.stream = stream
 
     def emit(self, record: logging.LogRecord) -> None:
         service = current_service.get()
@@ -143,7 +146,7 @@ def configure_logging(service: str, instance: str, level: str = "INFO") -> Strea
         root.handlers.clear()
         router = ServiceRouter()
         root.addHandler(router)
-    handler = logging.StreamHandler(sys.stderr)
+    handler = logging.StreamHandler(router.stream or sys.stderr)
     handler.setFormatter(JsonFormatter(service, instance))
     publisher = StreamPublisher(service, instance)
     router.routes[service] = [handler, publisher]

@@ -143,6 +143,11 @@ def _up(args: argparse.Namespace) -> int:
     )
     if args.small and (args.scale or args.replicas is not None):
         raise SystemExit("--small runs one of each service: no --scale or --replicas")
+    if options.small:
+        # The launcher hosts the services in this profile: their event loop is this one.
+        import uvloop
+
+        return uvloop.run(run_stack(options))
     return asyncio.run(run_stack(options))
 
 

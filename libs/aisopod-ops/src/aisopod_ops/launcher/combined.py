@@ -169,54 +169,73 @@ def _build(planned: PlannedService) -> tuple[_Uvicorn | _WsGateway, Any]:
     raise ValueError(f"{name} is not a Python service")
 
 
-async def run_plan(plan: Plan) -> int:
-    from aisopod.logs import current_service
+class Services:
+    """The planned services (and the UI server) built in this process, run together until
+    one ends or `stop` is called."""
 
-    loop = asyncio.get_running_loop()
-    built = [_build(planned) for planned in plan.services]
-    runners = [runner for runner, _ in built]
-    ui = _ControlUi(plan.ui) if plan.ui is not None else None
-    stoppable: list[_Uvicorn | _WsGateway | _ControlUi] = [*runners, *([ui] if ui else [])]
-    stopping: list[asyncio.Task[None]] = []
+    def __init__(self, plan: Plan) -> None:
+        self.built = [_build(planned) for planned in plan.services]
+        self.runners = [runner for runner, _ in self.built]
+        self.ui = _ControlUi(plan.ui) if plan.ui is not None else None
+        self.stoppable: list[_Uvicorn | _WsGateway | _ControlUi] = [
+            *self.runners,
+            *([self.ui] if self.ui else []),
+        ]
+        self._stopping: list[asyncio.Task[None]] = []
 
-    async def drain_then_stop() -> None:
-        await asyncio.gather(*(r.host.drain() for r in runners), return_exceptions=True)
-        for runner in stoppable:
+    async def _drain_then_stop(self) -> None:
+        await asyncio.gather(*(r.host.drain() for r in self.runners), return_exceptions=True)
+        for runner in self.stoppable:
             runner.stop(now=False)
 
-    def on_signal() -> None:
-        if stopping:
-            for runner in stoppable:
-                runner.stop(now=True)  # a second signal: stop now
+    def stop(self) -> None:
+        """Drain every service at once, then stop them; called again: stop now."""
+        if self._stopping:
+            for runner in self.stoppable:
+                runner.stop(now=True)
             return
-        stopping.append(loop.create_task(drain_then_stop()))
+        loop = asyncio.get_running_loop()
+        self._stopping.append(loop.create_task(self._drain_then_stop()))
 
+    async def run(self) -> int:
+        """0 when stopped, RESTART_EXIT_CODE on a restart order, AUTH_REFUSED_EXIT_CODE
+        when auth refused to start, 1 when a service ended on its own."""
+        from aisopod.logs import current_service
+
+        loop = asyncio.get_running_loop()
+        tasks = []
+        for runner in self.runners:
+            runner.host.set_stopper(self.stop)
+            # Each service's tasks inherit this context: their log records carry its name.
+            context = contextvars.copy_context()
+            context.run(current_service.set, runner.host.name.value)
+            tasks.append(loop.create_task(runner.run(), context=context))
+        if self.ui is not None:
+            tasks.append(loop.create_task(self.ui.run(), name="control-ui"))
+        # One service ending on its own (a refused start, a crash) ends them all: they are
+        # supervised as one.
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        unexpected = not self._stopping
+        if unexpected:
+            self.stop()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        failed = [t for t in done if t.exception() is not None]
+        for task in failed:
+            print(f"service failed: {task.exception()!r}", file=sys.stderr, flush=True)
+        if any(r.host.exit_code for r in self.runners):
+            return RESTART_EXIT_CODE
+        if any(auth is not None and not auth.started for _, auth in self.built):
+            return AUTH_REFUSED_EXIT_CODE
+        return 1 if failed or unexpected else 0
+
+
+async def run_plan(plan: Plan) -> int:
+    """As a process of its own: SIGTERM/SIGINT drain and stop."""
+    services = Services(plan)
+    loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, on_signal)
-    tasks = []
-    for runner in runners:
-        runner.host.set_stopper(on_signal)
-        # Each service's tasks inherit this context: their log records carry its name.
-        context = contextvars.copy_context()
-        context.run(current_service.set, runner.host.name.value)
-        tasks.append(loop.create_task(runner.run(), context=context))
-    if ui is not None:
-        tasks.append(loop.create_task(ui.run(), name="control-ui"))
-    # One service ending on its own (a refused start, a crash) ends the process: the
-    # launcher supervises the whole as one child.
-    done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    unexpected = not stopping
-    if unexpected:
-        on_signal()
-    await asyncio.gather(*tasks, return_exceptions=True)
-    failed = [t for t in done if t.exception() is not None]
-    for task in failed:
-        print(f"service failed: {task.exception()!r}", file=sys.stderr, flush=True)
-    if any(r.host.exit_code for r in runners):
-        return RESTART_EXIT_CODE
-    if any(auth is not None and not auth.started for _, auth in built):
-        return AUTH_REFUSED_EXIT_CODE
-    return 1 if failed or unexpected else 0
+        loop.add_signal_handler(sig, services.stop)
+    return await services.run()
 
 
 def main() -> None:

@@ -28,6 +28,7 @@ from aisopod.settings import nats_servers
 from aisopod_ops.launcher import combined, natsconf, traefik
 from aisopod_ops.launcher.addresses import bare_host, connect_host, connect_url, host_port, is_ipv6
 from aisopod_ops.launcher.edgesync import ROUTES_FILE, EdgeOptions, EdgeSync, nats_connector
+from aisopod_ops.launcher.hosted import HostedServices
 from aisopod_ops.launcher.paths import binary, openclaw_ui_root, repo_root, ui_root
 from aisopod_ops.launcher.ports import pick
 from aisopod_ops.launcher.probe import http_probe, nats_probe
@@ -98,7 +99,13 @@ class Stack:
     def __init__(self, options: StackOptions) -> None:
         self.options = options
         self.state_dir = options.state_dir.resolve()
-        self.children: list[Child] = []
+        self.children: list[Child | HostedServices] = []
+        self._hosted_plan: combined.Plan | None = None
+        # Set when the stack should stop on its own (the hosted services ended), and
+        # whether `run_stack` should then start it again.
+        self.stop_event = asyncio.Event()
+        self.restart_requested = False
+        self.exit_code = 0
         self.secrets: StackSecrets | None = None
         self.info: StackInfo | None = None
         self.edge: EdgeSync | None = None
@@ -274,8 +281,9 @@ class Stack:
         return env
 
     def _combined_spec(self) -> ChildSpec:
-        """The one process of `--small`: the environment every service shares, and a plan
-        naming each one's port, instance and NATS password file."""
+        """`--small`'s services, hosted by the launcher itself (hosted.py): the environment
+        every service shares, and a plan naming each one's port, instance and NATS password
+        file."""
         assert self.secrets is not None
         plan = combined.Plan(
             services=[
@@ -299,8 +307,7 @@ class Stack:
                 openclaw_root=openclaw_ui_root() if openclaw_ui_root().is_dir() else None,
             ),
         )
-        plan_file = self.state_dir / "services-plan.json"
-        write_private(plan_file, plan.model_dump_json(indent=2))
+        self._hosted_plan = plan
         env = self._service_env(ServiceName.RUNTIME, 0, 0)
         for per_service in ("AISOPOD_PORT", "AISOPOD_INSTANCE", "AISOPOD_NATS_USER"):
             env.pop(per_service)
@@ -316,7 +323,7 @@ class Stack:
 
         return ChildSpec(
             name="services",
-            argv=[sys.executable, "-m", "aisopod_ops.launcher.combined", str(plan_file)],
+            argv=[],  # not a process of its own
             env=env,
             log_file=self.state_dir / "logs" / "services.log",
             probe=all_ready,
@@ -431,13 +438,23 @@ class Stack:
         return specs
 
     # -- lifecycle ----------------------------------------------------------------------
+    def _child(self, spec: ChildSpec) -> Child | HostedServices:
+        if spec.name == "services" and self._hosted_plan is not None:
+            return HostedServices(spec, self._hosted_plan, on_exit=self._hosted_ended)
+        return Child(spec, on_restart=self._restarted)
+
+    def _hosted_ended(self, restart: bool) -> None:
+        self.restart_requested = restart
+        self.exit_code = 0 if restart else 1
+        self.stop_event.set()
+
     async def up(self) -> StackInfo:
         started = time.monotonic()
         self._prepare()
         specs = self._specs()
         nats_specs = [spec for spec in specs if spec.group == "nats"]
         for spec in nats_specs:
-            nats_child = Child(spec, on_restart=self._restarted)
+            nats_child = self._child(spec)
             self.children.append(nats_child)
             await nats_child.start()
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
@@ -453,13 +470,13 @@ class Stack:
         for spec in specs[len(nats_specs) :]:
             if spec.name == "traefik":
                 continue
-            child = Child(spec, on_restart=self._restarted)
+            child = self._child(spec)
             self.children.append(child)
             await child.start()
         results = await asyncio.gather(*(c.wait_ready(deadline) for c in self.children))
         if all(results):
             for spec in later:
-                child = Child(spec, on_restart=self._restarted)
+                child = self._child(spec)
                 self.children.append(child)
                 await child.start()
             results += await asyncio.gather(
@@ -570,7 +587,7 @@ async def _poll(probe: Callable[[], Awaitable[bool]], deadline: float) -> bool:
 async def run_stack(options: StackOptions) -> int:
     stack = Stack(options)
     loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
+    stop = stack.stop_event
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     up = asyncio.create_task(stack.up())
@@ -594,7 +611,12 @@ async def run_stack(options: StackOptions) -> int:
     stopper.cancel()
     print("stopping…", flush=True)
     await stack.down()
-    return code
+    if stack.restart_requested:
+        # `--small`'s hosted services asked for a restart (or crashed after running a
+        # while): start the whole stack again, in this same process (hosted.py).
+        print("restarting…", flush=True)
+        os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
+    return code or stack.exit_code
 
 
 def stack_status(state_dir: Path) -> int:

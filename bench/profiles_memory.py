@@ -34,10 +34,14 @@ def measure(args: tuple[str, ...]) -> dict[str, Any]:
     stack = BenchStack.start(*args, with_fake=False)
     try:
         time.sleep(SETTLE_S)  # RSS settles for a moment after readiness
-        pids = {**stack.pids}
-        # In `--small` the launcher is the services' process: count it once.
-        if not any(stack.proc.pid in group for group in pids.values()):
-            pids["launcher"] = [stack.proc.pid]
+        launcher = stack.proc.pid
+        # In `--small` the launcher is the services' process: counted once, under both names.
+        pids = {
+            (f"launcher+{name}" if launcher in group else name): group
+            for name, group in stack.pids.items()
+        }
+        if not any(launcher in group for group in pids.values()):
+            pids["launcher"] = [launcher]
         rss = {name: [rss_kib(pid) for pid in group] for name, group in pids.items()}
         pss = sum(pss_kib(pid) for group in pids.values() for pid in group)
     finally:

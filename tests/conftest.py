@@ -55,7 +55,13 @@ def seed_config(fake_base_url: str) -> dict:
                     "kind": "openai",
                     "baseUrl": fake_base_url,
                     "apiKey": FAKE_API_KEY,
-                    "models": [{"id": "fake-small"}, {"id": "fake-large"}],
+                    # fake-tiny: a small context window, so automatic compaction can be
+                    # reached in a few turns (test_runtime_compaction.py).
+                    "models": [
+                        {"id": "fake-small"},
+                        {"id": "fake-large"},
+                        {"id": "fake-tiny", "contextWindow": 400},
+                    ],
                     "timeoutS": 10,
                     "maxRetries": 2,
                 },

@@ -373,3 +373,37 @@ def test_every_page_renders_live_data_without_console_errors(
     expect(page.get_by_test_id("nav-overview")).not_to_be_in_viewport()
     ui.screenshot("overview-phone")
     ui.console.assert_clean("on the Overview page (phone size)")
+
+
+def test_an_agent_file_is_edited_and_a_conflict_is_reloaded(ui: ControlUi, page: Page) -> None:
+    agent_id = f"files{uuid.uuid4().hex[:6]}"
+    ui.admin.call("agents.create", {"id": agent_id, "name": "Filer"})
+    try:
+        ui.open("agents")
+        row = page.locator(f"[data-testid=agent-row][data-id={agent_id}]")
+        row.get_by_test_id("agent-files-toggle").click()
+        row.locator("[data-testid=agent-file-tab][data-name='SOUL.md']").click()
+        content = row.get_by_test_id("agent-file-content")
+        expect(content).to_have_value("")
+        content.fill("Warm and brief.")
+        row.get_by_test_id("agent-file-save").click()
+        expect(row.locator("[data-testid=agent-file-tab][data-name='SOUL.md']")).to_contain_text(
+            "rev 1"
+        )
+        saved = ui.admin.call("agents.files.get", {"agentId": agent_id, "name": "SOUL.md"})
+        assert (saved["file"]["content"], saved["file"]["revision"]) == ("Warm and brief.", 1)
+
+        # Another operator saves meanwhile: this page's save is refused, not lost silently.
+        ui.admin.call(
+            "agents.files.set",
+            {"agentId": agent_id, "name": "SOUL.md", "content": "Theirs.", "expectedRevision": 1},
+        )
+        content.fill("Mine.")
+        row.get_by_test_id("agent-file-save").click()
+        expect(row.get_by_test_id("agent-file-conflict")).to_contain_text("now revision 2")
+        row.get_by_test_id("agent-file-reload").click()
+        expect(content).to_have_value("Theirs.")
+        expect(row.get_by_test_id("agent-file-conflict")).to_have_count(0)
+        ui.console.assert_clean("on the Agents page (files)")
+    finally:
+        ui.admin.call("agents.delete", {"agentId": agent_id})

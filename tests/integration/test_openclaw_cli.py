@@ -119,6 +119,73 @@ def test_gateway_call_agent_expect_final_runs_under_the_idempotency_key(stack, h
     assert final["result"]["payloads"][0]["text"] == "echo: yo"
 
 
+def test_gateway_call_heartbeat_methods(stack, home: Path) -> None:
+    session = f"oc-hb-{uuid.uuid4().hex[:10]}"
+
+    def call(method: str, params: dict[str, Any]) -> Any:
+        args = ("gateway", "call", method, "--params", json.dumps(params), "--json")
+        return json_out(openclaw(stack, home, *args))
+
+    # OpenClaw's presence fields ride along and are dropped; the text is queued.
+    event = {"text": "Node: mac (10.0.0.2)", "sessionKey": session, "host": "mac"}
+    queued = call("system-event", event)
+    assert queued["ok"] is True and queued["queued"] == 1
+    assert queued["sessionKey"] == f"agent:main:{session}"
+    woke = call("wake", {"mode": "next-heartbeat", "text": "later", "sessionKey": session})
+    assert woke["ok"] is True and woke["queued"] == 2 and woke["runId"] is None
+    assert call("set-heartbeats", {"enabled": True}) == {"ok": True, "enabled": True}
+    # The newest heartbeat event itself, or null before the first (as OpenClaw answers).
+    done = openclaw(stack, home, "gateway", "call", "last-heartbeat", "--json")
+    assert done.returncode == 0, done.stderr
+    text = done.stdout.strip()
+    assert text.endswith("null") or {"ts", "status", "agentId"} <= json_out(done).keys()
+
+
+async def test_agent_files_and_identity_through_openclaw(stack, home: Path) -> None:
+    from tests.integration.runtime_support import RuntimeClient
+
+    agent_id = f"oc-files-{uuid.uuid4().hex[:6]}"
+    rt = await RuntimeClient.connect(stack.nats_url, stack.nats_password("admin"))
+    try:
+        await rt.call("agents.create", {"id": agent_id, "name": "Claw"})
+    finally:
+        await rt.close()
+
+    async def call(method: str, params: dict[str, Any]) -> Any:
+        args = ("gateway", "call", method, "--params", json.dumps(params), "--json")
+        return await asyncio.to_thread(lambda: openclaw(stack, home, *args))
+
+    content = "- Name: Molty\n- Emoji: 🦞\n"
+    put = json_out(
+        await call(
+            "agents.files.set", {"agentId": agent_id, "name": "IDENTITY.md", "content": content}
+        )
+    )
+    digest = hashlib.sha256(content.encode()).hexdigest()
+    assert put["ok"] is True and put["workspace"] == f"agentfiles/{agent_id}"
+    assert put["file"]["hash"] == digest and put["file"]["path"].endswith("/IDENTITY.md")
+    listed = json_out(await call("agents.files.list", {"agentId": agent_id}))
+    assert any(f["name"] == "IDENTITY.md" and not f["missing"] for f in listed["files"])
+    identity = json_out(await call("agent.identity.get", {"agentId": agent_id}))
+    assert identity == {
+        "agentId": agent_id,
+        "name": "Molty",
+        "nameSource": "workspace",
+        "emoji": "🦞",
+        "avatar": "🦞",
+    }
+    stale = {"agentId": agent_id, "name": "IDENTITY.md", "content": "x", "expectedHash": "0" * 64}
+    done = await call("agents.files.set", stale)
+    assert done.returncode != 0
+    error = json_out(done)["error"]
+    assert error["code"] == "INVALID_REQUEST"
+    assert error["details"] == {
+        "type": "agent_file_conflict",
+        "name": "IDENTITY.md",
+        "currentHash": digest,
+    }
+
+
 def test_a_bad_token_is_refused(stack, home: Path) -> None:
     done = openclaw(stack, home, "gateway", "call", "health", "--json", token="not-the-token")
     assert done.returncode != 0

@@ -84,6 +84,18 @@ def stream_info(stream: str) -> Operation:
     return run
 
 
+def shorten_retention(stream: str) -> Operation:
+    """A reader rewriting a stream's limits (max_age 1 s) would expire what it may only read."""
+
+    async def run(nc: NATS) -> object:
+        js = nc.jetstream(timeout=1)
+        config = (await js.stream_info(stream)).config
+        config.max_age = 1.0
+        return await js.update_stream(config)
+
+    return run
+
+
 # (user, what it tries): secrets and other services' records are out of reach.
 REFUSED = [
     ("ws-gateway", kv_get("auth", "admin")),
@@ -94,6 +106,11 @@ REFUSED = [
     ("ws-gateway", kv_put("agents", "agent.evil")),
     ("ws-gateway", kv_put("cron", "job.evil")),
     ("ws-gateway", kv_get("sessions", "any")),
+    # Readers may look streams up, never change their limits (only the writer reconciles).
+    ("ws-gateway", shorten_retention("KV_agents")),
+    ("ws-gateway", shorten_retention("EVENTS")),
+    ("http-api", shorten_retention("KV_config")),
+    ("auth", shorten_retention("LOGS")),
     ("http-api", kv_put("config", "gateway")),
     ("http-api", kv_get("sessions", "any")),
     ("http-api", stream_info("TRANSCRIPTS")),

@@ -138,3 +138,30 @@ def test_stream_events_tool_call_arguments_reassemble() -> None:
     assert len(fragments) > 2
     assert orjson.loads("".join(fragments)) == arguments
     assert chunks[-1]["choices"][0]["finish_reason"] == "tool_calls"
+
+
+def test_a_conversation_block_is_summarised_deterministically_and_shorter() -> None:
+    lines = [f"user: question number {i} about the weather in Paris today" for i in range(14)]
+    block = "Summarise this.\n<conversation>\n" + "\n\n".join(lines) + "\n</conversation>"
+    body = {
+        "messages": [
+            {"role": "system", "content": "You summarise."},
+            {"role": "user", "content": block},
+        ]
+    }
+    reply = plan(body)
+    assert reply.content == (
+        "summary of 14 lines: "
+        + "; ".join(f"user: question number {i} about the" for i in range(6))
+        + "; … (2 more); "
+        + "; ".join(f"user: question number {i} about the" for i in range(8, 14))
+    )
+    assert plan(body).content == reply.content
+    assert len(reply.content.split()) < len(block.split())
+    short = plan(
+        {"messages": [{"role": "user", "content": "<conversation>\na b\n</conversation>"}]}
+    )
+    assert short.content == "summary of 1 lines: a b"
+    # Without a closed block it is an ordinary echo.
+    plain = plan({"messages": [{"role": "user", "content": "<conversation> a b"}]})
+    assert plain.content == "echo: <conversation> a b"

@@ -76,6 +76,7 @@ class RuntimeDouble:
     async def start(self) -> None:
         for method in (
             "agent",
+            "wake",
             "chat.send",
             "chat.abort",
             "agent.wait",
@@ -203,6 +204,17 @@ class RuntimeDouble:
             raise NotFound("no agent ghost")
         run_id = self._start_run(params["sessionKey"], params["message"])
         return {"runId": run_id, "status": "accepted"}
+
+    async def do_wake(self, params: dict[str, Any]) -> dict[str, Any]:
+        now = params["mode"] == "now"
+        return {
+            "ok": True,
+            "mode": params["mode"],
+            "agentId": "main",
+            "sessionKey": "agent:main:main",
+            "queued": 1,
+            "runId": self._start_run("agent:main:main", params["text"]) if now else None,
+        }
 
     async def do_chat_send(self, params: dict[str, Any]) -> dict[str, Any]:
         return {

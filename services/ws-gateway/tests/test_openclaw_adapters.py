@@ -4,7 +4,6 @@ OpenClaw's shapes (docs/openclaw.md, Methods)."""
 from __future__ import annotations
 
 import orjson
-import pytest
 
 from aisopod.errors import NotFound
 from aisopod_ws_gateway.openclaw.adapters import ADAPTERS, Context, agent_final, implemented_methods
@@ -109,10 +108,104 @@ def test_log_lines_become_json_strings_the_cli_parses() -> None:
 def test_agents_list_always_names_a_primary_model() -> None:
     out = result_of("agents.list", AGENTS, ctx(**{"models.list": MODELS}))
     assert out["agents"][0]["model"] == {"primary": "echo/echo"}
-    identity = result_of("agent.identity.get", AGENTS, ctx())
-    assert identity == {"agentId": "main", "name": "Main", "avatar": None}
-    with pytest.raises(NotFound):
-        result_of("agent.identity.get", AGENTS, ctx({"agentId": "nobody"}))
+
+
+def test_agent_identity_avatar_falls_back_to_the_emoji_as_openclaw_does() -> None:
+    assert ADAPTERS["agent.identity.get"].ours == "agent.identity.get"
+    assert params_of("agent.identity.get", {"agentId": "main", "sessionKey": "main"}) == {
+        "agentId": "main",
+        "sessionKey": "main",
+    }
+    ours = {"agentId": "main", "name": "Molty", "nameSource": "workspace", "emoji": "🦞"}
+    assert result_of("agent.identity.get", ours, ctx()) == {**ours, "avatar": "🦞"}
+    remote = result_of("agent.identity.get", {**ours, "avatar": "https://x.test/a.png"}, ctx())
+    assert remote["avatar"] == "https://x.test/a.png" and remote["avatarStatus"] == "remote"
+    bare = result_of(
+        "agent.identity.get", {"agentId": "a", "name": "A", "nameSource": "agent"}, ctx()
+    )
+    assert bare == {"agentId": "a", "name": "A", "nameSource": "agent"}
+
+
+def test_agent_files_get_a_workspace_and_paths_and_keep_their_hash() -> None:
+    listed = {
+        "agentId": "main",
+        "files": [
+            {
+                "name": "AGENTS.md",
+                "missing": False,
+                "size": 3,
+                "revision": 2,
+                "hash": "ab",
+                "updatedAt": 5,
+            },
+            {"name": "SOUL.md", "missing": True},
+        ],
+    }
+    out = result_of("agents.files.list", listed, ctx())
+    assert out["workspace"] == "agentfiles/main"
+    assert out["files"][0] == {
+        "name": "AGENTS.md",
+        "path": "agentfiles/main/AGENTS.md",
+        "missing": False,
+        "size": 3,
+        "updatedAtMs": 5,
+        "hash": "ab",
+    }
+    assert out["files"][1] == {
+        "name": "SOUL.md",
+        "path": "agentfiles/main/SOUL.md",
+        "missing": True,
+    }
+    file = {"name": "SOUL.md", "missing": False, "revision": 1, "hash": "cd", "content": "hi"}
+    got = result_of("agents.files.get", {"agentId": "main", "file": file}, ctx())
+    assert "ok" not in got and got["file"]["content"] == "hi" and "revision" not in got["file"]
+    put = result_of("agents.files.set", {"ok": True, "agentId": "main", "file": file}, ctx())
+    assert put["ok"] is True and put["workspace"] == "agentfiles/main"
+    assert params_of(
+        "agents.files.set",
+        {"agentId": "main", "name": "SOUL.md", "content": "x", "expectedHash": "e" * 64, "y": 1},
+    ) == {"agentId": "main", "name": "SOUL.md", "content": "x", "expectedHash": "e" * 64}
+
+
+def test_compaction_result_and_history_entry_in_openclaws_shape() -> None:
+    assert params_of("sessions.compact", {"key": "main", "maxLines": 50, "agentId": "x"}) == {
+        "key": "main"
+    }
+    record = {"lastCompactedId": "m7", "tokensBefore": 900, "tokensAfter": 80, "auto": False}
+    ours = {"key": "agent:main:main", "compacted": True, "summary": "s", "compaction": record}
+    assert result_of("sessions.compact", ours, ctx()) == {
+        "ok": True,
+        "key": "agent:main:main",
+        "compacted": True,
+        "result": {"summary": "s", "tokensBefore": 900, "tokensAfter": 80},
+    }
+    short = {"key": "k", "compacted": False, "reason": "nothing to compact"}
+    assert result_of("sessions.compact", short, ctx()) == {"ok": True, **short}
+    history = {
+        "messages": [{"id": "c", "role": "system", "content": "s", "ts": 1, "compaction": record}]
+    }
+    (entry,) = result_of("chat.history", history, ctx())["messages"]
+    assert entry["__openclaw"] == {
+        "id": "c",
+        "runId": None,
+        "kind": "compaction",
+        "tokensBefore": 900,
+        "tokensAfter": 80,
+    }
+
+
+def test_a_file_conflict_has_openclaws_details() -> None:
+    from aisopod.errors import Conflict
+    from aisopod_ws_gateway.openclaw.frames import error_shape
+
+    conflict = Conflict(
+        "SOUL.md changed", code="FILE_CHANGED", name="SOUL.md", currentRevision=3, currentHash="ab"
+    )
+    assert error_shape(conflict) == {
+        "code": "INVALID_REQUEST",
+        "message": "SOUL.md changed",
+        "details": {"type": "agent_file_conflict", "name": "SOUL.md", "currentHash": "ab"},
+    }
 
 
 def test_sessions_list_clamps_the_limit_and_answers_spawned_by_empty() -> None:
@@ -167,7 +260,8 @@ def test_agent_takes_seconds_and_its_final_reply_carries_the_text() -> None:
 
 
 def test_only_methods_whose_methods_of_ours_are_allowed_are_advertised() -> None:
-    assert implemented_methods(["agents.list"]) == ["agent.identity.get"]
+    assert implemented_methods(["agents.list"]) == []
+    assert implemented_methods(["agent.identity.get"]) == ["agent.identity.get"]
     assert "agent" not in implemented_methods(["agent", "chat.history"])  # needs agent.wait
 
 
@@ -175,3 +269,19 @@ def test_rows_that_only_map_params_splice_our_answer() -> None:
     spliced = {name for name, row in ADAPTERS.items() if row.passthrough}
     assert {"chat.send", "agent.wait", "device.pair.approve"} <= spliced
     assert not spliced & {"health", "agent", "chat.history", "cron.list"}
+
+
+def test_heartbeat_methods_take_openclaws_params_and_answer_its_shapes() -> None:
+    # system-event: OpenClaw's presence fields have no place with us; the event stays.
+    presence = {"text": "build failed", "host": "mac", "ip": "10.0.0.2", "wake": True}
+    assert params_of("system-event", presence) == {"text": "build failed", "wake": True}
+    wake = {"mode": "now", "text": "hi", "sessionKey": "main", "extra": 1}
+    assert params_of("wake", wake) == {"mode": "now", "text": "hi", "sessionKey": "main"}
+    assert params_of("set-heartbeats", {"enabled": False}) == {"enabled": False}
+    # last-heartbeat: OpenClaw answers the newest event itself, or null before the first.
+    event = {"ts": 5, "status": "ok-token", "agentId": "main", "sessionKey": "agent:main:main"}
+    ours = {"enabled": True, "last": event, "agents": []}
+    assert result_of("last-heartbeat", ours, ctx()) == event
+    assert result_of("last-heartbeat", {"enabled": True, "last": None, "agents": []}, ctx()) is None
+    for method in ("wake", "system-event", "set-heartbeats"):
+        assert ADAPTERS[method].passthrough

@@ -7,7 +7,9 @@ nor write a device record or the configuration to widen its own access.
 
 Streams are written through their ordinary subjects (`<prefix>.evt.>`, `logs.>`,
 `transcript.>`), which the subject permissions already govern; a stream grant here is about
-reading it (consumers, message gets). Names are the plain names of state.py.
+reading it (consumers, message gets) and, for WRITE, owning its configuration: only a writer
+may update a stream's limits or purge it (state.py reconciles on the writer's start), a
+reader may only create what is missing. Names are the plain names of state.py.
 """
 
 from __future__ import annotations
@@ -63,12 +65,15 @@ SERVICE_GRANTS: dict[ServiceName, Grants] = {
             "agents": W,
             "sessions": W,
             "cron": W,
+            "heartbeat": W,
             "runs": W,
             "approvals": W,
             "updates": W,
             "wizard": W,
+            "usage": W,  # budget counters
         },
-        streams={**_COMMON_STREAMS, "TRANSCRIPTS": W},
+        # Every service publishes events and logs; the runtime owns the streams' limits.
+        streams={"EVENTS": W, "LOGS": W, "TRANSCRIPTS": W, "USAGE": W},
         object_stores={"canvas": W},
     ),
 }

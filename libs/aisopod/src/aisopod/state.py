@@ -1,8 +1,10 @@
 """JetStream state (docs/protocol/architecture.md), provisioned idempotently by the services.
 
 Any service may start first, so each one ensures what it touches exists (grants.py names
-it); creating what already exists with the same config is a no-op, and a changed config
-(limits) is updated in place. Tools and tests without grants provision everything.
+it); creating what already exists with the same config is a no-op. A changed config
+(limits, replicas) is brought in line by the state's writers only: a reader may create
+what is missing but never update it, so a compromised reader cannot shorten a retention.
+Tools and tests without grants provision and reconcile everything.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from nats.js.api import (
 )
 from nats.js.errors import BadRequestError, BucketNotFoundError, NotFoundError
 
-from aisopod.grants import Grants
+from aisopod.grants import Access, Grants
 from aisopod.subjects import Subjects
 
 log = logging.getLogger("aisopod.state")
@@ -44,6 +46,10 @@ BUCKETS: tuple[Bucket, ...] = (
     Bucket("agents", description="agent definitions"),
     Bucket("sessions", description="session metadata"),
     Bucket("cron", description="cron jobs, run records and leases"),
+    Bucket(
+        "heartbeat",
+        description="heartbeat jobs and leases, queued system events, the last heartbeats",
+    ),
     # Run records (and session lanes) are kept a week after their last write: long past
     # any run's own timeout (at most a day), so a live run or held lane never expires.
     Bucket("runs", ttl_s=7 * DAY, description="agent-run status"),
@@ -64,6 +70,8 @@ BUCKETS: tuple[Bucket, ...] = (
     Bucket("auth", description="auth secrets (hashes only): admin token, passwords"),
     Bucket("updates", description="rolling-restart progress (update.run)"),
     Bucket("wizard", ttl_s=HOUR, description="onboarding wizard sessions"),
+    # Monthly spend per agent and API token (budgets): kept past the month they count.
+    Bucket("usage", ttl_s=62 * DAY, description="monthly usage counters (budgets)"),
 )
 
 
@@ -82,6 +90,8 @@ STREAMS: tuple[Stream, ...] = (
     Stream("EVENTS", "evt.>", max_age_s=HOUR, max_msgs=200_000, max_bytes=512 * 1024 * 1024),
     Stream("TRANSCRIPTS", "transcript.>", max_age_s=0, max_bytes=4 * 1024**3),
     Stream("LOGS", "logs.>", max_age_s=DAY, max_msgs=500_000, max_bytes=512 * 1024 * 1024),
+    # One record per finished run (usage.*): the longest window asked (366 days) and more.
+    Stream("USAGE", "usage.>", max_age_s=400 * DAY, max_bytes=1024**3),
 )
 
 OBJECT_STORES: tuple[str, ...] = ("canvas",)
@@ -105,13 +115,16 @@ def bucket_name(prefix: str, name: str) -> str:
 async def ensure_state(
     js: JetStreamContext, subjects: Subjects, *, replicas: int = 1, grants: Grants | None = None
 ) -> None:
-    """Provision what `grants` name (a service's own state), or everything without."""
+    """Provision what `grants` name (a service's own state), or everything without;
+    reconcile only what `grants` may write."""
     for bucket in BUCKETS:
         if grants is None or bucket.name in grants.buckets:
-            await _ensure_bucket(js, subjects.prefix, bucket, replicas)
+            owner = grants is None or grants.buckets[bucket.name] is Access.WRITE
+            await _ensure_bucket(js, subjects.prefix, bucket, replicas, owner=owner)
     for stream in STREAMS:
         if grants is None or stream.name in grants.streams:
-            await _ensure_stream(js, subjects, stream, replicas)
+            owner = grants is None or grants.streams[stream.name] is Access.WRITE
+            await _ensure_stream(js, subjects, stream, replicas, owner=owner)
     for store in OBJECT_STORES:
         if grants is not None and store not in grants.object_stores:
             continue
@@ -123,16 +136,21 @@ async def ensure_state(
                 name, config=ObjectStoreConfig(storage=StorageType.FILE, replicas=replicas)
             )
         else:
-            await _reconcile(js, f"OBJ_{name}", f"object store {name}", replicas=replicas)
+            if grants is None or grants.object_stores[store] is Access.WRITE:
+                await _reconcile(js, f"OBJ_{name}", f"object store {name}", replicas=replicas)
 
 
-async def _ensure_bucket(js: JetStreamContext, prefix: str, bucket: Bucket, replicas: int) -> None:
+async def _ensure_bucket(
+    js: JetStreamContext, prefix: str, bucket: Bucket, replicas: int, *, owner: bool
+) -> None:
     name = bucket_name(prefix, bucket.name)
     try:
         await js.key_value(name)
     except (NotFoundError, BucketNotFoundError):
         pass
     else:
+        if not owner:
+            return
         await _reconcile(
             js,
             f"KV_{name}",
@@ -196,7 +214,7 @@ async def _reconcile(
 
 
 async def _ensure_stream(
-    js: JetStreamContext, subjects: Subjects, stream: Stream, replicas: int
+    js: JetStreamContext, subjects: Subjects, stream: Stream, replicas: int, *, owner: bool
 ) -> None:
     config = StreamConfig(
         name=stream_name(subjects.prefix, stream.name),
@@ -215,5 +233,9 @@ async def _ensure_stream(
     try:
         await js.add_stream(config)
     except BadRequestError:
-        # Exists with another config (limits changed between versions): bring it in line.
-        await js.update_stream(config)
+        # Exists with another config (limits changed between versions): its writer brings
+        # it in line; a reader takes it as it is.
+        if owner:
+            await js.update_stream(config)
+        else:
+            await js.stream_info(config.name or "")

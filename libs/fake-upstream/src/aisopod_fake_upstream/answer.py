@@ -5,7 +5,12 @@ Rules, in order:
    trailing tool result (joined by `; `), NAME taken from the assistant tool call it answers.
 2. The request declares `tools` and the last user message holds `[[tool:NAME {args}]]`
    directives (and is the last message): answer with those tool calls.
-3. Otherwise: `echo: TEXT`, TEXT being the last user message without directives, whitespace
+3. Summary: the last message is the user's and holds a `<conversation>` … `</conversation>`
+   block (a request to summarise a conversation, one message per line): answer
+   `summary of N lines: ` and the first 6 words of each line, joined by `; ` (more than 12
+   lines: the first 6 and the last 6, with `… (K more)` between them). Shorter than the
+   conversation, and the same for the same lines.
+4. Otherwise: `echo: TEXT`, TEXT being the last user message without directives, whitespace
    collapsed (`echo:` alone when empty). With `words=N` the answer is exactly N words: the
    words of that echo repeated in a cycle.
 
@@ -46,6 +51,10 @@ class Reply:
     finish_reason: str
     prompt_tokens: int
     completion_tokens: int
+    cached_tokens: int = 0
+    """Of `prompt_tokens`: reported as read from the prompt cache (`cached_tokens=N`)."""
+    cache_write_tokens: int = 0
+    """Of `prompt_tokens`: reported as written to the prompt cache (`cache_write_tokens=N`)."""
 
     @property
     def content(self) -> str | None:
@@ -75,12 +84,38 @@ def plan_reply(
         return _text_reply(_tool_results_text(request), prompt_tokens, request.token_limit)
     if last.role == "user" and parsed.tool_requests and request.tools:
         return _tool_call_reply(request, parsed, prompt_tokens)
+    if last.role == "user" and (summary := summary_text(last.text())) is not None:
+        return _text_reply(summary, prompt_tokens, request.token_limit)
     text = f"echo: {parsed.text}" if parsed.text else "echo:"
     if as_json:
         text = json.dumps({"echo": parsed.text})
     elif words is not None:
         text = " ".join(itertools.islice(itertools.cycle(text.split()), words))
     return _text_reply(text, prompt_tokens, request.token_limit)
+
+
+SUMMARY_OPEN, SUMMARY_CLOSE = "<conversation>", "</conversation>"
+SUMMARY_LINE_WORDS = 6
+SUMMARY_EDGE_LINES = 6
+
+
+def summary_text(text: str) -> str | None:
+    """The deterministic summary of a `<conversation>` block, or None when there is none."""
+    start = text.find(SUMMARY_OPEN)
+    end = text.find(SUMMARY_CLOSE, start + len(SUMMARY_OPEN))
+    if start == -1 or end == -1:
+        return None
+    lines = [line.split() for line in text[start + len(SUMMARY_OPEN) : end].splitlines()]
+    heads = [" ".join(words[:SUMMARY_LINE_WORDS]) for words in lines if words]
+    if len(heads) > 2 * SUMMARY_EDGE_LINES:
+        skipped = len(heads) - 2 * SUMMARY_EDGE_LINES
+        heads = [
+            *heads[:SUMMARY_EDGE_LINES],
+            f"… ({skipped} more)",
+            *heads[-SUMMARY_EDGE_LINES:],
+        ]
+    count = sum(1 for words in lines if words)
+    return f"summary of {count} lines: " + "; ".join(heads)
 
 
 def _text_reply(text: str, prompt_tokens: int, limit: int | None) -> Reply:

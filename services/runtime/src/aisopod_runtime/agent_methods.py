@@ -9,9 +9,12 @@ from __future__ import annotations
 from aisopod.config.model import GatewayConfig
 from aisopod.host import ServiceHost
 from aisopod.rpc import Handler
+from aisopod_runtime.agent_files import AgentFiles, agent_file_handlers
 from aisopod_runtime.agents import AgentStore, agent_handlers
 from aisopod_runtime.approvals import ApprovalService, approval_handlers
 from aisopod_runtime.chat import chat_handlers
+from aisopod_runtime.compaction import Compactor, compaction_handlers
+from aisopod_runtime.heartbeat.inbox import SystemEventInbox
 from aisopod_runtime.models import ModelCatalog, model_handlers
 from aisopod_runtime.providers import ProviderRegistry
 from aisopod_runtime.runner import RunManager
@@ -22,6 +25,7 @@ from aisopod_runtime.sessions import SessionStore
 from aisopod_runtime.tools import build_registry
 from aisopod_runtime.tools.methods import tool_handlers
 from aisopod_runtime.transcripts import TranscriptStore
+from aisopod_runtime.usage import UsageService, usage_handlers
 from aisopod_runtime.voicewake import Voicewake, voicewake_handlers
 
 
@@ -38,9 +42,13 @@ async def build_agent_methods(host: ServiceHost) -> dict[str, Handler]:
         approvals=ApprovalService(await host.kv("approvals"), host.bus),
         providers=providers,
         tools=tools,
+        inbox=SystemEventInbox(await host.kv("heartbeat")),
+        usage=await UsageService.create(host),
     )
     runner = RunManager(parts, RunStore(await host.kv("runs"), host.instance))
     parts.runner = runner
+    parts.agent_files = AgentFiles(agents_kv, parts.agents)
+    parts.compactor = Compactor(parts)
 
     async def on_config(new: GatewayConfig, old: GatewayConfig) -> None:
         if new.models != old.models:
@@ -67,8 +75,11 @@ async def build_agent_methods(host: ServiceHost) -> dict[str, Handler]:
         **agent_handlers(parts.agents),
         **chat_handlers(parts),
         **session_handlers(parts),
+        **compaction_handlers(parts),
+        **agent_file_handlers(parts.agent_files),
         **tool_handlers(parts),
         **approval_handlers(parts.approvals),
         **model_handlers(ModelCatalog(parts)),
         **voicewake_handlers(Voicewake(agents_kv, host.bus)),
+        **usage_handlers(parts, parts.usage),
     }

@@ -103,6 +103,7 @@ class AgentStore:
             "model": params.model,
             "instructions": params.instructions,
             "tools": params.tools,
+            "identity": params.identity.wire() if params.identity else None,
             "createdAt": now_ms(),
             "updatedAt": now_ms(),
         }
@@ -138,6 +139,8 @@ class AgentStore:
         if await get_json(self.kv, agent_key(agent_id)) is None:
             raise NotFound(f"no agent {agent_id!r}", code="AGENT_NOT_FOUND")
         await self.kv.delete(agent_key(agent_id))
+        # Its workspace files (agent_files.py) go too: a new agent of that id starts clean.
+        await self.kv.purge(f"files.{agent_id}")
 
     async def _free_id(self, name: str) -> str:
         base = _SLUG.sub("-", name.lower()).strip("-_")[:48] or "agent"

@@ -32,6 +32,7 @@ from aisopod.catalogue.chat import (
 from aisopod.errors import InvalidParams, NotFound
 from aisopod.rpc import CallContext, Handler, Replayable
 from aisopod.sessionkey import parse_session_key
+from aisopod_runtime.compaction import compacted_view
 from aisopod_runtime.emitter import RunEmitter
 from aisopod_runtime.runs import is_terminal
 from aisopod_runtime.service import RuntimeService
@@ -95,7 +96,8 @@ def chat_handlers(parts: RuntimeService) -> dict[str, Handler]:
 
     async def history(params: ChatHistoryParams, ctx: CallContext) -> ChatHistoryResult:
         session_key, _ = canonical(params.session_key)
-        messages = cap_bytes(await parts.transcripts.read(session_key, params.limit))
+        read = await parts.transcripts.read(session_key, params.limit)
+        messages = cap_bytes(compacted_view(read))  # a compaction's summary, then what follows
         return ChatHistoryResult(session_key=session_key, messages=_valid(messages))
 
     async def inject(params: ChatInjectParams, ctx: CallContext) -> ChatInjectResult:

@@ -35,6 +35,7 @@ from aisopod.errors import Conflict, NotFound
 from aisopod.rpc import CallContext, Handler
 from aisopod.sessionkey import parse_session_key
 from aisopod_runtime.chat import WAIT_MARGIN_S
+from aisopod_runtime.compaction import compacted_view
 from aisopod_runtime.runs import is_terminal
 from aisopod_runtime.service import RuntimeService
 from aisopod_runtime.sessions import preview
@@ -60,7 +61,7 @@ def session_handlers(parts: RuntimeService) -> dict[str, Handler]:
             async with gate:
                 if await parts.sessions.get(key) is None:
                     return SessionPreview(key=key, status="missing", messages=[])
-                messages = await parts.transcripts.read(key, params.limit)
+                messages = compacted_view(await parts.transcripts.read(key, params.limit))
             lines = [line for line in map(preview_line, messages) if line is not None]
             return SessionPreview(key=key, status="ok" if lines else "empty", messages=lines)
 

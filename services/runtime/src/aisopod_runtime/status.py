@@ -1,5 +1,6 @@
 """status: every service instance and version (nats.micro), connections, agents, sessions,
-uptime. Admins also get internals: per-instance RPC stats, stream sizes, the config hash."""
+uptime, the last 30 days' usage. Admins also get internals: per-instance RPC stats, stream
+sizes, the config hash."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from aisopod.rpc import CallContext
 from aisopod.scopes import Requirement
 from aisopod.state import STREAMS, stream_name
 from aisopod_runtime.discovery import Instance, service_stats
+from aisopod_runtime.usage.ledger import shared_ledger
+from aisopod_runtime.usage.service import usage_summary
 
 
 def _started_ms(instance: Instance) -> int | None:
@@ -40,11 +43,12 @@ class StatusMethods:
             return 0
 
     async def status(self, _: Any, ctx: CallContext) -> StatusResult:
-        instances, connections, agents, sessions = await asyncio.gather(
+        instances, connections, agents, sessions, usage = await asyncio.gather(
             service_stats(self.host.bus),
             self.count("presence"),
             self.count("agents"),
             self.count("sessions"),
+            usage_summary(shared_ledger(self.host.bus)),
         )
         services: dict[str, ServiceStatus] = {}
         for inst in instances:
@@ -59,6 +63,7 @@ class StatusMethods:
             agents=agents,
             sessions=sessions,
             uptime_ms=max(now - min(starts), 0) if starts else 0,
+            usage=usage,
             internals=await self.internals(instances) if admin else None,
         )
 

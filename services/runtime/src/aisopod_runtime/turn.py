@@ -79,7 +79,8 @@ class Turn:
     async def run(self) -> Outcome:
         config = self.parts.config
         defaults = config.models.agents
-        instructions = self.agent.instructions or defaults.instructions
+        files = self.parts.require_agent_files()
+        instructions = await files.system_prompt(self.agent, defaults.instructions)
         messages = [{"role": "system", "content": instructions}, *to_openai(self.history)]
         tools = self.parts.tools.available(config.tools, "agent", self.agent.tools)
         specs = [t.openai_spec() for t in tools]

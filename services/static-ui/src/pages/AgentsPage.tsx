@@ -5,6 +5,7 @@ import { connection } from "../app/connection";
 import { useAction, useRpc } from "../app/hooks";
 import { hrefFor } from "../app/router";
 import { Badge, Button, ConfirmButton, Empty, ErrorNote, Field, Loading, Section } from "../components/ui";
+import { AgentFilesEditor } from "../agents/FilesEditor";
 import { agentFields, changedFields, draftOf, EMPTY_DRAFT as EMPTY, type Agent, type AgentDraft, type AgentsList } from "../agents/form";
 
 function AgentForm(props: {
@@ -67,6 +68,7 @@ function AgentForm(props: {
 
 function AgentRow({ agent, isDefault, onChanged }: { agent: Agent; isDefault: boolean; onChanged: () => void }) {
   const [editing, setEditing] = useState(false);
+  const [files, setFiles] = useState(false);
   const del = useAction();
   return (
     <li class="agent" data-testid="agent-row" data-id={agent.id}>
@@ -85,6 +87,9 @@ function AgentRow({ agent, isDefault, onChanged }: { agent: Agent; isDefault: bo
           </a>
           <Button variant="ghost" testid="agent-edit" aria-expanded={editing ? "true" : "false"} onClick={() => setEditing(!editing)}>
             Edit
+          </Button>
+          <Button variant="ghost" testid="agent-files-toggle" aria-expanded={files ? "true" : "false"} onClick={() => setFiles(!files)}>
+            Files
           </Button>
           <ConfirmButton
             label="Delete"
@@ -107,6 +112,7 @@ function AgentRow({ agent, isDefault, onChanged }: { agent: Agent; isDefault: bo
           onCancel={() => setEditing(false)}
         />
       ) : null}
+      {files ? <AgentFilesEditor agentId={agent.id} /> : null}
     </li>
   );
 }

@@ -70,6 +70,7 @@ def permissions(prefix: str) -> dict[str, dict[str, list[str]]]:
                 f"{p}.conn.>",
                 f"{p}.node.>",
                 f"{p}.transcript.>",
+                f"{p}.usage.>",
                 f"{p}.auth.>",
                 f"{p}.ratelimit.>",
             ],
@@ -88,12 +89,13 @@ def permissions(prefix: str) -> dict[str, dict[str, list[str]]]:
 
 
 def _stream_api(stream: str, *, write: bool) -> list[str]:
-    """The JetStream API subjects of one stream: look-up and provisioning, message gets,
-    consumers and their acks; with `write`, purges too (KV and object deletes use them)."""
+    """The JetStream API subjects of one stream: look-up and creation, message gets,
+    consumers and their acks; with `write`, config updates and purges too (state.py
+    reconciles limits; KV and object deletes purge). A reader may create a missing stream
+    but never change an existing one."""
     subjects = [
         f"$JS.API.STREAM.INFO.{stream}",
         f"$JS.API.STREAM.CREATE.{stream}",
-        f"$JS.API.STREAM.UPDATE.{stream}",
         f"$JS.API.STREAM.MSG.GET.{stream}",
         f"$JS.API.DIRECT.GET.{stream}",
         f"$JS.API.DIRECT.GET.{stream}.>",
@@ -106,7 +108,7 @@ def _stream_api(stream: str, *, write: bool) -> list[str]:
         f"$JS.ACK.{stream}.>",
     ]
     if write:
-        subjects.append(f"$JS.API.STREAM.PURGE.{stream}")
+        subjects += [f"$JS.API.STREAM.UPDATE.{stream}", f"$JS.API.STREAM.PURGE.{stream}"]
     return subjects
 
 

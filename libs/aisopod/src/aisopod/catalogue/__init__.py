@@ -10,18 +10,21 @@ from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 
 from aisopod.catalogue import (
+    agentfiles,
     agents,
     approvals,
     chat,
     config,
     cron,
     devices,
+    heartbeat,
     models,
     nodes,
     sessions,
     system,
     tools,
     updates,
+    usage,
 )
 from aisopod.catalogue.events import (
     ADMIN_ONLY,
@@ -36,16 +39,19 @@ from aisopod.services import ServiceName
 DOMAINS = (
     system,
     agents,
+    agentfiles,
     chat,
     sessions,
     nodes,
     config,
     cron,
+    heartbeat,
     models,
     devices,
     approvals,
     updates,
     tools,
+    usage,
 )
 
 

@@ -33,6 +33,17 @@ RT = ServiceName.RUNTIME
 
 Instructions = Annotated[str, StringConstraints(max_length=MIB)]
 ToolList = Annotated[list[ToolName], Field(max_length=256)]
+# An avatar is an http(s) URL, a small data: URI, or a letter or emoji to show.
+Avatar = Annotated[str, StringConstraints(min_length=1, max_length=16_384, pattern=r"\S")]
+Emoji = Annotated[str, StringConstraints(min_length=1, max_length=32, pattern=r"\S")]
+
+
+class AgentIdentitySettings(Params):
+    """How the agent presents itself; each field wins over the agent's IDENTITY.md."""
+
+    name: Name | None = None
+    emoji: Emoji | None = None
+    avatar: Avatar | None = None
 
 
 class Agent(Result):
@@ -41,6 +52,9 @@ class Agent(Result):
     model: str | None = None
     instructions: str | None = None
     tools: list[str] | None = None
+    identity: dict[str, str] | None = absent_when_none()
+    """`{name?, emoji?, avatar?}` as set by agents.create/update (agent.identity.get
+    resolves it with IDENTITY.md)."""
     created_at: EpochMs | None = absent_when_none()
     updated_at: EpochMs | None = absent_when_none()
 
@@ -56,21 +70,24 @@ class AgentsCreateParams(Params):
     model: ModelRef | None = None
     instructions: Instructions | None = None
     tools: ToolList | None = None
+    identity: AgentIdentitySettings | None = None
 
 
 class AgentsUpdateParams(PatchParams):
-    """Omitted fields stay; an explicit null clears `model`, `instructions` or `tools`."""
+    """Omitted fields stay; an explicit null clears `model`, `instructions`, `tools` or
+    `identity` (which is replaced whole)."""
 
     agent_id: AgentId
     name: Name | None = None
     model: ModelRef | None = None
     instructions: Instructions | None = None
     tools: ToolList | None = None
+    identity: AgentIdentitySettings | None = None
 
     @model_validator(mode="after")
     def _something_to_update(self) -> AgentsUpdateParams:
         if not self.model_fields_set - {"agent_id"}:
-            raise ValueError("nothing to update: give name, model, instructions or tools")
+            raise ValueError("nothing to update: give name, model, instructions, tools or identity")
         if "name" in self.model_fields_set and self.name is None:
             raise ValueError("name cannot be cleared")
         return self

@@ -77,6 +77,23 @@ class ToolCallRecord(Result):
     args: dict[str, JsonValue]
 
 
+class CompactionRecord(Result):
+    """On the transcript entry a compaction wrote (role `system`, the summary as its
+    content): what it replaced. The model, and `chat.history`, see this entry first and
+    then only the messages after `lastCompactedId`; the older ones stay in the stream."""
+
+    last_compacted_id: str
+    """The newest message the summary covers."""
+    compacted_messages: int
+    kept_messages: int
+    tokens_before: int
+    """Estimated tokens of what the model was sent before (about 4 characters a token)."""
+    tokens_after: int
+    auto: bool
+    """Made by a run because the session neared its model's context window."""
+    model: str
+
+
 class ChatMessage(Result):
     """A transcript message. Which optional fields it has depends on how it was written:
     a run's messages carry `runId`; a final answer `model` and `usage`; an answer that asked
@@ -99,6 +116,7 @@ class ChatMessage(Result):
     error: str | None = absent_when_none()
     """Why the run behind a `stopReason` entry failed."""
     injected: bool | None = absent_when_none()
+    compaction: CompactionRecord | None = absent_when_none()
 
 
 class ChatHistoryResult(Result):

@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints, model_validator
 
+from aisopod.catalogue.chat import CompactionRecord
 from aisopod.catalogue.fields import (
     AgentId,
     EpochMs,
@@ -149,6 +150,27 @@ class SessionsResolveResult(Result):
     entry: SessionEntry
 
 
+class SessionsCompactParams(Params):
+    """`keepTurns` (default `models.agents.compaction.keepTurns`): the newest turns kept as
+    they are (a turn starts at a user message); `instructions` steer the summary."""
+
+    key: SessionKey
+    keep_turns: int | None = Field(default=None, ge=0, le=100)
+    instructions: Annotated[str, StringConstraints(min_length=1, max_length=2000)] | None = None
+
+
+class SessionsCompactResult(Result):
+    """`compacted: false` with `reason` when there was nothing older than the kept turns;
+    otherwise the entry written (its id, the summary and what it replaced)."""
+
+    key: str
+    compacted: bool
+    reason: str | None = absent_when_none()
+    entry_id: str | None = absent_when_none()
+    summary: str | None = absent_when_none()
+    compaction: CompactionRecord | None = absent_when_none()
+
+
 METHODS: tuple[MethodSpec, ...] = (
     MethodSpec(
         "sessions.list", RT, R, SessionsListParams, SessionsListResult, description="sessions"
@@ -183,5 +205,14 @@ METHODS: tuple[MethodSpec, ...] = (
         "sessions.patch", RT, A, SessionsPatchParams, SessionsPatchResult, description="patch"
     ),
     MethodSpec("sessions.reset", RT, A, SessionKeyParams, OkResult, description="clear"),
+    MethodSpec(
+        "sessions.compact",
+        RT,
+        A,
+        SessionsCompactParams,
+        SessionsCompactResult,
+        description="summarise old turns, keep the last N",
+        long_wait_s=LONG_RUN_WAIT_S,
+    ),
     MethodSpec("sessions.delete", RT, A, SessionKeyParams, OkResult, description="delete"),
 )

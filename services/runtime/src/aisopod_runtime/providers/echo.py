@@ -6,7 +6,11 @@ Deterministic, the same rules as the fake upstream used in tests:
    result, joined by `; `.
 2. Tools are offered and the last user message holds `[[tool:NAME {json args}]]`
    directives → one tool call per directive naming an offered tool (args optional).
-3. Otherwise `echo: TEXT`, TEXT being the last user message without directives,
+3. The last user message holds a `<conversation>` … `</conversation>` block (what
+   compaction sends, compaction.py) → `summary of N lines: ` and the first 6 words of
+   each line joined by `; ` (over 12 lines: the first 6 and the last 6 around
+   `… (K more)`). Shorter than the conversation, so compaction works offline too.
+4. Otherwise `echo: TEXT`, TEXT being the last user message without directives,
    whitespace collapsed.
 
 The answer streams in at most `CHUNKS` chunks of whole words with `chunk_delay_s` between
@@ -148,9 +152,13 @@ class EchoProvider:
                 )
                 words = sum(len(f"{c.name} {c.arguments}".split()) for c in tool_calls)
                 yield ToolCalls(tool_calls)
-                yield Finish("tool_calls", Usage(prompt, words))
+                yield Finish("tool_calls", Usage(prompt, words, calls=1))
                 return
-            text = f"echo: {text}" if text else "echo:"
+            summary = summary_text(raw) if last.get("role") == "user" else None
+            if summary is not None:
+                text = summary
+            else:
+                text = f"echo: {text}" if text else "echo:"
         pieces = _PIECE.findall(text)
         reason = "stop"
         if request.max_tokens is not None and len(pieces) > request.max_tokens:
@@ -160,7 +168,27 @@ class EchoProvider:
             if at and self.chunk_delay_s > 0:
                 await asyncio.sleep(self.chunk_delay_s)  # pacing, so the answer streams
             yield TextDelta(chunk)
-        yield Finish(reason, Usage(prompt, len(pieces)))
+        yield Finish(reason, Usage(prompt, len(pieces), calls=1))
+
+
+SUMMARY_OPEN, SUMMARY_CLOSE = "<conversation>", "</conversation>"
+SUMMARY_LINE_WORDS = 6
+SUMMARY_EDGE_LINES = 6
+
+
+def summary_text(text: str) -> str | None:
+    """The deterministic summary of a `<conversation>` block (the fake upstream's rule)."""
+    start = text.find(SUMMARY_OPEN)
+    end = text.find(SUMMARY_CLOSE, start + len(SUMMARY_OPEN))
+    if start == -1 or end == -1:
+        return None
+    lines = [line.split() for line in text[start + len(SUMMARY_OPEN) : end].splitlines()]
+    heads = [" ".join(words[:SUMMARY_LINE_WORDS]) for words in lines if words]
+    count = len(heads)
+    if count > 2 * SUMMARY_EDGE_LINES:
+        skipped = count - 2 * SUMMARY_EDGE_LINES
+        heads = [*heads[:SUMMARY_EDGE_LINES], f"… ({skipped} more)", *heads[-SUMMARY_EDGE_LINES:]]
+    return f"summary of {count} lines: " + "; ".join(heads)
 
 
 def _tool_results_text(messages: list[dict[str, Any]]) -> str:

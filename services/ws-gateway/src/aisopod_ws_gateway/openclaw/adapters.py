@@ -342,11 +342,55 @@ def agents_list(ours: Any, ctx: Context) -> dict[str, Any]:
 
 
 def agent_identity(ours: Any, ctx: Context) -> dict[str, Any]:
-    wanted = ctx.params.get("agentId") or ours.get("defaultId")
-    for agent in ours.get("agents", []):
-        if agent.get("id") == wanted:
-            return {"agentId": agent["id"], "name": agent.get("name"), "avatar": None}
-    raise NotFound(f"no agent {wanted!r}", code="AGENT_NOT_FOUND")
+    """OpenClaw's avatar falls back to the emoji; `avatarStatus` says what kind it is."""
+    out = {k: ours[k] for k in ("agentId", "name", "nameSource", "emoji") if ours.get(k)}
+    avatar = ours.get("avatar") or ours.get("emoji")
+    if avatar:
+        out["avatar"] = avatar
+        if avatar.startswith(("http://", "https://")):
+            out["avatarStatus"] = "remote"
+        elif avatar.startswith("data:"):
+            out["avatarStatus"] = "data"
+    return out
+
+
+def _agent_file(agent_id: str, file: dict[str, Any]) -> dict[str, Any]:
+    """Ours → OpenClaw's file entry (a path instead of our revision)."""
+    out: dict[str, Any] = {
+        "name": file["name"],
+        "path": f"{_workspace(agent_id)}/{file['name']}",
+        "missing": bool(file.get("missing")),
+    }
+    for ours, theirs in (("size", "size"), ("updatedAt", "updatedAtMs"), ("hash", "hash")):
+        if file.get(ours) is not None:
+            out[theirs] = file[ours]
+    if file.get("content") is not None:
+        out["content"] = file["content"]
+    return out
+
+
+def _workspace(agent_id: str) -> str:
+    """OpenClaw names a directory; our files live in KV `agents` (`files.<agentId>`)."""
+    return f"agentfiles/{agent_id}"
+
+
+def agent_files_list(ours: Any, ctx: Context) -> dict[str, Any]:
+    agent_id = ours["agentId"]
+    return {
+        "agentId": agent_id,
+        "workspace": _workspace(agent_id),
+        "files": [_agent_file(agent_id, f) for f in ours.get("files", [])],
+    }
+
+
+def agent_file(ours: Any, ctx: Context) -> dict[str, Any]:
+    agent_id = ours["agentId"]
+    out = {
+        "agentId": agent_id,
+        "workspace": _workspace(agent_id),
+        "file": _agent_file(agent_id, ours["file"]),
+    }
+    return {"ok": True, **out} if "ok" in ours else out
 
 
 def models_list(ours: Any, ctx: Context) -> dict[str, Any]:
@@ -423,6 +467,28 @@ def history_message(message: dict[str, Any]) -> dict[str, Any]:
     }
     if run_id and message.get("role") == "user":
         out["idempotencyKey"] = f"{run_id}:user"
+    compaction = message.get("compaction")
+    if isinstance(compaction, dict):  # marked as OpenClaw marks its compaction entries
+        out["__openclaw"].update(
+            kind="compaction",
+            tokensBefore=compaction.get("tokensBefore"),
+            tokensAfter=compaction.get("tokensAfter"),
+        )
+    return out
+
+
+def sessions_compact(ours: Any, ctx: Context) -> dict[str, Any]:
+    """`{ok, key, compacted, reason?, result?{summary, tokensBefore, tokensAfter}}`."""
+    out: dict[str, Any] = {"ok": True, "key": ours.get("key"), "compacted": ours["compacted"]}
+    if ours.get("reason"):
+        out["reason"] = ours["reason"]
+    record = ours.get("compaction")
+    if ours["compacted"] and isinstance(record, dict):
+        out["result"] = {
+            "summary": ours.get("summary"),
+            "tokensBefore": record.get("tokensBefore"),
+            "tokensAfter": record.get("tokensAfter"),
+        }
     return out
 
 
@@ -495,6 +561,11 @@ def agent_final(waited: dict[str, Any], history: dict[str, Any]) -> dict[str, An
     }
 
 
+def last_heartbeat(ours: Any, ctx: Context) -> Any:
+    """OpenClaw answers the newest heartbeat event itself (null before the first)."""
+    return ours.get("last")
+
+
 # --- the table -----------------------------------------------------------------------------
 
 _EMPTY_HISTORY: dict[str, Any] = {"sessionKey": None, "messages": []}
@@ -518,7 +589,23 @@ ADAPTERS: dict[str, Adapter] = {
     "device.pair.reject": Adapter("device.pair.reject", params=keep("requestId")),
     "device.pair.remove": Adapter("device.pair.remove", params=keep("deviceId")),
     "agents.list": Adapter("agents.list", params=none, result=agents_list, also=("models.list",)),
-    "agent.identity.get": Adapter("agents.list", params=none, result=agent_identity),
+    "agent.identity.get": Adapter(
+        "agent.identity.get", params=keep("agentId", "sessionKey"), result=agent_identity
+    ),
+    # OpenClaw's `maxLines` (cut the transcript to N lines, no summary) has no equivalent
+    # here: dropped, and the call summarises with the configured keepTurns.
+    "sessions.compact": Adapter("sessions.compact", params=keep("key"), result=sessions_compact),
+    "agents.files.list": Adapter(
+        "agents.files.list", params=keep("agentId"), result=agent_files_list
+    ),
+    "agents.files.get": Adapter(
+        "agents.files.get", params=keep("agentId", "name"), result=agent_file
+    ),
+    "agents.files.set": Adapter(
+        "agents.files.set",
+        params=keep("agentId", "name", "content", "expectedHash"),
+        result=agent_file,
+    ),
     "models.list": Adapter("models.list", params=none, result=models_list),
     "models.authStatus": Adapter("models.list", params=none, result=auth_status),
     "chat.metadata": Adapter("models.list", params=none, result=chat_metadata),
@@ -541,6 +628,12 @@ ADAPTERS: dict[str, Adapter] = {
     ),
     "agent.wait": Adapter("agent.wait", params=keep("runId", "timeoutMs")),
     "update.status": Adapter("update.status", params=none, result=update_status),
+    "wake": Adapter("wake", params=keep("mode", "text", "sessionKey", "agentId")),
+    "system-event": Adapter(
+        "system-event", params=keep("text", "sessionKey", "idempotencyKey", "wake")
+    ),
+    "last-heartbeat": Adapter("last-heartbeat", params=none, result=last_heartbeat),
+    "set-heartbeats": Adapter("set-heartbeats", params=keep("enabled")),
     "diagnostics.stability": Adapter("health", params=none, result=stability),
 }  # fmt: skip
 
@@ -549,3 +642,9 @@ def implemented_methods(ours: list[str]) -> list[str]:
     """The OpenClaw methods a connection may call: those whose methods of ours it may."""
     allowed = set(ours)
     return sorted(name for name, row in ADAPTERS.items() if set(row.uses()) <= allowed)
+
+
+# Node hosts and OpenClaw operators' node commands: their rows live beside their helpers.
+from aisopod_ws_gateway.openclaw.nodes import NODE_ADAPTERS  # noqa: E402
+
+ADAPTERS.update(NODE_ADAPTERS)

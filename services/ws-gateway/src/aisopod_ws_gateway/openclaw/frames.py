@@ -61,6 +61,10 @@ def error_shape(error: AisopodError) -> dict[str, Any]:
             shape["retryAfterMs"] = retry_after
     elif isinstance(error, InvalidParams):
         shape["message"] = f"invalid params: {error.message}"
+    elif data.get("code") == "FILE_CHANGED":  # agents.files.set: OpenClaw's conflict shape
+        data = {"type": "agent_file_conflict", "name": data.get("name")} | (
+            {"currentHash": data["currentHash"]} if data.get("currentHash") else {}
+        )
     elif isinstance(error, MethodNotFound):
         # Exact text: the CLI's legacy cron probe matches "unknown method: <name>".
         pass

@@ -52,10 +52,13 @@ class RouteClass(Section):
     """Which rule the edge check (`ratelimit.edge`) applies to a request path: every path under
     `pathPrefix` (segment-wise), or exactly `path` (one of the two)."""
 
-    path_prefix: str | None = Field(None, pattern=r"^/")
+    # Exactly one of the two is set; the other is left out of config.get and the document
+    # rather than shown as null (a null would read as "matches nothing").
+    path_prefix: str | None = Field(None, pattern=r"^/", exclude_if=lambda value: value is None)
     path: str | None = Field(
         None,
         pattern=r"^/",
+        exclude_if=lambda value: value is None,
         description="this path only, not the paths under it (`/openclaw` is an upgrade path, "
         "`/openclaw/...` the OpenClaw Control UI's assets)",
     )

@@ -12,9 +12,21 @@ from pydantic import Field, SecretStr, field_validator
 from aisopod.config.sections.base import Section
 
 
+class ModelCost(Section):
+    """Prices in USD per million tokens. `input` is charged for the prompt tokens that
+    were neither read from nor written to the provider's prompt cache; those cost
+    `cacheRead` and `cacheWrite` (each defaults to `input` when not given)."""
+
+    input: float = Field(ge=0, le=1_000_000, allow_inf_nan=False)
+    output: float = Field(ge=0, le=1_000_000, allow_inf_nan=False)
+    cache_read: float | None = Field(None, ge=0, le=1_000_000, allow_inf_nan=False)
+    cache_write: float | None = Field(None, ge=0, le=1_000_000, allow_inf_nan=False)
+
+
 class ModelEntry(Section):
     id: str = Field(min_length=1, max_length=200)
     context_window: int | None = Field(None, ge=1)
+    cost: ModelCost | None = Field(None, description="USD per million tokens (usage.cost)")
 
 
 class ProviderConfig(Section):
@@ -55,6 +67,23 @@ def _default_providers() -> list[ProviderConfig]:
     return [ProviderConfig(id="echo", kind="echo", models=[ModelEntry(id="echo")])]
 
 
+class CompactionSettings(Section):
+    """Summarising a session's old turns (docs/runtime.md, Compaction)."""
+
+    auto: bool = Field(True, description="compact before a turn that nears the context window")
+    threshold: float = Field(
+        0.8,
+        ge=0.1,
+        le=0.95,
+        description="compact when the estimated request exceeds this share of the model's "
+        "contextWindow (models without one are never compacted automatically)",
+    )
+    keep_turns: int = Field(2, ge=0, le=100, description="newest turns kept as they are")
+    timeout_ms: int = Field(
+        120_000, ge=1_000, le=600_000, description="the summary call's time limit"
+    )
+
+
 class AgentDefaults(Section):
     default_id: str = "main"
     model: str = Field("echo/echo", pattern=r"^[^/\s]+/\S+$")
@@ -62,6 +91,7 @@ class AgentDefaults(Section):
     timeout_ms: int = Field(600_000, ge=1_000)
     max_tool_steps: int = Field(8, ge=1, le=64, description="model calls per run")
     history_limit: int = Field(200, ge=1, le=10_000, description="messages sent as context")
+    compaction: CompactionSettings = Field(default_factory=CompactionSettings)
 
 
 class ProvidersSection(Section):

@@ -5,13 +5,16 @@ and NATS user, so the same permissions as in its own process), its own port, rea
 drain and log stream. They share one interpreter and one event loop, which is what a small
 host cannot afford five times (~40 MiB per Python process before any service code).
 
-Started by the launcher as `python -m aisopod_ops.launcher.combined PLAN.json`; the plan
-names each service's port, instance and NATS password file (the rest of the settings come
-from the environment, as for a lone service). SIGTERM drains every service at once, then
-stops them; a restart order (update.run) to any of them restarts the whole process.
+`Services` builds them from a plan that names each service's port, instance and NATS
+password file (the rest of the settings come from the environment, as for a lone
+service), and optionally the Control UI's port (control_ui.py). `aisopod stack up --small`
+hosts them in the launcher's own process (hosted.py); `python -m
+aisopod_ops.launcher.combined PLAN.json` runs them as a process of their own, where
+SIGTERM drains every service at once, then stops them, and a restart order (update.run) to
+any of them ends the process with RESTART_EXIT_CODE.
 
-What differs from separate processes: one crash takes all five down (the launcher starts
-the process again), and `/metrics` of each port shows the process-wide registry.
+What differs from separate processes: one crash takes all five down, and `/metrics` of
+each port shows the process-wide registry.
 """
 
 from __future__ import annotations

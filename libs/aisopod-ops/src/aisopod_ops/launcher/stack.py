@@ -67,8 +67,9 @@ class StackOptions:
     # NATS's monitoring endpoint (no login; lists users and connections): off unless asked
     # for (benchmarks read /varz), then on `host` only.
     nats_monitor: bool = False
-    # The lean profile for small hosts: one of each service, and the five Python services
-    # in one process (launcher/combined.py), each still with its own port and NATS user.
+    # The lean profile for small hosts: one of each service, the five Python services and
+    # the Control UI hosted by the launcher itself (hosted.py, combined.py), each service
+    # still with its own port and NATS user; no Caddy.
     small: bool = False
 
 

@@ -9,6 +9,7 @@ import asyncio
 import time
 from typing import TYPE_CHECKING, Any
 
+from aisopod import tracing
 from aisopod.errors import AisopodError, InvalidRequest, MethodNotFound, Timeout
 from aisopod.jsonrpc import Call, Decoded, Rejected
 from aisopod_ws_gateway.openclaw.adapters import ADAPTERS, Adapter, Context, agent_final
@@ -46,7 +47,8 @@ class OpenClawMethods:
         params = call.params or {}
         if row.passthrough:
             ours = row.params(params) if row.params is not None else params
-            self.dispatcher.frame(conn, Decoded((Call(row.ours, ours, call.id),)))
+            ours_call = Call(row.ours, ours, call.id, traceparent=call.traceparent)
+            self.dispatcher.frame(conn, Decoded((ours_call,)))
             return
         conn.spawn(self._run(conn, call, row, params))
 
@@ -54,6 +56,7 @@ class OpenClawMethods:
         self, conn: Connection, call: Call, row: Adapter, params: dict[str, Any]
     ) -> None:
         started = time.monotonic()
+        tracing.adopt(call.traceparent)  # our calls below continue the frame's trace
         invoke = self.dispatcher.invoke
         try:
             ours = row.params(params) if row.params is not None else params

@@ -151,7 +151,8 @@ def _http(report: Report, stack: BenchStack, quick: bool, wanted: set[str]) -> N
                 "http-api",
                 f"{api_urls[0]}/v1",
                 "fake/fake-small",
-                http_proxy.IDENTITY,
+                # A replica reached directly: the edge proof Traefik would add, and the token.
+                {"x-aisopod-edge": stack.edge_secret(), **token},
                 {"http-api": stack.pids["http-api"][:1]},
             ),
             http_proxy.Target(

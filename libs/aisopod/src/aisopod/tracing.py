@@ -203,7 +203,7 @@ def parse(header: str | None) -> tuple[str, str, int] | None:
     """(trace id, parent span id, flags) of a `traceparent` value, or None if malformed."""
     if not header or len(header) > 512:
         return None
-    match = _HEADER.fullmatch(header.strip().lower())
+    match = _HEADER.fullmatch(header.strip())  # lower-case hex only (W3C)
     if match is None:
         return None
     version, trace_id, span_id, flags, rest = match.groups()

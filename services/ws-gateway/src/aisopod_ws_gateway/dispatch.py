@@ -142,8 +142,13 @@ class Dispatcher:
         started: float,
         request_id: str,
     ) -> Reply | None:
-        requestlog.current_request_id.set(request_id)  # this task's log lines name it
-        reply = await work
+        # The log lines of the call name it (reset after: an OpenClaw adapter's task makes
+        # several calls one after the other).
+        token = requestlog.current_request_id.set(request_id)
+        try:
+            reply = await work
+        finally:
+            requestlog.current_request_id.reset(token)
         _log_request(conn, item, reply, started, request_id)
         return reply
 
@@ -178,14 +183,17 @@ class Dispatcher:
         request_id: str,
         span: tracing.Span | None,
     ) -> Reply | None:
-        # This task's own context: the forward and its log lines see the span and the id.
-        tracing.use(span)
-        requestlog.current_request_id.set(request_id)
+        # The forward and its log lines see the span and the id; reset after, since an
+        # OpenClaw adapter's task makes several calls one after the other.
+        trace = tracing.current.set(span.active if span is not None else None)
+        token = requestlog.current_request_id.set(request_id)
         reply: Reply | None = None
         try:
             reply = await work
         finally:
             _traced_end(conn, item, reply, started, request_id, span)
+            requestlog.current_request_id.reset(token)
+            tracing.current.reset(trace)
         return reply
 
     def _handle(

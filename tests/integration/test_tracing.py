@@ -133,6 +133,9 @@ def test_one_v1_chat_completion_is_one_trace_from_the_client_to_the_upstream(
         trace_id,
         lambda spans: (
             has("http-api", "POST /v1/chat/completions", "server")(spans)
+            and has("ratelimit", "aisopod.ratelimit.edge", "server")(spans)
+            # auth.verify too: the stack's first request (the gate caches its answer).
+            and has("auth", "aisopod.auth.verify", "server")(spans)
             and has("runtime", "agent", "server")(spans)
             and any(s.service == "runtime" and s.kind == "client" for s in spans)
         ),
@@ -260,7 +263,13 @@ def test_an_openclaw_frame_carries_its_traceparent(traced: TracedStack) -> None:
     trace_id, client_span, traceparent = client_context()
     reply = asyncio.run(_openclaw_call(traced.openclaw_url, traced.token, traceparent))
     assert reply["ok"] is True, reply
-    spans = traced.receiver.wait_for(trace_id, has("runtime", "sessions.list", "server"))
+    spans = traced.receiver.wait_for(
+        trace_id,
+        lambda spans: (
+            has("ws-gateway", "sessions.list", "server")(spans)
+            and has("runtime", "sessions.list", "server")(spans)
+        ),
+    )
     edge = one(spans, "ws-gateway", "sessions.list", "server")
     assert edge.parent_span_id == client_span
     assert edge.attributes["aisopod.wire"] == "openclaw"

@@ -119,6 +119,28 @@ def test_gateway_call_agent_expect_final_runs_under_the_idempotency_key(stack, h
     assert final["result"]["payloads"][0]["text"] == "echo: yo"
 
 
+def test_gateway_call_heartbeat_methods(stack, home: Path) -> None:
+    session = f"oc-hb-{uuid.uuid4().hex[:10]}"
+
+    def call(method: str, params: dict[str, Any]) -> Any:
+        args = ("gateway", "call", method, "--params", json.dumps(params), "--json")
+        return json_out(openclaw(stack, home, *args))
+
+    # OpenClaw's presence fields ride along and are dropped; the text is queued.
+    event = {"text": "Node: mac (10.0.0.2)", "sessionKey": session, "host": "mac"}
+    queued = call("system-event", event)
+    assert queued["ok"] is True and queued["queued"] == 1
+    assert queued["sessionKey"] == f"agent:main:{session}"
+    woke = call("wake", {"mode": "next-heartbeat", "text": "later", "sessionKey": session})
+    assert woke["ok"] is True and woke["queued"] == 2 and woke["runId"] is None
+    assert call("set-heartbeats", {"enabled": True}) == {"ok": True, "enabled": True}
+    # The newest heartbeat event itself, or null before the first (as OpenClaw answers).
+    done = openclaw(stack, home, "gateway", "call", "last-heartbeat", "--json")
+    assert done.returncode == 0, done.stderr
+    text = done.stdout.strip()
+    assert text.endswith("null") or {"ts", "status", "agentId"} <= json_out(done).keys()
+
+
 async def test_agent_files_and_identity_through_openclaw(stack, home: Path) -> None:
     from tests.integration.runtime_support import RuntimeClient
 

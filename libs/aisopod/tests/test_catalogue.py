@@ -81,6 +81,9 @@ sessions.patch              A    rt
 sessions.reset              A    rt
 sessions.compact            A    rt
 sessions.delete             A    rt
+sessions.usage              R    rt
+usage.status                R    rt
+usage.cost                  R    rt
 node.list                   R    wg
 node.describe               R    wg
 node.invoke                 W    wg idem
@@ -105,6 +108,10 @@ cron.update                 A    rt
 cron.run                    A    rt
 cron.remove                 A    rt
 cron.runs                   R    rt
+wake                        W    rt idem
+system-event                A    rt idem
+last-heartbeat              R    rt
+set-heartbeats              A    rt
 models.list                 R    rt
 models.voicewake            R/W  rt
 skills.status               R    rt
@@ -317,6 +324,9 @@ VALID: list[tuple[str, dict[str, Any]]] = [
     ("sessions.preview", {"keys": [KEY, "work"], "limit": 10}),
     ("sessions.resolve", {"label": "inbox", "agentId": "main"}),
     ("sessions.resolve", {"key": "work"}),
+    ("usage.status", {"since": 1, "until": 2, "agentId": "main", "bucket": "day"}),
+    ("usage.cost", {}),
+    ("sessions.usage", {"key": "work", "since": 0}),
     ("sessions.patch", {"key": KEY, "label": None, "thinkingLevel": "high"}),
     ("sessions.delete", {"key": KEY}),
     ("node.invoke", {"nodeId": "mac-1", "command": "system.run", "params": {"argv": ["ls"]}}),
@@ -443,6 +453,10 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
     ("sessions.resolve", {}, "neither key nor label"),
     ("sessions.resolve", {"key": KEY, "label": "inbox"}, "both key and label"),
     ("sessions.resolve", {"key": KEY, "agentId": "main"}, "agentId beside a key"),
+    ("usage.status", {"since": 5, "until": 5}, "empty window"),
+    ("usage.status", {"since": 0, "until": 366 * 86_400_000 + 1}, "window over 366 days"),
+    ("usage.cost", {"bucket": "week"}, "bucket not in enum"),
+    ("sessions.usage", {}, "missing key"),
     ("cron.status", {"verbose": True}, "unknown field"),
     ("models.voicewake", {"triggers": "hey"}, "triggers not a list"),
     ("device.pair.approve", {"requestId": "q1", "scopes": ["operator.root"]}, "unknown scope"),

@@ -82,3 +82,41 @@ def test_schema_titles_read_as_words_with_units() -> None:
     schema = GatewayConfig.model_json_schema(by_alias=True)
     cors = schema["$defs"]["CorsSection"]["properties"]
     assert cors["maxAgeS"]["title"] == "Max age (s)"
+
+
+def _priced(cost: dict) -> dict:
+    model = {"id": "m", "cost": cost}
+    provider = {"id": "p", "kind": "openai", "baseUrl": "http://x/v1", "models": [model]}
+    return {"models": {"providers": [provider]}}
+
+
+def test_model_prices_and_budgets_are_validated() -> None:
+    config = parse_document(
+        {
+            **_priced({"input": 0.15, "output": 0.6, "cacheRead": 0.075}),
+            "usage": {
+                "budgets": {
+                    "agents": {"main": {"monthlyCostUsd": 20}},
+                    "tokens": {"tok_0123abcd": {"monthlyTokens": 1000, "monthlyCostUsd": 1.5}},
+                }
+            },
+        }
+    )
+    price = config.models.providers[0].models[0].cost
+    assert price is not None and price.cache_read == 0.075 and price.cache_write is None
+    assert config.usage.budgets.tokens["tok_0123abcd"].monthly_tokens == 1000
+    assert GatewayConfig().usage.budgets.agents == {}
+    bad = [
+        _priced({"input": -1, "output": 1}),  # negative
+        _priced({"input": float("inf"), "output": 1}),  # not finite
+        _priced({"input": 1}),  # output missing
+        _priced({"input": 1, "output": 1, "cached": 1}),  # unknown key
+        {"usage": {"budgets": {"agents": {"main": {}}}}},  # no limit at all
+        {"usage": {"budgets": {"agents": {"main": {"monthlyTokens": 0}}}}},
+        {"usage": {"budgets": {"agents": {"main": {"monthlyCostUsd": 0}}}}},
+        {"usage": {"budgets": {"agents": {"no spaces": {"monthlyTokens": 5}}}}},
+        {"usage": {"budgets": {"tokens": {"token:tok_1": {"monthlyTokens": 5}}}}},
+    ]
+    for document in bad:
+        with pytest.raises(InvalidParams):
+            parse_document(document)

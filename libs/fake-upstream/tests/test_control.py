@@ -131,3 +131,34 @@ def test_client_disconnect_stops_the_stream(fake: FakeUpstream, http: httpx.Clie
             break
         assert time.monotonic() < deadline, stats
         time.sleep(0.01)
+
+
+def test_the_usage_each_answer_reported_is_recorded(
+    fake: FakeUpstream, http: httpx.Client, words: str
+) -> None:
+    fake.clear_requests()
+    http.post("/v1/chat/completions", json=chat(words))
+    http.post("/v1/chat/completions", json=chat(f"{words} [[fake:cached_tokens=2]]"))
+    http.post("/v1/chat/completions", json=chat(f"{words} [[fake:status=500]]"))
+    streamed = {**chat(words), "stream": True}
+    http.post("/v1/chat/completions", json=streamed)
+    answered = http.post(
+        "/v1/chat/completions",
+        json={**streamed, "stream_options": {"include_usage": True}},
+        headers={"x-fake-cached-tokens": "99", "x-fake-cache-write-tokens": "99"},
+    )
+    log = fake.request_log()
+    plain = {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}
+    assert log[0]["usage"] == plain
+    # The directive is a word of the prompt too.
+    assert log[1]["usage"] == {
+        "prompt_tokens": 4,
+        "completion_tokens": 4,
+        "total_tokens": 8,
+        "prompt_tokens_details": {"cached_tokens": 2, "cache_write_tokens": 0},
+    }
+    assert log[2]["usage"] is None  # failed: nothing reported
+    assert log[3]["usage"] is None  # a stream without include_usage reports none
+    # Cache counts are parts of the prompt: asked for more, they are cut to what there is.
+    assert log[4]["usage"]["prompt_tokens_details"] == {"cached_tokens": 3, "cache_write_tokens": 0}
+    assert '"cached_tokens":3' in answered.text

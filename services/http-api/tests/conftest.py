@@ -76,6 +76,7 @@ class RuntimeDouble:
     async def start(self) -> None:
         for method in (
             "agent",
+            "wake",
             "chat.send",
             "chat.abort",
             "agent.wait",
@@ -84,6 +85,7 @@ class RuntimeDouble:
             "tools.catalog",
             "tools.invoke",
             "status",
+            "usage.status",
         ):
             sub = await self.nc.subscribe(f"{self.prefix}.rpc.{method}", cb=self._rpc(method))
             self._subs.append(sub)
@@ -204,6 +206,17 @@ class RuntimeDouble:
         run_id = self._start_run(params["sessionKey"], params["message"])
         return {"runId": run_id, "status": "accepted"}
 
+    async def do_wake(self, params: dict[str, Any]) -> dict[str, Any]:
+        now = params["mode"] == "now"
+        return {
+            "ok": True,
+            "mode": params["mode"],
+            "agentId": "main",
+            "sessionKey": "agent:main:main",
+            "queued": 1,
+            "runId": self._start_run("agent:main:main", params["text"]) if now else None,
+        }
+
     async def do_chat_send(self, params: dict[str, Any]) -> dict[str, Any]:
         return {
             "runId": self._start_run(params["sessionKey"], params["message"]),
@@ -244,6 +257,28 @@ class RuntimeDouble:
         if params["args"].get("tz") == "slow":
             return {"ok": False, "result": {"error": "the tool timed out", "code": "TIMEOUT"}}
         return {"ok": True, "result": {"iso": "2030-01-01T00:00:00Z"}}
+
+    async def do_usage_status(self, params: dict[str, Any]) -> dict[str, Any]:
+        tokens = {
+            "runs": 0,
+            "calls": 0,
+            "promptTokens": 0,
+            "completionTokens": 0,
+            "cacheReadTokens": 0,
+            "cacheWriteTokens": 0,
+            "totalTokens": 0,
+        }
+        return {
+            "since": 1,
+            "until": 2,
+            "totals": tokens,
+            "byProvider": [],
+            "byModel": [],
+            "byAgent": [],
+            "bucket": "day",
+            "series": [],
+            "budgets": [],
+        }
 
     async def do_status(self, params: dict[str, Any]) -> dict[str, Any]:
         return {

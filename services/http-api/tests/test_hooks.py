@@ -45,9 +45,15 @@ async def test_wake(client: httpx.AsyncClient, served, hook_token) -> None:
         json={"text": "disk full", "mode": "next-heartbeat"},
         headers=_h(hook_token, _ip()),
     )
-    assert response.json() == {"ok": True, "mode": "next-heartbeat", "duplicate": False}
-    sent = served.runtime.params("chat.send")[-1]
-    assert sent["sessionKey"] == "agent:main:main" and "disk full" in sent["message"]
+    assert response.json() == {
+        "ok": True,
+        "mode": "next-heartbeat",
+        "runId": None,
+        "duplicate": False,
+    }
+    woke = served.runtime.params("wake")[-1]
+    assert woke["text"] == "disk full" and woke["mode"] == "next-heartbeat"
+    assert woke["idempotencyKey"].startswith("hook-wake:")
 
 
 async def test_query_token_is_refused(client: httpx.AsyncClient, hook_token) -> None:
@@ -101,7 +107,7 @@ async def test_mappings(client: httpx.AsyncClient, served, hook_token) -> None:
         headers=_h(hook_token, _ip()),
     )
     assert alert.json()["mode"] == "now"
-    assert "alert: db down" in served.runtime.params("chat.send")[-1]["message"]
+    assert "alert: db down" in served.runtime.params("wake")[-1]["text"]
     unknown = await client.post("/hooks/nothing", json={}, headers=_h(hook_token, _ip()))
     assert unknown.status_code == 404
 

@@ -17,9 +17,10 @@ from aisopod_runtime.providers import (
     ProviderRegistry,
     TextDelta,
     ToolCalls,
+    Usage,
 )
 from aisopod_runtime.providers.echo import EchoProvider, split_directives
-from aisopod_runtime.providers.openai import OpenAIProvider, backoff
+from aisopod_runtime.providers.openai import OpenAIProvider, _usage, backoff
 
 KEY = "sk-unit"
 TOOLS = [
@@ -61,6 +62,34 @@ async def test_openai_streams_text_and_usage(upstream: FakeUpstream) -> None:
     finish = events[-1]
     assert isinstance(finish, Finish) and finish.reason == "stop"
     assert finish.usage is not None and finish.usage.completion_tokens == 4
+
+
+async def test_openai_reads_the_prompt_cache_counts(upstream: FakeUpstream) -> None:
+    p = provider(upstream)
+    try:
+        asked = user("one two three four [[fake:cached_tokens=2 cache_write_tokens=1]]")
+        events = await collect(p.stream(ModelRequest("fake-small", asked)))
+    finally:
+        await p.close()
+    finish = events[-1]
+    assert isinstance(finish, Finish) and finish.usage is not None
+    assert (finish.usage.prompt_tokens, finish.usage.cache_read_tokens) == (6, 2)
+    assert (finish.usage.cache_write_tokens, finish.usage.calls) == (1, 1)
+    assert finish.usage.event().cache_read_tokens == 2
+    assert finish.usage.wire()["cacheWriteTokens"] == 1
+
+
+def test_usage_counts_from_other_upstreams() -> None:
+    anthropic_style = {
+        "prompt_tokens": 10,
+        "completion_tokens": 2,
+        "cache_read_input_tokens": 6,
+        "cache_creation_input_tokens": 9,  # more than is left: cut to the prompt
+    }
+    assert _usage(anthropic_style) == Usage(10, 2, 6, 4, 1)
+    assert _usage({"prompt_tokens": "x", "completion_tokens": -3}) == Usage(0, 0, 0, 0, 1)
+    assert _usage(None) is None
+    assert "cacheReadTokens" not in Usage(1, 1).wire()
 
 
 async def test_openai_tool_calls_are_assembled_from_fragments(upstream: FakeUpstream) -> None:

@@ -17,6 +17,7 @@ import { DevicesPage } from "./pages/DevicesPage";
 import { LogsPage } from "./pages/LogsPage";
 import { OverviewPage } from "./pages/OverviewPage";
 import { SessionsPage } from "./pages/SessionsPage";
+import { UsagePage } from "./pages/UsagePage";
 
 interface PageDef extends NavItem {
   title: string;
@@ -30,6 +31,7 @@ export const PAGES: PageDef[] = [
   { path: "/agents", label: "Agents", title: "Agents", icon: "agents", component: AgentsPage },
   { path: "/approvals", label: "Approvals", title: "Approvals", icon: "approvals", component: ApprovalsPage },
   { path: "/devices", label: "Devices & nodes", title: "Devices & nodes", icon: "devices", component: DevicesPage },
+  { path: "/usage", label: "Usage", title: "Usage and cost", icon: "usage", component: UsagePage },
   { path: "/cron", label: "Cron", title: "Cron jobs", icon: "cron", component: CronPage },
   { path: "/config", label: "Config", title: "Configuration", icon: "config", component: ConfigPage },
   { path: "/logs", label: "Logs", title: "Logs", icon: "logs", component: LogsPage },

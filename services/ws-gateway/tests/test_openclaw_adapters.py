@@ -269,3 +269,19 @@ def test_rows_that_only_map_params_splice_our_answer() -> None:
     spliced = {name for name, row in ADAPTERS.items() if row.passthrough}
     assert {"chat.send", "agent.wait", "device.pair.approve"} <= spliced
     assert not spliced & {"health", "agent", "chat.history", "cron.list"}
+
+
+def test_heartbeat_methods_take_openclaws_params_and_answer_its_shapes() -> None:
+    # system-event: OpenClaw's presence fields have no place with us; the event stays.
+    presence = {"text": "build failed", "host": "mac", "ip": "10.0.0.2", "wake": True}
+    assert params_of("system-event", presence) == {"text": "build failed", "wake": True}
+    wake = {"mode": "now", "text": "hi", "sessionKey": "main", "extra": 1}
+    assert params_of("wake", wake) == {"mode": "now", "text": "hi", "sessionKey": "main"}
+    assert params_of("set-heartbeats", {"enabled": False}) == {"enabled": False}
+    # last-heartbeat: OpenClaw answers the newest event itself, or null before the first.
+    event = {"ts": 5, "status": "ok-token", "agentId": "main", "sessionKey": "agent:main:main"}
+    ours = {"enabled": True, "last": event, "agents": []}
+    assert result_of("last-heartbeat", ours, ctx()) == event
+    assert result_of("last-heartbeat", {"enabled": True, "last": None, "agents": []}, ctx()) is None
+    for method in ("wake", "system-event", "set-heartbeats"):
+        assert ADAPTERS[method].passthrough

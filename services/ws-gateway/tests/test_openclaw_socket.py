@@ -4,6 +4,7 @@ chosen by the upgrade path, the handshake and the close codes (docs/openclaw.md)
 from __future__ import annotations
 
 import asyncio
+import uuid
 from typing import Any
 
 import orjson
@@ -89,3 +90,80 @@ async def test_first_request_must_be_connect(gw) -> None:
         with pytest.raises(websockets.ConnectionClosed) as closed:
             await asyncio.wait_for(ws.recv(), 5)
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+
+
+async def test_an_openclaw_node_answers_an_invoke_from_a_jsonrpc_operator(gw) -> None:
+    """The node side in OpenClaw frames (`paramsJSON` in, `payloadJSON` back), the operator
+    on /ws: the same invoke path as our own nodes (docs/openclaw.md, Nodes)."""
+    node_id = "oc-node-" + uuid.uuid4().hex[:8]
+    client = {"id": "node-host", "version": "2026.9.6", "platform": "linux", "mode": "node"}
+    async with dial(gw) as node:
+        hello = await connect(
+            node,
+            auth={"token": "node-token"},
+            role="node",
+            scopes=[],
+            client=client | {"instanceId": node_id},
+            caps=["system"],
+            commands=["system.which"],
+        )
+        assert hello["ok"] is True
+        offered = set(hello["payload"]["features"]["methods"])
+        assert {"node.event", "node.invoke.result"} <= offered
+        assert not offered & {"node.invoke", "node.list", "chat.send"}  # operators' methods
+
+        async def serve() -> dict[str, Any]:
+            while True:
+                frame = await recv(node)
+                if frame.get("event") != "node.invoke.request":
+                    continue
+                request = frame["payload"]
+                # Bad JSON first: an error reply, the socket stays open.
+                bad = {"id": request["id"], "ok": True, "payloadJSON": "{nope"}
+                await node.send(
+                    orjson.dumps(
+                        {"type": "req", "id": "r1", "method": "node.invoke.result", "params": bad}
+                    )
+                )
+                refused = await recv_reply(node, "r1")
+                assert refused["ok"] is False
+                assert refused["error"]["details"]["code"] == "BAD_JSON_FIELD"
+                answer = {
+                    "id": request["id"],
+                    "nodeId": node_id,
+                    "ok": True,
+                    "payloadJSON": orjson.dumps(
+                        {"bins": orjson.loads(request["paramsJSON"])["bins"]}
+                    ).decode(),
+                }
+                await node.send(
+                    orjson.dumps(
+                        {
+                            "type": "req",
+                            "id": "r2",
+                            "method": "node.invoke.result",
+                            "params": answer,
+                        }
+                    )
+                )
+                assert (await recv_reply(node, "r2"))["payload"] == {"ok": True}
+                return request
+
+        server = asyncio.create_task(serve())
+        async with await WsClient.connect(gw.url, token="admin-token") as operator:
+            result = await operator.call(
+                "node.invoke",
+                {"nodeId": node_id, "command": "system.which", "params": {"bins": ["sh"]}},
+                timeout=20,
+            )
+        assert result == {"ok": True, "payload": {"bins": ["sh"]}}
+        request = await asyncio.wait_for(server, 5)
+        assert request["nodeId"] == node_id and request["command"] == "system.which"
+        assert "params" not in request
+
+
+async def recv_reply(ws: Any, request_id: str) -> dict[str, Any]:
+    while True:
+        frame = await recv(ws)
+        if frame.get("type") == "res" and frame["id"] == request_id:
+            return frame

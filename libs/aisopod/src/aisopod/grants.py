@@ -53,7 +53,15 @@ SERVICE_GRANTS: dict[ServiceName, Grants] = {
         streams=_COMMON_STREAMS,
     ),
     ServiceName.HTTP_API: Grants(
-        buckets={**_COMMON_BUCKETS, "hooks": W, "responses": W},
+        # agents, sessions, presence: read-only, for the replicas behind /v1/models, /status.
+        buckets={
+            **_COMMON_BUCKETS,
+            "hooks": W,
+            "responses": W,
+            "agents": R,
+            "sessions": R,
+            "presence": R,
+        },
         streams=_COMMON_STREAMS,
         object_stores={"canvas": W},  # /canvas serves it, /a2ui/surfaces writes it
     ),
@@ -65,13 +73,15 @@ SERVICE_GRANTS: dict[ServiceName, Grants] = {
             "agents": W,
             "sessions": W,
             "cron": W,
+            "heartbeat": W,
             "runs": W,
             "approvals": W,
             "updates": W,
             "wizard": W,
+            "usage": W,  # budget counters
         },
         # Every service publishes events and logs; the runtime owns the streams' limits.
-        streams={"EVENTS": W, "LOGS": W, "TRANSCRIPTS": W},
+        streams={"EVENTS": W, "LOGS": W, "TRANSCRIPTS": W, "USAGE": W},
         object_stores={"canvas": W},
     ),
 }

@@ -18,6 +18,7 @@ import logging
 import time
 import uuid
 from collections import deque
+from datetime import datetime
 from typing import Any, cast
 
 import nats.errors
@@ -46,9 +47,11 @@ async def consume_all(
     deliver: DeliverPolicy = DeliverPolicy.ALL,
     limit: int | None = None,
     start_seq: int | None = None,
+    start_time: datetime | None = None,
 ) -> list[Msg]:
     """Every message of `stream` matching `subject` (the last `limit` when given; from
-    stream sequence `start_seq` on when given).
+    stream sequence `start_seq`, or the first message stored at or after `start_time`,
+    on when given).
 
     A short-lived pull consumer: its creation reports exactly how many messages match,
     so the read ends when they are in — no end-of-data race as with a push watcher.
@@ -58,7 +61,7 @@ async def consume_all(
     deadline = time.monotonic() + _retry_s(js)
     while True:
         try:
-            return await _consume_once(js, stream, subject, deliver, limit, start_seq)
+            return await _consume_once(js, stream, subject, deliver, limit, start_seq, start_time)
         except nats.errors.TimeoutError:
             if time.monotonic() > deadline:
                 raise Unavailable(
@@ -75,13 +78,19 @@ async def _consume_once(
     deliver: DeliverPolicy,
     limit: int | None,
     start_seq: int | None,
+    start_time: datetime | None = None,
 ) -> list[Msg]:
+    if start_seq:
+        deliver = DeliverPolicy.BY_START_SEQUENCE
+    elif start_time is not None:
+        deliver = DeliverPolicy.BY_START_TIME
     config = ConsumerConfig(
         name=uuid.uuid4().hex,
         filter_subject=subject,
         ack_policy=AckPolicy.NONE,
-        deliver_policy=DeliverPolicy.BY_START_SEQUENCE if start_seq else deliver,
+        deliver_policy=deliver,
         opt_start_seq=start_seq,
+        opt_start_time=start_time if not start_seq else None,
         mem_storage=True,
         inactive_threshold=10.0,
         num_replicas=1,

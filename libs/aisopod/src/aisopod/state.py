@@ -46,6 +46,10 @@ BUCKETS: tuple[Bucket, ...] = (
     Bucket("agents", description="agent definitions"),
     Bucket("sessions", description="session metadata"),
     Bucket("cron", description="cron jobs, run records and leases"),
+    Bucket(
+        "heartbeat",
+        description="heartbeat jobs and leases, queued system events, the last heartbeats",
+    ),
     # Run records (and session lanes) are kept a week after their last write: long past
     # any run's own timeout (at most a day), so a live run or held lane never expires.
     Bucket("runs", ttl_s=7 * DAY, description="agent-run status"),
@@ -66,6 +70,8 @@ BUCKETS: tuple[Bucket, ...] = (
     Bucket("auth", description="auth secrets (hashes only): admin token, passwords"),
     Bucket("updates", description="rolling-restart progress (update.run)"),
     Bucket("wizard", ttl_s=HOUR, description="onboarding wizard sessions"),
+    # Monthly spend per agent and API token (budgets): kept past the month they count.
+    Bucket("usage", ttl_s=62 * DAY, description="monthly usage counters (budgets)"),
 )
 
 
@@ -84,6 +90,8 @@ STREAMS: tuple[Stream, ...] = (
     Stream("EVENTS", "evt.>", max_age_s=HOUR, max_msgs=200_000, max_bytes=512 * 1024 * 1024),
     Stream("TRANSCRIPTS", "transcript.>", max_age_s=0, max_bytes=4 * 1024**3),
     Stream("LOGS", "logs.>", max_age_s=DAY, max_msgs=500_000, max_bytes=512 * 1024 * 1024),
+    # One record per finished run (usage.*): the longest window asked (366 days) and more.
+    Stream("USAGE", "usage.>", max_age_s=400 * DAY, max_bytes=1024**3),
 )
 
 OBJECT_STORES: tuple[str, ...] = ("canvas",)

@@ -53,6 +53,10 @@ class Subjects:
     def transcript(self, session_key: str) -> str:
         return f"{self.prefix}.transcript.{subject_token(session_key)}"
 
+    def usage(self, agent_id: str, session_key: str) -> str:
+        """One usage record of a run (stream USAGE), filterable by agent and session."""
+        return f"{self.prefix}.usage.{subject_token(agent_id)}.{subject_token(session_key)}"
+
     def logs(self, service: str) -> str:
         return f"{self.prefix}.logs.{service}"
 

@@ -51,6 +51,10 @@ class Reply:
     finish_reason: str
     prompt_tokens: int
     completion_tokens: int
+    cached_tokens: int = 0
+    """Of `prompt_tokens`: reported as read from the prompt cache (`cached_tokens=N`)."""
+    cache_write_tokens: int = 0
+    """Of `prompt_tokens`: reported as written to the prompt cache (`cache_write_tokens=N`)."""
 
     @property
     def content(self) -> str | None:

@@ -39,6 +39,10 @@ class Behaviour(BaseModel):
     """Answer with the JSON object `{"echo": TEXT}` instead of `echo: TEXT`."""
     fail_times: int | None = Field(default=None, ge=1)
     """Fail only the first N identical requests (same last user message), then succeed."""
+    cached_tokens: int | None = Field(default=None, ge=0)
+    """Report this many prompt tokens as read from the prompt cache (at most all of them)."""
+    cache_write_tokens: int | None = Field(default=None, ge=0)
+    """Report this many prompt tokens as written to the prompt cache (at most the rest)."""
 
     @property
     def is_immediate(self) -> bool:

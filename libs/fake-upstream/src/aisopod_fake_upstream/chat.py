@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import itertools
+from typing import Any
 
 import orjson
 
@@ -14,7 +16,7 @@ from .config import FakeUpstreamConfig
 from .directives import ParsedMessage
 from .errors import OpenAIError, error_response
 from .http11 import Request, Response, ResponseWriter, Streamer
-from .render import Envelope, completion_body, stream_events
+from .render import Envelope, completion_body, stream_events, usage_of
 from .request import ChatRequest, parse_chat_request
 from .state import UpstreamState
 
@@ -35,7 +37,7 @@ class ChatCompletions:
                 body = orjson.loads(request.body)
             except orjson.JSONDecodeError as exc:
                 raise OpenAIError(400, "We could not parse the JSON body of your request.") from exc
-            self._state.record(request.path, request.headers, body)
+            recorded = self._state.record(request.path, request.headers, body)
             chat = parse_chat_request(body)
             if self._config.strict_models and chat.model not in self._config.models:
                 raise OpenAIError(
@@ -47,7 +49,8 @@ class ChatCompletions:
             raw, parsed = parse_last_user(chat)
             behaviour = self._behaviour(raw, parsed, request.headers)
             self._fail_if_asked(behaviour, raw)
-            response = self._answer(chat, parsed, behaviour)
+            response, usage = self._answer(chat, parsed, behaviour)
+            recorded["usage"] = usage
         except OpenAIError as error:
             response = error_response(error)
         if behaviour.is_immediate:
@@ -81,18 +84,26 @@ class ChatCompletions:
         message = f"fake upstream: simulated {status} error{detail}"
         raise OpenAIError(status, message, headers=headers)
 
-    def _answer(self, chat: ChatRequest, parsed: ParsedMessage, behaviour: Behaviour) -> Response:
+    def _answer(
+        self, chat: ChatRequest, parsed: ParsedMessage, behaviour: Behaviour
+    ) -> tuple[Response, dict[str, Any] | None]:
+        """The response, and the usage it reports (None: a stream asked for none)."""
         reply = plan_reply(chat, parsed, behaviour.words, behaviour.json_reply)
+        cached = min(behaviour.cached_tokens or 0, reply.prompt_tokens)
+        written = min(behaviour.cache_write_tokens or 0, reply.prompt_tokens - cached)
+        reply = dataclasses.replace(reply, cached_tokens=cached, cache_write_tokens=written)
         envelope = Envelope.new(chat.model)
         request_id = ("x-request-id", f"req_fake_{next(self._request_ids)}")
         if chat.stream:
-            return Response(
+            response = Response(
                 200,
                 content_type=SSE_CONTENT_TYPE,
                 headers=(request_id, ("cache-control", "no-cache")),
                 events=stream_events(reply, envelope, chat.include_usage),
             )
-        return Response(200, completion_body(reply, envelope), headers=(request_id,))
+            return response, usage_of(reply) if chat.include_usage else None
+        body = completion_body(reply, envelope)
+        return Response(200, body, headers=(request_id,)), usage_of(reply)
 
     async def _play(self, response: Response, behaviour: Behaviour, writer: ResponseWriter) -> None:
         # Counted so tests can check that a client going away stops the stream here.

@@ -35,12 +35,19 @@ class Envelope:
         return cls(id=f"chatcmpl-{secrets.token_hex(12)}", created=int(time.time()), model=model)
 
 
-def usage_of(reply: Reply) -> dict[str, int]:
-    return {
+def usage_of(reply: Reply) -> dict[str, Any]:
+    usage: dict[str, Any] = {
         "prompt_tokens": reply.prompt_tokens,
         "completion_tokens": reply.completion_tokens,
         "total_tokens": reply.prompt_tokens + reply.completion_tokens,
     }
+    if reply.cached_tokens or reply.cache_write_tokens:
+        # OpenAI's place for cache reads; OpenRouter's for cache writes.
+        usage["prompt_tokens_details"] = {
+            "cached_tokens": reply.cached_tokens,
+            "cache_write_tokens": reply.cache_write_tokens,
+        }
+    return usage
 
 
 def completion_body(reply: Reply, envelope: Envelope) -> bytes:

@@ -49,8 +49,12 @@ class UpstreamState:
 
     # recorded requests
 
-    def record(self, path: str, headers: dict[str, str], body: Any) -> None:
-        self._recorded.append({"time": time.time(), "path": path, "headers": headers, "body": body})
+    def record(self, path: str, headers: dict[str, str], body: Any) -> dict[str, Any]:
+        """Keep a request; the entry gets `usage` once the answer is planned (None for a
+        failure, or a stream that asked for none)."""
+        entry = {"time": time.time(), "path": path, "headers": headers, "body": body, "usage": None}
+        self._recorded.append(entry)
+        return entry
 
     def recorded(self) -> list[dict[str, Any]]:
         return list(self._recorded)

@@ -14,6 +14,7 @@ from aisopod_runtime.agents import AgentStore, agent_handlers
 from aisopod_runtime.approvals import ApprovalService, approval_handlers
 from aisopod_runtime.chat import chat_handlers
 from aisopod_runtime.compaction import Compactor, compaction_handlers
+from aisopod_runtime.heartbeat.inbox import SystemEventInbox
 from aisopod_runtime.models import ModelCatalog, model_handlers
 from aisopod_runtime.providers import ProviderRegistry
 from aisopod_runtime.runner import RunManager
@@ -24,6 +25,7 @@ from aisopod_runtime.sessions import SessionStore
 from aisopod_runtime.tools import build_registry
 from aisopod_runtime.tools.methods import tool_handlers
 from aisopod_runtime.transcripts import TranscriptStore
+from aisopod_runtime.usage import UsageService, usage_handlers
 from aisopod_runtime.voicewake import Voicewake, voicewake_handlers
 
 
@@ -40,6 +42,8 @@ async def build_agent_methods(host: ServiceHost) -> dict[str, Handler]:
         approvals=ApprovalService(await host.kv("approvals"), host.bus),
         providers=providers,
         tools=tools,
+        inbox=SystemEventInbox(await host.kv("heartbeat")),
+        usage=await UsageService.create(host),
     )
     runner = RunManager(parts, RunStore(await host.kv("runs"), host.instance))
     parts.runner = runner
@@ -77,4 +81,5 @@ async def build_agent_methods(host: ServiceHost) -> dict[str, Handler]:
         **approval_handlers(parts.approvals),
         **model_handlers(ModelCatalog(parts)),
         **voicewake_handlers(Voicewake(agents_kv, host.bus)),
+        **usage_handlers(parts, parts.usage),
     }

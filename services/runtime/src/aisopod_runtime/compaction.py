@@ -202,6 +202,7 @@ class Compactor:
                 usage=usage.wire(),
             )
             await self.parts.transcripts.append(session_key, entry)
+            await self._charge(session_key, model_ref, entry["id"], usage)
             log.info(
                 "compacted %s: %d messages into a summary, %d kept (%s)",
                 session_key,
@@ -245,6 +246,21 @@ class Compactor:
             log.warning("automatic compaction of %s failed", session_key, exc_info=True)
             return for_model(view)
         return for_model(done.view)
+
+    async def _charge(self, session_key: str, model_ref: str, entry_id: str, usage: Usage) -> None:
+        """The summary call's tokens count like a run's (ledger, the agent's budget)."""
+        try:
+            await self.parts.usage.charge(
+                run_id=f"compact-{entry_id}",
+                session_key=session_key,
+                agent_id=parse_session_key(session_key, self.parts.agents.default_id)[1],
+                model_ref=model_ref,
+                principal_id="system",
+                status="compaction",
+                usage=usage,
+            )
+        except Exception:  # the summary is written: a lost count must not undo it
+            log.warning("could not count the usage of compacting %s", session_key, exc_info=True)
 
     async def _summarise(
         self, model_ref: str, old: list[dict[str, Any]], instructions: str | None

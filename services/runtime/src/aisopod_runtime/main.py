@@ -1,9 +1,10 @@
 """Wiring of the runtime service: settings, host, app. Behaviour lives in sibling modules.
 
-The runtime's methods come from two modules: `agent_methods` (providers, agents, chat,
-sessions, tools, approvals) and `operator_methods` (config, cron, skills, status, logs,
-updates, plugins, wizard). `RpcServer.start` refuses to start unless together they serve
-exactly the runtime's catalogue methods.
+The runtime's methods come from three modules: `agent_methods` (providers, agents, chat,
+sessions, tools, approvals), `operator_methods` (config, cron, skills, status, logs,
+updates, plugins, wizard) and `heartbeat` (wake, system events, heartbeats).
+`RpcServer.start` refuses to start unless together they serve exactly the runtime's
+catalogue methods.
 """
 
 from __future__ import annotations
@@ -20,16 +21,23 @@ from aisopod.services import ServiceName
 from aisopod.settings import ServiceSettings
 from aisopod_runtime import __version__
 from aisopod_runtime.agent_methods import build_agent_methods
+from aisopod_runtime.heartbeat.methods import build_heartbeat
 from aisopod_runtime.operator_methods import build_operator_methods
 
 
 async def build_handlers(host: ServiceHost) -> dict[str, Handler]:
-    agent = await build_agent_methods(host)
-    operator = await build_operator_methods(host)
-    overlap = sorted(set(agent) & set(operator))
-    if overlap:
-        raise RuntimeError(f"methods served twice: {overlap}")
-    return agent | operator
+    parts = [
+        await build_agent_methods(host),
+        await build_operator_methods(host),
+        await build_heartbeat(host),
+    ]
+    handlers: dict[str, Handler] = {}
+    for part in parts:
+        overlap = sorted(set(handlers) & set(part))
+        if overlap:
+            raise RuntimeError(f"methods served twice: {overlap}")
+        handlers |= part
+    return handlers
 
 
 @asynccontextmanager

@@ -86,6 +86,8 @@ class LocalRun:
     record: dict[str, Any] | None = None
     """The terminal record once this runtime wrote it."""
     new_session: bool = False
+    system_events: bool = False
+    """System events may wait for this session: the run takes them once it holds the lane."""
 
 
 class RunManager:
@@ -159,11 +161,14 @@ class RunManager:
             )
         if origin_session == session_key:
             raise InvalidParams("a session cannot send to itself", code="SELF_SEND")
-        # The reads a run needs, at once: one round trip instead of three.
-        agent, seen, lane = await asyncio.gather(
+        # The reads a run needs, at once: one round trip instead of several (the budget
+        # check reads its counters only when a budget applies).
+        agent, seen, lane, waiting, _ = await asyncio.gather(
             parts.agents.get(key_agent),
             parts.sessions.lookup(session_key),
             self.lanes.peek(session_key),
+            parts.inbox.waiting(session_key),
+            parts.usage.admit(key_agent, principal),
         )
         entry = seen.entry if seen is not None else None
         model_ref = self._admit(entry, agent, source)
@@ -207,6 +212,8 @@ class RunManager:
             # A session this run created, and whose lane it took at once, has no history
             # yet: nothing to read.
             new_session=created and acquired,
+            # Queued behind another run, events may arrive (or be taken) meanwhile: look again.
+            system_events=waiting > 0 or not acquired,
         )
         self.local[run_id] = run
         run.task = asyncio.create_task(
@@ -274,6 +281,7 @@ class RunManager:
             if not acquired:
                 await self.lanes.acquire(run.session_key, run.run_id)
             limit = self.parts.config.models.agents.history_limit
+            events = await self._system_events(run)
             asked = new_message("user", user_content(message, attachments), runId=run.run_id)
             started = now_ms()
             # Together: the history is read while the question is written (read one more
@@ -283,7 +291,8 @@ class RunManager:
                 self.parts.transcripts.append(run.session_key, asked),
                 self.store.change(run.run_id, lambda r: _started(r, started)),
             )
-            history = [m for m in history if m.get("id") != asked["id"]][-limit:]
+            ours = {asked["id"], *(m["id"] for m in events)}
+            history = [m for m in history if m.get("id") not in ours][-limit:]
             # What the model is sent: compacted first when it nears the context window.
             history = await self.parts.require_compactor().before_turn(
                 run.session_key, agent, model_ref, history, asked
@@ -299,7 +308,7 @@ class RunManager:
                 agent=agent,
                 model_ref=model_ref,
                 principal=principal,
-                history=[*history, asked],
+                history=[*history, *events, asked],
             )
             outcome = await turn.run()
             status = "ok"
@@ -324,13 +333,30 @@ class RunManager:
             error = "internal error"
         deadline.cancel()
         run.concluding = True  # from here on no cancel reaches the task (see _cancel)
+        charge = None
+        if turn is not None:  # what the model calls used, whatever the outcome
+            charge = self.parts.usage.charge(
+                run_id=run.run_id,
+                session_key=run.session_key,
+                agent_id=agent.id,
+                model_ref=model_ref,
+                principal_id=principal.id,
+                status=status,
+                usage=turn.usage,
+            )
         try:
-            await self._conclude(run, status, error, outcome, turn.partial if turn else "")
+            await self._conclude(run, status, error, outcome, turn.partial if turn else "", charge)
         finally:
             self._forget(run)
 
     async def _conclude(
-        self, run: LocalRun, status: str, error: str | None, outcome: Outcome | None, partial: str
+        self,
+        run: LocalRun,
+        status: str,
+        error: str | None,
+        outcome: Outcome | None,
+        partial: str,
+        charge: Awaitable[None] | None = None,
     ) -> None:
         """Tell the run's end: events, session, lane, then the record.
 
@@ -350,7 +376,7 @@ class RunManager:
             await self._step(run, self.parts.transcripts.append(run.session_key, kept))
         ended = now_ms()
         phase = "end" if status == "ok" else status
-        steps = []
+        steps: list[Awaitable[Any]] = []
         if outcome is not None:
             steps.append(run.emitter.final(outcome.text, outcome.usage.event(), outcome.message_id))
         elif status == "aborted":
@@ -369,11 +395,23 @@ class RunManager:
         sessions = self.parts.sessions
         steps.append(sessions.touch(run.session_key, run.agent_id, last or None, run.session))
         steps.append(self.lanes.release(run.session_key, run.run_id))
+        if charge is not None:
+            steps.append(charge)
         await asyncio.gather(*(self._step(run, step) for step in steps))
         run.record = await self._step(
             run,
             self.store.finish(run.run_id, status, error=error, result=result, seq=run.emitter.seq),
         )
+
+    async def _system_events(self, run: LocalRun) -> list[dict[str, Any]]:
+        """The session's queued system events as the one message in front of the turn's."""
+        if not run.system_events:
+            return []
+        transcripts = self.parts.transcripts
+        message = await self.parts.inbox.deliver(
+            run.session_key, lambda m: transcripts.append(run.session_key, m), run.run_id
+        )
+        return [message] if message is not None else []
 
     async def _history(self, run: LocalRun, limit: int) -> list[dict[str, Any]]:
         if run.new_session:

@@ -17,11 +17,13 @@ if TYPE_CHECKING:
     from aisopod_runtime.agents import AgentStore
     from aisopod_runtime.approvals import ApprovalService
     from aisopod_runtime.compaction import Compactor
+    from aisopod_runtime.heartbeat.inbox import SystemEventInbox
     from aisopod_runtime.providers import ProviderRegistry
     from aisopod_runtime.runner import RunManager
     from aisopod_runtime.sessions import SessionStore
     from aisopod_runtime.tools.registry import ToolRegistry
     from aisopod_runtime.transcripts import TranscriptStore
+    from aisopod_runtime.usage import UsageService
 
 
 @dataclass(slots=True)
@@ -33,6 +35,9 @@ class RuntimeService:
     approvals: ApprovalService
     providers: ProviderRegistry
     tools: ToolRegistry
+    inbox: SystemEventInbox
+    """Each session's queued system events, handed to its next turn (heartbeat/inbox.py)."""
+    usage: UsageService
     runner: RunManager | None = None
     agent_files: AgentFiles | None = None
     compactor: Compactor | None = None

@@ -11,6 +11,7 @@ const PATHS: Record<string, string> = {
   cron: "M12 7v5l3 2M21 12a9 9 0 1 1-18 0 9 9 0 0 1 18 0z",
   config: "M4 6h10M18 6h2M4 12h4M12 12h8M4 18h12M20 18h0M14 4v4M8 10v4M16 16v4",
   logs: "M4 5h16v14H4zM7 9l3 3-3 3M12 15h5",
+  usage: "M4 20V10M10 20V4M16 20v-7M22 20H2",
   menu: "M4 6h16M4 12h16M4 18h16",
   close: "M6 6l12 12M18 6L6 18",
 };

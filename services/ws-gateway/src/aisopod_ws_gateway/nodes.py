@@ -309,7 +309,8 @@ class Nodes:
                     "connected": False,
                     "paired": False,
                 }
-        for paired in await self._paired():
+        pairs, device_nodes = await asyncio.gather(self._paired(), self._paired_devices())
+        for paired in [*pairs, *({"nodeId": d} for d in device_nodes)]:
             node_id = paired.get("nodeId")
             if not isinstance(node_id, str):
                 continue
@@ -342,6 +343,22 @@ class Nodes:
             return []  # auth down: live nodes are still worth listing
         paired = result.get("paired") if isinstance(result, dict) else None
         return [p for p in paired or [] if isinstance(p, dict)]
+
+    async def _paired_devices(self) -> list[str]:
+        """Devices approved for role `node` (an OpenClaw node host pairs as a device, and
+        its node id is its device id: docs/openclaw.md, Nodes)."""
+        try:
+            result = await self.gateway.host.bus.call("device.pair.list", {}, principal=SYSTEM)
+        except Unavailable:
+            return []
+        paired = result.get("paired") if isinstance(result, dict) else None
+        return [
+            d["deviceId"]
+            for d in paired or []
+            if isinstance(d, dict)
+            and isinstance(d.get("deviceId"), str)
+            and "node" in d.get("roles", [])
+        ]
 
 
 def _info_key(node_id: str) -> str:

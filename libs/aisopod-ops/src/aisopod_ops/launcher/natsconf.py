@@ -70,6 +70,7 @@ def permissions(prefix: str) -> dict[str, dict[str, list[str]]]:
                 f"{p}.conn.>",
                 f"{p}.node.>",
                 f"{p}.transcript.>",
+                f"{p}.usage.>",
                 f"{p}.auth.>",
                 f"{p}.ratelimit.>",
             ],

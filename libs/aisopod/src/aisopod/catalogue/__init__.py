@@ -17,12 +17,14 @@ from aisopod.catalogue import (
     config,
     cron,
     devices,
+    heartbeat,
     models,
     nodes,
     sessions,
     system,
     tools,
     updates,
+    usage,
 )
 from aisopod.catalogue.events import (
     ADMIN_ONLY,
@@ -43,11 +45,13 @@ DOMAINS = (
     nodes,
     config,
     cron,
+    heartbeat,
     models,
     devices,
     approvals,
     updates,
     tools,
+    usage,
 )
 
 

@@ -73,6 +73,7 @@ EVENT_AUDIENCE: Mapping[str, EventAudience] = MappingProxyType(
             session_subscribed_nodes=True,
         ),
         "cron.event": _READ,
+        "heartbeat": _READ,
         "config.changed": _READ,
         "exec.approval.requested": _APPROVALS,
         "exec.approval.resolved": _APPROVALS,

@@ -40,6 +40,15 @@ NOTES: Mapping[str, str] = MappingProxyType(
         "status": "Versions and instances of every service (NATS micro discovery), and the "
         "numbers of connections, agents and sessions. Admins also get secrets and internals "
         "as extra fields.",
+        "usage.status": "Adds up the usage ledger (one record per finished run that called "
+        "a model, whatever its outcome) over `[since, until)`: totals, per provider, model "
+        "and agent, and a series of hour or day buckets (UTC) for charts. `budgets` lists "
+        "every configured monthly budget with its month's spend.",
+        "usage.cost": "The same window priced at the per-model prices of the configuration "
+        "(`models.providers[].models[].cost`, USD per million tokens), so a corrected price "
+        "applies to the past; models without a price count 0 and are listed in `unpriced`.",
+        "sessions.usage": "One session's tokens and cost over the window (default: the last "
+        "30 days). A session that is gone but still has usage in the window answers too.",
         "logs.tail": "Reads the `LOGS` stream. Without `cursor`: the newest lines; pass the "
         "returned `cursor` back to get the lines after it. A cursor that fell out of the "
         "stream restarts at the oldest line held, with `reset: true`. `level` is a minimum.",
@@ -148,6 +157,19 @@ NOTES: Mapping[str, str] = MappingProxyType(
         "`payload`: an agent turn or a system event.",
         "cron.run": "Fires the job now, whatever its schedule.",
         "cron.runs": "The job's run records, newest first.",
+        "wake": "Queues `text` as a system event for the session (default: the agent's main "
+        "session; the agent: the default one). Mode `now` also starts the agent's heartbeat "
+        "turn at once, quiet hours or not, unless `set-heartbeats` switched heartbeats off; "
+        "`next-heartbeat` leaves the event for the session's next turn, whatever starts it.",
+        "system-event": "Queues `text` for the session's next turn (at most 50 events or "
+        "256 KiB per session); the turn's prompt starts with the queued events, and they "
+        "stay in the transcript as one `system` message.",
+        "last-heartbeat": "The newest heartbeat event (`null` before the first), whether "
+        "heartbeats are switched on, and each configured agent's schedule with its next "
+        "slot and last outcome (config `heartbeat`).",
+        "set-heartbeats": "The live switch for every replica, kept across restarts: off, no "
+        "heartbeat turn starts (scheduled slots are recorded as skipped; system events stay "
+        "queued).",
         "models.list": "The models of the configured providers.",
         "models.voicewake": "Without `triggers`: reads them (`operator.read`). With them: "
         "replaces them (`operator.write`) and broadcasts `voicewake.changed`.",
@@ -247,6 +269,29 @@ _BAD_SESSION_KEY = (
 )
 _NO_PROVIDER = "INVALID_PARAMS `UNKNOWN_PROVIDER`: the run's model has no configured provider"
 _WIZARD_NOT_FOUND = "NOT_FOUND: no wizard session with this id"
+_EVENTS_FULL = (
+    "CONFLICT `SYSTEM_EVENTS_FULL`: the session already has 50 events (or 256 KiB) waiting"
+)
+_HEARTBEAT: dict[str, JsonValue] = {
+    "ts": T0,
+    "status": "ok-token",
+    "agentId": "main",
+    "sessionKey": KEY,
+    "trigger": "schedule",
+    "durationMs": 1840,
+    "runId": "r-5e0",
+    "dueAtMs": T0,
+    "instance": "runtime-1",
+    "indicatorType": "ok",
+}
+_BAD_WINDOW = (
+    "INVALID_PARAMS `BAD_WINDOW`: `since` not before `until`, a window over 366 days, or "
+    "hour buckets over 31 days"
+)
+_BUDGET = (
+    "FORBIDDEN `BUDGET_EXHAUSTED`: the agent's or the API token's monthly budget is spent; "
+    "`data` holds the budget (scope, id, month, spent, limits, resetsAt)"
+)
 _FILE_HASH = "5c0f8e0a4b1d2e3f6a7b8c9d0e1f2a3b4c5d6e7f8a9b0c1d2e3f4a5b6c7d8e9f"
 
 EXAMPLES: Mapping[str, MethodExample] = MappingProxyType(
@@ -309,6 +354,140 @@ EXAMPLES: Mapping[str, MethodExample] = MappingProxyType(
                 "sessions": 4,
                 "uptimeMs": 86400000,
             },
+        ),
+        "usage.status": MethodExample(
+            {"since": T0, "until": T0 + 3600000, "bucket": "hour"},
+            {
+                "since": T0,
+                "until": T0 + 3600000,
+                "bucket": "hour",
+                "totals": {
+                    "runs": 12,
+                    "calls": 15,
+                    "promptTokens": 5400,
+                    "completionTokens": 1300,
+                    "cacheReadTokens": 2048,
+                    "cacheWriteTokens": 0,
+                    "totalTokens": 6700,
+                },
+                "byProvider": [
+                    {
+                        "provider": "openai",
+                        **{
+                            "runs": 12,
+                            "calls": 15,
+                            "promptTokens": 5400,
+                            "completionTokens": 1300,
+                            "cacheReadTokens": 2048,
+                            "cacheWriteTokens": 0,
+                            "totalTokens": 6700,
+                        },
+                    }
+                ],
+                "byModel": [
+                    {
+                        "model": "openai/gpt-4o-mini",
+                        "provider": "openai",
+                        **{
+                            "runs": 12,
+                            "calls": 15,
+                            "promptTokens": 5400,
+                            "completionTokens": 1300,
+                            "cacheReadTokens": 2048,
+                            "cacheWriteTokens": 0,
+                            "totalTokens": 6700,
+                        },
+                    }
+                ],
+                "byAgent": [
+                    {
+                        "agentId": "main",
+                        **{
+                            "runs": 12,
+                            "calls": 15,
+                            "promptTokens": 5400,
+                            "completionTokens": 1300,
+                            "cacheReadTokens": 2048,
+                            "cacheWriteTokens": 0,
+                            "totalTokens": 6700,
+                        },
+                    }
+                ],
+                "series": [
+                    {
+                        "start": T0,
+                        **{
+                            "runs": 12,
+                            "calls": 15,
+                            "promptTokens": 5400,
+                            "completionTokens": 1300,
+                            "cacheReadTokens": 2048,
+                            "cacheWriteTokens": 0,
+                            "totalTokens": 6700,
+                        },
+                    }
+                ],
+                "budgets": [
+                    {
+                        "scope": "agent",
+                        "id": "main",
+                        "month": "2025-11",
+                        "spentTokens": 6700,
+                        "spentCostUsd": 0.00159,
+                        "limitCostUsd": 5.0,
+                        "exhausted": False,
+                        "resetsAt": 1764547200000,
+                    }
+                ],
+            },
+            (_BAD_WINDOW,),
+        ),
+        "usage.cost": MethodExample(
+            {"agentId": "main"},
+            {
+                "since": T0 - 2592000000,
+                "until": T0,
+                "bucket": "day",
+                "currency": "USD",
+                "totalUsd": 0.00159,
+                "byModel": [
+                    {
+                        "model": "openai/gpt-4o-mini",
+                        "provider": "openai",
+                        "promptTokens": 5400,
+                        "completionTokens": 1300,
+                        "cacheReadTokens": 2048,
+                        "cacheWriteTokens": 0,
+                        "costUsd": 0.00159,
+                        "priced": True,
+                    }
+                ],
+                "byAgent": [{"agentId": "main", "costUsd": 0.00159}],
+                "series": [{"start": T0 - 86400000, "costUsd": 0.00159}],
+                "unpriced": [],
+            },
+            (_BAD_WINDOW,),
+        ),
+        "sessions.usage": MethodExample(
+            {"key": KEY},
+            {
+                "key": KEY,
+                "agentId": "main",
+                "since": T0 - 2592000000,
+                "until": T0,
+                "totals": {
+                    "runs": 12,
+                    "calls": 15,
+                    "promptTokens": 5400,
+                    "completionTokens": 1300,
+                    "cacheReadTokens": 2048,
+                    "cacheWriteTokens": 0,
+                    "totalTokens": 6700,
+                },
+                "byModel": [],
+                "costUsd": 0.0,
+            },
+            (_SESSION_NOT_FOUND, _BAD_WINDOW),
         ),
         "logs.tail": MethodExample(
             {"limit": 2, "service": "runtime", "level": "warning"},
@@ -374,6 +553,7 @@ EXAMPLES: Mapping[str, MethodExample] = MappingProxyType(
                 "INVALID_PARAMS `AGENT_MISMATCH`: `sessionKey` belongs to another agent",
                 _BAD_SESSION_KEY,
                 _NO_PROVIDER,
+                _BUDGET,
             ),
         ),
         "agent.wait": MethodExample(
@@ -384,7 +564,7 @@ EXAMPLES: Mapping[str, MethodExample] = MappingProxyType(
         "chat.send": MethodExample(
             {"sessionKey": KEY, "message": "hello", "idempotencyKey": "k-82"},
             {"runId": "run-4d2", "status": "started"},
-            (_AGENT_NOT_FOUND, _BAD_SESSION_KEY, _NO_PROVIDER),
+            (_AGENT_NOT_FOUND, _BAD_SESSION_KEY, _NO_PROVIDER, _BUDGET),
         ),
         "chat.abort": MethodExample({"sessionKey": KEY}, {"aborted": True, "runIds": ["run-4d2"]}),
         "chat.history": MethodExample(
@@ -446,6 +626,7 @@ EXAMPLES: Mapping[str, MethodExample] = MappingProxyType(
                 _AGENT_NOT_FOUND,
                 _BAD_SESSION_KEY,
                 _NO_PROVIDER,
+                _BUDGET,
             ),
         ),
         "sessions.patch": MethodExample(
@@ -721,6 +902,58 @@ EXAMPLES: Mapping[str, MethodExample] = MappingProxyType(
             },
             (_JOB_NOT_FOUND,),
         ),
+        "wake": MethodExample(
+            {"mode": "now", "text": "the build on main failed"},
+            {
+                "ok": True,
+                "mode": "now",
+                "agentId": "main",
+                "sessionKey": KEY,
+                "queued": 1,
+                "runId": "r-5e1",
+            },
+            (
+                _AGENT_NOT_FOUND,
+                "INVALID_PARAMS `AGENT_MISMATCH`: `agentId` is not the agent of `sessionKey`",
+                _EVENTS_FULL,
+            ),
+        ),
+        "system-event": MethodExample(
+            {"text": "calendar: dentist at 15:00", "sessionKey": KEY},
+            {"ok": True, "sessionKey": KEY, "queued": 2, "runId": None},
+            (
+                _AGENT_NOT_FOUND,
+                "INVALID_PARAMS `AGENT_MISMATCH`: `agentId` is not the agent of `sessionKey`",
+                _EVENTS_FULL,
+            ),
+        ),
+        "last-heartbeat": MethodExample(
+            {},
+            {
+                "enabled": True,
+                "last": _HEARTBEAT,
+                "agents": [
+                    {
+                        "agentId": "main",
+                        "enabled": True,
+                        "every": "30m",
+                        "everyMs": 1_800_000,
+                        "prompt": "Check the inbox. If nothing needs attention, reply "
+                        "HEARTBEAT_OK.",
+                        "sessionKey": KEY,
+                        "quietHours": {
+                            "start": "22:00",
+                            "end": "07:00",
+                            "timezone": "Europe/Berlin",
+                        },
+                        "nextDueAtMs": T0 + 1_800_000,
+                        "running": False,
+                        "last": _HEARTBEAT,
+                    }
+                ],
+            },
+        ),
+        "set-heartbeats": MethodExample({"enabled": False}, {"ok": True, "enabled": False}),
         "models.list": MethodExample(
             {},
             {

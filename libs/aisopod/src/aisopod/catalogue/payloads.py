@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field, JsonValue
 from aisopod.catalogue.approvals import ApprovalRequest, Decision
 from aisopod.catalogue.devices import DevicePairRequest
 from aisopod.catalogue.fields import EpochMs, absent_when_none
+from aisopod.catalogue.heartbeat import HeartbeatEvent
 from aisopod.catalogue.nodes import NodePairRequest, PairDecision
 from aisopod.catalogue.run_events import AgentEvent, ChatEvent
 from aisopod.catalogue.system import HealthResult, PresenceEntry
@@ -147,6 +148,7 @@ EVENT_PAYLOADS: Mapping[str, type[BaseModel]] = MappingProxyType(
         "agent.event": AgentEvent,
         "chat.event": ChatEvent,
         "cron.event": CronEvent,
+        "heartbeat": HeartbeatEvent,
         "config.changed": ConfigChanged,
         "exec.approval.requested": ExecApprovalRequested,
         "exec.approval.resolved": ExecApprovalResolved,

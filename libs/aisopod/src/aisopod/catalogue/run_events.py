@@ -12,6 +12,7 @@ from typing import Literal
 
 from pydantic import Field, JsonValue
 
+from aisopod.catalogue.fields import absent_when_none
 from aisopod.wire import Result
 
 ChatState = Literal["delta", "final", "aborted", "error"]
@@ -24,6 +25,10 @@ class RunUsage(Result):
     prompt_tokens: int = Field(default=0, ge=0)
     completion_tokens: int = Field(default=0, ge=0)
     total_tokens: int = Field(default=0, ge=0)
+    cache_read_tokens: int | None = absent_when_none()
+    """Part of `promptTokens` read from the provider's prompt cache (when it said so)."""
+    cache_write_tokens: int | None = absent_when_none()
+    """Part of `promptTokens` written to the provider's prompt cache (when it said so)."""
 
 
 class EventMessage(Result):

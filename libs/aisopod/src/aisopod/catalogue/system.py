@@ -23,6 +23,7 @@ from aisopod.catalogue.fields import (
     absent_when_none,
 )
 from aisopod.catalogue.spec import MethodSpec
+from aisopod.catalogue.usage import UsageSummary
 from aisopod.scopes import Requirement, Role
 from aisopod.services import ServiceName
 from aisopod.wire import EmptyParams, Params, Result
@@ -216,6 +217,8 @@ class StatusResult(Result):
     agents: int = Field(ge=0)
     sessions: int = Field(ge=0)
     uptime_ms: EpochMs
+    usage: UsageSummary | None = absent_when_none()
+    """Tokens of the last 30 days, as `usage.status` counts them."""
     internals: StatusInternals | None = absent_when_none()
 
 

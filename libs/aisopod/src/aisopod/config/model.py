@@ -16,11 +16,13 @@ from aisopod.config.sections.auth import AuthSection
 from aisopod.config.sections.base import Section
 from aisopod.config.sections.cors import CorsSection
 from aisopod.config.sections.gateway import GatewaySection
+from aisopod.config.sections.heartbeat import HeartbeatSection
 from aisopod.config.sections.hooks import HooksSection
 from aisopod.config.sections.limits import LimitsSection
 from aisopod.config.sections.misc import CronSection, LoggingSection, UiSection, UpdatesSection
 from aisopod.config.sections.providers import ProvidersSection
 from aisopod.config.sections.tools import ToolsSection
+from aisopod.config.sections.usage import UsageSection
 
 REDACTED = "__AISOPOD_REDACTED__"
 
@@ -34,9 +36,11 @@ class GatewayConfig(Section):
     hooks: HooksSection = Field(default_factory=HooksSection)
     tools: ToolsSection = Field(default_factory=ToolsSection)
     cron: CronSection = Field(default_factory=CronSection)
+    heartbeat: HeartbeatSection = Field(default_factory=HeartbeatSection)
     ui: UiSection = Field(default_factory=UiSection)
     logging: LoggingSection = Field(default_factory=LoggingSection)
     updates: UpdatesSection = Field(default_factory=UpdatesSection)
+    usage: UsageSection = Field(default_factory=UsageSection)
 
     def document(self) -> dict[str, Any]:
         """The full JSON document, secrets in clear (for storage only)."""

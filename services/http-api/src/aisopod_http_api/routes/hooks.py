@@ -76,6 +76,7 @@ class AgentBody(BaseModel):
 class WakeAccepted(BaseModel):
     ok: Literal[True] = True
     mode: str
+    runId: str | None = None
     duplicate: bool = False
 
 
@@ -187,15 +188,11 @@ class HookRunner:
         return answer
 
     async def wake(self, text: str, mode: str, principal: Principal, delivery: str) -> dict:
-        # The runtime has no heartbeat scheduler: both modes deliver the event now.
-        agent_id = self.api.config.models.agents.default_id
-        params = {
-            "sessionKey": f"agent:{agent_id}:main",
-            "message": f"[system event] {text}",
-            "idempotencyKey": f"hook-wake:{delivery}",
-        }
-        await self.api.host.bus.call("chat.send", params, principal=principal)
-        return {"ok": True, "mode": mode}
+        """The runtime's `wake`: the text queued as a system event for the default agent's
+        main session; `now` also starts the agent's heartbeat turn, which takes it."""
+        params = {"mode": mode, "text": text, "idempotencyKey": f"hook-wake:{delivery}"}
+        woke = await self.api.host.bus.call("wake", params, principal=principal)
+        return {"ok": True, "mode": mode, "runId": woke.get("runId")}
 
     async def agent(
         self,

@@ -46,8 +46,15 @@ class ToolCalls:
 
 @dataclass(frozen=True, slots=True)
 class Usage:
+    """Tokens of model calls. `prompt_tokens` counts every input token; the cache counts
+    are the parts of it the provider read from or wrote to its prompt cache."""
+
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    calls: int = 0
+    """Model calls that reported usage."""
 
     @property
     def total_tokens(self) -> int:
@@ -57,6 +64,9 @@ class Usage:
         return Usage(
             self.prompt_tokens + other.prompt_tokens,
             self.completion_tokens + other.completion_tokens,
+            self.cache_read_tokens + other.cache_read_tokens,
+            self.cache_write_tokens + other.cache_write_tokens,
+            self.calls + other.calls,
         )
 
     def event(self) -> RunUsage:
@@ -65,14 +75,21 @@ class Usage:
             prompt_tokens=self.prompt_tokens,
             completion_tokens=self.completion_tokens,
             total_tokens=self.total_tokens,
+            cache_read_tokens=self.cache_read_tokens or None,
+            cache_write_tokens=self.cache_write_tokens or None,
         )
 
     def wire(self) -> dict[str, int]:
-        return {
+        out = {
             "promptTokens": self.prompt_tokens,
             "completionTokens": self.completion_tokens,
             "totalTokens": self.total_tokens,
         }
+        if self.cache_read_tokens:
+            out["cacheReadTokens"] = self.cache_read_tokens
+        if self.cache_write_tokens:
+            out["cacheWriteTokens"] = self.cache_write_tokens
+        return out
 
 
 @dataclass(frozen=True, slots=True)

@@ -152,7 +152,7 @@ class EchoProvider:
                 )
                 words = sum(len(f"{c.name} {c.arguments}".split()) for c in tool_calls)
                 yield ToolCalls(tool_calls)
-                yield Finish("tool_calls", Usage(prompt, words))
+                yield Finish("tool_calls", Usage(prompt, words, calls=1))
                 return
             summary = summary_text(raw) if last.get("role") == "user" else None
             if summary is not None:
@@ -168,7 +168,7 @@ class EchoProvider:
             if at and self.chunk_delay_s > 0:
                 await asyncio.sleep(self.chunk_delay_s)  # pacing, so the answer streams
             yield TextDelta(chunk)
-        yield Finish(reason, Usage(prompt, len(pieces)))
+        yield Finish(reason, Usage(prompt, len(pieces), calls=1))
 
 
 SUMMARY_OPEN, SUMMARY_CLOSE = "<conversation>", "</conversation>"

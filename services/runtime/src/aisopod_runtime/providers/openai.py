@@ -302,6 +302,30 @@ def _add_tool_fragment(builders: dict[int, dict[str, str]], part: dict[str, Any]
 
 
 def _usage(raw: Any) -> Usage | None:
+    """The usage a response reports. Cache counts: OpenAI's (and vLLM's, OpenRouter's)
+    `prompt_tokens_details.cached_tokens` / `cache_write_tokens`, or Anthropic-style
+    `cache_read_input_tokens` / `cache_creation_input_tokens` at the top level."""
     if not isinstance(raw, dict):
         return None
-    return Usage(int(raw.get("prompt_tokens") or 0), int(raw.get("completion_tokens") or 0))
+    details = raw.get("prompt_tokens_details")
+    details = details if isinstance(details, dict) else {}
+    prompt = _count(raw.get("prompt_tokens"))
+    read = _count(details.get("cached_tokens")) or _count(raw.get("cache_read_input_tokens"))
+    write = _count(details.get("cache_write_tokens")) or _count(
+        raw.get("cache_creation_input_tokens")
+    )
+    read = min(read, prompt)
+    return Usage(
+        prompt,
+        _count(raw.get("completion_tokens")),
+        read,
+        min(write, prompt - read),
+        1,
+    )
+
+
+def _count(value: Any) -> int:
+    """A token count as reported; anything not a non-negative number counts 0."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        return 0
+    return int(value)

@@ -561,6 +561,11 @@ def agent_final(waited: dict[str, Any], history: dict[str, Any]) -> dict[str, An
     }
 
 
+def last_heartbeat(ours: Any, ctx: Context) -> Any:
+    """OpenClaw answers the newest heartbeat event itself (null before the first)."""
+    return ours.get("last")
+
+
 # --- the table -----------------------------------------------------------------------------
 
 _EMPTY_HISTORY: dict[str, Any] = {"sessionKey": None, "messages": []}
@@ -623,6 +628,12 @@ ADAPTERS: dict[str, Adapter] = {
     ),
     "agent.wait": Adapter("agent.wait", params=keep("runId", "timeoutMs")),
     "update.status": Adapter("update.status", params=none, result=update_status),
+    "wake": Adapter("wake", params=keep("mode", "text", "sessionKey", "agentId")),
+    "system-event": Adapter(
+        "system-event", params=keep("text", "sessionKey", "idempotencyKey", "wake")
+    ),
+    "last-heartbeat": Adapter("last-heartbeat", params=none, result=last_heartbeat),
+    "set-heartbeats": Adapter("set-heartbeats", params=keep("enabled")),
     "diagnostics.stability": Adapter("health", params=none, result=stability),
 }  # fmt: skip
 
@@ -631,3 +642,9 @@ def implemented_methods(ours: list[str]) -> list[str]:
     """The OpenClaw methods a connection may call: those whose methods of ours it may."""
     allowed = set(ours)
     return sorted(name for name, row in ADAPTERS.items() if set(row.uses()) <= allowed)
+
+
+# Node hosts and OpenClaw operators' node commands: their rows live beside their helpers.
+from aisopod_ws_gateway.openclaw.nodes import NODE_ADAPTERS  # noqa: E402
+
+ADAPTERS.update(NODE_ADAPTERS)

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import orjson
+
 Reshape = Callable[[Any, int], Any]
 
 
@@ -69,6 +71,16 @@ def _presence(payload: Any, ts: int) -> Any:
     return {"presence": [presence_entry(e) for e in entries if isinstance(e, dict)]}
 
 
+def _node_invoke_request(payload: Any, ts: int) -> Any:
+    """To an OpenClaw node host the command's params travel as JSON text (`paramsJSON`)."""
+    if not isinstance(payload, dict):
+        return payload
+    out = {k: v for k, v in payload.items() if k != "params"}
+    params = payload.get("params")
+    out["paramsJSON"] = None if params is None else orjson.dumps(params).decode()
+    return out
+
+
 EVENTS: dict[str, tuple[str, Reshape | None]] = {
     # ours                     OpenClaw name              reshape
     "chat.event": ("chat", _chat),
@@ -76,6 +88,7 @@ EVENTS: dict[str, tuple[str, Reshape | None]] = {
     "presence.changed": ("presence", _presence),
     "health.changed": ("health", None),
     "cron.event": ("cron", None),
+    "heartbeat": ("heartbeat", None),
     "tick": ("tick", None),
     "shutdown": ("shutdown", None),
     "connect.challenge": ("connect.challenge", None),
@@ -85,7 +98,7 @@ EVENTS: dict[str, tuple[str, Reshape | None]] = {
     "device.pair.resolved": ("device.pair.resolved", None),
     "node.pair.requested": ("node.pair.requested", None),
     "node.pair.resolved": ("node.pair.resolved", None),
-    "node.invoke.request": ("node.invoke.request", None),
+    "node.invoke.request": ("node.invoke.request", _node_invoke_request),
     "voicewake.changed": ("voicewake.changed", None),
     "update.available": ("update.available", None),
 }

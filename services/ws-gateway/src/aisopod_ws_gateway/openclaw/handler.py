@@ -46,7 +46,11 @@ class OpenClawMethods:
             return
         params = call.params or {}
         if row.passthrough:
-            ours = row.params(params) if row.params is not None else params
+            try:
+                ours = row.params(params) if row.params is not None else params
+            except AisopodError as exc:  # a mapping may refuse what it cannot translate
+                conn.reply_error(call.id, exc)
+                return
             ours_call = Call(row.ours, ours, call.id, traceparent=call.traceparent)
             self.dispatcher.frame(conn, Decoded((ours_call,)))
             return

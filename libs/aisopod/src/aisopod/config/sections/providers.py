@@ -12,9 +12,21 @@ from pydantic import Field, SecretStr, field_validator
 from aisopod.config.sections.base import Section
 
 
+class ModelCost(Section):
+    """Prices in USD per million tokens. `input` is charged for the prompt tokens that
+    were neither read from nor written to the provider's prompt cache; those cost
+    `cacheRead` and `cacheWrite` (each defaults to `input` when not given)."""
+
+    input: float = Field(ge=0, le=1_000_000, allow_inf_nan=False)
+    output: float = Field(ge=0, le=1_000_000, allow_inf_nan=False)
+    cache_read: float | None = Field(None, ge=0, le=1_000_000, allow_inf_nan=False)
+    cache_write: float | None = Field(None, ge=0, le=1_000_000, allow_inf_nan=False)
+
+
 class ModelEntry(Section):
     id: str = Field(min_length=1, max_length=200)
     context_window: int | None = Field(None, ge=1)
+    cost: ModelCost | None = Field(None, description="USD per million tokens (usage.cost)")
 
 
 class ProviderConfig(Section):

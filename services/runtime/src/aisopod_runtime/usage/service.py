@@ -1,0 +1,199 @@
+"""Usage on the run path (admission against budgets, the charge when a run concludes) and
+the methods that read it back: `usage.status`, `usage.cost`, `sessions.usage`.
+
+The run manager calls `admit` while it submits a run and `charge` while it concludes
+one, beside the other conclusion steps, so that once `agent.wait` returns the run is in
+the ledger and the counters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from aisopod.catalogue.usage import (
+    SessionsUsageParams,
+    SessionsUsageResult,
+    UsageCostResult,
+    UsageStatusResult,
+    UsageSummary,
+    UsageWindowParams,
+)
+from aisopod.errors import Forbidden, NotFound
+from aisopod.host import ServiceHost
+from aisopod.principal import Principal
+from aisopod.rpc import CallContext, Handler
+from aisopod.sessionkey import parse_session_key
+from aisopod_runtime.providers import Usage
+from aisopod_runtime.usage import metrics
+from aisopod_runtime.usage.budgets import BudgetBook, counter_key, token_id
+from aisopod_runtime.usage.ledger import UsageLedger, shared_ledger
+from aisopod_runtime.usage.tally import (
+    bucket_for,
+    cost_nano_usd,
+    costs,
+    month_of,
+    price_of,
+    series,
+    summary_fields,
+    totals,
+    usd,
+    window,
+)
+
+if TYPE_CHECKING:
+    from aisopod_runtime.service import RuntimeService
+
+log = logging.getLogger("aisopod.runtime.usage")
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+async def usage_summary(ledger: UsageLedger) -> UsageSummary:
+    """The last 30 days, as `status` shows them."""
+    since, until = window(None, None, now_ms())
+    records = await ledger.read(since, until)
+    return UsageSummary(**summary_fields(records, since, until))
+
+
+class UsageService:
+    def __init__(self, host: ServiceHost, ledger: UsageLedger, book: BudgetBook) -> None:
+        self.host = host
+        self.ledger = ledger
+        self.book = book
+
+    @classmethod
+    async def create(cls, host: ServiceHost) -> UsageService:
+        return cls(host, shared_ledger(host.bus), BudgetBook(await host.kv("usage")))
+
+    async def admit(self, agent_id: str, principal: Principal) -> None:
+        """FORBIDDEN `BUDGET_EXHAUSTED` when a budget this run would spend from is spent."""
+        try:
+            await self.book.admit(
+                self.host.config.current.usage.budgets, agent_id, principal, now_ms()
+            )
+        except Forbidden as exc:
+            metrics.BUDGET_REFUSALS.labels(exc.data.get("scope", "")).inc()
+            raise
+
+    async def charge(
+        self,
+        *,
+        run_id: str,
+        session_key: str,
+        agent_id: str,
+        model_ref: str,
+        principal_id: str,
+        status: str,
+        usage: Usage,
+    ) -> None:
+        """Record a concluded run's usage: ledger, counters, metrics. Nothing without any."""
+        if not usage.calls and not usage.total_tokens:
+            return
+        provider, _, model = model_ref.partition("/")
+        ended = now_ms()
+        record: dict[str, Any] = {
+            "runId": run_id,
+            "ts": ended,
+            "sessionKey": session_key,
+            "agentId": agent_id,
+            "model": model_ref,
+            "provider": provider,
+            "principal": principal_id,
+            "status": status,
+            "calls": usage.calls,
+            "promptTokens": usage.prompt_tokens,
+            "completionTokens": usage.completion_tokens,
+            "cacheReadTokens": usage.cache_read_tokens,
+            "cacheWriteTokens": usage.cache_write_tokens,
+        }
+        cost = cost_nano_usd(price_of(self.host.config.current.models, model_ref), record)
+        record["costNanoUsd"] = cost
+        _count(provider, model, agent_id, usage, cost)
+        month = month_of(ended)
+        writes = [
+            self.ledger.append(record),
+            self.book.add(counter_key(month, "agent", agent_id), run_id, usage.total_tokens, cost),
+        ]
+        token = token_id(principal_id)
+        if token is not None:
+            writes.append(
+                self.book.add(counter_key(month, "token", token), run_id, usage.total_tokens, cost)
+            )
+        await asyncio.gather(*writes)
+
+    # -- methods --------------------------------------------------------------------------
+    async def status(self, params: UsageWindowParams, ctx: CallContext) -> UsageStatusResult:
+        now = now_ms()
+        since, until = window(params.since, params.until, now)
+        bucket = bucket_for(since, until, params.bucket)
+        records, budgets = await asyncio.gather(
+            self.ledger.read(since, until, agent_id=params.agent_id),
+            self.book.states(self.host.config.current.usage.budgets, now),
+        )
+        return UsageStatusResult(
+            **summary_fields(records, since, until),
+            bucket=bucket,
+            series=series(records, since, until, bucket),
+            budgets=budgets,
+        )
+
+    async def cost(self, params: UsageWindowParams, ctx: CallContext) -> UsageCostResult:
+        since, until = window(params.since, params.until, now_ms())
+        bucket = bucket_for(since, until, params.bucket)
+        records = await self.ledger.read(since, until, agent_id=params.agent_id)
+        priced = costs(records, self.host.config.current.models, since, until, bucket)
+        return UsageCostResult(
+            since=since,
+            until=until,
+            bucket=bucket,
+            total_usd=usd(priced.total_nano),
+            by_model=priced.by_model,
+            by_agent=priced.by_agent,
+            series=priced.series,
+            unpriced=priced.unpriced,
+        )
+
+
+def _count(provider: str, model: str, agent: str, usage: Usage, cost_nano: int) -> None:
+    for kind, value in (
+        ("prompt", usage.prompt_tokens),
+        ("completion", usage.completion_tokens),
+        ("cache_read", usage.cache_read_tokens),
+        ("cache_write", usage.cache_write_tokens),
+    ):
+        metrics.TOKENS.labels(provider, model, agent, kind).inc(value)
+    metrics.RUNS.labels(provider, model, agent).inc()
+    metrics.COST.labels(provider, model, agent).inc(usd(cost_nano))
+
+
+def usage_handlers(parts: RuntimeService, usage: UsageService) -> dict[str, Handler]:
+    async def sessions_usage(params: SessionsUsageParams, ctx: CallContext) -> SessionsUsageResult:
+        key, agent_id = parse_session_key(params.key, parts.agents.default_id)
+        since, until = window(params.since, params.until, now_ms())
+        seen, records = await asyncio.gather(
+            parts.sessions.lookup(key),
+            usage.ledger.read(since, until, agent_id=agent_id, session_key=key),
+        )
+        if seen is None and not records:
+            raise NotFound(f"no session {key!r}", code="SESSION_NOT_FOUND")
+        priced = costs(records, parts.config.models, since, until, "day")
+        return SessionsUsageResult(
+            key=key,
+            agent_id=agent_id,
+            since=since,
+            until=until,
+            totals=totals(records).tokens(),
+            by_model=priced.by_model,
+            cost_usd=usd(priced.total_nano),
+        )
+
+    return {
+        "usage.status": usage.status,
+        "usage.cost": usage.cost,
+        "sessions.usage": sessions_usage,
+    }

@@ -1,0 +1,263 @@
+"""Adding usage records up: windows, buckets, totals per provider/model/agent, costs. Pure.
+
+A usage record is what the ledger stores per finished run (`ledger.py`): `{runId, ts,
+sessionKey, agentId, model, provider, principal, status, calls, promptTokens,
+completionTokens, cacheReadTokens, cacheWriteTokens, costNanoUsd}`.
+"""
+
+from __future__ import annotations
+
+import calendar
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from aisopod.catalogue.usage import (
+    DAY_MS,
+    DEFAULT_WINDOW_MS,
+    MAX_WINDOW_MS,
+    AgentCost,
+    AgentUsage,
+    Bucket,
+    CostPoint,
+    ModelCost,
+    ModelUsage,
+    ProviderUsage,
+    UsagePoint,
+    UsageTokens,
+)
+from aisopod.config.sections.providers import ModelCost as Price
+from aisopod.config.sections.providers import ProvidersSection
+from aisopod.errors import InvalidParams
+
+HOUR_MS = 3_600_000
+HOURLY_MAX_MS = 31 * DAY_MS
+"""Hour buckets for windows up to a month (744 points); longer windows count by day."""
+NANO = 1_000_000_000
+
+
+@dataclass(slots=True)
+class Tally:
+    runs: int = 0
+    calls: int = 0
+    prompt: int = 0
+    completion: int = 0
+    cache_read: int = 0
+    cache_write: int = 0
+
+    def add(self, record: dict[str, Any]) -> None:
+        self.runs += 1
+        self.calls += int(record.get("calls") or 0)
+        self.prompt += int(record.get("promptTokens") or 0)
+        self.completion += int(record.get("completionTokens") or 0)
+        self.cache_read += int(record.get("cacheReadTokens") or 0)
+        self.cache_write += int(record.get("cacheWriteTokens") or 0)
+
+    @property
+    def total(self) -> int:
+        return self.prompt + self.completion
+
+    def fields(self) -> dict[str, int]:
+        return {
+            "runs": self.runs,
+            "calls": self.calls,
+            "prompt_tokens": self.prompt,
+            "completion_tokens": self.completion,
+            "cache_read_tokens": self.cache_read,
+            "cache_write_tokens": self.cache_write,
+            "total_tokens": self.total,
+        }
+
+    def tokens(self) -> UsageTokens:
+        return UsageTokens(**self.fields())
+
+
+# -- windows and buckets -------------------------------------------------------------------
+
+
+def window(since: int | None, until: int | None, now_ms: int) -> tuple[int, int]:
+    """`[since, until)` with the defaults: until now, since 30 days before until."""
+    end = until if until is not None else now_ms
+    start = since if since is not None else end - DEFAULT_WINDOW_MS
+    if start >= end:
+        raise InvalidParams("since must be before until", code="BAD_WINDOW")
+    if end - start > MAX_WINDOW_MS:
+        raise InvalidParams("the window is longer than 366 days", code="BAD_WINDOW")
+    return start, end
+
+
+def bucket_for(since: int, until: int, asked: Bucket | None) -> Bucket:
+    if asked == "hour" and until - since > HOURLY_MAX_MS:
+        raise InvalidParams("hour buckets need a window of at most 31 days", code="BAD_WINDOW")
+    if asked is not None:
+        return asked
+    return "hour" if until - since <= 2 * DAY_MS else "day"
+
+
+def bucket_start(ts: int, bucket: Bucket) -> int:
+    step = HOUR_MS if bucket == "hour" else DAY_MS
+    return ts - ts % step
+
+
+def bucket_starts(since: int, until: int, bucket: Bucket) -> list[int]:
+    step = HOUR_MS if bucket == "hour" else DAY_MS
+    return list(range(bucket_start(since, bucket), until, step))
+
+
+def month_of(ts: int) -> str:
+    return datetime.fromtimestamp(ts / 1000, UTC).strftime("%Y-%m")
+
+
+def month_end(ts: int) -> int:
+    """The first millisecond of the next UTC month: when a month's budgets reset."""
+    at = datetime.fromtimestamp(ts / 1000, UTC)
+    days = calendar.monthrange(at.year, at.month)[1]
+    start = datetime(at.year, at.month, 1, tzinfo=UTC)
+    return int(start.timestamp() * 1000) + days * DAY_MS
+
+
+# -- prices ---------------------------------------------------------------------------------
+
+
+def price_of(models: ProvidersSection, model_ref: str) -> Price | None:
+    """The configured price of `<provider>/<model>`, or None."""
+    provider_id, _, model_id = model_ref.partition("/")
+    for provider in models.providers:
+        if provider.id == provider_id:
+            for entry in provider.models:
+                if entry.id == model_id:
+                    return entry.cost
+    return None
+
+
+def cost_nano_usd(price: Price | None, record: dict[str, Any]) -> int:
+    """The cost of a record's tokens at `price`, in billionths of a dollar (0 unpriced).
+
+    Integers, so budget counters add up exactly in any order."""
+    if price is None:
+        return 0
+    prompt = int(record.get("promptTokens") or 0)
+    read = int(record.get("cacheReadTokens") or 0)
+    write = int(record.get("cacheWriteTokens") or 0)
+    fresh = max(prompt - read - write, 0)
+    per_million = (
+        fresh * price.input
+        + read * (price.cache_read if price.cache_read is not None else price.input)
+        + write * (price.cache_write if price.cache_write is not None else price.input)
+        + int(record.get("completionTokens") or 0) * price.output
+    )
+    return round(per_million * 1000)  # USD per million tokens → nano-USD per token: x 1000
+
+
+def usd(nano: int) -> float:
+    return round(nano / NANO, 9)
+
+
+# -- totals ---------------------------------------------------------------------------------
+
+
+def in_window(records: Iterable[dict[str, Any]], since: int, until: int) -> list[dict[str, Any]]:
+    return [r for r in records if since <= int(r.get("ts") or 0) < until]
+
+
+def grouped(records: Iterable[dict[str, Any]], field: str) -> dict[str, Tally]:
+    groups: dict[str, Tally] = {}
+    for record in records:
+        groups.setdefault(str(record.get(field) or ""), Tally()).add(record)
+    return dict(sorted(groups.items(), key=lambda kv: (-kv[1].total, kv[0])))
+
+
+def totals(records: Iterable[dict[str, Any]]) -> Tally:
+    tally = Tally()
+    for record in records:
+        tally.add(record)
+    return tally
+
+
+def summary_fields(records: list[dict[str, Any]], since: int, until: int) -> dict[str, Any]:
+    """The fields of `UsageSummary`: totals and per provider, model and agent."""
+    providers = {r.get("model"): r.get("provider") for r in records}
+    return {
+        "since": since,
+        "until": until,
+        "totals": totals(records).tokens(),
+        "by_provider": [
+            ProviderUsage(provider=key, **tally.fields())
+            for key, tally in grouped(records, "provider").items()
+        ],
+        "by_model": [
+            ModelUsage(model=key, provider=str(providers.get(key) or ""), **tally.fields())
+            for key, tally in grouped(records, "model").items()
+        ],
+        "by_agent": [
+            AgentUsage(agent_id=key, **tally.fields())
+            for key, tally in grouped(records, "agentId").items()
+        ],
+    }
+
+
+def series(
+    records: list[dict[str, Any]], since: int, until: int, bucket: Bucket
+) -> list[UsagePoint]:
+    slots = {start: Tally() for start in bucket_starts(since, until, bucket)}
+    for record in records:
+        slot = slots.get(bucket_start(int(record["ts"]), bucket))
+        if slot is not None:
+            slot.add(record)
+    return [UsagePoint(start=start, **tally.fields()) for start, tally in slots.items()]
+
+
+@dataclass(slots=True)
+class Costs:
+    total_nano: int
+    by_model: list[ModelCost]
+    by_agent: list[AgentCost]
+    series: list[CostPoint]
+    unpriced: list[str]
+
+
+def costs(
+    records: list[dict[str, Any]],
+    models: ProvidersSection,
+    since: int,
+    until: int,
+    bucket: Bucket,
+) -> Costs:
+    """Cost at the current prices: a price added or corrected later applies to the past."""
+    prices = {ref: price_of(models, ref) for ref in {str(r.get("model")) for r in records}}
+    slots = dict.fromkeys(bucket_starts(since, until, bucket), 0)
+    per_agent: dict[str, int] = {}
+    per_model: dict[str, int] = {}
+    for record in records:
+        nano = cost_nano_usd(prices[str(record.get("model"))], record)
+        per_model[str(record.get("model"))] = per_model.get(str(record.get("model")), 0) + nano
+        agent = str(record.get("agentId") or "")
+        per_agent[agent] = per_agent.get(agent, 0) + nano
+        start = bucket_start(int(record["ts"]), bucket)
+        if start in slots:
+            slots[start] += nano
+    by_model = [
+        ModelCost(
+            model=ref,
+            provider=ref.partition("/")[0],
+            prompt_tokens=tally.prompt,
+            completion_tokens=tally.completion,
+            cache_read_tokens=tally.cache_read,
+            cache_write_tokens=tally.cache_write,
+            cost_usd=usd(per_model.get(ref, 0)),
+            priced=prices.get(ref) is not None,
+        )
+        for ref, tally in grouped(records, "model").items()
+    ]
+    by_model.sort(key=lambda m: (-m.cost_usd, m.model))
+    return Costs(
+        total_nano=sum(per_model.values()),
+        by_model=by_model,
+        by_agent=[
+            AgentCost(agent_id=agent, cost_usd=usd(nano))
+            for agent, nano in sorted(per_agent.items(), key=lambda kv: (-kv[1], kv[0]))
+        ],
+        series=[CostPoint(start=start, cost_usd=usd(nano)) for start, nano in slots.items()],
+        unpriced=sorted(ref for ref, price in prices.items() if price is None),
+    )

@@ -1,0 +1,150 @@
+"""Adding usage records up (no I/O): windows, buckets, groups, prices, budgets' states."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from aisopod.catalogue.usage import DAY_MS
+from aisopod.config.sections.providers import ProvidersSection
+from aisopod.config.sections.usage import Budget
+from aisopod.errors import InvalidParams
+from aisopod_runtime.usage.budgets import Spend, _state, counter_key, token_id
+from aisopod_runtime.usage.tally import (
+    HOUR_MS,
+    bucket_for,
+    cost_nano_usd,
+    costs,
+    month_end,
+    month_of,
+    price_of,
+    series,
+    summary_fields,
+    window,
+)
+
+T0 = int(datetime(2026, 12, 6, tzinfo=UTC).timestamp() * 1000)
+MODELS = ProvidersSection.model_validate(
+    {
+        "providers": [
+            {
+                "id": "paid",
+                "kind": "openai",
+                "baseUrl": "http://127.0.0.1:9/v1",
+                "models": [
+                    {
+                        "id": "m1",
+                        "cost": {"input": 2.0, "output": 8.0, "cacheRead": 0.5, "cacheWrite": 2.5},
+                    },
+                    {"id": "m2", "cost": {"input": 1.0, "output": 1.0}},
+                    {"id": "free"},
+                ],
+            }
+        ]
+    }
+)
+
+
+def record(ts: int, model: str = "paid/m1", agent: str = "main", **tokens: int) -> dict:
+    return {
+        "runId": f"r{ts}",
+        "ts": ts,
+        "sessionKey": f"agent:{agent}:main",
+        "agentId": agent,
+        "model": model,
+        "provider": model.partition("/")[0],
+        "calls": tokens.pop("calls", 1),
+        "promptTokens": tokens.get("prompt", 0),
+        "completionTokens": tokens.get("completion", 0),
+        "cacheReadTokens": tokens.get("read", 0),
+        "cacheWriteTokens": tokens.get("write", 0),
+    }
+
+
+def test_window_defaults_and_bounds() -> None:
+    assert window(None, None, T0) == (T0 - 30 * DAY_MS, T0)
+    assert window(T0 - 5, None, T0) == (T0 - 5, T0)
+    for since, until in ((T0, T0), (T0 + 1, T0), (T0 - 367 * DAY_MS, T0)):
+        with pytest.raises(InvalidParams):
+            window(since, until, T0)
+
+
+def test_buckets_follow_the_window() -> None:
+    assert bucket_for(T0, T0 + DAY_MS, None) == "hour"
+    assert bucket_for(T0, T0 + 3 * DAY_MS, None) == "day"
+    assert bucket_for(T0, T0 + 3 * DAY_MS, "hour") == "hour"
+    with pytest.raises(InvalidParams):
+        bucket_for(T0, T0 + 32 * DAY_MS, "hour")
+
+
+def test_totals_groups_and_series() -> None:
+    records = [
+        record(T0 + 10, prompt=10, completion=5, read=4, calls=2),
+        record(T0 + HOUR_MS + 1, model="paid/m2", agent="helper", prompt=100, completion=1),
+        record(T0 + HOUR_MS + 2, prompt=1, completion=1),
+    ]
+    fields = summary_fields(records, T0, T0 + 3 * HOUR_MS)
+    totals = fields["totals"]
+    assert (totals.runs, totals.calls, totals.total_tokens) == (3, 4, 118)
+    assert totals.cache_read_tokens == 4
+    # Most tokens first.
+    assert [m.model for m in fields["by_model"]] == ["paid/m2", "paid/m1"]
+    assert [(a.agent_id, a.total_tokens) for a in fields["by_agent"]] == [
+        ("helper", 101),
+        ("main", 17),
+    ]
+    assert [(p.provider, p.runs) for p in fields["by_provider"]] == [("paid", 3)]
+    points = series(records, T0, T0 + 3 * HOUR_MS, "hour")
+    assert [(p.start, p.runs, p.total_tokens) for p in points] == [
+        (T0, 1, 15),
+        (T0 + HOUR_MS, 2, 103),
+        (T0 + 2 * HOUR_MS, 0, 0),
+    ]
+
+
+def test_cost_charges_cache_reads_and_writes_at_their_prices() -> None:
+    price = price_of(MODELS, "paid/m1")
+    assert price is not None and price_of(MODELS, "paid/free") is None
+    assert price_of(MODELS, "other/m1") is None
+    # 1M fresh input at 2, 1M cache read at 0.5, 1M cache write at 2.5, 1M output at 8.
+    big = record(T0, prompt=3_000_000, read=1_000_000, write=1_000_000, completion=1_000_000)
+    assert cost_nano_usd(price, big) == 13_000_000_000
+    # Without cache prices, cached tokens cost the input price.
+    assert cost_nano_usd(price_of(MODELS, "paid/m2"), record(T0, prompt=10, read=5)) == 10_000
+    assert cost_nano_usd(None, big) == 0
+
+
+def test_costs_of_a_window() -> None:
+    records = [
+        record(T0 + 1, prompt=1000, completion=1000),  # $0.002 + $0.008
+        record(T0 + DAY_MS + 1, model="paid/free", prompt=50),
+        record(T0 + DAY_MS + 2, model="paid/m2", agent="helper", prompt=1000),
+    ]
+    priced = costs(records, MODELS, T0, T0 + 2 * DAY_MS, "day")
+    assert priced.total_nano == 11_000_000
+    assert [(m.model, m.cost_usd, m.priced) for m in priced.by_model] == [
+        ("paid/m1", 0.01, True),
+        ("paid/m2", 0.001, True),
+        ("paid/free", 0.0, False),
+    ]
+    assert priced.unpriced == ["paid/free"]
+    assert [(p.start, p.cost_usd) for p in priced.series] == [
+        (T0, 0.01),
+        (T0 + DAY_MS, 0.001),
+    ]
+
+
+def test_months_and_budget_states() -> None:
+    assert month_of(T0) == "2026-12"
+    assert month_end(T0) == int(datetime(2027, 1, 1, tzinfo=UTC).timestamp() * 1000)
+    assert month_end(T0 - 10 * DAY_MS) == int(datetime(2026, 12, 1, tzinfo=UTC).timestamp() * 1000)
+    assert counter_key("2026-12", "token", "tok_1") == "2026-12.token.tok_1"
+    assert token_id("token:tok_1") == "tok_1" and token_id("admin") is None
+    budget = Budget(monthly_tokens=100, monthly_cost_usd=1.0)
+    under = _state("agent", "main", budget, Spend(99, 999_999_999, 3), "2026-12", T0)
+    assert not under.exhausted and under.spent_cost_usd == 0.999999999
+    assert _state("agent", "main", budget, Spend(100, 0, 3), "2026-12", T0).exhausted
+    assert _state("agent", "main", budget, Spend(0, 1_000_000_000, 3), "2026-12", T0).exhausted
+    with pytest.raises(ValueError):
+        Budget()

@@ -133,7 +133,6 @@ def test_one_v1_chat_completion_is_one_trace_from_the_client_to_the_upstream(
         trace_id,
         lambda spans: (
             has("http-api", "POST /v1/chat/completions", "server")(spans)
-            and has("ratelimit", "aisopod.ratelimit.edge", "server")(spans)
             # auth.verify too: the stack's first request (the gate caches its answer).
             and has("auth", "aisopod.auth.verify", "server")(spans)
             and has("runtime", "agent", "server")(spans)
@@ -146,9 +145,9 @@ def test_one_v1_chat_completion_is_one_trace_from_the_client_to_the_upstream(
     assert edge.parent_span_id == client_span
     assert edge.attributes["http.response.status_code"] == 200
     request_id = edge.attributes["aisopod.request_id"]
-    # The gate's NATS requests (rate limit, auth) and the runtime's run are its children.
+    # The gate's auth check and the runtime's run are its children. (ratelimit's edge
+    # decision is answered from its NATS reader, without a span: docs/tracing.md.)
     children = {(s.service, s.name) for s in spans if s.parent_span_id == edge.span_id}
-    assert ("ratelimit", "aisopod.ratelimit.edge") in children
     assert ("auth", "aisopod.auth.verify") in children
     run = one(spans, "runtime", "agent", "server")
     assert run.parent_span_id == edge.span_id

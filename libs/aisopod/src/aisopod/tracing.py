@@ -24,6 +24,7 @@ import re
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextvars import ContextVar
 from typing import Any
+from urllib.parse import urlsplit
 
 log = logging.getLogger("aisopod.tracing")
 
@@ -171,7 +172,8 @@ def configure(service: str, instance: str, endpoint: str | None = None) -> bool:
     _last = service
     _service_of_task = current_service
     ON = True
-    log.info("exporting traces to %s", url)
+    where = urlsplit(url)
+    log.info("exporting traces to %s://%s%s", where.scheme, where.hostname, where.path)
     return True
 
 

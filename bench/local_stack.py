@@ -103,10 +103,6 @@ class BenchStack:
     def pids(self) -> dict[str, list[int]]:
         return dict(self.info["pids"])
 
-    def edge_secret(self) -> str:
-        """The edge proof Traefik adds (a replica reached directly needs it)."""
-        return (self.state_dir / "secrets" / "edge-secret").read_text().strip()
-
     def nats_password(self, user: str = "admin") -> str:
         return (self.state_dir / "secrets" / f"nats-{user}.password").read_text().strip()
 

@@ -102,10 +102,11 @@ REFUSED = [
     ("ws-gateway", kv_get("devices", "any")),
     ("ws-gateway", kv_put("devices", "evil")),
     ("ws-gateway", kv_put("config", "gateway")),
-    # Its edge-read replicas may read agents and cron, never write them; sessions: no.
+    # Its edge-read replicas may read agents and cron, and its sessions index the sessions
+    # bucket, never write them.
     ("ws-gateway", kv_put("agents", "agent.evil")),
     ("ws-gateway", kv_put("cron", "job.evil")),
-    ("ws-gateway", kv_get("sessions", "any")),
+    ("ws-gateway", kv_put("sessions", "s.evil")),
     # Readers may look streams up, never change their limits (only the writer reconciles).
     ("ws-gateway", shorten_retention("KV_agents")),
     ("ws-gateway", shorten_retention("EVENTS")),
@@ -154,6 +155,8 @@ async def test_each_service_still_reaches_its_own_state(stack) -> None:
         assert (await nc.jetstream(timeout=2).stream_info("EVENTS")).config.name == "EVENTS"
         agents = await nc.jetstream(timeout=2).key_value("agents")
         assert (await agents.status()).bucket == "agents"
+        sessions = await nc.jetstream(timeout=2).key_value("sessions")
+        assert (await sessions.status()).bucket == "sessions"
         assert not errors
     async with connected(stack, "runtime") as (nc, errors):
         assert await nc.jetstream(timeout=2).publish("$KV.wizard.probe", b"{}")

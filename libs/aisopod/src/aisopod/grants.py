@@ -48,8 +48,16 @@ SERVICE_GRANTS: dict[ServiceName, Grants] = {
         buckets={**_COMMON_BUCKETS, "ratelimit": W}, streams=_COMMON_STREAMS
     ),
     ServiceName.WS_GATEWAY: Grants(
-        # agents and cron: read-only, for the replicas that answer reads at the edge.
-        buckets={**_COMMON_BUCKETS, "presence": W, "nodeinfo": W, "agents": R, "cron": R},
+        # agents and cron: read-only, for the replicas that answer reads at the edge;
+        # sessions: read-only, for the index behind OpenClaw's health (sessionindex.py).
+        buckets={
+            **_COMMON_BUCKETS,
+            "presence": W,
+            "nodeinfo": W,
+            "agents": R,
+            "cron": R,
+            "sessions": R,
+        },
         streams=_COMMON_STREAMS,
     ),
     ServiceName.HTTP_API: Grants(

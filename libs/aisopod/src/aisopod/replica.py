@@ -37,8 +37,8 @@ DEFAULT_MAX_ENTRIES = 10_000
 DEFAULT_MAX_BYTES = 16 * 1024 * 1024
 
 
-class _OverBound(Exception):
-    """The bucket holds more than the replica may keep."""
+class OverBound(Exception):
+    """The bucket holds more than the replica may keep (a subclass raises it from `apply`)."""
 
 
 class Replica(Protocol):
@@ -144,7 +144,7 @@ class KvReplica:
                 await self._follow()
             except asyncio.CancelledError:
                 raise
-            except _OverBound as exc:
+            except OverBound as exc:
                 log.warning("replica of %s over its bound (%s): owner reads", self.name, exc)
                 self._reset()
                 self.overflow = True
@@ -200,7 +200,7 @@ class KvReplica:
                 stamp_of = getattr(entry.created, "timestamp", None)
                 self.written_at[key] = stamp_of() if callable(stamp_of) else time.time()
         if len(self.entries) > self.max_entries or self.size > self.max_bytes:
-            raise _OverBound(f"{len(self.entries)} entries, {self.size} bytes")
+            raise OverBound(f"{len(self.entries)} entries, {self.size} bytes")
 
     async def _mark(self, start_target: int) -> None:
         if not self._warm and self._revision >= start_target:

@@ -45,6 +45,7 @@ from aisopod.scopes import Requirement
 from aisopod_ws_gateway import metrics
 from aisopod_ws_gateway.dispatch import Outcome, Reply, error_reply
 from aisopod_ws_gateway.methods import validated_params
+from aisopod_ws_gateway.sessionindex import SessionIndex
 
 if TYPE_CHECKING:
     from aisopod_ws_gateway.codec import Codec
@@ -78,6 +79,8 @@ class EdgeReads:
         self._cache: dict[tuple[Any, ...], bytes] = {}
         # (method, params key) → (the state it was built at, the encoded body)
         self._replies: dict[tuple[str, tuple[Any, ...]], tuple[tuple[Any, ...], bytes]] = {}
+        self.sessions: SessionIndex | None = None  # no reads of its own: OpenClaw's health
+        self._agents_value: tuple[tuple[int, int], dict[str, Any] | None] = ((-1, -1), None)
         self.readers: dict[str, Reader] = {
             "config.get": Reader(("config",), self._config_get),
             "config.schema": Reader((), self._config_schema),
@@ -94,10 +97,30 @@ class EdgeReads:
             await replica.start()
             self._kv.append(replica)
             self.replicas[name] = replica
+        self.sessions = SessionIndex(await host.kv("sessions"))
+        await self.sessions.start()
+        self._kv.append(self.sessions)
 
     async def stop(self) -> None:
         for replica in self._kv:
             await replica.stop()
+
+    def agents_value(self) -> tuple[Any, dict[str, Any]] | None:
+        """`agents.list`'s answer as wire data with a number naming its version, or None
+        when the replica cannot tell (cold, or the default agent not stored yet)."""
+        agents = self.replicas.get("agents")
+        if not isinstance(agents, KvReplica) or not agents.warm:
+            return None
+        snapshot = self.gateway.host.config.snapshot
+        version = (agents.revision, snapshot.revision)
+        if self._agents_value[0] != version:
+            listed = agents_list_result(
+                (Agent.model_validate(codec.loads(v)) for v in agents.entries.values()),
+                snapshot.config.models.agents.default_id,
+            )
+            self._agents_value = (version, codec.to_wire(listed) if listed else None)
+        value = self._agents_value[1]
+        return None if value is None else (version, value)
 
     # -- the dispatcher's hooks -------------------------------------------------------
     def answer(self, conn: Connection, call: Call, spec: MethodSpec, wire: Codec) -> Outcome | None:

@@ -1,5 +1,8 @@
 """Structured JSON logging to stderr, also published to the LOGS stream for `logs.tail`.
 
+Each record written while a request is served names it: `requestId`, and with tracing on
+`traceId` and `spanId` (the span current at the time).
+
 Publishing never blocks the caller: records go through a bounded queue that a task drains
 into JetStream; on overflow records are dropped and counted. Values that look like secrets
 (bearer tokens, `token=`/`password=` pairs) are masked in every record.
@@ -18,7 +21,7 @@ from typing import Any, TextIO
 
 from prometheus_client import Counter
 
-from aisopod import codec
+from aisopod import codec, requestlog, tracing
 
 LOGS_DROPPED = Counter("aisopod_log_records_dropped_total", "log records not published")
 
@@ -56,6 +59,16 @@ def record_to_dict(record: logging.LogRecord, service: str, instance: str) -> di
     for key, value in record.__dict__.items():
         if key not in _STANDARD and not key.startswith("_"):
             body[key] = mask_secrets(value) if isinstance(value, str) else value
+    # The request being served, when the record is written while serving one: its id
+    # and its trace (aisopod.requestlog, aisopod.tracing) find every line of it.
+    if body.get("requestId") is None:
+        request_id = requestlog.current_request_id.get()
+        if request_id is not None:
+            body["requestId"] = request_id
+    trace = tracing.current.get()
+    if trace is not None:
+        body["traceId"] = trace.trace_id
+        body["spanId"] = trace.span_id
     return body
 
 

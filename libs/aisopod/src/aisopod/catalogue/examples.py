@@ -194,6 +194,11 @@ NOTES: Mapping[str, str] = MappingProxyType(
         "denies it). A client that (re)connects loads its queue here, then follows the events.",
         "exec.approvals.get": "`ask`: `always`, `on-miss` (commands not in the allowlist) "
         "or `off`.",
+        "exec.approvals.node.get": "`policy` is the node's own (null: none) and `effective` "
+        "the one `system.run` on that node obeys; `source` says whose it is.",
+        "exec.approvals.node.set": "A node's own policy replaces the gateway-wide one for that "
+        "node, whole; `policy: null` removes it. `baseHash` (the `hash` read, null for none) "
+        "makes the write a compare-and-set.",
         "update.status": "`skew` when live instances run different versions.",
         "update.run": "Restarts every service instance, one at a time, each draining "
         "first; progress follows as `update.progress` events.",
@@ -292,6 +297,7 @@ _BUDGET = (
     "FORBIDDEN `BUDGET_EXHAUSTED`: the agent's or the API token's monthly budget is spent; "
     "`data` holds the budget (scope, id, month, spent, limits, resetsAt)"
 )
+_POLICY_HASH = "9a1c3e5f7b2d4f6a8c0e1a3b5d7f9e2c4a6b8d0f1e3c5a7b9d2f4e6a8c0b1d3f"
 _FILE_HASH = "5c0f8e0a4b1d2e3f6a7b8c9d0e1f2a3b4c5d6e7f8a9b0c1d2e3f4a5b6c7d8e9f"
 
 EXAMPLES: Mapping[str, MethodExample] = MappingProxyType(
@@ -1074,6 +1080,34 @@ EXAMPLES: Mapping[str, MethodExample] = MappingProxyType(
         "exec.approvals.set": MethodExample(
             {"ask": "on-miss", "allowlist": ["/usr/bin/ls", "/usr/bin/git"]},
             {"ask": "on-miss", "allowlist": ["/usr/bin/ls", "/usr/bin/git"]},
+        ),
+        "exec.approvals.node.get": MethodExample(
+            {"nodeId": "mac-mini"},
+            {
+                "nodeId": "mac-mini",
+                "policy": None,
+                "hash": None,
+                "effective": {"ask": "on-miss", "allowlist": ["/usr/bin/ls"]},
+                "source": "gateway",
+                "updatedAtMs": None,
+                "updatedBy": None,
+            },
+        ),
+        "exec.approvals.node.set": MethodExample(
+            {"nodeId": "mac-mini", "policy": {"ask": "always", "allowlist": []}, "baseHash": None},
+            {
+                "nodeId": "mac-mini",
+                "policy": {"ask": "always", "allowlist": []},
+                "hash": _POLICY_HASH,
+                "effective": {"ask": "always", "allowlist": []},
+                "source": "node",
+                "updatedAtMs": T0,
+                "updatedBy": "operator",
+            },
+            (
+                "CONFLICT `POLICY_CHANGED`: `baseHash` is not the current hash "
+                "(read again with exec.approvals.node.get)",
+            ),
         ),
         "update.status": MethodExample(
             {},

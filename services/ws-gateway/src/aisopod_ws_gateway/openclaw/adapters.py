@@ -648,3 +648,8 @@ def implemented_methods(ours: list[str]) -> list[str]:
 from aisopod_ws_gateway.openclaw.nodes import NODE_ADAPTERS  # noqa: E402
 
 ADAPTERS.update(NODE_ADAPTERS)
+
+# A node's own exec policy in OpenClaw's approvals-file shape.
+from aisopod_ws_gateway.openclaw.execapprovals import EXEC_APPROVAL_ADAPTERS  # noqa: E402
+
+ADAPTERS.update(EXEC_APPROVAL_ADAPTERS)

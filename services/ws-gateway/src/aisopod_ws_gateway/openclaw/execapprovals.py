@@ -73,6 +73,10 @@ def _patterns(agent: dict[str, Any]) -> list[str]:
     return out
 
 
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 def node_set_params(p: Params) -> Params:
     if "native" in p:
         raise InvalidParams(
@@ -81,8 +85,8 @@ def node_set_params(p: Params) -> Params:
     file = p.get("file")
     if not isinstance(file, dict):
         raise InvalidParams("exec approvals file is required", code="BAD_APPROVALS_FILE")
-    defaults = file.get("defaults") if isinstance(file.get("defaults"), dict) else {}
-    agents = file.get("agents") if isinstance(file.get("agents"), dict) else {}
+    defaults = _mapping(file.get("defaults"))
+    agents = _mapping(file.get("agents"))
     others = sorted(a for a, body in agents.items() if a != WILDCARD_AGENT and body)
     if others:
         raise InvalidParams(
@@ -90,7 +94,7 @@ def node_set_params(p: Params) -> Params:
             f'use agent "{WILDCARD_AGENT}"',
             code="UNSUPPORTED_POLICY",
         )
-    wildcard = agents.get(WILDCARD_AGENT) if isinstance(agents.get(WILDCARD_AGENT), dict) else {}
+    wildcard = _mapping(agents.get(WILDCARD_AGENT))
     merged = {**defaults, **{k: v for k, v in wildcard.items() if k in ("security", "ask")}}
     out: Params = {
         "nodeId": p.get("nodeId"),

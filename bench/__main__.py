@@ -135,6 +135,9 @@ def _http(report: Report, stack: BenchStack, quick: bool, wanted: set[str]) -> N
     api_urls = stack.backend_urls("http-api")
     token = {"authorization": f"Bearer {stack.token}"}
 
+    def _edge_secret(state_dir: Path) -> str:
+        return (Path(state_dir) / "secrets" / "edge-secret").read_text().strip()
+
     def p6() -> None:
         fake = stack.fake
         fake_pid = {"fake": [fake._process.pid]} if fake._process else {}
@@ -151,7 +154,8 @@ def _http(report: Report, stack: BenchStack, quick: bool, wanted: set[str]) -> N
                 "http-api",
                 f"{api_urls[0]}/v1",
                 "fake/fake-small",
-                http_proxy.IDENTITY,
+                # Straight to a replica: the edge proof Traefik would add, and the token.
+                {"x-aisopod-edge": _edge_secret(stack.state_dir), **token},
                 {"http-api": stack.pids["http-api"][:1]},
             ),
             http_proxy.Target(

@@ -1,6 +1,7 @@
 """P6: the `/v1/chat/completions` proxy path's added latency and throughput (docs/quality.md).
 
     .venv/bin/python bench/http_proxy.py [--seconds 4] [--requests 2000] [--stack]
+        [--baseline GIT_REF]
 
 Starts, each in its own process: the fake upstream, a nats-server, one http-api (the real
 service: uvicorn, uvloop, httptools) and the auth and ratelimit services it asks over NATS.
@@ -11,6 +12,10 @@ requests: p50/p99 latency, added = via − direct) and at concurrency 64 (reques
 fixed time), non-streamed and streamed (time to the last byte). With `--stack`, the same
 measurements also go through a private full stack (bench/http_stack.py) on the same fake
 upstream: Traefik (one exchange: no forwardAuth) in front of it, using the admin token.
+With `--baseline REF`, the same paths are also measured on the code of that git ref (its
+`libs/*/src` and `services/*/src` exported to a temp dir and put first on the services'
+PYTHONPATH; paths named `…-before`), round by round beside the current code, so a change
+is measured before and after in one run under the same load.
 
 The client is the proxy's own HTTP/1.1 pool (~35 µs of CPU per request), so the load
 generator costs little of the 2 cores it shares with the servers. Results:
@@ -21,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -49,6 +55,7 @@ REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
 FAKE_KEY = "sk-bench"
 EDGE_SECRET = "bench-edge-secret"
+BEFORE = "-before"  # the paths measured on the `--baseline` code
 ADMIN_TOKEN = "bench-admin-token-0123456789abcdef"
 # What a request carries past Traefik: the edge proof and the client's bearer.
 THROUGH_EDGE = {"x-aisopod-edge": EDGE_SECRET, "authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -92,9 +99,11 @@ class Processes:
         wait_port(port)
         return f"nats://127.0.0.1:{port}"
 
-    def http_api(self, nats_url: str, fake_url: str) -> str:
+    def http_api(
+        self, nats_url: str, fake_url: str, prefix: str = "bench", pythonpath: str | None = None
+    ) -> str:
         port = free_port()
-        seed = Path(self.tmp.name) / "seed.json"
+        seed = Path(self.tmp.name) / f"seed-{prefix}.json"
         seed.write_text(
             json.dumps(
                 {
@@ -121,13 +130,15 @@ class Processes:
             "AISOPOD_NATS_URL": nats_url,
             "AISOPOD_CONFIG_FILE": str(seed),
             "AISOPOD_LOG_LEVEL": "WARNING",
-            "AISOPOD_SUBJECT_PREFIX": "bench",
+            "AISOPOD_SUBJECT_PREFIX": prefix,
             "AISOPOD_EDGE_SECRET": EDGE_SECRET,
             "AISOPOD_ADMIN_TOKEN": ADMIN_TOKEN,
         }
+        if pythonpath:
+            env["PYTHONPATH"] = pythonpath
         # What the runtime does at first start: the state and the configuration document
         # (the services here may not write it and wait for it).
-        asyncio.run(seed_deployment(nats_url, "bench", seed))
+        asyncio.run(seed_deployment(nats_url, prefix, seed))
         # The services http-api asks for every request (over NATS, as in a stack).
         for module in ("aisopod_auth", "aisopod_ratelimit"):
             service_port = {"AISOPOD_PORT": str(free_port())}
@@ -140,7 +151,7 @@ class Processes:
                 )
             )
         env["AISOPOD_PORT"] = str(port)
-        self.api_log = Path(self.tmp.name) / "http-api.log"
+        self.api_log = Path(self.tmp.name) / f"http-api-{prefix}.log"
         with open(self.api_log, "wb") as log:
             self.procs.append(
                 subprocess.Popen(
@@ -308,16 +319,19 @@ async def measure(targets: list[Target], args: argparse.Namespace) -> dict[str, 
     out: dict[str, Any] = {}
     for stream in (False, True):
         mode = "stream" if stream else "non_stream"
-        for target in targets:
-            runs = []
-            for _ in range(args.rounds):  # interleaving would mix warm-ups; rounds follow
+        runs: dict[str, list[dict[str, Any]]] = {t.name: [] for t in targets}
+        # Round by round over the paths, so a drifting load on the shared machine weighs
+        # on every path alike (each run warms its own connections first).
+        for _ in range(args.rounds):
+            for target in targets:
                 try:
                     c1 = await sequential(target, stream, args.requests)
                     c64 = await concurrent(target, stream, 64, args.seconds)
                 except Exception as exc:
                     raise RuntimeError(f"{mode} via {target.name} failed: {exc!r}") from exc
-                runs.append({"c1": c1, "c64": c64})
-            best = out[f"{mode}/{target.name}"] = _best(runs)
+                runs[target.name].append({"c1": c1, "c64": c64})
+        for target in targets:
+            best = out[f"{mode}/{target.name}"] = _best(runs[target.name])
             c1, c64 = best["c1"], best["c64"]
             cpu = ", ".join(f"{k} {v:.0f} µs" for k, v in c64["cpu_us_per_request"].items())
             print(
@@ -353,8 +367,13 @@ def report(results: dict[str, Any], info: dict[str, Any]) -> None:
         f"Machine: {info['cpus']} CPUs, {info['cpu']}, Python {info['python']} "
         f"({info['note']}). Target: added p50 ≤ 1 ms, p99 ≤ 3 ms at c=1; ≥ 2,000 req/s at c=64.",
         "",
-        f"Best of {next(iter(results.values()))['rounds']} rounds; load average at the start: "
-        f"{info['load']}.",
+        f"Best of {next(iter(results.values()))['rounds']} rounds, taken round by round over "
+        f"the paths; load average at the start: {info['load']}, at the end: {info['load_end']}."
+        + (
+            f" Paths named `…{BEFORE}` run the code of `{info['baseline']}` in the same run."
+            if info.get("baseline")
+            else ""
+        ),
         "",
         "| mode | path | c=1 p50 ms | c=1 p99 ms | added p50 ms | added p99 ms | c=64 req/s "
         "(median) | CPU µs/request at c=64 | broken |",
@@ -381,7 +400,7 @@ def figures(results: dict[str, Any]) -> list[Any]:
     rows = []
     for key, value in results.items():
         mode, path = key.split("/")
-        if path == "direct":
+        if path == "direct" or path.endswith(BEFORE):
             continue
         direct = results[f"{mode}/direct"]
         added, c64 = value["added_c1"], value["c64"]
@@ -401,46 +420,129 @@ def figures(results: dict[str, Any]) -> list[Any]:
     return rows
 
 
+def baseline_tree(ref: str, into: Path) -> str:
+    """Export `ref`'s Python sources; the PYTHONPATH that runs them ahead of the venv's."""
+    paths = sorted(
+        line
+        for line in subprocess.run(
+            ["git", "-C", str(REPO), "ls-tree", "-d", "--name-only", ref, "libs/", "services/"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.split()
+    )
+    sources = [f"{p}/src" for p in paths]
+    archive = subprocess.run(
+        ["git", "-C", str(REPO), "archive", ref, *sources], check=True, capture_output=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    # The launcher finds the Control UI (its build and Caddyfile) beside its own sources.
+    ui = into / "services" / "static-ui"
+    ui.mkdir(parents=True, exist_ok=True)
+    for name in ("dist", "fallback", "Caddyfile"):
+        if (REPO / "services" / "static-ui" / name).exists() and not (ui / name).exists():
+            (ui / name).symlink_to(REPO / "services" / "static-ui" / name)
+    return os.pathsep.join(str(into / s) for s in sources if (into / s).is_dir())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=4.0, help="per c=64 run")
     parser.add_argument("--requests", type=int, default=2000, help="per c=1 run")
     parser.add_argument("--rounds", type=int, default=3, help="best of this many")
     parser.add_argument("--stack", action="store_true", help="also through a full stack")
+    parser.add_argument("--baseline", help="a git ref: measure its code beside the current")
     args = parser.parse_args()
     info = machine()
     procs = Processes()
+    baseline: str | None = None
+    if args.baseline:
+        info["baseline"] = subprocess.run(
+            ["git", "-C", str(REPO), "rev-parse", "--short", args.baseline],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        baseline = baseline_tree(args.baseline, Path(procs.tmp.name))
     try:
-        with FakeUpstream(api_key=FAKE_KEY, subprocess=True) as fake:
+        with (
+            FakeUpstream(api_key=FAKE_KEY, subprocess=True) as fake,
+            contextlib.ExitStack() as held,
+        ):
             nats_url = procs.nats()
-            api_url = procs.http_api(nats_url, fake.base_url)
-            auth = {"authorization": f"Bearer {FAKE_KEY}"}
             fake_pid = {"fake": [fake._process.pid]} if fake._process else {}
-            # http-api and the two services it asks per request (started just before it).
-            auth_pid, ratelimit_pid, http_api_pid = (p.pid for p in procs.procs[-3:])
-            api_pid = {"http-api": [http_api_pid], "auth": [auth_pid], "ratelimit": [ratelimit_pid]}
-            targets = [
-                Target("direct", fake.base_url, "fake-small", auth, fake_pid),
-                Target("http-api", f"{api_url}/v1", "fake/fake-small", THROUGH_EDGE, api_pid),
-            ]
-            import uvloop
-
+            auth = {"authorization": f"Bearer {FAKE_KEY}"}
+            targets = [Target("direct", fake.base_url, "fake-small", auth, fake_pid)]
+            builds = [("", "bench", None)]
+            if baseline is not None:
+                builds.append((BEFORE, "benchb", baseline))
+            for suffix, prefix, pythonpath in builds:
+                api_url = procs.http_api(nats_url, fake.base_url, prefix, pythonpath)
+                # http-api and the two services it asks per request (started just before it).
+                auth_pid, ratelimit_pid, http_api_pid = (p.pid for p in procs.procs[-3:])
+                api_pid = {
+                    "http-api": [http_api_pid],
+                    "auth": [auth_pid],
+                    "ratelimit": [ratelimit_pid],
+                }
+                targets.append(
+                    Target(
+                        f"http-api{suffix}",
+                        f"{api_url}/v1",
+                        "fake/fake-small",
+                        THROUGH_EDGE,
+                        api_pid,
+                    )
+                )
             if args.stack:
-                with PrivateStack(fake.base_url, FAKE_KEY) as stack:
+                for suffix, _, pythonpath in builds:
+                    stack = held.enter_context(
+                        with_pythonpath(pythonpath, lambda: PrivateStack(fake.base_url, FAKE_KEY))
+                    )
                     token = {"authorization": f"Bearer {stack.admin_token}"}
                     path = {k: stack.pids[k] for k in ("traefik", "ratelimit", "auth", "http-api")}
-                    via = Target("traefik", f"{stack.http_url}/v1", "fake/fake-small", token, path)
-                    results = uvloop.run(measure([*targets, via], args))
-            else:
-                results = uvloop.run(measure(targets, args))
+                    targets.append(
+                        Target(
+                            f"traefik{suffix}",
+                            f"{stack.http_url}/v1",
+                            "fake/fake-small",
+                            token,
+                            path,
+                        )
+                    )
+            import uvloop
+
+            results = uvloop.run(measure(targets, args))
     except Exception:
-        if getattr(procs, "api_log", None) and procs.api_log.exists():
-            print("--- http-api log (tail) ---\n" + procs.api_log.read_text()[-4000:])
+        for log in Path(procs.tmp.name).glob("http-api-*.log"):
+            print(f"--- {log.name} (tail) ---\n" + log.read_text()[-4000:])
         raise
     finally:
         procs.stop()
+    info["load_end"] = " ".join(Path("/proc/loadavg").read_text().split()[:3])
     report(results, info)
     print(f"results: {RESULTS / 'http_proxy.json'}")
+
+
+@contextlib.contextmanager
+def with_pythonpath(pythonpath: str | None, make: Any) -> Any:
+    """Enter `make()` (a context manager that spawns processes) with PYTHONPATH set for
+    what it spawns, and yield what it yields."""
+    saved = os.environ.get("PYTHONPATH")
+    if pythonpath:
+        os.environ["PYTHONPATH"] = pythonpath
+    try:
+        manager = make()
+        value = manager.__enter__()
+    finally:
+        if saved is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = saved
+    try:
+        yield value
+    finally:
+        manager.__exit__(None, None, None)
 
 
 if __name__ == "__main__":

@@ -316,6 +316,9 @@ async def measure(d: Dialect, quick: bool) -> dict[str, Any]:
             continue
         rows[name] = row
     out["methods"] = rows
+    if isinstance(d, Aisopod):
+        progress(f"{d.name}: edge-served reads against health, alternately")
+        out["edge_vs_health"] = await edge_against_health(d, clients[0], n)
     for client in clients:
         client.close()
     progress(f"{d.name}: {IDLE_CONNECTIONS} idle connections")
@@ -326,6 +329,29 @@ async def measure(d: Dialect, quick: bool) -> dict[str, Any]:
     out["rss_1000_idle_by_process_kib"] = rss_by_process_kib(d)
     for client in idle:
         client.close()
+    return out
+
+
+async def edge_against_health(d: Dialect, client: LeanClient, n: int) -> dict[str, Any]:
+    """Each edge-served read and `health`, one request of each in turn on one connection:
+    both see the same moments of machine load, which the rows (measured one method after
+    another, minutes apart) do not."""
+    health = d.request("health", {})
+    out: dict[str, Any] = {}
+    for name in EDGE_SERVED:
+        read = d.request(name, {})
+        ours: list[float] = []
+        theirs: list[float] = []
+        for i in range(n):
+            for make, samples in ((read, ours), (health, theirs)):
+                start = time.perf_counter()
+                client.send(make(i))
+                await next_reply(d, client)
+                samples.append(time.perf_counter() - start)
+        out[name] = {
+            "p50_ms": round(statistics.median(ours) * 1000, 3),
+            "health_p50_ms": round(statistics.median(theirs) * 1000, 3),
+        }
     return out
 
 
@@ -476,7 +502,29 @@ def markdown(r: dict[str, Any]) -> str:
         )
     a = r["aisopod"]["methods"]
     health = a.get("health", {}).get("p50_ms")
-    lines += ["", "Edge-served reads against `health` (goal: p50 within 20 %):", ""]
+    paired = r["aisopod"].get("edge_vs_health")
+    if paired:
+        lines += [
+            "",
+            "Edge-served reads against `health` (goal: p50 within 20 %), one request of each "
+            "in turn on one connection (the same moments of load for both):",
+            "",
+        ]
+        for name in EDGE_SERVED:
+            pair = paired.get(name)
+            if pair:
+                p50, base = pair["p50_ms"], pair["health_p50_ms"]
+                over = p50 / base - 1
+                verdict = "yes" if over <= EDGE_WITHIN else "**no**"
+                lines.append(
+                    f"- `{name}` p50 {p50} ms vs `health` {base} ms: {over:+.0%} ({verdict})"
+                )
+    lines += [
+        "",
+        "The same from the rows above (each method measured after the previous one, so "
+        "load that changes between rows shows here as a difference):",
+        "",
+    ]
     for name in EDGE_SERVED:
         p50 = a.get(name, {}).get("p50_ms")
         if health and p50:

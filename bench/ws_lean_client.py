@@ -67,6 +67,9 @@ class LeanClient(asyncio.Protocol):
             opcode = buf[0] & 0x0F
             payload = bytes(buf[head : head + length])
             del buf[: head + length]
+            if opcode == 9:  # ping: the gateway drops a client silent for two intervals
+                self._pong(payload)
+                continue
             if opcode != 1:
                 continue
             self.frames += 1
@@ -74,6 +77,10 @@ class LeanClient(asyncio.Protocol):
                 self.on_frame(self, payload, now)
             elif self.inbox is not None:
                 self.inbox.put_nowait(payload)
+
+    def _pong(self, payload: bytes) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(Frame(Opcode.PONG, payload).serialize(mask=True, extensions=[]))
 
     def send(self, payload: bytes) -> None:
         assert self.transport is not None

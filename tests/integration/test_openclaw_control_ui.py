@@ -5,9 +5,11 @@ from the UI gets its answer and the run settles (docs/openclaw.md)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import uuid
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -35,6 +37,34 @@ async def test_ui_config_is_served_beside_the_bundle(stack) -> None:
     assert "content-security-policy" not in shell.headers
 
 
+class WireLog:
+    """The UI's requests on its WebSocket and the errors they got, by method."""
+
+    def __init__(self) -> None:
+        self.methods: dict[str, str] = {}  # request id → method
+        self.errors: dict[str, set[str]] = {}  # method → error messages
+
+    def watch(self, socket: Any) -> None:
+        socket.on("framesent", self._sent)
+        socket.on("framereceived", self._received)
+
+    def _sent(self, payload: str | bytes) -> None:
+        frame = json.loads(payload)
+        if isinstance(frame, dict) and frame.get("type") == "req":
+            self.methods[frame["id"]] = frame["method"]
+
+    def _received(self, payload: str | bytes) -> None:
+        frame = json.loads(payload)
+        if isinstance(frame, dict) and frame.get("type") == "res" and not frame.get("ok"):
+            method = self.methods.get(frame.get("id"), "?")
+            self.errors.setdefault(method, set()).add(str(frame["error"].get("message")))
+
+    def unknown(self) -> list[str]:
+        return sorted(
+            m for m, messages in self.errors.items() if any("unknown method" in e for e in messages)
+        )
+
+
 async def test_pair_with_the_cli_then_chat(stack, tmp_path: Path) -> None:
     from playwright.async_api import async_playwright
 
@@ -43,6 +73,8 @@ async def test_pair_with_the_cli_then_chat(stack, tmp_path: Path) -> None:
         browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = await browser.new_page()
+            wire = WireLog()
+            page.on("websocket", wire.watch)
             await page.goto(f"{stack.http_url}/openclaw/#token={stack.admin_token}")
             approve = page.get_by_text(re.compile(r"openclaw devices approve \S+"))
             await approve.wait_for(timeout=30_000)
@@ -63,5 +95,9 @@ async def test_pair_with_the_cli_then_chat(stack, tmp_path: Path) -> None:
             # run id is the idempotency key), so nothing is left "sending" or "working".
             busy = page.get_by_text(re.compile(r"^(Sending message|Working)"))
             await busy.first.wait_for(state="hidden", timeout=30_000)
+            # Every call of the UI's load and chat is answered: mapped onto ours, or what
+            # OpenClaw itself answers without the feature (docs/openclaw.md).
+            assert wire.unknown() == [], wire.errors
+            print("UI calls:", sorted(set(wire.methods.values())), "errors:", wire.errors)
         finally:
             await browser.close()

@@ -31,8 +31,8 @@ from typing import Any
 import pytest
 
 from aisopod.bus import Bus
+from aisopod.discovery import discover
 from aisopod.settings import ServiceSettings
-from aisopod_runtime.discovery import discover
 from tests.conftest import StackHandle, seed_config, start_local_stack, stop_local_stack
 from tests.integration.reliability_support import (
     EventFollower,

@@ -26,8 +26,8 @@ import pytest
 
 from aisopod.config.model import GatewayConfig
 from aisopod.config.store import ConfigStore
+from aisopod.discovery import scatter
 from aisopod_ops.launcher.ports import free_port
-from aisopod_runtime.discovery import scatter
 from tests.support.ws_client import WsClient
 from tests.support.ws_stack import WsStack, require_ws_stack
 

@@ -16,9 +16,9 @@ import pytest
 from aisopod import codec
 from aisopod.bus import Bus
 from aisopod.config.model import REDACTED
+from aisopod.discovery import discover
 from aisopod.errors import Conflict, InvalidParams, RateLimited
 from aisopod.principal import Principal
-from aisopod_runtime.discovery import discover
 
 pytestmark = pytest.mark.integration
 

@@ -102,17 +102,25 @@ REFUSED = [
     ("ws-gateway", kv_get("devices", "any")),
     ("ws-gateway", kv_put("devices", "evil")),
     ("ws-gateway", kv_put("config", "gateway")),
-    # Its edge-read replicas may read agents and cron, never write them; sessions: no.
+    # Its edge-read replicas may read agents and cron, and its sessions index the sessions
+    # bucket, never write them.
     ("ws-gateway", kv_put("agents", "agent.evil")),
     ("ws-gateway", kv_put("cron", "job.evil")),
-    ("ws-gateway", kv_get("sessions", "any")),
+    ("ws-gateway", kv_put("sessions", "s.evil")),
     # Readers may look streams up, never change their limits (only the writer reconciles).
     ("ws-gateway", shorten_retention("KV_agents")),
     ("ws-gateway", shorten_retention("EVENTS")),
     ("http-api", shorten_retention("KV_config")),
     ("auth", shorten_retention("LOGS")),
     ("http-api", kv_put("config", "gateway")),
-    ("http-api", kv_get("sessions", "any")),
+    # Its edge-read replicas (/v1/models, /status) may read agents, sessions and presence,
+    # never write them; approvals and devices: no.
+    ("http-api", kv_put("sessions", "evil")),
+    ("http-api", kv_put("agents", "agent.evil")),
+    ("http-api", kv_put("presence", "fake")),
+    ("http-api", shorten_retention("KV_sessions")),
+    ("http-api", kv_get("approvals", "any")),
+    ("http-api", kv_get("devices", "any")),
     ("http-api", stream_info("TRANSCRIPTS")),
     ("ratelimit", kv_get("devices", "any")),
     ("ratelimit", kv_put("presence", "fake")),
@@ -147,6 +155,8 @@ async def test_each_service_still_reaches_its_own_state(stack) -> None:
         assert (await nc.jetstream(timeout=2).stream_info("EVENTS")).config.name == "EVENTS"
         agents = await nc.jetstream(timeout=2).key_value("agents")
         assert (await agents.status()).bucket == "agents"
+        sessions = await nc.jetstream(timeout=2).key_value("sessions")
+        assert (await sessions.status()).bucket == "sessions"
         assert not errors
     async with connected(stack, "runtime") as (nc, errors):
         assert await nc.jetstream(timeout=2).publish("$KV.wizard.probe", b"{}")

@@ -85,6 +85,7 @@ class RuntimeDouble:
             "tools.catalog",
             "tools.invoke",
             "status",
+            "usage.status",
         ):
             sub = await self.nc.subscribe(f"{self.prefix}.rpc.{method}", cb=self._rpc(method))
             self._subs.append(sub)
@@ -256,6 +257,28 @@ class RuntimeDouble:
         if params["args"].get("tz") == "slow":
             return {"ok": False, "result": {"error": "the tool timed out", "code": "TIMEOUT"}}
         return {"ok": True, "result": {"iso": "2030-01-01T00:00:00Z"}}
+
+    async def do_usage_status(self, params: dict[str, Any]) -> dict[str, Any]:
+        tokens = {
+            "runs": 0,
+            "calls": 0,
+            "promptTokens": 0,
+            "completionTokens": 0,
+            "cacheReadTokens": 0,
+            "cacheWriteTokens": 0,
+            "totalTokens": 0,
+        }
+        return {
+            "since": 1,
+            "until": 2,
+            "totals": tokens,
+            "byProvider": [],
+            "byModel": [],
+            "byAgent": [],
+            "bucket": "day",
+            "series": [],
+            "budgets": [],
+        }
 
     async def do_status(self, params: dict[str, Any]) -> dict[str, Any]:
         return {

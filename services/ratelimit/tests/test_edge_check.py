@@ -1,14 +1,19 @@
 """`ratelimit.edge`: the per-route limit of an edge request, as http-api and ws-gateway ask
-it (the route class picks the rule; the proven client IP is the key)."""
+it (the route class picks the rule; the proven client IP is the key). Asked through the
+responder the NATS reader calls (`EdgeResponder`), with the bytes a caller sends."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
+from aisopod import codec
+from aisopod.bus import decode_reply
 from aisopod.config.model import GatewayConfig
+from aisopod.contracts.ratelimit import EdgeCheckResult
 from aisopod.errors import InvalidParams
 from aisopod.subjects import Subjects
 from aisopod_ratelimit import nats_api
@@ -30,14 +35,31 @@ LIMITS = {
 }
 
 
+Edge = Callable[[Any, dict[str, str]], Awaitable[EdgeCheckResult]]
+
+
+def asker(service: RateLimitService) -> Edge:
+    """`ratelimit.edge` as a caller sees it: the request's bytes in, the reply decoded (an
+    error reply raises its error). This one replica owns every key, so the responder
+    always answers at once."""
+    responder = nats_api.EdgeResponder(service)
+
+    async def ask(payload: Any, _headers: dict[str, str]) -> EdgeCheckResult:
+        reply = responder(b"_INBOX.test", codec.dumps(payload), None)
+        assert reply is not None
+        return EdgeCheckResult.model_validate(decode_reply(reply))
+
+    return ask
+
+
 @pytest.fixture
-def edge() -> Any:
+def edge() -> Edge:
     host: Any = SimpleNamespace(
         instance="ratelimit-test", bus=SimpleNamespace(subjects=Subjects("aisopod"))
     )
     service = RateLimitService(host, clock=FakeClock())
     service.apply(GatewayConfig.model_validate({"limits": LIMITS}))
-    return nats_api.handlers(service)["aisopod.ratelimit.edge"]
+    return asker(service)
 
 
 async def test_the_route_class_picks_the_rule_and_the_ip_is_the_key(edge: Any) -> None:
@@ -75,6 +97,17 @@ async def test_uncovered_paths_are_not_counted_and_bad_requests_refused(edge: An
     ):
         with pytest.raises(InvalidParams):
             await edge(bad, {})
+    responder = nats_api.EdgeResponder(
+        RateLimitService(
+            SimpleNamespace(
+                instance="ratelimit-test", bus=SimpleNamespace(subjects=Subjects("aisopod"))
+            ),  # type: ignore[arg-type]
+            clock=FakeClock(),
+        )
+    )
+    for raw in (b"", b"not json"):
+        with pytest.raises(InvalidParams):
+            decode_reply(responder(b"_INBOX.test", raw, None) or b"")
 
 
 async def test_default_limits_count_openclaw_upgrades_with_ws_and_its_assets_as_http() -> None:
@@ -83,7 +116,7 @@ async def test_default_limits_count_openclaw_upgrades_with_ws_and_its_assets_as_
     )
     service = RateLimitService(host, clock=FakeClock())
     service.apply(GatewayConfig())
-    edge = nats_api.handlers(service)["aisopod.ratelimit.edge"]
+    edge = asker(service)
     ip = "198.51.100.9"
     upgrades = [await edge({"path": path, "clientIp": ip}, {}) for path in ("/ws", "/openclaw")]
     assert all(u.allowed and u.limit == 60 for u in upgrades)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aisopod_runtime.discovery import Instance
+from aisopod.discovery import Instance
 from aisopod_runtime.updates import _back, plan_order, skew_of
 
 

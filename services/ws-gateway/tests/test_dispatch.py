@@ -178,3 +178,38 @@ async def test_edge_reads_are_answered_without_the_owner(gw) -> None:
         with pytest.raises(RpcError) as info:
             await ws.call("agents.list")
         assert info.value.code == -32013
+
+
+async def test_a_kept_edge_reply_follows_the_replica_and_never_answers_other_params(gw) -> None:
+    """Each edge reply is kept per (method, params, replica revisions): a write to the
+    bucket (here straight into KV, as the owner would) is seen by the next reads, and
+    params that would not validate still get their error, whatever was kept before."""
+    async with await WsClient.connect(gw.url, token="reader-token", scopes=["operator.read"]) as ws:
+        assert await ws.call("cron.list", {"includeDisabled": True}) == {"jobs": []}
+        assert await ws.call("cron.list", {"includeDisabled": True}) == {"jobs": []}  # kept
+        with pytest.raises(RpcError) as info:
+            await ws.call("cron.list", {"includeDisabled": "nope"})
+        assert info.value.code == -32602
+        job = {
+            "jobId": "kept-1",
+            "name": "kept",
+            "schedule": {"kind": "every", "everyMs": 3_600_000},
+            "payload": {"kind": "systemEvent", "text": "x"},
+            "enabled": False,
+            "createdAtMs": 1,
+            "updatedAtMs": 1,
+            "anchorMs": 1,
+        }
+        cron = await gw.host.kv("cron")
+        await cron.put("job.kept-1", orjson.dumps(job))
+        try:
+            deadline = asyncio.get_running_loop().time() + 10
+            while True:
+                listed = await ws.call("cron.list", {"includeDisabled": True})
+                if listed["jobs"] or asyncio.get_running_loop().time() > deadline:
+                    break
+                await asyncio.sleep(0.02)
+            assert [j["jobId"] for j in listed["jobs"]] == ["kept-1"]
+            assert await ws.call("cron.list") == {"jobs": []}  # disabled: not listed
+        finally:
+            await cron.delete("job.kept-1")

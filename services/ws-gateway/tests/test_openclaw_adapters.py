@@ -271,6 +271,37 @@ def test_rows_that_only_map_params_splice_our_answer() -> None:
     assert not spliced & {"health", "agent", "chat.history", "cron.list"}
 
 
+def test_pending_exec_approvals_become_openclaw_approval_records() -> None:
+    ours = {
+        "approvals": [
+            {
+                "id": "a1",
+                "command": "ls -l",
+                "argv": ["ls", "-l"],
+                "nodeId": "n1",
+                "sessionKey": "agent:main:main",
+                "createdAtMs": 1,
+                "expiresAtMs": 2,
+            }
+        ]
+    }
+    (record,) = result_of("exec.approval.list", ours, ctx())
+    assert record["id"] == "a1" and record["approvalKind"] == "exec"
+    assert record["request"]["command"] == "ls -l" and record["request"]["host"] == "node"
+    assert record["request"]["commandArgv"] == ["ls", "-l"]
+    assert (record["createdAtMs"], record["expiresAtMs"]) == (1, 2)
+
+
+def test_sessions_describe_is_a_session_row_or_none() -> None:
+    entry = {"key": "agent:main:x", "agentId": "main", "updatedAt": 3, "lastMessage": "hi"}
+    described = result_of("sessions.describe", {"key": entry["key"], "entry": entry}, ctx())
+    assert described["session"]["key"] == "agent:main:x"
+    assert described["session"]["lastMessagePreview"] == "hi"
+    row = ADAPTERS["sessions.describe"]
+    assert NotFound in row.empty_on and row.empty == {"session": None}
+    assert params_of("sessions.describe", {"key": "x", "agentId": "main"}) == {"key": "x"}
+
+
 def test_heartbeat_methods_take_openclaws_params_and_answer_its_shapes() -> None:
     # system-event: OpenClaw's presence fields have no place with us; the event stays.
     presence = {"text": "build failed", "host": "mac", "ip": "10.0.0.2", "wake": True}

@@ -4,6 +4,7 @@ chosen by the upgrade path, the handshake and the close codes (docs/openclaw.md)
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from typing import Any
 
@@ -90,6 +91,117 @@ async def test_first_request_must_be_connect(gw) -> None:
         with pytest.raises(websockets.ConnectionClosed) as closed:
             await asyncio.wait_for(ws.recv(), 5)
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+
+
+async def reply(ws: Any, request_id: str) -> dict[str, Any]:
+    while True:
+        frame = await recv(ws)
+        if frame.get("type") == "res" and frame.get("id") == request_id:
+            return frame
+
+
+async def test_health_is_answered_at_the_edge_with_the_read_scope_checked(gw) -> None:
+    """No runtime on this bus: once the default agent is stored, OpenClaw's HealthSummary
+    comes from the gateway's replicas and sessions index alone; a session written to KV
+    shows in it. A connection that may not read sessions and agents is refused."""
+    agents = await gw.host.kv("agents")
+    sessions = await gw.host.kv("sessions")
+    await agents.put("agent.main", orjson.dumps({"id": "main", "name": "Main", "tools": []}))
+    stored = {"key": "agent:main:edge", "agentId": "main", "updatedAt": int(time.time() * 1000)}
+    await sessions.put("s.agent=3Amain=3Aedge", orjson.dumps(stored))
+    async with dial(gw) as ws:
+        await connect(ws, auth={"token": "reader-token"})
+        deadline = time.monotonic() + 10
+        while True:
+            await ws.send(b'{"type":"req","id":"h","method":"health","params":{"probe":true}}')
+            summary = await reply(ws, "h")
+            # Until the watches caught up, the row asks the owner, which is absent here.
+            recent = summary["payload"]["sessions"]["recent"] if summary["ok"] else []
+            if "agent:main:edge" in [r["key"] for r in recent]:
+                break
+            assert time.monotonic() < deadline, summary
+            await asyncio.sleep(0.05)
+        payload = summary["payload"]
+        assert payload["defaultAgentId"] == "main" and payload["agents"][0]["isDefault"]
+        assert payload["agents"][0]["sessions"]["count"] >= 1
+        assert payload["services"]["ws-gateway"]["ok"] is True
+    async with dial(gw) as ws:
+        await connect(ws, auth={"token": "reader-token"}, scopes=[])
+        await ws.send(b'{"type":"req","id":"h","method":"health"}')
+        refused = await reply(ws, "h")
+        assert refused["ok"] is False and refused["error"]["code"] == "FORBIDDEN"
+        assert refused["error"]["details"]["missingScope"] == "operator.read"
+
+
+async def event(ws: Any, name: str, match: Any = lambda payload: True) -> dict[str, Any]:
+    while True:
+        frame = await recv(ws)
+        if frame.get("type") == "event" and frame["event"] == name and match(frame["payload"]):
+            return frame["payload"]
+
+
+async def test_sessions_subscribe_is_a_live_feed_of_the_sessions_bucket(gw) -> None:
+    sessions = await gw.host.kv("sessions")
+    async with dial(gw) as ws:
+        await connect(ws, auth={"token": "reader-token"})
+        await ws.send(b'{"type":"req","id":"s","method":"sessions.subscribe","params":{}}')
+        assert (await reply(ws, "s"))["payload"] == {"subscribed": True}
+        stored = {"key": "agent:main:feed", "agentId": "main", "updatedAt": 1, "label": "L"}
+        await sessions.put("s.agent=3Amain=3Afeed", orjson.dumps(stored))
+        changed = await event(ws, "sessions.changed", lambda p: p["sessionKey"] == stored["key"])
+        assert changed["agentId"] == "main" and changed["session"]["label"] == "L"
+        assert changed["session"]["displayName"] == "L" and "reason" not in changed
+        await sessions.delete("s.agent=3Amain=3Afeed")
+        gone = await event(ws, "sessions.changed", lambda p: p.get("reason") == "delete")
+        assert gone["sessionKey"] == stored["key"] and gone["agentId"] == "main"
+
+
+async def test_sessions_messages_subscribe_readmits_chat_events(gw) -> None:
+    """A connection that asked only for ticks gets the session's chat events once the UI
+    subscribes to its messages; the key comes back canonical."""
+    async with dial(gw) as ws:
+        await connect(ws, auth={"token": "reader-token"}, subscribe=["tick"])
+        await ws.send(
+            b'{"type":"req","id":"m","method":"sessions.messages.subscribe","params":{"key":"main"}}'
+        )
+        joined = await reply(ws, "m")
+        assert joined["payload"] == {"subscribed": True, "key": "agent:main:main"}
+        marker = f"run-{time.monotonic_ns()}"
+        await gw.bus.publish_event(
+            "chat.event",
+            {"runId": marker, "sessionKey": "agent:main:main", "seq": 1, "state": "delta",
+             "delta": "hi"},
+        )  # fmt: skip
+        chat = await event(ws, "chat", lambda p: p.get("runId") == marker)
+        assert chat["deltaText"] == "hi"
+        await ws.send(
+            b'{"type":"req","id":"u","method":"sessions.messages.unsubscribe","params":{"key":"main"}}'
+        )
+        assert (await reply(ws, "u"))["payload"] == {"subscribed": False, "key": "agent:main:main"}
+        await ws.send(b'{"type":"req","id":"k","method":"sessions.messages.subscribe"}')
+        missing = await reply(ws, "k")
+        assert missing["ok"] is False and missing["error"]["code"] == "INVALID_REQUEST"
+
+
+async def test_features_we_lack_answer_as_openclaw_does_without_them(gw) -> None:
+    async with dial(gw) as ws:
+        hello = await connect(ws, auth={"token": "reader-token"})
+        advertised = hello["payload"]["features"]["methods"]
+        assert "sessions.subscribe" in advertised and "question.list" not in advertised
+        for request_id, method, want in (
+            ("q", "question.list", {"questions": []}),
+            ("t", "tasks.list", {"tasks": []}),
+            ("b", "sessions.branches.list", {"branches": []}),
+            ("p", "plugin.approval.list", []),
+        ):
+            frame = {"type": "req", "id": request_id, "method": method, "params": {}}
+            await ws.send(orjson.dumps(frame))
+            answered = await reply(ws, request_id)
+            assert answered["ok"] is True and answered["payload"] == want, method
+        await ws.send(b'{"type":"req","id":"c","method":"sessions.companion.state","params":{}}')
+        companion = await reply(ws, "c")
+        assert companion["ok"] is False and companion["error"]["code"] == "UNAVAILABLE"
+        assert companion["error"]["message"] == "Side chat is unavailable."
 
 
 async def test_an_openclaw_node_answers_an_invoke_from_a_jsonrpc_operator(gw) -> None:

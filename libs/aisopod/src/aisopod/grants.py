@@ -48,12 +48,28 @@ SERVICE_GRANTS: dict[ServiceName, Grants] = {
         buckets={**_COMMON_BUCKETS, "ratelimit": W}, streams=_COMMON_STREAMS
     ),
     ServiceName.WS_GATEWAY: Grants(
-        # agents and cron: read-only, for the replicas that answer reads at the edge.
-        buckets={**_COMMON_BUCKETS, "presence": W, "nodeinfo": W, "agents": R, "cron": R},
+        # agents and cron: read-only, for the replicas that answer reads at the edge;
+        # sessions: read-only, for the index behind OpenClaw's health (sessionindex.py).
+        buckets={
+            **_COMMON_BUCKETS,
+            "presence": W,
+            "nodeinfo": W,
+            "agents": R,
+            "cron": R,
+            "sessions": R,
+        },
         streams=_COMMON_STREAMS,
     ),
     ServiceName.HTTP_API: Grants(
-        buckets={**_COMMON_BUCKETS, "hooks": W, "responses": W},
+        # agents, sessions, presence: read-only, for the replicas behind /v1/models, /status.
+        buckets={
+            **_COMMON_BUCKETS,
+            "hooks": W,
+            "responses": W,
+            "agents": R,
+            "sessions": R,
+            "presence": R,
+        },
         streams=_COMMON_STREAMS,
         object_stores={"canvas": W},  # /canvas serves it, /a2ui/surfaces writes it
     ),

@@ -8,6 +8,7 @@ same bytes for the same state. Nothing here does I/O.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from functools import cache
 from typing import Any, Literal
 
@@ -17,9 +18,12 @@ from aisopod.catalogue.agents import Agent, AgentsListResult
 from aisopod.catalogue.config import ConfigGetResult, ConfigSchemaResult
 from aisopod.catalogue.cron import CronJob, CronListResult, Payload, Schedule
 from aisopod.catalogue.models import ModelInfo
+from aisopod.catalogue.system import ServiceInstance, ServiceStatus, StatusInternals, StatusResult
+from aisopod.catalogue.usage import UsageSummary
 from aisopod.config.model import GatewayConfig
 from aisopod.config.sections.providers import ProviderConfig
 from aisopod.config.store import ConfigSnapshot
+from aisopod.discovery import Instance
 from aisopod.wire import WireModel
 
 # -- config ------------------------------------------------------------------------------
@@ -135,3 +139,46 @@ def models_list(
                 seen.add(model.id)
                 out.append(model_info(config.id, model.id, model.context_window, "upstream"))
     return out
+
+
+# -- status ------------------------------------------------------------------------------
+
+
+def started_ms(instance: Instance) -> int | None:
+    """When an instance started, from its nats.micro stats (`started`, ISO 8601)."""
+    raw = instance.raw.get("started")
+    if not isinstance(raw, str):
+        return None
+    try:
+        return int(datetime.fromisoformat(raw.replace("Z", "+00:00")).timestamp() * 1000)
+    except ValueError:
+        return None
+
+
+def status_result(
+    instances: Sequence[Instance],
+    *,
+    connections: int,
+    agents: int,
+    sessions: int,
+    now_ms: int,
+    usage: UsageSummary | None = None,
+    internals: StatusInternals | None = None,
+) -> StatusResult:
+    """`status`: the live instances per service, the counts, the uptime (since the oldest
+    instance started), the last 30 days' usage; `internals` only for admins (the owner's,
+    which reads JetStream)."""
+    services: dict[str, ServiceStatus] = {}
+    for inst in instances:
+        entry = ServiceInstance(id=inst.instance, version=inst.version)
+        services.setdefault(inst.service, ServiceStatus(instances=[])).instances.append(entry)
+    starts = [s for s in map(started_ms, instances) if s is not None]
+    return StatusResult(
+        services=services,
+        connections=connections,
+        agents=agents,
+        sessions=sessions,
+        uptime_ms=max(now_ms - min(starts), 0) if starts else 0,
+        usage=usage,
+        internals=internals,
+    )

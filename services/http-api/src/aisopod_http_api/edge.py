@@ -43,6 +43,7 @@ CLIENT_IP_KEY = "aisopod.client_ip"
 
 _SECURITY = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer")]
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_READS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Traefik's mark on a path it refused for an encoded character (launcher/traefik.py,
 # router `api-encoded`); clients' own copies are stripped at the edge.
 _EDGE_REFUSED = b"x-aisopod-edge-refused"
@@ -88,6 +89,7 @@ class EdgeMiddleware:
         trusted_proxies: Callable[[], tuple[str, ...]],
         fast: Mapping[tuple[str, str], ASGIApp] | None = None,
         refuse: Callable[[Scope], AisopodError | None] | None = None,
+        wrote: Callable[[str], None] | None = None,
     ) -> None:
         self.app = app
         self.limits = limits
@@ -97,6 +99,8 @@ class EdgeMiddleware:
         self.fast = fast or {}
         # Asked first: an error to answer instead of serving at all (hostguard.py).
         self.refuse = refuse
+        # Told when a request that may have written ends (the edge reads' read-your-writes).
+        self.wrote = wrote
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -124,6 +128,8 @@ class EdgeMiddleware:
             await self._serve(scope, receive, send_with_headers, lambda: started)
         finally:
             caller = scope.get(CALLER_KEY)  # who auth said it was; no header is believed
+            if caller is not None and self.wrote is not None and scope["method"] not in _READS:
+                self.wrote(caller.id)
             requestlog.record(
                 "http",
                 f"{scope['method']} {scope['path']}",

@@ -76,6 +76,7 @@ def build(settings: ServiceSettings | None = None) -> tuple[ServiceHost, ASGIApp
         trusted_proxies=lambda: tuple(api.config.gateway.trusted_proxies),
         fast=fast,
         refuse=RebindGuard(api).refusal,
+        wrote=api.edge_reads.wrote,
     )
     return host, edge
 

@@ -15,6 +15,7 @@ from aisopod.host import ServiceHost
 from aisopod_http_api.agentchat import AgentChat
 from aisopod_http_api.agentturn import AgentTurns
 from aisopod_http_api.canvasfiles import CanvasFiles
+from aisopod_http_api.edgereads import HttpEdgeReads
 from aisopod_http_api.proxy import ChatProxy
 from aisopod_http_api.responses.store import ResponseStore
 from aisopod_http_api.runevents import RunEvents
@@ -28,6 +29,7 @@ class HttpApi:
         self.pool = UpstreamPool()
         self.tables = ModelTables(lambda: self.host.config.current)
         self.proxy = ChatProxy(self.pool)
+        self.edge_reads = HttpEdgeReads(host)
 
     @property
     def config(self) -> GatewayConfig:
@@ -46,8 +48,10 @@ class HttpApi:
         # Accepted webhook deliveries (redelivery dedupe), looked up once, not per hook.
         self.hook_deliveries = Deduper(await self.host.kv("hooks"), instance=self.host.instance)
         self.responses = ResponseStore(await self.host.kv("responses"))
+        await self.edge_reads.start()
 
     async def stop(self) -> None:
+        await self.edge_reads.stop()
         await self.canvas.stop()
         await self.events.stop()
         await self.pool.close()

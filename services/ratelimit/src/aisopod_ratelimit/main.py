@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from aisopod.app import create_app, serve
+from aisopod.compat.natspy import subscribe_direct
 from aisopod.host import ServiceHost
 from aisopod.services import ServiceName
 from aisopod.settings import ServiceSettings
@@ -22,11 +24,19 @@ def build(settings: ServiceSettings | None = None) -> tuple[ServiceHost, Any]:
     @asynccontextmanager
     async def setup(host: ServiceHost) -> AsyncIterator[None]:
         await service.start()
-        # No catalogue methods: only the raw ratelimit.* subjects.
+        # No catalogue methods: only the raw ratelimit.* subjects; `edge` from the reader.
         await host.rpc.start({}, raw=nats_api.handlers(service))
+        edge = await subscribe_direct(
+            host.bus.nc,
+            host.bus.subjects.ratelimit("edge"),
+            nats_api.EDGE_QUEUE,
+            nats_api.EdgeResponder(service),
+        )
         try:
             yield
         finally:
+            with contextlib.suppress(Exception):  # closing anyway
+                await edge.unsubscribe()
             await service.stop()
 
     return host, create_app(host, setup)

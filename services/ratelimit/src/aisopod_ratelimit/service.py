@@ -107,11 +107,19 @@ class RateLimitService:
             if len(key) > MAX_KEY_LENGTH:
                 raise InvalidParams(f"key longer than {MAX_KEY_LENGTH} characters")
             key = self.ruleset.normalise(key)
-        owner = self.ring.owner_of(key)
-        if owner != self.self_id and self._peers is not None:
-            decision = await self._forward(owner, op, rule, key, cost)
-        else:
-            decision = self.local(op, rule.name, key, cost)
+        decided = self.decide_here(op, rule, key, cost)
+        if decided is not None:
+            return decided
+        decision = await self._forward(self.ring.owner_of(key), op, rule, key, cost)
+        self._count(op, rule, decision)
+        return decision
+
+    def decide_here(self, op: str, rule: Rule, key: str, cost: int = 1) -> Decision | None:
+        """The decision for a normalised key this replica owns, made now (no await, so in
+        arrival order); None when another replica owns it (`decide` forwards)."""
+        if self._peers is not None and self.ring.owner_of(key) != self.self_id:
+            return None
+        decision = self.local(op, rule.name, key, cost)
         self._count(op, rule, decision)
         return decision
 

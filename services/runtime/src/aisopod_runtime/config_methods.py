@@ -29,6 +29,7 @@ from aisopod.catalogue.config import (
 )
 from aisopod.config.model import restore_redacted
 from aisopod.config.store import ConfigSnapshot, ConfigStore, parse_document
+from aisopod.discovery import config_reports, discover
 from aisopod.errors import Conflict
 from aisopod.host import ServiceHost
 from aisopod.listings import config_get_result, config_schema_result
@@ -36,7 +37,6 @@ from aisopod.principal import Principal
 from aisopod.rpc import CallContext
 from aisopod.wire import EmptyParams
 from aisopod_runtime.control_writes import WriteLimiter
-from aisopod_runtime.discovery import config_reports, discover
 
 log = logging.getLogger("aisopod.runtime.config")
 

@@ -6,39 +6,30 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import datetime
 from typing import Any
 
 from nats.js.errors import NoKeysError
 
-from aisopod.catalogue.system import ServiceInstance, ServiceStatus, StatusInternals, StatusResult
+from aisopod.catalogue.system import StatusInternals, StatusResult
+from aisopod.discovery import Instance, service_stats
 from aisopod.host import ServiceHost
+from aisopod.listings import AGENT_KEY_PREFIX, started_ms, status_result
 from aisopod.rpc import CallContext
 from aisopod.scopes import Requirement
 from aisopod.state import STREAMS, stream_name
-from aisopod_runtime.discovery import Instance, service_stats
 from aisopod_runtime.usage.ledger import shared_ledger
 from aisopod_runtime.usage.service import usage_summary
-
-
-def _started_ms(instance: Instance) -> int | None:
-    raw = instance.raw.get("started")
-    if not isinstance(raw, str):
-        return None
-    try:
-        return int(datetime.fromisoformat(raw.replace("Z", "+00:00")).timestamp() * 1000)
-    except ValueError:
-        return None
 
 
 class StatusMethods:
     def __init__(self, host: ServiceHost) -> None:
         self.host = host
 
-    async def count(self, bucket: str) -> int:
+    async def count(self, bucket: str, prefix: str = "") -> int:
+        """Live keys of a bucket (those starting with `prefix`)."""
         kv = await self.host.kv(bucket)
         try:
-            return len(await kv.keys())
+            return sum(1 for key in await kv.keys() if key.startswith(prefix))
         except NoKeysError:
             return 0
 
@@ -46,23 +37,18 @@ class StatusMethods:
         instances, connections, agents, sessions, usage = await asyncio.gather(
             service_stats(self.host.bus),
             self.count("presence"),
-            self.count("agents"),
+            # Agents only: the bucket also holds each agent's files (`files.<agentId>`).
+            self.count("agents", AGENT_KEY_PREFIX),
             self.count("sessions"),
             usage_summary(shared_ledger(self.host.bus)),
         )
-        services: dict[str, ServiceStatus] = {}
-        for inst in instances:
-            entry = ServiceInstance(id=inst.instance, version=inst.version)
-            services.setdefault(inst.service, ServiceStatus(instances=[])).instances.append(entry)
-        now = int(time.time() * 1000)
-        starts = [s for s in map(_started_ms, instances) if s is not None]
         admin = ctx.principal.may(Requirement.ADMIN)
-        return StatusResult(
-            services=services,
+        return status_result(
+            instances,
             connections=connections,
             agents=agents,
             sessions=sessions,
-            uptime_ms=max(now - min(starts), 0) if starts else 0,
+            now_ms=int(time.time() * 1000),
             usage=usage,
             internals=await self.internals(instances) if admin else None,
         )
@@ -91,7 +77,7 @@ class StatusMethods:
                     "instance": i.instance,
                     "microId": i.micro_id,
                     "version": i.version,
-                    "startedMs": _started_ms(i),
+                    "startedMs": started_ms(i),
                     "endpoints": [
                         {
                             "name": e.get("name"),

@@ -27,12 +27,12 @@ from nats.js.kv import KeyValue
 from aisopod import codec
 from aisopod.catalogue.updates import InstanceVersion, UpdateRunResult, UpdateStatusResult
 from aisopod.config.sections.misc import UpdatesSection
+from aisopod.discovery import Instance, discover
 from aisopod.errors import AisopodError, Conflict
 from aisopod.host import ServiceHost
 from aisopod.rpc import CallContext
 from aisopod.services import EDGE_SERVICES, ServiceName
 from aisopod_runtime.control_writes import WriteLimiter
-from aisopod_runtime.discovery import Instance, discover
 
 log = logging.getLogger("aisopod.runtime.updates")
 

@@ -15,7 +15,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from enum import Enum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aisopod import jsonrpc
 from aisopod.errors import AisopodError, Forbidden, InternalError, InvalidRequest
@@ -28,8 +28,8 @@ from aisopod_ws_gateway.compat_websockets import set_max_message_size
 from aisopod_ws_gateway.ratebucket import TokenBucket
 
 if TYPE_CHECKING:
+    from aisopod.config.sections.gateway import GatewaySection
     from aisopod_ws_gateway.codec import Codec
-    from aisopod_ws_gateway.service import Gateway
     from aisopod_ws_gateway.transport import WsTransport
 
 log = logging.getLogger("aisopod.ws")
@@ -40,6 +40,25 @@ BEHIND_SHARE = 8
 
 
 FrameHandler = Callable[["Connection", Decoded], None]
+
+
+class FirstFrame(Protocol):
+    def first_frame(self, conn: Connection, decoded: Decoded) -> None: ...
+
+
+class ConnectionHost(Protocol):
+    """What a connection uses of its gateway (service.Gateway is one)."""
+
+    @property
+    def handshake(self) -> FirstFrame: ...
+
+    @property
+    def config(self) -> GatewaySection: ...
+
+    @property
+    def max_buffered_bytes(self) -> int: ...
+
+    def connection_closed(self, conn: Connection, was_open: bool) -> None: ...
 
 
 class State(Enum):
@@ -82,7 +101,7 @@ class Connection:
 
     def __init__(
         self,
-        gateway: Gateway,
+        gateway: ConnectionHost,
         transport: WsTransport,
         codec: Codec,
         on_frame: FrameHandler,

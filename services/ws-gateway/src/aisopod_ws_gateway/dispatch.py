@@ -148,17 +148,9 @@ class Dispatcher:
         self, conn: Connection, item: Call, codec: Codec, request_id: str | None
     ) -> Outcome:
         metrics.REQUESTS.inc()
-        wait = conn.bucket.take(time.monotonic()) if conn.bucket is not None else 0.0
-        if wait:
-            return self._error(
-                codec,
-                item,
-                RateLimited(
-                    "too many requests on this connection",
-                    code="CONNECTION_RATE_LIMITED",
-                    retryAfterMs=math.ceil(wait * 1000),
-                ),
-            )
+        limited = _rate_limited(conn)
+        if limited is not None:
+            return self._error(codec, item, limited)
         spec = get_method(item.method)
         if spec is None:
             if item.method == "connect":
@@ -198,6 +190,22 @@ class Dispatcher:
         if answered is not None:
             return answered
         return edge.forwarded(conn, requirement, self.forward(conn, item, spec, codec, request_id))
+
+    def admit(self, conn: Connection, methods: tuple[str, ...]) -> AisopodError | None:
+        """The checks one request gets (rate, then scope for each of `methods`), for an
+        answer built here from several of our methods at once (OpenClaw's `health`)."""
+        metrics.REQUESTS.inc()
+        limited = _rate_limited(conn)
+        if limited is not None:
+            return limited
+        view = conn.view
+        for method in methods:
+            spec = get_method(method)
+            assert spec is not None, method
+            requirement = spec.requirement_for(None)
+            if view is None or not view.may(requirement):
+                return _forbidden(requirement, view.role if view else None)
+        return None
 
     async def invoke(self, conn: Connection, method: str, params: dict[str, Any]) -> Any:
         """Our `method` for `conn` with every check a request of its own gets (rate,
@@ -278,6 +286,17 @@ class Dispatcher:
             margin = settings.nats_retry_s + TIMEOUT_MARGIN_S
             return max(default, min(timeout_ms, 86_400_000) / 1000 + margin)
         return spec.reply_timeout(default)
+
+
+def _rate_limited(conn: Connection) -> RateLimited | None:
+    wait = conn.bucket.take(time.monotonic()) if conn.bucket is not None else 0.0
+    if not wait:
+        return None
+    return RateLimited(
+        "too many requests on this connection",
+        code="CONNECTION_RATE_LIMITED",
+        retryAfterMs=math.ceil(wait * 1000),
+    )
 
 
 def _with_request_id(block: bytes | None, request_id: str) -> bytes:

@@ -5,7 +5,9 @@ The dispatcher asks `answer` after its scope check; None means "forward to the o
 method is not edge-served, the replica it needs is not warm or over its bound, or the
 result needs something only the owner has). Results are built by the owner's own pure
 functions (`aisopod.listings`) and encoded as the owner encodes them, once per replica
-revision, so a request costs a dictionary look-up and a splice.
+revision. The encoded body is also kept per (method, params) with the revisions it was
+built at: a repeated read of unchanged state skips params validation and the builder, and
+costs a dictionary look-up and a splice, about what `health` costs.
 
 Read-your-writes per connection: after a write forwarded on a connection completes
 (`forwarded`), the next edge read of each replicated bucket on that connection first asks
@@ -38,11 +40,12 @@ from aisopod.listings import (
     discovers_models,
     models_list,
 )
+from aisopod.replica import ConfigReplica, KvReplica, Replica, catch_up
 from aisopod.scopes import Requirement
 from aisopod_ws_gateway import metrics
 from aisopod_ws_gateway.dispatch import Outcome, Reply, error_reply
 from aisopod_ws_gateway.methods import validated_params
-from aisopod_ws_gateway.replica import ConfigReplica, KvReplica, Replica
+from aisopod_ws_gateway.sessionindex import SessionIndex
 
 if TYPE_CHECKING:
     from aisopod_ws_gateway.codec import Codec
@@ -53,6 +56,10 @@ log = logging.getLogger("aisopod.ws.edgereads")
 
 SYNC_WAIT_S = 1.0
 """How long a read after a write on the same connection waits for the replica."""
+
+MAX_KEPT_REPLIES = 256
+"""Encoded replies kept per (method, params); past it the memo starts over."""
+_SCALARS = frozenset({str, int, float, bool, type(None)})
 
 Build = Callable[[Any], bytes | None]
 """Params → the owner-shaped reply body `{"result": …}`, or None to ask the owner."""
@@ -70,6 +77,10 @@ class EdgeReads:
         self.replicas: dict[str, Replica] = {}
         self._kv: list[KvReplica] = []
         self._cache: dict[tuple[Any, ...], bytes] = {}
+        # (method, params key) → (the state it was built at, the encoded body)
+        self._replies: dict[tuple[str, tuple[Any, ...]], tuple[tuple[Any, ...], bytes]] = {}
+        self.sessions: SessionIndex | None = None  # no reads of its own: OpenClaw's health
+        self._agents_value: tuple[tuple[int, int], dict[str, Any] | None] = ((-1, -1), None)
         self.readers: dict[str, Reader] = {
             "config.get": Reader(("config",), self._config_get),
             "config.schema": Reader((), self._config_schema),
@@ -86,10 +97,30 @@ class EdgeReads:
             await replica.start()
             self._kv.append(replica)
             self.replicas[name] = replica
+        self.sessions = SessionIndex(await host.kv("sessions"))
+        await self.sessions.start()
+        self._kv.append(self.sessions)
 
     async def stop(self) -> None:
         for replica in self._kv:
             await replica.stop()
+
+    def agents_value(self) -> tuple[Any, dict[str, Any]] | None:
+        """`agents.list`'s answer as wire data with a number naming its version, or None
+        when the replica cannot tell (cold, or the default agent not stored yet)."""
+        agents = self.replicas.get("agents")
+        if not isinstance(agents, KvReplica) or not agents.warm:
+            return None
+        snapshot = self.gateway.host.config.snapshot
+        version = (agents.revision, snapshot.revision)
+        if self._agents_value[0] != version:
+            listed = agents_list_result(
+                (Agent.model_validate(codec.loads(v)) for v in agents.entries.values()),
+                snapshot.config.models.agents.default_id,
+            )
+            self._agents_value = (version, codec.to_wire(listed) if listed else None)
+        value = self._agents_value[1]
+        return None if value is None else (version, value)
 
     # -- the dispatcher's hooks -------------------------------------------------------
     def answer(self, conn: Connection, call: Call, spec: MethodSpec, wire: Codec) -> Outcome | None:
@@ -101,14 +132,23 @@ class EdgeReads:
         if not all(r is not None and r.warm for r in replicas):
             metrics.EDGE_FALLBACKS.inc()
             return None
+        pending = conn.edge_unsynced
+        synced = not (pending and any(b in pending for b in reader.buckets))
+        memo = _params_key(call.params)
+        if synced and memo is not None:
+            kept = self._replies.get((spec.name, memo))
+            if kept is not None and kept[0] == self._state(reader):
+                frame = wire.splice(call.id, kept[1])
+                if frame is not None:
+                    metrics.EDGE_READS.inc()
+                    return frame, None
         try:
             params = validated_params(spec, call)
         except AisopodError as exc:
             return error_reply(wire, call.id, exc)
-        pending = conn.edge_unsynced
-        if pending and any(b in pending for b in reader.buckets):
+        if not synced:
             return self._after_sync(conn, call, spec, reader, params, wire)
-        reply = self._reply(call, reader, params, wire)
+        reply = self._reply(call, spec, reader, params, wire)
         if reply is None:
             metrics.EDGE_FALLBACKS.inc()
         return reply
@@ -142,24 +182,20 @@ class EdgeReads:
         for name in reader.buckets:
             if name not in conn.edge_unsynced:
                 continue
-            replica = self.replicas[name]
-            try:
-                target = await replica.last_revision()
-                caught_up = await replica.wait_for(target, SYNC_WAIT_S)
-            except Exception:
-                log.warning("read-your-writes sync of %s failed", name, exc_info=True)
-                caught_up = False
-            if not caught_up:
+            if not await catch_up((self.replicas[name],), SYNC_WAIT_S):
                 metrics.EDGE_FALLBACKS.inc()
                 return await self.gateway.dispatcher.forward(conn, call, spec, wire)
             conn.edge_unsynced = conn.edge_unsynced - {name}
-        reply = self._reply(call, reader, params, wire)
+        reply = self._reply(call, spec, reader, params, wire)
         if reply is None:
             metrics.EDGE_FALLBACKS.inc()
             return await self.gateway.dispatcher.forward(conn, call, spec, wire)
         return reply
 
-    def _reply(self, call: Call, reader: Reader, params: Any, wire: Codec) -> Reply | None:
+    def _reply(
+        self, call: Call, spec: MethodSpec, reader: Reader, params: Any, wire: Codec
+    ) -> Reply | None:
+        state = self._state(reader)  # before the build: a later change must not match it
         try:
             body = reader.build(params)
         except Exception:  # a stored entry the shared builder rejects: the owner decides
@@ -170,8 +206,21 @@ class EdgeReads:
         frame = wire.splice(call.id, body)
         if frame is None:
             return None
+        memo = _params_key(call.params)
+        if memo is not None:
+            if len(self._replies) >= MAX_KEPT_REPLIES:
+                self._replies.clear()
+            self._replies[spec.name, memo] = (state, body)
         metrics.EDGE_READS.inc()
         return frame, None
+
+    def _state(self, reader: Reader) -> tuple[Any, ...]:
+        """What a reader's answer depends on: its replicas' revisions (and the config's
+        hash, which a file-backed configuration changes without a KV revision)."""
+        state = tuple(self.replicas[b].revision for b in reader.buckets)
+        if "config" in reader.buckets:
+            return (*state, self.gateway.host.config.snapshot.hash)
+        return state
 
     def _cached(self, key: tuple[Any, ...], make: Callable[[], Any]) -> bytes:
         body = self._cache.get(key)
@@ -229,3 +278,20 @@ class EdgeReads:
             ("models.list", None, snapshot.revision),
             lambda: ModelsListResult(models=models_list(configs, [[] for _ in configs])),
         )
+
+
+def _params_key(raw: Any) -> tuple[Any, ...] | None:
+    """A hashable key for params made of scalars (None when they are anything else: those
+    are validated and built every time). The value's type is part of the key, so `1` and
+    `true` never share an answer."""
+    if raw is None:
+        return ()
+    if type(raw) is not dict or len(raw) > 8:
+        return None
+    key: list[tuple[str, type, Any]] = []
+    for name, value in raw.items():
+        kind = type(value)
+        if kind not in _SCALARS:
+            return None
+        key.append((name, kind, value))
+    return tuple(key)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import ValidationError
 
@@ -39,15 +39,64 @@ from aisopod_ws_gateway.connection import Connection, State
 from aisopod_ws_gateway.origin import origin_allowed
 
 if TYPE_CHECKING:
-    from aisopod_ws_gateway.service import Gateway
+    import asyncio
+
+    from aisopod.config.model import GatewayConfig
+    from aisopod.config.sections.gateway import GatewaySection
+    from aisopod.host import ServiceHost
+    from aisopod_ws_gateway.audience import View, Views
+    from aisopod_ws_gateway.fanout import Fanout
+    from aisopod_ws_gateway.health import HealthMonitor
+    from aisopod_ws_gateway.nodes import Nodes
+    from aisopod_ws_gateway.presence import Presence
 
 log = logging.getLogger("aisopod.ws.handshake")
 
 VERIFY_TIMEOUT_S = 5.0
 
 
+class HandshakeHost(Protocol):
+    """What the handshake uses of its gateway (service.Gateway is one)."""
+
+    @property
+    def host(self) -> ServiceHost: ...
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop: ...
+
+    @property
+    def config(self) -> GatewaySection: ...
+
+    @property
+    def full_config(self) -> GatewayConfig: ...
+
+    @property
+    def own_host_names(self) -> frozenset[str]: ...
+
+    @property
+    def views(self) -> Views: ...
+
+    @property
+    def nodes(self) -> Nodes: ...
+
+    @property
+    def fanout(self) -> Fanout: ...
+
+    @property
+    def presence(self) -> Presence: ...
+
+    @property
+    def health(self) -> HealthMonitor: ...
+
+    def register(self, conn: Connection) -> None: ...
+
+    def features(self, view: View) -> dict[str, list[str]]: ...
+
+    def features_json(self, view: View) -> bytes: ...
+
+
 class Handshake:
-    def __init__(self, gateway: Gateway) -> None:
+    def __init__(self, gateway: HandshakeHost) -> None:
         self.gateway = gateway
 
     def challenge(self, conn: Connection) -> None:

@@ -40,6 +40,7 @@ from aisopod_ws_gateway.handshake import Handshake
 from aisopod_ws_gateway.health import HealthMonitor
 from aisopod_ws_gateway.methods import CONNECTION_ONLY, bus_handlers, connection_handlers
 from aisopod_ws_gateway.nodes import Nodes
+from aisopod_ws_gateway.openclaw.edgehealth import EdgeHealth
 from aisopod_ws_gateway.openclaw.frames import OPENCLAW
 from aisopod_ws_gateway.openclaw.handler import OpenClawMethods
 from aisopod_ws_gateway.presence import Presence
@@ -70,7 +71,13 @@ class Gateway:
             connection_handlers(self),
             self.edge_reads,
         )
-        self.openclaw = OpenClawMethods(self.dispatcher, host.version)
+        self.openclaw = OpenClawMethods(
+            self.dispatcher,
+            host.version,
+            conns=self.conns,
+            resubscribe=self.resubscribe,
+            default_agent=lambda: self.full_config.models.agents.default_id,
+        )
         # Requests after hello, by wire format.
         self.frame_handlers: dict[str, FrameHandler] = {
             JSONRPC.name: self.dispatcher.frame,
@@ -115,6 +122,12 @@ class Gateway:
         await self.presence.start()
         await self.fanout.start()
         await self.edge_reads.start()
+        sessions = self.edge_reads.sessions
+        assert sessions is not None
+        sessions.on_change = self.openclaw.session_changed
+        self.openclaw.edge_health = EdgeHealth(
+            lambda: self.health.snapshot, self.edge_reads.agents_value, sessions
+        )
         bus = self.host.bus
         self._control = await bus.nc.subscribe(
             bus.subjects.control("connections.close"), cb=self._on_close_order

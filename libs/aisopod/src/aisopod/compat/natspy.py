@@ -9,6 +9,13 @@ buffer and flusher, and takes the replies of its inbox straight from the reader:
 - `Client._max_pending_size`: the reconnect buffer's limit (public only as an option);
 - `Client._send_command(cmd)`, `Client._flush_queue`, `Client._flush_pending()`: append a
   raw protocol command and wake the flusher, as `publish` does.
+- `Client._pending_data_size`, `Client._transport`: a reply with nothing queued before it
+  is written to the socket at once (`write_now`), not through the flusher task: at low
+  concurrency the hand-over to that task is a good part of a round trip's latency.
+
+A responder on the hot path (ratelimit's `ratelimit.edge`) answers from the reader too:
+`InboxClient.responders` maps a subscription's sid to a synchronous function from the
+request to its reply, written with `write_now` (docs/ratelimit.md, The edge check's cost).
 
 Key-value buckets: the stream behind a bucket is read with our own consumers (snapshots of
 every key, the dedupe write without an ack wait), which needs three things `KeyValue`
@@ -19,6 +26,7 @@ prefix of its keys, `$KV.<bucket>.` unless a JetStream domain changes it).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from nats.aio.client import Client as NatsClient
@@ -27,7 +35,14 @@ from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
 
 PROCESS_MSG = "_process_msg"
-CLIENT_INTERNALS = ("_max_pending_size", "_send_command", "_flush_queue", "_flush_pending")
+CLIENT_INTERNALS = (
+    "_max_pending_size",
+    "_send_command",
+    "_flush_queue",
+    "_flush_pending",
+    "_pending_data_size",
+    "_transport",
+)
 SUBSCRIPTION_INTERNALS = ("_id",)
 KV_INTERNALS = ("_name", "_js", "_pre")
 
@@ -40,11 +55,22 @@ class InboxReceiver(Protocol):
     def resolve(self, subject: bytes, data: bytes, headers: bytes | None) -> None: ...
 
 
+DirectResponder = Callable[[bytes, bytes, bytes | None], bytes | None]
+"""(reply subject, data, headers) → the reply's payload, or None when the responder sends
+its answer itself later (it needed to wait for something)."""
+
+
 class InboxClient(NatsClient):
     """nats-py's client, handing the messages of one subscription to `receiver` directly
-    from the reader (no subscription queue, task or callback in between)."""
+    from the reader (no subscription queue, task or callback in between), and those of
+    the subscriptions in `responders` to their synchronous responder."""
 
     receiver: InboxReceiver | None = None
+    responders: dict[int, DirectResponder]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.responders = {}
 
     async def _process_msg(
         self, sid: int, subject: bytes, reply: bytes, data: bytes, headers: bytes
@@ -55,7 +81,35 @@ class InboxClient(NatsClient):
             self.stats["in_bytes"] += len(data)
             receiver.resolve(subject, data, headers)
             return
+        responder = self.responders.get(sid) if self.responders else None
+        if responder is not None and reply:
+            self.stats["in_msgs"] += 1
+            self.stats["in_bytes"] += len(data)
+            answer = responder(reply, data, headers or None)
+            if answer is not None:
+                await publish_now(self, reply, answer)
+            return
         await super()._process_msg(sid, subject, reply, data, headers)
+
+
+def write_now(nc: NatsClient, cmd: bytes) -> bool:
+    """Write a whole protocol command to the socket now when nothing is queued before it
+    (so commands keep their order); False when it must go through the pending buffer
+    (something is queued, or the connection is not up)."""
+    transport = nc._transport
+    if nc._pending_data_size or transport is None or not nc.is_connected:
+        return False
+    transport.write(cmd)
+    return True
+
+
+async def publish_now(nc: NatsClient, subject: bytes, payload: bytes) -> None:
+    """Publish `payload` (no headers) on `subject`, written at once when possible."""
+    cmd = b"PUB %s %d\r\n%s\r\n" % (subject, len(payload), payload)
+    nc.stats["out_msgs"] += 1
+    nc.stats["out_bytes"] += len(payload)
+    if not write_now(nc, cmd):
+        await send_command(nc, cmd)
 
 
 def subscription_sid(sub: Subscription) -> int:
@@ -85,3 +139,20 @@ def kv_jetstream(kv: KeyValue) -> JetStreamContext:
 def kv_subject(kv: KeyValue, key: str) -> str:
     """The subject a put of `key` publishes to."""
     return f"{kv._pre}{key}"
+
+
+async def subscribe_direct(
+    nc: NatsClient, subject: str, queue: str, responder: DirectResponder
+) -> Subscription:
+    """Serve `subject` (in queue group `queue`) with a synchronous responder: from the
+    reader on an `InboxClient`, through an ordinary subscription callback otherwise."""
+
+    async def fallback(msg: Any) -> None:  # a plain nats-py client (tests, tools)
+        answer = responder(msg.reply.encode(), msg.data, None)
+        if answer is not None:
+            await nc.publish(msg.reply, answer)
+
+    sub = await nc.subscribe(subject, queue=queue, cb=fallback)
+    if isinstance(nc, InboxClient):
+        nc.responders[subscription_sid(sub)] = responder
+    return sub

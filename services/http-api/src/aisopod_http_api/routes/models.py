@@ -1,7 +1,10 @@
 """`GET /v1/models`: agents as `aisopod/<agentId>`, then the proxied provider models.
 
-Agents come from the runtime (`agents.list`); while it is unreachable the configured
-default agent still appears, so a client can always see what it may call. Provider models
+Agents come from this process's replica of KV `agents` (edgereads.py), listed as the
+runtime's `agents.list` lists them; when the replica cannot answer (not warm yet, the
+default agent not stored yet) from the runtime (`agents.list`), and while that is
+unreachable the configured default agent still appears, so a client can always see what it
+may call. Provider models
 are those of `openai`-kind providers (the ones `/v1/chat/completions` can proxy), as
 `<providerId>/<modelId>`.
 """
@@ -21,11 +24,14 @@ router = APIRouter(tags=["openai"], responses={"default": {"model": OpenAIError}
 
 
 async def _models(api: HttpApi, principal: Principal) -> list[ModelObject]:
-    try:
-        listed = await api.host.bus.call("agents.list", {}, principal=principal)
-        agent_ids = [str(a["id"]) for a in listed.get("agents", []) if isinstance(a, dict)]
-    except Unavailable:
-        agent_ids = [api.config.models.agents.default_id]
+    default_id = api.config.models.agents.default_id
+    agent_ids = await api.edge_reads.agent_ids(principal.id, default_id)
+    if agent_ids is None:
+        try:
+            listed = await api.host.bus.call("agents.list", {}, principal=principal)
+            agent_ids = [str(a["id"]) for a in listed.get("agents", []) if isinstance(a, dict)]
+        except Unavailable:
+            agent_ids = [default_id]
     models = [ModelObject(id=f"aisopod/{agent}", owned_by="aisopod") for agent in agent_ids]
     models += [
         ModelObject(id=public, owned_by=provider) for public, provider in api.tables.get().listed()

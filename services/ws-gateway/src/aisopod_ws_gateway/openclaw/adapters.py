@@ -19,7 +19,8 @@ from typing import Any
 
 import orjson
 
-from aisopod.errors import AisopodError, NotFound
+from aisopod.errors import AisopodError, InvalidParams, NotFound
+from aisopod.sessionkey import canonical_session_key
 from aisopod_ws_gateway.openclaw.events import presence_entry, text_parts
 
 Params = dict[str, Any]
@@ -37,6 +38,7 @@ class Context:
     also: dict[str, Any]  # answers of the row's `also` methods
     version: str  # of this gateway
     elapsed_ms: int  # since the request arrived
+    default_agent: str = "main"  # the configured one, for short session keys
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,12 +52,25 @@ class Adapter:
     empty: Any = None
     two_phase: bool = False
     """`agent`: an `accepted` reply at once, the final one on the same id when done."""
+    at_edge: bool = False
+    """Answered from this process's own state when it is warm (`edgehealth.py`), with the
+    checks of every method in `uses()`; else as the row says."""
+    feed: str | None = None
+    """Answered here: the connection joins (or leaves) one of `FEEDS`, live events from
+    this gateway. `ours` calls nothing then; it names the method whose scope the feed needs
+    (the data it carries)."""
     needs: tuple[str, ...] = field(default=())
 
     @property
     def passthrough(self) -> bool:
         """Our answer is theirs: forwarded and spliced into the reply, never decoded."""
-        return self.result is None and not self.also and not self.two_phase and not self.empty_on
+        return (
+            self.result is None
+            and not self.also
+            and not self.two_phase
+            and not self.empty_on
+            and self.feed is None
+        )
 
     def uses(self) -> tuple[str, ...]:
         return (self.ours, *self.also, *self.needs)
@@ -145,17 +160,40 @@ def _recent(sessions: list[dict[str, Any]], now: int) -> list[dict[str, Any]]:
 
 
 def health_summary(ours: Any, ctx: Context) -> dict[str, Any]:
-    """Our `{ok, ts, services}` as OpenClaw's HealthSummary (we have no channels and no
-    heartbeat: empty and 0). `services` stays for whoever wants ours."""
+    """Our `{ok, ts, services}` as OpenClaw's HealthSummary, from the owner's answers (the
+    path taken while the edge's parts are cold; `EdgeHealth` builds the same from them)."""
     now = int(time.time() * 1000)
-    default_id = _default_agent(ctx)
     sessions = _sessions_of(ctx)
+    per_agent: dict[str, int] = {}
+    for s in sessions:
+        per_agent[str(s.get("agentId"))] = per_agent.get(str(s.get("agentId")), 0) + 1
     agents = (ctx.also.get("agents.list") or {}).get("agents") or []
-    store = {"path": "nats-kv:sessions", "count": len(sessions), "recent": _recent(sessions, now)}
+    return health_shape(
+        ours,
+        _default_agent(ctx),
+        agents,
+        SessionCounts(len(sessions), per_agent, _recent(sessions, now)),
+        ctx.elapsed_ms,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SessionCounts:
+    total: int
+    per_agent: dict[str, int]
+    recent: list[dict[str, Any]]  # {key, updatedAt, age}, newest first
+
+
+def health_shape(
+    ours: Any, default_id: str, agents: list[dict[str, Any]], sessions: SessionCounts, ms: int
+) -> dict[str, Any]:
+    """The HealthSummary (we have no channels and no heartbeat: empty and 0). `services`
+    stays for whoever wants ours."""
+    store = {"path": "nats-kv:sessions", "count": sessions.total, "recent": sessions.recent}
     return {
         "ok": bool(ours.get("ok")),
-        "ts": ours.get("ts", now),
-        "durationMs": ctx.elapsed_ms,
+        "ts": ours.get("ts"),
+        "durationMs": ms,
         "channels": {},
         "channelOrder": [],
         "channelLabels": {},
@@ -167,10 +205,7 @@ def health_summary(ours: Any, ctx: Context) -> dict[str, Any]:
                 "name": a.get("name"),
                 "isDefault": a.get("id") == default_id,
                 "heartbeat": {"enabled": False, "every": "disabled", "everyMs": None},
-                "sessions": {
-                    **store,
-                    "count": sum(1 for s in sessions if s.get("agentId") == a.get("id")),
-                },
+                "sessions": {**store, "count": sessions.per_agent.get(str(a.get("id")), 0)},
             }
             for a in agents
         ],
@@ -428,22 +463,53 @@ def auth_status(ours: Any, ctx: Context) -> dict[str, Any]:
     return {"providers": [{"provider": p, "status": "ok"} for p in providers]}
 
 
+def session_row(entry: dict[str, Any], model: str | None = None) -> dict[str, Any]:
+    """One of our session entries as a row of OpenClaw's session list."""
+    return {
+        "key": entry.get("key"),
+        "agentId": entry.get("agentId"),
+        "kind": "direct",
+        "label": entry.get("label"),
+        "displayName": entry.get("label") or entry.get("key"),
+        "updatedAt": entry.get("updatedAt"),
+        "model": entry.get("model") or model,
+        "lastMessagePreview": entry.get("lastMessage"),
+    }
+
+
+def session_described(ours: Any, ctx: Context) -> dict[str, Any]:
+    return {"session": session_row(ours.get("entry") or {})}
+
+
+def approval_list(ours: Any, ctx: Context) -> list[dict[str, Any]]:
+    """Our pending exec approvals as OpenClaw's approval records (its `request` holds what
+    is asked; `commandArgv` is our `argv`)."""
+    return [
+        {
+            "id": a.get("id"),
+            "approvalKind": "exec",
+            "request": {
+                "command": a.get("command"),
+                "commandArgv": a.get("argv"),
+                "cwd": a.get("cwd"),
+                "nodeId": a.get("nodeId"),
+                "host": "node" if a.get("nodeId") else "gateway",
+                "agentId": a.get("agentId"),
+                "sessionKey": a.get("sessionKey"),
+                "runId": a.get("runId"),
+                "toolCallId": a.get("toolCallId"),
+            },
+            "createdAtMs": a.get("createdAtMs"),
+            "expiresAtMs": a.get("expiresAtMs"),
+        }
+        for a in ours.get("approvals", [])
+    ]
+
+
 def sessions_list(ours: Any, ctx: Context) -> dict[str, Any]:
     sessions = [] if ctx.params.get("spawnedBy") else ours.get("sessions", [])
     model = _default_model(ctx)
-    rows = [
-        {
-            "key": s.get("key"),
-            "agentId": s.get("agentId"),
-            "kind": "direct",
-            "label": s.get("label"),
-            "displayName": s.get("label") or s.get("key"),
-            "updatedAt": s.get("updatedAt"),
-            "model": s.get("model") or model,
-            "lastMessagePreview": s.get("lastMessage"),
-        }
-        for s in sessions
-    ]
+    rows = [session_row(s, model) for s in sessions]
     return {
         "ts": int(time.time() * 1000),
         "path": "nats-kv:sessions",
@@ -572,7 +638,10 @@ _EMPTY_HISTORY: dict[str, Any] = {"sessionKey": None, "messages": []}
 
 ADAPTERS: dict[str, Adapter] = {
     # OpenClaw method        our method            params / result / also
-    "health": Adapter("health", result=health_summary, also=("agents.list", "sessions.list")),
+    "health": Adapter(
+        "health", params=none, result=health_summary, also=("agents.list", "sessions.list"),
+        at_edge=True,
+    ),
     "status": Adapter(
         "status", params=none, result=status_summary, also=("agents.list", "sessions.list")
     ),
@@ -635,6 +704,52 @@ ADAPTERS: dict[str, Adapter] = {
     "last-heartbeat": Adapter("last-heartbeat", params=none, result=last_heartbeat),
     "set-heartbeats": Adapter("set-heartbeats", params=keep("enabled")),
     "diagnostics.stability": Adapter("health", params=none, result=stability),
+    # The Control UI's calls beyond the CLI's (docs/openclaw.md, The Control UI's calls).
+    "exec.approval.list": Adapter("exec.approvals.pending", params=none, result=approval_list),
+    "sessions.describe": Adapter(
+        "sessions.resolve", params=keep("key"), result=session_described,
+        empty_on=(NotFound,), empty={"session": None},
+    ),
+    "sessions.subscribe": Adapter("sessions.list", feed="sessions.changed"),
+    "sessions.messages.subscribe": Adapter("chat.history", feed="chat"),
+    "sessions.messages.unsubscribe": Adapter("chat.history", feed="-chat"),
+}  # fmt: skip
+
+FEEDS = ("sessions.changed", "chat", "-chat")
+"""`sessions.changed`: this gateway's events for each change of the `sessions` bucket
+(sessionindex.py). `chat`: our `chat.event` and `agent.event` (as OpenClaw's `chat` and
+`agent`), which carry a session's messages live; joining re-admits them when the
+connection's subscription had left them out. `-chat` leaves nothing: those events go to
+every connection that may read them, as OpenClaw's `chat` events do; we send no separate
+`session.message` feed that could be left."""
+
+
+@dataclass(frozen=True, slots=True)
+class Absent:
+    """An OpenClaw feature aisopod does not have: the answer OpenClaw itself gives without
+    it (an empty list, or its own UNAVAILABLE). Never advertised in `features.methods`, so
+    the Control UI keeps such features hidden; it calls some of them regardless."""
+
+    answer: Any = None
+    unavailable: str | None = None
+
+
+ABSENT: dict[str, Absent] = {
+    # OpenClaw method                 what OpenClaw answers without the feature
+    "plugin.approval.list": Absent([]),          # no plugin approvals: our plugins ask none
+    "openclaw.approval.list": Absent([]),        # no OpenClaw system agent
+    "question.list": Absent({"questions": []}),  # agents have no ask-the-user tool
+    "tasks.list": Absent({"tasks": []}),         # no ledger of detached work (see docs)
+    "progressCard.get": Absent({"card": None}),  # no progress cards
+    "sessions.branches.list": Absent({"branches": []}),  # transcripts are linear
+    "talk.catalog": Absent({
+        "modes": [], "transports": [], "brains": [],
+        "speech": {"providers": []},
+        "transcription": {"ready": False, "providers": []},
+        "realtime": {"ready": False, "providers": []},
+    }),  # no voice: nothing is ready
+    "sessions.observer.visibility": Absent(unavailable="Session observer is unavailable."),
+    "sessions.companion.state": Absent(unavailable="Side chat is unavailable."),
 }  # fmt: skip
 
 
@@ -642,6 +757,16 @@ def implemented_methods(ours: list[str]) -> list[str]:
     """The OpenClaw methods a connection may call: those whose methods of ours it may."""
     allowed = set(ours)
     return sorted(name for name, row in ADAPTERS.items() if set(row.uses()) <= allowed)
+
+
+def session_key_param(params: Params, default_agent: str) -> str:
+    """The canonical key of a `key` param (OpenClaw's session methods name it so)."""
+    key = params.get("key")
+    if not isinstance(key, str) or not key.strip():
+        raise InvalidParams("key is required", code="SESSION_KEY_REQUIRED")
+    agent_id = params.get("agentId")
+    owner = agent_id if isinstance(agent_id, str) and agent_id else default_agent
+    return canonical_session_key(key.strip(), owner)
 
 
 # Node hosts and OpenClaw operators' node commands: their rows live beside their helpers.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aisopod_runtime.discovery import _instance
+from aisopod.discovery import _instance
 
 
 def test_only_this_deployments_instances_count() -> None:

@@ -12,7 +12,7 @@ import pytest
 from nats.js.api import KeyValueConfig
 from nats.js.kv import KeyValue
 
-from aisopod_ws_gateway.replica import KvReplica
+from aisopod.replica import KvReplica
 
 
 @pytest.fixture
@@ -79,5 +79,27 @@ async def test_over_its_bound_the_replica_drops_its_copy_and_stays_cold(kv: KeyV
             assert asyncio.get_running_loop().time() < deadline, "bound never hit"
             await asyncio.sleep(0.02)
         assert not replica.warm and replica.entries == {} and replica.size == 0
+    finally:
+        await replica.stop()
+
+
+async def test_a_keys_only_replica_counts_without_the_values(kv: KeyValue) -> None:
+    await kv.put("s.one", b'{"big": "value"}')
+    replica = KvReplica("sessions", kv, "", keep_values=False, ttl_s=45.0)
+    await replica.start()
+    try:
+        await warm(replica)
+        assert replica.entries == {"s.one": b""} and replica.size == 0
+        written = await kv.put("s.two", b"{}")
+        assert await replica.wait_for(written, 5.0)
+        assert replica.live_count() == 2
+        await kv.delete("s.one")
+        assert await replica.wait_for(await replica.last_revision(), 5.0)
+        assert set(replica.entries) == {"s.two"} and set(replica.written_at) == {"s.two"}
+        # Entries past the bucket's max age are gone from the server without a marker:
+        # counted by their write time.
+        stamp = replica.written_at["s.two"]
+        assert replica.live_count(now_s=stamp + 44.0) == 1
+        assert replica.live_count(now_s=stamp + 46.0) == 0
     finally:
         await replica.stop()

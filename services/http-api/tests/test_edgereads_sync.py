@@ -1,0 +1,81 @@
+"""http-api's read-your-writes bookkeeping (edgereads.py): which replicas a principal's
+read must first catch up, and when a mark is spent. Replicas here are stand-ins that count
+the catch-ups they are asked for (the replicas themselves: libs/aisopod/tests)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aisopod_http_api import edgereads
+from aisopod_http_api.edgereads import HttpEdgeReads
+
+
+class Replica:
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.warm = True
+        self.revision = 0
+        self.syncs = 0
+
+    async def last_revision(self) -> int:
+        self.syncs += 1
+        return self.revision
+
+    async def wait_for(self, revision: int, timeout: float) -> bool:
+        return self.revision >= revision
+
+
+def edge() -> tuple[HttpEdgeReads, dict[str, Replica]]:
+    reads = HttpEdgeReads(host=None)  # type: ignore[arg-type]
+    replicas = {name: Replica(name) for name in ("agents", "sessions", "presence")}
+    reads.agents, reads.sessions, reads.presence = (
+        replicas["agents"],  # type: ignore[assignment]
+        replicas["sessions"],  # type: ignore[assignment]
+        replicas["presence"],  # type: ignore[assignment]
+    )
+    return reads, replicas
+
+
+def syncs(replicas: dict[str, Replica]) -> dict[str, int]:
+    return {name: r.syncs for name, r in replicas.items()}
+
+
+async def test_a_writers_reads_catch_up_each_replica_once() -> None:
+    reads, replicas = edge()
+    every: list[Any] = list(replicas.values())
+    assert await reads._synced("p", every)  # nothing written: no round trip
+    assert syncs(replicas) == {"agents": 0, "sessions": 0, "presence": 0}
+    reads.wrote("p")
+    assert await reads._synced("q", every)  # another principal: not its write
+    assert await reads._synced("p", [replicas["agents"]])  # /v1/models reads agents only
+    assert syncs(replicas) == {"agents": 1, "sessions": 0, "presence": 0}
+    assert await reads._synced("p", every)  # /status: the two it has not caught up yet
+    assert syncs(replicas) == {"agents": 1, "sessions": 1, "presence": 1}
+    assert await reads._synced("p", every)  # spent
+    assert syncs(replicas) == {"agents": 1, "sessions": 1, "presence": 1}
+
+
+async def test_a_replica_that_cannot_catch_up_sends_the_read_to_the_owner() -> None:
+    reads, replicas = edge()
+    reads.wrote("p")
+    replicas["agents"].wait_for = _never  # type: ignore[method-assign]
+    assert not await reads._synced("p", [replicas["agents"]])
+    assert "p" in reads._unsynced  # still owed
+
+
+async def _never(revision: int, timeout: float) -> bool:
+    return False
+
+
+async def test_a_forgotten_writer_makes_everyone_sync_once(monkeypatch) -> None:
+    monkeypatch.setattr(edgereads, "WRITERS_TRACKED", 2)
+    reads, replicas = edge()
+    for writer in ("a", "b", "c"):  # "a" is forgotten: its write must not be missed
+        reads.wrote(writer)
+    assert "a" not in reads._unsynced
+    assert await reads._synced("a", [replicas["agents"]])
+    assert syncs(replicas)["agents"] == 1
+    assert await reads._synced("z", [replicas["agents"]])  # covered by that catch-up
+    assert syncs(replicas)["agents"] == 1
+    assert await reads._synced("z", [replicas["sessions"]])  # not yet for sessions
+    assert syncs(replicas)["sessions"] == 1

@@ -1,6 +1,7 @@
 """Idle memory of the local stack's profiles, started one after another in one run:
-the default (two replicas of each edge service), `--replicas 1`, and `--small` (the five
-Python services in one process).
+the default (one replica of each service), `--replicas 2` (two of each edge service, as
+Compose and Kubernetes run them), and `--small` (the launcher hosting the five Python
+services and the Control UI in its own process; no Caddy).
 
 Per profile: RSS of every process (the launcher included) and PSS (shared pages counted
 once), after the stack settled idle. `rounds` repeats the three in turn (alternating, so
@@ -24,7 +25,7 @@ from bench.local_stack import BenchStack
 SETTLE_S = 3.0
 PROFILES: dict[str, tuple[str, ...]] = {
     "default": (),
-    "replicas-1": ("--replicas", "1"),
+    "replicas-2": ("--replicas", "2"),
     "small": ("--small",),
 }
 
@@ -33,7 +34,14 @@ def measure(args: tuple[str, ...]) -> dict[str, Any]:
     stack = BenchStack.start(*args, with_fake=False)
     try:
         time.sleep(SETTLE_S)  # RSS settles for a moment after readiness
-        pids = {**stack.pids, "launcher": [stack.proc.pid]}
+        launcher = stack.proc.pid
+        # In `--small` the launcher is the services' process: counted once, under both names.
+        pids = {
+            (f"launcher+{name}" if launcher in group else name): group
+            for name, group in stack.pids.items()
+        }
+        if not any(launcher in group for group in pids.values()):
+            pids["launcher"] = [launcher]
         rss = {name: [rss_kib(pid) for pid in group] for name, group in pids.items()}
         pss = sum(pss_kib(pid) for group in pids.values() for pid in group)
     finally:

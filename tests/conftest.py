@@ -15,12 +15,25 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from aisopod_ops.launcher.spawn import start_local_stack, stop_local_stack
+from aisopod_ops.launcher import spawn
+from aisopod_ops.launcher.spawn import stop_local_stack
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def start_local_stack(
+    state_dir: Path, *extra: str, **kwargs: Any
+) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
+    """The launcher with two replicas of each edge service unless a test asks otherwise:
+    the suites exercise the replicated edge (failover, rolling restarts, a replica killed)
+    that Compose and Kubernetes run, while the local stack's default is one of each."""
+    if "--small" not in extra and "--replicas" not in extra:
+        extra = ("--replicas", "2", *extra)
+    return spawn.start_local_stack(state_dir, *extra, **kwargs)
 
 
 FAKE_API_KEY = "sk-fake-upstream-test-key"

@@ -1,18 +1,23 @@
 """`aisopod stack up --small`: the five Python services in one process, each on its own
 port with its own NATS user, behind the same Traefik; a chat turn over the WebSocket and a
-`/v1/chat/completions` call go through it, and each service's log records keep its name."""
+`/v1/chat/completions` call go through it, each service's log records keep its name, and
+the same process serves the Control UI in Caddy's place."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import time
 import uuid
 from pathlib import Path
 
+import httpx
+import nats
 import openai
 import pytest
 
 from aisopod.services import PYTHON_SERVICES
+from aisopod.subjects import Subjects
 from tests.conftest import start_local_stack, stop_local_stack
 from tests.support.ws_client import WsClient
 
@@ -33,8 +38,8 @@ def test_small_profile_serves_a_chat_turn_and_v1(tmp_path: Path) -> None:
     state.mkdir()
     proc, info = start_local_stack(state, "--small")
     try:
-        # nats, the one services process, caddy, traefik.
-        assert sorted(info["pids"]) == ["caddy", "nats", "services", "traefik"]
+        # nats, the one services process (which serves the UI too: no Caddy), traefik.
+        assert sorted(info["pids"]) == ["nats", "services", "traefik"]
         assert all(len(group) == 1 for group in info["pids"].values())
         word = uuid.uuid4().hex
         done, history = asyncio.run(_chat_turn(info["ws_url"], info["admin_token"], word))
@@ -50,6 +55,11 @@ def test_small_profile_serves_a_chat_turn_and_v1(tmp_path: Path) -> None:
             model="aisopod/main", messages=[{"role": "user", "content": f"v1 {word}"}]
         )
         assert completion.choices[0].message.content == f"echo: v1 {word}"
+        shell = httpx.get(info["http_url"] + "/sessions/main")
+        assert shell.status_code == 200
+        assert shell.headers["content-type"] == "text/html; charset=utf-8"
+        assert "frame-ancestors 'none'" in shell.headers["content-security-policy"]
+        assert httpx.get(info["http_url"] + "/assets/missing.js").status_code == 404
     finally:
         code = stop_local_stack(proc)
     assert code == 0
@@ -60,3 +70,42 @@ def test_small_profile_serves_a_chat_turn_and_v1(tmp_path: Path) -> None:
             records.append(json.loads(line))
     started = {r["service"] for r in records if r.get("msg") == "started"}
     assert started == {s.value for s in PYTHON_SERVICES}
+
+
+async def _order_restart(nats_url: str, password: str, instance: str) -> dict:
+    nc = await nats.connect(nats_url, user="admin", password=password)
+    try:
+        subject = Subjects().instance_control(instance, "restart")
+        reply = await nc.request(subject, json.dumps({"graceMs": 0}).encode(), timeout=10)
+        return json.loads(reply.data)
+    finally:
+        await nc.close()
+
+
+def test_small_profile_restarts_the_whole_stack_on_a_restart_order(tmp_path: Path) -> None:
+    """The services live in the launcher's process: a restart order (what `update.run`
+    sends each instance) stops the stack in order and starts it again in the same process
+    (same pid), with the same state."""
+    state = tmp_path / "state"
+    state.mkdir()
+    proc, info = start_local_stack(state, "--small")
+    try:
+        ready = state / "ready.json"
+        ready.unlink()
+        password = (state / "secrets" / "nats-admin.password").read_text().strip()
+        answer = asyncio.run(_order_restart(info["nats_url"], password, "ratelimit-1"))
+        assert answer["result"]["accepted"] is True
+        deadline = time.monotonic() + 90
+        while not ready.exists():
+            assert proc.poll() is None, "the launcher exited instead of restarting"
+            assert time.monotonic() < deadline, "the stack did not come back"
+            time.sleep(0.2)
+        again = json.loads(ready.read_text())
+        assert again["pids"]["services"] == [proc.pid]
+        assert again["pids"]["nats"] != info["pids"]["nats"]  # really started anew
+        word = uuid.uuid4().hex
+        done, _ = asyncio.run(_chat_turn(again["ws_url"], again["admin_token"], word))
+        assert done["status"] == "ok"
+    finally:
+        code = stop_local_stack(proc)
+    assert code == 0

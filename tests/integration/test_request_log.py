@@ -75,8 +75,10 @@ async def test_one_request_id_finds_an_http_request_in_every_service(stack, env)
 
         async def answered() -> httpx.Response | None:
             async with httpx.AsyncClient(timeout=10) as client:
+                # An admin's /status crosses to the runtime (/v1/models no longer does:
+                # http-api answers it from its own replica).
                 response = await client.get(
-                    f"{stack.http_url}/v1/models",
+                    f"{stack.http_url}/status",
                     headers={
                         "authorization": f"Bearer {stack.admin_token}",
                         "x-request-id": request_id,
@@ -92,12 +94,12 @@ async def test_one_request_id_finds_an_http_request_in_every_service(stack, env)
             assert asyncio.get_running_loop().time() < deadline, "http-api never logged it"
             await asyncio.sleep(0.2)
         http = await first_line(stack.state_dir, "http-api", lambda r: r["requestId"] == request_id)
-        assert http["kind"] == "http" and http["method"] == "GET /v1/models"
+        assert http["kind"] == "http" and http["method"] == "GET /status"
         assert http["status"] == 200 and http["durationMs"] >= 0
         assert http["principal"] and http["level"] == "INFO"
-        # The runtime answered agents.list for it, under the same id.
+        # The runtime answered status for it, under the same id.
         rpc = await first_line(stack.state_dir, "runtime", lambda r: r["requestId"] == request_id)
-        assert rpc["kind"] == "rpc" and rpc["method"] == "agents.list" and rpc["status"] == "ok"
+        assert rpc["kind"] == "rpc" and rpc["method"] == "status" and rpc["status"] == "ok"
         assert rpc["principal"] == http["principal"]
 
 

@@ -93,6 +93,15 @@ def test_replicas_are_health_checked_and_idle_connections_close_before_uvicorns(
     assert retry["status"] == ["502"] and retry["attempts"] >= 3
 
 
+def test_a_lone_replica_is_given_longer_to_answer_its_health_check() -> None:
+    """Replicas leave the pool after a 1 s stall; the only one is given 5 s (busy, not gone)."""
+    lone = traefik.Upstreams(ws_gateway=["http://w1"], http_api=["http://h1"], static_ui=[])
+    for up, timeout in ((UP, "1s"), (lone, "5s")):
+        http = traefik.dynamic_config(up, entry_points=["web"])
+        for service in ("ws-gateway", "http-api"):
+            assert traefik.replica_service(http, service)["healthCheck"]["timeout"] == timeout
+
+
 def test_services_keep_connections() -> None:
     http = traefik.dynamic_config(UP, entry_points=["web"])["http"]
     edge = http["serversTransports"]["edge"]

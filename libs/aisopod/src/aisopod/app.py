@@ -89,7 +89,7 @@ def create_app(
     return app_class(routes=[*health_routes(host), *routes], lifespan=lifespan, **app_kwargs)
 
 
-class _Server(uvicorn.Server):
+class QuietServer(uvicorn.Server):
     """uvicorn without its own signal handling: the host decides how to stop."""
 
     @contextlib.contextmanager
@@ -117,7 +117,7 @@ def uvicorn_server(host: ServiceHost, app: Any, *, ws: str = "none") -> uvicorn.
         # from uvicorn's own X-Forwarded-For rewriting of the peer address.
         proxy_headers=False,
     )
-    return _Server(config)
+    return QuietServer(config)
 
 
 def serve(host: ServiceHost, app: Any, *, ws: str = "none") -> None:

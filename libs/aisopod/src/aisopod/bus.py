@@ -18,7 +18,7 @@ from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
 from nats.js.api import PubAck
 
-from aisopod import codec, requestlog
+from aisopod import codec, requestlog, tracing
 from aisopod.conformance import Nonconformance, checked_event
 from aisopod.errors import AisopodError, InternalError, Unavailable
 from aisopod.jsretry import DEFAULT_RETRY_S, ElectionTolerantJetStream
@@ -175,13 +175,14 @@ class Bus:
         unavailable: str = "service",
         resend_on_reconnect: bool = False,
     ) -> Any:
-        """Request/reply on any subject with the JSON reply convention."""
+        """Request/reply on any subject with the JSON reply convention. A request made
+        while a span is current carries its `traceparent` (aisopod.tracing)."""
         try:
             data = await self.requester.request(
                 subject,
                 codec.dumps(payload),
                 timeout=timeout,
-                headers=encode_headers(headers),
+                headers=encode_headers(tracing.with_traceparent(headers)),
                 no_responders_grace_s=NO_RESPONDERS_GRACE_S,
                 resend_on_reconnect=resend_on_reconnect,
             )

@@ -22,7 +22,7 @@ from nats.js.kv import KeyValue
 from nats.js.object_store import ObjectStore
 from prometheus_client import Gauge
 
-from aisopod import codec, requestlog
+from aisopod import codec, requestlog, tracing
 from aisopod.bus import Bus, encode_reply
 from aisopod.config.store import ConfigStore, load_seed_file
 from aisopod.config.watcher import ConfigWatcher
@@ -161,6 +161,7 @@ class ServiceHost:
         loop = asyncio.get_running_loop()
         TASKS.set_function(lambda: len(asyncio.all_tasks(loop)))
         self._logs = configure_logging(self.name, self.instance, self.settings.log_level)
+        tracing.configure(self.name, self.instance, self.settings.otlp_endpoint)
         self._bus = await self._connect()
         grants = grants_for(self.name)
         await ensure_state(
@@ -260,6 +261,8 @@ class ServiceHost:
             await bounded("config watcher", self._config.stop(), 2.0)
         if self._logs is not None:
             await bounded("log publisher", self._logs.stop(), 2.0)
+        if tracing.ON:  # the spans of the last requests are sent before the process goes
+            await bounded("trace exporter", asyncio.to_thread(tracing.shutdown, self.name), 3.0)
         if self._bus is not None:
             await bounded("nats", self._bus.close(), 3.0)
         log.info("stopped")

@@ -36,6 +36,9 @@ class Call:
     params: Any
     id: RequestId = None
     notification: bool = False
+    # The caller's W3C trace context (a `traceparent` member beside `params`): our span
+    # for the call continues its trace (aisopod.tracing; malformed values are ignored).
+    traceparent: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +91,14 @@ def _item(body: Any) -> Item:
     params = body.get("params")
     if params is not None and not isinstance(params, (dict, list)):
         return Rejected(InvalidRequest("params must be an object or an array"), request_id)
-    return Call(method, params, request_id, notification=raw_id is _NO_ID)
+    traceparent = body.get("traceparent")
+    return Call(
+        method,
+        params,
+        request_id,
+        notification=raw_id is _NO_ID,
+        traceparent=traceparent if isinstance(traceparent, str) else None,
+    )
 
 
 # --- encoding ------------------------------------------------------------------------------

@@ -1,5 +1,8 @@
 """Structured JSON logging to stderr, also published to the LOGS stream for `logs.tail`.
 
+Each record written while a request is served names it: `requestId`, and with tracing on
+`traceId` and `spanId` (the span current at the time).
+
 Publishing never blocks the caller: records go through a bounded queue that a task drains
 into JetStream; on overflow records are dropped and counted. Values that look like secrets
 (bearer tokens, `token=`/`password=` pairs) are masked in every record.
@@ -14,11 +17,11 @@ import re
 import sys
 import time
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, TextIO
 
 from prometheus_client import Counter
 
-from aisopod import codec
+from aisopod import codec, requestlog, tracing
 
 LOGS_DROPPED = Counter("aisopod_log_records_dropped_total", "log records not published")
 
@@ -56,6 +59,16 @@ def record_to_dict(record: logging.LogRecord, service: str, instance: str) -> di
     for key, value in record.__dict__.items():
         if key not in _STANDARD and not key.startswith("_"):
             body[key] = mask_secrets(value) if isinstance(value, str) else value
+    # The request being served, when the record is written while serving one: its id
+    # and its trace (aisopod.requestlog, aisopod.tracing) find every line of it.
+    if body.get("requestId") is None:
+        request_id = requestlog.current_request_id.get()
+        if request_id is not None:
+            body["requestId"] = request_id
+    trace = tracing.current.get()
+    if trace is not None:
+        body["traceId"] = trace.trace_id
+        body["spanId"] = trace.span_id
     return body
 
 
@@ -123,10 +136,13 @@ class ServiceRouter(logging.Handler):
     """The one root handler: passes each record to the handlers (stderr, LOGS stream) of
     the service that logged it, so co-hosted services keep their own names and streams."""
 
-    def __init__(self) -> None:
+    def __init__(self, stream: TextIO | None = None) -> None:
         super().__init__()
         self.routes: dict[str, list[logging.Handler]] = {}
         self.last: str | None = None
+        # Where the services' JSON lines go: stderr, or a file when they are hosted by a
+        # process whose stderr is someone's console (`aisopod stack up --small`).
+        self.stream = stream
 
     def emit(self, record: logging.LogRecord) -> None:
         service = current_service.get()
@@ -143,7 +159,7 @@ def configure_logging(service: str, instance: str, level: str = "INFO") -> Strea
         root.handlers.clear()
         router = ServiceRouter()
         root.addHandler(router)
-    handler = logging.StreamHandler(sys.stderr)
+    handler = logging.StreamHandler(router.stream or sys.stderr)
     handler.setFormatter(JsonFormatter(service, instance))
     publisher = StreamPublisher(service, instance)
     router.routes[service] = [handler, publisher]

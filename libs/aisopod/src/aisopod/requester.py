@@ -27,6 +27,7 @@ from typing import Any
 from nats import errors
 from nats.aio.client import Client as NatsClient
 
+from aisopod import requestlog, tracing
 from aisopod.compat.natspy import (
     InboxClient,
     max_pending_size,
@@ -85,6 +86,10 @@ class Requester:
     async def _start(self) -> None:
         if self._starting is None:
             self._starting = asyncio.get_running_loop().create_future()
+            # The subscription's task outlives the request that made it: it must not
+            # inherit that request's id and trace (their log lines would name it).
+            request_id = requestlog.current_request_id.set(None)
+            trace = tracing.current.set(None)
             try:
                 prefix = self.nc.new_inbox() + "."
                 sub = await self.nc.subscribe(prefix + "*", cb=self._on_msg)
@@ -93,6 +98,9 @@ class Requester:
                 self._starting.exception()  # retrieved: a later request retries
                 self._starting = None
                 raise
+            finally:
+                requestlog.current_request_id.reset(request_id)
+                tracing.current.reset(trace)
             self._loop = asyncio.get_running_loop()  # a connection lives in one loop
             self._prefix = prefix.encode()
             self._prefix_len = len(self._prefix)

@@ -26,7 +26,7 @@ from nats.micro.service import EndpointConfig, Service
 from prometheus_client import Counter, Histogram
 from pydantic import BaseModel, ValidationError
 
-from aisopod import codec, requestlog
+from aisopod import codec, requestlog, tracing
 from aisopod.bus import Bus, encode_reply
 from aisopod.catalogue import methods_for
 from aisopod.catalogue.spec import MethodSpec
@@ -232,9 +232,11 @@ class RpcServer:
         headers = request.headers or {}
         stored: Awaitable[None] | None = None
         principal: Principal | None = None
-        # This task's own context: the calls its handler makes carry the same request id.
+        # This task's own context: the calls its handler makes carry the same request id,
+        # and (tracing on) are children of this call's span.
         request_id = headers.get(H_TRACE) or None
         requestlog.current_request_id.set(request_id)
+        span = _span(spec.name, headers, request_id) if tracing.ON else None
         try:
             try:
                 principal = _principal(headers)
@@ -295,6 +297,8 @@ class RpcServer:
             request_id=request_id,
         )
         timed.observe(time.perf_counter() - started)
+        if span is not None:
+            _end(span, outcome)
 
     def _wire_result(self, spec: MethodSpec, value: Any) -> Any:
         if self.validate_replies:
@@ -306,6 +310,7 @@ class RpcServer:
         headers = request.headers or {}
         request_id = headers.get(H_TRACE) or None
         requestlog.current_request_id.set(request_id)
+        span = _span(subject, headers, request_id) if tracing.ON else None
         outcome = "ok"
         try:
             try:
@@ -329,6 +334,8 @@ class RpcServer:
             duration_ms=(time.perf_counter() - started) * 1000,
             request_id=request_id,
         )
+        if span is not None:
+            _end(span, outcome)
 
     async def drain(self, timeout: float) -> None:
         """Stop taking requests, then wait (bounded) for those in flight."""
@@ -365,6 +372,22 @@ def _principal(headers: Mapping[str, str]) -> Principal | None:
         _PRINCIPALS.clear()
     _PRINCIPALS[key] = principal
     return principal
+
+
+def _span(name: str, headers: Mapping[str, str], request_id: str | None) -> tracing.Span | None:
+    """This call's span, the child of the caller's (its `traceparent` header), made the
+    current one of the serving task."""
+    attributes: dict[str, str] = {"rpc.system": "nats", "rpc.method": name}
+    if request_id:
+        attributes["aisopod.request_id"] = request_id
+    span = tracing.start(name, parent=headers.get(tracing.TRACEPARENT), attributes=attributes)
+    tracing.use(span)
+    return span
+
+
+def _end(span: tracing.Span, outcome: str) -> None:
+    span.set("aisopod.status", outcome)
+    span.end(None if outcome == "ok" else outcome)
 
 
 def _json(data: bytes) -> Any:

@@ -73,6 +73,10 @@ class ServiceSettings(BaseModel):
     # validated against its declared model before it leaves; a mismatch is logged as an
     # error and the call answers INTERNAL_ERROR, so a drifting owner fails loudly.
     validate_replies: bool = False
+    # Traces (aisopod.tracing, docs/tracing.md): the OTLP/HTTP collector's base URL
+    # (`/v1/traces` is appended). Unset, the standard OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT
+    # apply; with neither, tracing is off and costs nothing.
+    otlp_endpoint: str | None = None
 
     @model_validator(mode="before")
     @classmethod

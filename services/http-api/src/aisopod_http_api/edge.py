@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from aisopod import requestlog
+from aisopod import requestlog, tracing
 from aisopod.edgeproof import PROBE_PATHS, REFUSAL, EdgeProof, client_address
 from aisopod.errors import AisopodError, Forbidden, InvalidRequest
 from aisopod.requestid import request_id as request_id_of
@@ -110,6 +110,7 @@ class EdgeMiddleware:
         scope[REQUEST_ID_KEY] = request_id
         # The bus calls made for this request carry its id (aisopod.requestlog).
         requestlog.current_request_id.set(request_id)
+        span = _span(scope, request_id) if tracing.ON else None
         extra = [(b"x-request-id", request_id.encode()), *_SECURITY]
         started = False
         status = 0
@@ -138,6 +139,8 @@ class EdgeMiddleware:
                 duration_ms=(time.perf_counter() - began) * 1000,
                 request_id=request_id,
             )
+            if span is not None:
+                _end(span, scope, status)
 
     async def _serve(
         self, scope: Scope, receive: Receive, send_with_headers: Send, started: Callable[[], bool]
@@ -214,6 +217,33 @@ class EdgeMiddleware:
         if caller is not None:
             scope[CALLER_KEY] = caller
         return refusal
+
+
+def _span(scope: Scope, request_id: str) -> tracing.Span | None:
+    """The request's span (aisopod.tracing): the child of the `traceparent` it came with
+    (Traefik's span when its tracing is on, else the client's), current for the request."""
+    span = tracing.start(
+        f"{scope['method']} {scope['path']}",
+        parent=tracing.from_headers(scope["headers"]),
+        attributes={
+            "http.request.method": scope["method"],
+            "url.path": scope["path"],
+            "aisopod.request_id": request_id,
+        },
+    )
+    tracing.use(span)
+    return span
+
+
+def _end(span: tracing.Span, scope: Scope, status: int) -> None:
+    route = scope.get("route")
+    template = getattr(route, "path", None)
+    if isinstance(template, str) and template != scope["path"]:
+        span.rename(f"{scope['method']} {template}")  # /v1/models/{model_id}, not each id
+        span.set("http.route", template)
+    if status:
+        span.set("http.response.status_code", status)
+    span.end("no response" if not status else f"HTTP {status}" if status >= 500 else None)
 
 
 async def _send_refusal(send: Send, refusal: Refusal) -> None:

@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 from starlette.types import Receive, Send
 
+from aisopod import tracing
 from aisopod.errors import AisopodError, InvalidParams, NotFound, RateLimited
 from aisopod_http_api import rawio
 from aisopod_http_api.errors import GatewayTimeout, HttpStatusError, UpstreamError
@@ -76,6 +77,19 @@ class ClientGone:
             self._task.cancel()
 
 
+def _span(target: ProviderTarget) -> tracing.Span | None:
+    """The provider call's client span (aisopod.tracing), under the request's."""
+    return tracing.start(
+        f"chat {target.model}",
+        kind=tracing.CLIENT,
+        attributes={
+            "gen_ai.operation.name": "chat",
+            "gen_ai.request.model": target.model,
+            "aisopod.provider": target.provider_id,
+        },
+    )
+
+
 class ChatProxy:
     def __init__(self, pool: UpstreamPool) -> None:
         self.pool = pool
@@ -90,8 +104,11 @@ class ChatProxy:
         request_id: str,
     ) -> None:
         payload["model"] = target.model
-        request = target.request(orjson.dumps(payload), request_id)
+        span = _span(target) if tracing.ON else None
+        traceparent = span.traceparent if span is not None else None
+        request = target.request(orjson.dumps(payload), request_id, traceparent)
         watcher = ClientGone(receive)
+        failure: str | None = None
         try:
             exchange = await self.open(target, request, watcher)
             if exchange.status >= 400:
@@ -101,12 +118,15 @@ class ChatProxy:
             else:
                 await self._relay_body(send, exchange, target)
         except AisopodError as exc:
+            failure = exc.message
             if not watcher.gone:
                 await rawio.send_error(send, path, exc)
         finally:
             watcher.close()
             if watcher.exchange is not None and not watcher.exchange.complete:
                 watcher.exchange.abort()
+            if span is not None:
+                span.end(failure)
 
     async def open(
         self, target: ProviderTarget, request: bytes, watcher: ClientGone | None = None

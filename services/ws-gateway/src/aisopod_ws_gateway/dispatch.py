@@ -17,7 +17,7 @@ import orjson
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 
-from aisopod import requestlog
+from aisopod import requestlog, tracing
 from aisopod.bus import NO_RESPONDERS_GRACE_S, decode_reply, safe_to_repeat
 from aisopod.catalogue import get_method
 from aisopod.catalogue.spec import MethodSpec
@@ -122,6 +122,8 @@ class Dispatcher:
         codec = codec or conn.codec
         if isinstance(item, Rejected):
             return error_reply(codec, item.id, item.error)
+        if tracing.ON:
+            return self._traced(conn, item, codec)
         if not requestlog.active():
             return self._handle(conn, item, codec, None)
         # Request logging on: an id per call, sent to the owner, and one line when it ends.
@@ -140,8 +142,58 @@ class Dispatcher:
         started: float,
         request_id: str,
     ) -> Reply | None:
-        reply = await work
+        # The log lines of the call name it (reset after: an OpenClaw adapter's task makes
+        # several calls one after the other).
+        token = requestlog.current_request_id.set(request_id)
+        try:
+            reply = await work
+        finally:
+            requestlog.current_request_id.reset(token)
         _log_request(conn, item, reply, started, request_id)
+        return reply
+
+    def _traced(self, conn: Connection, item: Call, codec: Codec) -> Outcome:
+        """`handle` with tracing on: a span per request (aisopod.tracing), the child of the
+        frame's `traceparent`, else of the task's (an OpenClaw frame's adapted calls),
+        else a new trace; a request id too, so its log lines can be found."""
+        started, request_id = time.perf_counter(), requestlog.new_id()
+        span = tracing.start(
+            item.method,
+            parent=item.traceparent,
+            attributes={
+                "rpc.system": "jsonrpc",
+                "rpc.method": item.method,
+                "aisopod.wire": conn.codec.name,
+                "aisopod.conn_id": conn.conn_id,
+                "aisopod.request_id": request_id,
+            },
+        )
+        outcome = self._handle(conn, item, codec, request_id)
+        if outcome is None or isinstance(outcome, tuple):
+            _traced_end(conn, item, outcome, started, request_id, span)
+            return outcome
+        return self._traced_wait(conn, item, outcome, started, request_id, span)
+
+    async def _traced_wait(
+        self,
+        conn: Connection,
+        item: Call,
+        work: Awaitable[Reply | None],
+        started: float,
+        request_id: str,
+        span: tracing.Span | None,
+    ) -> Reply | None:
+        # The forward and its log lines see the span and the id; reset after, since an
+        # OpenClaw adapter's task makes several calls one after the other.
+        trace = tracing.current.set(span.active if span is not None else None)
+        token = requestlog.current_request_id.set(request_id)
+        reply: Reply | None = None
+        try:
+            reply = await work
+        finally:
+            _traced_end(conn, item, reply, started, request_id, span)
+            requestlog.current_request_id.reset(token)
+            tracing.current.reset(trace)
         return reply
 
     def _handle(
@@ -239,8 +291,8 @@ class Dispatcher:
         bus = self.bus
         timeout = self.timeout_for(spec, params)
         headers = conn.nats_header_block
-        if request_id is not None:
-            headers = _with_request_id(headers, request_id)
+        if request_id is not None:  # request logging or tracing is on
+            headers = _with_request_id(headers, request_id, tracing.current.get())
         try:
             data = await bus.requester.request(
                 bus.subjects.rpc(spec.name),
@@ -299,28 +351,55 @@ def _rate_limited(conn: Connection) -> RateLimited | None:
     )
 
 
-def _with_request_id(block: bytes | None, request_id: str) -> bytes:
-    """The connection's header block plus the request id (aisopod.requestlog)."""
-    line = f"{H_TRACE}: {request_id}\r\n\r\n".encode()
-    return block[:-2] + line if block else b"NATS/1.0\r\n" + line
+def _with_request_id(
+    block: bytes | None, request_id: str, trace: tracing.Active | None = None
+) -> bytes:
+    """The connection's header block plus the request id (aisopod.requestlog) and the
+    current span's `traceparent` (aisopod.tracing)."""
+    line = f"{H_TRACE}: {request_id}\r\n"
+    if trace is not None:
+        line += f"{tracing.TRACEPARENT}: {trace.traceparent}\r\n"
+    tail = (line + "\r\n").encode()
+    return block[:-2] + tail if block else b"NATS/1.0\r\n" + tail
+
+
+def _traced_end(
+    conn: Connection,
+    call: Call,
+    reply: Reply | None,
+    started: float,
+    request_id: str,
+    span: tracing.Span | None,
+) -> None:
+    status = _status(reply)
+    if span is not None:
+        span.set("aisopod.status", status)
+        span.end(None if status == "ok" else status)
+    if requestlog.active():
+        _log_request(conn, call, reply, started, request_id)
+
+
+def _status(reply: Reply | None) -> str:
+    """ "ok", or the error code a reply carries."""
+    if reply is None:
+        return "ok"
+    if reply[1] is not None:
+        return reply[1].name
+    if b'"error":' in reply[0]:  # maybe an owner's error reply, spliced as bytes
+        error = orjson.loads(reply[0]).get("error")
+        if isinstance(error, dict):
+            return str((error.get("data") or {}).get("code") or error.get("code"))
+    return "ok"
 
 
 def _log_request(
     conn: Connection, call: Call, reply: Reply | None, started: float, request_id: str
 ) -> None:
-    status = "ok"
-    if reply is not None:
-        if reply[1] is not None:
-            status = reply[1].name
-        elif b'"error":' in reply[0]:  # maybe an owner's error reply, spliced as bytes
-            error = orjson.loads(reply[0]).get("error")
-            if isinstance(error, dict):
-                status = str((error.get("data") or {}).get("code") or error.get("code"))
     requestlog.record(
         "ws",
         call.method,
         principal=conn.principal.id if conn.principal is not None else None,
-        status=status,
+        status=_status(reply),
         duration_ms=(time.perf_counter() - started) * 1000,
         request_id=request_id,
         connId=conn.conn_id,

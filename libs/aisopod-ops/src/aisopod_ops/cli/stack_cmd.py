@@ -28,7 +28,13 @@ def register(commands: Any) -> None:
     up.add_argument("--https-port", type=int, default=8443, help="0 picks a free port")
     up.add_argument("--state-dir", type=Path, default=None, help="default: ./var")
     up.add_argument("--ready-file", type=Path, default=None, help="write URLs, token, pids")
-    up.add_argument("--replicas", type=int, default=2, help="copies of each edge service")
+    up.add_argument(
+        "--replicas",
+        type=int,
+        default=None,
+        help="copies of each edge service (default 1: one host; 2+ for gap-free rolling "
+        "restarts, as Compose and Kubernetes run them)",
+    )
     up.add_argument(
         "--scale",
         action="append",
@@ -119,7 +125,7 @@ def _up(args: argparse.Namespace) -> int:
         https_port=args.https_port,
         state_dir=args.state_dir or repo_root() / "var",
         ready_file=args.ready_file,
-        replicas=args.replicas,
+        replicas=args.replicas or 1,
         scale=scale,
         config_file=args.config,
         log_level=args.log_level,
@@ -135,8 +141,13 @@ def _up(args: argparse.Namespace) -> int:
         nats_monitor=args.nats_monitor,
         small=args.small,
     )
-    if args.small and (args.scale or args.replicas != 2):
+    if args.small and (args.scale or args.replicas is not None):
         raise SystemExit("--small runs one of each service: no --scale or --replicas")
+    if options.small:
+        # The launcher hosts the services in this profile: their event loop is this one.
+        import uvloop
+
+        return uvloop.run(run_stack(options))
     return asyncio.run(run_stack(options))
 
 

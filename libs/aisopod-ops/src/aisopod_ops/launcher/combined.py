@@ -5,13 +5,16 @@ and NATS user, so the same permissions as in its own process), its own port, rea
 drain and log stream. They share one interpreter and one event loop, which is what a small
 host cannot afford five times (~40 MiB per Python process before any service code).
 
-Started by the launcher as `python -m aisopod_ops.launcher.combined PLAN.json`; the plan
-names each service's port, instance and NATS password file (the rest of the settings come
-from the environment, as for a lone service). SIGTERM drains every service at once, then
-stops them; a restart order (update.run) to any of them restarts the whole process.
+`Services` builds them from a plan that names each service's port, instance and NATS
+password file (the rest of the settings come from the environment, as for a lone
+service), and optionally the Control UI's port (control_ui.py). `aisopod stack up --small`
+hosts them in the launcher's own process (hosted.py); `python -m
+aisopod_ops.launcher.combined PLAN.json` runs them as a process of their own, where
+SIGTERM drains every service at once, then stops them, and a restart order (update.run) to
+any of them ends the process with RESTART_EXIT_CODE.
 
-What differs from separate processes: one crash takes all five down (the launcher starts
-the process again), and `/metrics` of each port shows the process-wide registry.
+What differs from separate processes: one crash takes all five down, and `/metrics` of
+each port shows the process-wide registry.
 """
 
 from __future__ import annotations
@@ -44,8 +47,18 @@ class PlannedService(BaseModel):
     edge_secret_file: Path | None = None
 
 
+class PlannedUi(BaseModel):
+    """The Control UI's static server in this process instead of Caddy (control_ui.py)."""
+
+    host: str
+    port: int
+    root: Path
+    openclaw_root: Path | None = None
+
+
 class Plan(BaseModel):
     services: list[PlannedService]
+    ui: PlannedUi | None = None
 
 
 def _settings(planned: PlannedService, cls: type[ServiceSettings] | None = None) -> ServiceSettings:
@@ -98,6 +111,38 @@ class _WsGateway:
         self.stopped.set()
 
 
+class _ControlUi:
+    """The UI's static files on their own port (uvicorn, no ServiceHost: nothing to drain,
+    it stops once the services have drained)."""
+
+    def __init__(self, planned: PlannedUi) -> None:
+        import uvicorn
+
+        from aisopod.app import QuietServer
+        from aisopod_ops.launcher.control_ui import ControlUi
+
+        app = ControlUi(planned.root, planned.openclaw_root)
+        config = uvicorn.Config(
+            app,
+            host=planned.host,
+            port=planned.port,
+            lifespan="off",
+            access_log=False,
+            log_config=None,
+            server_header=False,
+            date_header=True,
+        )
+        self.server = QuietServer(config)
+
+    async def run(self) -> None:
+        await self.server.serve()
+
+    def stop(self, now: bool) -> None:
+        self.server.should_exit = True
+        if now:
+            self.server.force_exit = True
+
+
 def _build(planned: PlannedService) -> tuple[_Uvicorn | _WsGateway, Any]:
     """The service's runner and, for auth, its service object (whose `started` says
     whether it refused to start)."""
@@ -127,50 +172,73 @@ def _build(planned: PlannedService) -> tuple[_Uvicorn | _WsGateway, Any]:
     raise ValueError(f"{name} is not a Python service")
 
 
-async def run_plan(plan: Plan) -> int:
-    from aisopod.logs import current_service
+class Services:
+    """The planned services (and the UI server) built in this process, run together until
+    one ends or `stop` is called."""
 
-    loop = asyncio.get_running_loop()
-    built = [_build(planned) for planned in plan.services]
-    runners = [runner for runner, _ in built]
-    stopping: list[asyncio.Task[None]] = []
+    def __init__(self, plan: Plan) -> None:
+        self.built = [_build(planned) for planned in plan.services]
+        self.runners = [runner for runner, _ in self.built]
+        self.ui = _ControlUi(plan.ui) if plan.ui is not None else None
+        self.stoppable: list[_Uvicorn | _WsGateway | _ControlUi] = [
+            *self.runners,
+            *([self.ui] if self.ui else []),
+        ]
+        self._stopping: list[asyncio.Task[None]] = []
 
-    async def drain_then_stop() -> None:
-        await asyncio.gather(*(r.host.drain() for r in runners), return_exceptions=True)
-        for runner in runners:
+    async def _drain_then_stop(self) -> None:
+        await asyncio.gather(*(r.host.drain() for r in self.runners), return_exceptions=True)
+        for runner in self.stoppable:
             runner.stop(now=False)
 
-    def on_signal() -> None:
-        if stopping:
-            for runner in runners:
-                runner.stop(now=True)  # a second signal: stop now
+    def stop(self) -> None:
+        """Drain every service at once, then stop them; called again: stop now."""
+        if self._stopping:
+            for runner in self.stoppable:
+                runner.stop(now=True)
             return
-        stopping.append(loop.create_task(drain_then_stop()))
+        loop = asyncio.get_running_loop()
+        self._stopping.append(loop.create_task(self._drain_then_stop()))
 
+    async def run(self) -> int:
+        """0 when stopped, RESTART_EXIT_CODE on a restart order, AUTH_REFUSED_EXIT_CODE
+        when auth refused to start, 1 when a service ended on its own."""
+        from aisopod.logs import current_service
+
+        loop = asyncio.get_running_loop()
+        tasks = []
+        for runner in self.runners:
+            runner.host.set_stopper(self.stop)
+            # Each service's tasks inherit this context: their log records carry its name.
+            context = contextvars.copy_context()
+            context.run(current_service.set, runner.host.name.value)
+            tasks.append(loop.create_task(runner.run(), context=context))
+        if self.ui is not None:
+            tasks.append(loop.create_task(self.ui.run(), name="control-ui"))
+        # One service ending on its own (a refused start, a crash) ends them all: they are
+        # supervised as one.
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        unexpected = not self._stopping
+        if unexpected:
+            self.stop()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        failed = [t for t in done if t.exception() is not None]
+        for task in failed:
+            print(f"service failed: {task.exception()!r}", file=sys.stderr, flush=True)
+        if any(r.host.exit_code for r in self.runners):
+            return RESTART_EXIT_CODE
+        if any(auth is not None and not auth.started for _, auth in self.built):
+            return AUTH_REFUSED_EXIT_CODE
+        return 1 if failed or unexpected else 0
+
+
+async def run_plan(plan: Plan) -> int:
+    """As a process of its own: SIGTERM/SIGINT drain and stop."""
+    services = Services(plan)
+    loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, on_signal)
-    tasks = []
-    for runner in runners:
-        runner.host.set_stopper(on_signal)
-        # Each service's tasks inherit this context: their log records carry its name.
-        context = contextvars.copy_context()
-        context.run(current_service.set, runner.host.name.value)
-        tasks.append(loop.create_task(runner.run(), context=context))
-    # One service ending on its own (a refused start, a crash) ends the process: the
-    # launcher supervises the whole as one child.
-    done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    unexpected = not stopping
-    if unexpected:
-        on_signal()
-    await asyncio.gather(*tasks, return_exceptions=True)
-    failed = [t for t in done if t.exception() is not None]
-    for task in failed:
-        print(f"service failed: {task.exception()!r}", file=sys.stderr, flush=True)
-    if any(r.host.exit_code for r in runners):
-        return RESTART_EXIT_CODE
-    if any(auth is not None and not auth.started for _, auth in built):
-        return AUTH_REFUSED_EXIT_CODE
-    return 1 if failed or unexpected else 0
+        loop.add_signal_handler(sig, services.stop)
+    return await services.run()
 
 
 def main() -> None:

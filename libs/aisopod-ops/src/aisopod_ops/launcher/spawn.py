@@ -4,6 +4,7 @@ ready file, and an orderly stop. What the suites and `bench/` start their stacks
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -15,11 +16,16 @@ from aisopod_ops.launcher.paths import repo_root
 
 
 def start_local_stack(
-    state_dir: Path, *extra: str, timeout: float = 90.0, log_file: Path | None = None
+    state_dir: Path,
+    *extra: str,
+    timeout: float = 90.0,
+    log_file: Path | None = None,
+    env: dict[str, str] | None = None,
 ) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
-    """Start the launcher on `state_dir` (with `extra` arguments) and wait for its ready
-    file; the launcher's console goes to `log_file` (default `<state_dir>-launcher.log`
-    beside it). Raises RuntimeError with the console's tail when it does not come up."""
+    """Start the launcher on `state_dir` (with `extra` arguments, and `env` over this
+    process's environment) and wait for its ready file; the launcher's console goes to
+    `log_file` (default `<state_dir>-launcher.log` beside it). Raises RuntimeError with
+    the console's tail when it does not come up."""
     ready = state_dir / "ready.json"
     log_path = log_file or state_dir.parent / f"{state_dir.name}-launcher.log"
     with open(log_path, "wb") as log:
@@ -43,6 +49,7 @@ def start_local_stack(
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=repo_root(),
+            env={**os.environ, **env} if env else None,
         )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

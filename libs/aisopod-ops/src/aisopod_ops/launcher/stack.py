@@ -28,6 +28,7 @@ from aisopod.settings import nats_servers
 from aisopod_ops.launcher import combined, natsconf, traefik
 from aisopod_ops.launcher.addresses import bare_host, connect_host, connect_url, host_port, is_ipv6
 from aisopod_ops.launcher.edgesync import ROUTES_FILE, EdgeOptions, EdgeSync, nats_connector
+from aisopod_ops.launcher.hosted import HostedServices
 from aisopod_ops.launcher.paths import binary, openclaw_ui_root, repo_root, ui_root
 from aisopod_ops.launcher.ports import pick
 from aisopod_ops.launcher.probe import http_probe, nats_probe
@@ -46,7 +47,8 @@ class StackOptions:
     https_port: int = 8443
     state_dir: Path = field(default_factory=lambda: repo_root() / "var")
     ready_file: Path | None = None
-    replicas: int = 2
+    # One of each edge service by default on one host (docs/deployment.md, memory).
+    replicas: int = 1
     scale: dict[str, int] = field(default_factory=dict)  # service name → instances
     config_file: Path | None = None
     log_level: str = "INFO"
@@ -65,8 +67,9 @@ class StackOptions:
     # NATS's monitoring endpoint (no login; lists users and connections): off unless asked
     # for (benchmarks read /varz), then on `host` only.
     nats_monitor: bool = False
-    # The lean profile for small hosts: one of each service, and the five Python services
-    # in one process (launcher/combined.py), each still with its own port and NATS user.
+    # The lean profile for small hosts: one of each service, the five Python services and
+    # the Control UI hosted by the launcher itself (hosted.py, combined.py), each service
+    # still with its own port and NATS user; no Caddy.
     small: bool = False
 
 
@@ -97,7 +100,13 @@ class Stack:
     def __init__(self, options: StackOptions) -> None:
         self.options = options
         self.state_dir = options.state_dir.resolve()
-        self.children: list[Child] = []
+        self.children: list[Child | HostedServices] = []
+        self._hosted_plan: combined.Plan | None = None
+        # Set when the stack should stop on its own (the hosted services ended), and
+        # whether `run_stack` should then start it again.
+        self.stop_event = asyncio.Event()
+        self.restart_requested = False
+        self.exit_code = 0
         self.secrets: StackSecrets | None = None
         self.info: StackInfo | None = None
         self.edge: EdgeSync | None = None
@@ -273,8 +282,9 @@ class Stack:
         return env
 
     def _combined_spec(self) -> ChildSpec:
-        """The one process of `--small`: the environment every service shares, and a plan
-        naming each one's port, instance and NATS password file."""
+        """`--small`'s services, hosted by the launcher itself (hosted.py): the environment
+        every service shares, and a plan naming each one's port, instance and NATS password
+        file."""
         assert self.secrets is not None
         plan = combined.Plan(
             services=[
@@ -288,10 +298,17 @@ class Stack:
                     ),
                 )
                 for service, ports in self.service_ports.items()
-            ]
+            ],
+            # No Caddy in this profile: the UI's few files come from this process (~2 MiB
+            # here against ~50 MiB for Caddy; control_ui.py keeps the Caddyfile's rules).
+            ui=combined.PlannedUi(
+                host=bare_host(self.options.host),
+                port=self.ports["ui"],
+                root=ui_root(),
+                openclaw_root=openclaw_ui_root() if openclaw_ui_root().is_dir() else None,
+            ),
         )
-        plan_file = self.state_dir / "services-plan.json"
-        write_private(plan_file, plan.model_dump_json(indent=2))
+        self._hosted_plan = plan
         env = self._service_env(ServiceName.RUNTIME, 0, 0)
         for per_service in ("AISOPOD_PORT", "AISOPOD_INSTANCE", "AISOPOD_NATS_USER"):
             env.pop(per_service)
@@ -300,18 +317,24 @@ class Stack:
             self._http_probe(connect_url("http", self.options.host, ports[0], "/ready"))
             for ports in self.service_ports.values()
         ]
+        probes.append(self._ui_probe())
 
         async def all_ready() -> bool:
             return all(await asyncio.gather(*(probe() for probe in probes)))
 
         return ChildSpec(
             name="services",
-            argv=[sys.executable, "-m", "aisopod_ops.launcher.combined", str(plan_file)],
+            argv=[],  # not a process of its own
             env=env,
             log_file=self.state_dir / "logs" / "services.log",
             probe=all_ready,
             # Drains every service itself, first, like the edges of the default profile.
             group="edge",
+        )
+
+    def _ui_probe(self) -> Probe:
+        return self._http_probe(
+            connect_url("http", self.options.host, self.ports["ui"], "/"), ok=(200, 304)
         )
 
     def _http_probe(self, url: str, ok: tuple[int, ...] = (200,)) -> Probe:
@@ -328,6 +351,38 @@ class Stack:
         if not self.options.redirect_https:
             return http_probe(f"{http_url}/health")
         return http_probe(f"{https_url}/health")
+
+    def _caddy_spec(self) -> ChildSpec:
+        host = self.options.host
+        caddy_env = dict(os.environ)
+        caddy_env.update(
+            {
+                # Caddy's `bind` takes an IPv6 address bracketed.
+                "AISOPOD_UI_BIND": f"[{bare_host(host)}]" if is_ipv6(host) else host,
+                "AISOPOD_UI_PORT": str(self.ports["ui"]),
+                "AISOPOD_UI_ROOT": str(ui_root()),
+                "AISOPOD_OPENCLAW_UI_ROOT": str(openclaw_ui_root()),
+                "XDG_DATA_HOME": str(self.state_dir / "caddy"),
+                "XDG_CONFIG_HOME": str(self.state_dir / "caddy"),
+                "HOME": str(self.state_dir / "caddy"),
+            }
+        )
+        return ChildSpec(
+            name="caddy",
+            argv=[
+                binary("caddy"),
+                "run",
+                "--adapter",
+                "caddyfile",
+                "--config",
+                str(repo_root() / "services" / "static-ui" / "Caddyfile"),
+            ],
+            env=caddy_env,
+            log_file=self.state_dir / "logs" / "caddy.log",
+            probe=self._ui_probe(),
+            group="proxy",
+            stop_timeout_s=10,
+        )
 
     def _specs(self) -> list[ChildSpec]:
         host = self.options.host
@@ -362,39 +417,8 @@ class Stack:
                 )
         if self.options.small:
             specs.append(self._combined_spec())
-        caddy_env = dict(os.environ)
-        caddy_env.update(
-            {
-                # Caddy's `bind` takes an IPv6 address bracketed.
-                "AISOPOD_UI_BIND": f"[{bare_host(host)}]" if is_ipv6(host) else host,
-                "AISOPOD_UI_PORT": str(self.ports["ui"]),
-                "AISOPOD_UI_ROOT": str(ui_root()),
-                "AISOPOD_OPENCLAW_UI_ROOT": str(openclaw_ui_root()),
-                "XDG_DATA_HOME": str(self.state_dir / "caddy"),
-                "XDG_CONFIG_HOME": str(self.state_dir / "caddy"),
-                "HOME": str(self.state_dir / "caddy"),
-            }
-        )
-        specs.append(
-            ChildSpec(
-                name="caddy",
-                argv=[
-                    binary("caddy"),
-                    "run",
-                    "--adapter",
-                    "caddyfile",
-                    "--config",
-                    str(repo_root() / "services" / "static-ui" / "Caddyfile"),
-                ],
-                env=caddy_env,
-                log_file=logs / "caddy.log",
-                probe=self._http_probe(
-                    connect_url("http", host, self.ports["ui"], "/"), ok=(200, 304)
-                ),
-                group="proxy",
-                stop_timeout_s=10,
-            )
-        )
+        else:
+            specs.append(self._caddy_spec())
         specs.append(
             ChildSpec(
                 name="traefik",
@@ -415,13 +439,23 @@ class Stack:
         return specs
 
     # -- lifecycle ----------------------------------------------------------------------
+    def _child(self, spec: ChildSpec) -> Child | HostedServices:
+        if spec.name == "services" and self._hosted_plan is not None:
+            return HostedServices(spec, self._hosted_plan, on_exit=self._hosted_ended)
+        return Child(spec, on_restart=self._restarted)
+
+    def _hosted_ended(self, restart: bool) -> None:
+        self.restart_requested = restart
+        self.exit_code = 0 if restart else 1
+        self.stop_event.set()
+
     async def up(self) -> StackInfo:
         started = time.monotonic()
         self._prepare()
         specs = self._specs()
         nats_specs = [spec for spec in specs if spec.group == "nats"]
         for spec in nats_specs:
-            nats_child = Child(spec, on_restart=self._restarted)
+            nats_child = self._child(spec)
             self.children.append(nats_child)
             await nats_child.start()
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
@@ -437,13 +471,13 @@ class Stack:
         for spec in specs[len(nats_specs) :]:
             if spec.name == "traefik":
                 continue
-            child = Child(spec, on_restart=self._restarted)
+            child = self._child(spec)
             self.children.append(child)
             await child.start()
         results = await asyncio.gather(*(c.wait_ready(deadline) for c in self.children))
         if all(results):
             for spec in later:
-                child = Child(spec, on_restart=self._restarted)
+                child = self._child(spec)
                 self.children.append(child)
                 await child.start()
             results += await asyncio.gather(
@@ -554,7 +588,7 @@ async def _poll(probe: Callable[[], Awaitable[bool]], deadline: float) -> bool:
 async def run_stack(options: StackOptions) -> int:
     stack = Stack(options)
     loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
+    stop = stack.stop_event
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     up = asyncio.create_task(stack.up())
@@ -578,7 +612,12 @@ async def run_stack(options: StackOptions) -> int:
     stopper.cancel()
     print("stopping…", flush=True)
     await stack.down()
-    return code
+    if stack.restart_requested:
+        # `--small`'s hosted services asked for a restart (or crashed after running a
+        # while): start the whole stack again, in this same process (hosted.py).
+        print("restarting…", flush=True)
+        os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
+    return code or stack.exit_code
 
 
 def stack_status(state_dir: Path) -> int:

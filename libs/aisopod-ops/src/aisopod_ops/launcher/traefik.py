@@ -127,6 +127,15 @@ HEALTH_CHAIN = API_CHAIN
 UI_CHAIN = ("encoded-strict", "strip-identity", "retry")
 
 HEALTH_INTERVAL = "1s"
+# How long a replica's /ready may take before the check counts as failed, which takes the
+# replica out of the pool until a check passes. With other replicas to take its traffic, a
+# replica that stalls a second is better out. The only replica is better slow than out: a
+# failed check there turns a busy moment into 503s for everyone (seen with `--small`, one
+# event loop for every service, handshaking 1,000 WebSockets at load 16). A draining
+# replica answers 503 at once and a dead one refuses the connection, so neither waits for
+# the timeout.
+HEALTH_TIMEOUT = "1s"
+HEALTH_TIMEOUT_ALONE = "5s"
 # Below uvicorn's keep-alive timeout (5 s): Traefik drops an idle connection before the
 # service does, so a request is never written onto a socket the service is closing.
 IDLE_CONN_TIMEOUT = "4s"
@@ -254,7 +263,7 @@ def _service(
             "path": "/ready",
             "interval": interval,
             "unhealthyInterval": "500ms",  # a (re)started replica rejoins quickly
-            "timeout": "1s",
+            "timeout": HEALTH_TIMEOUT if len(urls) > 1 else HEALTH_TIMEOUT_ALONE,
         }
     return {"loadBalancer": lb}
 

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 import orjson
 
+from aisopod import tracing
 from aisopod_http_api.agentoptions import OutputFormat
 from aisopod_http_api.agentturn import AgentTurns, Delta, Ended, Started, TurnRequest, Usage
 from aisopod_http_api.errors import GatewayTimeout, UpstreamError
@@ -93,7 +94,10 @@ class ProviderEngine:
         self._exchange: Exchange | None = None
 
     async def start(self) -> None:
-        raw = self.target.request(orjson.dumps(self.request), self.request_id)
+        trace = tracing.current.get()  # the provider continues the request's trace
+        raw = self.target.request(
+            orjson.dumps(self.request), self.request_id, trace.traceparent if trace else None
+        )
         exchange = await self.proxy.open(self.target, raw)
         self._exchange = exchange
         if exchange.status >= 400:

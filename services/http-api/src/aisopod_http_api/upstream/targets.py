@@ -37,12 +37,14 @@ class ProviderTarget:
     def public_id(self) -> str:
         return f"{self.provider_id}/{self.model}"
 
-    def request(self, body: bytes, request_id: str) -> bytes:
+    def request(self, body: bytes, request_id: str, traceparent: str | None = None) -> bytes:
+        """The whole HTTP/1.1 request; `traceparent` (aisopod.tracing) when tracing."""
+        trace = b"traceparent: %s\r\n" % traceparent.encode() if traceparent else b""
         return b"".join(
             (
                 self.head,
-                b"content-length: %d\r\nx-request-id: %s\r\n\r\n"
-                % (len(body), request_id.encode()),
+                b"content-length: %d\r\nx-request-id: %s\r\n%s\r\n"
+                % (len(body), request_id.encode(), trace),
                 body,
             )
         )

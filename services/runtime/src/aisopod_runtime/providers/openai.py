@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import orjson
 
+from aisopod import tracing
 from aisopod.config.sections.providers import ProviderConfig
 from aisopod_runtime.providers.base import (
     DiscoveredModel,
@@ -64,7 +65,28 @@ class OpenAIProvider:
     async def close(self) -> None:
         await self._client.aclose()
 
-    async def stream(self, request: ModelRequest) -> AsyncIterator[StreamEvent]:
+    def stream(self, request: ModelRequest) -> AsyncIterator[StreamEvent]:
+        """The answer's events. Tracing on, the call is a client span (aisopod.tracing)
+        whose `traceparent` the provider is sent."""
+        if not tracing.ON:
+            return self._stream(request, None)
+        span = tracing.start(
+            f"chat {request.model}",
+            kind=tracing.CLIENT,
+            attributes={
+                "gen_ai.operation.name": "chat",
+                "gen_ai.request.model": request.model,
+                "aisopod.provider": self.id,
+                "server.address": self._client.base_url.host,
+            },
+        )
+        if span is None:
+            return self._stream(request, None)
+        return tracing.spanning(span, self._stream(request, span.traceparent))
+
+    async def _stream(
+        self, request: ModelRequest, traceparent: str | None
+    ) -> AsyncIterator[StreamEvent]:
         body: dict[str, Any] = {
             "model": request.model,
             "messages": request.messages,
@@ -75,7 +97,7 @@ class OpenAIProvider:
             body["tools"] = request.tools
         if request.max_tokens is not None:
             body["max_tokens"] = request.max_tokens
-        response = await self._open(body)
+        response = await self._open(body, traceparent)
         try:
             if response.headers.get("content-type", "").startswith("application/json"):
                 # A server that ignores `stream`: one JSON completion.
@@ -87,10 +109,12 @@ class OpenAIProvider:
         finally:
             await response.aclose()
 
-    async def _open(self, body: dict[str, Any]) -> httpx.Response:
+    async def _open(self, body: dict[str, Any], traceparent: str | None = None) -> httpx.Response:
         """A 200 response whose body is not read yet, after retries; or ProviderError."""
         payload = orjson.dumps(body)
         headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}
+        if traceparent is not None:
+            headers[tracing.TRACEPARENT] = traceparent
         attempt = 0
         while True:
             attempt += 1

@@ -97,7 +97,17 @@ class OpenClawCodec:
         params = body.get("params")
         if params is not None and not isinstance(params, dict):
             return Decoded((Rejected(InvalidRequest("params must be an object"), request_id),))
-        return Decoded((Call(method, params, request_id),))
+        traceparent = body.get("traceparent")  # the caller's trace context (aisopod.tracing)
+        return Decoded(
+            (
+                Call(
+                    method,
+                    params,
+                    request_id,
+                    traceparent=traceparent if isinstance(traceparent, str) else None,
+                ),
+            )
+        )
 
     def result(self, request_id: RequestId, result: Any) -> bytes:
         return dumps({"type": "res", "id": request_id, "ok": True, "payload": result})

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from aisopod import codec
+from aisopod import codec, tracing
 from aisopod.bus import decode_reply
 from aisopod.errors import (
     AisopodError,
@@ -107,7 +107,8 @@ class OpenClawMethods:
             except AisopodError as exc:  # a mapping may refuse what it cannot translate
                 conn.reply_error(call.id, exc)
                 return
-            self.dispatcher.frame(conn, Decoded((Call(row.ours, ours, call.id),)))
+            ours_call = Call(row.ours, ours, call.id, traceparent=call.traceparent)
+            self.dispatcher.frame(conn, Decoded((ours_call,)))
             return
         if row.two_phase:
             conn.spawn(self._run(conn, call, row, params, None))
@@ -119,7 +120,8 @@ class OpenClawMethods:
             return
         handle = self.dispatcher.handle
         outcomes = [
-            handle(conn, Call(method, method_params, 0), JSONRPC)
+            # Each of our calls continues the frame's trace (aisopod.tracing).
+            handle(conn, Call(method, method_params, 0, traceparent=call.traceparent), JSONRPC)
             for method, method_params in ((row.ours, ours), *((m, {}) for m in row.also))
         ]
         replies = [o for o in outcomes if isinstance(o, tuple)]
@@ -273,6 +275,7 @@ class OpenClawMethods:
         """The row with some answer still to come (forwarded to an owner): `outcomes` are
         our calls already started, None to start them here."""
         started = time.monotonic()
+        tracing.adopt(call.traceparent)  # our calls below continue the frame's trace
         invoke = self.dispatcher.invoke
         try:
             ours = row.params(params) if row.params is not None else params

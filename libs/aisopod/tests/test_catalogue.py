@@ -116,6 +116,8 @@ models.list                 R    rt
 models.voicewake            R/W  rt
 skills.status               R    rt
 skills.bins                 N    rt
+skills.install              A    rt
+skills.update               A    rt
 device.pair.list            P    au
 device.pair.approve         P    au
 device.pair.reject          P    au
@@ -128,6 +130,8 @@ exec.approval.resolve       AP   rt
 exec.approvals.pending      AP   rt
 exec.approvals.get          A    rt
 exec.approvals.set          A    rt
+exec.approvals.node.get     A    rt
+exec.approvals.node.set     A    rt
 update.status               R    rt
 update.run                  A    rt
 plugins.list                R    rt

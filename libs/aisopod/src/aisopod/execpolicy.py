@@ -1,6 +1,7 @@
 """The exec approval policy, pure: whether a command line needs an operator's approval.
 
-The policy `{ask, allowlist}` lives in the runtime (`exec.approvals.get`/`set`); the
+The policy `{ask, allowlist}` lives in the runtime (`exec.approvals.get`/`set`, or a node's
+own, `exec.approvals.node.get`/`set`, which replaces it for that node); the
 runtime's `exec` tool asks for approval when this says so, and ws-gateway refuses a direct
 `node.invoke` of the exec command (`system.run`) that would need one (an approval is only
 given through the `exec` flow)."""

@@ -16,6 +16,7 @@ from aisopod_runtime.chat import chat_handlers
 from aisopod_runtime.compaction import Compactor, compaction_handlers
 from aisopod_runtime.heartbeat.inbox import SystemEventInbox
 from aisopod_runtime.models import ModelCatalog, model_handlers
+from aisopod_runtime.node_approvals import node_approval_handlers
 from aisopod_runtime.providers import ProviderRegistry
 from aisopod_runtime.runner import RunManager
 from aisopod_runtime.runs import RunStore
@@ -79,6 +80,7 @@ async def build_agent_methods(host: ServiceHost) -> dict[str, Handler]:
         **agent_file_handlers(parts.agent_files),
         **tool_handlers(parts),
         **approval_handlers(parts.approvals),
+        **node_approval_handlers(parts.approvals.node_policies),
         **model_handlers(ModelCatalog(parts)),
         **voicewake_handlers(Voicewake(agents_kv, host.bus)),
         **usage_handlers(parts, parts.usage),

@@ -14,6 +14,8 @@
 - Policy `{ask: always|on-miss|off, allowlist[]}`: `always` asks for every command,
   `on-miss` only for commands matching no allowlist entry (shell-style patterns, checked
   against the whole command line and its first word), `off` never asks.
+- A node may have its own policy (`exec.approvals.node.*`, node_approvals.py); it replaces
+  this one for commands on that node.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from aisopod.jsread import snapshot
 from aisopod.rpc import CallContext, Handler
 from aisopod.wire import EmptyParams
 from aisopod_runtime.kvview import get_json, is_value, wait_for_value
+from aisopod_runtime.node_approvals import NodePolicies, add_to_node_allowlist
 
 log = logging.getLogger("aisopod.runtime.approvals")
 
@@ -71,6 +74,7 @@ class ApprovalService:
         self.bus = bus
         self._pending: dict[str, int] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self.node_policies = NodePolicies(kv, self.policy)
 
     # -- policy -------------------------------------------------------------------------
     async def policy(self) -> dict[str, Any]:
@@ -82,10 +86,14 @@ class ApprovalService:
         await self.kv.put(POLICY_KEY, codec.dumps(body))
         return body
 
-    async def needs_approval(self, command: str, argv: list[str] | None) -> bool:
-        return needs_approval(await self.policy(), command, argv)
+    async def needs_approval(
+        self, command: str, argv: list[str] | None, node_id: str | None = None
+    ) -> bool:
+        return needs_approval(await self.node_policies.effective(node_id), command, argv)
 
-    async def _allow_always(self, command: str) -> None:
+    async def _allow_always(self, command: str, node_id: str | None = None) -> None:
+        if node_id and await add_to_node_allowlist(self.kv, node_id, command):
+            return
         for _ in range(8):
             found = await get_json(self.kv, POLICY_KEY)
             body, revision = found if found else (dict(DEFAULT_POLICY), 0)
@@ -159,7 +167,7 @@ class ApprovalService:
             raise Conflict("this approval was already decided", code="ALREADY_RESOLVED") from None
         self._pending.pop(approval_id, None)
         if decision == "allow-always":
-            await self._allow_always(record["command"])
+            await self._allow_always(record["command"], record.get("nodeId"))
         await self.bus.publish_event(
             "exec.approval.resolved",
             {"id": approval_id, "decision": decision, "resolvedBy": resolved_by},

@@ -26,6 +26,7 @@ from aisopod_runtime.cron.scheduler import Scheduler
 from aisopod_runtime.cron.store import CronStore
 from aisopod_runtime.logs_tail import LogsTail
 from aisopod_runtime.plugins import plugins_list
+from aisopod_runtime.skill_install import SkillInstaller, skill_install_handlers
 from aisopod_runtime.skills import SkillsMethods, skills_dirs
 from aisopod_runtime.status import StatusMethods
 from aisopod_runtime.updates import Updates
@@ -57,6 +58,7 @@ async def build_operator_methods(
     )
     cron = CronMethods(cron_store, scheduler, emit_cron)
     skills = SkillsMethods(skills_dirs(os.environ, host.settings.state_dir))
+    installer = SkillInstaller(skills.dirs, lambda: host.config.current.skills)
     status = StatusMethods(host)
     logs = LogsTail(host.bus)
     updates = Updates(host, await host.kv("updates"), limiter)
@@ -88,6 +90,7 @@ async def build_operator_methods(
         "cron.runs": cron.runs,
         "skills.status": skills.status,
         "skills.bins": skills.bins,
+        **skill_install_handlers(installer),
         "status": status.status,
         "logs.tail": logs.tail,
         "update.status": updates.status,

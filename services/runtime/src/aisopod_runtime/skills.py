@@ -12,11 +12,14 @@
 OpenClaw's form (`metadata: {openclaw: {requires: {bins, env}}}`) is read too. A skill is
 eligible when every required binary is on this runtime's PATH (`shutil.which`) and every
 required environment variable is set and non-empty in its environment. Folders come from
-`AISOPOD_SKILLS_DIR` (`os.pathsep`-separated), default `<state dir>/skills`.
+`AISOPOD_SKILLS_DIR` (`os.pathsep`-separated), default `<state dir>/skills`. A skill's
+`version` comes from its front matter; `skills.install`/`update` (skill_install.py) install
+into the first folder and leave a record of the checksum and source beside the skill.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -43,6 +46,8 @@ class Skill:
     env: tuple[str, ...] = ()
     missing_bins: tuple[str, ...] = field(default=())
     missing_env: tuple[str, ...] = field(default=())
+    version: str | None = None
+    install: dict[str, Any] = field(default_factory=dict)  # skills.install's record, if any
 
     @property
     def eligible(self) -> bool:
@@ -55,6 +60,10 @@ class Skill:
             "eligible": self.eligible,
             "missing": {"bins": list(self.missing_bins), "env": list(self.missing_env)},
             "requires": {"bins": list(self.bins), "env": list(self.env)},
+            "version": self.version,
+            "sha256": self.install.get("sha256"),
+            "source": self.install.get("source"),
+            "installedAtMs": self.install.get("installedAtMs"),
         }
 
 
@@ -110,6 +119,7 @@ def load_skill(
         return None
     requires = _requires(meta)
     bins, env = _names(requires.get("bins")), _names(requires.get("env"))
+    version = meta.get("version")
     return Skill(
         name=str(meta.get("name") or path.parent.name),
         description=str(meta.get("description") or "").strip(),
@@ -118,7 +128,18 @@ def load_skill(
         env=env,
         missing_bins=tuple(b for b in bins if which(b) is None),
         missing_env=tuple(e for e in env if not environ.get(e)),
+        version=str(version) if version is not None and str(version).strip() else None,
+        install=_install_record(path.parent),
     )
+
+
+def _install_record(folder: Path) -> dict[str, Any]:
+    """What `skills.install`/`update` wrote beside the skill (skill_install.py), or {}."""
+    try:
+        data = json.loads((folder / ".aisopod-install.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def scan(

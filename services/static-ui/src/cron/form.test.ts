@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { buildCronAdd, describeSchedule, EMPTY_CRON } from "./form";
+import { buildCronAdd, buildCronUpdate, describeSchedule, draftFromJob, EMPTY_CRON } from "./form";
 
 describe("buildCronAdd", () => {
   it("builds a cron agent turn", () => {
@@ -34,5 +34,42 @@ describe("describeSchedule", () => {
     expect(describeSchedule({ kind: "every", everyMs: 900_000 })).toBe("every 15m");
     expect(describeSchedule({ kind: "every", everyMs: 1500 })).toBe("every 1500ms");
     expect(describeSchedule(null)).toBe("—");
+  });
+});
+
+describe("editing a job", () => {
+  const job = {
+    jobId: "j-1",
+    name: "daily",
+    schedule: { kind: "cron", expr: "0 9 * * 1-5", tz: "Europe/Paris" },
+    payload: { kind: "agentTurn", message: "Summarise", agentId: "main" },
+    enabled: true,
+  };
+
+  it("turns a job back into the form's draft", () => {
+    const d = draftFromJob(job);
+    expect(d).toMatchObject({ name: "daily", scheduleKind: "cron", expr: "0 9 * * 1-5", tz: "Europe/Paris", payloadKind: "agentTurn", message: "Summarise", agentId: "main", enabled: true });
+    expect(draftFromJob({ ...job, schedule: { kind: "every", everyMs: 5_400_000 } })).toMatchObject({ scheduleKind: "every", every: "90", everyUnit: "m" });
+    expect(draftFromJob({ ...job, payload: { kind: "systemEvent", text: "ping" }, enabled: false })).toMatchObject({ payloadKind: "systemEvent", text: "ping", enabled: false });
+    const at = draftFromJob({ ...job, schedule: { kind: "at", at: "2030-01-02T03:04:00Z" } });
+    expect(new Date(at.at).toISOString()).toBe("2030-01-02T03:04:00.000Z");
+  });
+
+  it("patches only what changed", () => {
+    const d = draftFromJob(job);
+    expect(buildCronUpdate(job, { ...d, expr: "30 7 * * *" })).toEqual({
+      params: { jobId: "j-1", patch: { schedule: { kind: "cron", expr: "30 7 * * *", tz: "Europe/Paris" } } },
+    });
+    expect(buildCronUpdate(job, { ...d, payloadKind: "systemEvent", text: "wake up", enabled: false })).toEqual({
+      params: { jobId: "j-1", patch: { payload: { kind: "systemEvent", text: "wake up" }, enabled: false } },
+    });
+    expect(buildCronUpdate(job, { ...d, name: "weekday digest" })).toEqual({ params: { jobId: "j-1", patch: { name: "weekday digest" } } });
+  });
+
+  it("refuses an invalid or unchanged draft", () => {
+    const d = draftFromJob(job);
+    expect(buildCronUpdate(job, d)).toEqual({ error: "Nothing changed." });
+    expect(buildCronUpdate(job, { ...d, message: " " })).toHaveProperty("error");
+    expect(buildCronUpdate(job, { ...d, scheduleKind: "every", every: "-1" })).toHaveProperty("error");
   });
 });

@@ -83,3 +83,60 @@ export function describeSchedule(schedule: unknown): string {
   if (s.kind === "at") return `once at ${typeof s.at === "number" ? new Date(s.at).toLocaleString() : new Date(String(s.at)).toLocaleString()}`;
   return JSON.stringify(schedule);
 }
+
+/** A `datetime-local` value (local time, minutes) for an instant. */
+function localInput(when: Date): string {
+  const pad = (n: number) => String(n).padStart(2, "0");
+  return `${when.getFullYear()}-${pad(when.getMonth() + 1)}-${pad(when.getDate())}T${pad(when.getHours())}:${pad(when.getMinutes())}`;
+}
+
+/** The form's draft for an existing job (`cron.list` row), to edit it. */
+export function draftFromJob(job: Record<string, unknown>): CronDraft {
+  const d: CronDraft = { ...EMPTY_CRON, name: typeof job.name === "string" ? job.name : "", enabled: job.enabled !== false };
+  const s = (job.schedule ?? {}) as Record<string, unknown>;
+  if (s.kind === "cron") {
+    d.scheduleKind = "cron";
+    d.expr = String(s.expr ?? "");
+    d.tz = typeof s.tz === "string" ? s.tz : "";
+  } else if (s.kind === "every" && typeof s.everyMs === "number") {
+    d.scheduleKind = "every";
+    const unit = (["h", "m", "s"] as const).find((u) => s.everyMs as number % UNIT_MS[u] === 0) ?? "s";
+    d.everyUnit = unit;
+    d.every = String((s.everyMs as number) / UNIT_MS[unit]);
+  } else if (s.kind === "at") {
+    d.scheduleKind = "at";
+    const when = new Date(typeof s.at === "number" ? s.at : String(s.at));
+    d.at = Number.isNaN(when.getTime()) ? "" : localInput(when);
+  }
+  const p = (job.payload ?? {}) as Record<string, unknown>;
+  if (p.kind === "systemEvent") {
+    d.payloadKind = "systemEvent";
+    d.text = String(p.text ?? "");
+  } else {
+    d.payloadKind = "agentTurn";
+    d.message = String(p.message ?? "");
+    d.agentId = typeof p.agentId === "string" ? p.agentId : "";
+    d.sessionKey = typeof p.sessionKey === "string" ? p.sessionKey : "";
+  }
+  return d;
+}
+
+const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+
+/** `cron.update` params for an edited draft: only what changed; an error when the draft is
+ * invalid or nothing changed. A one-shot time left as it was keeps the stored instant (the
+ * form shows minutes only). */
+export function buildCronUpdate(job: Record<string, unknown>, d: CronDraft): Built {
+  const built = buildCronAdd(d);
+  if ("error" in built) return built;
+  const next = built.params;
+  const before = buildCronAdd(draftFromJob(job));
+  const old = "params" in before ? before.params : {};
+  const patch: Record<string, unknown> = {};
+  if (next.name !== job.name) patch.name = next.name;
+  if (!same(next.schedule, old.schedule)) patch.schedule = next.schedule;
+  if (!same(next.payload, old.payload)) patch.payload = next.payload;
+  if (next.enabled !== (job.enabled !== false)) patch.enabled = next.enabled;
+  if (!Object.keys(patch).length) return { error: "Nothing changed." };
+  return { params: { jobId: String(job.jobId ?? job.id ?? ""), patch } };
+}

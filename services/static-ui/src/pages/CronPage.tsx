@@ -1,10 +1,11 @@
-/** Cron: scheduled jobs, their runs, and a form to add one. */
+/** Cron: scheduled jobs, their runs, a form to add one, and each job's edit form
+ * (`cron.update` with only the fields that changed). */
 
 import { useState } from "preact/hooks";
 import type { AgentsList } from "../agents/form";
 import { connection } from "../app/connection";
 import { useAction, useGatewayEvent, useRpc } from "../app/hooks";
-import { buildCronAdd, describeSchedule, EMPTY_CRON, type CronDraft } from "../cron/form";
+import { buildCronAdd, buildCronUpdate, describeSchedule, draftFromJob, EMPTY_CRON, type CronDraft } from "../cron/form";
 import { formatAgo, formatTime, formatValue } from "../components/format";
 import { Badge, Button, ConfirmButton, Empty, ErrorNote, Field, Loading, Section } from "../components/ui";
 
@@ -55,9 +56,10 @@ function Runs({ jobId }: { jobId: string }) {
   );
 }
 
-function JobRow({ job, onChanged }: { job: Rec; onChanged: () => void }) {
+function JobRow({ job, onChanged, agents }: { job: Rec; onChanged: () => void; agents: AgentsList | undefined }) {
   const jobId = jobIdOf(job);
   const [showRuns, setShowRuns] = useState(false);
+  const [editing, setEditing] = useState(false);
   const [started, setStarted] = useState<string | undefined>(undefined);
   const action = useAction();
   const enabled = job.enabled !== false;
@@ -90,6 +92,9 @@ function JobRow({ job, onChanged }: { job: Rec; onChanged: () => void }) {
           </div>
         </div>
         <div class="row wrap-row">
+          <Button testid="cron-edit" aria-expanded={editing ? "true" : "false"} onClick={() => setEditing(!editing)}>
+            Edit
+          </Button>
           <Button testid="cron-toggle" busy={action.busy} onClick={toggle}>
             {enabled ? "Disable" : "Enable"}
           </Button>
@@ -108,8 +113,101 @@ function JobRow({ job, onChanged }: { job: Rec; onChanged: () => void }) {
         </p>
       ) : null}
       <ErrorNote error={action.error} testid="cron-job-error" />
+      {editing ? (
+        <EditJob
+          key={String(job.updatedAtMs ?? "")}
+          job={job}
+          agents={agents}
+          onCancel={() => setEditing(false)}
+          onSaved={() => {
+            setEditing(false);
+            onChanged();
+          }}
+        />
+      ) : null}
       {showRuns ? <Runs jobId={jobId} /> : null}
     </li>
+  );
+}
+
+/** The job fields, shared by the add form and each job's edit form (`p`: id prefix,
+ * `t`: test id prefix, so two forms on the page never share an id). */
+function JobFields({ d, set, agents, p, t }: { d: CronDraft; set: <K extends keyof CronDraft>(key: K, value: CronDraft[K]) => void; agents: AgentsList | undefined; p: string; t: string }) {
+  return (
+    <>
+      <Field label="Name" id={`${p}-name`}>
+        <input id={`${p}-name`} value={d.name} onInput={(e) => set("name", e.currentTarget.value)} data-testid={`${t}-name`} />
+      </Field>
+      <Field label="Schedule" id={`${p}-kind`}>
+        <select id={`${p}-kind`} value={d.scheduleKind} onChange={(e) => set("scheduleKind", e.currentTarget.value as CronDraft["scheduleKind"])} data-testid={`${t}-kind`}>
+          <option value="cron">Cron expression</option>
+          <option value="every">Every …</option>
+          <option value="at">Once at …</option>
+        </select>
+      </Field>
+      {d.scheduleKind === "cron" ? (
+        <>
+          <Field label="Expression" id={`${p}-expr`} hint="min hour day month weekday">
+            <input id={`${p}-expr`} class="mono" value={d.expr} onInput={(e) => set("expr", e.currentTarget.value)} data-testid={`${t}-expr`} aria-describedby={`${p}-expr-hint`} spellcheck={false} />
+          </Field>
+          <Field label="Time zone (optional)" id={`${p}-tz`}>
+            <input id={`${p}-tz`} value={d.tz} placeholder="e.g. Europe/Berlin" onInput={(e) => set("tz", e.currentTarget.value)} data-testid={`${t}-tz`} />
+          </Field>
+        </>
+      ) : d.scheduleKind === "every" ? (
+        <Field label="Interval" id={`${p}-every`}>
+          <div class="row">
+            <input id={`${p}-every`} type="number" min="0" step="any" value={d.every} onInput={(e) => set("every", e.currentTarget.value)} data-testid={`${t}-every`} />
+            <label class="sr-only" for={`${p}-every-unit`}>
+              Unit
+            </label>
+            <select id={`${p}-every-unit`} value={d.everyUnit} onChange={(e) => set("everyUnit", e.currentTarget.value as CronDraft["everyUnit"])} data-testid={`${t}-every-unit`}>
+              <option value="s">seconds</option>
+              <option value="m">minutes</option>
+              <option value="h">hours</option>
+            </select>
+          </div>
+        </Field>
+      ) : (
+        <Field label="When" id={`${p}-at`}>
+          <input id={`${p}-at`} type="datetime-local" value={d.at} onInput={(e) => set("at", e.currentTarget.value)} data-testid={`${t}-at`} />
+        </Field>
+      )}
+      <Field label="Action" id={`${p}-payload-kind`}>
+        <select id={`${p}-payload-kind`} value={d.payloadKind} onChange={(e) => set("payloadKind", e.currentTarget.value as CronDraft["payloadKind"])} data-testid={`${t}-payload-kind`}>
+          <option value="agentTurn">Agent turn</option>
+          <option value="systemEvent">System event</option>
+        </select>
+      </Field>
+      {d.payloadKind === "agentTurn" ? (
+        <>
+          <Field label="Agent" id={`${p}-agent`}>
+            <select id={`${p}-agent`} value={d.agentId} onChange={(e) => set("agentId", e.currentTarget.value)} data-testid={`${t}-agent`}>
+              <option value="">Default agent</option>
+              {(agents?.agents ?? []).map((a) => (
+                <option key={a.id} value={a.id}>
+                  {a.name ?? a.id}
+                </option>
+              ))}
+            </select>
+          </Field>
+          <Field label="Session key (optional)" id={`${p}-session`}>
+            <input id={`${p}-session`} value={d.sessionKey} onInput={(e) => set("sessionKey", e.currentTarget.value)} data-testid={`${t}-session`} spellcheck={false} />
+          </Field>
+          <Field label="Message" id={`${p}-message`} class="span-2">
+            <textarea id={`${p}-message`} rows={3} value={d.message} onInput={(e) => set("message", e.currentTarget.value)} data-testid={`${t}-message`} />
+          </Field>
+        </>
+      ) : (
+        <Field label="Event text" id={`${p}-text`} class="span-2">
+          <textarea id={`${p}-text`} rows={3} value={d.text} onInput={(e) => set("text", e.currentTarget.value)} data-testid={`${t}-text`} />
+        </Field>
+      )}
+      <label class="check span-2">
+        <input type="checkbox" checked={d.enabled} onChange={(e) => set("enabled", e.currentTarget.checked)} data-testid={`${t}-enabled`} />
+        Enabled
+      </label>
+    </>
   );
 }
 
@@ -134,78 +232,7 @@ function AddJob({ onAdded, agents }: { onAdded: () => void; agents: AgentsList |
   };
   return (
     <form class="form form-grid" onSubmit={submit} data-testid="cron-add-form" noValidate>
-      <Field label="Name" id="cron-name">
-        <input id="cron-name" value={d.name} onInput={(e) => set("name", e.currentTarget.value)} data-testid="cron-name" />
-      </Field>
-      <Field label="Schedule" id="cron-kind">
-        <select id="cron-kind" value={d.scheduleKind} onChange={(e) => set("scheduleKind", e.currentTarget.value as CronDraft["scheduleKind"])} data-testid="cron-kind">
-          <option value="cron">Cron expression</option>
-          <option value="every">Every …</option>
-          <option value="at">Once at …</option>
-        </select>
-      </Field>
-      {d.scheduleKind === "cron" ? (
-        <>
-          <Field label="Expression" id="cron-expr" hint="min hour day month weekday">
-            <input id="cron-expr" class="mono" value={d.expr} onInput={(e) => set("expr", e.currentTarget.value)} data-testid="cron-expr" aria-describedby="cron-expr-hint" spellcheck={false} />
-          </Field>
-          <Field label="Time zone (optional)" id="cron-tz">
-            <input id="cron-tz" value={d.tz} placeholder="e.g. Europe/Berlin" onInput={(e) => set("tz", e.currentTarget.value)} data-testid="cron-tz" />
-          </Field>
-        </>
-      ) : d.scheduleKind === "every" ? (
-        <Field label="Interval" id="cron-every">
-          <div class="row">
-            <input id="cron-every" type="number" min="0" step="any" value={d.every} onInput={(e) => set("every", e.currentTarget.value)} data-testid="cron-every" />
-            <label class="sr-only" for="cron-every-unit">
-              Unit
-            </label>
-            <select id="cron-every-unit" value={d.everyUnit} onChange={(e) => set("everyUnit", e.currentTarget.value as CronDraft["everyUnit"])} data-testid="cron-every-unit">
-              <option value="s">seconds</option>
-              <option value="m">minutes</option>
-              <option value="h">hours</option>
-            </select>
-          </div>
-        </Field>
-      ) : (
-        <Field label="When" id="cron-at">
-          <input id="cron-at" type="datetime-local" value={d.at} onInput={(e) => set("at", e.currentTarget.value)} data-testid="cron-at" />
-        </Field>
-      )}
-      <Field label="Action" id="cron-payload-kind">
-        <select id="cron-payload-kind" value={d.payloadKind} onChange={(e) => set("payloadKind", e.currentTarget.value as CronDraft["payloadKind"])} data-testid="cron-payload-kind">
-          <option value="agentTurn">Agent turn</option>
-          <option value="systemEvent">System event</option>
-        </select>
-      </Field>
-      {d.payloadKind === "agentTurn" ? (
-        <>
-          <Field label="Agent" id="cron-agent">
-            <select id="cron-agent" value={d.agentId} onChange={(e) => set("agentId", e.currentTarget.value)} data-testid="cron-agent">
-              <option value="">Default agent</option>
-              {(agents?.agents ?? []).map((a) => (
-                <option key={a.id} value={a.id}>
-                  {a.name ?? a.id}
-                </option>
-              ))}
-            </select>
-          </Field>
-          <Field label="Session key (optional)" id="cron-session">
-            <input id="cron-session" value={d.sessionKey} onInput={(e) => set("sessionKey", e.currentTarget.value)} data-testid="cron-session" spellcheck={false} />
-          </Field>
-          <Field label="Message" id="cron-message" class="span-2">
-            <textarea id="cron-message" rows={3} value={d.message} onInput={(e) => set("message", e.currentTarget.value)} data-testid="cron-message" />
-          </Field>
-        </>
-      ) : (
-        <Field label="Event text" id="cron-text" class="span-2">
-          <textarea id="cron-text" rows={3} value={d.text} onInput={(e) => set("text", e.currentTarget.value)} data-testid="cron-text" />
-        </Field>
-      )}
-      <label class="check span-2">
-        <input type="checkbox" checked={d.enabled} onChange={(e) => set("enabled", e.currentTarget.checked)} data-testid="cron-enabled" />
-        Enabled
-      </label>
+      <JobFields d={d} set={set} agents={agents} p="cron" t="cron" />
       <div class="row span-2">
         <Button type="submit" variant="primary" testid="cron-add-submit" busy={action.busy}>
           Add job
@@ -224,6 +251,47 @@ function AddJob({ onAdded, agents }: { onAdded: () => void; agents: AgentsList |
   );
 }
 
+function EditJob({ job, agents, onSaved, onCancel }: { job: Rec; agents: AgentsList | undefined; onSaved: () => void; onCancel: () => void }) {
+  const [d, setD] = useState<CronDraft>(() => draftFromJob(job));
+  const action = useAction();
+  const [invalid, setInvalid] = useState<string | undefined>(undefined);
+  const set = <K extends keyof CronDraft>(key: K, value: CronDraft[K]) => setD({ ...d, [key]: value });
+  const p = `cron-edit-${jobIdOf(job)}`;
+  const submit = async (e: Event) => {
+    e.preventDefault();
+    const built = buildCronUpdate(job, d);
+    if ("error" in built) {
+      setInvalid(built.error);
+      return;
+    }
+    setInvalid(undefined);
+    const saved = await action.run(() => connection.request("cron.update", built.params));
+    if (saved !== undefined) onSaved();
+  };
+  return (
+    <form class="form form-grid" onSubmit={submit} data-testid="cron-edit-form" noValidate>
+      <JobFields d={d} set={set} agents={agents} p={p} t="cron-edit" />
+      <div class="row span-2">
+        <Button type="submit" variant="primary" testid="cron-edit-save" busy={action.busy}>
+          Save changes
+        </Button>
+        <Button variant="ghost" testid="cron-edit-cancel" onClick={onCancel}>
+          Cancel
+        </Button>
+      </div>
+      <div class="span-2">
+        {invalid ? (
+          <div class="note note-error" role="alert" data-testid="cron-edit-error">
+            {invalid}
+          </div>
+        ) : (
+          <ErrorNote error={action.error} testid="cron-edit-error" />
+        )}
+      </div>
+    </form>
+  );
+}
+
 export function CronPage() {
   const rpc = useRpc<{ jobs: Rec[] }>("cron.list", { includeDisabled: true });
   const agents = useRpc<AgentsList>("agents.list");
@@ -236,7 +304,7 @@ export function CronPage() {
         {jobs.length ? (
           <ul class="items">
             {jobs.map((job, i) => (
-              <JobRow key={jobIdOf(job) || i} job={job} onChanged={rpc.reload} />
+              <JobRow key={jobIdOf(job) || i} job={job} onChanged={rpc.reload} agents={agents.data} />
             ))}
           </ul>
         ) : (

@@ -154,7 +154,7 @@ class Nodes:
 
     # -- invoke, caller side ------------------------------------------------------------
     async def check_exec_policy(self, params: NodeInvokeParams) -> None:
-        """A client's direct `system.run` obeys the exec approval policy: one the policy
+        """A client's direct `system.run` obeys the node's exec approval policy: one it
         would ask an operator about is refused (approvals go through the `exec` tool, whose
         own `node.invoke` arrives over the bus after the decision)."""
         if params.command != EXEC_COMMAND:
@@ -164,7 +164,11 @@ class Nodes:
         argv = [str(a) for a in given] if isinstance(given, list) else None
         raw = body.get("rawCommand")
         command = raw if isinstance(raw, str) else " ".join(argv or [])
-        policy = await self.gateway.host.bus.call("exec.approvals.get", {}, principal=SYSTEM)
+        # The node's own policy when it has one, else the gateway-wide one (`effective`).
+        found = await self.gateway.host.bus.call(
+            "exec.approvals.node.get", {"nodeId": params.node_id}, principal=SYSTEM
+        )
+        policy = found.get("effective") if isinstance(found, dict) else None
         if not isinstance(policy, dict) or needs_approval(policy, command, argv):
             raise Forbidden(
                 f"{EXEC_COMMAND} of {command!r} needs an operator's approval under the exec "

@@ -174,8 +174,17 @@ NOTES: Mapping[str, str] = MappingProxyType(
         "models.voicewake": "Without `triggers`: reads them (`operator.read`). With them: "
         "replaces them (`operator.write`) and broadcasts `voicewake.changed`.",
         "skills.status": "Skills from the skills folder (`SKILL.md` front matter) and "
-        "whether the binaries and environment variables each needs are present.",
+        "whether the binaries and environment variables each needs are present; `version` "
+        "from the front matter, and for a skill `skills.install`/`update` put there its "
+        "`sha256`, `source` and `installedAtMs` (null otherwise).",
         "skills.bins": "Every binary that some skill requires; callable by nodes.",
+        "skills.install": "Only from a path under `skills.installPaths` or a URL under "
+        "`skills.installUrls` (both empty by default). `sha256` is of the archive, or for a "
+        "folder its tree digest (docs/runtime.md, Skills). Nothing changes unless every check "
+        "passes; the skill appears at once in `skills.status` of every runtime sharing the "
+        "folder.",
+        "skills.update": "Like `skills.install`, for a skill that exists: the new version "
+        "replaces the old in one rename; `previous` says what it replaced.",
         "device.pair.list": "Pending requests and paired devices; no token material.",
         "device.pair.approve": "`scopes` narrows what is granted (never beyond the request). "
         "The device receives its token in the `hello` of its next signed `connect`.",
@@ -194,6 +203,11 @@ NOTES: Mapping[str, str] = MappingProxyType(
         "denies it). A client that (re)connects loads its queue here, then follows the events.",
         "exec.approvals.get": "`ask`: `always`, `on-miss` (commands not in the allowlist) "
         "or `off`.",
+        "exec.approvals.node.get": "`policy` is the node's own (null: none) and `effective` "
+        "the one `system.run` on that node obeys; `source` says whose it is.",
+        "exec.approvals.node.set": "A node's own policy replaces the gateway-wide one for that "
+        "node, whole; `policy: null` removes it. `baseHash` (the `hash` read, null for none) "
+        "makes the write a compare-and-set.",
         "update.status": "`skew` when live instances run different versions.",
         "update.run": "Restarts every service instance, one at a time, each draining "
         "first; progress follows as `update.progress` events.",
@@ -292,6 +306,8 @@ _BUDGET = (
     "FORBIDDEN `BUDGET_EXHAUSTED`: the agent's or the API token's monthly budget is spent; "
     "`data` holds the budget (scope, id, month, spent, limits, resetsAt)"
 )
+_SKILL_SHA = "4e07408562bedb8b60ce05c1decfe3ad16b72230967de01f640b7e4729b49fce"
+_POLICY_HASH = "9a1c3e5f7b2d4f6a8c0e1a3b5d7f9e2c4a6b8d0f1e3c5a7b9d2f4e6a8c0b1d3f"
 _FILE_HASH = "5c0f8e0a4b1d2e3f6a7b8c9d0e1f2a3b4c5d6e7f8a9b0c1d2e3f4a5b6c7d8e9f"
 
 EXAMPLES: Mapping[str, MethodExample] = MappingProxyType(
@@ -986,11 +1002,57 @@ EXAMPLES: Mapping[str, MethodExample] = MappingProxyType(
                         "eligible": False,
                         "missing": {"bins": ["scrot"], "env": []},
                         "requires": {"bins": ["scrot"], "env": []},
+                        "version": "1.2.0",
+                        "sha256": _SKILL_SHA,
+                        "source": "https://skills.example.com/releases/screenshot-1.2.0.tgz",
+                        "installedAtMs": T0,
                     }
                 ]
             },
         ),
         "skills.bins": MethodExample({}, {"bins": ["scrot", "ffmpeg"]}),
+        "skills.install": MethodExample(
+            {
+                "source": "https://skills.example.com/releases/weather-1.2.0.tar.gz",
+                "sha256": _SKILL_SHA,
+            },
+            {
+                "name": "weather",
+                "version": "1.2.0",
+                "sha256": _SKILL_SHA,
+                "source": "https://skills.example.com/releases/weather-1.2.0.tar.gz",
+                "installedAtMs": T0,
+                "files": 3,
+                "bytes": 4210,
+            },
+            (
+                "FORBIDDEN `SOURCE_NOT_ALLOWED`: the path or URL is not under the allow-lists",
+                "INVALID_PARAMS `CHECKSUM_MISMATCH`: the bytes do not match `sha256`",
+                "INVALID_PARAMS `UNSAFE_ARCHIVE`: an absolute path, `..`, a link or a device",
+                "INVALID_PARAMS `TOO_LARGE`: over the archive, unpacked or file-count limit",
+                "INVALID_PARAMS `NO_SKILL_MD`: no SKILL.md at the top or in the one folder",
+                "CONFLICT `SKILL_EXISTS`: installed already (use skills.update)",
+                "UNAVAILABLE `DOWNLOAD_FAILED`: the URL did not answer 200 (no redirects)",
+            ),
+        ),
+        "skills.update": MethodExample(
+            {
+                "name": "weather",
+                "source": "/srv/skills/weather",
+                "sha256": _SKILL_SHA,
+            },
+            {
+                "name": "weather",
+                "version": "1.3.0",
+                "sha256": _SKILL_SHA,
+                "source": "/srv/skills/weather",
+                "installedAtMs": T0,
+                "files": 3,
+                "bytes": 4388,
+                "previous": {"version": "1.2.0", "sha256": _POLICY_HASH},
+            },
+            ("NOT_FOUND `SKILL_NOT_FOUND`: no such skill installed (use skills.install)",),
+        ),
         "device.pair.list": MethodExample(
             {},
             {
@@ -1074,6 +1136,34 @@ EXAMPLES: Mapping[str, MethodExample] = MappingProxyType(
         "exec.approvals.set": MethodExample(
             {"ask": "on-miss", "allowlist": ["/usr/bin/ls", "/usr/bin/git"]},
             {"ask": "on-miss", "allowlist": ["/usr/bin/ls", "/usr/bin/git"]},
+        ),
+        "exec.approvals.node.get": MethodExample(
+            {"nodeId": "mac-mini"},
+            {
+                "nodeId": "mac-mini",
+                "policy": None,
+                "hash": None,
+                "effective": {"ask": "on-miss", "allowlist": ["/usr/bin/ls"]},
+                "source": "gateway",
+                "updatedAtMs": None,
+                "updatedBy": None,
+            },
+        ),
+        "exec.approvals.node.set": MethodExample(
+            {"nodeId": "mac-mini", "policy": {"ask": "always", "allowlist": []}, "baseHash": None},
+            {
+                "nodeId": "mac-mini",
+                "policy": {"ask": "always", "allowlist": []},
+                "hash": _POLICY_HASH,
+                "effective": {"ask": "always", "allowlist": []},
+                "source": "node",
+                "updatedAtMs": T0,
+                "updatedBy": "operator",
+            },
+            (
+                "CONFLICT `POLICY_CHANGED`: `baseHash` is not the current hash "
+                "(read again with exec.approvals.node.get)",
+            ),
         ),
         "update.status": MethodExample(
             {},

@@ -59,6 +59,12 @@ class SkillStatus(Result):
     eligible: bool
     missing: SkillMissing
     requires: SkillRequires
+    version: str | None = None
+    """The `version` of its front matter, when it says one."""
+    sha256: str | None = None
+    """For a skill installed by `skills.install`/`update`: the checksum it was installed by."""
+    source: str | None = None
+    installed_at_ms: int | None = None
 
 
 class SkillsStatusResult(Result):

@@ -21,6 +21,7 @@ from aisopod.config.sections.hooks import HooksSection
 from aisopod.config.sections.limits import LimitsSection
 from aisopod.config.sections.misc import CronSection, LoggingSection, UiSection, UpdatesSection
 from aisopod.config.sections.providers import ProvidersSection
+from aisopod.config.sections.skills import SkillsSection
 from aisopod.config.sections.tools import ToolsSection
 from aisopod.config.sections.usage import UsageSection
 
@@ -41,6 +42,7 @@ class GatewayConfig(Section):
     logging: LoggingSection = Field(default_factory=LoggingSection)
     updates: UpdatesSection = Field(default_factory=UpdatesSection)
     usage: UsageSection = Field(default_factory=UsageSection)
+    skills: SkillsSection = Field(default_factory=SkillsSection)
 
     def document(self) -> dict[str, Any]:
         """The full JSON document, secrets in clear (for storage only)."""

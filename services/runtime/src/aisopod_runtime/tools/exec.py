@@ -1,6 +1,7 @@
 """`exec`: run a shell command on a node, after an operator approves it when policy asks.
 
-Flow: the exec-approval policy (`exec.approvals.get`) decides whether to ask; if so an
+Flow: the node's exec-approval policy (its own, `exec.approvals.node.get`, else the
+gateway-wide `exec.approvals.get`) decides whether to ask; if so an
 approval request is broadcast (`exec.approval.requested`, carrying `runId`/`toolCallId`
 when an agent asked) and the call waits — on any replica the decision is taken, the KV
 watch wakes it. `deny` or expiry fails the call. Once allowed, the command goes to the
@@ -46,13 +47,15 @@ async def _pick_node(ctx: ToolContext) -> str:
 async def exec_command(args: ExecArgs, ctx: ToolContext) -> Any:
     approvals = ctx.services.approvals
     approval: dict[str, Any] = {"required": False}
-    if await approvals.needs_approval(args.command, args.argv):
+    # The node first: its own exec policy, when it has one, decides instead of the gateway's.
+    node_id = args.node_id or await _pick_node(ctx)
+    if await approvals.needs_approval(args.command, args.argv, node_id):
         timeout_ms = ctx.services.config.tools.exec_approval_timeout_ms
         request = ExecApprovalRequestParams(
             command=args.command,
             argv=args.argv,
             cwd=args.cwd,
-            node_id=args.node_id,
+            node_id=node_id,
             agent_id=ctx.agent_id,
             session_key=ctx.session_key,
             timeout_ms=timeout_ms,
@@ -69,7 +72,6 @@ async def exec_command(args: ExecArgs, ctx: ToolContext) -> Any:
                 else "no operator decided in time",
                 approval=approval,
             )
-    node_id = args.node_id or await _pick_node(ctx)
     params: dict[str, Any] = {
         "command": args.argv or ["/bin/sh", "-lc", args.command],
         "rawCommand": args.command,

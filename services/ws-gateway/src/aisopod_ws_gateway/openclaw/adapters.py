@@ -773,3 +773,8 @@ def session_key_param(params: Params, default_agent: str) -> str:
 from aisopod_ws_gateway.openclaw.nodes import NODE_ADAPTERS  # noqa: E402
 
 ADAPTERS.update(NODE_ADAPTERS)
+
+# A node's own exec policy in OpenClaw's approvals-file shape.
+from aisopod_ws_gateway.openclaw.execapprovals import EXEC_APPROVAL_ADAPTERS  # noqa: E402
+
+ADAPTERS.update(EXEC_APPROVAL_ADAPTERS)

@@ -113,7 +113,11 @@ class OpenClawMethods:
         if row.two_phase:
             conn.spawn(self._run(conn, call, row, params, None))
             return
-        ours = row.params(params) if row.params is not None else params
+        try:
+            ours = row.params(params) if row.params is not None else params
+        except AisopodError as exc:  # as on the forwarded path: a refusal, not a crash
+            conn.reply_error(call.id, exc)
+            return
         handle = self.dispatcher.handle
         outcomes = [
             # Each of our calls continues the frame's trace (aisopod.tracing).

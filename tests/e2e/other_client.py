@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
+from tests.support.control_writes import DEADLINE_S, control_write
 from tests.support.ws_client import WsClient
 
 T = TypeVar("T")
@@ -70,6 +71,15 @@ class OtherClient:
 
     def call(self, method: str, params: Any = None, *, timeout: float = 10.0) -> Any:
         return self.runner.run(self.ws.call(method, params, timeout=timeout), timeout + 5)
+
+    def write_config(self, method: str, params: Any, *, timeout: float = 10.0) -> Any:
+        """A config.set/patch/apply that waits out the control-write limit's retry hint
+        (tests/support/control_writes.py): the admin token's budget is shared by tests."""
+
+        async def write() -> Any:
+            return await control_write(lambda: self.ws.call(method, params, timeout=timeout))
+
+        return self.runner.run(write(), DEADLINE_S + timeout + 5)
 
     def submit(self, fn: Callable[[WsClient], Awaitable[T]]) -> Future[T]:
         """Start `fn(ws)` on the client's loop; the future completes when it does."""

@@ -41,10 +41,10 @@ def priced_agent(ui: ControlUi) -> Iterator[str]:
         "models": {"providers": providers},
         "usage": {"budgets": {"agents": {agent_id: {"monthlyTokens": 20}}}},
     }
-    ui.admin.call("config.apply", {"patch": patch, "baseHash": before["hash"]}, timeout=30)
+    ui.admin.write_config("config.apply", {"patch": patch, "baseHash": before["hash"]}, timeout=30)
     yield agent_id
     current = ui.admin.call("config.get")
-    ui.admin.call(
+    ui.admin.write_config(
         "config.apply", {"config": before["config"], "baseHash": current["hash"]}, timeout=30
     )
     ui.admin.call("agents.delete", {"agentId": agent_id})

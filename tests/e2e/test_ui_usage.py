@@ -4,6 +4,7 @@ series, and a spent budget shows as refusing runs."""
 
 from __future__ import annotations
 
+import copy
 import re
 import uuid
 from collections.abc import Iterator
@@ -30,13 +31,14 @@ def priced_agent(ui: ControlUi) -> Iterator[str]:
     agent_id = f"use{uuid.uuid4().hex[:6]}"
     ui.admin.call("agents.create", {"id": agent_id, "name": agent_id, "model": "fake/fake-large"})
     before = ui.admin.call("config.get")
-    providers = before["config"]["models"]["providers"]
+    # A copy: `before` is what the teardown writes back. Only fake-large gets a price; the
+    # other models (fake-tiny's context window, say) stay as the other suites expect them.
+    providers = copy.deepcopy(before["config"]["models"]["providers"])
     for provider in providers:
         if provider["id"] == "fake":
-            provider["models"] = [
-                {"id": "fake-small"},
-                {"id": "fake-large", "cost": {"input": 3, "output": 15}},
-            ]
+            for model in provider["models"]:
+                if model["id"] == "fake-large":
+                    model["cost"] = {"input": 3, "output": 15}
     patch = {
         "models": {"providers": providers},
         "usage": {"budgets": {"agents": {agent_id: {"monthlyTokens": 20}}}},
@@ -44,9 +46,10 @@ def priced_agent(ui: ControlUi) -> Iterator[str]:
     ui.admin.call("config.apply", {"patch": patch, "baseHash": before["hash"]}, timeout=30)
     yield agent_id
     current = ui.admin.call("config.get")
-    ui.admin.call(
+    restored = ui.admin.call(
         "config.apply", {"config": before["config"], "baseHash": current["hash"]}, timeout=30
     )
+    assert restored["hash"] == before["hash"], "the shared stack's config was not restored"
     ui.admin.call("agents.delete", {"agentId": agent_id})
 
 

@@ -4,6 +4,7 @@ series, and a spent budget shows as refusing runs."""
 
 from __future__ import annotations
 
+import copy
 import re
 import uuid
 from collections.abc import Iterator
@@ -30,13 +31,12 @@ def priced_agent(ui: ControlUi) -> Iterator[str]:
     agent_id = f"use{uuid.uuid4().hex[:6]}"
     ui.admin.call("agents.create", {"id": agent_id, "name": agent_id, "model": "fake/fake-large"})
     before = ui.admin.call("config.get")
-    providers = before["config"]["models"]["providers"]
-    for provider in providers:
-        if provider["id"] == "fake":
-            provider["models"] = [
-                {"id": "fake-small"},
-                {"id": "fake-large", "cost": {"input": 3, "output": 15}},
-            ]
+    # A copy: `before["config"]` is what the teardown writes back, so pricing it in place
+    # would leave fake-large priced for every later test on the shared stack.
+    providers = copy.deepcopy(before["config"]["models"]["providers"])
+    fake = next(p for p in providers if p["id"] == "fake")
+    large = next(m for m in fake["models"] if m["id"] == "fake-large")
+    large["cost"] = {"input": 3, "output": 15}  # the fake's other models stay as they are
     patch = {
         "models": {"providers": providers},
         "usage": {"budgets": {"agents": {agent_id: {"monthlyTokens": 20}}}},

@@ -43,7 +43,9 @@ HOOK_TOKEN = "hook-token-for-tests-0123456789"
 def seed_config(fake_base_url: str) -> dict:
     """The seed configuration of the shared test stack: everything the suites need.
 
-    Tests that change the live config must restore it (other tests share the stack).
+    Tests that change the live config must restore it (other tests share the stack): write
+    back the document read before the change, never edited in place (edit a copy), and
+    check the hash it yields is the one read before.
     """
     return {
         "auth": {"mode": "token"},

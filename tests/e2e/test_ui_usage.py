@@ -31,14 +31,12 @@ def priced_agent(ui: ControlUi) -> Iterator[str]:
     agent_id = f"use{uuid.uuid4().hex[:6]}"
     ui.admin.call("agents.create", {"id": agent_id, "name": agent_id, "model": "fake/fake-large"})
     before = ui.admin.call("config.get")
-    # A copy: `before` is what the fixture restores, so it must stay unpriced (a price left
-    # on fake-large, or a model dropped from `fake`, would change the later suites' runs).
+    # A copy: `before["config"]` is what the teardown writes back, so pricing it in place
+    # would leave fake-large priced for every later test on the shared stack.
     providers = copy.deepcopy(before["config"]["models"]["providers"])
-    for provider in providers:
-        if provider["id"] == "fake":
-            for model in provider["models"]:
-                if model["id"] == "fake-large":
-                    model["cost"] = {"input": 3, "output": 15}
+    fake = next(p for p in providers if p["id"] == "fake")
+    large = next(m for m in fake["models"] if m["id"] == "fake-large")
+    large["cost"] = {"input": 3, "output": 15}  # the fake's other models stay as they are
     patch = {
         "models": {"providers": providers},
         "usage": {"budgets": {"agents": {agent_id: {"monthlyTokens": 20}}}},
@@ -46,9 +44,10 @@ def priced_agent(ui: ControlUi) -> Iterator[str]:
     ui.admin.write_config("config.apply", {"patch": patch, "baseHash": before["hash"]}, timeout=30)
     yield agent_id
     current = ui.admin.call("config.get")
-    ui.admin.write_config(
+    restored = ui.admin.write_config(
         "config.apply", {"config": before["config"], "baseHash": current["hash"]}, timeout=30
     )
+    assert restored["hash"] == before["hash"], "the shared stack's config was not restored"
     ui.admin.call("agents.delete", {"agentId": agent_id})
 
 

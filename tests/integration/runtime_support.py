@@ -91,6 +91,20 @@ class RuntimeClient:
             timeout,
         )
 
+    async def lifecycle_end(self, run_id: str, timeout: float = 15) -> dict[str, Any]:
+        """The run's last agent.event (lifecycle end, error, aborted or timeout). Waited for
+        on its own: each subscription has its own callback queue, so neither `agent.wait`'s
+        reply nor the chat.event final says the agent.event callbacks have caught up."""
+        return await self.wait_event(
+            "agent.event",
+            lambda p: (
+                p["runId"] == run_id
+                and p["stream"] == "lifecycle"
+                and p["data"]["phase"] != "start"
+            ),
+            timeout,
+        )
+
     async def send_and_wait(self, session_key: str, message: str, **params: Any) -> dict[str, Any]:
         started = await self.call(
             "chat.send", {"sessionKey": session_key, "message": message, **params}

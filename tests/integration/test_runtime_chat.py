@@ -44,6 +44,7 @@ async def test_streamed_chat_reaches_final_with_transcript_and_history(rt: Runti
         ("assistant", text),
     ]
     assert all(m["runId"] == done["runId"] for m in history["messages"])
+    await rt.lifecycle_end(done["runId"])
     lifecycle = [
         p["data"]["phase"]
         for p in rt.of_run(done["runId"], "agent.event")
@@ -141,8 +142,13 @@ async def test_upstream_failures_end_the_run_with_error_events(
     assert done["status"] == status and error_part in done["error"]
     last = await rt.chat_final(done["runId"])
     assert last["state"] == "error" and error_part in last["errorMessage"]
-    streams = [p["stream"] for p in rt.of_run(done["runId"], "agent.event")]
-    assert "error" in streams and streams[-1] == "lifecycle"
+    end = await rt.lifecycle_end(done["runId"])
+    assert end["data"]["phase"] == "error"
+    events = rt.of_run(done["runId"], "agent.event")
+    # One subscription, one publisher: they arrive in seq order, the error before the end.
+    assert [p["seq"] for p in events] == list(range(1, len(events) + 1))
+    streams = [p["stream"] for p in events]
+    assert "error" in streams and streams[-1] == "lifecycle" and events[-1] == end
     assert len(fake_requests(stack.fake_url, marker)) == attempts  # 5xx retried, others not
     record = await rt.call("agent.wait", {"runId": done["runId"], "timeoutMs": 100})
     assert record["status"] == "error"

@@ -106,7 +106,8 @@ async def restore(rt: RuntimeClient) -> AsyncIterator[None]:
     current = await rt.call("config.get", {}, as_=admin())
     if current["hash"] != before["hash"]:
         params = {"config": before["config"], "baseHash": current["hash"]}
-        await rt.call("config.apply", params, as_=admin(), timeout=30)
+        restored = await rt.call("config.apply", params, as_=admin(), timeout=30)
+        assert restored["hash"] == before["hash"], "the shared stack's config was not restored"
 
 
 TOKEN_FIELDS = (
@@ -212,12 +213,11 @@ async def test_cost_at_the_configured_prices(rt: RuntimeClient, stack, restore) 
     # A price set now applies to the past (reports use the current price list).
     current = await rt.call("config.get", {}, as_=admin())
     providers = current["config"]["models"]["providers"]
-    for provider in providers:
-        if provider["id"] == "fake":
-            provider["models"] = [
-                {"id": "fake-small"},
-                {"id": "fake-large", "cost": {"input": 2, "output": 10, "cacheRead": 0.5}},
-            ]
+    fake = next(p for p in providers if p["id"] == "fake")
+    large = next(m for m in fake["models"] if m["id"] == "fake-large")
+    # Only fake-large changes: the fake's other models (fake-tiny's small context window)
+    # stay as the seed has them.
+    large["cost"] = {"input": 2, "output": 10, "cacheRead": 0.5}
     await patch_config(rt, {"models": {"providers": providers}})
     cost = await rt.call("usage.cost", {"since": since, "agentId": agent, "bucket": "hour"})
     fresh = upstream["promptTokens"] - upstream["cacheReadTokens"]

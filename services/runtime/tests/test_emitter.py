@@ -186,3 +186,38 @@ async def test_events_are_pipelined_in_order_and_terminal_ones_return_once_store
     ]
     assert bus.most_unacked >= 2  # not one round trip per event
     assert [p["seq"] for n, p, _ in bus.events if n == "agent.event"] == [1, 2, 3, 4]
+
+
+async def test_the_error_is_numbered_and_sent_before_the_lifecycle_end() -> None:
+    """A stream cut while a delta is still scheduled: the error events, asked for first,
+    come before the lifecycle end in seq and in send order, even when both are gathered
+    (as the runner's conclusion does) and the error has a pending flush to cancel."""
+    bus = SlowAckBus()
+    emitter = RunEmitter(bus, "r7", "k", None)  # type: ignore[arg-type]
+    emitter.post_lifecycle("start")
+    await emitter.add_text("one two")
+    await asyncio.sleep(0)  # the stream waits: the first delta goes out
+    await emitter.add_text(" three")  # within the throttle window: a delta is scheduled
+    await asyncio.gather(emitter.error("cut", "one two three"), emitter.lifecycle("error"))
+    agent = [(p["seq"], p["stream"]) for n, p, _ in bus.events if n == "agent.event"]
+    assert agent == [(1, "lifecycle"), (2, "assistant"), (3, "error"), (4, "lifecycle")]
+    assert bus.sent == [
+        ("agent.event", 1),
+        ("chat.event", 1),
+        ("agent.event", 2),
+        ("agent.event", 3),
+        ("chat.event", 2),
+        ("agent.event", 4),
+    ]
+    assert [e["state"] for e in chat(bus)] == ["delta", "error"]  # the scheduled one dropped
+
+
+async def test_posted_terminal_events_keep_their_order() -> None:
+    bus = SlowAckBus()
+    emitter = RunEmitter(bus, "r8", "k", None)  # type: ignore[arg-type]
+    await emitter.add_text("so far")
+    told = emitter.post_aborted("so far")
+    ended = emitter.post_lifecycle("aborted")
+    await asyncio.gather(ended, told)
+    assert bus.sent == [("chat.event", 1), ("agent.event", 1)]
+    assert [e["state"] for e in chat(bus)] == ["aborted"]

@@ -19,6 +19,9 @@
   transcript write). An event of one name is sent only once the previous event of that
   name is stored, so a retried event never lands behind a later one of its name. The
   terminal events (`final`, `aborted`, `error`, lifecycle end) return once stored.
+- Events are numbered when they are asked for, never after a wait: the `post_*` forms
+  queue at once and return the future of the store, so a caller that posts the terminal
+  event and then the lifecycle end gets them in that order, whatever it awaits them with.
 - A publish that fails on the bus (NATS restarting) is retried for up to `RETRY_S` with
   the same `Nats-Msg-Id`, which JetStream de-duplicates: an event whose ack was lost with
   the connection is not stored twice, and one that never arrived is not lost.
@@ -27,7 +30,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 import uuid
@@ -160,15 +162,16 @@ class RunEmitter:
         """An agent.event, stored when this returns."""
         await self._post(AGENT_EVENT, stream=stream, data=data)
 
-    def post_agent(self, stream: AgentStream, data: dict[str, Any]) -> None:
-        """An agent.event, queued: in order with every other event, nobody waits for it."""
-        self._post(AGENT_EVENT, stream=stream, data=data)
+    def post_agent(self, stream: AgentStream, data: dict[str, Any]) -> asyncio.Future[None]:
+        """An agent.event, numbered and queued now, in order with every other event; the
+        future (which nobody needs to await) ends once it is stored."""
+        return self._post(AGENT_EVENT, stream=stream, data=data)
 
     async def lifecycle(self, phase: str, **data: Any) -> None:
         await self.agent("lifecycle", {"phase": phase, **data})
 
-    def post_lifecycle(self, phase: str, **data: Any) -> None:
-        self.post_agent("lifecycle", {"phase": phase, **data})
+    def post_lifecycle(self, phase: str, **data: Any) -> asyncio.Future[None]:
+        return self.post_agent("lifecycle", {"phase": phase, **data})
 
     def post_tool(self, phase: str, call_id: str, name: str, **data: Any) -> None:
         self.post_agent("tool", {"toolCallId": call_id, "name": name, "phase": phase, **data})
@@ -191,7 +194,7 @@ class RunEmitter:
     async def text_done(self) -> None:
         """The answer is complete: a delta not sent yet is dropped (the final event that
         follows carries the whole text)."""
-        await self._close()
+        self._close()
 
     def reset_text(self) -> None:
         """A new model step begins: the text of the next answer starts empty."""
@@ -217,28 +220,41 @@ class RunEmitter:
         self._post(CHAT_EVENT, state="delta", message=message, delta=delta)
         self.post_agent("assistant", {"text": self.text, "delta": delta})
 
-    async def _close(self) -> None:
+    def _close(self) -> None:
+        """No delta from now on. A flush still scheduled is cancelled, not awaited: it would
+        find the emitter closed and send nothing anyway, and not yielding here is what lets
+        a terminal event be numbered and queued the moment it is asked for, in call order
+        (before a lifecycle end asked for right after it)."""
         self._closed = True
         if self._timer is not None:
             self._timer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._timer
-            self._timer = None
 
-    async def final(self, text: str, usage: RunUsage | None, message_id: str | None) -> None:
-        await self._close()
+    def post_final(
+        self, text: str, usage: RunUsage | None, message_id: str | None
+    ) -> asyncio.Future[None]:
+        """The `final` chat.event, numbered and queued now; the future ends once it is stored."""
+        self._close()
         message = EventMessage(role="assistant", content=text)
         if message_id:
             message.id = message_id
-        await self._post(CHAT_EVENT, state="final", message=message, usage=usage)
+        return self._post(CHAT_EVENT, state="final", message=message, usage=usage)
+
+    async def final(self, text: str, usage: RunUsage | None, message_id: str | None) -> None:
+        await self.post_final(text, usage, message_id)
+
+    def post_aborted(self, partial: str) -> asyncio.Future[None]:
+        """The `aborted` chat.event, numbered and queued now; ends once it is stored."""
+        self._close()
+        message = EventMessage(role="assistant", content=partial)
+        return self._post(CHAT_EVENT, state="aborted", message=message)
 
     async def aborted(self, partial: str) -> None:
-        await self._close()
-        message = EventMessage(role="assistant", content=partial)
-        await self._post(CHAT_EVENT, state="aborted", message=message)
+        await self.post_aborted(partial)
 
-    async def error(self, message: str, partial: str = "") -> None:
-        await self._close()
+    def post_error(self, message: str, partial: str = "") -> asyncio.Future[Any]:
+        """The `error` agent.event and `error` chat.event, numbered and queued now; the
+        future ends once both are stored."""
+        self._close()
         failed = self._post(AGENT_EVENT, stream="error", data={"message": message})
         if partial:
             ended = self._post(
@@ -249,4 +265,7 @@ class RunEmitter:
             )
         else:
             ended = self._post(CHAT_EVENT, state="error", error_message=message)
-        await asyncio.gather(failed, ended)
+        return asyncio.gather(failed, ended)
+
+    async def error(self, message: str, partial: str = "") -> None:
+        await self.post_error(message, partial)

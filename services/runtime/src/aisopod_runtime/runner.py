@@ -402,14 +402,19 @@ class RunManager:
             await self._step(run, self.parts.transcripts.append(run.session_key, kept))
         ended = now_ms()
         phase = "end" if status == "ok" else status
-        steps: list[Awaitable[Any]] = []
+        # Both posted (numbered and queued) right here, in this order, then stored together
+        # below: the run's final/aborted/error events come before its lifecycle end, in seq
+        # and on the wire, whatever order the gathered steps happen to start in.
+        emitter = run.emitter
+        told: Awaitable[Any]
         if outcome is not None:
-            steps.append(run.emitter.final(outcome.text, outcome.usage.event(), outcome.message_id))
+            told = emitter.post_final(outcome.text, outcome.usage.event(), outcome.message_id)
         elif status == "aborted":
-            steps.append(run.emitter.aborted(partial))
+            told = emitter.post_aborted(partial)
         else:
-            steps.append(run.emitter.error(error or status, partial))
-        steps.append(run.emitter.lifecycle(phase, endedAt=ended, status=status, error=error))
+            told = emitter.post_error(error or status, partial)
+        ended_event = emitter.post_lifecycle(phase, endedAt=ended, status=status, error=error)
+        steps: list[Awaitable[Any]] = [told, ended_event]
         result = None
         if outcome is not None:
             result = {

@@ -12,6 +12,8 @@ of the limit itself call without this helper, to see the refusal.)
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -51,3 +53,19 @@ async def control_write(write: Callable[[], Awaitable[T]], *, deadline_s: float 
                 raise
             # The server's own hint, not a guess: the write fits once that much has passed.
             await asyncio.sleep(wait)
+
+
+# `aisopod: <message> (<code>) <data as JSON>`: how the CLI reports an error on stderr.
+CLI_ERROR = re.compile(r"\((-?\d+)\) (\{.*\})\s*$", re.S)
+
+
+def cli_retry_after_s(stderr: str) -> float | None:
+    """Seconds to wait when an `aisopod` CLI run failed on a control-write refusal."""
+    found = CLI_ERROR.search(stderr)
+    if found is None:
+        return None
+    try:
+        data = json.loads(found.group(2))
+    except ValueError:
+        return None
+    return retry_after_s(RpcError({"code": int(found.group(1)), "data": data}))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from aisopod.errors import RateLimited
-from tests.support.control_writes import control_write, retry_after_s
+from tests.support.control_writes import cli_retry_after_s, control_write, retry_after_s
 from tests.support.ws_client import RpcError
 
 
@@ -53,3 +53,11 @@ async def test_other_errors_and_refusals_past_the_deadline_are_raised() -> None:
     with pytest.raises(RpcError) as raised:
         await control_write(always_refused, deadline_s=1.0)
     assert raised.value.data["retryAfterMs"] == 60_000
+
+
+def test_the_clis_printed_refusal_names_its_wait() -> None:
+    data = {"code": "RATE_LIMITED", "retryAfterMs": 2500, "rule": "control_writes"}
+    printed = f"aisopod: too many control writes (3 per window); retry later (-32029) {data}"
+    assert cli_retry_after_s(printed.replace("'", '"') + "\n") == 2.5
+    assert cli_retry_after_s('aisopod: stale (-32009) {"code": "STALE_BASE_HASH"}') is None
+    assert cli_retry_after_s("aisopod: --params must be a JSON object") is None

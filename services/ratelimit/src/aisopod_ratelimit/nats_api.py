@@ -15,7 +15,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
@@ -44,13 +44,20 @@ log = logging.getLogger("aisopod.ratelimit.nats")
 EDGE_QUEUE = "q"  # the queue group nats.micro gives the other endpoints
 
 
-def _request(payload: Any) -> LimitRequest:
+Parsed = TypeVar("Parsed", LimitRequest, EdgeCheckRequest)
+
+
+def _validated(model: type[Parsed], payload: Any, shape: str) -> Parsed:
     if not isinstance(payload, dict):
-        raise InvalidParams("expected {rule, key, cost?}")
+        raise InvalidParams(f"expected {shape}")
     try:
-        return LimitRequest.model_validate(payload)
+        return model.model_validate(payload)
     except ValidationError as exc:
         raise invalid_params_from_validation(exc.errors()) from None
+
+
+def _request(payload: Any) -> LimitRequest:
+    return _validated(LimitRequest, payload, "{rule, key, cost?}")
 
 
 def _result(decision: Decision) -> CheckResult:
@@ -75,14 +82,6 @@ def handlers(service: RateLimitService) -> dict[str, RawHandler]:
 
         return handle
 
-    async def edge(payload: Any, _headers: Mapping[str, str]) -> EdgeCheckResult:
-        request = edge_request(payload)
-        route = service.ruleset.route(request.path.partition("?")[0])
-        if route is None:
-            return UNCOUNTED
-        key = service.ruleset.edge_key(route, request.client_ip)
-        return edge_result(await service.decide("check", route.rule, key, normalised=True))
-
     async def reset(payload: Any, _headers: Mapping[str, str]) -> ResetResult:
         request = _request(payload)
         decision = await service.decide("reset", service.rule(request.rule), request.key)
@@ -100,12 +99,7 @@ UNCOUNTED = EdgeCheckResult(allowed=True, limit=0, remaining=0, reset_ms=0, coun
 
 
 def edge_request(payload: Any) -> EdgeCheckRequest:
-    if not isinstance(payload, dict):
-        raise InvalidParams("expected {path, clientIp}")
-    try:
-        return EdgeCheckRequest.model_validate(payload)
-    except ValidationError as exc:
-        raise invalid_params_from_validation(exc.errors()) from None
+    return _validated(EdgeCheckRequest, payload, "{path, clientIp}")
 
 
 def edge_result(decision: Decision) -> EdgeCheckResult:

@@ -87,6 +87,7 @@ SERVICE_GRANTS: dict[ServiceName, Grants] = {
             "updates": W,
             "wizard": W,
             "usage": W,  # budget counters
+            "usage_hours": W,  # hourly usage roll-ups
         },
         # Every service publishes events and logs; the runtime owns the streams' limits.
         streams={"EVENTS": W, "LOGS": W, "TRANSCRIPTS": W, "USAGE": W},

@@ -18,6 +18,7 @@ import logging
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, cast
 
@@ -48,10 +49,12 @@ async def consume_all(
     limit: int | None = None,
     start_seq: int | None = None,
     start_time: datetime | None = None,
+    stop: Callable[[Msg], bool] | None = None,
 ) -> list[Msg]:
     """Every message of `stream` matching `subject` (the last `limit` when given; from
     stream sequence `start_seq`, or the first message stored at or after `start_time`,
-    on when given).
+    on when given; up to the first batch whose last message `stop` accepts, when given:
+    the messages after the one it would first accept may come too).
 
     A short-lived pull consumer: its creation reports exactly how many messages match,
     so the read ends when they are in — no end-of-data race as with a push watcher.
@@ -61,7 +64,9 @@ async def consume_all(
     deadline = time.monotonic() + _retry_s(js)
     while True:
         try:
-            return await _consume_once(js, stream, subject, deliver, limit, start_seq, start_time)
+            return await _consume_once(
+                js, stream, subject, deliver, limit, start_seq, start_time, stop
+            )
         except nats.errors.TimeoutError:
             if time.monotonic() > deadline:
                 raise Unavailable(
@@ -79,6 +84,7 @@ async def _consume_once(
     limit: int | None,
     start_seq: int | None,
     start_time: datetime | None = None,
+    stop: Callable[[Msg], bool] | None = None,
 ) -> list[Msg]:
     if start_seq:
         deliver = DeliverPolicy.BY_START_SEQUENCE
@@ -109,6 +115,8 @@ async def _consume_once(
             )
             kept.extend(batch)
             pending = batch[-1].metadata.num_pending
+            if stop is not None and stop(batch[-1]):
+                break
     finally:
         with contextlib.suppress(Exception):
             await sub.unsubscribe()

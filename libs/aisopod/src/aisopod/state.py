@@ -72,6 +72,8 @@ BUCKETS: tuple[Bucket, ...] = (
     Bucket("wizard", ttl_s=HOUR, description="onboarding wizard sessions"),
     # Monthly spend per agent and API token (budgets): kept past the month they count.
     Bucket("usage", ttl_s=62 * DAY, description="monthly usage counters (budgets)"),
+    # Hourly roll-ups of stream USAGE (usage.* reads): kept as long as the stream's records.
+    Bucket("usage_hours", ttl_s=400 * DAY, description="hourly usage roll-ups"),
 )
 
 

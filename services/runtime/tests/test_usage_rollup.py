@@ -17,6 +17,7 @@ from aisopod_runtime.usage.rollup import (
     SEAL_MS,
     HourRollup,
     StaleRollup,
+    by_day,
     entries,
     fold,
     rolled_span,
@@ -104,7 +105,16 @@ def test_cells_add_up_to_their_records(bucket: Bucket, agent: str | None) -> Non
         recs = [r for r in recs if r["agentId"] == agent]
     since, until = T0, T0 + 3 * DAY_MS
     hours = range(since, until, HOUR_MS)
-    cells = entries(folded(recs, hours, MODELS), bucket, agent)
+    rollups = folded(recs, hours, MODELS)
+    if bucket == "day":  # whole days merged first, as the ledger does
+        days: dict[int, HourRollup] = {}
+        assert len(by_day(rollups[5:], days)) == 19 + 2 and sorted(days) == [
+            T0 + DAY_MS,
+            T0 + 2 * DAY_MS,
+        ]
+        rollups = by_day(rollups, days)
+        assert len(rollups) == 3
+    cells = entries(rollups, bucket, agent)
     # One cell per agent and model (4 x 3) and bucket at most: hours, or days.
     assert len(cells) <= (len(hours) if bucket == "hour" else 3) * 12 < len(recs) * 3
     assert answers(cells, since, until, bucket, MODELS) == answers(

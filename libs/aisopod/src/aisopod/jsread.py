@@ -33,6 +33,8 @@ from aisopod.errors import Unavailable
 from aisopod.jsretry import DEFAULT_RETRY_S, retry_transient
 
 _FETCH_BATCH = 512
+_STOPPING_BATCH = 32
+"""Smaller batches when a read may stop early: it reads at most this many past its end."""
 # Messages a fetch asks for are there already (counted at creation): a fetch this slow
 # means the consumer's node is gone.
 _FETCH_TIMEOUT_S = 3.0
@@ -110,8 +112,9 @@ async def _consume_once(
     sub = await js.pull_subscribe_bind(consumer=info.name, stream=stream)
     try:
         while pending > 0:
+            size = _FETCH_BATCH if stop is None else _STOPPING_BATCH
             batch = await fetch(
-                sub, min(pending, _FETCH_BATCH), timeout=_FETCH_TIMEOUT_S, retry_s=_retry_s(js)
+                sub, min(pending, size), timeout=_FETCH_TIMEOUT_S, retry_s=_retry_s(js)
             )
             kept.extend(batch)
             pending = batch[-1].metadata.num_pending

@@ -34,6 +34,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from nats.aio.msg import Msg
+from nats.js.api import StreamInfo
 from nats.js.errors import BucketNotFoundError, NotFoundError
 from nats.js.kv import KeyValue
 from pydantic import ValidationError
@@ -49,6 +50,7 @@ from aisopod_runtime.usage.rollup import (
     HOUR_MS,
     SEAL_MS,
     HourRollup,
+    by_day,
     entries,
     fold,
     rolled_span,
@@ -63,6 +65,7 @@ _START_SLACK_MS = 60_000
 HORIZON_MS = 367 * 86_400_000
 """Roll-ups older than the longest window (366 days) are dropped from memory."""
 _WRITES_AT_ONCE = 64
+_STAMPS_MAX = 4096
 
 
 def _no_price(model_ref: str) -> Price | None:
@@ -79,9 +82,14 @@ class UsageLedger:
         usage service; a cell folded at another price is still exact, `rollup.py`)."""
         self._kv: KeyValue | None = None
         self._rollups: dict[int, HourRollup] = {}
+        self._days: dict[int, HourRollup] = {}
+        """Whole days of `_rollups` merged (`rollup.by_day`)."""
         self._made: str | None = None
         """The stream creation time `_rollups` belong to (None: the bucket not read yet)."""
         self._lock = asyncio.Lock()
+        self._stamps: dict[int, int] = {}
+        """Stamps of the records at sequences probed (`_first_seq_stamped`)."""
+        self._stamps_made = ""
 
     async def append(self, record: dict[str, Any]) -> None:
         subject = self.bus.subjects.usage(record["agentId"], record["sessionKey"])
@@ -100,12 +108,18 @@ class UsageLedger:
         """Entries adding up to the usage stamped in `[since, until)`: roll-up cells merged
         per `bucket` (None: over the whole span; `rollup.entries`) and records."""
         span = rolled_span(since, until, int(time.time() * 1000))
-        rollups = await self._hours(*span) if span is not None else None
-        if span is None or rollups is None:
+        kv = await self._bucket() if span is not None else None
+        if span is None or kv is None:
             return await self.read_records(since, until, agent_id=agent_id)
         start, end = span
-        head = await self._between(since, start, agent_id) if since < start else []
-        tail = await self._between(end, until, agent_id) if end < until else []
+        info = await self.bus.js.stream_info(self.stream)
+        rollups, head, tail = await asyncio.gather(
+            self._hours(kv, info, start, end),
+            self._between(info, since, start, agent_id),
+            self._between(info, end, until, agent_id),
+        )
+        if bucket != "hour":  # whole days add up as one roll-up each
+            rollups = by_day(rollups, self._days)
         return head + entries(rollups, bucket, agent_id) + tail
 
     async def read_records(
@@ -122,14 +136,18 @@ class UsageLedger:
         messages = await self._consume(f"{agent}.{session}", start_ms=since)
         return [r for r in map(_decode, messages) if r and since <= int(r.get("ts") or 0) < until]
 
-    async def _between(self, since: int, until: int, agent_id: str | None) -> list[dict[str, Any]]:
+    async def _between(
+        self, info: StreamInfo, since: int, until: int, agent_id: str | None
+    ) -> list[dict[str, Any]]:
         """The records stamped in `[since, until)`, read from about `since` to about
         `until` only (an edge of a read: part of a sealed hour, or the present)."""
+        if since >= until:
+            return []
         agent = subject_token(agent_id) if agent_id else "*"
-        messages = await self._span(f"{agent}.*", since, until)
+        messages = await self._span(info, f"{agent}.*", since, until)
         return [r for r in map(_decode, messages) if r and since <= int(r.get("ts") or 0) < until]
 
-    async def _span(self, filter_tail: str, since: int, until: int) -> list[Msg]:
+    async def _span(self, info: StreamInfo, filter_tail: str, since: int, until: int) -> list[Msg]:
         """The messages of records stamped in `[since, until)` and a few around them.
 
         Records are stored in the order of their stamps, but for runs concluding at
@@ -137,7 +155,7 @@ class UsageLedger:
         `since` and `SEAL_MS` past `until` hold every record of the span. The start is
         found by bisecting the stream on the stamps (a dozen or two reads), not on the
         times of storage, which a stream filled at once (an import, a benchmark) lacks."""
-        first = await self._first_seq_stamped(since - _START_SLACK_MS)
+        first = await self._first_seq_stamped(info, since - _START_SLACK_MS)
         if first is None:
             return []
         stop_ms = until + SEAL_MS
@@ -149,22 +167,38 @@ class UsageLedger:
             stop=lambda message: _stamp(message) >= stop_ms,
         )
 
-    async def _first_seq_stamped(self, ts_ms: int) -> int | None:
-        """The first stream sequence of a record stamped at or after `ts_ms`; None if none."""
-        state = (await self.bus.js.stream_info(self.stream)).state
-        low, high = max(state.first_seq, 1), state.last_seq + 1
+    async def _first_seq_stamped(self, info: StreamInfo, ts_ms: int) -> int | None:
+        """The first stream sequence of a record stamped at or after `ts_ms`; None if none.
+
+        Bisects `[0, 2^k)`, so successive reads probe the same sequences and find most of
+        their stamps in `_stamps` (records never change)."""
+        first, last = max(info.state.first_seq, 1), info.state.last_seq
+        made = str(info.created)
+        if made != self._stamps_made or len(self._stamps) > _STAMPS_MAX:
+            self._stamps, self._stamps_made = {}, made
+        low, high = 0, 1 << max(last, 1).bit_length()
         while low < high:
             middle = (low + high) // 2
-            try:
-                message = await self.bus.js.get_msg(self.stream, seq=middle)
-                stamp = int((_decode_data(message.data) or {}).get("ts") or 0)
-            except NotFoundError:  # aged out meanwhile: older than anything asked
+            if middle < first:
                 stamp = -1
+            elif middle > last:
+                stamp = ts_ms
+            else:
+                stamp = self._stamps.get(middle, -2)
+                if stamp == -2:
+                    stamp = self._stamps[middle] = await self._stamp_at(middle)
             if stamp < ts_ms:
                 low = middle + 1
             else:
                 high = middle
-        return low if low <= state.last_seq else None
+        return max(low, first) if low <= last else None
+
+    async def _stamp_at(self, seq: int) -> int:
+        try:
+            message = await self.bus.js.get_msg(self.stream, seq=seq)
+        except NotFoundError:  # aged out meanwhile: older than anything asked
+            return -1
+        return int((_decode_data(message.data) or {}).get("ts") or 0)
 
     async def _consume(self, filter_tail: str, *, start_ms: int) -> list[Msg]:
         return await consume_all(
@@ -175,16 +209,14 @@ class UsageLedger:
         )
 
     # -- roll-ups ---------------------------------------------------------------------------
-    async def _hours(self, start: int, end: int) -> list[HourRollup] | None:
-        """The roll-ups of the hours `[start, end)` (all sealed), folding those without;
-        None when there is no roll-up bucket (the records answer)."""
+    async def _hours(
+        self, kv: KeyValue, info: StreamInfo, start: int, end: int
+    ) -> list[HourRollup]:
+        """The roll-ups of the hours `[start, end)` (all sealed), folding those without."""
         async with self._lock:
-            kv = await self._bucket()
-            if kv is None:
-                return None
-            made = str((await self.bus.js.stream_info(self.stream)).created)
+            made = str(info.created)
             if made != self._made:
-                self._rollups = {}
+                self._rollups, self._days = {}, {}
                 for entry in await snapshot(kv):
                     rollup = _rollup(entry.value)
                     if rollup is not None and rollup.made == made:
@@ -193,14 +225,15 @@ class UsageLedger:
                 self._made = made
             missing = [h for h in range(start, end, HOUR_MS) if h not in self._rollups]
             if missing:
-                await self._fold(kv, missing, made)
+                await self._fold(kv, info, missing, made)
             horizon = int(time.time() * 1000) - HORIZON_MS
             if next(iter(self._rollups), horizon) < horizon:
                 self._rollups = {h: r for h, r in self._rollups.items() if h >= horizon}
+                self._days = {d: r for d, r in self._days.items() if d >= horizon}
             return [self._rollups[h] for h in range(start, end, HOUR_MS)]
 
-    async def _fold(self, kv: KeyValue, hours: list[int], made: str) -> None:
-        records = await self._span("*.*", hours[0], hours[-1] + HOUR_MS)
+    async def _fold(self, kv: KeyValue, info: StreamInfo, hours: list[int], made: str) -> None:
+        records = await self._span(info, "*.*", hours[0], hours[-1] + HOUR_MS)
         folded = fold(
             filter(None, map(_decode, records)), hours, made, self.price_of, cost_nano_usd
         )

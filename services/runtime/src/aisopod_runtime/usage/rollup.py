@@ -122,6 +122,53 @@ def fold(
     }
 
 
+def _cell(agent: str, model: str, provider: str, sums: list[int], tag: str) -> Cell:
+    runs, calls, prompt, completion, read, write, fresh, cost = sums
+    return (agent, model, provider, runs, calls, prompt, completion, read, write, fresh, cost, tag)
+
+
+def merge(start: int, rollups: Iterable[HourRollup]) -> HourRollup:
+    """One roll-up of the cells of `rollups` (a day's hours), starting at `start`."""
+    sums: dict[tuple[str, str, str, str], list[int]] = {}
+    made = ""
+    for rollup in rollups:
+        made = rollup.made
+        for cell in rollup.cells:
+            key = (cell[0], cell[1], cell[2], cell[11])
+            values = cell[3:11]
+            cell_sums = sums.get(key)
+            if cell_sums is None:
+                sums[key] = [int(v) for v in values]
+            else:
+                for i, value in enumerate(values):
+                    cell_sums[i] += int(value)
+    cells = [
+        _cell(agent, model, provider, values, tag)
+        for (agent, model, provider, tag), values in sorted(sums.items())
+    ]
+    return HourRollup.model_construct(hour=start, made=made, cells=cells)
+
+
+def by_day(rollups: list[HourRollup], days: dict[int, HourRollup]) -> list[HourRollup]:
+    """`rollups` (consecutive hours) with each whole UTC day's hours replaced by their
+    merge, kept in `days` (sealed hours do not change: neither does their day)."""
+    out = []
+    i = 0
+    while i < len(rollups):
+        rollup = rollups[i]
+        day = rollup.hour - rollup.hour % DAY_MS
+        if rollup.hour == day and i + 24 <= len(rollups):
+            merged = days.get(day)
+            if merged is None or merged.made != rollup.made:
+                merged = days[day] = merge(day, rollups[i : i + 24])
+            out.append(merged)
+            i += 24
+        else:
+            out.append(rollup)
+            i += 1
+    return out
+
+
 def entries(
     rollups: Iterable[HourRollup], bucket: Bucket | None, agent_id: str | None
 ) -> list[dict[str, Any]]:

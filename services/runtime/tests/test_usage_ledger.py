@@ -171,6 +171,29 @@ async def test_a_fold_cut_short_is_done_again_and_nothing_counts_twice(ledgers) 
     assert await stored_hours(one) == again
 
 
+async def test_hours_another_replica_folded_are_read_not_folded_again(ledgers, monkeypatch) -> None:
+    one, two = ledgers
+    now = int(time.time() * 1000)
+    await fill(one, now - DAY_MS, now, 120)
+    since, until = now - DAY_MS, now + 1
+    assert await check(one, since, until) == 120
+    assert await check(two, since, until) == 120
+    # Hours sealed since `two` read the bucket, folded meanwhile by `one`.
+    newest = sorted(two._rollups)[-3:]
+    for hour in newest:
+        del two._rollups[hour]
+    folded: list[int] = []
+    real_fold = UsageLedger._fold
+
+    async def counting_fold(self: UsageLedger, kv: Any, info: Any, hours: list[int], made: str):
+        folded.extend(hours)
+        await real_fold(self, kv, info, hours, made)
+
+    monkeypatch.setattr(UsageLedger, "_fold", counting_fold)
+    assert await check(two, since, until) == 120
+    assert folded == [] and all(hour in two._rollups for hour in newest)
+
+
 async def test_a_stream_made_again_voids_its_roll_ups(ledgers) -> None:
     one, _ = ledgers
     now = int(time.time() * 1000)

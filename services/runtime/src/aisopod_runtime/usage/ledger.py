@@ -35,7 +35,7 @@ from typing import Any
 
 from nats.aio.msg import Msg
 from nats.js.api import StreamInfo
-from nats.js.errors import BucketNotFoundError, NotFoundError
+from nats.js.errors import BucketNotFoundError, KeyNotFoundError, NotFoundError
 from nats.js.kv import KeyValue
 from pydantic import ValidationError
 
@@ -66,6 +66,8 @@ HORIZON_MS = 367 * 86_400_000
 """Roll-ups older than the longest window (366 days) are dropped from memory."""
 _WRITES_AT_ONCE = 64
 _STAMPS_MAX = 4096
+_LOOK_UP_MAX = 6
+"""Up to this many hours missing from memory are first looked up in the bucket."""
 
 
 def _no_price(model_ref: str) -> Price | None:
@@ -224,6 +226,12 @@ class UsageLedger:
                 self._rollups = dict(sorted(self._rollups.items()))
                 self._made = made
             missing = [h for h in range(start, end, HOUR_MS) if h not in self._rollups]
+            if 0 < len(missing) <= _LOOK_UP_MAX:  # another replica may have folded them
+                for rollup in await asyncio.gather(*(self._stored(kv, h) for h in missing)):
+                    if rollup is not None and rollup.made == made:
+                        self._rollups[rollup.hour] = rollup
+                missing = [h for h in missing if h not in self._rollups]
+                self._rollups = dict(sorted(self._rollups.items()))
             if missing:
                 await self._fold(kv, info, missing, made)
             horizon = int(time.time() * 1000) - HORIZON_MS
@@ -231,6 +239,13 @@ class UsageLedger:
                 self._rollups = {h: r for h, r in self._rollups.items() if h >= horizon}
                 self._days = {d: r for d, r in self._days.items() if d >= horizon}
             return [self._rollups[h] for h in range(start, end, HOUR_MS)]
+
+    async def _stored(self, kv: KeyValue, hour: int) -> HourRollup | None:
+        try:
+            entry = await kv.get(str(hour))
+        except KeyNotFoundError:
+            return None
+        return _rollup(entry.value)
 
     async def _fold(self, kv: KeyValue, info: StreamInfo, hours: list[int], made: str) -> None:
         records = await self._span(info, "*.*", hours[0], hours[-1] + HOUR_MS)

@@ -195,6 +195,16 @@ class UsageLedger:
                 high = middle
         return max(low, first) if low <= last else None
 
+    async def _first_stamp(self, info: StreamInfo) -> int | None:
+        """The stamp of the stream's first record; None when it holds none."""
+        if not info.state.messages:
+            return None
+        seq = max(info.state.first_seq, 1)
+        stamp = self._stamps.get(seq)
+        if stamp is None:
+            stamp = self._stamps[seq] = await self._stamp_at(seq)
+        return stamp
+
     async def _stamp_at(self, seq: int) -> int:
         try:
             message = await self.bus.js.get_msg(self.stream, seq=seq)
@@ -226,6 +236,15 @@ class UsageLedger:
                 self._rollups = dict(sorted(self._rollups.items()))
                 self._made = made
             missing = [h for h in range(start, end, HOUR_MS) if h not in self._rollups]
+            if missing:
+                # Hours ending before the stream's first record hold none (older records
+                # aged out past any window): empty, known without a key.
+                first = await self._first_stamp(info)
+                bare = first - _START_SLACK_MS if first is not None else missing[-1] + HOUR_MS
+                for hour in missing:
+                    if hour + HOUR_MS <= bare:
+                        self._rollups[hour] = HourRollup(hour=hour, made=made, cells=[])
+                missing = [h for h in missing if h not in self._rollups]
             if 0 < len(missing) <= _LOOK_UP_MAX:  # another replica may have folded them
                 for rollup in await asyncio.gather(*(self._stored(kv, h) for h in missing)):
                     if rollup is not None and rollup.made == made:

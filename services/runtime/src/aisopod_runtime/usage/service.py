@@ -9,6 +9,7 @@ the ledger and the counters.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from typing import TYPE_CHECKING, Any
@@ -71,7 +72,24 @@ class UsageService:
     async def create(cls, host: ServiceHost) -> UsageService:
         ledger = shared_ledger(host.bus)
         ledger.price_of = lambda model_ref: price_of(host.config.current.models, model_ref)
-        return cls(host, ledger, BudgetBook(await host.kv("usage")))
+        service = cls(host, ledger, BudgetBook(await host.kv("usage")))
+        # Reads the roll-ups once (and, after an upgrade, folds the last 30 days' hours)
+        # in the background, so the first usage page after a start is not the slow one.
+        warm_up = asyncio.create_task(service._warm_up())
+
+        async def stop_warm_up() -> None:
+            warm_up.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await warm_up
+
+        host.on_stop(stop_warm_up)
+        return service
+
+    async def _warm_up(self) -> None:
+        try:
+            await usage_summary(self.ledger)
+        except Exception:  # only a head start: the first read does the same
+            log.warning("usage: reading the roll-ups at start failed", exc_info=True)
 
     async def admit(self, agent_id: str, principal: Principal) -> None:
         """FORBIDDEN `BUDGET_EXHAUSTED` when a budget this run would spend from is spent."""

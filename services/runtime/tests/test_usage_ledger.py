@@ -20,9 +20,19 @@ from aisopod.bus import Bus
 from aisopod.catalogue.usage import Bucket
 from aisopod.config.sections.providers import ProvidersSection
 from aisopod.subjects import Subjects
+from aisopod_runtime.usage.budgets import BudgetBook, counter_key
 from aisopod_runtime.usage.ledger import UsageLedger, shared_ledger
 from aisopod_runtime.usage.rollup import HOUR_MS, SEAL_MS, HourRollup
-from aisopod_runtime.usage.tally import costs, price_of, series, summary_fields
+from aisopod_runtime.usage.tally import (
+    cost_nano_usd,
+    costs,
+    month_end,
+    month_of,
+    price_of,
+    series,
+    summary_fields,
+    totals,
+)
 
 DAY_MS = 86_400_000
 MODELS = ProvidersSection.model_validate(
@@ -199,6 +209,41 @@ async def test_hours_another_replica_folded_are_read_not_folded_again(ledgers, m
     monkeypatch.setattr(UsageLedger, "_fold", counting_fold)
     assert await check(two, since, until) == 120
     assert folded == [] and all(hour in two._rollups for hour in newest)
+
+
+async def test_budget_counters_equal_what_the_roll_ups_add_up(ledgers) -> None:
+    """Budgets keep their own counters (never roll-ups): a month's counters equal the
+    roll-up read of the month, at unchanged prices."""
+    one, _ = ledgers
+    js = one.bus.nc.jetstream()
+    book = BudgetBook(
+        await js.create_key_value(
+            KeyValueConfig(bucket=f"{one.hours_bucket}_budget", storage=StorageType.MEMORY)
+        )
+    )
+    now = int(time.time() * 1000)
+    month = month_of(now)
+    since = max(now - 3 * DAY_MS, month_end(now) - 31 * DAY_MS)
+    while month_of(since) != month:
+        since += HOUR_MS
+    rng = random.Random(9)
+    for ts in sorted(rng.randrange(since, now) for _ in range(150)):
+        run = record(rng, ts)
+        cost = cost_nano_usd(price_of(MODELS, run["model"]), run)
+        await one.append({**run, "costNanoUsd": cost})
+        total = run["promptTokens"] + run["completionTokens"]
+        await book.add(counter_key(month, "agent", run["agentId"]), run["runId"], total, cost)
+    for agent in ("a", "b", "c"):
+        spend, _ = await book.spend(counter_key(month, "agent", agent))
+        got = await one.read(since, now + 1, agent_id=agent, bucket="day")
+        tally = totals(got)
+        priced = costs(got, MODELS, since, now + 1, "day")
+        assert (spend.tokens, spend.cost_nano, spend.runs) == (
+            tally.total,
+            priced.total_nano,
+            tally.runs,
+        )
+        assert tally.runs > 0
 
 
 async def test_a_stream_made_again_voids_its_roll_ups(ledgers) -> None:

@@ -143,13 +143,16 @@ class ModelCatalog:
     # -- KV -------------------------------------------------------------------------------
     async def _load(self, provider_id: str) -> tuple[ProviderDiscovery | None, int]:
         """The stored entry (None: absent or unreadable) and the key's revision (0: never
-        written), for a compare-and-set."""
+        written; -1: KV did not answer, so nothing is stored), for a compare-and-set."""
         try:
             got = await self.kv.get(discovery_key(provider_id))
         except KeyDeletedError as exc:
             return None, exc.entry.revision if exc.entry and exc.entry.revision else 0
         except NotFoundError:
             return None, 0
+        except Exception:  # NATS trouble: the owner still answers, from the upstream
+            log.warning("reading the models of %s failed", provider_id, exc_info=True)
+            return None, -1
         revision = got.revision or 0
         try:
             return ProviderDiscovery.model_validate(codec.loads(got.value or b"")), revision
@@ -161,8 +164,8 @@ class ModelCatalog:
     ) -> ProviderDiscovery:
         """Publish `entry` unless another replica stored one for these settings meanwhile:
         then theirs is used (the same answer everywhere, no overwriting each other)."""
-        if entry.expires_at_ms <= entry.fetched_at_ms:  # modelsCacheS 0: nothing to share
-            return entry
+        if entry.expires_at_ms <= entry.fetched_at_ms or revision < 0:
+            return entry  # modelsCacheS 0 (nothing to share), or KV unreachable
         value = codec.dumps(codec.to_wire(entry))
         key = discovery_key(entry.provider_id)
         for _ in range(2):
@@ -223,7 +226,11 @@ class ModelCatalog:
         configs = [c for c in self.parts.providers.configs.values() if discovers_models(c)]
         if self._purge:
             self._purge = False
-            await self._purge_removed(configs)
+            try:
+                await self._purge_removed(configs)
+            except Exception:
+                self._purge = True  # tried again on the next pass
+                raise
         if self.parts.config.models.models_cache_s <= 0:  # not kept: every list asks
             return
         await asyncio.gather(*(self.current(c, ahead=True) for c in configs))

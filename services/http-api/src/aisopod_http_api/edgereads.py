@@ -93,6 +93,9 @@ class HttpEdgeReads:
         self._everyone: tuple[int, frozenset[str]] | None = None
         self._agent_ids: tuple[tuple[int, str], list[str] | None] | None = None
         self._discoveries: tuple[int, dict[str, ProviderDiscovery]] = (-1, {})
+        # The last provider list built: (the providers it was for, the replica's revision,
+        # the list, until when it holds in epoch ms).
+        self._listed: tuple[Sequence[ProviderConfig], int, list[ModelInfo], int] | None = None
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -197,12 +200,20 @@ class HttpEdgeReads:
         models = self.models
         if models is None or not models.warm or not await self._synced(principal_id, [models]):
             return None
+        now_ms = int(time.time() * 1000)
+        kept = self._listed
+        fresh = kept is not None and kept[1] == models.revision and now_ms < kept[3]
+        if kept is not None and fresh and kept[0] is providers:
+            return kept[2]
         try:
-            built = stored_models_list(providers, self.discoveries(), int(time.time() * 1000))
+            built = stored_models_list(providers, self.discoveries(), now_ms)
         except Exception:  # an entry the shared builder rejects: the owner decides
             log.warning("edge models list failed; asking the owner", exc_info=True)
             return None
-        return None if built is None else built[0]
+        if built is None:
+            return None
+        self._listed = (providers, models.revision, built[0], built[1])
+        return built[0]
 
     def discoveries(self) -> dict[str, ProviderDiscovery]:
         """The stored discoveries by provider id, parsed once per replica revision (empty

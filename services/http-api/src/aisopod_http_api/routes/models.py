@@ -45,7 +45,8 @@ async def _models(api: HttpApi, principal: Principal) -> list[ModelObject]:
 
 
 async def _provider_models(api: HttpApi, principal: Principal) -> list[ModelInfo]:
-    providers = list(api.config.models.providers)
+    # One list object per configuration: the edge reuses its answer while it is the same.
+    providers = api.config.models.providers
     listed = await api.edge_reads.provider_models(principal.id, providers)
     if listed is not None:
         return listed

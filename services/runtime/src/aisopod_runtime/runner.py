@@ -1,9 +1,9 @@
 """Agent runs on this replica: accept, queue per session, execute, abort, keep the lease.
 
 - `submit` validates the target (session key, agent, model), writes the run record
-  (`queued`) and starts a task. The run owns its session's lane before it does anything
-  (lanes.py): when another run holds it, this one waits and `submit` reports it queued —
-  `chat.send` answers `status: "in_flight"` then.
+  (`running` when the lane was free, else `queued`) and starts a task. The run owns its
+  session's lane before it does anything (lanes.py): when another run holds it, this one
+  waits and `submit` reports it queued — `chat.send` answers `status: "in_flight"` then.
 - The task appends the user message, runs the turn (turn.py) under the run's timeout,
   and concludes: events (`final`, `aborted` or `error`), partial text kept in the
   transcript, the record made terminal, the lane freed, the session touched.

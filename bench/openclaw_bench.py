@@ -445,11 +445,21 @@ async def measure(d: Dialect, quick: bool) -> dict[str, Any]:
             progress(f"{d.name}: {name}: no reply within 30 s in {phase}; reconnecting")
             for client in clients:
                 client.close()
-            clients = [await d.connect() for _ in range(IN_FLIGHT)]
+            try:
+                clients = [await d.connect() for _ in range(IN_FLIGHT)]
+            except (TimeoutError, OSError):
+                # A gateway that takes no new connection either: the rows left are lost,
+                # not the whole run (its other figures are still worth writing).
+                clients = []
+                left = [m for m, _, _ in METHODS if m not in rows]
+                for later in left:
+                    rows[later] = {"error": "not measured: the gateway took no new connection"}
+                progress(f"{d.name}: no new connection within 30 s; skipping {left}")
+                break
             continue
         rows[name] = row
     out["methods"] = rows
-    if isinstance(d, Aisopod):
+    if isinstance(d, Aisopod) and clients:
         progress(f"{d.name}: edge-served reads against health, alternately")
         out["edge_vs_health"] = await edge_against_health(d, clients[0], n)
     for client in clients:

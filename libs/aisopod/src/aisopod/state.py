@@ -47,6 +47,10 @@ BUCKETS: tuple[Bucket, ...] = (
     Bucket("sessions", description="session metadata"),
     Bucket("cron", description="cron jobs, run records and leases"),
     Bucket(
+        "models",
+        description="what each provider's upstream listed at /models (runtime; edge reads)",
+    ),
+    Bucket(
         "heartbeat",
         description="heartbeat jobs and leases, queued system events, the last heartbeats",
     ),

@@ -1,15 +1,16 @@
 """P3, the WebSocket handshake, A/B in one run (docs/ws-gateway.md, "P3").
 
-    .venv/bin/python -m bench.handshake_ab [--rounds 4] [--count 200] [--only new]
+    .venv/bin/python -m bench.handshake_ab [--rounds 4] [--count 200] [--before REV]
 
-Two local stacks side by side: `old` with ws-gateway's verified-credential cache off
-(`AISOPOD_CREDENTIAL_CACHE_TTL_S=0`: every `connect` asks auth, as before the cache) and
-`new` with it on (the default). Blocks of `count` sequential handshakes (TCP connect →
-upgrade through Traefik → challenge → `connect` → `hello`, admin token) alternate between
-the two, `rounds` times, so both see the same load. Per block: wall p50/p99 and phases seen
-by the client (101 received, challenge received, hello received), and CPU per handshake of
-each process of the path (utime+stime from /proc/<pid>/stat). The load average is printed
-with every block and written to the results file.
+Local stacks side by side: `old` with ws-gateway's verified-credential cache off
+(`AISOPOD_CREDENTIAL_CACHE_TTL_S=0`: every `connect` asks auth, as before the cache),
+`new` with it on (the default), and with `--before REV` a third, `before`, running that
+revision's Python sources (as bench/turn_ab.py does). Blocks of `count` sequential
+handshakes (TCP connect → upgrade through Traefik → challenge → `connect` → `hello`, admin
+token) alternate between them, `rounds` times, so all see the same load. Per block: wall
+p50/p99 and phases seen by the client (101 received, challenge received, hello received),
+and CPU per handshake of each process of the path (utime+stime from /proc/<pid>/stat). The
+load average is printed with every block and written to the results file.
 """
 
 from __future__ import annotations
@@ -19,7 +20,10 @@ import asyncio
 import base64
 import json
 import os
+import signal
 import statistics
+import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -28,6 +32,7 @@ import orjson
 
 from bench.harness import RESULTS, progress
 from bench.local_stack import BenchStack
+from bench.turn_ab import export_sources
 from bench.ws_lean_client import LeanClient
 
 PATH_PROCESSES = ("traefik", "ws-gateway", "auth", "ratelimit", "nats")
@@ -124,7 +129,8 @@ async def run(sides: list[Side], rounds: int, count: int) -> list[dict[str, Any]
             await side.handshake()
     blocks = []
     for r in range(rounds):
-        for side in sides if r % 2 == 0 else list(reversed(sides)):
+        order = sides[r % len(sides) :] + sides[: r % len(sides)]  # each side leads in turn
+        for side in order:
             result = await side.block(count)
             progress(json.dumps(result))
             blocks.append(result)
@@ -152,11 +158,19 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--count", type=int, default=200)
     parser.add_argument("--only", choices=("old", "new"), default=None)
+    parser.add_argument("--before", default=None, help="a git revision to run as a third side")
     parser.add_argument("--hold", action="store_true", help="loop handshakes until killed")
     parser.add_argument("--out", default=None, help="results file stem in bench/results")
     args = parser.parse_args()
+    # A SIGTERM (`timeout`, the end of a --hold profile) still stops the stacks.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     stacks: list[Side] = []
+    tmp = tempfile.TemporaryDirectory(prefix="handshake-ab-")
     try:
+        if args.before:
+            os.environ["PYTHONPATH"] = export_sources(args.before, Path(tmp.name))
+            stacks.append(Side("before", BenchStack.start(with_fake=False)))
+            os.environ.pop("PYTHONPATH", None)
         for name, ttl in (("old", "0"), ("new", None)):
             if args.only and args.only != name:
                 continue
@@ -191,6 +205,7 @@ def main() -> None:
     finally:
         for side in stacks:
             side.stack.stop()
+        tmp.cleanup()
 
 
 if __name__ == "__main__":

@@ -93,7 +93,9 @@ def raw_handlers(
     subjects: Subjects, verifier: Verifier, tokens: TokenStore, notifier: Notifier
 ) -> dict[str, RawHandler]:
     async def verify(payload: Any, headers: Mapping[str, str]) -> VerifyResult:
-        return await verifier.verify(attempt_of(parse(VerifyRequest, payload)))
+        result = await verifier.verify(attempt_of(parse(VerifyRequest, payload)))
+        result.generation = notifier.generation  # whoever caches the answer keys it to us
+        return result
 
     async def token_create(payload: Any, headers: Mapping[str, str]) -> TokenCreated:
         _require_admin(headers)

@@ -44,6 +44,7 @@ class AuthService:
         self.host = host
         self.settings = settings
         self._verifier: Verifier | None = None
+        self._notifier: Notifier | None = None
         self.started = False
 
     @property
@@ -84,6 +85,12 @@ class AuthService:
         elif auth.mode != old.auth.mode:
             log.info("auth mode is now %s", auth.mode)
 
+    async def _announce_auth_change(self, new: GatewayConfig, old: GatewayConfig) -> None:
+        # Credentials the edges verified under the old section may be void now (the edges
+        # watch the config too; this covers one whose watch lags).
+        if new.auth != old.auth and self._notifier is not None:
+            await self._notifier.changed("auth config changed")
+
     @asynccontextmanager
     async def run(self, host: ServiceHost) -> AsyncIterator[None]:
         auth = self.config().auth
@@ -93,12 +100,14 @@ class AuthService:
             )
         self._check_mode(self.config(), self.config())
         host.config.on_change(self._check_mode)
+        host.config.on_change(self._announce_auth_change)
         tokens = TokenStore(await host.kv("auth"))
         await tokens.load_admin(host.settings.secret("admin_token"))
         pairing = await host.kv("pairing")
         devices = DeviceRegistry(await host.kv("devices"), pairing, tokens)
         nodes = NodeRegistry(await host.kv("nodes"), pairing, tokens)
         notifier = Notifier(host.bus)
+        self._notifier = notifier
         lockout = Lockout(host.bus, self.failure_rule, self.ipv6_prefix)
         await lockout.start()
         self._verifier = Verifier(
@@ -115,8 +124,15 @@ class AuthService:
             methods.handlers(),
             raw=raw_handlers(host.bus.subjects, self._verifier, tokens, notifier),
         )
+        # A new generation: what any earlier auth process verified is void at the edges.
+        await notifier.changed("started")
         self.started = True
         try:
             yield
         finally:
+            try:
+                await notifier.changed("stopping")
+                await host.bus.nc.flush(timeout=2)
+            except Exception:  # NATS already gone: the edges drop on the lost connection
+                log.debug("could not announce the stop", exc_info=True)
             await lockout.stop()

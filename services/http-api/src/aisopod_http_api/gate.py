@@ -19,7 +19,8 @@ wrong guess always reaches auth (and its lockout); and a client IP that auth has
 out (its broadcast `control.auth.lockout`, heard here too) skips the cache, so auth
 answers it 429 as before, even with a valid credential. It is emptied whenever a credential may
 have stopped being valid: auth's closing order (`control.connections.close`, published on
-token revoke or rotation, device or node removal) and any change of the config's `auth`
+token revoke or rotation, device or node removal), auth's `control.auth.changed` (a pairing
+decision, an auth process starting or stopping) and any change of the config's `auth`
 section (mode, token, password). The TTL bounds what a lost order could cost.
 """
 
@@ -243,6 +244,8 @@ class Gate:
 
         self._subs = [
             await bus.nc.subscribe(bus.subjects.control("connections.close"), cb=on_close_order),
+            # auth's "verified credentials may be stale" (a pairing decision, its start).
+            await bus.nc.subscribe(bus.subjects.control("auth.changed"), cb=on_close_order),
             await bus.nc.subscribe(bus.subjects.control("auth.lockout"), cb=on_lockout),
         ]
 

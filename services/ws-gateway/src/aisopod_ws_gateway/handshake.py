@@ -2,7 +2,8 @@
 
 Order of checks: first frame is a `connect` request (else INVALID_REQUEST, 1008); protocol
 range (PROTOCOL_MISMATCH, 1002); params; browser origin; credentials, device signature and
-role verified by the auth service over NATS (`auth.verify`); granted scopes = requested ∩
+role verified by the auth service over NATS (`auth.verify`), or a token-only credential
+auth verified before taken from the cache (credentials.py); granted scopes = requested ∩
 allowed. Then the connection is registered, resume replayed, and `hello` sent.
 """
 
@@ -45,14 +46,13 @@ if TYPE_CHECKING:
     from aisopod.config.sections.gateway import GatewaySection
     from aisopod.host import ServiceHost
     from aisopod_ws_gateway.audience import View, Views
+    from aisopod_ws_gateway.credentials import Verifier
     from aisopod_ws_gateway.fanout import Fanout
     from aisopod_ws_gateway.health import HealthMonitor
     from aisopod_ws_gateway.nodes import Nodes
     from aisopod_ws_gateway.presence import Presence
 
 log = logging.getLogger("aisopod.ws.handshake")
-
-VERIFY_TIMEOUT_S = 5.0
 
 
 class HandshakeHost(Protocol):
@@ -84,6 +84,9 @@ class HandshakeHost(Protocol):
 
     @property
     def presence(self) -> Presence: ...
+
+    @property
+    def credentials(self) -> Verifier: ...
 
     @property
     def health(self) -> HealthMonitor: ...
@@ -245,17 +248,7 @@ class Handshake:
             origin=conn.origin,
             direct_loopback=is_loopback(conn.ip),
         )
-        bus = self.gateway.host.bus
-        result = await bus.request(
-            bus.subjects.auth("verify"),
-            request.model_dump(by_alias=True, mode="json"),
-            timeout=VERIFY_TIMEOUT_S,
-            unavailable="the auth service",
-        )
-        try:
-            return VerifyResult.model_validate(result)
-        except ValidationError:
-            raise InternalError("malformed reply from the auth service") from None
+        return await self.gateway.credentials.verify(request)
 
     def _hello(
         self,

@@ -15,13 +15,13 @@ from aisopod.host import ServiceHost
 from aisopod.services import ServiceName
 from aisopod.settings import ServiceSettings
 from aisopod_ws_gateway import __version__
-from aisopod_ws_gateway.service import Gateway
+from aisopod_ws_gateway.service import Gateway, WsGatewaySettings
 
 log = logging.getLogger("aisopod.ws")
 
 
 def build(settings: ServiceSettings | None = None) -> ServiceHost:
-    settings = settings or ServiceSettings(service=ServiceName.WS_GATEWAY.value)
+    settings = settings or WsGatewaySettings(service=ServiceName.WS_GATEWAY.value)
     return ServiceHost(settings, ServiceName.WS_GATEWAY, __version__)
 
 

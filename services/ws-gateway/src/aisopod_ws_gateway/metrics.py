@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from prometheus_client import REGISTRY, Counter, Gauge
-from prometheus_client.core import CounterMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+if TYPE_CHECKING:
+    from aisopod.credcache import CredentialCache
 
 
 class LoopCounter:
@@ -48,3 +52,42 @@ EVENTS = Counter("aisopod_ws_events_total", "broadcast events received from the 
 DELIVERIES = Counter("aisopod_ws_event_deliveries_total", "event frames written to clients")
 EVENTS_DROPPED = Counter("aisopod_ws_events_dropped_total", "droppable events skipped")
 SLOW_CONSUMERS = Counter("aisopod_ws_slow_consumers_total", "clients closed as slow consumers")
+
+
+class _CredentialCacheCounters:
+    """The verified-credential cache's hit/miss/clear counts, read at scrape time from the
+    process's cache (one per gateway; an in-process test's newest gateway replaces it)."""
+
+    def __init__(self) -> None:
+        self.cache: CredentialCache | None = None
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        cache = self.cache
+        if cache is None:
+            return
+        yield CounterMetricFamily(
+            "aisopod_ws_credential_cache_hits",
+            "handshakes admitted from the verified-credential cache (no auth.verify)",
+            value=cache.hits,
+        )
+        yield CounterMetricFamily(
+            "aisopod_ws_credential_cache_misses",
+            "token handshakes asked of auth (not cached, expired, locked address, no generation)",
+            value=cache.misses,
+        )
+        yield CounterMetricFamily(
+            "aisopod_ws_credential_cache_clears",
+            "times the cache was emptied (revocation, auth start/stop, config, reconnect)",
+            value=cache.clears,
+        )
+        yield GaugeMetricFamily(
+            "aisopod_ws_credential_cache_entries", "verified credentials kept", value=len(cache)
+        )
+
+
+_CREDENTIAL_CACHE = _CredentialCacheCounters()
+REGISTRY.register(_CREDENTIAL_CACHE)
+
+
+def register_credential_cache(cache: CredentialCache) -> None:
+    _CREDENTIAL_CACHE.cache = cache

@@ -17,22 +17,25 @@ from typing import Any
 import orjson
 from nats.aio.msg import Msg
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import ValidationError
+from pydantic import Field, ValidationError
 from websockets.http11 import Request, Response
 
 from aisopod.config.model import GatewayConfig
 from aisopod.config.sections.gateway import GatewaySection
 from aisopod.contracts.auth import CloseConnections
+from aisopod.credcache import DEFAULT_TTL_S
 from aisopod.edgeproof import HEADER as EDGE_PROOF_HEADER
 from aisopod.edgeproof import EdgeProof, client_address
 from aisopod.host import ServiceHost, bounded
 from aisopod.hostnames import own_host_names
 from aisopod.jsonrpc import RequestId
 from aisopod.probes import LIVENESS_PATHS, READINESS_PATHS
+from aisopod.settings import ServiceSettings
 from aisopod_ws_gateway import metrics, wsframes
 from aisopod_ws_gateway.audience import Subscription, View, Views
 from aisopod_ws_gateway.codec import JSONRPC, Codec
 from aisopod_ws_gateway.connection import Connection, FrameHandler, State
+from aisopod_ws_gateway.credentials import Verifier
 from aisopod_ws_gateway.dispatch import Dispatcher
 from aisopod_ws_gateway.edgereads import EdgeReads
 from aisopod_ws_gateway.fanout import Fanout
@@ -51,6 +54,14 @@ log = logging.getLogger("aisopod.ws.gateway")
 SHUTDOWN_RESTART_EXPECTED_MS = 5000
 
 
+class WsGatewaySettings(ServiceSettings):
+    """`AISOPOD_CREDENTIAL_CACHE_TTL_S`: how long a verified credential is reused by the
+    handshake (docs/ws-gateway.md, "The verified-credential cache"); 0 turns the cache off
+    (every `connect` asks auth)."""
+
+    credential_cache_ttl_s: float = Field(DEFAULT_TTL_S, ge=0.0, le=3600.0)
+
+
 class Gateway:
     def __init__(self, host: ServiceHost) -> None:
         self.host = host
@@ -58,6 +69,13 @@ class Gateway:
         self.sockets: set[WsTransport] = set()
         self.conns: dict[str, Connection] = {}
         self.views = Views()
+        settings = host.settings
+        ttl_s = (
+            settings.credential_cache_ttl_s
+            if isinstance(settings, WsGatewaySettings)
+            else DEFAULT_TTL_S
+        )
+        self.credentials = Verifier(host, ttl_s)
         self.handshake = Handshake(self)
         self.health = HealthMonitor(self)
         self.presence = Presence(self)
@@ -128,6 +146,7 @@ class Gateway:
         self.openclaw.edge_health = EdgeHealth(
             lambda: self.health.snapshot, self.edge_reads.agents_value, sessions
         )
+        await self.credentials.start()
         bus = self.host.bus
         self._control = await bus.nc.subscribe(
             bus.subjects.control("connections.close"), cb=self._on_close_order
@@ -156,6 +175,7 @@ class Gateway:
             sock.abort()
         if self._control is not None:
             await bounded("control subscription", self._control.unsubscribe())
+        await bounded("credentials", self.credentials.stop())
         await bounded("edge reads", self.edge_reads.stop())
         await bounded("fan-out", self.fanout.stop())
         await bounded("nodes", self.nodes.stop())

@@ -19,6 +19,13 @@ server clock; `nonce` = the `connect.challenge` nonce of this socket.
 group): close the live connections that match, e.g. after `device.token.revoke`/`.rotate`
 or `device.pair.remove`.
 
+`<prefix>.control.auth.changed` (`AuthChanged`, published by auth, heard by every
+ws-gateway): a credential may have stopped being valid or changed what it grants (revoke,
+rotation, approval, removal, a change of the `auth` config section), or auth started
+(`generation`: a fresh random value per auth process, also carried by every
+`VerifyResult`) or is stopping. Whoever keeps verified credentials drops them on hearing
+it (docs/ws-gateway.md, "The verified-credential cache").
+
 `<prefix>.auth.token.create|list|revoke` (admin only: the request must carry a principal
 with operator.admin in its NATS headers; used by `aisopod token`): operator API tokens
 for scripts and SDKs, accepted in `token` mode. The token is returned once; only its sha256 is
@@ -124,6 +131,16 @@ class VerifiedPrincipal(WireModel):
 class VerifyResult(Result):
     principal: VerifiedPrincipal
     device_token: str | None = Field(None, description="issued on approval; sent once in hello")
+    generation: str | None = Field(
+        None, description="the answering auth process's generation (see `AuthChanged`)"
+    )
+
+
+class AuthChanged(WireModel):
+    """Verified credentials may be stale: drop them (see the module doc)."""
+
+    reason: str
+    generation: str | None = None
 
 
 class CloseConnections(WireModel):

@@ -58,6 +58,7 @@ async def build_agent_methods(host: ServiceHost) -> dict[str, Handler]:
 
     config.on_change(on_config)
     await parts.agents.ensure_default()
+    await parts.sessions.start()
     await parts.approvals.start()
     await runner.start()
     host.add_ready_check("runs", lambda: runner.board.ready)
@@ -68,6 +69,7 @@ async def build_agent_methods(host: ServiceHost) -> dict[str, Handler]:
     async def stop() -> None:
         await runner.stop()
         await parts.approvals.stop()
+        await parts.sessions.stop()
         await providers.close()
 
     host.on_drain(drain)

@@ -18,6 +18,7 @@ it; past that it goes to the owner.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -26,6 +27,7 @@ from aisopod import codec
 from aisopod.catalogue.agents import Agent
 from aisopod.catalogue.cron import CronListParams
 from aisopod.catalogue.models import ModelsListResult
+from aisopod.catalogue.sessions import SessionsListParams
 from aisopod.catalogue.spec import MethodSpec
 from aisopod.errors import AisopodError
 from aisopod.jsonrpc import Call
@@ -69,6 +71,8 @@ Build = Callable[[Any], bytes | None]
 class Reader:
     buckets: tuple[str, ...]
     build: Build
+    clocked: frozenset[str] = frozenset()
+    """Params that make the answer depend on the time (never kept in the memo)."""
 
 
 class EdgeReads:
@@ -79,7 +83,7 @@ class EdgeReads:
         self._cache: dict[tuple[Any, ...], bytes] = {}
         # (method, params key) → (the state it was built at, the encoded body)
         self._replies: dict[tuple[str, tuple[Any, ...]], tuple[tuple[Any, ...], bytes]] = {}
-        self.sessions: SessionIndex | None = None  # no reads of its own: OpenClaw's health
+        self.sessions: SessionIndex | None = None  # also OpenClaw's health and feed
         self._agents_value: tuple[tuple[int, int], dict[str, Any] | None] = ((-1, -1), None)
         self.readers: dict[str, Reader] = {
             "config.get": Reader(("config",), self._config_get),
@@ -87,6 +91,9 @@ class EdgeReads:
             "agents.list": Reader(("config", "agents"), self._agents_list),
             "cron.list": Reader(("cron",), self._cron_list),
             "models.list": Reader(("config",), self._models_list),
+            "sessions.list": Reader(
+                ("sessions",), self._sessions_list, clocked=frozenset({"activeMinutes"})
+            ),
         }
 
     async def start(self) -> None:
@@ -100,6 +107,7 @@ class EdgeReads:
         self.sessions = SessionIndex(await host.kv("sessions"))
         await self.sessions.start()
         self._kv.append(self.sessions)
+        self.replicas["sessions"] = self.sessions
 
     async def stop(self) -> None:
         for replica in self._kv:
@@ -134,7 +142,7 @@ class EdgeReads:
             return None
         pending = conn.edge_unsynced
         synced = not (pending and any(b in pending for b in reader.buckets))
-        memo = _params_key(call.params)
+        memo = _params_key(call.params, reader.clocked)
         if synced and memo is not None:
             kept = self._replies.get((spec.name, memo))
             if kept is not None and kept[0] == self._state(reader):
@@ -206,7 +214,7 @@ class EdgeReads:
         frame = wire.splice(call.id, body)
         if frame is None:
             return None
-        memo = _params_key(call.params)
+        memo = _params_key(call.params, reader.clocked)
         if memo is not None:
             if len(self._replies) >= MAX_KEPT_REPLIES:
                 self._replies.clear()
@@ -279,11 +287,17 @@ class EdgeReads:
             lambda: ModelsListResult(models=models_list(configs, [[] for _ in configs])),
         )
 
+    def _sessions_list(self, params: SessionsListParams) -> bytes | None:
+        sessions = self.sessions
+        if sessions is None:
+            return None
+        return sessions.list_body(params, int(time.time() * 1000))
 
-def _params_key(raw: Any) -> tuple[Any, ...] | None:
-    """A hashable key for params made of scalars (None when they are anything else: those
-    are validated and built every time). The value's type is part of the key, so `1` and
-    `true` never share an answer."""
+
+def _params_key(raw: Any, clocked: frozenset[str] = frozenset()) -> tuple[Any, ...] | None:
+    """A hashable key for params made of scalars (None when they are anything else, or
+    name a `clocked` param: those are validated and built every time). The value's type is
+    part of the key, so `1` and `true` never share an answer."""
     if raw is None:
         return ()
     if type(raw) is not dict or len(raw) > 8:
@@ -291,7 +305,7 @@ def _params_key(raw: Any) -> tuple[Any, ...] | None:
     key: list[tuple[str, type, Any]] = []
     for name, value in raw.items():
         kind = type(value)
-        if kind not in _SCALARS:
+        if kind not in _SCALARS or name in clocked:
             return None
         key.append((name, kind, value))
     return tuple(key)

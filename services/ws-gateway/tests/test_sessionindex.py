@@ -225,7 +225,7 @@ async def test_past_the_listing_cap_the_owner_lists_until_back_under_it(
     monkeypatch.setattr(sessionindex, "OVERFLOW_RETRY_S", 0.0)
     for stored in STORED[:3]:
         await put_stored(kv, stored)
-    index = SessionIndex(kv, max_listed=2)
+    index = SessionIndex(kv, listed_max=lambda: 2)
     await index.start()
     try:
         await warm(index)

@@ -104,7 +104,10 @@ class EdgeReads:
             await replica.start()
             self._kv.append(replica)
             self.replicas[name] = replica
-        self.sessions = SessionIndex(await host.kv("sessions"))
+        self.sessions = SessionIndex(
+            await host.kv("sessions"),
+            listed_max=lambda: self.gateway.config.sessions_listed_max,
+        )
         await self.sessions.start()
         self._kv.append(self.sessions)
         self.replicas["sessions"] = self.sessions

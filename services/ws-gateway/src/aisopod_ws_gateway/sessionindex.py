@@ -5,17 +5,18 @@ The index follows the bucket with the same KV watch as the replicas (replica.KvR
 warm once it has applied everything stored when the watch began, resynced after a lost
 watch). Per session it keeps a `Mark`: the key, agent id and `updatedAt` (what OpenClaw's
 HealthSummary needs: counts per agent, the five most recent), and, while the bucket holds at
-most `MAX_LISTED` sessions, what `sessions.list` needs: the entry encoded as the owner
-encodes it (`wire`, spliced into the reply) and the lower-cased text its `search` looks in
-(`text`). Filters and order are the owner's own (`aisopod.sessionlist.select`). Each change
-after warm-up is also handed to `on_change` with the entry as stored (None for a delete), so
-OpenClaw's `sessions.changed` events come from the bucket itself.
+most `listed_max()` sessions (the live setting `gateway.sessionsListedMax`, 10,000 by
+default), what `sessions.list` needs: the entry encoded as the owner encodes it (`wire`,
+spliced into the reply) and the lower-cased text its `search` looks in (`text`). Filters
+and order are the owner's own (`aisopod.sessionlist.select`). Each change after warm-up is
+also handed to `on_change` with the entry as stored (None for a delete), so OpenClaw's
+`sessions.changed` events come from the bucket itself.
 
 Memory (measured, docs/ws-gateway.md): about 150 bytes per session for the marks, plus the
 entry's encoded size and its search text (~0.3–0.8 KiB for a session with a full preview)
-while listed. Past `MAX_LISTED` sessions the listing parts are dropped (`sessions.list` goes
-to the owner) until the bucket is back under 90 % of it, when the watch starts over to read
-them again. Past `MAX_SESSIONS` the index drops everything and stays cold (the
+while listed. Past `listed_max()` sessions the listing parts are dropped (`sessions.list`
+goes to the owner) until the bucket is back under 90 % of it, when the watch starts over to
+read them again. Past `MAX_SESSIONS` the index drops everything and stays cold (the
 HealthSummary then asks the owner, as before), trying again every minute.
 """
 
@@ -43,7 +44,7 @@ MAX_SESSIONS = 100_000
 MAX_LISTED = 10_000
 RELIST_BELOW = 0.9
 """After an overflow, the listing is read again once the bucket is under this share of
-`MAX_LISTED` (and `OVERFLOW_RETRY_S` has passed): no restart per session around the cap."""
+the cap (and `OVERFLOW_RETRY_S` has passed): no restart per session around the cap."""
 RECENT = 5
 
 Changed = Callable[[str, dict[str, Any] | None], None]
@@ -84,10 +85,15 @@ class _Relist(Exception):
 
 class SessionIndex(KvReplica):
     def __init__(
-        self, kv: KeyValue, *, max_sessions: int = MAX_SESSIONS, max_listed: int = MAX_LISTED
+        self,
+        kv: KeyValue,
+        *,
+        max_sessions: int = MAX_SESSIONS,
+        listed_max: Callable[[], int] = lambda: MAX_LISTED,
     ) -> None:
         super().__init__("sessions", kv, SESSION_KEY_PREFIX, max_entries=max_sessions)
-        self.max_listed = max_listed
+        self.listed_max = listed_max
+        """The listing cap, read at each change (a live setting)."""
         self.marks: dict[str, Mark] = {}  # KV key → mark
         self.per_agent: dict[str, int] = {}
         self.on_change: Changed | None = None
@@ -104,8 +110,14 @@ class SessionIndex(KvReplica):
 
     @property
     def listing(self) -> bool:
-        """`sessions.list` can be answered here."""
-        return self.warm and self.listed and not self.unreadable
+        """`sessions.list` can be answered here (a cap lowered below the count takes effect
+        at once; the parts are dropped at the next change)."""
+        return (
+            self.warm
+            and self.listed
+            and not self.unreadable
+            and len(self.marks) <= self.listed_max()
+        )
 
     def recent(self) -> list[Mark]:
         """The most recently updated sessions, newest first (computed once per revision)."""
@@ -135,7 +147,7 @@ class SessionIndex(KvReplica):
         try:
             await super()._follow()
         except _Relist:  # returning starts the watch over (`KvReplica._run`)
-            log.info("sessions back under %d: reading the listing again", self.max_listed)
+            log.info("sessions back under %d: reading the listing again", self.listed_max())
 
     def _apply(self, entry: KeyValue.Entry) -> None:
         self._revision = max(self._revision, entry.revision or 0)
@@ -183,15 +195,16 @@ class SessionIndex(KvReplica):
         mark.wire = codec.dumps(codec.to_wire(session))
 
     def _bound_listing(self) -> None:
-        if self.listed and len(self.marks) > self.max_listed:
-            log.warning("more than %d sessions: sessions.list goes to the owner", self.max_listed)
+        cap = self.listed_max()
+        if self.listed and len(self.marks) > cap:
+            log.warning("more than %d sessions: sessions.list goes to the owner", cap)
             self.listed = False
             self.unlisted_at = time.monotonic()
             for mark in self.marks.values():
                 mark.text, mark.wire = "", None
         elif (
             not self.listed
-            and len(self.marks) <= self.max_listed * RELIST_BELOW
+            and len(self.marks) <= cap * RELIST_BELOW
             and time.monotonic() - self.unlisted_at >= OVERFLOW_RETRY_S
         ):
             raise _Relist

@@ -17,7 +17,7 @@ from nats.js.kv import KeyValue
 
 from aisopod.bus import encode_reply
 from aisopod.catalogue.sessions import SessionEntry, SessionsListParams, SessionsListResult
-from aisopod.sessionlist import lowered_fields, search_text, select
+from aisopod.sessionlist import lowered_fields, search_text, select, sort_key
 from aisopod_ws_gateway import sessionindex
 from aisopod_ws_gateway.openclaw.adapters import ADAPTERS, Context
 from aisopod_ws_gateway.openclaw.edgehealth import EdgeHealth
@@ -215,6 +215,13 @@ async def test_the_listing_is_the_owners_reply_for_each_filter(kv: KeyValue) -> 
         assert await index.wait_for(written, 5.0)
         body = index.list_body(SessionsListParams(search="newest"), now)
         assert orjson.loads(body or b"") == orjson.loads(owner_body([changed], {}, now))
+        await kv.delete("s.agent=3Aops=3Ab")
+        assert await index.wait_for(await index.last_revision(), 5.0)
+        left = [STORED[0], changed, STORED[3]]
+        for wire in FILTERS:  # the order kept across the update and the delete
+            body = index.list_body(SessionsListParams.model_validate(wire), now)
+            assert orjson.loads(body or b"") == orjson.loads(owner_body(left, wire, now)), wire
+        assert index.ordered == sorted(index.marks.values(), key=sort_key)
     finally:
         await index.stop()
 

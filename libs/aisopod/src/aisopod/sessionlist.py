@@ -11,6 +11,7 @@ which a side learnt of its entries.
 from __future__ import annotations
 
 import heapq
+import itertools
 from collections.abc import Iterable
 from typing import Protocol, TypeVar
 
@@ -61,14 +62,18 @@ def search_text(entry: SessionEntry) -> str:
     return _SEP.join(lowered_fields(entry))
 
 
-def _sort_key(row: Listed) -> tuple[int, str]:
+def sort_key(row: Listed) -> tuple[int, str]:
+    """`sessions.list`'s order: newest `updatedAt` first, then by key."""
     return -row.updated_at, row.key
 
 
-def select(rows: Iterable[Row], params: SessionsListParams, now_ms: int) -> list[Row]:
+def select(
+    rows: Iterable[Row], params: SessionsListParams, now_ms: int, *, in_order: bool = False
+) -> list[Row]:
     """The sessions `sessions.list` answers, in its order: `agentId` equal, updated within
     `activeMinutes` of `now_ms`, `search` (case-insensitive) in the key, label or last
-    message; newest first; at most `limit` (else `LIST_MAX`)."""
+    message; newest first; at most `limit` (else `LIST_MAX`). `in_order`: `rows` come
+    sorted by `sort_key` already, so the first `limit` matches are the answer."""
     found: Iterable[Row] = rows
     if params.agent_id:
         agent_id = params.agent_id
@@ -82,4 +87,7 @@ def select(rows: Iterable[Row], params: SessionsListParams, now_ms: int) -> list
             found = (r for r in found if any(needle in f for f in r.search_fields()))
         else:
             found = (r for r in found if needle in r.text)
-    return heapq.nsmallest(params.limit or LIST_MAX, found, key=_sort_key)
+    limit = params.limit or LIST_MAX
+    if in_order:
+        return list(itertools.islice(found, limit))
+    return heapq.nsmallest(limit, found, key=sort_key)

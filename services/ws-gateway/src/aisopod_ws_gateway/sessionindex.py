@@ -22,6 +22,7 @@ HealthSummary then asks the owner, as before), trying again every minute.
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import logging
 import time
@@ -36,7 +37,7 @@ from pydantic import ValidationError
 from aisopod import codec
 from aisopod.catalogue.sessions import SessionEntry, SessionsListParams
 from aisopod.replica import OVERFLOW_RETRY_S, KvReplica, OverBound
-from aisopod.sessionlist import SESSION_KEY_PREFIX, search_text, select
+from aisopod.sessionlist import SESSION_KEY_PREFIX, search_text, select, sort_key
 
 log = logging.getLogger("aisopod.ws.sessionindex")
 
@@ -102,6 +103,9 @@ class SessionIndex(KvReplica):
         self.unlisted_at = 0.0
         self.unreadable: set[str] = set()
         """KV keys of entries the owner's model rejects: the owner answers while any exist."""
+        self.ordered: list[Mark] = []
+        """The listed marks in `sessions.list` order, kept sorted as they change: a read
+        walks it and stops after `limit` matches (no sort per request)."""
         self._recent: tuple[int, list[Mark]] = (-1, [])
 
     @property
@@ -132,7 +136,7 @@ class SessionIndex(KvReplica):
         entries; None when the listing is not held."""
         if not self.listing:
             return None
-        chosen = select(self.marks.values(), params, now_ms)
+        chosen = select(self.ordered, params, now_ms, in_order=True)
         return b'{"result":{"sessions":[' + b",".join(m.wire or b"" for m in chosen) + b"]}}"
 
     def _reset(self) -> None:
@@ -141,6 +145,7 @@ class SessionIndex(KvReplica):
         self.per_agent = {}
         self.listed = True
         self.unreadable = set()
+        self.ordered = []
         self._recent = (-1, [])
 
     async def _follow(self) -> None:
@@ -156,6 +161,8 @@ class SessionIndex(KvReplica):
         old = self.marks.pop(entry.key, None)
         if old is not None:
             self._count(old.agent_id, -1)
+            if old.wire is not None:
+                self._unorder(old)
         self.unreadable.discard(entry.key)
         stored: dict[str, Any] | None = None
         if entry.operation is None and entry.value is not None:
@@ -192,7 +199,16 @@ class SessionIndex(KvReplica):
             return
         mark.agent_id, mark.updated_at = session.agent_id, session.updated_at
         mark.text = search_text(session)
-        mark.wire = codec.dumps(codec.to_wire(session))
+        # A copy at its own size: orjson's output keeps its whole (4 KiB) working buffer.
+        mark.wire = bytes(memoryview(codec.dumps(codec.to_wire(session))))
+        bisect.insort(self.ordered, mark, key=sort_key)
+
+    def _unorder(self, mark: Mark) -> None:
+        at = bisect.bisect_left(self.ordered, sort_key(mark), key=sort_key)
+        while at < len(self.ordered) and self.ordered[at] is not mark:
+            at += 1  # the same place in the order as another entry (a key stored twice)
+        if at < len(self.ordered):
+            del self.ordered[at]
 
     def _bound_listing(self) -> None:
         cap = self.listed_max()
@@ -202,6 +218,7 @@ class SessionIndex(KvReplica):
             self.unlisted_at = time.monotonic()
             for mark in self.marks.values():
                 mark.text, mark.wire = "", None
+            self.ordered = []
         elif (
             not self.listed
             and len(self.marks) <= cap * RELIST_BELOW

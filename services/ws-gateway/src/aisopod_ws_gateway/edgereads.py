@@ -73,6 +73,8 @@ class Reader:
     build: Build
     clocked: frozenset[str] = frozenset()
     """Params that make the answer depend on the time (never kept in the memo)."""
+    usable: Callable[[], bool] | None = None
+    """More than warm replicas: whether the edge may answer now (checked before the memo)."""
 
 
 class EdgeReads:
@@ -92,7 +94,12 @@ class EdgeReads:
             "cron.list": Reader(("cron",), self._cron_list),
             "models.list": Reader(("config",), self._models_list),
             "sessions.list": Reader(
-                ("sessions",), self._sessions_list, clocked=frozenset({"activeMinutes"})
+                ("sessions",),
+                self._sessions_list,
+                clocked=frozenset({"activeMinutes"}),
+                # Within the listing cap (a live setting: lowering it must not leave
+                # replies kept from before answering here).
+                usable=lambda: self.sessions is not None and self.sessions.listing,
             ),
         }
 
@@ -140,7 +147,9 @@ class EdgeReads:
         if reader is None or call.notification:
             return None
         replicas = [self.replicas.get(b) for b in reader.buckets]
-        if not all(r is not None and r.warm for r in replicas):
+        if not all(r is not None and r.warm for r in replicas) or (
+            reader.usable is not None and not reader.usable()
+        ):
             metrics.EDGE_FALLBACKS.inc()
             return None
         pending = conn.edge_unsynced

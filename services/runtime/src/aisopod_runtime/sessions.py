@@ -262,7 +262,11 @@ class SessionStore:
     async def delete(self, session_key: str) -> None:
         await self.kv.delete(session_kv_key(session_key))
         if self.memory is not None:  # nats-py does not say the delete's revision
-            self._wrote(await self.memory.last_revision())
+            try:
+                self._wrote(await self.memory.last_revision())
+            except Exception:  # deleted all the same: wait for the watch's next revision
+                log.warning("no revision after deleting %s", session_key, exc_info=True)
+                self._wrote(self.memory.revision + 1)
 
     async def _held(self) -> Iterable[Held]:
         """Every session: from memory when it is warm and holds this store's last write,

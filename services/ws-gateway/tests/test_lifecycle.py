@@ -28,16 +28,17 @@ async def test_drain_sends_shutdown_finishes_requests_then_closes_1012(gw, tmp_p
     async def slow_owner(msg: Msg) -> None:
         async def answer() -> None:
             await asyncio.sleep(0.5)
-            await msg.respond(encode_reply({"sessions": []}))
+            await msg.respond(encode_reply({"previews": []}))
 
         replies.append(asyncio.create_task(answer()))
 
-    sub = await gw.nc.subscribe(f"{gw.prefix}.rpc.sessions.list", cb=slow_owner)
+    # sessions.preview: a read only the owner answers (sessions.list is answered here).
+    sub = await gw.nc.subscribe(f"{gw.prefix}.rpc.sessions.preview", cb=slow_owner)
     try:
         ws = await WsClient.connect(
             f"ws://127.0.0.1:{port}/ws", token="admin-token", subscribe=["cron.event"]
         )
-        in_flight = asyncio.create_task(ws.call("sessions.list", {}))
+        in_flight = asyncio.create_task(ws.call("sessions.preview", {"keys": ["s1"]}))
         await asyncio.sleep(0.1)  # let the request reach the owner before SIGTERM's work
         drain = asyncio.create_task(host.drain())
         shutdown = await ws.next_event("shutdown", timeout=5)
@@ -45,7 +46,7 @@ async def test_drain_sends_shutdown_finishes_requests_then_closes_1012(gw, tmp_p
         async with httpx.AsyncClient(trust_env=False) as http:
             ready = await http.get(f"http://127.0.0.1:{port}/ready")
         assert ready.status_code == 503 and "draining" in ready.json()["reasons"]
-        assert await in_flight == {"sessions": []}  # answered before the close
+        assert await in_flight == {"previews": []}  # answered before the close
         assert await ws.wait_closed() == (1012, "service restart")
         await asyncio.wait_for(drain, 10)
         with pytest.raises(Exception, match="503"):  # no longer accepting clients

@@ -60,6 +60,8 @@ class Adapter:
     this gateway. `ours` calls nothing then; it names the method whose scope the feed needs
     (the data it carries)."""
     needs: tuple[str, ...] = field(default=())
+    clocked: bool = False
+    """`result` reads the clock: never reused for the same answers of ours (handler.py)."""
 
     @property
     def passthrough(self) -> bool:
@@ -640,7 +642,7 @@ ADAPTERS: dict[str, Adapter] = {
     # OpenClaw method        our method            params / result / also
     "health": Adapter(
         "health", params=none, result=health_summary, also=("agents.list", "sessions.list"),
-        at_edge=True,
+        at_edge=True, clocked=True,
     ),
     "status": Adapter(
         "status", params=none, result=status_summary, also=("agents.list", "sessions.list")
@@ -679,7 +681,8 @@ ADAPTERS: dict[str, Adapter] = {
     "models.authStatus": Adapter("models.list", params=none, result=auth_status),
     "chat.metadata": Adapter("models.list", params=none, result=chat_metadata),
     "sessions.list": Adapter(
-        "sessions.list", params=_sessions_params, result=sessions_list, also=("models.list",)
+        "sessions.list", params=_sessions_params, result=sessions_list, also=("models.list",),
+        clocked=True,
     ),
     "chat.history": Adapter(
         "chat.history", params=_history_params, result=chat_history,

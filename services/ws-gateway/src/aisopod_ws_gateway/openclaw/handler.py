@@ -139,9 +139,9 @@ class OpenClawMethods:
         replies: list[Reply],
     ) -> None:
         """Our answers are all in (edge reads): the OpenClaw payload, reused while they and
-        the params are the same (the result builders are pure on this path: no clock)."""
+        the params are the same (unless the row's result reads the clock: `Adapter.clocked`)."""
         key = (orjson.dumps(params, option=orjson.OPT_SORT_KEYS), *(data for data, _ in replies))
-        memo = self._memo.get(call.method)
+        memo = None if row.clocked else self._memo.get(call.method)
         if memo is not None and memo[0] == key:
             body = memo[1]
         else:
@@ -160,7 +160,8 @@ class OpenClawMethods:
                 conn.reply_error(call.id, exc)
                 return
             body = codec.dumps({"result": value})
-            self._memo[call.method] = (key, body)
+            if not row.clocked:
+                self._memo[call.method] = (key, body)
         frame = conn.codec.splice(call.id, body)
         assert frame is not None
         conn.send_payload(frame)

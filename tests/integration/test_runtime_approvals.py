@@ -137,6 +137,7 @@ async def test_agent_exec_waits_for_approval_then_is_denied(
     )
     done = await rt.call("agent.wait", {"runId": run_id, "timeoutMs": 10_000})
     assert done["status"] == "ok"
+    await rt.lifecycle_end(run_id)  # the agent.event callbacks have caught up to the end
     tool = [p["data"] for p in rt.of_run(run_id, "agent.event") if p["stream"] == "tool"]
     assert [t["phase"] for t in tool] == ["start", "error"]
     assert tool[1]["result"]["approval"]["decision"] == "deny"
@@ -155,6 +156,7 @@ async def test_agent_exec_approved_goes_to_the_node(
     )
     done = await rt.call("agent.wait", {"runId": run_id, "timeoutMs": 20_000})
     assert done["status"] == "ok"
+    await rt.lifecycle_end(run_id)  # the agent.event callbacks have caught up to the end
     tool = [p["data"] for p in rt.of_run(run_id, "agent.event") if p["stream"] == "tool"]
     # Approved, then sent to node.invoke: no node `node-under-test` is connected here.
     assert tool[-1]["phase"] == "error"

@@ -35,6 +35,7 @@ async def owner(gw):
         _spawn(handle(msg))
 
     sub = await gw.nc.subscribe(f"{gw.prefix}.rpc.sessions.list", cb=on_msg)
+    await gw.nc.flush()  # live before the gateway (another connection) can ask
     yield seen
     await sub.unsubscribe()
 

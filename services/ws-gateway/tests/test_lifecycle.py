@@ -33,6 +33,7 @@ async def test_drain_sends_shutdown_finishes_requests_then_closes_1012(gw, tmp_p
         replies.append(asyncio.create_task(answer()))
 
     sub = await gw.nc.subscribe(f"{gw.prefix}.rpc.sessions.list", cb=slow_owner)
+    await gw.nc.flush()  # live before the gateway (another connection) can ask
     try:
         ws = await WsClient.connect(
             f"ws://127.0.0.1:{port}/ws", token="admin-token", subscribe=["cron.event"]

@@ -99,8 +99,10 @@ async def test_pending_lists_waiting_requests_on_any_replica(rt: RuntimeClient) 
 
 
 async def test_unanswered_request_expires_to_deny(rt: RuntimeClient) -> None:
+    # The early wait must reach the runtime before the request's expiry less its own 50 ms,
+    # or it settles the expiry itself: 2 s leaves room for a busy machine's round trips.
     request = await rt.call(
-        "exec.approval.request", {"command": "rm -rf /tmp/x", "timeoutMs": 300}, as_=APPROVER
+        "exec.approval.request", {"command": "rm -rf /tmp/x", "timeoutMs": 2000}, as_=APPROVER
     )
     early = await rt.call(
         "exec.approval.waitDecision", {"id": request["id"], "timeoutMs": 50}, as_=APPROVER

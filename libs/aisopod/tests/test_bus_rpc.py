@@ -7,6 +7,7 @@ import uuid
 from typing import Any
 
 import pytest
+from nats.js.errors import KeyWrongLastSequenceError
 
 from aisopod import dedupe
 from aisopod.bus import Bus
@@ -195,6 +196,32 @@ async def test_a_done_entry_whose_ack_is_lost_is_stored_again(
     result, stored = await Deduper(kv, instance="a").run_then_store("k-lost", work)
     await stored
     assert await Deduper(kv, instance="b").run("k-lost", work) == result == {"n": 1}
+    assert calls == 1
+
+
+async def test_a_create_that_meets_its_own_stored_copy_runs_the_call(
+    bus: Bus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pending entry's create was stored, its answer lost, and its retry told "wrong
+    last sequence": the entry is this call's own, so it runs (not IN_FLIGHT), once."""
+    kv = await bus.js.key_value(f"{bus.subjects.prefix}_dedupe")
+    calls = 0
+
+    async def work() -> dict[str, int]:
+        nonlocal calls
+        calls += 1
+        return {"n": calls}
+
+    stored_create = kv.create
+
+    async def create_then_lose(key: str, value: bytes, *args: Any, **kwargs: Any) -> int:
+        await stored_create(key, value)
+        raise KeyWrongLastSequenceError
+
+    monkeypatch.setattr(kv, "create", create_then_lose)
+    assert await Deduper(kv, instance="a").run("k-own", work) == {"n": 1}
+    monkeypatch.undo()
+    assert await Deduper(kv, instance="a").run("k-own", work) == {"n": 1}  # replayed
     assert calls == 1
 
 

@@ -40,12 +40,14 @@ async def store(nats_url: str) -> AsyncIterator[CronStore]:
 
 class LossyStore(CronStore):
     """Writes that fail as they do when JetStream gives up on a leader election: the next
-    `put` that succeeds is stored and still raises (its answer lost); the next
+    `put` that succeeds is stored and still raises (its answer lost), or is stored and
+    reads as refused (its retry met the stored copy: "wrong last sequence"); the next
     `record_run`s or `change`s raise without storing."""
 
     def __init__(self, store: CronStore) -> None:
         super().__init__(store.kv)
         self.lose_put_answers = 0
+        self.refuse_stored_puts = 0
         self.fail_record_runs = 0
         self.fail_changes = 0
 
@@ -58,6 +60,9 @@ class LossyStore(CronStore):
         if written and self.lose_put_answers:
             self.lose_put_answers -= 1
             raise self._lost()
+        if written and self.refuse_stored_puts:  # its retry met the stored first copy
+            self.refuse_stored_puts -= 1
+            return 0
         return written
 
     async def record_run(self, run: RunRecord, keep: int) -> None:
@@ -237,3 +242,15 @@ async def test_a_run_whose_start_or_end_was_not_stored_keeps_the_cadence(
     stored, _ = await store.get(job.job_id)
     assert stored.lease is None and stored.last_status == "ok"
     assert [r.status for r in await store.runs(job.job_id)] == ["ok", "ok", "ok"]
+
+
+async def test_a_claim_whose_retry_met_its_own_stored_copy_fires(store: CronStore) -> None:
+    lossy = LossyStore(store)
+    replicas = Replicas(lossy)
+    job = await add_job(lossy)
+    replicas.clock.advance(1000)
+    lossy.refuse_stored_puts = 1
+    await replicas.tick_all()
+    assert [due for _, _, due in replicas.fired] == [T0 + 1000]
+    stored, _ = await store.get(job.job_id)
+    assert stored.lease is None and stored.last_status == "ok"

@@ -62,11 +62,14 @@ class Deduper:
         the caller saves a round trip and still learns (later) if the write failed.
         A repeat is answered by `on_replay(first result)` when given."""
         kv_key = self.kv_key(key)
-        pending = codec.dumps({"state": "pending", "owner": self.instance, "at": time.time()})
+        call = uuid.uuid4().hex  # tells this call's own entry from a repeat's
+        pending = codec.dumps(
+            {"state": "pending", "owner": self.instance, "at": time.time(), "call": call}
+        )
         try:
             revision = await self.kv.create(kv_key, pending)
         except KeyWrongLastSequenceError:
-            existing = await self._existing(kv_key, pending)
+            existing = await self._existing(kv_key, pending, call)
             if isinstance(existing, _Done):
                 if on_replay is not None:
                     return codec.to_wire(await on_replay(existing.result)), _nothing()
@@ -88,8 +91,9 @@ class Deduper:
 
         return result, _acked(ack, store_again)
 
-    async def _existing(self, kv_key: str, pending: bytes) -> int | _Done:
-        """The stored result, or the revision of a stale pending entry we took over."""
+    async def _existing(self, kv_key: str, pending: bytes, call: str) -> int | _Done:
+        """The stored result, or the revision of a pending entry that is ours: written by
+        this call, or stale and taken over."""
         try:
             entry = await self.kv.get(kv_key)
         except KeyNotFoundError:
@@ -97,6 +101,11 @@ class Deduper:
         body = codec.loads(entry.value or b"{}")
         if body.get("state") == "done":
             return _Done(body.get("result"))
+        if body.get("call") == call:
+            # This call's own create, stored though its answer was lost in a leader
+            # election: its retry met it as "wrong last sequence" (the repeated message
+            # id did not spare it that, in a 3-node cluster under load).
+            return entry.revision or 0
         if time.time() - float(body.get("at", 0)) < self.stale_after_s:
             raise Conflict("a request with this idempotencyKey is in flight", code="IN_FLIGHT")
         try:

@@ -180,7 +180,7 @@ class Scheduler:
         except Exception:
             self._unsure[job.job_id] = run  # the next pass sees whether it was stored
             raise
-        if not written:
+        if not written and not await self._claimed_by(job.job_id, run.run_id):
             return None  # another replica claimed it first
         if stale is not None:
             try:
@@ -188,6 +188,15 @@ class Scheduler:
             except Exception:  # the old run's record only: the slot is claimed, fire it
                 log.warning("could not record the expiry of cron run %s", stale.run_id)
         return claimed, run
+
+    async def _claimed_by(self, job_id: str, run_id: str) -> bool:
+        """Whether the job's lease is `run_id`'s after a claim read as lost: a retried write
+        can meet its own first copy, stored though unanswered, as "wrong last sequence"."""
+        try:
+            job, _ = await self.store.get(job_id)
+        except NotFound:
+            return False
+        return job.lease is not None and job.lease.run_id == run_id
 
     async def _expire(self, job: JobRecord, lease: Lease, now: int) -> None:
         runs = await self.store.runs(job.job_id)

@@ -78,6 +78,9 @@ def test_restart_of_dead_child_and_sigterm_leaves_nothing(tmp_path: Path) -> Non
         assert new_pid != victim and _alive(new_pid)
         assert record["pids"]["ratelimit"] == [new_pid]
         pids.append(new_pid)
+        # The supervising process stayed lean through start-up and the restart: what only
+        # writing the stack's files needs was loaded in a forked child (forked.py).
+        assert not _heavy_libraries(proc.pid)
     finally:
         code = stop_local_stack(proc)
     assert code == 0
@@ -87,6 +90,13 @@ def test_restart_of_dead_child_and_sigterm_leaves_nothing(tmp_path: Path) -> Non
     assert not [p for p in pids if _alive(p)]
     assert not _processes_mentioning(str(state))  # the restarted child too
     assert not (state / "stack.json").exists()
+
+
+def _heavy_libraries(pid: int) -> set[str]:
+    """The compiled libraries of pydantic and `cryptography` mapped into `pid`."""
+    with open(f"/proc/{pid}/maps") as maps:
+        paths = {line.split()[-1] for line in maps if len(line.split()) >= 6}
+    return {p for p in paths if "pydantic_core" in p or "/cryptography/" in p}
 
 
 def test_stack_up_refuses_a_bind_address_that_is_not_an_ip(tmp_path: Path) -> None:

@@ -24,6 +24,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from aisopod.host import ServiceHost
+from aisopod.memory import settle_after_start
 from aisopod.probes import LIVENESS_PATHS, READINESS_PATHS
 from aisopod.securityheaders import secured
 
@@ -81,9 +82,12 @@ def create_app(
     async def lifespan(_: Any) -> AsyncIterator[None]:
         async with host:
             if setup is None:
+                settle_after_start()
                 yield
             else:
                 async with setup(host):
+                    # Start-up's garbage back to the kernel (memory.py).
+                    settle_after_start()
                     yield
 
     return app_class(routes=[*health_routes(host), *routes], lifespan=lifespan, **app_kwargs)

@@ -19,18 +19,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
+# Its home is natsurls.py (no pydantic: the launcher's supervising process uses it).
+from aisopod.natsurls import nats_servers as nats_servers
+
 ENV_PREFIX = "aisopod_"
 
 _SECRET_FIELDS = ("nats_password", "admin_token", "nats_token", "edge_secret")
-
-
-def nats_servers(url: str) -> list[str]:
-    """The servers of a NATS URL setting: one URL or a comma-separated list (a cluster's
-    nodes; the client fails over between them). nats-py takes a list, not the string."""
-    servers = [part.strip() for part in url.split(",") if part.strip()]
-    if not servers:
-        raise ValueError("no NATS server URL given")
-    return servers
 
 
 class ServiceSettings(BaseModel):

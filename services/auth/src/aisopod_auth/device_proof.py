@@ -16,9 +16,6 @@ import hashlib
 import hmac
 import re
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
 from aisopod.contracts.auth import DeviceProof, openclaw_signature_payloads, signature_payload
 from aisopod.errors import Unauthenticated
 
@@ -66,6 +63,11 @@ def verify_device_proof(
             "device public key must be a raw 32-byte Ed25519 key, base64url",
             code="DEVICE_KEY_INVALID",
         )
+    # `cryptography` (~8 MiB of RSS) loads on the first device proof, not at start-up: an
+    # idle gateway, or one whose clients use tokens only, never pays it (docs/deployment.md).
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
     try:
         public_key = Ed25519PublicKey.from_public_bytes(raw_key)
     except ValueError:

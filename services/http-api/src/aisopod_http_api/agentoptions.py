@@ -23,8 +23,6 @@ from collections.abc import MutableMapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import jsonschema
-
 from aisopod.errors import InvalidParams
 from aisopod_http_api.edge import EXTRA_HEADERS_KEY
 from aisopod_http_api.errors import UpstreamError
@@ -82,6 +80,8 @@ class OutputFormat:
                 "the agent's answer is JSON but not an object", openaiCode="invalid_output"
             )
         if self.kind == "json_schema" and self.schema:
+            import jsonschema  # ~3 MiB: only for requests that ask for a JSON schema
+
             try:
                 jsonschema.validate(value, self.schema)
             except jsonschema.ValidationError as exc:
@@ -116,6 +116,8 @@ def _format(raw: Any, param: str) -> OutputFormat:
     schema = spec.get("schema") if isinstance(spec, dict) else None
     if not isinstance(schema, dict):
         raise InvalidParams(f"{param} json_schema needs a `schema` object", param=param)
+    import jsonschema  # ~3 MiB: loaded by the first request that asks for a JSON schema
+
     try:
         jsonschema.validators.validator_for(schema).check_schema(schema)
     except jsonschema.SchemaError as exc:

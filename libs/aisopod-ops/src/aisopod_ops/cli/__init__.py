@@ -3,42 +3,42 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
-
-from aisopod_ops.cli import (
-    call_cmd,
-    catalogue_cmd,
-    config_cmd,
-    deploy_cmd,
-    devices_cmd,
-    edge_cmd,
-    logs_cmd,
-    stack_cmd,
-    token_cmd,
-)
+from types import ModuleType
 
 COMMAND_MODULES = (
-    stack_cmd,
-    deploy_cmd,
-    edge_cmd,
-    call_cmd,
-    config_cmd,
-    logs_cmd,
-    devices_cmd,
-    token_cmd,
-    catalogue_cmd,
+    "stack_cmd",
+    "deploy_cmd",
+    "edge_cmd",
+    "call_cmd",
+    "config_cmd",
+    "logs_cmd",
+    "devices_cmd",
+    "token_cmd",
+    "catalogue_cmd",
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _modules(argv: Sequence[str]) -> list[ModuleType]:
+    """The command modules to register. `aisopod stack …` registers only its own: the
+    launcher supervises for as long as the stack runs, and the other commands' imports
+    (NATS admin client, catalogue, config models) would stay in its memory for nothing
+    (docs/deployment.md, "The launcher's own memory")."""
+    names = COMMAND_MODULES[:1] if list(argv[:1]) == ["stack"] else COMMAND_MODULES
+    return [importlib.import_module(f"aisopod_ops.cli.{name}") for name in names]
+
+
+def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="aisopod", description="aisopod gateway")
     commands = parser.add_subparsers(dest="command", required=True)
-    for module in COMMAND_MODULES:
+    for module in _modules(argv):
         module.register(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    args = build_parser().parse_args(argv)
+    args_list = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(args_list).parse_args(args_list)
     sys.exit(args.handler(args))

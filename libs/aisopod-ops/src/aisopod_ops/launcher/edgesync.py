@@ -19,23 +19,26 @@ The same class serves the local launcher (in-process, NATS admin user) and the
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import nats
 import yaml
 from nats.aio.client import Client as NATS
 from nats.js.errors import BucketNotFoundError
 
-from aisopod.config.model import GatewayConfig
-from aisopod.config.store import CONFIG_KEY, snapshot_from
-from aisopod.settings import nats_servers
+from aisopod.natsurls import nats_servers
+from aisopod.origins import DEFAULT_MAX_AGE_S, read_cors
 from aisopod.state import bucket_name
-from aisopod_ops.launcher import tls, traefik
+from aisopod_ops.launcher import livefiles, tlsfiles
+
+if TYPE_CHECKING:
+    from aisopod.config.model import GatewayConfig
 
 log = logging.getLogger("aisopod.edge")
 
@@ -46,6 +49,9 @@ REDIRECT_FILE = "redirect.yml"
 EDGE_PROOF_FILE = "edge-proof.yml"
 HEADER = "# Written by aisopod's edge sync; changes are overwritten.\n"
 RENEW_CHECK_S = 3600.0
+# KV `config`'s key of the gateway document (aisopod.config.store.CONFIG_KEY; that module
+# loads pydantic and the whole config model, which this process does without).
+CONFIG_KEY = "gateway"
 
 Connect = Callable[[], Awaitable[NATS]]
 
@@ -70,7 +76,7 @@ def write_dynamic(path: Path, config: dict[str, Any], note: str = "") -> bool:
     text = HEADER + (f"# {note}\n" if note else "") + yaml.safe_dump(config, sort_keys=True)
     if path.exists() and path.read_text() == text:
         return False
-    tls.write_atomic(path, text.encode(), 0o600)
+    tlsfiles.write_atomic(path, text.encode(), 0o600)
     return True
 
 
@@ -81,26 +87,51 @@ def _stamp(*paths: Path) -> tuple[tuple[int, int, int], ...] | None:
         return None
 
 
+@dataclass(frozen=True)
+class PreparedEdge:
+    """What `EdgeSync.prepare` settled, handed to the EdgeSync that follows the sources
+    when another process prepared (the launcher prepares in a short-lived child)."""
+
+    cert_file: str | None = None
+    key_file: str | None = None
+    ca_file: str | None = None
+    origins: list[str] = field(default_factory=list)
+    max_age_s: int = DEFAULT_MAX_AGE_S
+    renewal_due_at: float | None = None  # local CA's certificate: when to reissue it
+
+    def to_json(self) -> str:
+        return json.dumps(self.__dict__)
+
+    @classmethod
+    def from_json(cls, text: str) -> PreparedEdge:
+        return cls(**json.loads(text))
+
+
 class EdgeSync:
     def __init__(self, options: EdgeOptions) -> None:
         self.options = options
-        self.files: tls.TlsFiles | None = None
+        self.files: tlsfiles.TlsFiles | None = None
         self.origins: list[str] = []
-        self.max_age_s = 600
+        self.max_age_s = DEFAULT_MAX_AGE_S
         self.config_applied = asyncio.Event()
         self._cert_stamp: tuple[tuple[int, int, int], ...] | None = None
-        self._renewed_at = 0.0
+        self._renew_checked_at = 0.0
+        self._renewal_due_at: float | None = None
 
     @property
     def dynamic_dir(self) -> Path:
         return self.options.dynamic_dir
 
     # -- the files ------------------------------------------------------------------------
-    def prepare(self, config: GatewayConfig | None = None) -> tls.TlsFiles | None:
+    def prepare(self, config: GatewayConfig | None = None) -> tlsfiles.TlsFiles | None:
         """Write every live file before Traefik starts (CORS from `config`, e.g. the seed;
         the live document replaces it as soon as NATS answers)."""
+        if config is None:
+            origins, max_age_s = [], DEFAULT_MAX_AGE_S
+        else:
+            origins, max_age_s = list(config.cors.allowed_origins), config.cors.max_age_s
         if not self.options.write_files:
-            self.apply_config(config or GatewayConfig())
+            self.apply_cors(origins, max_age_s)
             return None
         self.dynamic_dir.mkdir(parents=True, exist_ok=True)
         if self.options.edge_secret:
@@ -111,38 +142,65 @@ class EdgeSync:
             log.error("no edge secret (AISOPOD_EDGE_SECRET_FILE): the edge routes stay down")
         self.files = self._certificate()
         self._write_tls(self.files)
-        self.apply_config(config or GatewayConfig())
+        self.apply_cors(origins, max_age_s)
         if self.options.redirect_https_port is not None:
-            redirect = traefik.redirect_config(self.options.redirect_https_port)
+            redirect = livefiles.redirect_config(self.options.redirect_https_port)
             write_dynamic(self.dynamic_dir / REDIRECT_FILE, redirect)
         else:
             (self.dynamic_dir / REDIRECT_FILE).unlink(missing_ok=True)
         return self.files
 
-    def _certificate(self) -> tls.TlsFiles:
+    def prepared(self) -> PreparedEdge:
+        files = self.files
+        return PreparedEdge(
+            cert_file=str(files.cert_file) if files else None,
+            key_file=str(files.key_file) if files else None,
+            ca_file=str(files.ca_file) if files and files.ca_file else None,
+            origins=list(self.origins),
+            max_age_s=self.max_age_s,
+            renewal_due_at=self._renewal_due_at,
+        )
+
+    def adopt(self, prepared: PreparedEdge) -> None:
+        """Take over what another process's `prepare` wrote, without writing again."""
+        if prepared.cert_file and prepared.key_file:
+            ca = Path(prepared.ca_file) if prepared.ca_file else None
+            self.files = tlsfiles.TlsFiles(Path(prepared.cert_file), Path(prepared.key_file), ca)
+            self._cert_stamp = _stamp(self.files.cert_file, self.files.key_file)
+        self.origins, self.max_age_s = list(prepared.origins), prepared.max_age_s
+        self._renewal_due_at = prepared.renewal_due_at
+        self._renew_checked_at = time.monotonic()
+
+    def _certificate(self) -> tlsfiles.TlsFiles:
+        from aisopod_ops.launcher import tls  # `cryptography`: only when issuing or checking
+
         opts = self.options
         if opts.tls_cert is not None or opts.tls_key is not None:
             if opts.tls_cert is None or opts.tls_key is None:
                 raise ValueError("a TLS certificate needs both its certificate and key file")
             return tls.user_certificate(opts.tls_cert, opts.tls_key)
-        self._renewed_at = time.monotonic()
-        return tls.ensure_self_signed(opts.tls_dir, opts.tls_names)
+        self._renew_checked_at = time.monotonic()
+        files = tls.ensure_self_signed(opts.tls_dir, opts.tls_names)
+        self._renewal_due_at = tls.renewal_due_at(files.cert_file)
+        return files
 
-    def _write_tls(self, files: tls.TlsFiles) -> None:
+    def _write_tls(self, files: tlsfiles.TlsFiles) -> None:
         # The fingerprint in the file is what changes when only the certificate did.
-        note = f"certificate sha256 {tls.fingerprint(files.cert_file)}"
+        note = f"certificate sha256 {tlsfiles.fingerprint(files.cert_file)}"
         self._cert_stamp = _stamp(files.cert_file, files.key_file)
-        if write_dynamic(self.dynamic_dir / TLS_FILE, traefik.tls_config(files), note):
+        if write_dynamic(self.dynamic_dir / TLS_FILE, livefiles.tls_config(files), note):
             log.info("serving TLS certificate %s", note.split()[-1][:16])
 
     def apply_config(self, config: GatewayConfig) -> bool:
         """Rewrite cors.yml for `config`; True when it changed."""
-        changed = (self.origins, self.max_age_s) != (
-            list(config.cors.allowed_origins),
-            config.cors.max_age_s,
-        )
-        self.origins = list(config.cors.allowed_origins)
-        self.max_age_s = config.cors.max_age_s
+        return self.apply_cors(list(config.cors.allowed_origins), config.cors.max_age_s)
+
+    def apply_cors(self, origins: list[str], max_age_s: int) -> bool:
+        """Rewrite cors.yml for these origins (normalized) and max age; True when it
+        changed."""
+        changed = (self.origins, self.max_age_s) != (origins, max_age_s)
+        self.origins = list(origins)
+        self.max_age_s = max_age_s
         if self.options.write_files:
             changed = write_dynamic(self.dynamic_dir / CORS_FILE, self.cors_document())
         if changed:
@@ -151,24 +209,41 @@ class EdgeSync:
 
     def cors_document(self) -> dict[str, Any]:
         """The CORS middleware as a dynamic configuration (file or HTTP provider)."""
-        return traefik.cors_config(self.origins, self.max_age_s)
+        return livefiles.cors_config(self.origins, self.max_age_s)
 
     def edge_proof_document(self) -> dict[str, Any]:
         """The `edge-proof` middleware (empty without a secret: its routes stay down)."""
         if not self.options.edge_secret:
             return {}
-        return traefik.edge_proof_config(self.options.edge_secret)
+        return livefiles.edge_proof_config(self.options.edge_secret)
+
+    def _renewal_due(self) -> bool:
+        """The local CA's certificate wants reissuing: checked hourly, against the expiry
+        read when it was issued, so `cryptography` loads only when it is time."""
+        if self.options.tls_cert is not None:
+            return False
+        if time.monotonic() - self._renew_checked_at <= RENEW_CHECK_S:
+            return False
+        self._renew_checked_at = time.monotonic()
+        due = self._renewal_due_at
+        files = self.files
+        missing = files is None or _stamp(files.cert_file, files.key_file) is None
+        return due is None or time.time() >= due or missing
 
     def check_certificate(self) -> bool:
         """Pick up a replaced certificate; True when tls.yml was rewritten."""
         if self.files is None:
             return False
-        if self.options.tls_cert is None and (time.monotonic() - self._renewed_at > RENEW_CHECK_S):
-            self._renewed_at = time.monotonic()
-            tls.ensure_self_signed(self.options.tls_dir, self.options.tls_names)
+        if self._renewal_due():
+            from aisopod_ops.launcher import tls
+
+            renewed = tls.ensure_self_signed(self.options.tls_dir, self.options.tls_names)
+            self._renewal_due_at = tls.renewal_due_at(renewed.cert_file)
         stamp = _stamp(self.files.cert_file, self.files.key_file)
         if stamp is None or stamp == self._cert_stamp:
             return False
+        from aisopod_ops.launcher import tls  # a replaced certificate: check it fully
+
         try:
             tls.user_certificate(self.files.cert_file, self.files.key_file)
         except ValueError as exc:
@@ -204,7 +279,7 @@ class EdgeSync:
                     async for entry in watcher:
                         if entry is None or entry.value is None or entry.operation is not None:
                             continue
-                        self._apply_document(entry.value, entry.revision or 0)
+                        self._apply_document(entry.value)
                         last_error = ""
                 except asyncio.CancelledError:
                     raise
@@ -220,13 +295,15 @@ class EdgeSync:
             if nc is not None and not nc.is_closed:
                 await nc.close()
 
-    def _apply_document(self, data: bytes, revision: int) -> None:
+    def _apply_document(self, data: bytes) -> None:
+        # Only the `cors` section, read without the config model (aisopod/origins.py): the
+        # service that stored the document validated all of it.
         try:
-            snapshot = snapshot_from(data, revision)
-        except Exception:
+            origins, max_age_s = read_cors(json.loads(data))
+        except ValueError:  # json's decode errors are ValueErrors too
             log.error("stored configuration is invalid; keeping the previous CORS origins")
             return
-        self.apply_config(snapshot.config)
+        self.apply_cors(origins, max_age_s)
         self.config_applied.set()
 
 

@@ -19,12 +19,12 @@ from aisopod.grants import SERVICE_GRANTS, Access, Grants
 from aisopod.services import ServiceName
 from aisopod.state import bucket_name, stream_name
 from aisopod_ops.launcher.addresses import host_port
+from aisopod_ops.launcher.secrets import EDGE_SYNC_USER as EDGE_SYNC_USER
 
 # Account-level look-ups every JetStream client makes; flow control and micro discovery.
 JS_PUB = ["$JS.API.INFO", "$JS.API.STREAM.NAMES", "$JS.FC.>", "$SRV.>"]
 JS_SUB = ["_INBOX.>", "$SRV.>"]
 # The edge sync (launcher/edgesync.py) only reads KV `config` to keep Traefik's CORS live.
-EDGE_SYNC_USER = "edge-sync"
 
 
 def _rpc_subjects(prefix: str, owner: ServiceName) -> list[str]:

@@ -19,6 +19,9 @@ Probe = Callable[[], Awaitable[bool]]
 # Readiness polling period. A probe is one loopback GET (probe.py, ~0.15 ms of CPU); polling
 # faster finds a ready child sooner but takes CPU from the children still starting.
 POLL_S = 0.05
+# How long a service finishes its work after SIGTERM (ServiceSettings.drain_timeout_s);
+# Traefik's grace time and every stop timeout above a service are derived from it.
+SERVICE_DRAIN_S = 30
 
 
 @dataclass

@@ -7,8 +7,10 @@ import secrets
 from pathlib import Path
 
 from aisopod.services import PYTHON_SERVICES
-from aisopod_ops.launcher.natsconf import EDGE_SYNC_USER
 
+# The edge sync's NATS user (natsconf.py grants it read-only KV `config`); here, where the
+# users are listed, so the launcher's supervising process need not load natsconf.
+EDGE_SYNC_USER = "edge-sync"
 NATS_USERS: tuple[str, ...] = (*(s.value for s in PYTHON_SERVICES), EDGE_SYNC_USER, "admin")
 
 

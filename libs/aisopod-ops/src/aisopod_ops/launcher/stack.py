@@ -19,21 +19,32 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import yaml
-
-from aisopod.config.store import load_seed_file
+# Only what supervising needs is imported here: the process that stays up for as long as
+# the stack runs never loads pydantic, the catalogue or `cryptography` in the default
+# profile (forked.py; docs/deployment.md, "The launcher's own memory"). What writes the
+# files is imported in the forked child (`_write_files`), `--small`'s hosting by `_child`.
+from aisopod.natsurls import nats_servers
 from aisopod.services import EDGE_SERVICES, PYTHON_SERVICES, ServiceName
-from aisopod.settings import nats_servers
-from aisopod_ops.launcher import combined, natsconf, traefik
 from aisopod_ops.launcher.addresses import bare_host, connect_host, connect_url, host_port, is_ipv6
-from aisopod_ops.launcher.edgesync import ROUTES_FILE, EdgeOptions, EdgeSync, nats_connector
-from aisopod_ops.launcher.hosted import HostedServices
+from aisopod_ops.launcher.edgesync import (
+    ROUTES_FILE,
+    EdgeOptions,
+    EdgeSync,
+    PreparedEdge,
+    nats_connector,
+)
+from aisopod_ops.launcher.forked import run_forked
 from aisopod_ops.launcher.paths import binary, openclaw_ui_root, repo_root, ui_root
 from aisopod_ops.launcher.ports import pick
 from aisopod_ops.launcher.probe import http_probe, nats_probe
-from aisopod_ops.launcher.process import POLL_S, Child, ChildSpec, Probe
-from aisopod_ops.launcher.secrets import StackSecrets, ensure_secret, write_private
+from aisopod_ops.launcher.process import POLL_S, SERVICE_DRAIN_S, Child, ChildSpec, Probe
+from aisopod_ops.launcher.secrets import EDGE_SYNC_USER, StackSecrets, ensure_secret, write_private
+
+if TYPE_CHECKING:
+    from aisopod_ops.launcher import combined
+    from aisopod_ops.launcher.hosted import HostedServices
 
 log = logging.getLogger("aisopod_ops.launcher")
 
@@ -152,7 +163,20 @@ class Stack:
             1 if opts.nats_url else min(opts.nats_cluster, 3)
         )
         self.config_file = opts.config_file or self.state_dir / "aisopod.yaml"
-        if opts.config_file is None and not self.config_file.exists():
+        self.edge = self._edge_sync()
+        if opts.small:
+            # This process hosts the services and loads all of it anyway: no child.
+            prepared = self._write_files()
+        else:
+            prepared = run_forked(self._write_files)
+        self.edge.adopt(PreparedEdge.from_json(prepared))
+
+    def _write_files(self) -> str:
+        """The seed config, NATS's and Traefik's configuration, the TLS and other live
+        files; what the edge sync settled, as JSON. Runs in a forked child (forked.py)."""
+        import yaml
+
+        if self.options.config_file is None and not self.config_file.exists():
             write_private(
                 self.config_file,
                 "# Seed of the gateway configuration, read on the first start only; after\n"
@@ -161,8 +185,15 @@ class Stack:
             )
         self._write_nats_config()
         self._write_traefik_config()
+        assert self.edge is not None
+        from aisopod.config.store import load_seed_file
+
+        self.edge.prepare(load_seed_file(self.config_file))
+        return self.edge.prepared().to_json()
 
     def _write_nats_config(self) -> None:
+        from aisopod_ops.launcher import natsconf
+
         assert self.secrets is not None
         host = self.options.host
         clustered = len(self.nats_nodes) > 1
@@ -201,6 +232,10 @@ class Stack:
         return [connect_url("http", self.options.host, p) for p in self.service_ports[service]]
 
     def _write_traefik_config(self) -> None:
+        import yaml
+
+        from aisopod_ops.launcher import traefik
+
         host = self.options.host
         dynamic_dir = self.state_dir / "traefik" / "dynamic"
         dynamic_dir.mkdir(parents=True, exist_ok=True)
@@ -222,15 +257,14 @@ class Stack:
         dynamic = traefik.dynamic_config(upstreams, entry_points=["web", "websecure"])
         write_private(self.state_dir / "traefik" / "traefik.yml", yaml.safe_dump(static))
         write_private(dynamic_dir / ROUTES_FILE, yaml.safe_dump(dynamic))
-        self._prepare_edge(dynamic_dir)
 
-    def _prepare_edge(self, dynamic_dir: Path) -> None:
+    def _edge_sync(self) -> EdgeSync:
         """TLS, CORS and redirect files (edgesync.py); CORS from the seed until the live
         config is read from NATS."""
         opts = self.options
-        self.edge = EdgeSync(
+        return EdgeSync(
             EdgeOptions(
-                dynamic_dir=dynamic_dir,
+                dynamic_dir=self.state_dir / "traefik" / "dynamic",
                 tls_dir=self.state_dir / "tls",
                 tls_cert=opts.tls_cert,
                 tls_key=opts.tls_key,
@@ -239,11 +273,10 @@ class Stack:
                 edge_secret=self.secrets.edge_secret if self.secrets else None,
             )
         )
-        self.edge.prepare(load_seed_file(self.config_file))
 
     def _start_edge_sync(self) -> None:
         assert self.secrets is not None and self.edge is not None
-        user = natsconf.EDGE_SYNC_USER  # read-only on KV `config`, like compose's edge-sync
+        user = EDGE_SYNC_USER  # read-only on KV `config`, like compose's edge-sync
         connect = nats_connector(self.nats_url, user, self.secrets.nats_passwords[user])
         self._edge_task = asyncio.create_task(self.edge.run(connect), name="edge-sync")
 
@@ -285,6 +318,8 @@ class Stack:
         """`--small`'s services, hosted by the launcher itself (hosted.py): the environment
         every service shares, and a plan naming each one's port, instance and NATS password
         file."""
+        from aisopod_ops.launcher import combined
+
         assert self.secrets is not None
         plan = combined.Plan(
             services=[
@@ -433,7 +468,7 @@ class Stack:
                 ),
                 group="proxy",
                 # Traefik's graceTimeOut is the services' drain; give it that and a margin.
-                stop_timeout_s=traefik.DRAIN_TIMEOUT_S + 5,
+                stop_timeout_s=SERVICE_DRAIN_S + 5,
             )
         )
         return specs
@@ -441,6 +476,8 @@ class Stack:
     # -- lifecycle ----------------------------------------------------------------------
     def _child(self, spec: ChildSpec) -> Child | HostedServices:
         if spec.name == "services" and self._hosted_plan is not None:
+            from aisopod_ops.launcher.hosted import HostedServices
+
             return HostedServices(spec, self._hosted_plan, on_exit=self._hosted_ended)
         return Child(spec, on_restart=self._restarted)
 

@@ -14,12 +14,9 @@ trusting reissued certificates.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import ipaddress
 import os
-import tempfile
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
@@ -27,6 +24,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+# Their home is tlsfiles.py (no `cryptography`); re-exported for the callers of this module.
+from aisopod_ops.launcher.tlsfiles import TlsFiles as TlsFiles
+from aisopod_ops.launcher.tlsfiles import fingerprint as fingerprint
+from aisopod_ops.launcher.tlsfiles import write_atomic as write_atomic
 
 CA_CERT = "ca.crt"
 CA_KEY = "ca.key"
@@ -38,15 +40,6 @@ CA_VALIDITY = dt.timedelta(days=3650)
 SERVER_VALIDITY = dt.timedelta(days=397)
 RENEW_BEFORE = dt.timedelta(days=30)
 _BACKDATE = dt.timedelta(minutes=5)  # tolerate small clock skew between hosts
-
-
-@dataclass(frozen=True)
-class TlsFiles:
-    """What Traefik serves: a PEM chain and its key; `ca_file` only for the local CA."""
-
-    cert_file: Path
-    key_file: Path
-    ca_file: Path | None = None
 
 
 def normalize_names(names: Iterable[str]) -> list[str]:
@@ -94,26 +87,6 @@ def current_names(tls_dir: Path) -> set[str]:
     if not path.exists():
         return set()
     return certificate_names(x509.load_pem_x509_certificate(path.read_bytes()))
-
-
-def fingerprint(cert_file: Path) -> str:
-    """sha256 of the DER of the first certificate in a PEM file (what a client sees)."""
-    cert = x509.load_pem_x509_certificate(cert_file.read_bytes())
-    return hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
-
-
-def write_atomic(path: Path, data: bytes, mode: int) -> None:
-    """Replace `path` in one rename, created with `mode` from the start."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _now() -> dt.datetime:
@@ -233,6 +206,13 @@ def ensure_self_signed(tls_dir: Path, names: Iterable[str] = ()) -> TlsFiles:
         ):
             return files
     return issue_server_certificate(tls_dir, names)
+
+
+def renewal_due_at(cert_file: Path) -> float:
+    """When `ensure_self_signed` will reissue this certificate for its age (Unix time):
+    the edge sync loads this module again only then (tlsfiles.py)."""
+    cert = x509.load_pem_x509_certificate(cert_file.read_bytes())
+    return (cert.not_valid_after_utc - RENEW_BEFORE).timestamp()
 
 
 def user_certificate(cert_file: Path, key_file: Path) -> TlsFiles:

@@ -32,7 +32,19 @@ from aisopod import principal
 from aisopod.edgeproof import HEADER as EDGE_PROOF_HEADER
 from aisopod.principal import IDENTITY_HEADERS
 from aisopod.probes import PROBE_PATHS
-from aisopod_ops.launcher.tls import TlsFiles
+
+# The live files' renderers live in livefiles.py (the launcher's supervising process
+# follows them and stays lean); re-exported here with the rest of the configuration.
+from aisopod_ops.launcher.livefiles import CORS_ALLOW_HEADERS as CORS_ALLOW_HEADERS
+from aisopod_ops.launcher.livefiles import CORS_EXPOSE_HEADERS as CORS_EXPOSE_HEADERS
+from aisopod_ops.launcher.livefiles import EDGE_PROOF_MIDDLEWARE as EDGE_PROOF_MIDDLEWARE
+from aisopod_ops.launcher.livefiles import RATELIMIT_HEADERS as RATELIMIT_HEADERS
+from aisopod_ops.launcher.livefiles import cors_config as cors_config
+from aisopod_ops.launcher.livefiles import cors_middleware as cors_middleware
+from aisopod_ops.launcher.livefiles import edge_proof_config as edge_proof_config
+from aisopod_ops.launcher.livefiles import redirect_config as redirect_config
+from aisopod_ops.launcher.livefiles import tls_config as tls_config
+from aisopod_ops.launcher.process import SERVICE_DRAIN_S
 
 # Every identity-like header a client could forge (also the bare NATS header names, in case
 # a service copies request headers onto NATS messages): removed at the edge on every route.
@@ -64,7 +76,6 @@ STRIPPED_HEADERS = tuple(
         ]
     )
 )
-RATELIMIT_HEADERS = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset")
 API_PATHS = ("/v1", "/hooks", "/tools", "/status", "/canvas", "/a2ui")
 
 # Encoded characters in a path. Refused everywhere (a proxy and a service could read such a
@@ -91,7 +102,6 @@ _ENCODED_FLAGS = (
     "allowEncodedHash",
 )
 
-EDGE_PROOF_MIDDLEWARE = "edge-proof"
 # Middleware chains per route, in order. `cors` and `edge-proof` live in their own files.
 API_CHAIN = (
     "cors",
@@ -144,7 +154,7 @@ IDLE_CONN_TIMEOUT = "4s"
 # closed) a new connection to its service: 2,000 TIME_WAIT sockets towards http-api in 4 s
 # at c=64 before, ~60 after. Above the concurrency one edge sees on 2 cores.
 MAX_IDLE_CONNS_PER_HOST = 256
-DRAIN_TIMEOUT_S = 30  # ServiceSettings.drain_timeout_s: how long a service finishes work
+DRAIN_TIMEOUT_S = SERVICE_DRAIN_S  # how long a service finishes work (process.py)
 
 
 @dataclass
@@ -382,84 +392,3 @@ def dynamic_config(up: Upstreams, *, entry_points: list[str]) -> dict[str, Any]:
 
 
 # -- CORS, edge proof, TLS and redirect: the live files next to routes.yml ----------------
-
-
-def edge_proof_config(secret: str) -> dict[str, Any]:
-    """The `edge-proof` middleware: sets the proof on the request, replacing any copy."""
-    if not secret:
-        raise ValueError("the edge proof needs a secret")
-    headers = {"customRequestHeaders": {EDGE_PROOF_HEADER: secret}}
-    return {"http": {"middlewares": {EDGE_PROOF_MIDDLEWARE: {"headers": headers}}}}
-
-
-CORS_ALLOW_HEADERS = (
-    "Authorization",
-    "Content-Type",
-    "Idempotency-Key",
-    "X-Aisopod-Agent-Id",
-    "X-Aisopod-Session-Key",
-    "X-Aisopod-Token",
-    # SDKs add their own headers (the OpenAI SDK's x-stainless-*); the wildcard covers
-    # them for non-credentialed requests, which is all we serve (bearer tokens, no cookies).
-    "*",
-)
-CORS_EXPOSE_HEADERS = (
-    "Retry-After",
-    "X-Request-Id",
-    "WWW-Authenticate",
-    "X-Aisopod-Ignored-Params",
-    *RATELIMIT_HEADERS,
-)
-
-
-def cors_middleware(allowed_origins: list[str], max_age_s: int = 600) -> dict[str, Any]:
-    """Traefik answers preflights itself (this middleware comes first), so they never
-    need a credential; a disallowed origin gets no Access-Control-Allow-Origin."""
-    return {
-        "headers": {
-            "accessControlAllowMethods": ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
-            "accessControlAllowHeaders": list(CORS_ALLOW_HEADERS),
-            "accessControlAllowOriginList": list(allowed_origins),
-            "accessControlExposeHeaders": list(CORS_EXPOSE_HEADERS),
-            "accessControlMaxAge": max_age_s,
-            "addVaryHeader": True,
-        }
-    }
-
-
-def cors_config(allowed_origins: list[str], max_age_s: int = 600) -> dict[str, Any]:
-    return {"http": {"middlewares": {"cors": cors_middleware(allowed_origins, max_age_s)}}}
-
-
-def tls_config(files: TlsFiles) -> dict[str, Any]:
-    """The certificate for every SNI, and as the default for clients that send none (an
-    IP address); TLS 1.2 at least."""
-    pair = {"certFile": str(files.cert_file), "keyFile": str(files.key_file)}
-    return {
-        "tls": {
-            "certificates": [dict(pair)],
-            "stores": {"default": {"defaultCertificate": dict(pair)}},
-            "options": {"default": {"minVersion": "VersionTLS12"}},
-        }
-    }
-
-
-def redirect_config(https_port: int) -> dict[str, Any]:
-    """HTTP→HTTPS for everything on `web`: one router above every other one."""
-    scheme: dict[str, Any] = {"scheme": "https", "permanent": True}
-    if https_port != 443:
-        scheme["port"] = str(https_port)
-    return {
-        "http": {
-            "routers": {
-                "redirect-https": {
-                    "rule": "PathPrefix(`/`)",
-                    "entryPoints": ["web"],
-                    "middlewares": ["redirect-https"],
-                    "service": "noop@internal",
-                    "priority": 100_000,
-                }
-            },
-            "middlewares": {"redirect-https": {"redirectScheme": scheme}},
-        }
-    }

@@ -5,33 +5,12 @@ sync rewrites it on every change). The Control UI is served on the gateway's own
 and needs no entry; list the *other* origins whose pages may call the API.
 """
 
-from urllib.parse import urlsplit
-
 from pydantic import Field, field_validator
 
 from aisopod.config.sections.base import Section
+from aisopod.origins import normalize_origin
 
-
-def normalize_origin(value: str) -> str:
-    """`scheme://host[:port]` in lower case without a trailing slash, or `*`.
-
-    Browsers send the Origin header in exactly this form, and Traefik compares it as a
-    string, so `https://App.example/` must be stored as `https://app.example`.
-    """
-    value = value.strip()
-    if value == "*":
-        return value
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"{value!r}: an origin is scheme://host[:port] (http or https)")
-    if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
-        raise ValueError(f"{value!r}: an origin has no path, query, fragment or user")
-    host = parts.hostname
-    if ":" in host:  # IPv6 literal
-        host = f"[{host}]"
-    default_port = {"http": 80, "https": 443}[parts.scheme]
-    port = "" if parts.port in (None, default_port) else f":{parts.port}"
-    return f"{parts.scheme}://{host}{port}"
+__all__ = ["CorsSection", "normalize_origin"]
 
 
 class CorsSection(Section):

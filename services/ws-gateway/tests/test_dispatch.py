@@ -46,6 +46,7 @@ async def owner(gw):
         _spawn(handle(msg))
 
     sub = await gw.nc.subscribe(f"{gw.prefix}.rpc.sessions.preview", cb=on_msg)
+    await gw.nc.flush()  # live before the gateway (another connection) can ask
     yield seen
     await sub.unsubscribe()
 

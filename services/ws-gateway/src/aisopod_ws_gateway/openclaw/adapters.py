@@ -769,6 +769,10 @@ class Absent:
 
     answer: Any = None
     unavailable: str | None = None
+    unknown: bool = False
+    """Answer `unknown method: <name>`: what an OpenClaw gateway without the feature
+    answers, and what the node host takes as "not supported here" (it then stops sending
+    it, without an error)."""
 
 
 ABSENT: dict[str, Absent] = {
@@ -807,9 +811,10 @@ def session_key_param(params: Params, default_agent: str) -> str:
 
 
 # Node hosts and OpenClaw operators' node commands: their rows live beside their helpers.
-from aisopod_ws_gateway.openclaw.nodes import NODE_ADAPTERS  # noqa: E402
+from aisopod_ws_gateway.openclaw.nodes import NODE_ABSENT, NODE_ADAPTERS  # noqa: E402
 
 ADAPTERS.update(NODE_ADAPTERS)
+ABSENT.update(NODE_ABSENT)
 
 # A node's own exec policy in OpenClaw's approvals-file shape.
 from aisopod_ws_gateway.openclaw.execapprovals import EXEC_APPROVAL_ADAPTERS  # noqa: E402

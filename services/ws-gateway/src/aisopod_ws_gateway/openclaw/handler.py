@@ -202,6 +202,8 @@ class OpenClawMethods:
         """A feature we do not have: OpenClaw's own answer without it (rate-limited as any
         request; it reveals nothing, so no scope)."""
         error = self.dispatcher.admit(conn, ())
+        if error is None and absent.unknown:
+            error = MethodNotFound(f"unknown method: {call.method}")
         if error is None and absent.unavailable is not None:
             error = Unavailable(absent.unavailable, code="NOT_SUPPORTED")
         if error is not None:

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 import pytest
 import pytest_asyncio
 
-from aisopod.errors import InvalidParams
+from aisopod.errors import Conflict, InvalidParams
 from tests.integration.runtime_support import (  # noqa: F401 (fixture)
     APPROVER,
     RuntimeClient,
@@ -35,7 +35,9 @@ async def gateway_policy(rt: RuntimeClient) -> AsyncIterator[dict]:
     try:
         yield before
     finally:
-        await rt.call("exec.approvals.set", before)
+        await rt.call(
+            "exec.approvals.set", {"ask": before["ask"], "allowlist": before["allowlist"]}
+        )
 
 
 def _node_id() -> str:
@@ -45,7 +47,8 @@ def _node_id() -> str:
 async def test_set_get_clear_with_compare_and_set(env: WsStack) -> None:
     node_id = _node_id()
     async with await WsClient.connect(env.url, token=env.token) as operator:
-        gateway = await operator.call("exec.approvals.get")
+        read = await operator.call("exec.approvals.get")
+        gateway = {"ask": read["ask"], "allowlist": read["allowlist"]}
         fresh = await operator.call("exec.approvals.node.get", {"nodeId": node_id})
         assert fresh == {
             "nodeId": node_id,
@@ -109,6 +112,33 @@ async def test_bad_input_is_refused(env: WsStack) -> None:
         with pytest.raises(RpcError) as info:
             await operator.call("exec.approvals.node.get", {})
         assert info.value.code == InvalidParams.code
+
+
+async def test_gateway_policy_write_with_base_hash_is_compare_and_set(
+    rt: RuntimeClient, gateway_policy: dict
+) -> None:
+    read = gateway_policy
+    assert len(read["hash"]) == 64
+    extra = f"itest-cas-{uuid.uuid4().hex[:6]}"
+    mine = {"ask": "on-miss", "allowlist": [*read["allowlist"], extra]}
+    written = await rt.call("exec.approvals.set", {**mine, "baseHash": read["hash"]})
+    assert written["allowlist"] == mine["allowlist"] and written["hash"] != read["hash"]
+    assert await rt.call("exec.approvals.get", {}) == written
+
+    # A second editor still holding the first read loses, and changes nothing.
+    with pytest.raises(Conflict) as stale:
+        await rt.call(
+            "exec.approvals.set", {"ask": "off", "allowlist": [], "baseHash": read["hash"]}
+        )
+    assert stale.value.detail_code == "POLICY_CHANGED"
+    assert await rt.call("exec.approvals.get", {}) == written
+
+    # Without baseHash the write replaces whatever is there (the old behaviour).
+    plain = await rt.call("exec.approvals.set", {"ask": read["ask"], "allowlist": []})
+    assert plain["allowlist"] == []
+    assert plain == await rt.call("exec.approvals.get", {})
+    with pytest.raises(InvalidParams):
+        await rt.call("exec.approvals.set", {"ask": "on-miss", "allowlist": [], "baseHash": "xyz"})
 
 
 async def test_node_policy_decides_the_exec_tool(rt: RuntimeClient, gateway_policy: dict) -> None:

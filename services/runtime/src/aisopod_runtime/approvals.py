@@ -33,11 +33,11 @@ from nats.js.kv import KeyValue
 from aisopod import codec
 from aisopod.bus import Bus
 from aisopod.catalogue.approvals import (
-    ExecApprovalPolicy,
     ExecApprovalRequestParams,
     ExecApprovalRequestResult,
     ExecApprovalResolveParams,
     ExecApprovalsPendingResult,
+    ExecApprovalsPolicyResult,
     ExecApprovalsSetParams,
     ExecApprovalWaitParams,
     ExecApprovalWaitResult,
@@ -49,7 +49,7 @@ from aisopod.jsread import snapshot
 from aisopod.rpc import CallContext, Handler
 from aisopod.wire import EmptyParams
 from aisopod_runtime.kvview import get_json, is_value, wait_for_value
-from aisopod_runtime.node_approvals import NodePolicies, add_to_node_allowlist
+from aisopod_runtime.node_approvals import NodePolicies, add_to_node_allowlist, policy_hash
 
 log = logging.getLogger("aisopod.runtime.approvals")
 
@@ -81,9 +81,27 @@ class ApprovalService:
         found = await get_json(self.kv, POLICY_KEY)
         return found[0] if found else dict(DEFAULT_POLICY)
 
-    async def set_policy(self, ask: str, allowlist: list[str]) -> dict[str, Any]:
+    async def set_policy(
+        self, ask: str, allowlist: list[str], base_hash: str | None = None
+    ) -> dict[str, Any]:
+        """Replace the policy; with `base_hash`, only if it is still the policy that hash was
+        read from (compare-and-set on the key's revision, so a write between our read and
+        ours is caught too)."""
         body = {"ask": ask, "allowlist": list(dict.fromkeys(allowlist))}
-        await self.kv.put(POLICY_KEY, codec.dumps(body))
+        if base_hash is None:
+            await self.kv.put(POLICY_KEY, codec.dumps(body))
+            return body
+        found = await get_json(self.kv, POLICY_KEY)
+        current, revision = found if found else (dict(DEFAULT_POLICY), 0)
+        if policy_hash(current) != base_hash:
+            raise _policy_changed()
+        try:
+            if revision:
+                await self.kv.update(POLICY_KEY, codec.dumps(body), last=revision)
+            else:
+                await self.kv.create(POLICY_KEY, codec.dumps(body))
+        except KeyWrongLastSequenceError:
+            raise _policy_changed() from None
         return body
 
     async def needs_approval(
@@ -249,6 +267,17 @@ class ApprovalService:
                         log.warning("expiring approval %s failed", approval_id, exc_info=True)
 
 
+def _policy_changed() -> Conflict:
+    return Conflict(
+        "the exec policy changed since it was read; read it again (exec.approvals.get) and retry",
+        code="POLICY_CHANGED",
+    )
+
+
+def _with_hash(policy: dict[str, Any]) -> ExecApprovalsPolicyResult:
+    return ExecApprovalsPolicyResult.model_validate({**policy, "hash": policy_hash(policy)})
+
+
 def _stale(record: dict[str, Any] | None) -> bool:
     """A decided request old enough to forget."""
     if record is None or record.get("status") != "resolved":
@@ -279,13 +308,13 @@ def approval_handlers(service: ApprovalService) -> dict[str, Handler]:
         waiting = [{k: v for k, v in r.items() if k != "status"} for r in await service.pending()]
         return ExecApprovalsPendingResult.model_validate({"approvals": waiting})
 
-    async def get_policy(_: Any, ctx: CallContext) -> ExecApprovalPolicy:
-        return ExecApprovalPolicy.model_validate(await service.policy())
+    async def get_policy(_: Any, ctx: CallContext) -> ExecApprovalsPolicyResult:
+        return _with_hash(await service.policy())
 
-    async def set_policy(params: ExecApprovalsSetParams, ctx: CallContext) -> ExecApprovalPolicy:
-        return ExecApprovalPolicy.model_validate(
-            await service.set_policy(params.ask, params.allowlist)
-        )
+    async def set_policy(
+        params: ExecApprovalsSetParams, ctx: CallContext
+    ) -> ExecApprovalsPolicyResult:
+        return _with_hash(await service.set_policy(params.ask, params.allowlist, params.base_hash))
 
     return {
         "exec.approval.request": request,

@@ -34,6 +34,7 @@ CommandLine = Annotated[str, StringConstraints(min_length=1, max_length=65_536, 
 Arg = Annotated[str, StringConstraints(max_length=65_536)]
 Path = Annotated[str, StringConstraints(min_length=1, max_length=4096)]
 AllowlistEntry = Annotated[str, StringConstraints(min_length=1, max_length=4096)]
+PolicyHash = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 
 
 class ExecApprovalRequestParams(Params):
@@ -78,6 +79,13 @@ class ExecApprovalPolicy(Result):
     allowlist: list[str]
 
 
+class ExecApprovalsPolicyResult(ExecApprovalPolicy):
+    """The gateway-wide policy and its `hash`: send the hash back as `baseHash` to make a
+    write a compare-and-set."""
+
+    hash: str
+
+
 class ApprovalRequest(Result):
     """What an exec approval request asks to run, and for whom: the fields a pending request
     (`exec.approvals.pending`) and its announcement (`exec.approval.requested`) share."""
@@ -106,8 +114,13 @@ class ExecApprovalsPendingResult(Result):
 
 
 class ExecApprovalsSetParams(Params):
+    """`baseHash`: the `hash` last read (exec.approvals.get); when given and no longer
+    current, the write is refused with CONFLICT `POLICY_CHANGED`. Without it the policy is
+    replaced whatever it has become."""
+
     ask: AskPolicy
     allowlist: list[AllowlistEntry] = Field(max_length=4096)
+    base_hash: PolicyHash | None = None
 
 
 METHODS: tuple[MethodSpec, ...] = (
@@ -144,13 +157,20 @@ METHODS: tuple[MethodSpec, ...] = (
         ExecApprovalsPendingResult,
         description="requests still waiting for a decision, oldest first",
     ),
-    MethodSpec("exec.approvals.get", RT, A, EmptyParams, ExecApprovalPolicy, description="policy"),
+    MethodSpec(
+        "exec.approvals.get",
+        RT,
+        A,
+        EmptyParams,
+        ExecApprovalsPolicyResult,
+        description="policy",
+    ),
     MethodSpec(
         "exec.approvals.set",
         RT,
         A,
         ExecApprovalsSetParams,
-        ExecApprovalPolicy,
-        description="replace the policy",
+        ExecApprovalsPolicyResult,
+        description="replace the policy; with `baseHash` only if unchanged since read",
     ),
 )

@@ -202,7 +202,10 @@ NOTES: Mapping[str, str] = MappingProxyType(
         "`exec.approval.requested` announced them; one past its expiry is left out (expiry "
         "denies it). A client that (re)connects loads its queue here, then follows the events.",
         "exec.approvals.get": "`ask`: `always`, `on-miss` (commands not in the allowlist) "
-        "or `off`.",
+        "or `off`; `hash` identifies this version of the policy.",
+        "exec.approvals.set": "Replaces the policy whole. `baseHash` (the `hash` read) makes "
+        "the write a compare-and-set: two operators editing at once do not overwrite each "
+        "other silently.",
         "exec.approvals.node.get": "`policy` is the node's own (null: none) and `effective` "
         "the one `system.run` on that node obeys; `source` says whose it is.",
         "exec.approvals.node.set": "A node's own policy replaces the gateway-wide one for that "
@@ -308,6 +311,7 @@ _BUDGET = (
 )
 _SKILL_SHA = "4e07408562bedb8b60ce05c1decfe3ad16b72230967de01f640b7e4729b49fce"
 _POLICY_HASH = "9a1c3e5f7b2d4f6a8c0e1a3b5d7f9e2c4a6b8d0f1e3c5a7b9d2f4e6a8c0b1d3f"
+_GATEWAY_POLICY_HASH = "f0883db564b0e976e6bd1d62deefbf47b1897be0fcbebdda51d404d57e6b927c"
 _FILE_HASH = "5c0f8e0a4b1d2e3f6a7b8c9d0e1f2a3b4c5d6e7f8a9b0c1d2e3f4a5b6c7d8e9f"
 
 EXAMPLES: Mapping[str, MethodExample] = MappingProxyType(
@@ -1132,10 +1136,24 @@ EXAMPLES: Mapping[str, MethodExample] = MappingProxyType(
                 ]
             },
         ),
-        "exec.approvals.get": MethodExample({}, {"ask": "on-miss", "allowlist": ["/usr/bin/ls"]}),
+        "exec.approvals.get": MethodExample(
+            {}, {"ask": "on-miss", "allowlist": ["/usr/bin/ls"], "hash": _GATEWAY_POLICY_HASH}
+        ),
         "exec.approvals.set": MethodExample(
-            {"ask": "on-miss", "allowlist": ["/usr/bin/ls", "/usr/bin/git"]},
-            {"ask": "on-miss", "allowlist": ["/usr/bin/ls", "/usr/bin/git"]},
+            {
+                "ask": "on-miss",
+                "allowlist": ["/usr/bin/ls", "/usr/bin/git"],
+                "baseHash": _GATEWAY_POLICY_HASH,
+            },
+            {
+                "ask": "on-miss",
+                "allowlist": ["/usr/bin/ls", "/usr/bin/git"],
+                "hash": "e0b44d85b86e822a02356a459406a8b02e2f606d75e47db9910c672e365c5e12",
+            },
+            (
+                "CONFLICT `POLICY_CHANGED`: `baseHash` is not the current hash "
+                "(read again with exec.approvals.get)",
+            ),
         ),
         "exec.approvals.node.get": MethodExample(
             {"nodeId": "mac-mini"},

@@ -8,11 +8,11 @@ overwrite each other silently.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import Field, StringConstraints
+from pydantic import Field
 
-from aisopod.catalogue.approvals import AllowlistEntry, AskPolicy, ExecApprovalPolicy
+from aisopod.catalogue.approvals import AllowlistEntry, AskPolicy, ExecApprovalPolicy, PolicyHash
 from aisopod.catalogue.fields import EpochMs, NodeId
 from aisopod.catalogue.spec import MethodSpec
 from aisopod.scopes import Requirement
@@ -21,8 +21,6 @@ from aisopod.wire import Params, Result
 
 A = Requirement.ADMIN
 RT = ServiceName.RUNTIME
-
-PolicyHash = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 
 
 class NodePolicyInput(Params):

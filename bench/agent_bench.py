@@ -48,9 +48,9 @@ async def over_ws(stack: BenchStack, count: int) -> dict[str, Any]:
     prefix = f"agent:main:bench-p7-{uuid.uuid4().hex[:8]}"
     long_session = f"{prefix}-long"
 
-    def agent_turn(session: str | None) -> Any:
+    def agent_turn(session: str | None, fresh: str = prefix) -> Any:
         def frame(request_id: str) -> bytes:
-            key = session or f"{prefix}-{request_id}"  # None: a fresh session per turn
+            key = session or f"{fresh}-{request_id}"  # None: a fresh session per turn
             params = {"message": f"turn {request_id}", "sessionKey": key, "wait": True}
             return orjson.dumps(
                 {"jsonrpc": "2.0", "id": request_id, "method": "agent", "params": params}
@@ -62,7 +62,9 @@ async def over_ws(stack: BenchStack, count: int) -> dict[str, Any]:
         return orjson.dumps({"jsonrpc": "2.0", "id": request_id, "method": "config.get"})
 
     try:
-        await _round_trips(client, agent_turn(None), 20)  # warm: agent, lane, provider
+        # Warm (agent, lane, provider) in sessions of its own: request ids repeat, and a
+        # measured turn must find its session new.
+        await _round_trips(client, agent_turn(None, f"{prefix}-warm"), 20)
         before = await nats_messages(stack)
         turns = await _round_trips(client, agent_turn(None), count)
         after = await nats_messages(stack)

@@ -74,10 +74,12 @@ def start(pythonpath: str | None) -> BenchStack:
 
 async def one_round(stack: BenchStack, turns: int) -> dict[str, Any]:
     client, _ = await connect_gateway("127.0.0.1", stack.http_port, stack.token, subscribe=[])
-    prefix = f"agent:main:ab-{uuid.uuid4().hex[:8]}"
+    # Request ids repeat between the warm-up and the measured turns (p7-0, p7-1, …): a
+    # prefix of their own keeps every measured turn in a new session.
+    prefix = [f"agent:main:ab-{uuid.uuid4().hex[:8]}"]
 
     def frame(request_id: str) -> bytes:
-        key = f"{prefix}-{request_id}"
+        key = f"{prefix[0]}-{request_id}"
         params = {"message": f"turn {request_id}", "sessionKey": key, "wait": True}
         call = {"jsonrpc": "2.0", "id": request_id, "method": "agent", "params": params}
         return orjson.dumps(call)
@@ -85,6 +87,7 @@ async def one_round(stack: BenchStack, turns: int) -> dict[str, Any]:
     pids = {name: stack.pids.get(name, []) for name in MEASURED}
     try:
         await _round_trips(client, frame, 10)  # warm this socket and the runtime's paths
+        prefix[0] = f"agent:main:ab-{uuid.uuid4().hex[:8]}"
         msgs, cpu = await nats_messages(stack), {k: cpu_ms(v) for k, v in pids.items()}
         load = load_average()
         samples = await _round_trips(client, frame, turns)

@@ -1,14 +1,16 @@
 """What a usage read costs, by the number of runs in the window (docs/runtime.md, "Usage,
-cost and budgets": reads are O(runs in the window)).
+cost and budgets": whole hours come from hourly roll-ups).
 
 `.venv/bin/python bench/usage_read.py [--runs 1000,10000,50000]` starts its own
-nats-server (loopback, file stream), fills stream USAGE with that many run records spread
-over 30 days (20 agents, 500 sessions, 4 models), then times, 5 rounds each, the ledger
-read of the whole window plus the totals (`usage.status` without the network hop) by a
-fresh process view (cold: the first read after a start) and by a view that read before
-(warm: it only asks the stream what is new), the read of one agent (warm), and of one
-session (always the stream): wall p50 and CPU ms of this process and of nats-server. Not
-part of `python -m bench` (not a docs/quality.md goal).
+nats-server (loopback, file stream and bucket), fills stream USAGE with that many run
+records spread over 30 days (20 agents, 500 sessions, 4 models, two of them priced), then
+times, 5 rounds each, the read of the whole window plus what `usage.status` and
+`usage.cost` add up (without the network hop): from the records (what every read cost
+before roll-ups, and still costs when none can be used), the first read after an upgrade
+(no roll-ups yet: it folds the window's hours and writes them), the first read of a
+process (cold: it reads the bucket once), a read after that (warm), one agent (warm),
+and one session (always the records): wall p50 and CPU ms of this process and of
+nats-server. Not part of `python -m bench` (not a docs/quality.md goal).
 """
 
 from __future__ import annotations
@@ -26,22 +28,37 @@ from pathlib import Path
 from typing import Any
 
 import nats
-from nats.js.api import StorageType, StreamConfig
+from nats.js.api import KeyValueConfig, StorageType, StreamConfig
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from aisopod import codec  # noqa: E402
 from aisopod.bus import Bus  # noqa: E402
+from aisopod.config.sections.providers import ProvidersSection  # noqa: E402
 from aisopod.settings import nats_servers  # noqa: E402
 from aisopod.subjects import Subjects  # noqa: E402
 from aisopod_runtime.usage.ledger import UsageLedger  # noqa: E402
-from aisopod_runtime.usage.tally import series, summary_fields  # noqa: E402
+from aisopod_runtime.usage.tally import costs, price_of, series, summary_fields  # noqa: E402
 from bench.http_proxy import free_port  # noqa: E402
 
 ROUNDS = 5
 DAY_MS = 86_400_000
 WINDOW_MS = 30 * DAY_MS
+MODELS = ProvidersSection.model_validate(
+    {
+        "providers": [
+            {
+                "id": "openai",
+                "baseUrl": "http://127.0.0.1:9/v1",
+                "models": [
+                    {"id": "model-0", "cost": {"input": 2.5, "output": 10.0, "cacheRead": 1.25}},
+                    {"id": "model-1", "cost": {"input": 0.15, "output": 0.6}},
+                ],
+            }
+        ]
+    }
+)
 
 
 def cpu_ms(pid: int) -> float:
@@ -69,10 +86,16 @@ def record(n: int, now: int, total: int) -> dict[str, Any]:
     }
 
 
-async def timed(server: int, read: Callable[[], Awaitable[int]]) -> tuple[float, float, float, int]:
+async def timed(
+    server: int,
+    read: Callable[[], Awaitable[int]],
+    before: Callable[[], Awaitable[None]] | None = None,
+) -> tuple[float, float, float, int]:
     walls, mine, theirs = [], [], []
     count = 0
     for _ in range(ROUNDS):
+        if before is not None:
+            await before()
         c0, s0, t0 = cpu_ms(os.getpid()), cpu_ms(server), time.perf_counter()
         count = await read()
         walls.append((time.perf_counter() - t0) * 1000)
@@ -90,12 +113,19 @@ async def quiet(exc: Exception) -> None:
     """Refused connections while the server starts are expected: no traceback."""
 
 
+def ledger_of(bus: Bus) -> UsageLedger:
+    ledger = UsageLedger(bus)
+    ledger.price_of = lambda ref: price_of(MODELS, ref)
+    return ledger
+
+
 async def measure_size(
     nc: Any, server: int, index: int, size: int
 ) -> list[tuple[float, float, float, int]]:
     bus = Bus(nc, Subjects(f"bench{index}"))
-    ledger = UsageLedger(bus)
-    await nc.jetstream().add_stream(
+    ledger = ledger_of(bus)
+    js = nc.jetstream()
+    await js.add_stream(
         StreamConfig(
             name=ledger.stream,
             subjects=[f"bench{index}.usage.>"],
@@ -103,8 +133,9 @@ async def measure_size(
             allow_direct=True,
         )
     )
+    hours = KeyValueConfig(bucket=ledger.hours_bucket, storage=StorageType.FILE)
+    await js.create_key_value(hours)
     now = int(time.time() * 1000)
-    js = nc.jetstream()
     for start in range(0, size, 1000):
         acks = [
             await js.publish_async(
@@ -115,26 +146,40 @@ async def measure_size(
         await asyncio.gather(*acks)
     since, until = now - WINDOW_MS, now + 1
 
-    async def cold() -> int:
-        records = await UsageLedger(bus).read(since, until)
-        summary_fields(records, since, until)
-        series(records, since, until, "day")
-        return len(records)
+    def add_up(items: list[dict[str, Any]]) -> int:
+        summary_fields(items, since, until)
+        series(items, since, until, "day")
+        costs(items, MODELS, since, until, "day")
+        return len(items)
 
-    async def whole() -> int:
-        records = await ledger.read(since, until)
-        summary_fields(records, since, until)
-        series(records, since, until, "day")
-        return len(records)
+    async def records() -> int:
+        return add_up(await ledger.read_records(since, until))
+
+    async def no_rollups() -> None:
+        await js.delete_key_value(ledger.hours_bucket)
+        await js.create_key_value(hours)
+
+    async def cold() -> int:
+        return add_up(await ledger_of(bus).read(since, until, bucket="day"))
+
+    async def warm() -> int:
+        return add_up(await ledger.read(since, until, bucket="day"))
 
     async def agent() -> int:
-        return len(await ledger.read(since, until, agent_id="agent3"))
+        return add_up(await ledger.read(since, until, agent_id="agent3", bucket="day"))
 
     async def session() -> int:
         key = "agent:agent3:s3"
-        return len(await ledger.read(since, until, agent_id="agent3", session_key=key))
+        return add_up(await ledger.read_records(since, until, agent_id="agent3", session_key=key))
 
-    return [await timed(server, read) for read in (cold, whole, agent, session)]
+    return [
+        await timed(server, records),
+        await timed(server, cold, before=no_rollups),  # the first read after an upgrade
+        await timed(server, cold),
+        await timed(server, warm),
+        await timed(server, agent),
+        await timed(server, session),
+    ]
 
 
 async def main(url: str, server: int, sizes: list[int]) -> None:
@@ -149,8 +194,9 @@ async def main(url: str, server: int, sizes: list[int]) -> None:
             await asyncio.sleep(0.05)
     print(f"load average {os.getloadavg()[0]:.1f}")
     print(
-        "runs | cold: whole window + totals, wall p50 ms; CPU ms client/nats | warm: the same"
-        " | warm: one agent | one session"
+        "runs | records: whole window + totals + cost, wall p50 ms; CPU ms client/nats"
+        " (entries added up) | first read after an upgrade (folds) | cold | warm"
+        " | warm: one agent | one session (records)"
     )
     for index, size in enumerate(sizes):
         figures = await measure_size(nc, server, index, size)

@@ -2,6 +2,8 @@
 edge): `GET /v1/models` and `GET /status` through Traefik give what the runtime gives over
 NATS, are counted as answered from http-api's replicas, an admin's `/status` still comes
 from the runtime (its internals), and a caller's read after its own write sees the write.
+`/v1/models`' provider models are `models.list`'s (the stack's `fake` discovers its
+upstream's models), from the replica of KV `models`, and follow a provider added and removed.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import openai
 import pytest
 
 from aisopod.principal import Principal
+from tests.conftest import FAKE_API_KEY
 from tests.integration.auth_support import Admin, remember
 
 pytestmark = pytest.mark.integration
@@ -156,3 +159,71 @@ async def test_a_read_after_the_callers_own_write_sees_it(stack, admin: Admin, b
                 assert seen == owner >= before + n + 1
         finally:
             await sdk.close()
+
+
+async def test_provider_models_equal_models_list_and_follow_provider_changes(
+    stack, admin: Admin, bus
+) -> None:
+    reader = await token(admin, "operator.read")
+    as_reader = Principal(id="edge-reads-models", scopes=("operator.read",))
+    owner_admin = Principal(id="edge-reads-models-admin", scopes=("operator.admin",))
+    headers = {"Authorization": f"Bearer {reader}"}
+    provider_id = f"edge{uuid.uuid4().hex[:6]}"
+    added = {
+        "id": provider_id,
+        "kind": "openai",
+        "baseUrl": stack.fake_url,
+        "apiKey": FAKE_API_KEY,
+        "models": [],
+    }
+    original = (await bus.call("config.get", {}, principal=owner_admin))["config"]
+    providers = original["models"]["providers"]
+
+    async def patch(listed: list[dict[str, Any]]) -> None:
+        now = await bus.call("config.get", {}, principal=owner_admin)
+        params = {"patch": {"models": {"providers": listed}}, "baseHash": now["hash"]}
+        await bus.call("config.patch", params, principal=owner_admin)
+
+    async with httpx.AsyncClient(base_url=stack.http_url, trust_env=False, timeout=10) as http:
+
+        async def edge_models() -> list[tuple[str, str]]:
+            data = (await http.get("/v1/models", headers=headers)).json()["data"]
+            return [(m["id"], m["owned_by"]) for m in data if m["owned_by"] != "aisopod"]
+
+        async def owner_models() -> list[tuple[str, str]]:
+            config = (await bus.call("config.get", {}, principal=owner_admin))["config"]
+            proxied = {
+                p["id"]
+                for p in config["models"]["providers"]
+                if p.get("kind", "openai") == "openai" and p.get("baseUrl")
+            }
+            listed = await bus.call("models.list", {}, principal=as_reader)
+            return [(m["id"], m["provider"]) for m in listed["models"] if m["provider"] in proxied]
+
+        async def at_edge() -> list[tuple[str, str]]:
+            """/v1/models until one answer's provider models came from the replica."""
+            deadline = asyncio.get_running_loop().time() + 15
+            while True:
+                before = await counters(stack)
+                got = await edge_models()
+                if grew(before, await counters(stack), READS, "models-providers"):
+                    return got
+                assert asyncio.get_running_loop().time() < deadline, "never from the replica"
+                await asyncio.sleep(0.1)
+
+        got, want = await settled(edge_models, owner_models)
+        assert got == want and ("fake/fake-small", "fake") in got
+        assert await at_edge() == await owner_models()
+        try:
+            await patch([*providers, added])
+            got, want = await settled(edge_models, owner_models)
+            assert got == want and (f"{provider_id}/fake-large", provider_id) in got
+            assert await at_edge() == await owner_models()
+            await patch(providers)
+            got, want = await settled(edge_models, owner_models)
+            assert got == want and not any(owner == provider_id for _, owner in got)
+            assert await at_edge() == await owner_models()
+        finally:
+            current = (await bus.call("config.get", {}, principal=owner_admin))["config"]
+            if any(p["id"] == provider_id for p in current["models"]["providers"]):
+                await patch(providers)

@@ -15,12 +15,15 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import websockets
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from tests.support.openclaw import installed, json_out, openclaw
+from tests.support.ws_client import WsClient
+from tests.support.ws_stack import require_ws_stack
 
 pytestmark = pytest.mark.integration
 
@@ -42,6 +45,40 @@ def test_gateway_call_health_is_a_health_summary(stack, home: Path) -> None:
     assert summary["defaultAgentId"] == "main"
     assert any(a["agentId"] == "main" and a["isDefault"] for a in summary["agents"])
     assert {"durationMs", "heartbeatSeconds", "sessions", "channels"} <= summary.keys()
+
+
+async def edge_fallbacks(replicas: list[str]) -> float:
+    """Edge-served reads sent to the owner, summed over the ws-gateway replicas."""
+    total = 0.0
+    async with httpx.AsyncClient(trust_env=False, timeout=10) as http:
+        for replica in replicas:
+            base = replica.replace("ws://", "http://").removesuffix("/ws")
+            for line in (await http.get(f"{base}/metrics")).text.splitlines():
+                if line.startswith("aisopod_ws_edge_fallbacks_total "):
+                    total += float(line.split()[1])
+    return total
+
+
+async def test_gateway_call_agents_list_is_answered_at_the_edge(stack, home: Path) -> None:
+    """OpenClaw's agents.list joins our agents.list and models.list (for the default
+    model): both from ws-gateway's replicas, with the stack's `fake` provider discovering
+    its upstream's models (KV `models`), so nothing goes to the runtime."""
+    env = await require_ws_stack(stack)
+    # The runtime stores the discovery at its start; wait until every replica has it.
+    deadline = asyncio.get_running_loop().time() + 15
+    while True:
+        before = await edge_fallbacks(env.replicas)
+        for replica in env.replicas:
+            async with await WsClient.connect(replica, token=env.token, headers=env.edge) as ws:
+                await ws.call("models.list")
+        if await edge_fallbacks(env.replicas) == before:
+            break
+        assert asyncio.get_running_loop().time() < deadline, "models.list not at the edge"
+        await asyncio.sleep(0.2)
+    before = await edge_fallbacks(env.replicas)
+    listed = json_out(openclaw(stack, home, "gateway", "call", "agents.list", "--json"))
+    assert any(a["id"] == "main" and a["model"]["primary"] for a in listed["agents"])
+    assert await edge_fallbacks(env.replicas) == before
 
 
 def test_gateway_call_status_and_system_presence(stack, home: Path) -> None:

@@ -218,6 +218,33 @@ async def test_second_send_to_a_busy_session_is_queued_in_flight(rt: RuntimeClie
     assert messages[3]["content"] == "echo: second"
 
 
+async def test_sends_racing_for_a_new_session_one_runs_the_other_stays_queued(
+    rt: RuntimeClient,
+) -> None:
+    # Both may read the new session's lane as free and write their record `running` at
+    # once (runner.submit); the one that loses the lane is set back to `queued` before it
+    # answers, so a retry of its send still says `in_flight` while the first one runs.
+    key = await fake_session(rt, "race")
+    sends = [
+        {
+            "sessionKey": key,
+            "message": f"{n} [[fake:words=60 chunk_delay_ms=50]]",
+            "idempotencyKey": uuid.uuid4().hex,
+        }
+        for n in ("one", "two")
+    ]
+    answers = await asyncio.gather(*(rt.call("chat.send", p) for p in sends))
+    assert sorted(a["status"] for a in answers) == ["in_flight", "started"]
+    queued = next(n for n, a in enumerate(answers) if a["status"] == "in_flight")
+    again = await rt.call("chat.send", sends[queued])
+    assert again == answers[queued]
+    for answer in answers:
+        waited = await rt.call("agent.wait", {"runId": answer["runId"], "timeoutMs": 15_000})
+        assert waited["status"] == "ok" and waited["endedAt"] >= waited["startedAt"]
+    messages = (await rt.call("chat.history", {"sessionKey": key}))["messages"]
+    assert [m["role"] for m in messages] == ["user", "assistant", "user", "assistant"]
+
+
 async def test_inject_appends_and_broadcasts(rt: RuntimeClient) -> None:
     key = new_session("inject")
     result = await rt.call("chat.inject", {"sessionKey": key, "message": "note", "label": "sys"})

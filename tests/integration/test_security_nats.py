@@ -107,6 +107,8 @@ REFUSED = [
     ("ws-gateway", kv_put("agents", "agent.evil")),
     ("ws-gateway", kv_put("cron", "job.evil")),
     ("ws-gateway", kv_put("sessions", "s.evil")),
+    # Nor the runtime's /models discoveries that models.list is answered from.
+    ("ws-gateway", kv_put("models", "provider.evil")),
     # Readers may look streams up, never change their limits (only the writer reconciles).
     ("ws-gateway", shorten_retention("KV_agents")),
     ("ws-gateway", shorten_retention("EVENTS")),
@@ -118,6 +120,7 @@ REFUSED = [
     ("http-api", kv_put("sessions", "evil")),
     ("http-api", kv_put("agents", "agent.evil")),
     ("http-api", kv_put("presence", "fake")),
+    ("http-api", kv_put("models", "provider.evil")),
     ("http-api", shorten_retention("KV_sessions")),
     ("http-api", kv_get("approvals", "any")),
     ("http-api", kv_get("devices", "any")),
@@ -128,6 +131,7 @@ REFUSED = [
     ("runtime", kv_put("devices", "evil")),
     ("auth", kv_put("config", "gateway")),
     ("auth", kv_put("sessions", "evil")),
+    ("auth", kv_get("models", "provider.fake")),
 ]
 
 
@@ -157,6 +161,8 @@ async def test_each_service_still_reaches_its_own_state(stack) -> None:
         assert (await agents.status()).bucket == "agents"
         sessions = await nc.jetstream(timeout=2).key_value("sessions")
         assert (await sessions.status()).bucket == "sessions"
+        models = await nc.jetstream(timeout=2).key_value("models")
+        assert (await models.status()).bucket == "models"
         assert not errors
     async with connected(stack, "runtime") as (nc, errors):
         assert await nc.jetstream(timeout=2).publish("$KV.wizard.probe", b"{}")

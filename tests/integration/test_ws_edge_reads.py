@@ -1,6 +1,8 @@
 """Reads at the edge against the real stack: each edge-served method gives over the
 WebSocket exactly what its owner gives over NATS, is counted as answered at the edge, and a
-read after a write on the same connection sees the write.
+read after a write on the same connection sees the write. `models.list` is served at the
+edge with the stack's discovering `fake` provider too (from the runtime's discoveries in KV
+`models`), and follows a config change that adds or removes a provider.
 
 Connections go to one ws-gateway replica directly, so its /metrics count what it did.
 """
@@ -16,6 +18,7 @@ import httpx
 import pytest
 
 from aisopod.principal import Principal
+from tests.conftest import FAKE_API_KEY
 from tests.support.control_writes import control_write
 from tests.support.ws_client import WsClient
 from tests.support.ws_stack import WsStack, require_ws_stack
@@ -66,6 +69,20 @@ async def settled(read: Any, expect: Any, timeout: float = 10.0) -> Any:
         await asyncio.sleep(0.05)
 
 
+async def at_edge(ws: WsClient, replica: str, method: str, timeout: float = 15.0) -> Any:
+    """Call `method` until one call is counted as answered at the edge (a discovery not
+    stored yet sends the first to the owner, which stores it); that call's answer."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        before = await edge_counters(replica)
+        got = await ws.call(method)
+        after = await edge_counters(replica)
+        if after[EDGE] > before[EDGE]:
+            return got
+        assert asyncio.get_running_loop().time() < deadline, f"{method} never at the edge"
+        await asyncio.sleep(0.1)
+
+
 async def test_each_edge_read_equals_the_owner_and_is_answered_at_the_edge(env, bus) -> None:
     replica = env.replicas[0]
     async with await WsClient.connect(replica, token=env.token, headers=env.edge) as ws:
@@ -83,11 +100,9 @@ async def test_each_edge_read_equals_the_owner_and_is_answered_at_the_edge(env, 
         )
         try:
             providers = (await ws.call("config.get"))["config"]["models"]["providers"]
-            # models.list is the owner's while a provider lists its upstream's models.
-            discovers = any(
-                p.get("kind", "openai") == "openai" and p.get("discoverModels", True)
-                for p in providers
-            )
+            # The stack's `fake` lists its upstream's models: served from KV `models`.
+            assert any(p["id"] == "fake" and p.get("discoverModels", True) for p in providers)
+            await at_edge(ws, replica, "models.list")
             for method, params in EDGE_READS:
                 before = await edge_counters(replica)
                 got, want = await settled(
@@ -96,9 +111,7 @@ async def test_each_edge_read_equals_the_owner_and_is_answered_at_the_edge(env, 
                 )
                 assert got == want, method
                 after = await edge_counters(replica)
-                at_edge = method != "models.list" or not discovers
-                counter = EDGE if at_edge else FALLBACK
-                assert after[counter] > before[counter], (method, before, after)
+                assert after[EDGE] > before[EDGE], (method, before, after)
             listed = await ws.call("cron.list", {"includeDisabled": True})
             assert job["jobId"] in [j["jobId"] for j in listed["jobs"]]
             assert job["jobId"] not in [j["jobId"] for j in (await ws.call("cron.list"))["jobs"]]
@@ -137,3 +150,53 @@ async def test_read_your_writes_on_one_connection(env, bus) -> None:
                 },
                 principal=admin(),
             )
+
+
+async def test_models_list_follows_a_provider_added_and_removed(env, bus, stack) -> None:
+    """A discovering provider added by config.patch is listed by the very next models.list
+    on that connection (the owner discovers and stores it), then served at the edge; once
+    removed, the next read no longer lists it. Each answer equals the owner's."""
+    replica = env.replicas[0]
+    provider_id = f"edge{uuid.uuid4().hex[:6]}"
+    added = {
+        "id": provider_id,
+        "kind": "openai",
+        "baseUrl": stack.fake_url,
+        "apiKey": FAKE_API_KEY,
+        "models": [],
+    }
+    async with await WsClient.connect(replica, token=env.token, headers=env.edge) as ws:
+        current = await ws.call("config.get")
+        providers = current["config"]["models"]["providers"]
+
+        async def patch(listed: list[dict[str, Any]]) -> None:
+            now = await ws.call("config.get")
+            params = {"patch": {"models": {"providers": listed}}, "baseHash": now["hash"]}
+            await control_write(lambda: ws.call("config.patch", params))
+
+        try:
+            await patch([*providers, added])
+            ids = [m["id"] for m in (await ws.call("models.list"))["models"]]
+            assert f"{provider_id}/fake-small" in ids and f"{provider_id}/fake-large" in ids
+            got = await at_edge(ws, replica, "models.list")
+            assert got == await bus.call("models.list", {}, principal=admin())
+            sources = {m["id"]: m["source"] for m in got["models"]}
+            assert sources[f"{provider_id}/fake-small"] == "upstream"
+
+            await patch(providers)
+            ids = [m["id"] for m in (await ws.call("models.list"))["models"]]
+            assert not any(i.startswith(f"{provider_id}/") for i in ids)
+            got = await at_edge(ws, replica, "models.list")
+            assert got == await bus.call("models.list", {}, principal=admin())
+        finally:
+            now = await bus.call("config.get", {}, principal=admin())
+            listed = now["config"]["models"]["providers"]
+            if any(p["id"] == provider_id for p in listed):
+                await bus.call(
+                    "config.patch",
+                    {
+                        "patch": {"models": {"providers": providers}},
+                        "baseHash": now["hash"],
+                    },
+                    principal=admin(),
+                )

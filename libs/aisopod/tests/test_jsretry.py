@@ -228,6 +228,20 @@ async def test_consume_all_reads_every_message(nc: Client) -> None:
     await js.delete_stream(name)
 
 
+async def test_consume_all_stops_a_batch_after_what_stop_accepts(nc: Client) -> None:
+    js = ElectionTolerantJetStream(nc)
+    name = unique("C")
+    subject = f"{name.lower()}.x"
+    await js.add_stream(StreamConfig(name=name, subjects=[subject]))
+    for n in range(300):
+        await js.publish(subject, str(n).encode())
+    msgs = await jsread.consume_all(js, name, subject, stop=lambda m: int(m.data) >= 100)
+    got = [int(m.data) for m in msgs]
+    # Everything up to the first accepted, then at most the rest of that batch.
+    assert got[:101] == list(range(101)) and len(got) < 300
+    await js.delete_stream(name)
+
+
 async def test_ensure_state_reconciles_an_existing_bucket_and_object_store(nc: Client) -> None:
     js = ElectionTolerantJetStream(nc)
     prefix = unique("rc")

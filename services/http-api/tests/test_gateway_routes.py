@@ -3,10 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import httpx
+import nats
 import openai
 
+from aisopod import codec
+from aisopod.config.store import ConfigStore
+from aisopod.listings import (
+    DiscoveredEntry,
+    ProviderDiscovery,
+    discovers_models,
+    discovery_key,
+    provider_fingerprint,
+)
+from aisopod.state import bucket_name
 from aisopod_http_api.main import build
 
 
@@ -18,6 +30,60 @@ async def test_models_list(served, admin) -> None:
     assert not any(m.startswith("echo/") for m in models)  # the runtime's own, not proxied
     one = await sdk.models.retrieve("fake/fake-small")
     assert one.owned_by == "fake"
+
+
+async def test_models_list_and_route_what_the_upstreams_listed(served, client, admin) -> None:
+    """With a current discovery stored for every discovering provider (the runtime's job;
+    written here by hand), /v1/models lists the discovered ids after the configured ones,
+    from http-api's replica, and the proxy takes them, qualified or bare."""
+    nc = await nats.connect(served.nats_url)
+    js = nc.jetstream()
+    config = await ConfigStore(await js.key_value(bucket_name(served.prefix, "config"))).load()
+    kv = await js.key_value(bucket_name(served.prefix, "models"))
+    now = int(time.time() * 1000)
+    keys = []
+    for provider in config.config.models.providers:
+        if not discovers_models(provider):
+            continue
+        found = ["fake-large", "fake-huge"] if provider.id == "other" else []
+        entry = ProviderDiscovery(
+            provider_id=provider.id,
+            fingerprint=provider_fingerprint(provider),
+            fetched_at_ms=now,
+            expires_at_ms=now + 600_000,
+            ok=bool(found),
+            models=[DiscoveredEntry(id=m) for m in found],
+        )
+        keys.append(discovery_key(provider.id))
+        await kv.put(keys[-1], codec.dumps(codec.to_wire(entry)))
+    try:
+        deadline = asyncio.get_running_loop().time() + 10
+        while True:
+            listed = (await client.get("/v1/models", headers=admin)).json()["data"]
+            ids = [m["id"] for m in listed]
+            if "other/fake-huge" in ids or asyncio.get_running_loop().time() > deadline:
+                break
+            await asyncio.sleep(0.05)
+        others = [m for m in listed if m["owned_by"] == "other"]
+        assert [m["id"] for m in others] == ["other/fake-large", "other/fake-huge"]
+        for model in ("other/fake-huge", "fake-huge"):
+            answer = await client.post(
+                "/v1/chat/completions",
+                json={"model": model, "messages": [{"role": "user", "content": "hi"}]},
+                headers=admin,
+            )
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["model"] == "fake-huge"
+    finally:
+        for key in keys:
+            await kv.delete(key)
+        await nc.close()
+    # Without them: the runtime's models.list (absent here), so the configured models only.
+    deadline = asyncio.get_running_loop().time() + 10
+    while "other/fake-huge" in ids and asyncio.get_running_loop().time() < deadline:
+        ids = [m["id"] for m in (await client.get("/v1/models", headers=admin)).json()["data"]]
+        await asyncio.sleep(0.05)
+    assert "other/fake-huge" not in ids and "other/fake-large" in ids
 
 
 async def test_status(client: httpx.AsyncClient, reader, admin) -> None:

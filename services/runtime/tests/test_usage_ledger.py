@@ -1,102 +1,271 @@
-"""The usage ledger's view answers exactly what a read of the stream gives, on either of two
-replicas, as records arrive, for wider windows, and after the stream was made again."""
+"""The usage ledger answers from hourly roll-ups exactly what adding its records up gives:
+on either of two replicas folding at once, after an upgrade (records, no roll-ups), after
+a fold cut short by a restart, as records arrive, and after the stream was made again."""
 
 from __future__ import annotations
 
+import asyncio
+import random
 import time
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import nats
 import pytest
 from nats.aio.client import Client
-from nats.js.api import StorageType, StreamConfig
+from nats.js.api import KeyValueConfig, StorageType, StreamConfig
 
 from aisopod.bus import Bus
+from aisopod.catalogue.usage import Bucket
+from aisopod.config.sections.providers import ProvidersSection
 from aisopod.subjects import Subjects
+from aisopod_runtime.usage.budgets import BudgetBook, counter_key
 from aisopod_runtime.usage.ledger import UsageLedger, shared_ledger
+from aisopod_runtime.usage.rollup import HOUR_MS, SEAL_MS, HourRollup
+from aisopod_runtime.usage.tally import (
+    cost_nano_usd,
+    costs,
+    month_end,
+    month_of,
+    price_of,
+    series,
+    summary_fields,
+    totals,
+)
 
 DAY_MS = 86_400_000
-FIELDS = ("ts", "agentId", "model", "provider", "calls", "promptTokens", "completionTokens")
+MODELS = ProvidersSection.model_validate(
+    {
+        "providers": [
+            {
+                "id": "p",
+                "kind": "openai",
+                "baseUrl": "http://127.0.0.1:9/v1",
+                "models": [
+                    {"id": "m", "cost": {"input": 3.0, "output": 15.0, "cacheRead": 0.3}},
+                    {"id": "n", "cost": {"input": 0.0375, "output": 0.15}},
+                ],
+            }
+        ]
+    }
+)
+
+
+def ledger_on(nc: Client, prefix: str) -> UsageLedger:
+    ledger = UsageLedger(Bus(nc, Subjects(prefix)))
+    ledger.price_of = lambda ref: price_of(MODELS, ref)
+    return ledger
 
 
 @pytest.fixture
 async def ledgers(nats_url: str) -> AsyncIterator[tuple[UsageLedger, UsageLedger]]:
     prefix = f"u{uuid.uuid4().hex[:10]}"
     clients: list[Client] = [await nats.connect(nats_url), await nats.connect(nats_url)]
-    pair = tuple(UsageLedger(Bus(nc, Subjects(prefix))) for nc in clients)
-    config = StreamConfig(
-        name=pair[0].stream, subjects=[f"{prefix}.usage.>"], storage=StorageType.MEMORY
+    one, two = (ledger_on(nc, prefix) for nc in clients)
+    js = clients[0].jetstream()
+    await js.add_stream(
+        StreamConfig(name=one.stream, subjects=[f"{prefix}.usage.>"], storage=StorageType.MEMORY)
     )
-    await clients[0].jetstream().add_stream(config)
-    yield pair[0], pair[1]
+    await js.create_key_value(KeyValueConfig(bucket=one.hours_bucket, storage=StorageType.MEMORY))
+    yield one, two
     for nc in clients:
         await nc.close()
 
 
-def record(n: int, ts: int, agent: str = "main") -> dict:
+def record(rng: random.Random, ts: int) -> dict[str, Any]:
+    agent = rng.choice(["a", "b", "c"])
     return {
-        "runId": f"r{uuid.uuid4().hex[:8]}",
+        "runId": f"r{uuid.uuid4().hex[:12]}",
         "ts": ts,
-        "sessionKey": f"agent:{agent}:s{n % 3}",
+        "sessionKey": f"agent:{agent}:s{rng.randrange(4)}",
         "agentId": agent,
-        "model": "p/m",
+        "model": rng.choice(["p/m", "p/n", "q/free"]),
         "provider": "p",
-        "calls": 1,
-        "promptTokens": n,
-        "completionTokens": 2 * n,
-        "cacheReadTokens": 0,
-        "cacheWriteTokens": 0,
+        "calls": rng.randrange(1, 3),
+        "promptTokens": rng.randrange(5000),
+        "completionTokens": rng.randrange(900),
+        "cacheReadTokens": rng.randrange(2000),
+        "cacheWriteTokens": rng.randrange(100),
     }
 
 
-async def check(ledger: UsageLedger, since: int, until: int, agent: str | None = None) -> int:
-    """The view's answer equals a read of the stream; the number of records."""
-    got = await ledger.read(since, until, agent_id=agent)
-    truth = await ledger._read_stream(since, until, agent_id=agent, session_key=None)
-    assert [tuple(r[f] for f in FIELDS) for r in got] == [
-        tuple(r[f] for f in FIELDS) for r in truth
-    ]
-    return len(got)
+async def fill(ledger: UsageLedger, start: int, end: int, count: int, seed: int = 1) -> None:
+    """`count` records stamped in `[start, end)`, appended in the order of their stamps."""
+    rng = random.Random(seed)
+    stamps = sorted(rng.randrange(start, end) for _ in range(count))
+    await asyncio.gather(*(ledger.append(record(rng, ts)) for ts in stamps[: count // 2]))
+    await asyncio.gather(*(ledger.append(record(rng, ts)) for ts in stamps[count // 2 :]))
 
 
-async def test_the_view_follows_both_replicas_and_wider_windows(ledgers) -> None:
+def answers(items: list[dict[str, Any]], since: int, until: int, bucket: Bucket) -> Any:
+    priced = costs(items, MODELS, since, until, bucket)
+    fields = summary_fields(items, since, until)
+    return (
+        fields["totals"],
+        fields["by_provider"],
+        fields["by_model"],
+        fields["by_agent"],
+        series(items, since, until, bucket),
+        priced.total_nano,
+        priced.by_model,
+        priced.by_agent,
+        priced.series,
+        priced.unpriced,
+    )
+
+
+async def check(
+    ledger: UsageLedger, since: int, until: int, agent: str | None = None, bucket: Bucket = "day"
+) -> int:
+    """The roll-up read's answer equals the records' (cost, tokens, counts, series)."""
+    got = await ledger.read(since, until, agent_id=agent, bucket=bucket)
+    truth = await ledger.read_records(since, until, agent_id=agent)
+    assert answers(got, since, until, bucket) == answers(truth, since, until, bucket)
+    return len(truth)
+
+
+async def stored_hours(ledger: UsageLedger) -> dict[str, HourRollup]:
+    kv = await ledger.bus.js.key_value(ledger.hours_bucket)
+    out = {}
+    for key in await kv.keys():
+        entry = await kv.get(key)
+        out[key] = HourRollup.model_validate_json(entry.value or b"")
+    return out
+
+
+async def test_two_replicas_fold_at_once_and_answer_exactly(ledgers) -> None:
     one, two = ledgers
     now = int(time.time() * 1000)
-    for n in range(6):
-        await (one if n % 2 else two).append(record(n, now - n * DAY_MS, "a" if n % 3 else "b"))
-    assert await check(one, now - 2 * DAY_MS - 1, now + 1) == 3
-    # New records, written by the other replica, are in the next read.
-    await two.append(record(10, now + 5))
-    await two.append(record(11, now + 6, "b"))
-    assert await check(one, now - 2 * DAY_MS - 1, now + 10) == 5
-    assert await check(one, now - 2 * DAY_MS - 1, now + 10, "b") == 2
-    # A window reaching further back fills the view again from there.
-    assert await check(one, now - 30 * DAY_MS, now + 10) == 8
-    assert await check(one, now - DAY_MS, now + 6) == 3  # `until` excludes
-    # Session reads go to the stream, with every field.
-    session = await one.read(now - 30 * DAY_MS, now + 10, agent_id="a", session_key="agent:a:s1")
-    assert session and all("runId" in r for r in session)
+    await fill(one, now - 3 * DAY_MS, now, 600)
+    since, until = now - 30 * DAY_MS, now + 1
+    # An upgrade: records, no roll-ups. Both replicas fold the same hours at once.
+    first, second = await asyncio.gather(
+        one.read(since, until, bucket="day"), two.read(since, until, bucket="day")
+    )
+    truth = await one.read_records(since, until)
+    assert len(truth) == 600
+    assert answers(first, since, until, "day") == answers(truth, since, until, "day")
+    assert answers(second, since, until, "day") == answers(truth, since, until, "day")
+    assert len(first) < len(truth) / 2
+    # Every sealed whole hour from the first record's on is stored, empty ones too; the
+    # hours before it hold nothing without a key.
+    hours = await stored_hours(one)
+    first = min(r["ts"] for r in truth) - 60_000
+    assert sorted(map(int, hours)) == [
+        h
+        for h in range(since - since % HOUR_MS + HOUR_MS, now, HOUR_MS)
+        if first < h + HOUR_MS and h + HOUR_MS + SEAL_MS <= now
+    ]
+    # Windows with partial hours at both ends, one agent, hour buckets.
+    assert await check(one, now - 2 * DAY_MS + 12_345, now - 3 * HOUR_MS - 999, bucket="hour")
+    assert await check(two, now - 3 * DAY_MS, now + 1, agent="b")
+    # New runs are in the next read, through the part not sealed yet.
+    await fill(two, now + 1, now + 50, 7, seed=2)
+    assert await check(one, since, now + 60) == 607
 
 
-async def test_a_stream_made_again_starts_the_view_over(ledgers) -> None:
+async def test_a_fold_cut_short_is_done_again_and_nothing_counts_twice(ledgers) -> None:
+    one, two = ledgers
+    now = int(time.time() * 1000)
+    await fill(one, now - 2 * DAY_MS, now, 300)
+    since, until = now - 2 * DAY_MS - 5, now + 1
+    assert await check(one, since, until) == 300
+    # A runtime stopped mid-fold left some hours written and others not.
+    kv = await one.bus.js.key_value(one.hours_bucket)
+    keys = sorted(await kv.keys(), key=int)
+    for key in keys[::3]:
+        await kv.delete(key)
+    # A restarted runtime (a fresh process: nothing in memory) folds the rest, once.
+    restarted = ledger_on(two.bus.nc, two.bus.subjects.prefix)
+    assert await check(restarted, since, until) == 300
+    assert await check(restarted, since, until, agent="a", bucket="hour") > 0
+    again = await stored_hours(one)
+    assert sorted(again, key=int) == keys
+    # The roll-ups written again are what the first fold wrote (a function of the records).
+    fresh = ledger_on(one.bus.nc, one.bus.subjects.prefix)
+    assert await check(fresh, since, until) == 300
+    assert await stored_hours(one) == again
+
+
+async def test_hours_another_replica_folded_are_read_not_folded_again(ledgers, monkeypatch) -> None:
+    one, two = ledgers
+    now = int(time.time() * 1000)
+    await fill(one, now - DAY_MS, now, 120)
+    since, until = now - DAY_MS, now + 1
+    assert await check(one, since, until) == 120
+    assert await check(two, since, until) == 120
+    # Hours sealed since `two` read the bucket, folded meanwhile by `one`.
+    newest = sorted(two._rollups)[-3:]
+    for hour in newest:
+        del two._rollups[hour]
+    folded: list[int] = []
+    real_fold = UsageLedger._fold
+
+    async def counting_fold(self: UsageLedger, kv: Any, info: Any, hours: list[int], made: str):
+        folded.extend(hours)
+        await real_fold(self, kv, info, hours, made)
+
+    monkeypatch.setattr(UsageLedger, "_fold", counting_fold)
+    assert await check(two, since, until) == 120
+    assert folded == [] and all(hour in two._rollups for hour in newest)
+
+
+async def test_budget_counters_equal_what_the_roll_ups_add_up(ledgers) -> None:
+    """Budgets keep their own counters (never roll-ups): a month's counters equal the
+    roll-up read of the month, at unchanged prices."""
+    one, _ = ledgers
+    js = one.bus.nc.jetstream()
+    book = BudgetBook(
+        await js.create_key_value(
+            KeyValueConfig(bucket=f"{one.hours_bucket}_budget", storage=StorageType.MEMORY)
+        )
+    )
+    now = int(time.time() * 1000)
+    month = month_of(now)
+    since = max(now - 3 * DAY_MS, month_end(now) - 31 * DAY_MS)
+    while month_of(since) != month:
+        since += HOUR_MS
+    rng = random.Random(9)
+    for ts in sorted(rng.randrange(since, now) for _ in range(150)):
+        run = record(rng, ts)
+        cost = cost_nano_usd(price_of(MODELS, run["model"]), run)
+        await one.append({**run, "costNanoUsd": cost})
+        total = run["promptTokens"] + run["completionTokens"]
+        await book.add(counter_key(month, "agent", run["agentId"]), run["runId"], total, cost)
+    for agent in ("a", "b", "c"):
+        spend, _ = await book.spend(counter_key(month, "agent", agent))
+        got = await one.read(since, now + 1, agent_id=agent, bucket="day")
+        tally = totals(got)
+        priced = costs(got, MODELS, since, now + 1, "day")
+        assert (spend.tokens, spend.cost_nano, spend.runs) == (
+            tally.total,
+            priced.total_nano,
+            tally.runs,
+        )
+        assert tally.runs > 0
+
+
+async def test_a_stream_made_again_voids_its_roll_ups(ledgers) -> None:
     one, _ = ledgers
     now = int(time.time() * 1000)
-    for n in range(3):
-        await one.append(record(n, now + n))
-    assert await check(one, now - 1, now + 10) == 3
+    await fill(one, now - DAY_MS, now, 100)
+    assert await check(one, now - DAY_MS, now + 1) == 100
     js = one.bus.nc.jetstream()
     config = (await js.stream_info(one.stream)).config
     await js.delete_stream(one.stream)
     await js.add_stream(config)
-    await one.append(record(7, now + 7))
-    assert await check(one, now - 1, now + 10) == 1
-    # Made again with as many records as before: its creation time tells.
-    await js.delete_stream(one.stream)
-    await js.add_stream(config)
-    for n in range(4):
-        await one.append(record(20 + n, now + n))
-    assert await check(one, now - 1, now + 10) == 4
+    await fill(one, now - DAY_MS, now, 40, seed=5)
+    assert await check(one, now - DAY_MS, now + 1) == 40
+
+
+async def test_without_the_bucket_the_records_answer(ledgers) -> None:
+    one, _ = ledgers
+    now = int(time.time() * 1000)
+    await fill(one, now - DAY_MS, now, 50)
+    await one.bus.nc.jetstream().delete_key_value(one.hours_bucket)
+    lone = ledger_on(one.bus.nc, one.bus.subjects.prefix)
+    assert await check(lone, now - DAY_MS, now + 1) == 50
 
 
 def test_one_ledger_per_bus(ledgers) -> None:

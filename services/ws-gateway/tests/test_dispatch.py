@@ -3,15 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import orjson
 import pytest
 from nats.aio.msg import Msg
 
+from aisopod import codec
 from aisopod.bus import encode_reply
 from aisopod.catalogue import CATALOGUE
+from aisopod.config.model import GatewayConfig
+from aisopod.config.store import ConfigStore
 from aisopod.errors import NotFound
+from aisopod.listings import (
+    DiscoveredEntry,
+    ProviderDiscovery,
+    discovery_key,
+    provider_fingerprint,
+)
 from aisopod.principal import Principal
+from aisopod.state import bucket_name
 from tests.support.ws_client import RpcError, WsClient
 
 
@@ -213,3 +224,56 @@ async def test_a_kept_edge_reply_follows_the_replica_and_never_answers_other_par
             assert await ws.call("cron.list") == {"jobs": []}  # disabled: not listed
         finally:
             await cron.delete("job.kept-1")
+
+
+async def test_models_list_at_the_edge_holds_until_the_stored_discovery_expires(gw) -> None:
+    """A discovering provider's models come from the runtime's entry in KV `models`; a
+    kept reply is not reused past the entry's expiry: the read then goes to the owner
+    (absent on this bus: UNAVAILABLE)."""
+    js = gw.nc.jetstream()
+    store = ConfigStore(await js.key_value(bucket_name(gw.prefix, "config")))
+    before = await store.load()
+    document = before.config.document()
+    provider = {"id": "up", "kind": "openai", "baseUrl": "http://127.0.0.1:9/v1", "models": []}
+    document["models"] = {**document["models"], "providers": [provider]}
+    config = GatewayConfig.model_validate(document)
+    changed = await store.write(config, before.hash)
+    assert await gw.host.config.wait_for_hash(changed.hash, 10)
+    kv = await js.key_value(bucket_name(gw.prefix, "models"))
+    now = int(time.time() * 1000)
+    entry = ProviderDiscovery(
+        provider_id="up",
+        fingerprint=provider_fingerprint(config.models.providers[0]),
+        fetched_at_ms=now,
+        expires_at_ms=now + 1500,
+        ok=True,
+        models=[DiscoveredEntry(id="m1", context_window=100)],
+    )
+    await kv.put(discovery_key("up"), codec.dumps(codec.to_wire(entry)))
+    try:
+        async with await WsClient.connect(
+            gw.url, token="reader-token", scopes=["operator.read"]
+        ) as ws:
+            deadline = asyncio.get_running_loop().time() + 10
+            while True:  # the replica applies the put after its watch delay
+                try:
+                    listed = await ws.call("models.list")
+                    break
+                except RpcError:
+                    assert asyncio.get_running_loop().time() < deadline
+                    await asyncio.sleep(0.02)
+            assert [(m["id"], m["source"]) for m in listed["models"]] == [("up/m1", "upstream")]
+            while True:  # kept, until the entry expires; then the owner's (none here)
+                try:
+                    assert await ws.call("models.list") == listed
+                except RpcError as exc:
+                    assert exc.code == -32013
+                    break
+                assert time.time() * 1000 < entry.expires_at_ms + 5000
+                await asyncio.sleep(0.05)
+            assert time.time() * 1000 >= entry.expires_at_ms
+    finally:
+        await kv.delete(discovery_key("up"))
+        current = await store.load()
+        restored = await store.write(before.config, current.hash)
+        assert await gw.host.config.wait_for_hash(restored.hash, 10)

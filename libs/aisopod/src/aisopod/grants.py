@@ -48,25 +48,28 @@ SERVICE_GRANTS: dict[ServiceName, Grants] = {
         buckets={**_COMMON_BUCKETS, "ratelimit": W}, streams=_COMMON_STREAMS
     ),
     ServiceName.WS_GATEWAY: Grants(
-        # agents and cron: read-only, for the replicas that answer reads at the edge;
-        # sessions: read-only, for the index behind OpenClaw's health (sessionindex.py).
+        # agents, cron and models: read-only, for the replicas that answer reads at the
+        # edge; sessions: read-only, for the index behind OpenClaw's health (sessionindex.py).
         buckets={
             **_COMMON_BUCKETS,
             "presence": W,
             "nodeinfo": W,
             "agents": R,
             "cron": R,
+            "models": R,
             "sessions": R,
         },
         streams=_COMMON_STREAMS,
     ),
     ServiceName.HTTP_API: Grants(
-        # agents, sessions, presence: read-only, for the replicas behind /v1/models, /status.
+        # agents, models, sessions, presence: read-only, for the replicas behind /v1/models
+        # and /status.
         buckets={
             **_COMMON_BUCKETS,
             "hooks": W,
             "responses": W,
             "agents": R,
+            "models": R,
             "sessions": R,
             "presence": R,
         },
@@ -81,12 +84,14 @@ SERVICE_GRANTS: dict[ServiceName, Grants] = {
             "agents": W,
             "sessions": W,
             "cron": W,
+            "models": W,  # each provider's /models discovery, published for the edges
             "heartbeat": W,
             "runs": W,
             "approvals": W,
             "updates": W,
             "wizard": W,
             "usage": W,  # budget counters
+            "usage_hours": W,  # hourly usage roll-ups
         },
         # Every service publishes events and logs; the runtime owns the streams' limits.
         streams={"EVENTS": W, "LOGS": W, "TRANSCRIPTS": W, "USAGE": W},

@@ -18,6 +18,7 @@ import logging
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, cast
 
@@ -32,6 +33,8 @@ from aisopod.errors import Unavailable
 from aisopod.jsretry import DEFAULT_RETRY_S, retry_transient
 
 _FETCH_BATCH = 512
+_STOPPING_BATCH = 32
+"""Smaller batches when a read may stop early: it reads at most this many past its end."""
 # Messages a fetch asks for are there already (counted at creation): a fetch this slow
 # means the consumer's node is gone.
 _FETCH_TIMEOUT_S = 3.0
@@ -48,10 +51,12 @@ async def consume_all(
     limit: int | None = None,
     start_seq: int | None = None,
     start_time: datetime | None = None,
+    stop: Callable[[Msg], bool] | None = None,
 ) -> list[Msg]:
     """Every message of `stream` matching `subject` (the last `limit` when given; from
     stream sequence `start_seq`, or the first message stored at or after `start_time`,
-    on when given).
+    on when given; up to the first batch whose last message `stop` accepts, when given:
+    the messages after the one it would first accept may come too).
 
     A short-lived pull consumer: its creation reports exactly how many messages match,
     so the read ends when they are in — no end-of-data race as with a push watcher.
@@ -61,7 +66,9 @@ async def consume_all(
     deadline = time.monotonic() + _retry_s(js)
     while True:
         try:
-            return await _consume_once(js, stream, subject, deliver, limit, start_seq, start_time)
+            return await _consume_once(
+                js, stream, subject, deliver, limit, start_seq, start_time, stop
+            )
         except nats.errors.TimeoutError:
             if time.monotonic() > deadline:
                 raise Unavailable(
@@ -79,6 +86,7 @@ async def _consume_once(
     limit: int | None,
     start_seq: int | None,
     start_time: datetime | None = None,
+    stop: Callable[[Msg], bool] | None = None,
 ) -> list[Msg]:
     if start_seq:
         deliver = DeliverPolicy.BY_START_SEQUENCE
@@ -104,11 +112,14 @@ async def _consume_once(
     sub = await js.pull_subscribe_bind(consumer=info.name, stream=stream)
     try:
         while pending > 0:
+            size = _FETCH_BATCH if stop is None else _STOPPING_BATCH
             batch = await fetch(
-                sub, min(pending, _FETCH_BATCH), timeout=_FETCH_TIMEOUT_S, retry_s=_retry_s(js)
+                sub, min(pending, size), timeout=_FETCH_TIMEOUT_S, retry_s=_retry_s(js)
             )
             kept.extend(batch)
             pending = batch[-1].metadata.num_pending
+            if stop is not None and stop(batch[-1]):
+                break
     finally:
         with contextlib.suppress(Exception):
             await sub.unsubscribe()

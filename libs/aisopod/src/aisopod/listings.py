@@ -7,11 +7,13 @@ same bytes for the same state. Nothing here does I/O.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import hashlib
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from functools import cache
 from typing import Any, Literal
 
+import orjson
 from pydantic import Field
 
 from aisopod.catalogue.agents import Agent, AgentsListResult
@@ -108,6 +110,71 @@ def cron_list_result(jobs: Iterable[JobRecord], include_disabled: bool) -> CronL
 def discovers_models(config: ProviderConfig) -> bool:
     """Whether `models.list` asks this provider's upstream (`/models`) for its models."""
     return config.kind == "openai" and config.discover_models
+
+
+MODELS_KEY_PREFIX = "provider."
+"""KV `models`: `provider.<providerId>` → the provider's last discovery (ProviderDiscovery)."""
+
+
+def discovery_key(provider_id: str) -> str:
+    return f"{MODELS_KEY_PREFIX}{provider_id}"
+
+
+class DiscoveredEntry(WireModel):
+    id: str
+    context_window: int | None = None
+
+
+class ProviderDiscovery(WireModel):
+    """What a provider's upstream listed at `/models`, as the runtime stores it in KV
+    `models`: for which settings (`fingerprint`), when, and until when it may be used."""
+
+    provider_id: str
+    fingerprint: str = Field(description="provider_fingerprint() of the settings asked with")
+    fetched_at_ms: int
+    expires_at_ms: int = Field(description="past it, readers ask the owner (which asks again)")
+    ok: bool = Field(description="false: the upstream did not answer; no models, retried sooner")
+    models: list[DiscoveredEntry] = Field(default_factory=list)
+
+
+def provider_fingerprint(config: ProviderConfig) -> str:
+    """A digest of every setting of a provider, secrets included (a new key or URL may list
+    other models), so a stored discovery is used only for the settings it was made with.
+    Readers hold the same configuration, so it tells them nothing they cannot read."""
+    data = config.model_dump(mode="json", by_alias=True)
+    data["apiKey"] = config.api_key.get_secret_value() if config.api_key else None
+    data["headers"] = {k: v.get_secret_value() for k, v in config.headers.items()}
+    return hashlib.sha256(orjson.dumps(data, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]
+
+
+def usable_discovery(stored: ProviderDiscovery | None, config: ProviderConfig, now_ms: int) -> bool:
+    """Whether `stored` answers for `config` now: made with these settings, not expired."""
+    return (
+        stored is not None
+        and stored.provider_id == config.id
+        and now_ms < stored.expires_at_ms
+        and stored.fingerprint == provider_fingerprint(config)
+    )
+
+
+def stored_models_list(
+    configs: Sequence[ProviderConfig], stored: Mapping[str, ProviderDiscovery], now_ms: int
+) -> tuple[list[ModelInfo], int] | None:
+    """`models.list` from stored discoveries (the edges' path), with the time (ms) until
+    which it holds; None when a discovering provider has no usable one (the owner
+    discovers and stores it)."""
+    discovered: list[Sequence[Any]] = []
+    until = 2**62
+    for config in configs:
+        if not discovers_models(config):
+            discovered.append(())
+            continue
+        entry = stored.get(config.id)
+        if entry is None or not usable_discovery(entry, config, now_ms):
+            return None
+        discovered.append(entry.models)
+        until = min(until, entry.expires_at_ms)
+    return models_list(configs, discovered), until
 
 
 def model_info(

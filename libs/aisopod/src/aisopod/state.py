@@ -47,6 +47,10 @@ BUCKETS: tuple[Bucket, ...] = (
     Bucket("sessions", description="session metadata"),
     Bucket("cron", description="cron jobs, run records and leases"),
     Bucket(
+        "models",
+        description="what each provider's upstream listed at /models (runtime; edge reads)",
+    ),
+    Bucket(
         "heartbeat",
         description="heartbeat jobs and leases, queued system events, the last heartbeats",
     ),
@@ -72,6 +76,8 @@ BUCKETS: tuple[Bucket, ...] = (
     Bucket("wizard", ttl_s=HOUR, description="onboarding wizard sessions"),
     # Monthly spend per agent and API token (budgets): kept past the month they count.
     Bucket("usage", ttl_s=62 * DAY, description="monthly usage counters (budgets)"),
+    # Hourly roll-ups of stream USAGE (usage.* reads): kept as long as the stream's records.
+    Bucket("usage_hours", ttl_s=400 * DAY, description="hourly usage roll-ups"),
 )
 
 

@@ -1,6 +1,8 @@
 """Reads at the edge for http-api: `GET /v1/models` (and `/v1/models/{id}`) and `GET
 /status` answered from in-memory replicas of KV state instead of an RPC to the runtime
-(docs/http-api.md, Reads at the edge).
+(docs/http-api.md, Reads at the edge). `/v1/models`'s provider models come from the
+configuration and the runtime's stored `/models` discoveries (KV `models`), as
+`models.list` lists them; the same replica lets the proxy route the discovered ids.
 
 The replicas are `aisopod.replica`'s, the same ws-gateway keeps; the results are built by
 the owner's own functions (`aisopod.listings`). Every method returns None for "ask the
@@ -22,16 +24,26 @@ import contextlib
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING
 
 from prometheus_client import Counter
 
 from aisopod import codec
 from aisopod.catalogue.agents import Agent
+from aisopod.catalogue.models import ModelInfo
 from aisopod.catalogue.usage import UsageSummary
+from aisopod.config.sections.providers import ProviderConfig
 from aisopod.discovery import Instance, service_stats
-from aisopod.listings import AGENT_KEY_PREFIX, agents_list_result, status_result
+from aisopod.listings import (
+    AGENT_KEY_PREFIX,
+    MODELS_KEY_PREFIX,
+    ProviderDiscovery,
+    agents_list_result,
+    provider_fingerprint,
+    status_result,
+    stored_models_list,
+)
 from aisopod.replica import KvReplica, Replica, catch_up
 
 if TYPE_CHECKING:
@@ -49,6 +61,10 @@ EDGE_FALLBACKS = Counter(
 )
 _MODELS_READ, _MODELS_FALLBACK = EDGE_READS.labels("models"), EDGE_FALLBACKS.labels("models")
 _STATUS_READ, _STATUS_FALLBACK = EDGE_READS.labels("status"), EDGE_FALLBACKS.labels("status")
+_LIST_READ, _LIST_FALLBACK = (
+    EDGE_READS.labels("models-providers"),
+    EDGE_FALLBACKS.labels("models-providers"),
+)
 
 SYNC_WAIT_S = 1.0
 """How long a principal's read after its own write waits for the replicas."""
@@ -65,6 +81,7 @@ class HttpEdgeReads:
     def __init__(self, host: ServiceHost) -> None:
         self.host = host
         self.agents: KvReplica | None = None
+        self.models: KvReplica | None = None
         self.sessions: KvReplica | None = None
         self.presence: KvReplica | None = None
         self.instances: list[Instance] | None = None
@@ -75,11 +92,16 @@ class HttpEdgeReads:
         self._unsynced: OrderedDict[str, tuple[int, frozenset[str]]] = OrderedDict()
         self._everyone: tuple[int, frozenset[str]] | None = None
         self._agent_ids: tuple[tuple[int, str], list[str] | None] | None = None
+        self._discoveries: tuple[int, dict[str, ProviderDiscovery]] = (-1, {})
+        # The last provider list built: (the providers it was for, the replica's revision,
+        # the list, until when it holds in epoch ms).
+        self._listed: tuple[Sequence[ProviderConfig], int, list[ModelInfo], int] | None = None
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         host = self.host
         self.agents = KvReplica("agents", await host.kv("agents"), AGENT_KEY_PREFIX)
+        self.models = KvReplica("models", await host.kv("models"), MODELS_KEY_PREFIX)
         # Counted only: keys without their values (one entry per session ever used).
         self.sessions = KvReplica("sessions", await host.kv("sessions"), "", keep_values=False)
         self.presence = KvReplica(
@@ -98,7 +120,8 @@ class HttpEdgeReads:
             await replica.stop()
 
     def _replicas(self) -> list[KvReplica]:
-        return [r for r in (self.agents, self.sessions, self.presence) if r is not None]
+        replicas = (self.agents, self.models, self.sessions, self.presence)
+        return [r for r in replicas if r is not None]
 
     # -- read-your-writes -----------------------------------------------------------------
     def wrote(self, principal_id: str) -> None:
@@ -162,6 +185,65 @@ class HttpEdgeReads:
         self._agent_ids = (key, ids)
         return ids
 
+    async def provider_models(
+        self, principal_id: str, providers: Sequence[ProviderConfig]
+    ) -> list[ModelInfo] | None:
+        """`models.list` as the owner lists it, from the configuration and the stored
+        discoveries; None while a discovering provider has none current (ask the owner)."""
+        listed = await self._provider_models_of(principal_id, providers)
+        (_LIST_FALLBACK if listed is None else _LIST_READ).inc()
+        return listed
+
+    async def _provider_models_of(
+        self, principal_id: str, providers: Sequence[ProviderConfig]
+    ) -> list[ModelInfo] | None:
+        models = self.models
+        if models is None or not models.warm or not await self._synced(principal_id, [models]):
+            return None
+        now_ms = int(time.time() * 1000)
+        kept = self._listed
+        fresh = kept is not None and kept[1] == models.revision and now_ms < kept[3]
+        if kept is not None and fresh and kept[0] is providers:
+            return kept[2]
+        try:
+            built = stored_models_list(providers, self.discoveries(), now_ms)
+        except Exception:  # an entry the shared builder rejects: the owner decides
+            log.warning("edge models list failed; asking the owner", exc_info=True)
+            return None
+        if built is None:
+            return None
+        self._listed = (providers, models.revision, built[0], built[1])
+        return built[0]
+
+    def discoveries(self) -> dict[str, ProviderDiscovery]:
+        """The stored discoveries by provider id, parsed once per replica revision (empty
+        while the replica is cold)."""
+        models = self.models
+        if models is None or not models.warm:
+            return {}
+        if self._discoveries[0] != models.revision:
+            parsed: dict[str, ProviderDiscovery] = {}
+            for value in models.entries.values():
+                try:
+                    entry = ProviderDiscovery.model_validate(codec.loads(value))
+                except ValueError:
+                    continue
+                parsed[entry.provider_id] = entry
+            self._discoveries = (models.revision, parsed)
+        return self._discoveries[1]
+
+    def discoveries_version(self) -> int:
+        models = self.models
+        return models.revision if models is not None and models.warm else -1
+
+    def discovered_ids(self, provider: ProviderConfig) -> tuple[str, ...]:
+        """What the provider's upstream last listed for these settings, expired or not
+        (the proxy may route it: the runtime refreshes it before long)."""
+        entry = self.discoveries().get(provider.id)
+        if entry is None or entry.fingerprint != provider_fingerprint(provider):
+            return ()
+        return tuple(m.id for m in entry.models)
+
     # -- GET /status ----------------------------------------------------------------------
     async def status(
         self, principal_id: str | None, usage: Callable[[], Awaitable[UsageSummary]]
@@ -176,7 +258,9 @@ class HttpEdgeReads:
     async def _status_of(
         self, principal_id: str, usage: Callable[[], Awaitable[UsageSummary]]
     ) -> bytes | None:
-        replicas: list[Replica] = list(self._replicas())
+        replicas: list[Replica] = [
+            r for r in (self.agents, self.sessions, self.presence) if r is not None
+        ]
         instances = self.instances
         if instances is None or len(replicas) < 3 or not all(r.warm for r in replicas):
             return None

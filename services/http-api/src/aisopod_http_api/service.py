@@ -27,9 +27,14 @@ class HttpApi:
     def __init__(self, host: ServiceHost) -> None:
         self.host = host
         self.pool = UpstreamPool()
-        self.tables = ModelTables(lambda: self.host.config.current)
-        self.proxy = ChatProxy(self.pool)
         self.edge_reads = HttpEdgeReads(host)
+        # Discovered ids are routable too (what /v1/models lists, /v1/chat/completions takes).
+        self.tables = ModelTables(
+            lambda: self.host.config.current,
+            self.edge_reads.discovered_ids,
+            self.edge_reads.discoveries_version,
+        )
+        self.proxy = ChatProxy(self.pool)
 
     @property
     def config(self) -> GatewayConfig:

@@ -1,7 +1,8 @@
 """The agent-facing methods of the runtime: providers, agents, runs and chat, sessions, tools,
 exec approvals, models and voice wake. `build_agent_methods(host)` builds the parts, starts their
 background work (run board and reaper, lease refresher, abort listener, approval sweeper,
-provider rebuilds on config changes) with drain/stop hooks, and returns the handlers.
+provider rebuilds on config changes, the model-list refresher) with drain/stop hooks, and
+returns the handlers.
 """
 
 from __future__ import annotations
@@ -57,15 +58,20 @@ async def build_agent_methods(host: ServiceHost) -> dict[str, Handler]:
             await providers.close_retired()
 
     config.on_change(on_config)
+    # After on_config: the refresher reads the providers that listener rebuilds.
+    catalog = ModelCatalog(parts, await host.kv("models"))
+    config.on_change(catalog.on_config)
     await parts.agents.ensure_default()
     await parts.approvals.start()
     await runner.start()
     host.add_ready_check("runs", lambda: runner.board.ready)
+    await catalog.start()
 
     async def drain() -> None:
         await runner.drain(min(host.settings.drain_timeout_s, 25.0))
 
     async def stop() -> None:
+        await catalog.stop()
         await runner.stop()
         await parts.approvals.stop()
         await providers.close()
@@ -81,7 +87,7 @@ async def build_agent_methods(host: ServiceHost) -> dict[str, Handler]:
         **tool_handlers(parts),
         **approval_handlers(parts.approvals),
         **node_approval_handlers(parts.approvals.node_policies),
-        **model_handlers(ModelCatalog(parts)),
+        **model_handlers(catalog),
         **voicewake_handlers(Voicewake(agents_kv, host.bus)),
         **usage_handlers(parts, parts.usage),
     }

@@ -70,7 +70,9 @@ class RunEmitter:
         self._sent_upto = 0
         self._seq = {CHAT_EVENT: 0, AGENT_EVENT: 0}
         self._last_flush = 0.0
-        self._timer: asyncio.Task[None] | None = None
+        # A scheduled flush: a loop callback rather than a task (an answer that completes
+        # before the model's stream waits, the echo provider's, cancels it unrun).
+        self._timer: asyncio.Handle | None = None
         self._closed = False
         self._last_sent: asyncio.Future[None] | None = None
         """Written to the connection: the next event is sent after it (send order)."""
@@ -187,9 +189,11 @@ class RunEmitter:
         if self._closed or self._timer is not None:
             return
         wait = self._last_flush + THROTTLE_S - time.monotonic()
-        self._timer = asyncio.create_task(
-            self._flush_later(wait) if wait > 0 else self._flush_soon()
-        )
+        loop = asyncio.get_running_loop()
+        if wait > 0:
+            self._timer = loop.call_later(wait, self._flush_scheduled)
+        else:
+            self._timer = loop.call_soon(self._flush_scheduled)
 
     async def text_done(self) -> None:
         """The answer is complete: a delta not sent yet is dropped (the final event that
@@ -201,12 +205,7 @@ class RunEmitter:
         self.text = ""
         self._sent_upto = 0
 
-    async def _flush_later(self, wait: float) -> None:
-        await asyncio.sleep(wait)
-        self._timer = None
-        self._flush()
-
-    async def _flush_soon(self) -> None:
+    def _flush_scheduled(self) -> None:
         self._timer = None
         self._flush()
 

@@ -1,9 +1,9 @@
 """Agent runs on this replica: accept, queue per session, execute, abort, keep the lease.
 
 - `submit` validates the target (session key, agent, model), writes the run record
-  (`queued`) and starts a task. The run owns its session's lane before it does anything
-  (lanes.py): when another run holds it, this one waits and `submit` reports it queued —
-  `chat.send` answers `status: "in_flight"` then.
+  (`running` when the lane was free, else `queued`) and starts a task. The run owns its
+  session's lane before it does anything (lanes.py): when another run holds it, this one
+  waits and `submit` reports it queued — `chat.send` answers `status: "in_flight"` then.
 - The task appends the user message, runs the turn (turn.py) under the run's timeout,
   and concludes: events (`final`, `aborted` or `error`), partial text kept in the
   transcript, the record made terminal, the lane freed, the session touched.
@@ -91,6 +91,9 @@ class LocalRun:
     new_session: bool = False
     system_events: bool = False
     """System events may wait for this session: the run takes them once it holds the lane."""
+    prompt_files: list[tuple[str, str]] | None = None
+    """The agent's files as submit read them, for a run that started at once (None: the
+    turn reads them)."""
 
 
 class RunManager:
@@ -167,7 +170,7 @@ class RunManager:
         # The reads a run needs, at once: one round trip instead of several (the budget
         # check reads its counters only when a budget applies; a client's run id must
         # name no run yet).
-        agent, seen, lane, waiting, _, existing = await asyncio.gather(
+        reads = asyncio.gather(
             parts.agents.get(key_agent),
             parts.sessions.lookup(session_key),
             self.lanes.peek(session_key),
@@ -175,11 +178,23 @@ class RunManager:
             parts.usage.admit(key_agent, principal),
             self.store.get(run_id) if run_id is not None else _none(),
         )
+        # The agent's files for the system prompt, read with the rest instead of in a
+        # round trip of its own when the turn starts (used only by a run that starts at
+        # once: a queued one reads them again when its turn comes).
+        (agent, seen, lane, waiting, _, existing), prompt_files = await asyncio.gather(
+            reads, parts.require_agent_files().contents(key_agent)
+        )
         entry = seen.entry if seen is not None else None
         model_ref = self._admit(entry, agent, source)
         if existing is not None:
             raise Conflict(f"a run {run_id!r} exists already", code="RUN_EXISTS")
         run_id = run_id or uuid.uuid4().hex
+        # A lane that is free as read (absent, or `{}`) is ours unless another submit takes
+        # it in the same instant: the record is then created `running` at once, which
+        # saves the separate `queued` → `running` write of every such run. The rare loser
+        # corrects it to `queued` before answering (below).
+        free = lane is None or not lane[0].get("runId")
+        started = now_ms() if free else None
         record = self.store.new_record(
             run_id,
             session_key,
@@ -189,6 +204,8 @@ class RunManager:
             principal=principal.id,
             originConn=principal.conn_id,
             timeoutMs=timeout_ms or parts.config.models.agents.timeout_ms,
+            status="running" if free else None,
+            startedAt=started,
         )
         created = seen is None
         # One round trip for the record, the lane and (for a new session) its entry. The
@@ -222,6 +239,10 @@ class RunManager:
                 # Writes this slow (an election) may have let the lane's lease run out
                 # before the record was stored, and another run take the lane over.
                 acquired = await self.lanes.holds(session_key, run_id)
+            if free and not acquired:  # another run took the lane first: this one waits
+                await self.store.change(run_id, _requeued)
+                record.update(status="queued")
+                record.pop("startedAt", None)
         except BaseException:
             if acquired:
                 with contextlib.suppress(Exception):
@@ -240,6 +261,7 @@ class RunManager:
             new_session=created and acquired,
             # Queued behind another run, events may arrive (or be taken) meanwhile: look again.
             system_events=waiting > 0 or not acquired,
+            prompt_files=prompt_files if acquired else None,
         )
         self.local[run_id] = run
         run.task = asyncio.create_task(
@@ -309,14 +331,18 @@ class RunManager:
             limit = self.parts.config.models.agents.history_limit
             events = await self._system_events(run)
             asked = new_message("user", user_content(message, attachments), runId=run.run_id)
-            started = now_ms()
-            # Together: the history is read while the question is written (read one more
-            # and leave the question out: the read may or may not see it).
-            history, _, _ = await asyncio.gather(
+            steps: list[Awaitable[Any]] = [
                 self._history(run, limit + 1),
                 self.parts.transcripts.append(run.session_key, asked),
-                self.store.change(run.run_id, lambda r: _started(r, started)),
-            )
+            ]
+            if record.get("status") == "running":  # created so (submit): nothing to write
+                started = int(record["startedAt"])
+            else:
+                started = now_ms()
+                steps.append(self.store.change(run.run_id, lambda r: _started(r, started)))
+            # Together: the history is read while the question is written (read one more
+            # and leave the question out: the read may or may not see it).
+            history, *_ = await asyncio.gather(*steps)
             ours = {asked["id"], *(m["id"] for m in events)}
             history = [m for m in history if m.get("id") not in ours][-limit:]
             # What the model is sent: compacted first when it nears the context window.
@@ -335,6 +361,7 @@ class RunManager:
                 model_ref=model_ref,
                 principal=principal,
                 history=[*history, *events, asked],
+                prompt_files=run.prompt_files,
             )
             outcome = await turn.run()
             status = "ok"
@@ -580,6 +607,14 @@ class RunManager:
 
 async def _none() -> None:
     return None
+
+
+def _requeued(record: dict[str, Any]) -> bool:
+    if record.get("status") != "running":
+        return False
+    record["status"] = "queued"
+    record.pop("startedAt", None)
+    return True
 
 
 def _started(record: dict[str, Any], at: int) -> bool:

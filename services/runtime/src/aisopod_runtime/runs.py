@@ -2,8 +2,9 @@
 
 A record is `{runId, sessionKey, agentId, status, instance, pid, leaseUntil, seq,
 createdAt, startedAt?, endedAt?, error?, result?}`; `status` goes queued → running → one of
-ok | error | aborted | timeout, and a terminal record is never changed again (every write
-is compare-and-set on the revision). The runtime holding a run refreshes `leaseUntil`
+ok | error | aborted | timeout (a run whose lane was free is created `running`: runner.py),
+and a terminal record is never changed again (every write is compare-and-set on the
+revision). The runtime holding a run refreshes `leaseUntil`
 every `LEASE_REFRESH_S`; `seq` is the last event seq it published (see RunBoard).
 """
 

@@ -18,6 +18,7 @@ import orjson
 from aisopod.catalogue.agents import Agent
 from aisopod.errors import AisopodError, InvalidParams
 from aisopod.principal import Principal
+from aisopod_runtime.agent_files import compose_prompt
 from aisopod_runtime.context import to_openai
 from aisopod_runtime.emitter import RunEmitter
 from aisopod_runtime.providers import (
@@ -61,7 +62,10 @@ class Turn:
         model_ref: str,
         principal: Principal,
         history: list[dict[str, Any]],
+        prompt_files: list[tuple[str, str]] | None = None,
     ) -> None:
+        """`prompt_files`: the agent's files (`AgentFiles.contents`) when the caller has
+        read them already; None to read them here."""
         self.parts = parts
         self.emitter = emitter
         self.run_id = run_id
@@ -70,6 +74,7 @@ class Turn:
         self.model_ref = model_ref
         self.principal = principal
         self.history = history
+        self.prompt_files = prompt_files
         self.usage = Usage()
 
     @property
@@ -79,8 +84,12 @@ class Turn:
     async def run(self) -> Outcome:
         config = self.parts.config
         defaults = config.models.agents
-        files = self.parts.require_agent_files()
-        instructions = await files.system_prompt(self.agent, defaults.instructions)
+        if self.prompt_files is None:
+            files = self.parts.require_agent_files()
+            instructions = await files.system_prompt(self.agent, defaults.instructions)
+        else:
+            base = self.agent.instructions or defaults.instructions
+            instructions = compose_prompt(base, self.prompt_files)
         messages = [{"role": "system", "content": instructions}, *to_openai(self.history)]
         tools = self.parts.tools.available(config.tools, "agent", self.agent.tools)
         specs = [t.openai_spec() for t in tools]

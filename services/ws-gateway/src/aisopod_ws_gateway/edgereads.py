@@ -18,6 +18,7 @@ it; past that it goes to the owner.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -32,13 +33,14 @@ from aisopod.jsonrpc import Call
 from aisopod.listings import (
     AGENT_KEY_PREFIX,
     CRON_JOB_KEY_PREFIX,
+    MODELS_KEY_PREFIX,
     JobRecord,
+    ProviderDiscovery,
     agents_list_result,
     config_get_result,
     config_schema_result,
     cron_list_result,
-    discovers_models,
-    models_list,
+    stored_models_list,
 )
 from aisopod.replica import ConfigReplica, KvReplica, Replica, catch_up
 from aisopod.scopes import Requirement
@@ -86,13 +88,20 @@ class EdgeReads:
             "config.schema": Reader((), self._config_schema),
             "agents.list": Reader(("config", "agents"), self._agents_list),
             "cron.list": Reader(("cron",), self._cron_list),
-            "models.list": Reader(("config",), self._models_list),
+            "models.list": Reader(("config", "models"), self._models_list),
         }
+        # Until when the last models.list built holds (the earliest expiry of the stored
+        # discoveries it used), in epoch ms: past it, the memo no longer matches.
+        self._models_until_ms = 0
 
     async def start(self) -> None:
         host = self.gateway.host
         self.replicas["config"] = ConfigReplica(host.config)
-        for name, prefix in (("agents", AGENT_KEY_PREFIX), ("cron", CRON_JOB_KEY_PREFIX)):
+        for name, prefix in (
+            ("agents", AGENT_KEY_PREFIX),
+            ("cron", CRON_JOB_KEY_PREFIX),
+            ("models", MODELS_KEY_PREFIX),
+        ):
             replica = KvReplica(name, await host.kv(name), prefix)
             await replica.start()
             self._kv.append(replica)
@@ -218,6 +227,8 @@ class EdgeReads:
         """What a reader's answer depends on: its replicas' revisions (and the config's
         hash, which a file-backed configuration changes without a KV revision)."""
         state = tuple(self.replicas[b].revision for b in reader.buckets)
+        if "models" in reader.buckets:  # stored discoveries expire by time, not by revision
+            state = (*state, time.time() * 1000 < self._models_until_ms)
         if "config" in reader.buckets:
             return (*state, self.gateway.host.config.snapshot.hash)
         return state
@@ -270,14 +281,28 @@ class EdgeReads:
         )
 
     def _models_list(self, _: Any) -> bytes | None:
+        """From the configuration and the runtime's stored discoveries (KV `models`); None
+        while a discovering provider has no current one (the owner discovers and stores)."""
         snapshot = self.gateway.host.config.snapshot
-        configs = list(snapshot.config.models.providers)
-        if any(discovers_models(c) for c in configs):  # upstream listings: the owner's cache
+        models = self.replicas["models"]
+        assert isinstance(models, KvReplica)
+        key = ("models.list", None, snapshot.revision, snapshot.hash, models.revision)
+        now_ms = int(time.time() * 1000)
+        body = self._cache.get(key)
+        if body is not None and now_ms < self._models_until_ms:
+            return body
+        stored = {
+            entry.provider_id: entry
+            for entry in (
+                ProviderDiscovery.model_validate(codec.loads(v)) for v in models.entries.values()
+            )
+        }
+        built = stored_models_list(list(snapshot.config.models.providers), stored, now_ms)
+        if built is None:
             return None
-        return self._cached(
-            ("models.list", None, snapshot.revision),
-            lambda: ModelsListResult(models=models_list(configs, [[] for _ in configs])),
-        )
+        listed, self._models_until_ms = built
+        self._cache.pop(key, None)
+        return self._cached(key, lambda: ModelsListResult(models=listed))
 
 
 def _params_key(raw: Any) -> tuple[Any, ...] | None:

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
+from aisopod.catalogue.models import ModelInfo, ModelsListResult
 from aisopod.errors import NotFound, Unavailable
+from aisopod.listings import models_list
 from aisopod.principal import Principal
 from aisopod.scopes import Requirement
 from aisopod_http_api.identity import requires
@@ -33,10 +35,26 @@ async def _models(api: HttpApi, principal: Principal) -> list[ModelObject]:
         except Unavailable:
             agent_ids = [default_id]
     models = [ModelObject(id=f"aisopod/{agent}", owned_by="aisopod") for agent in agent_ids]
+    proxied = api.tables.get().providers
     models += [
-        ModelObject(id=public, owned_by=provider) for public, provider in api.tables.get().listed()
+        ModelObject(id=m.id, owned_by=m.provider)
+        for m in await _provider_models(api, principal)
+        if m.provider in proxied
     ]
     return models
+
+
+async def _provider_models(api: HttpApi, principal: Principal) -> list[ModelInfo]:
+    # One list object per configuration: the edge reuses its answer while it is the same.
+    providers = api.config.models.providers
+    listed = await api.edge_reads.provider_models(principal.id, providers)
+    if listed is not None:
+        return listed
+    try:  # the owner discovers what is missing and stores it for the next read
+        answer = await api.host.bus.call("models.list", {}, principal=principal)
+        return ModelsListResult.model_validate(answer).models
+    except Unavailable:
+        return models_list(providers, [[] for _ in providers])
 
 
 @router.get("/v1/models", response_model=ModelList, summary="List models")

@@ -1,11 +1,12 @@
 """Which provider serves a `model`: the table the proxy fast path resolves ids against.
 
-Built from `models.providers` of the live config and rebuilt when the config object
-changes (hot reload). Only `openai`-kind providers with a `baseUrl` can be proxied (the
-`echo` provider lives inside the runtime). A model id is either `<providerId>/<modelId>`
-(always unambiguous) or a bare `<modelId>` that exactly one provider lists; a bare id that
-several list is refused with the candidates named. A provider that lists no models accepts
-any `<providerId>/<modelId>`.
+Built from `models.providers` of the live config and what each provider's upstream last
+listed at `/models` (the runtime's stored discoveries), rebuilt when either changes (hot
+reload). Only `openai`-kind providers with a `baseUrl` can be proxied (the `echo` provider
+lives inside the runtime). A model id is either `<providerId>/<modelId>` (always
+unambiguous) or a bare `<modelId>` that exactly one provider lists (configured or
+discovered); a bare id that several list is refused with the candidates named. A provider
+with no configured models accepts any `<providerId>/<modelId>`.
 
 Each target pre-renders its request head (request line, Host, Authorization, ...) once, so
 building a request is two concatenations.
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from aisopod.config.model import GatewayConfig
 from aisopod.config.sections.providers import ProviderConfig
@@ -55,7 +57,8 @@ class _Provider:
     config: ProviderConfig
     origin: Origin
     head: bytes
-    models: tuple[str, ...]
+    models: tuple[str, ...]  # configured: none means any id
+    discovered: frozenset[str] = frozenset()
 
     def target(self, model: str) -> ProviderTarget:
         return ProviderTarget(
@@ -89,7 +92,11 @@ class ModelTable:
     resolved: dict[str, ProviderTarget] = field(default_factory=dict)  # ids seen, this config
 
     @classmethod
-    def from_config(cls, config: GatewayConfig) -> ModelTable:
+    def from_config(
+        cls,
+        config: GatewayConfig,
+        discovered: Callable[[ProviderConfig], tuple[str, ...]] = lambda _: (),
+    ) -> ModelTable:
         table = cls()
         for provider in config.models.providers:
             if provider.kind != "openai" or not provider.base_url:
@@ -99,10 +106,11 @@ class ModelTable:
             except ValueError:
                 continue  # an unusable URL is the runtime's to report; nothing to proxy
             models = tuple(m.id for m in provider.models)
+            found = tuple(m for m in discovered(provider) if m not in models)
             table.providers[provider.id] = _Provider(
-                provider, origin, _head(provider, origin, path), models
+                provider, origin, _head(provider, origin, path), models, frozenset(found)
             )
-            for model in models:
+            for model in (*models, *found):
                 table.by_model.setdefault(model, []).append(provider.id)
         return table
 
@@ -119,7 +127,9 @@ class ModelTable:
         provider_id, sep, rest = model.partition("/")
         if sep and provider_id in self.providers:
             provider = self.providers[provider_id]
-            if rest and (not provider.models or rest in provider.models):
+            if rest and (
+                not provider.models or rest in provider.models or rest in provider.discovered
+            ):
                 return provider.target(rest)
         owners = self.by_model.get(model, [])
         if len(owners) == 1:
@@ -139,21 +149,30 @@ class ModelTable:
         )
 
     def listed(self) -> list[tuple[str, str]]:
-        """(public id, provider id) of every listed provider model."""
+        """(public id, provider id) of every configured provider model."""
         return [(f"{pid}/{model}", pid) for pid, p in self.providers.items() for model in p.models]
 
 
 class ModelTables:
-    """The table of the current config, rebuilt when the config object changes."""
+    """The table of the current config and discoveries, rebuilt when the config object or
+    the discoveries' version changes."""
 
-    def __init__(self, current: Callable[[], GatewayConfig]) -> None:
+    def __init__(
+        self,
+        current: Callable[[], GatewayConfig],
+        discovered: Callable[[ProviderConfig], tuple[str, ...]] = lambda _: (),
+        version: Callable[[], Any] = lambda: None,
+    ) -> None:
         self._current = current
-        self._config: GatewayConfig | None = None
+        self._discovered = discovered
+        self._version = version
+        self._built: tuple[GatewayConfig, Any] | None = None
         self._table = ModelTable()
 
     def get(self) -> ModelTable:
-        config = self._current()
-        if config is not self._config:
-            self._table = ModelTable.from_config(config)
-            self._config = config
+        config, version = self._current(), self._version()
+        built = self._built
+        if built is None or built[0] is not config or built[1] != version:
+            self._table = ModelTable.from_config(config, self._discovered)
+            self._built = (config, version)
         return self._table

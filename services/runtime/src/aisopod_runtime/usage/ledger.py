@@ -1,4 +1,5 @@
-"""The usage ledger: stream USAGE, one record per finished run that used a model.
+"""The usage ledger: stream USAGE, one record per finished run that used a model, and its
+hourly roll-ups (KV `usage_hours`, `rollup.py`).
 
 Subject `<prefix>.usage.<agentId>.<sessionKey>` (each escaped as one token), so a read
 can be narrowed to one agent or one session by the consumer's filter. A record's
@@ -7,56 +8,90 @@ leader election) is dropped by the stream, so a run is never counted twice.
 
 Reads of one session go to the stream: a consumer filtered on the session's subject,
 started at `since` (JetStream seeks by time without scanning older records). Reads of the
-whole ledger or of one agent (`usage.status`, `usage.cost`, `status`) go through a view
-this process keeps: every record since the earliest `since` asked, as compact rows, and
-the stream sequence it has read up to. A read first extends it with what the stream
-stored since (a consumer from that sequence: O(new records)), so it is as current as a
-direct read; only a read reaching further back than the view fills it again from there.
-The stream's records never change and only its oldest go (its age limit, beyond any
-window), so rows once read stay right; a stream made again (another creation time, or a
-last sequence that went backwards) starts the view over. Past `VIEW_MAX_ROWS` rows the
-view is dropped and reads go to the stream.
+whole ledger or of one agent (`usage.status`, `usage.cost`, `status`) answer the whole
+sealed hours of the window from their roll-ups and only the rest (the partial hours at
+either edge, the last hour or so not sealed yet) from records: their cost follows the
+number of hours, not runs.
+
+Roll-ups are derived, never counted up: the runtime that first reads a sealed hour without
+one folds it from the hour's records and writes it (`put`). The value is a function of
+records that never change, so replicas folding the same hour at once write the same
+thing, and a runtime stopped mid-fold leaves hours either written whole or not at all
+(the next read folds those): nothing is counted twice or lost, with no lock. The run path
+does not touch roll-ups. After an upgrade the first read folds every hour of its window
+from the records (once, as costly as a read before roll-ups); a stream made again voids
+the roll-ups of the old one (each carries the stream's creation time). Each process keeps
+the roll-ups it read (sealed hours do not change) and reads the bucket once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from nats.aio.msg import Msg
+from nats.js.api import StreamInfo
+from nats.js.errors import BucketNotFoundError, KeyNotFoundError, NotFoundError
+from nats.js.kv import KeyValue
+from pydantic import ValidationError
 
 from aisopod import codec
 from aisopod.bus import Bus
-from aisopod.jsread import consume_all
-from aisopod.state import stream_name
+from aisopod.catalogue.usage import Bucket
+from aisopod.config.sections.providers import ModelCost as Price
+from aisopod.jsread import consume_all, snapshot
+from aisopod.state import bucket_name, stream_name
 from aisopod.subjects import subject_token
+from aisopod_runtime.usage.rollup import (
+    HOUR_MS,
+    SEAL_MS,
+    HourRollup,
+    by_day,
+    entries,
+    fold,
+    rolled_span,
+)
+from aisopod_runtime.usage.tally import cost_nano_usd
+
+log = logging.getLogger("aisopod.runtime.usage")
 
 # Records are stamped when the run concludes, a moment before the stream stores them; a
 # consumer started this much earlier never misses one at the window's edge.
 _START_SLACK_MS = 60_000
-VIEW_MAX_ROWS = 200_000
-"""About 60 MiB of rows (~300 bytes each); a gateway with more runs in the widest window
-asked reads the stream instead."""
-VIEW_HORIZON_MS = 367 * 86_400_000
-"""Rows older than the longest window (366 days) are dropped from the view."""
+HORIZON_MS = 367 * 86_400_000
+"""Roll-ups older than the longest window (366 days) are dropped from memory."""
+_WRITES_AT_ONCE = 64
+_STAMPS_MAX = 4096
+_LOOK_UP_MAX = 6
+"""Up to this many hours missing from memory are first looked up in the bucket."""
 
-# ts, agentId, model, provider, calls, prompt, completion, cache read, cache write
-Row = tuple[int, str, str, str, int, int, int, int, int]
+
+def _no_price(model_ref: str) -> Price | None:
+    return None
 
 
 class UsageLedger:
     def __init__(self, bus: Bus) -> None:
         self.bus = bus
         self.stream = stream_name(bus.subjects.prefix, "USAGE")
-        self._rows: list[Row] = []
-        self._covered_from: int | None = None
-        """Every record stamped at or after this is in `_rows` (up to `_last_seq`)."""
-        self._last_seq = 0
-        self._made = ""
-        """When the stream was created: another time means it was made again."""
+        self.hours_bucket = bucket_name(bus.subjects.prefix, "usage_hours")
+        self.price_of: Callable[[str], Price | None] = _no_price
+        """The configured price of a model ref, for the cost a fold stores (set by the
+        usage service; a cell folded at another price is still exact, `rollup.py`)."""
+        self._kv: KeyValue | None = None
+        self._rollups: dict[int, HourRollup] = {}
+        self._days: dict[int, HourRollup] = {}
+        """Whole days of `_rollups` merged (`rollup.by_day`)."""
+        self._made: str | None = None
+        """The stream creation time `_rollups` belong to (None: the bucket not read yet)."""
         self._lock = asyncio.Lock()
+        self._stamps: dict[int, int] = {}
+        """Stamps of the records at sequences probed (`_first_seq_stamped`)."""
+        self._stamps_made = ""
 
     async def append(self, record: dict[str, Any]) -> None:
         subject = self.bus.subjects.usage(record["agentId"], record["sessionKey"])
@@ -70,82 +105,198 @@ class UsageLedger:
         until: int,
         *,
         agent_id: str | None = None,
+        bucket: Bucket | None = None,
+    ) -> list[dict[str, Any]]:
+        """Entries adding up to the usage stamped in `[since, until)`: roll-up cells merged
+        per `bucket` (None: over the whole span; `rollup.entries`) and records."""
+        span = rolled_span(since, until, int(time.time() * 1000))
+        kv = await self._bucket() if span is not None else None
+        if span is None or kv is None:
+            return await self.read_records(since, until, agent_id=agent_id)
+        start, end = span
+        info = await self.bus.js.stream_info(self.stream)
+        rollups, head, tail = await asyncio.gather(
+            self._hours(kv, info, start, end),
+            self._between(info, since, start, agent_id),
+            self._between(info, end, until, agent_id),
+        )
+        if bucket != "hour":  # whole days add up as one roll-up each
+            rollups = by_day(rollups, self._days)
+        return head + entries(rollups, bucket, agent_id) + tail
+
+    async def read_records(
+        self,
+        since: int,
+        until: int,
+        *,
+        agent_id: str | None = None,
         session_key: str | None = None,
     ) -> list[dict[str, Any]]:
-        """The records stamped in `[since, until)`, oldest first (a session's records carry
-        every field; the others those the totals need)."""
-        if session_key is None:
-            async with self._lock:
-                rows = await self._view(since)
-            if rows is not None:
-                return [
-                    _record(row)
-                    for row in rows
-                    if since <= row[0] < until and (agent_id is None or row[1] == agent_id)
-                ]
-        return await self._read_stream(since, until, agent_id=agent_id, session_key=session_key)
-
-    async def _read_stream(
-        self, since: int, until: int, *, agent_id: str | None, session_key: str | None
-    ) -> list[dict[str, Any]]:
+        """Every record stamped in `[since, until)`, oldest first, from the stream."""
         agent = subject_token(agent_id) if agent_id else "*"
         session = subject_token(session_key) if session_key else "*"
         messages = await self._consume(f"{agent}.{session}", start_ms=since)
         return [r for r in map(_decode, messages) if r and since <= int(r.get("ts") or 0) < until]
 
-    async def _consume(
-        self, filter_tail: str, *, start_ms: int | None = None, start_seq: int | None = None
-    ) -> list[Msg]:
-        start = None
-        if start_ms is not None:
-            start = datetime.fromtimestamp(max(start_ms - _START_SLACK_MS, 0) / 1000, UTC)
+    async def _between(
+        self, info: StreamInfo, since: int, until: int, agent_id: str | None
+    ) -> list[dict[str, Any]]:
+        """The records stamped in `[since, until)`, read from about `since` to about
+        `until` only (an edge of a read: part of a sealed hour, or the present)."""
+        if since >= until:
+            return []
+        agent = subject_token(agent_id) if agent_id else "*"
+        messages = await self._span(info, f"{agent}.*", since, until)
+        return [r for r in map(_decode, messages) if r and since <= int(r.get("ts") or 0) < until]
+
+    async def _span(self, info: StreamInfo, filter_tail: str, since: int, until: int) -> list[Msg]:
+        """The messages of records stamped in `[since, until)` and a few around them.
+
+        Records are stored in the order of their stamps, but for runs concluding at
+        about the same time and publishes retried (seconds): `_START_SLACK_MS` before
+        `since` and `SEAL_MS` past `until` hold every record of the span. The start is
+        found by bisecting the stream on the stamps (a dozen or two reads), not on the
+        times of storage, which a stream filled at once (an import, a benchmark) lacks."""
+        first = await self._first_seq_stamped(info, since - _START_SLACK_MS)
+        if first is None:
+            return []
+        stop_ms = until + SEAL_MS
         return await consume_all(
             self.bus.js,
             self.stream,
             f"{self.bus.subjects.prefix}.usage.{filter_tail}",
-            start_time=start,
-            start_seq=start_seq,
+            start_seq=first,
+            stop=lambda message: _stamp(message) >= stop_ms,
         )
 
-    async def _view(self, since: int) -> list[Row] | None:
-        """The view, extended to the stream's end and covering `since`; None when too big."""
-        info = await self.bus.js.stream_info(self.stream)
-        last, made = info.state.last_seq, str(info.created)
-        if (
-            self._covered_from is None
-            or since < self._covered_from
-            or last < self._last_seq
-            or made != self._made
-        ):
-            messages = await self._consume("*.*", start_ms=since)
-            self._rows, self._covered_from, self._last_seq, self._made = [], since, 0, made
-            self._add(messages, last)
-        elif last > self._last_seq:
-            self._add(await self._consume("*.*", start_seq=self._last_seq + 1), last)
-        horizon = int(time.time() * 1000) - VIEW_HORIZON_MS
-        if self._rows and self._rows[0][0] < horizon:
-            self._rows = [row for row in self._rows if row[0] >= horizon]
-            self._covered_from = max(self._covered_from, horizon)
-        if len(self._rows) > VIEW_MAX_ROWS:
-            self._rows, self._covered_from, self._last_seq = [], None, 0
-            return None
-        return self._rows
+    async def _first_seq_stamped(self, info: StreamInfo, ts_ms: int) -> int | None:
+        """The first stream sequence of a record stamped at or after `ts_ms`; None if none.
 
-    def _add(self, messages: list[Msg], last_seen: int) -> None:
-        for message in messages:
-            record = _decode(message)
-            if record:
-                self._rows.append(_row(record))
-        consumed = messages[-1].metadata.sequence.stream if messages else 0
-        self._last_seq = max(self._last_seq, consumed, last_seen)
+        Bisects `[0, 2^k)`, so successive reads probe the same sequences and find most of
+        their stamps in `_stamps` (records never change)."""
+        first, last = max(info.state.first_seq, 1), info.state.last_seq
+        made = str(info.created)
+        if made != self._stamps_made or len(self._stamps) > _STAMPS_MAX:
+            self._stamps, self._stamps_made = {}, made
+        low, high = 0, 1 << max(last, 1).bit_length()
+        while low < high:
+            middle = (low + high) // 2
+            if middle < first:
+                stamp = -1
+            elif middle > last:
+                stamp = ts_ms
+            else:
+                stamp = self._stamps.get(middle, -2)
+                if stamp == -2:
+                    stamp = self._stamps[middle] = await self._stamp_at(middle)
+            if stamp < ts_ms:
+                low = middle + 1
+            else:
+                high = middle
+        return max(low, first) if low <= last else None
+
+    async def _first_stamp(self, info: StreamInfo) -> int | None:
+        """The stamp of the stream's first record; None when it holds none."""
+        if not info.state.messages:
+            return None
+        seq = max(info.state.first_seq, 1)
+        stamp = self._stamps.get(seq)
+        if stamp is None:
+            stamp = self._stamps[seq] = await self._stamp_at(seq)
+        return stamp
+
+    async def _stamp_at(self, seq: int) -> int:
+        try:
+            message = await self.bus.js.get_msg(self.stream, seq=seq)
+        except NotFoundError:  # aged out meanwhile: older than anything asked
+            return -1
+        return int((_decode_data(message.data) or {}).get("ts") or 0)
+
+    async def _consume(self, filter_tail: str, *, start_ms: int) -> list[Msg]:
+        return await consume_all(
+            self.bus.js,
+            self.stream,
+            f"{self.bus.subjects.prefix}.usage.{filter_tail}",
+            start_time=datetime.fromtimestamp(max(start_ms - _START_SLACK_MS, 0) / 1000, UTC),
+        )
+
+    # -- roll-ups ---------------------------------------------------------------------------
+    async def _hours(
+        self, kv: KeyValue, info: StreamInfo, start: int, end: int
+    ) -> list[HourRollup]:
+        """The roll-ups of the hours `[start, end)` (all sealed), folding those without."""
+        async with self._lock:
+            made = str(info.created)
+            if made != self._made:
+                self._rollups, self._days = {}, {}
+                for entry in await snapshot(kv):
+                    rollup = _rollup(entry.value)
+                    if rollup is not None and rollup.made == made:
+                        self._rollups[rollup.hour] = rollup
+                self._rollups = dict(sorted(self._rollups.items()))
+                self._made = made
+            missing = [h for h in range(start, end, HOUR_MS) if h not in self._rollups]
+            if missing:
+                # Hours ending before the stream's first record hold none (older records
+                # aged out past any window): empty, known without a key.
+                first = await self._first_stamp(info)
+                bare = first - _START_SLACK_MS if first is not None else missing[-1] + HOUR_MS
+                for hour in missing:
+                    if hour + HOUR_MS <= bare:
+                        self._rollups[hour] = HourRollup(hour=hour, made=made, cells=[])
+                missing = [h for h in missing if h not in self._rollups]
+            if 0 < len(missing) <= _LOOK_UP_MAX:  # another replica may have folded them
+                for rollup in await asyncio.gather(*(self._stored(kv, h) for h in missing)):
+                    if rollup is not None and rollup.made == made:
+                        self._rollups[rollup.hour] = rollup
+                missing = [h for h in missing if h not in self._rollups]
+                self._rollups = dict(sorted(self._rollups.items()))
+            if missing:
+                await self._fold(kv, info, missing, made)
+            horizon = int(time.time() * 1000) - HORIZON_MS
+            if next(iter(self._rollups), horizon) < horizon:
+                self._rollups = {h: r for h, r in self._rollups.items() if h >= horizon}
+                self._days = {d: r for d, r in self._days.items() if d >= horizon}
+            return [self._rollups[h] for h in range(start, end, HOUR_MS)]
+
+    async def _stored(self, kv: KeyValue, hour: int) -> HourRollup | None:
+        try:
+            entry = await kv.get(str(hour))
+        except KeyNotFoundError:
+            return None
+        return _rollup(entry.value)
+
+    async def _fold(self, kv: KeyValue, info: StreamInfo, hours: list[int], made: str) -> None:
+        records = await self._span(info, "*.*", hours[0], hours[-1] + HOUR_MS)
+        folded = fold(
+            filter(None, map(_decode, records)), hours, made, self.price_of, cost_nano_usd
+        )
+        values = list(folded.values())
+        for at in range(0, len(values), _WRITES_AT_ONCE):
+            chunk = values[at : at + _WRITES_AT_ONCE]
+            await asyncio.gather(
+                *(kv.put(str(r.hour), r.model_dump_json().encode()) for r in chunk)
+            )
+        self._rollups.update(folded)
+        self._rollups = dict(sorted(self._rollups.items()))
+        log.info("usage: folded %d hours from %d records", len(hours), len(records))
+
+    async def _bucket(self) -> KeyValue | None:
+        if self._kv is None:
+            try:
+                self._kv = await self.bus.js.key_value(self.hours_bucket)
+            except BucketNotFoundError:
+                log.warning("usage: no bucket %s; reads add up records", self.hours_bucket)
+                return None
+        return self._kv
 
 
 _shared_ledgers: dict[int, UsageLedger] = {}
 
 
 def shared_ledger(bus: Bus) -> UsageLedger:
-    """The process's one ledger (and view) for `bus`: `status` and the `usage.*` methods
-    read through the same rows."""
+    """The process's one ledger (and roll-ups) for `bus`: `status` and the `usage.*`
+    methods read through the same one."""
     ledger = _shared_ledgers.get(id(bus))
     if ledger is None or ledger.bus is not bus:
         ledger = _shared_ledgers[id(bus)] = UsageLedger(bus)
@@ -153,45 +304,23 @@ def shared_ledger(bus: Bus) -> UsageLedger:
 
 
 def _decode(message: Msg) -> dict[str, Any] | None:
+    return _decode_data(message.data)
+
+
+def _decode_data(data: bytes | None) -> dict[str, Any] | None:
     try:
-        record = codec.loads(message.data)
+        record = codec.loads(data or b"")
     except ValueError:
         return None
     return record if isinstance(record, dict) else None
 
 
-_strings: dict[str, str] = {}
+def _stamp(message: Msg) -> int:
+    return int((_decode(message) or {}).get("ts") or 0)
 
 
-def _shared(value: Any) -> str:
-    """One string object per agent, model and provider name across all rows."""
-    text = str(value or "")
-    return _strings.setdefault(text, text) if len(_strings) < 100_000 else text
-
-
-def _row(record: dict[str, Any]) -> Row:
-    return (
-        int(record.get("ts") or 0),
-        _shared(record.get("agentId")),
-        _shared(record.get("model")),
-        _shared(record.get("provider")),
-        int(record.get("calls") or 0),
-        int(record.get("promptTokens") or 0),
-        int(record.get("completionTokens") or 0),
-        int(record.get("cacheReadTokens") or 0),
-        int(record.get("cacheWriteTokens") or 0),
-    )
-
-
-def _record(row: Row) -> dict[str, Any]:
-    return {
-        "ts": row[0],
-        "agentId": row[1],
-        "model": row[2],
-        "provider": row[3],
-        "calls": row[4],
-        "promptTokens": row[5],
-        "completionTokens": row[6],
-        "cacheReadTokens": row[7],
-        "cacheWriteTokens": row[8],
-    }
+def _rollup(value: bytes | None) -> HourRollup | None:
+    try:
+        return HourRollup.model_validate_json(value or b"")
+    except ValidationError:
+        return None

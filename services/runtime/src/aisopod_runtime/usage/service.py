@@ -9,6 +9,7 @@ the ledger and the counters.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from typing import TYPE_CHECKING, Any
@@ -30,6 +31,7 @@ from aisopod_runtime.providers import Usage
 from aisopod_runtime.usage import metrics
 from aisopod_runtime.usage.budgets import BudgetBook, counter_key, token_id
 from aisopod_runtime.usage.ledger import UsageLedger, shared_ledger
+from aisopod_runtime.usage.rollup import StaleRollup
 from aisopod_runtime.usage.tally import (
     bucket_for,
     cost_nano_usd,
@@ -68,7 +70,26 @@ class UsageService:
 
     @classmethod
     async def create(cls, host: ServiceHost) -> UsageService:
-        return cls(host, shared_ledger(host.bus), BudgetBook(await host.kv("usage")))
+        ledger = shared_ledger(host.bus)
+        ledger.price_of = lambda model_ref: price_of(host.config.current.models, model_ref)
+        service = cls(host, ledger, BudgetBook(await host.kv("usage")))
+        # Reads the roll-ups once (and, after an upgrade, folds the last 30 days' hours)
+        # in the background, so the first usage page after a start is not the slow one.
+        warm_up = asyncio.create_task(service._warm_up())
+
+        async def stop_warm_up() -> None:
+            warm_up.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await warm_up
+
+        host.on_stop(stop_warm_up)
+        return service
+
+    async def _warm_up(self) -> None:
+        try:
+            await usage_summary(self.ledger)
+        except Exception:  # only a head start: the first read does the same
+            log.warning("usage: reading the roll-ups at start failed", exc_info=True)
 
     async def admit(self, agent_id: str, principal: Principal) -> None:
         """FORBIDDEN `BUDGET_EXHAUSTED` when a budget this run would spend from is spent."""
@@ -132,7 +153,7 @@ class UsageService:
         since, until = window(params.since, params.until, now)
         bucket = bucket_for(since, until, params.bucket)
         records, budgets = await asyncio.gather(
-            self.ledger.read(since, until, agent_id=params.agent_id),
+            self.ledger.read(since, until, agent_id=params.agent_id, bucket=bucket),
             self.book.states(self.host.config.current.usage.budgets, now),
         )
         return UsageStatusResult(
@@ -145,8 +166,14 @@ class UsageService:
     async def cost(self, params: UsageWindowParams, ctx: CallContext) -> UsageCostResult:
         since, until = window(params.since, params.until, now_ms())
         bucket = bucket_for(since, until, params.bucket)
-        records = await self.ledger.read(since, until, agent_id=params.agent_id)
-        priced = costs(records, self.host.config.current.models, since, until, bucket)
+        models = self.host.config.current.models
+        entries = await self.ledger.read(since, until, agent_id=params.agent_id, bucket=bucket)
+        try:
+            priced = costs(entries, models, since, until, bucket)
+        except StaleRollup:
+            # A price changed to one the roll-ups cannot reproduce exactly (rollup.py).
+            records = await self.ledger.read_records(since, until, agent_id=params.agent_id)
+            priced = costs(records, models, since, until, bucket)
         return UsageCostResult(
             since=since,
             until=until,
@@ -177,7 +204,7 @@ def usage_handlers(parts: RuntimeService, usage: UsageService) -> dict[str, Hand
         since, until = window(params.since, params.until, now_ms())
         seen, records = await asyncio.gather(
             parts.sessions.lookup(key),
-            usage.ledger.read(since, until, agent_id=agent_id, session_key=key),
+            usage.ledger.read_records(since, until, agent_id=agent_id, session_key=key),
         )
         if seen is None and not records:
             raise NotFound(f"no session {key!r}", code="SESSION_NOT_FOUND")

@@ -2,7 +2,9 @@
 
 A usage record is what the ledger stores per finished run (`ledger.py`): `{runId, ts,
 sessionKey, agentId, model, provider, principal, status, calls, promptTokens,
-completionTokens, cacheReadTokens, cacheWriteTokens, costNanoUsd}`.
+completionTokens, cacheReadTokens, cacheWriteTokens, costNanoUsd}`. The ledger also hands
+out roll-up cells shaped like records (`rollup.py`: `runs` and cost fields besides); every
+function here adds them alike.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from aisopod.catalogue.usage import (
 from aisopod.config.sections.providers import ModelCost as Price
 from aisopod.config.sections.providers import ProvidersSection
 from aisopod.errors import InvalidParams
+from aisopod_runtime.usage.rollup import cell_cost_nano
 
 HOUR_MS = 3_600_000
 HOURLY_MAX_MS = 31 * DAY_MS
@@ -47,7 +50,7 @@ class Tally:
     cache_write: int = 0
 
     def add(self, record: dict[str, Any]) -> None:
-        self.runs += 1
+        self.runs += int(record.get("runs", 1))  # a roll-up cell counts its runs
         self.calls += int(record.get("calls") or 0)
         self.prompt += int(record.get("promptTokens") or 0)
         self.completion += int(record.get("completionTokens") or 0)
@@ -137,6 +140,8 @@ def cost_nano_usd(price: Price | None, record: dict[str, Any]) -> int:
     Integers, so budget counters add up exactly in any order."""
     if price is None:
         return 0
+    if "priceTag" in record:
+        return cell_cost_nano(price, record)
     prompt = int(record.get("promptTokens") or 0)
     read = int(record.get("cacheReadTokens") or 0)
     write = int(record.get("cacheWriteTokens") or 0)

@@ -246,6 +246,17 @@ async def test_an_openclaw_node_answers_an_invoke_from_a_jsonrpc_operator(gw) ->
         offered = set(hello["payload"]["features"]["methods"])
         assert {"node.event", "node.invoke.result"} <= offered
         assert not offered & {"node.invoke", "node.list", "chat.send"}  # operators' methods
+        # What the host publishes next, for features we lack: `unknown method`, exactly,
+        # and the node stays connected (the invoke below still reaches it).
+        for n, method in enumerate(
+            ("node.runnerInventory.update", "node.skills.update", "node.pluginTools.update")
+        ):
+            frame = {"type": "req", "id": f"p{n}", "method": method, "params": {}}
+            await node.send(orjson.dumps(frame))
+            refused = await recv_reply(node, f"p{n}")
+            assert refused["ok"] is False
+            assert refused["error"]["code"] == "INVALID_REQUEST"
+            assert refused["error"]["message"] == f"unknown method: {method}"
 
         async def serve() -> dict[str, Any]:
             while True:

@@ -106,7 +106,8 @@ async def test_edge_health_is_the_summary_the_owner_path_builds(kv: KeyValue) ->
     try:
         await warm(index)
         agents: list[Any] = [None]
-        edge = EdgeHealth(lambda: HEALTH, lambda: agents[0], index)
+        beats = {"ops": {"enabled": True, "every": "90s", "everyMs": 90_000}}
+        edge = EdgeHealth(lambda: HEALTH, lambda: agents[0], index, lambda: beats)
         assert edge.body() is None  # the default agent is not known yet
         agents[0] = (1, AGENTS)
         body = edge.body()
@@ -124,7 +125,7 @@ async def test_edge_health_is_the_summary_the_owner_path_builds(kv: KeyValue) ->
         owner = build(
             HEALTH,
             Context(params={}, also={"agents.list": AGENTS, "sessions.list": sessions},
-                    version="1", elapsed_ms=0),
+                    version="1", elapsed_ms=0, heartbeats=beats),
         )  # fmt: skip
         owner = orjson.loads(orjson.dumps(owner))
         for summary in (at_edge, owner):
@@ -135,6 +136,7 @@ async def test_edge_health_is_the_summary_the_owner_path_builds(kv: KeyValue) ->
                     row.pop("age")
         assert at_edge == owner
         assert at_edge["sessions"]["count"] == 2
+        assert at_edge["heartbeatSeconds"] == 90  # ops, the one agent with a heartbeat
         assert [a["sessions"]["count"] for a in at_edge["agents"]] == [1, 1]
 
         written = await put(kv, "agent:main:c", "main", 400)

@@ -34,9 +34,11 @@ from aisopod_ws_gateway.dispatch import Outcome, Reply
 from aisopod_ws_gateway.openclaw.adapters import (
     ABSENT,
     ADAPTERS,
+    NO_HEARTBEATS,
     Absent,
     Adapter,
     Context,
+    Heartbeats,
     agent_final,
     session_key_param,
     session_row,
@@ -63,6 +65,7 @@ class OpenClawMethods:
         conns: dict[str, Connection] | None = None,
         resubscribe: Resubscribe | None = None,
         default_agent: Callable[[], str] = lambda: "main",
+        heartbeats: Heartbeats = lambda: NO_HEARTBEATS,
     ) -> None:
         """`conns`: this gateway's connections by id (the `sessions.changed` feed's
         audience); `resubscribe`: how a connection's event subscription is changed."""
@@ -71,6 +74,7 @@ class OpenClawMethods:
         self.conns = conns if conns is not None else {}
         self.resubscribe = resubscribe
         self.default_agent = default_agent
+        self.heartbeats = heartbeats
         self.edge_health: EdgeHealth | None = None  # set once the edge's parts started
         self.session_watchers: set[str] = set()  # conn ids in the sessions.changed feed
         self._memo: dict[str, tuple[tuple[bytes, ...], bytes]] = {}  # method → (key, body)
@@ -176,6 +180,7 @@ class OpenClawMethods:
             version=self.version,
             elapsed_ms=ms,
             default_agent=self.default_agent(),
+            heartbeats=self.heartbeats(),
         )
         return row.result(answers[0], ctx)
 
@@ -198,6 +203,8 @@ class OpenClawMethods:
         """A feature we do not have: OpenClaw's own answer without it (rate-limited as any
         request; it reveals nothing, so no scope)."""
         error = self.dispatcher.admit(conn, ())
+        if error is None and absent.unknown:
+            error = MethodNotFound(f"unknown method: {call.method}")
         if error is None and absent.unavailable is not None:
             error = Unavailable(absent.unavailable, code="NOT_SUPPORTED")
         if error is not None:

@@ -13,10 +13,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import nats
-import nats.errors
 import pytest
 from nats.aio.client import Client
-from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, StreamConfig
 from nats.js.errors import (
     BadRequestError,
@@ -31,6 +29,7 @@ from aisopod.jsretry import ElectionTolerantJetStream
 from aisopod.requester import Requester
 from aisopod.state import bucket_name, ensure_state
 from aisopod.subjects import Subjects
+from tests.support.elections import lose_first_answers
 
 
 @pytest.fixture
@@ -140,79 +139,35 @@ async def test_answers_are_not_retried(nc: Client, make_js: Any) -> None:
     await js.delete_key_value(kv._name)
 
 
-def lose_the_first_answer(
-    js: ElectionTolerantJetStream, monkeypatch: pytest.MonkeyPatch, *, stored: bool = True
-) -> list[dict[str, str]]:
-    """A leader election as a conditional write met it in a 3-node cluster: the first
-    attempt is stored (when `stored`) but its answer is lost (a timeout); the retry is not
-    spared by the repeated message id (sent here under a fresh one) and is refused by the
-    stored copy with "wrong last sequence". Returns the headers of each attempt."""
-    attempts: list[dict[str, str]] = []
-    lean = js._requester is not None
-    real = js._publish_lean if lean else JetStreamContext.publish
-
-    async def election(*args: Any, **kwargs: Any) -> Any:
-        headers: dict[str, str] = kwargs["headers"]
-        attempts.append(dict(headers))
-        if len(attempts) == 1:
-            if stored:
-                await real(*args, **kwargs)
-            raise nats.errors.TimeoutError
-        kwargs["headers"] = {**headers, "Nats-Msg-Id": uuid.uuid4().hex}
-        return await real(*args, **kwargs)
-
-    if lean:
-        monkeypatch.setattr(js, "_publish_lean", election)
-    else:
-        monkeypatch.setattr(JetStreamContext, "publish", election)
-    return attempts
-
-
-async def test_a_kv_create_refused_by_its_own_stored_copy_succeeds(
-    nc: Client, make_js: Any, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("write", ["create", "update", "delete"])
+async def test_a_conditional_write_refused_by_its_own_stored_copy_succeeds(
+    nc: Client, make_js: Any, monkeypatch: pytest.MonkeyPatch, write: str
 ) -> None:
+    """Stored, its answer lost, its retry refused by that copy: the write is ours, it
+    succeeded; the revision it was conditioned on is stale for anyone else."""
     js = make_js(nc, retry_s=5.0)
     kv = await js.create_key_value(bucket=unique("b"))
-    attempts = lose_the_first_answer(js, monkeypatch)
-    revision = await kv.create("k", b"mine")
+    first = 0 if write == "create" else await kv.create("k", b"v1")
+    attempts = lose_first_answers(js, monkeypatch)
+    if write == "delete":
+        assert await kv.delete("k", last=first)
+    elif write == "update":
+        revision = await kv.update("k", b"mine", last=first)
+    else:
+        revision = await kv.create("k", b"mine")
     monkeypatch.undo()
     assert len(attempts) == 2  # the retry was refused, and recognised its own copy
-    entry = await kv.get("k")
-    assert (entry.value, entry.revision) == (b"mine", revision)
-    with pytest.raises(KeyWrongLastSequenceError):  # a real second create still conflicts
-        await kv.create("k", b"theirs")
-    await js.delete_key_value(kv._name)
-
-
-async def test_a_compare_and_set_refused_by_its_own_stored_copy_succeeds(
-    nc: Client, make_js: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    js = make_js(nc, retry_s=5.0)
-    kv = await js.create_key_value(bucket=unique("b"))
-    first = await kv.create("k", b"v1")
-    attempts = lose_the_first_answer(js, monkeypatch)
-    revision = await kv.update("k", b"v2", last=first)
-    monkeypatch.undo()
-    assert len(attempts) == 2
-    entry = await kv.get("k")
-    assert (entry.value, entry.revision) == (b"v2", revision)
-    with pytest.raises(KeyWrongLastSequenceError):  # the old revision is stale for others
-        await kv.update("k", b"v3", last=first)
-    await js.delete_key_value(kv._name)
-
-
-async def test_a_conditional_delete_refused_by_its_own_stored_copy_succeeds(
-    nc: Client, make_js: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    js = make_js(nc, retry_s=5.0)
-    kv = await js.create_key_value(bucket=unique("b"))
-    first = await kv.create("k", b"v1")
-    attempts = lose_the_first_answer(js, monkeypatch)
-    assert await kv.delete("k", last=first)
-    monkeypatch.undo()
-    assert len(attempts) == 2
-    with pytest.raises(KeyNotFoundError):
-        await kv.get("k")
+    if write == "delete":
+        with pytest.raises(KeyNotFoundError):
+            await kv.get("k")
+    else:
+        entry = await kv.get("k")
+        assert (entry.value, entry.revision) == (b"mine", revision)
+    with pytest.raises(KeyWrongLastSequenceError):  # another writer's is a conflict
+        if write == "create":
+            await kv.create("k", b"theirs")
+        else:
+            await kv.update("k", b"theirs", last=first)
     await js.delete_key_value(kv._name)
 
 
@@ -225,7 +180,7 @@ async def test_a_retry_refused_by_another_writer_is_still_a_conflict(
     other = make_js(nc, retry_s=5.0)
     other_kv = await other.key_value(kv._name)
     await other_kv.create("k", b"theirs")
-    attempts = lose_the_first_answer(js, monkeypatch, stored=False)
+    attempts = lose_first_answers(js, monkeypatch, stored=False)
     with pytest.raises(KeyWrongLastSequenceError):
         await kv.create("k", b"mine")
     monkeypatch.undo()

@@ -252,6 +252,39 @@ async def test_a_stalled_owner_is_not_superseded_while_it_may_still_decide(pair)
         await nc.close()
 
 
+async def test_a_briefly_stalled_owner_is_waited_for_not_failed_open(pair) -> None:
+    """The owner stops for a second (longer than `peerTimeoutMs`, shorter than the TTL)
+    while a burst arrives for a fail-open rule: the survivor waits for the owner, whose
+    heartbeats still show it alive, instead of admitting uncounted requests."""
+    await set_ownership(pair, "primary")
+    owner_pid = pair["pids"]["ratelimit"][0]
+    urls = replica_urls(pair)
+    degraded = "aisopod_ratelimit_degraded_total"
+    before = [metric(u, degraded) for u in urls]
+    body = codec.dumps({"rule": "nats_exact", "key": f"principal:brief-{random.random()}"})
+    nc = await admin_nats(pair)
+
+    async def check() -> bool:
+        reply = await nc.request("aisopod.ratelimit.check", body, timeout=30)
+        return bool(codec.loads(reply.data)["result"]["allowed"])
+
+    try:
+        os.kill(owner_pid, signal.SIGSTOP)
+        try:
+            burst = [asyncio.create_task(check()) for _ in range(2 * LIMIT)]
+            await asyncio.sleep(1.0)  # the stall itself (the scenario, not a wait)
+        finally:
+            os.kill(owner_pid, signal.SIGCONT)
+        admitted = sum(await asyncio.gather(*burst))
+        # Every request was decided by the owner: none admitted by the fail mode (the
+        # owner would also have counted those it was asked about, so the total alone
+        # could still read LIMIT).
+        assert [metric(u, degraded) for u in urls] == before
+        assert admitted == LIMIT
+    finally:
+        await nc.close()
+
+
 async def test_a_lockout_outlives_the_replica_that_owned_it(pair) -> None:
     await set_ownership(pair, "primary")  # ratelimit-1 owns every key
     key = f"ip:198.19.{random.randint(0, 255)}.{random.randint(1, 254)}"

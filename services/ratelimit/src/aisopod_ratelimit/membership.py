@@ -130,6 +130,15 @@ class Membership:
             and self._reconnects() == self._synced_reconnects
         )
 
+    def alive_for(self, member: str) -> float:
+        """Seconds until `member`, heard from recently, would count as silent (0 when it
+        already does, or is unknown): how long a slow answer from it is still worth
+        waiting for."""
+        seen = self._seen.get(member)
+        if seen is None:
+            return 0.0
+        return max(0.0, seen + self.ttl_s - time.monotonic())
+
     async def resync(self, timeout: float) -> bool:
         """Bring this replica's view up to date (one re-sync at a time, shared by every
         caller); False when it could not be done within `timeout`."""

@@ -2,7 +2,8 @@
 
 Each key has one owner among the live replicas (ownership.py, membership.py); the owner
 decides locally and exactly (limiter.py), any other replica forwards to it (peers.py).
-When the owner cannot be reached in `peerTimeoutMs` (NATS down, owner hung), the rule's
+When the owner cannot be reached (NATS down; no answer within `peerTimeoutMs`, or for as
+long as its heartbeats still show it alive if that is longer: owner hung), the rule's
 fail mode decides instead: open admits, closed refuses; each such decision is logged
 (at most once per rule every 10 s) and counted in `aisopod_ratelimit_degraded_total`.
 
@@ -172,8 +173,13 @@ class RateLimitService:
 
     async def _forward(self, owner: str, op: str, rule: Rule, key: str, cost: int) -> Decision:
         assert self._peers is not None
-        timeout = self.ruleset.peer_timeout_s
         for _ in range(2):
+            # An owner whose heartbeats show it alive is slow, not gone (a loaded machine,
+            # a stall shorter than the TTL): wait for its answer rather than decide without
+            # its state, which for a fail-open rule would admit requests nobody counts.
+            timeout = self.ruleset.peer_timeout_s
+            if self._membership is not None:
+                timeout = max(timeout, self._membership.alive_for(owner))
             try:
                 decision = await self._peers.forward(owner, op, rule.name, key, cost, timeout)
                 metrics.FORWARDS.labels("ok").inc()

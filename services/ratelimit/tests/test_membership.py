@@ -31,9 +31,9 @@ class FakeKV:
         return self.revision
 
 
-def membership(answer: bool | None, *, reconnects: list[int] | None = None) -> Membership:
+def membership(answer: bool | None, *, link: list[int] | None = None) -> Membership:
     kv: Any = FakeKV()
-    counts = reconnects if reconnects is not None else [0]
+    counts = link if link is not None else [0]
 
     async def probe(member: str) -> bool | None:
         return answer
@@ -44,7 +44,7 @@ def membership(answer: bool | None, *, reconnects: list[int] | None = None) -> M
         "ratelimit-1",
         mode="hash",
         probe=probe,
-        reconnects=lambda: counts[0],
+        link=lambda: counts[0],
     )
     kv.membership = m
     m.synced = True
@@ -81,19 +81,20 @@ async def test_a_silent_member_nobody_listens_for_is_dropped() -> None:
 
 async def test_a_stale_own_view_is_not_current_until_resynced() -> None:
     m = membership(None)
-    m._beat_ok = time.monotonic()
     assert m.current()
-    m._beat_ok = time.monotonic() - m.ttl_s - 0.1  # as after a stall past the TTL
+    m._awake = time.monotonic() - m.ttl_s - 0.1  # as after a stall past the TTL
     assert not m.current()
     assert await m.resync(timeout=5)
     assert m.current()
 
 
 async def test_a_reconnect_makes_the_view_stale_and_resync_waits_for_its_own_echo() -> None:
-    reconnects = [0]
-    m = membership(None, reconnects=reconnects)
-    m._beat_ok = time.monotonic()
-    reconnects[0] = 1
+    link = [0]
+    m = membership(None, link=link)
+    assert m.current()
+    link[0] = -1  # disconnected
+    assert not m.current()
+    link[0] = 1  # reconnected
     assert not m.current()
     kv: Any = m.kv
     kv.echo = False  # the watch has not caught up: no re-sync

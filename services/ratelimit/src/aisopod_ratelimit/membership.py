@@ -16,12 +16,15 @@ replicas"):
   connection is gone) drops it; an answer keeps it; no answer in time keeps it too, and it
   is probed again every heartbeat (until NATS closes a hung connection, requests for its
   keys get the rule's fail mode).
-- This replica itself decides only while its own view is current (`current()`): its last
-  heartbeat went out less than `ttl_s` ago and NATS has not reconnected since it last
-  re-synced. Otherwise it may have been dropped by the others meanwhile (a reconnect means
-  its subscription was gone for a moment), so it re-syncs (`resync()`: a heartbeat put
-  and that heartbeat seen back through its own watch, so every earlier membership change
-  has been applied) before deciding again.
+- This replica itself decides only while its own view is current (`current()`): its
+  event loop has not stalled for `ttl_s` (a ticker task notes the time every half
+  heartbeat) and it is connected to NATS without a reconnect since it last re-synced.
+  Otherwise it may have been dropped by the others meanwhile (a reconnect means its
+  subscription was gone for a moment; a stall past the TTL is what replicas before the
+  probe took for death), so it re-syncs (`resync()`: a heartbeat put and that heartbeat
+  seen back through its own watch, so every earlier membership change has been applied)
+  before deciding again. A JetStream outage alone (heartbeat puts failing, core NATS up)
+  does not stop its decisions: nobody can find it gone while it answers.
 """
 
 from __future__ import annotations
@@ -59,7 +62,7 @@ class Membership:
         mode: Mode = "primary",
         on_change: Callable[[Ring], None] | None = None,
         probe: Probe | None = None,
-        reconnects: Callable[[], int] = lambda: 0,
+        link: Callable[[], int] = lambda: 0,
     ) -> None:
         self.kv = kv
         self.self_id = self_id
@@ -77,23 +80,24 @@ class Membership:
         self.probe = probe
         self._probing: dict[str, asyncio.Task[None]] = {}
         self._silent: set[str] = set()  # probed without an answer (logged once)
-        # This replica's own view: when its last heartbeat put started, the NATS reconnect
-        # count it was last in sync at, and the newest of its own heartbeats its watch has
-        # delivered (a resync waits for that to reach the revision it put).
-        self._reconnects = reconnects
-        self._synced_reconnects = reconnects()
-        self._beat_ok = -float("inf")
+        # This replica's own view: `link()` is the NATS reconnect count, or -1 while
+        # disconnected; the count it last re-synced at; when its event loop last ran the
+        # ticker; the newest of its own heartbeats its watch has delivered (a re-sync waits
+        # for that to reach the revision it put).
+        self._link = link
+        self._synced_link = link()
+        self._awake = time.monotonic()
         self._own_revision = 0
         self._own_seen = asyncio.Event()
         self._resync: asyncio.Task[bool] | None = None
 
     async def start(self) -> None:
-        started = time.monotonic()
         await self._beat()
-        self._beat_ok = started
+        self._awake = time.monotonic()
         self._tasks = [
             asyncio.create_task(self._watch(), name="ratelimit-members-watch"),
             asyncio.create_task(self._heartbeats(), name="ratelimit-heartbeat"),
+            asyncio.create_task(self._ticks(), name="ratelimit-stall-ticker"),
         ]
 
     async def leave(self) -> None:
@@ -123,12 +127,10 @@ class Membership:
             self._rebuild()
 
     def current(self) -> bool:
-        """This replica's view can be trusted for its own keys: no stall or NATS outage
-        long enough for the others to have dropped it since it last heard itself."""
-        return (
-            time.monotonic() - self._beat_ok < self.ttl_s
-            and self._reconnects() == self._synced_reconnects
-        )
+        """This replica's view can be trusted for its own keys: no stall past the TTL,
+        and no moment off NATS (when the others could have found it gone) since it last
+        re-synced."""
+        return time.monotonic() - self._awake < self.ttl_s and self._link() == self._synced_link
 
     def alive_for(self, member: str) -> float:
         """Seconds until `member`, heard from recently, would count as silent (0 when it
@@ -155,7 +157,7 @@ class Membership:
         return await self.kv.put(PREFIX + self.self_id, codec.dumps(body))
 
     async def _resynced(self) -> bool:
-        reconnects = self._reconnects()
+        link = self._link()
         started = time.monotonic()
         try:
             revision = await self._beat()
@@ -167,9 +169,12 @@ class Membership:
         except Exception:
             RESYNCS.labels("failed").inc()
             raise
+        if link < 0:  # the put cannot have gone out while disconnected; be safe anyway
+            RESYNCS.labels("failed").inc()
+            return False
         self._seen[self.self_id] = started
-        self._beat_ok = started
-        self._synced_reconnects = reconnects
+        self._awake = max(self._awake, started)
+        self._synced_link = link
         RESYNCS.labels("ok").inc()
         log.info("membership re-synced after a stall or a reconnect")
         return True
@@ -178,13 +183,21 @@ class Membership:
         while True:
             await asyncio.sleep(self.heartbeat_s)
             if not self._leaving:
-                started = time.monotonic()
                 try:
                     await self._beat()
-                    self._seen[self.self_id] = self._beat_ok = started
-                except Exception as exc:  # NATS down: we stop deciding (current()); go on
+                    self._seen[self.self_id] = time.monotonic()
+                except Exception as exc:  # NATS down: others may drop us; we go on
                     log.warning("heartbeat failed: %s", type(exc).__name__)
             self._expire()
+
+    async def _ticks(self) -> None:
+        """Notes that the event loop runs: a gap past the TTL is a stall (current())."""
+        while True:
+            await asyncio.sleep(self.heartbeat_s / 2)
+            now = time.monotonic()
+            if now - self._awake < self.ttl_s:
+                self._awake = now
+            # else: a stall; only a re-sync makes the view current again
 
     def _expire(self) -> None:
         horizon = time.monotonic() - self.ttl_s

@@ -67,7 +67,7 @@ class RateLimitService:
             mode=self.ruleset.ownership,
             on_change=self._on_ring,
             probe=lambda member: peers.probe(member, membership.heartbeat_s),
-            reconnects=lambda: int(nc.stats["reconnects"]),
+            link=lambda: int(nc.stats["reconnects"]) if nc.is_connected else -1,
         )
         self._peers = peers = Peers(
             host.bus,

@@ -211,13 +211,21 @@ def noticed_silence(url: str) -> bool:
     return probed >= 1 or metric(url, "aisopod_ratelimit_members") < 2
 
 
-async def test_a_stalled_owner_is_not_superseded_while_it_may_still_decide(pair) -> None:
-    """SIGSTOP the owner past the heartbeat TTL, ask the survivor meanwhile, SIGCONT: the
-    key is never admitted beyond its limit (the stalled owner decides the requests queued
-    for it when it resumes; the survivor must not have decided them too)."""
+@pytest.mark.parametrize("stalled", ["owner", "other"])
+async def test_a_stalled_replica_is_not_superseded_while_it_may_still_decide(
+    pair, stalled: str
+) -> None:
+    """SIGSTOP one replica past the heartbeat TTL, ask the survivor meanwhile, SIGCONT: the
+    key is never admitted beyond its limit. A stalled owner decides the requests queued for
+    it when it resumes, so the survivor must not have decided them too; a stalled
+    non-owner, resuming, must not take the silence it slept through for the owner's."""
     await set_ownership(pair, "primary")  # ratelimit-1 owns every key
-    owner_pid = pair["pids"]["ratelimit"][0]
-    survivor = replica_urls(pair)[1]
+    index = 0 if stalled == "owner" else 1
+    stalled_pid = pair["pids"]["ratelimit"][index]
+    urls = replica_urls(pair)
+    survivor = urls[1 - index]
+    resynced = 'aisopod_ratelimit_resyncs_total{outcome="ok"}'
+    resyncs = metric(urls[index], resynced)
     body = codec.dumps({"rule": "stall_exact", "key": f"principal:stall-{random.random()}"})
     nc = await admin_nats(pair)
 
@@ -228,7 +236,7 @@ async def test_a_stalled_owner_is_not_superseded_while_it_may_still_decide(pair)
     try:
         before = [await check() for _ in range(STALL_LIMIT - 2)]
         assert all(before)
-        os.kill(owner_pid, signal.SIGSTOP)
+        os.kill(stalled_pid, signal.SIGSTOP)
         try:
             deadline = time.monotonic() + 20
             while not noticed_silence(survivor):
@@ -242,12 +250,14 @@ async def test_a_stalled_owner_is_not_superseded_while_it_may_still_decide(pair)
                 assert time.monotonic() < deadline, "the survivor answered nothing"
                 await asyncio.sleep(0.05)
         finally:
-            os.kill(owner_pid, signal.SIGCONT)
+            os.kill(stalled_pid, signal.SIGCONT)
         answered = await asyncio.gather(*during)
         after = [await check() for _ in range(2 * STALL_LIMIT)]
         admitted = sum(before) + sum(answered) + sum(after)
         assert admitted <= STALL_LIMIT, (sum(before), answered, after)
         assert not after[-1]  # the owner's window holds the key's admissions: full
+        if stalled == "owner":  # it re-synced before deciding what was queued for it
+            assert metric(urls[index], resynced) > resyncs
     finally:
         await nc.close()
 

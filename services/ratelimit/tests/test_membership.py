@@ -16,19 +16,41 @@ PEER = member_id("ratelimit-2")
 
 
 class FakeKV:
-    """Puts numbered like a stream; each put is echoed to the watch when `echo` is set."""
+    """Puts numbered like a stream; each put is echoed to the live watch when `echo` is
+    set; a new watch replays the last entry of every key, then the end-of-replay marker."""
 
     def __init__(self) -> None:
         self.revision = 0
         self.membership: Membership | None = None
         self.echo = True
+        self.entries: dict[str, SimpleNamespace] = {}
+        self.watches = 0
 
     async def put(self, key: str, value: bytes) -> int:
         self.revision += 1
+        entry = SimpleNamespace(key=key, value=value, operation=None, revision=self.revision)
+        self.entries[key] = entry
         if self.echo and self.membership is not None:
-            entry = SimpleNamespace(key=key, value=value, operation=None, revision=self.revision)
             asyncio.get_running_loop().call_soon(self.membership._on_entry, entry)
         return self.revision
+
+    async def watch(self, keys: str) -> Any:
+        self.watches += 1
+        replay = [*self.entries.values(), None]
+
+        class Watcher:
+            def __aiter__(self) -> Any:
+                return self
+
+            async def __anext__(self) -> Any:
+                if replay:
+                    return replay.pop(0)
+                await asyncio.Event().wait()  # a live watch with nothing new
+
+            async def stop(self) -> None:
+                pass
+
+        return Watcher()
 
 
 def membership(answer: bool | None, *, link: list[int] | None = None) -> Membership:
@@ -104,6 +126,19 @@ async def test_a_reconnect_makes_the_view_stale_and_resync_waits_for_its_own_ech
     m._on_entry(SimpleNamespace(key=PREFIX + SELF, value=b"{}", operation=None, revision=1))
     assert await m.resync(timeout=5)
     assert m.current()
+
+
+async def test_a_watch_that_stays_silent_is_started_anew_for_the_resync() -> None:
+    link = [0]
+    m = membership(None, link=link)
+    kv: Any = m.kv
+    kv.echo = False  # the old watch died with NATS and its client has not noticed yet
+    link[0] = 1
+    try:
+        assert await m.resync(timeout=5)  # a new watch replays our heartbeat
+        assert kv.watches == 1 and m.current()
+    finally:
+        await m.stop()
 
 
 async def test_a_member_that_deletes_its_key_is_dropped_at_once() -> None:

@@ -90,6 +90,7 @@ class Membership:
         self._own_revision = 0
         self._own_seen = asyncio.Event()
         self._resync: asyncio.Task[bool] | None = None
+        self._replaying = True
 
     async def start(self) -> None:
         await self._beat()
@@ -163,9 +164,12 @@ class Membership:
             revision = await self._beat()
             # The watch delivers in stream order: once it hands us this heartbeat, every
             # membership change written before it has been applied to the ring.
-            while self._own_revision < revision:
-                self._own_seen.clear()
-                await self._own_seen.wait()
+            try:
+                await asyncio.wait_for(self._echoed(revision), self.heartbeat_s)
+            except TimeoutError:
+                log.info("membership watch silent after a stall or a reconnect; watching anew")
+                self._restart_watch()
+                await self._echoed(revision)  # bounded by the caller's timeout
         except Exception:
             RESYNCS.labels("failed").inc()
             raise
@@ -249,10 +253,14 @@ class Membership:
 
     async def _watch(self) -> None:
         while True:
+            watcher = None
             try:
+                # Entries replayed at (re)start are aged by the writer's wall time.
+                self._replaying = True
                 watcher = await self.kv.watch(PREFIX + ">")
                 async for entry in watcher:
                     if entry is None:
+                        self._replaying = False
                         self.synced = True
                         self._rebuild()
                         continue
@@ -262,6 +270,28 @@ class Membership:
             except Exception:  # NATS restart: keep the last view, watch again
                 log.warning("membership watch interrupted; retrying", exc_info=True)
                 await asyncio.sleep(0.5)
+            finally:
+                if watcher is not None:
+                    with contextlib.suppress(Exception):
+                        await watcher.stop()
+
+    def _restart_watch(self) -> None:
+        """A fresh watch: after a NATS restart the old one's consumer may be gone, and
+        its client notices only after missing two idle heartbeats (~10 s)."""
+        old = self._tasks[0] if self._tasks else None
+        if old is not None:
+            old.cancel()
+        task = asyncio.create_task(self._watch(), name="ratelimit-members-watch")
+        if self._tasks:
+            self._tasks[0] = task
+        else:
+            self._tasks.append(task)
+
+    async def _echoed(self, revision: int) -> None:
+        """Until the watch has delivered our own heartbeat at `revision` (or later)."""
+        while self._own_revision < revision:
+            self._own_seen.clear()
+            await self._own_seen.wait()
 
     def _on_entry(self, entry: KeyValue.Entry) -> None:
         member = entry.key[len(PREFIX) :]
@@ -277,7 +307,7 @@ class Membership:
             return
         try:
             body = codec.loads(entry.value)
-            age = max(0.0, time.time() - float(body["at"])) if not self.synced else 0.0
+            age = max(0.0, time.time() - float(body["at"])) if self._replaying else 0.0
             self._names[member] = str(body.get("instance", member))
         except (ValueError, KeyError, TypeError):
             return

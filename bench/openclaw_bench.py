@@ -84,7 +84,7 @@ METHODS: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
     # The session the agent turns filled (run first): a history with messages on both sides.
     ("chat.history", {"sessionKey": AISOPOD_SESSION}, {"sessionKey": OPENCLAW_SESSION}),
 ]
-EDGE_SERVED = ("config.get", "agents.list", "cron.list", "models.list")
+EDGE_SERVED = ("config.get", "agents.list", "cron.list", "models.list", "sessions.list")
 
 
 def free_port() -> int:

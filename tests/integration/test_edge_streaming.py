@@ -174,9 +174,22 @@ def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
     finally:
         proc.terminate()
         proc.wait(20)
-        loop.call_soon_threadsafe(server.close)
+        # Handlers still waiting on a kept-alive connection end here, on the running loop:
+        # left pending, they were finalised later by the garbage collector, after the loop
+        # had gone (a PytestUnraisableExceptionWarning in whichever test ran then).
+        asyncio.run_coroutine_threadsafe(_close_server(server), loop).result(20)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(10)
+        loop.close()
+
+
+async def _close_server(server: asyncio.Server) -> None:
+    server.close()
+    handlers = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    for task in handlers:
+        task.cancel()
+    await asyncio.gather(*handlers, return_exceptions=True)
+    await server.wait_closed()
 
 
 def _post(port: int, body: bytes, split: bool) -> bytes:

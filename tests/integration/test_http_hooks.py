@@ -90,6 +90,7 @@ async def test_redelivery_runs_once(stack) -> None:
             runs.add(event["runId"])
 
     sub = await nc.subscribe("aisopod.evt.chat.event", cb=seen)
+    await nc.flush()  # the subscription is live before the hook can start a run
     try:
         headers = _headers(HOOK_TOKEN, _ip(), **{"X-GitHub-Delivery": delivery})
         body = {"message": f"deploy {delivery}", "name": name}

@@ -81,6 +81,27 @@ async def test_gateway_call_agents_list_is_answered_at_the_edge(stack, home: Pat
     assert await edge_fallbacks(env.replicas) == before
 
 
+async def test_gateway_call_sessions_list_is_answered_at_the_edge(stack, home: Path) -> None:
+    """OpenClaw's sessions.list joins our sessions.list (ws-gateway's sessions index) and
+    models.list (its replicas): nothing goes to the runtime once both are warm."""
+    env = await require_ws_stack(stack)
+    deadline = asyncio.get_running_loop().time() + 15
+    while True:  # the runtime stores the model discovery at its start
+        before = await edge_fallbacks(env.replicas)
+        for replica in env.replicas:
+            async with await WsClient.connect(replica, token=env.token, headers=env.edge) as ws:
+                await ws.call("models.list")
+                await ws.call("sessions.list", {"limit": 1})
+        if await edge_fallbacks(env.replicas) == before:
+            break
+        assert asyncio.get_running_loop().time() < deadline, "not answered at the edge"
+        await asyncio.sleep(0.2)
+    before = await edge_fallbacks(env.replicas)
+    listed = json_out(openclaw(stack, home, "gateway", "call", "sessions.list", "--json"))
+    assert listed["path"] == "nats-kv:sessions" and listed["count"] == len(listed["sessions"])
+    assert await edge_fallbacks(env.replicas) == before
+
+
 def test_gateway_call_status_and_system_presence(stack, home: Path) -> None:
     status = json_out(openclaw(stack, home, "gateway", "call", "status", "--json"))
     assert status["runtimeVersion"] and status["heartbeat"]["defaultAgentId"] == "main"

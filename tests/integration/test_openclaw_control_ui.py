@@ -1,6 +1,8 @@
 """OpenClaw's own Control UI (from its npm package) served by us at /openclaw/, in Chromium:
 the browser is refused until approved with `openclaw devices approve`, then a message sent
-from the UI gets its answer and the run settles (docs/openclaw.md)."""
+from the UI gets its answer and the run settles, and a session another client starts
+through our own protocol appears in the UI's sessions sidebar while it is open
+(docs/openclaw.md)."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import pytest
 
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.support.openclaw import CONTROL_UI, installed, openclaw
+from tests.support.ws_client import WsClient
 
 pytestmark = pytest.mark.integration
 
@@ -43,6 +46,7 @@ class WireLog:
     def __init__(self) -> None:
         self.methods: dict[str, str] = {}  # request id → method
         self.errors: dict[str, set[str]] = {}  # method → error messages
+        self.events: set[str] = set()  # names of the events received
 
     def watch(self, socket: Any) -> None:
         socket.on("framesent", self._sent)
@@ -55,6 +59,8 @@ class WireLog:
 
     def _received(self, payload: str | bytes) -> None:
         frame = json.loads(payload)
+        if isinstance(frame, dict) and frame.get("type") == "event":
+            self.events.add(str(frame.get("event")))
         if isinstance(frame, dict) and frame.get("type") == "res" and not frame.get("ok"):
             method = self.methods.get(frame.get("id"), "?")
             self.errors.setdefault(method, set()).add(str(frame["error"].get("message")))
@@ -95,6 +101,20 @@ async def test_pair_with_the_cli_then_chat(stack, tmp_path: Path) -> None:
             # run id is the idempotency key), so nothing is left "sending" or "working".
             busy = page.get_by_text(re.compile(r"^(Sending message|Working)"))
             await busy.first.wait_for(state="hidden", timeout=30_000)
+            # The agent's main session is the UI's "Home", never a sidebar row (as with
+            # OpenClaw). Another session, started by a client of our own protocol while the
+            # UI is open, shows in the sidebar: our `sessions.changed` event makes the UI
+            # reload its list, whose rows are our sessions.
+            name = f"sidebar-{uuid.uuid4().hex[:8]}"
+            sidebar = page.locator(".sidebar-shell__body")
+            assert await sidebar.get_by_text(name).count() == 0
+            async with await WsClient.connect(stack.ws_url, token=stack.admin_token) as ws:
+                started = await ws.call(
+                    "chat.send", {"sessionKey": f"agent:main:{name}", "message": "from /ws"}
+                )
+                await ws.call("agent.wait", {"runId": started["runId"], "timeoutMs": 30_000})
+            await sidebar.get_by_text(name, exact=True).wait_for(timeout=30_000)
+            assert "sessions.changed" in wire.events
             # Every call of the UI's load and chat is answered: mapped onto ours, or what
             # OpenClaw itself answers without the feature (docs/openclaw.md).
             assert wire.unknown() == [], wire.errors

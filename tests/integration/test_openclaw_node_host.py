@@ -36,6 +36,7 @@ if not installed():
 # Node start-up is seconds on a quiet machine, much more on a loaded shared one.
 NODE_DEADLINE_S = 180.0
 COMMANDS = "system.which"
+PUBLICATIONS = ("node.runnerInventory.update", "node.skills.update", "node.pluginTools.update")
 
 
 class NodeHost:
@@ -79,8 +80,9 @@ class NodeHost:
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(5)
 
-    def log(self) -> str:
-        return (self.home / f"node-{self.runs}.log").read_text(errors="replace")[-3000:]
+    def log(self, tail: int | None = 3000) -> str:
+        text = (self.home / f"node-{self.runs}.log").read_text(errors="replace")
+        return text if tail is None else text[-tail:]
 
 
 async def poll(what: str, probe: Callable[[], Awaitable[Any]], host: NodeHost) -> Any:
@@ -180,6 +182,10 @@ async def test_node_host_pairs_and_answers_invokes_from_both_protocols(
             openclaw(stack, cli_home, "nodes", "describe", "--node", node_id, "--json")
         )
         assert described["nodeId"] == node_id and described["commands"] == ["system.which"]
+        # Its worker, skills and plugin-tool publications got `unknown method` (we have
+        # none of those features): the host took that as "not supported" and said nothing.
+        said = host.log(tail=None)
+        assert not [m for m in PUBLICATIONS if m in said], said
 
         host.stop()
 

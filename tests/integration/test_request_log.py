@@ -108,12 +108,13 @@ async def test_a_websocket_call_is_logged_by_the_gateway_and_the_owner(stack, en
         conn_id = ws.hello["server"]["connId"]
 
         def ours(record: dict[str, Any]) -> bool:
-            return record.get("connId") == conn_id and record["method"] == "sessions.list"
+            return record.get("connId") == conn_id and record["method"] == "sessions.preview"
 
         deadline = asyncio.get_running_loop().time() + 20
         while not [r for r in request_lines(stack.state_dir, "ws-gateway") if ours(r)]:
             assert asyncio.get_running_loop().time() < deadline, "ws-gateway never logged it"
-            await ws.call("sessions.list", {"limit": 1})
+            # A read only the owner answers (sessions.list is answered at the edge).
+            await ws.call("sessions.preview", {"keys": ["agent:main:request-log"]})
             await asyncio.sleep(0.2)
         gateway = await first_line(stack.state_dir, "ws-gateway", ours)
         assert gateway["kind"] == "ws" and gateway["status"] == "ok"
@@ -121,4 +122,5 @@ async def test_a_websocket_call_is_logged_by_the_gateway_and_the_owner(stack, en
         owner = await first_line(
             stack.state_dir, "runtime", lambda r: r["requestId"] == gateway["requestId"]
         )
-        assert owner["method"] == "sessions.list" and owner["principal"] == gateway["principal"]
+        assert owner["method"] == "sessions.preview"
+        assert owner["principal"] == gateway["principal"]

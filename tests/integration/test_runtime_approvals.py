@@ -101,8 +101,10 @@ async def test_pending_lists_waiting_requests_on_any_replica(rt: RuntimeClient) 
 
 
 async def test_unanswered_request_expires_to_deny(rt: RuntimeClient) -> None:
+    # The early wait must reach the runtime before the request's expiry less its own 50 ms,
+    # or it settles the expiry itself: 2 s leaves room for a busy machine's round trips.
     request = await rt.call(
-        "exec.approval.request", {"command": "rm -rf /tmp/x", "timeoutMs": 300}, as_=APPROVER
+        "exec.approval.request", {"command": "rm -rf /tmp/x", "timeoutMs": 2000}, as_=APPROVER
     )
     early = await rt.call(
         "exec.approval.waitDecision", {"id": request["id"], "timeoutMs": 50}, as_=APPROVER
@@ -139,6 +141,7 @@ async def test_agent_exec_waits_for_approval_then_is_denied(
     )
     done = await rt.call("agent.wait", {"runId": run_id, "timeoutMs": 10_000})
     assert done["status"] == "ok"
+    await rt.lifecycle_end(run_id)  # the agent.event callbacks have caught up to the end
     tool = [p["data"] for p in rt.of_run(run_id, "agent.event") if p["stream"] == "tool"]
     assert [t["phase"] for t in tool] == ["start", "error"]
     assert tool[1]["result"]["approval"]["decision"] == "deny"
@@ -157,6 +160,7 @@ async def test_agent_exec_approved_goes_to_the_node(
     )
     done = await rt.call("agent.wait", {"runId": run_id, "timeoutMs": 20_000})
     assert done["status"] == "ok"
+    await rt.lifecycle_end(run_id)  # the agent.event callbacks have caught up to the end
     tool = [p["data"] for p in rt.of_run(run_id, "agent.event") if p["stream"] == "tool"]
     # Approved, then sent to node.invoke: no node `node-under-test` is connected here.
     assert tool[-1]["phase"] == "error"

@@ -82,6 +82,7 @@ async def test_tool_call_loop_through_the_fake_upstream(rt: RuntimeClient, stack
     ask = f'{marker} [[tool:current_time {{"timezone": "Europe/Paris"}}]]'
     done = await rt.send_and_wait(key, ask)
     assert done["status"] == "ok"
+    await rt.lifecycle_end(done["runId"])  # the agent.event callbacks have caught up
     tool_events = [
         p["data"] for p in rt.of_run(done["runId"], "agent.event") if p["stream"] == "tool"
     ]

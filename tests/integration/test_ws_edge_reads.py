@@ -1,8 +1,10 @@
 """Reads at the edge against the real stack: each edge-served method gives over the
 WebSocket exactly what its owner gives over NATS, is counted as answered at the edge, and a
-read after a write on the same connection sees the write. `models.list` is served at the
-edge with the stack's discovering `fake` provider too (from the runtime's discoveries in KV
-`models`), and follows a config change that adds or removes a provider.
+read after a write on the same connection sees the write (for `sessions.list`: after a chat
+turn). Past its listing cap (`gateway.sessionsListedMax`) `sessions.list` goes to the owner.
+`models.list` is served at the edge with the stack's discovering `fake` provider too (from
+the runtime's discoveries in KV `models`), and follows a config change that adds or removes
+a provider.
 
 Connections go to one ws-gateway replica directly, so its /metrics count what it did.
 """
@@ -21,7 +23,7 @@ from aisopod.principal import Principal
 from tests.conftest import FAKE_API_KEY
 from tests.support.control_writes import control_write
 from tests.support.ws_client import WsClient
-from tests.support.ws_stack import WsStack, require_ws_stack
+from tests.support.ws_stack import WsStack, live_gateway_config, require_ws_stack
 
 pytestmark = pytest.mark.integration
 
@@ -150,6 +152,79 @@ async def test_read_your_writes_on_one_connection(env, bus) -> None:
                 },
                 principal=admin(),
             )
+
+
+def session_filters(marker: str) -> list[dict[str, Any]]:
+    return [
+        {},
+        {"limit": 1},
+        {"agentId": "main"},
+        {"agentId": "nobody-here"},
+        {"search": marker},
+        {"search": marker.upper()},  # case-insensitive
+        {"activeMinutes": 60},
+        {"agentId": "main", "search": marker, "limit": 1, "activeMinutes": 5},
+    ]
+
+
+async def test_sessions_list_at_the_edge_after_chat_turns(env, bus) -> None:
+    replica = env.replicas[0]
+    marker = f"edge{uuid.uuid4().hex[:8]}"
+    keys = [f"agent:main:{marker}-{n}" for n in range(2)]
+    async with await WsClient.connect(replica, token=env.token, headers=env.edge) as ws:
+        for n, key in enumerate(keys):
+            started = await ws.call("chat.send", {"sessionKey": key, "message": f"hi {n}"})
+            # Read-your-writes: the turn's session is in the very next read on this
+            # connection, answered at the edge.
+            before = await edge_counters(replica)
+            listed = await ws.call("sessions.list", {"search": marker})
+            assert key in [s["key"] for s in listed["sessions"]]
+            after = await edge_counters(replica)
+            assert after[EDGE] > before[EDGE], (before, after)
+            await ws.call("agent.wait", {"runId": started["runId"], "timeoutMs": 20_000})
+        await ws.call("sessions.patch", {"key": keys[0], "label": f"Label {marker}"})
+        listed = await ws.call("sessions.list", {"search": f"label {marker}"})
+        assert [s["key"] for s in listed["sessions"]] == [keys[0]]
+
+        for params in session_filters(marker):
+            before = await edge_counters(replica)
+            got, want = await settled(
+                lambda p=params: ws.call("sessions.list", p),
+                lambda p=params: bus.call("sessions.list", p, principal=admin()),
+            )
+            assert got == want, params
+            after = await edge_counters(replica)
+            assert after[EDGE] > before[EDGE], (params, before, after)
+        mine = await ws.call("sessions.list", {"search": marker})
+        assert sorted(s["key"] for s in mine["sessions"]) == keys
+
+        await ws.call("sessions.delete", {"key": keys[1]})
+        listed = await ws.call("sessions.list", {"search": marker})
+        assert [s["key"] for s in listed["sessions"]] == [keys[0]]
+        await ws.call("sessions.delete", {"key": keys[0]})
+
+
+async def test_sessions_list_past_the_listing_cap_goes_to_the_owner(env, bus) -> None:
+    replica = env.replicas[0]
+    async with await WsClient.connect(replica, token=env.token, headers=env.edge) as ws:
+        key = f"agent:main:cap-{uuid.uuid4().hex[:8]}"
+        started = await ws.call("chat.send", {"sessionKey": key, "message": "over the cap"})
+        await ws.call("agent.wait", {"runId": started["runId"], "timeoutMs": 20_000})
+        try:
+            kept = await ws.call("sessions.list", {"search": key})  # answered here and kept
+            assert [s["key"] for s in kept["sessions"]] == [key]
+            async with live_gateway_config(env, sessionsListedMax=0):
+                for _ in range(2):  # nothing written since: the kept reply must not answer
+                    before = await edge_counters(replica)
+                    got = await ws.call("sessions.list", {"search": key})
+                    after = await edge_counters(replica)
+                    assert [s["key"] for s in got["sessions"]] == [key]
+                    owner = await bus.call("sessions.list", {"search": key}, principal=admin())
+                    assert got == owner
+                    assert after[FALLBACK] > before[FALLBACK], (before, after)
+                    assert after[EDGE] == before[EDGE], (before, after)
+        finally:
+            await ws.call("sessions.delete", {"key": key})
 
 
 async def test_models_list_follows_a_provider_added_and_removed(env, bus, stack) -> None:

@@ -7,11 +7,14 @@ import uuid
 from typing import Any
 
 import pytest
+from nats.js.errors import KeyWrongLastSequenceError
 
+from aisopod import dedupe
 from aisopod.bus import Bus
 from aisopod.catalogue import methods_for
 from aisopod.catalogue.nodes import NodeInfo
 from aisopod.catalogue.run_events import ChatEvent, EventMessage
+from aisopod.compat.natspy import kv_jetstream
 from aisopod.config import GatewayConfig
 from aisopod.config.store import ConfigStore
 from aisopod.config.watcher import ConfigWatcher
@@ -169,6 +172,57 @@ async def test_deduper_runs_once_and_conflicts_while_in_flight(bus: Bus) -> None
     with pytest.raises(NotFound):
         await deduper.run("k2", failing)
     assert await deduper.run("k2", work) == {"n": 2}  # an error is not remembered
+
+
+async def test_a_done_entry_whose_ack_is_lost_is_stored_again(
+    bus: Bus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The `done` entry went out on a connection that broke: no ack, nothing stored. It is
+    sent again, so a repeat of the request gets the result instead of IN_FLIGHT."""
+    kv = await bus.js.key_value(f"{bus.subjects.prefix}_dedupe")
+    js = kv_jetstream(kv)
+    calls = 0
+
+    async def work() -> dict[str, int]:
+        nonlocal calls
+        calls += 1
+        return {"n": calls}
+
+    async def lost(*args: Any, **kwargs: Any) -> asyncio.Future[Any]:
+        return asyncio.get_running_loop().create_future()  # never stored, never acked
+
+    monkeypatch.setattr(dedupe, "ACK_PATIENCE_S", 0.1)
+    monkeypatch.setattr(js, "publish_async", lost)
+    result, stored = await Deduper(kv, instance="a").run_then_store("k-lost", work)
+    await stored
+    assert await Deduper(kv, instance="b").run("k-lost", work) == result == {"n": 1}
+    assert calls == 1
+
+
+async def test_a_create_that_meets_its_own_stored_copy_runs_the_call(
+    bus: Bus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pending entry's create was stored, its answer lost, and its retry told "wrong
+    last sequence": the entry is this call's own, so it runs (not IN_FLIGHT), once."""
+    kv = await bus.js.key_value(f"{bus.subjects.prefix}_dedupe")
+    calls = 0
+
+    async def work() -> dict[str, int]:
+        nonlocal calls
+        calls += 1
+        return {"n": calls}
+
+    stored_create = kv.create
+
+    async def create_then_lose(key: str, value: bytes, *args: Any, **kwargs: Any) -> int:
+        await stored_create(key, value)
+        raise KeyWrongLastSequenceError
+
+    monkeypatch.setattr(kv, "create", create_then_lose)
+    assert await Deduper(kv, instance="a").run("k-own", work) == {"n": 1}
+    monkeypatch.undo()
+    assert await Deduper(kv, instance="a").run("k-own", work) == {"n": 1}  # replayed
+    assert calls == 1
 
 
 async def test_config_store_compare_and_set_and_watcher(bus: Bus) -> None:

@@ -174,3 +174,29 @@ async def test_a_resent_copy_that_finds_the_first_in_flight_is_not_the_answer(bu
         await asyncio.sleep(0.01)
     await bus.requester.resend()
     assert await reply == b'{"result": "done"}'
+
+
+async def test_resent_copies_ask_again_until_one_is_answered(bus: Bus) -> None:
+    """The first copy's reply was lost with its connection; the resent copy finds it in
+    flight (its result not stored yet); a later copy gets the stored result."""
+    subject = f"inflight.{uuid.uuid4().hex}"
+    copies: list = []
+
+    async def owner(msg) -> None:  # type: ignore[no-untyped-def]
+        copies.append(msg)
+        if len(copies) == 1:
+            return  # its reply never arrives
+        if len(copies) == 2:
+            await msg.respond(b'{"error": {"code": -32009, "data": {"code": "IN_FLIGHT"}}}')
+            return
+        await msg.respond(b'{"result": "stored"}')
+
+    await bus.nc.subscribe(subject, cb=owner)
+    await bus.nc.flush()
+    reply = asyncio.ensure_future(
+        bus.requester.request(subject, b"q", timeout=10, resend_on_reconnect=True)
+    )
+    await _until_received(copies)
+    await bus.requester.resend()
+    assert await reply == b'{"result": "stored"}'
+    assert len(copies) == 3

@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import nats
 import pytest
@@ -18,6 +19,7 @@ from pydantic import TypeAdapter
 
 from aisopod.catalogue.cron import Payload, Schedule
 from aisopod.config.sections.misc import CronSection
+from aisopod.errors import Unavailable
 from aisopod.listings import JobRecord
 from aisopod_runtime.cron.clock import ManualClock
 from aisopod_runtime.cron.scheduler import Outcome, Scheduler
@@ -34,6 +36,46 @@ async def store(nats_url: str) -> AsyncIterator[CronStore]:
     )
     yield CronStore(kv)
     await nc.close()
+
+
+class LossyStore(CronStore):
+    """Writes that fail as they do when JetStream gives up on a leader election: the next
+    `put` that succeeds is stored and still raises (its answer lost), or is stored and
+    reads as refused (its retry met the stored copy: "wrong last sequence"); the next
+    `record_run`s or `change`s raise without storing."""
+
+    def __init__(self, store: CronStore) -> None:
+        super().__init__(store.kv)
+        self.lose_put_answers = 0
+        self.refuse_stored_puts = 0
+        self.fail_record_runs = 0
+        self.fail_changes = 0
+
+    @staticmethod
+    def _lost() -> Unavailable:
+        return Unavailable("JetStream did not answer", code="JETSTREAM_UNAVAILABLE")
+
+    async def put(self, job: JobRecord, revision: int) -> int:
+        written = await super().put(job, revision)
+        if written and self.lose_put_answers:
+            self.lose_put_answers -= 1
+            raise self._lost()
+        if written and self.refuse_stored_puts:  # its retry met the stored first copy
+            self.refuse_stored_puts -= 1
+            return 0
+        return written
+
+    async def record_run(self, run: RunRecord, keep: int) -> None:
+        if self.fail_record_runs:
+            self.fail_record_runs -= 1
+            raise self._lost()
+        await super().record_run(run, keep)
+
+    async def change(self, job_id: str, fn: Callable[[JobRecord], JobRecord | None]) -> Any:
+        if self.fail_changes:
+            self.fail_changes -= 1
+            raise self._lost()
+        return await super().change(job_id, fn)
 
 
 class Replicas:
@@ -152,3 +194,63 @@ async def test_disabled_jobs_and_disabled_cron_do_not_fire(store: CronStore) -> 
         scheduler.settings = lambda: CronSection(enabled=False)
     await replicas.tick_all()
     assert replicas.fired == []
+
+
+async def test_a_claim_stored_without_an_answer_fires_on_the_next_pass(store: CronStore) -> None:
+    """The claim's write landed but its answer was lost: the lease is the claimer's, so it
+    fires that slot on its next pass (not when the lease expires), and nobody else does."""
+    lossy = LossyStore(store)
+    replicas = Replicas(lossy)
+    job = await add_job(lossy)
+    a, _ = replicas.schedulers
+    replicas.clock.advance(1000)
+    lossy.lose_put_answers = 1
+    with pytest.raises(Unavailable):
+        await a.tick()
+    assert replicas.fired == []
+    stored, _ = await store.get(job.job_id)
+    assert stored.lease is not None and stored.lease.instance == "rt-a"
+    await replicas.tick_all()
+    assert replicas.fired == [("rt-a", job.job_id, T0 + 1000)]
+    replicas.clock.advance(1000)
+    await replicas.tick_all()
+    assert [due for _, _, due in replicas.fired] == [T0 + 1000, T0 + 2000]
+    assert [r.status for r in await store.runs(job.job_id)] == ["ok", "ok"]
+
+
+async def test_a_run_whose_start_or_end_was_not_stored_keeps_the_cadence(
+    store: CronStore,
+) -> None:
+    """The start record lost: the slot fires anyway and its end record holds it. The end
+    (lease release) lost: the next pass stores it, and the next slot fires on time."""
+    lossy = LossyStore(store)
+    replicas = Replicas(lossy)
+    job = await add_job(lossy)
+    lossy.fail_record_runs = 1
+    replicas.clock.advance(1000)
+    await replicas.tick_all()
+    assert [due for _, _, due in replicas.fired] == [T0 + 1000]
+    assert [r.status for r in await store.runs(job.job_id)] == ["ok"]
+    lossy.fail_changes = 1
+    replicas.clock.advance(1000)
+    await replicas.tick_all()
+    stored, _ = await store.get(job.job_id)
+    assert stored.lease is not None  # the release was lost
+    replicas.clock.advance(1000)
+    await replicas.tick_all()
+    assert [due for _, _, due in replicas.fired] == [T0 + 1000, T0 + 2000, T0 + 3000]
+    stored, _ = await store.get(job.job_id)
+    assert stored.lease is None and stored.last_status == "ok"
+    assert [r.status for r in await store.runs(job.job_id)] == ["ok", "ok", "ok"]
+
+
+async def test_a_claim_whose_retry_met_its_own_stored_copy_fires(store: CronStore) -> None:
+    lossy = LossyStore(store)
+    replicas = Replicas(lossy)
+    job = await add_job(lossy)
+    replicas.clock.advance(1000)
+    lossy.refuse_stored_puts = 1
+    await replicas.tick_all()
+    assert [due for _, _, due in replicas.fired] == [T0 + 1000]
+    stored, _ = await store.get(job.job_id)
+    assert stored.lease is None and stored.last_status == "ok"

@@ -221,3 +221,39 @@ async def test_posted_terminal_events_keep_their_order() -> None:
     await asyncio.gather(ended, told)
     assert bus.sent == [("chat.event", 1), ("agent.event", 1)]
     assert [e["state"] for e in chat(bus)] == ["aborted"]
+
+
+async def test_a_tool_steps_unsent_text_goes_out_before_the_next_step() -> None:
+    """A model says something, then calls a tool, and the tool answers within the throttle
+    window: the end of the first step's text is sent as a delta when that step ends. No
+    later event carries it (`final` holds the last step's answer only)."""
+    bus = RecordingBus()
+    emitter = RunEmitter(bus, "r9", "k", None)  # type: ignore[arg-type]
+    emitter.reset_text()
+    await emitter.add_text("Let me")
+    await asyncio.sleep(0)  # the stream waits: the first delta goes out
+    await emitter.add_text(" check.")  # within the throttle window: scheduled
+    emitter.step_done()
+    emitter.post_tool("start", "c1", "current_time")
+    emitter.post_tool("result", "c1", "current_time", result={"iso": "now"})
+    emitter.reset_text()  # the next step, before the scheduled flush would have fired
+    await emitter.add_text("It is now.")
+    await emitter.text_done()
+    await emitter.final(emitter.text, None, "m9")
+    await asyncio.sleep(THROTTLE_S * 1.5)  # nothing left scheduled fires late
+    assert [(p["state"], p["message"]["content"]) for p in chat(bus)] == [
+        ("delta", "Let me"),
+        ("delta", "Let me check."),
+        ("final", "It is now."),
+    ]
+    agent = [
+        (p["stream"], p["data"].get("text", p["data"].get("phase")))
+        for n, p, _ in bus.events
+        if n == "agent.event"
+    ]
+    assert agent == [
+        ("assistant", "Let me"),
+        ("assistant", "Let me check."),
+        ("tool", "start"),
+        ("tool", "result"),
+    ]

@@ -215,9 +215,11 @@ async def serve_auth(nc: NATS, prefix: str) -> Responders:
         result = {"allowed": True, "limit": 100, "remaining": 99, "resetMs": 1000}
         await msg.respond(encode_reply(result))
 
-    return Responders(
+    responders = Responders(
         [
             await nc.subscribe(f"{prefix}.auth.verify", cb=handler),
             await nc.subscribe(f"{prefix}.ratelimit.edge", cb=edge_limit),
         ]
     )
+    await nc.flush()  # live before a gateway (another connection) can ask
+    return responders

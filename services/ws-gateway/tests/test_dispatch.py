@@ -28,8 +28,8 @@ from tests.support.ws_client import RpcError, WsClient
 
 @pytest.fixture(scope="module")
 async def owner(gw):
-    """A method owner on the bus: `sessions.list` answers with the principal it was sent and
-    waits `delayMs` when asked (the runtime's real handlers are another issue's)."""
+    """A method owner on the bus: `sessions.preview` (a read ws-gateway always forwards)
+    answers with the principal it was sent and waits `delayMs` when asked."""
     seen: list[dict[str, str]] = []
 
     async def handle(msg: Msg) -> None:
@@ -45,7 +45,8 @@ async def owner(gw):
     async def on_msg(msg: Msg) -> None:
         _spawn(handle(msg))
 
-    sub = await gw.nc.subscribe(f"{gw.prefix}.rpc.sessions.list", cb=on_msg)
+    sub = await gw.nc.subscribe(f"{gw.prefix}.rpc.sessions.preview", cb=on_msg)
+    await gw.nc.flush()  # live before the gateway (another connection) can ask
     yield seen
     await sub.unsubscribe()
 
@@ -61,19 +62,19 @@ def _spawn(work) -> None:  # type: ignore[no-untyped-def]
 
 async def test_forwarded_with_principal_headers(gw, owner) -> None:
     async with await WsClient.connect(gw.url, token="reader-token", scopes=["operator.read"]) as ws:
-        result = await ws.call("sessions.list", {})
+        result = await ws.call("sessions.preview", {})
         assert result == {"principal": "reader", "scopes": ["operator.read"]}
         headers = owner[-1]
         assert headers["Aisopod-Conn-Id"] == ws.hello["server"]["connId"]
         assert headers["Aisopod-Client-Ip"] == "127.0.0.1"
         with pytest.raises(RpcError) as info:
-            await ws.call("sessions.list", {"missing": True})
+            await ws.call("sessions.preview", {"missing": True})
         assert info.value.code == -32004  # the owner's error, unchanged
 
 
 async def test_responses_complete_out_of_order(gw, owner) -> None:
     async with await WsClient.connect(gw.url, token="admin-token") as ws:
-        slow = asyncio.create_task(ws.request("sessions.list", {"delayMs": 300}))
+        slow = asyncio.create_task(ws.request("sessions.preview", {"delayMs": 300}))
         fast = await ws.request("health")
         assert "result" in fast and not slow.done()
         assert (await slow)["result"]["principal"] == "admin"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 import httpx
 import orjson
@@ -24,33 +25,43 @@ async def test_drain_sends_shutdown_finishes_requests_then_closes_1012(gw, tmp_p
         gw.nc.connected_url.geturl(), gw.prefix, seed, "ws-unit-drain"
     )
     replies: list[asyncio.Task[None]] = []
+    # The owner answers once the test has seen the drain: the drain ends when the request
+    # does, and a fixed delay let it end before /ready was read on a busy machine.
+    release = asyncio.Event()
 
     async def slow_owner(msg: Msg) -> None:
         async def answer() -> None:
-            await asyncio.sleep(0.5)
-            await msg.respond(encode_reply({"sessions": []}))
+            await release.wait()
+            await msg.respond(encode_reply({"previews": []}))
 
         replies.append(asyncio.create_task(answer()))
 
-    sub = await gw.nc.subscribe(f"{gw.prefix}.rpc.sessions.list", cb=slow_owner)
+    # sessions.preview: a read only the owner answers (sessions.list is answered here).
+    sub = await gw.nc.subscribe(f"{gw.prefix}.rpc.sessions.preview", cb=slow_owner)
+    await gw.nc.flush()  # live before the gateway (another connection) can ask
     try:
         ws = await WsClient.connect(
             f"ws://127.0.0.1:{port}/ws", token="admin-token", subscribe=["cron.event"]
         )
-        in_flight = asyncio.create_task(ws.call("sessions.list", {}))
-        await asyncio.sleep(0.1)  # let the request reach the owner before SIGTERM's work
+        in_flight = asyncio.create_task(ws.call("sessions.preview", {"keys": ["s1"]}))
+        deadline = time.monotonic() + 5
+        while not replies:  # the request reached the owner before SIGTERM's work
+            assert time.monotonic() < deadline, "the request never reached the owner"
+            await asyncio.sleep(0.01)
         drain = asyncio.create_task(host.drain())
         shutdown = await ws.next_event("shutdown", timeout=5)
         assert shutdown["params"]["payload"]["reason"] == "service restart"
         async with httpx.AsyncClient(trust_env=False) as http:
             ready = await http.get(f"http://127.0.0.1:{port}/ready")
         assert ready.status_code == 503 and "draining" in ready.json()["reasons"]
-        assert await in_flight == {"sessions": []}  # answered before the close
+        release.set()
+        assert await in_flight == {"previews": []}  # answered before the close
         assert await ws.wait_closed() == (1012, "service restart")
         await asyncio.wait_for(drain, 10)
         with pytest.raises(Exception, match="503"):  # no longer accepting clients
             await WsClient.connect(f"ws://127.0.0.1:{port}/ws", token="admin-token")
     finally:
+        release.set()
         await sub.unsubscribe()
         stop.set()
         await asyncio.wait_for(task, 30)

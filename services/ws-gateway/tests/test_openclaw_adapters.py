@@ -5,8 +5,15 @@ from __future__ import annotations
 
 import orjson
 
+from aisopod.config.sections.heartbeat import HeartbeatSection
 from aisopod.errors import NotFound
-from aisopod_ws_gateway.openclaw.adapters import ADAPTERS, Context, agent_final, implemented_methods
+from aisopod_ws_gateway.openclaw.adapters import (
+    ADAPTERS,
+    Context,
+    agent_final,
+    heartbeat_summaries,
+    implemented_methods,
+)
 
 AGENTS = {"defaultId": "main", "agents": [{"id": "main", "name": "Main", "model": None}]}
 MODELS = {"models": [{"id": "echo/echo", "provider": "echo"}]}
@@ -45,6 +52,47 @@ def test_health_summary_has_what_the_cli_prints() -> None:
     assert summary["agents"][0]["agentId"] == "main" and summary["agents"][0]["isDefault"]
     assert summary["sessions"]["count"] == 1
     assert summary["heartbeatSeconds"] == 0 and summary["channels"] == {}
+
+
+def test_health_and_status_show_the_configured_heartbeats() -> None:
+    section = HeartbeatSection.model_validate(
+        {
+            "defaults": {"every": "45m"},
+            "agents": {"ops": {"every": "90s"}, "main": {}, "idle": {"enabled": False}},
+        }
+    )
+    beats = heartbeat_summaries(section)
+    assert beats == {
+        "main": {"enabled": True, "every": "45m", "everyMs": 2_700_000},
+        "ops": {"enabled": True, "every": "90s", "everyMs": 90_000},
+    }
+    agents = {
+        "defaultId": "main",
+        "agents": [{"id": a, "name": a} for a in ("ops", "main", "idle", "other")],
+    }
+    sessions = {"sessions": []}
+    context = Context(
+        params={},
+        also={"agents.list": agents, "sessions.list": sessions},
+        version="1",
+        elapsed_ms=0,
+        heartbeats=beats,
+    )
+    summary = result_of("health", {"ok": True, "ts": 1}, context)
+    by_agent = {a["agentId"]: a["heartbeat"] for a in summary["agents"]}
+    assert by_agent["ops"] == beats["ops"] and by_agent["main"] == beats["main"]
+    off = {"enabled": False, "every": "disabled", "everyMs": None}
+    assert by_agent["idle"] == off and by_agent["other"] == off
+    # As OpenClaw picks it: the first agent (in the list's order) with a heartbeat.
+    assert summary["heartbeatSeconds"] == 90
+    status = result_of("status", {"ok": True}, context)
+    assert status["heartbeat"]["defaultAgentId"] == "main"
+    assert {"agentId": "ops", **beats["ops"]} in status["heartbeat"]["agents"]
+    assert {"agentId": "other", **off} in status["heartbeat"]["agents"]
+    # Without any: off everywhere, 0 seconds.
+    plain = result_of("health", {"ok": True}, ctx(**{"agents.list": agents, "sessions.list": {}}))
+    assert plain["heartbeatSeconds"] == 0
+    assert all(a["heartbeat"] == off for a in plain["agents"])
 
 
 def test_cron_list_is_a_valid_inventory_page() -> None:

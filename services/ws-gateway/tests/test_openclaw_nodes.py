@@ -14,9 +14,10 @@ import pytest
 
 from aisopod.catalogue.nodes import NodeEventParams, NodeInvokeParams, NodeInvokeResultParams
 from aisopod.catalogue.system import ConnectParams
-from aisopod.errors import InvalidParams, Unavailable
+from aisopod.errors import InvalidParams, MethodNotFound, Unavailable
+from aisopod.jsonrpc import Call
 from aisopod.scopes import Role
-from aisopod_ws_gateway.openclaw.adapters import ADAPTERS, Context, implemented_methods
+from aisopod_ws_gateway.openclaw.adapters import ABSENT, ADAPTERS, Context, implemented_methods
 from aisopod_ws_gateway.openclaw.frames import OPENCLAW, error_shape
 
 CAPTURE = Path(__file__).parent / "fixtures" / "openclaw_node_host.jsonl"
@@ -191,3 +192,24 @@ def test_pending_node_requests_carry_ts_and_decisions_keep_the_token() -> None:
 def test_a_node_is_told_only_of_methods_it_may_call() -> None:
     offered = implemented_methods(["node.invoke.result", "node.event"])
     assert offered == ["node.event", "node.invoke.result"]
+
+
+PUBLICATIONS = ("node.runnerInventory.update", "node.skills.update", "node.pluginTools.update")
+
+
+def test_the_node_hosts_publications_are_answered_as_a_gateway_without_them() -> None:
+    """After its connect the host offers worker hosting, skills and plugin tools. We have
+    none of them: each is OpenClaw's `unknown method`, which the host takes as unsupported."""
+    for method in PUBLICATIONS:
+        (params,) = sent(method, by="node")
+        (frame,) = [
+            f["frame"] for f in FRAMES if f["dir"] == "c2s" and f["frame"].get("method") == method
+        ]
+        (call,) = OPENCLAW.decode(orjson.dumps(frame)).items
+        assert isinstance(call, Call) and call.method == method and call.params == params
+        assert method not in ADAPTERS and ABSENT[method].unknown
+        # The handler's answer, in OpenClaw's shape: the host matches code and message.
+        shape = error_shape(MethodNotFound(f"unknown method: {method}"))
+        assert shape["code"] == "INVALID_REQUEST"
+        assert shape["message"] == f"unknown method: {method}"
+    assert not set(PUBLICATIONS) & set(implemented_methods(["node.event"]))

@@ -133,6 +133,29 @@ async def test_health_is_answered_at_the_edge_with_the_read_scope_checked(gw) ->
         assert refused["error"]["details"]["missingScope"] == "operator.read"
 
 
+async def test_sessions_list_is_answered_at_the_edge(gw) -> None:
+    """No runtime on this bus: OpenClaw's `sessions.list` (ours and `models.list`) comes
+    from the gateway's sessions index once it holds the session written to KV."""
+    sessions = await gw.host.kv("sessions")
+    stored = {"key": "agent:main:listed", "agentId": "main", "updatedAt": 2, "label": "Listed"}
+    await sessions.put("s.agent=3Amain=3Alisted", orjson.dumps(stored))
+    request = b'{"type":"req","id":"l","method":"sessions.list","params":{"search":"listed"}}'
+    async with dial(gw) as ws:
+        await connect(ws, auth={"token": "reader-token"})
+        deadline = time.monotonic() + 10
+        while True:
+            await ws.send(request)
+            listed = await reply(ws, "l")
+            # Until the index is warm, the row asks the owner, which is absent here.
+            rows = listed["payload"]["sessions"] if listed["ok"] else []
+            if rows:
+                break
+            assert time.monotonic() < deadline, listed
+            await asyncio.sleep(0.05)
+        assert [r["key"] for r in rows] == ["agent:main:listed"]
+        assert rows[0]["label"] == "Listed" and listed["payload"]["count"] == 1
+
+
 async def event(ws: Any, name: str, match: Any = lambda payload: True) -> dict[str, Any]:
     while True:
         frame = await recv(ws)
@@ -223,6 +246,17 @@ async def test_an_openclaw_node_answers_an_invoke_from_a_jsonrpc_operator(gw) ->
         offered = set(hello["payload"]["features"]["methods"])
         assert {"node.event", "node.invoke.result"} <= offered
         assert not offered & {"node.invoke", "node.list", "chat.send"}  # operators' methods
+        # What the host publishes next, for features we lack: `unknown method`, exactly,
+        # and the node stays connected (the invoke below still reaches it).
+        for n, method in enumerate(
+            ("node.runnerInventory.update", "node.skills.update", "node.pluginTools.update")
+        ):
+            frame = {"type": "req", "id": f"p{n}", "method": method, "params": {}}
+            await node.send(orjson.dumps(frame))
+            refused = await recv_reply(node, f"p{n}")
+            assert refused["ok"] is False
+            assert refused["error"]["code"] == "INVALID_REQUEST"
+            assert refused["error"]["message"] == f"unknown method: {method}"
 
         async def serve() -> dict[str, Any]:
             while True:

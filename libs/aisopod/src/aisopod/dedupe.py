@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import hashlib
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -27,6 +28,10 @@ from aisopod.errors import Conflict
 
 # The `done` entry's ack may wait out a leader election (jsretry.py) before it comes.
 STORE_TIMEOUT_S = 20.0
+MSG_ID = "Nats-Msg-Id"
+# A healthy JetStream acks in milliseconds; past this the entry is sent again (under the
+# same message id, so a first copy that was stored is not stored twice).
+ACK_PATIENCE_S = 2.5
 
 
 class Deduper:
@@ -57,11 +62,14 @@ class Deduper:
         the caller saves a round trip and still learns (later) if the write failed.
         A repeat is answered by `on_replay(first result)` when given."""
         kv_key = self.kv_key(key)
-        pending = codec.dumps({"state": "pending", "owner": self.instance, "at": time.time()})
+        call = uuid.uuid4().hex  # tells this call's own entry from a repeat's
+        pending = codec.dumps(
+            {"state": "pending", "owner": self.instance, "at": time.time(), "call": call}
+        )
         try:
             revision = await self.kv.create(kv_key, pending)
         except KeyWrongLastSequenceError:
-            existing = await self._existing(kv_key, pending)
+            existing = await self._existing(kv_key, pending, call)
             if isinstance(existing, _Done):
                 if on_replay is not None:
                     return codec.to_wire(await on_replay(existing.result)), _nothing()
@@ -74,11 +82,18 @@ class Deduper:
             raise
         done = codec.dumps({"state": "done", "result": result})
         # KeyValue.put is a JetStream publish on the key's subject; sent without waiting.
-        ack = await kv_jetstream(self.kv).publish_async(kv_subject(self.kv, kv_key), done)
-        return result, _acked(ack)
+        js, subject = kv_jetstream(self.kv), kv_subject(self.kv, kv_key)
+        named = {MSG_ID: uuid.uuid4().hex}
+        ack = await js.publish_async(subject, done, headers=dict(named))
 
-    async def _existing(self, kv_key: str, pending: bytes) -> int | _Done:
-        """The stored result, or the revision of a stale pending entry we took over."""
+        async def store_again() -> None:
+            await js.publish(subject, done, headers=dict(named))
+
+        return result, _acked(ack, store_again)
+
+    async def _existing(self, kv_key: str, pending: bytes, call: str) -> int | _Done:
+        """The stored result, or the revision of a pending entry that is ours: written by
+        this call, or stale and taken over."""
         try:
             entry = await self.kv.get(kv_key)
         except KeyNotFoundError:
@@ -86,6 +101,11 @@ class Deduper:
         body = codec.loads(entry.value or b"{}")
         if body.get("state") == "done":
             return _Done(body.get("result"))
+        if body.get("call") == call:
+            # This call's own create, stored though its answer was lost in a leader
+            # election: its retry met it as "wrong last sequence" (the repeated message
+            # id did not spare it that, in a 3-node cluster under load).
+            return entry.revision or 0
         if time.time() - float(body.get("at", 0)) < self.stale_after_s:
             raise Conflict("a request with this idempotencyKey is in flight", code="IN_FLIGHT")
         try:
@@ -104,8 +124,18 @@ async def _nothing() -> None:
     return None
 
 
-async def _acked(ack: asyncio.Future[Any]) -> None:
-    await asyncio.wait_for(ack, STORE_TIMEOUT_S)
+async def _acked(ack: asyncio.Future[Any], store_again: Callable[[], Awaitable[None]]) -> None:
+    """The `done` entry stored. When its ack is slow to come, it is sent again: the first
+    copy may have been written to a connection that broke (a NATS node lost), and with it
+    usually the reply it went ahead of. A repeat of the request (the edge resends it on
+    reconnect) then finds `done` and gets the result, instead of IN_FLIGHT until the
+    pending entry is stale."""
+    try:
+        await asyncio.wait_for(ack, ACK_PATIENCE_S)
+        return
+    except Exception:  # not acked in time (or failed): store it again, same message id
+        pass
+    await asyncio.wait_for(store_again(), STORE_TIMEOUT_S)
 
 
 class _Done:

@@ -15,8 +15,10 @@ most `retry_s` in all, then fails with UNAVAILABLE (-32013). Errors that are ans
 A retried timeout may have been stored the first time. API requests (info, named consumer
 create, purge, get) are idempotent; every publish carries a `Nats-Msg-Id` (its own, or
 one added here), so within the stream's duplicate window (two minutes) the stream drops
-a repeat and acks the original: nothing is stored twice, no KV condition fails on our own
-earlier write.
+a repeat and acks the original: nothing is stored twice. A conditional write (KV create,
+compare-and-set) may still be refused as "wrong last sequence" by its own stored first
+copy (seen in a 3-node cluster under load): a caller that must know checks what it reads
+back (dedupe.py, cron/scheduler.py).
 
 A publish with a `Requester` (every Bus has one) goes through its lean request path
 (aisopod.requester) instead of nats-py's `request`, and its ack is parsed with orjson:

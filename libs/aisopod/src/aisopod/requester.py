@@ -39,6 +39,8 @@ from aisopod.compat.natspy import (
 NO_RESPONDERS_STATUS = "503"
 # The error code (dedupe.py) a second copy of a call gets while the first still runs.
 _IN_FLIGHT = b'"IN_FLIGHT"'
+ASK_AGAIN_S = 0.5
+"""After a resent copy found the first in flight: the pause before the next copy."""
 _STATUS = "Status"
 _SUBJECT_INVALID = re.compile(r"[ \t\r\n]")
 _HEADER_KEY = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -245,8 +247,10 @@ class Requester:
     async def resend(self) -> None:
         """Send again the resendable requests still waiting (call on reconnect): the
         first reply to either copy answers, the other is dropped. A copy that finds the
-        first still running (an idempotency key's IN_FLIGHT) is not the answer: the first
-        copy's is awaited."""
+        first still running (an idempotency key's IN_FLIGHT) is not the answer: another
+        copy follows `ASK_AGAIN_S` later, until one gets an answer. The first copy's reply
+        may have been lost with the connection it was sent on, and its owner then answers
+        a later copy from the stored result."""
         for token, cmd in list(self._resendable.items()):
             future = self._futures.get(token)
             if future is not None and not future.done():
@@ -255,12 +259,33 @@ class Requester:
         if self._resendable:
             await self.nc._flush_pending()
 
+    def _ask_again_later(self, token: bytes) -> None:
+        if self._loop is not None:
+            self._loop.call_later(ASK_AGAIN_S, self._ask_again, token)
+
+    def _ask_again(self, token: bytes) -> None:
+        future = self._futures.get(token)
+        cmd = self._resendable.get(token)
+        if future is None or future.done() or cmd is None or not self.nc.is_connected:
+            return  # answered, timed out, or a reconnect's resend follows
+        task = asyncio.ensure_future(self._send_again(cmd))
+        _background.add(task)
+        task.add_done_callback(_background.discard)
+
+    async def _send_again(self, cmd: bytes) -> None:
+        try:
+            await self.nc._send_command(cmd)
+            await self.nc._flush_pending()
+        except Exception:  # the connection went: its reconnect resends
+            return
+
     def resolve(self, subject: bytes, data: bytes, headers: bytes | None) -> None:
         token = subject[self._prefix_len :]
         future = self._futures.get(token)
         if future is None or future.done():
             return
         if self._resent and token in self._resent and _IN_FLIGHT in data:
+            self._ask_again_later(token)
             return
         if headers and headers.startswith(_STATUS_LINE):
             future.set_exception(errors.NoRespondersError())
@@ -274,11 +299,15 @@ class Requester:
         if future is None or future.done():
             return
         if self._resent and token in self._resent and _IN_FLIGHT in msg.data:
+            self._ask_again_later(token)
             return
         if msg.headers and msg.headers.get(_STATUS) == NO_RESPONDERS_STATUS:
             future.set_exception(errors.NoRespondersError())
         else:
             future.set_result(msg.data)
+
+
+_background: set[asyncio.Future[None]] = set()
 
 
 def _expire(future: asyncio.Future[bytes]) -> None:

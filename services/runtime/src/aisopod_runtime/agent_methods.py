@@ -62,6 +62,7 @@ async def build_agent_methods(host: ServiceHost) -> dict[str, Handler]:
     catalog = ModelCatalog(parts, await host.kv("models"))
     config.on_change(catalog.on_config)
     await parts.agents.ensure_default()
+    await parts.sessions.start()
     await parts.approvals.start()
     await runner.start()
     host.add_ready_check("runs", lambda: runner.board.ready)
@@ -74,6 +75,7 @@ async def build_agent_methods(host: ServiceHost) -> dict[str, Handler]:
         await catalog.stop()
         await runner.stop()
         await parts.approvals.stop()
+        await parts.sessions.stop()
         await providers.close()
 
     host.on_drain(drain)

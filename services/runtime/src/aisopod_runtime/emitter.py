@@ -7,7 +7,8 @@
   `delta`: deltas may be dropped for a slow client, so each one stands alone. At most one
   delta per `THROTTLE_S` per run; `final` carries the full message and usage, so text not
   yet sent as a delta when the answer completes goes out with `final` only (an instant
-  answer has no delta at all).
+  answer has no delta at all). A model step that called tools is not in `final`: its
+  unsent text goes out as a delta when the step ends (`step_done`).
 - `agent.event` `{runId, sessionKey, seq, stream, data}`: `lifecycle` (start/end/error/
   aborted), `assistant` (text so far and the new part, throttled with the deltas),
   `tool` (start/result/error; the ws-gateway sends these only to the originating
@@ -196,9 +197,21 @@ class RunEmitter:
             self._timer = loop.call_soon(self._flush_scheduled)
 
     async def text_done(self) -> None:
-        """The answer is complete: a delta not sent yet is dropped (the final event that
-        follows carries the whole text)."""
+        """The answer is complete (the last model step, the one without tool calls): a delta
+        not sent yet is dropped, because the final event that follows carries this step's
+        whole text. A step that called tools ends with `step_done` instead."""
         self._close()
+
+    def step_done(self) -> None:
+        """A model step that called tools is over: the part of its text not yet sent as a
+        delta goes out now, before the tool events. Nothing later carries that text: the
+        final event holds the last step's answer only, and `reset_text` starts the next
+        step's deltas from empty (a flush left scheduled would fire after it, with the
+        next step's text)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._flush()
 
     def reset_text(self) -> None:
         """A new model step begins: the text of the next answer starts empty."""

@@ -4,11 +4,21 @@ Keys in the short form name a session of the default agent (`aisopod.sessionkey`
 method answers and broadcasts with the canonical key. An entry is created by the first
 message (`chat.send`, `sessions.send`, `agent`); `lastMessage` is a short preview.
 The transcript itself lives in stream TRANSCRIPTS (transcripts.py).
+
+`sessions.list` and label look-ups read the bucket from memory: `SessionMemory` follows it
+with a KV watch (aisopod.replica: warm once it holds everything stored when the watch
+began, resynced after a lost watch, dropped past its bound). While it is cold or over its
+bound they read the whole bucket as before. This process's own writes are visible to its
+next read: a read first waits (at most `SYNC_WAIT_S`) until the watch has applied the last
+revision this store wrote, else reads the bucket. Writes of another runtime instance show
+after the watch delay (milliseconds).
 """
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,10 +29,18 @@ from aisopod import codec
 from aisopod.catalogue.sessions import SessionEntry, SessionsListParams, SessionsPatchParams
 from aisopod.errors import Conflict, NotFound
 from aisopod.jsread import snapshot
+from aisopod.replica import KvReplica, OverBound
+from aisopod.sessionlist import SESSION_KEY_PREFIX, lowered_fields, search_text, select
 from aisopod_runtime.kvview import get_json, kv_token
 
+log = logging.getLogger("aisopod.runtime.sessions")
+
 PREVIEW_CHARS = 200
-LIST_MAX = 1000
+SYNC_WAIT_S = 1.0
+"""How long a read waits for the watch to apply this store's last write."""
+MEMORY_MAX_SESSIONS = 20_000
+MEMORY_MAX_BYTES = 32 * 1024 * 1024
+"""The in-memory copy's bound (sessions, bytes of stored values); past it reads go to KV."""
 
 
 def session_kv_key(session_key: str) -> str:
@@ -49,9 +67,91 @@ class Seen:
     """Created by another writer while we tried to create it."""
 
 
+@dataclass(slots=True)
+class Held:
+    """A session as the in-memory copy keeps it (an `aisopod.sessionlist` row)."""
+
+    entry: SessionEntry
+    text: str
+
+    @classmethod
+    def of(cls, entry: SessionEntry) -> Held:
+        return cls(entry, search_text(entry))
+
+    @property
+    def key(self) -> str:
+        return self.entry.key
+
+    @property
+    def agent_id(self) -> str:
+        return self.entry.agent_id
+
+    @property
+    def updated_at(self) -> int:
+        return self.entry.updated_at
+
+    def search_fields(self) -> tuple[str, str, str]:
+        return lowered_fields(self.entry)
+
+
+class SessionMemory(KvReplica):
+    """The `sessions` bucket as parsed entries, kept by a KV watch."""
+
+    def __init__(
+        self,
+        kv: KeyValue,
+        *,
+        max_entries: int = MEMORY_MAX_SESSIONS,
+        max_bytes: int = MEMORY_MAX_BYTES,
+    ) -> None:
+        super().__init__(
+            "sessions", kv, SESSION_KEY_PREFIX, max_entries=max_entries, max_bytes=max_bytes
+        )
+        self.held: dict[str, Held] = {}  # KV key → session
+        self.sizes: dict[str, int] = {}
+
+    def _reset(self) -> None:
+        super()._reset()
+        self.held = {}
+        self.sizes = {}
+
+    def _apply(self, entry: KeyValue.Entry) -> None:
+        self._revision = max(self._revision, entry.revision or 0)
+        key = entry.key
+        if not key.startswith(self.prefix):
+            return
+        self.held.pop(key, None)
+        self.size -= self.sizes.pop(key, 0)
+        if entry.operation is None and entry.value is not None:
+            try:
+                session = SessionEntry.model_validate(codec.loads(entry.value))
+            except ValueError:  # as the bucket read would: such an entry fails the read
+                log.warning("unreadable session entry %s", key)
+                raise OverBound(f"unreadable entry {key}") from None
+            self.held[key] = Held.of(session)
+            self.sizes[key] = len(entry.value)
+            self.size += len(entry.value)
+        if len(self.held) > self.max_entries or self.size > self.max_bytes:
+            raise OverBound(f"{len(self.held)} sessions, {self.size} bytes")
+
+
 class SessionStore:
     def __init__(self, kv: KeyValue) -> None:
         self.kv = kv
+        self.memory: SessionMemory | None = None
+        self.written = 0
+        """The newest revision this store wrote (deletes: the bucket's last, read after)."""
+
+    async def start(self) -> None:
+        self.memory = SessionMemory(self.kv)
+        await self.memory.start()
+
+    async def stop(self) -> None:
+        if self.memory is not None:
+            await self.memory.stop()
+
+    def _wrote(self, revision: int) -> None:
+        self.written = max(self.written, revision)
 
     async def get(self, session_key: str) -> SessionEntry | None:
         found = await get_json(self.kv, session_kv_key(session_key))
@@ -85,6 +185,7 @@ class SessionStore:
         }
         try:
             revision = await self.kv.create(session_kv_key(session_key), codec.dumps(body))
+            self._wrote(revision)
         except KeyWrongLastSequenceError:
             found = await self.lookup(session_key)
             if found is None:
@@ -134,9 +235,10 @@ class SessionStore:
             data = codec.dumps(body)
             try:
                 if revision:
-                    await self.kv.update(session_kv_key(session_key), data, last=revision)
+                    wrote = await self.kv.update(session_kv_key(session_key), data, last=revision)
                 else:
-                    await self.kv.create(session_kv_key(session_key), data)
+                    wrote = await self.kv.create(session_kv_key(session_key), data)
+                self._wrote(wrote)
             except KeyWrongLastSequenceError:
                 continue
             return SessionEntry.model_validate(body)
@@ -159,13 +261,31 @@ class SessionStore:
 
     async def delete(self, session_key: str) -> None:
         await self.kv.delete(session_kv_key(session_key))
+        if self.memory is not None:  # nats-py does not say the delete's revision
+            try:
+                self._wrote(await self.memory.last_revision())
+            except Exception:  # deleted all the same: wait for the watch's next revision
+                log.warning("no revision after deleting %s", session_key, exc_info=True)
+                self._wrote(self.memory.revision + 1)
 
-    async def all(self) -> list[SessionEntry]:
+    async def _held(self) -> Iterable[Held]:
+        """Every session: from memory when it is warm and holds this store's last write,
+        else read from the bucket."""
+        memory = self.memory
+        if (
+            memory is not None
+            and memory.warm
+            and await memory.wait_for(self.written, SYNC_WAIT_S)  # at once when it has it
+        ):
+            return list(memory.held.values())
         return [
-            SessionEntry.model_validate(codec.loads(e.value))
-            for e in await snapshot(self.kv, "s.>")
+            Held.of(SessionEntry.model_validate(codec.loads(e.value)))
+            for e in await snapshot(self.kv, SESSION_KEY_PREFIX + ">")
             if e.value is not None
         ]
+
+    async def all(self) -> list[SessionEntry]:
+        return [h.entry for h in await self._held()]
 
     async def labelled(self, label: str, agent_id: str | None) -> list[SessionEntry]:
         """Sessions whose label equals `label`, ignoring case and outer spaces, newest first."""
@@ -180,20 +300,4 @@ class SessionStore:
         return found
 
     async def list(self, params: SessionsListParams) -> list[SessionEntry]:
-        entries = await self.all()
-        if params.agent_id:
-            entries = [e for e in entries if e.agent_id == params.agent_id]
-        if params.active_minutes:
-            since = now_ms() - params.active_minutes * 60_000
-            entries = [e for e in entries if e.updated_at >= since]
-        if params.search:
-            needle = params.search.lower()
-            entries = [
-                e
-                for e in entries
-                if needle in e.key.lower()
-                or needle in (e.label or "").lower()
-                or needle in (e.last_message or "").lower()
-            ]
-        entries.sort(key=lambda e: e.updated_at, reverse=True)
-        return entries[: params.limit or LIST_MAX]
+        return [h.entry for h in select(await self._held(), params, now_ms())]

@@ -125,6 +125,7 @@ class Turn:
                 )
                 await self.parts.transcripts.append(self.session_key, final)
                 return Outcome(text, self.usage, final["id"], step)
+            self.emitter.step_done()
             messages.extend(await self._call_tools(text, calls))
         raise TurnError(
             f"the model kept calling tools; stopped after {defaults.max_tool_steps} steps"

@@ -27,6 +27,7 @@ from aisopod import codec
 from aisopod.catalogue.agents import Agent
 from aisopod.catalogue.cron import CronListParams
 from aisopod.catalogue.models import ModelsListResult
+from aisopod.catalogue.sessions import SessionsListParams
 from aisopod.catalogue.spec import MethodSpec
 from aisopod.errors import AisopodError
 from aisopod.jsonrpc import Call
@@ -71,6 +72,10 @@ Build = Callable[[Any], bytes | None]
 class Reader:
     buckets: tuple[str, ...]
     build: Build
+    clocked: frozenset[str] = frozenset()
+    """Params that make the answer depend on the time (never kept in the memo)."""
+    usable: Callable[[], bool] | None = None
+    """More than warm replicas: whether the edge may answer now (checked before the memo)."""
 
 
 class EdgeReads:
@@ -81,7 +86,7 @@ class EdgeReads:
         self._cache: dict[tuple[Any, ...], bytes] = {}
         # (method, params key) → (the state it was built at, the encoded body)
         self._replies: dict[tuple[str, tuple[Any, ...]], tuple[tuple[Any, ...], bytes]] = {}
-        self.sessions: SessionIndex | None = None  # no reads of its own: OpenClaw's health
+        self.sessions: SessionIndex | None = None  # also OpenClaw's health and feed
         self._agents_value: tuple[tuple[int, int], dict[str, Any] | None] = ((-1, -1), None)
         self.readers: dict[str, Reader] = {
             "config.get": Reader(("config",), self._config_get),
@@ -89,6 +94,14 @@ class EdgeReads:
             "agents.list": Reader(("config", "agents"), self._agents_list),
             "cron.list": Reader(("cron",), self._cron_list),
             "models.list": Reader(("config", "models"), self._models_list),
+            "sessions.list": Reader(
+                ("sessions",),
+                self._sessions_list,
+                clocked=frozenset({"activeMinutes"}),
+                # Within the listing cap (a live setting: lowering it must not leave
+                # replies kept from before answering here).
+                usable=lambda: self.sessions is not None and self.sessions.listing,
+            ),
         }
         # Until when the last models.list built holds (the earliest expiry of the stored
         # discoveries it used), in epoch ms: past it, the memo no longer matches.
@@ -106,9 +119,13 @@ class EdgeReads:
             await replica.start()
             self._kv.append(replica)
             self.replicas[name] = replica
-        self.sessions = SessionIndex(await host.kv("sessions"))
+        self.sessions = SessionIndex(
+            await host.kv("sessions"),
+            listed_max=lambda: self.gateway.config.sessions_listed_max,
+        )
         await self.sessions.start()
         self._kv.append(self.sessions)
+        self.replicas["sessions"] = self.sessions
 
     async def stop(self) -> None:
         for replica in self._kv:
@@ -138,12 +155,14 @@ class EdgeReads:
         if reader is None or call.notification:
             return None
         replicas = [self.replicas.get(b) for b in reader.buckets]
-        if not all(r is not None and r.warm for r in replicas):
+        if not all(r is not None and r.warm for r in replicas) or (
+            reader.usable is not None and not reader.usable()
+        ):
             metrics.EDGE_FALLBACKS.inc()
             return None
         pending = conn.edge_unsynced
         synced = not (pending and any(b in pending for b in reader.buckets))
-        memo = _params_key(call.params)
+        memo = _params_key(call.params, reader.clocked)
         if synced and memo is not None:
             kept = self._replies.get((spec.name, memo))
             if kept is not None and kept[0] == self._state(reader):
@@ -215,7 +234,7 @@ class EdgeReads:
         frame = wire.splice(call.id, body)
         if frame is None:
             return None
-        memo = _params_key(call.params)
+        memo = _params_key(call.params, reader.clocked)
         if memo is not None:
             if len(self._replies) >= MAX_KEPT_REPLIES:
                 self._replies.clear()
@@ -304,11 +323,17 @@ class EdgeReads:
         self._cache.pop(key, None)
         return self._cached(key, lambda: ModelsListResult(models=listed))
 
+    def _sessions_list(self, params: SessionsListParams) -> bytes | None:
+        sessions = self.sessions
+        if sessions is None:
+            return None
+        return sessions.list_body(params, int(time.time() * 1000))
 
-def _params_key(raw: Any) -> tuple[Any, ...] | None:
-    """A hashable key for params made of scalars (None when they are anything else: those
-    are validated and built every time). The value's type is part of the key, so `1` and
-    `true` never share an answer."""
+
+def _params_key(raw: Any, clocked: frozenset[str] = frozenset()) -> tuple[Any, ...] | None:
+    """A hashable key for params made of scalars (None when they are anything else, or
+    name a `clocked` param: those are validated and built every time). The value's type is
+    part of the key, so `1` and `true` never share an answer."""
     if raw is None:
         return ()
     if type(raw) is not dict or len(raw) > 8:
@@ -316,7 +341,7 @@ def _params_key(raw: Any) -> tuple[Any, ...] | None:
     key: list[tuple[str, type, Any]] = []
     for name, value in raw.items():
         kind = type(value)
-        if kind not in _SCALARS:
+        if kind not in _SCALARS or name in clocked:
             return None
         key.append((name, kind, value))
     return tuple(key)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -43,6 +44,7 @@ from aisopod_ws_gateway.handshake import Handshake
 from aisopod_ws_gateway.health import HealthMonitor
 from aisopod_ws_gateway.methods import CONNECTION_ONLY, bus_handlers, connection_handlers
 from aisopod_ws_gateway.nodes import Nodes
+from aisopod_ws_gateway.openclaw.adapters import heartbeat_summaries
 from aisopod_ws_gateway.openclaw.edgehealth import EdgeHealth
 from aisopod_ws_gateway.openclaw.frames import OPENCLAW
 from aisopod_ws_gateway.openclaw.handler import OpenClawMethods
@@ -76,6 +78,7 @@ class Gateway:
             else DEFAULT_TTL_S
         )
         self.credentials = Verifier(host, ttl_s)
+        self._heartbeats: tuple[object, Mapping[str, dict[str, Any]]] = (None, {})
         self.handshake = Handshake(self)
         self.health = HealthMonitor(self)
         self.presence = Presence(self)
@@ -95,6 +98,7 @@ class Gateway:
             conns=self.conns,
             resubscribe=self.resubscribe,
             default_agent=lambda: self.full_config.models.agents.default_id,
+            heartbeats=self.heartbeats,
         )
         # Requests after hello, by wire format.
         self.frame_handlers: dict[str, FrameHandler] = {
@@ -133,6 +137,14 @@ class Gateway:
     def pre_hello_max_size(self) -> int:
         return self.config.max_payload_pre_hello
 
+    def heartbeats(self) -> Mapping[str, dict[str, Any]]:
+        """The configured heartbeats in OpenClaw's shape, computed once per configuration
+        (the same object while it lasts: `EdgeHealth` keys on it)."""
+        config = self.full_config
+        if self._heartbeats[0] is not config:
+            self._heartbeats = (config, heartbeat_summaries(config.heartbeat))
+        return self._heartbeats[1]
+
     # -- lifecycle ----------------------------------------------------------------------
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
@@ -144,7 +156,7 @@ class Gateway:
         assert sessions is not None
         sessions.on_change = self.openclaw.session_changed
         self.openclaw.edge_health = EdgeHealth(
-            lambda: self.health.snapshot, self.edge_reads.agents_value, sessions
+            lambda: self.health.snapshot, self.edge_reads.agents_value, sessions, self.heartbeats
         )
         await self.credentials.start()
         bus = self.host.bus

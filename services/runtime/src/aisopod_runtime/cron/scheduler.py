@@ -8,6 +8,13 @@ is computed from *now*, a job whose slots passed while every runtime was down is
 once, fires once on recovery, and resumes its normal cadence. A held lease keeps the job
 from firing again until its run ends (overlapping slots coalesce into one); a lease whose
 holder died expires, and its run is recorded as `error`.
+
+A KV write can fail without saying whether it was stored (JetStream retries through a
+leader election for a while, then gives up: docs/deployment.md, "NATS cluster"). The
+scheduler never leaves a lease of its own idle until it expires because of that: a claim
+whose write failed is fired on the next pass that reads the lease as ours; a run whose
+start could not be recorded fires anyway (its end record holds it); a run whose end (run
+record, lease release) could not be stored is recorded again on every pass until it is.
 """
 
 from __future__ import annotations
@@ -73,6 +80,10 @@ class Scheduler:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._runs: set[asyncio.Task[None]] = set()
+        self._unsure: dict[str, RunRecord] = {}
+        """Per job: a claim whose write failed with no answer; it may have been stored."""
+        self._unrecorded: dict[str, tuple[JobRecord, RunRecord]] = {}
+        """Per run id: a run that ended here (its end record) whose end is not stored yet."""
 
     # -- lifecycle ---------------------------------------------------------------------
     def start(self) -> None:
@@ -109,10 +120,18 @@ class Scheduler:
     async def tick(self) -> float:
         """Claim and start every due job; the seconds until the next job is due (capped)."""
         now = self.clock.now_ms()
+        for job, ended in list(self._unrecorded.values()):
+            try:  # first: its lease is then released in what this pass reads
+                await self._record_end(job, ended)
+            except Exception:  # still unavailable: the next pass tries again
+                log.warning("could not record the end of cron run %s", ended.run_id)
         jobs = await self.store.all_jobs() if self.settings().enabled else []
         soonest = MAX_IDLE_S
         for job in jobs:
-            if is_due(job, now):
+            unsure = self._unsure.pop(job.job_id, None)
+            if unsure is not None and job.lease is not None and job.lease.run_id == unsure.run_id:
+                self.start_run(job, unsure)  # that claim was stored: the slot is ours to fire
+            elif is_due(job, now):
                 claimed = await self.claim(job.job_id, now)
                 if claimed is not None:
                     self.start_run(*claimed)
@@ -156,11 +175,28 @@ class Scheduler:
                 ),
             }
         )
-        if not await self.store.put(claimed, revision):
+        try:
+            written = await self.store.put(claimed, revision)
+        except Exception:
+            self._unsure[job.job_id] = run  # the next pass sees whether it was stored
+            raise
+        if not written and not await self._claimed_by(job.job_id, run.run_id):
             return None  # another replica claimed it first
         if stale is not None:
-            await self._expire(job, stale, now)
+            try:
+                await self._expire(job, stale, now)
+            except Exception:  # the old run's record only: the slot is claimed, fire it
+                log.warning("could not record the expiry of cron run %s", stale.run_id)
         return claimed, run
+
+    async def _claimed_by(self, job_id: str, run_id: str) -> bool:
+        """Whether the job's lease is `run_id`'s after a claim read as lost: a retried write
+        can meet its own first copy, stored though unanswered, as "wrong last sequence"."""
+        try:
+            job, _ = await self.store.get(job_id)
+        except NotFound:
+            return False
+        return job.lease is not None and job.lease.run_id == run_id
 
     async def _expire(self, job: JobRecord, lease: Lease, now: int) -> None:
         runs = await self.store.runs(job.job_id)
@@ -182,21 +218,23 @@ class Scheduler:
         task.add_done_callback(self._runs.discard)
 
     async def _run(self, job: JobRecord, run: RunRecord) -> None:
-        keep = self.settings().run_history
-        await self.store.record_run(run, keep)
+        try:
+            await self.store.record_run(run, self.settings().run_history)
+        except Exception:  # the slot is claimed: fire it; the end record holds the run too
+            log.warning("could not record the start of cron run %s", run.run_id, exc_info=True)
         await self._emit(job, "started", "running", run.run_id)
         try:
             outcome = await self.fire(job, run)
         except asyncio.CancelledError:
             outcome = Outcome("error", "the runtime stopped during the run")
-            await asyncio.shield(self._finish(job, run, outcome, keep))
+            await asyncio.shield(self._finish(job, run, outcome))
             raise
         except Exception as exc:
             log.exception("cron job %s failed", job.job_id)
             outcome = Outcome("error", f"{type(exc).__name__}: {exc}")
-        await self._finish(job, run, outcome, keep)
+        await self._finish(job, run, outcome)
 
-    async def _finish(self, job: JobRecord, run: RunRecord, outcome: Outcome, keep: int) -> None:
+    async def _finish(self, job: JobRecord, run: RunRecord, outcome: Outcome) -> None:
         done = run.model_copy(
             update={
                 "status": outcome.status,
@@ -206,24 +244,33 @@ class Scheduler:
             }
         )
         try:
-            await self.store.record_run(done, keep)
-
-            def release(current: JobRecord) -> JobRecord | None:
-                if current.last_run_id != run.run_id:
-                    return None
-                lease = current.lease
-                mine = lease is not None and lease.run_id == run.run_id
-                return current.model_copy(
-                    update={"last_status": outcome.status, "lease": None if mine else lease}
-                )
-
-            await self.store.change(job.job_id, release)
-        except NotFound:
-            pass  # removed while running
+            await self._record_end(job, done)
         except Exception:
+            # Kept and retried by every pass: the lease would otherwise hold the job idle
+            # until it expires.
+            self._unrecorded[run.run_id] = (job, done)
             log.warning("could not record the end of cron run %s", run.run_id, exc_info=True)
         await self._emit(job, "finished", outcome.status, run.run_id)
         self.poke()
+
+    async def _record_end(self, job: JobRecord, done: RunRecord) -> None:
+        """Store the run's end record and release its lease (both writes repeatable)."""
+
+        def release(current: JobRecord) -> JobRecord | None:
+            if current.last_run_id != done.run_id:
+                return None
+            lease = current.lease
+            mine = lease is not None and lease.run_id == done.run_id
+            return current.model_copy(
+                update={"last_status": done.status, "lease": None if mine else lease}
+            )
+
+        try:
+            await self.store.record_run(done, self.settings().run_history)
+            await self.store.change(job.job_id, release)
+        except NotFound:
+            pass  # removed while running
+        self._unrecorded.pop(done.run_id, None)
 
     async def _emit(self, job: JobRecord, action: str, status: str, run_id: str | None) -> None:
         try:

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
+from aisopod.config.sections.heartbeat import HeartbeatSection
 from aisopod.errors import AisopodError, InvalidParams, NotFound
 from aisopod.sessionkey import canonical_session_key
 from aisopod_ws_gateway.openclaw.events import presence_entry, text_parts
@@ -39,6 +40,8 @@ class Context:
     version: str  # of this gateway
     elapsed_ms: int  # since the request arrived
     default_agent: str = "main"  # the configured one, for short session keys
+    heartbeats: Mapping[str, dict[str, Any]] = field(default_factory=dict)
+    """Agent id → its heartbeat in OpenClaw's shape (`heartbeat_summaries`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +63,8 @@ class Adapter:
     this gateway. `ours` calls nothing then; it names the method whose scope the feed needs
     (the data it carries)."""
     needs: tuple[str, ...] = field(default=())
+    clocked: bool = False
+    """`result` reads the clock: never reused for the same answers of ours (handler.py)."""
 
     @property
     def passthrough(self) -> bool:
@@ -159,6 +164,25 @@ def _recent(sessions: list[dict[str, Any]], now: int) -> list[dict[str, Any]]:
     ]
 
 
+HEARTBEAT_OFF: dict[str, Any] = {"enabled": False, "every": "disabled", "everyMs": None}
+NO_HEARTBEATS: Mapping[str, dict[str, Any]] = {}
+Heartbeats = Callable[[], Mapping[str, dict[str, Any]]]
+"""The configured heartbeats (`heartbeat_summaries`): the same object for as long as the
+configuration is the same, so its identity names it (`EdgeHealth` keys on it)."""
+
+
+def heartbeat_summaries(section: HeartbeatSection) -> dict[str, dict[str, Any]]:
+    """Each configured agent's heartbeat as OpenClaw's health names it: from the
+    configuration, as OpenClaw's is (its `set-heartbeats` switch does not show there
+    either). An agent not listed, or listed as disabled, is off."""
+    out: dict[str, dict[str, Any]] = {}
+    for agent_id in section.agents:
+        beat = section.effective(agent_id)
+        if beat is not None and beat.enabled:
+            out[agent_id] = {"enabled": True, "every": beat.every, "everyMs": beat.every_ms}
+    return out
+
+
 def health_summary(ours: Any, ctx: Context) -> dict[str, Any]:
     """Our `{ok, ts, services}` as OpenClaw's HealthSummary, from the owner's answers (the
     path taken while the edge's parts are cold; `EdgeHealth` builds the same from them)."""
@@ -174,6 +198,7 @@ def health_summary(ours: Any, ctx: Context) -> dict[str, Any]:
         agents,
         SessionCounts(len(sessions), per_agent, _recent(sessions, now)),
         ctx.elapsed_ms,
+        ctx.heartbeats,
     )
 
 
@@ -185,11 +210,19 @@ class SessionCounts:
 
 
 def health_shape(
-    ours: Any, default_id: str, agents: list[dict[str, Any]], sessions: SessionCounts, ms: int
+    ours: Any,
+    default_id: str,
+    agents: list[dict[str, Any]],
+    sessions: SessionCounts,
+    ms: int,
+    heartbeats: Mapping[str, dict[str, Any]],
 ) -> dict[str, Any]:
-    """The HealthSummary (we have no channels and no heartbeat: empty and 0). `services`
-    stays for whoever wants ours."""
+    """The HealthSummary (we have no channels: empty). `heartbeatSeconds` is the interval
+    of the first agent with a heartbeat, as OpenClaw picks it; 0 when none has one.
+    `services` stays for whoever wants ours."""
     store = {"path": "nats-kv:sessions", "count": sessions.total, "recent": sessions.recent}
+    beating = [heartbeats[a["id"]] for a in agents if a.get("id") in heartbeats]
+    every_ms = beating[0]["everyMs"] if beating else None
     return {
         "ok": bool(ours.get("ok")),
         "ts": ours.get("ts"),
@@ -197,14 +230,14 @@ def health_shape(
         "channels": {},
         "channelOrder": [],
         "channelLabels": {},
-        "heartbeatSeconds": 0,
+        "heartbeatSeconds": round(every_ms / 1000) if every_ms else 0,
         "defaultAgentId": default_id,
         "agents": [
             {
                 "agentId": a.get("id"),
                 "name": a.get("name"),
                 "isDefault": a.get("id") == default_id,
-                "heartbeat": {"enabled": False, "every": "disabled", "everyMs": None},
+                "heartbeat": heartbeats.get(str(a.get("id")), HEARTBEAT_OFF),
                 "sessions": {**store, "count": sessions.per_agent.get(str(a.get("id")), 0)},
             }
             for a in agents
@@ -220,7 +253,13 @@ def status_summary(ours: Any, ctx: Context) -> dict[str, Any]:
     sessions = _sessions_of(ctx)
     return {
         "runtimeVersion": ctx.version,
-        "heartbeat": {"defaultAgentId": default_id, "agents": []},
+        "heartbeat": {
+            "defaultAgentId": default_id,
+            "agents": [
+                {"agentId": a.get("id"), **ctx.heartbeats.get(str(a.get("id")), HEARTBEAT_OFF)}
+                for a in (ctx.also.get("agents.list") or {}).get("agents") or []
+            ],
+        },
         "channelSummary": [],
         "queuedSystemEvents": [],
         "sessions": {
@@ -640,7 +679,7 @@ ADAPTERS: dict[str, Adapter] = {
     # OpenClaw method        our method            params / result / also
     "health": Adapter(
         "health", params=none, result=health_summary, also=("agents.list", "sessions.list"),
-        at_edge=True,
+        at_edge=True, clocked=True,
     ),
     "status": Adapter(
         "status", params=none, result=status_summary, also=("agents.list", "sessions.list")
@@ -679,7 +718,8 @@ ADAPTERS: dict[str, Adapter] = {
     "models.authStatus": Adapter("models.list", params=none, result=auth_status),
     "chat.metadata": Adapter("models.list", params=none, result=chat_metadata),
     "sessions.list": Adapter(
-        "sessions.list", params=_sessions_params, result=sessions_list, also=("models.list",)
+        "sessions.list", params=_sessions_params, result=sessions_list, also=("models.list",),
+        clocked=True,
     ),
     "chat.history": Adapter(
         "chat.history", params=_history_params, result=chat_history,
@@ -732,6 +772,10 @@ class Absent:
 
     answer: Any = None
     unavailable: str | None = None
+    unknown: bool = False
+    """Answer `unknown method: <name>`: what an OpenClaw gateway without the feature
+    answers, and what the node host takes as "not supported here" (it then stops sending
+    it, without an error)."""
 
 
 ABSENT: dict[str, Absent] = {
@@ -770,9 +814,10 @@ def session_key_param(params: Params, default_agent: str) -> str:
 
 
 # Node hosts and OpenClaw operators' node commands: their rows live beside their helpers.
-from aisopod_ws_gateway.openclaw.nodes import NODE_ADAPTERS  # noqa: E402
+from aisopod_ws_gateway.openclaw.nodes import NODE_ABSENT, NODE_ADAPTERS  # noqa: E402
 
 ADAPTERS.update(NODE_ADAPTERS)
+ABSENT.update(NODE_ABSENT)
 
 # A node's own exec policy in OpenClaw's approvals-file shape.
 from aisopod_ws_gateway.openclaw.execapprovals import EXEC_APPROVAL_ADAPTERS  # noqa: E402

@@ -34,9 +34,11 @@ from aisopod_ws_gateway.dispatch import Outcome, Reply
 from aisopod_ws_gateway.openclaw.adapters import (
     ABSENT,
     ADAPTERS,
+    NO_HEARTBEATS,
     Absent,
     Adapter,
     Context,
+    Heartbeats,
     agent_final,
     session_key_param,
     session_row,
@@ -63,6 +65,7 @@ class OpenClawMethods:
         conns: dict[str, Connection] | None = None,
         resubscribe: Resubscribe | None = None,
         default_agent: Callable[[], str] = lambda: "main",
+        heartbeats: Heartbeats = lambda: NO_HEARTBEATS,
     ) -> None:
         """`conns`: this gateway's connections by id (the `sessions.changed` feed's
         audience); `resubscribe`: how a connection's event subscription is changed."""
@@ -71,6 +74,7 @@ class OpenClawMethods:
         self.conns = conns if conns is not None else {}
         self.resubscribe = resubscribe
         self.default_agent = default_agent
+        self.heartbeats = heartbeats
         self.edge_health: EdgeHealth | None = None  # set once the edge's parts started
         self.session_watchers: set[str] = set()  # conn ids in the sessions.changed feed
         self._memo: dict[str, tuple[tuple[bytes, ...], bytes]] = {}  # method → (key, body)
@@ -139,9 +143,9 @@ class OpenClawMethods:
         replies: list[Reply],
     ) -> None:
         """Our answers are all in (edge reads): the OpenClaw payload, reused while they and
-        the params are the same (the result builders are pure on this path: no clock)."""
+        the params are the same (unless the row's result reads the clock: `Adapter.clocked`)."""
         key = (orjson.dumps(params, option=orjson.OPT_SORT_KEYS), *(data for data, _ in replies))
-        memo = self._memo.get(call.method)
+        memo = None if row.clocked else self._memo.get(call.method)
         if memo is not None and memo[0] == key:
             body = memo[1]
         else:
@@ -160,7 +164,8 @@ class OpenClawMethods:
                 conn.reply_error(call.id, exc)
                 return
             body = codec.dumps({"result": value})
-            self._memo[call.method] = (key, body)
+            if not row.clocked:
+                self._memo[call.method] = (key, body)
         frame = conn.codec.splice(call.id, body)
         assert frame is not None
         conn.send_payload(frame)
@@ -175,6 +180,7 @@ class OpenClawMethods:
             version=self.version,
             elapsed_ms=ms,
             default_agent=self.default_agent(),
+            heartbeats=self.heartbeats(),
         )
         return row.result(answers[0], ctx)
 
@@ -197,6 +203,8 @@ class OpenClawMethods:
         """A feature we do not have: OpenClaw's own answer without it (rate-limited as any
         request; it reveals nothing, so no scope)."""
         error = self.dispatcher.admit(conn, ())
+        if error is None and absent.unknown:
+            error = MethodNotFound(f"unknown method: {call.method}")
         if error is None and absent.unavailable is not None:
             error = Unavailable(absent.unavailable, code="NOT_SUPPORTED")
         if error is not None:

@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from aisopod.errors import InvalidParams, Unavailable
-from aisopod_ws_gateway.openclaw.adapters import Adapter, Context, Params, keep, none
+from aisopod_ws_gateway.openclaw.adapters import Absent, Adapter, Context, Params, keep, none
 
 ERROR_MESSAGE_MAX = 4096
 """Our `node.invoke.result` error message limit; a longer one from a node is cut, not lost
@@ -128,4 +128,14 @@ NODE_ADAPTERS: dict[str, Adapter] = {
     "node.pair.reject": Adapter("node.pair.reject", params=_by_request, result=pair_decision),
     "node.pair.remove": Adapter("node.pair.remove", params=keep("nodeId")),
     "node.rename": Adapter("node.rename", params=keep("nodeId", "displayName")),
+}  # fmt: skip
+
+NODE_ABSENT: dict[str, Absent] = {
+    # What a node host publishes after its connect, for features we do not have. Each is
+    # answered `unknown method`, OpenClaw's answer without the feature, which the host reads
+    # as "this gateway does not support it" and stops sending. Accepting them would tell the
+    # host its offer was taken (docs/openclaw.md, Nodes).
+    "node.runnerInventory.update": Absent(unknown=True),  # no worker hosting on nodes
+    "node.skills.update": Absent(unknown=True),  # our agents never run a node's skills
+    "node.pluginTools.update": Absent(unknown=True),  # nor a node's plugin tools
 }  # fmt: skip

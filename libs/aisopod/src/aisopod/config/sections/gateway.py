@@ -24,5 +24,10 @@ class GatewaySection(Section):
     node_invoke_timeout_ms: int = Field(
         30_000, ge=100, le=86_400_000, description="node.invoke wait when timeoutMs is absent"
     )
+    # sessions.list at the edge: each ws-gateway keeps every session's listed form while
+    # the bucket holds at most this many; past it the runtime answers (docs/ws-gateway.md).
+    sessions_listed_max: int = Field(
+        10_000, ge=0, le=100_000, description="sessions ws-gateway keeps for sessions.list"
+    )
     # Proxies whose X-Forwarded-For is believed; the client IP is the right-most other hop.
     trusted_proxies: list[str] = Field(default_factory=lambda: ["127.0.0.1/32", "::1/128"])

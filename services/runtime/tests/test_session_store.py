@@ -1,0 +1,96 @@
+"""The runtime's sessions: `sessions.list` and label look-ups from the in-memory copy kept
+by a KV watch, this store's own writes visible to its next read, and the bucket read while
+the copy is cold or over its bound (a real nats-server)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import nats
+import pytest
+from nats.js.api import KeyValueConfig
+from nats.js.kv import KeyValue
+
+from aisopod.catalogue.sessions import SessionsListParams
+from aisopod_runtime import sessions as sessions_module
+from aisopod_runtime.sessions import SessionMemory, SessionStore
+
+
+@pytest.fixture
+async def kv(nats_url: str) -> AsyncIterator[KeyValue]:
+    nc = await nats.connect(nats_url)
+    js = nc.jetstream()
+    name = "s" + uuid.uuid4().hex[:8]
+    bucket = await js.create_key_value(config=KeyValueConfig(bucket=name))
+    yield bucket
+    await js.delete_key_value(name)
+    await nc.close()
+
+
+async def warm(memory: SessionMemory | None) -> None:
+    assert memory is not None
+    deadline = asyncio.get_running_loop().time() + 10
+    while not memory.warm:
+        assert asyncio.get_running_loop().time() < deadline, "never warmed"
+        await asyncio.sleep(0.02)
+
+
+def no_bucket_reads(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def refused(*_: Any) -> Any:
+        raise AssertionError("read the whole bucket")
+
+    monkeypatch.setattr(sessions_module, "snapshot", refused)
+
+
+async def test_reads_come_from_memory_and_see_this_stores_writes(
+    kv: KeyValue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cold = SessionStore(kv)  # never started: reads the bucket, as before
+    await cold.create("agent:main:old", "main")
+    store = SessionStore(kv)
+    await store.start()
+    try:
+        await warm(store.memory)
+        no_bucket_reads(monkeypatch)
+        assert [e.key for e in await store.list(SessionsListParams())] == ["agent:main:old"]
+
+        # Each write, then at once the next read: no wait for the watch in between.
+        await store.create("agent:ops:new", "ops")
+        assert [e.key for e in await store.list(SessionsListParams(agent_id="ops"))] == [
+            "agent:ops:new"
+        ]
+        await store.touch("agent:main:old", "main", "Plan the   WEEK")
+        listed = await store.list(SessionsListParams(search="week"))
+        assert [(e.key, e.last_message) for e in listed] == [("agent:main:old", "Plan the WEEK")]
+        await store.change("agent:ops:new", "ops", {"label": "Ops Desk"})
+        assert [e.key for e in await store.labelled(" ops desk ", None)] == ["agent:ops:new"]
+        await store.delete("agent:ops:new")
+        assert [e.key for e in await store.list(SessionsListParams())] == ["agent:main:old"]
+        assert await store.labelled("ops desk", None) == []
+    finally:
+        await store.stop()
+    monkeypatch.undo()
+    assert [e.key for e in await cold.list(SessionsListParams())] == ["agent:main:old"]
+
+
+async def test_over_its_bound_the_store_reads_the_bucket(
+    kv: KeyValue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = SessionStore(kv)
+    for n in range(3):
+        await store.create(f"agent:main:{n}", "main")
+    store.memory = SessionMemory(kv, max_entries=2)
+    await store.memory.start()
+    try:
+        deadline = asyncio.get_running_loop().time() + 10
+        while not store.memory.overflow:
+            assert asyncio.get_running_loop().time() < deadline, "never over its bound"
+            await asyncio.sleep(0.02)
+        assert not store.memory.held  # dropped: every session comes from the bucket
+        listed = await store.list(SessionsListParams())
+        assert sorted(e.key for e in listed) == [f"agent:main:{n}" for n in range(3)]
+    finally:
+        await store.stop()

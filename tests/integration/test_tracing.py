@@ -247,8 +247,9 @@ async def _openclaw_call(url: str, token: str, traceparent: str) -> dict[str, An
         request = {
             "type": "req",
             "id": "traced",
-            "method": "sessions.list",
-            "params": {"limit": 1},
+            # A read only the owner answers (sessions.list is answered at the edge).
+            "method": "chat.history",
+            "params": {"sessionKey": "agent:main:main", "limit": 1},
             "traceparent": traceparent,
         }
         await ws.send(orjson.dumps(request))
@@ -265,21 +266,22 @@ def test_an_openclaw_frame_carries_its_traceparent(traced: TracedStack) -> None:
     spans = traced.receiver.wait_for(
         trace_id,
         lambda spans: (
-            has("ws-gateway", "sessions.list", "server")(spans)
-            and has("runtime", "sessions.list", "server")(spans)
+            has("ws-gateway", "chat.history", "server")(spans)
+            and has("runtime", "chat.history", "server")(spans)
         ),
     )
-    edge = one(spans, "ws-gateway", "sessions.list", "server")
+    edge = one(spans, "ws-gateway", "chat.history", "server")
     assert edge.parent_span_id == client_span
     assert edge.attributes["aisopod.wire"] == "openclaw"
-    owner = one(spans, "runtime", "sessions.list", "server")
+    owner = one(spans, "runtime", "chat.history", "server")
     assert owner.parent_span_id == edge.span_id
 
 
-async def _sessions_list_with(traced: TracedStack, traceparent: Any) -> str:
-    """One `sessions.list` frame carrying `traceparent`; the connection's id."""
+async def _owner_read_with(traced: TracedStack, traceparent: Any) -> str:
+    """One `sessions.preview` frame (a read only the owner answers) carrying
+    `traceparent`; the connection's id."""
     async with await WsClient.connect(traced.ws_url, token=traced.token) as ws:
-        frame = {"id": "odd", "method": "sessions.list", "params": {"limit": 1}}
+        frame = {"id": "odd", "method": "sessions.preview", "params": {"keys": ["agent:main:main"]}}
         await ws.send_raw(orjson.dumps(frame | {"traceparent": traceparent}))
         reply = await ws.recv_raw()
         assert reply.get("id") == "odd" and "result" in reply, reply
@@ -298,7 +300,7 @@ async def _sessions_list_with(traced: TracedStack, traceparent: Any) -> str:
 def test_a_malformed_traceparent_is_ignored_and_a_new_trace_starts(
     traced: TracedStack, traceparent: Any
 ) -> None:
-    conn_id = asyncio.run(_sessions_list_with(traced, traceparent))
+    conn_id = asyncio.run(_owner_read_with(traced, traceparent))
 
     def ours(spans: list[ReceivedSpan]) -> list[ReceivedSpan]:
         return [
@@ -311,6 +313,6 @@ def test_a_malformed_traceparent_is_ignored_and_a_new_trace_starts(
     assert len(found) == 1, found
     edge = found[0]
     assert edge.parent_span_id == "" and edge.trace_id != "0" * 32
-    spans = traced.receiver.wait_for(edge.trace_id, has("runtime", "sessions.list", "server"))
-    owner = one(spans, "runtime", "sessions.list", "server")
+    spans = traced.receiver.wait_for(edge.trace_id, has("runtime", "sessions.preview", "server"))
+    owner = one(spans, "runtime", "sessions.preview", "server")
     assert owner.parent_span_id == edge.span_id

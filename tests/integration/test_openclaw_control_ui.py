@@ -1,12 +1,13 @@
 """OpenClaw's own Control UI (from its npm package) served by us at /openclaw/, in Chromium:
 the browser is refused until approved with `openclaw devices approve`, then a message sent
 from the UI gets its answer and the run settles, and a session another client starts
-through our own protocol appears in the UI's sessions sidebar while it is open
-(docs/openclaw.md)."""
+through our own protocol appears in the UI's sessions sidebar while it is open, and a
+turn's tokens show on its usage page (docs/openclaw.md)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import uuid
@@ -18,7 +19,7 @@ import pytest
 
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.support.openclaw import CONTROL_UI, installed, openclaw
-from tests.support.ws_client import WsClient
+from tests.support.ws_client import RpcError, WsClient
 
 pytestmark = pytest.mark.integration
 
@@ -71,6 +72,30 @@ class WireLog:
         )
 
 
+async def usage_page_shows_a_turn(stack: Any, page: Any) -> None:
+    """A turn on a fake-upstream agent (the echo model reports no usage) shows on the UI's
+    usage page (`sessions.usage`, docs/openclaw.md Usage) with its token count."""
+    name = f"usage-{uuid.uuid4().hex[:8]}"
+    async with await WsClient.connect(stack.ws_url, token=stack.admin_token) as ws:
+        with contextlib.suppress(RpcError):  # made by an earlier test
+            await ws.call(
+                "agents.create",
+                {"id": "fake-small", "name": "fake-small", "model": "fake/fake-small"},
+            )
+        key = f"agent:fake-small:{name}"
+        started = await ws.call("chat.send", {"sessionKey": key, "message": f"count {name}"})
+        await ws.call("agent.wait", {"runId": started["runId"], "timeoutMs": 30_000})
+        usage = await ws.call("sessions.usage", {"key": key})
+    total = usage["totals"]["totalTokens"]
+    assert total > 0
+    await page.goto(f"{stack.http_url}/openclaw/usage#token={stack.admin_token}")
+    await page.get_by_text(key, exact=True).wait_for(timeout=30_000)
+    # The session's row: its key, agent, provider and model, then its token count.
+    lines = [line.strip() for line in (await page.locator("body").inner_text()).splitlines()]
+    row = lines[lines.index(key) : lines.index(key) + 6]
+    assert "provider:fake · model:fake-small" in row and str(total) in row, row
+
+
 async def test_pair_with_the_cli_then_chat(stack, tmp_path: Path) -> None:
     from playwright.async_api import async_playwright
 
@@ -115,6 +140,7 @@ async def test_pair_with_the_cli_then_chat(stack, tmp_path: Path) -> None:
                 await ws.call("agent.wait", {"runId": started["runId"], "timeoutMs": 30_000})
             await sidebar.get_by_text(name, exact=True).wait_for(timeout=30_000)
             assert "sessions.changed" in wire.events
+            await usage_page_shows_a_turn(stack, page)
             # Every call of the UI's load and chat is answered: mapped onto ours, or what
             # OpenClaw itself answers without the feature (docs/openclaw.md).
             assert wire.unknown() == [], wire.errors

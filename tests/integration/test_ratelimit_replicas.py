@@ -30,6 +30,7 @@ pytestmark = pytest.mark.integration
 
 LIMIT = 50
 CONCURRENCY = 200
+STALL_LIMIT = 10
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +47,15 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
                         {"name": "http", "limit": LIMIT, "windowS": 60},
                         {"name": "ws_connect", "limit": 60, "windowS": 60},
                         {"name": "nats_exact", "key": "principal", "limit": LIMIT, "windowS": 60},
+                        # Refuses while its owner is out of reach, so that every admission
+                        # the stall test sees was decided by the key's owner.
+                        {
+                            "name": "stall_exact",
+                            "key": "principal",
+                            "limit": STALL_LIMIT,
+                            "windowS": 600,
+                            "failOpen": False,
+                        },
                         {
                             "name": "auth_failures",
                             "limit": 3,
@@ -180,6 +190,107 @@ async def test_two_replicas_admit_exactly_the_limit_over_nats(pair, mode: str) -
         )
         results = [codec.loads(r.data)["result"] for r in replies]
         assert sum(r["allowed"] for r in results) == LIMIT
+    finally:
+        await nc.close()
+
+
+def metric(url: str, name: str) -> float:
+    """Sum of a metric's samples (every label set) on one replica."""
+    text = httpx.get(f"{url}/metrics", timeout=5).text
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith(name + "{") or line.startswith(name + " ")
+    )
+
+
+def noticed_silence(url: str) -> bool:
+    """The replica has acted on a peer's missing heartbeats: it probed the peer without an
+    answer (or, as before the probe existed, dropped it from its members)."""
+    probed = metric(url, 'aisopod_ratelimit_member_probes_total{outcome="unanswered"}')
+    return probed >= 1 or metric(url, "aisopod_ratelimit_members") < 2
+
+
+@pytest.mark.parametrize("stalled", ["owner", "other"])
+async def test_a_stalled_replica_is_not_superseded_while_it_may_still_decide(
+    pair, stalled: str
+) -> None:
+    """SIGSTOP one replica past the heartbeat TTL, ask the survivor meanwhile, SIGCONT: the
+    key is never admitted beyond its limit. A stalled owner decides the requests queued for
+    it when it resumes, so the survivor must not have decided them too; a stalled
+    non-owner, resuming, must not take the silence it slept through for the owner's."""
+    await set_ownership(pair, "primary")  # ratelimit-1 owns every key
+    index = 0 if stalled == "owner" else 1
+    stalled_pid = pair["pids"]["ratelimit"][index]
+    urls = replica_urls(pair)
+    survivor = urls[1 - index]
+    resynced = 'aisopod_ratelimit_resyncs_total{outcome="ok"}'
+    resyncs = metric(urls[index], resynced)
+    body = codec.dumps({"rule": "stall_exact", "key": f"principal:stall-{random.random()}"})
+    nc = await admin_nats(pair)
+
+    async def check() -> bool:
+        reply = await nc.request("aisopod.ratelimit.check", body, timeout=60)
+        return bool(codec.loads(reply.data)["result"]["allowed"])
+
+    try:
+        before = [await check() for _ in range(STALL_LIMIT - 2)]
+        assert all(before)
+        os.kill(stalled_pid, signal.SIGSTOP)
+        try:
+            deadline = time.monotonic() + 20
+            while not noticed_silence(survivor):
+                assert time.monotonic() < deadline, "the survivor never noticed the silence"
+                await asyncio.sleep(0.1)
+            # The queue group hands some of these to the stopped owner (answered once it
+            # resumes) and the others to the survivor.
+            during = [asyncio.create_task(check()) for _ in range(2 * STALL_LIMIT)]
+            deadline = time.monotonic() + 20
+            while not any(t.done() for t in during):
+                assert time.monotonic() < deadline, "the survivor answered nothing"
+                await asyncio.sleep(0.05)
+        finally:
+            os.kill(stalled_pid, signal.SIGCONT)
+        answered = await asyncio.gather(*during)
+        after = [await check() for _ in range(2 * STALL_LIMIT)]
+        admitted = sum(before) + sum(answered) + sum(after)
+        assert admitted <= STALL_LIMIT, (sum(before), answered, after)
+        assert not after[-1]  # the owner's window holds the key's admissions: full
+        if stalled == "owner":  # it re-synced before deciding what was queued for it
+            assert metric(urls[index], resynced) > resyncs
+    finally:
+        await nc.close()
+
+
+async def test_a_briefly_stalled_owner_is_waited_for_not_failed_open(pair) -> None:
+    """The owner stops for a second (longer than `peerTimeoutMs`, shorter than the TTL)
+    while a burst arrives for a fail-open rule: the survivor waits for the owner, whose
+    heartbeats still show it alive, instead of admitting uncounted requests."""
+    await set_ownership(pair, "primary")
+    owner_pid = pair["pids"]["ratelimit"][0]
+    urls = replica_urls(pair)
+    degraded = "aisopod_ratelimit_degraded_total"
+    before = [metric(u, degraded) for u in urls]
+    body = codec.dumps({"rule": "nats_exact", "key": f"principal:brief-{random.random()}"})
+    nc = await admin_nats(pair)
+
+    async def check() -> bool:
+        reply = await nc.request("aisopod.ratelimit.check", body, timeout=30)
+        return bool(codec.loads(reply.data)["result"]["allowed"])
+
+    try:
+        os.kill(owner_pid, signal.SIGSTOP)
+        try:
+            burst = [asyncio.create_task(check()) for _ in range(2 * LIMIT)]
+            await asyncio.sleep(1.0)  # the stall itself (the scenario, not a wait)
+        finally:
+            os.kill(owner_pid, signal.SIGCONT)
+        admitted = sum(await asyncio.gather(*burst))
+        # Every request was decided by the owner: none admitted by the fail mode (the
+        # owner would also have counted those it was asked about, so the total alone
+        # could still read LIMIT).
+        assert [metric(u, degraded) for u in urls] == before
+        assert admitted == LIMIT
     finally:
         await nc.close()
 

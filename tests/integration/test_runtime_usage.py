@@ -356,6 +356,26 @@ async def test_bad_params_and_unknown_sessions(rt: RuntimeClient) -> None:
     assert empty["totals"]["runs"] == 0 and empty["costUsd"] == 0
     echoed = await rt.call("sessions.usage", {"key": key})
     assert echoed["totals"]["runs"] == 1 and echoed["byModel"][0]["model"] == "echo/echo"
+    # Per session over a window: bad params, then that session alone and among the others.
+    for params in (
+        {"since": now, "until": now},
+        {"since": now - 400 * DAY_MS, "until": now},
+        {"limit": 0},
+        {"limit": 1001},
+        {"key": "bad key"},
+        {"bucket": "day"},
+    ):
+        with pytest.raises(InvalidParams):
+            await rt.call("usage.sessions", params)
+    alone = await rt.call("usage.sessions", {"key": key})
+    [row] = alone["sessions"]
+    assert row["key"] == key and row["totals"] == echoed["totals"]
+    assert sum(c["totalTokens"] for c in alone["cells"]) == echoed["totals"]["totalTokens"]
+    other_agent = await rt.call("usage.sessions", {"key": key, "agentId": "nobody"})
+    assert other_agent["sessions"] == [] and other_agent["sessionCount"] == 0
+    listed = await rt.call("usage.sessions", {"limit": 1})
+    assert len(listed["sessions"]) == 1 and listed["sessionCount"] >= 1
+    assert sum(c["totalTokens"] for c in listed["cells"]) >= echoed["totals"]["totalTokens"]
 
 
 async def test_a_compaction_summary_is_counted_too(rt: RuntimeClient, stack) -> None:

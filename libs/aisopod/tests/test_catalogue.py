@@ -84,6 +84,7 @@ sessions.delete             A    rt
 sessions.usage              R    rt
 usage.status                R    rt
 usage.cost                  R    rt
+usage.sessions              R    rt
 node.list                   R    wg
 node.describe               R    wg
 node.invoke                 W    wg idem
@@ -331,6 +332,7 @@ VALID: list[tuple[str, dict[str, Any]]] = [
     ("usage.status", {"since": 1, "until": 2, "agentId": "main", "bucket": "day"}),
     ("usage.cost", {}),
     ("sessions.usage", {"key": "work", "since": 0}),
+    ("usage.sessions", {"since": 1, "until": 2, "agentId": "main", "key": "work", "limit": 1000}),
     ("sessions.patch", {"key": KEY, "label": None, "thinkingLevel": "high"}),
     ("sessions.delete", {"key": KEY}),
     ("node.invoke", {"nodeId": "mac-1", "command": "system.run", "params": {"argv": ["ls"]}}),
@@ -461,6 +463,9 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
     ("usage.status", {"since": 0, "until": 366 * 86_400_000 + 1}, "window over 366 days"),
     ("usage.cost", {"bucket": "week"}, "bucket not in enum"),
     ("sessions.usage", {}, "missing key"),
+    ("usage.sessions", {"limit": 1001}, "limit over 1000"),
+    ("usage.sessions", {"since": 0, "until": 366 * 86_400_000 + 1}, "window over 366 days"),
+    ("usage.sessions", {"bucket": "day"}, "no buckets"),
     ("cron.status", {"verbose": True}, "unknown field"),
     ("models.voicewake", {"triggers": "hey"}, "triggers not a list"),
     ("device.pair.approve", {"requestId": "q1", "scopes": ["operator.root"]}, "unknown scope"),

@@ -29,6 +29,7 @@ from aisopod.jsretry import ElectionTolerantJetStream
 from aisopod.requester import Requester
 from aisopod.state import bucket_name, ensure_state
 from aisopod.subjects import Subjects
+from tests.support.elections import lose_first_answers
 
 
 @pytest.fixture
@@ -135,6 +136,56 @@ async def test_answers_are_not_retried(nc: Client, make_js: Any) -> None:
     assert entry.value == b"1"
     revision = await kv.update("k", b"3", last=entry.revision)
     assert (await kv.get("k")).revision == revision
+    await js.delete_key_value(kv._name)
+
+
+@pytest.mark.parametrize("write", ["create", "update", "delete"])
+async def test_a_conditional_write_refused_by_its_own_stored_copy_succeeds(
+    nc: Client, make_js: Any, monkeypatch: pytest.MonkeyPatch, write: str
+) -> None:
+    """Stored, its answer lost, its retry refused by that copy: the write is ours, it
+    succeeded; the revision it was conditioned on is stale for anyone else."""
+    js = make_js(nc, retry_s=5.0)
+    kv = await js.create_key_value(bucket=unique("b"))
+    first = 0 if write == "create" else await kv.create("k", b"v1")
+    attempts = lose_first_answers(js, monkeypatch)
+    if write == "delete":
+        assert await kv.delete("k", last=first)
+    elif write == "update":
+        revision = await kv.update("k", b"mine", last=first)
+    else:
+        revision = await kv.create("k", b"mine")
+    monkeypatch.undo()
+    assert len(attempts) == 2  # the retry was refused, and recognised its own copy
+    if write == "delete":
+        with pytest.raises(KeyNotFoundError):
+            await kv.get("k")
+    else:
+        entry = await kv.get("k")
+        assert (entry.value, entry.revision) == (b"mine", revision)
+    with pytest.raises(KeyWrongLastSequenceError):  # another writer's is a conflict
+        if write == "create":
+            await kv.create("k", b"theirs")
+        else:
+            await kv.update("k", b"theirs", last=first)
+    await js.delete_key_value(kv._name)
+
+
+async def test_a_retry_refused_by_another_writer_is_still_a_conflict(
+    nc: Client, make_js: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Our first attempt was not stored; another writer's was: the refusal stands."""
+    js = make_js(nc, retry_s=5.0)
+    kv = await js.create_key_value(bucket=unique("b"))
+    other = make_js(nc, retry_s=5.0)
+    other_kv = await other.key_value(kv._name)
+    await other_kv.create("k", b"theirs")
+    attempts = lose_first_answers(js, monkeypatch, stored=False)
+    with pytest.raises(KeyWrongLastSequenceError):
+        await kv.create("k", b"mine")
+    monkeypatch.undo()
+    assert len(attempts) == 2
+    assert (await kv.get("k")).value == b"theirs"
     await js.delete_key_value(kv._name)
 
 

@@ -35,6 +35,12 @@ class Membership:
     def __init__(self, service: RateLimitService) -> None:
         self.service = service
 
+    def current(self) -> bool:
+        return True
+
+    def alive_for(self, member: str) -> float:
+        return 0.0
+
     def mark_dead(self, member: str) -> None:
         ring = self.service.ring
         self.service.ring = Ring(ring.self_id, {ring.self_id: "self"}, ring.mode)
@@ -75,6 +81,35 @@ async def test_a_gone_owner_is_dropped_and_the_key_decided_here() -> None:
     assert service.ring.alone
     await service.decide("check", service.rule("http"), key)
     assert peer.calls == 1  # the second went straight to the local limiter
+
+
+class SlowOwner:
+    """An owner that answers, but only after `delay` seconds (a loaded machine)."""
+
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+
+    async def forward(
+        self, member: str, op: str, rule: str, key: str, cost: int, timeout: float
+    ) -> Decision:
+        if timeout < self.delay:
+            raise OwnerUnreachable("TimeoutError")
+        return Decision(False, 600, 0, 1000, 1000, reason="limit")
+
+
+class HeardFrom(Membership):
+    def alive_for(self, member: str) -> float:
+        return 3.0 if member == OTHER else 0.0
+
+
+async def test_a_slow_owner_still_beating_is_waited_for_not_failed_open() -> None:
+    service = service_with_peer(SlowOwner(delay=1.0))
+    key = owned_by_other(service)
+    silent = await service.decide("check", service.rule("http"), key)
+    assert (silent.allowed, silent.reason) == (True, "unreachable")  # fail open, as before
+    service._membership = HeardFrom(service)  # type: ignore[assignment]
+    heard = await service.decide("check", service.rule("http"), key)
+    assert (heard.allowed, heard.reason) == (False, "limit")  # the owner's answer
 
 
 async def test_unknown_rules_and_oversized_keys_are_invalid_params() -> None:

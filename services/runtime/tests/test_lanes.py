@@ -17,8 +17,11 @@ import pytest
 from nats.js.kv import KeyValue
 
 from aisopod import codec
+from aisopod.jsretry import ElectionTolerantJetStream
+from aisopod.requester import Requester
 from aisopod_runtime.lanes import Lanes, holder_alive, lane_key
 from aisopod_runtime.runs import RunStore, now_ms
+from tests.support.elections import lose_first_answers
 
 
 @pytest.fixture
@@ -82,6 +85,43 @@ async def test_a_lane_from_before_lane_leases_without_a_record_is_taken_over(
     await runs_kv.put(lane_key("agent:main:s"), codec.dumps({"runId": "gone"}))
     second = other_runtime(runs_kv)
     assert await second.try_acquire("agent:main:s", "run-b")
+
+
+async def test_a_run_and_its_lane_written_through_lost_answers_are_its_own(
+    nats_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every write of a turn's run and lane is stored while its answer is lost, and its
+    retry refused by that stored copy (tests/support/elections.py). Each is recognised as
+    its own: the record is created (not a failed turn), the lane taken (not "busy" with
+    itself), a change applied once (not twice), the lane freed."""
+    nc = await nats.connect(nats_url)
+    js = ElectionTolerantJetStream(nc, requester=Requester(nc), retry_s=5.0)
+    bucket = f"runs{uuid.uuid4().hex[:8]}"
+    kv = await js.create_key_value(bucket=bucket)
+    store = RunStore(kv, "me")
+    lanes = Lanes(kv, lambda *_: _never())
+    attempts = lose_first_answers(js, monkeypatch, times=4)
+
+    await store.create({"runId": "run-a", "status": "running", "steps": 0})
+    assert await lanes.try_acquire("agent:main:s", "run-a")
+    applied = 0
+
+    def step(record: dict[str, Any]) -> bool:
+        nonlocal applied
+        applied += 1
+        record["steps"] += 1
+        return True
+
+    assert await store.change("run-a", step) is not None
+    await lanes.release("agent:main:s", "run-a")
+    monkeypatch.undo()
+
+    assert len(attempts) == 8  # four writes, each retried once
+    assert applied == 1
+    assert await store.get("run-a") == {"runId": "run-a", "status": "running", "steps": 1}
+    assert (await kv.get(lane_key("agent:main:s"))).value == b"{}"
+    await js.delete_key_value(bucket)
+    await nc.close()
 
 
 async def _never() -> bool:

@@ -18,9 +18,11 @@ from aisopod_runtime.usage.tally import (
     costs,
     month_end,
     month_of,
+    per_session,
     price_of,
     series,
     summary_fields,
+    usd,
     window,
 )
 
@@ -148,3 +150,39 @@ def test_months_and_budget_states() -> None:
     assert _state("agent", "main", budget, Spend(0, 1_000_000_000, 3), "2026-12", T0).exhausted
     with pytest.raises(ValueError):
         Budget()
+
+
+def session_record(ts: int, session: str, model: str = "paid/m1", **tokens: int) -> dict:
+    return {**record(ts, model, **tokens), "sessionKey": f"agent:main:{session}"}
+
+
+def test_per_session_rows_newest_first_with_cells_and_every_run_in_the_totals() -> None:
+    records = [
+        session_record(T0 + 60_000, "a", prompt=1000, completion=100, read=400, write=100),
+        session_record(T0 + 120_000, "b", model="paid/free", prompt=50, completion=5),
+        session_record(T0 + 20 * 60_000, "a", model="paid/m2", prompt=10, completion=10),
+        session_record(T0 + 30 * 60_000, "c", prompt=7, completion=3),
+    ]
+    report = per_session(records, MODELS, T0, T0 + DAY_MS, limit=2)
+    assert report.session_count == 3
+    assert [row.key for row in report.sessions] == ["agent:main:c", "agent:main:a"]
+    a = report.sessions[1]
+    assert (a.first_at, a.last_at) == (T0 + 60_000, T0 + 20 * 60_000)
+    assert a.totals.runs == 2 and a.totals.total_tokens == 1120
+    assert [(c.start, c.model) for c in a.cells] == [(T0, "paid/m1"), (T0 + 900_000, "paid/m2")]
+    first = a.cells[0]
+    # 500 fresh × $2 + 400 read × $0.5 + 100 written × $2.5 + 100 out × $8, per million.
+    assert (first.input_cost_usd, first.cache_read_cost_usd) == (0.001, 0.0002)
+    assert (first.cache_write_cost_usd, first.output_cost_usd) == (0.00025, 0.0008)
+    assert first.cost_usd == usd(cost_nano_usd(price_of(MODELS, "paid/m1"), records[0]))
+    assert first.cost_usd == pytest.approx(0.00225)
+    assert a.cost_usd == pytest.approx(0.00225 + 0.00002)
+    # The cells of all sessions: the row left out by the limit (b) is counted.
+    assert sum(c.total_tokens for c in report.cells) == 1120 + 55 + 10
+    unpriced = [c for c in report.cells if c.model == "paid/free"]
+    assert [(c.priced, c.cost_usd) for c in unpriced] == [(False, 0.0)]
+
+
+def test_per_session_without_records_is_empty() -> None:
+    report = per_session([], MODELS, T0, T0 + DAY_MS, limit=50)
+    assert (report.session_count, report.sessions, report.cells) == (0, [], [])

@@ -16,9 +16,15 @@ A retried timeout may have been stored the first time. API requests (info, named
 create, purge, get) are idempotent; every publish carries a `Nats-Msg-Id` (its own, or
 one added here), so within the stream's duplicate window (two minutes) the stream drops
 a repeat and acks the original: nothing is stored twice. A conditional write (KV create,
-compare-and-set) may still be refused as "wrong last sequence" by its own stored first
-copy (seen in a 3-node cluster under load): a caller that must know checks what it reads
-back (dedupe.py, cron/scheduler.py).
+compare-and-set update, conditional delete) may still be refused as "wrong last sequence"
+by its own stored first copy (seen in a 3-node cluster under load, where the duplicate
+check did not spare it): so a retry refused that way reads the last message on its
+subject, and when that message carries the retry's own `Nats-Msg-Id` (unique to this
+publish call) the write is ours and succeeded; the publish returns its ack instead of the
+refusal. Every conditional KV write of the product (run records, lanes, sessions, config,
+approvals, agents, cron, auth's stores...) gets this here, in one place. What it cannot
+tell: our copy stored and then overwritten by another writer before the retry; that is
+refused as a conflict (which, for the caller, it has since become).
 
 A publish with a `Requester` (every Bus has one) goes through its lean request path
 (aisopod.requester) instead of nats-py's `request`, and its ack is parsed with orjson:
@@ -41,7 +47,12 @@ import nats.errors
 import orjson
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext, JetStreamManager, api
-from nats.js.errors import APIError, NoStreamResponseError, ServiceUnavailableError
+from nats.js.errors import (
+    APIError,
+    NoStreamResponseError,
+    NotFoundError,
+    ServiceUnavailableError,
+)
 
 from aisopod.errors import Unavailable
 from aisopod.requester import Requester, encode_headers
@@ -62,6 +73,10 @@ _ATTEMPT_S = 2.5
 _TRANSIENT_ERR_CODES = frozenset({10005, 10007, 10008, 10009, 10118, 10119})
 
 _MSG_ID = "Nats-Msg-Id"
+WRONG_LAST_SEQUENCE_CODES = frozenset({10071, 10164})
+"""The refusals of a conditional publish (`Nats-Expected-Last-Subject-Sequence`, which
+every KV create, compare-and-set update and conditional delete carries), as nats-py's
+KeyValue reads them."""
 ASYNC_ACK_S = 30.0
 """How long a lean `publish_async` keeps waiting for its ack before failing it."""
 
@@ -283,19 +298,46 @@ class ElectionTolerantJetStream(_RetriedApi, JetStreamContext):
     ) -> api.PubAck:
         headers = _with_msg_id(headers)
         parent = super().publish if self._requester is None else self._publish_lean
-        # A copy per attempt: nats-py adds to the dict it is given.
-        return await retry_transient(
-            f"storing to {subject}",
-            lambda: parent(
-                subject,
-                payload,
-                timeout=timeout,
-                stream=stream,
-                headers=dict(headers),
-                msg_ttl=msg_ttl,
-            ),
-            retry_s=self.retry_s,
-        )
+        attempts = 0
+
+        async def attempt() -> api.PubAck:
+            nonlocal attempts
+            attempts += 1
+            try:
+                # A copy per attempt: nats-py adds to the dict it is given.
+                return await parent(
+                    subject,
+                    payload,
+                    timeout=timeout,
+                    stream=stream,
+                    headers=dict(headers),
+                    msg_ttl=msg_ttl,
+                )
+            except APIError as exc:
+                # Only a retry can meet its own first copy (module doc).
+                if attempts == 1 or exc.err_code not in WRONG_LAST_SEQUENCE_CODES:
+                    raise
+                own = await self._own_stored_copy(subject, headers[_MSG_ID])
+                if own is None:
+                    raise
+                log.info(
+                    "storing to %s: a retry met its own stored copy (seq %d)", subject, own.seq
+                )
+                return own
+
+        return await retry_transient(f"storing to {subject}", attempt, retry_s=self.retry_s)
+
+    async def _own_stored_copy(self, subject: str, msg_id: str) -> api.PubAck | None:
+        """The ack of the last message on `subject` when it is the one named `msg_id`
+        (this publish's first attempt, stored though its ack was lost), else None."""
+        try:
+            stream = await self.find_stream_name_by_subject(subject)
+            last = await self.get_msg(stream, subject=subject)
+        except NotFoundError:
+            return None
+        if (last.headers or {}).get(_MSG_ID) != msg_id or last.seq is None:
+            return None
+        return api.PubAck(stream=stream, seq=last.seq, duplicate=True)
 
     async def _publish_lean(
         self,

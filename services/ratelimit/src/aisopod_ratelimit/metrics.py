@@ -32,6 +32,18 @@ EVICTIONS = Gauge(
     "aisopod_ratelimit_evictions", "Windows forgotten early because a rule held max keys"
 )
 MEMBERS = Gauge("aisopod_ratelimit_members", "Live ratelimit replicas this one knows of")
+MEMBER_PROBES = Counter(
+    "aisopod_ratelimit_member_probes_total",
+    "Direct probes of a replica whose heartbeats stopped, by outcome "
+    "(answered|gone|unanswered); only `gone` moves its keys",
+    ["outcome"],
+)
+RESYNCS = Counter(
+    "aisopod_ratelimit_resyncs_total",
+    "Re-syncs of this replica's own membership before deciding, after a stall or a NATS "
+    "reconnect, by outcome (ok|failed)",
+    ["outcome"],
+)
 
 
 class DecisionCounters:

@@ -5,12 +5,17 @@ before the reply is queued), which keeps its decisions for a key in arrival orde
 costs one NATS round trip for the asker. Frames are compact JSON arrays:
 request `[op, rule, key, cost]`, reply `[allowed, limit, remaining, resetMs,
 retryAfterMs, locked, reason]` or `{"error": message}`.
+
+`["ping", "", "", 0]` asks whether the replica is there at all (membership.py probes a
+replica whose heartbeats stopped): any reply means alive, "no responders" means gone. A
+replica whose own membership view is not current (it was stalled, or NATS reconnected)
+re-syncs before deciding a forwarded request, holding the later ones behind it.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
@@ -26,6 +31,8 @@ LocalDecide = Callable[[str, str, str, int], Decision]
 """(op, rule, key, cost) → the local limiter's decision; raises KeyError for a rule it
 does not know (the two replicas briefly run different configurations)."""
 
+PING = "ping"
+
 
 class OwnerGone(Exception):
     """Nobody listens on the owner's subject: the replica is gone."""
@@ -36,10 +43,20 @@ class OwnerUnreachable(Exception):
 
 
 class Peers:
-    def __init__(self, bus: Bus, self_id: str, decide: LocalDecide) -> None:
+    def __init__(
+        self,
+        bus: Bus,
+        self_id: str,
+        decide: LocalDecide,
+        *,
+        current: Callable[[], bool] = lambda: True,
+        resync: Callable[[], Awaitable[bool]] | None = None,
+    ) -> None:
         self.bus = bus
         self.self_id = self_id
         self.decide = decide
+        self.current = current
+        self.resync = resync
         self._sub: Subscription | None = None
 
     def subject(self, member: str) -> str:
@@ -76,15 +93,44 @@ class Peers:
         allowed, limit, remaining, reset_ms, retry_ms, locked, reason = body
         return Decision(allowed, limit, remaining, reset_ms, retry_ms, locked, reason)
 
+    async def probe(self, member: str, timeout: float) -> bool | None:
+        """True: the replica answered; False: nobody listens on its subject (gone); None:
+        no answer within `timeout`, or NATS is down here (unknown)."""
+        nc = self.bus.nc
+        if not nc.is_connected:
+            return None
+        try:
+            await nc.request(self.subject(member), codec.dumps((PING, "", "", 0)), timeout=timeout)
+        except NoRespondersError:
+            return False
+        except Exception:  # timeout, connection closing
+            return None
+        return True
+
     async def _serve(self, msg: Msg) -> None:
         if not msg.reply:
             return
         try:
             op, rule, key, cost = codec.loads(msg.data)
-            d = self.decide(op, rule, key, int(cost))
-            reply = codec.dumps(
-                (d.allowed, d.limit, d.remaining, d.reset_ms, d.retry_after_ms, d.locked, d.reason)
-            )
+            if op == PING:
+                reply = codec.dumps(True)
+            elif not self.current() and not (self.resync is not None and await self.resync()):
+                # Stalled or reconnected, and not re-synced in time: another replica may
+                # own this key now; the asker applies the rule's fail mode.
+                reply = codec.dumps({"error": "owner re-syncing"})
+            else:
+                d = self.decide(op, rule, key, int(cost))
+                reply = codec.dumps(
+                    (
+                        d.allowed,
+                        d.limit,
+                        d.remaining,
+                        d.reset_ms,
+                        d.retry_after_ms,
+                        d.locked,
+                        d.reason,
+                    )
+                )
         except KeyError as exc:
             reply = codec.dumps({"error": f"unknown rule {exc}"})
         except Exception:

@@ -2,9 +2,14 @@
 
 Each key has one owner among the live replicas (ownership.py, membership.py); the owner
 decides locally and exactly (limiter.py), any other replica forwards to it (peers.py).
-When the owner cannot be reached in `peerTimeoutMs` (NATS down, owner hung), the rule's
+When the owner cannot be reached (NATS down; no answer within `peerTimeoutMs`, or for as
+long as its heartbeats still show it alive if that is longer: owner hung), the rule's
 fail mode decides instead: open admits, closed refuses; each such decision is logged
 (at most once per rule every 10 s) and counted in `aisopod_ratelimit_degraded_total`.
+
+A replica decides its own keys only while its membership view is current
+(`Membership.current`); after a stall or a NATS reconnect it re-syncs first, since the
+others may have taken its keys over meanwhile (membership.py).
 """
 
 from __future__ import annotations
@@ -54,16 +59,25 @@ class RateLimitService:
         self._locks = LockStore(kv, self.limiter)
         self.limiter.on_lock = self._on_lock
         await self._locks.start()
-        self._peers = Peers(host.bus, self.self_id, self.local)
-        await self._peers.start()
-        self._membership = Membership(
+        nc = host.bus.nc
+        self._membership = membership = Membership(
             kv,
             self.self_id,
             host.instance,
             mode=self.ruleset.ownership,
             on_change=self._on_ring,
+            probe=lambda member: peers.probe(member, membership.heartbeat_s),
+            link=lambda: int(nc.stats["reconnects"]) if nc.is_connected else -1,
         )
-        await self._membership.start()
+        self._peers = peers = Peers(
+            host.bus,
+            self.self_id,
+            self.local,
+            current=membership.current,
+            resync=lambda: membership.resync(membership.ttl_s),
+        )
+        await peers.start()
+        await membership.start()
         self._cleaner = asyncio.create_task(self._cleanup_loop(), name="ratelimit-cleanup")
         host.add_ready_check("ratelimit-state", self.synced)
         host.on_drain(self._membership.leave)
@@ -110,18 +124,36 @@ class RateLimitService:
         decided = self.decide_here(op, rule, key, cost)
         if decided is not None:
             return decided
-        decision = await self._forward(self.ring.owner_of(key), op, rule, key, cost)
+        owner = self.ring.owner_of(key)
+        membership = self._membership
+        if owner == self.self_id and membership is not None:
+            # Ours, but our view is not current (a stall, a reconnect): re-sync first.
+            if not await membership.resync(membership.ttl_s):
+                decision = self._degraded(op, rule, "membership not re-synced")
+                self._count(op, rule, decision)
+                return decision
+            decided = self.decide_here(op, rule, key, cost)
+            if decided is not None:
+                return decided
+            owner = self.ring.owner_of(key)
+        decision = await self._forward(owner, op, rule, key, cost)
         self._count(op, rule, decision)
         return decision
 
     def decide_here(self, op: str, rule: Rule, key: str, cost: int = 1) -> Decision | None:
         """The decision for a normalised key this replica owns, made now (no await, so in
-        arrival order); None when another replica owns it (`decide` forwards)."""
-        if self._peers is not None and self.ring.owner_of(key) != self.self_id:
+        arrival order); None when another replica owns it (`decide` forwards) or this
+        replica's membership view is not current (`decide` re-syncs first)."""
+        if self._peers is not None and (
+            self.ring.owner_of(key) != self.self_id or not self._current()
+        ):
             return None
         decision = self.local(op, rule.name, key, cost)
         self._count(op, rule, decision)
         return decision
+
+    def _current(self) -> bool:
+        return self._membership is None or self._membership.current()
 
     def local(self, op: str, rule: str, key: str, cost: int) -> Decision:
         """This replica's limiter decides (it owns the key, or was asked as owner)."""
@@ -141,8 +173,13 @@ class RateLimitService:
 
     async def _forward(self, owner: str, op: str, rule: Rule, key: str, cost: int) -> Decision:
         assert self._peers is not None
-        timeout = self.ruleset.peer_timeout_s
         for _ in range(2):
+            # An owner whose heartbeats show it alive is slow, not gone (a loaded machine,
+            # a stall shorter than the TTL): wait for its answer rather than decide without
+            # its state, which for a fail-open rule would admit requests nobody counts.
+            timeout = self.ruleset.peer_timeout_s
+            if self._membership is not None:
+                timeout = max(timeout, self._membership.alive_for(owner))
             try:
                 decision = await self._peers.forward(owner, op, rule.name, key, cost, timeout)
                 metrics.FORWARDS.labels("ok").inc()
@@ -153,6 +190,8 @@ class RateLimitService:
                     self._membership.mark_dead(owner)
                 owner = self.ring.owner_of(key)
                 if owner == self.self_id:
+                    if not self._current():
+                        return self._degraded(op, rule, "membership not current")
                     return self.local(op, rule.name, key, cost)
             except OwnerUnreachable as exc:
                 metrics.FORWARDS.labels("unreachable").inc()

@@ -49,6 +49,12 @@ NOTES: Mapping[str, str] = MappingProxyType(
         "applies to the past; models without a price count 0 and are listed in `unpriced`.",
         "sessions.usage": "One session's tokens and cost over the window (default: the last "
         "30 days). A session that is gone but still has usage in the window answers too.",
+        "usage.sessions": "Every session with runs in `[since, until)` (default: the last 30 "
+        "days), most recently active first, each with its totals and its quarter-hour cells "
+        "per agent and model; `cells` holds the same for all sessions, rows beyond `limit` "
+        "included, so totals never depend on the limit. Quarter hours let a client add days "
+        "up in any time zone. Reads every record of the window (sessions are not a "
+        "dimension of the hourly roll-ups).",
         "logs.tail": "Reads the `LOGS` stream. Without `cursor`: the newest lines; pass the "
         "returned `cursor` back to get the lines after it. A cursor that fell out of the "
         "stream restarts at the oldest line held, with `reset: true`. `level` is a minimum.",
@@ -508,6 +514,75 @@ EXAMPLES: Mapping[str, MethodExample] = MappingProxyType(
                 "costUsd": 0.0,
             },
             (_SESSION_NOT_FOUND, _BAD_WINDOW),
+        ),
+        "usage.sessions": MethodExample(
+            {"since": T0 - 86400000, "until": T0, "limit": 1},
+            {
+                "since": T0 - 86400000,
+                "until": T0,
+                "sessionCount": 1,
+                "sessions": [
+                    {
+                        "key": KEY,
+                        "agentId": "main",
+                        "firstAt": T0 - 840000,
+                        "lastAt": T0 - 60000,
+                        "totals": {
+                            "runs": 2,
+                            "calls": 3,
+                            "promptTokens": 900,
+                            "completionTokens": 200,
+                            "cacheReadTokens": 0,
+                            "cacheWriteTokens": 0,
+                            "totalTokens": 1100,
+                        },
+                        "costUsd": 0.000255,
+                        "cells": [
+                            {
+                                "start": T0 - 900000,
+                                "agentId": "main",
+                                "model": "openai/gpt-4o-mini",
+                                "provider": "openai",
+                                "runs": 2,
+                                "calls": 3,
+                                "promptTokens": 900,
+                                "completionTokens": 200,
+                                "cacheReadTokens": 0,
+                                "cacheWriteTokens": 0,
+                                "totalTokens": 1100,
+                                "inputCostUsd": 0.000135,
+                                "outputCostUsd": 0.00012,
+                                "cacheReadCostUsd": 0.0,
+                                "cacheWriteCostUsd": 0.0,
+                                "costUsd": 0.000255,
+                                "priced": True,
+                            }
+                        ],
+                    }
+                ],
+                "cells": [
+                    {
+                        "start": T0 - 900000,
+                        "agentId": "main",
+                        "model": "openai/gpt-4o-mini",
+                        "provider": "openai",
+                        "runs": 2,
+                        "calls": 3,
+                        "promptTokens": 900,
+                        "completionTokens": 200,
+                        "cacheReadTokens": 0,
+                        "cacheWriteTokens": 0,
+                        "totalTokens": 1100,
+                        "inputCostUsd": 0.000135,
+                        "outputCostUsd": 0.00012,
+                        "cacheReadCostUsd": 0.0,
+                        "cacheWriteCostUsd": 0.0,
+                        "costUsd": 0.000255,
+                        "priced": True,
+                    }
+                ],
+            },
+            (_BAD_WINDOW,),
         ),
         "logs.tail": MethodExample(
             {"limit": 2, "service": "runtime", "level": "warning"},

@@ -175,6 +175,78 @@ class SessionsUsageResult(Result):
     cost_usd: float = Field(ge=0)
 
 
+QUARTER_MS = 900_000
+SESSIONS_MAX = 1000
+
+
+class UsageSessionsParams(Params):
+    """Usage per session over a window (`since`, `until`, `agentId` as for `usage.status`):
+    the sessions with runs in it, most recently active first. `key` keeps only that
+    session; `limit` caps the session rows (default 50, at most 1000), never the totals."""
+
+    since: EpochMs | None = None
+    until: EpochMs | None = None
+    agent_id: AgentId | None = None
+    key: SessionKey | None = None
+    limit: int = Field(default=50, ge=1, le=SESSIONS_MAX)
+
+    @model_validator(mode="after")
+    def _window(self) -> UsageSessionsParams:
+        if self.since is not None and self.until is not None:
+            if self.since >= self.until:
+                raise ValueError("since must be before until")
+            if self.until - self.since > MAX_WINDOW_MS:
+                raise ValueError("the window is longer than 366 days")
+        return self
+
+
+class UsageCell(Result):
+    """The runs of one agent and model concluded in one UTC quarter hour, and their cost
+    at the current prices, split as the cost formula adds it up (0 when unpriced)."""
+
+    start: EpochMs
+    """The quarter hour's first millisecond (every time zone's days start on one)."""
+    agent_id: str
+    model: str
+    provider: str
+    runs: int = Field(ge=0)
+    calls: int = Field(ge=0)
+    prompt_tokens: int = Field(ge=0)
+    completion_tokens: int = Field(ge=0)
+    cache_read_tokens: int = Field(ge=0)
+    cache_write_tokens: int = Field(ge=0)
+    total_tokens: int = Field(ge=0)
+    input_cost_usd: float = Field(ge=0)
+    """The prompt tokens no cache touched."""
+    output_cost_usd: float = Field(ge=0)
+    cache_read_cost_usd: float = Field(ge=0)
+    cache_write_cost_usd: float = Field(ge=0)
+    cost_usd: float = Field(ge=0)
+    priced: bool
+
+
+class SessionUsageRow(Result):
+    key: str
+    agent_id: str
+    first_at: EpochMs
+    """When its first run in the window concluded."""
+    last_at: EpochMs
+    totals: UsageTokens
+    cost_usd: float = Field(ge=0)
+    cells: list[UsageCell]
+    """Oldest first."""
+
+
+class UsageSessionsResult(Result):
+    since: EpochMs
+    until: EpochMs
+    session_count: int = Field(ge=0)
+    """Sessions with runs in the window (rows beyond `limit` included)."""
+    sessions: list[SessionUsageRow]
+    cells: list[UsageCell]
+    """Every run of the window (all sessions, rows beyond `limit` included), oldest first."""
+
+
 METHODS: tuple[MethodSpec, ...] = (
     MethodSpec(
         "usage.status",
@@ -199,5 +271,13 @@ METHODS: tuple[MethodSpec, ...] = (
         SessionsUsageParams,
         SessionsUsageResult,
         description="one session's tokens and cost",
+    ),
+    MethodSpec(
+        "usage.sessions",
+        RT,
+        R,
+        UsageSessionsParams,
+        UsageSessionsResult,
+        description="tokens and cost per session over a window, by quarter hour and model",
     ),
 )

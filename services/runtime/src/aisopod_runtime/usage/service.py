@@ -1,5 +1,5 @@
 """Usage on the run path (admission against budgets, the charge when a run concludes) and
-the methods that read it back: `usage.status`, `usage.cost`, `sessions.usage`.
+the methods that read it back: `usage.status`, `usage.cost`, `sessions.usage`, `usage.sessions`.
 
 The run manager calls `admit` while it submits a run and `charge` while it concludes
 one, beside the other conclusion steps, so that once `agent.wait` returns the run is in
@@ -18,6 +18,8 @@ from aisopod.catalogue.usage import (
     SessionsUsageParams,
     SessionsUsageResult,
     UsageCostResult,
+    UsageSessionsParams,
+    UsageSessionsResult,
     UsageStatusResult,
     UsageSummary,
     UsageWindowParams,
@@ -37,6 +39,7 @@ from aisopod_runtime.usage.tally import (
     cost_nano_usd,
     costs,
     month_of,
+    per_session,
     price_of,
     series,
     summary_fields,
@@ -219,7 +222,20 @@ def usage_handlers(parts: RuntimeService, usage: UsageService) -> dict[str, Hand
             cost_usd=usd(priced.total_nano),
         )
 
+    async def usage_sessions(params: UsageSessionsParams, ctx: CallContext) -> UsageSessionsResult:
+        since, until = window(params.since, params.until, now_ms())
+        agent_id, key = params.agent_id, None
+        if params.key is not None:
+            key, owner = parse_session_key(params.key, parts.agents.default_id)
+            if agent_id is not None and agent_id != owner:
+                return per_session([], parts.config.models, since, until, params.limit)
+            agent_id = owner
+        # O(runs in the window): sessions are not a dimension of the hourly roll-ups.
+        records = await usage.ledger.read_records(since, until, agent_id=agent_id, session_key=key)
+        return per_session(records, parts.config.models, since, until, params.limit)
+
     return {
+        "usage.sessions": usage_sessions,
         "usage.status": usage.status,
         "usage.cost": usage.cost,
         "sessions.usage": sessions_usage,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import calendar
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,6 +19,7 @@ from aisopod.catalogue.usage import (
     DAY_MS,
     DEFAULT_WINDOW_MS,
     MAX_WINDOW_MS,
+    QUARTER_MS,
     AgentCost,
     AgentUsage,
     Bucket,
@@ -26,7 +27,10 @@ from aisopod.catalogue.usage import (
     ModelCost,
     ModelUsage,
     ProviderUsage,
+    SessionUsageRow,
+    UsageCell,
     UsagePoint,
+    UsageSessionsResult,
     UsageTokens,
 )
 from aisopod.config.sections.providers import ModelCost as Price
@@ -265,4 +269,108 @@ def costs(
         ],
         series=[CostPoint(start=start, cost_usd=usd(nano)) for start, nano in slots.items()],
         unpriced=sorted(ref for ref, price in prices.items() if price is None),
+    )
+
+
+# -- per session ----------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Cell:
+    """A `UsageCell` being added up: tokens, and costs in nano-dollars."""
+
+    tally: Tally = field(default_factory=Tally)
+    input_nano: int = 0
+    output_nano: int = 0
+    read_nano: int = 0
+    write_nano: int = 0
+    cost_nano: int = 0
+
+    def add(self, record: dict[str, Any], price: Price | None) -> None:
+        self.tally.add(record)
+        self.cost_nano += cost_nano_usd(price, record)
+        if price is None:
+            return
+        prompt = int(record.get("promptTokens") or 0)
+        read = int(record.get("cacheReadTokens") or 0)
+        write = int(record.get("cacheWriteTokens") or 0)
+        # The parts of `cost_nano_usd`'s sum, each rounded alone (so they may differ from
+        # the cost by a few nano-dollars); the cost itself is the ledger's one.
+        self.input_nano += round(max(prompt - read - write, 0) * price.input * 1000)
+        self.read_nano += round(
+            read * (price.cache_read if price.cache_read is not None else price.input) * 1000
+        )
+        self.write_nano += round(
+            write * (price.cache_write if price.cache_write is not None else price.input) * 1000
+        )
+        self.output_nano += round(int(record.get("completionTokens") or 0) * price.output * 1000)
+
+    def out(self, start: int, agent_id: str, model: str, priced: bool) -> UsageCell:
+        return UsageCell(
+            start=start,
+            agent_id=agent_id,
+            model=model,
+            provider=model.partition("/")[0],
+            **self.tally.fields(),
+            input_cost_usd=usd(self.input_nano),
+            output_cost_usd=usd(self.output_nano),
+            cache_read_cost_usd=usd(self.read_nano),
+            cache_write_cost_usd=usd(self.write_nano),
+            cost_usd=usd(self.cost_nano),
+            priced=priced,
+        )
+
+
+CellKey = tuple[int, str, str]  # quarter hour start, agent id, model
+
+
+def _cells(
+    records: Iterable[dict[str, Any]], prices: dict[str, Price | None]
+) -> dict[CellKey, _Cell]:
+    cells: dict[CellKey, _Cell] = {}
+    for record in records:
+        ts = int(record["ts"])
+        model = str(record.get("model"))
+        key = (ts - ts % QUARTER_MS, str(record.get("agentId") or ""), model)
+        cells.setdefault(key, _Cell()).add(record, prices[model])
+    return dict(sorted(cells.items()))
+
+
+def _cell_list(cells: dict[CellKey, _Cell], prices: dict[str, Price | None]) -> list[UsageCell]:
+    return [
+        cell.out(start, agent, model, prices[model] is not None)
+        for (start, agent, model), cell in cells.items()
+    ]
+
+
+def per_session(
+    records: list[dict[str, Any]], models: ProvidersSection, since: int, until: int, limit: int
+) -> UsageSessionsResult:
+    """Records (oldest first) as `usage.sessions` shows them: the sessions most recently
+    active first, at most `limit` rows; the cells of all of them at the current prices."""
+    prices = {ref: price_of(models, ref) for ref in {str(r.get("model")) for r in records}}
+    per_session: dict[str, list[dict[str, Any]]] = {}
+    for record in records:
+        per_session.setdefault(str(record.get("sessionKey") or ""), []).append(record)
+    newest_first = sorted(per_session.items(), key=lambda kv: (-int(kv[1][-1]["ts"]), kv[0]))
+    rows = []
+    for key, runs in newest_first[:limit]:
+        cells = _cells(runs, prices)
+        rows.append(
+            SessionUsageRow(
+                key=key,
+                agent_id=str(runs[0].get("agentId") or ""),
+                first_at=int(runs[0]["ts"]),
+                last_at=int(runs[-1]["ts"]),
+                totals=totals(runs).tokens(),
+                cost_usd=usd(sum(cell.cost_nano for cell in cells.values())),
+                cells=_cell_list(cells, prices),
+            )
+        )
+    return UsageSessionsResult(
+        since=since,
+        until=until,
+        session_count=len(per_session),
+        sessions=rows,
+        cells=_cell_list(_cells(records, prices), prices),
     )

@@ -23,6 +23,7 @@ from aisopod.config.sections.heartbeat import HeartbeatSection
 from aisopod.errors import AisopodError, InvalidParams, NotFound
 from aisopod.sessionkey import canonical_session_key
 from aisopod_ws_gateway.openclaw.events import presence_entry, text_parts
+from aisopod_ws_gateway.openclaw.usage import sessions_usage, usage_params
 
 Params = dict[str, Any]
 SESSIONS_LIMIT = 1000
@@ -666,6 +667,17 @@ def agent_final(waited: dict[str, Any], history: dict[str, Any]) -> dict[str, An
     }
 
 
+def usage_report(ours: Any, ctx: Context) -> dict[str, Any]:
+    return sessions_usage(ours, ctx.params, int(time.time() * 1000))
+
+
+def provider_quotas(ours: Any, ctx: Context) -> dict[str, Any]:
+    """OpenClaw's `usage.status` is the providers' own plan and quota windows, read from
+    their accounts; we read none (our usage is `sessions.usage`): OpenClaw's answer when
+    no provider reports any."""
+    return {"updatedAt": int(time.time() * 1000), "providers": []}
+
+
 def last_heartbeat(ours: Any, ctx: Context) -> Any:
     """OpenClaw answers the newest heartbeat event itself (null before the first)."""
     return ours.get("last")
@@ -751,6 +763,11 @@ ADAPTERS: dict[str, Adapter] = {
         empty_on=(NotFound,), empty={"session": None},
     ),
     "sessions.subscribe": Adapter("sessions.list", feed="sessions.changed"),
+    # The usage page (docs/openclaw.md, Usage).
+    "sessions.usage": Adapter(
+        "usage.sessions", params=usage_params, result=usage_report, clocked=True
+    ),
+    "usage.status": Adapter("models.list", params=none, result=provider_quotas, clocked=True),
     "sessions.messages.subscribe": Adapter("chat.history", feed="chat"),
     "sessions.messages.unsubscribe": Adapter("chat.history", feed="-chat"),
 }  # fmt: skip

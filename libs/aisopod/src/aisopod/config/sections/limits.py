@@ -114,7 +114,11 @@ class LimitsSection(Section):
     )
     cleanup_interval_s: float = Field(5.0, gt=0, le=3600)
     peer_timeout_ms: int = Field(
-        250, ge=10, le=10_000, description="wait for the replica owning a key this long"
+        250,
+        ge=10,
+        le=10_000,
+        description="wait for the replica owning a key at least this long (longer while its "
+        "heartbeats show it alive, up to 3.5 s after the last one)",
     )
     ownership: Literal["primary", "hash"] = Field(
         "primary",

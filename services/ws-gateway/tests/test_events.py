@@ -219,6 +219,28 @@ async def test_presence_lists_clients_cluster_wide_and_announces(gw) -> None:
         assert conn_id not in keys or await _gone(entry, conn_id)
 
 
+async def test_the_hello_presence_snapshot_is_joined_once_per_presence_change(gw) -> None:
+    presence = gw.gateway.presence
+    async with await WsClient.connect(gw.url, token="admin-token") as first:
+        first_id = first.hello["server"]["connId"]
+        encoded = presence.snapshot_json()
+        # No await in between: the same bytes while presence is unchanged, and the list
+        # the reads return is that JSON.
+        assert presence.snapshot_json() is encoded
+        assert presence.entries() == orjson.loads(encoded)
+        assert any(e["connId"] == first_id for e in presence.entries())
+        async with await WsClient.connect(gw.url, token="admin-token") as second:
+            second_id = second.hello["server"]["connId"]
+            snapshot = second.hello["snapshot"]["presence"]
+            assert any(e["connId"] == first_id for e in snapshot)
+            # The newcomer's own entry is added after its hello, so the next join has it.
+            assert presence.snapshot_json() is not encoded
+            assert any(e["connId"] == second_id for e in presence.entries())
+    # A reader without operator.read still gets an empty snapshot.
+    async with await WsClient.connect(gw.url, token="admin-token", scopes=[]) as bare:
+        assert bare.hello["snapshot"]["presence"] == []
+
+
 _CLIENT = {"id": "t", "version": "1", "platform": "python", "mode": "test"}
 
 

@@ -8,14 +8,16 @@ sans-I/O parser is idle between frames, and hands bytes back to it otherwise. Kn
 - `reader.buffer`: bytes fed to the parser and not yet parsed;
 - `parser`: the parser generator; it is between frames when its innermost generator is
   `StreamReader.at_eof` (inside a frame it waits in `read_exact`);
-- `max_message_size`: the message limit, read by our frame reader and raised after hello.
+- `max_message_size`: the message limit, read by our frame reader and raised after hello;
+- `Protocol.parse`: the frame-level parser `ServerProtocol.parse` delegates to once the
+  request is read; restarted on its own when idle (`restart_idle_parser`).
 
 `tests/test_compat_websockets.py` checks each against the installed version.
 """
 
 from __future__ import annotations
 
-from websockets.protocol import Protocol
+from websockets.protocol import OPEN, Protocol
 from websockets.streams import StreamReader
 
 PROTOCOL_INTERNALS = ("current_size", "reader", "parser", "max_message_size")
@@ -45,3 +47,19 @@ def max_message_size(ws: Protocol) -> int | None:
 def set_max_message_size(ws: Protocol, size: int | None) -> None:
     """Change the limit of an open connection (websockets takes it only at construction)."""
     ws.max_message_size = size
+
+
+def restart_idle_parser(ws: Protocol) -> bool:
+    """Drop what websockets' parser generator keeps alive while it waits between frames:
+    `ServerProtocol.parse` holds the parsed upgrade request (its headers: several hundred
+    bytes, kilobytes behind a proxy) as a local for the connection's lifetime, and
+    `Protocol.parse` the last frame it parsed (for us the `connect` frame, as later simple
+    frames are read by `wsframes`). Between frames `Protocol.parse` holds no other state,
+    so a fresh one takes the old generator's place. False (nothing changed) when the
+    connection is not open or a frame is begun."""
+    if ws.state is not OPEN or not parser_between_frames(ws):
+        return False
+    old, ws.parser = ws.parser, Protocol.parse(ws)
+    next(ws.parser)  # start the coroutine, as Protocol.__init__ does
+    old.close()
+    return True

@@ -84,7 +84,6 @@ class Connection:
         "ip",
         "last_seq",
         "nats_header_block",
-        "nats_headers",
         "node_id",
         "nonce",
         "on_frame",
@@ -126,8 +125,7 @@ class Connection:
         self.state = State.PENDING
         self.since_ms = int(time.time() * 1000)
         self.principal: Principal | None = None
-        self.nats_headers: dict[str, str] = {}
-        self.nats_header_block: bytes | None = None  # nats_headers encoded once, for requests
+        self.nats_header_block: bytes | None = None  # the principal's headers, encoded once
         self.view: View | None = None
         self.client: dict[str, Any] = {}
         self.device_id: str | None = None
@@ -170,8 +168,11 @@ class Connection:
         task.add_done_callback(self._task_done)
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
-        if self.tasks is not None:
-            self.tasks.discard(task)
+        tasks = self.tasks
+        if tasks is not None:
+            tasks.discard(task)
+            if not tasks:
+                self.tasks = None  # an idle connection keeps no empty set (the handshake's)
         if not task.cancelled() and task.exception() is not None:
             log.error("request task failed", exc_info=task.exception())
 
@@ -254,10 +255,12 @@ class Connection:
     def open(self, principal: Principal, view: View) -> None:
         cfg = self.gateway.config
         self.principal = principal
-        self.nats_headers = principal.to_headers()
-        self.nats_header_block = encode_headers(self.nats_headers)
+        self.nats_header_block = encode_headers(principal.to_headers())
         self.view = view
+        # What only the handshake reads (docs/ws-gateway.md, memory per connection).
         self.bearer = None  # spent
+        self.nonce = ""
+        self.origin = self.host_header = self.forwarded_host = None
         self.bucket = TokenBucket(cfg.requests_per_second, cfg.request_burst, time.monotonic())
         set_max_message_size(self.transport.ws, cfg.max_payload)
         self.state = State.OPEN

@@ -98,6 +98,27 @@ class HandshakeHost(Protocol):
     def features_json(self, view: View) -> bytes: ...
 
 
+# The fields every connection's principal is built with: pydantic keeps a set of them per
+# instance (`model_fields_set`, 728 bytes for nine names); equal ones share this one (a
+# frozen model never changes it; `model_copy` copies it first).
+_PRINCIPAL_FIELDS_SET = {
+    "id",
+    "role",
+    "scopes",
+    "auth_method",
+    "conn_id",
+    "client_ip",
+    "device_id",
+    "node_id",
+    "wire",
+}
+
+
+def share_fields_set(principal: Principal) -> None:
+    if principal.model_fields_set == _PRINCIPAL_FIELDS_SET:
+        object.__setattr__(principal, "__pydantic_fields_set__", _PRINCIPAL_FIELDS_SET)
+
+
 class Handshake:
     def __init__(self, gateway: HandshakeHost) -> None:
         self.gateway = gateway
@@ -187,6 +208,7 @@ class Handshake:
             node_id=conn.node_id,
             wire=None if conn.codec.name == "jsonrpc" else conn.codec.name,
         )
+        share_fields_set(principal)
         include = frozenset(params.subscribe) if params.subscribe is not None else None
         view = gateway.views.get(role, scopes, Subscription(include=include))
         if conn.state is State.CLOSED:
@@ -279,7 +301,9 @@ class Handshake:
         }
         tail: dict[str, Any] = {
             "snapshot": {
-                "presence": gateway.presence.entries() if principal.may(Requirement.READ) else [],
+                "presence": gateway.presence.snapshot_fragment()
+                if principal.may(Requirement.READ)
+                else [],
                 "health": gateway.health.snapshot,
                 "uptimeMs": int((time.time() - gateway.host.started_at) * 1000),
             },

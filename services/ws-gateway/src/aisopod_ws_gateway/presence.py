@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from nats.js.kv import KeyValue
 
+from aisopod.codec import dumps
+
 if TYPE_CHECKING:
     from aisopod_ws_gateway.connection import Connection
     from aisopod_ws_gateway.service import Gateway
@@ -34,11 +36,18 @@ class Presence:
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
         self.kv: KeyValue | None = None
-        self._cluster: dict[str, tuple[dict[str, Any], float]] = {}
+        # connId → (the entry's JSON, when last written): kept encoded, a third of the
+        # memory of the parsed dict (docs/ws-gateway.md, memory per connection).
+        self._cluster: dict[str, tuple[bytes, float]] = {}
         self._local: dict[str, Connection] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._writes: set[asyncio.Task[None]] = set()
         self._changed = asyncio.Event()
+        # Bumped on every change of `_cluster`: the snapshot's JSON (the hello's, and what
+        # `entries()` parses) is joined once per revision, and again only when an entry in
+        # it goes stale, instead of once per handshake.
+        self.revision = 0
+        self._snapshot: tuple[int, float, bytes] | None = None
 
     async def start(self) -> None:
         self.kv = await self.gateway.host.kv("presence")
@@ -79,8 +88,9 @@ class Presence:
 
     def add(self, conn: Connection) -> None:
         self._local[conn.conn_id] = conn
-        entry = self.entry(conn)
+        entry = dumps(self.entry(conn))
         self._cluster[conn.conn_id] = (entry, time.monotonic())
+        self.revision += 1
         self._write(self._put(conn.conn_id, entry))
         self._changed.set()
 
@@ -88,14 +98,34 @@ class Presence:
         if self._local.pop(conn.conn_id, None) is None:
             return
         self._cluster.pop(conn.conn_id, None)
+        self.revision += 1
         if self.kv is not None:
             self._write(self._delete(conn.conn_id))
         self._changed.set()
 
     def entries(self) -> list[dict[str, Any]]:
         """Every live client of the cluster (this replica's cache of KV `presence`)."""
-        horizon = time.monotonic() - STALE_S
-        return [entry for entry, seen in self._cluster.values() if seen >= horizon]
+        entries: list[dict[str, Any]] = orjson.loads(self.snapshot_json())
+        return entries
+
+    def snapshot_fragment(self) -> orjson.Fragment:
+        """`entries()` for the hello snapshot, spliced as JSON by the encoder."""
+        return orjson.Fragment(self.snapshot_json())
+
+    def snapshot_json(self) -> bytes:
+        """`entries()` as a JSON array, joined from the stored entries once per revision of
+        presence (or when the oldest entry in it went stale), not once per handshake: it
+        grows with the connections."""
+        now = time.monotonic()
+        horizon = now - STALE_S
+        cached = self._snapshot
+        if cached is not None and cached[0] == self.revision and cached[1] >= horizon:
+            return cached[2]
+        live = [(entry, seen) for entry, seen in self._cluster.values() if seen >= horizon]
+        oldest = min((seen for _, seen in live), default=now)
+        encoded = b"[" + b",".join(entry for entry, _ in live) + b"]"
+        self._snapshot = (self.revision, oldest, encoded)
+        return encoded
 
     # -- KV -----------------------------------------------------------------------------
     def _write(self, work: Any) -> None:
@@ -103,11 +133,11 @@ class Presence:
         self._writes.add(task)
         task.add_done_callback(self._writes.discard)
 
-    async def _put(self, key: str, entry: dict[str, Any]) -> None:
+    async def _put(self, key: str, entry: bytes) -> None:
         if self.kv is None:
             return
         try:
-            await self.kv.put(key, orjson.dumps(entry))
+            await self.kv.put(key, entry)
         except Exception as exc:  # NATS down: the next refresh writes it again
             log.warning("presence write failed: %s", type(exc).__name__)
 
@@ -131,12 +161,19 @@ class Presence:
             if update is None:
                 continue
             if update.operation in ("DEL", "PURGE") or not update.value:
-                self._cluster.pop(update.key, None)
+                if self._cluster.pop(update.key, None) is not None:
+                    self.revision += 1
                 continue
+            value = bytes(update.value)
             try:
-                self._cluster[update.key] = (orjson.loads(update.value), time.monotonic())
+                valid = isinstance(orjson.loads(value), dict)
             except ValueError:
+                valid = False
+            if not valid:
                 log.warning("malformed presence entry %s", update.key)
+                continue
+            self._cluster[update.key] = (value, time.monotonic())
+            self.revision += 1
 
     async def _refresh_loop(self) -> None:
         while True:
@@ -145,7 +182,8 @@ class Presence:
             for start in range(0, len(conns), 256):
                 chunk = conns[start : start + 256]
                 await asyncio.gather(
-                    *(self._put(c.conn_id, self.entry(c)) for c in chunk), return_exceptions=True
+                    *(self._put(c.conn_id, dumps(self.entry(c))) for c in chunk),
+                    return_exceptions=True,
                 )
 
     async def _announce_loop(self) -> None:

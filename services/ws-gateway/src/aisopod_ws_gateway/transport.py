@@ -23,7 +23,11 @@ from websockets.server import ServerProtocol
 from aisopod.securityheaders import SECURITY_HEADERS
 from aisopod_ws_gateway import admission, wsframes
 from aisopod_ws_gateway.codec import JSONRPC, Codec
-from aisopod_ws_gateway.compat_websockets import max_message_size, parser_between_frames
+from aisopod_ws_gateway.compat_websockets import (
+    max_message_size,
+    parser_between_frames,
+    restart_idle_parser,
+)
 from aisopod_ws_gateway.openclaw.frames import OPENCLAW
 
 if TYPE_CHECKING:
@@ -124,6 +128,7 @@ class WsTransport(asyncio.Protocol):
         ws = self.ws
         if ws.state is OPEN and self._fragments is None and parser_between_frames(ws):
             self._rx = b""
+            restart_idle_parser(ws)  # it would keep the last frame it parsed
 
     def eof_received(self) -> bool | None:
         if self._rx:  # a partial frame: websockets reports the unexpected end
@@ -279,6 +284,7 @@ class WsTransport(asyncio.Protocol):
         self._cork = []
         try:
             self._respond(response)
+            restart_idle_parser(self.ws)  # the request is read below, once, then let go
             self.conn = self.gateway.open_connection(self, request, client_ip, codec)
         finally:
             corked, self._cork = self._cork, None

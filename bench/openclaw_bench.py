@@ -644,13 +644,21 @@ def rows_of(r: dict[str, Any]) -> list[Row]:
     return rows
 
 
+def _load_verdict(r: dict[str, Any]) -> str:
+    """Whether the figures can be read as they are: above one runnable task per CPU, the
+    processes measured wait for a core and latencies say more about the machine."""
+    if max(r["load_start"], r["load_end"]) <= r["machine"]["cpus"]:
+        return "a quiet machine"
+    return "**a loaded machine**, figures are noisy (tails and req/s most)"
+
+
 def markdown(r: dict[str, Any]) -> str:
     lines = [
         f"# aisopod vs OpenClaw — {r['date']} on {r['machine']['name']}",
         "",
         f"Load average {r['load_start']:.1f} at the start, {r['load_end']:.1f} at the end, on "
-        f"{r['machine']['cpus']} shared CPUs: **a loaded machine**, figures are noisy "
-        "(tails and req/s most). Same Python client for both, token auth, loopback; "
+        f"{r['machine']['cpus']} shared CPUs: {_load_verdict(r)}. "
+        "Same Python client for both, token auth, loopback; "
         f"aisopod's local stack (`{r.get('aisopod_profile', 'default')}` profile) through "
         "Traefik, OpenClaw "
         f"{r['openclaw_version']} alone in its Node process. "

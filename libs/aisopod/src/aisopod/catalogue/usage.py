@@ -26,6 +26,14 @@ MAX_WINDOW_MS = 366 * DAY_MS
 Bucket = Literal["hour", "day"]
 
 
+def _check_window(since: int | None, until: int | None) -> None:
+    if since is not None and until is not None:
+        if since >= until:
+            raise ValueError("since must be before until")
+        if until - since > MAX_WINDOW_MS:
+            raise ValueError("the window is longer than 366 days")
+
+
 class UsageWindowParams(Params):
     """`[since, until)` in epoch ms: `until` defaults to now, `since` to 30 days before
     `until`; at most 366 days. `bucket` is the series' step (default: `hour` for windows up
@@ -38,11 +46,7 @@ class UsageWindowParams(Params):
 
     @model_validator(mode="after")
     def _window(self) -> UsageWindowParams:
-        if self.since is not None and self.until is not None:
-            if self.since >= self.until:
-                raise ValueError("since must be before until")
-            if self.until - self.since > MAX_WINDOW_MS:
-                raise ValueError("the window is longer than 366 days")
+        _check_window(self.since, self.until)
         return self
 
 
@@ -192,11 +196,7 @@ class UsageSessionsParams(Params):
 
     @model_validator(mode="after")
     def _window(self) -> UsageSessionsParams:
-        if self.since is not None and self.until is not None:
-            if self.since >= self.until:
-                raise ValueError("since must be before until")
-            if self.until - self.since > MAX_WINDOW_MS:
-                raise ValueError("the window is longer than 366 days")
+        _check_window(self.since, self.until)
         return self
 
 

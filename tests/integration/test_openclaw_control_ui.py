@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import json
 import re
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,21 @@ class WireLog:
         return sorted(
             m for m, messages in self.errors.items() if any("unknown method" in e for e in messages)
         )
+
+
+async def shown_in_sidebar(page: Any, sidebar: Any, name: str, timeout_s: float = 30) -> None:
+    """Wait until the sidebar shows the session `name`. The sidebar shows ten rows, the rest
+    behind "Show more", and a session that arrives while it is open does not go above the
+    rows already shown (seen with 150 sessions: the reloaded list had it first, the sidebar
+    did not): on a stack other tests filled with sessions it can be past the first ten."""
+    row = sidebar.get_by_text(name, exact=True)
+    more = sidebar.get_by_text("Show more", exact=True)
+    deadline = time.monotonic() + timeout_s
+    while not await row.is_visible():
+        assert time.monotonic() < deadline, await sidebar.inner_text()
+        if await more.count() and await more.first.is_visible():
+            await more.first.click()
+        await page.wait_for_timeout(100)  # the poll's period, not a condition wait
 
 
 async def usage_page_shows_a_turn(stack: Any, page: Any) -> None:
@@ -138,7 +154,7 @@ async def test_pair_with_the_cli_then_chat(stack, tmp_path: Path) -> None:
                     "chat.send", {"sessionKey": f"agent:main:{name}", "message": "from /ws"}
                 )
                 await ws.call("agent.wait", {"runId": started["runId"], "timeoutMs": 30_000})
-            await sidebar.get_by_text(name, exact=True).wait_for(timeout=30_000)
+            await shown_in_sidebar(page, sidebar, name)
             assert "sessions.changed" in wire.events
             await usage_page_shows_a_turn(stack, page)
             # Every call of the UI's load and chat is answered: mapped onto ours, or what

@@ -94,3 +94,25 @@ async def test_over_its_bound_the_store_reads_the_bucket(
         assert sorted(e.key for e in listed) == [f"agent:main:{n}" for n in range(3)]
     finally:
         await store.stop()
+
+
+async def test_a_write_another_replica_finished_is_seen_by_the_next_read(
+    kv: KeyValue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two runtime replicas: a client's write through one, then its read through the other
+    (the queue group picks either) sees the write, from memory."""
+    writer, reader = SessionStore(kv), SessionStore(kv)
+    await writer.start()
+    await reader.start()
+    try:
+        await warm(writer.memory)
+        await warm(reader.memory)
+        no_bucket_reads(monkeypatch)
+        for n in range(20):  # at once after each write: no wait for the reader's watch
+            key = f"agent:main:twin-{n}"
+            await writer.create(key, "main")
+            await writer.change(key, "main", {"label": "Inbox"})
+            assert key in {e.key for e in await reader.labelled("inbox", None)}
+    finally:
+        await writer.stop()
+        await reader.stop()

@@ -269,13 +269,14 @@ class SessionStore:
                 self._wrote(self.memory.revision + 1)
 
     async def _held(self) -> Iterable[Held]:
-        """Every session: from memory when it is warm and holds this store's last write,
-        else read from the bucket."""
+        """Every session: from memory when it is warm and holds everything the bucket held
+        when asked (its last sequence: one round trip, so a write another runtime replica
+        finished before this read is seen too), else read from the bucket."""
         memory = self.memory
         if (
             memory is not None
             and memory.warm
-            and await memory.wait_for(self.written, SYNC_WAIT_S)  # at once when it has it
+            and await memory.wait_for(await self._bucket_target(memory), SYNC_WAIT_S)
         ):
             return list(memory.held.values())
         return [
@@ -283,6 +284,13 @@ class SessionStore:
             for e in await snapshot(self.kv, SESSION_KEY_PREFIX + ">")
             if e.value is not None
         ]
+
+    async def _bucket_target(self, memory: SessionMemory) -> int:
+        try:
+            return max(self.written, await memory.last_revision())
+        except Exception:  # no answer: a target the memory cannot reach sends us to the bucket
+            log.warning("the sessions bucket's last sequence could not be read", exc_info=True)
+            return max(self.written, memory.revision + 1)
 
     async def all(self) -> list[SessionEntry]:
         return [h.entry for h in await self._held()]

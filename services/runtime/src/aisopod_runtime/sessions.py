@@ -8,10 +8,10 @@ The transcript itself lives in stream TRANSCRIPTS (transcripts.py).
 `sessions.list` and label look-ups read the bucket from memory: `SessionMemory` follows it
 with a KV watch (aisopod.replica: warm once it holds everything stored when the watch
 began, resynced after a lost watch, dropped past its bound). While it is cold or over its
-bound they read the whole bucket as before. This process's own writes are visible to its
-next read: a read first waits (at most `SYNC_WAIT_S`) until the watch has applied the last
-revision this store wrote, else reads the bucket. Writes of another runtime instance show
-after the watch delay (milliseconds).
+bound they read the whole bucket as before. Every write finished before a read is visible
+to it, whichever runtime instance made it: a read first asks the bucket's last sequence and
+waits (at most `SYNC_WAIT_S`) until the watch has applied it (`aisopod.replica.catch_up`),
+else reads the bucket.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from aisopod import codec
 from aisopod.catalogue.sessions import SessionEntry, SessionsListParams, SessionsPatchParams
 from aisopod.errors import Conflict, NotFound
 from aisopod.jsread import snapshot
-from aisopod.replica import KvReplica, OverBound
+from aisopod.replica import KvReplica, OverBound, catch_up
 from aisopod.sessionlist import SESSION_KEY_PREFIX, lowered_fields, search_text, select
 from aisopod_runtime.kvview import get_json, kv_token
 
@@ -37,7 +37,7 @@ log = logging.getLogger("aisopod.runtime.sessions")
 
 PREVIEW_CHARS = 200
 SYNC_WAIT_S = 1.0
-"""How long a read waits for the watch to apply this store's last write."""
+"""How long a read waits for the watch to apply the bucket's last sequence."""
 MEMORY_MAX_SESSIONS = 20_000
 MEMORY_MAX_BYTES = 32 * 1024 * 1024
 """The in-memory copy's bound (sessions, bytes of stored values); past it reads go to KV."""
@@ -139,8 +139,6 @@ class SessionStore:
     def __init__(self, kv: KeyValue) -> None:
         self.kv = kv
         self.memory: SessionMemory | None = None
-        self.written = 0
-        """The newest revision this store wrote (deletes: the bucket's last, read after)."""
 
     async def start(self) -> None:
         self.memory = SessionMemory(self.kv)
@@ -149,9 +147,6 @@ class SessionStore:
     async def stop(self) -> None:
         if self.memory is not None:
             await self.memory.stop()
-
-    def _wrote(self, revision: int) -> None:
-        self.written = max(self.written, revision)
 
     async def get(self, session_key: str) -> SessionEntry | None:
         found = await get_json(self.kv, session_kv_key(session_key))
@@ -185,7 +180,6 @@ class SessionStore:
         }
         try:
             revision = await self.kv.create(session_kv_key(session_key), codec.dumps(body))
-            self._wrote(revision)
         except KeyWrongLastSequenceError:
             found = await self.lookup(session_key)
             if found is None:
@@ -235,10 +229,9 @@ class SessionStore:
             data = codec.dumps(body)
             try:
                 if revision:
-                    wrote = await self.kv.update(session_kv_key(session_key), data, last=revision)
+                    await self.kv.update(session_kv_key(session_key), data, last=revision)
                 else:
-                    wrote = await self.kv.create(session_kv_key(session_key), data)
-                self._wrote(wrote)
+                    await self.kv.create(session_kv_key(session_key), data)
             except KeyWrongLastSequenceError:
                 continue
             return SessionEntry.model_validate(body)
@@ -261,36 +254,19 @@ class SessionStore:
 
     async def delete(self, session_key: str) -> None:
         await self.kv.delete(session_kv_key(session_key))
-        if self.memory is not None:  # nats-py does not say the delete's revision
-            try:
-                self._wrote(await self.memory.last_revision())
-            except Exception:  # deleted all the same: wait for the watch's next revision
-                log.warning("no revision after deleting %s", session_key, exc_info=True)
-                self._wrote(self.memory.revision + 1)
 
     async def _held(self) -> Iterable[Held]:
         """Every session: from memory when it is warm and holds everything the bucket held
         when asked (its last sequence: one round trip, so a write another runtime replica
         finished before this read is seen too), else read from the bucket."""
         memory = self.memory
-        if (
-            memory is not None
-            and memory.warm
-            and await memory.wait_for(await self._bucket_target(memory), SYNC_WAIT_S)
-        ):
+        if memory is not None and memory.warm and await catch_up((memory,), SYNC_WAIT_S):
             return list(memory.held.values())
         return [
             Held.of(SessionEntry.model_validate(codec.loads(e.value)))
             for e in await snapshot(self.kv, SESSION_KEY_PREFIX + ">")
             if e.value is not None
         ]
-
-    async def _bucket_target(self, memory: SessionMemory) -> int:
-        try:
-            return max(self.written, await memory.last_revision())
-        except Exception:  # no answer: a target the memory cannot reach sends us to the bucket
-            log.warning("the sessions bucket's last sequence could not be read", exc_info=True)
-            return max(self.written, memory.revision + 1)
 
     async def all(self) -> list[SessionEntry]:
         return [h.entry for h in await self._held()]

@@ -203,6 +203,21 @@ class SessionStore:
         `known` is a version read earlier: tried first, so an unchanged entry costs one
         round trip; the entry is read again only when it changed since.
         """
+        return SessionEntry.model_validate(
+            await self._change(session_key, agent_id, changes, known=known, create=create)
+        )
+
+    async def _change(
+        self,
+        session_key: str,
+        agent_id: str,
+        changes: dict[str, Any],
+        *,
+        known: Seen | None = None,
+        create: bool = True,
+    ) -> dict[str, Any]:
+        """`change`, answering the entry as written (not parsed: the touch at the end of
+        every turn has no use for it)."""
         for _ in range(8):
             if known is not None:
                 found: tuple[dict[str, Any], int] | None = (dict(known.body), known.revision)
@@ -234,7 +249,7 @@ class SessionStore:
                     await self.kv.create(session_kv_key(session_key), data)
             except KeyWrongLastSequenceError:
                 continue
-            return SessionEntry.model_validate(body)
+            return body
         raise Conflict("the session changed concurrently; retry", code="CONCURRENT_UPDATE")
 
     async def touch(
@@ -245,7 +260,7 @@ class SessionStore:
         known: Seen | None = None,
     ) -> None:
         changes = {"lastMessage": preview(last_message)} if last_message else {}
-        await self.change(session_key, agent_id, changes, known=known)
+        await self._change(session_key, agent_id, changes, known=known)
 
     async def patch(self, params: SessionsPatchParams, agent_id: str, key: str) -> SessionEntry:
         """Change an existing session; sessions are created by their first message."""

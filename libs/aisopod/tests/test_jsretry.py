@@ -7,6 +7,7 @@ here that is a stream, consumer or bucket that does not exist yet and appears mi
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -310,16 +311,21 @@ async def test_ensure_state_reconciles_an_existing_bucket_and_object_store(nc: C
     assert (await js.stream_info(f"OBJ_{bucket_name(prefix, 'canvas')}")).config.num_replicas == 1
 
 
-def test_message_ids_are_unique_and_drawn_again_in_a_forked_child(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_message_ids_are_unique_and_drawn_again_in_a_forked_child() -> None:
     ids = [jsretry.next_msg_id() for _ in range(10_000)]
     assert len(set(ids)) == len(ids)
     prefix = ids[0].rsplit("-", 1)[0]
     assert len(prefix) == 32 and all(i.startswith(prefix + "-") for i in ids)
-    monkeypatch.setattr(jsretry.os, "getpid", lambda: -1)  # as in a child after fork
-    child = jsretry.next_msg_id()
-    assert not child.startswith(prefix) and child not in ids
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # the child's first id, reported to the parent
+        os.write(write, jsretry.next_msg_id().encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(child, 0)
+    with os.fdopen(read, "rb") as pipe:
+        in_child = pipe.read().decode()
+    assert in_child and not in_child.startswith(prefix) and in_child not in ids
 
 
 async def test_an_attempt_that_times_out_is_retried_and_a_cancel_is_not(

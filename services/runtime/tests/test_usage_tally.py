@@ -186,3 +186,22 @@ def test_per_session_rows_newest_first_with_cells_and_every_run_in_the_totals() 
 def test_per_session_without_records_is_empty() -> None:
     report = per_session([], MODELS, T0, T0 + DAY_MS, limit=50)
     assert (report.session_count, report.sessions, report.cells) == (0, [], [])
+
+
+def test_month_of_at_the_edges_of_months_asked_in_any_order() -> None:
+    def ms(*args: int) -> int:
+        return int(datetime(*args, tzinfo=UTC).timestamp() * 1000)
+
+    asked = [
+        (ms(2026, 12, 31, 23, 59, 59) + 999, "2026-12"),
+        (ms(2027, 1, 1), "2027-01"),
+        (ms(2026, 12, 1), "2026-12"),
+        (ms(2026, 12, 1) - 1, "2026-11"),
+        (ms(2026, 12, 15), "2026-12"),
+        (ms(2024, 2, 29, 12), "2024-02"),
+        (ms(2024, 3, 1) - 1, "2024-02"),
+        (ms(2024, 3, 1), "2024-03"),
+    ]
+    for ts, month in asked * 2:  # the second pass finds each one's neighbour remembered
+        assert month_of(ts) == month
+        assert month_of(ts) == datetime.fromtimestamp(ts / 1000, UTC).strftime("%Y-%m")

@@ -511,18 +511,26 @@ def _with_msg_id(headers: dict[str, Any] | None) -> dict[str, Any]:
     return {**(headers or {}), _MSG_ID: next_msg_id()}
 
 
-_msg_ids: tuple[int, str, itertools.count[int]] | None = None
+class _MsgIds:
+    """A random 128-bit prefix per process and a counter: one draw per process instead of
+    a `uuid4` per publish (about a dozen per agent turn)."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.prefix = secrets.token_hex(16)
+        self.counter = itertools.count()
+
+
+_msg_ids = _MsgIds()
+# A forked child must not continue its parent's sequence under the same prefix.
+os.register_at_fork(after_in_child=_msg_ids.reset)
 
 
 def next_msg_id() -> str:
-    """An id no other publish uses within the streams' de-duplication window: a random
-    128-bit prefix per process (drawn again in a forked child) and a counter. One draw
-    per process instead of a `uuid4` per publish (about a dozen per agent turn)."""
-    global _msg_ids
-    pid = os.getpid()
-    if _msg_ids is None or _msg_ids[0] != pid:
-        _msg_ids = (pid, secrets.token_hex(16), itertools.count())
-    return f"{_msg_ids[1]}-{next(_msg_ids[2]):x}"
+    """An id no other publish uses within the streams' de-duplication window."""
+    return f"{_msg_ids.prefix}-{next(_msg_ids.counter):x}"
 
 
 def _api_name(subject: str, prefix: str) -> str:

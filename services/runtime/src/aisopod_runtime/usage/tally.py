@@ -112,8 +112,22 @@ def bucket_starts(since: int, until: int, bucket: Bucket) -> list[int]:
     return list(range(bucket_start(since, bucket), until, step))
 
 
+_last_month: tuple[int, int, str] = (0, 0, "")
+"""The month last named: (its first ms, the next month's first ms, `YYYY-MM`)."""
+
+
 def month_of(ts: int) -> str:
-    return datetime.fromtimestamp(ts / 1000, UTC).strftime("%Y-%m")
+    """`YYYY-MM` (UTC) of epoch ms `ts`; the month last asked for is remembered (every run
+    charged asks, almost always for the current month)."""
+    global _last_month
+    first, after, name = _last_month
+    if first <= ts < after:
+        return name
+    at = datetime.fromtimestamp(ts / 1000, UTC)
+    name = at.strftime("%Y-%m")
+    start = int(datetime(at.year, at.month, 1, tzinfo=UTC).timestamp() * 1000)
+    _last_month = (start, month_end(ts), name)
+    return name
 
 
 def month_end(ts: int) -> int:

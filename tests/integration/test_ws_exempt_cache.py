@@ -3,7 +3,9 @@ the real stack: repeated upgrades from an exempt address ask `ratelimit.edge` on
 requests on the subject are watched with an admin NATS client) and are counted on the
 replica's /metrics instead; after a live config change that removes the exemption and sets
 a small `ws_connect` limit, the very next upgrades are counted and the one past the limit
-gets HTTP 429 with Retry-After.
+gets HTTP 429 with Retry-After. An upgrade admitted that way still orders a revocation
+before its `connect` (the round trip it skipped did that): a revoked token is refused at
+once, though the token was in the verified-credential cache.
 
 The exempt address is a fresh documentation-range one, exempted for this test through the
 live configuration in the same way as the stack exempts loopback (`limits.exemptCidrs`),
@@ -30,7 +32,16 @@ from nats.aio.subscription import Subscription
 from aisopod import codec
 from aisopod.config.model import GatewayConfig
 from aisopod.config.store import ConfigStore
+from tests.integration.auth_support import Admin, remember
 from tests.integration.test_ratelimit_http import random_ip
+from tests.integration.test_ws_credential_cache import (
+    HITS,
+    READ,
+    connected_once,
+    counters,
+    learn_generation,
+    refused,
+)
 from tests.support.ws_stack import WsStack, require_ws_stack
 
 pytestmark = pytest.mark.integration
@@ -171,5 +182,35 @@ async def test_an_exempt_address_is_asked_once_and_counted_again_after_a_change(
             assert statuses == [101, 101, 101, 429]
             assert await asks_for(nc, watched, ip) == 4  # every one counted by ratelimit
             assert await cached(replica) - before == 4
+    finally:
+        await nc.close()
+
+
+async def test_a_revoke_reaches_a_connect_whose_upgrade_nobody_was_asked_about(
+    env: WsStack, stack: Any, admin: Admin
+) -> None:
+    ip = random_ip()
+    replica = env.replicas[0]
+    await learn_generation(env, replica)
+    created = await admin.request("token.create", {"scopes": READ, "name": "ws-exempt-cache"})
+    token = remember(created["token"])
+    nc = await env.nats()
+    try:
+
+        def exempt_ip(limits: dict[str, Any]) -> None:
+            limits["exemptCidrs"] = [*limits.get("exemptCidrs", []), f"{ip}/32"]
+
+        async with live_limits(stack, nc, exempt_ip):
+            await connected_once(env, replica, ip=ip, token=token, scopes=READ)
+            before = (await cached(replica), (await counters(replica))[HITS])
+            await connected_once(env, replica, ip=ip, token=token, scopes=READ)
+            after = (await cached(replica), (await counters(replica))[HITS])
+            # Neither ratelimit nor auth was asked: the upgrade and the token both kept.
+            assert after == (before[0] + 1, before[1] + 1)
+
+            await admin.request("token.revoke", {"tokenId": created["tokenId"]})
+            error = await refused(env, replica, ip=ip, token=token, scopes=READ)
+            assert error.detail == "AUTH_TOKEN_MISMATCH"
+            assert await cached(replica) == after[0] + 1  # that upgrade was not asked either
     finally:
         await nc.close()

@@ -7,10 +7,17 @@ section, an auth process starting or stopping), `control.connections.close` (aut
 orders), `control.auth.lockout` (a locked address skips the cache), this process's own
 config watcher (a change of `auth`), and the NATS connection itself (after any reconnect
 nothing heard before is trusted). docs/ws-gateway.md, "The verified-credential cache".
+
+An upgrade admitted without a NATS round trip (an exempt address, exemptcache.py) gets one
+anyway, started with its 101 (`order`): a PING whose PONG comes after every message
+nats-server sent this process before it, so a revocation published before the client
+could have learnt of it is applied before its `connect` may use the cache ("Revocation
+latency").
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +39,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("aisopod.ws.credentials")
 
 VERIFY_TIMEOUT_S = 5.0
+ORDER_TIMEOUT_S = 5  # nats-py takes whole seconds
 
 
 class Verifier:
@@ -42,6 +50,7 @@ class Verifier:
         self.cache = CredentialCache(ttl_s=ttl_s)
         self._subs: list[Any] = []
         self._reconnects = 0
+        self._orders: set[asyncio.Task[None]] = set()
         metrics.register_credential_cache(self.cache)
 
     async def start(self) -> None:
@@ -105,10 +114,33 @@ class Verifier:
             self.cache.forget_generations()
         return True
 
+    # -- ordering ----------------------------------------------------------------------------
+    def order(self) -> asyncio.Task[None] | None:
+        """A NATS round trip started now, for an upgrade no request ordered: its `connect`
+        may use the cache once it is back (`verify(ordered=…)`). None when the cache is
+        off (nothing to order)."""
+        if not self.cache.enabled:
+            return None
+        task = asyncio.ensure_future(self.host.bus.nc.flush(ORDER_TIMEOUT_S))
+        self._orders.add(task)
+        task.add_done_callback(self._ordered)
+        return task
+
+    def _ordered(self, task: asyncio.Task[None]) -> None:
+        self._orders.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved: a failed ping only means `verify` asks auth
+
     # -- the check ---------------------------------------------------------------------------
-    async def verify(self, request: VerifyRequest) -> VerifyResult:
+    async def verify(
+        self, request: VerifyRequest, ordered: asyncio.Future[None] | None = None
+    ) -> VerifyResult:
+        """`ordered`: the round trip `order` started for a connection admitted without one;
+        the cache is used only once it is back (a failed one: auth is asked)."""
         key = self._key(request)
         ipv6_prefix = int(getattr(self.host.config.current.limits, "ipv6_prefix", 64))
+        if key is not None and ordered is not None and not await _completed(ordered):
+            key = None
         if key is not None and self._connection_intact():
             cached = self.cache.get(key, lockout_key(request.client_ip, ipv6_prefix))
             if cached is not None:
@@ -145,3 +177,15 @@ class Verifier:
             origin=request.origin,
             direct_loopback=request.direct_loopback,
         ).key()
+
+
+async def _completed(round_trip: asyncio.Future[None]) -> bool:
+    """Whether the round trip came back (at once when it did already: a done future is
+    not waited on)."""
+    if round_trip.cancelled():
+        return False
+    try:
+        await round_trip
+    except Exception:
+        return False
+    return True

@@ -231,6 +231,10 @@ class WsTransport(asyncio.Protocol):
                 return
             if self.gateway.limit.exempt(path, client_ip):
                 self._accept(request, client_ip, codec)  # ratelimit exempted it: no ask
+                if self.conn is not None:
+                    # The round trip the ask was, after the 101: it orders the revocations
+                    # this client may know of before its `connect` (credentials.py).
+                    self.conn.ordered = self.gateway.credentials.order()
                 return
             # The connection limit is one NATS round trip: nothing more is read meanwhile
             # (a client sends no frame before the 101 anyway).

@@ -141,7 +141,7 @@ class Connection:
         self.edge_unsynced: frozenset[str] = frozenset()
         # Admitted without a NATS round trip: the one started with its 101, which `connect`
         # waits for before it trusts the credential cache (credentials.py, `order`).
-        self.ordered: asyncio.Future[None] | None = None
+        self.ordered: asyncio.Future[Any] | None = None
 
     @property
     def subscription(self) -> Subscription:

@@ -25,6 +25,7 @@ import orjson
 from pydantic import ValidationError
 
 from aisopod.clientip import lockout_key
+from aisopod.compat.natspy import ping_now
 from aisopod.contracts.auth import AuthChanged, VerifyRequest, VerifyResult
 from aisopod.credcache import CredentialCache, Question
 from aisopod.errors import InternalError
@@ -115,13 +116,18 @@ class Verifier:
         return True
 
     # -- ordering ----------------------------------------------------------------------------
-    def order(self) -> asyncio.Task[None] | None:
+    def order(self) -> asyncio.Future[Any] | None:
         """A NATS round trip started now, for an upgrade no request ordered: its `connect`
-        may use the cache once it is back (`verify(ordered=…)`). None when the cache is
-        off (nothing to order)."""
+        may use the cache once it is back (`verify(ordered=…)`). A PING written at once
+        when nothing is queued (no task, no flusher hop), else nats-py's `flush`. None
+        when the cache is off (nothing to order)."""
         if not self.cache.enabled:
             return None
-        task = asyncio.ensure_future(self.host.bus.nc.flush(ORDER_TIMEOUT_S))
+        nc = self.host.bus.nc
+        pong = ping_now(nc)
+        if pong is not None:
+            return pong
+        task = asyncio.ensure_future(nc.flush(ORDER_TIMEOUT_S))
         self._orders.add(task)
         task.add_done_callback(self._ordered)
         return task
@@ -133,7 +139,7 @@ class Verifier:
 
     # -- the check ---------------------------------------------------------------------------
     async def verify(
-        self, request: VerifyRequest, ordered: asyncio.Future[None] | None = None
+        self, request: VerifyRequest, ordered: asyncio.Future[Any] | None = None
     ) -> VerifyResult:
         """`ordered`: the round trip `order` started for a connection admitted without one;
         the cache is used only once it is back (a failed one: auth is asked)."""
@@ -179,13 +185,12 @@ class Verifier:
         ).key()
 
 
-async def _completed(round_trip: asyncio.Future[None]) -> bool:
-    """Whether the round trip came back (at once when it did already: a done future is
-    not waited on)."""
-    if round_trip.cancelled():
-        return False
-    try:
-        await round_trip
-    except Exception:
-        return False
-    return True
+async def _completed(round_trip: asyncio.Future[Any]) -> bool:
+    """Whether the round trip came back (at once when it did already). Waited for without
+    cancelling it: nats-py resolves a PING's future itself, and a lost connection never
+    does (then the timeout)."""
+    if not round_trip.done():
+        await asyncio.wait((round_trip,), timeout=ORDER_TIMEOUT_S)
+        if not round_trip.done():
+            return False
+    return not round_trip.cancelled() and round_trip.exception() is None

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from aisopod.catalogue import CATALOGUE
 from aisopod.catalogue.sessions import SessionEntry
 from aisopod.catalogue.usage import (
     SessionsUsageLogsParams,
@@ -18,7 +19,12 @@ from aisopod.catalogue.usage import (
     SessionsUsageSeriesResult,
 )
 from aisopod.errors import InvalidParams, NotFound
-from aisopod_ws_gateway.openclaw.adapters import ADAPTERS, Context, sessions_list
+from aisopod_ws_gateway.openclaw.adapters import (
+    ADAPTERS,
+    Context,
+    implemented_methods,
+    sessions_list,
+)
 from aisopod_ws_gateway.openclaw.usagedetail import LOG_TEXT_MAX, session_id
 
 KEY = "agent:main:side"
@@ -190,3 +196,15 @@ def test_rows_carry_a_derived_title_when_asked_and_a_stable_session_id() -> None
     plain = sessions_list(ours, Context(params={}, also={}, version="1", elapsed_ms=0))
     assert all("derivedTitle" not in row for row in plain["sessions"])
     assert session_id(KEY) == session_id(KEY)  # the same at every gateway
+
+
+def test_the_detail_needs_what_sessions_usage_needs() -> None:
+    """Each row calls one method of ours through our dispatch: its scope is checked there,
+    and it is the one of `sessions.usage`'s (operator.read); advertised when allowed."""
+    detail = ("sessions.usage.timeseries", "sessions.usage.logs")
+    needed = CATALOGUE[ADAPTERS["sessions.usage"].ours].requirement
+    for method in detail:
+        (ours,) = ADAPTERS[method].uses()
+        assert CATALOGUE[ours].requirement == needed
+    assert set(detail) <= set(implemented_methods(["sessions.usage.series", "sessions.usage.logs"]))
+    assert not set(detail) & set(implemented_methods(["usage.sessions"]))

@@ -1,7 +1,8 @@
 """`aisopod stack up`: the whole gateway as local processes, no Docker.
 
 Starts nats-server first, then every Python service, caddy and traefik at once (the
-services wait for NATS by themselves), waits until each answers its readiness probe,
+services wait for NATS by themselves; auth and ratelimit share one child process when
+each runs once, `COHOSTED`), waits until each answers its readiness probe,
 prints the URL and the admin token, writes the ready file, and supervises: a child that
 dies is reported and restarted. SIGINT/SIGTERM stops in order: edges drain first, then
 traefik and caddy, then the core services, NATS last.

@@ -29,7 +29,7 @@ def _port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _host(nats_url: str, tmp_path: Path) -> ServiceHost:
+def _host(nats_url: str, tmp_path: Path, drain_timeout_s: float = 2) -> ServiceHost:
     # The runtime seeds the configuration (CONFIG_WRITERS): a host of its own starts alone.
     settings = ServiceSettings(
         service=ServiceName.RUNTIME.value,
@@ -39,7 +39,7 @@ def _host(nats_url: str, tmp_path: Path) -> ServiceHost:
         nats_url=nats_url,
         subject_prefix="p" + uuid.uuid4().hex[:8],
         state_dir=tmp_path,
-        drain_timeout_s=2,
+        drain_timeout_s=drain_timeout_s,
     )
     return ServiceHost(settings, ServiceName.RUNTIME, "9.9.9")
 
@@ -212,4 +212,43 @@ async def test_stop_closes_idle_connections_at_once(nats_url: str, tmp_path: Pat
     assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 200")
     server.should_exit = True  # the connection is idle (kept alive): closed, not waited for
     await asyncio.wait_for(task, 10)
+    writer.close()
+
+
+async def test_stop_waits_for_an_answer_under_way_not_for_the_drain_timeout(
+    nats_url: str, tmp_path: Path
+) -> None:
+    # A drain timeout far beyond the test's deadline: the stop must end with the answer.
+    host = _host(nats_url, tmp_path, drain_timeout_s=600)
+    server = ProbeServer(ProbeApp(host))
+    task = asyncio.create_task(server.serve())
+    await _until(lambda: _listening(host.settings.port), "the probe port opens")
+    reader, writer = await asyncio.open_connection("127.0.0.1", host.settings.port)
+    writer.write(b"GET /health HTTP/1.1\r\nContent-Length: 4\r\n\r\nab")
+    await writer.drain()
+
+    async def reading_the_body() -> bool:
+        return bool(server._connections) and not server._idle
+
+    await _until(reading_the_body, "the server reads the request's body")
+    server.should_exit = True  # a request under way: its answer is still given
+    writer.write(b"cd")
+    await writer.drain()
+    answer = await asyncio.wait_for(reader.read(), 20)
+    assert answer.startswith(b"HTTP/1.1 200 OK\r\n") and b"Connection: close" in answer
+    await asyncio.wait_for(task, 20)
+    writer.close()
+
+
+async def test_force_exit_ends_a_stalled_request(nats_url: str, tmp_path: Path) -> None:
+    host = _host(nats_url, tmp_path, drain_timeout_s=600)
+    server = ProbeServer(ProbeApp(host))
+    task = asyncio.create_task(server.serve())
+    await _until(lambda: _listening(host.settings.port), "the probe port opens")
+    _, writer = await asyncio.open_connection("127.0.0.1", host.settings.port)
+    writer.write(b"GET /health HTTP/1.1\r\nContent-Length: 4\r\n\r\nab")  # never finished
+    await writer.drain()
+    server.should_exit = True
+    server.force_exit = True  # a second signal: stop now
+    await asyncio.wait_for(task, 20)
     writer.close()

@@ -197,9 +197,12 @@ class ProbeServer:
         pending = set(self._connections)
         if not pending:
             return
-        forced = asyncio.ensure_future(self._now.wait())
+        finished: asyncio.Future[Any] = asyncio.gather(*pending, return_exceptions=True)
+        forced: asyncio.Future[Any] = asyncio.ensure_future(self._now.wait())
         try:
-            await asyncio.wait([*pending, forced], timeout=timeout)
+            await asyncio.wait(
+                {finished, forced}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
         finally:
             forced.cancel()
         for task in pending:
@@ -214,6 +217,10 @@ class ProbeServer:
             await self._exchange(reader, writer)
         except (ConnectionError, asyncio.IncompleteReadError, TimeoutError):
             pass  # the peer went away or idled past the keep-alive
+        except asyncio.CancelledError:
+            # Closed by the stop (`_finish`). Ending normally: asyncio's stream server
+            # logs a connection task that ends cancelled as an error.
+            pass
         finally:
             self._connections.discard(task)
             writer.close()

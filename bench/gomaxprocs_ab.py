@@ -2,11 +2,13 @@
 "GOMAXPROCS").
 
     .venv/bin/python -m bench.gomaxprocs_ab [--rounds 4] [--seconds 3] [--out STEM]
+        [--sides default,nats1,traefik1]
 
-Three local stacks at once, one replica of each service, the benchmark seed and one shared
-fake upstream: `default` (Go's default, every CPU, for both: `--nats-gomaxprocs 0
---traefik-gomaxprocs 0`), `nats1` (nats-server at 1) and `traefik1` (Traefik at 1). Rounds
-visit the sides in turn (each leads once in three), so all see the same minutes of a shared
+Local stacks at once, one per side, each with one replica of each service, the benchmark
+seed and one shared fake upstream: `default` (Go's default, every CPU, for both:
+`--nats-gomaxprocs 0 --traefik-gomaxprocs 0`), `nats1` (nats-server at 1), `traefik1`
+(Traefik at 1), `auto` (no option: the launcher's rule for this host). Rounds visit the
+sides in turn (each leads once per cycle), so all see the same minutes of a shared
 machine. Per side and round:
 
 - `handshake`: `--handshakes` sequential WebSocket handshakes through Traefik (P3; the
@@ -47,10 +49,13 @@ from bench.ws_bench import rpc
 from bench.ws_lean_client import connect_gateway, throughput
 
 PROCESSES = ("traefik", "nats", "ws-gateway", "auth", "ratelimit", "runtime", "http-api")
-SIDES = {
-    "default": ("0", "0"),
-    "nats1": ("1", "0"),
-    "traefik1": ("0", "1"),
+# Side → launcher options (`--nats-gomaxprocs`, `--traefik-gomaxprocs`); `auto` gives none:
+# the launcher's own rule for this host (launcher/gosched.py).
+SIDES: dict[str, tuple[str, ...]] = {
+    "default": ("--nats-gomaxprocs", "0", "--traefik-gomaxprocs", "0"),
+    "nats1": ("--nats-gomaxprocs", "1", "--traefik-gomaxprocs", "0"),
+    "traefik1": ("--nats-gomaxprocs", "0", "--traefik-gomaxprocs", "1"),
+    "auto": (),
 }
 
 
@@ -266,22 +271,19 @@ def main() -> None:
     parser.add_argument("--handshakes", type=int, default=100)
     parser.add_argument("--turns", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--sides", default="default,nats1,traefik1", help="of " + ",".join(SIDES))
     parser.add_argument("--out", default=None, help="results file stem in bench/results")
     args = parser.parse_args()
+    sides = [s.strip() for s in args.sides.split(",") if s.strip()]
+    unknown = set(sides) - set(SIDES)
+    if unknown or not sides:
+        parser.error(f"--sides: unknown {sorted(unknown)}; known: {list(SIDES)}")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     started: list[Measured] = []
     with FakeUpstream(api_key=FAKE_API_KEY, subprocess=True, startup_timeout=60) as fake:
         try:
-            for name, (nats_procs, traefik_procs) in SIDES.items():
-                stack = BenchStack.start(
-                    "--replicas",
-                    "1",
-                    "--nats-gomaxprocs",
-                    nats_procs,
-                    "--traefik-gomaxprocs",
-                    traefik_procs,
-                    shared_fake=fake,
-                )
+            for name in sides:
+                stack = BenchStack.start("--replicas", "1", *SIDES[name], shared_fake=fake)
                 started.append(Measured(name, stack))
             load_before = load()
             blocks = uvloop.run(run(started, args))

@@ -118,7 +118,7 @@ def register(commands: Any) -> None:
         default=None,
         metavar="N",
         help="GOMAXPROCS of Traefik (0: Go's default, every CPU; default: your GOMAXPROCS "
-        "if set, else Go's default)",
+        "if set, else 1 on hosts with at most 2 CPUs)",
     )
     up.set_defaults(handler=_up)
     status = verbs.add_parser("status", help="what the stack in the state dir runs")

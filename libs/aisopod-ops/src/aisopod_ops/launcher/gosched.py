@@ -4,10 +4,15 @@ at once: their `GOMAXPROCS` (docs/deployment.md, "GOMAXPROCS").
 On a small host every process of a request's path shares the same few cores; a Go
 process allowed all of them spends much of its CPU handing work between its threads
 (nats-server: 28 % of its samples in the kernel's task switch on two cores). One thread
-does the same work for less CPU, and one core of nats-server is far above what the Python
-services can send it, so on hosts with at most `SMALL_HOST_CPUS` CPUs the launcher gives
-nats-server `GOMAXPROCS=1`. Who chooses, first to last: the launcher option
-(`--nats-gomaxprocs N`; 0 = Go's own default, every CPU), the user's own `GOMAXPROCS` in
+does the same work for less CPU (bench/gomaxprocs_ab.py, two cores: nats-server −17 % per
+agent turn and −40 % per rate-limit check, Traefik −37 % per proxied /v1 request). Where
+one core still carries more than the rest of the path can send is what bounds the rule:
+nats-server spends ~30–80 µs per request, a fraction of any Python service's, so it gets
+1 on hosts with up to 4 CPUs; Traefik spends ~260 µs per /v1 request, as much as an
+http-api, so it gets 1 only on hosts with up to 2 CPUs (on 4, one core of Traefik could
+become the ceiling of a path that otherwise grows with replicas; not measured, not
+applied). Who chooses, first to last: the launcher option (`--nats-gomaxprocs N`,
+`--traefik-gomaxprocs N`; 0 = Go's own default, every CPU), the user's own `GOMAXPROCS` in
 the environment (left as it is), this rule.
 """
 
@@ -16,10 +21,9 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-# At most this many CPUs: a "small host", where the rule applies.
-SMALL_HOST_CPUS = 4
-# What a Go child gets on a small host when nobody chose (None: Go's default).
-SMALL_HOST_GOMAXPROCS: dict[str, int | None] = {"nats": 1, "traefik": None}
+# Per Go child: on hosts with at most this many CPUs it runs with GOMAXPROCS=1 unless
+# someone chose otherwise (above that, Go's default).
+ONE_THREAD_UP_TO_CPUS = {"nats": 4, "traefik": 2}
 
 
 def host_cpus() -> int:
@@ -48,7 +52,6 @@ def go_child_env(
         return env
     if env.get("GOMAXPROCS"):
         return env
-    small = SMALL_HOST_GOMAXPROCS.get(process)
-    if small is not None and cpus <= SMALL_HOST_CPUS:
-        env["GOMAXPROCS"] = str(small)
+    if cpus <= ONE_THREAD_UP_TO_CPUS.get(process, 0):
+        env["GOMAXPROCS"] = "1"
     return env

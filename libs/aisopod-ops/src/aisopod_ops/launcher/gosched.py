@@ -4,8 +4,9 @@ at once: their `GOMAXPROCS` (docs/deployment.md, "GOMAXPROCS").
 On a small host every process of a request's path shares the same few cores; a Go
 process allowed all of them spends much of its CPU handing work between its threads
 (nats-server: 28 % of its samples in the kernel's task switch on two cores). One thread
-does the same work for less CPU (bench/gomaxprocs_ab.py, two cores: nats-server −17 % per
-agent turn and −40 % per rate-limit check, Traefik −37 % per proxied /v1 request). Where
+does the same work for less CPU (bench/gomaxprocs_ab.py, two cores: nats-server −17–23 %
+per agent turn and −42–52 % per rate-limit check, Traefik −27–39 % per proxied /v1
+request; no throughput lost). Where
 one core still carries more than the rest of the path can send is what bounds the rule:
 nats-server spends ~30–80 µs per request, a fraction of any Python service's, so it gets
 1 on hosts with up to 4 CPUs; Traefik spends ~260 µs per /v1 request, as much as an

@@ -170,14 +170,17 @@ class SessionStore:
         found = await get_json(self.kv, session_kv_key(session_key))
         return Seen(SessionEntry.model_validate(found[0]), *found) if found else None
 
-    async def create(self, session_key: str, agent_id: str) -> Seen:
-        """A new session's entry; the existing one when another writer created it first."""
-        body = {
+    async def create(self, session_key: str, agent_id: str, title: str | None = None) -> Seen:
+        """A new session's entry (with the title of the message that creates it); the
+        existing one when another writer created it first."""
+        body: dict[str, Any] = {
             "key": session_key,
             "agentId": agent_id,
             "updatedAt": now_ms(),
             "createdAt": now_ms(),
         }
+        if title is not None:
+            body["title"] = title
         try:
             revision = await self.kv.create(session_kv_key(session_key), codec.dumps(body))
         except KeyWrongLastSequenceError:
@@ -258,8 +261,13 @@ class SessionStore:
         agent_id: str,
         last_message: str | None,
         known: Seen | None = None,
+        title: str | None = None,
     ) -> None:
+        """A run or an injected message changed the session: its preview (and the title a
+        session without one gets from its first user message)."""
         changes = {"lastMessage": preview(last_message)} if last_message else {}
+        if title is not None:
+            changes["title"] = title
         await self._change(session_key, agent_id, changes, known=known)
 
     async def patch(self, params: SessionsPatchParams, agent_id: str, key: str) -> SessionEntry:

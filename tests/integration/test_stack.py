@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from pathlib import Path
 
 import httpx
@@ -142,3 +143,19 @@ async def test_service_user_is_refused_subjects_outside_its_permissions(stack) -
         assert any("permissions violation" in str(e).lower() for e in errors), errors
     finally:
         await nc.close()
+
+
+def test_go_children_run_with_the_launchers_gomaxprocs(stack) -> None:
+    """nats-server and Traefik as started: the GOMAXPROCS of launcher/gosched.py's rule for
+    this host (or the one this environment sets), read from their own environment."""
+    from aisopod_ops.launcher.gosched import go_child_env, host_cpus
+
+    record_file = Path(stack.state_dir) / "stack.json"
+    if not stack.pids or not record_file.exists():
+        pytest.skip("not a stack of the launcher (Compose sets its own environment)")
+    children = json.loads(record_file.read_text())["children"]
+    for name in ("nats", "traefik"):
+        expected = go_child_env(dict(os.environ), name, None, host_cpus()).get("GOMAXPROCS")
+        environ = (Path("/proc") / str(children[name]) / "environ").read_bytes().split(b"\0")
+        env = dict(item.decode().split("=", 1) for item in environ if b"=" in item)
+        assert env.get("GOMAXPROCS") == expected, name

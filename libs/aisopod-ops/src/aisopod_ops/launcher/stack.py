@@ -37,6 +37,7 @@ from aisopod_ops.launcher.edgesync import (
     nats_connector,
 )
 from aisopod_ops.launcher.forked import run_forked
+from aisopod_ops.launcher.gosched import go_child_env, host_cpus
 from aisopod_ops.launcher.paths import binary, openclaw_ui_root, repo_root, ui_root
 from aisopod_ops.launcher.ports import pick
 from aisopod_ops.launcher.probe import http_probe, nats_probe
@@ -87,6 +88,10 @@ class StackOptions:
     # the Control UI hosted by the launcher itself (hosted.py, combined.py), each service
     # still with its own port and NATS user; no Caddy.
     small: bool = False
+    # GOMAXPROCS of nats-server and Traefik (gosched.py): None = the user's GOMAXPROCS if
+    # set, else the small-host rule; 0 = Go's default (every CPU); N = exactly N.
+    nats_gomaxprocs: int | None = None
+    traefik_gomaxprocs: int | None = None
 
 
 @dataclass
@@ -474,6 +479,7 @@ class Stack:
     def _specs(self) -> list[ChildSpec]:
         host = self.options.host
         logs = self.state_dir / "logs"
+        cpus = host_cpus()
         specs = []
         for node in self.nats_nodes:
             name = "nats" if len(self.nats_nodes) == 1 else f"nats-{node.index + 1}"
@@ -481,7 +487,7 @@ class Stack:
                 ChildSpec(
                     name=name,
                     argv=[binary("nats-server"), "-c", str(self._nats_dir(node) / "nats.conf")],
-                    env=dict(os.environ),
+                    env=go_child_env(os.environ, "nats", self.options.nats_gomaxprocs, cpus),
                     log_file=logs / f"{name}.log",
                     # JetStream answers through this node: in a cluster, once there is a
                     # meta leader.
@@ -517,7 +523,7 @@ class Stack:
                     binary("traefik"),
                     f"--configFile={self.state_dir / 'traefik' / 'traefik.yml'}",
                 ],
-                env=dict(os.environ),
+                env=go_child_env(os.environ, "traefik", self.options.traefik_gomaxprocs, cpus),
                 log_file=logs / "traefik.log",
                 probe=self._http_probe(
                     connect_url("http", host, self.ports["traefik_ping"], "/ping")

@@ -1,10 +1,14 @@
 """P3, the WebSocket handshake, A/B in one run (docs/ws-gateway.md, "P3").
 
     .venv/bin/python -m bench.handshake_ab [--rounds 4] [--count 200] [--before REV]
+        [--off credential|exempt]
 
-Local stacks side by side: `old` with ws-gateway's verified-credential cache off
+Local stacks side by side: `old` with one of ws-gateway's caches off, `new` with it on (the
+default): `--off credential` (the default) the verified-credential cache
 (`AISOPOD_CREDENTIAL_CACHE_TTL_S=0`: every `connect` asks auth, as before the cache),
-`new` with it on (the default), and with `--before REV` a third, `before`, running that
+`--off exempt` the kept exempt verdicts of the connection limit
+(`AISOPOD_EXEMPT_CACHE_MAX_AGE_S=0`: every upgrade asks `ratelimit.edge`; the stacks exempt
+loopback). With `--before REV` a third, `before`, running that
 revision's Python sources (as bench/turn_ab.py does). Blocks of `count` sequential
 handshakes (TCP connect → upgrade through Traefik → challenge → `connect` → `hello`, admin
 token) alternate between them, `rounds` times, so all see the same load. Per block: wall
@@ -36,7 +40,10 @@ from bench.turn_ab import export_sources
 from bench.ws_lean_client import LeanClient
 
 PATH_PROCESSES = ("traefik", "ws-gateway", "auth", "ratelimit", "nats")
-CACHE_ENV = "AISOPOD_CREDENTIAL_CACHE_TTL_S"
+CACHE_ENVS = {
+    "credential": "AISOPOD_CREDENTIAL_CACHE_TTL_S",
+    "exempt": "AISOPOD_EXEMPT_CACHE_MAX_AGE_S",
+}
 
 
 def cpu_seconds(pid: int) -> float:
@@ -160,6 +167,9 @@ def main() -> None:
     parser.add_argument("--only", choices=("old", "new"), default=None)
     parser.add_argument("--before", default=None, help="a git revision to run as a third side")
     parser.add_argument("--hold", action="store_true", help="loop handshakes until killed")
+    parser.add_argument(
+        "--off", choices=sorted(CACHE_ENVS), default="credential", help="the cache `old` lacks"
+    )
     parser.add_argument("--out", default=None, help="results file stem in bench/results")
     args = parser.parse_args()
     # A SIGTERM (`timeout`, the end of a --hold profile) still stops the stacks.
@@ -171,15 +181,16 @@ def main() -> None:
             os.environ["PYTHONPATH"] = export_sources(args.before, Path(tmp.name))
             stacks.append(Side("before", BenchStack.start(with_fake=False)))
             os.environ.pop("PYTHONPATH", None)
+        cache_env = CACHE_ENVS[args.off]
         for name, ttl in (("old", "0"), ("new", None)):
             if args.only and args.only != name:
                 continue
             if ttl is None:
-                os.environ.pop(CACHE_ENV, None)
+                os.environ.pop(cache_env, None)
             else:
-                os.environ[CACHE_ENV] = ttl
+                os.environ[cache_env] = ttl
             stacks.append(Side(name, BenchStack.start(with_fake=False)))
-        os.environ.pop(CACHE_ENV, None)
+        os.environ.pop(cache_env, None)
         if args.hold:
             progress(f"ws-gateway pids: {stacks[0].pids.get('ws-gateway')}")
 
@@ -192,6 +203,7 @@ def main() -> None:
         load_before = load()
         blocks = asyncio.run(run(stacks, args.rounds, args.count))
         result = {
+            "off": args.off,
             "load_before": load_before,
             "load_after": load(),
             "blocks": blocks,

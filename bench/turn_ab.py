@@ -10,8 +10,9 @@ editable installs, for the launcher and every service it starts), this checkout 
 other, both with one replica of each service and the benchmark seed (bench/local_stack.py).
 Rounds alternate between them (after, before, after, …), each one `--turns` WebSocket
 `agent` turns with `wait` through Traefik in fresh sessions (agent_bench.py's client), and
-per round: wall p50, NATS messages in per turn (nats-server /varz), and CPU per turn of
-the runtime, nats-server and ws-gateway (utime + stime from /proc). Writes
+per round: wall p50, NATS messages in and out per turn (nats-server /varz), and CPU per
+turn of the runtime, nats-server, ws-gateway and http-api (utime + stime from /proc; the
+http-api is not on a WebSocket turn's path but receives what the turn publishes). Writes
 `bench/results/<date>-turn-ab-<machine>.md` and `.json`.
 """
 
@@ -43,7 +44,7 @@ from bench.harness import RESULTS, load_average, machine_name, progress  # noqa:
 from bench.local_stack import BenchStack  # noqa: E402
 from bench.ws_lean_client import connect_gateway  # noqa: E402
 
-MEASURED = ("runtime", "nats", "ws-gateway")
+MEASURED = ("runtime", "nats", "ws-gateway", "http-api")
 
 
 def export_sources(rev: str, into: Path) -> str:
@@ -99,6 +100,7 @@ async def one_round(stack: BenchStack, turns: int) -> dict[str, Any]:
         "load": round(load, 1),
         "p50_ms": round(statistics.median(samples) * 1000, 2),
         "nats_in_per_turn": round((msgs_after[0] - msgs[0]) / turns, 1),
+        "nats_out_per_turn": round((msgs_after[1] - msgs[1]) / turns, 1),
         "cpu_ms_per_turn": {k: round((cpu_after[k] - cpu[k]) / turns, 2) for k in pids},
     }
 
@@ -110,6 +112,7 @@ def summary(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "p50_ms_median_of_rounds": med([r["p50_ms"] for r in rounds]),
         "nats_in_per_turn": med([r["nats_in_per_turn"] for r in rounds]),
+        "nats_out_per_turn": med([r["nats_out_per_turn"] for r in rounds]),
         "cpu_ms_per_turn": {k: med([r["cpu_ms_per_turn"][k] for r in rounds]) for k in MEASURED},
     }
 
@@ -132,13 +135,16 @@ def markdown(result: dict[str, Any]) -> str:
         f" {a['p50_ms_median_of_rounds']} ms |",
         f"| NATS messages in per turn (nats-server) | {b['nats_in_per_turn']} |"
         f" {a['nats_in_per_turn']} |",
+        f"| NATS messages out per turn (deliveries) | {b['nats_out_per_turn']} |"
+        f" {a['nats_out_per_turn']} |",
     ]
     for name in MEASURED:
         lines.append(
             f"| CPU per turn, {name} | {b['cpu_ms_per_turn'][name]} ms |"
             f" {a['cpu_ms_per_turn'][name]} ms |"
         )
-    lines += ["", "Rounds in the order run (load, p50 ms, CPU ms per turn runtime/nats/ws):", ""]
+    names = "/".join(MEASURED)
+    lines += ["", f"Rounds in the order run (load, p50 ms, CPU ms per turn {names}):", ""]
     for side, r in result["order"]:
         cpu = "/".join(str(r["cpu_ms_per_turn"][k]) for k in MEASURED)
         lines.append(f"- {side}: load {r['load']}, {r['p50_ms']} ms, {cpu}")

@@ -1,8 +1,9 @@
 """OpenClaw's own Control UI (from its npm package) served by us at /openclaw/, in Chromium:
 the browser is refused until approved with `openclaw devices approve`, then a message sent
 from the UI gets its answer and the run settles, and a session another client starts
-through our own protocol appears in the UI's sessions sidebar while it is open, and a
-turn's tokens show on its usage page (docs/openclaw.md)."""
+through our own protocol appears in the UI's sessions sidebar while it is open (titled by
+its first message), and a turn's tokens show on its usage page, its detail with the chart
+and the message log (docs/openclaw.md)."""
 
 from __future__ import annotations
 
@@ -74,10 +75,11 @@ class WireLog:
 
 
 async def shown_in_sidebar(page: Any, sidebar: Any, name: str, timeout_s: float = 30) -> None:
-    """Wait until the sidebar shows the session `name`. The sidebar shows ten rows, the rest
-    behind "Show more", and a session that arrives while it is open does not go above the
-    rows already shown (seen with 150 sessions: the reloaded list had it first, the sidebar
-    did not): on a stack other tests filled with sessions it can be past the first ten."""
+    """Wait until the sidebar shows a session titled `name`. The sidebar shows ten rows,
+    the rest behind "Show more", and a session that arrives while it is open does not go
+    above the rows already shown (seen with 150 sessions: the reloaded list had it first,
+    the sidebar did not): on a stack other tests filled with sessions it can be past the
+    first ten."""
     row = sidebar.get_by_text(name, exact=True)
     more = sidebar.get_by_text("Show more", exact=True)
     deadline = time.monotonic() + timeout_s
@@ -88,9 +90,11 @@ async def shown_in_sidebar(page: Any, sidebar: Any, name: str, timeout_s: float 
         await page.wait_for_timeout(100)  # the poll's period, not a condition wait
 
 
-async def usage_page_shows_a_turn(stack: Any, page: Any) -> None:
+async def usage_page_shows_a_turn(stack: Any, page: Any, wire: WireLog) -> None:
     """A turn on a fake-upstream agent (the echo model reports no usage) shows on the UI's
-    usage page (`sessions.usage`, docs/openclaw.md Usage) with its token count."""
+    usage page (`sessions.usage`, docs/openclaw.md Usage) with its token count; opening
+    the session shows its detail: the chart (`sessions.usage.timeseries`) and the message
+    log (`sessions.usage.logs`) with the message the turn sent."""
     name = f"usage-{uuid.uuid4().hex[:8]}"
     async with await WsClient.connect(stack.ws_url, token=stack.admin_token) as ws:
         with contextlib.suppress(RpcError):  # made by an earlier test
@@ -99,17 +103,25 @@ async def usage_page_shows_a_turn(stack: Any, page: Any) -> None:
                 {"id": "fake-small", "name": "fake-small", "model": "fake/fake-small"},
             )
         key = f"agent:fake-small:{name}"
-        started = await ws.call("chat.send", {"sessionKey": key, "message": f"count {name}"})
-        await ws.call("agent.wait", {"runId": started["runId"], "timeoutMs": 30_000})
+        for message in (f"count {name}", "and once more"):
+            started = await ws.call("chat.send", {"sessionKey": key, "message": message})
+            await ws.call("agent.wait", {"runId": started["runId"], "timeoutMs": 30_000})
         usage = await ws.call("sessions.usage", {"key": key})
     total = usage["totals"]["totalTokens"]
     assert total > 0
     await page.goto(f"{stack.http_url}/openclaw/usage#token={stack.admin_token}")
     await page.get_by_text(key, exact=True).wait_for(timeout=30_000)
-    # The session's row: its key, agent, provider and model, then its token count.
+    # The session's row: its key, agent, provider and model (and the time between its
+    # first and last run), then its token count.
     lines = [line.strip() for line in (await page.locator("body").inner_text()).splitlines()]
     row = lines[lines.index(key) : lines.index(key) + 6]
-    assert "provider:fake · model:fake-small" in row and str(total) in row, row
+    assert any(line.startswith("provider:fake · model:fake-small") for line in row), row
+    assert str(total) in row, row
+    await page.get_by_text(key, exact=True).click()
+    await page.get_by_text(f"count {name}", exact=True).first.wait_for(timeout=30_000)
+    asked = set(wire.methods.values())
+    assert {"sessions.usage.timeseries", "sessions.usage.logs"} <= asked, asked
+    assert not {"sessions.usage.timeseries", "sessions.usage.logs"} & set(wire.errors)
 
 
 async def test_pair_with_the_cli_then_chat(stack, tmp_path: Path) -> None:
@@ -145,18 +157,19 @@ async def test_pair_with_the_cli_then_chat(stack, tmp_path: Path) -> None:
             # The agent's main session is the UI's "Home", never a sidebar row (as with
             # OpenClaw). Another session, started by a client of our own protocol while the
             # UI is open, shows in the sidebar: our `sessions.changed` event makes the UI
-            # reload its list, whose rows are our sessions.
+            # reload its list, whose rows are our sessions. The row's title is the first
+            # message's (`derivedTitle`), not the key's last part.
             name = f"sidebar-{uuid.uuid4().hex[:8]}"
             sidebar = page.locator(".sidebar-shell__body")
             assert await sidebar.get_by_text(name).count() == 0
             async with await WsClient.connect(stack.ws_url, token=stack.admin_token) as ws:
                 started = await ws.call(
-                    "chat.send", {"sessionKey": f"agent:main:{name}", "message": "from /ws"}
+                    "chat.send", {"sessionKey": f"agent:main:{name}", "message": f"hi {name}"}
                 )
                 await ws.call("agent.wait", {"runId": started["runId"], "timeoutMs": 30_000})
-            await shown_in_sidebar(page, sidebar, name)
+            await shown_in_sidebar(page, sidebar, f"Hi {name}")
             assert "sessions.changed" in wire.events
-            await usage_page_shows_a_turn(stack, page)
+            await usage_page_shows_a_turn(stack, page, wire)
             # Every call of the UI's load and chat is answered: mapped onto ours, or what
             # OpenClaw itself answers without the feature (docs/openclaw.md).
             assert wire.unknown() == [], wire.errors

@@ -1,7 +1,8 @@
 """OpenClaw's `sessions.usage` (the Control UI's usage page) through `/openclaw` with the
 real OpenClaw CLI: after a turn run through OpenClaw's own `agent`, the session's row, the
-totals and the aggregates carry the tokens the fake upstream reported for it
-(docs/openclaw.md, Usage)."""
+totals and the aggregates carry the tokens the fake upstream reported for it, and so do its
+detail (`sessions.usage.timeseries`, `sessions.usage.logs`); its sidebar row has the title
+of its first message (docs/openclaw.md, Usage)."""
 
 from __future__ import annotations
 
@@ -100,6 +101,43 @@ async def test_a_turn_shows_on_the_usage_page(stack, home: Path, rt: RuntimeClie
     assert sum(d["tokens"] for d in page["aggregates"]["daily"]) == page["totals"]["totalTokens"]
     agents = {a["agentId"] for a in page["aggregates"]["byAgent"]}
     assert "fake-small" in agents
+
+    # The session's detail: its chart points and its message log, as the page asks them.
+    charted = await call(stack, home, "sessions.usage.timeseries", {"key": key})
+    assert charted.returncode == 0, charted.stderr
+    series = json_out(charted)
+    [point] = series["points"]  # one run
+    assert tokens(point) == reported
+    assert point["cumulativeTokens"] == reported["totalTokens"]
+    logged = await call(stack, home, "sessions.usage.logs", {"key": key, "limit": 1000})
+    assert logged.returncode == 0, logged.stderr
+    asked, answered = json_out(logged)["logs"]
+    assert (asked["role"], asked["content"]) == ("user", f"count me {marker}")
+    assert answered["role"] == "assistant" and answered["tokens"] == reported["totalTokens"]
+    assert asked["timestamp"] <= answered["timestamp"]
+
+    # Its row in the sidebar carries the title of its first message, and the same id.
+    listed = await call(
+        stack, home, "sessions.list",
+        {"agentId": "fake-small", "limit": 200, "includeDerivedTitles": True},
+    )  # fmt: skip
+    assert listed.returncode == 0, listed.stderr
+    row = next(s for s in json_out(listed)["sessions"] if s["key"] == key)
+    assert row["derivedTitle"] == f"Count me {marker}"
+    assert row["sessionId"] == series["sessionId"]
+
+
+async def test_a_sessions_detail_without_a_session(stack, home: Path) -> None:
+    unknown = {"key": f"agent:fake-small:none-{uuid.uuid4().hex[:8]}"}
+    logged = await call(stack, home, "sessions.usage.logs", unknown)
+    assert logged.returncode == 0, logged.stderr
+    assert json_out(logged) == {"logs": []}  # OpenClaw's answer without a transcript
+    charted = await call(stack, home, "sessions.usage.timeseries", unknown)
+    assert charted.returncode != 0
+    assert "no session" in charted.stdout + charted.stderr
+    keyless = await call(stack, home, "sessions.usage.timeseries", {})
+    assert keyless.returncode != 0
+    assert "key is required for timeseries" in keyless.stdout + keyless.stderr
 
 
 async def test_what_openclaw_refuses_is_refused(stack, home: Path) -> None:

@@ -392,3 +392,63 @@ async def test_a_compaction_summary_is_counted_too(rt: RuntimeClient, stack) -> 
     assert tokens_of(status["totals"]) == upstream
     session = await rt.call("sessions.usage", {"key": key})
     assert tokens_of(session["totals"]) == upstream
+
+
+async def test_one_sessions_runs_and_logs_with_their_costs(rt: RuntimeClient, stack) -> None:
+    agent = await new_agent(rt, "detail")
+    key = f"agent:{agent}:d"
+    run_ids = [await run(rt, key, f"{agent} detail turn {word}") for word in ("a", "b", "c")]
+    upstream = added(reported(stack.fake_url, agent))
+    series = await rt.call("sessions.usage.series", {"key": key})
+    assert (series["key"], series["agentId"], series["runs"]) == (key, agent, 3)
+    points = series["points"]
+    assert len(points) == 3 and [p["runs"] for p in points] == [1, 1, 1]
+    assert [p["ts"] for p in points] == sorted(p["ts"] for p in points)
+    assert sum(p["totalTokens"] for p in points) == upstream["totalTokens"]
+    assert sum(p["calls"] for p in points) == upstream["calls"]
+    # Past the cap, consecutive runs are added up: the same totals in fewer points.
+    merged = await rt.call("sessions.usage.series", {"key": key, "maxPoints": 2})
+    assert [p["runs"] for p in merged["points"]] == [2, 1]
+    assert merged["points"][-1]["ts"] == points[-1]["ts"]
+    assert sum(p["totalTokens"] for p in merged["points"]) == upstream["totalTokens"]
+
+    logs = await rt.call("sessions.usage.logs", {"key": key})
+    assert [m["role"] for m in logs["messages"]] == ["user", "assistant"] * 3
+    assert [r["runId"] for r in logs["runs"]] == run_ids
+    assert sum(r["totalTokens"] for r in logs["runs"]) == upstream["totalTokens"]
+    assert all(r["model"] == "fake/fake-small" for r in logs["runs"])
+    # The newest messages only, and only their runs' costs.
+    last = await rt.call("sessions.usage.logs", {"key": key, "limit": 2})
+    assert [m["runId"] for m in last["messages"]] == [run_ids[-1]] * 2
+    assert [r["runId"] for r in last["runs"]] == [run_ids[-1]]
+
+    for method in ("sessions.usage.series", "sessions.usage.logs"):
+        with pytest.raises(NotFound) as missing:
+            await rt.call(method, {"key": f"agent:{agent}:never"})
+        assert missing.value.data["code"] == "SESSION_NOT_FOUND"
+        with pytest.raises(InvalidParams):
+            await rt.call(method, {"key": "bad key"})
+
+
+async def test_a_session_keeps_the_title_of_its_first_user_message(rt: RuntimeClient) -> None:
+    agent = await new_agent(rt, "title")
+    key = f"agent:{agent}:t"
+    await run(rt, key, "Hi. Fix the   flaky login test, please.")
+    await run(rt, key, "write something else")
+    entry = (await rt.call("sessions.resolve", {"key": key}))["entry"]
+    assert entry["title"] == "Fix the flaky login test, please."
+    listed = await rt.call("sessions.list", {"agentId": agent})
+    assert [s.get("title") for s in listed["sessions"]] == [entry["title"]]
+    # A session an injected note created: its first run carries its first user message.
+    noted = f"agent:{agent}:noted"
+    await rt.call("chat.inject", {"sessionKey": noted, "message": "a note"}, as_=admin())
+    assert "title" not in (await rt.call("sessions.resolve", {"key": noted}))["entry"]
+    await run(rt, noted, "summarize the note")
+    await run(rt, noted, "and again")
+    assert (await rt.call("sessions.resolve", {"key": noted}))["entry"]["title"] == (
+        "Summarize the note"
+    )
+    # A command gives no title.
+    command = f"agent:{agent}:cmd"
+    await run(rt, command, "/status")
+    assert "title" not in (await rt.call("sessions.resolve", {"key": command}))["entry"]

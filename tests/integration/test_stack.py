@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from pathlib import Path
 
 import httpx
@@ -25,17 +26,20 @@ def test_health_through_traefik(stack) -> None:
 
 
 def _service_ports(stack) -> dict[str, int]:
-    """Instance name → HTTP port of every service process this stack started."""
-    state = f"AISOPOD_STATE_DIR={stack.state_dir}".encode()
-    found: dict[str, int] = {}
-    # The launcher's current record: a child another test killed runs under a new pid now
-    # (the pids of the handle are those of the stack's start).
+    """Instance name → HTTP port of every service instance this stack started."""
     record_file = Path(stack.state_dir) / "stack.json"
     if record_file.exists():
-        children = json.loads(record_file.read_text())["children"]
-        pids = [pid for pid in children.values() if pid is not None]
-    else:
-        pids = [pid for pids in stack.pids.values() for pid in pids]
+        # The launcher's record of where each instance listens (one process may run two:
+        # auth and ratelimit share one).
+        urls = json.loads(record_file.read_text())["service_urls"]
+        return {
+            f"{service}-{index + 1}": int(url.rsplit(":", 1)[1])
+            for service, group in urls.items()
+            for index, url in enumerate(group)
+        }
+    state = f"AISOPOD_STATE_DIR={stack.state_dir}".encode()
+    found: dict[str, int] = {}
+    pids = [pid for pids in stack.pids.values() for pid in pids]
     for pid in pids:
         try:
             environ = (Path("/proc") / str(pid) / "environ").read_bytes().split(b"\0")
@@ -139,3 +143,19 @@ async def test_service_user_is_refused_subjects_outside_its_permissions(stack) -
         assert any("permissions violation" in str(e).lower() for e in errors), errors
     finally:
         await nc.close()
+
+
+def test_go_children_run_with_the_launchers_gomaxprocs(stack) -> None:
+    """nats-server and Traefik as started: the GOMAXPROCS of launcher/gosched.py's rule for
+    this host (or the one this environment sets), read from their own environment."""
+    from aisopod_ops.launcher.gosched import go_child_env, host_cpus
+
+    record_file = Path(stack.state_dir) / "stack.json"
+    if not stack.pids or not record_file.exists():
+        pytest.skip("not a stack of the launcher (Compose sets its own environment)")
+    children = json.loads(record_file.read_text())["children"]
+    for name in ("nats", "traefik"):
+        expected = go_child_env(dict(os.environ), name, None, host_cpus()).get("GOMAXPROCS")
+        environ = (Path("/proc") / str(children[name]) / "environ").read_bytes().split(b"\0")
+        env = dict(item.decode().split("=", 1) for item in environ if b"=" in item)
+        assert env.get("GOMAXPROCS") == expected, name

@@ -85,6 +85,8 @@ sessions.usage              R    rt
 usage.status                R    rt
 usage.cost                  R    rt
 usage.sessions              R    rt
+sessions.usage.series       R    rt
+sessions.usage.logs         R    rt
 node.list                   R    wg
 node.describe               R    wg
 node.invoke                 W    wg idem
@@ -333,6 +335,8 @@ VALID: list[tuple[str, dict[str, Any]]] = [
     ("usage.cost", {}),
     ("sessions.usage", {"key": "work", "since": 0}),
     ("usage.sessions", {"since": 1, "until": 2, "agentId": "main", "key": "work", "limit": 1000}),
+    ("sessions.usage.series", {"key": "work", "since": 1, "until": 2, "maxPoints": 1000}),
+    ("sessions.usage.logs", {"key": KEY, "limit": 1000}),
     ("sessions.patch", {"key": KEY, "label": None, "thinkingLevel": "high"}),
     ("sessions.delete", {"key": KEY}),
     ("node.invoke", {"nodeId": "mac-1", "command": "system.run", "params": {"argv": ["ls"]}}),
@@ -466,6 +470,12 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
     ("usage.sessions", {"limit": 1001}, "limit over 1000"),
     ("usage.sessions", {"since": 0, "until": 366 * 86_400_000 + 1}, "window over 366 days"),
     ("usage.sessions", {"bucket": "day"}, "no buckets"),
+    ("sessions.usage.series", {}, "missing key"),
+    ("sessions.usage.series", {"key": KEY, "maxPoints": 0}, "no points"),
+    ("sessions.usage.series", {"key": KEY, "maxPoints": 1001}, "points over 1000"),
+    ("sessions.usage.series", {"key": KEY, "since": 0, "until": 366 * 86_400_000 + 1}, "window"),
+    ("sessions.usage.logs", {"key": KEY, "limit": 1001}, "limit over 1000"),
+    ("sessions.usage.logs", {"key": KEY, "since": 0}, "unknown field"),
     ("cron.status", {"verbose": True}, "unknown field"),
     ("models.voicewake", {"triggers": "hey"}, "triggers not a list"),
     ("device.pair.approve", {"requestId": "q1", "scopes": ["operator.root"]}, "unknown scope"),

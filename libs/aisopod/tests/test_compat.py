@@ -56,6 +56,32 @@ async def test_client_subscription_and_kv_internals_exist(nats_url: str) -> None
         await nc.close()
 
 
+async def test_ping_now_is_answered_after_what_the_server_sent_before(nats_url: str) -> None:
+    nc = natspy.InboxClient()
+    await nc.connect(nats_url)
+    publisher = natspy.InboxClient()
+    await publisher.connect(nats_url)
+    try:
+        heard: list[bytes] = []
+
+        async def on_message(msg: Msg) -> None:
+            heard.append(msg.data)
+
+        subject = "compat." + uuid.uuid4().hex
+        await nc.subscribe(subject, cb=on_message)
+        await nc.flush()
+        await publisher.publish(subject, b"before")
+        await publisher.flush()  # the server has it (and queued it to `nc`) before the PING
+        pong = natspy.ping_now(nc)
+        assert pong is not None
+        assert await pong is True
+        # The callback's task was woken before the PONG's waiter: it has run already.
+        assert heard == [b"before"]
+    finally:
+        await publisher.close()
+        await nc.close()
+
+
 async def test_requests_travel_the_fast_path_end_to_end(nats_url: str) -> None:
     """send_command and the inbox dispatch together: a request gets its reply."""
     nc = natspy.InboxClient()

@@ -7,6 +7,7 @@ here that is a stream, consumer or bucket that does not exist yet and appears mi
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -23,7 +24,7 @@ from nats.js.errors import (
     NotFoundError,
 )
 
-from aisopod import jsread
+from aisopod import jsread, jsretry
 from aisopod.errors import Unavailable
 from aisopod.jsretry import ElectionTolerantJetStream
 from aisopod.requester import Requester
@@ -308,3 +309,46 @@ async def test_ensure_state_reconciles_an_existing_bucket_and_object_store(nc: C
     presence = (await js.stream_info(f"KV_{bucket_name(prefix, 'presence')}")).config
     assert presence.max_age == 45.0
     assert (await js.stream_info(f"OBJ_{bucket_name(prefix, 'canvas')}")).config.num_replicas == 1
+
+
+def test_message_ids_are_unique_and_drawn_again_in_a_forked_child() -> None:
+    ids = [jsretry.next_msg_id() for _ in range(10_000)]
+    assert len(set(ids)) == len(ids)
+    prefix = ids[0].rsplit("-", 1)[0]
+    assert len(prefix) == 32 and all(i.startswith(prefix + "-") for i in ids)
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # the child's first id, reported to the parent
+        os.write(write, jsretry.next_msg_id().encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(child, 0)
+    with os.fdopen(read, "rb") as pipe:
+        in_child = pipe.read().decode()
+    assert in_child and not in_child.startswith(prefix) and in_child not in ids
+
+
+async def test_an_attempt_that_times_out_is_retried_and_a_cancel_is_not(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(jsretry, "_ATTEMPT_S", 0.1)
+    monkeypatch.setattr(jsretry, "_LAST_ATTEMPT_S", 0.1)
+    calls: list[float] = []
+
+    async def first_hangs() -> str:
+        calls.append(time.monotonic())
+        if len(calls) == 1:
+            await asyncio.sleep(60)
+        return "stored"
+
+    assert await jsretry.retry_transient("write", first_hangs, retry_s=5) == "stored"
+    assert len(calls) == 2
+
+    async def hangs() -> None:
+        await asyncio.sleep(60)
+
+    task = asyncio.ensure_future(jsretry.retry_transient("write", hangs, retry_s=30))
+    await asyncio.sleep(0.05)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task

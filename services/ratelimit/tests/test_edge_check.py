@@ -13,6 +13,7 @@ import pytest
 from aisopod import codec
 from aisopod.bus import decode_reply
 from aisopod.config.model import GatewayConfig
+from aisopod.config.store import ConfigSnapshot
 from aisopod.contracts.ratelimit import EdgeCheckResult
 from aisopod.errors import InvalidParams
 from aisopod.subjects import Subjects
@@ -123,3 +124,51 @@ async def test_default_limits_count_openclaw_upgrades_with_ws_and_its_assets_as_
     assert upgrades[1].remaining == 58  # one window for both upgrade paths
     asset = await edge({"path": "/openclaw/assets/index.js", "clientIp": ip}, {})
     assert asset.allowed and asset.limit == 600 and asset.remaining == 599
+
+
+def exempting(variant: int) -> GatewayConfig:
+    """LIMITS with loopback exempt; `variant` makes a distinct document of the same rules."""
+    limits = {**LIMITS, "exemptCidrs": ["127.0.0.0/8"], "cleanupIntervalS": variant}
+    return GatewayConfig.model_validate({"limits": limits})
+
+
+async def test_the_answer_names_the_config_revision_its_rules_came_from() -> None:
+    """ws-gateway keeps an `exempt` answer while it runs the same revision: the reply says
+    which one decided, for every answer decided here."""
+    host: Any = SimpleNamespace(
+        instance="ratelimit-test", bus=SimpleNamespace(subjects=Subjects("aisopod"))
+    )
+    service = RateLimitService(host, clock=FakeClock())
+    service.apply(exempting(1), revision=7)
+    edge = asker(service)
+    exempt = await edge({"path": "/ws", "clientIp": "127.0.0.1"}, {})
+    assert (exempt.allowed, exempt.reason, exempt.config_revision) == (True, "exempt", 7)
+    counted = await edge({"path": "/ws", "clientIp": "198.51.100.7"}, {})
+    assert (counted.reason, counted.config_revision) == ("ok", 7)
+    refused = await edge({"path": "/ws", "clientIp": "198.51.100.7"}, {})
+    assert (refused.reason, refused.config_revision) == ("lockout", 7)
+    service.apply(exempting(1))  # applied without a known revision: none is claimed
+    assert (await edge({"path": "/ws", "clientIp": "127.0.0.1"}, {})).config_revision is None
+
+
+async def test_the_revision_follows_the_watchers_snapshot_of_the_same_document() -> None:
+    first = exempting(1)
+    watcher = SimpleNamespace(snapshot=ConfigSnapshot(first, first.hash(), 7))
+    host: Any = SimpleNamespace(
+        instance="ratelimit-test", bus=SimpleNamespace(subjects=Subjects("aisopod")), config=watcher
+    )
+    service = RateLimitService(host, clock=FakeClock())
+    service.follow_config(first)
+    assert service.config_revision() == 7
+    # The same document stored again (no listener runs): the newer revision, same rules.
+    watcher.snapshot = ConfigSnapshot(exempting(1), first.hash(), 9)
+    assert service.config_revision() == 9
+    # Another document the rules were not rebuilt from yet: still the rules' own revision.
+    second = exempting(2)
+    watcher.snapshot = ConfigSnapshot(second, second.hash(), 10)
+    assert service.config_revision() == 7
+    service.follow_config(second)
+    assert service.config_revision() == 10
+    # A listener handed something other than the watcher's document: no revision claimed.
+    service.follow_config(exempting(3))
+    assert service.config_revision() is None

@@ -118,3 +118,22 @@ async def test_unknown_rules_and_oversized_keys_are_invalid_params() -> None:
         service.rule("nope")
     with pytest.raises(InvalidParams):
         await service.decide("check", service.rule("http"), "k" * 600)
+
+
+async def test_an_exempt_key_is_answered_here_whoever_owns_it() -> None:
+    """Its answer reads no window or lockout, so it needs no owner (and never a forward);
+    a reset still goes to the owner, whose window it clears."""
+    peer = Unreachable(OwnerUnreachable("timeout"))
+    service = service_with_peer(peer)
+    service.apply(GatewayConfig.model_validate({"limits": {"exemptCidrs": ["192.0.2.0/24"]}}))
+    key = owned_by_other(service)
+    for op in ("check", "fail", "status"):
+        rule = service.rule("http")
+        decision = await service.decide(op, rule, key)
+        assert (decision.allowed, decision.reason) == (True, "exempt")
+    assert peer.calls == 0
+    await service.decide("reset", service.rule("http"), key)
+    assert peer.calls == 1
+    # A rule exemptions do not apply to still counts at the owner.
+    failure = await service.decide("fail", service.rule("auth_failures"), key)
+    assert failure.reason == "unreachable" and peer.calls == 2

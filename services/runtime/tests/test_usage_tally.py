@@ -20,6 +20,8 @@ from aisopod_runtime.usage.tally import (
     month_of,
     per_session,
     price_of,
+    run_costs,
+    run_points,
     series,
     summary_fields,
     usd,
@@ -186,3 +188,57 @@ def test_per_session_rows_newest_first_with_cells_and_every_run_in_the_totals() 
 def test_per_session_without_records_is_empty() -> None:
     report = per_session([], MODELS, T0, T0 + DAY_MS, limit=50)
     assert (report.session_count, report.sessions, report.cells) == (0, [], [])
+
+
+def test_month_of_at_the_edges_of_months_asked_in_any_order() -> None:
+    def ms(*args: int) -> int:
+        return int(datetime(*args, tzinfo=UTC).timestamp() * 1000)
+
+    asked = [
+        (ms(2026, 12, 31, 23, 59, 59) + 999, "2026-12"),
+        (ms(2027, 1, 1), "2027-01"),
+        (ms(2026, 12, 1), "2026-12"),
+        (ms(2026, 12, 1) - 1, "2026-11"),
+        (ms(2026, 12, 15), "2026-12"),
+        (ms(2024, 2, 29, 12), "2024-02"),
+        (ms(2024, 3, 1) - 1, "2024-02"),
+        (ms(2024, 3, 1), "2024-03"),
+    ]
+    for ts, month in asked * 2:  # the second pass finds each one's neighbour remembered
+        assert month_of(ts) == month
+        assert month_of(ts) == datetime.fromtimestamp(ts / 1000, UTC).strftime("%Y-%m")
+
+
+def test_run_points_one_per_run_priced_at_the_current_prices() -> None:
+    records = [
+        record(T0, prompt=1000, completion=100, read=400),
+        record(T0 + 60_000, model="paid/free", prompt=10, completion=5),
+    ]
+    first, second = run_points(records, MODELS, max_points=200)
+    assert (first.ts, first.runs, first.total_tokens) == (T0, 1, 1100)
+    # (1000 - 400) x 2.0 + 400 x 0.5 + 100 x 8.0 per million tokens.
+    assert first.cost_usd == usd(cost_nano_usd(price_of(MODELS, "paid/m1"), records[0]))
+    assert first.cost_usd == 0.0022 and first.priced
+    assert (second.cost_usd, second.priced, second.total_tokens) == (0.0, False, 15)
+
+
+def test_run_points_past_the_cap_add_consecutive_runs_up() -> None:
+    records = [record(T0 + i * 1000, prompt=10, completion=1) for i in range(7)]
+    points = run_points(records, MODELS, max_points=3)
+    # ceil(7 / 3) = 3 runs a point, the last one fewer; each stamped with its last run.
+    assert [(p.runs, p.ts) for p in points] == [(3, T0 + 2000), (3, T0 + 5000), (1, T0 + 6000)]
+    assert sum(p.total_tokens for p in points) == 77
+    assert run_points([], MODELS, max_points=3) == []
+
+
+def test_run_costs_name_each_run() -> None:
+    [paid, free] = run_costs(
+        [record(T0, completion=1000), record(T0 + 1, model="paid/free", prompt=3)], MODELS
+    )
+    assert (paid.run_id, paid.total_tokens, paid.cost_usd, paid.priced) == (
+        f"r{T0}",
+        1000,
+        0.008,
+        True,
+    )
+    assert (free.model, free.total_tokens, free.cost_usd, free.priced) == ("paid/free", 3, 0, False)

@@ -1,5 +1,7 @@
-"""The HTTP face every service shares: /health, /ready (and their /healthz, /readyz aliases),
-/metrics; and the process runner.
+"""The HTTP face of the services that serve HTTP (http-api): /health, /ready (and their
+/healthz, /readyz aliases), /metrics beside the service's own routes; and the process runner.
+Services whose only HTTP is those probes (auth, ratelimit, runtime) use the lighter
+`probeserver.py` with the same answers; ws-gateway answers them on its own listener.
 
 `create_app` builds a FastAPI app whose lifespan starts the host and then the service's own
 setup; `serve` runs it under uvicorn (uvloop, httptools) with the gateway's SIGTERM
@@ -73,9 +75,8 @@ def create_app(
     """The service's ASGI app: shared health routes, then `routes`; the lifespan starts
     the host and then `setup(host)`.
 
-    Internal services use plain Starlette (FastAPI's core): importing FastAPI costs ~0.6 s
-    of CPU per process, which the cold start of the whole stack (P8) cannot afford;
-    http-api passes `app_class=FastAPI` for its OpenAPI document.
+    http-api passes `app_class=FastAPI` for its OpenAPI document; plain Starlette (FastAPI's
+    core) is the default, since importing FastAPI costs ~0.6 s of CPU per process.
     """
 
     @asynccontextmanager

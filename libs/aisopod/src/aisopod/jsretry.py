@@ -37,9 +37,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextvars
+import itertools
 import logging
+import os
+import secrets
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -132,8 +134,11 @@ async def retry_transient(
                     # only times out. Short attempts catch the new leader soon (a healthy
                     # JetStream answers in milliseconds), and none outlives the bound by
                     # more than a last short try.
+                    # (`asyncio.timeout`, not `wait_for`: no task per call, and an outer
+                    # cancellation is never swallowed by a result arriving with it.)
                     left = max(deadline - time.monotonic(), _LAST_ATTEMPT_S)
-                    result = await asyncio.wait_for(call(), min(left, _ATTEMPT_S))
+                    async with asyncio.timeout(min(left, _ATTEMPT_S)):
+                        result = await call()
                 else:
                     result = await call()
             except Exception as exc:
@@ -503,7 +508,29 @@ def _with_msg_id(headers: dict[str, Any] | None) -> dict[str, Any]:
     with the original's sequence, instead of storing twice or failing a KV condition."""
     if headers and _MSG_ID in headers:
         return headers
-    return {**(headers or {}), _MSG_ID: uuid.uuid4().hex}
+    return {**(headers or {}), _MSG_ID: next_msg_id()}
+
+
+class _MsgIds:
+    """A random 128-bit prefix per process and a counter: one draw per process instead of
+    a `uuid4` per publish (about a dozen per agent turn)."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.prefix = secrets.token_hex(16)
+        self.counter = itertools.count()
+
+
+_msg_ids = _MsgIds()
+# A forked child must not continue its parent's sequence under the same prefix.
+os.register_at_fork(after_in_child=_msg_ids.reset)
+
+
+def next_msg_id() -> str:
+    """An id no other publish uses within the streams' de-duplication window."""
+    return f"{_msg_ids.prefix}-{next(_msg_ids.counter):x}"
 
 
 def _api_name(subject: str, prefix: str) -> str:

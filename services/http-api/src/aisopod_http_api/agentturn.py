@@ -114,7 +114,7 @@ class AgentTurns:
 
     async def run(self, request: TurnRequest) -> AsyncGenerator[TurnUpdate]:
         deadline = time.monotonic() + request.timeout_ms / 1000
-        with self.events.listen(request.session_key) as listener:
+        async with self.events.listen(request.session_key) as listener:
             params = {
                 "message": request.message,
                 "agentId": request.agent_id,

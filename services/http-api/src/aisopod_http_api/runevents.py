@@ -1,19 +1,28 @@
 """Run events for the requests that wait on them: one NATS subscription, many listeners.
 
-Each process subscribes once (core NATS) to `chat.event` and `agent.event` and hands each
-event to the listeners registered for its `sessionKey`. A request registers BEFORE it
-starts its run (so no event can be missed), learns the `runId` from the RPC reply, and from
-then on sees only that run's events. The NATS callback never waits: it appends to the
-listener's buffer (bounded: a listener that stops reading is cut off, never the others).
+The process subscribes (core NATS) to `chat.event` while any request listens, and hands
+each event to the listeners registered for its `sessionKey`. A request registers BEFORE
+it starts its run (so no event can be missed; `listen` returns once the subscription is
+in place, subscribed and flushed when it was not), learns the `runId` from the RPC
+reply, and from then on sees only that run's events. The NATS callback never
+waits: it appends to the listener's buffer (bounded: a listener that stops reading is cut
+off, never the others). `agent.event` is not subscribed to: nothing here reads it (a
+turn's lifecycle, assistant text and tool events would all be received to be dropped).
+
+With nobody listening the subscription goes, `LINGER_S` after the last listener left (so
+steady /v1 traffic keeps it and pays nothing per request): every agent turn publishes its
+events whoever started it, and a process subscribed for good received each of them, the
+turns of WebSocket clients included, to drop them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,13 +35,15 @@ from aisopod.bus import Bus
 log = logging.getLogger("aisopod.http_api.events")
 
 CHAT = "chat.event"
-AGENT = "agent.event"
 MAX_BUFFERED = 10_000
+LINGER_S = 30.0
+"""How long the subscription outlives its last listener."""
+FLUSH_TIMEOUT_S = 1
 
 
 @dataclass(frozen=True, slots=True)
 class RunEvent:
-    name: str  # chat.event | agent.event
+    name: str  # chat.event
     payload: dict[str, Any]
 
 
@@ -69,24 +80,69 @@ class Listener:
 
 
 class RunEvents:
-    def __init__(self, bus: Bus) -> None:
+    def __init__(self, bus: Bus, linger_s: float = LINGER_S) -> None:
         self.bus = bus
+        self.linger_s = linger_s
         self._listeners: dict[str, set[Listener]] = {}
         self._subs: list[Subscription] = []
+        self._lock = asyncio.Lock()
+        self._idle: asyncio.TimerHandle | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def subscribed(self) -> bool:
+        return bool(self._subs)
 
     async def start(self) -> None:
-        for name in (CHAT, AGENT):
-            subject = self.bus.subjects.evt(name)
-            self._subs.append(await self.bus.nc.subscribe(subject, cb=self._handler(name)))
-        await self.bus.nc.flush()  # subscribed before the first request may rely on it
+        """Nothing to do until a request listens (kept for the service's lifecycle)."""
 
     async def stop(self) -> None:
-        for sub in self._subs:
+        if self._idle is not None:
+            self._idle.cancel()
+            self._idle = None
+        async with self._lock:
+            await self._unsubscribe()
+
+    async def _subscribe(self) -> None:
+        async with self._lock:
+            if self._subs:
+                return
+            nc = self.bus.nc
+            sub = await nc.subscribe(self.bus.subjects.evt(CHAT), cb=self._handler(CHAT))
+            # Written before the request that starts the run, on the same connection, the
+            # subscription is in place when the run's events come; the flush makes it sure
+            # before the first request relies on it (bounded: NATS down, the request says so).
+            with contextlib.suppress(Exception):
+                await nc.flush(timeout=FLUSH_TIMEOUT_S)
+            # Only now: a listener arriving meanwhile waits for the lock, not for less.
+            self._subs = [sub]
+
+    async def _unsubscribe(self) -> None:
+        subs, self._subs = self._subs, []
+        for sub in subs:
             try:
                 await sub.unsubscribe()
             except Exception:  # the connection may already be closing
                 log.debug("unsubscribe failed", exc_info=True)
-        self._subs.clear()
+
+    def _left(self) -> None:
+        """The last listener left: unsubscribe after the linger unless one comes back."""
+        if self._idle is not None:
+            self._idle.cancel()
+        self._idle = asyncio.get_running_loop().call_later(self.linger_s, self._linger_over)
+
+    def _linger_over(self) -> None:
+        self._idle = None
+        if self._listeners or not self._subs:
+            return
+        task = asyncio.ensure_future(self._drop_if_idle())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _drop_if_idle(self) -> None:
+        async with self._lock:
+            if not self._listeners:  # one may have come while the lock was held
+                await self._unsubscribe()
 
     def _handler(self, name: str) -> Callable[[Msg], Awaitable[None]]:
         async def on_message(msg: Msg) -> None:
@@ -106,11 +162,17 @@ class RunEvents:
 
         return on_message
 
-    @contextmanager
-    def listen(self, session_key: str) -> Iterator[Listener]:
+    @asynccontextmanager
+    async def listen(self, session_key: str) -> AsyncIterator[Listener]:
+        """A listener of the session's events, subscribed when this returns."""
         listener = Listener(session_key)
         self._listeners.setdefault(session_key, set()).add(listener)
+        if self._idle is not None:
+            self._idle.cancel()
+            self._idle = None
         try:
+            if not self._subs:
+                await self._subscribe()
             yield listener
         finally:
             group = self._listeners.get(session_key)
@@ -118,3 +180,5 @@ class RunEvents:
                 group.discard(listener)
                 if not group:
                     del self._listeners[session_key]
+            if not self._listeners:
+                self._left()

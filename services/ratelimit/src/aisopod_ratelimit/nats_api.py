@@ -3,10 +3,11 @@
 
 `check|fail|reset|status` are served through `host.rpc.start({}, raw=…)`. `edge` (asked
 for every API request and upgrade) is answered from the NATS reader (`EdgeResponder`,
-aisopod.compat.natspy): a key this replica owns is decided and its reply written before
-the next message is read, with no task in between; a key another replica owns goes the
-ordinary way (a task that forwards to the owner). The queue group spreads callers over the
-replicas either way.
+aisopod.compat.natspy): a key this replica owns (or an exempt one, which needs no state)
+is decided and its reply written before the next message is read, with no task in between;
+a key another replica owns goes the ordinary way (a task that forwards to the owner). The
+queue group spreads callers over the replicas either way. A reply decided here carries the
+config revision of the rules that took it (`configRevision`), a forwarded one does not.
 """
 
 from __future__ import annotations
@@ -102,7 +103,9 @@ def edge_request(payload: Any) -> EdgeCheckRequest:
     return _validated(EdgeCheckRequest, payload, "{path, clientIp}")
 
 
-def edge_result(decision: Decision) -> EdgeCheckResult:
+def edge_result(decision: Decision, config_revision: int | None = None) -> EdgeCheckResult:
+    """The edge answer; `config_revision` only for a decision this replica's rules took
+    (a forwarded one was taken by the owner's, whose revision is not known here)."""
     return EdgeCheckResult(
         allowed=decision.allowed,
         limit=decision.limit,
@@ -111,6 +114,7 @@ def edge_result(decision: Decision) -> EdgeCheckResult:
         retry_after_ms=decision.retry_after_ms,
         locked=decision.locked,
         reason=decision.reason,
+        config_revision=config_revision,
     )
 
 
@@ -136,7 +140,7 @@ class EdgeResponder:
             if decision is None:
                 self._spawn(self._forwarded(reply, route, key))
                 return None
-            answer = encode_reply(edge_result(decision))
+            answer = encode_reply(edge_result(decision, service.config_revision()))
             outcome = "ok"
         except AisopodError as exc:
             answer, outcome = encode_reply(error=exc), exc.name

@@ -9,7 +9,13 @@ fail mode decides instead: open admits, closed refuses; each such decision is lo
 
 A replica decides its own keys only while its membership view is current
 (`Membership.current`); after a stall or a NATS reconnect it re-syncs first, since the
-others may have taken its keys over meanwhile (membership.py).
+others may have taken its keys over meanwhile (membership.py). An exempt key needs no
+state, so any replica answers it (`check`/`fail`/`status`; not `reset`, which clears the
+owner's window): never forwarded.
+
+Each decision taken here can say which configuration took it (`config_revision`): the
+edge check's reply carries it, so ws-gateway may reuse an exempt answer while it runs that
+same revision (docs/ratelimit.md, "The edge check").
 """
 
 from __future__ import annotations
@@ -49,12 +55,16 @@ class RateLimitService:
         self._locks: LockStore | None = None
         self._cleaner: asyncio.Task[None] | None = None
         self._degraded_logged: dict[str, float] = {}
+        # The configuration the rules were built from: its KV revision and hash (None when
+        # applied without a snapshot: tests, or a listener that ran behind the watcher).
+        self._rules_revision: int | None = None
+        self._rules_hash: str | None = None
 
     # -- lifecycle ------------------------------------------------------------------
     async def start(self) -> None:
         host = self.host
-        self.apply(host.config.current)
-        host.config.on_change(lambda new, _old: self.apply(new))
+        self.follow_config(host.config.current)
+        host.config.on_change(lambda new, _old: self.follow_config(new))
         kv = await host.kv("ratelimit")
         self._locks = LockStore(kv, self.limiter)
         self.limiter.on_lock = self._on_lock
@@ -98,12 +108,36 @@ class RateLimitService:
         if self._locks is not None:
             await self._locks.stop()
 
-    def apply(self, config: GatewayConfig) -> None:
-        """A new configuration: rules apply to the next decision, windows are kept."""
+    def apply(self, config: GatewayConfig, revision: int | None = None) -> None:
+        """A new configuration (stored at KV `revision`, when known): rules apply to the
+        next decision, windows are kept."""
         self.ruleset = RuleSet.from_section(config.limits)
         self.limiter.apply(self.ruleset)
+        self._rules_revision, self._rules_hash = revision, None
         if self._membership is not None:
             self._membership.set_mode(self.ruleset.ownership)
+
+    def follow_config(self, config: GatewayConfig) -> None:
+        """Apply the watcher's configuration, noting the snapshot it came from. The watcher
+        holds the snapshot it applies while its listeners run, so `config` is normally its
+        document; if not, the revision stays unknown rather than guessed."""
+        snapshot = self.host.config.snapshot
+        if snapshot.config is config:
+            self.apply(config, snapshot.revision)
+            self._rules_hash = snapshot.hash
+        else:
+            self.apply(config)
+
+    def config_revision(self) -> int | None:
+        """The config KV revision the current rules were built from; the watcher's newest
+        revision when it stored the same document again (same hash: the same rules), so a
+        rewrite of an unchanged document does not make every answer look stale."""
+        rules_hash = self._rules_hash
+        if rules_hash is not None:
+            snapshot = self.host.config.snapshot
+            if snapshot.hash == rules_hash:
+                return snapshot.revision
+        return self._rules_revision
 
     # -- decisions ------------------------------------------------------------------
     def rule(self, name: str) -> Rule:
@@ -143,9 +177,12 @@ class RateLimitService:
     def decide_here(self, op: str, rule: Rule, key: str, cost: int = 1) -> Decision | None:
         """The decision for a normalised key this replica owns, made now (no await, so in
         arrival order); None when another replica owns it (`decide` forwards) or this
-        replica's membership view is not current (`decide` re-syncs first)."""
-        if self._peers is not None and (
-            self.ring.owner_of(key) != self.self_id or not self._current()
+        replica's membership view is not current (`decide` re-syncs first). An exempt key
+        is answered here whoever owns it: its answer reads no state."""
+        if (
+            self._peers is not None
+            and (self.ring.owner_of(key) != self.self_id or not self._current())
+            and (op == "reset" or not self.ruleset.is_exempt(rule, key))
         ):
             return None
         decision = self.local(op, rule.name, key, cost)

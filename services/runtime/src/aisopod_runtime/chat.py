@@ -96,9 +96,8 @@ def chat_handlers(parts: RuntimeService) -> dict[str, Handler]:
 
     async def history(params: ChatHistoryParams, ctx: CallContext) -> ChatHistoryResult:
         session_key, _ = canonical(params.session_key)
-        read = await parts.transcripts.read(session_key, params.limit)
-        messages = cap_bytes(compacted_view(read))  # a compaction's summary, then what follows
-        return ChatHistoryResult(session_key=session_key, messages=_valid(messages))
+        messages = await history_view(parts, session_key, params.limit)
+        return ChatHistoryResult(session_key=session_key, messages=messages)
 
     async def inject(params: ChatInjectParams, ctx: CallContext) -> ChatInjectResult:
         session_key, agent_id = canonical(params.session_key)
@@ -172,6 +171,13 @@ def client_run_id(idempotency_key: str | None, ctx: CallContext) -> str | None:
             code="BAD_IDEMPOTENCY_KEY",
         )
     return idempotency_key
+
+
+async def history_view(parts: RuntimeService, session_key: str, limit: int) -> list[ChatMessage]:
+    """The newest `limit` messages as `chat.history` shows them: after a compaction its
+    summary, then what follows; at most `HISTORY_MAX_BYTES` of them."""
+    read = await parts.transcripts.read(session_key, limit)
+    return _valid(cap_bytes(compacted_view(read)))
 
 
 def _valid(messages: list[dict[str, Any]]) -> list[ChatMessage]:

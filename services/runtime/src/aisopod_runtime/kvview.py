@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import re
 from collections.abc import Callable
 from typing import Any
@@ -21,8 +22,11 @@ from aisopod import codec
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
 
+@functools.lru_cache(maxsize=4096)
 def kv_token(value: str) -> str:
-    """One KV key token for a free-form value: anything outside `[A-Za-z0-9_-]` → `=XX`."""
+    """One KV key token for a free-form value: anything outside `[A-Za-z0-9_-]` → `=XX`.
+    Cached: a turn escapes its session key for the session entry, the lane and the
+    system-event queue, each several times."""
     return _UNSAFE.sub(lambda m: "".join(f"={b:02X}" for b in m.group().encode()), value)
 
 

@@ -33,6 +33,7 @@ from aisopod.catalogue.sessions import SessionEntry
 from aisopod.errors import AisopodError, Conflict, Forbidden, InvalidParams
 from aisopod.principal import Principal
 from aisopod.sessionkey import parse_session_key
+from aisopod.sessiontitle import session_title
 from aisopod.state import bucket_ttl
 from aisopod_runtime.board import RunBoard
 from aisopod_runtime.context import user_content
@@ -94,6 +95,10 @@ class LocalRun:
     prompt_files: list[tuple[str, str]] | None = None
     """The agent's files as submit read them, for a run that started at once (None: the
     turn reads them)."""
+    title: str | None = None
+    """The session's title from this run's message (`aisopod.sessiontitle`), while the
+    session has none: written with the touch at the end when the run turns out to carry
+    the session's first user message (a session `chat.inject` created has none yet)."""
 
 
 class RunManager:
@@ -221,8 +226,9 @@ class RunManager:
                     session_key, run_id, lane, lease_until=int(record["leaseUntil"])
                 ),
             ]
+            title = session_title(message) if entry is None or entry.title is None else None
             if created:
-                writes.append(parts.sessions.create(session_key, agent.id))
+                writes.append(parts.sessions.create(session_key, agent.id, title))
             sent = time.monotonic()
             outcomes = await asyncio.gather(*writes, return_exceptions=True)
             acquired = outcomes[1] is True
@@ -262,6 +268,9 @@ class RunManager:
             # Queued behind another run, events may arrive (or be taken) meanwhile: look again.
             system_events=waiting > 0 or not acquired,
             prompt_files=prompt_files if acquired else None,
+            # A session this run created has its title already (unless another writer
+            # created it first: then, as for any existing session, the history decides).
+            title=None if created else title,
         )
         self.local[run_id] = run
         run.task = asyncio.create_task(
@@ -325,6 +334,8 @@ class RunManager:
         deadline = asyncio.get_running_loop().call_later(
             timeout_ms / 1000, self._cancel, run, "timeout"
         )
+        # Written at the end only once the history shows no earlier user message.
+        title, run.title = run.title, None
         try:
             if not acquired:
                 await self.lanes.acquire(run.session_key, run.run_id)
@@ -345,6 +356,8 @@ class RunManager:
             history, *_ = await asyncio.gather(*steps)
             ours = {asked["id"], *(m["id"] for m in events)}
             history = [m for m in history if m.get("id") not in ours][-limit:]
+            if not any(m.get("role") == "user" for m in history):
+                run.title = title  # the session's first user message: its title
             # What the model is sent: compacted first when it nears the context window.
             history = await self.parts.require_compactor().before_turn(
                 run.session_key, agent, model_ref, history, asked
@@ -451,7 +464,9 @@ class RunManager:
             }
         last = outcome.text if outcome is not None else partial
         sessions = self.parts.sessions
-        steps.append(sessions.touch(run.session_key, run.agent_id, last or None, run.session))
+        steps.append(
+            sessions.touch(run.session_key, run.agent_id, last or None, run.session, run.title)
+        )
         steps.append(self.lanes.release(run.session_key, run.run_id))
         if charge is not None:
             steps.append(charge)

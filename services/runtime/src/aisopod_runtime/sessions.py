@@ -170,14 +170,17 @@ class SessionStore:
         found = await get_json(self.kv, session_kv_key(session_key))
         return Seen(SessionEntry.model_validate(found[0]), *found) if found else None
 
-    async def create(self, session_key: str, agent_id: str) -> Seen:
-        """A new session's entry; the existing one when another writer created it first."""
-        body = {
+    async def create(self, session_key: str, agent_id: str, title: str | None = None) -> Seen:
+        """A new session's entry (with the title of the message that creates it); the
+        existing one when another writer created it first."""
+        body: dict[str, Any] = {
             "key": session_key,
             "agentId": agent_id,
             "updatedAt": now_ms(),
             "createdAt": now_ms(),
         }
+        if title is not None:
+            body["title"] = title
         try:
             revision = await self.kv.create(session_kv_key(session_key), codec.dumps(body))
         except KeyWrongLastSequenceError:
@@ -203,6 +206,21 @@ class SessionStore:
         `known` is a version read earlier: tried first, so an unchanged entry costs one
         round trip; the entry is read again only when it changed since.
         """
+        return SessionEntry.model_validate(
+            await self._change(session_key, agent_id, changes, known=known, create=create)
+        )
+
+    async def _change(
+        self,
+        session_key: str,
+        agent_id: str,
+        changes: dict[str, Any],
+        *,
+        known: Seen | None = None,
+        create: bool = True,
+    ) -> dict[str, Any]:
+        """`change`, answering the entry as written (not parsed: the touch at the end of
+        every turn has no use for it)."""
         for _ in range(8):
             if known is not None:
                 found: tuple[dict[str, Any], int] | None = (dict(known.body), known.revision)
@@ -234,7 +252,7 @@ class SessionStore:
                     await self.kv.create(session_kv_key(session_key), data)
             except KeyWrongLastSequenceError:
                 continue
-            return SessionEntry.model_validate(body)
+            return body
         raise Conflict("the session changed concurrently; retry", code="CONCURRENT_UPDATE")
 
     async def touch(
@@ -243,9 +261,14 @@ class SessionStore:
         agent_id: str,
         last_message: str | None,
         known: Seen | None = None,
+        title: str | None = None,
     ) -> None:
+        """A run or an injected message changed the session: its preview (and the title a
+        session without one gets from its first user message)."""
         changes = {"lastMessage": preview(last_message)} if last_message else {}
-        await self.change(session_key, agent_id, changes, known=known)
+        if title is not None:
+            changes["title"] = title
+        await self._change(session_key, agent_id, changes, known=known)
 
     async def patch(self, params: SessionsPatchParams, agent_id: str, key: str) -> SessionEntry:
         """Change an existing session; sessions are created by their first message."""

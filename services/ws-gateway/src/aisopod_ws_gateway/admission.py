@@ -7,11 +7,16 @@ client IP is walked from `X-Forwarded-For` and ratelimit's `ratelimit.edge` coun
 upgrade against the `/ws` route class (`ws_connect`, with its lockout). A refusal is 429
 with `Retry-After`, `X-RateLimit-*` and the JSON error the forwardAuth answer carried. When
 ratelimit cannot be asked the upgrade is refused with 503 (the client reconnects later).
+
+An address the rules exempt is asked about once per configuration: ratelimit's `exempt`
+answer is kept (exemptcache.py) and the next upgrade from it is admitted without the round
+trip while ws-gateway runs the config revision that answer was decided under.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import orjson
 from websockets.datastructures import Headers
@@ -21,11 +26,14 @@ from aisopod.bus import Bus
 from aisopod.contracts.ratelimit import EdgeCheckResult
 from aisopod.edgeproof import REFUSAL
 from aisopod.errors import AisopodError
+from aisopod_ws_gateway import metrics
+from aisopod_ws_gateway.exemptcache import ExemptCache
 
 log = logging.getLogger("aisopod.ws.admission")
 
 LIMIT_TIMEOUT_S = 5.0
 _REASONS = {403: "Forbidden", 429: "Too Many Requests", 503: "Service Unavailable"}
+UNAVAILABLE = {"type": "unavailable", "message": "rate limiting is unavailable; retry shortly"}
 
 
 def _json(status: int, body: dict[str, object], extra: dict[str, str] | None = None) -> Response:
@@ -68,18 +76,41 @@ def limited(result: EdgeCheckResult) -> Response:
     return _json(429, {"ok": False, "error": {"type": "RATE_LIMITED", "message": message}}, headers)
 
 
-async def check_limit(bus: Bus, path: str, client_ip: str) -> Response | None:
-    """None when the upgrade may go on, else the refusal to send."""
-    try:
-        reply = await bus.request(
-            bus.subjects.ratelimit("edge"),
-            {"path": path, "clientIp": client_ip},
-            timeout=LIMIT_TIMEOUT_S,
-            unavailable="ratelimit",
-        )
-        result = EdgeCheckResult.model_validate(reply)
-    except AisopodError as exc:
-        log.warning("ratelimit edge check failed: %s", exc.message)
-        error = {"type": "unavailable", "message": "rate limiting is unavailable; retry shortly"}
-        return _json(503, {"ok": False, "error": error})
-    return None if result.allowed else limited(result)
+class ConnectionLimit:
+    """The per-IP connection limit of one gateway: ratelimit's `exempt` verdicts from the
+    cache, every other upgrade asked of ratelimit (`ratelimit.edge`)."""
+
+    __slots__ = ("bus", "cache", "revision")
+
+    def __init__(self, bus: Bus, revision: Callable[[], int], cache: ExemptCache) -> None:
+        self.bus = bus
+        self.revision = revision  # the config KV revision this gateway runs now
+        self.cache = cache
+
+    def exempt(self, path: str, client_ip: str) -> bool:
+        """Whether the upgrade may go on at once: ratelimit exempted this address for this
+        path under the configuration this gateway runs (no NATS, no model)."""
+        if self.cache.admits(self.revision(), path, client_ip):
+            metrics.EXEMPT_CACHED.inc()
+            return True
+        return False
+
+    async def check(self, path: str, client_ip: str) -> Response | None:
+        """None when the upgrade may go on, else the refusal to send."""
+        bus = self.bus
+        try:
+            reply = await bus.request(
+                bus.subjects.ratelimit("edge"),
+                {"path": path, "clientIp": client_ip},
+                timeout=LIMIT_TIMEOUT_S,
+                unavailable="ratelimit",
+            )
+            result = EdgeCheckResult.model_validate(reply)
+        except AisopodError as exc:
+            log.warning("ratelimit edge check failed: %s", exc.message)
+            return _json(503, {"ok": False, "error": UNAVAILABLE})
+        if not result.allowed:
+            return limited(result)
+        # The revision read after the answer: a change applied while it was asked voids it.
+        self.cache.remember(self.revision(), path, client_ip, result)
+        return None

@@ -87,6 +87,7 @@ class Connection:
         "node_id",
         "nonce",
         "on_frame",
+        "ordered",
         "origin",
         "principal",
         "replay_buffer",
@@ -138,6 +139,9 @@ class Connection:
         self.last_seq = 0
         # Replicated buckets this connection wrote to since its last edge read of them.
         self.edge_unsynced: frozenset[str] = frozenset()
+        # Admitted without a NATS round trip: the one started with its 101, which `connect`
+        # waits for before it trusts the credential cache (credentials.py, `order`).
+        self.ordered: asyncio.Future[Any] | None = None
 
     @property
     def subscription(self) -> Subscription:

@@ -7,10 +7,17 @@ section, an auth process starting or stopping), `control.connections.close` (aut
 orders), `control.auth.lockout` (a locked address skips the cache), this process's own
 config watcher (a change of `auth`), and the NATS connection itself (after any reconnect
 nothing heard before is trusted). docs/ws-gateway.md, "The verified-credential cache".
+
+An upgrade admitted without a NATS round trip (an exempt address, exemptcache.py) gets one
+anyway, started with its 101 (`order`): a PING whose PONG comes after every message
+nats-server sent this process before it, so a revocation published before the client
+could have learnt of it is applied before its `connect` may use the cache ("Revocation
+latency").
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +25,7 @@ import orjson
 from pydantic import ValidationError
 
 from aisopod.clientip import lockout_key
+from aisopod.compat.natspy import ping_now
 from aisopod.contracts.auth import AuthChanged, VerifyRequest, VerifyResult
 from aisopod.credcache import CredentialCache, Question
 from aisopod.errors import InternalError
@@ -32,6 +40,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("aisopod.ws.credentials")
 
 VERIFY_TIMEOUT_S = 5.0
+ORDER_TIMEOUT_S = 5  # nats-py takes whole seconds
 
 
 class Verifier:
@@ -42,6 +51,7 @@ class Verifier:
         self.cache = CredentialCache(ttl_s=ttl_s)
         self._subs: list[Any] = []
         self._reconnects = 0
+        self._orders: set[asyncio.Task[None]] = set()
         metrics.register_credential_cache(self.cache)
 
     async def start(self) -> None:
@@ -105,10 +115,38 @@ class Verifier:
             self.cache.forget_generations()
         return True
 
+    # -- ordering ----------------------------------------------------------------------------
+    def order(self) -> asyncio.Future[Any] | None:
+        """A NATS round trip started now, for an upgrade no request ordered: its `connect`
+        may use the cache once it is back (`verify(ordered=…)`). A PING written at once
+        when nothing is queued (no task, no flusher hop), else nats-py's `flush`. None
+        when the cache is off (nothing to order)."""
+        if not self.cache.enabled:
+            return None
+        nc = self.host.bus.nc
+        pong = ping_now(nc)
+        if pong is not None:
+            return pong
+        task = asyncio.ensure_future(nc.flush(ORDER_TIMEOUT_S))
+        self._orders.add(task)
+        task.add_done_callback(self._ordered)
+        return task
+
+    def _ordered(self, task: asyncio.Task[None]) -> None:
+        self._orders.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved: a failed ping only means `verify` asks auth
+
     # -- the check ---------------------------------------------------------------------------
-    async def verify(self, request: VerifyRequest) -> VerifyResult:
+    async def verify(
+        self, request: VerifyRequest, ordered: asyncio.Future[Any] | None = None
+    ) -> VerifyResult:
+        """`ordered`: the round trip `order` started for a connection admitted without one;
+        the cache is used only once it is back (a failed one: auth is asked)."""
         key = self._key(request)
         ipv6_prefix = int(getattr(self.host.config.current.limits, "ipv6_prefix", 64))
+        if key is not None and ordered is not None and not await _completed(ordered):
+            key = None
         if key is not None and self._connection_intact():
             cached = self.cache.get(key, lockout_key(request.client_ip, ipv6_prefix))
             if cached is not None:
@@ -145,3 +183,14 @@ class Verifier:
             origin=request.origin,
             direct_loopback=request.direct_loopback,
         ).key()
+
+
+async def _completed(round_trip: asyncio.Future[Any]) -> bool:
+    """Whether the round trip came back (at once when it did already). Waited for without
+    cancelling it: nats-py resolves a PING's future itself, and a lost connection never
+    does (then the timeout)."""
+    if not round_trip.done():
+        await asyncio.wait((round_trip,), timeout=ORDER_TIMEOUT_S)
+        if not round_trip.done():
+            return False
+    return not round_trip.cancelled() and round_trip.exception() is None

@@ -270,7 +270,8 @@ class Handshake:
             origin=conn.origin,
             direct_loopback=is_loopback(conn.ip),
         )
-        return await self.gateway.credentials.verify(request)
+        ordered, conn.ordered = conn.ordered, None
+        return await self.gateway.credentials.verify(request, ordered)
 
     def _hello(
         self,

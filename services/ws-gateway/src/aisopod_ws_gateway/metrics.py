@@ -46,7 +46,14 @@ EDGE_READS = LoopCounter("aisopod_ws_edge_reads", "reads answered from the edge 
 EDGE_FALLBACKS = LoopCounter(
     "aisopod_ws_edge_fallbacks", "edge-served reads sent to the owner (cold, lagging, owner-only)"
 )
-REGISTRY.register(_LoopCounters(FRAMES_IN, FRAMES_OUT, REQUESTS, EDGE_READS, EDGE_FALLBACKS))
+EXEMPT_CACHED = LoopCounter(
+    "aisopod_ws_exempt_cached",
+    "upgrades admitted from a kept exempt verdict, not asked of ratelimit (so not in its "
+    "decision counters)",
+)
+REGISTRY.register(
+    _LoopCounters(FRAMES_IN, FRAMES_OUT, REQUESTS, EDGE_READS, EDGE_FALLBACKS, EXEMPT_CACHED)
+)
 ERRORS = Counter("aisopod_ws_internal_errors_total", "internal errors answered", ["name"])
 EVENTS = Counter("aisopod_ws_events_total", "broadcast events received from the stream")
 DELIVERIES = Counter("aisopod_ws_event_deliveries_total", "event frames written to clients")

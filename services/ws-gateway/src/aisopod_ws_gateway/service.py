@@ -33,12 +33,14 @@ from aisopod.jsonrpc import RequestId
 from aisopod.probes import LIVENESS_PATHS, READINESS_PATHS
 from aisopod.settings import ServiceSettings
 from aisopod_ws_gateway import metrics, wsframes
+from aisopod_ws_gateway.admission import ConnectionLimit
 from aisopod_ws_gateway.audience import Subscription, View, Views
 from aisopod_ws_gateway.codec import JSONRPC, Codec
 from aisopod_ws_gateway.connection import Connection, FrameHandler, State
 from aisopod_ws_gateway.credentials import Verifier
 from aisopod_ws_gateway.dispatch import Dispatcher
 from aisopod_ws_gateway.edgereads import EdgeReads
+from aisopod_ws_gateway.exemptcache import DEFAULT_MAX_AGE_S, ExemptCache
 from aisopod_ws_gateway.fanout import Fanout
 from aisopod_ws_gateway.handshake import Handshake
 from aisopod_ws_gateway.health import HealthMonitor
@@ -59,9 +61,12 @@ SHUTDOWN_RESTART_EXPECTED_MS = 5000
 class WsGatewaySettings(ServiceSettings):
     """`AISOPOD_CREDENTIAL_CACHE_TTL_S`: how long a verified credential is reused by the
     handshake (docs/ws-gateway.md, "The verified-credential cache"); 0 turns the cache off
-    (every `connect` asks auth)."""
+    (every `connect` asks auth). `AISOPOD_EXEMPT_CACHE_MAX_AGE_S`: how long ratelimit's
+    `exempt` verdict for an address is reused by the upgrade (exemptcache.py); 0 turns it
+    off (every upgrade asks ratelimit)."""
 
     credential_cache_ttl_s: float = Field(DEFAULT_TTL_S, ge=0.0, le=3600.0)
+    exempt_cache_max_age_s: float = Field(DEFAULT_MAX_AGE_S, ge=0.0, le=3600.0)
 
 
 class Gateway:
@@ -78,6 +83,16 @@ class Gateway:
             else DEFAULT_TTL_S
         )
         self.credentials = Verifier(host, ttl_s)
+        exempt_max_age_s = (
+            settings.exempt_cache_max_age_s
+            if isinstance(settings, WsGatewaySettings)
+            else DEFAULT_MAX_AGE_S
+        )
+        self.limit = ConnectionLimit(
+            host.bus,
+            lambda: host.config.snapshot.revision,
+            ExemptCache(max_age_s=exempt_max_age_s),
+        )
         self._heartbeats: tuple[object, Mapping[str, dict[str, Any]]] = (None, {})
         self.handshake = Handshake(self)
         self.health = HealthMonitor(self)
@@ -159,6 +174,8 @@ class Gateway:
             lambda: self.health.snapshot, self.edge_reads.agents_value, sessions, self.heartbeats
         )
         await self.credentials.start()
+        # A changed configuration may exempt less: no verdict of the old one is used again.
+        self.host.config.on_change(lambda _new, _old: self.limit.cache.clear())
         bus = self.host.bus
         self._control = await bus.nc.subscribe(
             bus.subjects.control("connections.close"), cb=self._on_close_order

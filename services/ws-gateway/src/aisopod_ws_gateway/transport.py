@@ -229,6 +229,13 @@ class WsTransport(asyncio.Protocol):
             if client_ip is None:
                 self._respond(admission.unproven())
                 return
+            if self.gateway.limit.exempt(path, client_ip):
+                self._accept(request, client_ip, codec)  # ratelimit exempted it: no ask
+                if self.conn is not None:
+                    # The round trip the ask was, after the 101: it orders the revocations
+                    # this client may know of before its `connect` (credentials.py).
+                    self.conn.ordered = self.gateway.credentials.order()
+                return
             # The connection limit is one NATS round trip: nothing more is read meanwhile
             # (a client sends no frame before the 101 anyway).
             if self.transport is not None:
@@ -266,20 +273,28 @@ class WsTransport(asyncio.Protocol):
 
     async def _upgrade(self, request: Request, path: str, client_ip: str, codec: Codec) -> None:
         try:
-            refusal = await admission.check_limit(self.gateway.host.bus, path, client_ip)
+            refusal = await self.gateway.limit.check(path, client_ip)
         except Exception:  # a malformed reply: drop this socket, keep the others
             log.exception("connection limit check failed")
             self.abort()
             return
-        if self.transport is None or self.transport.is_closing():
+        transport = self.transport
+        if transport is None or transport.is_closing():
             return  # the client left while we asked
         if refusal is not None:
             self._respond(refusal)
             return
+        self._accept(request, client_ip, codec)
+        if not transport.is_reading():
+            transport.resume_reading()
+
+    def _accept(self, request: Request, client_ip: str, codec: Codec) -> None:
+        """Answer an admitted upgrade: the 101 and the challenge in one write."""
+        transport = self.transport
+        assert transport is not None
         response = self.ws.accept(request)
         if response.status_code != 101:
             self._respond(response)
-            self.transport.resume_reading()
             return
         self._cork = []
         try:
@@ -288,9 +303,8 @@ class WsTransport(asyncio.Protocol):
             self.conn = self.gateway.open_connection(self, request, client_ip, codec)
         finally:
             corked, self._cork = self._cork, None
-            if corked and not self.transport.is_closing():
-                self.transport.write(b"".join(corked))
-        self.transport.resume_reading()
+            if corked and not transport.is_closing():
+                transport.write(b"".join(corked))
 
 
 def plain(status: int, body: bytes, content_type: str = "text/plain", reason: str = "") -> Response:

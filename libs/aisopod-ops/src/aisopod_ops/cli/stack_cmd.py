@@ -72,6 +72,14 @@ def register(commands: Any) -> None:
         default=None,
         help="replicas of every stream and bucket (default: min(N, 3); external NATS: 1)",
     )
+    nats.add_argument(
+        "--nats-gomaxprocs",
+        type=gomaxprocs,
+        default=None,
+        metavar="N",
+        help="GOMAXPROCS of nats-server (0: Go's default, every CPU; default: your "
+        "GOMAXPROCS if set, else 1 on hosts with at most 4 CPUs)",
+    )
     up.add_argument(
         "--runtime-replicas",
         type=int,
@@ -103,6 +111,14 @@ def register(commands: Any) -> None:
         default=[],
         metavar="CIDR",
         help="a proxy in front whose X-Forwarded-* Traefik keeps (repeatable; default none)",
+    )
+    edge.add_argument(
+        "--traefik-gomaxprocs",
+        type=gomaxprocs,
+        default=None,
+        metavar="N",
+        help="GOMAXPROCS of Traefik (0: Go's default, every CPU; default: your GOMAXPROCS "
+        "if set, else 1 on hosts with at most 2 CPUs)",
     )
     up.set_defaults(handler=_up)
     status = verbs.add_parser("status", help="what the stack in the state dir runs")
@@ -140,6 +156,8 @@ def _up(args: argparse.Namespace) -> int:
         nats_replicas=args.nats_replicas,
         nats_monitor=args.nats_monitor,
         small=args.small,
+        nats_gomaxprocs=args.nats_gomaxprocs,
+        traefik_gomaxprocs=args.traefik_gomaxprocs,
     )
     if args.small and (args.scale or args.replicas is not None):
         raise SystemExit("--small runs one of each service: no --scale or --replicas")
@@ -160,6 +178,12 @@ def bind_address(value: str) -> str:
         raise argparse.ArgumentTypeError(
             f"{value!r} is not an IP address (e.g. 127.0.0.1, 0.0.0.0, ::1, ::)"
         ) from None
+
+
+def gomaxprocs(value: str) -> int:
+    if not value.isdigit():
+        raise argparse.ArgumentTypeError(f"{value!r}: expected 0 (Go's default) or a count")
+    return int(value)
 
 
 def _status(args: argparse.Namespace) -> int:

@@ -55,6 +55,14 @@ NOTES: Mapping[str, str] = MappingProxyType(
         "included, so totals never depend on the limit. Quarter hours let a client add days "
         "up in any time zone. Reads every record of the window (sessions are not a "
         "dimension of the hourly roll-ups).",
+        "sessions.usage.series": "One point per run of the session concluded in the "
+        "window (the ledger stamps a run when it concludes), oldest first, priced at the "
+        "current prices; past `maxPoints` runs, consecutive runs are added up so the points "
+        "still cover the whole window. Reads only this session's records of the window.",
+        "sessions.usage.logs": "The transcript as `chat.history` shows it (the newest "
+        "`limit` messages, after a compaction its summary first), and in `runs` the usage "
+        "record of each run those messages belong to: a run's tokens and cost go with its "
+        "final answer.",
         "logs.tail": "Reads the `LOGS` stream. Without `cursor`: the newest lines; pass the "
         "returned `cursor` back to get the lines after it. A cursor that fell out of the "
         "stream restarts at the oldest line held, with `reset: true`. `level` is a minimum.",
@@ -583,6 +591,59 @@ EXAMPLES: Mapping[str, MethodExample] = MappingProxyType(
                 ],
             },
             (_BAD_WINDOW,),
+        ),
+        "sessions.usage.series": MethodExample(
+            {"key": KEY, "since": T0 - 86400000, "until": T0, "maxPoints": 200},
+            {
+                "key": KEY,
+                "agentId": "main",
+                "since": T0 - 86400000,
+                "until": T0,
+                "runs": 1,
+                "points": [
+                    {
+                        "ts": T0 - 60000,
+                        "runs": 1,
+                        "calls": 2,
+                        "promptTokens": 600,
+                        "completionTokens": 120,
+                        "cacheReadTokens": 0,
+                        "cacheWriteTokens": 0,
+                        "totalTokens": 720,
+                        "costUsd": 0.000162,
+                        "priced": True,
+                    }
+                ],
+            },
+            (_SESSION_NOT_FOUND, _BAD_WINDOW),
+        ),
+        "sessions.usage.logs": MethodExample(
+            {"key": KEY, "limit": 2},
+            {
+                "key": KEY,
+                "agentId": "main",
+                "messages": [
+                    {"id": "m1", "role": "user", "content": "hello", "ts": T0, "runId": "r1"},
+                    {
+                        "id": "m2",
+                        "role": "assistant",
+                        "content": "hello",
+                        "ts": T0 + 40,
+                        "runId": "r1",
+                        "model": "openai/gpt-4o-mini",
+                    },
+                ],
+                "runs": [
+                    {
+                        "runId": "r1",
+                        "model": "openai/gpt-4o-mini",
+                        "totalTokens": 720,
+                        "costUsd": 0.000162,
+                        "priced": True,
+                    }
+                ],
+            },
+            (_SESSION_NOT_FOUND,),
         ),
         "logs.tail": MethodExample(
             {"limit": 2, "service": "runtime", "level": "warning"},

@@ -40,6 +40,10 @@ class SessionEntry(Result):
     updated_at: EpochMs
     created_at: EpochMs | None = absent_when_none()
     last_message: str | None = None
+    title: str | None = absent_when_none()
+    """A short title from the session's first user message (`aisopod.sessiontitle`),
+    recorded when that message is sent; absent for sessions from before titles existed
+    and for those whose first message gives none (a `/command`)."""
     model: str | None = None
     thinking_level: ThinkingLevel | None = None
     send_policy: SendPolicy | None = None

@@ -11,6 +11,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from aisopod.catalogue.chat import ChatMessage
 from aisopod.catalogue.fields import AgentId, EpochMs, SessionKey, absent_when_none
 from aisopod.catalogue.spec import MethodSpec
 from aisopod.scopes import Requirement
@@ -247,6 +248,76 @@ class UsageSessionsResult(Result):
     """Every run of the window (all sessions, rows beyond `limit` included), oldest first."""
 
 
+SERIES_POINTS_MAX = 1000
+LOG_MESSAGES_MAX = 1000
+
+
+class SessionsUsageSeriesParams(Params):
+    """One session's runs over a window (`since`, `until` as for `usage.status`: default
+    the last 30 days, at most 366), oldest first, as the points of a chart. At most
+    `maxPoints` points (default 200): with more runs, each point adds up that many
+    consecutive runs (the same number each, the last point fewer), stamped with the last."""
+
+    key: SessionKey
+    since: EpochMs | None = None
+    until: EpochMs | None = None
+    max_points: int = Field(default=200, ge=1, le=SERIES_POINTS_MAX)
+
+    @model_validator(mode="after")
+    def _window(self) -> SessionsUsageSeriesParams:
+        _check_window(self.since, self.until)
+        return self
+
+
+class UsageRunPoint(UsageTokens):
+    """One run, or consecutive runs added up, with their cost at the current prices."""
+
+    ts: EpochMs
+    """When the (last) run concluded."""
+    cost_usd: float = Field(ge=0)
+    priced: bool
+    """Every run of the point used a model with a configured price."""
+
+
+class SessionsUsageSeriesResult(Result):
+    key: str
+    agent_id: str
+    since: EpochMs
+    until: EpochMs
+    runs: int = Field(ge=0)
+    """Runs of the session in the window (every point together)."""
+    points: list[UsageRunPoint]
+
+
+class SessionsUsageLogsParams(Params):
+    """The newest `limit` messages of a session's transcript (as `chat.history` shows
+    them, default 200, at most 1000) with what each run cost."""
+
+    key: SessionKey
+    limit: int = Field(default=200, ge=1, le=LOG_MESSAGES_MAX)
+
+
+class RunCost(Result):
+    """A run's tokens and its cost at the current prices (from the usage ledger)."""
+
+    run_id: str
+    model: str
+    total_tokens: int = Field(ge=0)
+    cost_usd: float = Field(ge=0)
+    priced: bool
+
+
+class SessionsUsageLogsResult(Result):
+    key: str
+    agent_id: str
+    messages: list[ChatMessage]
+    """Oldest first, as `chat.history` answers (after a compaction: its summary, then the
+    messages after it)."""
+    runs: list[RunCost]
+    """The runs of those messages that are in the ledger (a run that called no model, or
+    one older than the ledger keeps, is not)."""
+
+
 METHODS: tuple[MethodSpec, ...] = (
     MethodSpec(
         "usage.status",
@@ -279,5 +350,21 @@ METHODS: tuple[MethodSpec, ...] = (
         UsageSessionsParams,
         UsageSessionsResult,
         description="tokens and cost per session over a window, by quarter hour and model",
+    ),
+    MethodSpec(
+        "sessions.usage.series",
+        RT,
+        R,
+        SessionsUsageSeriesParams,
+        SessionsUsageSeriesResult,
+        description="one session's runs over a window with their tokens and cost, for charts",
+    ),
+    MethodSpec(
+        "sessions.usage.logs",
+        RT,
+        R,
+        SessionsUsageLogsParams,
+        SessionsUsageLogsResult,
+        description="a session's newest messages with what each run cost",
     ),
 )

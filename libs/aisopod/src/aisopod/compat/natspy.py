@@ -13,6 +13,10 @@ buffer and flusher, and takes the replies of its inbox straight from the reader:
   is written to the socket at once (`write_now`), not through the flusher task: at low
   concurrency the hand-over to that task is a good part of a round trip's latency.
 
+- `Client._pongs`: the futures the reader resolves, in order, as PONGs arrive; `ping_now`
+  appends one and writes its PING at once (ws-gateway orders a handshake that asked
+  nothing over NATS after the messages sent to it before, credentials.py).
+
 A responder on the hot path (ratelimit's `ratelimit.edge`) answers from the reader too:
 `InboxClient.responders` maps a subscription's sid to a synchronous function from the
 request to its reply, written with `write_now` (docs/ratelimit.md, The edge check's cost).
@@ -42,7 +46,9 @@ CLIENT_INTERNALS = (
     "_flush_pending",
     "_pending_data_size",
     "_transport",
+    "_pongs",
 )
+PING = b"PING\r\n"
 SUBSCRIPTION_INTERNALS = ("_id",)
 KV_INTERNALS = ("_name", "_js", "_pre")
 
@@ -110,6 +116,21 @@ async def publish_now(nc: NatsClient, subject: bytes, payload: bytes) -> None:
     nc.stats["out_bytes"] += len(payload)
     if not write_now(nc, cmd):
         await send_command(nc, cmd)
+
+
+def ping_now(nc: NatsClient) -> asyncio.Future[bool] | None:
+    """A PING written to the socket now, and the future nats-py's reader resolves when its
+    PONG is read: by then every message the server sent this connection before the PONG
+    has been read (and its subscription's callback woken). None when it cannot be written
+    at once (`write_now`). A connection lost first never resolves it: wait for it with a
+    timeout that does not cancel it (the reader would fail setting a cancelled future)."""
+    transport = nc._transport
+    if nc._pending_data_size or transport is None or not nc.is_connected:
+        return None
+    future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+    nc._pongs.append(future)  # nats-py's own PINGs are appended as written, too: in order
+    transport.write(PING)
+    return future
 
 
 def subscription_sid(sub: Subscription) -> int:

@@ -12,8 +12,10 @@
 - `edge` `{path, clientIp}` → `EdgeCheckResult`: the per-route limit of an edge request
   (the route classes of `limits.routes`, keyed by the client IP like the route's rule
   says), asked by http-api for every API request and by ws-gateway for every upgrade;
-  `counted` false when no route class covers the path. The caller must have proven the
-  client IP (aisopod/edgeproof.py).
+  `counted` false when no route class covers the path; `configRevision` the config KV
+  revision of the rules that decided (so a caller may reuse an `exempt` answer while it
+  runs that revision itself). The caller must have proven the client IP
+  (aisopod/edgeproof.py).
 Keys are opaque strings built by the caller: `ip:<addr>`, `principal:<id>`, `device:<id>`
 (`ip:` keys are normalised: IPv4-mapped IPv6 to IPv4, IPv6 to its configured prefix).
 An unknown rule is INVALID_PARAMS. Semantics (docs/ratelimit.md): a rule admits `limit`
@@ -54,3 +56,8 @@ class EdgeCheckRequest(WireModel):
 class EdgeCheckResult(CheckResult):
     counted: bool = Field(True, description="false: no route class covers the path")
     reason: str = Field("ok", description="ok | exempt | limit | lockout | unreachable")
+    config_revision: int | None = Field(
+        None,
+        description="the config KV revision of the document whose rules took this decision; "
+        "null when not known here (decided by another replica, or its rules lag its config)",
+    )

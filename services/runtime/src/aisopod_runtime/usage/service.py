@@ -15,8 +15,12 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from aisopod.catalogue.usage import (
+    SessionsUsageLogsParams,
+    SessionsUsageLogsResult,
     SessionsUsageParams,
     SessionsUsageResult,
+    SessionsUsageSeriesParams,
+    SessionsUsageSeriesResult,
     UsageCostResult,
     UsageSessionsParams,
     UsageSessionsResult,
@@ -29,6 +33,7 @@ from aisopod.host import ServiceHost
 from aisopod.principal import Principal
 from aisopod.rpc import CallContext, Handler
 from aisopod.sessionkey import parse_session_key
+from aisopod_runtime.chat import history_view
 from aisopod_runtime.providers import Usage
 from aisopod_runtime.usage import metrics
 from aisopod_runtime.usage.budgets import BudgetBook, counter_key, token_id
@@ -41,6 +46,8 @@ from aisopod_runtime.usage.tally import (
     month_of,
     per_session,
     price_of,
+    run_costs,
+    run_points,
     series,
     summary_fields,
     totals,
@@ -234,7 +241,56 @@ def usage_handlers(parts: RuntimeService, usage: UsageService) -> dict[str, Hand
         records = await usage.ledger.read_records(since, until, agent_id=agent_id, session_key=key)
         return per_session(records, parts.config.models, since, until, params.limit)
 
+    async def sessions_usage_series(
+        params: SessionsUsageSeriesParams, ctx: CallContext
+    ) -> SessionsUsageSeriesResult:
+        key, agent_id = parse_session_key(params.key, parts.agents.default_id)
+        since, until = window(params.since, params.until, now_ms())
+        # O(this session's runs in the window): the ledger's subjects name the session.
+        seen, records = await asyncio.gather(
+            parts.sessions.lookup(key),
+            usage.ledger.read_records(since, until, agent_id=agent_id, session_key=key),
+        )
+        if seen is None and not records:
+            raise NotFound(f"no session {key!r}", code="SESSION_NOT_FOUND")
+        return SessionsUsageSeriesResult(
+            key=key,
+            agent_id=agent_id,
+            since=since,
+            until=until,
+            runs=len(records),
+            points=run_points(records, parts.config.models, params.max_points),
+        )
+
+    async def sessions_usage_logs(
+        params: SessionsUsageLogsParams, ctx: CallContext
+    ) -> SessionsUsageLogsResult:
+        key, agent_id = parse_session_key(params.key, parts.agents.default_id)
+        seen, messages = await asyncio.gather(
+            parts.sessions.lookup(key), history_view(parts, key, params.limit)
+        )
+        if seen is None and not messages:
+            raise NotFound(f"no session {key!r}", code="SESSION_NOT_FOUND")
+        run_ids = {m.run_id for m in messages if m.run_id}
+        records: list[dict[str, Any]] = []
+        if run_ids:
+            # A run's record is stamped when it concluded, after its messages: reading
+            # from the oldest message on finds every one (only this session's subjects).
+            since = min(m.ts for m in messages)
+            found = await usage.ledger.read_records(
+                since, now_ms() + 1, agent_id=agent_id, session_key=key
+            )
+            records = [r for r in found if r.get("runId") in run_ids]
+        return SessionsUsageLogsResult(
+            key=key,
+            agent_id=agent_id,
+            messages=messages,
+            runs=run_costs(records, parts.config.models),
+        )
+
     return {
+        "sessions.usage.series": sessions_usage_series,
+        "sessions.usage.logs": sessions_usage_logs,
         "usage.sessions": usage_sessions,
         "usage.status": usage.status,
         "usage.cost": usage.cost,

@@ -27,9 +27,11 @@ from aisopod.catalogue.usage import (
     ModelCost,
     ModelUsage,
     ProviderUsage,
+    RunCost,
     SessionUsageRow,
     UsageCell,
     UsagePoint,
+    UsageRunPoint,
     UsageSessionsResult,
     UsageTokens,
 )
@@ -112,8 +114,22 @@ def bucket_starts(since: int, until: int, bucket: Bucket) -> list[int]:
     return list(range(bucket_start(since, bucket), until, step))
 
 
+_last_month: tuple[int, int, str] = (0, 0, "")
+"""The month last named: (its first ms, the next month's first ms, `YYYY-MM`)."""
+
+
 def month_of(ts: int) -> str:
-    return datetime.fromtimestamp(ts / 1000, UTC).strftime("%Y-%m")
+    """`YYYY-MM` (UTC) of epoch ms `ts`; the month last asked for is remembered (every run
+    charged asks, almost always for the current month)."""
+    global _last_month
+    first, after, name = _last_month
+    if first <= ts < after:
+        return name
+    at = datetime.fromtimestamp(ts / 1000, UTC)
+    name = at.strftime("%Y-%m")
+    start = int(datetime(at.year, at.month, 1, tzinfo=UTC).timestamp() * 1000)
+    _last_month = (start, month_end(ts), name)
+    return name
 
 
 def month_end(ts: int) -> int:
@@ -374,3 +390,45 @@ def per_session(
         sessions=rows,
         cells=_cell_list(_cells(records, prices), prices),
     )
+
+
+# -- one session's runs ---------------------------------------------------------------------
+
+
+def run_points(
+    records: list[dict[str, Any]], models: ProvidersSection, max_points: int
+) -> list[UsageRunPoint]:
+    """Records (oldest first) as at most `max_points` points: consecutive runs added up,
+    `ceil(n / max_points)` to a point, each stamped with its last run."""
+    prices = {ref: price_of(models, ref) for ref in {str(r.get("model")) for r in records}}
+    step = -(-len(records) // max_points) if records else 1
+    points = []
+    for at in range(0, len(records), step):
+        runs = records[at : at + step]
+        cost = sum(cost_nano_usd(prices[str(r.get("model"))], r) for r in runs)
+        points.append(
+            UsageRunPoint(
+                ts=int(runs[-1]["ts"]),
+                **totals(runs).fields(),
+                cost_usd=usd(cost),
+                priced=all(prices[str(r.get("model"))] is not None for r in runs),
+            )
+        )
+    return points
+
+
+def run_costs(records: Iterable[dict[str, Any]], models: ProvidersSection) -> list[RunCost]:
+    """Each record's run with its tokens and its cost at the current prices."""
+    out = []
+    for record in records:
+        price = price_of(models, str(record.get("model")))
+        out.append(
+            RunCost(
+                run_id=str(record.get("runId")),
+                model=str(record.get("model")),
+                total_tokens=totals([record]).total,
+                cost_usd=usd(cost_nano_usd(price, record)),
+                priced=price is not None,
+            )
+        )
+    return out

@@ -24,6 +24,13 @@ from aisopod.errors import AisopodError, InvalidParams, NotFound
 from aisopod.sessionkey import canonical_session_key
 from aisopod_ws_gateway.openclaw.events import presence_entry, text_parts
 from aisopod_ws_gateway.openclaw.usage import sessions_usage, usage_params
+from aisopod_ws_gateway.openclaw.usagedetail import (
+    logs_params,
+    series_params,
+    session_id,
+    usage_logs,
+    usage_timeseries,
+)
 
 Params = dict[str, Any]
 SESSIONS_LIMIT = 1000
@@ -503,18 +510,28 @@ def auth_status(ours: Any, ctx: Context) -> dict[str, Any]:
     return {"providers": [{"provider": p, "status": "ok"} for p in providers]}
 
 
-def session_row(entry: dict[str, Any], model: str | None = None) -> dict[str, Any]:
-    """One of our session entries as a row of OpenClaw's session list."""
-    return {
-        "key": entry.get("key"),
+def session_row(
+    entry: dict[str, Any], model: str | None = None, *, titles: bool = True
+) -> dict[str, Any]:
+    """One of our session entries as a row of OpenClaw's session list. `derivedTitle`
+    (when `titles`) is OpenClaw's: the label, else the title the runtime recorded from
+    the first user message (docs/openclaw.md, The sessions sidebar)."""
+    key = entry.get("key")
+    row = {
+        "key": key,
+        "sessionId": session_id(str(key)),
         "agentId": entry.get("agentId"),
         "kind": "direct",
         "label": entry.get("label"),
-        "displayName": entry.get("label") or entry.get("key"),
+        "displayName": entry.get("label") or key,
         "updatedAt": entry.get("updatedAt"),
         "model": entry.get("model") or model,
         "lastMessagePreview": entry.get("lastMessage"),
     }
+    title = entry.get("label") or entry.get("title")
+    if titles and title:
+        row["derivedTitle"] = title
+    return row
 
 
 def session_described(ours: Any, ctx: Context) -> dict[str, Any]:
@@ -549,7 +566,8 @@ def approval_list(ours: Any, ctx: Context) -> list[dict[str, Any]]:
 def sessions_list(ours: Any, ctx: Context) -> dict[str, Any]:
     sessions = [] if ctx.params.get("spawnedBy") else ours.get("sessions", [])
     model = _default_model(ctx)
-    rows = [session_row(s, model) for s in sessions]
+    titles = bool(ctx.params.get("includeDerivedTitles"))
+    rows = [session_row(s, model, titles=titles) for s in sessions]
     return {
         "ts": int(time.time() * 1000),
         "path": "nats-kv:sessions",
@@ -766,6 +784,13 @@ ADAPTERS: dict[str, Adapter] = {
     # The usage page (docs/openclaw.md, Usage).
     "sessions.usage": Adapter(
         "usage.sessions", params=usage_params, result=usage_report, clocked=True
+    ),
+    "sessions.usage.timeseries": Adapter(
+        "sessions.usage.series", params=series_params, result=usage_timeseries
+    ),
+    "sessions.usage.logs": Adapter(
+        "sessions.usage.logs", params=logs_params, result=usage_logs,
+        empty_on=(NotFound,), empty={"logs": []},
     ),
     "usage.status": Adapter("models.list", params=none, result=provider_quotas, clocked=True),
     "sessions.messages.subscribe": Adapter("chat.history", feed="chat"),

@@ -1,0 +1,121 @@
+"""One agent turn, message by message: what it publishes on NATS and who receives it.
+
+    .venv/bin/python bench/turn_trace.py [--turns 50] [--replicas 1]
+
+Starts a local stack (bench/local_stack.py, echo provider), warms it, then:
+- traces one WebSocket `agent` turn (echo, `wait`, a new session) with a `>` subscriber of
+  its own: every message with its time since the request, subject, size and reply inbox;
+- runs `--turns` more and reads nats-server's /connz before and after: messages in and out
+  per turn of each client connection (by its name), the tracer's own deliveries taken off.
+
+What it prints is the list docs/runtime.md "What a turn costs" keeps (who receives what).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import nats
+import orjson
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from aisopod.settings import nats_servers  # noqa: E402
+from bench.agent_bench import _round_trips  # noqa: E402
+from bench.harness import load_average  # noqa: E402
+from bench.local_stack import BenchStack  # noqa: E402
+from bench.ws_lean_client import connect_gateway  # noqa: E402
+
+TRACER = "turn-trace"
+
+
+def monitor_url(stack: BenchStack) -> str:
+    conf = (stack.state_dir / "nats" / "nats.conf").read_text()
+    found = re.search(r'^http: "([^"]+)"', conf, re.M)
+    if found is None:
+        raise SystemExit("the stack has no NATS monitor (start it with --nats-monitor)")
+    return f"http://{found.group(1)}"
+
+
+async def connections(url: str) -> dict[int, dict[str, Any]]:
+    async with httpx.AsyncClient(timeout=5, trust_env=False) as client:
+        connz = (await client.get(f"{url}/connz", params={"limit": 1024})).json()
+    return {c["cid"]: c for c in connz["connections"]}
+
+
+def frames(prefix: str) -> Any:
+    def frame(request_id: str) -> bytes:
+        params = {"message": "hi", "sessionKey": f"{prefix}-{request_id}", "wait": True}
+        call = {"jsonrpc": "2.0", "id": request_id, "method": "agent", "params": params}
+        return orjson.dumps(call)
+
+    return frame
+
+
+async def main(turns: int, replicas: int) -> None:
+    stack = BenchStack.start("--nats-monitor", "--replicas", str(replicas), with_fake=False)
+    try:
+        url = monitor_url(stack)
+        client, _ = await connect_gateway("127.0.0.1", stack.http_port, stack.token, subscribe=[])
+        await _round_trips(client, frames(f"agent:main:warm-{uuid.uuid4().hex[:6]}"), 20)
+
+        nc = await nats.connect(
+            nats_servers(stack.info["nats_url"]),
+            user="admin",
+            password=stack.nats_password(),
+            name=TRACER,
+        )
+        seen: list[tuple[float, str, int, str]] = []
+        traced = asyncio.Event()
+        tracing = [False]
+
+        async def on_msg(msg: Any) -> None:
+            if tracing[0]:
+                seen.append((time.perf_counter(), msg.subject, len(msg.data), msg.reply or ""))
+
+        await nc.subscribe(">", cb=on_msg)
+        await nc.flush()
+        tracing[0] = True
+        started = time.perf_counter()
+        await _round_trips(client, frames(f"agent:main:trace-{uuid.uuid4().hex[:6]}"), 1)
+        await asyncio.sleep(0.3)  # what the turn set off after its reply (watch deliveries)
+        tracing[0] = False
+        traced.set()
+        print(f"# one turn (load {load_average():.1f}): {len(seen)} messages")
+        for at, subject, size, reply in seen:
+            print(f"{(at - started) * 1000:8.2f} ms  {size:6d} B  {subject}  {reply}")
+
+        await nc.drain()
+        before = await connections(url)
+        await _round_trips(client, frames(f"agent:main:many-{uuid.uuid4().hex[:6]}"), turns)
+        after = await connections(url)
+        print(f"\n# per turn, each connection ({turns} turns): in / out messages")
+        for cid, conn in sorted(after.items(), key=lambda kv: kv[1].get("name", "")):
+            was = before.get(cid)
+            if was is None:
+                continue
+            d_in = (conn["in_msgs"] - was["in_msgs"]) / turns
+            d_out = (conn["out_msgs"] - was["out_msgs"]) / turns
+            if d_in or d_out:
+                print(f"{conn.get('name', '?'):40s} in {d_in:6.2f}  out {d_out:6.2f}")
+        client.close()
+    finally:
+        stack.stop()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--turns", type=int, default=50)
+    parser.add_argument("--replicas", type=int, default=1)
+    args = parser.parse_args()
+    asyncio.run(main(args.turns, args.replicas))

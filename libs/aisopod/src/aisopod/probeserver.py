@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sys
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from email.utils import formatdate
@@ -30,7 +29,7 @@ from typing import Any
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from aisopod.host import ServiceHost
+from aisopod.host import ServiceHost, run_server
 from aisopod.memory import settle_after_start
 from aisopod.probes import LIVENESS_PATHS, READINESS_PATHS
 from aisopod.securityheaders import SECURITY_HEADERS
@@ -280,26 +279,4 @@ def _refusal(status: int, message: str) -> bytes:
 def serve(host: ServiceHost, app: ProbeApp) -> None:
     """Run until SIGTERM/SIGINT, then drain and stop (as `aisopod.app.serve` does for
     an ASGI service)."""
-    server = ProbeServer(app)
-
-    async def main() -> None:
-        def exit_now() -> None:
-            server.force_exit = True
-
-        def exit_drained() -> None:
-            server.should_exit = True
-
-        host.stop_on_signals(exit_drained, exit_now)
-        await server.serve()
-
-    runner: Any
-    try:
-        import uvloop
-
-        runner = uvloop.run
-    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
-        runner = asyncio.run
-    runner(main())
-    if host.exit_code:
-        # Stopped on a restart order: non-zero so any supervisor starts it again.
-        sys.exit(host.exit_code)
+    run_server(host, ProbeServer(app))

@@ -178,6 +178,7 @@ class Presence:
             log.warning("presence delete failed: %s", type(exc).__name__)
 
     async def _watch(self, watcher: Any) -> None:
+        task = asyncio.current_task()
         while True:
             try:
                 update = await watcher.updates(timeout=3600)
@@ -186,6 +187,10 @@ class Presence:
             except Exception:  # timeouts and reconnects: keep watching
                 await asyncio.sleep(0.5)
                 continue
+            if task is not None and task.cancelling():
+                # nats-py waits through `wait_for`, which on 3.11 returns an update that
+                # raced our cancel and drops the cancel: `stop()` would wait for nothing.
+                raise asyncio.CancelledError
             if update is None:
                 continue
             if update.operation in ("DEL", "PURGE") or not update.value:

@@ -56,7 +56,7 @@ def test_forked_failure_raises_with_the_childs_error() -> None:
         run_forked(work)
 
 
-def test_the_supervising_modules_load_neither_pydantic_nor_cryptography() -> None:
+def test_the_supervising_modules_load_neither_pydantic_nor_cryptography_nor_metadata() -> None:
     script = """
 import json
 import sys
@@ -68,7 +68,7 @@ heavy_modules = ("aisopod.catalogue", "aisopod.config", "aisopod_ops.launcher.na
 heavy = sorted(
     m for m in sys.modules
     if m.split(".")[0] in heavy_roots or m.startswith(heavy_modules)
-    or m == "aisopod_ops.launcher.tls"
+    or m in ("aisopod_ops.launcher.tls", "importlib.metadata")
 )
 print(json.dumps(heavy))
 """

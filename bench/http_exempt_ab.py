@@ -75,6 +75,15 @@ class Side:
             raise RuntimeError(f"{kind}: {response.status_code} {response.text[:200]}")
         return elapsed
 
+    async def cached(self) -> float:
+        """The replica's `aisopod_http_exempt_cached_total`: shows which side kept verdicts."""
+        response = await self.client.get(f"{self.replica}/metrics", headers=self.direct)
+        for line in response.text.splitlines():
+            name, _, value = line.partition(" ")
+            if name == "aisopod_http_exempt_cached_total":
+                return float(value)
+        return 0.0
+
     async def block(self, kind: str, count: int) -> dict[str, Any]:
         before = self.cpu()
         samples = [await self.call(kind) for _ in range(count)]
@@ -103,6 +112,7 @@ async def run(sides: list[Side], rounds: int, count: int) -> list[dict[str, Any]
                 progress(json.dumps(result))
                 blocks.append(result)
     for side in sides:
+        progress(f"{side.name}: aisopod_http_exempt_cached_total {await side.cached()}")
         await side.client.aclose()
     return blocks
 

@@ -334,7 +334,9 @@ class Gate:
                 )
                 verify = asyncio.ensure_future(self._verify(request))
         # The edge rule: a kept exemption, else ratelimit (which may give one to keep).
-        snapshot = self._snapshot() if self._snapshot is not None else None
+        snapshot: ConfigSnapshot | None = None
+        if self._snapshot is not None and self.exempt.max_age_s > 0:  # else the cache is off
+            snapshot = self._snapshot()
         route_class = self.route_class(snapshot, path) if snapshot is not None else None
         if (
             snapshot is not None

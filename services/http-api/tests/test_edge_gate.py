@@ -180,3 +180,14 @@ def test_a_config_change_empties_the_exempt_verdicts() -> None:
     assert len(gate.exempt) == 1
     gate.on_config(GatewayConfig.model_validate({"cors": {"maxAgeS": 5}}), GatewayConfig())
     assert len(gate.exempt) == 0
+
+
+def test_the_caches_given_are_the_ones_used_even_when_empty() -> None:
+    from aisopod.exemptcache import ExemptCache
+    from aisopod_http_api.gate import Gate
+
+    # An empty cache is falsy (it has a length): `AISOPOD_EXEMPT_CACHE_MAX_AGE_S=0` once
+    # fell back to the default cache that way.
+    off, tokens = ExemptCache(max_age_s=0.0), TokenCache(ttl_s=1.0)
+    gate = Gate(lambda: None, cache=tokens, exempt=off)  # type: ignore[arg-type,return-value]
+    assert gate.exempt is off and gate.cache is tokens

@@ -247,11 +247,12 @@ class Gate:
         """`snapshot`: the config this process runs now (its KV revision and routes);
         without it no exempt verdict is kept (`exempt` is then unused)."""
         self._bus = bus
-        self.cache = cache or TokenCache()
+        # `is None`, not `or`: an empty cache has length 0, so it is falsy.
+        self.cache = TokenCache() if cache is None else cache
         self._ipv6_prefix = ipv6_prefix
         self._locked_until_ms: dict[str, int] = {}
         self._snapshot = snapshot
-        self.exempt = exempt or ExemptCache()
+        self.exempt = ExemptCache() if exempt is None else exempt
         # The route classes of the revision last seen, built once per revision.
         self._classes: tuple[int, RouteClasses] = (-1, RouteClasses(()))
 

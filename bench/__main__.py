@@ -26,7 +26,7 @@ from typing import Any
 import uvloop
 
 from bench import stack_bench
-from bench.harness import RESULTS, Report, load_average, progress
+from bench.harness import RESULTS, Report, load_average, progress, shared_once
 from bench.local_stack import BenchStack
 
 ALL = ("P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8", "P9")
@@ -141,7 +141,8 @@ def _http(report: Report, stack: BenchStack, quick: bool, wanted: set[str]) -> N
     def p6() -> None:
         fake = stack.fake
         fake_pid = {"fake": [fake._process.pid]} if fake._process else {}
-        path_pids = {k: stack.pids[k] for k in ("traefik", "ratelimit", "auth", "http-api")}
+        # Each process once: auth and ratelimit share one in the local stack.
+        path_pids = shared_once(stack.pids, ("traefik", "ratelimit", "auth", "http-api"))
         targets = [
             http_proxy.Target(
                 "direct",

@@ -114,6 +114,35 @@ def rss_kib(pid: int) -> int:
     return _status_field(pid, "VmRSS")
 
 
+def processes_by_name(pids: dict[str, list[int]], launcher: int) -> dict[str, list[int]]:
+    """The stack's processes, each once, under the names of everything it runs: a process
+    listed under several names (auth and ratelimit share one in the local stack) becomes
+    `auth+ratelimit`; the launcher is `launcher`, or `launcher+services` when it hosts
+    them (`--small`)."""
+    out = shared_once(pids, launcher=launcher)
+    if not any(launcher in group for group in out.values()):
+        out["launcher"] = [launcher]
+    return out
+
+
+def shared_once(
+    pids: dict[str, list[int]], names: tuple[str, ...] = (), launcher: int | None = None
+) -> dict[str, list[int]]:
+    """`pids` (only `names`, when given) with each process once, under the joined names
+    of what it runs (`auth+ratelimit`; `launcher+…` for the launcher's own pid)."""
+    owners: dict[int, list[str]] = {}
+    for name, group in pids.items():
+        if names and name not in names:
+            continue
+        for pid in group:
+            owners.setdefault(pid, []).append(name)
+    out: dict[str, list[int]] = {}
+    for pid, owned in owners.items():
+        label = "+".join(owned)
+        out.setdefault(f"launcher+{label}" if pid == launcher else label, []).append(pid)
+    return out
+
+
 def pss_kib(pid: int) -> int:
     """Proportional set size: shared pages (the Python binary, libraries) split between
     the processes sharing them, so a sum over processes does not count them twice."""

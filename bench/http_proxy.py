@@ -446,6 +446,8 @@ def baseline_tree(ref: str, into: Path) -> str:
 
 
 def main() -> None:
+    from bench.harness import shared_once
+
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=4.0, help="per c=64 run")
     parser.add_argument("--requests", type=int, default=2000, help="per c=1 run")
@@ -500,7 +502,7 @@ def main() -> None:
                         with_pythonpath(pythonpath, lambda: PrivateStack(fake.base_url, FAKE_KEY))
                     )
                     token = {"authorization": f"Bearer {stack.admin_token}"}
-                    path = {k: stack.pids[k] for k in ("traefik", "ratelimit", "auth", "http-api")}
+                    path = shared_once(stack.pids, ("traefik", "ratelimit", "auth", "http-api"))
                     targets.append(
                         Target(
                             f"traefik{suffix}",

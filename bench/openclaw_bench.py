@@ -356,14 +356,18 @@ def rss_total_kib(d: Dialect) -> int:
 
 
 def process_label(pid: int) -> str:
-    """`aisopod_ws_gateway` for `python -m aisopod_ws_gateway`, else the program's name."""
+    """`aisopod_ws_gateway` for `python -m aisopod_ws_gateway`, `auth+ratelimit` for the
+    services hosted together from that plan file (combined.py), else the program's name."""
     try:
         argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return "?"
     args = [a.decode(errors="replace") for a in argv if a]
     if "-m" in args[:-1]:
-        return args[args.index("-m") + 1]
+        module = args[args.index("-m") + 1]
+        if module == "aisopod_ops.launcher.combined":
+            return Path(args[-1]).stem
+        return module
     return Path(args[0]).name if args else "?"
 
 

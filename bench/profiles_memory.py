@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.harness import RESULTS, progress, pss_kib, rss_kib
+from bench.harness import RESULTS, processes_by_name, progress, pss_kib, rss_kib
 from bench.local_stack import BenchStack
 
 SETTLE_S = 3.0
@@ -34,14 +34,9 @@ def measure(args: tuple[str, ...]) -> dict[str, Any]:
     stack = BenchStack.start(*args, with_fake=False)
     try:
         time.sleep(SETTLE_S)  # RSS settles for a moment after readiness
-        launcher = stack.proc.pid
-        # In `--small` the launcher is the services' process: counted once, under both names.
-        pids = {
-            (f"launcher+{name}" if launcher in group else name): group
-            for name, group in stack.pids.items()
-        }
-        if not any(launcher in group for group in pids.values()):
-            pids["launcher"] = [launcher]
+        # Each process once: auth and ratelimit share one in the default profile, and in
+        # `--small` the launcher is the services' process.
+        pids = processes_by_name(stack.pids, stack.proc.pid)
         rss = {name: [rss_kib(pid) for pid in group] for name, group in pids.items()}
         pss = sum(pss_kib(pid) for group in pids.values() for pid in group)
     finally:

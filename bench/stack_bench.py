@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.harness import Figure, progress, pss_kib, rss_kib
+from bench.harness import Figure, processes_by_name, progress, pss_kib, rss_kib
 from bench.local_stack import BenchStack
 
 BARE = ("nats", "caddy", "traefik")
@@ -112,7 +112,7 @@ def idle_stack_memory(stack: BenchStack, bare_rss_kib: dict[str, int]) -> tuple[
     time.sleep(SETTLE_S)  # a process's RSS settles for a moment after readiness
     per_process: dict[str, list[int]] = {}
     pss_total = 0
-    pids = {**stack.pids, "launcher": [stack.proc.pid]}
+    pids = processes_by_name(stack.pids, stack.proc.pid)  # a shared process counted once
     for name, group in pids.items():
         for pid in group:
             per_process.setdefault(name, []).append(rss_kib(pid))

@@ -72,6 +72,24 @@ class OtherClient:
     def call(self, method: str, params: Any = None, *, timeout: float = 10.0) -> Any:
         return self.runner.run(self.ws.call(method, params, timeout=timeout), timeout + 5)
 
+    def presence_until(
+        self, match: Callable[[list[dict[str, Any]]], bool], *, timeout: float = 10.0
+    ) -> list[dict[str, Any]]:
+        """`system-presence`, asked again until `match` holds or `timeout` passes (then the
+        last answer): a client connected to another replica shows up there up to the
+        presence grace after its hello (docs/ws-gateway.md, Presence)."""
+
+        async def poll() -> list[dict[str, Any]]:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + timeout
+            while True:
+                entries: list[dict[str, Any]] = await self.ws.call("system-presence")
+                if match(entries) or loop.time() >= deadline:
+                    return entries
+                await asyncio.sleep(0.1)
+
+        return self.runner.run(poll(), timeout + 15)
+
     def write_config(self, method: str, params: Any, *, timeout: float = 10.0) -> Any:
         """A config.set/patch/apply that waits out the control-write limit's retry hint
         (tests/support/control_writes.py): the admin token's budget is shared by tests."""

@@ -46,10 +46,17 @@ def replica_pid(stack: StackHandle, instance: str) -> int:
     return int(children[instance])
 
 
-def ui_presence(admin: OtherClient) -> dict:
-    entries = [
-        p for p in admin.call("system-presence") if p["client"]["id"] == "aisopod-control-ui"
-    ]
+def ui_presence(admin: OtherClient, *, not_conn: str | None = None) -> dict:
+    """The page's one presence entry (other than `not_conn`), once the admin's replica has it."""
+
+    def ui_entries(presence: list[dict]) -> list[dict]:
+        return [p for p in presence if p["client"]["id"] == "aisopod-control-ui"]
+
+    def settled(presence: list[dict]) -> bool:
+        ui = ui_entries(presence)
+        return len(ui) == 1 and ui[0]["connId"] != not_conn
+
+    entries = ui_entries(admin.presence_until(settled))
     assert len(entries) == 1, entries
     return entries[0]
 
@@ -104,7 +111,7 @@ def test_a_ws_gateway_restart_does_not_lose_the_chat_stream(
         # admin client may have been on that replica too: ask on a fresh connection.
         admin.close()
         admin = OtherClient.connect(stack.ws_url, runner=loop_thread, token=stack.admin_token)
-        after = ui_presence(admin)
+        after = ui_presence(admin, not_conn=before["connId"])
         assert after["connId"] != before["connId"], (before, after)
         assert re.fullmatch(r"ws-gateway-\d+", after["instance"]), after
         console.assert_clean("on the Chat page across the restart")

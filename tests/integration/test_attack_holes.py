@@ -46,7 +46,7 @@ def test_every_process_of_the_stack_listens_on_loopback_only(stack) -> None:
     for name, pid in _children(stack).items():
         for member in tree(pid):
             sockets.setdefault(name, set()).update(listening(member))
-    assert {"nats", "caddy", "traefik", "auth", "runtime-1"} <= set(sockets)
+    assert {"nats", "caddy", "traefik", "auth+ratelimit", "runtime-1"} <= set(sockets)
     for name, found in sockets.items():
         assert found, f"{name} listens nowhere?"
         wild = {(address, port) for address, port in found if address != "127.0.0.1"}

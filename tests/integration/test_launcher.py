@@ -48,8 +48,10 @@ def test_restart_of_dead_child_and_sigterm_leaves_nothing(tmp_path: Path) -> Non
         assert all(s["ok"] and s["instances"] == 1 for s in health["services"].values()), health
         assert set(info) >= {"http_url", "https_url", "ws_url", "admin_token", "nats_url"}
         assert (state / "secrets" / "admin-token").stat().st_mode & 0o077 == 0
-        pids = [pid for group in info["pids"].values() for pid in group]
-        assert len(pids) == 8  # nats, 5 services (1 replica of each edge), caddy, traefik
+        pids = sorted({pid for group in info["pids"].values() for pid in group})
+        # nats, 5 services in 4 processes (auth and ratelimit share one), caddy, traefik.
+        assert len(pids) == 7
+        assert info["pids"]["auth"] == info["pids"]["ratelimit"]
         # Monitoring asked for: on the stack's host only, beside the client port.
         (nats_pid,) = info["pids"]["nats"]
         nats_sockets = listening(nats_pid)
@@ -58,25 +60,31 @@ def test_restart_of_dead_child_and_sigterm_leaves_nothing(tmp_path: Path) -> Non
         (monitor_port,) = {port for _, port in nats_sockets} - {client_port}
         healthz = httpx.get(f"http://127.0.0.1:{monitor_port}/healthz", timeout=5)
         assert healthz.status_code == 200
+        # The process of auth and ratelimit dies: the launcher restarts it (both).
         victim = info["pids"]["ratelimit"][0]
         os.kill(victim, signal.SIGKILL)
         deadline = time.monotonic() + 30
         restarted = False
         while time.monotonic() < deadline and not restarted:
             text = (tmp_path / "state-launcher.log").read_text()
-            restarted = "ratelimit" in text and "restarting" in text
+            restarted = "auth+ratelimit" in text and "restarting" in text
             time.sleep(0.1)
         assert restarted
         assert httpx.get(f"{info['http_url']}/health", timeout=5).status_code == 200
         # The record `aisopod stack status` reads names the new process.
         deadline = time.monotonic() + 10
         record = json.loads((state / "stack.json").read_text())
-        while record["children"]["ratelimit"] == victim and time.monotonic() < deadline:
+        while record["children"]["auth+ratelimit"] == victim and time.monotonic() < deadline:
             time.sleep(0.1)
             record = json.loads((state / "stack.json").read_text())
-        new_pid = record["children"]["ratelimit"]
+        new_pid = record["children"]["auth+ratelimit"]
         assert new_pid != victim and _alive(new_pid)
-        assert record["pids"]["ratelimit"] == [new_pid]
+        assert record["pids"]["ratelimit"] == record["pids"]["auth"] == [new_pid]
+        ready_urls = [record["service_urls"][s][0] + "/ready" for s in ("auth", "ratelimit")]
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not all(_answers(url) for url in ready_urls):
+            time.sleep(0.1)
+        assert all(_answers(url) for url in ready_urls)
         pids.append(new_pid)
         # The supervising process stayed lean through start-up and the restart: what only
         # writing the stack's files needs was loaded in a forked child (forked.py).
@@ -90,6 +98,13 @@ def test_restart_of_dead_child_and_sigterm_leaves_nothing(tmp_path: Path) -> Non
     assert not [p for p in pids if _alive(p)]
     assert not _processes_mentioning(str(state))  # the restarted child too
     assert not (state / "stack.json").exists()
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def _heavy_libraries(pid: int) -> set[str]:

@@ -26,17 +26,20 @@ def test_health_through_traefik(stack) -> None:
 
 
 def _service_ports(stack) -> dict[str, int]:
-    """Instance name → HTTP port of every service process this stack started."""
-    state = f"AISOPOD_STATE_DIR={stack.state_dir}".encode()
-    found: dict[str, int] = {}
-    # The launcher's current record: a child another test killed runs under a new pid now
-    # (the pids of the handle are those of the stack's start).
+    """Instance name → HTTP port of every service instance this stack started."""
     record_file = Path(stack.state_dir) / "stack.json"
     if record_file.exists():
-        children = json.loads(record_file.read_text())["children"]
-        pids = [pid for pid in children.values() if pid is not None]
-    else:
-        pids = [pid for pids in stack.pids.values() for pid in pids]
+        # The launcher's record of where each instance listens (one process may run two:
+        # auth and ratelimit share one).
+        urls = json.loads(record_file.read_text())["service_urls"]
+        return {
+            f"{service}-{index + 1}": int(url.rsplit(":", 1)[1])
+            for service, group in urls.items()
+            for index, url in enumerate(group)
+        }
+    state = f"AISOPOD_STATE_DIR={stack.state_dir}".encode()
+    found: dict[str, int] = {}
+    pids = [pid for pids in stack.pids.values() for pid in pids]
     for pid in pids:
         try:
             environ = (Path("/proc") / str(pid) / "environ").read_bytes().split(b"\0")

@@ -63,7 +63,7 @@ import sys
 from aisopod_ops.cli import _modules
 _modules(["stack"])
 import aisopod_ops.launcher.stack
-heavy_roots = ("pydantic", "pydantic_core", "cryptography")
+heavy_roots = ("pydantic", "pydantic_core", "cryptography", "yaml")
 heavy_modules = ("aisopod.catalogue", "aisopod.config", "aisopod_ops.launcher.natsconf")
 heavy = sorted(
     m for m in sys.modules
@@ -104,6 +104,10 @@ def test_adopted_edge_follows_config_and_certificate(tmp_path: Path) -> None:
     assert follower.files == preparer.files
     assert follower.check_certificate() is False  # nothing changed since the child wrote it
     cors_file = tmp_path / "dynamic" / CORS_FILE
+    # The stored document names what the child wrote: nothing is rendered or rewritten.
+    written = cors_file.stat().st_mtime_ns, cors_file.stat().st_ino
+    assert follower.apply_cors(["https://seed.example"], seed.cors.max_age_s) is False
+    assert (cors_file.stat().st_mtime_ns, cors_file.stat().st_ino) == written
     # A stored document: its cors section applies; an invalid one keeps what was there.
     stored = GatewayConfig.model_validate({"cors": {"allowedOrigins": ["https://B.example/"]}})
     follower._apply_document(json.dumps(stored.document()).encode())

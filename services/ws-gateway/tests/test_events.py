@@ -6,10 +6,15 @@ import asyncio
 import socket
 import uuid
 
+import nats
 import orjson
+from nats.js.errors import NoKeysError
 
 from aisopod.principal import H_ORIGIN_CONN
+from aisopod.state import bucket_name
 from tests.support.ws_client import WsClient
+
+from .conftest import SEED, serve_auth, start_gateway
 
 READ = ["operator.read"]
 COUNT = 300  # x 32 KB: more than the kernel buffers of a stalled loopback socket hold
@@ -215,8 +220,7 @@ async def test_presence_lists_clients_cluster_wide_and_announces(gw) -> None:
             )
             assert changed["method"] == "presence.changed"
         entry = await gw.host.kv("presence")
-        keys = await entry.keys()
-        assert conn_id not in keys or await _gone(entry, conn_id)
+        assert conn_id not in await _keys(entry) or await _gone(entry, conn_id)
 
 
 async def test_the_hello_presence_snapshot_is_joined_once_per_presence_change(gw) -> None:
@@ -244,10 +248,19 @@ async def test_the_hello_presence_snapshot_is_joined_once_per_presence_change(gw
 _CLIENT = {"id": "t", "version": "1", "platform": "python", "mode": "test"}
 
 
+async def _keys(kv) -> list[str]:  # type: ignore[no-untyped-def]
+    """The bucket's keys; none (not an error) when it is empty: a connection closed within
+    its presence grace wrote nothing."""
+    try:
+        return list(await kv.keys())
+    except NoKeysError:
+        return []
+
+
 async def _gone(kv, key: str) -> bool:  # type: ignore[no-untyped-def]
     deadline = asyncio.get_running_loop().time() + 5
     while asyncio.get_running_loop().time() < deadline:
-        if key not in await kv.keys():
+        if key not in await _keys(kv):
             return True
         await asyncio.sleep(0.05)
     return False
@@ -314,3 +327,58 @@ def test_payload_is_not_reencoded() -> None:
     frame = jsonrpc.encode_event("x", 1, 2, b'{"b":1, "a":2}')
     assert frame.endswith(b'"payload":{"b":1, "a":2}}}')
     assert orjson.loads(frame)["params"]["payload"] == {"b": 1, "a": 2}
+
+
+async def test_a_stopping_gateway_deletes_what_it_wrote_and_writes_nothing_in_grace(
+    nats_url: str, tmp_path
+) -> None:
+    """A replica of its own (its own prefix: the grace is in its seed) with an operator
+    still within a long grace and a node (written at once) stops: the node's entry is put
+    and deleted, the operator's never touches KV."""
+    prefix = "g" + uuid.uuid4().hex[:8]
+    seed = tmp_path / "aisopod.json"
+    seed.write_text(
+        orjson.dumps({**SEED, "gateway": {**SEED["gateway"], "presenceGraceMs": 30_000}}).decode()
+    )
+    nc = await nats.connect(nats_url)
+    auth = await serve_auth(nc, prefix)
+    _host, stop, task, port = await start_gateway(nats_url, prefix, seed, "ws-unit-grace")
+    watcher = await (await nc.jetstream().key_value(bucket_name(prefix, "presence"))).watchall()
+    updates: list[tuple[str, str]] = []
+
+    async def collect() -> None:
+        async for update in watcher:  # until watcher.stop() (a cancel may be lost in updates())
+            if update is not None:
+                updates.append((update.key, update.operation or "PUT"))
+
+    collector = asyncio.create_task(collect())
+    url = f"ws://127.0.0.1:{port}/ws"
+    try:
+        operator = await WsClient.connect(url, token="admin-token")
+        node = await WsClient.connect(
+            url, token="node-token", role="node", scopes=[], client={**_CLIENT, "mode": "node"}
+        )
+        operator_id = operator.hello["server"]["connId"]
+        node_id = node.hello["server"]["connId"]
+        listed = await operator.call("system-presence")
+        assert {operator_id, node_id} <= {p["connId"] for p in listed}
+        deadline = asyncio.get_running_loop().time() + 10
+        while (node_id, "PUT") not in updates:
+            assert asyncio.get_running_loop().time() < deadline, "the node was not written"
+            await asyncio.sleep(0.02)
+        stop.set()
+        await asyncio.wait_for(task, 30)
+        deadline = asyncio.get_running_loop().time() + 10
+        while (node_id, "DEL") not in updates:
+            assert asyncio.get_running_loop().time() < deadline, "the node was not deleted"
+            await asyncio.sleep(0.02)
+        assert [op for key, op in updates if key == operator_id] == []
+        await operator.close()
+        await node.close()
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+        await watcher.stop()
+        await collector
+        await auth.unsubscribe()
+        await nc.close()

@@ -1,5 +1,7 @@
-"""The HTTP face every service shares: /health, /ready (and their /healthz, /readyz aliases),
-/metrics; and the process runner.
+"""The HTTP face of the services that serve HTTP (http-api): /health, /ready (and their
+/healthz, /readyz aliases), /metrics beside the service's own routes; and the process runner.
+Services whose only HTTP is those probes (auth, ratelimit, runtime) use the lighter
+`probeserver.py` with the same answers; ws-gateway answers them on its own listener.
 
 `create_app` builds a FastAPI app whose lifespan starts the host and then the service's own
 setup; `serve` runs it under uvicorn (uvloop, httptools) with the gateway's SIGTERM
@@ -9,9 +11,7 @@ in-flight requests finish within the drain timeout.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import sys
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, TypeVar
@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from aisopod.host import ServiceHost
+from aisopod.host import ServiceHost, run_server
 from aisopod.memory import settle_after_start
 from aisopod.probes import LIVENESS_PATHS, READINESS_PATHS
 from aisopod.securityheaders import secured
@@ -73,9 +73,8 @@ def create_app(
     """The service's ASGI app: shared health routes, then `routes`; the lifespan starts
     the host and then `setup(host)`.
 
-    Internal services use plain Starlette (FastAPI's core): importing FastAPI costs ~0.6 s
-    of CPU per process, which the cold start of the whole stack (P8) cannot afford;
-    http-api passes `app_class=FastAPI` for its OpenAPI document.
+    http-api passes `app_class=FastAPI` for its OpenAPI document; plain Starlette (FastAPI's
+    core) is the default, since importing FastAPI costs ~0.6 s of CPU per process.
     """
 
     @asynccontextmanager
@@ -126,24 +125,4 @@ def uvicorn_server(host: ServiceHost, app: Any, *, ws: str = "none") -> uvicorn.
 
 def serve(host: ServiceHost, app: Any, *, ws: str = "none") -> None:
     """Run `app` until SIGTERM/SIGINT, then drain and stop."""
-    server = uvicorn_server(host, app, ws=ws)
-
-    async def main() -> None:
-        def exit_now() -> None:
-            server.force_exit = True
-
-        def exit_drained() -> None:
-            server.should_exit = True
-
-        host.stop_on_signals(exit_drained, exit_now)
-        await server.serve()
-
-    try:
-        import uvloop
-
-        uvloop.run(main())
-    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
-        asyncio.run(main())
-    if host.exit_code:
-        # Stopped on a restart order: non-zero so any supervisor starts it again.
-        sys.exit(host.exit_code)
+    run_server(host, uvicorn_server(host, app, ws=ws))

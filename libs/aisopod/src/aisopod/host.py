@@ -12,9 +12,11 @@ import asyncio
 import contextlib
 import logging
 import signal
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from types import TracebackType
+from typing import Protocol
 
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
@@ -289,3 +291,36 @@ async def bounded(what: str, step: Awaitable[None], timeout: float = 3.0) -> Non
         log.warning("stopping the %s took over %.0fs; going on", what, timeout)
     except Exception:
         log.exception("stopping the %s failed", what)
+
+
+class StoppableServer(Protocol):
+    """What `run_server` drives: uvicorn's `Server` and aisopod.probeserver's."""
+
+    should_exit: bool
+    force_exit: bool
+
+    async def serve(self) -> None: ...
+
+
+def run_server(host: ServiceHost, server: StoppableServer) -> None:
+    """Run `server` until SIGTERM/SIGINT (drained first; a second signal stops at once),
+    on uvloop; exit non-zero after a restart order so any supervisor starts it again."""
+
+    async def main() -> None:
+        def exit_now() -> None:
+            server.force_exit = True
+
+        def exit_drained() -> None:
+            server.should_exit = True
+
+        host.stop_on_signals(exit_drained, exit_now)
+        await server.serve()
+
+    try:
+        import uvloop
+
+        uvloop.run(main())
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
+        asyncio.run(main())
+    if host.exit_code:
+        sys.exit(host.exit_code)

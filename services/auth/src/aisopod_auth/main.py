@@ -3,21 +3,20 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
 
-from aisopod.app import create_app, serve
 from aisopod.host import ServiceHost
+from aisopod.probeserver import ProbeApp, serve
 from aisopod.services import ServiceName
 from aisopod_auth import __version__
 from aisopod_auth.service import AuthService, AuthSettings
 
 
-def build(settings: AuthSettings | None = None) -> tuple[ServiceHost, Any, AuthService]:
-    """The host, the ASGI app (probes only: clients reach auth over NATS) and the service."""
+def build(settings: AuthSettings | None = None) -> tuple[ServiceHost, ProbeApp, AuthService]:
+    """The host, its HTTP face (probes only: clients reach auth over NATS) and the service."""
     settings = settings or AuthSettings(service=ServiceName.AUTH.value)
     host = ServiceHost(settings, ServiceName.AUTH, __version__)
     service = AuthService(host, settings)
-    return host, create_app(host, service.run), service
+    return host, ProbeApp(host, service.run), service
 
 
 def main() -> None:

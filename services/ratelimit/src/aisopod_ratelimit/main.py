@@ -5,18 +5,18 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
-from aisopod.app import create_app, serve
 from aisopod.compat.natspy import subscribe_direct
 from aisopod.host import ServiceHost
+from aisopod.probeserver import ProbeApp, serve
 from aisopod.services import ServiceName
 from aisopod.settings import ServiceSettings
 from aisopod_ratelimit import __version__, nats_api
 from aisopod_ratelimit.service import RateLimitService
 
 
-def build(settings: ServiceSettings | None = None) -> tuple[ServiceHost, Any]:
+def build(settings: ServiceSettings | None = None) -> tuple[ServiceHost, ProbeApp]:
+    """The host and its HTTP face (probes only: clients reach ratelimit over NATS)."""
     settings = settings or ServiceSettings(service=ServiceName.RATELIMIT.value)
     host = ServiceHost(settings, ServiceName.RATELIMIT, __version__)
     service = RateLimitService(host)
@@ -39,7 +39,7 @@ def build(settings: ServiceSettings | None = None) -> tuple[ServiceHost, Any]:
                 await edge.unsubscribe()
             await service.stop()
 
-    return host, create_app(host, setup)
+    return host, ProbeApp(host, setup)
 
 
 def main() -> None:

@@ -12,10 +12,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from starlette.applications import Starlette
-
-from aisopod.app import create_app, serve
 from aisopod.host import ServiceHost
+from aisopod.probeserver import ProbeApp, serve
 from aisopod.rpc import Handler
 from aisopod.services import ServiceName
 from aisopod.settings import ServiceSettings
@@ -46,10 +44,11 @@ async def setup(host: ServiceHost) -> AsyncIterator[None]:
     yield
 
 
-def build(settings: ServiceSettings | None = None) -> tuple[ServiceHost, Starlette]:
+def build(settings: ServiceSettings | None = None) -> tuple[ServiceHost, ProbeApp]:
+    """The host and its HTTP face (probes only: clients reach the runtime over NATS)."""
     settings = settings or ServiceSettings(service=ServiceName.RUNTIME.value)
     host = ServiceHost(settings, ServiceName.RUNTIME, __version__)
-    return host, create_app(host, setup)
+    return host, ProbeApp(host, setup)
 
 
 def main() -> None:

@@ -29,14 +29,13 @@ import json
 import os
 import shutil
 import stat
-import tarfile
 import time
 import uuid
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 import httpx
@@ -49,6 +48,9 @@ from aisopod.catalogue.skillinstall import (
 )
 from aisopod.config.sections.skills import SkillsSection
 from aisopod.errors import Conflict, Forbidden, InvalidParams, NotFound, Unavailable
+
+if TYPE_CHECKING:
+    from tarfile import TarFile
 from aisopod.rpc import CallContext, Handler
 from aisopod_runtime.skills import _install_record, front_matter
 
@@ -161,6 +163,8 @@ def unpack(archive: Path, dest: Path, limits: SkillsSection) -> _Budget:
                 with zf.open(info) as src:
                     _copy_stream(src, path, budget)
         return budget
+    import tarfile  # here: installing from a tar archive is rare (~0.4 MiB otherwise)
+
     try:
         with tarfile.open(archive, "r:*") as tf:
             _unpack_tar(tf, dest, budget)
@@ -171,7 +175,7 @@ def unpack(archive: Path, dest: Path, limits: SkillsSection) -> _Budget:
     return budget
 
 
-def _unpack_tar(tf: tarfile.TarFile, dest: Path, budget: _Budget) -> None:
+def _unpack_tar(tf: TarFile, dest: Path, budget: _Budget) -> None:
     for member in tf:
         rel = safe_member_path(member.name)
         if member.issym() or member.islnk():

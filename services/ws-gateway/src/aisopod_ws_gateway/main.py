@@ -12,6 +12,7 @@ import logging
 import sys
 
 from aisopod.host import ServiceHost
+from aisopod.memory import settle_after_start
 from aisopod.services import ServiceName
 from aisopod.settings import ServiceSettings
 from aisopod_ws_gateway import __version__
@@ -40,6 +41,8 @@ async def run(
             server = await gateway.listen(host.settings.host, host.settings.port)
             port = server.sockets[0].getsockname()[1]
             log.info("listening", extra={"port": port})
+            # Start-up's garbage back to the kernel, as every other service does (memory.py).
+            settle_after_start()
             await stop.wait()
         finally:
             await gateway.stop()

@@ -6,6 +6,13 @@ bucket and keeps the whole cluster's entries in memory: `system-presence`, `node
 and the hello snapshot read that cache (no KV round trip on a request). Entries that
 stopped being refreshed are left out even before the TTL removes them. `presence.changed`
 is coalesced: at most one per `COALESCE_S` per replica, after local changes.
+
+An operator's entry is written to KV only once its connection has been open for the grace
+(`gateway.presenceGraceMs`, 250 ms): one that closes sooner (a CLI call, a probe, a
+reconnect storm) costs no KV put and delete. This replica lists it from the start; other
+replicas see it up to the grace later, less than `presence.changed` may already lag. Nodes
+are written at once: `node.list`/`node.describe` on any replica (and the runtime's tools
+through them) must find a node as soon as its hello is out.
 """
 
 from __future__ import annotations
@@ -40,6 +47,9 @@ class Presence:
         # memory of the parsed dict (docs/ws-gateway.md, memory per connection).
         self._cluster: dict[str, tuple[bytes, float]] = {}
         self._local: dict[str, Connection] = {}
+        # connId → the timer that writes the entry when the grace ends: a local connection
+        # is in KV exactly when it is in `_local` and not here.
+        self._unwritten: dict[str, asyncio.TimerHandle] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._writes: set[asyncio.Task[None]] = set()
         self._changed = asyncio.Event()
@@ -62,11 +72,14 @@ class Presence:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        # Leave the cluster's view promptly rather than waiting for the TTL.
-        if self.kv is not None and self._local:
-            await asyncio.gather(
-                *(self.kv.delete(key) for key in list(self._local)), return_exceptions=True
-            )
+        for timer in self._unwritten.values():
+            timer.cancel()
+        # Leave the cluster's view promptly rather than waiting for the TTL (entries still
+        # within their grace were never written).
+        written = [key for key in self._local if key not in self._unwritten]
+        self._unwritten.clear()
+        if self.kv is not None and written:
+            await asyncio.gather(*(self.kv.delete(key) for key in written), return_exceptions=True)
 
     # -- local connections --------------------------------------------------------------
     def entry(self, conn: Connection) -> dict[str, Any]:
@@ -91,15 +104,30 @@ class Presence:
         entry = dumps(self.entry(conn))
         self._cluster[conn.conn_id] = (entry, time.monotonic())
         self.revision += 1
-        self._write(self._put(conn.conn_id, entry))
+        grace_s = self.gateway.config.presence_grace_ms / 1000
+        if grace_s <= 0 or conn.node_id is not None:
+            self._write(self._put(conn.conn_id, entry))
+        else:
+            self._unwritten[conn.conn_id] = self.gateway.loop.call_later(
+                grace_s, self._grace_over, conn.conn_id
+            )
         self._changed.set()
+
+    def _grace_over(self, conn_id: str) -> None:
+        self._unwritten.pop(conn_id, None)
+        conn = self._local.get(conn_id)
+        if conn is not None:
+            self._write(self._put(conn_id, dumps(self.entry(conn))))
 
     def remove(self, conn: Connection) -> None:
         if self._local.pop(conn.conn_id, None) is None:
             return
         self._cluster.pop(conn.conn_id, None)
         self.revision += 1
-        if self.kv is not None:
+        timer = self._unwritten.pop(conn.conn_id, None)
+        if timer is not None:
+            timer.cancel()  # closed within its grace: nothing in KV to delete
+        elif self.kv is not None:
             self._write(self._delete(conn.conn_id))
         self._changed.set()
 
@@ -150,6 +178,7 @@ class Presence:
             log.warning("presence delete failed: %s", type(exc).__name__)
 
     async def _watch(self, watcher: Any) -> None:
+        task = asyncio.current_task()
         while True:
             try:
                 update = await watcher.updates(timeout=3600)
@@ -158,6 +187,10 @@ class Presence:
             except Exception:  # timeouts and reconnects: keep watching
                 await asyncio.sleep(0.5)
                 continue
+            if task is not None and task.cancelling():
+                # nats-py waits through `wait_for`, which on 3.11 returns an update that
+                # raced our cancel and drops the cancel: `stop()` would wait for nothing.
+                raise asyncio.CancelledError
             if update is None:
                 continue
             if update.operation in ("DEL", "PURGE") or not update.value:
@@ -178,7 +211,8 @@ class Presence:
     async def _refresh_loop(self) -> None:
         while True:
             await asyncio.sleep(REFRESH_S)
-            conns = list(self._local.values())
+            # Entries still within their grace are written when it ends, not here.
+            conns = [c for key, c in self._local.items() if key not in self._unwritten]
             for start in range(0, len(conns), 256):
                 chunk = conns[start : start + 256]
                 await asyncio.gather(

@@ -77,14 +77,21 @@ def _settings(planned: PlannedService, cls: type[ServiceSettings] | None = None)
     )
 
 
-class _Uvicorn:
-    """A uvicorn-served service (auth, ratelimit, runtime, http-api)."""
+class _Served:
+    """A service behind its own HTTP server: the probe server (auth, ratelimit, runtime)
+    or uvicorn (http-api); both stop through `should_exit` / `force_exit`."""
 
     def __init__(self, host: ServiceHost, app: Any) -> None:
-        from aisopod.app import uvicorn_server
+        from aisopod.probeserver import ProbeApp, ProbeServer
 
         self.host = host
-        self.server = uvicorn_server(host, app)
+        self.server: Any
+        if isinstance(app, ProbeApp):
+            self.server = ProbeServer(app)
+        else:
+            from aisopod.app import uvicorn_server
+
+            self.server = uvicorn_server(host, app)
 
     async def run(self) -> None:
         await self.server.serve()
@@ -143,7 +150,7 @@ class _ControlUi:
             self.server.force_exit = True
 
 
-def _build(planned: PlannedService) -> tuple[_Uvicorn | _WsGateway, Any]:
+def _build(planned: PlannedService) -> tuple[_Served | _WsGateway, Any]:
     """The service's runner and, for auth, its service object (whose `started` says
     whether it refused to start)."""
     name = planned.service
@@ -152,20 +159,20 @@ def _build(planned: PlannedService) -> tuple[_Uvicorn | _WsGateway, Any]:
         from aisopod_auth.service import AuthSettings
 
         host, app, auth = build_auth(_settings(planned, AuthSettings))  # type: ignore[arg-type]
-        return _Uvicorn(host, app), auth
+        return _Served(host, app), auth
     if name is ServiceName.RATELIMIT:
         from aisopod_ratelimit.main import build as build_ratelimit
 
-        return _Uvicorn(*build_ratelimit(_settings(planned))), None
+        return _Served(*build_ratelimit(_settings(planned))), None
     if name is ServiceName.RUNTIME:
         from aisopod_runtime.main import build as build_runtime
 
-        return _Uvicorn(*build_runtime(_settings(planned))), None
+        return _Served(*build_runtime(_settings(planned))), None
     if name is ServiceName.HTTP_API:
         from aisopod_http_api.main import HttpApiSettings
         from aisopod_http_api.main import build as build_http_api
 
-        return _Uvicorn(*build_http_api(_settings(planned, HttpApiSettings))), None
+        return _Served(*build_http_api(_settings(planned, HttpApiSettings))), None
     if name is ServiceName.WS_GATEWAY:
         from aisopod_ws_gateway.main import build as build_ws
         from aisopod_ws_gateway.service import WsGatewaySettings
@@ -182,7 +189,7 @@ class Services:
         self.built = [_build(planned) for planned in plan.services]
         self.runners = [runner for runner, _ in self.built]
         self.ui = _ControlUi(plan.ui) if plan.ui is not None else None
-        self.stoppable: list[_Uvicorn | _WsGateway | _ControlUi] = [
+        self.stoppable: list[_Served | _WsGateway | _ControlUi] = [
             *self.runners,
             *([self.ui] if self.ui else []),
         ]

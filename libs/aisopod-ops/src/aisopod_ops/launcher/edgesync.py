@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import nats
-import yaml
 from nats.aio.client import Client as NATS
 from nats.js.errors import BucketNotFoundError
 
@@ -73,6 +72,10 @@ class EdgeOptions:
 
 def write_dynamic(path: Path, config: dict[str, Any], note: str = "") -> bool:
     """Replace `path` with `config` as YAML; False (and no write) when unchanged."""
+    # Imported here: the launcher that supervises the stack rewrites a file only when the
+    # live CORS origins or a certificate change (~1 MiB of RSS for the rest of its life).
+    import yaml
+
     text = HEADER + (f"# {note}\n" if note else "") + yaml.safe_dump(config, sort_keys=True)
     if path.exists() and path.read_text() == text:
         return False
@@ -113,6 +116,9 @@ class EdgeSync:
         self.files: tlsfiles.TlsFiles | None = None
         self.origins: list[str] = []
         self.max_age_s = DEFAULT_MAX_AGE_S
+        # What cors.yml holds when this process (or the one it adopted) wrote it: the same
+        # again is not rendered (the launcher then never loads the YAML writer while idle).
+        self._cors_written: tuple[list[str], int] | None = None
         self.config_applied = asyncio.Event()
         self._cert_stamp: tuple[tuple[int, int, int], ...] | None = None
         self._renew_checked_at = 0.0
@@ -168,6 +174,8 @@ class EdgeSync:
             self.files = tlsfiles.TlsFiles(Path(prepared.cert_file), Path(prepared.key_file), ca)
             self._cert_stamp = _stamp(self.files.cert_file, self.files.key_file)
         self.origins, self.max_age_s = list(prepared.origins), prepared.max_age_s
+        if self.options.write_files:
+            self._cors_written = (list(self.origins), self.max_age_s)
         self._renewal_due_at = prepared.renewal_due_at
         self._renew_checked_at = time.monotonic()
 
@@ -201,8 +209,11 @@ class EdgeSync:
         changed = (self.origins, self.max_age_s) != (origins, max_age_s)
         self.origins = list(origins)
         self.max_age_s = max_age_s
-        if self.options.write_files:
+        if self.options.write_files and self._cors_written != (self.origins, max_age_s):
             changed = write_dynamic(self.dynamic_dir / CORS_FILE, self.cors_document())
+            self._cors_written = (list(self.origins), max_age_s)
+        elif self.options.write_files:
+            changed = False
         if changed:
             log.info("CORS allowed origins: %s", self.origins or "none")
         return changed

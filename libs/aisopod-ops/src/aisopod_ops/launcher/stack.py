@@ -1,7 +1,8 @@
 """`aisopod stack up`: the whole gateway as local processes, no Docker.
 
 Starts nats-server first, then every Python service, caddy and traefik at once (the
-services wait for NATS by themselves), waits until each answers its readiness probe,
+services wait for NATS by themselves; auth and ratelimit share one child process when
+each runs once, `COHOSTED`), waits until each answers its readiness probe,
 prints the URL and the admin token, writes the ready file, and supervises: a child that
 dies is reported and restarted. SIGINT/SIGTERM stops in order: edges drain first, then
 traefik and caddy, then the core services, NATS last.
@@ -50,6 +51,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("aisopod_ops.launcher")
 
 STOP_ORDER = ("edge", "proxy", "core", "nats")
+# Run in one process (combined.py) when each runs once and the profile is not `--small`:
+# ~45 MiB of RSS less than two (docs/deployment.md, "auth and ratelimit in one process").
+COHOSTED: tuple[ServiceName, ...] = (ServiceName.AUTH, ServiceName.RATELIMIT)
+COHOSTED_NAME = "auth+ratelimit"
 STARTUP_TIMEOUT_S = 60.0
 
 
@@ -148,6 +153,7 @@ class Stack:
             if opts.small:
                 count = 1
             self.service_ports[service] = [pick(0, opts.host) for _ in range(count)]
+        self.cohosted = not opts.small and all(len(self.service_ports[s]) == 1 for s in COHOSTED)
         self.nats_nodes: list[NatsNode] = []
         if opts.nats_url:
             self.nats_url = ",".join(nats_servers(opts.nats_url))
@@ -372,6 +378,52 @@ class Stack:
             group="edge",
         )
 
+    def _cohosted_spec(self) -> ChildSpec:
+        """auth and ratelimit in one child process (`python -m
+        aisopod_ops.launcher.combined PLAN`): each with its own port, instance, NATS user
+        and readiness; supervised as one child (one crash or restart order restarts
+        both). The plan is written as JSON here: this process does not import pydantic."""
+        assert self.secrets is not None
+        plan = {
+            "services": [
+                {
+                    "service": service.value,
+                    "port": self.service_ports[service][0],
+                    "instance": f"{service.value}-1",
+                    "nats_password_file": str(self.secrets.nats_password_files[service.value]),
+                }
+                for service in COHOSTED
+            ]
+        }
+        plan_file = self.state_dir / f"{COHOSTED_NAME}.json"
+        write_private(plan_file, json.dumps(plan, indent=2))
+        env = self._service_env(COHOSTED[0], 0, 0)
+        for per_service in (
+            "AISOPOD_PORT",
+            "AISOPOD_INSTANCE",
+            "AISOPOD_NATS_USER",
+            "AISOPOD_NATS_PASSWORD_FILE",
+        ):
+            env.pop(per_service)
+        probes = [
+            self._http_probe(
+                connect_url("http", self.options.host, self.service_ports[service][0], "/ready")
+            )
+            for service in COHOSTED
+        ]
+
+        async def all_ready() -> bool:
+            return all(await asyncio.gather(*(probe() for probe in probes)))
+
+        return ChildSpec(
+            name=COHOSTED_NAME,
+            argv=[sys.executable, "-m", "aisopod_ops.launcher.combined", str(plan_file)],
+            env=env,
+            log_file=self.state_dir / "logs" / f"{COHOSTED_NAME}.log",
+            probe=all_ready,
+            group="core",
+        )
+
     def _ui_probe(self) -> Probe:
         return self._http_probe(
             connect_url("http", self.options.host, self.ports["ui"], "/"), ok=(200, 304)
@@ -444,6 +496,8 @@ class Stack:
                 )
             )
         for service, ports in self.service_ports.items() if not self.options.small else ():
+            if self.cohosted and service in COHOSTED:
+                continue
             for index, port in enumerate(ports):
                 name = service.value if len(ports) == 1 else f"{service.value}-{index + 1}"
                 specs.append(
@@ -456,6 +510,8 @@ class Stack:
                         group="edge" if service in EDGE_SERVICES else "core",
                     )
                 )
+        if self.cohosted:
+            specs.append(self._cohosted_spec())
         if self.options.small:
             specs.append(self._combined_spec())
         else:
@@ -573,6 +629,12 @@ class Stack:
     def pids(self) -> dict[str, list[int]]:
         out: dict[str, list[int]] = {}
         for child in self.children:
+            if child.spec.name == COHOSTED_NAME:
+                # Listed under each service it runs (one pid under two names).
+                for service in COHOSTED:
+                    if child.pid is not None:
+                        out.setdefault(service.value, []).append(child.pid)
+                continue
             base = child.spec.name
             for group in (*(s.value for s in PYTHON_SERVICES), "nats"):
                 if base.startswith(group + "-") and base[len(group) + 1 :].isdigit():

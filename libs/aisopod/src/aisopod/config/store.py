@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from nats.js.errors import KeyDeletedError, KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 from pydantic import ValidationError
@@ -38,6 +37,10 @@ def load_seed_file(path: Path | None) -> GatewayConfig:
     """The seed document from a YAML (or JSON, a YAML subset) file; defaults when absent."""
     if path is None or not path.exists():
         return GatewayConfig()
+    # Imported here: only the service that seeds the document reads the file (~1 MiB of
+    # RSS in every other service otherwise).
+    import yaml
+
     raw = yaml.safe_load(path.read_text()) or {}
     if not isinstance(raw, dict):
         raise ValueError(f"{path}: the config document must be a mapping")

@@ -1,7 +1,8 @@
 """Next run times of the three schedule kinds. Pure: no I/O, time passed in.
 
 - `cron`: a 5-field expression, or 6 with seconds first (`*/10 * * * * *`), in `tz`
-  (IANA name, default UTC), via croniter.
+  (IANA name, default UTC), via croniter (imported on the first `cron` schedule: a
+  runtime with no such job does not pay its ~1 MiB with dateutil).
 - `every`: every `everyMs`, anchored at the job's creation, so restarts never shift it.
 - `at`: once; afterwards there is no next run.
 """
@@ -10,8 +11,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-from croniter import croniter
 
 from aisopod.catalogue.cron import AtSchedule, CronSchedule, EverySchedule
 from aisopod.errors import InvalidParams
@@ -29,6 +28,8 @@ def _zone(tz: str | None) -> ZoneInfo:
 def validate(schedule: Schedule) -> None:
     """INVALID_PARAMS for what the catalogue's shape check cannot see."""
     if isinstance(schedule, CronSchedule):
+        from croniter import croniter
+
         _zone(schedule.tz)
         six = len(schedule.expr.split()) == 6
         if not croniter.is_valid(schedule.expr, second_at_beginning=six):
@@ -49,6 +50,8 @@ def next_run_ms(schedule: Schedule, *, after_ms: int, anchor_ms: int, fired: boo
         if after_ms < anchor_ms:
             return anchor_ms + step
         return anchor_ms + ((after_ms - anchor_ms) // step + 1) * step
+    from croniter import croniter
+
     zone = _zone(schedule.tz)
     start = datetime.fromtimestamp(after_ms / 1000, tz=UTC).astimezone(zone)
     six = len(schedule.expr.split()) == 6

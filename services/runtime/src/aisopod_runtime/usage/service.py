@@ -209,15 +209,26 @@ def _count(provider: str, model: str, agent: str, usage: Usage, cost_nano: int) 
 
 
 def usage_handlers(parts: RuntimeService, usage: UsageService) -> dict[str, Handler]:
-    async def sessions_usage(params: SessionsUsageParams, ctx: CallContext) -> SessionsUsageResult:
-        key, agent_id = parse_session_key(params.key, parts.agents.default_id)
-        since, until = window(params.since, params.until, now_ms())
+    async def session_records(
+        raw_key: str, since_ms: int | None, until_ms: int | None
+    ) -> tuple[str, str, int, int, list[dict[str, Any]]]:
+        """(key, agentId, since, until, its usage records in the window): O(this session's
+        runs in the window), the ledger's subjects name the session. SESSION_NOT_FOUND
+        for a session that neither exists nor left records."""
+        key, agent_id = parse_session_key(raw_key, parts.agents.default_id)
+        since, until = window(since_ms, until_ms, now_ms())
         seen, records = await asyncio.gather(
             parts.sessions.lookup(key),
             usage.ledger.read_records(since, until, agent_id=agent_id, session_key=key),
         )
         if seen is None and not records:
             raise NotFound(f"no session {key!r}", code="SESSION_NOT_FOUND")
+        return key, agent_id, since, until, records
+
+    async def sessions_usage(params: SessionsUsageParams, ctx: CallContext) -> SessionsUsageResult:
+        key, agent_id, since, until, records = await session_records(
+            params.key, params.since, params.until
+        )
         priced = costs(records, parts.config.models, since, until, "day")
         return SessionsUsageResult(
             key=key,
@@ -244,15 +255,9 @@ def usage_handlers(parts: RuntimeService, usage: UsageService) -> dict[str, Hand
     async def sessions_usage_series(
         params: SessionsUsageSeriesParams, ctx: CallContext
     ) -> SessionsUsageSeriesResult:
-        key, agent_id = parse_session_key(params.key, parts.agents.default_id)
-        since, until = window(params.since, params.until, now_ms())
-        # O(this session's runs in the window): the ledger's subjects name the session.
-        seen, records = await asyncio.gather(
-            parts.sessions.lookup(key),
-            usage.ledger.read_records(since, until, agent_id=agent_id, session_key=key),
+        key, agent_id, since, until, records = await session_records(
+            params.key, params.since, params.until
         )
-        if seen is None and not records:
-            raise NotFound(f"no session {key!r}", code="SESSION_NOT_FOUND")
         return SessionsUsageSeriesResult(
             key=key,
             agent_id=agent_id,

@@ -29,5 +29,11 @@ class GatewaySection(Section):
     sessions_listed_max: int = Field(
         10_000, ge=0, le=100_000, description="sessions ws-gateway keeps for sessions.list"
     )
+    # A connection's presence entry reaches KV only once it has been open this long (nodes:
+    # at once); this replica lists it from the start (docs/ws-gateway.md, Presence). Capped
+    # below the bucket TTL (45 s), so an entry still in its grace never looks stale here.
+    presence_grace_ms: int = Field(
+        250, ge=0, le=30_000, description="delay before a client's presence is shared"
+    )
     # Proxies whose X-Forwarded-For is believed; the client IP is the right-most other hop.
     trusted_proxies: list[str] = Field(default_factory=lambda: ["127.0.0.1/32", "::1/128"])

@@ -85,15 +85,15 @@ async def applied_everywhere(nc: nats.NATS, config_hash: str, replicas: dict[str
 
 @asynccontextmanager
 async def live_limits(
-    stack: Any, nc: nats.NATS, change: Callable[[dict[str, Any]], None]
+    stack: Any,
+    nc: nats.NATS,
+    change: Callable[[dict[str, Any]], None],
+    services: tuple[str, ...] = ("ratelimit", "ws-gateway"),
 ) -> AsyncIterator[Callable[[Callable[[dict[str, Any]], None]], Any]]:
     """The block runs with `change` applied to the live `limits` section, once every
-    ratelimit and ws-gateway replica runs it; it may change them again (the yielded
-    coroutine function, same waiting); the original is restored afterwards."""
-    replicas = {
-        "ratelimit": len(stack.pids.get("ratelimit", [1])),
-        "ws-gateway": len(stack.pids.get("ws-gateway", [1])),
-    }
+    replica of `services` runs it; it may change them again (the yielded coroutine
+    function, same waiting); the original is restored afterwards."""
+    replicas = {service: len(stack.pids.get(service, [1])) for service in services}
     store = ConfigStore(await nc.jetstream().key_value("config"))
     original = await store.load()
 

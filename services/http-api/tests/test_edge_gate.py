@@ -133,3 +133,61 @@ def test_a_locked_out_address_skips_the_cache() -> None:
     assert not gate.locked("198.51.100.8")
     gate.lock("198.51.100.9", int(clock.time() * 1000) - 1)
     assert not gate.locked("198.51.100.9")  # already over
+
+
+def _snapshot(revision: int, document: dict[str, object] | None = None):  # type: ignore[no-untyped-def]
+    from aisopod.config.model import GatewayConfig
+    from aisopod.config.store import ConfigSnapshot
+
+    return ConfigSnapshot(GatewayConfig.model_validate(document or {}), "h", revision)
+
+
+def test_the_gate_keys_exemptions_by_route_class_per_revision() -> None:
+    from aisopod.contracts.ratelimit import EdgeCheckResult
+    from aisopod_http_api.gate import Gate
+
+    current = [_snapshot(5)]
+    gate = Gate(lambda: None, snapshot=lambda: current[0])  # type: ignore[arg-type,return-value]
+    # The default classes: /ws, /openclaw (exact), / (every API path).
+    assert gate.route_class(current[0], "/v1/chat/completions") == 2
+    assert gate.route_class(current[0], "/v1/models/x") == 2
+    exempt = EdgeCheckResult(
+        allowed=True, limit=1, remaining=1, reset_ms=0, reason="exempt", config_revision=5
+    )
+    gate._keep(current[0], 2, "127.0.0.1", exempt)
+    assert gate.exempt.admits(5, gate.route_class(current[0], "/status"), "127.0.0.1")
+    # A reply that arrived after a change was applied is not kept.
+    asked_under = current[0]
+    current[0] = _snapshot(6, {"limits": {"routes": [{"pathPrefix": "/v1", "rule": "http"}]}})
+    gate.exempt.clear()
+    gate._keep(asked_under, 2, "127.0.0.1", exempt)
+    assert len(gate.exempt) == 0
+    # The classes follow the revision: under 6 /status is in none, /v1 is class 0.
+    assert gate.route_class(current[0], "/status") is None
+    assert gate.route_class(current[0], "/v1/models") == 0
+
+
+def test_a_config_change_empties_the_exempt_verdicts() -> None:
+    from aisopod.config.model import GatewayConfig
+    from aisopod.contracts.ratelimit import EdgeCheckResult
+    from aisopod_http_api.gate import Gate
+
+    gate = Gate(lambda: None, snapshot=lambda: _snapshot(5))  # type: ignore[arg-type,return-value]
+    exempt = EdgeCheckResult(
+        allowed=True, limit=1, remaining=1, reset_ms=0, reason="exempt", config_revision=5
+    )
+    gate.exempt.remember(5, 2, "127.0.0.1", exempt)
+    assert len(gate.exempt) == 1
+    gate.on_config(GatewayConfig.model_validate({"cors": {"maxAgeS": 5}}), GatewayConfig())
+    assert len(gate.exempt) == 0
+
+
+def test_the_caches_given_are_the_ones_used_even_when_empty() -> None:
+    from aisopod.exemptcache import ExemptCache
+    from aisopod_http_api.gate import Gate
+
+    # An empty cache is falsy (it has a length): `AISOPOD_EXEMPT_CACHE_MAX_AGE_S=0` once
+    # fell back to the default cache that way.
+    off, tokens = ExemptCache(max_age_s=0.0), TokenCache(ttl_s=1.0)
+    gate = Gate(lambda: None, cache=tokens, exempt=off)  # type: ignore[arg-type,return-value]
+    assert gate.exempt is off and gate.cache is tokens

@@ -22,6 +22,15 @@ have stopped being valid: auth's closing order (`control.connections.close`, pub
 token revoke or rotation, device or node removal), auth's `control.auth.changed` (a pairing
 decision, an auth process starting or stopping) and any change of the config's `auth`
 section (mode, token, password). The TTL bounds what a lost order could cost.
+
+Exempt addresses: ratelimit's `exempt` verdict is kept (aisopod/exemptcache.py) by the
+route class the path falls in (aisopod/routeclass.py, the matcher ratelimit picks the rule
+with) and the client IP, and the next request from that address in that class skips
+`ratelimit.edge` while http-api runs the config revision ratelimit decided under (its
+reply's `configRevision`). Only the edge rule's `exempt` is kept: auth's lockouts are
+auth's (`auth.verify`, the lockout broadcast), asked or honoured exactly as before. No
+revocation order rested on the ratelimit round trip: a cached principal is read before
+that request is sent (docs/http-api.md, "Exempt addresses").
 """
 
 from __future__ import annotations
@@ -37,10 +46,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+from prometheus_client import Counter
 
 from aisopod.bus import Bus
 from aisopod.clientip import is_loopback, lockout_key
 from aisopod.config.model import GatewayConfig
+from aisopod.config.store import ConfigSnapshot
 from aisopod.contracts.auth import VerifiedPrincipal, VerifyRequest, VerifyResult
 from aisopod.contracts.ratelimit import EdgeCheckResult
 from aisopod.errors import (
@@ -50,6 +61,8 @@ from aisopod.errors import (
     Unauthenticated,
     Unavailable,
 )
+from aisopod.exemptcache import ExemptCache
+from aisopod.routeclass import RouteClasses
 from aisopod.scopes import Role
 from aisopod_http_api.identity import Caller
 
@@ -60,6 +73,12 @@ TOKEN_CACHE_SIZE = 4096
 LOCKS_TRACKED = 100_000
 NATS_TIMEOUT_S = 5.0
 UNGUARDED_BY_AUTH = ("/hooks",)
+
+EXEMPT_CACHED = Counter(
+    "aisopod_http_exempt_cached",
+    "API requests admitted from a kept exempt verdict, not asked of ratelimit (so not in "
+    "its decision counters)",
+)
 
 _ROLES = {role.value: role for role in Role}
 _JSON = (b"content-type", b"application/json")
@@ -222,11 +241,20 @@ class Gate:
         bus: Callable[[], Bus],
         cache: TokenCache | None = None,
         ipv6_prefix: Callable[[], int] = lambda: 64,
+        snapshot: Callable[[], ConfigSnapshot] | None = None,
+        exempt: ExemptCache | None = None,
     ) -> None:
+        """`snapshot`: the config this process runs now (its KV revision and routes);
+        without it no exempt verdict is kept (`exempt` is then unused)."""
         self._bus = bus
-        self.cache = cache or TokenCache()
+        # `is None`, not `or`: an empty cache has length 0, so it is falsy.
+        self.cache = TokenCache() if cache is None else cache
         self._ipv6_prefix = ipv6_prefix
         self._locked_until_ms: dict[str, int] = {}
+        self._snapshot = snapshot
+        self.exempt = ExemptCache() if exempt is None else exempt
+        # The route classes of the revision last seen, built once per revision.
+        self._classes: tuple[int, RouteClasses] = (-1, RouteClasses(()))
 
     # -- invalidation ---------------------------------------------------------------------
     async def start(self, bus: Bus) -> None:
@@ -263,6 +291,15 @@ class Gate:
     def on_config(self, new: GatewayConfig, old: GatewayConfig) -> None:
         if new.auth != old.auth:
             self.cache.clear()
+        self.exempt.clear()  # a new revision voids them anyway; this is at once
+
+    def route_class(self, snapshot: ConfigSnapshot, path: str) -> int | None:
+        """The position of the route class `path` falls in under `snapshot`."""
+        revision, classes = self._classes
+        if revision != snapshot.revision:
+            classes = RouteClasses.from_section(snapshot.config.limits)
+            self._classes = (snapshot.revision, classes)
+        return classes.index(path)
 
     async def stop(self) -> None:
         for sub in getattr(self, "_subs", ()):
@@ -297,20 +334,34 @@ class Gate:
                     direct_loopback=direct_loopback,
                 )
                 verify = asyncio.ensure_future(self._verify(request))
-        try:
-            limited = await self._limit(path, client_ip)
-        except AisopodError as exc:
-            abandon(verify)
-            log.warning("ratelimit edge check failed: %s", exc.message)
-            return None, auth_refusal(
-                Unavailable("rate limiting is unavailable; retry shortly"), path
-            )
-        except BaseException:
-            abandon(verify)
-            raise
-        if not limited.allowed:
-            abandon(verify)
-            return None, rate_refusal(limited, path)
+        # The edge rule: a kept exemption, else ratelimit (which may give one to keep).
+        snapshot: ConfigSnapshot | None = None
+        if self._snapshot is not None and self.exempt.max_age_s > 0:  # else the cache is off
+            snapshot = self._snapshot()
+        route_class = self.route_class(snapshot, path) if snapshot is not None else None
+        if (
+            snapshot is not None
+            and route_class is not None
+            and self.exempt.admits(snapshot.revision, route_class, client_ip)
+        ):
+            EXEMPT_CACHED.inc()
+        else:
+            try:
+                limited = await self._limit(path, client_ip)
+            except AisopodError as exc:
+                abandon(verify)
+                log.warning("ratelimit edge check failed: %s", exc.message)
+                return None, auth_refusal(
+                    Unavailable("rate limiting is unavailable; retry shortly"), path
+                )
+            except BaseException:
+                abandon(verify)
+                raise
+            if not limited.allowed:
+                abandon(verify)
+                return None, rate_refusal(limited, path)
+            if snapshot is not None and route_class is not None and limited.reason == "exempt":
+                self._keep(snapshot, route_class, client_ip, limited)
         if not needs_auth:
             return None, None
         if verify is not None:
@@ -326,6 +377,16 @@ class Gate:
                 self.cache.put(key, principal)
         assert principal is not None
         return caller_of(principal, client_ip, trace_id), None
+
+    def _keep(
+        self, asked_under: ConfigSnapshot, route_class: int, client_ip: str, result: EdgeCheckResult
+    ) -> None:
+        """Keep an exemption when no change was applied while it was asked: the class was
+        found under `asked_under`, and the cache checks the reply was decided under it."""
+        assert self._snapshot is not None
+        revision = self._snapshot().revision
+        if revision == asked_under.revision:
+            self.exempt.remember(revision, route_class, client_ip, result)
 
     async def _verify(self, request: VerifyRequest) -> VerifyResult:
         bus = self._bus()

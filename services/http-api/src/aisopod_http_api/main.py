@@ -7,11 +7,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from pydantic import Field
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from aisopod.app import create_app, serve
 from aisopod.edgeproof import EdgeProof
+from aisopod.exemptcache import DEFAULT_MAX_AGE_S, ExemptCache
 from aisopod.host import ServiceHost
 from aisopod.services import ServiceName
 from aisopod.settings import ServiceSettings
@@ -24,11 +26,29 @@ from aisopod_http_api.routes.completions import ChatCompletionsEndpoint
 from aisopod_http_api.service import HttpApi
 
 
+class HttpApiSettings(ServiceSettings):
+    """`AISOPOD_EXEMPT_CACHE_MAX_AGE_S`: how long ratelimit's `exempt` verdict for an
+    address is reused by the gate (gate.py, aisopod/exemptcache.py); 0 turns it off (every
+    API request asks ratelimit)."""
+
+    exempt_cache_max_age_s: float = Field(DEFAULT_MAX_AGE_S, ge=0.0, le=3600.0)
+
+
 def build(settings: ServiceSettings | None = None) -> tuple[ServiceHost, ASGIApp]:
-    settings = settings or ServiceSettings(service=ServiceName.HTTP_API.value)
+    settings = settings or HttpApiSettings(service=ServiceName.HTTP_API.value)
     host = ServiceHost(settings, ServiceName.HTTP_API, __version__)
     api = HttpApi(host)
-    gate = Gate(lambda: host.bus, ipv6_prefix=lambda: api.config.limits.ipv6_prefix)
+    max_age_s = (
+        settings.exempt_cache_max_age_s
+        if isinstance(settings, HttpApiSettings)
+        else DEFAULT_MAX_AGE_S
+    )
+    gate = Gate(
+        lambda: host.bus,
+        ipv6_prefix=lambda: api.config.limits.ipv6_prefix,
+        snapshot=lambda: host.config.snapshot,
+        exempt=ExemptCache(max_age_s=max_age_s),
+    )
 
     @asynccontextmanager
     async def setup(host: ServiceHost) -> AsyncIterator[None]:

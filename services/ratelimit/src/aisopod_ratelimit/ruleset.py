@@ -11,6 +11,7 @@ from functools import lru_cache
 
 from aisopod.clientip import Network, parse_networks
 from aisopod.config.sections.limits import LimitsSection
+from aisopod.routeclass import RouteClasses, covers
 from aisopod_ratelimit.ownership import Mode
 
 IP_PREFIX = "ip:"
@@ -35,17 +36,15 @@ class Route:
 
     def covers(self, path: str) -> bool:
         """Segment-wise for a prefix (`/ws` covers `/ws` and `/ws/x`, not `/wsx`); an exact
-        route covers its path only."""
-        prefix = self.path_prefix
-        if self.exact or path == prefix:
-            return path == prefix
-        return prefix == "/" or path.startswith(prefix.rstrip("/") + "/")
+        route covers its path only (aisopod/routeclass.py, shared with http-api)."""
+        return covers(self.path_prefix, self.exact, path)
 
 
 @dataclass(frozen=True, slots=True)
 class RuleSet:
     rules: dict[str, Rule]
     routes: tuple[Route, ...]
+    classes: RouteClasses  # the same classes, for the one matcher http-api uses too
     exempt_networks: tuple[Network, ...]
     ipv6_prefix: int
     max_keys: int
@@ -73,6 +72,7 @@ class RuleSet:
                 Route(rc.pattern, rules[rc.rule], exact=rc.path is not None)
                 for rc in section.routes
             ),
+            classes=RouteClasses.from_section(section),
             exempt_networks=parse_networks(tuple(section.exempt_cidrs)),
             ipv6_prefix=section.ipv6_prefix,
             max_keys=section.max_keys_per_rule,
@@ -82,11 +82,10 @@ class RuleSet:
         )
 
     def route(self, path: str) -> Route | None:
-        """The first route class that covers `path` (see `Route.covers`)."""
-        for route in self.routes:
-            if route.covers(path):
-                return route
-        return None
+        """The first route class that covers `path` (aisopod/routeclass.py: http-api keys
+        its kept exempt verdicts by the same class, so the two must pick alike)."""
+        position = self.classes.index(path)
+        return None if position is None else self.routes[position]
 
     def edge_key(self, route: Route, address: str) -> str:
         """The key the edge check (`ratelimit.edge`) counts a client under for this route."""

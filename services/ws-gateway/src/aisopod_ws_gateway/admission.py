@@ -9,7 +9,7 @@ with `Retry-After`, `X-RateLimit-*` and the JSON error the forwardAuth answer ca
 ratelimit cannot be asked the upgrade is refused with 503 (the client reconnects later).
 
 An address the rules exempt is asked about once per configuration: ratelimit's `exempt`
-answer is kept (exemptcache.py) and the next upgrade from it is admitted without the round
+answer is kept (aisopod/exemptcache.py) and the next upgrade from it is admitted without the round
 trip while ws-gateway runs the config revision that answer was decided under.
 """
 
@@ -26,8 +26,8 @@ from aisopod.bus import Bus
 from aisopod.contracts.ratelimit import EdgeCheckResult
 from aisopod.edgeproof import REFUSAL
 from aisopod.errors import AisopodError
+from aisopod.exemptcache import ExemptCache
 from aisopod_ws_gateway import metrics
-from aisopod_ws_gateway.exemptcache import ExemptCache
 
 log = logging.getLogger("aisopod.ws.admission")
 

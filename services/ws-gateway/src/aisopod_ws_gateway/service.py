@@ -27,6 +27,7 @@ from aisopod.contracts.auth import CloseConnections
 from aisopod.credcache import DEFAULT_TTL_S
 from aisopod.edgeproof import HEADER as EDGE_PROOF_HEADER
 from aisopod.edgeproof import EdgeProof, client_address
+from aisopod.exemptcache import DEFAULT_MAX_AGE_S, ExemptCache
 from aisopod.host import ServiceHost, bounded
 from aisopod.hostnames import own_host_names
 from aisopod.jsonrpc import RequestId
@@ -40,7 +41,6 @@ from aisopod_ws_gateway.connection import Connection, FrameHandler, State
 from aisopod_ws_gateway.credentials import Verifier
 from aisopod_ws_gateway.dispatch import Dispatcher
 from aisopod_ws_gateway.edgereads import EdgeReads
-from aisopod_ws_gateway.exemptcache import DEFAULT_MAX_AGE_S, ExemptCache
 from aisopod_ws_gateway.fanout import Fanout
 from aisopod_ws_gateway.handshake import Handshake
 from aisopod_ws_gateway.health import HealthMonitor
@@ -62,7 +62,7 @@ class WsGatewaySettings(ServiceSettings):
     """`AISOPOD_CREDENTIAL_CACHE_TTL_S`: how long a verified credential is reused by the
     handshake (docs/ws-gateway.md, "The verified-credential cache"); 0 turns the cache off
     (every `connect` asks auth). `AISOPOD_EXEMPT_CACHE_MAX_AGE_S`: how long ratelimit's
-    `exempt` verdict for an address is reused by the upgrade (exemptcache.py); 0 turns it
+    `exempt` verdict for an address is reused by the upgrade (aisopod/exemptcache.py); 0 turns it
     off (every upgrade asks ratelimit)."""
 
     credential_cache_ttl_s: float = Field(DEFAULT_TTL_S, ge=0.0, le=3600.0)

@@ -169,13 +169,15 @@ def _build(planned: PlannedService) -> tuple[_Served | _WsGateway, Any]:
 
         return _Served(*build_runtime(_settings(planned))), None
     if name is ServiceName.HTTP_API:
+        from aisopod_http_api.main import HttpApiSettings
         from aisopod_http_api.main import build as build_http_api
 
-        return _Served(*build_http_api(_settings(planned))), None
+        return _Served(*build_http_api(_settings(planned, HttpApiSettings))), None
     if name is ServiceName.WS_GATEWAY:
         from aisopod_ws_gateway.main import build as build_ws
+        from aisopod_ws_gateway.service import WsGatewaySettings
 
-        return _WsGateway(build_ws(_settings(planned))), None
+        return _WsGateway(build_ws(_settings(planned, WsGatewaySettings))), None
     raise ValueError(f"{name} is not a Python service")
 
 

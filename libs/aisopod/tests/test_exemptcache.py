@@ -1,4 +1,4 @@
-"""The kept exempt verdicts of the connection limit (exemptcache.py), sans I/O: used only
+"""The kept exempt verdicts of the edge check (aisopod/exemptcache.py), sans I/O: used only
 under the config revision ratelimit decided them under, voided by any other, bounded in
 number and age, and never anything but an exemption."""
 
@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from aisopod.contracts.ratelimit import EdgeCheckResult
-from aisopod_ws_gateway.exemptcache import ExemptCache
+from aisopod.exemptcache import ExemptCache
 
 IP = "127.0.0.1"
 
@@ -126,3 +126,12 @@ def test_a_max_age_of_zero_keeps_nothing(clock: Clock) -> None:
     off.remember(7, "/ws", IP, answer())
     assert not off.admits(7, "/ws", IP)
     assert len(off) == 0
+
+
+def test_a_route_class_scope_covers_every_path_of_its_class(cache: ExemptCache) -> None:
+    # http-api's key: the position of the route class, not the (unbounded) path.
+    cache.remember(7, 2, IP, answer())
+    assert cache.admits(7, 2, IP)
+    assert not cache.admits(7, 0, IP)
+    assert not cache.admits(8, 2, IP)  # another revision voids it
+    assert not cache.admits(7, 2, IP)

@@ -191,7 +191,7 @@ async def private_admin(private_stack: Any) -> AsyncIterator[Admin]:
 
 
 def auth_pids(state_dir: Path) -> set[int]:
-    """The auth processes running now (the launcher restarts them under new pids)."""
+    """The processes auth runs in now (the launcher restarts them under new pids)."""
     found = set()
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -201,7 +201,11 @@ def auth_pids(state_dir: Path) -> set[int]:
             environ = (entry / "environ").read_bytes()
         except OSError:
             continue
-        if b"aisopod_auth" in b" ".join(cmdline) and str(state_dir).encode() in environ:
+        command = b" ".join(cmdline)
+        # Alone (`aisopod_auth`) or hosted with ratelimit (launcher `combined`, its plan
+        # file `auth+ratelimit.json`): the default local layout hosts the two together.
+        hosted = b"aisopod_auth" in command or b"auth+ratelimit" in command
+        if hosted and str(state_dir).encode() in environ:
             found.add(int(entry.name))
     return found
 

@@ -79,6 +79,11 @@ def test_the_stack_gives_its_children_that_environment(
     )
     assert "GOMAXPROCS" not in envs["nats"]  # 0: Go's default, the empty one dropped too
     assert envs["traefik"].get("GOMAXPROCS") == "1"
-    # Each node of a local cluster gets the same.
+    # The nodes of a local cluster keep Go's default (elections not measured on one
+    # thread), unless the option says otherwise.
     envs = child_envs(StackOptions(http_port=0, https_port=0, state_dir=state, nats_cluster=3))
+    assert not any(envs[f"nats-{n}"].get("GOMAXPROCS") for n in (1, 2, 3))
+    envs = child_envs(
+        StackOptions(http_port=0, https_port=0, state_dir=state, nats_cluster=3, nats_gomaxprocs=1)
+    )
     assert [envs[f"nats-{n}"].get("GOMAXPROCS") for n in (1, 2, 3)] == ["1", "1", "1"]

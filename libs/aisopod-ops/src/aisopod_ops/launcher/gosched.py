@@ -23,7 +23,10 @@ import os
 from collections.abc import Mapping
 
 # Per Go child: on hosts with at most this many CPUs it runs with GOMAXPROCS=1 unless
-# someone chose otherwise (above that, Go's default).
+# someone chose otherwise (above that, Go's default). Not the nodes of a local
+# `--nats-cluster` ("nats-node"): Raft heartbeats, elections and a rejoining node's
+# catch-up were not measured on one thread, and the failover suite is what that layout
+# is for.
 ONE_THREAD_UP_TO_CPUS = {"nats": 4, "traefik": 2}
 
 
@@ -38,7 +41,8 @@ def host_cpus() -> int:
 def go_child_env(
     base: Mapping[str, str], process: str, option: int | None, cpus: int
 ) -> dict[str, str]:
-    """`base` with the `GOMAXPROCS` the Go child `process` ("nats" or "traefik") runs with.
+    """`base` with the `GOMAXPROCS` the Go child `process` ("nats", "nats-node" for a
+    node of a cluster, or "traefik") runs with.
 
     `option`: the launcher option (None: not given; 0: Go's default, so any inherited
     `GOMAXPROCS` is dropped; N: exactly N)."""

@@ -487,7 +487,12 @@ class Stack:
                 ChildSpec(
                     name=name,
                     argv=[binary("nats-server"), "-c", str(self._nats_dir(node) / "nats.conf")],
-                    env=go_child_env(os.environ, "nats", self.options.nats_gomaxprocs, cpus),
+                    env=go_child_env(
+                        os.environ,
+                        "nats" if len(self.nats_nodes) == 1 else "nats-node",
+                        self.options.nats_gomaxprocs,
+                        cpus,
+                    ),
                     log_file=logs / f"{name}.log",
                     # JetStream answers through this node: in a cluster, once there is a
                     # meta leader.

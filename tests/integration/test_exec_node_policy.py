@@ -17,7 +17,7 @@ from tests.integration.runtime_support import (  # noqa: F401 (fixture)
     RuntimeClient,
     rt_fixture,
 )
-from tests.support.ws_client import RpcError, WsClient
+from tests.support.ws_client import RpcError, WsClient, node_client
 from tests.support.ws_stack import WsStack, require_ws_stack
 
 pytestmark = pytest.mark.integration
@@ -206,13 +206,7 @@ async def test_direct_system_run_obeys_the_nodes_own_policy(env: WsStack) -> Non
             token=env.token,
             role="node",
             scopes=[],
-            client={
-                "id": "itest-node",
-                "version": "1",
-                "platform": "linux",
-                "mode": "node",
-                "instanceId": node_id,
-            },
+            client=node_client(node_id),
             commands=["system.run"],
         ) as node,
         await WsClient.connect(env.url, token=env.token) as operator,

@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from tests.support.ws_client import RpcError, WsClient
+from tests.support.ws_client import RpcError, WsClient, node_client
 from tests.support.ws_stack import WsStack, require_ws_stack
 
 pytestmark = pytest.mark.integration
@@ -28,13 +28,7 @@ async def test_operator_on_replica_a_invokes_node_on_replica_b(env) -> None:
         token=env.token,
         role="node",
         scopes=[],
-        client={
-            "id": "itest-node",
-            "version": "1",
-            "platform": "linux",
-            "mode": "node",
-            "instanceId": node_id,
-        },
+        client=node_client(node_id),
         commands=["echo"],
     )
     assert node.hello["server"]["instance"] != ""
@@ -73,16 +67,6 @@ async def test_operator_on_replica_a_invokes_node_on_replica_b(env) -> None:
         await node.close()
 
 
-def _node_client(node_id: str) -> dict[str, str]:
-    return {
-        "id": "itest-node",
-        "version": "1",
-        "platform": "linux",
-        "mode": "node",
-        "instanceId": node_id,
-    }
-
-
 async def _poll(check, timeout: float = 20.0):  # type: ignore[no-untyped-def]
     """The first truthy value of `check()`, polled until `timeout`."""
     deadline = asyncio.get_running_loop().time() + timeout
@@ -103,7 +87,7 @@ async def test_undeclared_command_is_refused_and_never_reaches_the_node(env) -> 
             token=env.token,
             role="node",
             scopes=[],
-            client=_node_client(node_id),
+            client=node_client(node_id),
             commands=["echo"],
         ) as node,
         await WsClient.connect(env.replicas[0], token=env.token, headers=env.edge) as operator,
@@ -132,7 +116,7 @@ async def test_direct_system_run_obeys_the_exec_policy(env) -> None:
             token=env.token,
             role="node",
             scopes=[],
-            client=_node_client(node_id),
+            client=node_client(node_id),
             commands=["system.run"],
         ) as node,
         await WsClient.connect(env.url, token=env.token) as operator,
@@ -158,7 +142,7 @@ async def test_describe_keeps_a_disconnected_nodes_declaration(env) -> None:
             token=env.token,
             role="node",
             scopes=[],
-            client=_node_client(node_id),
+            client=node_client(node_id),
             caps=["camera"],
             commands=["camera.snap", "echo"],
         )
@@ -199,7 +183,7 @@ async def test_node_event_is_broadcast_to_operators(env) -> None:
     async with (
         await WsClient.connect(env.url, token=env.token, subscribe=["node.event"]) as operator,
         await WsClient.connect(
-            env.url, token=env.token, role="node", scopes=[], client=_node_client(node_id)
+            env.url, token=env.token, role="node", scopes=[], client=node_client(node_id)
         ) as node,
     ):
         assert await node.call("node.event", {"event": "battery", "payload": {"pct": 42}}) == {

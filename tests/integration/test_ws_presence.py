@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.ws_client import WsClient
+from tests.support.ws_client import WsClient, node_client
 from tests.support.ws_stack import WsStack, live_gateway_config, require_ws_stack
 
 pytestmark = pytest.mark.integration
@@ -132,13 +132,7 @@ async def test_a_node_is_written_at_once_and_listed_by_the_other_replica(env) ->
             token=env.token,
             role="node",
             scopes=[],
-            client={
-                "id": "itest-node",
-                "version": "1",
-                "platform": "linux",
-                "mode": "node",
-                "instanceId": node_id,
-            },
+            client=node_client(node_id),
             commands=["echo"],
         ) as node:
             node_conn = conn_id(node)

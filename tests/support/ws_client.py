@@ -353,3 +353,14 @@ class WsClient:
             future.set_result(frame)
         else:
             self._raw.put_nowait(frame)
+
+
+def node_client(instance_id: str, client_id: str = "itest-node") -> dict[str, str]:
+    """The `client` of a test node's `connect`: its `instanceId` is the node id."""
+    return {
+        "id": client_id,
+        "version": "1",
+        "platform": "linux",
+        "mode": "node",
+        "instanceId": instance_id,
+    }

@@ -22,6 +22,7 @@ import pytest
 
 from tests.integration.test_ratelimit_http import random_ip
 from tests.integration.test_ws_exempt_cache import asks_for, live_limits
+from tests.support.metrics import total
 from tests.support.ws_stack import WsStack, require_ws_stack
 
 pytestmark = pytest.mark.integration
@@ -47,12 +48,7 @@ async def call(http: httpx.AsyncClient, env: WsStack, path: str, ip: str) -> htt
 
 async def cached(http: httpx.AsyncClient, env: WsStack) -> float:
     # Read from an address of its own (not exempt): the read itself is never a cached one.
-    text = (await call(http, env, "/metrics", random_ip())).text
-    for line in text.splitlines():
-        name, _, value = line.partition(" ")
-        if name == CACHED:
-            return float(value)
-    raise AssertionError(f"{CACHED} missing from http-api's /metrics")
+    return total((await call(http, env, "/metrics", random_ip())).text, CACHED)
 
 
 async def test_an_exempt_address_is_asked_once_and_counted_again_after_a_change(

@@ -25,6 +25,7 @@ from aisopod import codec
 from aisopod.config.model import GatewayConfig
 from aisopod.config.store import ConfigStore
 from tests.conftest import start_local_stack, stop_local_stack
+from tests.support.metrics import samples
 
 pytestmark = pytest.mark.integration
 
@@ -196,12 +197,7 @@ async def test_two_replicas_admit_exactly_the_limit_over_nats(pair, mode: str) -
 
 def metric(url: str, name: str) -> float:
     """Sum of a metric's samples (every label set) on one replica."""
-    text = httpx.get(f"{url}/metrics", timeout=5).text
-    return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line.startswith(name + "{") or line.startswith(name + " ")
-    )
+    return sum(samples(httpx.get(f"{url}/metrics", timeout=5).text, name))
 
 
 def noticed_silence(url: str) -> bool:

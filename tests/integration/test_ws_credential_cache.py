@@ -30,6 +30,7 @@ from tests.integration.auth_support import (
     unique_ip,
     verify_request,
 )
+from tests.support.metrics import samples
 from tests.support.ws_client import RpcError, WsClient
 from tests.support.ws_stack import WsStack, require_ws_stack
 
@@ -49,12 +50,7 @@ async def counters(replica_url: str) -> dict[str, float]:
     parts = urlsplit(replica_url)
     async with httpx.AsyncClient(trust_env=False) as http:
         text = (await http.get(f"http://{parts.netloc}/metrics")).text
-    out = {HITS: 0.0, MISSES: 0.0}
-    for line in text.splitlines():
-        name, _, value = line.partition(" ")
-        if name in out:
-            out[name] = float(value)
-    return out
+    return {name: sum(samples(text, name)) for name in (HITS, MISSES)}
 
 
 async def connect(env: WsStack, replica: str, **kwargs: Any) -> WsClient:

@@ -42,6 +42,7 @@ from tests.integration.test_ws_credential_cache import (
     learn_generation,
     refused,
 )
+from tests.support.metrics import total
 from tests.support.ws_stack import WsStack, require_ws_stack
 
 pytestmark = pytest.mark.integration
@@ -144,12 +145,7 @@ async def asks_for(nc: nats.NATS, sub: Subscription, ip: str) -> int:
 async def cached(replica: str) -> float:
     parts = urlsplit(replica)
     async with httpx.AsyncClient(trust_env=False, timeout=10) as http:
-        text = (await http.get(f"http://{parts.netloc}/metrics")).text
-    for line in text.splitlines():
-        name, _, value = line.partition(" ")
-        if name == CACHED:
-            return float(value)
-    raise AssertionError(f"{CACHED} missing from {replica}/metrics")
+        return total((await http.get(f"http://{parts.netloc}/metrics")).text, CACHED)
 
 
 async def test_an_exempt_address_is_asked_once_and_counted_again_after_a_change(

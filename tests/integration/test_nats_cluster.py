@@ -21,6 +21,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -110,6 +111,17 @@ class Traffic:
     def took(self, started: float) -> None:
         self.longest_s = max(self.longest_s, time.monotonic() - started)
 
+    def fail(self, what: str, started: float) -> None:
+        """Record a failure with when it started (wall clock, to match the stack's logs)
+        and how long it took: a stall that timed out reads differently from a refusal."""
+        elapsed = time.monotonic() - started
+        self.failures.append(f"{what} (sent {clock(-elapsed)}, failed after {elapsed:.2f} s)")
+
+
+def clock(offset_s: float = 0.0) -> str:
+    """Wall-clock time of day with milliseconds, as the stack's logs stamp it."""
+    return (datetime.now() + timedelta(seconds=offset_s)).strftime("%H:%M:%S.%f")[:-3]
+
 
 async def chat_turns(url: str, token: str, edge: dict[str, str], traffic: Traffic) -> None:
     """Back-to-back `chat.send` on one ws-gateway replica, reached directly (as the edge:
@@ -132,9 +144,9 @@ async def chat_turns(url: str, token: str, edge: dict[str, str], traffic: Traffi
                         "agent.wait", {"runId": sent["runId"], "timeoutMs": 10_000}, timeout=30
                     )
                 if done["status"] != "ok":
-                    traffic.failures.append(f"{text}: run ended {done}")
+                    traffic.fail(f"{text}: run ended {done}", started)
             except Exception as exc:
-                traffic.failures.append(f"{text}: {exc!r}")
+                traffic.fail(f"{text}: {exc!r}", started)
             traffic.took(started)
 
 
@@ -160,10 +172,10 @@ async def completions(http_url: str, token: str, traffic: Traffic) -> None:
                 parts = [c.choices[0].delta.content or "" async for c in stream if c.choices]
                 text = "".join(parts)
                 if f"completion {n}" not in text:
-                    traffic.failures.append(f"completion {n}: answered {text!r}")
+                    traffic.fail(f"completion {n}: answered {text!r}", started)
                 traffic.completions += 1
             except Exception as exc:
-                traffic.failures.append(f"completion {n}: {exc!r}")
+                traffic.fail(f"completion {n}: {exc!r}", started)
             traffic.took(started)
 
 
@@ -261,6 +273,7 @@ async def test_killing_a_nats_node_loses_no_request(
         asyncio.create_task(completions(handle.http_url, token, traffic)),
     ]
     rejoin: dict[str, float] = {}
+    kills: list[str] = []
     try:
         await asyncio.sleep(LOAD_S)  # a busy stack when the node dies
         for target in ("meta", "TRANSCRIPTS"):
@@ -270,13 +283,14 @@ async def test_killing_a_nats_node_loses_no_request(
                 leader = str((await stream_info(admin_nats, target))["cluster"]["leader"])
             pid_before = cluster.nats_pids()[int(leader.rsplit("-", 1)[1]) - 1]
             index = await kill_node(cluster, leader)
+            kills.append(f"{target} leader {leader} killed at {clock()}")
             rejoin[target] = await wait_current(cluster, admin_nats, index, pid_before)
             await asyncio.sleep(LOAD_S)  # traffic after the node is back
     finally:
         traffic.stop.set()
         await asyncio.gather(*load)
 
-    assert traffic.failures == [], "\n".join(traffic.failures)
+    assert traffic.failures == [], "\n".join(kills + traffic.failures)
     assert traffic.completions > 0
     assert all(len(sent) > 2 for sent in traffic.acked.values()), traffic.acked
     async with await WsClient.connect(handle.ws_url, token=token, timeout=10) as ws:

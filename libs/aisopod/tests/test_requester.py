@@ -200,3 +200,51 @@ async def test_resent_copies_ask_again_until_one_is_answered(bus: Bus) -> None:
     await bus.requester.resend()
     assert await reply == b'{"result": "stored"}'
     assert len(copies) == 3
+
+
+async def test_a_resent_copy_meeting_no_responders_waits_for_the_owner(
+    bus: Bus, nats_url: str
+) -> None:
+    """The owner's node died with the first copy in hand, and our own reconnect resends
+    before the owner is back: "no responders", long after the first copy went out. The
+    grace runs from that answer, not from the send; the owner, back, finds the request
+    still running (IN_FLIGHT, so ask again) and then answers from its stored result."""
+    subject = f"orphan.{uuid.uuid4().hex}"
+    copies: list[bytes] = []
+
+    async def serve(msg) -> None:  # type: ignore[no-untyped-def]
+        copies.append(msg.data)
+        if len(copies) == 1:
+            return  # its reply dies with the owner's node
+        if len(copies) == 2:
+            await msg.respond(b'{"error": {"code": -32009, "data": {"code": "IN_FLIGHT"}}}')
+            return
+        await msg.respond(b'{"result": "stored"}')
+
+    owner = await nats.connect(nats_url)
+    try:
+        sub = await owner.subscribe(subject, cb=serve)
+        await owner.flush()
+        grace_s = 0.5
+        reply = asyncio.ensure_future(
+            bus.requester.request(
+                subject,
+                b"q",
+                timeout=10,
+                no_responders_grace_s=grace_s,
+                resend_on_reconnect=True,
+            )
+        )
+        await _until_received(copies)
+        await sub.unsubscribe()  # the owner's node dies
+        await owner.flush()
+        await asyncio.sleep(grace_s * 2)  # the first copy is now older than the grace
+        await bus.requester.resend()  # our reconnect's resend meets no responders
+        await asyncio.sleep(grace_s / 2)
+        await owner.subscribe(subject, cb=serve)  # the owner is back on another node
+        await owner.flush()
+        assert await reply == b'{"result": "stored"}'
+        assert copies == [b"q", b"q", b"q"]
+        assert not bus.requester._futures and not bus.requester._resent
+    finally:
+        await owner.close()

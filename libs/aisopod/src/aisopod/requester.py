@@ -128,25 +128,37 @@ class Requester:
 
         With `no_responders_grace_s`, "no responders" is asked again for that long (within
         `timeout`): a service whose NATS node just died is back, subscriptions and all,
-        a moment later on another node, and nobody received the request meanwhile.
+        a moment later on another node, and nobody received the request meanwhile. The
+        grace runs from the first "no responders", not from the send: a copy resent on
+        a reconnect can meet it long after the first copy went out.
 
         With `resend_on_reconnect` (a read, or a wait: safe to receive twice), the request
         is sent again when this connection comes back (`resend`): when its node died, the
-        request or its reply may have died with it."""
-        deadline = time.monotonic() + min(no_responders_grace_s, timeout)
+        request or its reply may have died with it. A copy sent after "no responders" is
+        such a repeat too: the owner may have received an earlier copy."""
+        end = time.monotonic() + timeout
+        grace_end: float | None = None
         pause = 0.02
+        repeat = False
         while True:
-            started = time.monotonic()
             try:
                 return await self._request_once(
-                    subject, payload, timeout=timeout, headers=headers, resend=resend_on_reconnect
+                    subject,
+                    payload,
+                    timeout=end - time.monotonic(),
+                    headers=headers,
+                    resend=resend_on_reconnect,
+                    repeat=repeat,
                 )
             except errors.NoRespondersError:
-                if time.monotonic() + pause > deadline:
+                now = time.monotonic()
+                if grace_end is None:
+                    grace_end = min(now + no_responders_grace_s, end)
+                if now + pause > grace_end:
                     raise
             await asyncio.sleep(pause)
-            timeout -= time.monotonic() - started
             pause = min(pause * 2, 0.25)
+            repeat = resend_on_reconnect
 
     async def _request_once(
         self,
@@ -156,8 +168,9 @@ class Requester:
         timeout: float,
         headers: bytes | None = None,
         resend: bool = False,
+        repeat: bool = False,
     ) -> bytes:
-        token, future = await self._send(subject, payload, headers, resend)
+        token, future = await self._send(subject, payload, headers, resend, repeat)
         assert self._loop is not None
         try:
             deadline = self._loop.call_later(timeout, _expire, future)
@@ -174,7 +187,7 @@ class Requester:
         """A request in two halves: returns once it is handed to the connection, with the
         future of its reply (NoRespondersError, or nats' TimeoutError after `timeout`, set
         on it). Several can be in flight; cancel the future to give up on one."""
-        token, future = await self._send(subject, payload, headers, False)
+        token, future = await self._send(subject, payload, headers, False, False)
         assert self._loop is not None
         deadline = self._loop.call_later(timeout, _expire, future)
 
@@ -186,9 +199,11 @@ class Requester:
         return future
 
     async def _send(
-        self, subject: str, payload: bytes, headers: bytes | None, resend: bool
+        self, subject: str, payload: bytes, headers: bytes | None, resend: bool, repeat: bool
     ) -> tuple[bytes, asyncio.Future[bytes]]:
-        """Check, register and hand one request to nats-py's pending buffer."""
+        """Check, register and hand one request to nats-py's pending buffer. A `repeat`
+        (of a copy the owner may be running) takes IN_FLIGHT as "ask again", not as the
+        answer."""
         if not self._prefix:
             await self._start()
         nc = self.nc
@@ -229,6 +244,8 @@ class Requester:
         self._futures[token] = future
         if resend:
             self._resendable[token] = cmd
+            if repeat:
+                self._resent.add(token)
         try:
             nc.stats["out_msgs"] += 1
             nc.stats["out_bytes"] += size

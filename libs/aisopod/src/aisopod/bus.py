@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
@@ -51,6 +52,9 @@ def safe_to_repeat(method: str) -> bool:
 # routes, which took over 2 s on a loaded 2-core machine (a failover test's agent.wait got
 # NO_RESPONDERS); a service that is really gone still fails UNAVAILABLE within this bound.
 NO_RESPONDERS_GRACE_S = 5.0
+
+# Published by a service whose NATS connection came back (control.>, every service's grant).
+PEER_RECONNECTED = "peer.reconnected"
 
 
 def encode_reply(result: Any = None, error: AisopodError | None = None) -> bytes:
@@ -123,8 +127,11 @@ class Bus:
 
         async def reconnected() -> None:
             log.info("nats reconnected")
-            if made:  # reads in flight may have died with our node: ask again
+            if made:
+                # Reads in flight may have died with our node: ask again. Requests on their
+                # way to us, and our replies, may have died with it too: tell the others.
                 await made[0].requester.resend()
+                await made[0].nc.publish(made[0].subjects.control(PEER_RECONNECTED), identity)
             await notify("connected")
 
         async def closed() -> None:
@@ -162,6 +169,16 @@ class Bus:
             validate_events=settings.validate_replies,
         )
         made.append(bus)
+        identity = settings.instance.encode()
+
+        async def peer_reconnected(msg: Msg) -> None:
+            # A peer's node died: what we asked it and what it answered may be lost with
+            # it, and only our own reconnect would resend. Its subscriptions are back
+            # before this notice (same connection, in order), so a repeat reaches it.
+            if msg.data != identity:
+                await bus.requester.resend()
+
+        await nc.subscribe(bus.subjects.control(PEER_RECONNECTED), cb=peer_reconnected)
         return bus
 
     @property

@@ -1,0 +1,136 @@
+"""A request whose owner's NATS connection died is asked again when the owner is back,
+though the asker's own connection never dropped (bus.py, PEER_RECONNECTED).
+
+The owner reaches nats-server through a TCP relay the test can cut: a real disconnect and
+reconnect of nats-py, with whatever was in flight on the cut connection lost, as when a
+cluster node is killed under it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from urllib.parse import urlsplit
+
+import pytest
+
+from aisopod.bus import Bus
+from aisopod.settings import ServiceSettings
+
+
+class Relay:
+    """Accepts on a free port and pipes each connection to nats-server; `cut` closes every
+    piped connection at once (the bytes in flight are lost)."""
+
+    def __init__(self, target: str) -> None:
+        parts = urlsplit(target)
+        self.host, self.port = str(parts.hostname), int(parts.port or 4222)
+        self.writers: list[asyncio.StreamWriter] = []
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.server: asyncio.Server | None = None
+
+    async def start(self) -> str:
+        self.server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        port = self.server.sockets[0].getsockname()[1]
+        return f"nats://127.0.0.1:{port}"
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(self.host, self.port)
+        self.writers += [writer, up_writer]
+        for src, dst in ((reader, up_writer), (up_reader, writer)):
+            task = asyncio.ensure_future(self._pipe(src, dst))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+
+    @staticmethod
+    async def _pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError, OSError):
+            while data := await src.read(65536):
+                dst.write(data)
+                await dst.drain()
+        dst.close()
+
+    def cut(self) -> None:
+        for writer in self.writers:
+            writer.transport.abort()
+        self.writers.clear()
+
+    async def close(self) -> None:
+        self.cut()
+        if self.server is not None:
+            self.server.close()
+        for task in list(self.tasks):
+            task.cancel()
+
+
+async def test_a_request_lost_with_its_owners_connection_is_asked_again(nats_url: str) -> None:
+    prefix = "t" + uuid.uuid4().hex[:8]
+    relay = Relay(nats_url)
+    owner_url = await relay.start()
+    asker = await Bus.connect(
+        ServiceSettings(service="test", nats_url=nats_url, subject_prefix=prefix, instance="a")
+    )
+    owner = await Bus.connect(
+        ServiceSettings(service="test", nats_url=owner_url, subject_prefix=prefix, instance="o")
+    )
+    subject = f"{prefix}.rpc.orphaned"
+    copies: list[bytes] = []
+
+    async def serve(msg) -> None:  # type: ignore[no-untyped-def]
+        copies.append(msg.data)
+        if len(copies) == 1:
+            relay.cut()  # the owner's node dies with this request in hand: no reply
+            return
+        await msg.respond(b"answered")
+
+    try:
+        await owner.nc.subscribe(subject, cb=serve)
+        await owner.nc.flush()
+        reply = await asker.requester.request(subject, b"q", timeout=20, resend_on_reconnect=True)
+        assert reply == b"answered" and copies == [b"q", b"q"]
+        assert asker.nc.stats["reconnects"] == 0  # only the owner's connection dropped
+        assert owner.nc.stats["reconnects"] == 1
+    finally:
+        await owner.close()
+        await asker.close()
+        await relay.close()
+
+
+async def test_a_request_not_safe_to_repeat_is_not_asked_again(nats_url: str) -> None:
+    prefix = "t" + uuid.uuid4().hex[:8]
+    relay = Relay(nats_url)
+    owner_url = await relay.start()
+    asker = await Bus.connect(
+        ServiceSettings(service="test", nats_url=nats_url, subject_prefix=prefix, instance="a")
+    )
+    owner = await Bus.connect(
+        ServiceSettings(service="test", nats_url=owner_url, subject_prefix=prefix, instance="o")
+    )
+    subject = f"{prefix}.rpc.once"
+    copies: list[bytes] = []
+    back = asyncio.Event()
+
+    async def serve(msg) -> None:  # type: ignore[no-untyped-def]
+        copies.append(msg.data)
+        relay.cut()
+
+    async def on_notice(msg) -> None:  # type: ignore[no-untyped-def]
+        back.set()
+
+    try:
+        await owner.nc.subscribe(subject, cb=serve)
+        await owner.nc.flush()
+        await asker.nc.subscribe(f"{prefix}.control.peer.reconnected", cb=on_notice)
+        await asker.nc.flush()
+        request = asyncio.ensure_future(asker.requester.request(subject, b"w", timeout=20))
+        await asyncio.wait_for(back.wait(), timeout=15)  # the owner is back and said so
+        await asker.nc.flush()
+        await owner.nc.flush()  # a repeat, had one been sent, has reached the owner
+        assert copies == [b"w"]
+        request.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await request
+    finally:
+        await owner.close()
+        await asker.close()
+        await relay.close()

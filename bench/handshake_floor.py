@@ -19,8 +19,9 @@ ready are measured apart (what bench/openclaw_bench.py's handshake row measures)
 Blocks of `count` sequential handshakes (TCP connect → upgrade → 101 → challenge →
 first frame → answer) alternate over the sides, `rounds` times, each side leading in
 turn. Per block: wall p50/p99, the phases the client sees (TCP connected, 101 read,
-challenge read, answer read), and CPU per handshake of each process (utime+stime from
-/proc/<pid>/stat), the client's own included. The load average goes with every block.
+challenge read, answer read), and CPU per handshake of each process (its threads' time on
+a CPU, `bench.handshake_ab.cpu_seconds`), the client's own included. The load average goes
+with every block.
 """
 
 from __future__ import annotations
@@ -104,8 +105,7 @@ class Side:
 
 
 def client_cpu() -> float:
-    t = os.times()
-    return t.user + t.system
+    return cpu_seconds(os.getpid())
 
 
 async def block(side: Side, count: int, pids: dict[str, list[int]]) -> dict[str, Any]:

@@ -80,3 +80,41 @@ async def test_a_round_trip_back_already_costs_nothing_and_a_failed_one_asks() -
     assert bus.asked == 3
     await verify.verify(REQUEST)  # an upgrade that was asked about: the cache as before
     assert bus.asked == 3
+
+
+def test_the_handshake_keys_the_cache_as_the_request_it_builds_only_on_a_miss() -> None:
+    """A `connect` looks the cache up under the key of the request auth would be asked
+    (built only on a miss), and a password or a device proof is never looked up."""
+    from aisopod.catalogue.system import ConnectParams
+    from aisopod_ws_gateway.credentials import question_of
+    from aisopod_ws_gateway.handshake import Handshake
+
+    client = {"id": "cli", "version": "1", "platform": "linux", "mode": "cli"}
+    device = {
+        "id": "d" * 64,
+        "publicKey": "k" * 43,
+        "signature": "s" * 86,
+        "signedAt": 1,
+        "nonce": "n",
+    }
+    variants: list[dict[str, Any]] = [
+        {"client": client, "auth": {"token": "t"}, "scopes": ["operator.admin"]},
+        {"client": client, "auth": {"token": "t"}, "scopes": []},
+        {"client": client, "auth": {"deviceToken": "dt"}, "role": "node"},
+        {"client": client},  # nothing but the upgrade's bearer, or nothing at all
+        {"client": client, "auth": {"password": "p"}},
+        {"client": client, "auth": {"token": "t"}, "device": device},
+    ]
+    conns = [
+        SimpleNamespace(bearer=None, origin=None, ip="127.0.0.1", nonce="x"),
+        SimpleNamespace(bearer="b", origin="http://localhost:1", ip="10.0.0.7", nonce="y"),
+    ]
+    for raw in variants:
+        params = ConnectParams.model_validate(raw)
+        for conn in conns:
+            c: Any = conn
+            built = question_of(Handshake._request(c, params))
+            lazy = Handshake._question(c, params)
+            assert (lazy.key() if lazy else None) == (built.key() if built else None), raw
+            if "password" in raw.get("auth", {}) or "device" in raw:
+                assert lazy is None

@@ -24,6 +24,7 @@ from aisopod.contracts.auth import (
     VerifyRequest,
     VerifyResult,
 )
+from aisopod.credcache import Question
 from aisopod.errors import (
     AisopodError,
     Forbidden,
@@ -243,9 +244,35 @@ class Handshake:
         gateway.presence.add(conn)
 
     async def _verify(self, conn: Connection, params: ConnectParams) -> VerifyResult:
+        ordered, conn.ordered = conn.ordered, None
+        return await self.gateway.credentials.check(
+            self._question(conn, params), conn.ip, lambda: self._request(conn, params), ordered
+        )
+
+    @staticmethod
+    def _question(conn: Connection, params: ConnectParams) -> Question | None:
+        """What the credential cache keys this attempt on: `credentials.question_of` of
+        the request `_request` would build, read from the same values without building
+        it (only a miss needs it); None for a password or a device proof."""
+        auth = params.auth
+        if (auth and auth.password) or params.device is not None:
+            return None
+        return Question(
+            token=auth.token if auth else None,
+            device_token=auth.device_token if auth else None,
+            bearer=conn.bearer,
+            role=params.role.value,
+            scopes=list(params.scopes),
+            origin=conn.origin,
+            direct_loopback=is_loopback(conn.ip),
+        )
+
+    @staticmethod
+    def _request(conn: Connection, params: ConnectParams) -> VerifyRequest:
+        """What auth is asked (`auth.verify`)."""
         auth = params.auth
         device = params.device
-        request = VerifyRequest(
+        return VerifyRequest(
             auth=Credentials(
                 token=auth.token if auth else None,
                 password=auth.password if auth else None,
@@ -270,8 +297,6 @@ class Handshake:
             origin=conn.origin,
             direct_loopback=is_loopback(conn.ip),
         )
-        ordered, conn.ordered = conn.ordered, None
-        return await self.gateway.credentials.verify(request, ordered)
 
     def _hello(
         self,

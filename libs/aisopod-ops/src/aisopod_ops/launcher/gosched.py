@@ -1,5 +1,7 @@
 """How many threads the launcher lets its Go children (nats-server, Traefik) run Go code on
-at once: their `GOMAXPROCS` (docs/deployment.md, "GOMAXPROCS").
+at once: their `GOMAXPROCS` (docs/deployment.md, "GOMAXPROCS"); and how much heap they
+keep between collections: their `GOGC` (at the end; docs/deployment.md, "GOGC and
+GOMEMLIMIT of nats-server and Traefik").
 
 On a small host every process of a request's path shares the same few cores; a Go
 process allowed all of them spends much of its CPU handing work between its threads

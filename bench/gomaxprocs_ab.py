@@ -56,7 +56,11 @@ SIDES: dict[str, tuple[str, ...]] = {
     "nats1": ("--nats-gomaxprocs", "1", "--traefik-gomaxprocs", "0"),
     "traefik1": ("--nats-gomaxprocs", "0", "--traefik-gomaxprocs", "1"),
     "auto": (),
+    "gogc100": (),  # the rule for GOMAXPROCS, every Go child at Go's default GOGC (SIDE_ENV)
 }
+# Side → environment over this one for its launcher: `gogc100` sets the user's own `GOGC`,
+# which overrides the launcher's GOGC for nats-server (launcher/gosched.py, GOGC_FOR).
+SIDE_ENV: dict[str, dict[str, str]] = {"gogc100": {"GOGC": "100"}}
 
 
 def go_setting(pid: int) -> str:
@@ -283,7 +287,9 @@ def main() -> None:
     with FakeUpstream(api_key=FAKE_API_KEY, subprocess=True, startup_timeout=60) as fake:
         try:
             for name in sides:
-                stack = BenchStack.start("--replicas", "1", *SIDES[name], shared_fake=fake)
+                stack = BenchStack.start(
+                    "--replicas", "1", *SIDES[name], shared_fake=fake, env=SIDE_ENV.get(name)
+                )
                 started.append(Measured(name, stack))
             load_before = load()
             blocks = uvloop.run(run(started, args))

@@ -114,6 +114,12 @@ def rss_kib(pid: int) -> int:
     return _status_field(pid, "VmRSS")
 
 
+def rss_anon_kib(pid: int) -> int:
+    """The anonymous part of RSS (heap, stacks): for a Go binary, what its runtime holds;
+    the rest is the binary's file pages."""
+    return _status_field(pid, "RssAnon")
+
+
 def processes_by_name(pids: dict[str, list[int]], launcher: int) -> dict[str, list[int]]:
     """The stack's processes, each once, under the names of everything it runs: a process
     listed under several names (auth and ratelimit share one in the local stack) becomes

@@ -56,10 +56,16 @@ class BenchStack:
 
     @classmethod
     def start(
-        cls, *launcher_args: str, with_fake: bool = True, shared_fake: Any = None
+        cls,
+        *launcher_args: str,
+        with_fake: bool = True,
+        shared_fake: Any = None,
+        env: dict[str, str] | None = None,
     ) -> BenchStack:
         """`shared_fake`: a running FakeUpstream (api key FAKE_API_KEY) to use as the `fake`
-        provider instead of starting one, e.g. the one another product is measured with."""
+        provider instead of starting one, e.g. the one another product is measured with.
+        `env`: variables over this process's environment for the launcher (and so its
+        children)."""
         from aisopod_fake_upstream.harness import FakeUpstream
         from aisopod_ops.launcher.spawn import start_local_stack
 
@@ -76,7 +82,7 @@ class BenchStack:
         progress(f"starting the local stack in {state}")
         try:
             proc, info = start_local_stack(
-                state, "--config", str(seed), "--log-level", "WARNING", *launcher_args
+                state, "--config", str(seed), "--log-level", "WARNING", *launcher_args, env=env
             )
         except BaseException:
             if fake is not None:

@@ -147,8 +147,9 @@ async def test_service_user_is_refused_subjects_outside_its_permissions(stack) -
 
 def test_go_children_run_with_the_launchers_gomaxprocs(stack) -> None:
     """nats-server and Traefik as started: the GOMAXPROCS of launcher/gosched.py's rule for
-    this host (or the one this environment sets), read from their own environment."""
-    from aisopod_ops.launcher.gosched import go_child_env, host_cpus
+    this host and its GOGC (or the ones this environment sets), read from their own
+    environment."""
+    from aisopod_ops.launcher.gosched import go_child_env, go_memory_env, host_cpus
 
     record_file = Path(stack.state_dir) / "stack.json"
     if not stack.pids or not record_file.exists():
@@ -159,3 +160,4 @@ def test_go_children_run_with_the_launchers_gomaxprocs(stack) -> None:
         environ = (Path("/proc") / str(children[name]) / "environ").read_bytes().split(b"\0")
         env = dict(item.decode().split("=", 1) for item in environ if b"=" in item)
         assert env.get("GOMAXPROCS") == expected, name
+        assert env.get("GOGC") == go_memory_env(dict(os.environ), name).get("GOGC"), name

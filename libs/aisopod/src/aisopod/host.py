@@ -32,6 +32,7 @@ from aisopod.dedupe import Deduper
 from aisopod.errors import Unavailable
 from aisopod.grants import CONFIG_WRITERS, grants_for
 from aisopod.logs import StreamPublisher, configure_logging
+from aisopod.memory import start_idle_settle
 from aisopod.rpc import RpcServer
 from aisopod.services import ServiceName
 from aisopod.settings import ServiceSettings
@@ -71,6 +72,7 @@ class ServiceHost:
         self._stopper: Callable[[], None] | None = None
         self._restart_sub: Subscription | None = None
         self._restart_task: asyncio.Task[None] | None = None
+        self._idle_settle: asyncio.Task[None] | None = None
 
     # -- live parts, available once started -------------------------------------------
     @property
@@ -190,6 +192,9 @@ class ServiceHost:
             deduper=Deduper(await self.kv("dedupe"), instance=self.instance),
             validate_replies=self.settings.validate_replies,
         )
+        # What a burst of use freed goes back to the kernel once the process is quiet
+        # (aisopod/memory.py; docs/deployment.md, "Python services' memory").
+        self._idle_settle = start_idle_settle()
         log.info("started", extra={"version": self.version})
 
     async def _connect(self) -> Bus:
@@ -252,6 +257,8 @@ class ServiceHost:
 
     async def stop(self) -> None:
         """Stop every part, each bounded in time: a stuck part is logged, never a hang."""
+        if self._idle_settle is not None:
+            self._idle_settle.cancel()
         if self._restart_sub is not None:
             with contextlib.suppress(Exception):
                 await self._restart_sub.unsubscribe()

@@ -1,5 +1,7 @@
 """How many threads the launcher lets its Go children (nats-server, Traefik) run Go code on
-at once: their `GOMAXPROCS` (docs/deployment.md, "GOMAXPROCS").
+at once: their `GOMAXPROCS` (docs/deployment.md, "GOMAXPROCS"); and how much heap they
+keep between collections: their `GOGC` (at the end; docs/deployment.md, "GOGC and
+GOMEMLIMIT of nats-server and Traefik").
 
 On a small host every process of a request's path shares the same few cores; a Go
 process allowed all of them spends much of its CPU handing work between its threads
@@ -59,4 +61,22 @@ def go_child_env(
         return env
     if cpus <= ONE_THREAD_UP_TO_CPUS.get(process, 0):
         env["GOMAXPROCS"] = "1"
+    return env
+
+
+# Per Go child: the `GOGC` the launcher gives it when the environment sets none. A lower
+# GOGC makes the heap goal, and so what the runtime keeps mapped between collections,
+# a smaller multiple of the live heap. nats-server at 50 keeps ~3 MiB less after a burst
+# of use, for no throughput measured (docs/deployment.md, "After use"); Traefik is left at
+# Go's default: at 50 it spent 7–23 % more CPU per proxied `/v1` request.
+GOGC_FOR = {"nats": "50"}
+
+
+def go_memory_env(base: Mapping[str, str], process: str) -> dict[str, str]:
+    """`base` with the `GOGC` the Go child `process` runs with: the user's own `GOGC` (or
+    `GOMEMLIMIT`, which sizes the heap by another rule) left as it is, else GOGC_FOR."""
+    env = dict(base)
+    wanted = GOGC_FOR.get(process)
+    if wanted is not None and not env.get("GOGC") and not env.get("GOMEMLIMIT"):
+        env["GOGC"] = wanted
     return env

@@ -37,7 +37,7 @@ from aisopod_ops.launcher.edgesync import (
     nats_connector,
 )
 from aisopod_ops.launcher.forked import run_forked
-from aisopod_ops.launcher.gosched import go_child_env, host_cpus
+from aisopod_ops.launcher.gosched import go_child_env, go_memory_env, host_cpus
 from aisopod_ops.launcher.paths import binary, openclaw_ui_root, repo_root, ui_root
 from aisopod_ops.launcher.ports import pick
 from aisopod_ops.launcher.probe import http_probe, nats_probe
@@ -483,15 +483,13 @@ class Stack:
         specs = []
         for node in self.nats_nodes:
             name = "nats" if len(self.nats_nodes) == 1 else f"nats-{node.index + 1}"
+            role = "nats" if len(self.nats_nodes) == 1 else "nats-node"
             specs.append(
                 ChildSpec(
                     name=name,
                     argv=[binary("nats-server"), "-c", str(self._nats_dir(node) / "nats.conf")],
-                    env=go_child_env(
-                        os.environ,
-                        "nats" if len(self.nats_nodes) == 1 else "nats-node",
-                        self.options.nats_gomaxprocs,
-                        cpus,
+                    env=go_memory_env(
+                        go_child_env(os.environ, role, self.options.nats_gomaxprocs, cpus), role
                     ),
                     log_file=logs / f"{name}.log",
                     # JetStream answers through this node: in a cluster, once there is a

@@ -65,6 +65,25 @@ async def test_default_agent_answers_offline_with_echo(rt: RuntimeClient) -> Non
     assert [m["role"] for m in history["messages"]] == ["user", "assistant"]
 
 
+async def test_agent_with_wait_answers_once_the_run_end_is_stored(rt: RuntimeClient) -> None:
+    """`agent` with `wait` is answered while its record's terminal write is on its way
+    (runner.py, `told`): by then the answer is in history, the session's lane is free for
+    the next message, and the record, read back, says what the answer said, with the
+    lifecycle end's `endedAt`."""
+    key = f"agent:main:told-{uuid.uuid4().hex[:8]}"
+    result = await rt.call("agent", {"message": "first", "sessionKey": key, "wait": True})
+    assert result["status"] == "ok" and result["result"]["text"] == "echo: first"
+    nxt = await rt.call("chat.send", {"sessionKey": key, "message": "second"})
+    assert nxt["status"] == "started"  # not in_flight: the lane was freed before the answer
+    history = await rt.call("chat.history", {"sessionKey": key})
+    assert [m["content"] for m in history["messages"]][:2] == ["first", "echo: first"]
+    waited = await rt.call("agent.wait", {"runId": result["runId"], "timeoutMs": 10_000})
+    end = await rt.lifecycle_end(result["runId"])
+    assert (waited["status"], waited["endedAt"]) == ("ok", end["data"]["endedAt"])
+    second = await rt.call("agent.wait", {"runId": nxt["runId"], "timeoutMs": 10_000})
+    assert second["status"] == "ok"
+
+
 async def test_the_default_echo_provider_streams_deltas(rt: RuntimeClient) -> None:
     """Without any provider configured, an answer arrives as a few `delta`s, then `final`."""
     words = "one two three four five six seven eight"

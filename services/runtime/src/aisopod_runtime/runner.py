@@ -85,10 +85,13 @@ class LocalRun:
     """Why the task was cancelled: abort | timeout | shutdown | lost."""
     concluding: bool = False
     done: asyncio.Event = field(default_factory=asyncio.Event)
+    told: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set once this runtime's waiters may be answered: the run's end is stored (events,
+    transcript, session, lane) and `record` holds the terminal record being written."""
     session: Seen | None = None
     """The session entry as the run found it: its touch at the end tries that version first."""
     record: dict[str, Any] | None = None
-    """The terminal record once this runtime wrote it."""
+    """The terminal record this runtime is writing (from `told` on), then wrote."""
     new_session: bool = False
     system_events: bool = False
     """System events may wait for this session: the run takes them once it holds the lane."""
@@ -471,10 +474,24 @@ class RunManager:
         if charge is not None:
             steps.append(charge)
         await asyncio.gather(*(self._step(run, step) for step in steps))
-        run.record = await self._step(
-            run,
-            self.store.finish(run.run_id, status, error=error, result=result, seq=run.emitter.seq),
-        )
+        # The record's `endedAt` is the lifecycle end's.
+        fields: dict[str, Any] = {
+            "error": error,
+            "result": result,
+            "seq": run.emitter.seq,
+            "endedAt": ended,
+        }
+        # This runtime's waiters (`agent` with `wait`, `agent.wait`, sessions_send) are
+        # answered now, with the terminal record as it is being written, instead of one
+        # round trip later once it is stored: what they are told is stored already
+        # (events, transcript, session, lane), and the record's write is sent before
+        # their answers (they run once this task yields). Other runtimes' waiters read
+        # the stored record (KV). docs/runtime.md, "What a turn costs".
+        run.record = self.store.finished_draft(run.run_id, status, **fields)
+        if run.record is not None:
+            run.told.set()
+        finishing = self.store.finish(run.run_id, status, **fields)
+        run.record = await self._step(run, finishing)
 
     async def _system_events(self, run: LocalRun) -> list[dict[str, Any]]:
         """The session's queued system events as the one message in front of the turn's."""
@@ -503,6 +520,7 @@ class RunManager:
         self.local.pop(run.run_id, None)
         self.store.forget(run.run_id)
         run.done.set()
+        run.told.set()
 
     def _cancel(self, run: LocalRun, reason: str) -> bool:
         """Stop a run's task, for `reason` (abort | timeout | shutdown | lost).
@@ -568,9 +586,9 @@ class RunManager:
             return await self.store.wait(run_id, timeout)
         with contextlib.suppress(TimeoutError):  # ours: no KV watch needed
             async with asyncio.timeout(timeout):
-                await run.done.wait()
+                await run.told.wait()
         if run.record is not None:
-            return run.record  # the terminal record as this runtime wrote it
+            return run.record  # the terminal record as this runtime writes or wrote it
         return await self.store.get(run_id)
 
     # -- leases -------------------------------------------------------------------------

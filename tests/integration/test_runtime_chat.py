@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from aisopod.errors import Conflict
+from aisopod.errors import Conflict, NotFound
 from tests.integration.runtime_support import (  # noqa: F401 (fixture)
     RuntimeClient,
     fake_requests,
@@ -204,6 +204,28 @@ async def test_idempotent_retry_of_chat_send_runs_once(rt: RuntimeClient, stack)
     messages = (await rt.call("chat.history", {"sessionKey": key}))["messages"]
     assert [m["role"] for m in messages] == ["user", "assistant"]
     assert len(fake_requests(stack.fake_url, marker)) == 1
+
+
+async def test_agent_claims_its_idempotency_key_with_the_reads(rt: RuntimeClient) -> None:
+    """`agent` claims its idempotency key in the round trip of the run's reads
+    (runner.submit): a first call that fails on a read (an unknown agent) leaves the key
+    free; a repeat gets the first run's answer and starts nothing."""
+    idem = uuid.uuid4().hex
+    with pytest.raises(NotFound):
+        await rt.call(
+            "agent",
+            {"message": "x", "agentId": "nobody", "sessionKey": "claim", "idempotencyKey": idem},
+        )
+    key = new_session("claim")
+    params = {"message": "once", "sessionKey": key, "wait": True, "idempotencyKey": idem}
+    first = await rt.call("agent", params)
+    assert first["status"] == "ok" and first["result"]["text"] == "echo: once"
+    assert await rt.call("agent", params) == first
+    messages = (await rt.call("chat.history", {"sessionKey": key}))["messages"]
+    assert [(m["role"], m["content"]) for m in messages] == [
+        ("user", "once"),
+        ("assistant", "echo: once"),
+    ]
 
 
 async def test_concurrent_duplicate_is_conflict_or_the_same_run(rt: RuntimeClient) -> None:

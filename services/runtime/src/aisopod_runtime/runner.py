@@ -20,7 +20,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -165,7 +165,10 @@ class RunManager:
         source: str = "chat",
         origin_session: str | None = None,
         run_id: str | None = None,
+        claimed: Callable[[], Awaitable[None]] | None = None,
     ) -> Submitted:
+        """`claimed`: the call's idempotency key claim (`CallContext.claimed`), awaited
+        with the reads, before the first write."""
         parts = self.parts
         session_key, key_agent = parse_session_key(key, agent_id or parts.agents.default_id)
         if agent_id and key_agent != agent_id:
@@ -177,8 +180,10 @@ class RunManager:
             raise InvalidParams("a session cannot send to itself", code="SELF_SEND")
         # The reads a run needs, at once: one round trip instead of several (the budget
         # check reads its counters only when a budget applies; a client's run id must
-        # name no run yet).
+        # name no run yet), and with them the idempotency key's claim: a repeat stops
+        # here, having written nothing.
         reads = asyncio.gather(
+            claimed() if claimed is not None else _none(),
             parts.agents.get(key_agent),
             parts.sessions.lookup(session_key),
             self.lanes.peek(session_key),
@@ -189,7 +194,7 @@ class RunManager:
         # The agent's files for the system prompt, read with the rest instead of in a
         # round trip of its own when the turn starts (used only by a run that starts at
         # once: a queued one reads them again when its turn comes).
-        (agent, seen, lane, waiting, _, existing), prompt_files = await asyncio.gather(
+        (_, agent, seen, lane, waiting, _, existing), prompt_files = await asyncio.gather(
             reads, parts.require_agent_files().contents(key_agent)
         )
         entry = seen.entry if seen is not None else None

@@ -1,6 +1,7 @@
 """P7 before and after a change, in one run: two local stacks, measured in turns.
 
     .venv/bin/python bench/turn_ab.py --before <git rev> [--rounds 6] [--turns 100]
+        [--idempotency-key]
 
 On a shared 2-core machine a P7 figure moves by a factor of two from one minute to the
 next, so a change to the turn path is judged against the code before it in the same
@@ -9,7 +10,8 @@ with `git archive`) run one local stack (PYTHONPATH puts them ahead of this chec
 editable installs, for the launcher and every service it starts), this checkout runs the
 other, both with one replica of each service and the benchmark seed (bench/local_stack.py).
 Rounds alternate between them (after, before, after, …), each one `--turns` WebSocket
-`agent` turns with `wait` through Traefik in fresh sessions (agent_bench.py's client), and
+`agent` turns with `wait` through Traefik in fresh sessions (agent_bench.py's client; with
+`--idempotency-key` each call carries one, as /v1 agent mode's and OpenClaw's do), and
 per round: wall p50, NATS messages in and out per turn (nats-server /varz), and CPU per
 turn of the runtime, nats-server, ws-gateway and http-api (utime + stime from /proc; the
 http-api is not on a WebSocket turn's path but receives what the turn publishes). Writes
@@ -73,7 +75,7 @@ def start(pythonpath: str | None) -> BenchStack:
             os.environ["PYTHONPATH"] = saved
 
 
-async def one_round(stack: BenchStack, turns: int) -> dict[str, Any]:
+async def one_round(stack: BenchStack, turns: int, keyed: bool) -> dict[str, Any]:
     client, _ = await connect_gateway("127.0.0.1", stack.http_port, stack.token, subscribe=[])
     # Request ids repeat between the warm-up and the measured turns (p7-0, p7-1, …): a
     # prefix of their own keeps every measured turn in a new session.
@@ -81,7 +83,9 @@ async def one_round(stack: BenchStack, turns: int) -> dict[str, Any]:
 
     def frame(request_id: str) -> bytes:
         key = f"{prefix[0]}-{request_id}"
-        params = {"message": f"turn {request_id}", "sessionKey": key, "wait": True}
+        params: dict[str, Any] = {"message": f"turn {request_id}", "sessionKey": key, "wait": True}
+        if keyed:
+            params["idempotencyKey"] = uuid.uuid4().hex
         call = {"jsonrpc": "2.0", "id": request_id, "method": "agent", "params": params}
         return orjson.dumps(call)
 
@@ -119,15 +123,17 @@ def summary(rounds: list[dict[str, Any]]) -> dict[str, Any]:
 
 def markdown(result: dict[str, Any]) -> str:
     b, a = result["before"]["summary"], result["after"]["summary"]
+    keyed = ", an idempotency key each" if result.get("idempotency_key") else ""
     lines = [
         f"# P7 before / after — {result['date']} on {result['machine']}",
         "",
         f"Before: `{result['before']['rev']}`; after: `{result['after']['rev']}`"
         f"{' (with uncommitted changes)' if result['after']['dirty'] else ''}. "
         f"{result['rounds']} rounds each, alternating, {result['turns']} WebSocket `agent` turns"
-        " (echo, `wait`, a fresh session each) per round through Traefik, one replica of each"
-        f" service. Load average {result['load_start']} at the start, {result['load_end']} at"
-        " the end, on a shared 2-core machine: compare the columns, not the absolute figures.",
+        f" (echo, `wait`, a fresh session each{keyed}) per round through Traefik, one replica"
+        f" of each service. Load average {result['load_start']} at the start,"
+        f" {result['load_end']} at the end, on a shared 2-core machine: compare the columns,"
+        " not the absolute figures.",
         "",
         "| | before | after |",
         "|---|---|---|",
@@ -157,13 +163,14 @@ def git(*args: str) -> str:
     ).stdout.strip()
 
 
-async def run(before_rev: str, rounds: int, turns: int) -> dict[str, Any]:
+async def run(before_rev: str, rounds: int, turns: int, keyed: bool) -> dict[str, Any]:
     result: dict[str, Any] = {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "machine": machine_name(),
         "load_start": round(load_average(), 1),
         "rounds": rounds,
         "turns": turns,
+        "idempotency_key": keyed,
         "before": {"rev": git("rev-parse", "--short", before_rev), "rounds": []},
         "after": {
             "rev": git("rev-parse", "--short", "HEAD"),
@@ -180,7 +187,7 @@ async def run(before_rev: str, rounds: int, turns: int) -> dict[str, Any]:
             for n in range(rounds * 2):
                 side = ("after", "before")[n % 2]
                 progress(f"round {n // 2 + 1}: {side}")
-                r = await one_round(stacks[side], turns)
+                r = await one_round(stacks[side], turns, keyed)
                 result[side]["rounds"].append(r)
                 result["order"].append((side, r))
         finally:
@@ -198,8 +205,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--turns", type=int, default=100)
     parser.add_argument("--out", default=str(RESULTS))
+    parser.add_argument("--idempotency-key", action="store_true", help="a key on every call")
     args = parser.parse_args()
-    result = asyncio.run(run(args.before, args.rounds, args.turns))
+    result = asyncio.run(run(args.before, args.rounds, args.turns, args.idempotency_key))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stem = f"{time.strftime('%Y-%m-%d-%H%M')}-turn-ab-{result['machine']}"

@@ -1,10 +1,12 @@
 """One agent turn, message by message: what it publishes on NATS and who receives it.
 
-    .venv/bin/python bench/turn_trace.py [--turns 50] [--replicas 1]
+    .venv/bin/python bench/turn_trace.py [--turns 50] [--replicas 1] [--idempotency-key]
 
 Starts a local stack (bench/local_stack.py, echo provider), warms it, then:
 - traces one WebSocket `agent` turn (echo, `wait`, a new session) with a `>` subscriber of
-  its own: every message with its time since the request, subject, size and reply inbox;
+  its own: every message with its time since the request, subject, size and reply inbox
+  (`--idempotency-key`: each `agent` call carries one, as /v1 agent mode's and OpenClaw
+  clients' calls do);
 - runs `--turns` more and reads nats-server's /connz before and after: messages in and out
   per turn of each client connection (by its name), the tracer's own deliveries taken off.
 
@@ -53,21 +55,27 @@ async def connections(url: str) -> dict[int, dict[str, Any]]:
     return {c["cid"]: c for c in connz["connections"]}
 
 
-def frames(prefix: str) -> Any:
+def frames(prefix: str, keyed: bool = False) -> Any:
     def frame(request_id: str) -> bytes:
-        params = {"message": "hi", "sessionKey": f"{prefix}-{request_id}", "wait": True}
+        params: dict[str, Any] = {
+            "message": "hi",
+            "sessionKey": f"{prefix}-{request_id}",
+            "wait": True,
+        }
+        if keyed:
+            params["idempotencyKey"] = uuid.uuid4().hex
         call = {"jsonrpc": "2.0", "id": request_id, "method": "agent", "params": params}
         return orjson.dumps(call)
 
     return frame
 
 
-async def main(turns: int, replicas: int) -> None:
+async def main(turns: int, replicas: int, keyed: bool) -> None:
     stack = BenchStack.start("--nats-monitor", "--replicas", str(replicas), with_fake=False)
     try:
         url = monitor_url(stack)
         client, _ = await connect_gateway("127.0.0.1", stack.http_port, stack.token, subscribe=[])
-        await _round_trips(client, frames(f"agent:main:warm-{uuid.uuid4().hex[:6]}"), 20)
+        await _round_trips(client, frames(f"agent:main:warm-{uuid.uuid4().hex[:6]}", keyed), 20)
 
         nc = await nats.connect(
             nats_servers(stack.info["nats_url"]),
@@ -87,7 +95,7 @@ async def main(turns: int, replicas: int) -> None:
         await nc.flush()
         tracing[0] = True
         started = time.perf_counter()
-        await _round_trips(client, frames(f"agent:main:trace-{uuid.uuid4().hex[:6]}"), 1)
+        await _round_trips(client, frames(f"agent:main:trace-{uuid.uuid4().hex[:6]}", keyed), 1)
         await asyncio.sleep(0.3)  # what the turn set off after its reply (watch deliveries)
         tracing[0] = False
         traced.set()
@@ -97,7 +105,8 @@ async def main(turns: int, replicas: int) -> None:
 
         await nc.drain()
         before = await connections(url)
-        await _round_trips(client, frames(f"agent:main:many-{uuid.uuid4().hex[:6]}"), turns)
+        many = frames(f"agent:main:many-{uuid.uuid4().hex[:6]}", keyed)
+        await _round_trips(client, many, turns)
         after = await connections(url)
         print(f"\n# per turn, each connection ({turns} turns): in / out messages")
         for cid, conn in sorted(after.items(), key=lambda kv: kv[1].get("name", "")):
@@ -117,5 +126,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--turns", type=int, default=50)
     parser.add_argument("--replicas", type=int, default=1)
+    parser.add_argument("--idempotency-key", action="store_true", help="a key on every call")
     args = parser.parse_args()
-    asyncio.run(main(args.turns, args.replicas))
+    asyncio.run(main(args.turns, args.replicas, args.idempotency_key))

@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from aisopod.errors import Conflict
+from aisopod.errors import Conflict, NotFound
 from tests.integration.runtime_support import (  # noqa: F401 (fixture)
     RuntimeClient,
     fake_requests,
@@ -63,6 +63,25 @@ async def test_default_agent_answers_offline_with_echo(rt: RuntimeClient) -> Non
     assert result["result"]["text"] == "echo: hello offline"
     history = await rt.call("chat.history", {"sessionKey": f"agent:main:{name}"})
     assert [m["role"] for m in history["messages"]] == ["user", "assistant"]
+
+
+async def test_agent_with_wait_answers_once_the_run_end_is_stored(rt: RuntimeClient) -> None:
+    """`agent` with `wait` is answered while its record's terminal write is on its way
+    (runner.py, `told`): by then the answer is in history, the session's lane is free for
+    the next message, and the record, read back, says what the answer said, with the
+    lifecycle end's `endedAt`."""
+    key = f"agent:main:told-{uuid.uuid4().hex[:8]}"
+    result = await rt.call("agent", {"message": "first", "sessionKey": key, "wait": True})
+    assert result["status"] == "ok" and result["result"]["text"] == "echo: first"
+    nxt = await rt.call("chat.send", {"sessionKey": key, "message": "second"})
+    assert nxt["status"] == "started"  # not in_flight: the lane was freed before the answer
+    history = await rt.call("chat.history", {"sessionKey": key})
+    assert [m["content"] for m in history["messages"]][:2] == ["first", "echo: first"]
+    waited = await rt.call("agent.wait", {"runId": result["runId"], "timeoutMs": 10_000})
+    end = await rt.lifecycle_end(result["runId"])
+    assert (waited["status"], waited["endedAt"]) == ("ok", end["data"]["endedAt"])
+    second = await rt.call("agent.wait", {"runId": nxt["runId"], "timeoutMs": 10_000})
+    assert second["status"] == "ok"
 
 
 async def test_the_default_echo_provider_streams_deltas(rt: RuntimeClient) -> None:
@@ -185,6 +204,28 @@ async def test_idempotent_retry_of_chat_send_runs_once(rt: RuntimeClient, stack)
     messages = (await rt.call("chat.history", {"sessionKey": key}))["messages"]
     assert [m["role"] for m in messages] == ["user", "assistant"]
     assert len(fake_requests(stack.fake_url, marker)) == 1
+
+
+async def test_agent_claims_its_idempotency_key_with_the_reads(rt: RuntimeClient) -> None:
+    """`agent` claims its idempotency key in the round trip of the run's reads
+    (runner.submit): a first call that fails on a read (an unknown agent) leaves the key
+    free; a repeat gets the first run's answer and starts nothing."""
+    idem = uuid.uuid4().hex
+    with pytest.raises(NotFound):
+        await rt.call(
+            "agent",
+            {"message": "x", "agentId": "nobody", "sessionKey": "claim", "idempotencyKey": idem},
+        )
+    key = new_session("claim")
+    params = {"message": "once", "sessionKey": key, "wait": True, "idempotencyKey": idem}
+    first = await rt.call("agent", params)
+    assert first["status"] == "ok" and first["result"]["text"] == "echo: once"
+    assert await rt.call("agent", params) == first
+    messages = (await rt.call("chat.history", {"sessionKey": key}))["messages"]
+    assert [(m["role"], m["content"]) for m in messages] == [
+        ("user", "once"),
+        ("assistant", "echo: once"),
+    ]
 
 
 async def test_concurrent_duplicate_is_conflict_or_the_same_run(rt: RuntimeClient) -> None:

@@ -174,6 +174,87 @@ async def test_deduper_runs_once_and_conflicts_while_in_flight(bus: Bus) -> None
     assert await deduper.run("k2", work) == {"n": 2}  # an error is not remembered
 
 
+async def test_a_claiming_call_reads_while_its_key_is_claimed_and_a_repeat_writes_nothing(
+    bus: Bus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`run_claiming`: the call's reads and its key's `pending` create are in flight
+    together (the create here is stored only once the read ran: done one after the
+    other, this would never finish); a repeat stops at `claimed()` and gets the first
+    result, or its replay."""
+    kv = await bus.js.key_value(f"{bus.subjects.prefix}_dedupe")
+    writes = 0
+    read = asyncio.Event()
+    stored_create = kv.create
+
+    async def create_after_the_read(key: str, value: bytes, *args: Any, **kwargs: Any) -> int:
+        async with asyncio.timeout(5):
+            await read.wait()
+        return await stored_create(key, value)
+
+    async def work(claimed: Any) -> dict[str, int]:
+        nonlocal writes
+        read.set()
+        await claimed()
+        writes += 1
+        return {"n": writes}
+
+    monkeypatch.setattr(kv, "create", create_after_the_read)
+    result, stored = await Deduper(kv, instance="a").run_claiming("c1", work)
+    await stored
+    monkeypatch.undo()
+    assert result == {"n": 1}
+    again, nothing = await Deduper(kv, instance="b").run_claiming("c1", work)
+    await nothing
+    assert again == {"n": 1} and writes == 1
+
+    async def replay(first: Any) -> Any:
+        return {"replayed": first}
+
+    replayed, nothing = await Deduper(kv, instance="b").run_claiming("c1", work, on_replay=replay)
+    await nothing
+    assert replayed == {"replayed": {"n": 1}} and writes == 1
+
+
+async def test_a_claiming_call_in_flight_conflicts_and_its_claim_decides_over_errors(
+    bus: Bus,
+) -> None:
+    kv = await bus.js.key_value(f"{bus.subjects.prefix}_dedupe")
+    writes = 0
+    release = asyncio.Event()
+
+    async def slow(claimed: Any) -> dict[str, int]:
+        nonlocal writes
+        await claimed()
+        writes += 1
+        await release.wait()
+        return {"n": writes}
+
+    async def failing_read(claimed: Any) -> None:
+        raise NotFound("gone")
+
+    first = asyncio.create_task(Deduper(kv, instance="a").run_claiming("c2", slow))
+    deadline = asyncio.get_running_loop().time() + 10
+    while writes == 0:  # the first holds its key
+        assert asyncio.get_running_loop().time() < deadline, "never claimed"
+        await asyncio.sleep(0.01)
+    with pytest.raises(Conflict):
+        await Deduper(kv, instance="b").run_claiming("c2", slow)
+    assert writes == 1
+    release.set()
+    result, stored = await first
+    await stored
+    # A repeat whose read fails still gets the first result: its claim decides.
+    again, nothing = await Deduper(kv, instance="b").run_claiming("c2", failing_read)
+    await nothing
+    assert again == result == {"n": 1}
+    # A first call whose read fails: its error, and the key is free for a retry.
+    with pytest.raises(NotFound):
+        await Deduper(kv, instance="a").run_claiming("c3", failing_read)
+    retried, stored = await Deduper(kv, instance="a").run_claiming("c3", slow)
+    await stored
+    assert retried == {"n": 2}
+
+
 async def test_a_done_entry_whose_ack_is_lost_is_stored_again(
     bus: Bus, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -1,6 +1,7 @@
 """The runtime's sessions: `sessions.list` and label look-ups from the in-memory copy kept
 by a KV watch, this store's own writes visible to its next read, and the bucket read while
-the copy is cold or over its bound (a real nats-server)."""
+the copy is cold or over its bound; the copy kept only while such reads come (a real
+nats-server)."""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ async def kv(nats_url: str) -> AsyncIterator[KeyValue]:
 
 
 async def warm(memory: SessionMemory | None) -> None:
-    assert memory is not None
+    assert memory is not None, "no copy in memory"
     deadline = asyncio.get_running_loop().time() + 10
     while not memory.warm:
         assert asyncio.get_running_loop().time() < deadline, "never warmed"
@@ -53,6 +54,7 @@ async def test_reads_come_from_memory_and_see_this_stores_writes(
     store = SessionStore(kv)
     await store.start()
     try:
+        await store.all()  # the first read starts the copy (and reads the bucket)
         await warm(store.memory)
         no_bucket_reads(monkeypatch)
         assert [e.key for e in await store.list(SessionsListParams())] == ["agent:main:old"]
@@ -105,6 +107,8 @@ async def test_a_write_another_replica_finished_is_seen_by_the_next_read(
     await writer.start()
     await reader.start()
     try:
+        await writer.all()
+        await reader.all()
         await warm(writer.memory)
         await warm(reader.memory)
         no_bucket_reads(monkeypatch)
@@ -116,3 +120,38 @@ async def test_a_write_another_replica_finished_is_seen_by_the_next_read(
     finally:
         await writer.stop()
         await reader.stop()
+
+
+async def test_the_copy_is_kept_only_while_reads_of_every_session_come(
+    kv: KeyValue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No watch (no delivery of every session write) until a read of every session; the
+    copy answers the reads that follow, and is dropped once none came for the idle time."""
+    store = SessionStore(kv, memory_idle_s=0.3)
+    await store.start()
+    try:
+        await store.create("agent:main:a", "main")
+        await store.touch("agent:main:a", "main", "hello")
+        assert store.memory is None  # writes and single-session reads need no copy
+        assert [e.key for e in await store.all()] == ["agent:main:a"]  # from the bucket
+        memory = store.memory
+        await warm(memory)
+        with monkeypatch.context() as patched:
+            patched.setattr(sessions_module, "snapshot", _refused)
+            listed = await store.list(SessionsListParams())
+            assert [(e.key, e.last_message) for e in listed] == [("agent:main:a", "hello")]
+        deadline = asyncio.get_running_loop().time() + 10
+        while store.memory is not None:  # idle: dropped, its watch stopped
+            assert asyncio.get_running_loop().time() < deadline, "never dropped"
+            await asyncio.sleep(0.05)
+        # The next read reads the bucket and starts a new copy.
+        await store.create("agent:main:b", "main")
+        assert sorted(e.key for e in await store.all()) == ["agent:main:a", "agent:main:b"]
+        assert store.memory is not None and store.memory is not memory
+    finally:
+        await store.stop()
+    assert store.memory is None
+
+
+async def _refused(*_: Any) -> Any:
+    raise AssertionError("read the whole bucket")

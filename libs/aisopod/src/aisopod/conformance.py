@@ -89,8 +89,12 @@ def misdeclared_handlers(
         if spec.name in skip:
             continue
         handler = handlers[spec.name]
-        # A Replayable (rpc.py) answers first calls and repeats with two functions.
-        parts = [getattr(handler, "handler", handler), getattr(handler, "replay", None)]
+        # A Replayable (rpc.py) answers first calls and repeats with two functions; it
+        # and ClaimsFirst wrap the function in `handler`.
+        first = handler
+        while hasattr(first, "handler"):
+            first = first.handler
+        parts = [first, getattr(handler, "replay", None)]
         for part in filter(None, parts):
             declared = typing.get_type_hints(part).get("return")
             if declared is not spec.result:

@@ -30,7 +30,7 @@ from aisopod.catalogue.chat import (
     ChatSendResult,
 )
 from aisopod.errors import InvalidParams, NotFound
-from aisopod.rpc import CallContext, Handler, Replayable
+from aisopod.rpc import CallContext, ClaimsFirst, Handler, Replayable
 from aisopod.sessionkey import parse_session_key
 from aisopod_runtime.compaction import compacted_view
 from aisopod_runtime.emitter import RunEmitter
@@ -65,6 +65,7 @@ def chat_handlers(parts: RuntimeService) -> dict[str, Handler]:
             attachments=attachments,
             source="chat",
             run_id=client_run_id(params.idempotency_key, ctx),
+            claimed=ctx.claimed,
         )
         status = "in_flight" if submitted.queued else "started"
         return ChatSendResult(run_id=submitted.run_id, status=status)
@@ -121,6 +122,7 @@ def chat_handlers(parts: RuntimeService) -> dict[str, Handler]:
             timeout_ms=params.timeout_ms,
             source="agent",
             run_id=client_run_id(params.idempotency_key, ctx),
+            claimed=ctx.claimed,
         )
         if not params.wait:
             return AgentRunResult(run_id=submitted.run_id, status="accepted")
@@ -149,11 +151,12 @@ def chat_handlers(parts: RuntimeService) -> dict[str, Handler]:
         return wait_result(params.run_id, record)
 
     return {
-        "chat.send": Replayable(send, resend),
+        # Both claim their idempotency key with the run's reads (runner.submit).
+        "chat.send": Replayable(ClaimsFirst(send), resend),
         "chat.abort": abort,
         "chat.history": history,
         "chat.inject": inject,
-        "agent": agent,
+        "agent": ClaimsFirst(agent),
         "agent.wait": wait,
     }
 

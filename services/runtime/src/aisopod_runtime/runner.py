@@ -20,7 +20,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -85,10 +85,13 @@ class LocalRun:
     """Why the task was cancelled: abort | timeout | shutdown | lost."""
     concluding: bool = False
     done: asyncio.Event = field(default_factory=asyncio.Event)
+    told: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set once this runtime's waiters may be answered: the run's end is stored (events,
+    transcript, session, lane) and `record` holds the terminal record being written."""
     session: Seen | None = None
     """The session entry as the run found it: its touch at the end tries that version first."""
     record: dict[str, Any] | None = None
-    """The terminal record once this runtime wrote it."""
+    """The terminal record this runtime is writing (from `told` on), then wrote."""
     new_session: bool = False
     system_events: bool = False
     """System events may wait for this session: the run takes them once it holds the lane."""
@@ -162,7 +165,10 @@ class RunManager:
         source: str = "chat",
         origin_session: str | None = None,
         run_id: str | None = None,
+        claimed: Callable[[], Awaitable[None]] | None = None,
     ) -> Submitted:
+        """`claimed`: the call's idempotency key claim (`CallContext.claimed`), awaited
+        with the reads, before the first write."""
         parts = self.parts
         session_key, key_agent = parse_session_key(key, agent_id or parts.agents.default_id)
         if agent_id and key_agent != agent_id:
@@ -174,8 +180,10 @@ class RunManager:
             raise InvalidParams("a session cannot send to itself", code="SELF_SEND")
         # The reads a run needs, at once: one round trip instead of several (the budget
         # check reads its counters only when a budget applies; a client's run id must
-        # name no run yet).
+        # name no run yet), and with them the idempotency key's claim: a repeat stops
+        # here, having written nothing.
         reads = asyncio.gather(
+            claimed() if claimed is not None else _none(),
             parts.agents.get(key_agent),
             parts.sessions.lookup(session_key),
             self.lanes.peek(session_key),
@@ -186,7 +194,7 @@ class RunManager:
         # The agent's files for the system prompt, read with the rest instead of in a
         # round trip of its own when the turn starts (used only by a run that starts at
         # once: a queued one reads them again when its turn comes).
-        (agent, seen, lane, waiting, _, existing), prompt_files = await asyncio.gather(
+        (_, agent, seen, lane, waiting, _, existing), prompt_files = await asyncio.gather(
             reads, parts.require_agent_files().contents(key_agent)
         )
         entry = seen.entry if seen is not None else None
@@ -471,10 +479,24 @@ class RunManager:
         if charge is not None:
             steps.append(charge)
         await asyncio.gather(*(self._step(run, step) for step in steps))
-        run.record = await self._step(
-            run,
-            self.store.finish(run.run_id, status, error=error, result=result, seq=run.emitter.seq),
-        )
+        # The record's `endedAt` is the lifecycle end's.
+        fields: dict[str, Any] = {
+            "error": error,
+            "result": result,
+            "seq": run.emitter.seq,
+            "endedAt": ended,
+        }
+        # This runtime's waiters (`agent` with `wait`, `agent.wait`, sessions_send) are
+        # answered now, with the terminal record as it is being written, instead of one
+        # round trip later once it is stored: what they are told is stored already
+        # (events, transcript, session, lane), and the record's write is sent before
+        # their answers (they run once this task yields). Other runtimes' waiters read
+        # the stored record (KV). docs/runtime.md, "What a turn costs".
+        run.record = self.store.finished_draft(run.run_id, status, **fields)
+        if run.record is not None:
+            run.told.set()
+        finishing = self.store.finish(run.run_id, status, **fields)
+        run.record = await self._step(run, finishing)
 
     async def _system_events(self, run: LocalRun) -> list[dict[str, Any]]:
         """The session's queued system events as the one message in front of the turn's."""
@@ -503,6 +525,7 @@ class RunManager:
         self.local.pop(run.run_id, None)
         self.store.forget(run.run_id)
         run.done.set()
+        run.told.set()
 
     def _cancel(self, run: LocalRun, reason: str) -> bool:
         """Stop a run's task, for `reason` (abort | timeout | shutdown | lost).
@@ -568,9 +591,9 @@ class RunManager:
             return await self.store.wait(run_id, timeout)
         with contextlib.suppress(TimeoutError):  # ours: no KV watch needed
             async with asyncio.timeout(timeout):
-                await run.done.wait()
+                await run.told.wait()
         if run.record is not None:
-            return run.record  # the terminal record as this runtime wrote it
+            return run.record  # the terminal record as this runtime writes or wrote it
         return await self.store.get(run_id)
 
     # -- leases -------------------------------------------------------------------------

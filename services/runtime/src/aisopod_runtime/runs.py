@@ -134,12 +134,27 @@ class RunStore:
         """Make the run terminal; None when it already was (someone else finished it)."""
 
         def mutate(record: dict[str, Any]) -> bool:
-            record.update(status=status, endedAt=now_ms())
-            record.update({k: v for k, v in fields.items() if v is not None})
+            _finished(record, status, fields)
             return True
 
         return await self.change(run_id, mutate, revision=revision)
 
+    def finished_draft(self, run_id: str, status: str, **fields: Any) -> dict[str, Any] | None:
+        """The terminal record `finish` with these arguments is about to write, from the
+        last version this instance wrote (None when it has none at hand: a change of it
+        is in flight, or another writer's version is newer)."""
+        known = self._known.get(run_id)
+        if known is None:
+            return None
+        record = dict(known[0])
+        _finished(record, status, fields)
+        return record
+
     async def wait(self, run_id: str, timeout: float) -> dict[str, Any] | None:
         """The record once terminal, or as it is when `timeout` ends; None if unknown."""
         return await wait_for_value(self.kv, run_key(run_id), is_terminal, timeout)
+
+
+def _finished(record: dict[str, Any], status: str, fields: dict[str, Any]) -> None:
+    record.update(status=status, endedAt=now_ms())
+    record.update({k: v for k, v in fields.items() if v is not None})

@@ -8,7 +8,10 @@ The transcript itself lives in stream TRANSCRIPTS (transcripts.py).
 `sessions.list` and label look-ups read the bucket from memory: `SessionMemory` follows it
 with a KV watch (aisopod.replica: warm once it holds everything stored when the watch
 began, resynced after a lost watch, dropped past its bound). While it is cold or over its
-bound they read the whole bucket as before. Every write finished before a read is visible
+bound they read the whole bucket as before. The copy is kept only while such reads come:
+the first one starts it (and reads the bucket itself), and it is dropped after
+`MEMORY_IDLE_S` without one, so that a runtime nobody asks for every session does not
+receive every session write (two per agent turn). Every write finished before a read is visible
 to it, whichever runtime instance made it: a read first asks the bucket's last sequence and
 waits (at most `SYNC_WAIT_S`) until the watch has applied it (`aisopod.replica.catch_up`),
 else reads the bucket.
@@ -16,6 +19,7 @@ else reads the bucket.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Iterable
@@ -41,6 +45,8 @@ SYNC_WAIT_S = 1.0
 MEMORY_MAX_SESSIONS = 20_000
 MEMORY_MAX_BYTES = 32 * 1024 * 1024
 """The in-memory copy's bound (sessions, bytes of stored values); past it reads go to KV."""
+MEMORY_IDLE_S = 300.0
+"""The in-memory copy is dropped (its watch stopped) after this long without a read."""
 
 
 def session_kv_key(session_key: str) -> str:
@@ -136,17 +142,53 @@ class SessionMemory(KvReplica):
 
 
 class SessionStore:
-    def __init__(self, kv: KeyValue) -> None:
+    def __init__(self, kv: KeyValue, *, memory_idle_s: float = MEMORY_IDLE_S) -> None:
         self.kv = kv
         self.memory: SessionMemory | None = None
+        self.memory_idle_s = memory_idle_s
+        self._memory_on = False
+        self._memory_read_at = 0.0
+        self._memory_keeper: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        self.memory = SessionMemory(self.kv)
-        await self.memory.start()
+        """Reads of every session may keep a copy in memory from now on (`_memory`)."""
+        self._memory_on = True
 
     async def stop(self) -> None:
+        self._memory_on = False
+        keeper, self._memory_keeper = self._memory_keeper, None
+        if keeper is not None:
+            keeper.cancel()
+            await asyncio.wait({keeper}, timeout=2.0)
         if self.memory is not None:
             await self.memory.stop()
+            self.memory = None
+
+    def _memory(self) -> SessionMemory | None:
+        """The copy in memory for a read of every session, started by the first such read
+        (which reads the bucket itself meanwhile) and kept while reads come."""
+        self._memory_read_at = time.monotonic()
+        if self.memory is None and self._memory_on:
+            memory = self.memory = SessionMemory(self.kv)
+            self._memory_keeper = asyncio.create_task(
+                self._keep_memory(memory), name="session-memory-keeper"
+            )
+        return self.memory
+
+    async def _keep_memory(self, memory: SessionMemory) -> None:
+        try:
+            await memory.start()
+            while True:
+                idle = time.monotonic() - self._memory_read_at
+                if idle >= self.memory_idle_s:
+                    break
+                await asyncio.sleep(self.memory_idle_s - idle)
+        finally:
+            if self.memory is memory:
+                self.memory = None
+            if self._memory_keeper is asyncio.current_task():
+                self._memory_keeper = None
+            await memory.stop()
 
     async def get(self, session_key: str) -> SessionEntry | None:
         found = await get_json(self.kv, session_kv_key(session_key))
@@ -282,7 +324,7 @@ class SessionStore:
         """Every session: from memory when it is warm and holds everything the bucket held
         when asked (its last sequence: one round trip, so a write another runtime replica
         finished before this read is seen too), else read from the bucket."""
-        memory = self.memory
+        memory = self._memory()
         if memory is not None and memory.warm and await catch_up((memory,), SYNC_WAIT_S):
             return list(memory.held.values())
         return [

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from aisopod.bus import Bus
+from aisopod.bus import Bus, resendable
 from aisopod.settings import ServiceSettings
 
 
@@ -130,6 +130,48 @@ async def test_a_request_not_safe_to_repeat_is_not_asked_again(nats_url: str) ->
         request.cancel()
         with pytest.raises(asyncio.CancelledError):
             await request
+    finally:
+        await owner.close()
+        await asker.close()
+        await relay.close()
+
+
+def test_calls_resent_are_those_a_repeat_cannot_harm() -> None:
+    assert resendable("config.get", {})  # a read
+    assert resendable("agent.wait", {"runId": "r"})  # a pure wait
+    assert resendable("agent", {"message": "hi", "idempotencyKey": "k"})  # de-duplicated
+    assert not resendable("agent", {"message": "hi"})  # no key: a repeat runs twice
+    assert not resendable("agent", {"message": "hi", "idempotencyKey": ""})
+
+
+async def test_a_keyed_call_lost_with_its_owners_connection_is_asked_again(
+    nats_url: str,
+) -> None:
+    """What http-api's `/v1` agent turn does: `agent` with an idempotency key, through
+    `Bus.call`; the owner's connection dies with the call in hand."""
+    prefix = "t" + uuid.uuid4().hex[:8]
+    relay = Relay(nats_url)
+    owner_url = await relay.start()
+    asker = await Bus.connect(
+        ServiceSettings(service="test", nats_url=nats_url, subject_prefix=prefix, instance="a")
+    )
+    owner = await Bus.connect(
+        ServiceSettings(service="test", nats_url=owner_url, subject_prefix=prefix, instance="o")
+    )
+    copies: list[bytes] = []
+
+    async def serve(msg) -> None:  # type: ignore[no-untyped-def]
+        copies.append(msg.data)
+        if len(copies) == 1:
+            relay.cut()
+            return
+        await msg.respond(b'{"result": {"runId": "r1", "status": "accepted"}}')
+
+    try:
+        await owner.nc.subscribe(f"{prefix}.rpc.agent", cb=serve)
+        await owner.nc.flush()
+        result = await asker.call("agent", {"message": "hi", "idempotencyKey": "k1"}, timeout=20)
+        assert result == {"runId": "r1", "status": "accepted"} and len(copies) == 2
     finally:
         await owner.close()
         await asker.close()

@@ -47,6 +47,23 @@ def safe_to_repeat(method: str) -> bool:
     )
 
 
+@functools.lru_cache(maxsize=1024)
+def _deduplicated(method: str) -> bool:
+    from aisopod.catalogue import get_method
+
+    spec = get_method(method)
+    return spec is not None and spec.idempotent
+
+
+def resendable(method: str, params: Any) -> bool:
+    """Whether a call may be sent again when it or its reply may have been lost (a
+    reconnect, ours or the owner's): safe to repeat, or idempotent with a key, whose
+    owner answers a repeat from the first call's result."""
+    if safe_to_repeat(method):
+        return True
+    return _deduplicated(method) and isinstance(params, dict) and bool(params.get("idempotencyKey"))
+
+
 # How long a call asks again when nobody listens: an owner whose NATS node died is back on
 # another node within a reconnect (~0.25 s), but its interest must then cross the cluster's
 # routes, which took over 2 s on a loaded 2-core machine (a failover test's agent.wait got
@@ -233,7 +250,7 @@ class Bus:
             timeout=timeout if timeout is not None else self.call_timeout_s,
             headers=headers or None,
             unavailable=f"the owner of {method}",
-            resend_on_reconnect=safe_to_repeat(method),
+            resend_on_reconnect=resendable(method, params),
         )
 
     async def publish_event(

@@ -18,7 +18,7 @@ from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 
 from aisopod import requestlog, tracing
-from aisopod.bus import NO_RESPONDERS_GRACE_S, decode_reply, safe_to_repeat
+from aisopod.bus import NO_RESPONDERS_GRACE_S, decode_reply, resendable
 from aisopod.catalogue import get_method
 from aisopod.catalogue.spec import MethodSpec
 from aisopod.errors import (
@@ -301,8 +301,7 @@ class Dispatcher:
                 headers=headers,
                 no_responders_grace_s=NO_RESPONDERS_GRACE_S,
                 # Reads, waits, and calls a repeat of which the owner de-duplicates.
-                resend_on_reconnect=safe_to_repeat(spec.name)
-                or (spec.idempotent and bool(params.get("idempotencyKey"))),
+                resend_on_reconnect=resendable(spec.name, params),
             )
         except NoRespondersError:
             return self._error(

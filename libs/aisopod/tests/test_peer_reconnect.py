@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import pytest
@@ -63,7 +65,18 @@ class Relay:
             task.cancel()
 
 
-async def test_a_request_lost_with_its_owners_connection_is_asked_again(nats_url: str) -> None:
+@dataclass
+class Pair:
+    """An asker on nats-server directly and an owner behind a relay the test can cut."""
+
+    prefix: str
+    relay: Relay
+    asker: Bus
+    owner: Bus
+
+
+@pytest.fixture
+async def pair(nats_url: str) -> AsyncIterator[Pair]:
     prefix = "t" + uuid.uuid4().hex[:8]
     relay = Relay(nats_url)
     owner_url = await relay.start()
@@ -73,6 +86,14 @@ async def test_a_request_lost_with_its_owners_connection_is_asked_again(nats_url
     owner = await Bus.connect(
         ServiceSettings(service="test", nats_url=owner_url, subject_prefix=prefix, instance="o")
     )
+    yield Pair(prefix, relay, asker, owner)
+    await owner.close()
+    await asker.close()
+    await relay.close()
+
+
+async def test_a_request_lost_with_its_owners_connection_is_asked_again(pair: Pair) -> None:
+    prefix, relay, asker, owner = pair.prefix, pair.relay, pair.asker, pair.owner
     subject = f"{prefix}.rpc.orphaned"
     copies: list[bytes] = []
 
@@ -83,29 +104,16 @@ async def test_a_request_lost_with_its_owners_connection_is_asked_again(nats_url
             return
         await msg.respond(b"answered")
 
-    try:
-        await owner.nc.subscribe(subject, cb=serve)
-        await owner.nc.flush()
-        reply = await asker.requester.request(subject, b"q", timeout=20, resend_on_reconnect=True)
-        assert reply == b"answered" and copies == [b"q", b"q"]
-        assert asker.nc.stats["reconnects"] == 0  # only the owner's connection dropped
-        assert owner.nc.stats["reconnects"] == 1
-    finally:
-        await owner.close()
-        await asker.close()
-        await relay.close()
+    await owner.nc.subscribe(subject, cb=serve)
+    await owner.nc.flush()
+    reply = await asker.requester.request(subject, b"q", timeout=20, resend_on_reconnect=True)
+    assert reply == b"answered" and copies == [b"q", b"q"]
+    assert asker.nc.stats["reconnects"] == 0  # only the owner's connection dropped
+    assert owner.nc.stats["reconnects"] == 1
 
 
-async def test_a_request_not_safe_to_repeat_is_not_asked_again(nats_url: str) -> None:
-    prefix = "t" + uuid.uuid4().hex[:8]
-    relay = Relay(nats_url)
-    owner_url = await relay.start()
-    asker = await Bus.connect(
-        ServiceSettings(service="test", nats_url=nats_url, subject_prefix=prefix, instance="a")
-    )
-    owner = await Bus.connect(
-        ServiceSettings(service="test", nats_url=owner_url, subject_prefix=prefix, instance="o")
-    )
+async def test_a_request_not_safe_to_repeat_is_not_asked_again(pair: Pair) -> None:
+    prefix, relay, asker, owner = pair.prefix, pair.relay, pair.asker, pair.owner
     subject = f"{prefix}.rpc.once"
     copies: list[bytes] = []
     back = asyncio.Event()
@@ -117,23 +125,18 @@ async def test_a_request_not_safe_to_repeat_is_not_asked_again(nats_url: str) ->
     async def on_notice(msg) -> None:  # type: ignore[no-untyped-def]
         back.set()
 
-    try:
-        await owner.nc.subscribe(subject, cb=serve)
-        await owner.nc.flush()
-        await asker.nc.subscribe(f"{prefix}.control.peer.reconnected", cb=on_notice)
-        await asker.nc.flush()
-        request = asyncio.ensure_future(asker.requester.request(subject, b"w", timeout=20))
-        await asyncio.wait_for(back.wait(), timeout=15)  # the owner is back and said so
-        await asker.nc.flush()
-        await owner.nc.flush()  # a repeat, had one been sent, has reached the owner
-        assert copies == [b"w"]
-        request.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await request
-    finally:
-        await owner.close()
-        await asker.close()
-        await relay.close()
+    await owner.nc.subscribe(subject, cb=serve)
+    await owner.nc.flush()
+    await asker.nc.subscribe(f"{prefix}.control.peer.reconnected", cb=on_notice)
+    await asker.nc.flush()
+    request = asyncio.ensure_future(asker.requester.request(subject, b"w", timeout=20))
+    await asyncio.wait_for(back.wait(), timeout=15)  # the owner is back and said so
+    await asker.nc.flush()
+    await owner.nc.flush()  # a repeat, had one been sent, has reached the owner
+    assert copies == [b"w"]
+    request.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await request
 
 
 def test_calls_resent_are_those_a_repeat_cannot_harm() -> None:
@@ -144,20 +147,10 @@ def test_calls_resent_are_those_a_repeat_cannot_harm() -> None:
     assert not resendable("agent", {"message": "hi", "idempotencyKey": ""})
 
 
-async def test_a_keyed_call_lost_with_its_owners_connection_is_asked_again(
-    nats_url: str,
-) -> None:
+async def test_a_keyed_call_lost_with_its_owners_connection_is_asked_again(pair: Pair) -> None:
     """What http-api's `/v1` agent turn does: `agent` with an idempotency key, through
     `Bus.call`; the owner's connection dies with the call in hand."""
-    prefix = "t" + uuid.uuid4().hex[:8]
-    relay = Relay(nats_url)
-    owner_url = await relay.start()
-    asker = await Bus.connect(
-        ServiceSettings(service="test", nats_url=nats_url, subject_prefix=prefix, instance="a")
-    )
-    owner = await Bus.connect(
-        ServiceSettings(service="test", nats_url=owner_url, subject_prefix=prefix, instance="o")
-    )
+    prefix, relay, asker, owner = pair.prefix, pair.relay, pair.asker, pair.owner
     copies: list[bytes] = []
 
     async def serve(msg) -> None:  # type: ignore[no-untyped-def]
@@ -167,12 +160,7 @@ async def test_a_keyed_call_lost_with_its_owners_connection_is_asked_again(
             return
         await msg.respond(b'{"result": {"runId": "r1", "status": "accepted"}}')
 
-    try:
-        await owner.nc.subscribe(f"{prefix}.rpc.agent", cb=serve)
-        await owner.nc.flush()
-        result = await asker.call("agent", {"message": "hi", "idempotencyKey": "k1"}, timeout=20)
-        assert result == {"runId": "r1", "status": "accepted"} and len(copies) == 2
-    finally:
-        await owner.close()
-        await asker.close()
-        await relay.close()
+    await owner.nc.subscribe(f"{prefix}.rpc.agent", cb=serve)
+    await owner.nc.flush()
+    result = await asker.call("agent", {"message": "hi", "idempotencyKey": "k1"}, timeout=20)
+    assert result == {"runId": "r1", "status": "accepted"} and len(copies) == 2

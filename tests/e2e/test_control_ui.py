@@ -271,6 +271,25 @@ def test_a_config_edit_conflict_shows_both_versions_and_reapplies(
             other.close()
 
 
+def test_a_config_field_typed_into_as_soon_as_it_shows_keeps_what_was_typed(
+    ui: ControlUi, page: Page
+) -> None:
+    # CI once read "5057" after typing "57" over 50: the field showed before it had its loaded
+    # value, which then landed between Playwright's select-all and its typing. Typing the
+    # moment the field appears, several loads in a row, is where that window sits.
+    ui.open("config")
+    for attempt in range(16):
+        page.reload()
+        field = page.get_by_test_id("config-field-cron.runHistory")
+        typed = str(900 + attempt)
+        field.fill(typed)
+        expect(field).to_have_value(typed)
+        expect(page.get_by_test_id("config-form-patch")).to_contain_text(f'"runHistory": {typed}')
+    page.get_by_test_id("config-reset-form").click()
+    expect(page.get_by_test_id("config-form-patch")).to_have_count(0)
+    ui.console.assert_clean("on the Config page")
+
+
 def test_logs_tail_shows_a_new_line_filtered_by_service(ui: ControlUi, page: Page, stack) -> None:
     ui.open("logs")
     page.get_by_test_id("logs-service").fill("auth")

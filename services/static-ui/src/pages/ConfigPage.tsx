@@ -98,6 +98,11 @@ export function ConfigPage() {
   const schema = useRpc<JsonSchema>("config.schema");
   const [tab, setTab] = useState<"form" | "json">("form");
   const [draft, setDraft] = useState<Record<string, unknown>>({});
+  // The hash of the version the draft was copied from. Until it matches the loaded version the
+  // form is not shown and nothing counts as edited: a field that got its loaded value a render
+  // late would land under the operator's typing (select-all of "", then "50" set, then "57"
+  // typed gives "5057").
+  const [draftHash, setDraftHash] = useState<string | undefined>(undefined);
   const [jsonText, setJsonText] = useState("");
   const [jsonError, setJsonError] = useState<string | undefined>(undefined);
   const [applyAll, setApplyAll] = useState(false);
@@ -118,13 +123,15 @@ export function ConfigPage() {
   useEffect(() => {
     if (!current) return;
     setDraft(current.config);
+    setDraftHash(current.hash);
     setJsonText(JSON.stringify(current.config, null, 2));
     setRemoteHash(undefined);
   }, [current]);
 
   const fields = useMemo(() => (schema.data ? formFields(schema.data) : []), [schema.data]);
-  const formPatch = current ? mergePatch(current.config, draft) : {};
-  const jsonDirty = current ? jsonText !== JSON.stringify(current.config, null, 2) : false;
+  const synced = current !== undefined && draftHash === current.hash;
+  const formPatch = current && synced ? mergePatch(current.config, draft) : {};
+  const jsonDirty = current && synced ? jsonText !== JSON.stringify(current.config, null, 2) : false;
   const dirty = !isEmptyPatch(formPatch) || jsonDirty;
 
   useGatewayEvent("config.changed", (payload) => {
@@ -243,14 +250,14 @@ export function ConfigPage() {
 
         {tab === "form" ? (
           <div role="tabpanel" class="tabpanel" data-testid="config-form">
-            {fields.length && current ? (
+            {fields.length && synced ? (
               <div class="form form-grid">
                 {fields.map((f) => (
                   <FieldInput key={f.path.join(".")} field={f} value={getPath(draft, f.path)} onChange={(v) => setDraft((d) => setPath(d, f.path, v))} />
                 ))}
               </div>
             ) : (
-              <Empty>{schema.loading || doc.loading ? "Loading…" : "The schema has no simple fields; use the JSON editor."}</Empty>
+              <Empty>{schema.loading || doc.loading || (current && !synced) ? "Loading…" : "The schema has no simple fields; use the JSON editor."}</Empty>
             )}
             {!isEmptyPatch(formPatch) ? (
               <details class="details" open>
@@ -278,6 +285,7 @@ export function ConfigPage() {
               rows={24}
               spellcheck={false}
               value={jsonText}
+              readOnly={!synced}
               onInput={(e) => setJsonText(e.currentTarget.value)}
               data-testid="config-json-text"
               aria-invalid={jsonError ? "true" : undefined}

@@ -1,6 +1,6 @@
 /** An agent's workspace files (AGENTS.md, SOUL.md, …): pick one, edit it, save it. */
 
-import { useEffect, useState } from "preact/hooks";
+import { useEffect, useRef, useState } from "preact/hooks";
 import { connection } from "../app/connection";
 import { useAction, useRpc } from "../app/hooks";
 import { Button, ErrorNote, Field, Notice } from "../components/ui";
@@ -13,12 +13,17 @@ export function AgentFilesEditor({ agentId }: { agentId: string }) {
   const [draft, setDraft] = useState("");
   const load = useAction();
   const save = useAction();
+  // Only the file asked for last may fill the editor: an answer for a tab clicked earlier
+  // arriving late would otherwise replace the text and make Save write the wrong file.
+  const lastAsked = useRef(0);
 
   const open = async (wanted: string) => {
+    const ticket = ++lastAsked.current;
     setName(wanted);
+    setLoaded(undefined);
     save.clear();
     const got = await load.run(() => connection.request<{ file: AgentFile }>("agents.files.get", { agentId, name: wanted }));
-    if (got) {
+    if (got && ticket === lastAsked.current) {
       setLoaded(got.file);
       setDraft(got.file.content ?? "");
     }
@@ -54,7 +59,7 @@ export function AgentFilesEditor({ agentId }: { agentId: string }) {
       <ErrorNote error={load.error ?? list.error} testid="agent-file-load-error" />
       <form class="form" onSubmit={submit} data-testid="agent-file-form">
         <Field label={name} id={id} hint="Part of the agent's system prompt, after its instructions. Empty content removes the file.">
-          <textarea id={id} rows={12} value={draft} onInput={(e) => setDraft(e.currentTarget.value)} data-testid="agent-file-content" aria-describedby={`${id}-hint`} spellcheck={false} />
+          <textarea id={id} rows={12} value={draft} readOnly={loaded?.name !== name} onInput={(e) => setDraft(e.currentTarget.value)} data-testid="agent-file-content" aria-describedby={`${id}-hint`} spellcheck={false} />
         </Field>
         {problem ? <Notice kind="warn" testid="agent-file-too-large">{problem}</Notice> : null}
         {conflict !== undefined ? (

@@ -1,7 +1,7 @@
 """P7 before and after a change, in one run: two local stacks, measured in turns.
 
     .venv/bin/python bench/turn_ab.py --before <git rev> [--rounds 6] [--turns 100]
-        [--idempotency-key]
+        [--idempotency-key] [--surface ws|v1|v1-direct]
 
 On a shared 2-core machine a P7 figure moves by a factor of two from one minute to the
 next, so a change to the turn path is judged against the code before it in the same
@@ -13,9 +13,13 @@ Rounds alternate between them (after, before, after, …), each one `--turns` We
 `agent` turns with `wait` through Traefik in fresh sessions (agent_bench.py's client; with
 `--idempotency-key` each call carries one, as /v1 agent mode's and OpenClaw's do), and
 per round: wall p50, NATS messages in and out per turn (nats-server /varz), and CPU per
-turn of the runtime, nats-server, ws-gateway and http-api (utime + stime from /proc; the
-http-api is not on a WebSocket turn's path but receives what the turn publishes). Writes
-`bench/results/<date>-turn-ab-<machine>.md` and `.json`.
+turn of the runtime, nats-server, ws-gateway, http-api and Traefik (utime + stime from
+/proc; the http-api is not on a WebSocket turn's path but receives what the turn
+publishes). `--surface v1` sends P7's request instead, a non-streamed
+`/v1/chat/completions` with `model: aisopod/main` through Traefik (http_agent.py's; a
+fresh session each), and `v1-direct` the same straight to the http-api replica with the
+edge proof, as Traefik forwards it. Writes `bench/results/<date>-turn-ab-<machine>.md` and
+`.json`.
 """
 
 from __future__ import annotations
@@ -46,7 +50,8 @@ from bench.harness import RESULTS, load_average, machine_name, progress  # noqa:
 from bench.local_stack import BenchStack  # noqa: E402
 from bench.ws_lean_client import connect_gateway  # noqa: E402
 
-MEASURED = ("runtime", "nats", "ws-gateway", "http-api")
+MEASURED = ("runtime", "nats", "ws-gateway", "http-api", "traefik")
+SURFACES = ("ws", "v1", "v1-direct")
 
 
 def export_sources(rev: str, into: Path) -> str:
@@ -75,7 +80,44 @@ def start(pythonpath: str | None) -> BenchStack:
             os.environ["PYTHONPATH"] = saved
 
 
-async def one_round(stack: BenchStack, turns: int, keyed: bool) -> dict[str, Any]:
+def v1_request(stack: BenchStack, direct: bool) -> tuple[Any, bytes]:
+    """P7's request (bench/http_agent.py): through Traefik, or to the replica with the
+    edge proof Traefik adds. No `Idempotency-Key`: one fixed key would replay one run, and
+    http-api gives every `agent` call a key of its own anyway."""
+    from aisopod_http_api.upstream.pool import parse_base_url
+
+    body = orjson.dumps(
+        {"model": "aisopod/main", "messages": [{"role": "user", "content": "hello bench"}]}
+    )
+    headers = {"authorization": f"Bearer {stack.token}"}
+    base = f"http://127.0.0.1:{stack.http_port}"
+    if direct:
+        base = stack.backend_urls("http-api")[0]
+        headers["x-aisopod-edge"] = (stack.state_dir / "secrets" / "edge-secret").read_text()
+    origin, prefix = parse_base_url(base)
+    lines = [f"POST {prefix}/v1/chat/completions HTTP/1.1", f"host: {origin.authority}"]
+    lines += [f"{k}: {v.strip()}" for k, v in headers.items()]
+    lines += ["content-type: application/json", f"content-length: {len(body)}"]
+    return origin, ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+async def v1_round_trips(pool: Any, origin: Any, request: bytes, count: int) -> list[float]:
+    samples = []
+    for _ in range(count):
+        started = time.perf_counter()
+        exchange = await pool.send(origin, request)
+        body = await exchange.read_all(1 << 20)
+        if exchange.status != 200:
+            raise RuntimeError(f"P7 /v1: HTTP {exchange.status}: {body[:300]!r}")
+        samples.append(time.perf_counter() - started)
+    return samples
+
+
+async def one_round(
+    stack: BenchStack, turns: int, keyed: bool, surface: str = "ws"
+) -> dict[str, Any]:
+    if surface != "ws":
+        return await one_v1_round(stack, turns, surface == "v1-direct")
     client, _ = await connect_gateway("127.0.0.1", stack.http_port, stack.token, subscribe=[])
     # Request ids repeat between the warm-up and the measured turns (p7-0, p7-1, …): a
     # prefix of their own keeps every measured turn in a new session.
@@ -109,6 +151,30 @@ async def one_round(stack: BenchStack, turns: int, keyed: bool) -> dict[str, Any
     }
 
 
+async def one_v1_round(stack: BenchStack, turns: int, direct: bool) -> dict[str, Any]:
+    from aisopod_http_api.upstream.pool import UpstreamPool
+
+    origin, request = v1_request(stack, direct)
+    pids = {name: stack.pids.get(name, []) for name in MEASURED}
+    pool = UpstreamPool()
+    try:
+        await v1_round_trips(pool, origin, request, 10)  # warm the connection and caches
+        msgs, cpu = await nats_messages(stack), {k: cpu_ms(v) for k, v in pids.items()}
+        load = load_average()
+        samples = await v1_round_trips(pool, origin, request, turns)
+        msgs_after = await nats_messages(stack)
+        cpu_after = {k: cpu_ms(v) for k, v in pids.items()}
+    finally:
+        await pool.close()
+    return {
+        "load": round(load, 1),
+        "p50_ms": round(statistics.median(samples) * 1000, 2),
+        "nats_in_per_turn": round((msgs_after[0] - msgs[0]) / turns, 1),
+        "nats_out_per_turn": round((msgs_after[1] - msgs[1]) / turns, 1),
+        "cpu_ms_per_turn": {k: round((cpu_after[k] - cpu[k]) / turns, 2) for k in pids},
+    }
+
+
 def summary(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     def med(values: list[float]) -> float:
         return round(statistics.median(values), 2)
@@ -124,13 +190,20 @@ def summary(rounds: list[dict[str, Any]]) -> dict[str, Any]:
 def markdown(result: dict[str, Any]) -> str:
     b, a = result["before"]["summary"], result["after"]["summary"]
     keyed = ", an idempotency key each" if result.get("idempotency_key") else ""
+    what = {
+        "ws": "WebSocket `agent` turns (echo, `wait`, a fresh session each{keyed}) per round"
+        " through Traefik",
+        "v1": "non-streamed `/v1/chat/completions` agent turns (`aisopod/main`, echo, a fresh"
+        " session each) per round through Traefik",
+        "v1-direct": "non-streamed `/v1/chat/completions` agent turns (`aisopod/main`, echo,"
+        " a fresh session each) per round straight to the http-api replica",
+    }[result.get("surface", "ws")].format(keyed=keyed)
     lines = [
         f"# P7 before / after — {result['date']} on {result['machine']}",
         "",
         f"Before: `{result['before']['rev']}`; after: `{result['after']['rev']}`"
         f"{' (with uncommitted changes)' if result['after']['dirty'] else ''}. "
-        f"{result['rounds']} rounds each, alternating, {result['turns']} WebSocket `agent` turns"
-        f" (echo, `wait`, a fresh session each{keyed}) per round through Traefik, one replica"
+        f"{result['rounds']} rounds each, alternating, {result['turns']} {what}, one replica"
         f" of each service. Load average {result['load_start']} at the start,"
         f" {result['load_end']} at the end, on a shared 2-core machine: compare the columns,"
         " not the absolute figures.",
@@ -163,7 +236,9 @@ def git(*args: str) -> str:
     ).stdout.strip()
 
 
-async def run(before_rev: str, rounds: int, turns: int, keyed: bool) -> dict[str, Any]:
+async def run(
+    before_rev: str, rounds: int, turns: int, keyed: bool, surface: str = "ws"
+) -> dict[str, Any]:
     result: dict[str, Any] = {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "machine": machine_name(),
@@ -171,6 +246,7 @@ async def run(before_rev: str, rounds: int, turns: int, keyed: bool) -> dict[str
         "rounds": rounds,
         "turns": turns,
         "idempotency_key": keyed,
+        "surface": surface,
         "before": {"rev": git("rev-parse", "--short", before_rev), "rounds": []},
         "after": {
             "rev": git("rev-parse", "--short", "HEAD"),
@@ -187,7 +263,7 @@ async def run(before_rev: str, rounds: int, turns: int, keyed: bool) -> dict[str
             for n in range(rounds * 2):
                 side = ("after", "before")[n % 2]
                 progress(f"round {n // 2 + 1}: {side}")
-                r = await one_round(stacks[side], turns, keyed)
+                r = await one_round(stacks[side], turns, keyed, surface)
                 result[side]["rounds"].append(r)
                 result["order"].append((side, r))
         finally:
@@ -206,11 +282,17 @@ def main() -> None:
     parser.add_argument("--turns", type=int, default=100)
     parser.add_argument("--out", default=str(RESULTS))
     parser.add_argument("--idempotency-key", action="store_true", help="a key on every call")
+    parser.add_argument("--surface", choices=SURFACES, default="ws", help="what a turn is")
     args = parser.parse_args()
-    result = asyncio.run(run(args.before, args.rounds, args.turns, args.idempotency_key))
+    if args.idempotency_key and args.surface != "ws":
+        parser.error("--idempotency-key is for --surface ws (a /v1 turn always carries one)")
+    result = asyncio.run(
+        run(args.before, args.rounds, args.turns, args.idempotency_key, args.surface)
+    )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    stem = f"{time.strftime('%Y-%m-%d-%H%M')}-turn-ab-{result['machine']}"
+    surface = "" if args.surface == "ws" else f"-{args.surface}"
+    stem = f"{time.strftime('%Y-%m-%d-%H%M')}-turn-ab{surface}-{result['machine']}"
     (out / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
     (out / f"{stem}.md").write_text(markdown(result))
     print(markdown(result))

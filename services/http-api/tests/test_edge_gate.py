@@ -191,3 +191,60 @@ def test_the_caches_given_are_the_ones_used_even_when_empty() -> None:
     off, tokens = ExemptCache(max_age_s=0.0), TokenCache(ttl_s=1.0)
     gate = Gate(lambda: None, cache=tokens, exempt=off)  # type: ignore[arg-type,return-value]
     assert gate.exempt is off and gate.cache is tokens
+
+
+def test_a_decision_from_the_caches_alone_admits_only_what_admit_would() -> None:
+    """`admit_kept`: the cached verification and the kept exemption together admit with
+    no NATS (the gate's bus factory here has none); anything less is False (ask)."""
+    import time as clock
+
+    from aisopod.contracts.ratelimit import EdgeCheckResult
+    from aisopod_http_api.gate import EXEMPT_CACHED, Gate
+
+    gate = Gate(lambda: None, snapshot=lambda: _snapshot(5))  # type: ignore[arg-type,return-value]
+    principal = VerifiedPrincipal(
+        id="token:t", role="operator", scopes=["operator.write"], auth_method="token"
+    )
+    ip, path, bearer = "127.0.0.1", "/v1/chat/completions", "Bearer t"
+    kept = EdgeCheckResult(
+        allowed=True, limit=1, remaining=1, reset_ms=0, reason="exempt", config_revision=5
+    )
+    assert gate.admit_kept(path, ip, bearer, None, "r1") is False  # nothing cached yet
+    gate.cache.put(TokenCache.key("t", None, True), principal)
+    assert gate.admit_kept(path, ip, bearer, None, "r1") is False  # no exemption kept
+    gate.exempt.remember(5, gate.route_class(_snapshot(5), path), ip, kept)
+    counted = EXEMPT_CACHED._value.get()
+    caller = gate.admit_kept(path, ip, bearer, None, "r1")
+    assert caller and (caller.id, caller.scopes, caller.client_ip, caller.trace_id) == (
+        "token:t",
+        ("operator.write",),
+        ip,
+        "r1",
+    )
+    assert EXEMPT_CACHED._value.get() == counted + 1
+    # The cache key holds the Origin: another one, or none at all, is asked about.
+    assert gate.admit_kept(path, ip, bearer, "https://elsewhere", "r1") is False
+    assert gate.admit_kept(path, ip, None, None, "r1") is False
+    assert gate.admit_kept(path, ip, "Basic dDp0", None, "r1") is False
+    # /hooks has its own token: auth does not guard it, the kept exemption admits it.
+    assert gate.admit_kept("/hooks/wake", ip, None, None, "r1") is None
+    # Another address has no exemption kept; a locked-out one always reaches auth.
+    assert gate.admit_kept(path, "127.0.0.2", bearer, None, "r1") is False
+    gate.lock(ip, int(clock.time() * 1000) + 60_000)
+    assert gate.admit_kept(path, ip, bearer, None, "r1") is False
+
+
+def test_no_decision_from_the_caches_when_the_exempt_cache_is_off() -> None:
+    from aisopod.contracts.ratelimit import EdgeCheckResult
+    from aisopod.exemptcache import ExemptCache
+    from aisopod_http_api.gate import Gate
+
+    off = ExemptCache(max_age_s=0.0)
+    gate = Gate(lambda: None, snapshot=lambda: _snapshot(5), exempt=off)  # type: ignore[arg-type,return-value]
+    principal = VerifiedPrincipal(id="p", role="operator", scopes=[], auth_method="token")
+    gate.cache.put(TokenCache.key("t", None, True), principal)
+    kept = EdgeCheckResult(
+        allowed=True, limit=1, remaining=1, reset_ms=0, reason="exempt", config_revision=5
+    )
+    off.remember(5, 2, "127.0.0.1", kept)  # refused by a cache that is off
+    assert gate.admit_kept("/v1/models", "127.0.0.1", "Bearer t", None, "r") is False

@@ -153,7 +153,9 @@ class EdgeMiddleware:
                 # arrives, answered once it is read (a proxy still sending a body would see
                 # a reset instead of an early answer).
                 ip = self._prove(scope)
-                if scope["method"] in _BODY_METHODS:
+                if self._admit_kept(scope, ip, request_id):
+                    pass  # decided from the gate's caches: nothing to ask, no task to wait
+                elif scope["method"] in _BODY_METHODS:
                     admission = asyncio.ensure_future(self._admit(scope, ip, request_id))
                 elif (refused := await self._admit(scope, ip, request_id)) is not None:
                     await _send_refusal(send_with_headers, refused)
@@ -203,20 +205,37 @@ class EdgeMiddleware:
         scope[CLIENT_IP_KEY] = ip
         return ip
 
+    def _admit_kept(self, scope: Scope, ip: str, request_id: str) -> bool:
+        """Admitted from the gate's caches alone (gate.py, `admit_kept`); the caller goes
+        into the scope. False: ratelimit or auth must be asked."""
+        authorization, origin = _credentials(scope)
+        caller = self.gate.admit_kept(scope["path"], ip, authorization, origin, request_id)
+        if caller is False:
+            return False
+        if caller is not None:
+            scope[CALLER_KEY] = caller
+        return True
+
     async def _admit(self, scope: Scope, ip: str, request_id: str) -> Refusal | None:
         """ratelimit and auth over NATS (gate.py); the caller goes into the scope."""
-        authorization = origin = None
-        for name, value in scope["headers"]:
-            if name == b"authorization":
-                authorization = value.decode("latin-1")
-            elif name == b"origin":
-                origin = value.decode("latin-1")
+        authorization, origin = _credentials(scope)
         caller, refusal = await self.gate.admit(
             scope["path"], ip, authorization, origin, request_id
         )
         if caller is not None:
             scope[CALLER_KEY] = caller
         return refusal
+
+
+def _credentials(scope: Scope) -> tuple[str | None, str | None]:
+    """The request's `Authorization` and `Origin` headers."""
+    authorization = origin = None
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            authorization = value.decode("latin-1")
+        elif name == b"origin":
+            origin = value.decode("latin-1")
+    return authorization, origin
 
 
 def _span(scope: Scope, request_id: str) -> tracing.Span | None:

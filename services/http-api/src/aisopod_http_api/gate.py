@@ -43,7 +43,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from prometheus_client import Counter
@@ -306,6 +306,42 @@ class Gate:
             await sub.unsubscribe()
 
     # -- the decision ---------------------------------------------------------------------
+    def admit_kept(
+        self,
+        path: str,
+        client_ip: str,
+        authorization: str | None,
+        origin: str | None,
+        trace_id: str | None,
+    ) -> Caller | Literal[False] | None:
+        """The decision `admit` would reach without asking anyone, or False (ask): the
+        credential's verification is cached (and the address not locked out) and the
+        address's exempt verdict is kept for the path's route class. Then the caller (None
+        on `/hooks`, which auth does not guard). A refusal always needs an answer over
+        NATS, so none is given here. Synchronous, so a request with a body waits for no
+        task of its own while the body is read."""
+        principal: VerifiedPrincipal | None = None
+        if not path.startswith(UNGUARDED_BY_AUTH):
+            bearer = bearer_of(authorization)
+            if bearer is None or self.locked(client_ip):
+                return False
+            principal = self.cache.get(TokenCache.key(bearer, origin, is_loopback(client_ip)))
+            if principal is None:
+                return False
+        if not self._exempt_kept(path, client_ip):
+            return False
+        EXEMPT_CACHED.inc()
+        return caller_of(principal, client_ip, trace_id) if principal is not None else None
+
+    def _exempt_kept(self, path: str, client_ip: str) -> bool:
+        if self._snapshot is None or self.exempt.max_age_s <= 0:  # the cache is off
+            return False
+        snapshot = self._snapshot()
+        route_class = self.route_class(snapshot, path)
+        return route_class is not None and self.exempt.admits(
+            snapshot.revision, route_class, client_ip
+        )
+
     async def admit(
         self,
         path: str,

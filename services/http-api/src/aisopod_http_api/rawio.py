@@ -7,7 +7,6 @@ length, an error in the documented shape (errors.render), a stream as it comes.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 
 from starlette.responses import Response
@@ -79,20 +78,34 @@ async def unless_gone(receive: Receive, work: Awaitable[None]) -> bool:
 
     True when `work` finished. Its exceptions propagate. Used where the waiting is long
     and there is no upstream connection to close (agent turns).
+
+    `work` runs in the caller's own task; one watcher task waits for the disconnect and
+    cancels the caller's task when it comes. (A task for `work` beside the watcher, and
+    `asyncio.wait` on both, cost a task and a wait per request on the agent path.)
     """
-    task = asyncio.ensure_future(work)
-    watcher = asyncio.ensure_future(wait_disconnect(receive))
+    current = asyncio.current_task()
+    assert current is not None
+    gone = False
+
+    async def watch() -> None:
+        nonlocal gone
+        await wait_disconnect(receive)
+        gone = True
+        current.cancel()
+
+    watcher = asyncio.ensure_future(watch())
     try:
-        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        await work
+    except (asyncio.CancelledError, Exception):
+        if not gone:
+            raise  # not ours (the server stopping, say), or `work`'s own error
+        # Gone: whatever `work` made of our cancellation ends here.
     finally:
         watcher.cancel()
-    if task.done():
-        task.result()
-        return True
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError, Exception):
-        await task
-    return False
+    if gone:
+        current.uncancel()  # the cancellation we asked for is spent
+        return False
+    return True
 
 
 class AsgiResponse(Response):

@@ -25,6 +25,7 @@ from starlette.routing import BaseRoute, Route
 
 from aisopod.host import ServiceHost, run_server
 from aisopod.memory import settle_after_start
+from aisopod.onewrite import OneWriteHttpToolsProtocol
 from aisopod.probes import LIVENESS_PATHS, READINESS_PATHS
 from aisopod.securityheaders import secured
 
@@ -109,7 +110,8 @@ def uvicorn_server(host: ServiceHost, app: Any, *, ws: str = "none") -> uvicorn.
         host=settings.host,
         port=settings.port,
         loop="uvloop",
-        http="httptools",
+        # httptools, with a response's head and body in one write (aisopod.onewrite).
+        http=OneWriteHttpToolsProtocol,
         ws=ws,
         lifespan="on",
         access_log=False,

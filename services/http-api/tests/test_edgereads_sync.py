@@ -4,6 +4,7 @@ the catch-ups they are asked for (the replicas themselves: libs/aisopod/tests)."
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from aisopod_http_api import edgereads
@@ -79,3 +80,65 @@ async def test_a_forgotten_writer_makes_everyone_sync_once(monkeypatch) -> None:
     assert syncs(replicas)["agents"] == 1
     assert await reads._synced("z", [replicas["sessions"]])  # not yet for sessions
     assert syncs(replicas)["sessions"] == 1
+
+
+class StubKvReplica:
+    """Stands in for `aisopod.replica.KvReplica`: counts its starts and stops."""
+
+    made: list[StubKvReplica] = []
+
+    def __init__(self, name: str, kv: Any, prefix: str, **options: Any) -> None:
+        self.name = name
+        self.options = options
+        self.started = self.stopped = False
+        StubKvReplica.made.append(self)
+
+    async def start(self) -> None:
+        self.started = True
+
+    async def stop(self) -> None:
+        self.stopped = True
+
+
+async def _until(condition: Any, what: str) -> None:
+    deadline = asyncio.get_running_loop().time() + 30
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, what
+        await asyncio.sleep(0.01)
+
+
+async def test_the_sessions_replica_runs_only_while_status_reads_it(monkeypatch) -> None:
+    """No replica until a /status read needs one; the next reads use the same one; `stop`
+    stops it."""
+    StubKvReplica.made = []
+    monkeypatch.setattr(edgereads, "KvReplica", StubKvReplica)
+    reads = HttpEdgeReads(host=None)  # type: ignore[arg-type]
+    reads._sessions_kv = object()  # type: ignore[assignment]  # what start() would open
+    assert reads.sessions is None and "sessions" not in {r.name for r in reads._replicas()}
+    first = reads._sessions_replica()
+    assert first is reads.sessions and first is StubKvReplica.made[0]
+    assert first.options == {"keep_values": False}  # keys only: counted, never read
+    await _until(lambda: first.started, "the replica was not started")
+    assert reads._sessions_replica() is first
+    assert len(StubKvReplica.made) == 1
+    await reads.stop()
+    assert first.stopped and reads.sessions is None and reads._sessions_keeper is None
+
+
+async def test_an_idle_sessions_replica_is_stopped_and_the_next_read_starts_another(
+    monkeypatch,
+) -> None:
+    StubKvReplica.made = []
+    monkeypatch.setattr(edgereads, "KvReplica", StubKvReplica)
+    reads = HttpEdgeReads(host=None)  # type: ignore[arg-type]
+    reads._sessions_kv = object()  # type: ignore[assignment]
+    reads.sessions_idle_s = 0.05  # no read comes after the first
+    first = reads._sessions_replica()
+    await _until(lambda: first.stopped and reads.sessions is None, "the idle one stayed")
+    assert first.started and reads._sessions_keeper is None
+    reads.sessions_idle_s = 300.0
+    second = reads._sessions_replica()
+    assert second is not first and second is reads.sessions
+    await _until(lambda: second.started, "the second was not started")
+    await reads.stop()
+    assert second.stopped and reads.sessions is None

@@ -12,6 +12,9 @@ instance's stats, which only the owner gathers). `/status` also carries the last
 usage, an aggregate of the `USAGE` stream no replica holds: asked of the owner's
 `usage.status` per request (one RPC, instead of the owner's key listings and discovery).
 
+The key-only `sessions` replica behind `/status`'s session count runs only while `/status`
+is read (`_sessions_replica`): every agent turn writes its session twice.
+
 Read-your-writes per principal and process: when a request that may write (any method but
 GET/HEAD) ends, that principal's next edge read here first catches the replicas up with
 their buckets (one JetStream round trip each, at most `SYNC_WAIT_S`; past it, the owner).
@@ -47,6 +50,8 @@ from aisopod.listings import (
 from aisopod.replica import KvReplica, Replica, catch_up
 
 if TYPE_CHECKING:
+    from nats.js.kv import KeyValue
+
     from aisopod.host import ServiceHost
 
 log = logging.getLogger("aisopod.http_api.edgereads")
@@ -71,6 +76,8 @@ SYNC_WAIT_S = 1.0
 SERVICES_REFRESH_S = 5.0
 """How often the live instances behind `/status` are asked again (nats.micro stats)."""
 PRESENCE_TTL_S = 45.0  # the `presence` bucket's max age (aisopod.state)
+SESSIONS_IDLE_S = 300.0
+"""How long the `sessions` replica outlives the last `/status` read that used it."""
 WRITERS_TRACKED = 4096
 """Principals remembered as "wrote here, read not yet synced"; past it the oldest is
 forgotten and, to keep the promise, every principal's next read of each replica syncs
@@ -97,13 +104,17 @@ class HttpEdgeReads:
         # the list, until when it holds in epoch ms).
         self._listed: tuple[Sequence[ProviderConfig], int, list[ModelInfo], int] | None = None
         self._task: asyncio.Task[None] | None = None
+        # The `sessions` replica runs only while `/status` reads it (`_sessions_replica`).
+        self.sessions_idle_s = SESSIONS_IDLE_S
+        self._sessions_kv: KeyValue | None = None
+        self._sessions_read_at = 0.0
+        self._sessions_keeper: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         host = self.host
         self.agents = KvReplica("agents", await host.kv("agents"), AGENT_KEY_PREFIX)
         self.models = KvReplica("models", await host.kv("models"), MODELS_KEY_PREFIX)
-        # Counted only: keys without their values (one entry per session ever used).
-        self.sessions = KvReplica("sessions", await host.kv("sessions"), "", keep_values=False)
+        self._sessions_kv = await host.kv("sessions")
         self.presence = KvReplica(
             "presence", await host.kv("presence"), "", keep_values=False, ttl_s=PRESENCE_TTL_S
         )
@@ -116,7 +127,42 @@ class HttpEdgeReads:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        keeper, self._sessions_keeper = self._sessions_keeper, None
+        if keeper is not None:  # it stops its replica
+            keeper.cancel()
+            await asyncio.wait({keeper}, timeout=2.0)
         for replica in self._replicas():
+            await replica.stop()
+
+    def _sessions_replica(self) -> KvReplica | None:
+        """The `sessions` replica for a `/status` read (keys only, counted: one entry per
+        session ever used). Started by the first read that needs it, which the owner
+        answers while it warms up, and dropped `sessions_idle_s` after the last one: every
+        agent turn writes its session twice (created, touched), and a replica kept for good
+        received both deliveries of every turn, whoever started it, for a count that only
+        `/status` reads (~0.3 ms of this process's CPU per `/v1` turn; docs/http-api.md)."""
+        self._sessions_read_at = time.monotonic()
+        if self.sessions is None and self._sessions_kv is not None:
+            replica = KvReplica("sessions", self._sessions_kv, "", keep_values=False)
+            self.sessions = replica
+            self._sessions_keeper = asyncio.create_task(
+                self._keep_sessions(replica), name="edge-sessions-keeper"
+            )
+        return self.sessions
+
+    async def _keep_sessions(self, replica: KvReplica) -> None:
+        try:
+            await replica.start()
+            while True:
+                idle = time.monotonic() - self._sessions_read_at
+                if idle >= self.sessions_idle_s:
+                    break
+                await asyncio.sleep(self.sessions_idle_s - idle)
+        finally:
+            if self.sessions is replica:
+                self.sessions = None
+            if self._sessions_keeper is asyncio.current_task():
+                self._sessions_keeper = None
             await replica.stop()
 
     def _replicas(self) -> list[KvReplica]:
@@ -258,15 +304,16 @@ class HttpEdgeReads:
     async def _status_of(
         self, principal_id: str, usage: Callable[[], Awaitable[UsageSummary]]
     ) -> bytes | None:
+        sessions = self._sessions_replica()
         replicas: list[Replica] = [
-            r for r in (self.agents, self.sessions, self.presence) if r is not None
+            r for r in (self.agents, sessions, self.presence) if r is not None
         ]
         instances = self.instances
         if instances is None or len(replicas) < 3 or not all(r.warm for r in replicas):
             return None
         if not await self._synced(principal_id, replicas):
             return None
-        assert self.agents is not None and self.sessions is not None
+        assert self.agents is not None and sessions is not None
         assert self.presence is not None
         try:
             summary = await usage()
@@ -277,7 +324,7 @@ class HttpEdgeReads:
             instances,
             connections=self.presence.live_count(),
             agents=len(self.agents.entries),
-            sessions=len(self.sessions.entries),
+            sessions=len(sessions.entries),
             now_ms=int(time.time() * 1000),
             usage=summary,
         )

@@ -35,7 +35,7 @@ from typing import Any
 
 import orjson
 
-from bench.harness import RESULTS, progress
+from bench.harness import median_per_process, progress, write_ab_result
 from bench.local_stack import BenchStack
 from bench.turn_ab import export_sources
 from bench.ws_lean_client import LeanClient
@@ -167,10 +167,7 @@ def summary(blocks: list[dict[str, Any]]) -> dict[str, Any]:
             "p50_ms": [b["p50_ms"] for b in mine],
             "p99_ms": [b["p99_ms"] for b in mine],
             "median_p50_ms": statistics.median(b["p50_ms"] for b in mine),
-            "cpu_us_median": {
-                n: statistics.median(b["cpu_us_per_handshake"][n] for b in mine)
-                for n in mine[0]["cpu_us_per_handshake"]
-            },
+            "cpu_us_median": median_per_process(mine, "cpu_us_per_handshake"),
         }
     return out
 
@@ -224,11 +221,7 @@ def main() -> None:
             "blocks": blocks,
             "summary": summary(blocks),
         }
-        print(json.dumps(result["summary"], indent=1))
-        if args.out:
-            path = RESULTS / f"{args.out}.json"
-            path.write_text(json.dumps(result, indent=1) + "\n")
-            progress(f"wrote {path}")
+        write_ab_result(result, args.out)
     finally:
         for side in stacks:
             side.stack.stop()

@@ -45,7 +45,7 @@ import yaml
 
 from aisopod_ops.launcher.ports import free_port
 from bench.handshake_ab import cpu_seconds, load, pct
-from bench.harness import RESULTS, progress
+from bench.harness import median_per_process, progress, write_ab_result
 from bench.local_stack import BenchStack
 from bench.ws_lean_client import LeanClient
 
@@ -158,10 +158,7 @@ def summary(blocks: list[dict[str, Any]]) -> dict[str, Any]:
         mine = [b for b in blocks if b["side"] == name]
         keys = [k for k in mine[0] if k.endswith("_ms")]
         out[name] = {k: statistics.median(b[k] for b in mine) for k in keys}
-        procs = sorted({n for b in mine for n in b["cpu_us_per_handshake"]})
-        out[name]["cpu_us_per_handshake"] = {
-            n: statistics.median(b["cpu_us_per_handshake"].get(n, 0) for b in mine) for n in procs
-        }
+        out[name]["cpu_us_per_handshake"] = median_per_process(mine, "cpu_us_per_handshake")
     return out
 
 
@@ -300,11 +297,7 @@ def main() -> None:
             "blocks": blocks,
             "summary": summary(blocks),
         }
-        print(json.dumps(result["summary"], indent=1))
-        if args.out:
-            path = RESULTS / f"{args.out}.json"
-            path.write_text(json.dumps(result, indent=1) + "\n")
-            progress(f"wrote {path}")
+        write_ab_result(result, args.out)
     finally:
         for child in children:
             child.terminate()

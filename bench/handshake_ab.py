@@ -35,7 +35,7 @@ from typing import Any
 
 import orjson
 
-from bench.harness import median_per_process, progress, write_ab_result
+from bench.harness import median_per_process, progress, shared_once, write_ab_result
 from bench.local_stack import BenchStack
 from bench.turn_ab import export_sources
 from bench.ws_lean_client import LeanClient
@@ -83,9 +83,7 @@ class Side:
         host_port = url.split("//", 1)[1].split("/", 1)[0]
         self.host, port = host_port.rsplit(":", 1)
         self.port = int(port)
-        self.pids = {
-            name: list(stack.pids.get(name, [])) for name in PATH_PROCESSES if stack.pids.get(name)
-        }
+        self.pids = shared_once(stack.pids, PATH_PROCESSES)  # auth+ratelimit once
 
     def cpu(self) -> dict[str, float]:
         return {n: sum(cpu_seconds(p) for p in group) for n, group in self.pids.items()}

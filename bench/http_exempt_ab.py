@@ -30,7 +30,7 @@ from typing import Any
 import httpx
 
 from bench.handshake_ab import cpu_seconds, load, pct
-from bench.harness import median_per_process, progress, write_ab_result
+from bench.harness import median_per_process, progress, shared_once, write_ab_result
 from bench.local_stack import BenchStack
 
 CACHE_ENV = "AISOPOD_EXEMPT_CACHE_MAX_AGE_S"
@@ -46,16 +46,11 @@ class Side:
         self.replica = stack.backend_urls("http-api")[0]
         self.direct = {**token, "x-aisopod-edge": secret}
         self.token = token
-        pids = stack.pids
-        # The replica asked directly: its CPU alone (the other one idles but for Traefik's).
-        self.pids = {
-            "http-api": pids["http-api"],
-            "ratelimit": pids.get("ratelimit", []),
-            "nats": pids.get("nats", []),
-            "auth": pids.get("auth", []),
-            "traefik": pids.get("traefik", []),
-            "runtime": pids.get("runtime", []),
-        }
+        # Every http-api replica counted (the one not asked directly idles but for Traefik's
+        # checks); auth and ratelimit, one process in the local stack, once.
+        self.pids = shared_once(
+            stack.pids, ("http-api", "ratelimit", "nats", "auth", "traefik", "runtime")
+        )
         self.client = httpx.AsyncClient(timeout=30, trust_env=False)
 
     def cpu(self) -> dict[str, float]:

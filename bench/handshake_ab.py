@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import json
 import os
 import signal
@@ -33,12 +32,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from bench.harness import median_per_process, progress, shared_once, write_ab_result
 from bench.local_stack import BenchStack
 from bench.turn_ab import export_sources
-from bench.ws_lean_client import LeanClient
+from bench.ws_lean_client import LeanClient, connect_frame, upgrade_request
 
 PATH_PROCESSES = ("traefik", "ws-gateway", "auth", "ratelimit", "nats")
 CACHE_ENVS = {
@@ -93,26 +90,14 @@ class Side:
         loop = asyncio.get_running_loop()
         start = time.perf_counter()
         _, client = await loop.create_connection(LeanClient, self.host, self.port)
-        key = base64.b64encode(os.urandom(16)).decode()
-        request = (
-            f"GET /ws HTTP/1.1\r\nHost: {self.host}:{self.port}\r\nUpgrade: websocket\r\n"
-            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
-        )
         assert client.transport is not None
-        client.transport.write(request.encode())
+        client.transport.write(upgrade_request(self.host, self.port))
         await asyncio.wait_for(client.upgraded, 10)
         upgraded = time.perf_counter()
         challenge = await client.recv()
         challenged = time.perf_counter()
         assert challenge["method"] == "connect.challenge", challenge
-        params = {
-            "client": {"id": "bench", "version": "1", "platform": "python", "mode": "bench"},
-            "auth": {"token": self.stack.token},
-            "scopes": ["operator.admin"],
-        }
-        client.send(
-            orjson.dumps({"jsonrpc": "2.0", "id": 0, "method": "connect", "params": params})
-        )
+        client.send(connect_frame(self.stack.token))
         hello = await client.recv()
         done = time.perf_counter()
         if "result" not in hello:

@@ -155,7 +155,7 @@ async def one_v1_round(stack: BenchStack, turns: int, direct: bool) -> dict[str,
     from aisopod_http_api.upstream.pool import UpstreamPool
 
     origin, request = v1_request(stack, direct)
-    pids = {name: stack.pids.get(name, []) for name in MEASURED}
+    pids = shared_once(stack.pids, MEASURED)
     pool = UpstreamPool()
     try:
         await v1_round_trips(pool, origin, request, 10)  # warm the connection and caches

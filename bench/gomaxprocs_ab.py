@@ -43,7 +43,7 @@ import uvloop
 from bench import http_proxy, ratelimit_p9
 from bench.agent_bench import _round_trips
 from bench.handshake_ab import Side, cpu_seconds, load
-from bench.harness import RESULTS, machine_name, progress
+from bench.harness import RESULTS, machine_name, progress, shared_once
 from bench.local_stack import FAKE_API_KEY, BenchStack
 from bench.ws_bench import rpc
 from bench.ws_lean_client import connect_gateway, throughput
@@ -74,7 +74,7 @@ class Measured:
         self.name = name
         self.stack = stack
         self.ws = Side(name, stack)
-        self.pids = {n: list(stack.pids.get(n, [])) for n in PROCESSES if stack.pids.get(n)}
+        self.pids = shared_once(stack.pids, PROCESSES)  # auth+ratelimit once
         # What each Go child really runs with (its environment as started).
         self.gomaxprocs = {n: go_setting(self.pids[n][0]) for n in ("nats", "traefik")}
 

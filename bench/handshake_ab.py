@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import json
 import os
 import signal
@@ -33,12 +32,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import orjson
-
-from bench.harness import RESULTS, progress
+from bench.harness import median_per_process, progress, shared_once, write_ab_result
 from bench.local_stack import BenchStack
 from bench.turn_ab import export_sources
-from bench.ws_lean_client import LeanClient
+from bench.ws_lean_client import LeanClient, connect_frame, upgrade_request
 
 PATH_PROCESSES = ("traefik", "ws-gateway", "auth", "ratelimit", "nats")
 CACHE_ENVS = {
@@ -83,9 +80,7 @@ class Side:
         host_port = url.split("//", 1)[1].split("/", 1)[0]
         self.host, port = host_port.rsplit(":", 1)
         self.port = int(port)
-        self.pids = {
-            name: list(stack.pids.get(name, [])) for name in PATH_PROCESSES if stack.pids.get(name)
-        }
+        self.pids = shared_once(stack.pids, PATH_PROCESSES)  # auth+ratelimit once
 
     def cpu(self) -> dict[str, float]:
         return {n: sum(cpu_seconds(p) for p in group) for n, group in self.pids.items()}
@@ -95,26 +90,14 @@ class Side:
         loop = asyncio.get_running_loop()
         start = time.perf_counter()
         _, client = await loop.create_connection(LeanClient, self.host, self.port)
-        key = base64.b64encode(os.urandom(16)).decode()
-        request = (
-            f"GET /ws HTTP/1.1\r\nHost: {self.host}:{self.port}\r\nUpgrade: websocket\r\n"
-            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
-        )
         assert client.transport is not None
-        client.transport.write(request.encode())
+        client.transport.write(upgrade_request(self.host, self.port))
         await asyncio.wait_for(client.upgraded, 10)
         upgraded = time.perf_counter()
         challenge = await client.recv()
         challenged = time.perf_counter()
         assert challenge["method"] == "connect.challenge", challenge
-        params = {
-            "client": {"id": "bench", "version": "1", "platform": "python", "mode": "bench"},
-            "auth": {"token": self.stack.token},
-            "scopes": ["operator.admin"],
-        }
-        client.send(
-            orjson.dumps({"jsonrpc": "2.0", "id": 0, "method": "connect", "params": params})
-        )
+        client.send(connect_frame(self.stack.token))
         hello = await client.recv()
         done = time.perf_counter()
         if "result" not in hello:
@@ -167,10 +150,7 @@ def summary(blocks: list[dict[str, Any]]) -> dict[str, Any]:
             "p50_ms": [b["p50_ms"] for b in mine],
             "p99_ms": [b["p99_ms"] for b in mine],
             "median_p50_ms": statistics.median(b["p50_ms"] for b in mine),
-            "cpu_us_median": {
-                n: statistics.median(b["cpu_us_per_handshake"][n] for b in mine)
-                for n in mine[0]["cpu_us_per_handshake"]
-            },
+            "cpu_us_median": median_per_process(mine, "cpu_us_per_handshake"),
         }
     return out
 
@@ -224,11 +204,7 @@ def main() -> None:
             "blocks": blocks,
             "summary": summary(blocks),
         }
-        print(json.dumps(result["summary"], indent=1))
-        if args.out:
-            path = RESULTS / f"{args.out}.json"
-            path.write_text(json.dumps(result, indent=1) + "\n")
-            progress(f"wrote {path}")
+        write_ab_result(result, args.out)
     finally:
         for side in stacks:
             side.stack.stop()

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import json
 import os
 import signal
@@ -40,29 +39,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import orjson
 import yaml
 
 from aisopod_ops.launcher.ports import free_port
 from bench.handshake_ab import cpu_seconds, load, pct
-from bench.harness import RESULTS, progress
+from bench.harness import median_per_process, progress, write_ab_result
 from bench.local_stack import BenchStack
-from bench.ws_lean_client import LeanClient
+from bench.ws_lean_client import LeanClient, connect_frame, upgrade_request
 
 REPO = Path(__file__).resolve().parent.parent
 WS_MIDDLEWARES = ["encoded-strict", "strip-identity", "edge-proof", "retry-unsent"]
-
-
-def connect_frame(token: str, subscribe: list[str] | None = None) -> bytes:
-    """The `connect` of bench/handshake_ab.py; with `subscribe`, bench/openclaw_bench.py's."""
-    params: dict[str, Any] = {
-        "client": {"id": "bench", "version": "1", "platform": "python", "mode": "bench"},
-        "auth": {"token": token},
-        "scopes": ["operator.admin"],
-    }
-    if subscribe is not None:
-        params["subscribe"] = subscribe
-    return orjson.dumps({"jsonrpc": "2.0", "id": 0, "method": "connect", "params": params})
 
 
 @dataclass
@@ -81,15 +67,8 @@ class Side:
         start = time.perf_counter()
         _, client = await loop.create_connection(LeanClient, "127.0.0.1", self.port)
         connected = time.perf_counter()
-        key = base64.b64encode(os.urandom(16)).decode()
-        extra = "".join(f"{k}: {v}\r\n" for k, v in self.headers.items())
-        request = (
-            f"GET {self.path} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\nUpgrade: websocket\r\n"
-            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
-            f"{extra}\r\n"
-        )
         assert client.transport is not None
-        client.transport.write(request.encode())
+        client.transport.write(upgrade_request("127.0.0.1", self.port, self.path, self.headers))
         await asyncio.wait_for(client.upgraded, 10)
         upgraded = time.perf_counter()
         assert client.inbox is not None
@@ -158,10 +137,7 @@ def summary(blocks: list[dict[str, Any]]) -> dict[str, Any]:
         mine = [b for b in blocks if b["side"] == name]
         keys = [k for k in mine[0] if k.endswith("_ms")]
         out[name] = {k: statistics.median(b[k] for b in mine) for k in keys}
-        procs = sorted({n for b in mine for n in b["cpu_us_per_handshake"]})
-        out[name]["cpu_us_per_handshake"] = {
-            n: statistics.median(b["cpu_us_per_handshake"].get(n, 0) for b in mine) for n in procs
-        }
+        out[name]["cpu_us_per_handshake"] = median_per_process(mine, "cpu_us_per_handshake")
     return out
 
 
@@ -169,13 +145,8 @@ async def gateway_frame_sizes(side: Side) -> tuple[int, int]:
     """The sizes of the gateway's challenge and hello payloads, for the references."""
     loop = asyncio.get_running_loop()
     _, client = await loop.create_connection(LeanClient, "127.0.0.1", side.port)
-    key = base64.b64encode(os.urandom(16)).decode()
-    extra = "".join(f"{k}: {v}\r\n" for k, v in side.headers.items())
     assert client.transport is not None
-    client.transport.write(
-        f"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n{extra}\r\n".encode()
-    )
+    client.transport.write(upgrade_request("127.0.0.1", side.port, "/ws", side.headers))
     await asyncio.wait_for(client.upgraded, 10)
     assert client.inbox is not None
     challenge = await asyncio.wait_for(client.inbox.get(), 10)
@@ -300,11 +271,7 @@ def main() -> None:
             "blocks": blocks,
             "summary": summary(blocks),
         }
-        print(json.dumps(result["summary"], indent=1))
-        if args.out:
-            path = RESULTS / f"{args.out}.json"
-            path.write_text(json.dumps(result, indent=1) + "\n")
-            progress(f"wrote {path}")
+        write_ab_result(result, args.out)
     finally:
         for child in children:
             child.terminate()

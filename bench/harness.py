@@ -99,6 +99,23 @@ def progress(message: str) -> None:
     print(f"[bench {time.monotonic() - _STARTED:7.1f}s] {message}", file=sys.stderr, flush=True)
 
 
+# -- side-by-side (A/B) runs ------------------------------------------------------------
+def median_per_process(blocks: list[dict[str, Any]], key: str) -> dict[str, float]:
+    """The median over `blocks` of each process's figure under `key`; a process missing
+    from a block (a side without it) counts 0 there."""
+    names = sorted({name for block in blocks for name in block[key]})
+    return {n: statistics.median(block[key].get(n, 0) for block in blocks) for n in names}
+
+
+def write_ab_result(result: dict[str, Any], stem: str | None) -> None:
+    """Print the summary; with a stem, keep the whole result as bench/results/<stem>.json."""
+    print(json.dumps(result["summary"], indent=1))
+    if stem:
+        path = RESULTS / f"{stem}.json"
+        path.write_text(json.dumps(result, indent=1) + "\n")
+        progress(f"wrote {path}")
+
+
 # -- process memory ---------------------------------------------------------------------
 def _status_field(pid: int, name: str, path: str = "status") -> int:
     try:

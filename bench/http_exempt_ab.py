@@ -30,7 +30,7 @@ from typing import Any
 import httpx
 
 from bench.handshake_ab import cpu_seconds, load, pct
-from bench.harness import RESULTS, progress
+from bench.harness import median_per_process, progress, shared_once, write_ab_result
 from bench.local_stack import BenchStack
 
 CACHE_ENV = "AISOPOD_EXEMPT_CACHE_MAX_AGE_S"
@@ -46,16 +46,11 @@ class Side:
         self.replica = stack.backend_urls("http-api")[0]
         self.direct = {**token, "x-aisopod-edge": secret}
         self.token = token
-        pids = stack.pids
-        # The replica asked directly: its CPU alone (the other one idles but for Traefik's).
-        self.pids = {
-            "http-api": pids["http-api"],
-            "ratelimit": pids.get("ratelimit", []),
-            "nats": pids.get("nats", []),
-            "auth": pids.get("auth", []),
-            "traefik": pids.get("traefik", []),
-            "runtime": pids.get("runtime", []),
-        }
+        # Every http-api replica counted (the one not asked directly idles but for Traefik's
+        # checks); auth and ratelimit, one process in the local stack, once.
+        self.pids = shared_once(
+            stack.pids, ("http-api", "ratelimit", "nats", "auth", "traefik", "runtime")
+        )
         self.client = httpx.AsyncClient(timeout=30, trust_env=False)
 
     def cpu(self) -> dict[str, float]:
@@ -126,10 +121,7 @@ def summary(blocks: list[dict[str, Any]]) -> dict[str, Any]:
                 "p50_ms": [b["p50_ms"] for b in mine],
                 "median_p50_ms": statistics.median(b["p50_ms"] for b in mine),
                 "median_p99_ms": statistics.median(b["p99_ms"] for b in mine),
-                "cpu_us_median": {
-                    n: statistics.median(b["cpu_us_per_call"][n] for b in mine)
-                    for n in mine[0]["cpu_us_per_call"]
-                },
+                "cpu_us_median": median_per_process(mine, "cpu_us_per_call"),
             }
     return out
 
@@ -158,11 +150,7 @@ def main() -> None:
             "blocks": blocks,
             "summary": summary(blocks),
         }
-        print(json.dumps(result["summary"], indent=1))
-        if args.out:
-            path = RESULTS / f"{args.out}.json"
-            path.write_text(json.dumps(result, indent=1) + "\n")
-            progress(f"wrote {path}")
+        write_ab_result(result, args.out)
     finally:
         for side in sides:
             side.stack.stop()

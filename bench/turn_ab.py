@@ -42,7 +42,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from bench.agent_bench import _round_trips, cpu_ms, nats_messages  # noqa: E402
-from bench.harness import RESULTS, load_average, machine_name, progress  # noqa: E402
+from bench.harness import RESULTS, load_average, machine_name, progress, shared_once  # noqa: E402
 from bench.local_stack import BenchStack  # noqa: E402
 from bench.ws_lean_client import connect_gateway  # noqa: E402
 
@@ -89,7 +89,7 @@ async def one_round(stack: BenchStack, turns: int, keyed: bool) -> dict[str, Any
         call = {"jsonrpc": "2.0", "id": request_id, "method": "agent", "params": params}
         return orjson.dumps(call)
 
-    pids = {name: stack.pids.get(name, []) for name in MEASURED}
+    pids = shared_once(stack.pids, MEASURED)
     try:
         await _round_trips(client, frame, 10)  # warm this socket and the runtime's paths
         prefix[0] = f"agent:main:ab-{uuid.uuid4().hex[:8]}"

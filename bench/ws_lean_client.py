@@ -95,21 +95,41 @@ class LeanClient(asyncio.Protocol):
             self.transport.close()
 
 
+def upgrade_request(
+    host: str, port: int, path: str = "/ws", headers: dict[str, str] | None = None
+) -> bytes:
+    """The HTTP/1.1 upgrade to a WebSocket, with a fresh key; `headers`: extra request
+    headers (the edge proof, for a replica reached directly)."""
+    key = base64.b64encode(os.urandom(16)).decode()
+    extra = "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
+    return (
+        f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+        f"{extra}\r\n"
+    ).encode()
+
+
+def connect_frame(token: str, subscribe: list[str] | None = None) -> bytes:
+    """The gateway's `connect` as every bench sends it (an admin token); `subscribe` as
+    given, or the gateway's default when None."""
+    params: dict = {
+        "client": {"id": "bench", "version": "1", "platform": "python", "mode": "bench"},
+        "auth": {"token": token},
+        "scopes": ["operator.admin"],
+    }
+    if subscribe is not None:
+        params["subscribe"] = subscribe
+    return orjson.dumps({"jsonrpc": "2.0", "id": 0, "method": "connect", "params": params})
+
+
 async def open_socket(
     host: str, port: int, path: str = "/ws", headers: dict[str, str] | None = None
 ) -> LeanClient:
     """`headers`: extra request headers (the edge proof, for a replica reached directly)."""
     loop = asyncio.get_running_loop()
     _, client = await loop.create_connection(LeanClient, host, port)
-    key = base64.b64encode(os.urandom(16)).decode()
-    extra = "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
-    request = (
-        f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
-        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
-        f"{extra}\r\n"
-    )
     assert client.transport is not None
-    client.transport.write(request.encode())
+    client.transport.write(upgrade_request(host, port, path, headers))
     await asyncio.wait_for(client.upgraded, 10)
     return client
 
@@ -126,14 +146,7 @@ async def connect_gateway(
     client = await open_socket(host, port, headers=headers)
     challenge = await client.recv()
     assert challenge["method"] == "connect.challenge"
-    params: dict = {
-        "client": {"id": "bench", "version": "1", "platform": "python", "mode": "bench"},
-        "auth": {"token": token},
-        "scopes": ["operator.admin"],
-    }
-    if subscribe is not None:
-        params["subscribe"] = subscribe
-    client.send(orjson.dumps({"jsonrpc": "2.0", "id": 0, "method": "connect", "params": params}))
+    client.send(connect_frame(token, subscribe))
     hello = await client.recv()
     if "result" not in hello:
         raise RuntimeError(f"handshake failed: {hello}")

@@ -9,7 +9,6 @@ rule RunManager applies to runs of other runtimes), over a real KV bucket.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import nats
@@ -22,17 +21,6 @@ from aisopod.requester import Requester
 from aisopod_runtime.lanes import Lanes, holder_alive, lane_key
 from aisopod_runtime.runs import RunStore, now_ms
 from tests.support.elections import lose_first_answers
-
-
-@pytest.fixture
-async def runs_kv(nats_url: str) -> AsyncIterator[KeyValue]:
-    nc = await nats.connect(nats_url)
-    bucket = f"runs{uuid.uuid4().hex[:8]}"
-    js = nc.jetstream()
-    kv = await js.create_key_value(bucket=bucket)
-    yield kv
-    await js.delete_key_value(bucket)
-    await nc.close()
 
 
 def other_runtime(kv: KeyValue) -> Lanes:

@@ -3,25 +3,9 @@ told (`RunStore.finished_draft`, runner.py) is the one `finish` then stores."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator
-
-import nats
-import pytest
 from nats.js.kv import KeyValue
 
 from aisopod_runtime.runs import RunStore, now_ms
-
-
-@pytest.fixture
-async def runs_kv(nats_url: str) -> AsyncIterator[KeyValue]:
-    nc = await nats.connect(nats_url)
-    bucket = f"runs{uuid.uuid4().hex[:8]}"
-    js = nc.jetstream()
-    kv = await js.create_key_value(bucket=bucket)
-    yield kv
-    await js.delete_key_value(bucket)
-    await nc.close()
 
 
 async def test_the_draft_of_a_finish_is_what_finish_stores(runs_kv: KeyValue) -> None:

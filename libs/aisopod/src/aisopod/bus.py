@@ -10,7 +10,7 @@ import asyncio
 import functools
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Literal
 
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
@@ -35,33 +35,28 @@ _REPEATABLE_WAITS = frozenset({"agent.wait"})
 
 
 @functools.lru_cache(maxsize=1024)
-def safe_to_repeat(method: str) -> bool:
-    """Whether a call of `method` may reach its owner twice without harm: reads, and pure
-    waits. Those are sent again after a reconnect (Requester.resend)."""
+def _repeat_rule(method: str) -> Literal["always", "with-key", "never"]:
+    """When a call of `method` may reach its owner twice without harm: reads and pure
+    waits always; idempotent methods when the call carries a key, whose owner answers a
+    repeat from the first call's result; others never."""
     from aisopod.catalogue import get_method  # the catalogue imports much; only here
     from aisopod.scopes import Requirement
 
     spec = get_method(method)
-    return spec is not None and (
-        spec.requirement is Requirement.READ or spec.name in _REPEATABLE_WAITS
-    )
-
-
-@functools.lru_cache(maxsize=1024)
-def _deduplicated(method: str) -> bool:
-    from aisopod.catalogue import get_method
-
-    spec = get_method(method)
-    return spec is not None and spec.idempotent
+    if spec is None:
+        return "never"
+    if spec.requirement is Requirement.READ or spec.name in _REPEATABLE_WAITS:
+        return "always"
+    return "with-key" if spec.idempotent else "never"
 
 
 def resendable(method: str, params: Any) -> bool:
     """Whether a call may be sent again when it or its reply may have been lost (a
-    reconnect, ours or the owner's): safe to repeat, or idempotent with a key, whose
-    owner answers a repeat from the first call's result."""
-    if safe_to_repeat(method):
-        return True
-    return _deduplicated(method) and isinstance(params, dict) and bool(params.get("idempotencyKey"))
+    reconnect, ours or the owner's; Requester.resend)."""
+    rule = _repeat_rule(method)
+    if rule == "with-key":
+        return isinstance(params, dict) and bool(params.get("idempotencyKey"))
+    return rule == "always"
 
 
 # How long a call asks again when nobody listens: an owner whose NATS node died is back on

@@ -199,26 +199,60 @@ class Presence:
                 continue
             value = bytes(update.value)
             try:
-                valid = isinstance(orjson.loads(value), dict)
+                parsed = orjson.loads(value)
             except ValueError:
-                valid = False
-            if not valid:
+                parsed = None
+            if not isinstance(parsed, dict):
                 log.warning("malformed presence entry %s", update.key)
+                continue
+            if self._is_ghost(update.key, parsed):
                 continue
             self._cluster[update.key] = (value, time.monotonic())
             self.revision += 1
 
+    def _is_ghost(self, key: str, entry: dict[str, Any]) -> bool:
+        """An entry this replica wrote for a connection it no longer has: its put was still
+        on the way when the connection closed, and reached KV after (or raced) the delete.
+        Listing it would show a closed client until the bucket's TTL, and the TTL ends an
+        entry without telling the watchers, so the cache would keep it for good. It is
+        deleted again instead (a second delete of a deleted key is harmless)."""
+        if entry.get("instance") != self.gateway.host.instance or key in self._local:
+            return False
+        if self._cluster.pop(key, None) is not None:
+            self.revision += 1
+        if self.kv is not None:
+            self._write(self._delete(key))
+        return True
+
+    def prune_stale(self, now: float | None = None) -> int:
+        """Forget cached entries not refreshed for `STALE_S` (already left out of every
+        listing): the bucket's TTL removes them from KV without a watch update, so this is
+        what bounds the cache after a replica died or a delete was lost. How many went."""
+        horizon = (time.monotonic() if now is None else now) - STALE_S
+        stale = [key for key, (_, seen) in self._cluster.items() if seen < horizon]
+        for key in stale:
+            del self._cluster[key]
+        if stale:
+            self.revision += 1
+        return len(stale)
+
     async def _refresh_loop(self) -> None:
         while True:
             await asyncio.sleep(REFRESH_S)
-            # Entries still within their grace are written when it ends, not here.
-            conns = [c for key, c in self._local.items() if key not in self._unwritten]
-            for start in range(0, len(conns), 256):
-                chunk = conns[start : start + 256]
-                await asyncio.gather(
-                    *(self._put(c.conn_id, dumps(self.entry(c))) for c in chunk),
-                    return_exceptions=True,
-                )
+            # In a call of its own: the list of connections it writes must not outlive the
+            # refresh (held across the sleep, it kept every connection closed since, with
+            # its socket's objects, until the next one).
+            await self._refresh()
+            self.prune_stale()
+
+    async def _refresh(self) -> None:
+        # Entries still within their grace are written when it ends, not here.
+        conns = [c for key, c in self._local.items() if key not in self._unwritten]
+        for start in range(0, len(conns), 256):
+            await asyncio.gather(
+                *(self._put(c.conn_id, dumps(self.entry(c))) for c in conns[start : start + 256]),
+                return_exceptions=True,
+            )
 
     async def _announce_loop(self) -> None:
         while True:

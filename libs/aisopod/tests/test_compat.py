@@ -5,8 +5,11 @@ An upgrade of nats-py that renames or reshapes one of them fails here, naming it
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import inspect
 import uuid
+from urllib.parse import urlsplit
 
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
@@ -69,7 +72,7 @@ async def test_ping_now_is_answered_after_what_the_server_sent_before(nats_url: 
 
         subject = "compat." + uuid.uuid4().hex
         await nc.subscribe(subject, cb=on_message)
-        await nc.flush()
+        await natspy.flush_in_order(nc, 5)
         await publisher.publish(subject, b"before")
         await publisher.flush()  # the server has it (and queued it to `nc`) before the PING
         pong = natspy.ping_now(nc)
@@ -80,6 +83,48 @@ async def test_ping_now_is_answered_after_what_the_server_sent_before(nats_url: 
     finally:
         await publisher.close()
         await nc.close()
+
+
+async def test_flush_in_order_puts_what_was_queued_on_the_wire_before_its_ping(
+    nats_url: str,
+) -> None:
+    """A SUB just made waits in nats-py's pending buffer for the flusher task, while
+    `flush` writes its PING at once: the server could answer the PING before it has the
+    SUB. Read off the bytes the client sends, through a proxy that keeps them."""
+    parts = urlsplit(nats_url)
+    sent = bytearray()
+
+    async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter, keep: bool) -> None:
+        with contextlib.suppress(ConnectionError, OSError):
+            while data := await src.read(65536):
+                if keep:
+                    sent.extend(data)
+                dst.write(data)
+                await dst.drain()
+        dst.close()
+
+    pipes: set[asyncio.Task[None]] = set()
+
+    async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(parts.hostname, parts.port)
+        pipes.add(asyncio.ensure_future(pipe(reader, up_writer, keep=True)))
+        pipes.add(asyncio.ensure_future(pipe(up_reader, writer, keep=False)))
+
+    proxy = await asyncio.start_server(accept, "127.0.0.1", 0)
+    nc = natspy.InboxClient()
+    await nc.connect(f"nats://127.0.0.1:{proxy.sockets[0].getsockname()[1]}")
+    try:
+        subject = "compat." + uuid.uuid4().hex
+        await nc.subscribe(subject)
+        await natspy.flush_in_order(nc, 5)
+        # The PONG came back through the proxy, so every byte before the PING was kept.
+        sub_at = bytes(sent).index(f"SUB {subject} ".encode())
+        assert sub_at < bytes(sent).rindex(b"PING\r\n")
+    finally:
+        await nc.close()
+        proxy.close()
+        for task in pipes:
+            task.cancel()
 
 
 async def test_requests_travel_the_fast_path_end_to_end(nats_url: str) -> None:

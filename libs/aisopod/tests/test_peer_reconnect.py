@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from aisopod.bus import Bus, resendable
+from aisopod.compat.natspy import flush_in_order
 from aisopod.settings import ServiceSettings
 
 
@@ -105,7 +106,7 @@ async def test_a_request_lost_with_its_owners_connection_is_asked_again(pair: Pa
         await msg.respond(b"answered")
 
     await owner.nc.subscribe(subject, cb=serve)
-    await owner.nc.flush()
+    await flush_in_order(owner.nc, 5)
     reply = await asker.requester.request(subject, b"q", timeout=20, resend_on_reconnect=True)
     assert reply == b"answered" and copies == [b"q", b"q"]
     assert asker.nc.stats["reconnects"] == 0  # only the owner's connection dropped
@@ -126,13 +127,13 @@ async def test_a_request_not_safe_to_repeat_is_not_asked_again(pair: Pair) -> No
         back.set()
 
     await owner.nc.subscribe(subject, cb=serve)
-    await owner.nc.flush()
+    await flush_in_order(owner.nc, 5)
     await asker.nc.subscribe(f"{prefix}.control.peer.reconnected", cb=on_notice)
-    await asker.nc.flush()
+    await flush_in_order(asker.nc, 5)
     request = asyncio.ensure_future(asker.requester.request(subject, b"w", timeout=20))
     await asyncio.wait_for(back.wait(), timeout=15)  # the owner is back and said so
-    await asker.nc.flush()
-    await owner.nc.flush()  # a repeat, had one been sent, has reached the owner
+    await flush_in_order(asker.nc, 5)
+    await flush_in_order(owner.nc, 5)  # a repeat, had one been sent, has reached the owner
     assert copies == [b"w"]
     request.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -145,6 +146,9 @@ def test_calls_resent_are_those_a_repeat_cannot_harm() -> None:
     assert resendable("agent", {"message": "hi", "idempotencyKey": "k"})  # de-duplicated
     assert not resendable("agent", {"message": "hi"})  # no key: a repeat runs twice
     assert not resendable("agent", {"message": "hi", "idempotencyKey": ""})
+    assert not resendable("chat.send", ["not", "a", "dict"])
+    assert not resendable("config.patch", {"patch": {}, "idempotencyKey": "k"})  # no dedupe
+    assert not resendable("no.such.method", {})
 
 
 async def test_a_keyed_call_lost_with_its_owners_connection_is_asked_again(pair: Pair) -> None:
@@ -161,6 +165,6 @@ async def test_a_keyed_call_lost_with_its_owners_connection_is_asked_again(pair:
         await msg.respond(b'{"result": {"runId": "r1", "status": "accepted"}}')
 
     await owner.nc.subscribe(f"{prefix}.rpc.agent", cb=serve)
-    await owner.nc.flush()
+    await flush_in_order(owner.nc, 5)
     result = await asker.call("agent", {"message": "hi", "idempotencyKey": "k1"}, timeout=20)
     assert result == {"runId": "r1", "status": "accepted"} and len(copies) == 2

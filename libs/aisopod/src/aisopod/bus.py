@@ -20,6 +20,7 @@ from nats.js import JetStreamContext
 from nats.js.api import PubAck
 
 from aisopod import codec, requestlog, tracing
+from aisopod.compat.natspy import flush_in_order
 from aisopod.conformance import Nonconformance, checked_event
 from aisopod.errors import AisopodError, InternalError, Unavailable
 from aisopod.jsretry import DEFAULT_RETRY_S, ElectionTolerantJetStream
@@ -294,7 +295,7 @@ class Bus:
             return
         try:
             if self.nc.is_connected:
-                await self.nc.flush(timeout=1)
+                await flush_in_order(self.nc, 1)
         except Exception:  # closing anyway; a flush error must not mask shutdown
             pass
         await self.nc.close()

@@ -20,6 +20,7 @@ import secrets
 from typing import Literal
 
 from aisopod.bus import Bus
+from aisopod.compat.natspy import flush_in_order
 from aisopod.contracts.auth import AuthChanged, CloseConnections
 from aisopod_auth import devices, nodes
 from aisopod_auth.records import DevicePairing, NodePairing
@@ -69,7 +70,7 @@ class Notifier:
         await self.bus.publish(
             self.close_subject, order.model_dump(by_alias=True, exclude_none=True)
         )
-        await self.bus.nc.flush(timeout=2)
+        await flush_in_order(self.bus.nc, 2)
         log.info(
             "ordered connections closed",
             extra={"deviceId": order.device_id, "role": order.role, "reason": order.reason},

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from urllib.parse import urlsplit
 
+from aisopod.compat.natspy import flush_in_order
 from aisopod.config.model import GatewayConfig
 from aisopod.config.sections.auth import AuthSection
 from aisopod.config.sections.limits import RateRule
@@ -132,7 +133,7 @@ class AuthService:
         finally:
             try:
                 await notifier.changed("stopping")
-                await host.bus.nc.flush(timeout=2)
+                await flush_in_order(host.bus.nc, 2)
             except Exception:  # NATS already gone: the edges drop on the lost connection
                 log.debug("could not announce the stop", exc_info=True)
             await lockout.stop()

@@ -31,6 +31,7 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
 from aisopod.bus import Bus
+from aisopod.compat.natspy import flush_in_order
 
 log = logging.getLogger("aisopod.http_api.events")
 
@@ -113,7 +114,7 @@ class RunEvents:
             # subscription is in place when the run's events come; the flush makes it sure
             # before the first request relies on it (bounded: NATS down, the request says so).
             with contextlib.suppress(Exception):
-                await nc.flush(timeout=FLUSH_TIMEOUT_S)
+                await flush_in_order(nc, FLUSH_TIMEOUT_S)
             # Only now: a listener arriving meanwhile waits for the lock, not for less.
             self._subs = [sub]
 

@@ -26,7 +26,7 @@ import orjson
 from pydantic import ValidationError
 
 from aisopod.clientip import lockout_key
-from aisopod.compat.natspy import ping_now
+from aisopod.compat.natspy import flush_in_order, ping_now
 from aisopod.contracts.auth import AuthChanged, VerifyRequest, VerifyResult
 from aisopod.credcache import CredentialCache, Question
 from aisopod.errors import InternalError
@@ -128,7 +128,7 @@ class Verifier:
         pong = ping_now(nc)
         if pong is not None:
             return pong
-        task = asyncio.ensure_future(nc.flush(ORDER_TIMEOUT_S))
+        task = asyncio.ensure_future(flush_in_order(nc, ORDER_TIMEOUT_S))
         self._orders.add(task)
         task.add_done_callback(self._ordered)
         return task

@@ -26,6 +26,7 @@ from pydantic import Field, ValidationError
 
 from aisopod.bus import decode_reply, encode_reply
 from aisopod.catalogue.nodes import NodeInvokeParams, NodeInvokeResultParams
+from aisopod.compat.natspy import flush_in_order
 from aisopod.errors import (
     AisopodError,
     Forbidden,
@@ -95,7 +96,7 @@ class Nodes:
             self._subs[node_id] = await bus.nc.subscribe(
                 bus.subjects.node_invoke(node_id), queue="ws-gateway", cb=self._on_invoke
             )
-            await bus.nc.flush(timeout=2)
+            await flush_in_order(bus.nc, 2)
 
     async def _remember(self, conn: Connection, node_id: str) -> None:
         """Keep the node's declaration past its connection: `node.describe` of a node that

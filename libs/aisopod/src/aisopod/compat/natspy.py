@@ -13,6 +13,8 @@ buffer and flusher, and takes the replies of its inbox straight from the reader:
   is written to the socket at once (`write_now`), not through the flusher task: at low
   concurrency the hand-over to that task is a good part of a round trip's latency.
 
+- `Client._pending` (with `_pending_data_size`): `flush_in_order` writes it out before
+  flush's PING, which nats-py writes straight to the socket, ahead of it.
 - `Client._pongs`: the futures the reader resolves, in order, as PONGs arrive; `ping_now`
   appends one and writes its PING at once (ws-gateway orders a handshake that asked
   nothing over NATS after the messages sent to it before, credentials.py).
@@ -131,6 +133,20 @@ def ping_now(nc: NatsClient) -> asyncio.Future[bool] | None:
     nc._pongs.append(future)  # nats-py's own PINGs are appended as written, too: in order
     transport.write(PING)
     return future
+
+
+async def flush_in_order(nc: NatsClient, timeout: float) -> None:
+    """`nc.flush`, with what was queued before it on the wire first. nats-py 2.16 writes
+    flush's PING straight to the socket, ahead of commands still in its pending buffer (a
+    SUB or PUB just made, until the flusher task runs), so its PONG alone does not prove
+    the server has them: a peer told "subscribed" could still meet no responders (seen
+    under load). The buffer goes out first here, as the flusher would write it."""
+    transport = nc._transport
+    if nc._pending_data_size and transport is not None and nc.is_connected:
+        transport.writelines(nc._pending[:])
+        nc._pending = []
+        nc._pending_data_size = 0
+    await nc.flush(timeout=timeout)  # type: ignore[arg-type]  # typed int, used as seconds
 
 
 def subscription_sid(sub: Subscription) -> int:

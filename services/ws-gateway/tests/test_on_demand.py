@@ -17,7 +17,7 @@ import pytest
 
 from aisopod.bus import Bus
 from aisopod.state import stream_name
-from tests.support.ws_client import WsClient
+from tests.support.ws_client import RpcError, WsClient
 
 from .conftest import SEED, Running, serve_auth, start_gateway
 from .test_openclaw_socket import connect, dial, event, reply
@@ -135,15 +135,21 @@ async def test_the_sessions_index_runs_while_read_and_stops_when_idle(quiet: Run
     async with await WsClient.connect(quiet.url, token="reader-token", scopes=READ) as ws:
         # No runtime on this bus: until the index started by the first read is warm, the
         # read goes to the owner, who is absent (an error); then the edge answers.
+        await until(lambda: len(quiet.gateway.conns) == 1)  # earlier tests' closes are done
+        (conn,) = quiet.gateway.conns.values()
         deadline = time.monotonic() + DEADLINE_S
         while True:
             try:
                 listed = await ws.call("sessions.list")
                 break
-            except Exception:
+            except RpcError:
+                # The owner answered (here: could not): the next edge read catches up first,
+                # so it is never older than what the owner said (monotonic reads).
+                assert "sessions" in conn.edge_unsynced
                 assert time.monotonic() < deadline
                 await asyncio.sleep(0.05)
         assert [s["key"] for s in listed["sessions"]] == ["agent:main:read"]
+        assert "sessions" not in conn.edge_unsynced
     assert demand.running and index.warm
     demand.idle_s = 0.2
     try:

@@ -193,6 +193,9 @@ class EdgeReads:
         if not all(r is not None and r.warm for r in replicas) or (
             reader.usable is not None and not reader.usable()
         ):
+            # The owner's answer may be newer than what a replica warming up holds: this
+            # connection's next edge read first catches up (monotonic reads).
+            conn.edge_unsynced = conn.edge_unsynced | frozenset(reader.buckets)
             metrics.EDGE_FALLBACKS.inc()
             return None
         pending = conn.edge_unsynced

@@ -67,6 +67,11 @@ class OnDemand(Generic[P]):
         self._wake.set()
 
     @property
+    def active(self) -> bool:
+        """Running or starting."""
+        return self._keeper is not None
+
+    @property
     def running(self) -> bool:
         return self.part is not None
 

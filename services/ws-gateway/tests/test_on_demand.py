@@ -77,7 +77,19 @@ async def test_the_events_consumer_runs_from_the_first_hello_to_a_grace_after_th
         seq = await quiet.bus.publish_event("cron.event", {"m": "again"})
         got = await again.next_event("cron.event", timeout=10)
         assert got["params"]["seq"] == seq
-    assert fanout.events.starts == starts and fanout.events.holders == 0
+    assert fanout.events.starts == starts
+    await until(lambda: fanout.events.holders == 0)
+    # Every connection holds it, whatever its role and wire format: a node, an OpenClaw client.
+    node_client = {"id": "n", "version": "1", "platform": "linux", "mode": "node"}
+    async with (
+        await WsClient.connect(
+            quiet.url, token="node-token", role="node", scopes=[], client=node_client
+        ),
+        dial(quiet) as openclaw,
+    ):
+        await connect(openclaw, auth={"token": "reader-token"})
+        assert fanout.events.holders == 2 and fanout.events.starts == starts
+    await until(lambda: fanout.events.holders == 0)
     fanout.events.idle_s = 0.2
     try:
         await until(lambda: not fanout.events.running)

@@ -12,6 +12,7 @@ Connections go to one ws-gateway replica directly, so its /metrics count what it
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from typing import Any
 from urllib.parse import urlsplit
@@ -172,6 +173,16 @@ async def test_sessions_list_at_the_edge_after_chat_turns(env, bus) -> None:
     marker = f"edge{uuid.uuid4().hex[:8]}"
     keys = [f"agent:main:{marker}-{n}" for n in range(2)]
     async with await WsClient.connect(replica, token=env.token, headers=env.edge) as ws:
+        # The sessions index runs only while read: the first read starts it and the owner
+        # answers until it is warm (docs/ws-gateway.md, What runs when).
+        deadline = time.monotonic() + 30
+        while True:
+            before = await edge_counters(replica)
+            await ws.call("sessions.list", {"search": marker})
+            if (await edge_counters(replica))[EDGE] > before[EDGE]:
+                break
+            assert time.monotonic() < deadline, "the sessions index did not warm up"
+            await asyncio.sleep(0.05)
         for n, key in enumerate(keys):
             started = await ws.call("chat.send", {"sessionKey": key, "message": f"hi {n}"})
             # Read-your-writes: the turn's session is in the very next read on this

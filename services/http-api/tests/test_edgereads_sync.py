@@ -29,7 +29,7 @@ class Replica:
 def edge() -> tuple[HttpEdgeReads, dict[str, Replica]]:
     reads = HttpEdgeReads(host=None)  # type: ignore[arg-type]
     replicas = {name: Replica(name) for name in ("agents", "sessions", "presence")}
-    reads.agents, reads.sessions, reads.presence = (
+    reads.agents, reads.sessions_demand.part, reads.presence = (
         replicas["agents"],  # type: ignore[assignment]
         replicas["sessions"],  # type: ignore[assignment]
         replicas["presence"],  # type: ignore[assignment]
@@ -115,14 +115,14 @@ async def test_the_sessions_replica_runs_only_while_status_reads_it(monkeypatch)
     reads = HttpEdgeReads(host=None)  # type: ignore[arg-type]
     reads._sessions_kv = object()  # type: ignore[assignment]  # what start() would open
     assert reads.sessions is None and "sessions" not in {r.name for r in reads._replicas()}
-    first = reads._sessions_replica()
+    assert reads._sessions_replica() is None  # starting: the owner answers this read
+    first = await reads.sessions_demand.ready()
     assert first is reads.sessions and first is StubKvReplica.made[0]
     assert first.options == {"keep_values": False}  # keys only: counted, never read
-    await _until(lambda: first.started, "the replica was not started")
-    assert reads._sessions_replica() is first
+    assert first.started and reads._sessions_replica() is first
     assert len(StubKvReplica.made) == 1
     await reads.stop()
-    assert first.stopped and reads.sessions is None and reads._sessions_keeper is None
+    assert first.stopped and reads.sessions is None and not reads.sessions_demand.running
 
 
 async def test_an_idle_sessions_replica_is_stopped_and_the_next_read_starts_another(
@@ -132,13 +132,12 @@ async def test_an_idle_sessions_replica_is_stopped_and_the_next_read_starts_anot
     monkeypatch.setattr(edgereads, "KvReplica", StubKvReplica)
     reads = HttpEdgeReads(host=None)  # type: ignore[arg-type]
     reads._sessions_kv = object()  # type: ignore[assignment]
-    reads.sessions_idle_s = 0.05  # no read comes after the first
-    first = reads._sessions_replica()
+    reads.sessions_demand.idle_s = 0.05  # no read comes after the first
+    first = await reads.sessions_demand.ready()
     await _until(lambda: first.stopped and reads.sessions is None, "the idle one stayed")
-    assert first.started and reads._sessions_keeper is None
-    reads.sessions_idle_s = 300.0
-    second = reads._sessions_replica()
-    assert second is not first and second is reads.sessions
-    await _until(lambda: second.started, "the second was not started")
+    assert first.started and not reads.sessions_demand.running
+    reads.sessions_demand.idle_s = 300.0
+    second = await reads.sessions_demand.ready()
+    assert second is not first and second is reads.sessions and second.started
     await reads.stop()
     assert second.stopped and reads.sessions is None

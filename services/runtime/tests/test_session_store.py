@@ -31,12 +31,14 @@ async def kv(nats_url: str) -> AsyncIterator[KeyValue]:
     await nc.close()
 
 
-async def warm(memory: SessionMemory | None) -> None:
-    assert memory is not None, "no copy in memory"
+async def warm(store: SessionStore) -> SessionMemory:
+    """The copy a read started, once it holds the bucket."""
+    memory = await asyncio.wait_for(store.memory_demand.ready(), 10)
     deadline = asyncio.get_running_loop().time() + 10
     while not memory.warm:
         assert asyncio.get_running_loop().time() < deadline, "never warmed"
         await asyncio.sleep(0.02)
+    return memory
 
 
 def no_bucket_reads(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -55,7 +57,7 @@ async def test_reads_come_from_memory_and_see_this_stores_writes(
     await store.start()
     try:
         await store.all()  # the first read starts the copy (and reads the bucket)
-        await warm(store.memory)
+        await warm(store)
         no_bucket_reads(monkeypatch)
         assert [e.key for e in await store.list(SessionsListParams())] == ["agent:main:old"]
 
@@ -81,17 +83,18 @@ async def test_reads_come_from_memory_and_see_this_stores_writes(
 async def test_over_its_bound_the_store_reads_the_bucket(
     kv: KeyValue, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    store = SessionStore(kv)
+    store = SessionStore(kv, memory_max_sessions=2)
+    await store.start()
     for n in range(3):
         await store.create(f"agent:main:{n}", "main")
-    store.memory = SessionMemory(kv, max_entries=2)
-    await store.memory.start()
     try:
+        await store.all()  # starts the copy
+        memory = await asyncio.wait_for(store.memory_demand.ready(), 10)
         deadline = asyncio.get_running_loop().time() + 10
-        while not store.memory.overflow:
+        while not memory.overflow:
             assert asyncio.get_running_loop().time() < deadline, "never over its bound"
             await asyncio.sleep(0.02)
-        assert not store.memory.held  # dropped: every session comes from the bucket
+        assert not memory.held  # dropped: every session comes from the bucket
         listed = await store.list(SessionsListParams())
         assert sorted(e.key for e in listed) == [f"agent:main:{n}" for n in range(3)]
     finally:
@@ -109,8 +112,8 @@ async def test_a_write_another_replica_finished_is_seen_by_the_next_read(
     try:
         await writer.all()
         await reader.all()
-        await warm(writer.memory)
-        await warm(reader.memory)
+        await warm(writer)
+        await warm(reader)
         no_bucket_reads(monkeypatch)
         for n in range(20):  # at once after each write: no wait for the reader's watch
             key = f"agent:main:twin-{n}"
@@ -132,10 +135,10 @@ async def test_the_copy_is_kept_only_while_reads_of_every_session_come(
     try:
         await store.create("agent:main:a", "main")
         await store.touch("agent:main:a", "main", "hello")
-        assert store.memory is None  # writes and single-session reads need no copy
+        # Writes and single-session reads need no copy.
+        assert store.memory is None and not store.memory_demand.active
         assert [e.key for e in await store.all()] == ["agent:main:a"]  # from the bucket
-        memory = store.memory
-        await warm(memory)
+        memory = await warm(store)
         with monkeypatch.context() as patched:
             patched.setattr(sessions_module, "snapshot", _refused)
             listed = await store.list(SessionsListParams())
@@ -147,7 +150,7 @@ async def test_the_copy_is_kept_only_while_reads_of_every_session_come(
         # The next read reads the bucket and starts a new copy.
         await store.create("agent:main:b", "main")
         assert sorted(e.key for e in await store.all()) == ["agent:main:a", "agent:main:b"]
-        assert store.memory is not None and store.memory is not memory
+        assert store.memory_demand.active and await warm(store) is not memory
     finally:
         await store.stop()
     assert store.memory is None

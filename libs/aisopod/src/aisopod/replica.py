@@ -103,15 +103,19 @@ class KvReplica:
         return self._revision
 
     async def start(self) -> None:
+        """Follow the bucket (again, after a `stop`: from a fresh snapshot)."""
+        self._stopping = False
         self._task = asyncio.create_task(self._run(), name=f"replica-{self.name}")
 
     async def stop(self) -> None:
+        """Stop following the bucket and drop the copy: a stopped replica is cold."""
         if self._task is not None:
             self._stopping = True
             self._task.cancel()
             # nats-py's watcher may swallow one cancellation; never hang a shutdown on it.
             await asyncio.wait({self._task}, timeout=1.0)
             self._task = None
+            self._reset()
 
     async def last_revision(self) -> int:
         return await _bucket_last_sequence(self.kv)
@@ -139,7 +143,8 @@ class KvReplica:
             return False
 
     async def _run(self) -> None:
-        while not self._stopping:
+        # A task that outlived its `stop` (a swallowed cancellation) ends at the next turn.
+        while not self._stopping and self._task is asyncio.current_task():
             try:
                 await self._follow()
             except asyncio.CancelledError:

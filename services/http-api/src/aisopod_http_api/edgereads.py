@@ -47,6 +47,7 @@ from aisopod.listings import (
     status_result,
     stored_models_list,
 )
+from aisopod.ondemand import OnDemand
 from aisopod.replica import KvReplica, Replica, catch_up
 
 if TYPE_CHECKING:
@@ -89,7 +90,6 @@ class HttpEdgeReads:
         self.host = host
         self.agents: KvReplica | None = None
         self.models: KvReplica | None = None
-        self.sessions: KvReplica | None = None
         self.presence: KvReplica | None = None
         self.instances: list[Instance] | None = None
         # Writers whose next edge reads must first catch up: principal → (the write's
@@ -105,10 +105,10 @@ class HttpEdgeReads:
         self._listed: tuple[Sequence[ProviderConfig], int, list[ModelInfo], int] | None = None
         self._task: asyncio.Task[None] | None = None
         # The `sessions` replica runs only while `/status` reads it (`_sessions_replica`).
-        self.sessions_idle_s = SESSIONS_IDLE_S
         self._sessions_kv: KeyValue | None = None
-        self._sessions_read_at = 0.0
-        self._sessions_keeper: asyncio.Task[None] | None = None
+        self.sessions_demand: OnDemand[KvReplica] = OnDemand(
+            "sessions", self._start_sessions, _stop_replica, idle_s=SESSIONS_IDLE_S
+        )
 
     async def start(self) -> None:
         host = self.host
@@ -127,43 +127,31 @@ class HttpEdgeReads:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        keeper, self._sessions_keeper = self._sessions_keeper, None
-        if keeper is not None:  # it stops its replica
-            keeper.cancel()
-            await asyncio.wait({keeper}, timeout=2.0)
+        await self.sessions_demand.close()
         for replica in self._replicas():
             await replica.stop()
+
+    @property
+    def sessions(self) -> KvReplica | None:
+        return self.sessions_demand.part
 
     def _sessions_replica(self) -> KvReplica | None:
         """The `sessions` replica for a `/status` read (keys only, counted: one entry per
         session ever used). Started by the first read that needs it, which the owner
-        answers while it warms up, and dropped `sessions_idle_s` after the last one: every
-        agent turn writes its session twice (created, touched), and a replica kept for good
-        received both deliveries of every turn, whoever started it, for a count that only
-        `/status` reads (~0.3 ms of this process's CPU per `/v1` turn; docs/http-api.md)."""
-        self._sessions_read_at = time.monotonic()
-        if self.sessions is None and self._sessions_kv is not None:
-            replica = KvReplica("sessions", self._sessions_kv, "", keep_values=False)
-            self.sessions = replica
-            self._sessions_keeper = asyncio.create_task(
-                self._keep_sessions(replica), name="edge-sessions-keeper"
-            )
-        return self.sessions
+        answers while it warms up, and dropped `SESSIONS_IDLE_S` after the last one
+        (aisopod.ondemand): every agent turn writes its session twice, and a replica kept
+        for good received both deliveries of every turn, whoever started it, for a count
+        that only `/status` reads (~0.3 ms of this process's CPU per `/v1` turn;
+        docs/http-api.md)."""
+        if self._sessions_kv is None:
+            return None
+        return self.sessions_demand.use()
 
-    async def _keep_sessions(self, replica: KvReplica) -> None:
-        try:
-            await replica.start()
-            while True:
-                idle = time.monotonic() - self._sessions_read_at
-                if idle >= self.sessions_idle_s:
-                    break
-                await asyncio.sleep(self.sessions_idle_s - idle)
-        finally:
-            if self.sessions is replica:
-                self.sessions = None
-            if self._sessions_keeper is asyncio.current_task():
-                self._sessions_keeper = None
-            await replica.stop()
+    async def _start_sessions(self) -> KvReplica:
+        assert self._sessions_kv is not None
+        replica = KvReplica("sessions", self._sessions_kv, "", keep_values=False)
+        await replica.start()
+        return replica
 
     def _replicas(self) -> list[KvReplica]:
         replicas = (self.agents, self.models, self.sessions, self.presence)
@@ -338,3 +326,7 @@ class HttpEdgeReads:
                 self.instances = None
                 log.warning("service discovery for /status failed: %s", type(exc).__name__)
             await asyncio.sleep(SERVICES_REFRESH_S)
+
+
+async def _stop_replica(replica: KvReplica) -> None:
+    await replica.stop()

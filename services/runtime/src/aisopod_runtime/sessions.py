@@ -19,7 +19,6 @@ else reads the bucket.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Iterable
@@ -33,6 +32,7 @@ from aisopod import codec
 from aisopod.catalogue.sessions import SessionEntry, SessionsListParams, SessionsPatchParams
 from aisopod.errors import Conflict, NotFound
 from aisopod.jsread import snapshot
+from aisopod.ondemand import OnDemand
 from aisopod.replica import KvReplica, OverBound, catch_up
 from aisopod.sessionlist import SESSION_KEY_PREFIX, lowered_fields, search_text, select
 from aisopod_runtime.kvview import get_json, kv_token
@@ -142,13 +142,25 @@ class SessionMemory(KvReplica):
 
 
 class SessionStore:
-    def __init__(self, kv: KeyValue, *, memory_idle_s: float = MEMORY_IDLE_S) -> None:
+    def __init__(
+        self,
+        kv: KeyValue,
+        *,
+        memory_idle_s: float = MEMORY_IDLE_S,
+        memory_max_sessions: int = MEMORY_MAX_SESSIONS,
+    ) -> None:
         self.kv = kv
-        self.memory: SessionMemory | None = None
-        self.memory_idle_s = memory_idle_s
+        self.memory_max_sessions = memory_max_sessions
         self._memory_on = False
-        self._memory_read_at = 0.0
-        self._memory_keeper: asyncio.Task[None] | None = None
+        # The copy runs only while reads of every session come (aisopod.ondemand).
+        self.memory_demand: OnDemand[SessionMemory] = OnDemand(
+            "session-memory", self._start_memory, SessionMemory.stop, idle_s=memory_idle_s
+        )
+
+    @property
+    def memory(self) -> SessionMemory | None:
+        """The running copy (None while none runs, or while one starts)."""
+        return self.memory_demand.part
 
     async def start(self) -> None:
         """Reads of every session may keep a copy in memory from now on (`_memory`)."""
@@ -156,39 +168,17 @@ class SessionStore:
 
     async def stop(self) -> None:
         self._memory_on = False
-        keeper, self._memory_keeper = self._memory_keeper, None
-        if keeper is not None:
-            keeper.cancel()
-            await asyncio.wait({keeper}, timeout=2.0)
-        if self.memory is not None:
-            await self.memory.stop()
-            self.memory = None
+        await self.memory_demand.close()
 
     def _memory(self) -> SessionMemory | None:
         """The copy in memory for a read of every session, started by the first such read
         (which reads the bucket itself meanwhile) and kept while reads come."""
-        self._memory_read_at = time.monotonic()
-        if self.memory is None and self._memory_on:
-            memory = self.memory = SessionMemory(self.kv)
-            self._memory_keeper = asyncio.create_task(
-                self._keep_memory(memory), name="session-memory-keeper"
-            )
-        return self.memory
+        return self.memory_demand.use() if self._memory_on else None
 
-    async def _keep_memory(self, memory: SessionMemory) -> None:
-        try:
-            await memory.start()
-            while True:
-                idle = time.monotonic() - self._memory_read_at
-                if idle >= self.memory_idle_s:
-                    break
-                await asyncio.sleep(self.memory_idle_s - idle)
-        finally:
-            if self.memory is memory:
-                self.memory = None
-            if self._memory_keeper is asyncio.current_task():
-                self._memory_keeper = None
-            await memory.stop()
+    async def _start_memory(self) -> SessionMemory:
+        memory = SessionMemory(self.kv, max_entries=self.memory_max_sessions)
+        await memory.start()
+        return memory
 
     async def get(self, session_key: str) -> SessionEntry | None:
         found = await get_json(self.kv, session_kv_key(session_key))

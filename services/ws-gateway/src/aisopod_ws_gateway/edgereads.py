@@ -9,6 +9,12 @@ revision. The encoded body is also kept per (method, params) with the revisions 
 built at: a repeated read of unchanged state skips params validation and the builder, and
 costs a dictionary look-up and a splice, about what `health` costs.
 
+The `sessions` index runs only while something uses it (aisopod.ondemand, the rule
+http-api's `/status` replica follows): a `sessions.list` or OpenClaw `health` read starts it
+and is answered by the owner while it warms, an OpenClaw client in the `sessions.changed`
+feed holds it, and it stops `SESSIONS_IDLE_S` after the last use. Every agent turn writes
+its session twice; a replica that nobody reads no longer receives both deliveries.
+
 Read-your-writes per connection: after a write forwarded on a connection completes
 (`forwarded`), the next edge read of each replicated bucket on that connection first asks
 the bucket's newest sequence and waits (at most `SYNC_WAIT_S`) for the replica to apply
@@ -43,6 +49,7 @@ from aisopod.listings import (
     cron_list_result,
     stored_models_list,
 )
+from aisopod.ondemand import OnDemand
 from aisopod.replica import ConfigReplica, KvReplica, Replica, catch_up
 from aisopod.scopes import Requirement
 from aisopod_ws_gateway import metrics
@@ -59,6 +66,11 @@ log = logging.getLogger("aisopod.ws.edgereads")
 
 SYNC_WAIT_S = 1.0
 """How long a read after a write on the same connection waits for the replica."""
+
+SESSIONS_IDLE_S = 300.0
+"""How long the `sessions` index outlives its last read (or its last feed client)."""
+FEED_WARM_WAIT_S = 10.0
+"""How long joining the `sessions.changed` feed waits for the index to warm up."""
 
 MAX_KEPT_REPLIES = 256
 """Encoded replies kept per (method, params); past it the memo starts over."""
@@ -87,6 +99,9 @@ class EdgeReads:
         # (method, params key) → (the state it was built at, the encoded body)
         self._replies: dict[tuple[str, tuple[Any, ...]], tuple[tuple[Any, ...], bytes]] = {}
         self.sessions: SessionIndex | None = None  # also OpenClaw's health and feed
+        self.sessions_demand: OnDemand[SessionIndex] = OnDemand(
+            "sessions", self._start_sessions, SessionIndex.stop, idle_s=SESSIONS_IDLE_S
+        )
         self._agents_value: tuple[tuple[int, int], dict[str, Any] | None] = ((-1, -1), None)
         self.readers: dict[str, Reader] = {
             "config.get": Reader(("config",), self._config_get),
@@ -123,13 +138,31 @@ class EdgeReads:
             await host.kv("sessions"),
             listed_max=lambda: self.gateway.config.sessions_listed_max,
         )
-        await self.sessions.start()
-        self._kv.append(self.sessions)
-        self.replicas["sessions"] = self.sessions
+        self.replicas["sessions"] = self.sessions  # cold until a use starts it
 
     async def stop(self) -> None:
+        await self.sessions_demand.close()
         for replica in self._kv:
             await replica.stop()
+
+    async def _start_sessions(self) -> SessionIndex:
+        assert self.sessions is not None
+        await self.sessions.start()
+        return self.sessions
+
+    def use_sessions(self) -> None:
+        """A read of the `sessions` index: starts it (cold meanwhile) or keeps it."""
+        self.sessions_demand.use()
+
+    async def join_sessions_feed(self, conn_id: str) -> bool:
+        """Hold the index for a `sessions.changed` client and wait until it is warm (every
+        change after that is announced); False when it did not warm up in time."""
+        self.sessions_demand.hold(conn_id)
+        sessions = await self.sessions_demand.ready()
+        return await sessions.wait_for(0, FEED_WARM_WAIT_S)
+
+    def release(self, conn_id: str) -> None:
+        self.sessions_demand.release(conn_id)
 
     def agents_value(self) -> tuple[Any, dict[str, Any]] | None:
         """`agents.list`'s answer as wire data with a number naming its version, or None
@@ -154,10 +187,15 @@ class EdgeReads:
         reader = self.readers.get(spec.name)
         if reader is None or call.notification:
             return None
+        if "sessions" in reader.buckets:
+            self.use_sessions()
         replicas = [self.replicas.get(b) for b in reader.buckets]
         if not all(r is not None and r.warm for r in replicas) or (
             reader.usable is not None and not reader.usable()
         ):
+            # The owner's answer may be newer than what a replica warming up holds: this
+            # connection's next edge read first catches up (monotonic reads).
+            conn.edge_unsynced = conn.edge_unsynced | frozenset(reader.buckets)
             metrics.EDGE_FALLBACKS.inc()
             return None
         pending = conn.edge_unsynced

@@ -2,9 +2,14 @@
 addressed to one connection (`<prefix>.conn.<connId>`).
 
 One ordered push consumer per replica, starting at the stream's tail; `seq` = the stream
-sequence. Each event is encoded and WebSocket-framed once, then written to every local
-client whose view admits it (audience rule, subscription, session keys); `tool` agent
-events go only to the connection that started the run (header `Aisopod-Origin-Conn`).
+sequence. It runs only while this replica holds a connection (`hold`, awaited by the
+handshake before the connection is registered and its hello sent, so no event stored after
+the hello is missed) and for `EVENTS_IDLE_S` after the last one closes (reconnects do not
+restart it): a replica nobody is connected to receives none of the turns' events
+(docs/ws-gateway.md, "What runs when"). Each event is encoded and WebSocket-framed once,
+then written to every local client whose view admits it (audience rule, subscription,
+session keys); `tool` agent events go only to the connection that started the run
+(header `Aisopod-Origin-Conn`).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from nats.aio.msg import Msg
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from aisopod.catalogue import EVENT_AUDIENCE, audience_of
+from aisopod.ondemand import OnDemand
 from aisopod.principal import H_ORIGIN_CONN
 from aisopod.state import stream_name
 from aisopod_ws_gateway import metrics, wsframes
@@ -43,6 +49,8 @@ INSPECT = frozenset(
     }
 )
 REPLAY_MSG_TIMEOUT_S = 2.0
+EVENTS_IDLE_S = 300.0
+"""How long the events consumer outlives the last connection of this replica."""
 
 
 class Fanout:
@@ -57,30 +65,42 @@ class Fanout:
         self._conn_prefix = bus.subjects.conn("")
         self._stream = stream_name(bus.subjects.prefix, "EVENTS")
         self._subs: list[Any] = []
+        self.events: OnDemand[Any] = OnDemand(
+            "events", self._subscribe_events, _unsubscribe, idle_s=EVENTS_IDLE_S
+        )
+        """The live consumer of stream EVENTS, run while connections are held."""
 
     async def start(self) -> None:
         bus = self.bus
-        js: JetStreamContext = bus.js
-        self._subs.append(
-            await js.subscribe(
-                bus.subjects.evt_all,
-                stream=self._stream,
-                cb=self._on_event,
-                ordered_consumer=True,
-                deliver_policy=DeliverPolicy.NEW,
-                pending_msgs_limit=1_000_000,
-                pending_bytes_limit=512 * 1024 * 1024,
-            )
-        )
         self._subs.append(await bus.nc.subscribe(self._conn_prefix + "*", cb=self._on_addressed))
 
     async def stop(self) -> None:
+        await self.events.close()
         for sub in self._subs:
-            try:
-                await sub.unsubscribe()
-            except Exception:  # closing anyway
-                log.debug("unsubscribe failed", exc_info=True)
+            await _unsubscribe(sub)
         self._subs.clear()
+
+    async def hold(self, conn_id: str) -> None:
+        """A connection from now until `release`: returns once the events consumer runs,
+        so every event stored from then on reaches it (a resume's replay reads the stream
+        after this and ends where live delivery begins)."""
+        self.events.hold(conn_id)
+        await self.events.ready()
+
+    def release(self, conn_id: str) -> None:
+        self.events.release(conn_id)
+
+    async def _subscribe_events(self) -> Any:
+        js: JetStreamContext = self.bus.js
+        return await js.subscribe(
+            self.bus.subjects.evt_all,
+            stream=self._stream,
+            cb=self._on_event,
+            ordered_consumer=True,
+            deliver_policy=DeliverPolicy.NEW,
+            pending_msgs_limit=1_000_000,
+            pending_bytes_limit=512 * 1024 * 1024,
+        )
 
     # -- live ---------------------------------------------------------------------------
     async def _on_event(self, msg: Msg) -> None:
@@ -220,6 +240,13 @@ class EventFrames:
             frame = wsframes.text(encoded) if encoded is not None else None
             self._by_codec[key] = frame
             return frame
+
+
+async def _unsubscribe(sub: Any) -> None:
+    try:
+        await sub.unsubscribe()
+    except Exception:  # closing anyway
+        log.debug("unsubscribe failed", exc_info=True)
 
 
 def _admits(view: View | None, name: str, session_key: str | None) -> bool:

@@ -217,6 +217,14 @@ class Handshake:
         if role == Role.NODE:
             gateway.nodes.declare(conn, caps=params.caps, commands=params.commands)
             await gateway.nodes.attach(conn)
+        # The events consumer runs before the connection is registered and its hello
+        # sent: an event stored after the hello (or after a resume's replay) reaches it.
+        if conn.state is State.CLOSED:
+            return
+        await gateway.fanout.hold(conn.conn_id)
+        if conn.state is State.CLOSED:  # closed while the consumer started
+            gateway.fanout.release(conn.conn_id)
+            return
         resume = params.resume
         if resume is not None:
             conn.begin_replay()

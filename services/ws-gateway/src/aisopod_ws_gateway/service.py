@@ -171,8 +171,13 @@ class Gateway:
         assert sessions is not None
         sessions.on_change = self.openclaw.session_changed
         self.openclaw.edge_health = EdgeHealth(
-            lambda: self.health.snapshot, self.edge_reads.agents_value, sessions, self.heartbeats
+            lambda: self.health.snapshot,
+            self.edge_reads.agents_value,
+            sessions,
+            self.heartbeats,
+            use_sessions=self.edge_reads.use_sessions,
         )
+        self.openclaw.join_sessions_feed = self.edge_reads.join_sessions_feed
         await self.credentials.start()
         # A changed configuration may exempt less: no verdict of the old one is used again.
         self.host.config.on_change(lambda _new, _old: self.limit.cache.clear())
@@ -286,6 +291,8 @@ class Gateway:
         if self.conns.get(conn.conn_id) is conn:
             del self.conns[conn.conn_id]
             metrics.CONNECTIONS.set(len(self.conns))
+        self.fanout.release(conn.conn_id)
+        self.edge_reads.release(conn.conn_id)
         if conn.node_id is not None:
             self.nodes.detach(conn)
         if was_open:

@@ -38,8 +38,11 @@ class EdgeHealth:
         agents: Agents,
         sessions: SessionIndex,
         heartbeats: Heartbeats = lambda: NO_HEARTBEATS,
+        use_sessions: Callable[[], object] = lambda: None,
     ) -> None:
+        """`use_sessions`: called on each read (the index runs only while read)."""
         self.snapshot = snapshot
+        self.use_sessions = use_sessions
         self.agents = agents
         self.sessions = sessions
         self.heartbeats = heartbeats
@@ -49,6 +52,7 @@ class EdgeHealth:
 
     def body(self) -> bytes | None:
         """`{"result": <HealthSummary>}`, or None when a part is cold."""
+        self.use_sessions()
         sessions = self.sessions
         if not sessions.warm:
             return None

@@ -8,8 +8,9 @@ here: one frame per change of the `sessions` bucket, to the connections that joi
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -49,6 +50,8 @@ if TYPE_CHECKING:
     from aisopod_ws_gateway.dispatch import Dispatcher
     from aisopod_ws_gateway.openclaw.edgehealth import EdgeHealth
 
+log = logging.getLogger("aisopod.ws.openclaw")
+
 AGENT_WAIT_MS = 600_000
 """`agent` without a timeout waits as long as our own long waits (dispatch.LONG_WAITS)."""
 CHAT_EVENTS = ["chat.event", "agent.event"]
@@ -77,6 +80,9 @@ class OpenClawMethods:
         self.heartbeats = heartbeats
         self.edge_health: EdgeHealth | None = None  # set once the edge's parts started
         self.session_watchers: set[str] = set()  # conn ids in the sessions.changed feed
+        # Holds the sessions index for a feed client until it is warm (set by the gateway;
+        # False: it did not warm up in time).
+        self.join_sessions_feed: Callable[[str], Awaitable[bool]] | None = None
         self._memo: dict[str, tuple[tuple[bytes, ...], bytes]] = {}  # method → (key, body)
 
     def frame(self, conn: Connection, decoded: Decoded) -> None:
@@ -218,10 +224,26 @@ class OpenClawMethods:
         try:
             if error is not None:
                 raise error
+            if row.feed == "sessions.changed" and self.join_sessions_feed is not None:
+                conn.spawn(self._join_sessions(conn, call, self.join_sessions_feed))
+                return
             value = self._join(conn, row.feed, params)
         except AisopodError as exc:
             conn.reply_error(call.id, exc)
             return
+        conn.send_payload(conn.codec.result(call.id, value))
+        conn.count_reply(None)
+
+    async def _join_sessions(
+        self, conn: Connection, call: Call, join: Callable[[str], Awaitable[bool]]
+    ) -> None:
+        """Into the feed once the sessions index runs warm: every change after the reply
+        is announced."""
+        if not await join(conn.conn_id):
+            log.warning("sessions index not warm in time: sessions.changed may miss changes")
+        if conn.state is State.CLOSED:
+            return
+        value = self._join(conn, "sessions.changed", {})
         conn.send_payload(conn.codec.result(call.id, value))
         conn.count_reply(None)
 

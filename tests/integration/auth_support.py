@@ -22,6 +22,7 @@ from nats.aio.client import Client
 
 from aisopod import codec
 from aisopod.bus import Bus
+from aisopod.compat.natspy import flush_in_order
 from aisopod.config.model import GatewayConfig
 from aisopod.config.store import ConfigStore
 from aisopod.contracts.auth import signature_payload
@@ -173,7 +174,7 @@ class Admin:
             await queue.put(codec.loads(msg.data))
 
         sub = await self.nc.subscribe(subject, cb=heard)
-        await self.nc.flush()
+        await flush_in_order(self.nc, 5)
         try:
             yield queue
         finally:

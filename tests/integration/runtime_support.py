@@ -18,6 +18,7 @@ import httpx
 import pytest_asyncio
 
 from aisopod.bus import Bus
+from aisopod.compat.natspy import flush_in_order
 from aisopod.errors import Conflict
 from aisopod.principal import Principal
 from aisopod.settings import ServiceSettings
@@ -48,7 +49,7 @@ class RuntimeClient:
         client = cls(await Bus.connect(settings))
         for name in EVENTS:
             await client.bus.nc.subscribe(client.bus.subjects.evt(name), cb=client._on_event)
-        await client.bus.nc.flush()
+        await flush_in_order(client.bus.nc, 5)
         return client
 
     async def close(self) -> None:

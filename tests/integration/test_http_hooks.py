@@ -13,6 +13,7 @@ import httpx
 import nats
 import pytest
 
+from aisopod.compat.natspy import flush_in_order
 from tests.conftest import HOOK_TOKEN
 
 pytestmark = pytest.mark.integration
@@ -90,7 +91,7 @@ async def test_redelivery_runs_once(stack) -> None:
             runs.add(event["runId"])
 
     sub = await nc.subscribe("aisopod.evt.chat.event", cb=seen)
-    await nc.flush()  # the subscription is live before the hook can start a run
+    await flush_in_order(nc, 5)  # the subscription is live before the hook can start a run
     try:
         headers = _headers(HOOK_TOKEN, _ip(), **{"X-GitHub-Delivery": delivery})
         body = {"message": f"deploy {delivery}", "name": name}

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from aisopod import codec
+from aisopod.compat.natspy import flush_in_order
 from aisopod.errors import Conflict, InvalidParams, NotFound
 from aisopod.principal import Principal
 from tests.integration.runtime_support import (  # noqa: F401 (fixture)
@@ -75,7 +76,7 @@ class HeartbeatEvents:
             self.seen.append(codec.loads(msg.data))
 
         self.sub = await self.rt.bus.nc.subscribe(self.rt.bus.subjects.evt("heartbeat"), cb=record)
-        await self.rt.bus.nc.flush()
+        await flush_in_order(self.rt.bus.nc, 5)
         return self
 
     async def __aexit__(self, *exc: object) -> None:

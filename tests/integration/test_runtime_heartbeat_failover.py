@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from aisopod import codec
+from aisopod.compat.natspy import flush_in_order
 from aisopod.errors import Unavailable
 from tests.conftest import seed_config, start_local_stack, stop_local_stack
 from tests.integration.runtime_support import RuntimeClient
@@ -89,7 +90,7 @@ async def test_heartbeat_fires_once_per_slot_across_a_replica_kill(
             events.append(codec.loads(msg.data))
 
         await client.bus.nc.subscribe(client.bus.subjects.evt("heartbeat"), cb=record)
-        await client.bus.nc.flush()
+        await flush_in_order(client.bus.nc, 5)
 
         await wait_for(events, SLOTS_EACH_SIDE, 0)
         await between_slots(client)

@@ -17,6 +17,7 @@ from typing import Any
 import nats
 import yaml
 
+from aisopod.compat.natspy import flush_in_order
 from aisopod.config.model import GatewayConfig
 from aisopod.config.store import ConfigStore
 from aisopod.settings import nats_servers
@@ -98,7 +99,7 @@ async def _applied(env: WsStack, config_hash: str) -> None:
 
             sub = await nc.subscribe(inbox, cb=on_reply)
             await nc.publish("aisopod.control.config.report", b"{}", reply=inbox)
-            await nc.flush()
+            await flush_in_order(nc, 5)
             await asyncio.sleep(0.2)
             await sub.unsubscribe()
             if len(hashes) >= len(env.replicas) and all(h == config_hash for h in hashes):

@@ -12,6 +12,7 @@ from nats import errors
 from nats.aio.client import Client as PlainClient
 
 from aisopod.bus import Bus
+from aisopod.compat.natspy import flush_in_order
 from aisopod.errors import Unavailable
 from aisopod.requester import Client, Requester, encode_headers
 from aisopod.settings import ServiceSettings
@@ -224,7 +225,7 @@ async def test_a_resent_copy_meeting_no_responders_waits_for_the_owner(
     owner = await nats.connect(nats_url)
     try:
         sub = await owner.subscribe(subject, cb=serve)
-        await owner.flush()
+        await flush_in_order(owner, 5)
         # Room for a loaded event loop: the owner is back 0.05 s into a 2 s grace.
         grace_s = 2.0
         reply = asyncio.ensure_future(
@@ -238,12 +239,12 @@ async def test_a_resent_copy_meeting_no_responders_waits_for_the_owner(
         )
         await _until_received(copies)
         await sub.unsubscribe()  # the owner's node dies
-        await owner.flush()
+        await flush_in_order(owner, 5)
         await asyncio.sleep(grace_s + 0.2)  # the first copy is now older than the grace
         await bus.requester.resend()  # our reconnect's resend meets no responders
         await asyncio.sleep(0.05)
         await owner.subscribe(subject, cb=serve)  # the owner is back on another node
-        await owner.flush()
+        await flush_in_order(owner, 5)
         assert await reply == b'{"result": "stored"}'
         assert copies == [b"q", b"q", b"q"]
         assert not bus.requester._futures and not bus.requester._resent

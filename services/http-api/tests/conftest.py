@@ -24,6 +24,7 @@ import uvicorn
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 
+from aisopod.compat.natspy import flush_in_order
 from aisopod.errors import AisopodError, InvalidParams, NotFound, Unauthenticated
 from aisopod.settings import ServiceSettings
 from aisopod_fake_upstream.harness import FakeUpstream
@@ -96,7 +97,7 @@ class RuntimeDouble:
             await self.nc.subscribe(f"{self.prefix}.ratelimit.edge", cb=self._edge_limit)
         )
         self._subs.append(await self.nc.subscribe(f"{self.prefix}.auth.verify", cb=self._verify))
-        await self.nc.flush()
+        await flush_in_order(self.nc, 5)
 
     async def _edge_limit(self, msg: Msg) -> None:
         self.calls.append(("ratelimit.edge", json.loads(msg.data), {}))

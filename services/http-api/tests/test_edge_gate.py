@@ -11,6 +11,7 @@ import uuid
 import httpx
 import nats
 
+from aisopod.compat.natspy import flush_in_order
 from aisopod.contracts.auth import VerifiedPrincipal
 from aisopod_http_api.gate import TokenCache
 
@@ -69,7 +70,7 @@ async def test_verified_tokens_are_cached_until_a_closing_order(served, reader) 
             await nc.publish(
                 f"{served.prefix}.control.connections.close", json.dumps(order).encode()
             )
-            await nc.flush()
+            await flush_in_order(nc, 5)
         finally:
             await nc.close()
         deadline = time.monotonic() + 10

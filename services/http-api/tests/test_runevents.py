@@ -15,6 +15,7 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 
 from aisopod.bus import Bus
+from aisopod.compat.natspy import flush_in_order
 from aisopod.settings import nats_servers
 from aisopod.subjects import Subjects
 from aisopod_http_api.runevents import CHAT, RunEvents
@@ -39,7 +40,7 @@ async def pair(nats_url: str) -> AsyncIterator[Pair]:
         await msg.respond(b"{}")
 
     await runtime.subscribe(f"{prefix}.rpc.agent", cb=run)
-    await runtime.flush()
+    await flush_in_order(runtime, 5)
     events = RunEvents(Bus(ours, Subjects(prefix)), linger_s=0.1)
     await events.start()
     try:

@@ -29,6 +29,7 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 
 from aisopod.bus import Bus, encode_reply
+from aisopod.compat.natspy import flush_in_order
 from aisopod.contracts.auth import VerifyRequest, signature_payload
 from aisopod.errors import AisopodError, Forbidden, Unauthenticated
 from aisopod.host import ServiceHost
@@ -221,5 +222,5 @@ async def serve_auth(nc: NATS, prefix: str) -> Responders:
             await nc.subscribe(f"{prefix}.ratelimit.edge", cb=edge_limit),
         ]
     )
-    await nc.flush()  # live before a gateway (another connection) can ask
+    await flush_in_order(nc, 5)  # live before a gateway (another connection) can ask
     return responders

@@ -12,6 +12,7 @@ from nats.aio.msg import Msg
 from aisopod import codec
 from aisopod.bus import encode_reply
 from aisopod.catalogue import CATALOGUE
+from aisopod.compat.natspy import flush_in_order
 from aisopod.config.model import GatewayConfig
 from aisopod.config.store import ConfigStore
 from aisopod.errors import NotFound
@@ -46,7 +47,7 @@ async def owner(gw):
         _spawn(handle(msg))
 
     sub = await gw.nc.subscribe(f"{gw.prefix}.rpc.sessions.preview", cb=on_msg)
-    await gw.nc.flush()  # live before the gateway (another connection) can ask
+    await flush_in_order(gw.nc, 5)  # live before the gateway (another connection) can ask
     yield seen
     await sub.unsubscribe()
 

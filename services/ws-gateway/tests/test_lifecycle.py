@@ -13,6 +13,7 @@ import pytest
 from nats.aio.msg import Msg
 
 from aisopod.bus import encode_reply
+from aisopod.compat.natspy import flush_in_order
 from tests.support.ws_client import WsClient
 
 from .conftest import SEED, start_gateway
@@ -38,7 +39,7 @@ async def test_drain_sends_shutdown_finishes_requests_then_closes_1012(gw, tmp_p
 
     # sessions.preview: a read only the owner answers (sessions.list is answered here).
     sub = await gw.nc.subscribe(f"{gw.prefix}.rpc.sessions.preview", cb=slow_owner)
-    await gw.nc.flush()  # live before the gateway (another connection) can ask
+    await flush_in_order(gw.nc, 5)  # live before the gateway (another connection) can ask
     try:
         ws = await WsClient.connect(
             f"ws://127.0.0.1:{port}/ws", token="admin-token", subscribe=["cron.event"]

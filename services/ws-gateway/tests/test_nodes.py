@@ -91,6 +91,22 @@ async def test_operator_on_a_invokes_a_node_on_b(gw, replica_b) -> None:
         server.cancel()
 
 
+async def test_a_node_is_listed_on_every_replica_as_soon_as_its_hello_is_out(gw, replica_b) -> None:
+    """No polling: the node's presence entry is in KV before its hello, and a listing on
+    another replica first catches its cache up with the bucket (presence.py). The operator
+    is connected first, so its call follows the node's hello as closely as a client can."""
+    async with await WsClient.connect(gw.url, token="admin-token") as operator:
+        for _ in range(2):
+            node_id = "n-" + uuid.uuid4().hex[:8]
+            async with await _node(replica_b, node_id):
+                nodes = (await operator.call("node.list"))["nodes"]
+                assert [n["connected"] for n in nodes if n["nodeId"] == node_id] == [True]
+                via_bus = await gw.bus.call(
+                    "node.describe", {"nodeId": node_id}, principal=OPERATOR
+                )
+                assert via_bus["connected"] is True
+
+
 async def _eventually_listed(ws: WsClient, node_id: str) -> dict:
     deadline = asyncio.get_running_loop().time() + 5
     while True:

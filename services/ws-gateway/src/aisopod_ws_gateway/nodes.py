@@ -289,6 +289,7 @@ class Nodes:
     async def listing(self) -> list[dict[str, Any]]:
         """Paired nodes (auth `node.pair.list`) merged with the live ones (presence)."""
         nodes: dict[str, dict[str, Any]] = {}
+        await self.gateway.presence.caught_up()  # a node whose hello is out is listed
         for entry in self.gateway.presence.entries():
             node_id = entry.get("nodeId")
             if not node_id or entry.get("role") != "node":

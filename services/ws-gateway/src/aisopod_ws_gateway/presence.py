@@ -12,7 +12,9 @@ An operator's entry is written to KV only once its connection has been open for 
 reconnect storm) costs no KV put and delete. This replica lists it from the start; other
 replicas see it up to the grace later, less than `presence.changed` may already lag. Nodes
 are written at once: `node.list`/`node.describe` on any replica (and the runtime's tools
-through them) must find a node as soon as its hello is out.
+through them) must find a node as soon as its hello is out. So a node's entry is in KV
+before its hello is sent (`write_ahead`), and a node listing first waits until this
+replica's cache has caught up with the bucket (`caught_up`): the watch alone trails it.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from nats.js.kv import KeyValue
 from aisopod.codec import dumps
 
 if TYPE_CHECKING:
+    from aisopod.principal import Principal
     from aisopod_ws_gateway.connection import Connection
     from aisopod_ws_gateway.service import Gateway
 
@@ -37,6 +40,7 @@ log = logging.getLogger("aisopod.ws.presence")
 REFRESH_S = 15.0
 STALE_S = 45.0  # the bucket TTL: an entry not refreshed for this long is gone
 COALESCE_S = 1.0
+CATCH_UP_S = 2.0  # a listing waits this long at most for the watch to reach the bucket
 
 
 class Presence:
@@ -58,6 +62,13 @@ class Presence:
         # it goes stale, instead of once per handshake.
         self.revision = 0
         self._snapshot: tuple[int, float, bytes] | None = None
+        # connIds of nodes whose entry was written before their hello (not in `_local` yet):
+        # not ghosts to the watch; deleted again if the connection closes before its hello.
+        self._ahead: set[str] = set()
+        # The last bucket revision (stream sequence) the watch has applied, and a wake-up
+        # for `caught_up` each time it moves.
+        self._applied = 0
+        self._advanced = asyncio.Event()
 
     async def start(self) -> None:
         self.kv = await self.gateway.host.kv("presence")
@@ -82,8 +93,8 @@ class Presence:
             await asyncio.gather(*(self.kv.delete(key) for key in written), return_exceptions=True)
 
     # -- local connections --------------------------------------------------------------
-    def entry(self, conn: Connection) -> dict[str, Any]:
-        principal = conn.principal
+    def entry(self, conn: Connection, principal: Principal | None = None) -> dict[str, Any]:
+        principal = principal or conn.principal
         entry: dict[str, Any] = {
             "key": conn.device_id or conn.client.get("instanceId") or conn.conn_id,
             "connId": conn.conn_id,
@@ -99,7 +110,45 @@ class Presence:
             entry.update(self.gateway.nodes.declared(conn))
         return entry
 
+    async def write_ahead(self, conn: Connection, principal: Principal) -> None:
+        """A node's entry, in KV before its hello goes out: any replica's `node.list` after
+        the hello finds it (with `caught_up`). `add` follows once the hello is sent."""
+        self._ahead.add(conn.conn_id)
+        await self._put(conn.conn_id, dumps(self.entry(conn, principal)))
+
+    def abandon(self, conn: Connection) -> None:
+        """The connection closed before its hello: an entry written ahead goes again."""
+        if conn.conn_id in self._ahead:
+            self._ahead.discard(conn.conn_id)
+            self._write(self._delete(conn.conn_id))
+
+    async def caught_up(self) -> None:
+        """Until this replica's cache holds every write the bucket had when called (its
+        last stream sequence), for at most `CATCH_UP_S`: a node another replica wrote just
+        before its hello is listed here (the watch delivers it only eventually). Costs one
+        stream info request. On NATS trouble or timeout, the cache is read as it is."""
+        if self.kv is None:
+            return
+        try:
+            status = await self.kv.status()
+        except Exception as exc:
+            log.warning("presence status failed: %s", type(exc).__name__)
+            return
+        state = status.stream_info.state
+        # No message left (all expired) means no sequence the watch could still deliver.
+        target = state.last_seq if state.messages else 0
+        deadline = time.monotonic() + CATCH_UP_S
+        while self._applied < target:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                log.warning("presence watch behind the bucket: %d < %d", self._applied, target)
+                return
+            self._advanced.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._advanced.wait(), left)
+
     def add(self, conn: Connection) -> None:
+        self._ahead.discard(conn.conn_id)
         self._local[conn.conn_id] = conn
         entry = dumps(self.entry(conn))
         self._cluster[conn.conn_id] = (entry, time.monotonic())
@@ -193,6 +242,9 @@ class Presence:
                 raise asyncio.CancelledError
             if update is None:
                 continue
+            if update.revision is not None and update.revision > self._applied:
+                self._applied = update.revision
+                self._advanced.set()
             if update.operation in ("DEL", "PURGE") or not update.value:
                 if self._cluster.pop(update.key, None) is not None:
                     self.revision += 1
@@ -217,6 +269,8 @@ class Presence:
         entry without telling the watchers, so the cache would keep it for good. It is
         deleted again instead (a second delete of a deleted key is harmless)."""
         if entry.get("instance") != self.gateway.host.instance or key in self._local:
+            return False
+        if key in self._ahead:  # written before its hello; `add` is on the way
             return False
         if self._cluster.pop(key, None) is not None:
             self.revision += 1

@@ -297,6 +297,8 @@ class Gateway:
             self.nodes.detach(conn)
         if was_open:
             self.presence.remove(conn)
+        else:
+            self.presence.abandon(conn)
 
     def resubscribe(self, conn: Connection, subscription: Subscription) -> dict[str, Any]:
         assert conn.view is not None

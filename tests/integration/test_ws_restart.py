@@ -107,7 +107,11 @@ async def test_restart_under_load_loses_nothing(private_stack) -> None:
             await asyncio.sleep(0.005)
 
     try:
-        await asyncio.sleep(1.0)  # everyone connected
+        # Everyone connected (a client connecting after the first publish would miss it).
+        deadline = asyncio.get_running_loop().time() + 60
+        while any(f.ws is None for f in followers):
+            assert asyncio.get_running_loop().time() < deadline, "followers not connected"
+            await asyncio.sleep(0.05)
         load = asyncio.create_task(publish(600))
         await asyncio.sleep(0.5)
         # The replica holding the first follower (pids are listed by replica number).

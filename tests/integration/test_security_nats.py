@@ -55,7 +55,7 @@ async def refused(stack, user: str, operation: Operation) -> bool:
             pass
         else:
             return False
-        deadline = asyncio.get_running_loop().time() + 2
+        deadline = asyncio.get_running_loop().time() + 10
         while not errors and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.02)
         return any("permissions violation" in str(e).lower() for e in errors)

@@ -18,7 +18,7 @@ from aisopod.requester import Client, Requester, encode_headers
 from aisopod.settings import ServiceSettings
 
 
-async def _until_received(copies: list[bytes], within_s: float = 5.0) -> None:
+async def _until_received(copies: list[bytes], within_s: float = 30.0) -> None:
     """Poll until the subscriber saw a copy; fail (not hang) when none arrives in time."""
     deadline = time.monotonic() + within_s
     while not copies:

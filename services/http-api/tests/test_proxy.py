@@ -151,7 +151,7 @@ async def test_client_disconnect_cancels_upstream(served, admin) -> None:
         ) as response:
             async for _ in response.aiter_raw():
                 break  # first bytes seen: go away
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             stats = (await client.get(f"{served.fake.root_url}/_stats")).json()
             if stats["client_disconnects"] > before:

@@ -108,7 +108,7 @@ async def test_a_node_is_listed_on_every_replica_as_soon_as_its_hello_is_out(gw,
 
 
 async def _eventually_listed(ws: WsClient, node_id: str) -> dict:
-    deadline = asyncio.get_running_loop().time() + 5
+    deadline = asyncio.get_running_loop().time() + 30
     while True:
         nodes = (await ws.call("node.list"))["nodes"]
         found = [n for n in nodes if n["nodeId"] == node_id]

@@ -40,7 +40,7 @@ log = logging.getLogger("aisopod.ws.presence")
 REFRESH_S = 15.0
 STALE_S = 45.0  # the bucket TTL: an entry not refreshed for this long is gone
 COALESCE_S = 1.0
-CATCH_UP_S = 2.0  # a listing waits this long at most for the watch to reach the bucket
+CATCH_UP_S = 5.0  # a listing waits this long at most for the watch to reach the bucket
 
 
 class Presence:

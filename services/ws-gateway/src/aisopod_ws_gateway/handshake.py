@@ -217,8 +217,10 @@ class Handshake:
         if role == Role.NODE:
             gateway.nodes.declare(conn, caps=params.caps, commands=params.commands)
             await gateway.nodes.attach(conn)
-            # Listed on every replica once its hello is out (presence.py, write_ahead).
-            await gateway.presence.write_ahead(conn, principal)
+            # Listed on every replica once its hello is out (presence.py, write_ahead). One
+            # closed by now is gone for good: `abandon` has already run for it.
+            if conn.state is not State.CLOSED:
+                await gateway.presence.write_ahead(conn, principal)
         # The events consumer runs before the connection is registered and its hello
         # sent: an event stored after the hello (or after a resume's replay) reaches it.
         if conn.state is State.CLOSED:

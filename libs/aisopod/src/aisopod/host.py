@@ -64,6 +64,7 @@ class ServiceHost:
         self._logs: StreamPublisher | None = None
         self._checks: dict[str, Callable[[], bool]] = {}
         self._drain_hooks: list[DrainHook] = []
+        self._drained_hooks: list[DrainHook] = []
         self._stop_hooks: list[DrainHook] = []
         # A restart order (update.run): readiness false at once, then the normal SIGTERM
         # path after the grace, then exit non-zero so the supervisor starts a new process.
@@ -106,6 +107,11 @@ class ServiceHost:
     def on_drain(self, hook: DrainHook) -> None:
         """Run on SIGTERM after readiness turns false, before sockets close."""
         self._drain_hooks.append(hook)
+
+    def on_drained(self, hook: DrainHook) -> None:
+        """Run on SIGTERM once the service takes no more requests and those in flight
+        finished: for work they started that outlives them (the runtime's runs)."""
+        self._drained_hooks.append(hook)
 
     def on_stop(self, hook: DrainHook) -> None:
         """Run at stop, before NATS closes (last one added runs first)."""
@@ -241,7 +247,7 @@ class ServiceHost:
 
     async def drain(self) -> None:
         """Readiness false first (the proxy stops routing), then the service's drain hooks,
-        then in-flight RPCs finish within the drain timeout."""
+        then in-flight RPCs finish within the drain timeout, then the drained hooks."""
         if self.draining:
             return
         self.draining = True
@@ -254,6 +260,11 @@ class ServiceHost:
                 log.exception("drain hook failed")
         if self._rpc is not None:
             await self._rpc.drain(self.settings.drain_timeout_s)
+        for hook in self._drained_hooks:
+            try:
+                await hook()
+            except Exception:
+                log.exception("drained hook failed")
 
     async def stop(self) -> None:
         """Stop every part, each bounded in time: a stuck part is logged, never a hang."""

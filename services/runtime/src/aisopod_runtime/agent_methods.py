@@ -30,6 +30,10 @@ from aisopod_runtime.transcripts import TranscriptStore
 from aisopod_runtime.usage import UsageService, usage_handlers
 from aisopod_runtime.voicewake import Voicewake, voicewake_handlers
 
+LATE_RUNS_WAIT_S = 10.0
+"""How long runs that started while the runtime drained may finish once it takes no more
+requests (`drained`), before `stop` ends them as errors."""
+
 
 async def build_agent_methods(host: ServiceHost) -> dict[str, Handler]:
     config = host.config
@@ -71,6 +75,11 @@ async def build_agent_methods(host: ServiceHost) -> dict[str, Handler]:
     async def drain() -> None:
         await runner.drain(min(host.settings.drain_timeout_s, 25.0))
 
+    async def drained() -> None:
+        # A run an edge sent between `drain` and the end of the requests: its last chance
+        # to finish before `stop` ends it (nothing new arrives by now).
+        await runner.drain(LATE_RUNS_WAIT_S)
+
     async def stop() -> None:
         await catalog.stop()
         await runner.stop()
@@ -79,6 +88,7 @@ async def build_agent_methods(host: ServiceHost) -> dict[str, Handler]:
         await providers.close()
 
     host.on_drain(drain)
+    host.on_drained(drained)
     host.on_stop(stop)
     return {
         **agent_handlers(parts.agents),

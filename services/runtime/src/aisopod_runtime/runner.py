@@ -131,12 +131,13 @@ class RunManager:
         self._refresher = asyncio.create_task(self._refresh_leases(), name="run-leases")
 
     async def drain(self, timeout: float) -> None:
-        """Let local runs finish (bounded); called while readiness is already false."""
-        waits = [run.done.wait() for run in self.local.values()]
-        if waits:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(timeout):
-                    await asyncio.gather(*waits)
+        """Let local runs finish (bounded), those that start meanwhile too: a draining
+        runtime still answers its NATS requests (waits, reads, and new runs the edges send
+        until it stops taking requests), and `stop` ends whatever still runs as an error."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                while self.local:
+                    await asyncio.gather(*(run.done.wait() for run in list(self.local.values())))
 
     async def stop(self) -> None:
         """End whatever still runs as `error` (the lane is freed, nobody waits a lease)."""

@@ -30,6 +30,7 @@ from aisopod import codec, requestlog, tracing
 from aisopod.bus import Bus, encode_reply
 from aisopod.catalogue import methods_for
 from aisopod.catalogue.spec import MethodSpec
+from aisopod.compat.natspy import flush_in_order
 from aisopod.conformance import checked_result
 from aisopod.dedupe import Claimed, Deduper
 from aisopod.errors import (
@@ -54,6 +55,10 @@ from aisopod.principal import (
 from aisopod.services import ServiceName
 
 log = logging.getLogger("aisopod.rpc")
+
+# How long `start` waits for the server to confirm its subscriptions: generous, a loaded
+# machine delays the round trip, and a service that cannot get them confirmed fails to start.
+START_FLUSH_TIMEOUT_S = 10.0
 
 RPC_REQUESTS = Counter("aisopod_rpc_requests_total", "RPC requests served", ["method", "outcome"])
 RPC_SECONDS = Histogram(
@@ -216,6 +221,11 @@ class RpcServer:
                     handler=self._raw_endpoint(subject, handler),
                 )
             )
+        # Started means served: the endpoints' SUBs are on the server before this returns
+        # (nats-py leaves them in its pending buffer, and its plain flush pings ahead of
+        # them), so a request sent from another connection once it returns (readiness, a
+        # test) finds a responder rather than "no responders".
+        await flush_in_order(self.bus.nc, START_FLUSH_TIMEOUT_S)
 
     async def announce(self) -> Service:
         """Register with nats.micro (discovery, stats); safe to call twice."""

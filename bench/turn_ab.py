@@ -142,12 +142,25 @@ async def one_round(
         cpu_after = {k: cpu_ms(v) for k, v in pids.items()}
     finally:
         client.close()
+    return round_summary(load, samples, turns, (msgs, msgs_after), (cpu, cpu_after))
+
+
+def round_summary(
+    load: float,
+    samples: list[float],
+    turns: int,
+    msgs: tuple[tuple[int, int], tuple[int, int]],
+    cpu: tuple[dict[str, float], dict[str, float]],
+) -> dict[str, Any]:
+    """One round's figures per turn: `msgs` and `cpu` as read before and after it."""
+    (in0, out0), (in1, out1) = msgs
+    before, after = cpu
     return {
         "load": round(load, 1),
         "p50_ms": round(statistics.median(samples) * 1000, 2),
-        "nats_in_per_turn": round((msgs_after[0] - msgs[0]) / turns, 1),
-        "nats_out_per_turn": round((msgs_after[1] - msgs[1]) / turns, 1),
-        "cpu_ms_per_turn": {k: round((cpu_after[k] - cpu[k]) / turns, 2) for k in pids},
+        "nats_in_per_turn": round((in1 - in0) / turns, 1),
+        "nats_out_per_turn": round((out1 - out0) / turns, 1),
+        "cpu_ms_per_turn": {k: round((after[k] - before[k]) / turns, 2) for k in before},
     }
 
 
@@ -166,13 +179,7 @@ async def one_v1_round(stack: BenchStack, turns: int, direct: bool) -> dict[str,
         cpu_after = {k: cpu_ms(v) for k, v in pids.items()}
     finally:
         await pool.close()
-    return {
-        "load": round(load, 1),
-        "p50_ms": round(statistics.median(samples) * 1000, 2),
-        "nats_in_per_turn": round((msgs_after[0] - msgs[0]) / turns, 1),
-        "nats_out_per_turn": round((msgs_after[1] - msgs[1]) / turns, 1),
-        "cpu_ms_per_turn": {k: round((cpu_after[k] - cpu[k]) / turns, 2) for k in pids},
-    }
+    return round_summary(load, samples, turns, (msgs, msgs_after), (cpu, cpu_after))
 
 
 def summary(rounds: list[dict[str, Any]]) -> dict[str, Any]:

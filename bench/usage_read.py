@@ -12,11 +12,14 @@ process (cold: it reads the bucket once), a read after that (warm), one agent (w
 and one session (always the records): wall p50 and CPU ms of this process and of
 nats-server. Not part of `python -m bench` (not a docs/quality.md goal).
 
-`--sessions` times `usage.sessions` instead (the usage page: rows of the 50 sessions most
-recently active, every quarter-hour cell of the window), without the network hop and
-the reply's encoding: from the records (what it cost before session roll-ups, and still
-costs when a price changed to one the roll-ups cannot reproduce), the first read after
-an upgrade (folds the session roll-ups), cold, warm, one agent (warm), one session (warm).
+`--sessions` times `usage.sessions` instead, as OpenClaw's usage page asks it (`limit`
+1000: a row per session, with its quarter-hour cells, and every cell of the window),
+without the network hop and the reply's encoding: from the records (what it cost before
+session roll-ups, and still costs when a price changed to one the roll-ups cannot
+reproduce), the first read after an upgrade (folds the session roll-ups), cold, warm,
+one agent (warm), one session (warm). `--session-count N` spreads the runs over N
+sessions instead of 500 (at least one per agent; fewer: several runs per session and
+quarter hour).
 """
 
 from __future__ import annotations
@@ -56,6 +59,8 @@ from aisopod_runtime.usage.tally import (  # noqa: E402
 from bench.http_proxy import free_port  # noqa: E402
 
 ROUNDS = 5
+PAGE_LIMIT = 1000
+SESSION_COUNT = [500]
 DAY_MS = 86_400_000
 WINDOW_MS = 30 * DAY_MS
 MODELS = ProvidersSection.model_validate(
@@ -84,7 +89,7 @@ def record(n: int, now: int, total: int) -> dict[str, Any]:
     return {
         "runId": f"run{total}-{n}",
         "ts": now - WINDOW_MS + int(n * WINDOW_MS / total),
-        "sessionKey": f"agent:{agent}:s{n % 500}",
+        "sessionKey": f"agent:{agent}:s{n % SESSION_COUNT[0]}",
         "agentId": agent,
         "model": f"openai/model-{n % 4}",
         "provider": "openai",
@@ -204,7 +209,9 @@ async def measure_sessions(
     key = "agent:agent3:s3"
 
     async def records() -> int:
-        answer = per_session(await ledger.read_records(since, until), MODELS, since, until, 50)
+        answer = per_session(
+            await ledger.read_records(since, until), MODELS, since, until, PAGE_LIMIT
+        )
         return len(answer.cells)
 
     async def rolled(
@@ -212,7 +219,7 @@ async def measure_sessions(
     ) -> int:
         read = await on.read_sessions(since, until, agent_id=agent_id, session_key=session_key)
         answer = session_rows(
-            read.spans, read.entries_of, read.everything, MODELS, since, until, 50
+            read.spans, read.entries_of, read.everything, MODELS, since, until, PAGE_LIMIT
         )
         return len(answer.cells)
 
@@ -267,7 +274,9 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", default="1000,10000,50000")
     parser.add_argument("--sessions", action="store_true", help="time usage.sessions")
+    parser.add_argument("--session-count", type=int, default=500)
     args = parser.parse_args()
+    SESSION_COUNT[0] = args.session_count
     port = free_port()
     with tempfile.TemporaryDirectory() as state:
         conf = Path(state) / "nats.conf"

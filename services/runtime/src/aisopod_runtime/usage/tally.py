@@ -38,7 +38,7 @@ from aisopod.catalogue.usage import (
 from aisopod.config.sections.providers import ModelCost as Price
 from aisopod.config.sections.providers import ProvidersSection
 from aisopod.errors import InvalidParams
-from aisopod_runtime.usage.rollup import cell_cost_nano
+from aisopod_runtime.usage.rollup import cell_cost_nano, price_tag
 from aisopod_runtime.usage.session_rollup import (
     Span,
     add_span,
@@ -324,6 +324,16 @@ class _Cell:
         self.read_nano += parts[2]
         self.write_nano += parts[3]
 
+    def add_folded(self, entry: dict[str, Any]) -> None:
+        """A roll-up cell folded at the current price: its stored sums (what `add` would
+        give, without recomputing the tag per cell)."""
+        self.tally.add(entry)
+        self.cost_nano += int(entry["costNano"])
+        self.input_nano += int(entry["inputNano"])
+        self.output_nano += int(entry["outputNano"])
+        self.read_nano += int(entry["readNano"])
+        self.write_nano += int(entry["writeNano"])
+
     def out(self, start: int, agent_id: str, model: str, priced: bool) -> UsageCell:
         return UsageCell(
             start=start,
@@ -347,11 +357,23 @@ def _cells(
     records: Iterable[dict[str, Any]], prices: dict[str, Price | None]
 ) -> dict[CellKey, _Cell]:
     cells: dict[CellKey, _Cell] = {}
+    tags: dict[str, str] = {}
     for record in records:
         ts = int(record["ts"])
         model = str(record.get("model"))
         key = (ts - ts % QUARTER_MS, str(record.get("agentId") or ""), model)
-        cells.setdefault(key, _Cell()).add(record, prices[model])
+        cell = cells.get(key)
+        if cell is None:
+            cell = cells[key] = _Cell()
+        price = prices[model]
+        if price is not None and "priceTag" in record:
+            tag = tags.get(model)
+            if tag is None:
+                tag = tags[model] = price_tag(price)
+            if record["priceTag"] == tag:
+                cell.add_folded(record)
+                continue
+        cell.add(record, price)
     return dict(sorted(cells.items()))
 
 

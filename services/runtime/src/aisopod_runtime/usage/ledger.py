@@ -1,5 +1,6 @@
 """The usage ledger: stream USAGE, one record per finished run that used a model, and its
-hourly roll-ups (KV `usage_hours`, `rollup.py`).
+hourly roll-ups (KV `usage_hours`: `rollup.py` per agent and model, `session_rollup.py`
+per session for `usage.sessions`).
 
 Subject `<prefix>.usage.<agentId>.<sessionKey>` (each escaped as one token), so a read
 can be narrowed to one agent or one session by the consumer's filter. A record's
@@ -21,7 +22,8 @@ thing, and a runtime stopped mid-fold leaves hours either written whole or not a
 does not touch roll-ups. After an upgrade the first read folds every hour of its window
 from the records (once, as costly as a read before roll-ups); a stream made again voids
 the roll-ups of the old one (each carries the stream's creation time). Each process keeps
-the roll-ups it read (sealed hours do not change) and reads the bucket once.
+the roll-ups it read (sealed hours do not change) and reads the bucket once. The session
+roll-ups (`usage.sessions`) follow the same rules, under keys `sessions.<hour>.<part>`.
 """
 
 from __future__ import annotations

@@ -325,9 +325,16 @@ async def test_usage_sessions_from_session_roll_ups_equal_the_records(ledgers, m
     monkeypatch.setattr(UsageLedger, "_fold_sessions", counting_fold)
     restarted = ledger_on(two.bus.nc, two.bus.subjects.prefix)
     assert await check_sessions(restarted, since, until) == 600
-    assert sorted(f"sessions.{h}.0" for h in folded) == gone
+    # (and any hour sealed meanwhile: the clock may pass an hour's seal during the test)
+    refolded = {f"sessions.{h}.0" for h in folded}
+    assert sorted(refolded & stored.keys()) == gone
+    assert all(
+        int(k.split(".")[1]) > max(int(s.split(".")[1]) for s in stored)
+        for k in refolded - stored.keys()
+    )
     # What was folded again is what the first fold wrote (a function of the records).
-    assert await stored_session_keys(one) == stored
+    again = await stored_session_keys(one)
+    assert {k: v for k, v in again.items() if k in stored} == stored
     # New runs are in the next read, through the part not sealed yet.
     await fill(two, now + 1, now + 50, 7, seed=2)
     assert await check_sessions(one, since, now + 60) == 607

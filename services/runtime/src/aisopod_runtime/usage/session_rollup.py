@@ -245,11 +245,20 @@ class HourSessions:
     hour: int
     spans: dict[str, tuple[str, int, int]] = field(default_factory=dict)
     cells: dict[str, list[SessionCell]] = field(default_factory=dict)
-    merged: list[dict[str, Any]] = field(default_factory=list)
+    merged: list[SessionCell] = field(default_factory=list)
+    """Tuples, made entries when read (a dict per cell would weigh five times more)."""
 
     def entries(self, key: str) -> list[dict[str, Any]]:
         """The cells of session `key` as record-shaped entries."""
         return [_entry(self.hour, key, cell[1:], cell[0]) for cell in self.cells.get(key, [])]
+
+    def merged_entries(self, agent_id: str | None) -> list[dict[str, Any]]:
+        """The cells of all sessions (of `agent_id`'s, if given) as record-shaped entries."""
+        return [
+            _entry(self.hour, "", cell[1:], cell[0])
+            for cell in self.merged
+            if agent_id is None or cell[1] == agent_id
+        ]
 
 
 def index(hour: int, parts: Iterable[SessionHourPart]) -> HourSessions:
@@ -271,7 +280,7 @@ def index(hour: int, parts: Iterable[SessionHourPart]) -> HourSessions:
                     for i, value in enumerate(cell[3:15]):
                         sums[i] += value
     out.merged = [
-        _entry(hour, "", (agent, model, *sums, tag), quarter)
+        (quarter, agent, model, *sums, tag)  # type: ignore[misc]
         for (quarter, agent, model, tag), sums in merged.items()
     ]
     return out
@@ -354,9 +363,6 @@ def sessions_read(
             if agent_id is None or agent == agent_id:
                 add_span(spans, key, agent, first, last)
                 hours_of.setdefault(key, []).append(hour)
-        if agent_id is None:
-            read.everything.extend(hour.merged)
-        else:
-            read.everything.extend(e for e in hour.merged if e["agentId"] == agent_id)
+        read.everything.extend(hour.merged_entries(agent_id))
     add_records(tail)
     return read

@@ -74,7 +74,6 @@ def frames(prefix: str, keyed: bool = False) -> Any:
 
 async def main(turns: int, replicas: int, keyed: bool, surface: str = "ws") -> None:
     from aisopod_http_api.upstream.pool import UpstreamPool
-
     from bench.turn_ab import v1_request, v1_round_trips
 
     stack = BenchStack.start("--nats-monitor", "--replicas", str(replicas), with_fake=False)

@@ -12,6 +12,10 @@ buffer and flusher, and takes the replies of its inbox straight from the reader:
 - `Client._pending_data_size`, `Client._transport`: a reply with nothing queued before it
   is written to the socket at once (`write_now`), not through the flusher task: at low
   concurrency the hand-over to that task is a good part of a round trip's latency.
+- `Client._pending` too: a request (`write_soon`) joins the pending buffer, which is
+  written out in one socket write once the loop has run the callbacks that are ready, not
+  by the flusher task: the requests a task sends together (a `gather` of KV writes) leave
+  in one write and wake nats-server once.
 
 - `Client._pending` (with `_pending_data_size`): `flush_in_order` writes it out before
   flush's PING, which nats-py writes straight to the socket, ahead of it.
@@ -75,10 +79,13 @@ class InboxClient(NatsClient):
 
     receiver: InboxReceiver | None = None
     responders: dict[int, DirectResponder]
+    write_scheduled: bool
+    """A `write_soon` callback is pending on the loop."""
 
     def __init__(self) -> None:
         super().__init__()
         self.responders = {}
+        self.write_scheduled = False
 
     async def _process_msg(
         self, sid: int, subject: bytes, reply: bytes, data: bytes, headers: bytes
@@ -109,6 +116,35 @@ def write_now(nc: NatsClient, cmd: bytes) -> bool:
         return False
     transport.write(cmd)
     return True
+
+
+def write_soon(nc: NatsClient, cmd: bytes) -> bool:
+    """Queue a whole protocol command behind what is pending and have the buffer written
+    by a loop callback (one per loop pass), not by the flusher task: commands queued in the
+    same pass (the requests of a `gather`) go out in one socket write, in order, waking
+    nats-server once instead of once per command. False when it cannot (a plain nats-py
+    client, or the connection is not up): queue it with `send_command` then."""
+    transport = nc._transport
+    if not isinstance(nc, InboxClient) or transport is None or not nc.is_connected:
+        return False
+    nc._pending.append(cmd)
+    nc._pending_data_size += len(cmd)
+    if not nc.write_scheduled:
+        nc.write_scheduled = True
+        asyncio.get_running_loop().call_soon(_write_pending, nc)
+    return True
+
+
+def _write_pending(nc: InboxClient) -> None:
+    """What the flusher task does, without its task hop (or its drain: `write_now` has
+    none either). What is left while the connection is down waits for nats-py's reconnect,
+    which writes the pending buffer first."""
+    nc.write_scheduled = False
+    transport = nc._transport
+    if nc._pending_data_size and transport is not None and nc.is_connected:
+        transport.writelines(nc._pending[:])
+        nc._pending = []
+        nc._pending_data_size = 0
 
 
 async def publish_now(nc: NatsClient, subject: bytes, payload: bytes) -> None:

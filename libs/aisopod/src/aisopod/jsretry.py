@@ -288,9 +288,54 @@ class ElectionTolerantJetStream(_RetriedApi, JetStreamContext):
             time=api.RawStreamMsg._parse_utc_iso(message["time"]) if "time" in message else None,
         )
         if message.get("hdrs"):
-            raw.headers = _parse_headers(base64.b64decode(message["hdrs"]))
+            raw.headers = parse_headers(base64.b64decode(message["hdrs"]))
         raw.data = base64.b64decode(message["data"]) if message.get("data") else None
         return raw
+
+    @property
+    def lean(self) -> bool:
+        """Whether requests travel the requester's lean path (`last_on_subject` needs it)."""
+        return self._requester is not None
+
+    async def last_on_subject(
+        self, stream_name: str, subject: str
+    ) -> tuple[int, bytes | None, bytes | None] | None:
+        """The last message on `subject` as (seq, data, header block), or None when the
+        stream holds none (a 404, which nats-py's `KeyValue.get` turns into "no such key"):
+        the non-direct `get_msg` of a KV read, on the lean path, with one retry loop and
+        no exception raised and caught for an absent key. The runtime reads five keys per
+        turn, most of them absent; `kvview.get_json` uses it."""
+        requester = self._requester
+        assert requester is not None
+        api_subject = f"{self._prefix}.STREAM.MSG.GET.{stream_name}"
+        request = orjson.dumps({"last_by_subj": subject})
+
+        async def attempt() -> dict[str, Any] | None:
+            try:
+                data = await requester.request(api_subject, request, timeout=self._timeout)
+            except nats.errors.NoRespondersError:
+                raise ServiceUnavailableError from None
+            resp: dict[str, Any] = orjson.loads(data)
+            error = resp.get("error")
+            if error is None:
+                message: dict[str, Any] = resp["message"]
+                return message
+            if error.get("code") == 404:
+                return None
+            APIError.from_error(error)  # raises its own kind (503s are retried)
+            raise AssertionError("unreachable")
+
+        message = await retry_transient(
+            f"reading from {stream_name}", attempt, retry_s=self.retry_s
+        )
+        if message is None or message.get("subject") != subject:
+            return None
+        hdrs, data = message.get("hdrs"), message.get("data")
+        return (
+            int(message.get("seq") or 0),
+            base64.b64decode(data) if data else None,
+            base64.b64decode(hdrs) if hdrs else None,
+        )
 
     async def publish(
         self,
@@ -491,7 +536,7 @@ def _pub_ack(data: bytes) -> api.PubAck:
     )
 
 
-def _parse_headers(block: bytes) -> dict[str, str] | None:
+def parse_headers(block: bytes) -> dict[str, str] | None:
     """A stored message's NATS header block (`NATS/1.0\r\nKey: value\r\n…`) as a dict,
     as nats-py makes it (None when empty; the last of repeated keys wins)."""
     headers: dict[str, str] = {}

@@ -30,7 +30,10 @@ request to its reply, written with `write_now` (docs/ratelimit.md, The edge chec
 Key-value buckets: the stream behind a bucket is read with our own consumers (snapshots of
 every key, the dedupe write without an ack wait), which needs three things `KeyValue`
 keeps private: `_name` (the bucket), `_js` (its JetStream context) and `_pre` (the subject
-prefix of its keys, `$KV.<bucket>.` unless a JetStream domain changes it).
+prefix of its keys, `$KV.<bucket>.` unless a JetStream domain changes it); a key's value
+is read on the lean path (`kvview.get_json`) with two more, `_stream` (the stream's name)
+and `_direct` (whether nats-py would read with a direct get), and nats-py's key check
+(`kv_key_valid`).
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
+from nats.js.kv import _is_key_valid as _nats_key_valid
 
 PROCESS_MSG = "_process_msg"
 CLIENT_INTERNALS = (
@@ -50,13 +54,14 @@ CLIENT_INTERNALS = (
     "_send_command",
     "_flush_queue",
     "_flush_pending",
+    "_pending",
     "_pending_data_size",
     "_transport",
     "_pongs",
 )
 PING = b"PING\r\n"
 SUBSCRIPTION_INTERNALS = ("_id",)
-KV_INTERNALS = ("_name", "_js", "_pre")
+KV_INTERNALS = ("_name", "_js", "_pre", "_stream", "_direct")
 
 
 class InboxReceiver(Protocol):
@@ -207,6 +212,19 @@ def kv_bucket(kv: KeyValue) -> str:
 
 def kv_jetstream(kv: KeyValue) -> JetStreamContext:
     return kv._js
+
+
+def kv_key_valid(key: str) -> bool:
+    """nats-py's check of a key (`KeyValue.get` raises InvalidKeyError when it fails)."""
+    return _nats_key_valid(key)
+
+
+def kv_stream(kv: KeyValue) -> str:
+    return kv._stream
+
+
+def kv_direct(kv: KeyValue) -> bool:
+    return kv._direct
 
 
 def kv_subject(kv: KeyValue, key: str) -> str:

@@ -55,6 +55,11 @@ def test_encode_headers_follows_nats_rules() -> None:
     assert block == b"NATS/1.0\r\nA-Key: x  y\r\n\r\n"
     with pytest.raises(errors.BadHeaderError):
         encode_headers({"bad key": "v"})
+    # Keys are checked once and remembered: the same answers the second time.
+    assert encode_headers({"A-Key": "  x\r\ny  ", " ": "skipped"}) == block
+    with pytest.raises(errors.BadHeaderError):
+        encode_headers({"bad key": "v"})
+    assert encode_headers({" A-Key ": "z"}) == b"NATS/1.0\r\nA-Key: z\r\n\r\n"
 
 
 async def test_replies_reach_their_own_request(bus: Bus) -> None:

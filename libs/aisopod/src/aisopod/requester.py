@@ -46,6 +46,11 @@ _SUBJECT_INVALID = re.compile(r"[ \t\r\n]")
 _HEADER_KEY = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _VALUE_NEWLINES = str.maketrans({"\r": " ", "\n": " "})
 _STATUS_LINE = b"NATS/1.0 503"
+_checked_keys: dict[str, str] = {}
+"""Header keys already checked (as given → trimmed): a publish carries the same few
+(`Nats-Msg-Id`, `Nats-Expected-Last-Subject-Sequence`, the principal's), so each is
+matched against the token pattern once, not per message."""
+_CHECKED_KEYS_MAX = 1024
 
 
 def encode_headers(headers: dict[str, str] | None) -> bytes | None:
@@ -55,12 +60,16 @@ def encode_headers(headers: dict[str, str] | None) -> bytes | None:
         return None
     parts = [b"NATS/1.0\r\n"]
     for key, value in headers.items():
-        key = key.strip()
-        if not key:
+        checked = _checked_keys.get(key)
+        if checked is None:
+            checked = key.strip()
+            if checked and not _HEADER_KEY.fullmatch(checked):
+                raise errors.BadHeaderError(checked)
+            if len(_checked_keys) < _CHECKED_KEYS_MAX:
+                _checked_keys[key] = checked
+        if not checked:
             continue
-        if not _HEADER_KEY.fullmatch(key):
-            raise errors.BadHeaderError(key)
-        parts.append(f"{key}: {value.strip().translate(_VALUE_NEWLINES)}\r\n".encode())
+        parts.append(f"{checked}: {value.strip().translate(_VALUE_NEWLINES)}\r\n".encode())
     parts.append(b"\r\n")
     return b"".join(parts)
 

@@ -304,6 +304,8 @@ async def test_usage_sessions_from_session_roll_ups_equal_the_records(ledgers, m
     assert counts == [600, 600]
     stored = await stored_session_keys(one)
     assert len(stored) > 60 and all(k.endswith(".0") for k in stored)
+    # The hourly roll-ups, in the same bucket, are read past the session ones.
+    assert await check(ledger_on(one.bus.nc, one.bus.subjects.prefix), since, until) == 600
     # Partial hours and quarters at both ends, one agent, one session, a short limit.
     assert await check_sessions(one, now - 2 * DAY_MS + 12_345, now - 3 * HOUR_MS - 999) > 0
     assert await check_sessions(two, now - 3 * DAY_MS, now + 1, agent="b", limit=2) > 0

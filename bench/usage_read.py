@@ -11,6 +11,15 @@ before roll-ups, and still costs when none can be used), the first read after an
 process (cold: it reads the bucket once), a read after that (warm), one agent (warm),
 and one session (always the records): wall p50 and CPU ms of this process and of
 nats-server. Not part of `python -m bench` (not a docs/quality.md goal).
+
+`--sessions` times `usage.sessions` instead, as OpenClaw's usage page asks it (`limit`
+1000: a row per session, with its quarter-hour cells, and every cell of the window),
+without the network hop and the reply's encoding: from the records (what it cost before
+session roll-ups, and still costs when a price changed to one the roll-ups cannot
+reproduce), the first read after an upgrade (folds the session roll-ups), cold, warm,
+one agent (warm), one session (warm). `--session-count N` and `--agent-count N` spread
+the runs over that many sessions (500) and agents (20) instead: fewer give several runs
+per session and quarter hour, as a busy assistant has.
 """
 
 from __future__ import annotations
@@ -39,10 +48,20 @@ from aisopod.config.sections.providers import ProvidersSection  # noqa: E402
 from aisopod.settings import nats_servers  # noqa: E402
 from aisopod.subjects import Subjects  # noqa: E402
 from aisopod_runtime.usage.ledger import UsageLedger  # noqa: E402
-from aisopod_runtime.usage.tally import costs, price_of, series, summary_fields  # noqa: E402
+from aisopod_runtime.usage.tally import (  # noqa: E402
+    costs,
+    per_session,
+    price_of,
+    series,
+    session_rows,
+    summary_fields,
+)
 from bench.http_proxy import free_port  # noqa: E402
 
 ROUNDS = 5
+PAGE_LIMIT = 1000
+SESSION_COUNT = [500]
+AGENT_COUNT = [20]
 DAY_MS = 86_400_000
 WINDOW_MS = 30 * DAY_MS
 MODELS = ProvidersSection.model_validate(
@@ -67,11 +86,11 @@ def cpu_ms(pid: int) -> float:
 
 
 def record(n: int, now: int, total: int) -> dict[str, Any]:
-    agent = f"agent{n % 20}"
+    agent = f"agent{n % AGENT_COUNT[0]}"
     return {
         "runId": f"run{total}-{n}",
         "ts": now - WINDOW_MS + int(n * WINDOW_MS / total),
-        "sessionKey": f"agent:{agent}:s{n % 500}",
+        "sessionKey": f"agent:{agent}:s{n % SESSION_COUNT[0]}",
         "agentId": agent,
         "model": f"openai/model-{n % 4}",
         "provider": "openai",
@@ -120,7 +139,7 @@ def ledger_of(bus: Bus) -> UsageLedger:
 
 
 async def measure_size(
-    nc: Any, server: int, index: int, size: int
+    nc: Any, server: int, index: int, size: int, sessions: bool
 ) -> list[tuple[float, float, float, int]]:
     bus = Bus(nc, Subjects(f"bench{index}"))
     ledger = ledger_of(bus)
@@ -172,6 +191,8 @@ async def measure_size(
         key = "agent:agent3:s3"
         return add_up(await ledger.read_records(since, until, agent_id="agent3", session_key=key))
 
+    if sessions:
+        return await measure_sessions(bus, js, hours, server, since, until)
     return [
         await timed(server, records),
         await timed(server, cold, before=no_rollups),  # the first read after an upgrade
@@ -182,7 +203,42 @@ async def measure_size(
     ]
 
 
-async def main(url: str, server: int, sizes: list[int]) -> None:
+async def measure_sessions(
+    bus: Bus, js: Any, hours: KeyValueConfig, server: int, since: int, until: int
+) -> list[tuple[float, float, float, int]]:
+    ledger = ledger_of(bus)
+    key = "agent:agent1:s1"  # there with any counts
+
+    async def records() -> int:
+        answer = per_session(
+            await ledger.read_records(since, until), MODELS, since, until, PAGE_LIMIT
+        )
+        return len(answer.cells)
+
+    async def rolled(
+        on: UsageLedger, agent_id: str | None = None, session_key: str | None = None
+    ) -> int:
+        read = await on.read_sessions(since, until, agent_id=agent_id, session_key=session_key)
+        answer = session_rows(
+            read.spans, read.entries_of, read.everything, MODELS, since, until, PAGE_LIMIT
+        )
+        return len(answer.cells)
+
+    async def no_rollups() -> None:
+        await js.delete_key_value(ledger.hours_bucket)
+        await js.create_key_value(hours)
+
+    return [
+        await timed(server, records),
+        await timed(server, lambda: rolled(ledger_of(bus)), before=no_rollups),
+        await timed(server, lambda: rolled(ledger_of(bus))),
+        await timed(server, lambda: rolled(ledger)),
+        await timed(server, lambda: rolled(ledger, "agent1")),
+        await timed(server, lambda: rolled(ledger, "agent1", key)),
+    ]
+
+
+async def main(url: str, server: int, sizes: list[int], sessions: bool) -> None:
     deadline = time.monotonic() + 10
     while True:
         try:
@@ -193,23 +249,37 @@ async def main(url: str, server: int, sizes: list[int]) -> None:
                 raise
             await asyncio.sleep(0.05)
     print(f"load average {os.getloadavg()[0]:.1f}")
-    print(
-        "runs | records: whole window + totals + cost, wall p50 ms; CPU ms client/nats"
-        " (entries added up) | first read after an upgrade (folds) | cold | warm"
-        " | warm: one agent | one session (records)"
-    )
-    for index, size in enumerate(sizes):
-        figures = await measure_size(nc, server, index, size)
+    if sessions:
         print(
-            f"{size} | " + " | ".join(f"{w} ms; {c} / {s} ({n} records)" for w, c, s, n in figures)
+            "runs | usage.sessions from the records, wall p50 ms; CPU ms client/nats"
+            " (cells in the answer) | first read after an upgrade (folds) | cold | warm"
+            " | warm: one agent | warm: one session"
         )
+    else:
+        print(
+            "runs | records: whole window + totals + cost, wall p50 ms; CPU ms client/nats"
+            " (entries added up) | first read after an upgrade (folds) | cold | warm"
+            " | warm: one agent | one session (records)"
+        )
+    for index, size in enumerate(sizes):
+        figures = await measure_size(nc, server, index, size, sessions)
+        unit = "cells" if sessions else "records"
+        print(
+            f"{size} | " + " | ".join(f"{w} ms; {c} / {s} ({n} {unit})" for w, c, s, n in figures)
+        )
+    print(f"load average {os.getloadavg()[0]:.1f}")
     await nc.close()
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", default="1000,10000,50000")
+    parser.add_argument("--sessions", action="store_true", help="time usage.sessions")
+    parser.add_argument("--session-count", type=int, default=500)
+    parser.add_argument("--agent-count", type=int, default=20)
     args = parser.parse_args()
+    SESSION_COUNT[0] = args.session_count
+    AGENT_COUNT[0] = args.agent_count
     port = free_port()
     with tempfile.TemporaryDirectory() as state:
         conf = Path(state) / "nats.conf"
@@ -221,7 +291,7 @@ if __name__ == "__main__":
         )
         try:
             sizes = [int(n) for n in args.runs.split(",")]
-            asyncio.run(main(f"nats://127.0.0.1:{port}", proc.pid, sizes))
+            asyncio.run(main(f"nats://127.0.0.1:{port}", proc.pid, sizes, args.sessions))
         finally:
             proc.terminate()
             proc.wait(10)

@@ -28,8 +28,10 @@ from aisopod_runtime.usage.tally import (
     costs,
     month_end,
     month_of,
+    per_session,
     price_of,
     series,
+    session_rows,
     summary_fields,
     totals,
 )
@@ -266,6 +268,78 @@ async def test_without_the_bucket_the_records_answer(ledgers) -> None:
     await one.bus.nc.jetstream().delete_key_value(one.hours_bucket)
     lone = ledger_on(one.bus.nc, one.bus.subjects.prefix)
     assert await check(lone, now - DAY_MS, now + 1) == 50
+
+
+async def check_sessions(
+    ledger: UsageLedger,
+    since: int,
+    until: int,
+    agent: str | None = None,
+    key: str | None = None,
+    limit: int = 50,
+) -> int:
+    """`usage.sessions` from the roll-ups equals the answer from the records."""
+    read = await ledger.read_sessions(since, until, agent_id=agent, session_key=key)
+    got = session_rows(read.spans, read.entries_of, read.everything, MODELS, since, until, limit)
+    records = await ledger.read_records(since, until, agent_id=agent, session_key=key)
+    assert got == per_session(records, MODELS, since, until, limit)
+    return len(records)
+
+
+async def stored_session_keys(ledger: UsageLedger) -> dict[str, bytes]:
+    kv = await ledger.bus.js.key_value(ledger.hours_bucket)
+    keys = [k for k in await kv.keys() if k.startswith("sessions.")]
+    return {k: (await kv.get(k)).value or b"" for k in keys}
+
+
+async def test_usage_sessions_from_session_roll_ups_equal_the_records(ledgers, monkeypatch) -> None:
+    one, two = ledgers
+    now = int(time.time() * 1000)
+    await fill(one, now - 3 * DAY_MS, now, 600)
+    since, until = now - 30 * DAY_MS, now + 1
+    # An upgrade: records, no session roll-ups. Both replicas fold the same hours at once.
+    counts = await asyncio.gather(
+        check_sessions(one, since, until), check_sessions(two, since, until, limit=3)
+    )
+    assert counts == [600, 600]
+    stored = await stored_session_keys(one)
+    assert len(stored) > 60 and all(k.endswith(".0") for k in stored)
+    # The hourly roll-ups, in the same bucket, are read past the session ones.
+    assert await check(ledger_on(one.bus.nc, one.bus.subjects.prefix), since, until) == 600
+    # Partial hours and quarters at both ends, one agent, one session, a short limit.
+    assert await check_sessions(one, now - 2 * DAY_MS + 12_345, now - 3 * HOUR_MS - 999) > 0
+    assert await check_sessions(two, now - 3 * DAY_MS, now + 1, agent="b", limit=2) > 0
+    assert await check_sessions(one, since, until, agent="a", key="agent:a:s1") > 0
+    assert await check_sessions(one, since, until, agent="b", key="agent:a:s1") == 0
+    # A runtime stopped mid-fold left some hours written and others not; a restarted one
+    # reads the rest from the bucket (never folding those again) and folds the missing.
+    kv = await one.bus.js.key_value(one.hours_bucket)
+    gone = sorted(stored)[::4]
+    for key in gone:
+        await kv.delete(key)
+    folded: list[int] = []
+    real_fold = UsageLedger._fold_sessions
+
+    async def counting_fold(self: UsageLedger, kv: Any, info: Any, hours: list[int], made: str):
+        folded.extend(hours)
+        await real_fold(self, kv, info, hours, made)
+
+    monkeypatch.setattr(UsageLedger, "_fold_sessions", counting_fold)
+    restarted = ledger_on(two.bus.nc, two.bus.subjects.prefix)
+    assert await check_sessions(restarted, since, until) == 600
+    # (and any hour sealed meanwhile: the clock may pass an hour's seal during the test)
+    refolded = {f"sessions.{h}.0" for h in folded}
+    assert sorted(refolded & stored.keys()) == gone
+    assert all(
+        int(k.split(".")[1]) > max(int(s.split(".")[1]) for s in stored)
+        for k in refolded - stored.keys()
+    )
+    # What was folded again is what the first fold wrote (a function of the records).
+    again = await stored_session_keys(one)
+    assert {k: v for k, v in again.items() if k in stored} == stored
+    # New runs are in the next read, through the part not sealed yet.
+    await fill(two, now + 1, now + 50, 7, seed=2)
+    assert await check_sessions(one, since, now + 60) == 607
 
 
 def test_one_ledger_per_bus(ledgers) -> None:

@@ -53,8 +53,8 @@ NOTES: Mapping[str, str] = MappingProxyType(
         "days), most recently active first, each with its totals and its quarter-hour cells "
         "per agent and model; `cells` holds the same for all sessions, rows beyond `limit` "
         "included, so totals never depend on the limit. Quarter hours let a client add days "
-        "up in any time zone. Reads every record of the window (sessions are not a "
-        "dimension of the hourly roll-ups).",
+        "up in any time zone. Whole sealed hours come from hourly per-session roll-ups, "
+        "only the window's edges from the run records.",
         "sessions.usage.series": "One point per run of the session concluded in the "
         "window (the ledger stamps a run when it concludes), oldest first, priced at the "
         "current prices; past `maxPoints` runs, consecutive runs are added up so the points "

@@ -1,5 +1,6 @@
 """The usage ledger: stream USAGE, one record per finished run that used a model, and its
-hourly roll-ups (KV `usage_hours`, `rollup.py`).
+hourly roll-ups (KV `usage_hours`: `rollup.py` per agent and model, `session_rollup.py`
+per session for `usage.sessions`).
 
 Subject `<prefix>.usage.<agentId>.<sessionKey>` (each escaped as one token), so a read
 can be narrowed to one agent or one session by the consumer's filter. A record's
@@ -21,7 +22,8 @@ thing, and a runtime stopped mid-fold leaves hours either written whole or not a
 does not touch roll-ups. After an upgrade the first read folds every hour of its window
 from the records (once, as costly as a read before roll-ups); a stream made again voids
 the roll-ups of the old one (each carries the stream's creation time). Each process keeps
-the roll-ups it read (sealed hours do not change) and reads the bucket once.
+the roll-ups it read (sealed hours do not change) and reads the bucket once. The session
+roll-ups (`usage.sessions`) follow the same rules, under keys `sessions.<hour>.<part>`.
 """
 
 from __future__ import annotations
@@ -54,6 +56,17 @@ from aisopod_runtime.usage.rollup import (
     entries,
     fold,
     rolled_span,
+)
+from aisopod_runtime.usage.session_rollup import KEY_PREFIX as SESSIONS_KEY_PREFIX
+from aisopod_runtime.usage.session_rollup import (
+    HourSessions,
+    SessionHourPart,
+    SessionsRead,
+    fold_sessions,
+    index,
+    part_key,
+    sessions_read,
+    whole,
 )
 from aisopod_runtime.usage.tally import cost_nano_usd
 
@@ -92,6 +105,10 @@ class UsageLedger:
         self._stamps: dict[int, int] = {}
         """Stamps of the records at sequences probed (`_first_seq_stamped`)."""
         self._stamps_made = ""
+        self._sessions: dict[int, HourSessions] = {}
+        """Session roll-ups read or folded, by hour (`session_rollup.py`)."""
+        self._sessions_made: str | None = None
+        self._sessions_lock = asyncio.Lock()
 
     async def append(self, record: dict[str, Any]) -> None:
         subject = self.bus.subjects.usage(record["agentId"], record["sessionKey"])
@@ -124,6 +141,32 @@ class UsageLedger:
             rollups = by_day(rollups, self._days)
         return head + entries(rollups, bucket, agent_id) + tail
 
+    async def read_sessions(
+        self,
+        since: int,
+        until: int,
+        *,
+        agent_id: str | None = None,
+        session_key: str | None = None,
+    ) -> SessionsRead:
+        """What `usage.sessions` adds up over `[since, until)`: the session roll-ups of its
+        sealed whole hours and the records of the rest (`session_rollup.sessions_read`)."""
+        span = rolled_span(since, until, int(time.time() * 1000))
+        kv = await self._bucket() if span is not None else None
+        if span is None or kv is None:
+            records = await self.read_records(
+                since, until, agent_id=agent_id, session_key=session_key
+            )
+            return sessions_read(records, [], [])
+        start, end = span
+        info = await self.bus.js.stream_info(self.stream)
+        hours, head, tail = await asyncio.gather(
+            self._session_hours(kv, info, start, end),
+            self._between(info, since, start, agent_id, session_key),
+            self._between(info, end, until, agent_id, session_key),
+        )
+        return sessions_read(head, hours, tail, agent_id, session_key)
+
     async def read_records(
         self,
         since: int,
@@ -139,14 +182,20 @@ class UsageLedger:
         return [r for r in map(_decode, messages) if r and since <= int(r.get("ts") or 0) < until]
 
     async def _between(
-        self, info: StreamInfo, since: int, until: int, agent_id: str | None
+        self,
+        info: StreamInfo,
+        since: int,
+        until: int,
+        agent_id: str | None,
+        session_key: str | None = None,
     ) -> list[dict[str, Any]]:
         """The records stamped in `[since, until)`, read from about `since` to about
         `until` only (an edge of a read: part of a sealed hour, or the present)."""
         if since >= until:
             return []
         agent = subject_token(agent_id) if agent_id else "*"
-        messages = await self._span(info, f"{agent}.*", since, until)
+        session = subject_token(session_key) if session_key else "*"
+        messages = await self._span(info, f"{agent}.{session}", since, until)
         return [r for r in map(_decode, messages) if r and since <= int(r.get("ts") or 0) < until]
 
     async def _span(self, info: StreamInfo, filter_tail: str, since: int, until: int) -> list[Msg]:
@@ -229,7 +278,7 @@ class UsageLedger:
             made = str(info.created)
             if made != self._made:
                 self._rollups, self._days = {}, {}
-                for entry in await snapshot(kv):
+                for entry in await snapshot(kv, "*"):  # not the `sessions.…` keys
                     rollup = _rollup(entry.value)
                     if rollup is not None and rollup.made == made:
                         self._rollups[rollup.hour] = rollup
@@ -258,6 +307,85 @@ class UsageLedger:
                 self._rollups = {h: r for h, r in self._rollups.items() if h >= horizon}
                 self._days = {d: r for d, r in self._days.items() if d >= horizon}
             return [self._rollups[h] for h in range(start, end, HOUR_MS)]
+
+    async def _session_hours(
+        self, kv: KeyValue, info: StreamInfo, start: int, end: int
+    ) -> list[HourSessions]:
+        """The session roll-ups of the hours `[start, end)` (all sealed), folding those
+        without (as `_hours` does for the hourly ones)."""
+        async with self._sessions_lock:
+            made = str(info.created)
+            if made != self._sessions_made:
+                self._sessions = {}
+                parts: dict[int, list[SessionHourPart]] = {}
+                for entry in await snapshot(kv, f"{SESSIONS_KEY_PREFIX}.>"):
+                    part = _session_part(entry.value)
+                    if part is not None:
+                        parts.setdefault(part.hour, []).append(part)
+                for hour, found in parts.items():
+                    complete = whole(found, made)
+                    if complete is not None:
+                        self._sessions[hour] = index(hour, complete)
+                self._sessions = dict(sorted(self._sessions.items()))
+                self._sessions_made = made
+            missing = [h for h in range(start, end, HOUR_MS) if h not in self._sessions]
+            if missing:
+                # Hours ending before the stream's first record hold none: empty.
+                first = await self._first_stamp(info)
+                bare = first - _START_SLACK_MS if first is not None else missing[-1] + HOUR_MS
+                for hour in missing:
+                    if hour + HOUR_MS <= bare:
+                        self._sessions[hour] = HourSessions(hour)
+                missing = [h for h in missing if h not in self._sessions]
+            if 0 < len(missing) <= _LOOK_UP_MAX:  # another replica may have folded them
+                stored = await asyncio.gather(*(self._stored_sessions(kv, h) for h in missing))
+                for hour, found in zip(missing, stored, strict=True):
+                    complete = whole(found, made)
+                    if complete is not None:
+                        self._sessions[hour] = index(hour, complete)
+                missing = [h for h in missing if h not in self._sessions]
+                self._sessions = dict(sorted(self._sessions.items()))
+            if missing:
+                await self._fold_sessions(kv, info, missing, made)
+            horizon = int(time.time() * 1000) - HORIZON_MS
+            if next(iter(self._sessions), horizon) < horizon:
+                self._sessions = {h: r for h, r in self._sessions.items() if h >= horizon}
+            return [self._sessions[h] for h in range(start, end, HOUR_MS)]
+
+    async def _stored_sessions(self, kv: KeyValue, hour: int) -> list[SessionHourPart]:
+        """The stored parts of an hour's session roll-up (as many as its first says)."""
+        first = await self._stored_part(kv, hour, 0)
+        if first is None:
+            return []
+        rest = await asyncio.gather(
+            *(self._stored_part(kv, hour, i) for i in range(1, first.parts))
+        )
+        return [first, *(p for p in rest if p is not None)]
+
+    async def _stored_part(self, kv: KeyValue, hour: int, part: int) -> SessionHourPart | None:
+        try:
+            entry = await kv.get(part_key(hour, part))
+        except KeyNotFoundError:
+            return None
+        return _session_part(entry.value)
+
+    async def _fold_sessions(
+        self, kv: KeyValue, info: StreamInfo, hours: list[int], made: str
+    ) -> None:
+        records = await self._span(info, "*.*", hours[0], hours[-1] + HOUR_MS)
+        folded = fold_sessions(
+            filter(None, map(_decode, records)), hours, made, self.price_of, cost_nano_usd
+        )
+        parts = [part for hour_parts in folded.values() for part in hour_parts]
+        for at in range(0, len(parts), _WRITES_AT_ONCE):
+            chunk = parts[at : at + _WRITES_AT_ONCE]
+            await asyncio.gather(
+                *(kv.put(part_key(p.hour, p.part), p.model_dump_json().encode()) for p in chunk)
+            )
+        for hour, hour_parts in folded.items():
+            self._sessions[hour] = index(hour, hour_parts)
+        self._sessions = dict(sorted(self._sessions.items()))
+        log.info("usage: folded sessions of %d hours from %d records", len(hours), len(records))
 
     async def _stored(self, kv: KeyValue, hour: int) -> HourRollup | None:
         try:
@@ -317,6 +445,13 @@ def _decode_data(data: bytes | None) -> dict[str, Any] | None:
 
 def _stamp(message: Msg) -> int:
     return int((_decode(message) or {}).get("ts") or 0)
+
+
+def _session_part(value: bytes | None) -> SessionHourPart | None:
+    try:
+        return SessionHourPart.model_validate_json(value or b"")
+    except ValidationError:  # another shape (`session_rollup.SHAPE`): folded again
+        return None
 
 
 def _rollup(value: bytes | None) -> HourRollup | None:

@@ -221,24 +221,30 @@ def cell_cost_nano(price: Price, entry: dict[str, Any]) -> int:
     is the cost of the sums. Otherwise StaleRollup."""
     if entry["priceTag"] == price_tag(price):
         return int(entry["costNano"])
-    rates = [
+    rates = exact_rates(price)
+    if rates is None:
+        raise StaleRollup(entry["model"])
+    fresh, read, write, output = rates
+    return (
+        int(entry["freshTokens"]) * fresh
+        + int(entry["cacheReadTokens"]) * read
+        + int(entry["cacheWriteTokens"]) * write
+        + int(entry["completionTokens"]) * output
+    )
+
+
+def exact_rates(price: Price) -> tuple[int, int, int, int] | None:
+    """Nano-USD per fresh prompt, cache-read, cache-write and completion token of `price`,
+    when each is a whole number (figures with at most three decimals); else None."""
+    rates = (
         _exact(price.input),
         _exact(price.cache_read if price.cache_read is not None else price.input),
         _exact(price.cache_write if price.cache_write is not None else price.input),
         _exact(price.output),
-    ]
-    tokens = (
-        entry["freshTokens"],
-        entry["cacheReadTokens"],
-        entry["cacheWriteTokens"],
-        entry["completionTokens"],
     )
-    total = 0
-    for count, rate in zip(tokens, rates, strict=True):
-        if rate is None:
-            raise StaleRollup(entry["model"])
-        total += int(count) * rate
-    return total
+    if None in rates:
+        return None
+    return rates  # type: ignore[return-value]
 
 
 def _exact(per_million_usd: float) -> int | None:

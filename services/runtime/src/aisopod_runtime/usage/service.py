@@ -49,6 +49,7 @@ from aisopod_runtime.usage.tally import (
     run_costs,
     run_points,
     series,
+    session_rows,
     summary_fields,
     totals,
     usd,
@@ -98,6 +99,9 @@ class UsageService:
     async def _warm_up(self) -> None:
         try:
             await usage_summary(self.ledger)
+            # The usage page's default: the last 30 days' sessions.
+            since, until = window(None, None, now_ms())
+            await self.ledger.read_sessions(since, until)
         except Exception:  # only a head start: the first read does the same
             log.warning("usage: reading the roll-ups at start failed", exc_info=True)
 
@@ -248,9 +252,18 @@ def usage_handlers(parts: RuntimeService, usage: UsageService) -> dict[str, Hand
             if agent_id is not None and agent_id != owner:
                 return per_session([], parts.config.models, since, until, params.limit)
             agent_id = owner
-        # O(runs in the window): sessions are not a dimension of the hourly roll-ups.
-        records = await usage.ledger.read_records(since, until, agent_id=agent_id, session_key=key)
-        return per_session(records, parts.config.models, since, until, params.limit)
+        models = parts.config.models
+        read = await usage.ledger.read_sessions(since, until, agent_id=agent_id, session_key=key)
+        try:
+            return session_rows(
+                read.spans, read.entries_of, read.everything, models, since, until, params.limit
+            )
+        except StaleRollup:
+            # A price changed to one the roll-ups cannot reproduce exactly (rollup.py).
+            records = await usage.ledger.read_records(
+                since, until, agent_id=agent_id, session_key=key
+            )
+            return per_session(records, models, since, until, params.limit)
 
     async def sessions_usage_series(
         params: SessionsUsageSeriesParams, ctx: CallContext

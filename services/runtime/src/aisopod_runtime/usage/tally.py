@@ -10,7 +10,7 @@ function here adds them alike.
 from __future__ import annotations
 
 import calendar
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -38,7 +38,13 @@ from aisopod.catalogue.usage import (
 from aisopod.config.sections.providers import ModelCost as Price
 from aisopod.config.sections.providers import ProvidersSection
 from aisopod.errors import InvalidParams
-from aisopod_runtime.usage.rollup import cell_cost_nano
+from aisopod_runtime.usage.rollup import cell_cost_nano, price_tag
+from aisopod_runtime.usage.session_rollup import (
+    Span,
+    add_span,
+    cost_parts_nano,
+    entry_cost_parts_nano,
+)
 
 HOUR_MS = 3_600_000
 HOURLY_MAX_MS = 31 * DAY_MS
@@ -307,19 +313,26 @@ class _Cell:
         self.cost_nano += cost_nano_usd(price, record)
         if price is None:
             return
-        prompt = int(record.get("promptTokens") or 0)
-        read = int(record.get("cacheReadTokens") or 0)
-        write = int(record.get("cacheWriteTokens") or 0)
-        # The parts of `cost_nano_usd`'s sum, each rounded alone (so they may differ from
-        # the cost by a few nano-dollars); the cost itself is the ledger's one.
-        self.input_nano += round(max(prompt - read - write, 0) * price.input * 1000)
-        self.read_nano += round(
-            read * (price.cache_read if price.cache_read is not None else price.input) * 1000
-        )
-        self.write_nano += round(
-            write * (price.cache_write if price.cache_write is not None else price.input) * 1000
-        )
-        self.output_nano += round(int(record.get("completionTokens") or 0) * price.output * 1000)
+        # The parts of `cost_nano_usd`'s sum, each rounded alone per record (so they may
+        # differ from the cost by a few nano-dollars); the cost itself is the ledger's one.
+        if "priceTag" in record:  # a roll-up cell: the sums of its records' parts
+            parts = entry_cost_parts_nano(price, record)
+        else:
+            parts = cost_parts_nano(price, record)
+        self.input_nano += parts[0]
+        self.output_nano += parts[1]
+        self.read_nano += parts[2]
+        self.write_nano += parts[3]
+
+    def add_folded(self, entry: dict[str, Any]) -> None:
+        """A roll-up cell folded at the current price: its stored sums (what `add` would
+        give, without recomputing the tag per cell)."""
+        self.tally.add(entry)
+        self.cost_nano += int(entry["costNano"])
+        self.input_nano += int(entry["inputNano"])
+        self.output_nano += int(entry["outputNano"])
+        self.read_nano += int(entry["readNano"])
+        self.write_nano += int(entry["writeNano"])
 
     def out(self, start: int, agent_id: str, model: str, priced: bool) -> UsageCell:
         return UsageCell(
@@ -344,11 +357,23 @@ def _cells(
     records: Iterable[dict[str, Any]], prices: dict[str, Price | None]
 ) -> dict[CellKey, _Cell]:
     cells: dict[CellKey, _Cell] = {}
+    tags: dict[str, str] = {}
     for record in records:
         ts = int(record["ts"])
         model = str(record.get("model"))
         key = (ts - ts % QUARTER_MS, str(record.get("agentId") or ""), model)
-        cells.setdefault(key, _Cell()).add(record, prices[model])
+        cell = cells.get(key)
+        if cell is None:
+            cell = cells[key] = _Cell()
+        price = prices[model]
+        if price is not None and "priceTag" in record:
+            tag = tags.get(model)
+            if tag is None:
+                tag = tags[model] = price_tag(price)
+            if record["priceTag"] == tag:
+                cell.add_folded(record)
+                continue
+        cell.add(record, price)
     return dict(sorted(cells.items()))
 
 
@@ -359,25 +384,60 @@ def _cell_list(cells: dict[CellKey, _Cell], prices: dict[str, Price | None]) -> 
     ]
 
 
+def spans_of(records: Iterable[dict[str, Any]]) -> dict[str, Span]:
+    """The span of each session of `records`."""
+    spans: dict[str, Span] = {}
+    for record in records:
+        ts = int(record["ts"])
+        add_span(
+            spans, str(record.get("sessionKey") or ""), str(record.get("agentId") or ""), ts, ts
+        )
+    return spans
+
+
 def per_session(
     records: list[dict[str, Any]], models: ProvidersSection, since: int, until: int, limit: int
 ) -> UsageSessionsResult:
-    """Records (oldest first) as `usage.sessions` shows them: the sessions most recently
-    active first, at most `limit` rows; the cells of all of them at the current prices."""
-    prices = {ref: price_of(models, ref) for ref in {str(r.get("model")) for r in records}}
-    per_session: dict[str, list[dict[str, Any]]] = {}
+    """Records as `usage.sessions` shows them (`session_rows`)."""
+    by_session: dict[str, list[dict[str, Any]]] = {}
     for record in records:
-        per_session.setdefault(str(record.get("sessionKey") or ""), []).append(record)
-    newest_first = sorted(per_session.items(), key=lambda kv: (-int(kv[1][-1]["ts"]), kv[0]))
+        by_session.setdefault(str(record.get("sessionKey") or ""), []).append(record)
+    return session_rows(
+        spans_of(records), by_session.__getitem__, records, models, since, until, limit
+    )
+
+
+def session_rows(
+    spans: dict[str, Span],
+    entries_of: Callable[[str], list[dict[str, Any]]],
+    everything: list[dict[str, Any]],
+    models: ProvidersSection,
+    since: int,
+    until: int,
+    limit: int,
+) -> UsageSessionsResult:
+    """`usage.sessions`: the sessions most recently active first (last stamp, then key), at
+    most `limit` rows, each with its entries (`entries_of`: records and roll-up cells)
+    added up per quarter, agent and model; the cells of `everything` (all sessions) the
+    same way; costs at the current prices."""
+    prices: dict[str, Price | None] = {}
+
+    def priced(entries: Iterable[dict[str, Any]]) -> dict[str, Price | None]:
+        for ref in {str(e.get("model")) for e in entries} - prices.keys():
+            prices[ref] = price_of(models, ref)
+        return prices
+
+    newest_first = sorted(spans.items(), key=lambda kv: (-kv[1][2], kv[0]))
     rows = []
-    for key, runs in newest_first[:limit]:
-        cells = _cells(runs, prices)
+    for key, (agent, first, last) in newest_first[:limit]:
+        runs = entries_of(key)
+        cells = _cells(runs, priced(runs))
         rows.append(
             SessionUsageRow(
                 key=key,
-                agent_id=str(runs[0].get("agentId") or ""),
-                first_at=int(runs[0]["ts"]),
-                last_at=int(runs[-1]["ts"]),
+                agent_id=agent,
+                first_at=first,
+                last_at=last,
                 totals=totals(runs).tokens(),
                 cost_usd=usd(sum(cell.cost_nano for cell in cells.values())),
                 cells=_cell_list(cells, prices),
@@ -386,9 +446,9 @@ def per_session(
     return UsageSessionsResult(
         since=since,
         until=until,
-        session_count=len(per_session),
+        session_count=len(spans),
         sessions=rows,
-        cells=_cell_list(_cells(records, prices), prices),
+        cells=_cell_list(_cells(everything, priced(everything)), prices),
     )
 
 

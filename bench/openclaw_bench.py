@@ -19,6 +19,11 @@ row is `agent` (answered at once) then `agent.wait` until the run has ended, the
 requests on both sides, one turn after another in one session per side; `chat.history`
 then reads that session (real messages on both sides). The handshake row counts the
 handshakes after ten uncounted ones per side (`HANDSHAKE_WARMUP`).
+
+The rows that compare latency or throughput (handshakes, every method's p50, p99 and req/s)
+are measured in `BLOCKS` alternating blocks, the side that goes first swapping each block,
+so both gateways meet the same moments of machine load; idle RSS, the agent turns and the
+1,000 idle connections are measured one side after the other.
 """
 
 from __future__ import annotations
@@ -38,10 +43,10 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -301,32 +306,33 @@ async def next_reply(d: Dialect, client: LeanClient) -> bytes:
 HANDSHAKE_WARMUP = 10
 
 
-async def handshakes(d: Dialect, count: int) -> dict[str, float]:
-    for _ in range(HANDSHAKE_WARMUP):
-        (await d.connect()).close()
+def summary(samples: list[float]) -> dict[str, float]:
+    return {
+        "p50_ms": round(statistics.median(samples) * 1000, 3),
+        "p99_ms": round(pct(samples, 0.99) * 1000, 3),
+    }
+
+
+async def handshake_samples(d: Dialect, count: int) -> list[float]:
     samples = []
     for _ in range(count):
         start = time.perf_counter()
         client = await d.connect()
         samples.append(time.perf_counter() - start)
         client.close()
-    return {
-        "p50_ms": round(statistics.median(samples) * 1000, 3),
-        "p99_ms": round(pct(samples, 0.99) * 1000, 3),
-    }
+    return samples
 
 
-async def latency(d: Dialect, client: LeanClient, make: Callable[[int], bytes], n: int) -> dict:
+async def latency_samples(
+    d: Dialect, client: LeanClient, make: Callable[[int], bytes], n: int
+) -> list[float]:
     samples = []
     for i in range(n):
         start = time.perf_counter()
         client.send(make(i))
         await next_reply(d, client)
         samples.append(time.perf_counter() - start)
-    return {
-        "p50_ms": round(statistics.median(samples) * 1000, 3),
-        "p99_ms": round(pct(samples, 0.99) * 1000, 3),
-    }
+    return samples
 
 
 async def chat_turns(d: Dialect, count: int) -> dict[str, Any]:
@@ -419,12 +425,36 @@ async def idle_connections(d: Dialect, count: int) -> tuple[int, list[LeanClient
     return rss_total_kib(d), clients, retries
 
 
-async def measure(d: Dialect, quick: bool) -> dict[str, Any]:
-    n = 200 if quick else 1000
-    seconds = 3.0 if quick else 8.0
+# Latency and throughput rows alternate between the two gateways in blocks, the side that
+# goes first swapping each block: both see the same moments of machine load, as in the A/B
+# benches. Measured one whole side after the other, a minute of load on one side only
+# decided a row (`config.get` p50 read 1.11× at 16:33 on 2026-12-07, 1.78× interleaved at
+# the same load minutes later).
+BLOCKS = 5
+SEQUENTIAL = "the sequential requests"
+IN_FLIGHT_PHASE = f"the {IN_FLIGHT}-in-flight phase"
+T = TypeVar("T")
+
+
+@dataclass
+class Side:
+    d: Dialect
+    out: dict[str, Any]
+    clients: list[LeanClient]
+    broken: bool = False
+    """No new connection after a silent request: its remaining rows are not measured."""
+
+
+def alternating(sides: list[Side], block: int) -> list[Side]:
+    return sides if block % 2 == 0 else sides[::-1]
+
+
+async def measure_alone(d: Dialect, quick: bool) -> dict[str, Any]:
+    """What each gateway does by itself: the idle RSS before any load, then the agent turns
+    (hundreds of milliseconds each on OpenClaw: a row far from the line either way)."""
     out: dict[str, Any] = {"rss_idle_kib": rss_total_kib(d)}
-    progress(f"{d.name}: handshakes")
-    out["handshake"] = await handshakes(d, 30 if quick else 100)
+    for _ in range(HANDSHAKE_WARMUP):
+        (await d.connect()).close()
     turns = 10 if quick else 30
     progress(f"{d.name}: {turns} agent turns against the fake upstream")
     try:
@@ -433,50 +463,113 @@ async def measure(d: Dialect, quick: bool) -> dict[str, Any]:
         out["chat_turn"] = {"error": f"a turn took over {TURN_TIMEOUT_S:.0f} s"}
     except RuntimeError as exc:
         out["chat_turn"] = {"error": str(exc)[:300]}
-    clients = [await d.connect() for _ in range(IN_FLIGHT)]
-    rows: dict[str, Any] = {}
+    return out
+
+
+async def measure_handshakes(sides: list[Side], quick: bool) -> None:
+    count = (30 if quick else 100) // BLOCKS
+    samples: dict[str, list[float]] = {side.d.name: [] for side in sides}
+    progress("handshakes, alternately")
+    for block in range(BLOCKS):
+        for side in alternating(sides, block):
+            samples[side.d.name] += await handshake_samples(side.d, count)
+    for side in sides:
+        side.out["handshake"] = summary(samples[side.d.name])
+
+
+async def measure_methods(sides: list[Side], quick: bool) -> None:
+    total = 200 if quick else 1000
+    n, seconds = total // BLOCKS, (3.0 if quick else 8.0) / BLOCKS
+    for side in sides:
+        side.clients = [await side.d.connect() for _ in range(IN_FLIGHT)]
+        side.out["methods"] = {}
     for name, ours, theirs in METHODS:
-        params = ours if isinstance(d, Aisopod) else theirs
-        make = d.request(name, params)
-        phase = "the first request"
-        try:
-            probe = orjson.loads(await _one(d, clients[0], make))
-            error = d.error_of(probe)
-            if error is not None:
-                rows[name] = {"error": error}
-                progress(f"{d.name}: {name} answers an error: {error}")
+        progress(f"{name}, alternately")
+        makes: dict[str, Callable[[int], bytes]] = {}
+        for side in sides:
+            if side.broken:
+                side.out["methods"][name] = {
+                    "error": "not measured: the gateway took no new connection"
+                }
                 continue
-            progress(f"{d.name}: {name}")
-            phase = "the sequential requests"
-            row = await latency(d, clients[0], make, n)
-            phase = f"the {IN_FLIGHT}-in-flight phase"
-            row["rps"] = await throughput(clients, make, seconds, is_reply=d.is_reply)
-        except TimeoutError:
-            # Which phase went silent tells a stalled process (50 in flight) from a
-            # request it never answers (the first one).
-            rows[name] = {"error": f"no reply within 30 s ({phase})"}
-            progress(f"{d.name}: {name}: no reply within 30 s in {phase}; reconnecting")
-            for client in clients:
-                client.close()
-            try:
-                clients = [await d.connect() for _ in range(IN_FLIGHT)]
-            except (TimeoutError, OSError):
-                # A gateway that takes no new connection either: the rows left are lost,
-                # not the whole run (its other figures are still worth writing).
-                clients = []
-                left = [m for m, _, _ in METHODS if m not in rows]
-                for later in left:
-                    rows[later] = {"error": "not measured: the gateway took no new connection"}
-                progress(f"{d.name}: no new connection within 30 s; skipping {left}")
-                break
-            continue
-        rows[name] = row
-    out["methods"] = rows
-    if isinstance(d, Aisopod) and clients:
-        progress(f"{d.name}: edge-served reads against health, alternately")
-        out["edge_vs_health"] = await edge_against_health(d, clients[0], n)
-    for client in clients:
+            make = side.d.request(name, ours if isinstance(side.d, Aisopod) else theirs)
+            if await _attempt(side, name, "the first request", _probe(side, make)):
+                makes[side.d.name] = make
+        live = [side for side in sides if side.d.name in makes]
+        samples: dict[str, list[float]] = {side.d.name: [] for side in live}
+        rates: dict[str, list[float]] = {side.d.name: [] for side in live}
+        for phase in (SEQUENTIAL, IN_FLIGHT_PHASE):
+            for block in range(BLOCKS):
+                for side in alternating(live, block):
+                    if name in side.out["methods"]:  # failed in an earlier block
+                        continue
+                    make = makes[side.d.name]
+                    if phase == SEQUENTIAL:
+                        got = await _attempt(
+                            side, name, phase, latency_samples(side.d, side.clients[0], make, n)
+                        )
+                        samples[side.d.name] += got or []
+                    else:
+                        rate = await _attempt(
+                            side,
+                            name,
+                            phase,
+                            throughput(side.clients, make, seconds, is_reply=side.d.is_reply),
+                        )
+                        if rate is not None:
+                            rates[side.d.name].append(rate)
+        for side in live:
+            if name not in side.out["methods"]:
+                rps = round(statistics.mean(rates[side.d.name]))
+                side.out["methods"][name] = {**summary(samples[side.d.name]), "rps": rps}
+    for side in sides:
+        if isinstance(side.d, Aisopod) and side.clients:
+            progress(f"{side.d.name}: edge-served reads against health, alternately")
+            side.out["edge_vs_health"] = await edge_against_health(side.d, side.clients[0], total)
+        for client in side.clients:
+            client.close()
+        side.clients = []
+
+
+async def _probe(side: Side, make: Callable[[int], bytes]) -> bool:
+    probe = orjson.loads(await _one(side.d, side.clients[0], make))
+    error = side.d.error_of(probe)
+    if error is not None:
+        raise MethodError(error)
+    return True
+
+
+class MethodError(Exception):
+    """The gateway answered the method with an error: the row is not measured."""
+
+
+async def _attempt(side: Side, name: str, phase: str, step: Awaitable[T]) -> T | None:
+    """One step of a row; None (and the row's error recorded) when the gateway answered an
+    error or went silent. Which phase went silent tells a stalled process (50 in flight)
+    from a request it never answers (the first one)."""
+    d = side.d
+    try:
+        return await step
+    except MethodError as exc:
+        side.out["methods"][name] = {"error": str(exc)}
+        progress(f"{d.name}: {name} answers an error: {exc}")
+        return None
+    except TimeoutError:
+        side.out["methods"][name] = {"error": f"no reply within 30 s ({phase})"}
+        progress(f"{d.name}: {name}: no reply within 30 s in {phase}; reconnecting")
+    for client in side.clients:
         client.close()
+    try:
+        side.clients = [await d.connect() for _ in range(IN_FLIGHT)]
+    except (TimeoutError, OSError):
+        # A gateway that takes no new connection either: the rows left are lost, not the
+        # whole run (its other figures are still worth writing).
+        side.clients, side.broken = [], True
+        progress(f"{d.name}: no new connection within 30 s; the rows left are not measured")
+    return None
+
+
+async def measure_idle_connections(d: Dialect, out: dict[str, Any]) -> None:
     progress(f"{d.name}: {IDLE_CONNECTIONS} idle connections")
     out["rss_idle_after_kib"] = rss_total_kib(d)
     out["rss_idle_by_process_kib"] = rss_by_process_kib(d)
@@ -486,7 +579,6 @@ async def measure(d: Dialect, quick: bool) -> dict[str, Any]:
     out["rss_1000_idle_by_process_kib"] = rss_by_process_kib(d)
     for client in idle:
         client.close()
-    return out
 
 
 async def edge_against_health(d: Dialect, client: LeanClient, n: int) -> dict[str, Any]:
@@ -783,9 +875,14 @@ async def run(quick: bool, small: bool = False) -> dict[str, Any]:
         stack, ours, our_cold = await start_aisopod(fake, *(("--small",) if small else ()))
         try:
             result["cold_start_s"] = {"aisopod": round(our_cold, 2), "openclaw": round(oc_cold, 2)}
-            # Interleaved by side so both see the same minutes of machine load.
-            result["aisopod"] = await measure(ours, quick)
-            result["openclaw"] = await measure(oc, quick)
+            sides = [Side(ours, await measure_alone(ours, quick), [])]
+            sides.append(Side(oc, await measure_alone(oc, quick), []))
+            # The rows that compare latency and throughput, in alternating blocks.
+            await measure_handshakes(sides, quick)
+            await measure_methods(sides, quick)
+            for side in sides:
+                await measure_idle_connections(side.d, side.out)
+            result["aisopod"], result["openclaw"] = sides[0].out, sides[1].out
         finally:
             stack.stop()
     finally:

@@ -8,62 +8,16 @@ cluster node is killed under it."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 import pytest
 
 from aisopod.bus import Bus, resendable
 from aisopod.compat.natspy import flush_in_order
 from aisopod.settings import ServiceSettings
-
-
-class Relay:
-    """Accepts on a free port and pipes each connection to nats-server; `cut` closes every
-    piped connection at once (the bytes in flight are lost)."""
-
-    def __init__(self, target: str) -> None:
-        parts = urlsplit(target)
-        self.host, self.port = str(parts.hostname), int(parts.port or 4222)
-        self.writers: list[asyncio.StreamWriter] = []
-        self.tasks: set[asyncio.Task[None]] = set()
-        self.server: asyncio.Server | None = None
-
-    async def start(self) -> str:
-        self.server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
-        port = self.server.sockets[0].getsockname()[1]
-        return f"nats://127.0.0.1:{port}"
-
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        up_reader, up_writer = await asyncio.open_connection(self.host, self.port)
-        self.writers += [writer, up_writer]
-        for src, dst in ((reader, up_writer), (up_reader, writer)):
-            task = asyncio.ensure_future(self._pipe(src, dst))
-            self.tasks.add(task)
-            task.add_done_callback(self.tasks.discard)
-
-    @staticmethod
-    async def _pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
-        with contextlib.suppress(ConnectionError, OSError):
-            while data := await src.read(65536):
-                dst.write(data)
-                await dst.drain()
-        dst.close()
-
-    def cut(self) -> None:
-        for writer in self.writers:
-            writer.transport.abort()
-        self.writers.clear()
-
-    async def close(self) -> None:
-        self.cut()
-        if self.server is not None:
-            self.server.close()
-        for task in list(self.tasks):
-            task.cancel()
+from tests.support.natsrelay import Relay
 
 
 @dataclass

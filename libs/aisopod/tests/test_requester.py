@@ -16,6 +16,7 @@ from aisopod.compat.natspy import flush_in_order
 from aisopod.errors import Unavailable
 from aisopod.requester import Client, Requester, encode_headers
 from aisopod.settings import ServiceSettings
+from tests.support.natsrelay import Relay
 
 
 async def _until_received(copies: list[bytes], within_s: float = 30.0) -> None:
@@ -88,6 +89,24 @@ async def test_no_responders_and_timeout(bus: Bus) -> None:
     with pytest.raises(Unavailable) as caught:
         await bus.request("silent.one", {}, timeout=0.2)
     assert caught.value.detail_code == "NO_REPLY"
+
+
+async def test_a_deadline_inside_the_grace_still_reports_no_responders(nats_url: str) -> None:
+    """Every "no responders" takes 0.3 s to come back (a slow link); the caller's 0.8 s is
+    inside the 5 s grace. A repeat sent at 0.66 s would still be waiting at 0.8 s and the
+    caller would read "did not answer in time" (NO_REPLY) about a subject nobody serves."""
+    relay = Relay(nats_url, delay_s=0.3)
+    slow = await Bus.connect(
+        ServiceSettings(service="test", nats_url=await relay.start(), subject_prefix="slow")
+    )
+    try:
+        with pytest.raises(Unavailable) as caught:
+            await slow.request("nobody.home", {}, timeout=0.8)
+        assert caught.value.detail_code == "NO_RESPONDERS"
+        assert not slow.requester._futures
+    finally:
+        await slow.close()
+        await relay.close()
 
 
 async def test_cancelled_request_leaves_nothing(bus: Bus) -> None:

@@ -82,6 +82,26 @@ async def test_a_forgotten_writer_makes_everyone_sync_once(monkeypatch) -> None:
     assert syncs(replicas)["sessions"] == 1
 
 
+async def test_after_the_owner_answered_for_a_cold_replica_the_next_read_catches_up() -> None:
+    """/status while the sessions replica warms up goes to the owner, whose count may be
+    newer than the snapshot the replica is still applying: that principal's next edge read
+    of it first catches up, so its counts never go back (monotonic reads)."""
+    reads, replicas = edge()
+    reads.instances = []
+    replicas["sessions"].warm = False
+    assert await reads._status_of("p", _no_usage) is None  # the owner answers
+    replicas["sessions"].warm = True
+    assert await reads._synced("q", list(replicas.values()))  # another principal: no wait
+    assert syncs(replicas) == {"agents": 0, "sessions": 0, "presence": 0}
+    assert await reads._synced("p", list(replicas.values()))
+    assert syncs(replicas) == {"agents": 0, "sessions": 1, "presence": 0}
+    assert "p" not in reads._unsynced  # spent
+
+
+async def _no_usage() -> Any:
+    raise AssertionError("not read: the owner answers")
+
+
 class StubKvReplica:
     """Stands in for `aisopod.replica.KvReplica`: counts its starts and stops."""
 

@@ -201,3 +201,46 @@ async def test_a_sessions_changed_client_holds_a_warm_index_until_it_closes(
         assert demand.holders == 0 and not index.warm
     finally:
         demand.idle_s = 300.0
+
+
+async def test_openclaw_health_after_an_owner_answer_first_catches_up(quiet: Running) -> None:
+    """OpenClaw's `health` is answered at the edge once the sessions index is warm; a
+    connection the owner answered while it was cold (here: could not, no runtime) takes the
+    row's path once more, whose reads catch up with their buckets before the edge answers
+    again, so a summary is never older than what the owner said before it."""
+    edge = quiet.gateway.edge_reads
+    demand = edge.sessions_demand
+    agents = await quiet.host.kv("agents")
+    await agents.put("agent.main", orjson.dumps({"id": "main", "name": "Main", "tools": []}))
+    demand.idle_s = 0.2
+    try:
+        await until(lambda: not demand.running)  # cold: an earlier test's reads are over
+    finally:
+        demand.idle_s = 300.0
+    async with dial(quiet) as ws:
+        await connect(ws, auth={"token": "reader-token"})
+        await until(lambda: len(quiet.gateway.conns) == 1)  # earlier tests' closes are done
+        (conn,) = quiet.gateway.conns.values()
+        owner_answered = False
+        deadline = time.monotonic() + DEADLINE_S
+        for n in range(1000):
+            await ws.send(orjson.dumps({"type": "req", "id": f"h{n}", "method": "health"}))
+            answer = await slow_reply(ws, f"h{n}")
+            if answer["ok"]:
+                break
+            owner_answered = True  # the edge was cold: the absent owner was asked
+            assert "sessions" in conn.edge_unsynced
+            assert time.monotonic() < deadline, answer
+        assert owner_answered and edge.sessions is not None and edge.sessions.warm
+        assert not conn.edge_unsynced & {"agents", "sessions"}
+        assert answer["payload"]["defaultAgentId"] == "main"
+
+
+async def slow_reply(ws: object, request_id: str) -> dict:
+    """`reply` with room for an owner nobody serves: its "no responders" grace is 5 s."""
+    deadline = time.monotonic() + DEADLINE_S
+    while True:
+        frame = orjson.loads(await asyncio.wait_for(ws.recv(), DEADLINE_S))  # type: ignore[attr-defined]
+        if frame.get("type") == "res" and frame.get("id") == request_id:
+            return dict(frame)
+        assert time.monotonic() < deadline

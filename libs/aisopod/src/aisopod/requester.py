@@ -130,7 +130,9 @@ class Requester:
         `timeout`): a service whose NATS node just died is back, subscriptions and all,
         a moment later on another node, and nobody received the request meanwhile. The
         grace runs from the first "no responders", not from the send: a copy resent on
-        a reconnect can meet it long after the first copy went out.
+        a reconnect can meet it long after the first copy went out. The last repeat
+        leaves itself time to be answered, so a timeout within the grace still reports
+        "no responders", not a timeout.
 
         With `resend_on_reconnect` (a read, or a wait: safe to receive twice), the request
         is sent again when this connection comes back (`resend`): when its node died, the
@@ -141,6 +143,7 @@ class Requester:
         pause = 0.02
         repeat = False
         while True:
+            sent = time.monotonic()
             try:
                 return await self._request_once(
                     subject,
@@ -154,7 +157,10 @@ class Requester:
                 now = time.monotonic()
                 if grace_end is None:
                     grace_end = min(now + no_responders_grace_s, end)
-                if now + pause > grace_end:
+                # A repeat is sent only if its answer can be back before the deadline
+                # (twice what this one took): one sent later would turn "nobody listens"
+                # into a timeout on a slow machine or link.
+                if now + pause > grace_end or now + pause + 2 * (now - sent) > end:
                     raise
             await asyncio.sleep(pause)
             pause = min(pause * 2, 0.25)

@@ -159,12 +159,25 @@ class HttpEdgeReads:
     def wrote(self, principal_id: str) -> None:
         """A request of `principal_id` that may have written has ended."""
         self._writes += 1
-        every = frozenset(r.name for r in self._replicas())
-        self._unsynced[principal_id] = (self._writes, every)
+        self._mark(principal_id, frozenset(r.name for r in self._replicas()))
+
+    def _owner_answers(self, principal_id: str, cold: frozenset[str]) -> None:
+        """The owner answers this read while these replicas warm up; its answer may be
+        newer than what they hold yet, so this principal's next edge reads of them first
+        catch up (monotonic reads)."""
+        self._mark(principal_id, cold)
+
+    def _mark(self, principal_id: str, names: frozenset[str]) -> None:
+        """This principal's next edge reads of `names` first catch up with their buckets."""
+        mark = self._unsynced.get(principal_id)
+        if mark is not None:
+            names |= mark[1]
+        self._unsynced[principal_id] = (self._writes, names)
         self._unsynced.move_to_end(principal_id)
         if len(self._unsynced) > WRITERS_TRACKED:
-            self._unsynced.popitem(last=False)
-            self._everyone = (self._writes, every)
+            _, (_, forgotten) = self._unsynced.popitem(last=False)
+            owed = self._everyone[1] if self._everyone is not None else frozenset()
+            self._everyone = (self._writes, owed | forgotten)
 
     async def _synced(self, principal_id: str, replicas: list[Replica]) -> bool:
         """Whether the replicas may answer this principal now: after catching up with the
@@ -200,7 +213,10 @@ class HttpEdgeReads:
 
     async def _agent_ids_of(self, principal_id: str, default_id: str) -> list[str] | None:
         agents = self.agents
-        if agents is None or not agents.warm or not await self._synced(principal_id, [agents]):
+        if agents is None or not agents.warm:
+            self._owner_answers(principal_id, frozenset({"agents"}))
+            return None
+        if not await self._synced(principal_id, [agents]):
             return None
         key = (agents.revision, default_id)
         if self._agent_ids is not None and self._agent_ids[0] == key:
@@ -230,7 +246,10 @@ class HttpEdgeReads:
         self, principal_id: str, providers: Sequence[ProviderConfig]
     ) -> list[ModelInfo] | None:
         models = self.models
-        if models is None or not models.warm or not await self._synced(principal_id, [models]):
+        if models is None or not models.warm:
+            self._owner_answers(principal_id, frozenset({"models"}))
+            return None
+        if not await self._synced(principal_id, [models]):
             return None
         now_ms = int(time.time() * 1000)
         kept = self._listed
@@ -295,7 +314,13 @@ class HttpEdgeReads:
             r for r in (self.agents, sessions, self.presence) if r is not None
         ]
         instances = self.instances
-        if instances is None or len(replicas) < 3 or not all(r.warm for r in replicas):
+        cold = frozenset(r.name for r in replicas if not r.warm)
+        if sessions is None:  # starting: the first read of a stopped replica
+            cold |= {"sessions"}
+        if cold:
+            self._owner_answers(principal_id, cold)
+            return None
+        if instances is None:
             return None
         if not await self._synced(principal_id, replicas):
             return None

@@ -181,6 +181,10 @@ class EdgeReads:
         value = self._agents_value[1]
         return None if value is None else (version, value)
 
+    def buckets_of(self, *methods: str) -> frozenset[str]:
+        """The KV buckets the edge reads of these methods follow."""
+        return frozenset(b for m in methods for b in self.readers[m].buckets)
+
     # -- the dispatcher's hooks -------------------------------------------------------
     def answer(self, conn: Connection, call: Call, spec: MethodSpec, wire: Codec) -> Outcome | None:
         """The reply from the replicas, or None to forward the call to the owner."""

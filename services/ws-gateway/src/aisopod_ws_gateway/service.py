@@ -176,6 +176,7 @@ class Gateway:
             sessions,
             self.heartbeats,
             use_sessions=self.edge_reads.use_sessions,
+            buckets=self.edge_reads.buckets_of("agents.list", "sessions.list"),
         )
         self.openclaw.join_sessions_feed = self.edge_reads.join_sessions_feed
         await self.credentials.start()

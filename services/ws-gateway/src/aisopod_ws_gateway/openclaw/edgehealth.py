@@ -7,7 +7,10 @@ reused while none of them changed and for at most `MAX_AGE_S`, so a request cost
 and a splice. Staleness: counts and agents follow the KV watches (milliseconds), the
 services the 5 s health snapshot as on `/ws`, and the sessions' `age` may be up to
 `MAX_AGE_S` old. None (ask the owner, the adapter row's own path) while a part is cold: a
-replica warming up or over its bound, or the default agent not stored yet.
+replica warming up or over its bound, or the default agent not stored yet. A connection
+that got such an owner's answer takes the row's path once more when the parts are warm:
+its `agents.list` and `sessions.list` catch up with their buckets first (edgereads.py), so
+its next summary is never older than the owner's (monotonic reads).
 """
 
 from __future__ import annotations
@@ -39,8 +42,12 @@ class EdgeHealth:
         sessions: SessionIndex,
         heartbeats: Heartbeats = lambda: NO_HEARTBEATS,
         use_sessions: Callable[[], object] = lambda: None,
+        buckets: frozenset[str] = frozenset(),
     ) -> None:
-        """`use_sessions`: called on each read (the index runs only while read)."""
+        """`use_sessions`: called on each read (the index runs only while read);
+        `buckets`: the KV buckets its parts follow (a connection the owner answered about
+        them first catches up, as every edge read does)."""
+        self.buckets = buckets
         self.snapshot = snapshot
         self.use_sessions = use_sessions
         self.agents = agents

@@ -192,7 +192,12 @@ class OpenClawMethods:
 
     def _at_edge(self, conn: Connection, call: Call, row: Adapter) -> bool:
         """Answer from the edge's own state; False when it is cold (the row's path)."""
-        body = self.edge_health.body() if self.edge_health is not None else None
+        health = self.edge_health
+        if health is None or conn.edge_unsynced & health.buckets:
+            # The owner answered this connection while the edge was cold: the row's path
+            # reads through the edge, which catches up first (monotonic reads).
+            return False
+        body = health.body()
         if body is None:
             return False
         error = self.dispatcher.admit(conn, row.uses())

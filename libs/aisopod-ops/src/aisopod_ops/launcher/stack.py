@@ -605,6 +605,7 @@ class Stack:
         if not failed and not await _poll(http_probe(edge_health), deadline):
             failed.append("traefik route /health")
             failed_urls.append(edge_health)
+            not_ready.extend(c for c in self.children if c.spec.name == "traefik")  # its log
         # Ready means healthy too: each ws-gateway's `health` snapshot counts every service
         # (its discovery runs on its own clock, so a just-started one may not yet).
         for url in [] if failed else self._urls(ServiceName.WS_GATEWAY):

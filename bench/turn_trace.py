@@ -1,12 +1,14 @@
 """One agent turn, message by message: what it publishes on NATS and who receives it.
 
     .venv/bin/python bench/turn_trace.py [--turns 50] [--replicas 1] [--idempotency-key]
+        [--surface ws|v1]
 
 Starts a local stack (bench/local_stack.py, echo provider), warms it, then:
 - traces one WebSocket `agent` turn (echo, `wait`, a new session) with a `>` subscriber of
   its own: every message with its time since the request, subject, size and reply inbox
   (`--idempotency-key`: each `agent` call carries one, as /v1 agent mode's and OpenClaw
-  clients' calls do);
+  clients' calls do); `--surface v1`: P7's request instead, a non-streamed
+  `/v1/chat/completions` agent turn through Traefik (bench/turn_ab.py's);
 - runs `--turns` more and reads nats-server's /connz before and after: messages in and out
   per turn of each client connection (by its name), the tracer's own deliveries taken off.
 
@@ -70,12 +72,25 @@ def frames(prefix: str, keyed: bool = False) -> Any:
     return frame
 
 
-async def main(turns: int, replicas: int, keyed: bool) -> None:
+async def main(turns: int, replicas: int, keyed: bool, surface: str = "ws") -> None:
+    from aisopod_http_api.upstream.pool import UpstreamPool
+    from bench.turn_ab import v1_request, v1_round_trips
+
     stack = BenchStack.start("--nats-monitor", "--replicas", str(replicas), with_fake=False)
+    pool = UpstreamPool()
     try:
         url = monitor_url(stack)
         client, _ = await connect_gateway("127.0.0.1", stack.http_port, stack.token, subscribe=[])
-        await _round_trips(client, frames(f"agent:main:warm-{uuid.uuid4().hex[:6]}", keyed), 20)
+        origin, request = v1_request(stack, direct=False)
+
+        async def turns_of(name: str, count: int) -> None:
+            if surface == "v1":  # a new session each (no session header, no `user`)
+                await v1_round_trips(pool, origin, request, count)
+            else:
+                prefix = f"agent:main:{name}-{uuid.uuid4().hex[:6]}"
+                await _round_trips(client, frames(prefix, keyed), count)
+
+        await turns_of("warm", 20)
 
         nc = await nats.connect(
             nats_servers(stack.info["nats_url"]),
@@ -95,7 +110,7 @@ async def main(turns: int, replicas: int, keyed: bool) -> None:
         await nc.flush()
         tracing[0] = True
         started = time.perf_counter()
-        await _round_trips(client, frames(f"agent:main:trace-{uuid.uuid4().hex[:6]}", keyed), 1)
+        await turns_of("trace", 1)
         await asyncio.sleep(0.3)  # what the turn set off after its reply (watch deliveries)
         tracing[0] = False
         traced.set()
@@ -105,8 +120,7 @@ async def main(turns: int, replicas: int, keyed: bool) -> None:
 
         await nc.drain()
         before = await connections(url)
-        many = frames(f"agent:main:many-{uuid.uuid4().hex[:6]}", keyed)
-        await _round_trips(client, many, turns)
+        await turns_of("many", turns)
         after = await connections(url)
         print(f"\n# per turn, each connection ({turns} turns): in / out messages")
         for cid, conn in sorted(after.items(), key=lambda kv: kv[1].get("name", "")):
@@ -119,6 +133,7 @@ async def main(turns: int, replicas: int, keyed: bool) -> None:
                 print(f"{conn.get('name', '?'):40s} in {d_in:6.2f}  out {d_out:6.2f}")
         client.close()
     finally:
+        await pool.close()
         stack.stop()
 
 
@@ -127,5 +142,6 @@ if __name__ == "__main__":
     parser.add_argument("--turns", type=int, default=50)
     parser.add_argument("--replicas", type=int, default=1)
     parser.add_argument("--idempotency-key", action="store_true", help="a key on every call")
+    parser.add_argument("--surface", choices=("ws", "v1"), default="ws", help="what a turn is")
     args = parser.parse_args()
-    asyncio.run(main(args.turns, args.replicas, args.idempotency_key))
+    asyncio.run(main(args.turns, args.replicas, args.idempotency_key, args.surface))

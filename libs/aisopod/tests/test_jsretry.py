@@ -354,3 +354,62 @@ async def test_an_attempt_that_times_out_is_retried_and_a_cancel_is_not(
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+
+
+async def test_a_bounded_call_gets_the_attempt_bound_and_its_timeouts_are_retried(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(jsretry, "_ATTEMPT_S", 0.1)
+    monkeypatch.setattr(jsretry, "_LAST_ATTEMPT_S", 0.1)
+    bounds: list[float] = []
+    nested: list[float] = []
+
+    async def inner(bound: float) -> str:
+        nested.append(bound)
+        return "read"
+
+    async def first_times_out(bound: float) -> str:
+        bounds.append(bound)
+        if len(bounds) == 1:
+            raise nats.errors.TimeoutError  # what a lean request's own deadline raises
+        return await jsretry.retry_bounded("inner", inner, retry_s=5)
+
+    assert await jsretry.retry_bounded("write", first_times_out, retry_s=5) == "read"
+    assert bounds == [0.1, 0.1]
+    assert nested == [0.1]  # one attempt inside the outer loop, no loop of its own
+
+
+async def test_lean_calls_nobody_answers_are_bounded_retried_then_unavailable(
+    nc: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A request whose answer never comes (an election: the leader is gone) fails by its
+    own deadline, the attempt bound, and is sent again until the retry window closes."""
+    monkeypatch.setattr(jsretry, "_ATTEMPT_S", 0.1)
+    monkeypatch.setattr(jsretry, "_LAST_ATTEMPT_S", 0.1)
+    name = unique("SILENT")
+    heard: dict[str, int] = {}
+
+    async def silent(msg: Any) -> None:
+        kind = "publish" if msg.subject == f"{name.lower()}.x" else msg.subject.split(".")[2]
+        heard[kind] = heard.get(kind, 0) + 1
+
+    # A JetStream API nobody serves (its own prefix), and a stream subject nobody stores.
+    await nc.subscribe(f"{name}.API.>", cb=silent)
+    await nc.subscribe(f"{name.lower()}.x", cb=silent)
+    await nc.flush()
+    js = ElectionTolerantJetStream(nc, retry_s=1.0, requester=Requester(nc))
+    js._prefix = f"{name}.API"
+    with pytest.raises(Unavailable):
+        await js.last_on_subject(name, "a.b")
+    with pytest.raises(Unavailable):
+        await js.get_msg(name, subject="a.b")
+    with pytest.raises(Unavailable):
+        await js.stream_info(name)
+    with pytest.raises(Unavailable):
+        await js.publish(f"{name.lower()}.x", b"lost")
+    # Two reads and an info, each sent more than once, and the publish (the copies all
+    # went out before their calls failed; their delivery to `silent` may trail).
+    deadline = time.monotonic() + 30
+    while heard.get("STREAM", 0) < 6 or heard.get("publish", 0) < 2:
+        assert time.monotonic() < deadline, heard
+        await asyncio.sleep(0.01)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Awaitable
 
 import nats
 import pytest
@@ -54,6 +55,11 @@ def test_encode_headers_follows_nats_rules() -> None:
     assert block == b"NATS/1.0\r\nA-Key: x  y\r\n\r\n"
     with pytest.raises(errors.BadHeaderError):
         encode_headers({"bad key": "v"})
+    # Keys are checked once and remembered: the same answers the second time.
+    assert encode_headers({"A-Key": "  x\r\ny  ", " ": "skipped"}) == block
+    with pytest.raises(errors.BadHeaderError):
+        encode_headers({"bad key": "v"})
+    assert encode_headers({" A-Key ": "z"}) == b"NATS/1.0\r\nA-Key: z\r\n\r\n"
 
 
 async def test_replies_reach_their_own_request(bus: Bus) -> None:
@@ -129,6 +135,56 @@ async def test_bad_subject_and_closed(bus: Bus) -> None:
     await bus.nc.close()
     with pytest.raises(errors.ConnectionClosedError):
         await bus.requester.request("echo.x", b"{}", timeout=1)
+
+
+async def test_requests_sent_together_leave_in_one_socket_write(
+    bus: Bus, nats_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The requests of one loop pass (a gather) are written once that pass has run, in
+    one socket write and in the order sent, behind what nats-py had queued before them;
+    the replies all arrive."""
+    responder = await nats.connect(nats_url)  # its replies are not this connection's writes
+    try:
+        await _echo(responder, "echo.batch")
+        assert await bus.requester.request("echo.batch", b"warm", timeout=5) == b"re:warm"
+        transport = bus.nc._transport
+        writes: list[bytes] = []
+        real_write, real_writelines = transport.write, transport.writelines
+
+        def write(data: bytes) -> None:
+            writes.append(bytes(data))
+            real_write(data)
+
+        def writelines(lines: list[bytes]) -> None:
+            writes.append(b"".join(lines))
+            real_writelines(lines)
+
+        monkeypatch.setattr(transport, "write", write)
+        monkeypatch.setattr(transport, "writelines", writelines)
+
+        def requests() -> list[Awaitable[bytes]]:
+            return [bus.requester.request("echo.batch", b"%d" % n, timeout=5) for n in range(5)]
+
+        def written_once() -> bytes:
+            ours = [w for w in writes if b"echo.batch" in w]
+            assert len(ours) == 1, writes
+            positions = [ours[0].index(b"\r\n%d\r\n" % n) for n in range(5)]
+            assert positions == sorted(positions)
+            assert not bus.nc._pending and not bus.nc.pending_data_size
+            writes.clear()
+            return ours[0]
+
+        assert await asyncio.gather(*requests()) == [b"re:%d" % n for n in range(5)]
+        written_once()
+        # nats-py's own publish, in the same pass and before them: its pending buffer.
+        _, *replies = await asyncio.gather(
+            bus.nc.publish("echo.queued-before", b"first"), *requests()
+        )
+        assert replies == [b"re:%d" % n for n in range(5)]
+        sent = written_once()
+        assert sent.index(b"echo.queued-before") < sent.index(b"echo.batch")
+    finally:
+        await responder.close()
 
 
 async def test_plain_client_gets_replies_through_the_subscription(nats_url: str) -> None:

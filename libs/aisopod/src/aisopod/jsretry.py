@@ -119,8 +119,45 @@ async def retry_transient(
 ) -> T:
     """`call()`, again after a short back-off while it fails transiently, for at most
     `retry_s`; then UNAVAILABLE naming `what`."""
+
+    async def attempt(bound: float | None) -> T:
+        if bound is None:
+            return await call()
+        # A request sent while no leader exists is dropped, not refused: it only times
+        # out. Short attempts catch the new leader soon (a healthy JetStream answers in
+        # milliseconds), and none outlives the bound by more than a last short try.
+        # (`asyncio.timeout`, not `wait_for`: no task per call, and an outer cancellation
+        # is never swallowed by a result arriving with it.)
+        async with asyncio.timeout(bound):
+            return await call()
+
+    return await _retry(what, attempt, retry_s, timeouts, nested=None)
+
+
+async def retry_bounded(
+    what: str, call: Callable[[float], Awaitable[T]], *, retry_s: float = DEFAULT_RETRY_S
+) -> T:
+    """`retry_transient` (timeouts retried) for a call that bounds its own attempt: it is
+    given the attempt's bound in seconds and must fail with a TimeoutError by then (a lean
+    request's own deadline). No `asyncio.timeout` around it: that context manager costs
+    more than the rest of the retry loop (~4 µs a call on uvloop), and the runtime makes
+    about twenty such calls per turn (docs/runtime.md, "What a turn costs"). Inside
+    another retry loop (which bounds the whole), the call is given `_ATTEMPT_S`."""
+    return await _retry(what, call, retry_s, True, nested=_ATTEMPT_S)
+
+
+async def _retry(
+    what: str,
+    attempt: Callable[[Any], Awaitable[T]],
+    retry_s: float,
+    timeouts: bool,
+    *,
+    nested: float | None,
+) -> T:
+    """The retry loop: `attempt(bound)`, the bound None when timeouts are not retried;
+    inside another loop, one attempt given `nested`."""
     if _retrying.get():
-        return await call()
+        return await attempt(nested)
     token = _retrying.set(True)
     try:
         deadline = time.monotonic() + retry_s
@@ -129,18 +166,10 @@ async def retry_transient(
         while True:
             attempts += 1
             try:
+                bound = None
                 if timeouts:
-                    # A request sent while no leader exists is dropped, not refused: it
-                    # only times out. Short attempts catch the new leader soon (a healthy
-                    # JetStream answers in milliseconds), and none outlives the bound by
-                    # more than a last short try.
-                    # (`asyncio.timeout`, not `wait_for`: no task per call, and an outer
-                    # cancellation is never swallowed by a result arriving with it.)
-                    left = max(deadline - time.monotonic(), _LAST_ATTEMPT_S)
-                    async with asyncio.timeout(min(left, _ATTEMPT_S)):
-                        result = await call()
-                else:
-                    result = await call()
+                    bound = min(max(deadline - time.monotonic(), _LAST_ATTEMPT_S), _ATTEMPT_S)
+                result = await attempt(bound)
             except Exception as exc:
                 if not is_transient(exc, timeouts=timeouts):
                     raise
@@ -178,11 +207,17 @@ class _RetriedApi(JetStreamManager):
     async def _api_request(
         self, req_subject: str, req: bytes = b"", timeout: float = 5
     ) -> dict[str, Any]:
-        parent = super()._api_request if self._requester is None else self._api_request_lean
+        what = f"JetStream request {_api_name(req_subject, self._prefix)}"
+        if self._requester is not None:
+            lean = self._api_request_lean
+            return await retry_bounded(
+                what,
+                lambda bound: lean(req_subject, req, timeout=min(timeout, bound)),
+                retry_s=self.retry_s,
+            )
+        parent = super()._api_request
         return await retry_transient(
-            f"JetStream request {_api_name(req_subject, self._prefix)}",
-            lambda: parent(req_subject, req, timeout=timeout),
-            retry_s=self.retry_s,
+            what, lambda: parent(req_subject, req, timeout=timeout), retry_s=self.retry_s
         )
 
     async def _api_request_lean(
@@ -251,9 +286,17 @@ class ElectionTolerantJetStream(_RetriedApi, JetStreamContext):
         direct: bool | None = False,
         next: bool | None = False,
     ) -> api.RawStreamMsg:
-        parent = super().get_msg if direct or self._requester is None else self._get_msg_lean
+        what = f"reading from {stream_name}"
+        if not direct and self._requester is not None:
+            lean = self._get_msg_lean
+            return await retry_bounded(
+                what,
+                lambda bound: lean(stream_name, seq=seq, subject=subject, next=next, bound=bound),
+                retry_s=self.retry_s,
+            )
+        parent = super().get_msg
         return await retry_transient(
-            f"reading from {stream_name}",
+            what,
             lambda: parent(stream_name, seq=seq, subject=subject, direct=direct, next=next),
             retry_s=self.retry_s,
         )
@@ -263,11 +306,12 @@ class ElectionTolerantJetStream(_RetriedApi, JetStreamContext):
         stream_name: str,
         seq: int | None = None,
         subject: str | None = None,
-        direct: bool | None = False,
         next: bool | None = False,
+        *,
+        bound: float,
     ) -> api.RawStreamMsg:
         """nats-py's non-direct `get_msg` (the same request and result) without its JSON
-        and e-mail header parsers: the runtime reads three KV keys per turn this way."""
+        and e-mail header parsers, bounded by `bound` seconds (`retry_bounded`)."""
         request: dict[str, Any] = {}
         if next:
             request = {"seq": seq, "next_by_subj": subject}
@@ -275,10 +319,10 @@ class ElectionTolerantJetStream(_RetriedApi, JetStreamContext):
             request = {"last_by_subj": subject}
         elif seq:
             request = {"seq": seq}
-        found = await self._api_request(
+        found = await self._api_request_lean(
             f"{self._prefix}.STREAM.MSG.GET.{stream_name}",
             orjson.dumps(request),
-            timeout=self._timeout,
+            timeout=min(self._timeout, bound),
         )
         message = found["message"]
         raw = api.RawStreamMsg(
@@ -288,9 +332,53 @@ class ElectionTolerantJetStream(_RetriedApi, JetStreamContext):
             time=api.RawStreamMsg._parse_utc_iso(message["time"]) if "time" in message else None,
         )
         if message.get("hdrs"):
-            raw.headers = _parse_headers(base64.b64decode(message["hdrs"]))
+            raw.headers = parse_headers(base64.b64decode(message["hdrs"]))
         raw.data = base64.b64decode(message["data"]) if message.get("data") else None
         return raw
+
+    @property
+    def lean(self) -> bool:
+        """Whether requests travel the requester's lean path (`last_on_subject` needs it)."""
+        return self._requester is not None
+
+    async def last_on_subject(
+        self, stream_name: str, subject: str
+    ) -> tuple[int, bytes | None, bytes | None] | None:
+        """The last message on `subject` as (seq, data, header block), or None when the
+        stream holds none (a 404, which nats-py's `KeyValue.get` turns into "no such key"):
+        the non-direct `get_msg` of a KV read, on the lean path, with one retry loop and
+        no exception raised and caught for an absent key. The runtime reads five keys per
+        turn, most of them absent; `kvview.get_json` uses it."""
+        requester = self._requester
+        assert requester is not None
+        api_subject = f"{self._prefix}.STREAM.MSG.GET.{stream_name}"
+        request = orjson.dumps({"last_by_subj": subject})
+
+        async def attempt(bound: float) -> dict[str, Any] | None:
+            try:
+                timeout = min(self._timeout, bound)
+                data = await requester.request(api_subject, request, timeout=timeout)
+            except nats.errors.NoRespondersError:
+                raise ServiceUnavailableError from None
+            resp: dict[str, Any] = orjson.loads(data)
+            error = resp.get("error")
+            if error is None:
+                message: dict[str, Any] = resp["message"]
+                return message
+            if error.get("code") == 404:
+                return None
+            APIError.from_error(error)  # raises its own kind (503s are retried)
+            raise AssertionError("unreachable")
+
+        message = await retry_bounded(f"reading from {stream_name}", attempt, retry_s=self.retry_s)
+        if message is None or message.get("subject") != subject:
+            return None
+        hdrs, data = message.get("hdrs"), message.get("data")
+        return (
+            int(message.get("seq") or 0),
+            base64.b64decode(data) if data else None,
+            base64.b64decode(hdrs) if hdrs else None,
+        )
 
     async def publish(
         self,
@@ -303,26 +391,39 @@ class ElectionTolerantJetStream(_RetriedApi, JetStreamContext):
     ) -> api.PubAck:
         headers = _with_msg_id(headers)
         parent = super().publish if self._requester is None else self._publish_lean
+        lean = self._requester is not None
+        own_timeout = self._timeout if timeout is None else timeout
         attempts = 0
 
-        async def attempt() -> api.PubAck:
+        async def attempt(bound: float) -> api.PubAck:
             nonlocal attempts
             attempts += 1
             try:
                 # A copy per attempt: nats-py adds to the dict it is given.
-                return await parent(
-                    subject,
-                    payload,
-                    timeout=timeout,
-                    stream=stream,
-                    headers=dict(headers),
-                    msg_ttl=msg_ttl,
-                )
+                if lean:  # the lean request bounds itself
+                    return await parent(
+                        subject,
+                        payload,
+                        timeout=min(own_timeout, bound),
+                        stream=stream,
+                        headers=dict(headers),
+                        msg_ttl=msg_ttl,
+                    )
+                async with asyncio.timeout(bound):
+                    return await parent(
+                        subject,
+                        payload,
+                        timeout=timeout,
+                        stream=stream,
+                        headers=dict(headers),
+                        msg_ttl=msg_ttl,
+                    )
             except APIError as exc:
                 # Only a retry can meet its own first copy (module doc).
                 if attempts == 1 or exc.err_code not in WRONG_LAST_SEQUENCE_CODES:
                     raise
-                own = await self._own_stored_copy(subject, headers[_MSG_ID])
+                async with asyncio.timeout(bound):
+                    own = await self._own_stored_copy(subject, headers[_MSG_ID])
                 if own is None:
                     raise
                 log.info(
@@ -330,7 +431,7 @@ class ElectionTolerantJetStream(_RetriedApi, JetStreamContext):
                 )
                 return own
 
-        return await retry_transient(f"storing to {subject}", attempt, retry_s=self.retry_s)
+        return await retry_bounded(f"storing to {subject}", attempt, retry_s=self.retry_s)
 
     async def _own_stored_copy(self, subject: str, msg_id: str) -> api.PubAck | None:
         """The ack of the last message on `subject` when it is the one named `msg_id`
@@ -491,7 +592,7 @@ def _pub_ack(data: bytes) -> api.PubAck:
     )
 
 
-def _parse_headers(block: bytes) -> dict[str, str] | None:
+def parse_headers(block: bytes) -> dict[str, str] | None:
     """A stored message's NATS header block (`NATS/1.0\r\nKey: value\r\n…`) as a dict,
     as nats-py makes it (None when empty; the last of repeated keys wins)."""
     headers: dict[str, str] = {}

@@ -6,11 +6,11 @@ encodes and re-validates every header, chains `asyncio.wait_for` around the repl
 and its reply travels reader → subscription queue → subscription task → callback → the
 waiter (one task hop more than needed). Here a request is: a counter token under a random
 per-connection inbox prefix, headers encoded once per identity (`encode_headers`), one
-`HPUB` command written to the socket at once when it is the only request in flight on the
-connection (else handed to nats-py's own pending buffer and flusher, which batches), a
-plain future with a `call_later` deadline; and `Client._process_msg` resolves the future
-straight from the reader for messages of our inbox sid. Every nats-py internal this takes
-is in `aisopod.compat.natspy`.
+`HPUB` command appended to nats-py's pending buffer and written by a loop callback once
+the ready callbacks have run (the requests sent in one loop pass share one socket write;
+`compat.natspy.write_soon`), a plain future with a `call_later` deadline; and
+`Client._process_msg` resolves the future straight from the reader for messages of our
+inbox sid. Every nats-py internal this takes is in `aisopod.compat.natspy`.
 
 Errors keep nats-py's types (`NoRespondersError`, `TimeoutError`), so callers map them as
 before. With a plain nats-py client (e.g. the CLI's) replies still arrive, through the
@@ -33,7 +33,7 @@ from aisopod.compat.natspy import (
     max_pending_size,
     send_command,
     subscription_sid,
-    write_now,
+    write_soon,
 )
 
 NO_RESPONDERS_STATUS = "503"
@@ -46,6 +46,11 @@ _SUBJECT_INVALID = re.compile(r"[ \t\r\n]")
 _HEADER_KEY = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _VALUE_NEWLINES = str.maketrans({"\r": " ", "\n": " "})
 _STATUS_LINE = b"NATS/1.0 503"
+_checked_keys: dict[str, str] = {}
+"""Header keys already checked (as given → trimmed): a publish carries the same few
+(`Nats-Msg-Id`, `Nats-Expected-Last-Subject-Sequence`, the principal's), so each is
+matched against the token pattern once, not per message."""
+_CHECKED_KEYS_MAX = 1024
 
 
 def encode_headers(headers: dict[str, str] | None) -> bytes | None:
@@ -55,12 +60,16 @@ def encode_headers(headers: dict[str, str] | None) -> bytes | None:
         return None
     parts = [b"NATS/1.0\r\n"]
     for key, value in headers.items():
-        key = key.strip()
-        if not key:
+        checked = _checked_keys.get(key)
+        if checked is None:
+            checked = key.strip()
+            if checked and not _HEADER_KEY.fullmatch(checked):
+                raise errors.BadHeaderError(checked)
+            if len(_checked_keys) < _CHECKED_KEYS_MAX:
+                _checked_keys[key] = checked
+        if not checked:
             continue
-        if not _HEADER_KEY.fullmatch(key):
-            raise errors.BadHeaderError(key)
-        parts.append(f"{key}: {value.strip().translate(_VALUE_NEWLINES)}\r\n".encode())
+        parts.append(f"{checked}: {value.strip().translate(_VALUE_NEWLINES)}\r\n".encode())
     parts.append(b"\r\n")
     return b"".join(parts)
 
@@ -244,9 +253,6 @@ class Requester:
         loop = self._loop
         assert loop is not None
         future: asyncio.Future[bytes] = loop.create_future()
-        # Alone on the connection (low concurrency), the request goes to the socket now;
-        # with others in flight the flusher batches them into fewer writes.
-        alone = not self._futures
         self._futures[token] = future
         if resend:
             self._resendable[token] = cmd
@@ -255,7 +261,9 @@ class Requester:
         try:
             nc.stats["out_msgs"] += 1
             nc.stats["out_bytes"] += size
-            if not (alone and write_now(nc, cmd)):
+            # Written when the loop has run what is ready: requests sent together leave
+            # in one socket write (compat.natspy.write_soon).
+            if not write_soon(nc, cmd):
                 await send_command(nc, cmd)
         except BaseException:
             self._forget(token)

@@ -14,10 +14,18 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from nats.js.errors import KeyNotFoundError
-from nats.js.kv import KeyValue
+from nats.js.errors import InvalidKeyError, KeyNotFoundError
+from nats.js.kv import KV_DEL, KV_OP, KV_PURGE, KeyValue
 
 from aisopod import codec
+from aisopod.compat.natspy import (
+    kv_direct,
+    kv_jetstream,
+    kv_key_valid,
+    kv_stream,
+    kv_subject,
+)
+from aisopod.jsretry import ElectionTolerantJetStream, parse_headers
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
@@ -45,14 +53,38 @@ def is_value(entry: KeyValue.Entry | None) -> bool:
 
 
 async def get_json(kv: KeyValue, key: str) -> tuple[dict[str, Any], int] | None:
-    """(value, revision) of a key holding JSON, or None when absent or deleted."""
-    try:
-        entry = await kv.get(key)
-    except KeyNotFoundError:
+    """(value, revision) of a key holding JSON, or None when absent or deleted.
+
+    What nats-py's `kv.get` reads (the same non-direct request, key check and answers),
+    on the lean path when the bucket's context has one: without nats-py's layers, the
+    raised and caught "not found" of an absent key, or a second retry loop, a read costs
+    the runtime about half the CPU (docs/runtime.md, "What a turn costs")."""
+    js = kv_jetstream(kv)
+    if not isinstance(js, ElectionTolerantJetStream) or not js.lean or kv_direct(kv):
+        try:
+            entry = await kv.get(key)
+        except KeyNotFoundError:
+            return None
+        if not is_value(entry):
+            return None
+        return codec.loads(entry.value or b"{}"), entry.revision or 0
+    if not kv_key_valid(key):
+        raise InvalidKeyError
+    found = await js.last_on_subject(kv_stream(kv), kv_subject(kv, key))
+    if found is None:
         return None
-    if not is_value(entry):
+    revision, data, headers = found
+    if data is None or (headers is not None and _deleted(headers)):
         return None
-    return codec.loads(entry.value or b"{}"), entry.revision or 0
+    return codec.loads(data), revision
+
+
+def _deleted(headers: bytes) -> bool:
+    """A delete or purge marker (`KV-Operation: DEL|PURGE`), as nats-py's get judges it."""
+    if KV_OP.encode() not in headers:
+        return False
+    op = (parse_headers(headers) or {}).get(KV_OP)
+    return op in (KV_DEL, KV_PURGE)
 
 
 async def wait_for_value(

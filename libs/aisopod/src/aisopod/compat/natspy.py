@@ -12,6 +12,10 @@ buffer and flusher, and takes the replies of its inbox straight from the reader:
 - `Client._pending_data_size`, `Client._transport`: a reply with nothing queued before it
   is written to the socket at once (`write_now`), not through the flusher task: at low
   concurrency the hand-over to that task is a good part of a round trip's latency.
+- `Client._pending` too: a request (`write_soon`) joins the pending buffer, which is
+  written out in one socket write once the loop has run the callbacks that are ready, not
+  by the flusher task: the requests a task sends together (a `gather` of KV writes) leave
+  in one write and wake nats-server once.
 
 - `Client._pending` (with `_pending_data_size`): `flush_in_order` writes it out before
   flush's PING, which nats-py writes straight to the socket, ahead of it.
@@ -26,7 +30,10 @@ request to its reply, written with `write_now` (docs/ratelimit.md, The edge chec
 Key-value buckets: the stream behind a bucket is read with our own consumers (snapshots of
 every key, the dedupe write without an ack wait), which needs three things `KeyValue`
 keeps private: `_name` (the bucket), `_js` (its JetStream context) and `_pre` (the subject
-prefix of its keys, `$KV.<bucket>.` unless a JetStream domain changes it).
+prefix of its keys, `$KV.<bucket>.` unless a JetStream domain changes it); a key's value
+is read on the lean path (`kvview.get_json`) with two more, `_stream` (the stream's name)
+and `_direct` (whether nats-py would read with a direct get), and nats-py's key check
+(`kv_key_valid`).
 """
 
 from __future__ import annotations
@@ -39,6 +46,7 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
+from nats.js.kv import _is_key_valid as _nats_key_valid
 
 PROCESS_MSG = "_process_msg"
 CLIENT_INTERNALS = (
@@ -46,13 +54,14 @@ CLIENT_INTERNALS = (
     "_send_command",
     "_flush_queue",
     "_flush_pending",
+    "_pending",
     "_pending_data_size",
     "_transport",
     "_pongs",
 )
 PING = b"PING\r\n"
 SUBSCRIPTION_INTERNALS = ("_id",)
-KV_INTERNALS = ("_name", "_js", "_pre")
+KV_INTERNALS = ("_name", "_js", "_pre", "_stream", "_direct")
 
 
 class InboxReceiver(Protocol):
@@ -75,10 +84,13 @@ class InboxClient(NatsClient):
 
     receiver: InboxReceiver | None = None
     responders: dict[int, DirectResponder]
+    write_scheduled: bool
+    """A `write_soon` callback is pending on the loop."""
 
     def __init__(self) -> None:
         super().__init__()
         self.responders = {}
+        self.write_scheduled = False
 
     async def _process_msg(
         self, sid: int, subject: bytes, reply: bytes, data: bytes, headers: bytes
@@ -109,6 +121,35 @@ def write_now(nc: NatsClient, cmd: bytes) -> bool:
         return False
     transport.write(cmd)
     return True
+
+
+def write_soon(nc: NatsClient, cmd: bytes) -> bool:
+    """Queue a whole protocol command behind what is pending and have the buffer written
+    by a loop callback (one per loop pass), not by the flusher task: commands queued in the
+    same pass (the requests of a `gather`) go out in one socket write, in order, waking
+    nats-server once instead of once per command. False when it cannot (a plain nats-py
+    client, or the connection is not up): queue it with `send_command` then."""
+    transport = nc._transport
+    if not isinstance(nc, InboxClient) or transport is None or not nc.is_connected:
+        return False
+    nc._pending.append(cmd)
+    nc._pending_data_size += len(cmd)
+    if not nc.write_scheduled:
+        nc.write_scheduled = True
+        asyncio.get_running_loop().call_soon(_write_pending, nc)
+    return True
+
+
+def _write_pending(nc: InboxClient) -> None:
+    """What the flusher task does, without its task hop (or its drain: `write_now` has
+    none either). What is left while the connection is down waits for nats-py's reconnect,
+    which writes the pending buffer first."""
+    nc.write_scheduled = False
+    transport = nc._transport
+    if nc._pending_data_size and transport is not None and nc.is_connected:
+        transport.writelines(nc._pending[:])
+        nc._pending = []
+        nc._pending_data_size = 0
 
 
 async def publish_now(nc: NatsClient, subject: bytes, payload: bytes) -> None:
@@ -171,6 +212,19 @@ def kv_bucket(kv: KeyValue) -> str:
 
 def kv_jetstream(kv: KeyValue) -> JetStreamContext:
     return kv._js
+
+
+def kv_key_valid(key: str) -> bool:
+    """nats-py's check of a key (`KeyValue.get` raises InvalidKeyError when it fails)."""
+    return _nats_key_valid(key)
+
+
+def kv_stream(kv: KeyValue) -> str:
+    return kv._stream
+
+
+def kv_direct(kv: KeyValue) -> bool:
+    return kv._direct
 
 
 def kv_subject(kv: KeyValue, key: str) -> str:

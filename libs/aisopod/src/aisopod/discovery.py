@@ -8,12 +8,13 @@ quiet (or a cap), since nobody knows in advance how many instances there are.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from dataclasses import dataclass
 from typing import Any
 
-from nats.errors import TimeoutError as NatsTimeout
+from nats.aio.msg import Msg
 
 from aisopod import codec
 from aisopod.bus import Bus
@@ -41,10 +42,21 @@ async def scatter(
     bus: Bus, subject: str, payload: bytes = b"", *, quiet: float = QUIET_S, cap: float = CAP_S
 ) -> list[dict[str, Any]]:
     """Publish `payload` on `subject` and gather every JSON reply until none arrives for
-    `quiet` seconds (at most `cap` seconds in all)."""
+    `quiet` seconds (at most `cap` seconds in all).
+
+    A cancellation of the caller always ends it: replies are taken from a queue of ours
+    under `asyncio.timeout`, not with nats-py's `next_msg`, whose inner task can return the
+    reply that arrives together with a cancellation and so drop the cancellation (a task
+    that gathers in a loop, such as http-api's /status discovery, then never stops).
+    """
     nc = bus.nc
     inbox = nc.new_inbox()
-    sub = await nc.subscribe(inbox)
+    arrived: asyncio.Queue[Msg] = asyncio.Queue()
+
+    async def take(msg: Msg) -> None:
+        arrived.put_nowait(msg)
+
+    sub = await nc.subscribe(inbox, cb=take)
     replies: list[dict[str, Any]] = []
     try:
         await nc.publish(subject, payload, reply=inbox)
@@ -54,8 +66,9 @@ async def scatter(
         wait = cap
         while (remaining := deadline - time.monotonic()) > 0:
             try:
-                msg = await sub.next_msg(timeout=min(wait, remaining))
-            except (TimeoutError, NatsTimeout):
+                async with asyncio.timeout(min(wait, remaining)):
+                    msg = await arrived.get()
+            except TimeoutError:
                 break
             with contextlib.suppress(ValueError):
                 body = codec.loads(msg.data)

@@ -23,7 +23,6 @@ their buckets (one JetStream round trip each, at most `SYNC_WAIT_S`; past it, th
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import OrderedDict
@@ -49,6 +48,7 @@ from aisopod.listings import (
 )
 from aisopod.ondemand import OnDemand
 from aisopod.replica import KvReplica, Replica, catch_up
+from aisopod.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
     from nats.js.kv import KeyValue
@@ -124,9 +124,7 @@ class HttpEdgeReads:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
         await self.sessions_demand.close()
         for replica in self._replicas():
             await replica.stop()

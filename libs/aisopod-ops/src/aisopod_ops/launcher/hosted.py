@@ -61,6 +61,12 @@ class HostedServices:
     def alive(self) -> bool:
         return self._task is not None and not self._task.done()
 
+    def state(self) -> str:
+        """Alive or how it ended (a start-up failure report)."""
+        if self._task is None:
+            return "never started"
+        return "running (in the launcher)" if not self._task.done() else "ended"
+
     async def start(self) -> None:
         self._environment()
         self._route_logs()

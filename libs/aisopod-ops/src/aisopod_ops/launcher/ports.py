@@ -5,6 +5,17 @@ kernel's ephemeral range (what `bind(0)` returns) can be taken in between by any
 connection on the machine, and the service then dies with "address already in use". So
 ports are picked below that range, where the kernel never assigns one on its own, and each
 is handed out once per launcher.
+
+Below that range the other launchers on the machine pick too (every integration test
+starts stacks, several engineers and CI share a host), and a port picked here stays unbound
+for the seconds its service takes to start (uvicorn binds after the service's start-up):
+another launcher could pick it in that window, and whichever service binds second fails.
+So a picked port stays *reserved* for as long as this process runs: a socket bound to it
+without SO_REUSEADDR (the pick fails if anything at all holds the port, a reservation of
+another launcher included), then switched to SO_REUSEADDR so that the service it is for,
+which binds with SO_REUSEADDR (uvicorn, asyncio and Go's listeners all do), may bind and
+listen on it while everyone else's plain bind still fails. A reservation never listens, so
+it takes no connection; it also keeps the port while a crashed service restarts.
 """
 
 from __future__ import annotations
@@ -19,7 +30,8 @@ EPHEMERAL_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
 LOWEST_PICKED = 10_000  # above the well-known and most registered service ports
 ATTEMPTS = 200
 
-_handed_out: set[int] = set()
+# Port → the socket that reserves it, held until this process exits.
+_reserved: dict[int, socket.socket] = {}
 
 
 def ephemeral_range() -> tuple[int, int]:
@@ -31,30 +43,41 @@ def ephemeral_range() -> tuple[int, int]:
     return low, high
 
 
-def _bindable(family: socket.AddressFamily, host: str, port: int) -> bool:
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-    return True
+def _reserve(family: socket.AddressFamily, host: str, port: int) -> socket.socket | None:
+    """A socket that holds `port` against everyone but a SO_REUSEADDR bind, or None when
+    something holds it already (port 0: a port the kernel chooses)."""
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        # Without SO_REUSEADDR: fails on any socket bound to the port, listening or not.
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        return None
+    # From now on a bind with SO_REUSEADDR (the service's) succeeds; one without fails.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    return sock
 
 
 def free_port(host: str = "127.0.0.1") -> int:
+    """A free port, reserved for the process it is handed to (see the module's text)."""
     family = socket.AF_INET6 if is_ipv6(host) else socket.AF_INET
     address = connect_host(host)
     low, _ = ephemeral_range()
     if low - LOWEST_PICKED >= 1_000:
         for _ in range(ATTEMPTS):
             port = random.randrange(LOWEST_PICKED, low)
-            if port not in _handed_out and _bindable(family, address, port):
-                _handed_out.add(port)
+            if port in _reserved:
+                continue
+            reservation = _reserve(family, address, port)
+            if reservation is not None:
+                _reserved[port] = reservation
                 return port
     # No room below the ephemeral range (a tuned kernel): let the kernel choose.
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
-        sock.bind((address, 0))
-        port = int(sock.getsockname()[1])
-    _handed_out.add(port)
+    reservation = _reserve(family, address, 0)
+    if reservation is None:
+        raise OSError(f"no free port on {address}")
+    port = int(reservation.getsockname()[1])
+    _reserved[port] = reservation
     return port
 
 

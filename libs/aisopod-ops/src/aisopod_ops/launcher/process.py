@@ -34,6 +34,9 @@ class ChildSpec:
     stop_timeout_s: float = 35.0
     cwd: Path | None = None
     group: str = "core"
+    # What the probe GETs, asked once more for the report when the child is not ready in
+    # time (its /ready names the reasons); empty for a probe that is not one HTTP GET.
+    probe_urls: tuple[str, ...] = ()
 
 
 @dataclass
@@ -44,6 +47,7 @@ class Child:
     stopping: bool = False
     started_at: float = 0.0
     ready_after: float | None = None  # seconds from spawn to the first passed probe
+    exit_codes: list[int] = field(default_factory=list)  # of each process that died
     # Called after a restart with the new process (the stack rewrites its pid record).
     on_restart: Callable[[Child], None] | None = field(default=None, repr=False)
     _watch: asyncio.Task[None] | None = field(default=None, repr=False)
@@ -55,6 +59,19 @@ class Child:
     @property
     def alive(self) -> bool:
         return self.proc is not None and self.proc.returncode is None
+
+    def state(self) -> str:
+        """Alive or how it ended, and what died before it (a start-up failure report)."""
+        if self.proc is None:
+            now = "never started"
+        elif self.proc.returncode is None:
+            now = f"running (pid {self.proc.pid})"
+        else:
+            now = f"exited with code {self.proc.returncode} (pid {self.proc.pid})"
+        if self.exit_codes:
+            codes = ", ".join(str(code) for code in self.exit_codes)
+            now += f"; died {len(self.exit_codes)} times so far (exit codes {codes})"
+        return now
 
     async def start(self) -> None:
         self.spec.log_file.parent.mkdir(parents=True, exist_ok=True)
@@ -83,6 +100,7 @@ class Child:
             code = await self.proc.wait()
             if self.stopping:
                 return
+            self.exit_codes.append(code)
             self.restarts += 1
             uptime = time.monotonic() - self.started_at
             delay = 0.2 if uptime > 10 else min(0.2 * 2 ** min(self.restarts, 5), 5.0)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from aisopod_ops.launcher.paths import repo_root
+from aisopod_ops.launcher.startreport import FAILED_MARKER, log_tail
 
 
 def start_local_stack(
@@ -59,8 +60,21 @@ def start_local_stack(
             break
         time.sleep(0.1)
     stop_local_stack(proc)
-    text = log_path.read_text(errors="replace")
-    raise RuntimeError(f"the local stack did not come up:\n{text[-3000:]}")
+    raise RuntimeError(f"the local stack did not come up:\n{start_failure(log_path, state_dir)}")
+
+
+def start_failure(console_file: Path, state_dir: Path) -> str:
+    """Why a stack did not come up: the launcher's own report in full (each child that was
+    not ready: running or its exit codes, its probe's answer, its log's tail) after the
+    console lines before it; when the launcher wrote none (it was stopped before its own
+    deadline), the tail of every child's log."""
+    text = console_file.read_text(errors="replace")
+    head, marker, report = text.partition(FAILED_MARKER)
+    if marker:
+        return f"{head[-3000:]}{marker}{report}"
+    logs = sorted((state_dir / "logs").glob("*.log"))
+    tails = "\n".join(f"--- {path.name}:\n{log_tail(path, lines=15)}" for path in logs)
+    return f"{text[-3000:]}\n(no report from the launcher; the children's logs)\n{tails}"
 
 
 def stop_local_stack(proc: subprocess.Popen[bytes], timeout: float = 60.0) -> int | None:

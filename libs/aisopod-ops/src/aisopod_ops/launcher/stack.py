@@ -43,6 +43,7 @@ from aisopod_ops.launcher.ports import pick
 from aisopod_ops.launcher.probe import http_probe, nats_probe
 from aisopod_ops.launcher.process import POLL_S, SERVICE_DRAIN_S, Child, ChildSpec, Probe
 from aisopod_ops.launcher.secrets import EDGE_SYNC_USER, StackSecrets, ensure_secret, write_private
+from aisopod_ops.launcher.startreport import FAILED_MARKER, failure_report
 
 if TYPE_CHECKING:
     from aisopod_ops.launcher import combined
@@ -359,10 +360,14 @@ class Stack:
         for per_service in ("AISOPOD_PORT", "AISOPOD_INSTANCE", "AISOPOD_NATS_USER"):
             env.pop(per_service)
         env.pop("AISOPOD_NATS_PASSWORD_FILE")
-        probes = [
-            self._http_probe(connect_url("http", self.options.host, ports[0], "/ready"))
-            for ports in self.service_ports.values()
-        ]
+        probe_urls = (
+            *(
+                connect_url("http", self.options.host, ports[0], "/ready")
+                for ports in self.service_ports.values()
+            ),
+            self._ui_url(),
+        )
+        probes = [self._http_probe(url) for url in probe_urls[:-1]]
         probes.append(self._ui_probe())
 
         async def all_ready() -> bool:
@@ -374,6 +379,7 @@ class Stack:
             env=env,
             log_file=self.state_dir / "logs" / "services.log",
             probe=all_ready,
+            probe_urls=probe_urls,
             # Drains every service itself, first, like the edges of the default profile.
             group="edge",
         )
@@ -405,12 +411,11 @@ class Stack:
             "AISOPOD_NATS_PASSWORD_FILE",
         ):
             env.pop(per_service)
-        probes = [
-            self._http_probe(
-                connect_url("http", self.options.host, self.service_ports[service][0], "/ready")
-            )
+        probe_urls = tuple(
+            connect_url("http", self.options.host, self.service_ports[service][0], "/ready")
             for service in COHOSTED
-        ]
+        )
+        probes = [self._http_probe(url) for url in probe_urls]
 
         async def all_ready() -> bool:
             return all(await asyncio.gather(*(probe() for probe in probes)))
@@ -421,13 +426,15 @@ class Stack:
             env=env,
             log_file=self.state_dir / "logs" / f"{COHOSTED_NAME}.log",
             probe=all_ready,
+            probe_urls=probe_urls,
             group="core",
         )
 
+    def _ui_url(self) -> str:
+        return connect_url("http", self.options.host, self.ports["ui"], "/")
+
     def _ui_probe(self) -> Probe:
-        return self._http_probe(
-            connect_url("http", self.options.host, self.ports["ui"], "/"), ok=(200, 304)
-        )
+        return self._http_probe(self._ui_url(), ok=(200, 304))
 
     def _http_probe(self, url: str, ok: tuple[int, ...] = (200,)) -> Probe:
         return http_probe(url, ok)
@@ -437,12 +444,12 @@ class Stack:
         assert self.secrets is not None
         return nats_probe(url, "admin", self.secrets.nats_passwords["admin"])
 
-    def _edge_probe(self, http_url: str, https_url: str) -> Probe:
+    def _edge_health_url(self, http_url: str, https_url: str) -> str:
         """/health through Traefik; over HTTPS when plain HTTP only redirects (the probe
         checks routing, not the certificate, which may name a public host)."""
         if not self.options.redirect_https:
-            return http_probe(f"{http_url}/health")
-        return http_probe(f"{https_url}/health")
+            return f"{http_url}/health"
+        return f"{https_url}/health"
 
     def _caddy_spec(self) -> ChildSpec:
         host = self.options.host
@@ -472,6 +479,7 @@ class Stack:
             env=caddy_env,
             log_file=self.state_dir / "logs" / "caddy.log",
             probe=self._ui_probe(),
+            probe_urls=(self._ui_url(),),
             group="proxy",
             stop_timeout_s=10,
         )
@@ -503,13 +511,15 @@ class Stack:
                 continue
             for index, port in enumerate(ports):
                 name = service.value if len(ports) == 1 else f"{service.value}-{index + 1}"
+                ready_url = connect_url("http", host, port, "/ready")
                 specs.append(
                     ChildSpec(
                         name=name,
                         argv=[sys.executable, "-m", _module(service)],
                         env=self._service_env(service, index, port),
                         log_file=logs / f"{name}.log",
-                        probe=self._http_probe(connect_url("http", host, port, "/ready")),
+                        probe=self._http_probe(ready_url),
+                        probe_urls=(ready_url,),
                         group="edge" if service in EDGE_SERVICES else "core",
                     )
                 )
@@ -519,6 +529,7 @@ class Stack:
             specs.append(self._combined_spec())
         else:
             specs.append(self._caddy_spec())
+        traefik_ping_url = connect_url("http", host, self.ports["traefik_ping"], "/ping")
         specs.append(
             ChildSpec(
                 name="traefik",
@@ -528,9 +539,8 @@ class Stack:
                 ],
                 env=go_child_env(os.environ, "traefik", self.options.traefik_gomaxprocs, cpus),
                 log_file=logs / "traefik.log",
-                probe=self._http_probe(
-                    connect_url("http", host, self.ports["traefik_ping"], "/ping")
-                ),
+                probe=self._http_probe(traefik_ping_url),
+                probe_urls=(traefik_ping_url,),
                 group="proxy",
                 # Traefik's graceTimeOut is the services' drain; give it that and a margin.
                 stop_timeout_s=SERVICE_DRAIN_S + 5,
@@ -585,21 +595,29 @@ class Stack:
             results += await asyncio.gather(
                 *(c.wait_ready(deadline) for c in self.children[-len(later) :])
             )
-        failed = [c.spec.name for c, ok in zip(self.children, results, strict=True) if not ok]
+        not_ready = [c for c, ok in zip(self.children, results, strict=True) if not ok]
+        failed = [c.spec.name for c in not_ready]
+        failed_urls: list[str] = []
         host = self.options.host
         http_url = connect_url("http", host, self.ports["http"])
         https_url = connect_url("https", host, self.ports["https"])
-        if not failed and not await _poll(self._edge_probe(http_url, https_url), deadline):
+        edge_health = self._edge_health_url(http_url, https_url)
+        if not failed and not await _poll(http_probe(edge_health), deadline):
             failed.append("traefik route /health")
+            failed_urls.append(edge_health)
+            not_ready.extend(c for c in self.children if c.spec.name == "traefik")  # its log
         # Ready means healthy too: each ws-gateway's `health` snapshot counts every service
         # (its discovery runs on its own clock, so a just-started one may not yet).
         for url in [] if failed else self._urls(ServiceName.WS_GATEWAY):
             if not await _poll(http_probe(f"{url}/health/services"), deadline):
                 failed.append(f"health of {url}")
+                failed_urls.append(f"{url}/health/services")
         if failed:
+            # What each one answers, whether it runs, its log: the cause in the error itself.
+            report = await failure_report(not_ready, failed_urls)
             raise RuntimeError(
                 f"not ready after {STARTUP_TIMEOUT_S:.0f}s: {', '.join(failed)} "
-                f"(logs in {self.state_dir / 'logs'})"
+                f"(logs in {self.state_dir / 'logs'})\n{report}"
             )
         assert self.secrets is not None
         self.info = StackInfo(
@@ -713,7 +731,7 @@ async def run_stack(options: StackOptions) -> int:
         print(f"state: {info.state_dir}; Ctrl-C stops everything", flush=True)
         await stop.wait()
     elif up in done:
-        print(f"aisopod stack failed to start: {up.exception()}", file=sys.stderr, flush=True)
+        print(f"{FAILED_MARKER} {up.exception()}", file=sys.stderr, flush=True)
         code = 1
     else:
         up.cancel()

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import random
 import socket
+import sys
 from pathlib import Path
 
 from aisopod_ops.launcher.addresses import connect_host, is_ipv6
@@ -30,8 +31,9 @@ EPHEMERAL_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
 LOWEST_PICKED = 10_000  # above the well-known and most registered service ports
 ATTEMPTS = 200
 
-# Port → the socket that reserves it, held until this process exits.
-_reserved: dict[int, socket.socket] = {}
+# Port → the socket that reserves it, held until this process exits (None: handed out,
+# not held; see `_reserve`).
+_reserved: dict[int, socket.socket | None] = {}
 
 
 def ephemeral_range() -> tuple[int, int]:
@@ -43,9 +45,9 @@ def ephemeral_range() -> tuple[int, int]:
     return low, high
 
 
-def _reserve(family: socket.AddressFamily, host: str, port: int) -> socket.socket | None:
-    """A socket that holds `port` against everyone but a SO_REUSEADDR bind, or None when
-    something holds it already (port 0: a port the kernel chooses)."""
+def _reserve(family: socket.AddressFamily, host: str, port: int) -> int | None:
+    """Reserve `port` (0: one the kernel chooses) against everyone but a SO_REUSEADDR bind;
+    the port, or None when something holds it already."""
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         # Without SO_REUSEADDR: fails on any socket bound to the port, listening or not.
@@ -53,9 +55,17 @@ def _reserve(family: socket.AddressFamily, host: str, port: int) -> socket.socke
     except OSError:
         sock.close()
         return None
-    # From now on a bind with SO_REUSEADDR (the service's) succeeds; one without fails.
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    return sock
+    port = int(sock.getsockname()[1])
+    if sys.platform.startswith("linux"):
+        # From now on a bind with SO_REUSEADDR (the service's) succeeds; one without fails.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        _reserved[port] = sock
+    else:
+        # Two SO_REUSEADDR binds of one address and port are Linux's rule; elsewhere
+        # (BSD, macOS) the service's own bind would fail: checked free, not held.
+        sock.close()
+        _reserved[port] = None
+    return port
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -66,18 +76,12 @@ def free_port(host: str = "127.0.0.1") -> int:
     if low - LOWEST_PICKED >= 1_000:
         for _ in range(ATTEMPTS):
             port = random.randrange(LOWEST_PICKED, low)
-            if port in _reserved:
-                continue
-            reservation = _reserve(family, address, port)
-            if reservation is not None:
-                _reserved[port] = reservation
+            if port not in _reserved and _reserve(family, address, port) is not None:
                 return port
     # No room below the ephemeral range (a tuned kernel): let the kernel choose.
-    reservation = _reserve(family, address, 0)
-    if reservation is None:
+    port = _reserve(family, address, 0)
+    if port is None:
         raise OSError(f"no free port on {address}")
-    port = int(reservation.getsockname()[1])
-    _reserved[port] = reservation
     return port
 
 

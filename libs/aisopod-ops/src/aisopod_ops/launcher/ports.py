@@ -79,10 +79,10 @@ def free_port(host: str = "127.0.0.1") -> int:
             if port not in _reserved and _reserve(family, address, port) is not None:
                 return port
     # No room below the ephemeral range (a tuned kernel): let the kernel choose.
-    port = _reserve(family, address, 0)
-    if port is None:
+    chosen = _reserve(family, address, 0)
+    if chosen is None:
         raise OSError(f"no free port on {address}")
-    return port
+    return chosen
 
 
 def pick(port: int, host: str = "127.0.0.1") -> int:

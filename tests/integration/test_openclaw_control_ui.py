@@ -50,6 +50,8 @@ class WireLog:
         self.methods: dict[str, str] = {}  # request id → method
         self.errors: dict[str, set[str]] = {}  # method → error messages
         self.events: set[str] = set()  # names of the events received
+        # The session keys of each whole-window `sessions.usage` answer (the usage page's).
+        self.usage_listings: list[list[str]] = []
 
     def watch(self, socket: Any) -> None:
         socket.on("framesent", self._sent)
@@ -67,6 +69,11 @@ class WireLog:
         if isinstance(frame, dict) and frame.get("type") == "res" and not frame.get("ok"):
             method = self.methods.get(frame.get("id"), "?")
             self.errors.setdefault(method, set()).add(str(frame["error"].get("message")))
+        elif isinstance(frame, dict) and frame.get("type") == "res":
+            payload = frame.get("payload")
+            if self.methods.get(frame.get("id")) == "sessions.usage" and isinstance(payload, dict):
+                sessions = payload.get("sessions") or []
+                self.usage_listings.append([str(row.get("key")) for row in sessions])
 
     def unknown(self) -> list[str]:
         return sorted(
@@ -90,6 +97,30 @@ async def shown_in_sidebar(page: Any, sidebar: Any, name: str, timeout_s: float 
         await page.wait_for_timeout(100)  # the poll's period, not a condition wait
 
 
+async def usage_row_shown(page: Any, wire: WireLog, key: str, timeout_s: float = 90) -> None:
+    """Wait until the usage page shows the session `key`. What we answer is checked first:
+    the page's own `sessions.usage` answers must list the key (else the gateway is wrong,
+    and the failure says what the page got). A page whose answer listed it but that still
+    does not show it is the UI's own rendering (OpenClaw's code, seen once in a full CI
+    run): it is loaded again, as a user would."""
+    from playwright.async_api import TimeoutError as PlaywrightTimeout
+
+    row = page.get_by_text(key, exact=True)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        with contextlib.suppress(PlaywrightTimeout):
+            await row.wait_for(timeout=15_000)
+            return
+        listed = [keys.index(key) if key in keys else None for keys in wire.usage_listings]
+        assert any(at is not None for at in listed), (
+            f"the page's sessions.usage answers do not list {key}: positions {listed} in "
+            f"{[len(keys) for keys in wire.usage_listings]} rows; errors "
+            f"{wire.errors.get('sessions.usage')}"
+        )
+        assert time.monotonic() < deadline, f"listed at {listed} but never shown"
+        await page.reload()
+
+
 async def usage_page_shows_a_turn(stack: Any, page: Any, wire: WireLog) -> None:
     """A turn on a fake-upstream agent (the echo model reports no usage) shows on the UI's
     usage page (`sessions.usage`, docs/openclaw.md Usage) with its token count; opening
@@ -110,7 +141,7 @@ async def usage_page_shows_a_turn(stack: Any, page: Any, wire: WireLog) -> None:
     total = usage["totals"]["totalTokens"]
     assert total > 0
     await page.goto(f"{stack.http_url}/openclaw/usage#token={stack.admin_token}")
-    await page.get_by_text(key, exact=True).wait_for(timeout=30_000)
+    await usage_row_shown(page, wire, key)
     # The session's row: its key, agent, provider and model (and the time between its
     # first and last run), then its token count.
     lines = [line.strip() for line in (await page.locator("body").inner_text()).splitlines()]

@@ -52,6 +52,7 @@ class WireLog:
         self.events: set[str] = set()  # names of the events received
         # The session keys of each whole-window `sessions.usage` answer (the usage page's).
         self.usage_listings: list[list[str]] = []
+        self.answered: set[str] = set()  # request ids answered, ok or not
 
     def watch(self, socket: Any) -> None:
         socket.on("framesent", self._sent)
@@ -66,6 +67,8 @@ class WireLog:
         frame = json.loads(payload)
         if isinstance(frame, dict) and frame.get("type") == "event":
             self.events.add(str(frame.get("event")))
+        if isinstance(frame, dict) and frame.get("type") == "res":
+            self.answered.add(str(frame.get("id")))
         if isinstance(frame, dict) and frame.get("type") == "res" and not frame.get("ok"):
             method = self.methods.get(frame.get("id"), "?")
             self.errors.setdefault(method, set()).add(str(frame["error"].get("message")))
@@ -74,6 +77,10 @@ class WireLog:
             if self.methods.get(frame.get("id")) == "sessions.usage" and isinstance(payload, dict):
                 sessions = payload.get("sessions") or []
                 self.usage_listings.append([str(row.get("key")) for row in sessions])
+
+    def unanswered(self) -> list[str]:
+        """The methods of the requests still waiting for their answer."""
+        return sorted(m for i, m in self.methods.items() if i not in self.answered)
 
     def unknown(self) -> list[str]:
         return sorted(
@@ -115,9 +122,11 @@ async def usage_row_shown(page: Any, wire: WireLog, key: str, timeout_s: float =
         assert any(at is not None for at in listed), (
             f"the page's sessions.usage answers do not list {key}: positions {listed} in "
             f"{[len(keys) for keys in wire.usage_listings]} rows; errors "
-            f"{wire.errors.get('sessions.usage')}"
+            f"{wire.errors.get('sessions.usage')}; unanswered: {wire.unanswered()}"
         )
-        assert time.monotonic() < deadline, f"listed at {listed} but never shown"
+        assert time.monotonic() < deadline, (
+            f"listed at {listed} but never shown; unanswered: {wire.unanswered()}"
+        )
         await page.reload()
 
 

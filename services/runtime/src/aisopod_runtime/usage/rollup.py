@@ -17,14 +17,16 @@ add cells and records alike.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
 from aisopod.catalogue.usage import DAY_MS, Bucket
 from aisopod.config.sections.providers import ModelCost as Price
+
+K = TypeVar("K")
 
 HOUR_MS = 3_600_000
 SEAL_MS = 15 * 60_000
@@ -81,6 +83,43 @@ def fresh_tokens(record: dict[str, Any]) -> int:
     return max(prompt - read - write, 0)
 
 
+def add_record(cell: list[int], record: dict[str, Any], cost_nano: int) -> None:
+    """One record into a cell's first eight sums: runs, calls, prompt, completion, cache
+    read, cache write, fresh prompt, cost (nano-USD)."""
+    cell[0] += 1
+    cell[1] += int(record.get("calls") or 0)
+    cell[2] += int(record.get("promptTokens") or 0)
+    cell[3] += int(record.get("completionTokens") or 0)
+    cell[4] += int(record.get("cacheReadTokens") or 0)
+    cell[5] += int(record.get("cacheWriteTokens") or 0)
+    cell[6] += fresh_tokens(record)
+    cell[7] += cost_nano
+
+
+def accumulate(sums: dict[K, list[int]], key: K, values: Iterable[int]) -> None:
+    """Add `values` element-wise into the sums kept under `key` (a copy when new)."""
+    kept = sums.get(key)
+    if kept is None:
+        sums[key] = [int(v) for v in values]
+    else:
+        for i, value in enumerate(values):
+            kept[i] += int(value)
+
+
+def sum_fields(s: Sequence[int]) -> dict[str, int]:
+    """A cell's first eight sums as the fields of a record-shaped entry."""
+    return {
+        "runs": s[0],
+        "calls": s[1],
+        "promptTokens": s[2],
+        "completionTokens": s[3],
+        "cacheReadTokens": s[4],
+        "cacheWriteTokens": s[5],
+        "freshTokens": s[6],
+        "costNano": s[7],
+    }
+
+
 def fold(
     records: Iterable[dict[str, Any]],
     hours: Iterable[int],
@@ -101,15 +140,7 @@ def fold(
         key = (str(record.get("agentId") or ""), model, str(record.get("provider") or ""))
         if model not in prices:
             prices[model] = price_of(model)
-        cell = cells.setdefault(key, [0] * 8)
-        cell[0] += 1
-        cell[1] += int(record.get("calls") or 0)
-        cell[2] += int(record.get("promptTokens") or 0)
-        cell[3] += int(record.get("completionTokens") or 0)
-        cell[4] += int(record.get("cacheReadTokens") or 0)
-        cell[5] += int(record.get("cacheWriteTokens") or 0)
-        cell[6] += fresh_tokens(record)
-        cell[7] += cost_of(prices[model], record)
+        add_record(cells.setdefault(key, [0] * 8), record, cost_of(prices[model], record))
     return {
         hour: HourRollup(
             hour=hour,
@@ -134,14 +165,7 @@ def merge(start: int, rollups: Iterable[HourRollup]) -> HourRollup:
     for rollup in rollups:
         made = rollup.made
         for cell in rollup.cells:
-            key = (cell[0], cell[1], cell[2], cell[11])
-            values = cell[3:11]
-            cell_sums = sums.get(key)
-            if cell_sums is None:
-                sums[key] = [int(v) for v in values]
-            else:
-                for i, value in enumerate(values):
-                    cell_sums[i] += int(value)
+            accumulate(sums, (cell[0], cell[1], cell[2], cell[11]), cell[3:11])
     cells = [
         _cell(agent, model, provider, values, tag)
         for (agent, model, provider, tag), values in sorted(sums.items())
@@ -184,28 +208,14 @@ def entries(
         for cell in rollup.cells:
             if agent_id is not None and cell[0] != agent_id:
                 continue
-            key = (slot, cell[0], cell[1], cell[2], cell[11])
-            values = cell[3:11]
-            sums = merged.get(key)
-            if sums is None:
-                merged[key] = [int(v) for v in values]
-            else:
-                for i, value in enumerate(values):
-                    sums[i] += int(value)
+            accumulate(merged, (slot, cell[0], cell[1], cell[2], cell[11]), cell[3:11])
     return [
         {
             "ts": slot,
             "agentId": agent,
             "model": model,
             "provider": provider,
-            "runs": s[0],
-            "calls": s[1],
-            "promptTokens": s[2],
-            "completionTokens": s[3],
-            "cacheReadTokens": s[4],
-            "cacheWriteTokens": s[5],
-            "freshTokens": s[6],
-            "costNano": s[7],
+            **sum_fields(s),
             "priceTag": tag,
         }
         for (slot, agent, model, provider, tag), s in merged.items()

@@ -29,10 +29,13 @@ from aisopod.catalogue.usage import QUARTER_MS
 from aisopod.config.sections.providers import ModelCost as Price
 from aisopod_runtime.usage.rollup import (
     StaleRollup,
+    accumulate,
+    add_record,
     exact_rates,
     fresh_tokens,
     hour_of,
     price_tag,
+    sum_fields,
 )
 
 SHAPE = 1
@@ -89,11 +92,10 @@ def part_key(hour: int, part: int) -> str:
 def cost_parts_nano(price: Price, record: dict[str, Any]) -> tuple[int, int, int, int]:
     """A record's cost split as `usage.sessions` shows it: fresh input, output, cache read,
     cache write, each rounded alone (so they may differ from the cost by a few nano-USD)."""
-    prompt = int(record.get("promptTokens") or 0)
     read = int(record.get("cacheReadTokens") or 0)
     write = int(record.get("cacheWriteTokens") or 0)
     return (
-        round(max(prompt - read - write, 0) * price.input * 1000),
+        round(fresh_tokens(record) * price.input * 1000),
         round(int(record.get("completionTokens") or 0) * price.output * 1000),
         round(read * (price.cache_read if price.cache_read is not None else price.input) * 1000),
         round(write * (price.cache_write if price.cache_write is not None else price.input) * 1000),
@@ -134,7 +136,7 @@ def fold_sessions(
     """The session roll-ups of `hours` (starts) from every record stamped in them (others
     are ignored), in parts; an hour without records gets one empty part."""
     wanted = set(hours)
-    spans: dict[int, dict[str, list[Any]]] = {h: {} for h in wanted}
+    spans: dict[int, dict[str, Span]] = {h: {} for h in wanted}
     sums: dict[int, dict[tuple[str, int, str, str], list[int]]] = {h: {} for h in wanted}
     prices: dict[str, Price | None] = {}
     for record in records:
@@ -145,26 +147,13 @@ def fold_sessions(
             continue
         key = str(record.get("sessionKey") or "")
         agent = str(record.get("agentId") or "")
-        span = hour_spans.get(key)
-        if span is None:
-            hour_spans[key] = [agent, ts, ts]
-        elif ts < span[1]:
-            span[0], span[1] = agent, ts
-        elif ts > span[2]:
-            span[2] = ts
+        add_span(hour_spans, key, agent, ts, ts)
         model = str(record.get("model") or "")
         if model not in prices:
             prices[model] = price_of(model)
         price = prices[model]
         cell = sums[hour].setdefault((key, (ts - hour) // QUARTER_MS, agent, model), [0] * 12)
-        cell[0] += 1
-        cell[1] += int(record.get("calls") or 0)
-        cell[2] += int(record.get("promptTokens") or 0)
-        cell[3] += int(record.get("completionTokens") or 0)
-        cell[4] += int(record.get("cacheReadTokens") or 0)
-        cell[5] += int(record.get("cacheWriteTokens") or 0)
-        cell[6] += fresh_tokens(record)
-        cell[7] += cost_of(price, record)
+        add_record(cell, record, cost_of(price, record))
         if price is not None:
             for i, part in enumerate(cost_parts_nano(price, record), start=8):
                 cell[i] += part
@@ -266,19 +255,11 @@ def index(hour: int, parts: Iterable[SessionHourPart]) -> HourSessions:
     merged: dict[tuple[int, str, str, str], list[int]] = {}
     for part in parts:
         for key, agent, first, last, cells in part.rows:
-            span = out.spans.get(key)
-            out.spans[key] = (
-                (agent, first, last) if span is None else (span[0], span[1], max(span[2], last))
-            )
+            # A session continued from the previous part has that part's first stamp.
+            add_span(out.spans, key, agent, first, last)
             out.cells.setdefault(key, []).extend(cells)
             for cell in cells:
-                slot = (cell[0], cell[1], cell[2], cell[15])
-                sums = merged.get(slot)
-                if sums is None:
-                    merged[slot] = list(cell[3:15])
-                else:
-                    for i, value in enumerate(cell[3:15]):
-                        sums[i] += value
+                accumulate(merged, (cell[0], cell[1], cell[2], cell[15]), cell[3:15])
     out.merged = [
         (quarter, agent, model, *sums, tag)  # type: ignore[misc]
         for (quarter, agent, model, tag), sums in merged.items()
@@ -293,14 +274,7 @@ def _entry(hour: int, key: str, cell: tuple[Any, ...], quarter: int) -> dict[str
         "sessionKey": key,
         "agentId": agent,
         "model": model,
-        "runs": s[0],
-        "calls": s[1],
-        "promptTokens": s[2],
-        "completionTokens": s[3],
-        "cacheReadTokens": s[4],
-        "cacheWriteTokens": s[5],
-        "freshTokens": s[6],
-        "costNano": s[7],
+        **sum_fields(s),
         "inputNano": s[8],
         "outputNano": s[9],
         "readNano": s[10],

@@ -225,14 +225,22 @@ class _RetriedApi(JetStreamManager):
     ) -> dict[str, Any]:
         """nats-py's `_api_request` over the lean request path: the same errors
         (ServiceUnavailableError for no responders, APIError and its kinds)."""
+        resp = await self._api_answer_lean(req_subject, req, timeout)
+        if "error" in resp:
+            APIError.from_error(resp["error"])  # raises the error's own kind
+        return resp
+
+    async def _api_answer_lean(
+        self, req_subject: str, req: bytes, timeout: float
+    ) -> dict[str, Any]:
+        """The API's answer on the lean path, an error answer included (not raised);
+        ServiceUnavailableError when nobody answers."""
         assert self._requester is not None
         try:
             data = await self._requester.request(req_subject, req, timeout=timeout)
         except nats.errors.NoRespondersError:
             raise ServiceUnavailableError from None
         resp: dict[str, Any] = orjson.loads(data)
-        if "error" in resp:
-            APIError.from_error(resp["error"])  # raises the error's own kind
         return resp
 
 
@@ -349,18 +357,11 @@ class ElectionTolerantJetStream(_RetriedApi, JetStreamContext):
         the non-direct `get_msg` of a KV read, on the lean path, with one retry loop and
         no exception raised and caught for an absent key. The runtime reads five keys per
         turn, most of them absent; `kvview.get_json` uses it."""
-        requester = self._requester
-        assert requester is not None
         api_subject = f"{self._prefix}.STREAM.MSG.GET.{stream_name}"
         request = orjson.dumps({"last_by_subj": subject})
 
         async def attempt(bound: float) -> dict[str, Any] | None:
-            try:
-                timeout = min(self._timeout, bound)
-                data = await requester.request(api_subject, request, timeout=timeout)
-            except nats.errors.NoRespondersError:
-                raise ServiceUnavailableError from None
-            resp: dict[str, Any] = orjson.loads(data)
+            resp = await self._api_answer_lean(api_subject, request, min(self._timeout, bound))
             error = resp.get("error")
             if error is None:
                 message: dict[str, Any] = resp["message"]
@@ -400,24 +401,18 @@ class ElectionTolerantJetStream(_RetriedApi, JetStreamContext):
             attempts += 1
             try:
                 # A copy per attempt: nats-py adds to the dict it is given.
+                sent = parent(
+                    subject,
+                    payload,
+                    timeout=min(own_timeout, bound) if lean else timeout,
+                    stream=stream,
+                    headers=dict(headers),
+                    msg_ttl=msg_ttl,
+                )
                 if lean:  # the lean request bounds itself
-                    return await parent(
-                        subject,
-                        payload,
-                        timeout=min(own_timeout, bound),
-                        stream=stream,
-                        headers=dict(headers),
-                        msg_ttl=msg_ttl,
-                    )
+                    return await sent
                 async with asyncio.timeout(bound):
-                    return await parent(
-                        subject,
-                        payload,
-                        timeout=timeout,
-                        stream=stream,
-                        headers=dict(headers),
-                        msg_ttl=msg_ttl,
-                    )
+                    return await sent
             except APIError as exc:
                 # Only a retry can meet its own first copy (module doc).
                 if attempts == 1 or exc.err_code not in WRONG_LAST_SEQUENCE_CODES:

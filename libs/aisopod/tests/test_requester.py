@@ -45,7 +45,8 @@ async def _echo(nc: PlainClient, subject: str, seen: list[dict[str, str]] | None
         await nc.publish(msg.reply, b"re:" + msg.data)
 
     await nc.subscribe(subject, cb=reply)
-    await nc.flush()
+    # Subscribed before the caller asks: nats-py's own flush can PING ahead of the SUB.
+    await flush_in_order(nc, 5)
 
 
 def test_encode_headers_follows_nats_rules() -> None:

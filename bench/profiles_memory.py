@@ -3,8 +3,13 @@ the default (one replica of each service), `--replicas 2` (two of each edge serv
 Compose and Kubernetes run them), and `--small` (the launcher hosting the five Python
 services and the Control UI in its own process; no Caddy).
 
-Per profile: RSS of every process (the launcher included) and PSS (shared pages counted
-once), after the stack settled idle. `rounds` repeats the three in turn (alternating, so
+Per profile: RSS of every process (the launcher included), its anonymous part (heap and
+stacks) and PSS (shared pages counted once), after the stack settled idle. The rest of RSS
+is file pages (the binaries and libraries), and how many of those a process maps depends on
+the kernel's page cache, not on the process: right after an install, with the binaries
+freshly written and wholly cached, Traefik and Caddy map ~30 and ~8 MiB more of them than
+after the cache was dropped (docs/deployment.md, "Memory and start-up budget"). The
+anonymous figure does not move with it. `rounds` repeats the three in turn (alternating, so
 the machine's load hits them alike).
 
     .venv/bin/python -m bench.profiles_memory [--rounds 2] [--out bench/results]
@@ -19,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.harness import RESULTS, processes_by_name, progress, pss_kib, rss_kib
+from bench.harness import RESULTS, processes_by_name, progress, pss_kib, rss_anon_kib, rss_kib
 from bench.local_stack import BenchStack
 
 SETTLE_S = 3.0
@@ -39,6 +44,7 @@ def measure(args: tuple[str, ...]) -> dict[str, Any]:
         pids = processes_by_name(stack.pids, stack.proc.pid)
         rss = {name: [rss_kib(pid) for pid in group] for name, group in pids.items()}
         pss = sum(pss_kib(pid) for group in pids.values() for pid in group)
+        anon = sum(rss_anon_kib(pid) for group in pids.values() for pid in group)
     finally:
         stack.stop()
     return {
@@ -46,6 +52,7 @@ def measure(args: tuple[str, ...]) -> dict[str, Any]:
         "rss_mib_by_process": {k: [round(v / 1024, 1) for v in vs] for k, vs in rss.items()},
         "rss_mib_total": round(sum(sum(vs) for vs in rss.values()) / 1024, 1),
         "pss_mib_total": round(pss / 1024, 1),
+        "rss_anon_mib_total": round(anon / 1024, 1),
     }
 
 
@@ -68,8 +75,9 @@ def main() -> None:
         f"{min(load)}–{max(load)}; {args.rounds} rounds, profiles alternating; each stack idle "
         f"{SETTLE_S:.0f} s after all-ready; the launcher counted.",
         "",
-        "| profile | processes | RSS total (MiB) | PSS total (MiB) | RSS by process (MiB) |",
-        "|---|---|---|---|---|",
+        "| profile | processes | RSS total (MiB) | of it anonymous | PSS total (MiB) "
+        "| RSS by process (MiB) |",
+        "|---|---|---|---|---|---|",
     ]
     for name, results in runs.items():
         last = results[-1]
@@ -79,6 +87,7 @@ def main() -> None:
         lines.append(
             f"| `{name}` | {last['processes']} "
             f"| {' / '.join(str(r['rss_mib_total']) for r in results)} "
+            f"| {' / '.join(str(r['rss_anon_mib_total']) for r in results)} "
             f"| {' / '.join(str(r['pss_mib_total']) for r in results)} | {parts} |"
         )
     args.out.mkdir(parents=True, exist_ok=True)

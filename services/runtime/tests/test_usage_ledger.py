@@ -8,7 +8,7 @@ import asyncio
 import random
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import nats
@@ -127,6 +127,24 @@ async def check(
     return len(truth)
 
 
+def counting_folds(
+    monkeypatch: pytest.MonkeyPatch, store_of: Callable[[UsageLedger], Any]
+) -> list[int]:
+    """The hours every ledger folds from now on into its roll-ups `store_of` picks."""
+    folded: list[int] = []
+    real_fold = UsageLedger._fold
+
+    async def counting_fold(
+        self: UsageLedger, store: Any, kv: Any, info: Any, hours: list[int], made: str
+    ) -> None:
+        if store is store_of(self):
+            folded.extend(hours)
+        await real_fold(self, store, kv, info, hours, made)
+
+    monkeypatch.setattr(UsageLedger, "_fold", counting_fold)
+    return folded
+
+
 async def stored_hours(ledger: UsageLedger) -> dict[str, HourRollup]:
     kv = await ledger.bus.js.key_value(ledger.hours_bucket)
     out = {}
@@ -198,19 +216,12 @@ async def test_hours_another_replica_folded_are_read_not_folded_again(ledgers, m
     assert await check(one, since, until) == 120
     assert await check(two, since, until) == 120
     # Hours sealed since `two` read the bucket, folded meanwhile by `one`.
-    newest = sorted(two._rollups)[-3:]
+    newest = sorted(two._hour_rollups.hours)[-3:]
     for hour in newest:
-        del two._rollups[hour]
-    folded: list[int] = []
-    real_fold = UsageLedger._fold
-
-    async def counting_fold(self: UsageLedger, kv: Any, info: Any, hours: list[int], made: str):
-        folded.extend(hours)
-        await real_fold(self, kv, info, hours, made)
-
-    monkeypatch.setattr(UsageLedger, "_fold", counting_fold)
+        del two._hour_rollups.hours[hour]
+    folded = counting_folds(monkeypatch, lambda ledger: ledger._hour_rollups)
     assert await check(two, since, until) == 120
-    assert folded == [] and all(hour in two._rollups for hour in newest)
+    assert folded == [] and all(hour in two._hour_rollups.hours for hour in newest)
 
 
 async def test_budget_counters_equal_what_the_roll_ups_add_up(ledgers) -> None:
@@ -317,14 +328,7 @@ async def test_usage_sessions_from_session_roll_ups_equal_the_records(ledgers, m
     gone = sorted(stored)[::4]
     for key in gone:
         await kv.delete(key)
-    folded: list[int] = []
-    real_fold = UsageLedger._fold_sessions
-
-    async def counting_fold(self: UsageLedger, kv: Any, info: Any, hours: list[int], made: str):
-        folded.extend(hours)
-        await real_fold(self, kv, info, hours, made)
-
-    monkeypatch.setattr(UsageLedger, "_fold_sessions", counting_fold)
+    folded = counting_folds(monkeypatch, lambda ledger: ledger._session_rollups)
     restarted = ledger_on(two.bus.nc, two.bus.subjects.prefix)
     assert await check_sessions(restarted, since, until) == 600
     # (and any hour sealed meanwhile: the clock may pass an hour's seal during the test)

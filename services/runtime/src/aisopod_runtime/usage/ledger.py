@@ -23,7 +23,8 @@ does not touch roll-ups. After an upgrade the first read folds every hour of its
 from the records (once, as costly as a read before roll-ups); a stream made again voids
 the roll-ups of the old one (each carries the stream's creation time). Each process keeps
 the roll-ups it read (sealed hours do not change) and reads the bucket once. The session
-roll-ups (`usage.sessions`) follow the same rules, under keys `sessions.<hour>.<part>`.
+roll-ups (`usage.sessions`) follow the same rules, under keys `sessions.<hour>.<part>`,
+through the same code (`RollupStore`, one per kind).
 """
 
 from __future__ import annotations
@@ -31,15 +32,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 from nats.aio.msg import Msg
 from nats.js.api import StreamInfo
 from nats.js.errors import BucketNotFoundError, KeyNotFoundError, NotFoundError
 from nats.js.kv import KeyValue
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from aisopod import codec
 from aisopod.bus import Bus
@@ -87,6 +89,42 @@ def _no_price(model_ref: str) -> Price | None:
     return None
 
 
+class _Hour(Protocol):  # what a store keys its roll-ups by
+    @property
+    def hour(self) -> int: ...
+
+
+T = TypeVar("T", bound=_Hour)
+M = TypeVar("M", bound=BaseModel)
+PriceOf = Callable[[str], Price | None]
+
+
+@dataclass(eq=False)  # one per kind and ledger: compared by identity
+class RollupStore(Generic[T]):
+    """The roll-ups of one kind (hourly, per session) this process read or folded, by hour,
+    and the pieces that differ between the kinds: `UsageLedger._rolled` is the one code
+    path of both."""
+
+    load: Callable[[KeyValue, str], Awaitable[list[T]]]
+    """Every whole roll-up stored for the stream made at `made`."""
+    look_up: Callable[[KeyValue, int, str], Awaitable[T | None]]
+    """The stored roll-up of one hour, if whole and of `made`."""
+    fold: Callable[
+        [Iterable[dict[str, Any]], list[int], str, PriceOf],
+        tuple[dict[int, T], list[tuple[str, BaseModel]]],
+    ]
+    """The roll-ups of hours from their records, and the KV values to write (key, value)."""
+    empty: Callable[[int, str], T]
+    log_folded: str
+    hours: dict[int, T] = field(default_factory=dict)
+    """Sorted by hour (the horizon trim looks at the first)."""
+    days: dict[int, T] = field(default_factory=dict)
+    """Whole days of `hours` merged (the hourly kind's `rollup.by_day`): they go with them."""
+    made: str | None = None
+    """The stream creation time `hours` belong to (None: the bucket not read yet)."""
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
 class UsageLedger:
     def __init__(self, bus: Bus) -> None:
         self.bus = bus
@@ -96,19 +134,23 @@ class UsageLedger:
         """The configured price of a model ref, for the cost a fold stores (set by the
         usage service; a cell folded at another price is still exact, `rollup.py`)."""
         self._kv: KeyValue | None = None
-        self._rollups: dict[int, HourRollup] = {}
-        self._days: dict[int, HourRollup] = {}
-        """Whole days of `_rollups` merged (`rollup.by_day`)."""
-        self._made: str | None = None
-        """The stream creation time `_rollups` belong to (None: the bucket not read yet)."""
-        self._lock = asyncio.Lock()
+        self._hour_rollups = RollupStore[HourRollup](
+            load=_load_hours,
+            look_up=_look_up_hour,
+            fold=_fold_hours,
+            empty=lambda hour, made: HourRollup(hour=hour, made=made, cells=[]),
+            log_folded="usage: folded %d hours from %d records",
+        )
+        self._session_rollups = RollupStore[HourSessions](
+            load=_load_session_hours,
+            look_up=_look_up_session_hour,
+            fold=_fold_session_hours,
+            empty=lambda hour, made: HourSessions(hour),
+            log_folded="usage: folded sessions of %d hours from %d records",
+        )
         self._stamps: dict[int, int] = {}
         """Stamps of the records at sequences probed (`_first_seq_stamped`)."""
         self._stamps_made = ""
-        self._sessions: dict[int, HourSessions] = {}
-        """Session roll-ups read or folded, by hour (`session_rollup.py`)."""
-        self._sessions_made: str | None = None
-        self._sessions_lock = asyncio.Lock()
 
     async def append(self, record: dict[str, Any]) -> None:
         subject = self.bus.subjects.usage(record["agentId"], record["sessionKey"])
@@ -133,12 +175,12 @@ class UsageLedger:
         start, end = span
         info = await self.bus.js.stream_info(self.stream)
         rollups, head, tail = await asyncio.gather(
-            self._hours(kv, info, start, end),
+            self._rolled(self._hour_rollups, kv, info, start, end),
             self._between(info, since, start, agent_id),
             self._between(info, end, until, agent_id),
         )
         if bucket != "hour":  # whole days add up as one roll-up each
-            rollups = by_day(rollups, self._days)
+            rollups = by_day(rollups, self._hour_rollups.days)
         return head + entries(rollups, bucket, agent_id) + tail
 
     async def read_sessions(
@@ -161,7 +203,7 @@ class UsageLedger:
         start, end = span
         info = await self.bus.js.stream_info(self.stream)
         hours, head, tail = await asyncio.gather(
-            self._session_hours(kv, info, start, end),
+            self._rolled(self._session_rollups, kv, info, start, end),
             self._between(info, since, start, agent_id, session_key),
             self._between(info, end, until, agent_id, session_key),
         )
@@ -270,21 +312,19 @@ class UsageLedger:
         )
 
     # -- roll-ups ---------------------------------------------------------------------------
-    async def _hours(
-        self, kv: KeyValue, info: StreamInfo, start: int, end: int
-    ) -> list[HourRollup]:
+    async def _rolled(
+        self, store: RollupStore[T], kv: KeyValue, info: StreamInfo, start: int, end: int
+    ) -> list[T]:
         """The roll-ups of the hours `[start, end)` (all sealed), folding those without."""
-        async with self._lock:
+        async with store.lock:
             made = str(info.created)
-            if made != self._made:
-                self._rollups, self._days = {}, {}
-                for entry in await snapshot(kv, "*"):  # not the `sessions.…` keys
-                    rollup = _rollup(entry.value)
-                    if rollup is not None and rollup.made == made:
-                        self._rollups[rollup.hour] = rollup
-                self._rollups = dict(sorted(self._rollups.items()))
-                self._made = made
-            missing = [h for h in range(start, end, HOUR_MS) if h not in self._rollups]
+            if made != store.made:
+                store.hours, store.days = {}, {}
+                for rollup in await store.load(kv, made):
+                    store.hours[rollup.hour] = rollup
+                store.hours = dict(sorted(store.hours.items()))
+                store.made = made
+            missing = [h for h in range(start, end, HOUR_MS) if h not in store.hours]
             if missing:
                 # Hours ending before the stream's first record hold none (older records
                 # aged out past any window): empty, known without a key.
@@ -292,122 +332,35 @@ class UsageLedger:
                 bare = first - _START_SLACK_MS if first is not None else missing[-1] + HOUR_MS
                 for hour in missing:
                     if hour + HOUR_MS <= bare:
-                        self._rollups[hour] = HourRollup(hour=hour, made=made, cells=[])
-                missing = [h for h in missing if h not in self._rollups]
+                        store.hours[hour] = store.empty(hour, made)
+                missing = [h for h in missing if h not in store.hours]
             if 0 < len(missing) <= _LOOK_UP_MAX:  # another replica may have folded them
-                for rollup in await asyncio.gather(*(self._stored(kv, h) for h in missing)):
-                    if rollup is not None and rollup.made == made:
-                        self._rollups[rollup.hour] = rollup
-                missing = [h for h in missing if h not in self._rollups]
-                self._rollups = dict(sorted(self._rollups.items()))
+                for found in await asyncio.gather(*(store.look_up(kv, h, made) for h in missing)):
+                    if found is not None:
+                        store.hours[found.hour] = found
+                missing = [h for h in missing if h not in store.hours]
+                store.hours = dict(sorted(store.hours.items()))
             if missing:
-                await self._fold(kv, info, missing, made)
+                await self._fold(store, kv, info, missing, made)
             horizon = int(time.time() * 1000) - HORIZON_MS
-            if next(iter(self._rollups), horizon) < horizon:
-                self._rollups = {h: r for h, r in self._rollups.items() if h >= horizon}
-                self._days = {d: r for d, r in self._days.items() if d >= horizon}
-            return [self._rollups[h] for h in range(start, end, HOUR_MS)]
+            if next(iter(store.hours), horizon) < horizon:
+                store.hours = {h: r for h, r in store.hours.items() if h >= horizon}
+                store.days = {d: r for d, r in store.days.items() if d >= horizon}
+            return [store.hours[h] for h in range(start, end, HOUR_MS)]
 
-    async def _session_hours(
-        self, kv: KeyValue, info: StreamInfo, start: int, end: int
-    ) -> list[HourSessions]:
-        """The session roll-ups of the hours `[start, end)` (all sealed), folding those
-        without (as `_hours` does for the hourly ones)."""
-        async with self._sessions_lock:
-            made = str(info.created)
-            if made != self._sessions_made:
-                self._sessions = {}
-                parts: dict[int, list[SessionHourPart]] = {}
-                for entry in await snapshot(kv, f"{SESSIONS_KEY_PREFIX}.>"):
-                    part = _session_part(entry.value)
-                    if part is not None:
-                        parts.setdefault(part.hour, []).append(part)
-                for hour, found in parts.items():
-                    complete = whole(found, made)
-                    if complete is not None:
-                        self._sessions[hour] = index(hour, complete)
-                self._sessions = dict(sorted(self._sessions.items()))
-                self._sessions_made = made
-            missing = [h for h in range(start, end, HOUR_MS) if h not in self._sessions]
-            if missing:
-                # Hours ending before the stream's first record hold none: empty.
-                first = await self._first_stamp(info)
-                bare = first - _START_SLACK_MS if first is not None else missing[-1] + HOUR_MS
-                for hour in missing:
-                    if hour + HOUR_MS <= bare:
-                        self._sessions[hour] = HourSessions(hour)
-                missing = [h for h in missing if h not in self._sessions]
-            if 0 < len(missing) <= _LOOK_UP_MAX:  # another replica may have folded them
-                stored = await asyncio.gather(*(self._stored_sessions(kv, h) for h in missing))
-                for hour, found in zip(missing, stored, strict=True):
-                    complete = whole(found, made)
-                    if complete is not None:
-                        self._sessions[hour] = index(hour, complete)
-                missing = [h for h in missing if h not in self._sessions]
-                self._sessions = dict(sorted(self._sessions.items()))
-            if missing:
-                await self._fold_sessions(kv, info, missing, made)
-            horizon = int(time.time() * 1000) - HORIZON_MS
-            if next(iter(self._sessions), horizon) < horizon:
-                self._sessions = {h: r for h, r in self._sessions.items() if h >= horizon}
-            return [self._sessions[h] for h in range(start, end, HOUR_MS)]
-
-    async def _stored_sessions(self, kv: KeyValue, hour: int) -> list[SessionHourPart]:
-        """The stored parts of an hour's session roll-up (as many as its first says)."""
-        first = await self._stored_part(kv, hour, 0)
-        if first is None:
-            return []
-        rest = await asyncio.gather(
-            *(self._stored_part(kv, hour, i) for i in range(1, first.parts))
-        )
-        return [first, *(p for p in rest if p is not None)]
-
-    async def _stored_part(self, kv: KeyValue, hour: int, part: int) -> SessionHourPart | None:
-        try:
-            entry = await kv.get(part_key(hour, part))
-        except KeyNotFoundError:
-            return None
-        return _session_part(entry.value)
-
-    async def _fold_sessions(
-        self, kv: KeyValue, info: StreamInfo, hours: list[int], made: str
+    async def _fold(
+        self, store: RollupStore[T], kv: KeyValue, info: StreamInfo, hours: list[int], made: str
     ) -> None:
         records = await self._span(info, "*.*", hours[0], hours[-1] + HOUR_MS)
-        folded = fold_sessions(
-            filter(None, map(_decode, records)), hours, made, self.price_of, cost_nano_usd
-        )
-        parts = [part for hour_parts in folded.values() for part in hour_parts]
-        for at in range(0, len(parts), _WRITES_AT_ONCE):
-            chunk = parts[at : at + _WRITES_AT_ONCE]
+        folded, writes = store.fold(filter(None, map(_decode, records)), hours, made, self.price_of)
+        for at in range(0, len(writes), _WRITES_AT_ONCE):
+            chunk = writes[at : at + _WRITES_AT_ONCE]
             await asyncio.gather(
-                *(kv.put(part_key(p.hour, p.part), p.model_dump_json().encode()) for p in chunk)
+                *(kv.put(key, value.model_dump_json().encode()) for key, value in chunk)
             )
-        for hour, hour_parts in folded.items():
-            self._sessions[hour] = index(hour, hour_parts)
-        self._sessions = dict(sorted(self._sessions.items()))
-        log.info("usage: folded sessions of %d hours from %d records", len(hours), len(records))
-
-    async def _stored(self, kv: KeyValue, hour: int) -> HourRollup | None:
-        try:
-            entry = await kv.get(str(hour))
-        except KeyNotFoundError:
-            return None
-        return _rollup(entry.value)
-
-    async def _fold(self, kv: KeyValue, info: StreamInfo, hours: list[int], made: str) -> None:
-        records = await self._span(info, "*.*", hours[0], hours[-1] + HOUR_MS)
-        folded = fold(
-            filter(None, map(_decode, records)), hours, made, self.price_of, cost_nano_usd
-        )
-        values = list(folded.values())
-        for at in range(0, len(values), _WRITES_AT_ONCE):
-            chunk = values[at : at + _WRITES_AT_ONCE]
-            await asyncio.gather(
-                *(kv.put(str(r.hour), r.model_dump_json().encode()) for r in chunk)
-            )
-        self._rollups.update(folded)
-        self._rollups = dict(sorted(self._rollups.items()))
-        log.info("usage: folded %d hours from %d records", len(hours), len(records))
+        store.hours.update(folded)
+        store.hours = dict(sorted(store.hours.items()))
+        log.info(store.log_folded, len(hours), len(records))
 
     async def _bucket(self) -> KeyValue | None:
         if self._kv is None:
@@ -447,15 +400,66 @@ def _stamp(message: Msg) -> int:
     return int((_decode(message) or {}).get("ts") or 0)
 
 
-def _session_part(value: bytes | None) -> SessionHourPart | None:
+def _parse(model: type[M], value: bytes | None) -> M | None:
     try:
-        return SessionHourPart.model_validate_json(value or b"")
-    except ValidationError:  # another shape (`session_rollup.SHAPE`): folded again
+        return model.model_validate_json(value or b"")
+    except ValidationError:  # another shape (e.g. `session_rollup.SHAPE`): folded again
         return None
 
 
-def _rollup(value: bytes | None) -> HourRollup | None:
+async def _value(kv: KeyValue, key: str) -> bytes | None:
     try:
-        return HourRollup.model_validate_json(value or b"")
-    except ValidationError:
+        return (await kv.get(key)).value
+    except KeyNotFoundError:
         return None
+
+
+# The hourly kind (`rollup.py`): key `<hour>`, one value an hour.
+async def _load_hours(kv: KeyValue, made: str) -> list[HourRollup]:
+    found = (_parse(HourRollup, e.value) for e in await snapshot(kv, "*"))  # not `sessions.…`
+    return [r for r in found if r is not None and r.made == made]
+
+
+async def _look_up_hour(kv: KeyValue, hour: int, made: str) -> HourRollup | None:
+    rollup = _parse(HourRollup, await _value(kv, str(hour)))
+    return rollup if rollup is not None and rollup.made == made else None
+
+
+def _fold_hours(
+    records: Iterable[dict[str, Any]], hours: list[int], made: str, price_of: PriceOf
+) -> tuple[dict[int, HourRollup], list[tuple[str, BaseModel]]]:
+    folded = fold(records, hours, made, price_of, cost_nano_usd)
+    return folded, [(str(r.hour), r) for r in folded.values()]
+
+
+# The session kind (`session_rollup.py`): keys `sessions.<hour>.<part>`, an hour counting
+# only when all its parts of one fold are there (`whole`).
+async def _load_session_hours(kv: KeyValue, made: str) -> list[HourSessions]:
+    parts: dict[int, list[SessionHourPart]] = {}
+    for entry in await snapshot(kv, f"{SESSIONS_KEY_PREFIX}.>"):
+        part = _parse(SessionHourPart, entry.value)
+        if part is not None:
+            parts.setdefault(part.hour, []).append(part)
+    wholes = ((hour, whole(found, made)) for hour, found in parts.items())
+    return [index(hour, complete) for hour, complete in wholes if complete is not None]
+
+
+async def _look_up_session_hour(kv: KeyValue, hour: int, made: str) -> HourSessions | None:
+    """The hour from its stored parts (as many as its first says)."""
+    first = _parse(SessionHourPart, await _value(kv, part_key(hour, 0)))
+    if first is None:
+        return None
+    rest = await asyncio.gather(*(_value(kv, part_key(hour, i)) for i in range(1, first.parts)))
+    parsed = (_parse(SessionHourPart, value) for value in rest)
+    complete = whole([first, *(p for p in parsed if p is not None)], made)
+    return index(hour, complete) if complete is not None else None
+
+
+def _fold_session_hours(
+    records: Iterable[dict[str, Any]], hours: list[int], made: str, price_of: PriceOf
+) -> tuple[dict[int, HourSessions], list[tuple[str, BaseModel]]]:
+    folded = fold_sessions(records, hours, made, price_of, cost_nano_usd)
+    writes: list[tuple[str, BaseModel]] = [
+        (part_key(p.hour, p.part), p) for parts in folded.values() for p in parts
+    ]
+    return {hour: index(hour, parts) for hour, parts in folded.items()}, writes

@@ -24,27 +24,9 @@ from aisopod_runtime.usage.rollup import (
 )
 from aisopod_runtime.usage.tally import cost_nano_usd, costs, price_of, series, summary_fields
 
+from .conftest import providers
+
 T0 = int(datetime(2026, 11, 2, tzinfo=UTC).timestamp() * 1000)
-
-
-def providers(m1: dict[str, float]) -> ProvidersSection:
-    return ProvidersSection.model_validate(
-        {
-            "providers": [
-                {
-                    "id": "paid",
-                    "kind": "openai",
-                    "baseUrl": "http://127.0.0.1:9/v1",
-                    "models": [
-                        {"id": "m1", "cost": m1},
-                        {"id": "m2", "cost": {"input": 0.15, "output": 0.6}},
-                        {"id": "free"},
-                    ],
-                }
-            ]
-        }
-    )
-
 
 MODELS = providers({"input": 3.0, "output": 15.0, "cacheRead": 0.3, "cacheWrite": 3.75})
 

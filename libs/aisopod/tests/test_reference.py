@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from aisopod.catalogue.examples import EXAMPLES, NOTES
 from aisopod.catalogue.export import (
     BEGIN_MARKER,
     END_MARKER,
+    render_methods_block,
     render_methods_md,
     render_schema,
     schema_document,
@@ -147,6 +149,24 @@ def test_handwritten_prose_around_the_generated_block_is_kept() -> None:
     assert render_methods_md(rendered) == rendered
     with pytest.raises(ValueError, match="markers"):
         render_methods_md("# no markers\n")
+
+
+def _heading_anchors(markdown: str) -> set[str]:
+    """The anchors GitHub gives the headings of a page: lower case, punctuation but `-` and
+    `_` dropped, spaces as `-` (the generated block names no heading twice)."""
+    anchors = set()
+    for line in markdown.splitlines():
+        if line.startswith("#"):
+            title = line.lstrip("#").strip().lower()
+            anchors.add(re.sub(r"[^\w\- ]", "", title).replace(" ", "-"))
+    return anchors
+
+
+def test_every_link_in_the_generated_block_names_a_heading_of_it() -> None:
+    block = render_methods_block()
+    anchors = _heading_anchors(block)
+    dead = sorted({link for link in re.findall(r"\]\(#([^)]+)\)", block) if link not in anchors})
+    assert not dead, f"links to no heading of methods.md: {dead}"
 
 
 def test_export_command_writes_then_checks(

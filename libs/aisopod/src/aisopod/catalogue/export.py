@@ -185,6 +185,8 @@ def _shape(schema: dict[str, Any], defs: dict[str, Any]) -> list[str]:
         lines += list(_field_rows(schema, defs))
     elif target.get("type") == "object":
         lines[0] += " `{}`: no fields." if not target.get("additionalProperties") else ""
+    elif "enum" in target:
+        lines[0] += " One of " + ", ".join(f"`{json.dumps(v)}`" for v in target["enum"]) + "."
     else:
         lines[0] += f" A JSON {_type_of(target)}."
     return lines
@@ -266,13 +268,15 @@ def _audience_label(rule: EventAudience) -> str:
 
 
 def _nested_types(refs: dict[Any, str], defs: dict[str, Any]) -> list[str]:
-    """Every object model used inside a params, result or event payload, sorted by name."""
+    """Every object model and named enumeration (`Role`, `Scope`) used inside a params,
+    result or event payload, sorted by name: each is linked from the tables above."""
     roots = {ref.removeprefix(_REF_PREFIX) for ref in refs.values()}
     seen: set[str] = set()
     todo = [r.removeprefix(_REF_PREFIX) for name in roots for r in _refs_in(defs[name])]
     while todo:
         name = todo.pop()
-        if name in seen or defs.get(name, {}).get("type") != "object":
+        node = defs.get(name, {})
+        if name in seen or (node.get("type") != "object" and "enum" not in node):
             continue
         seen.add(name)
         todo += [r.removeprefix(_REF_PREFIX) for r in _refs_in(defs[name])]
@@ -326,7 +330,7 @@ def render_methods_block() -> str:
     lines += [
         "## Nested types",
         "",
-        "Objects that appear inside the params, results and payloads above.",
+        "Objects and enumerations that appear inside the params, results and payloads above.",
         "",
     ]
     for name in _nested_types(refs, defs):

@@ -120,3 +120,26 @@ def test_model_prices_and_budgets_are_validated() -> None:
     for document in bad:
         with pytest.raises(InvalidParams):
             parse_document(document)
+
+
+def test_provider_key_and_headers_must_fit_in_http_headers() -> None:
+    """They are sent as header values: a pasted `sk-…` placeholder made the provider fail to
+    build and the runtime crash at every start; the write is refused instead, naming the
+    field and not the secret."""
+
+    def provider(**fields: object) -> dict:
+        entry = {"id": "p", "kind": "openai", "baseUrl": "http://x/v1", **fields}
+        return {"models": {"providers": [entry]}}
+
+    parse_document(provider(apiKey="sk-abc_DEF.123", headers={"X-Title": "my app\tv2"}))
+    bad = [
+        (provider(apiKey="sk-…"), ["models", "providers", "0", "apiKey"]),
+        (provider(apiKey="sk-abc\r\nX-Evil: 1"), ["models", "providers", "0", "apiKey"]),
+        (provider(headers={"X-Title": "caf\u00e9"}), ["models", "providers", "0", "headers"]),
+        (provider(headers={"X Title": "ok"}), ["models", "providers", "0", "headers"]),
+    ]
+    for document, loc in bad:
+        with pytest.raises(InvalidParams) as info:
+            parse_document(document)
+        assert info.value.data["errors"][0]["loc"] == loc
+        assert "…" not in str(info.value.data) and "caf\u00e9" not in str(info.value.data)

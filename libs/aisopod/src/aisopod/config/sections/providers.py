@@ -5,6 +5,7 @@ model id may itself contain slashes (`openrouter/meta-llama/llama-3-8b`): only t
 one separates the provider.
 """
 
+import re
 from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
@@ -27,6 +28,10 @@ class ModelEntry(Section):
     id: str = Field(min_length=1, max_length=200)
     context_window: int | None = Field(None, ge=1)
     cost: ModelCost | None = Field(None, description="USD per million tokens (usage.cost)")
+
+
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_HEADER_VALUE = re.compile(r"[\t\x20-\x7e]*")
 
 
 class ProviderConfig(Section):
@@ -61,6 +66,26 @@ class ProviderConfig(Section):
         if value is not None and not value.startswith(("http://", "https://")):
             raise ValueError("baseUrl must be an http(s) URL")
         return value.rstrip("/") if value else value
+
+    # The key and the headers go out as HTTP header values, which the HTTP client encodes as
+    # ASCII: a pasted placeholder (`sk-…`) or a line break would make the provider fail to
+    # build, and the runtime with it, so such a document is refused when it is written.
+    @field_validator("api_key")
+    @classmethod
+    def _key_fits_a_header(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not _HEADER_VALUE.fullmatch(value.get_secret_value()):
+            raise ValueError("apiKey must be printable ASCII (it is sent in a header)")
+        return value
+
+    @field_validator("headers")
+    @classmethod
+    def _valid_headers(cls, value: dict[str, SecretStr]) -> dict[str, SecretStr]:
+        for name, secret in value.items():
+            if not _HEADER_NAME.fullmatch(name):
+                raise ValueError(f"{name!r} is not an HTTP header name")
+            if not _HEADER_VALUE.fullmatch(secret.get_secret_value()):
+                raise ValueError(f"the value of header {name!r} must be printable ASCII")
+        return value
 
 
 def _default_providers() -> list[ProviderConfig]:

@@ -184,3 +184,4 @@ def test_export_command_writes_then_checks(
     with pytest.raises(SystemExit) as fresh:
         main(["catalogue", "export", "--dir", str(folder), "--check"])
     assert fresh.value.code == 0
+    assert "schema.json" in capsys.readouterr().out  # says so, not only by its exit code

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 from types import ModuleType
@@ -41,4 +42,12 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> None:
     args_list = sys.argv[1:] if argv is None else list(argv)
     args = build_parser(args_list).parse_args(args_list)
-    sys.exit(args.handler(args))
+    try:
+        code = args.handler(args)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (`aisopod call … | head`): not an error of ours to trace.
+        # Python would report it again flushing stdout at exit, so stdout goes nowhere.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = 141  # what a shell reports for a command ended by SIGPIPE
+    sys.exit(code)

@@ -51,9 +51,13 @@ def _export(args: argparse.Namespace) -> int:
     if args.check:
         for path in stale:
             print(f"aisopod: {path} is stale; run `aisopod catalogue export`", file=sys.stderr)
+        if not stale:
+            print(f"{', '.join(str(p) for p in wanted)}: current")
         return 1 if stale else 0
     args.dir.mkdir(parents=True, exist_ok=True)
     for path in stale:
         path.write_text(wanted[path], encoding="utf-8")
         print(f"wrote {path}")
+    if not stale:
+        print(f"{', '.join(str(p) for p in wanted)}: current, nothing written")
     return 0

@@ -11,6 +11,7 @@ approval.
 from __future__ import annotations
 
 import re
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -370,6 +371,14 @@ def test_every_page_renders_live_data_without_console_errors(
     expect(page.locator("[data-testid=status-instance][data-service=ws-gateway]")).to_have_count(
         len(stack.pids["ws-gateway"])
     )
+    # The status card's count of connections comes to agree with the clients listed, this
+    # page's own included, whose presence is written after the page first read the status.
+    counted = page.locator("[data-testid=status-summary] dt:text-is('Connections') + dd")
+    listed = page.get_by_test_id("overview-presence").locator(".badge").first
+    deadline = time.monotonic() + 30
+    while counted.inner_text() != listed.inner_text():
+        assert time.monotonic() < deadline, (counted.inner_text(), listed.inner_text())
+        page.wait_for_timeout(100)
     ui.screenshot("overview")
     ui.console.assert_clean("on the Overview page")
 

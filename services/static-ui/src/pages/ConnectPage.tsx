@@ -139,7 +139,7 @@ export function ConnectPage() {
           <Notice kind="warn" testid="pairing-required">
             <p>
               <strong>This device must be approved.</strong> Ask an operator to approve pairing request{" "}
-              <code data-testid="pairing-request-id">{state.pairingRequestId ?? "(id not given)"}</code> on the Devices page
+              <code data-testid="pairing-request-id">{state.pairingRequestId ?? "(id not given)"}</code> on the "Devices &amp; nodes" page
               (or with the CLI). This page retries automatically.
             </p>
             <Button testid="pairing-retry" onClick={() => connection.retryNow()}>

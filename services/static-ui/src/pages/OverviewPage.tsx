@@ -1,7 +1,7 @@
 /** Overview: health of every service, versions and counts, who is connected — live. */
 
 import { Fragment } from "preact";
-import { useEffect, useState } from "preact/hooks";
+import { useEffect, useRef, useState } from "preact/hooks";
 import { connection } from "../app/connection";
 import { useConnectionState, useGatewayEvent, useRpc } from "../app/hooks";
 import { formatAgo, formatDuration, formatTime, formatValue, humanizeKey } from "../components/format";
@@ -122,9 +122,24 @@ function InstancesTable({ rows }: { rows: { service: string; id: string; version
   );
 }
 
+/** The status counts connections, which change after the page read it (a client's presence,
+ * this page's own included, is written a moment after its hello): read it again after
+ * presence changes, at most once per `STATUS_RELOAD_MS` however many clients come and go. */
+const STATUS_RELOAD_MS = 2000;
+
 function StatusCard() {
   const rpc = useRpc<Rec>("status");
   const hello = useConnectionState().hello;
+  const reloadTimer = useRef<ReturnType<typeof setTimeout> | undefined>(undefined);
+  const reload = useRef(rpc.reload);
+  reload.current = rpc.reload;
+  useGatewayEvent("presence.changed", () => {
+    reloadTimer.current ??= setTimeout(() => {
+      reloadTimer.current = undefined;
+      reload.current();
+    }, STATUS_RELOAD_MS);
+  });
+  useEffect(() => () => clearTimeout(reloadTimer.current), []);
   const data = rpc.data;
   const scalars = data ? Object.entries(data).filter(([, v]) => !isRec(v) && !Array.isArray(v)) : [];
   const nested = data ? Object.entries(data).filter(([, v]) => isRec(v) || Array.isArray(v)) : [];

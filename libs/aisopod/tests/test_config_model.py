@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from aisopod import codec
 from aisopod.config import REDACTED, GatewayConfig, restore_redacted
+from aisopod.config.model import config_hash
 from aisopod.config.sections.base import field_title
-from aisopod.config.store import parse_document
+from aisopod.config.store import parse_document, snapshot_from
 from aisopod.errors import InvalidParams
 
 
@@ -143,3 +145,28 @@ def test_provider_key_and_headers_must_fit_in_http_headers() -> None:
             parse_document(document)
         assert info.value.data["errors"][0]["loc"] == loc
         assert "…" not in str(info.value.data) and "caf\u00e9" not in str(info.value.data)
+
+
+def test_a_stored_document_that_fails_validation_is_salvaged_not_fatal() -> None:
+    document = {
+        "ui": {"title": "kept"},
+        "cors": {"allowedOrigins": 7},
+        "models": {
+            "providers": [
+                {"id": "echo", "kind": "echo"},
+                {"id": "openai", "baseUrl": "http://127.0.0.1:9/v1", "apiKey": "sk-\u2026"},
+            ]
+        },
+    }
+    snapshot = snapshot_from(codec.canonical(document), 4)
+    assert snapshot.config.ui.title == "kept"
+    assert [p.id for p in snapshot.config.models.providers] == ["echo"]
+    assert snapshot.config.cors == GatewayConfig().cors  # the failing section: its defaults
+    assert snapshot.stored == document and snapshot.revision == 4
+    assert snapshot.hash == config_hash(document)
+    assert "apiKey must be printable ASCII" in snapshot.unusable_providers["openai"]
+    assert any(p.startswith("cors.") for p in snapshot.problems)
+    garbage = snapshot_from(b"not json", 5)
+    assert garbage.config == GatewayConfig() and garbage.problems
+    valid = snapshot_from(codec.canonical({"ui": {"title": "ok"}}), 6)
+    assert valid.stored is None and valid.problems == ()

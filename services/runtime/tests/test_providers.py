@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+from pydantic import SecretStr
 
 from aisopod.config.sections.providers import ProviderConfig, ProvidersSection
 from aisopod.errors import InvalidParams
@@ -15,6 +16,7 @@ from aisopod_runtime.providers import (
     ModelRequest,
     ProviderError,
     ProviderRegistry,
+    ProviderUnavailable,
     TextDelta,
     ToolCalls,
     Usage,
@@ -264,5 +266,48 @@ async def test_registry_resolves_and_rebuilds_only_changed_providers(upstream) -
         changed.providers[1].timeout_s = 5
         registry.apply(changed)
         assert registry.get("echo") is echo and registry.get("f") is not fake
+    finally:
+        await registry.close()
+
+
+async def test_a_provider_that_cannot_be_built_is_unavailable_and_the_others_work(
+    upstream,
+) -> None:
+    # Built without validation, as a document from before the apiKey check reaches it: httpx
+    # cannot encode the key into a header, which used to stop the whole registry.
+    broken = ProviderConfig.model_construct(
+        **(
+            ProviderConfig(id="bad", base_url=upstream.base_url).__dict__
+            | {"api_key": SecretStr("sk-\u2026")}
+        )
+    )
+    section = ProvidersSection.model_construct(
+        providers=[ProviderConfig(id="echo", kind="echo"), broken],
+        agents=ProvidersSection().agents,
+        models_cache_s=300.0,
+    )
+    registry = ProviderRegistry(section, {"gone": "models.providers[2].apiKey: not ASCII"})
+    try:
+        assert registry.resolve("echo/echo")[1] == "echo"
+        with pytest.raises(ProviderUnavailable) as unbuilt:
+            registry.resolve("bad/m")
+        assert unbuilt.value.provider_id == "bad"
+        assert "UnicodeEncodeError" in unbuilt.value.message
+        with pytest.raises(ProviderUnavailable) as left_out:
+            registry.resolve("gone/m")
+        assert "not ASCII" in left_out.value.message
+        assert set(registry.unavailable) == {"bad", "gone"}
+        # Fixed settings are tried again and the provider is back.
+        fixed = ProvidersSection.model_validate(
+            {
+                "providers": [
+                    {"id": "echo", "kind": "echo"},
+                    {"id": "bad", "baseUrl": upstream.base_url, "apiKey": KEY},
+                ]
+            }
+        )
+        registry.apply(fixed)
+        assert registry.resolve("bad/m")[1] == "m"
+        assert registry.unavailable == {}
     finally:
         await registry.close()

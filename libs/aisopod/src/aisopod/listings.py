@@ -32,9 +32,13 @@ from aisopod.wire import WireModel
 
 
 def config_get_result(snapshot: ConfigSnapshot) -> ConfigGetResult:
-    """`config.get`: the document with secrets redacted, its hash and KV revision."""
+    """`config.get`: the document in use with secrets redacted, its hash and KV revision,
+    and what of the stored document fails validation and is not in use."""
     return ConfigGetResult(
-        config=snapshot.config.redacted(), hash=snapshot.hash, revision=snapshot.revision
+        config=snapshot.config.redacted(),
+        hash=snapshot.hash,
+        revision=snapshot.revision,
+        problems=list(snapshot.problems) or None,
     )
 
 

@@ -37,7 +37,7 @@ requests (`drained`), before `stop` ends them as errors."""
 
 async def build_agent_methods(host: ServiceHost) -> dict[str, Handler]:
     config = host.config
-    providers = ProviderRegistry(config.current.models)
+    providers = ProviderRegistry(config.current.models, config.snapshot.unusable_providers)
     tools, _ = build_registry()
     agents_kv = await host.kv("agents")
     parts = RuntimeService(
@@ -57,8 +57,10 @@ async def build_agent_methods(host: ServiceHost) -> dict[str, Handler]:
     parts.compactor = Compactor(parts)
 
     async def on_config(new: GatewayConfig, old: GatewayConfig) -> None:
-        if new.models != old.models:
-            providers.apply(new.models)
+        # The entries left out as invalid change with the stored document, not with `models`.
+        unusable = config.snapshot.unusable_providers
+        if new.models != old.models or unusable != providers.unusable_entries:
+            providers.apply(new.models, unusable)
             await providers.close_retired()
 
     config.on_change(on_config)

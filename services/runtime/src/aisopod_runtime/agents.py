@@ -87,7 +87,9 @@ class AgentStore:
         if model is None:
             return
         provider_id, _ = split_model_ref(model)
+        # A provider left out as invalid is still configured: its runs say why it fails.
         known = {p.id for p in self.config.current.models.providers}
+        known |= set(self.config.snapshot.unusable_providers)
         if provider_id not in known:
             raise InvalidParams(
                 f"model {model!r}: no provider {provider_id!r} is configured",

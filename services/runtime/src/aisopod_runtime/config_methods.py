@@ -132,7 +132,10 @@ class ConfigMethods:
                 code="STALE_BASE_HASH",
                 currentHash=current.hash,
             )
-        stored = current.config.document()
+        # A stored document that fails validation is merged onto as it is, not as salvaged:
+        # a repair then loses nothing of it, and a write that leaves a broken part broken is
+        # refused naming it (INVALID_PARAMS) instead of dropping it silently.
+        stored = current.stored if current.stored is not None else current.config.document()
         proposed = merge_patch(stored, patch) if patch is not None else document
         config = parse_document(restore_redacted(proposed, stored))
         if config.document() == stored:

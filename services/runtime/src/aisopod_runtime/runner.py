@@ -30,7 +30,7 @@ from nats.aio.subscription import Subscription
 from aisopod import codec
 from aisopod.catalogue.agents import Agent
 from aisopod.catalogue.sessions import SessionEntry
-from aisopod.errors import AisopodError, Conflict, Forbidden, InvalidParams
+from aisopod.errors import AisopodError, Conflict, Forbidden, InvalidParams, Unavailable
 from aisopod.principal import Principal
 from aisopod.sessionkey import parse_session_key
 from aisopod.sessiontitle import session_title
@@ -39,7 +39,7 @@ from aisopod_runtime.board import RunBoard
 from aisopod_runtime.context import user_content
 from aisopod_runtime.emitter import RunEmitter
 from aisopod_runtime.lanes import Lanes, holder_alive
-from aisopod_runtime.providers import ProviderError
+from aisopod_runtime.providers import ProviderError, ProviderUnavailable
 from aisopod_runtime.runs import (
     LEASE_REFRESH_S,
     LEASE_S,
@@ -296,6 +296,11 @@ class RunManager:
         model_ref = model_ref or self.parts.config.models.agents.model
         try:
             self.parts.providers.resolve(model_ref)
+        except ProviderUnavailable as exc:
+            # Configured but unusable: the operator's to fix, so not the caller's params.
+            raise Unavailable(
+                exc.message, code="PROVIDER_UNAVAILABLE", provider=exc.provider_id, retryable=False
+            ) from None
         except ProviderError as exc:
             raise InvalidParams(exc.message, code="UNKNOWN_PROVIDER") from None
         return model_ref

@@ -1,6 +1,6 @@
 """status: every service instance and version (nats.micro), connections, agents, sessions,
 uptime, the last 30 days' usage. Admins also get internals: per-instance RPC stats, stream
-sizes, the config hash."""
+sizes, the config hash (and what of the stored config fails validation and is not in use)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Any
 from nats.js.errors import NoKeysError
 
 from aisopod.catalogue.system import StatusInternals, StatusResult
+from aisopod.config.store import ConfigSnapshot
 from aisopod.discovery import Instance, service_stats
 from aisopod.host import ServiceHost
 from aisopod.listings import AGENT_KEY_PREFIX, started_ms, status_result
@@ -92,10 +93,21 @@ class StatusMethods:
                 for i in instances
             ],
             streams=streams,
-            config={"hash": snapshot.hash, "revision": snapshot.revision},
+            config=config_state(snapshot),
             nats={
                 "serverVersion": str(nc.connected_server_version),
                 "maxPayload": nc.max_payload,
             },
             answered_by=self.host.instance,
         )
+
+
+def config_state(snapshot: ConfigSnapshot) -> dict[str, Any]:
+    """`internals.config`: the hash and revision in use; with a stored document that fails
+    validation, what is left out (`problems`) and the providers it leaves unavailable."""
+    state: dict[str, Any] = {"hash": snapshot.hash, "revision": snapshot.revision}
+    if snapshot.problems:
+        state["problems"] = list(snapshot.problems)
+    if snapshot.unusable_providers:
+        state["unavailableProviders"] = dict(snapshot.unusable_providers)
+    return state

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pydantic import Field, JsonValue, RootModel, model_validator
 
-from aisopod.catalogue.fields import ConfigHash
+from aisopod.catalogue.fields import ConfigHash, absent_when_none
 from aisopod.catalogue.spec import ROLLOUT_WAIT_S, MethodSpec
 from aisopod.scopes import Requirement
 from aisopod.services import ServiceName
@@ -21,11 +21,14 @@ ConfigDocument = dict[str, JsonValue]
 
 
 class ConfigGetResult(Result):
-    """`config` has its secrets redacted."""
+    """`config` has its secrets redacted. When the stored document fails validation,
+    `config` is what of it is in use, `hash` names the stored document (write on top of it
+    to repair it) and `problems` says what is left out and why."""
 
     config: ConfigDocument
     hash: str
     revision: int = Field(ge=0)
+    problems: list[str] | None = absent_when_none()
 
 
 class ConfigSchemaResult(RootModel[dict[str, JsonValue]]):

@@ -298,7 +298,11 @@ _BAD_SESSION_KEY = (
     "INVALID_PARAMS `BAD_SESSION_KEY`: a key that starts with `agent:` but is not "
     "`agent:<agentId>:<name>`"
 )
-_NO_PROVIDER = "INVALID_PARAMS `UNKNOWN_PROVIDER`: the run's model has no configured provider"
+_NO_PROVIDER = (
+    "INVALID_PARAMS `UNKNOWN_PROVIDER`: the run's model has no configured provider; "
+    "UNAVAILABLE `PROVIDER_UNAVAILABLE` (`data.provider`, not retryable): it is configured "
+    "but cannot be used, the message says why (docs/runtime-ops.md)"
+)
 _WIZARD_NOT_FOUND = "NOT_FOUND: no wizard session with this id"
 _EVENTS_FULL = (
     "CONFLICT `SYSTEM_EVENTS_FULL`: the session already has 50 events (or 256 KiB) waiting"

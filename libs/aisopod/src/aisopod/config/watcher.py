@@ -55,6 +55,7 @@ class ConfigWatcher:
 
     async def start(self) -> None:
         self._snapshot = await self.store.load()
+        _tell_problems(self._snapshot)
         self._task = asyncio.create_task(self._watch(), name="config-watch")
         self._report_sub = await self.bus.nc.subscribe(
             self.bus.subjects.control("config.report"), cb=self._report
@@ -122,8 +123,8 @@ class ConfigWatcher:
     async def _apply(self, data: bytes, revision: int) -> None:
         try:
             snapshot = snapshot_from(data, revision)
-        except Exception:
-            log.error("stored configuration is invalid; keeping the previous one")
+        except Exception:  # snapshot_from salvages bad documents; this is a bug's guard
+            log.exception("stored configuration unreadable; keeping the previous one")
             return
         old = self._snapshot
         if old is not None and old.hash == snapshot.hash:
@@ -131,6 +132,7 @@ class ConfigWatcher:
             async with self._changed:
                 self._changed.notify_all()
             return
+        _tell_problems(snapshot)
         self._snapshot = snapshot
         for listener in self._listeners:
             try:
@@ -142,3 +144,14 @@ class ConfigWatcher:
         log.info("configuration applied", extra={"hash": snapshot.hash})
         async with self._changed:
             self._changed.notify_all()
+
+
+def _tell_problems(snapshot: ConfigSnapshot) -> None:
+    """Once per stored document: what of it this service does not use, and why."""
+    if snapshot.problems:
+        log.error(
+            "the stored configuration fails validation; running without the parts that fail"
+            " (repair with config.patch): %s",
+            "; ".join(snapshot.problems),
+            extra={"hash": snapshot.hash, "problems": list(snapshot.problems)},
+        )

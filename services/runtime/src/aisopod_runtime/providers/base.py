@@ -114,6 +114,16 @@ class ProviderError(Exception):
         self.attempts = attempts
 
 
+class ProviderUnavailable(ProviderError):
+    """The provider is configured but cannot be used: its entry fails validation or its
+    client cannot be built from it. `reason` says why, for the operator to fix."""
+
+    def __init__(self, provider_id: str, reason: str) -> None:
+        super().__init__(f"provider {provider_id!r} is unavailable: {reason}", kind="config")
+        self.provider_id = provider_id
+        self.reason = reason
+
+
 @dataclass(frozen=True, slots=True)
 class DiscoveredModel:
     id: str

@@ -3,16 +3,21 @@
 A provider whose settings did not change keeps its connection pool. A replaced one is
 retired, not closed at once: runs already streaming from it finish on the old client;
 retired clients are closed after `RETIRE_AFTER_S` or at stop.
+
+A provider that cannot be used — its entry failed validation and was left out of the
+running configuration, or building its client failed — is unavailable, not fatal: the
+others keep working, and its requests get `ProviderUnavailable` saying why.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 
 from aisopod.config.sections.providers import ProviderConfig, ProvidersSection
 from aisopod.errors import InvalidParams
-from aisopod_runtime.providers.base import Provider, ProviderError
+from aisopod_runtime.providers.base import Provider, ProviderError, ProviderUnavailable
 from aisopod_runtime.providers.echo import EchoProvider
 from aisopod_runtime.providers.openai import OpenAIProvider
 
@@ -38,39 +43,73 @@ def build_provider(config: ProviderConfig) -> Provider:
 
 
 class ProviderRegistry:
-    def __init__(self, section: ProvidersSection) -> None:
+    def __init__(
+        self, section: ProvidersSection, unusable: Mapping[str, str] | None = None
+    ) -> None:
         self._configs: dict[str, ProviderConfig] = {}
         self._live: dict[str, Provider] = {}
         self._retired: list[tuple[float, Provider]] = []
-        self.apply(section)
+        self._unusable: dict[str, str] = {}
+        self._unusable_given: dict[str, str] = {}
+        self._broken: dict[str, str] = {}
+        self.apply(section, unusable)
 
     @property
     def configs(self) -> dict[str, ProviderConfig]:
         return dict(self._configs)
 
-    def apply(self, section: ProvidersSection) -> None:
-        """Bring the live providers in line with `section` (called on config changes)."""
+    @property
+    def unavailable(self) -> dict[str, str]:
+        """Configured providers that cannot be used, id → why."""
+        return {**self._unusable, **self._broken}
+
+    @property
+    def unusable_entries(self) -> dict[str, str]:
+        """The `unusable` last applied."""
+        return dict(self._unusable_given)
+
+    def apply(self, section: ProvidersSection, unusable: Mapping[str, str] | None = None) -> None:
+        """Bring the live providers in line with `section` (called on config changes);
+        `unusable` names entries of the stored document left out as invalid (id → why)."""
         wanted = {p.id: p for p in section.providers}
         for provider_id in list(self._live):
             if wanted.get(provider_id) != self._configs.get(provider_id):
                 self._retire(provider_id)
+        for provider_id in list(self._broken):
+            if wanted.get(provider_id) != self._configs.get(provider_id):
+                del self._broken[provider_id]  # its settings changed: try them
         for provider_id, config in wanted.items():
-            if provider_id in self._live:
+            if provider_id in self._live or provider_id in self._broken:
                 continue
             try:
                 self._live[provider_id] = build_provider(config)
             except ProviderError as exc:
-                log.error("provider %s is unusable: %s", provider_id, exc.message)
+                self._broken[provider_id] = exc.message
+                log.error("provider %s is unavailable: %s", provider_id, exc.message)
+            except Exception as exc:  # whatever the client refuses must not stop the rest
+                reason = f"its client cannot be built from its settings ({type(exc).__name__})"
+                self._broken[provider_id] = reason
+                log.error("provider %s is unavailable: %s", provider_id, reason, exc_info=True)
         self._configs = wanted
+        new_unusable = {k: v for k, v in (unusable or {}).items() if k not in wanted}
+        for provider_id, reason in new_unusable.items():
+            if self._unusable.get(provider_id) != reason:
+                log.error("provider %s is unavailable: %s", provider_id, reason)
+        self._unusable = new_unusable
+        self._unusable_given = dict(unusable or {})
 
     def get(self, provider_id: str) -> Provider | None:
         return self._live.get(provider_id)
 
     def resolve(self, model_ref: str) -> tuple[Provider, str]:
-        """The provider and its local model id for `<providerId>/<modelId>`."""
+        """The provider and its local model id for `<providerId>/<modelId>`; ProviderUnavailable
+        for a provider that is configured but cannot be used."""
         provider_id, model_id = split_model_ref(model_ref)
         provider = self._live.get(provider_id)
         if provider is None:
+            reason = self._broken.get(provider_id) or self._unusable.get(provider_id)
+            if reason is not None:
+                raise ProviderUnavailable(provider_id, reason)
             raise ProviderError(
                 f"no provider {provider_id!r} is configured (model {model_ref})", kind="config"
             )

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -17,7 +18,7 @@ import httpx
 import pytest
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from aisopod.host import ServiceHost
+from aisopod.host import STARTUP_FAILED_EXIT_CODE, ServiceHost
 from aisopod.probeserver import MAX_HEAD, ProbeApp, ProbeServer
 from aisopod.services import ServiceName
 from aisopod.settings import ServiceSettings
@@ -195,10 +196,59 @@ async def test_a_failed_start_is_logged_and_never_opens_the_port(
         raise RuntimeError("refused to start")
         yield
 
+    server = ProbeServer(ProbeApp(host, refuse))
     with caplog.at_level(logging.ERROR, logger="aisopod.probes"):
-        await asyncio.wait_for(ProbeServer(ProbeApp(host, refuse)).serve(), 20)
+        await asyncio.wait_for(server.serve(), 20)
     assert "startup failed" in caplog.text
+    assert not server.started  # what `run_server` reads to exit non-zero
     assert not await _listening(host.settings.port)
+
+
+_REFUSING_SERVICE = """
+import sys
+from contextlib import asynccontextmanager
+from aisopod.host import ServiceHost
+from aisopod.probeserver import ProbeApp, serve
+from aisopod.services import ServiceName
+from aisopod.settings import ServiceSettings
+
+@asynccontextmanager
+async def refuse(_):
+    raise RuntimeError("refused to start")
+    yield
+
+settings = ServiceSettings(
+    service="runtime", host="127.0.0.1", port=0, nats_url=sys.argv[1],
+    subject_prefix=sys.argv[2], state_dir=sys.argv[3],
+)
+host = ServiceHost(settings, ServiceName.RUNTIME, "9.9.9")
+if sys.argv[4] == "probe":
+    serve(host, ProbeApp(host, refuse))
+else:  # an ASGI service (http-api) under uvicorn, whose lifespan runs the setup
+    from aisopod.app import create_app, serve as serve_asgi
+    serve_asgi(host, create_app(host, refuse))
+"""
+
+
+@pytest.mark.parametrize("server", ["probe", "uvicorn"])
+async def test_a_process_whose_start_failed_exits_non_zero(
+    nats_url: str, tmp_path: Path, server: str
+) -> None:
+    # As a service process runs (`serve` → `run_server`): a supervisor must see the failure.
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        _REFUSING_SERVICE,
+        nats_url,
+        "p" + uuid.uuid4().hex[:8],
+        str(tmp_path),
+        server,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, stderr = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == STARTUP_FAILED_EXIT_CODE, stderr.decode()
+    assert b"startup failed" in stderr  # uvicorn: "Application startup failed"
 
 
 async def test_stop_closes_idle_connections_at_once(nats_url: str, tmp_path: Path) -> None:

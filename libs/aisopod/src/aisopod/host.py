@@ -48,6 +48,9 @@ TASKS = Gauge("aisopod_asyncio_tasks", "asyncio tasks alive in the event loop")
 DrainHook = Callable[[], Awaitable[None]]
 
 RESTART_EXIT_CODE = 75  # EX_TEMPFAIL: "stopped on purpose, start me again"
+# uvicorn's own code for a failed startup, and the auth service's for a refused one: a
+# supervisor must not read a service that never started as a clean stop (0).
+STARTUP_FAILED_EXIT_CODE = 3
 
 
 class ServiceHost:
@@ -316,19 +319,25 @@ class StoppableServer(Protocol):
 
     should_exit: bool
     force_exit: bool
+    started: bool
+    """True once the server served: False after `serve` means its start failed."""
 
     async def serve(self) -> None: ...
 
 
 def run_server(host: ServiceHost, server: StoppableServer) -> None:
     """Run `server` until SIGTERM/SIGINT (drained first; a second signal stops at once),
-    on uvloop; exit non-zero after a restart order so any supervisor starts it again."""
+    on uvloop; exit non-zero after a restart order so any supervisor starts it again, and
+    with STARTUP_FAILED_EXIT_CODE when its start failed (logged by the server)."""
+    stop_asked: list[bool] = []
 
     async def main() -> None:
         def exit_now() -> None:
+            stop_asked.append(True)
             server.force_exit = True
 
         def exit_drained() -> None:
+            stop_asked.append(True)
             server.should_exit = True
 
         host.stop_on_signals(exit_drained, exit_now)
@@ -342,3 +351,5 @@ def run_server(host: ServiceHost, server: StoppableServer) -> None:
         asyncio.run(main())
     if host.exit_code:
         sys.exit(host.exit_code)
+    if not server.started and not stop_asked:
+        sys.exit(STARTUP_FAILED_EXIT_CODE)

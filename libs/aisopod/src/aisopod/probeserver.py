@@ -167,7 +167,8 @@ class ProbeServer:
 
     async def serve(self) -> None:
         """Start the host and the setup, serve until told to stop, then stop both. A
-        failed start is logged and ends `serve` (as uvicorn's lifespan does)."""
+        failed start is logged and ends `serve` with `started` False (as uvicorn's lifespan
+        does); `run_server` then exits with STARTUP_FAILED_EXIT_CODE."""
         async with contextlib.AsyncExitStack() as stack:
             try:
                 await stack.enter_async_context(self.host)

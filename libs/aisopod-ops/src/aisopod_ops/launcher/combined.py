@@ -35,7 +35,10 @@ if TYPE_CHECKING:  # the launcher imports the plan models only, not the services
     from aisopod.settings import ServiceSettings
 
 RESTART_EXIT_CODE = 75
-AUTH_REFUSED_EXIT_CODE = 3  # the lone auth service's code for a refused start
+# A lone service's code for a failed or refused start (aisopod.host; not imported: the
+# launcher imports the plan models only).
+STARTUP_FAILED_EXIT_CODE = 3
+AUTH_REFUSED_EXIT_CODE = STARTUP_FAILED_EXIT_CODE
 
 
 class PlannedService(BaseModel):
@@ -94,7 +97,18 @@ class _Served:
             self.server = uvicorn_server(host, app)
 
     async def run(self) -> None:
-        await self.server.serve()
+        try:
+            await self.server.serve()
+        except SystemExit as exc:
+            # uvicorn ends a failed start (lifespan, bind) with sys.exit(3); out of a task
+            # that would end the whole event loop, the other services and the launcher's
+            # shutdown of its children with it. Here it is one service's failed start.
+            if exc.code != STARTUP_FAILED_EXIT_CODE:
+                raise
+
+    @property
+    def started(self) -> bool:
+        return bool(self.server.started)
 
     def stop(self, now: bool) -> None:
         self.server.should_exit = True
@@ -210,8 +224,8 @@ class Services:
         self._stopping.append(loop.create_task(self._drain_then_stop()))
 
     async def run(self) -> int:
-        """0 when stopped, RESTART_EXIT_CODE on a restart order, AUTH_REFUSED_EXIT_CODE
-        when auth refused to start, 1 when a service ended on its own."""
+        """0 when stopped, RESTART_EXIT_CODE on a restart order, STARTUP_FAILED_EXIT_CODE
+        when a service failed or refused to start, 1 when a service ended on its own."""
         from aisopod.logs import current_service
 
         loop = asyncio.get_running_loop()
@@ -234,10 +248,18 @@ class Services:
         failed = [t for t in done if t.exception() is not None]
         for task in failed:
             print(f"service failed: {task.exception()!r}", file=sys.stderr, flush=True)
+        # Only those that ended first: the others were stopped, maybe before they started.
+        not_started = [
+            runner.host.name.value
+            for runner, task in zip(self.runners, tasks, strict=False)
+            if task in done and isinstance(runner, _Served) and not runner.started
+        ]
+        for name in not_started:
+            print(f"service failed to start: {name} (see its log)", file=sys.stderr, flush=True)
         if any(r.host.exit_code for r in self.runners):
             return RESTART_EXIT_CODE
-        if any(auth is not None and not auth.started for _, auth in self.built):
-            return AUTH_REFUSED_EXIT_CODE
+        if not_started or any(auth is not None and not auth.started for _, auth in self.built):
+            return STARTUP_FAILED_EXIT_CODE
         return 1 if failed or unexpected else 0
 
 

@@ -10,9 +10,9 @@ What this costs: the services are no longer a child the launcher can restart on 
 When they end (a restart order from `update.run`, or a crash), the launcher stops the
 children in order and starts itself again with the same arguments (`exec`: same pid, so a
 supervisor above it sees one process throughout), which restarts the whole stack in a few
-seconds. A crash within `CRASH_LOOP_S` of the start ends the launcher with an error instead,
-rather than loop. The services' log lines go to `logs/services.log`, as before; the
-launcher's own lines stay on its console.
+seconds. A crash within `CRASH_LOOP_S` of the start, or a service that failed to start,
+ends the launcher with an error instead, rather than loop. The services' log lines go to
+`logs/services.log`, as before; the launcher's own lines stay on its console.
 """
 
 from __future__ import annotations
@@ -25,7 +25,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from aisopod_ops.launcher.combined import RESTART_EXIT_CODE, Plan, Services
+from aisopod_ops.launcher.combined import (
+    RESTART_EXIT_CODE,
+    STARTUP_FAILED_EXIT_CODE,
+    Plan,
+    Services,
+)
 from aisopod_ops.launcher.process import POLL_S, ChildSpec
 
 log = logging.getLogger("aisopod_ops.launcher")
@@ -104,7 +109,10 @@ class HostedServices:
         if self.stopping:
             return
         uptime = time.monotonic() - self.started_at
-        restart = code == RESTART_EXIT_CODE or uptime > CRASH_LOOP_S
+        # A service that failed to start would most likely fail again: stop, not loop.
+        restart = code == RESTART_EXIT_CODE or (
+            uptime > CRASH_LOOP_S and code != STARTUP_FAILED_EXIT_CODE
+        )
         log.warning(
             "the hosted services ended with %s after %.0fs; %s (see %s)",
             code,

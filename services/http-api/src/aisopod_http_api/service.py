@@ -33,6 +33,7 @@ class HttpApi:
             lambda: self.host.config.current,
             self.edge_reads.discovered_ids,
             self.edge_reads.discoveries_version,
+            lambda: self.host.config.snapshot.unusable_providers,
         )
         self.proxy = ChatProxy(self.pool)
 

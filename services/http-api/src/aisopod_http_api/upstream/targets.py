@@ -14,13 +14,13 @@ building a request is two concatenations.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from aisopod.config.model import GatewayConfig
 from aisopod.config.sections.providers import ProviderConfig
-from aisopod.errors import InvalidParams, NotFound
+from aisopod.errors import InvalidParams, NotFound, Unavailable
 from aisopod_http_api.upstream.pool import Origin, parse_base_url
 
 AGENT_PREFIX = "aisopod/"
@@ -90,14 +90,18 @@ class ModelTable:
     providers: dict[str, _Provider] = field(default_factory=dict)
     by_model: dict[str, list[str]] = field(default_factory=dict)  # bare id → provider ids
     resolved: dict[str, ProviderTarget] = field(default_factory=dict)  # ids seen, this config
+    # Providers of the stored document left out as invalid (id → why): configured, so their
+    # models are refused as unavailable, not as unknown (docs/runtime-ops.md).
+    unusable: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_config(
         cls,
         config: GatewayConfig,
         discovered: Callable[[ProviderConfig], tuple[str, ...]] = lambda _: (),
+        unusable: Mapping[str, str] | None = None,
     ) -> ModelTable:
-        table = cls()
+        table = cls(unusable=dict(unusable or {}))
         for provider in config.models.providers:
             if provider.kind != "openai" or not provider.base_url:
                 continue
@@ -131,6 +135,14 @@ class ModelTable:
                 not provider.models or rest in provider.models or rest in provider.discovered
             ):
                 return provider.target(rest)
+        if sep and provider_id in self.unusable:
+            raise Unavailable(
+                f"provider {provider_id!r} is unavailable: {self.unusable[provider_id]}",
+                param="model",
+                code="PROVIDER_UNAVAILABLE",
+                provider=provider_id,
+                retryable=False,
+            )
         owners = self.by_model.get(model, [])
         if len(owners) == 1:
             return self.providers[owners[0]].target(model)
@@ -162,10 +174,12 @@ class ModelTables:
         current: Callable[[], GatewayConfig],
         discovered: Callable[[ProviderConfig], tuple[str, ...]] = lambda _: (),
         version: Callable[[], Any] = lambda: None,
+        unusable: Callable[[], Mapping[str, str]] = lambda: {},
     ) -> None:
         self._current = current
         self._discovered = discovered
         self._version = version
+        self._unusable = unusable
         self._built: tuple[GatewayConfig, Any] | None = None
         self._table = ModelTable()
 
@@ -173,6 +187,7 @@ class ModelTables:
         config, version = self._current(), self._version()
         built = self._built
         if built is None or built[0] is not config or built[1] != version:
-            self._table = ModelTable.from_config(config, self._discovered)
+            # The left-out providers change with the config object: one snapshot holds both.
+            self._table = ModelTable.from_config(config, self._discovered, self._unusable())
             self._built = (config, version)
         return self._table

@@ -8,7 +8,9 @@ from collections.abc import Iterator
 import pytest
 from pydantic import SecretStr
 
+from aisopod.config.model import GatewayConfig
 from aisopod.config.sections.providers import ProviderConfig, ProvidersSection
+from aisopod.config.store import ConfigSnapshot
 from aisopod.errors import InvalidParams
 from aisopod_fake_upstream import FakeUpstream
 from aisopod_runtime.providers import (
@@ -23,6 +25,7 @@ from aisopod_runtime.providers import (
 )
 from aisopod_runtime.providers.echo import EchoProvider, split_directives
 from aisopod_runtime.providers.openai import OpenAIProvider, _usage, backoff
+from aisopod_runtime.status import config_state
 
 KEY = "sk-unit"
 TOOLS = [
@@ -297,6 +300,9 @@ async def test_a_provider_that_cannot_be_built_is_unavailable_and_the_others_wor
             registry.resolve("gone/m")
         assert "not ASCII" in left_out.value.message
         assert set(registry.unavailable) == {"bad", "gone"}
+        # status (admin internals) reports both kinds.
+        snapshot = ConfigSnapshot(GatewayConfig(), "h", 1)
+        assert set(config_state(snapshot, registry)["unavailableProviders"]) == {"bad", "gone"}
         # Fixed settings are tried again and the provider is back.
         fixed = ProvidersSection.model_validate(
             {

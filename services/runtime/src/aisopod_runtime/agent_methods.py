@@ -35,9 +35,16 @@ LATE_RUNS_WAIT_S = 10.0
 requests (`drained`), before `stop` ends them as errors."""
 
 
-async def build_agent_methods(host: ServiceHost) -> dict[str, Handler]:
+def build_providers(host: ServiceHost) -> ProviderRegistry:
+    """The live providers of the host's configuration (runs use them; status reports them)."""
+    return ProviderRegistry(host.config.current.models, host.config.snapshot.unusable_providers)
+
+
+async def build_agent_methods(
+    host: ServiceHost, providers: ProviderRegistry | None = None
+) -> dict[str, Handler]:
     config = host.config
-    providers = ProviderRegistry(config.current.models, config.snapshot.unusable_providers)
+    providers = providers or build_providers(host)
     tools, _ = build_registry()
     agents_kv = await host.kv("agents")
     parts = RuntimeService(

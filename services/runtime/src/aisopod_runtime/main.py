@@ -18,15 +18,16 @@ from aisopod.rpc import Handler
 from aisopod.services import ServiceName
 from aisopod.settings import ServiceSettings
 from aisopod_runtime import __version__
-from aisopod_runtime.agent_methods import build_agent_methods
+from aisopod_runtime.agent_methods import build_agent_methods, build_providers
 from aisopod_runtime.heartbeat.methods import build_heartbeat
 from aisopod_runtime.operator_methods import build_operator_methods
 
 
 async def build_handlers(host: ServiceHost) -> dict[str, Handler]:
+    providers = build_providers(host)  # one registry: the runs' and the one status reports
     parts = [
-        await build_agent_methods(host),
-        await build_operator_methods(host),
+        await build_agent_methods(host, providers),
+        await build_operator_methods(host, providers=providers),
         await build_heartbeat(host),
     ]
     handlers: dict[str, Handler] = {}

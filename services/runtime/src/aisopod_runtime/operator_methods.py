@@ -26,6 +26,7 @@ from aisopod_runtime.cron.scheduler import Scheduler
 from aisopod_runtime.cron.store import CronStore
 from aisopod_runtime.logs_tail import LogsTail
 from aisopod_runtime.plugins import plugins_list
+from aisopod_runtime.providers import ProviderRegistry
 from aisopod_runtime.skill_install import SkillInstaller, skill_install_handlers
 from aisopod_runtime.skills import SkillsMethods, skills_dirs
 from aisopod_runtime.status import StatusMethods
@@ -36,7 +37,7 @@ log = logging.getLogger("aisopod.runtime")
 
 
 async def build_operator_methods(
-    host: ServiceHost, *, clock: Clock | None = None
+    host: ServiceHost, *, clock: Clock | None = None, providers: ProviderRegistry | None = None
 ) -> dict[str, Handler]:
     limiter = WriteLimiter(host.bus)
     config = ConfigMethods(host, limiter)
@@ -59,7 +60,7 @@ async def build_operator_methods(
     cron = CronMethods(cron_store, scheduler, emit_cron)
     skills = SkillsMethods(skills_dirs(os.environ, host.settings.state_dir))
     installer = SkillInstaller(skills.dirs, lambda: host.config.current.skills)
-    status = StatusMethods(host)
+    status = StatusMethods(host, providers)
     logs = LogsTail(host.bus)
     updates = Updates(host, await host.kv("updates"), limiter)
     wizard = WizardMethods(await host.kv("wizard"), config)

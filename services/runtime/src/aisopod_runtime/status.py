@@ -18,13 +18,15 @@ from aisopod.listings import AGENT_KEY_PREFIX, started_ms, status_result
 from aisopod.rpc import CallContext
 from aisopod.scopes import Requirement
 from aisopod.state import STREAMS, stream_name
+from aisopod_runtime.providers import ProviderRegistry
 from aisopod_runtime.usage.ledger import shared_ledger
 from aisopod_runtime.usage.service import usage_summary
 
 
 class StatusMethods:
-    def __init__(self, host: ServiceHost) -> None:
+    def __init__(self, host: ServiceHost, providers: ProviderRegistry | None = None) -> None:
         self.host = host
+        self.providers = providers
 
     async def count(self, bucket: str, prefix: str = "") -> int:
         """Live keys of a bucket (those starting with `prefix`)."""
@@ -93,7 +95,7 @@ class StatusMethods:
                 for i in instances
             ],
             streams=streams,
-            config=config_state(snapshot),
+            config=config_state(snapshot, self.providers),
             nats={
                 "serverVersion": str(nc.connected_server_version),
                 "maxPayload": nc.max_payload,
@@ -102,12 +104,16 @@ class StatusMethods:
         )
 
 
-def config_state(snapshot: ConfigSnapshot) -> dict[str, Any]:
+def config_state(
+    snapshot: ConfigSnapshot, providers: ProviderRegistry | None = None
+) -> dict[str, Any]:
     """`internals.config`: the hash and revision in use; with a stored document that fails
-    validation, what is left out (`problems`) and the providers it leaves unavailable."""
+    validation, what is left out (`problems`); and the configured providers that cannot be
+    used, id → why (`unavailableProviders`: entries left out, clients that failed to build)."""
     state: dict[str, Any] = {"hash": snapshot.hash, "revision": snapshot.revision}
     if snapshot.problems:
         state["problems"] = list(snapshot.problems)
-    if snapshot.unusable_providers:
-        state["unavailableProviders"] = dict(snapshot.unusable_providers)
+    unavailable = providers.unavailable if providers else snapshot.unusable_providers
+    if unavailable:
+        state["unavailableProviders"] = dict(unavailable)
     return state

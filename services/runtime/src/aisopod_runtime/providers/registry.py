@@ -87,9 +87,10 @@ class ProviderRegistry:
                 self._broken[provider_id] = exc.message
                 log.error("provider %s is unavailable: %s", provider_id, exc.message)
             except Exception as exc:  # whatever the client refuses must not stop the rest
+                # The type only: the client's message may quote the key it refused.
                 reason = f"its client cannot be built from its settings ({type(exc).__name__})"
                 self._broken[provider_id] = reason
-                log.error("provider %s is unavailable: %s", provider_id, reason, exc_info=True)
+                log.error("provider %s is unavailable: %s", provider_id, reason)
         self._configs = wanted
         new_unusable = {k: v for k, v in (unusable or {}).items() if k not in wanted}
         for provider_id, reason in new_unusable.items():

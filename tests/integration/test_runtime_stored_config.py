@@ -4,13 +4,15 @@ Found in use: a provider `apiKey` of `sk-…` (the docs' placeholder, not ASCII)
 a version without today's validation; after any restart the runtime failed at every start,
 `/status` answered 503, and since the runtime serves `config.*`, nothing could fix it. Here
 the document is written straight into KV, as that version or a hand edit would, on a
-private stack (it restarts the whole stack), which is then stopped and started again.
+private stack (it restarts the whole stack), which is then stopped and started again, and
+repaired with the CLI.
 """
 
 from __future__ import annotations
 
+import json
 import subprocess
-import uuid
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +23,6 @@ import pytest
 from aisopod import codec
 from aisopod.bus import Bus
 from aisopod.config.store import CONFIG_KEY
-from aisopod.principal import Principal
 from aisopod.settings import ServiceSettings
 from aisopod.state import bucket_name
 from tests.conftest import start_local_stack, stop_local_stack
@@ -38,10 +39,6 @@ BROKEN = {
     "maxRetries": 0,
     "discoverModels": False,
 }
-
-
-def admin() -> Principal:
-    return Principal(id=f"sc-{uuid.uuid4().hex[:10]}", scopes=("operator.admin",))
 
 
 class Stack:
@@ -67,6 +64,17 @@ class Stack:
             nats_url=self.info["nats_url"], nats_user="admin", nats_password=password
         )
         return await Bus.connect(settings)
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [
+                *(sys.executable, "-m", "aisopod_ops.cli", *args),
+                *("--url", self.info["http_url"], "--token", self.info["admin_token"]),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
 
     def http(self) -> httpx.Client:
         return httpx.Client(
@@ -125,26 +133,21 @@ async def test_the_stack_restarts_on_a_bad_stored_config_and_config_patch_repair
         assert refused.status_code == 503, refused.text
         assert "broken" in refused.text and "apiKey" in refused.text
 
-    bus = await stack.bus()
-    try:
-        got = await bus.call("config.get", {}, principal=admin())
-        assert any("apiKey" in problem for problem in got["problems"])
-        providers = [p for p in got["config"]["models"]["providers"] if p["id"] != "broken"]
-        fixed = [*providers, {**BROKEN, "apiKey": "sk-repaired"}]
-        await bus.call(
-            "config.apply",
-            {"patch": {"models": {"providers": fixed}}, "baseHash": got["hash"]},
-            principal=admin(),
-            timeout=30,
-        )
-        assert "problems" not in await bus.call("config.get", {}, principal=admin())
-    finally:
-        await bus.close()
+    # The operator's way: `aisopod config get` says what is wrong, `config patch` fixes it.
+    got = stack.cli("config", "get")
+    assert got.returncode == 0, got.stderr
+    assert "not in use" in got.stderr and "models.providers[1].apiKey" in got.stderr
+    providers = json.loads(got.stdout)["config"]["models"]["providers"]
+    fixed = [*providers, {**BROKEN, "apiKey": "sk-repaired"}]
+    patched = stack.cli("config", "patch", json.dumps({"models": {"providers": fixed}}), "--apply")
+    assert patched.returncode == 0, patched.stderr
+    again = stack.cli("config", "get")
+    assert again.returncode == 0 and "not in use" not in again.stderr, again.stderr
 
     with stack.http() as http:
         status = http.get("/status").json()
         assert "unavailableProviders" not in status["internals"]["config"]
-        # Built now (config.apply returned once every instance ran it): the request
+        # Built now (`--apply` returned once every instance ran it): the request
         # reaches the provider, whose port refuses, instead of being refused here.
         reached = run_once(http, "broken/gpt-4o-mini")
         assert "is unavailable" not in reached.text, reached.text

@@ -52,6 +52,9 @@ def _get(args: argparse.Namespace) -> int:
         result = asyncio.run(_one(url, token, args.timeout, "config.get", {}))
     except GatewayError as exc:
         return report(exc)
+    # On stderr, whatever --path: what of the stored document is not in use, and why.
+    for problem in result.get("problems") or ():
+        print(f"aisopod: not in use (fails validation): {problem}", file=sys.stderr)
     value: Any = result["config"]
     for part in (args.path or "").split("."):
         if part:

@@ -164,9 +164,12 @@ async def publish_now(nc: NatsClient, subject: bytes, payload: bytes) -> None:
 def ping_now(nc: NatsClient) -> asyncio.Future[bool] | None:
     """A PING written to the socket now, and the future nats-py's reader resolves when its
     PONG is read: by then every message the server sent this connection before the PONG
-    has been read (and its subscription's callback woken). None when it cannot be written
-    at once (`write_now`). A connection lost first never resolves it: wait for it with a
-    timeout that does not cancel it (the reader would fail setting a cancelled future)."""
+    has been read (and its subscription's callback woken). A message another connection
+    published counts only if the server had its PUB before this PING: that connection's
+    `flush_in_order` proves it, a bare `flush` does not (its PING overtakes the PUB). None
+    when it cannot be written at once (`write_now`). A connection lost first never resolves
+    it: wait for it with a timeout that does not cancel it (the reader would fail setting a
+    cancelled future)."""
     transport = nc._transport
     if nc._pending_data_size or transport is None or not nc.is_connected:
         return None

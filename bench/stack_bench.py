@@ -135,8 +135,9 @@ def idle_stack_memory(stack: BenchStack, bare_rss_kib: dict[str, int]) -> tuple[
         f"whole idle stack RSS, {raw['processes']} processes (MiB)",
         f"{total} (PSS {raw['pss_mib_total']}; {breakdown})",
         f"bare nats-server+traefik+caddy {bare}",
-        "≤ 400 MB",
-        total * 1024 * 1024 <= 400e6,
+        # Issue 19 set the goal in MiB (400 MB, 381.5 MiB, was the bench's reading before).
+        "≤ 400 MiB",
+        total <= 400,
     )
     return raw, figure
 

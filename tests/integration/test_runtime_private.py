@@ -6,7 +6,6 @@ renewed) is tested under chat, RPC and HTTP load in test_reliability_restarts.py
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -18,8 +17,7 @@ import pytest
 from aisopod.bus import Bus
 from aisopod.errors import AisopodError
 from aisopod.principal import Principal
-from aisopod.settings import ServiceSettings
-from tests.conftest import start_local_stack, stop_local_stack
+from tests.support.private_stack import RestartableStack
 
 pytestmark = pytest.mark.integration
 
@@ -28,29 +26,11 @@ def admin() -> Principal:
     return Principal(id=f"p2-{uuid.uuid4().hex[:10]}", scopes=("operator.admin",))
 
 
-class PrivateStack:
+class PrivateStack(RestartableStack):
     """One runtime, two of each edge; can be stopped and started again on the same state."""
 
     def __init__(self, state_dir: Path) -> None:
-        self.state_dir = state_dir
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.info: dict[str, Any] = {}
-
-    def start(self) -> None:
-        self.proc, self.info = start_local_stack(self.state_dir, "--scale", "runtime=1")
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            stop_local_stack(self.proc)
-            self.proc = None
-        (self.state_dir / "ready.json").unlink(missing_ok=True)
-
-    async def bus(self) -> Bus:
-        password = (self.state_dir / "secrets" / "nats-admin.password").read_text().strip()
-        settings = ServiceSettings(
-            nats_url=self.info["nats_url"], nats_user="admin", nats_password=password
-        )
-        return await Bus.connect(settings)
+        super().__init__(state_dir, "--scale", "runtime=1")
 
 
 @pytest.fixture(scope="module")

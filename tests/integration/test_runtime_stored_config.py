@@ -15,17 +15,15 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
 from aisopod import codec
-from aisopod.bus import Bus
 from aisopod.config.store import CONFIG_KEY
 from aisopod.settings import ServiceSettings
 from aisopod.state import bucket_name
-from tests.conftest import start_local_stack, stop_local_stack
+from tests.support.private_stack import RestartableStack
 
 pytestmark = pytest.mark.integration
 
@@ -41,29 +39,9 @@ BROKEN = {
 }
 
 
-class Stack:
+class Stack(RestartableStack):
     def __init__(self, state_dir: Path) -> None:
-        self.state_dir = state_dir
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.info: dict[str, Any] = {}
-
-    def start(self) -> None:
-        self.proc, self.info = start_local_stack(
-            self.state_dir, "--replicas", "1", "--scale", "runtime=1"
-        )
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            stop_local_stack(self.proc)
-            self.proc = None
-        (self.state_dir / "ready.json").unlink(missing_ok=True)
-
-    async def bus(self) -> Bus:
-        password = (self.state_dir / "secrets" / "nats-admin.password").read_text().strip()
-        settings = ServiceSettings(
-            nats_url=self.info["nats_url"], nats_user="admin", nats_password=password
-        )
-        return await Bus.connect(settings)
+        super().__init__(state_dir, "--replicas", "1", "--scale", "runtime=1")
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(

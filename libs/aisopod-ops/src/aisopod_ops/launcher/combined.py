@@ -38,7 +38,6 @@ RESTART_EXIT_CODE = 75
 # A lone service's code for a failed or refused start (aisopod.host; not imported: the
 # launcher imports the plan models only).
 STARTUP_FAILED_EXIT_CODE = 3
-AUTH_REFUSED_EXIT_CODE = STARTUP_FAILED_EXIT_CODE
 
 
 class PlannedService(BaseModel):

@@ -22,6 +22,7 @@ from typing import Any
 from nats.js.errors import KeyDeletedError, KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from aisopod import codec
 from aisopod.config.model import GatewayConfig, config_hash
@@ -167,29 +168,38 @@ def salvage(document: dict[str, Any]) -> tuple[GatewayConfig, list[str], dict[st
         try:
             return GatewayConfig.model_validate(remaining), problems, unusable
         except ValidationError as exc:
-            errors = exc.errors()
-        bad_providers: dict[int, str] = {}
-        bad_sections: dict[str, str] = {}
-        for error in errors:
-            loc = error["loc"]
-            # pydantic prefixes a validator's own message with "Value error, ": noise here.
-            where, why = _dotted(loc), str(error["msg"]).removeprefix("Value error, ")
-            if len(loc) >= 3 and loc[:2] == ("models", "providers") and isinstance(loc[2], int):
-                bad_providers.setdefault(loc[2], f"{where}: {why}")
-            elif loc and isinstance(loc[0], str) and loc[0] in remaining:
-                bad_sections.setdefault(loc[0], f"{where}: {why}")
-            else:
-                break  # an error of the whole document: nothing smaller to leave out
-        else:
-            if bad_providers:
-                remaining = _without_providers(remaining, bad_providers, problems, unusable)
-            for section, why in bad_sections.items():
-                del remaining[section]
-                problems.append(f"{why} (section {section!r} runs on its defaults)")
-            continue
-        break
+            faults = _faults(exc.errors(), remaining)
+        if faults is None:
+            break
+        bad_providers, bad_sections = faults
+        if bad_providers:
+            remaining = _without_providers(remaining, bad_providers, problems, unusable)
+        for section, why in bad_sections.items():
+            del remaining[section]
+            problems.append(f"{why} (section {section!r} runs on its defaults)")
     problems.append("the stored document cannot be used: running on the defaults")
     return GatewayConfig(), problems, unusable
+
+
+def _faults(
+    errors: list[ErrorDetails], document: dict[str, Any]
+) -> tuple[dict[int, str], dict[str, str]] | None:
+    """The failing provider entries (index → why) and other top-level sections (name →
+    why) of `document`; None when an error is of the whole document (nothing smaller to
+    leave out)."""
+    providers: dict[int, str] = {}
+    sections: dict[str, str] = {}
+    for error in errors:
+        loc = error["loc"]
+        # pydantic prefixes a validator's own message with "Value error, ": noise here.
+        where, why = _dotted(loc), str(error["msg"]).removeprefix("Value error, ")
+        if len(loc) >= 3 and loc[:2] == ("models", "providers") and isinstance(loc[2], int):
+            providers.setdefault(loc[2], f"{where}: {why}")
+        elif loc and isinstance(loc[0], str) and loc[0] in document:
+            sections.setdefault(loc[0], f"{where}: {why}")
+        else:
+            return None
+    return providers, sections
 
 
 def _provider_count(document: dict[str, Any]) -> int:

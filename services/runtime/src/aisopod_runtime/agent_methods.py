@@ -64,11 +64,10 @@ async def build_agent_methods(
     parts.compactor = Compactor(parts)
 
     async def on_config(new: GatewayConfig, old: GatewayConfig) -> None:
-        # The entries left out as invalid change with the stored document, not with `models`.
-        unusable = config.snapshot.unusable_providers
-        if new.models != old.models or unusable != providers.unusable_entries:
-            providers.apply(new.models, unusable)
-            await providers.close_retired()
+        # On every change, not only of `models`: the entries left out as invalid change with
+        # the stored document. `apply` leaves alone what did not change.
+        providers.apply(new.models, config.snapshot.unusable_providers)
+        await providers.close_retired()
 
     config.on_change(on_config)
     # After on_config: the refresher reads the providers that listener rebuilds.

@@ -50,7 +50,6 @@ class ProviderRegistry:
         self._live: dict[str, Provider] = {}
         self._retired: list[tuple[float, Provider]] = []
         self._unusable: dict[str, str] = {}
-        self._unusable_given: dict[str, str] = {}
         self._broken: dict[str, str] = {}
         self.apply(section, unusable)
 
@@ -62,11 +61,6 @@ class ProviderRegistry:
     def unavailable(self) -> dict[str, str]:
         """Configured providers that cannot be used, id → why."""
         return {**self._unusable, **self._broken}
-
-    @property
-    def unusable_entries(self) -> dict[str, str]:
-        """The `unusable` last applied."""
-        return dict(self._unusable_given)
 
     def apply(self, section: ProvidersSection, unusable: Mapping[str, str] | None = None) -> None:
         """Bring the live providers in line with `section` (called on config changes);
@@ -97,7 +91,6 @@ class ProviderRegistry:
             if self._unusable.get(provider_id) != reason:
                 log.error("provider %s is unavailable: %s", provider_id, reason)
         self._unusable = new_unusable
-        self._unusable_given = dict(unusable or {})
 
     def get(self, provider_id: str) -> Provider | None:
         return self._live.get(provider_id)

@@ -13,11 +13,11 @@ from typing import Any, cast
 import nats
 import pytest
 from nats.js.api import KeyValueConfig
-from nats.js.errors import NoKeysError
 from nats.js.kv import KeyValue
 
 from aisopod import codec
 from aisopod.config.sections.providers import ProviderConfig
+from aisopod.jsread import live_keys
 from aisopod.listings import ProviderDiscovery, discovery_key, provider_fingerprint
 from aisopod_runtime.models import FAILURE_CACHE_S, ModelCatalog
 from aisopod_runtime.providers import DiscoveredModel, ProviderError
@@ -158,7 +158,4 @@ async def test_the_refresher_stores_without_a_reader_and_drops_removed_providers
 
 
 async def _keys(kv: KeyValue) -> list[str]:
-    try:
-        return list(await kv.keys())
-    except NoKeysError:
-        return []
+    return await live_keys(kv)

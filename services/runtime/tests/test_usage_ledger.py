@@ -19,6 +19,7 @@ from nats.js.api import KeyValueConfig, StorageType, StreamConfig
 from aisopod.bus import Bus
 from aisopod.catalogue.usage import Bucket
 from aisopod.config.sections.providers import ProvidersSection
+from aisopod.jsread import live_keys
 from aisopod.subjects import Subjects
 from aisopod_runtime.usage.budgets import BudgetBook, counter_key
 from aisopod_runtime.usage.ledger import UsageLedger, shared_ledger
@@ -148,7 +149,7 @@ def counting_folds(
 async def stored_hours(ledger: UsageLedger) -> dict[str, HourRollup]:
     kv = await ledger.bus.js.key_value(ledger.hours_bucket)
     out = {}
-    for key in await kv.keys():
+    for key in await live_keys(kv):
         entry = await kv.get(key)
         out[key] = HourRollup.model_validate_json(entry.value or b"")
     return out
@@ -193,7 +194,7 @@ async def test_a_fold_cut_short_is_done_again_and_nothing_counts_twice(ledgers) 
     assert await check(one, since, until) == 300
     # A runtime stopped mid-fold left some hours written and others not.
     kv = await one.bus.js.key_value(one.hours_bucket)
-    keys = sorted(await kv.keys(), key=int)
+    keys = sorted(await live_keys(kv), key=int)
     for key in keys[::3]:
         await kv.delete(key)
     # A restarted runtime (a fresh process: nothing in memory) folds the rest, once.
@@ -299,7 +300,7 @@ async def check_sessions(
 
 async def stored_session_keys(ledger: UsageLedger) -> dict[str, bytes]:
     kv = await ledger.bus.js.key_value(ledger.hours_bucket)
-    keys = [k for k in await kv.keys() if k.startswith("sessions.")]
+    keys = await live_keys(kv, "sessions.>")
     return {k: (await kv.get(k)).value or b"" for k in keys}
 
 

@@ -8,8 +8,8 @@ import uuid
 
 import nats
 import orjson
-from nats.js.errors import NoKeysError
 
+from aisopod.jsread import live_keys
 from aisopod.principal import H_ORIGIN_CONN
 from aisopod.state import bucket_name
 from tests.support.ws_client import WsClient
@@ -280,10 +280,7 @@ _CLIENT = {"id": "t", "version": "1", "platform": "python", "mode": "test"}
 async def _keys(kv) -> list[str]:  # type: ignore[no-untyped-def]
     """The bucket's keys; none (not an error) when it is empty: a connection closed within
     its presence grace wrote nothing."""
-    try:
-        return list(await kv.keys())
-    except NoKeysError:
-        return []
+    return await live_keys(kv)
 
 
 async def _gone(kv, key: str) -> bool:  # type: ignore[no-untyped-def]

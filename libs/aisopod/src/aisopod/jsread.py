@@ -52,11 +52,13 @@ async def consume_all(
     start_seq: int | None = None,
     start_time: datetime | None = None,
     stop: Callable[[Msg], bool] | None = None,
+    headers_only: bool = False,
 ) -> list[Msg]:
     """Every message of `stream` matching `subject` (the last `limit` when given; from
     stream sequence `start_seq`, or the first message stored at or after `start_time`,
     on when given; up to the first batch whose last message `stop` accepts, when given:
-    the messages after the one it would first accept may come too).
+    the messages after the one it would first accept may come too; without their data
+    when `headers_only`).
 
     A short-lived pull consumer: its creation reports exactly how many messages match,
     so the read ends when they are in — no end-of-data race as with a push watcher.
@@ -67,7 +69,7 @@ async def consume_all(
     while True:
         try:
             return await _consume_once(
-                js, stream, subject, deliver, limit, start_seq, start_time, stop
+                js, stream, subject, deliver, limit, start_seq, start_time, stop, headers_only
             )
         except nats.errors.TimeoutError:
             if time.monotonic() > deadline:
@@ -87,6 +89,7 @@ async def _consume_once(
     start_seq: int | None,
     start_time: datetime | None = None,
     stop: Callable[[Msg], bool] | None = None,
+    headers_only: bool = False,
 ) -> list[Msg]:
     if start_seq:
         deliver = DeliverPolicy.BY_START_SEQUENCE
@@ -102,6 +105,7 @@ async def _consume_once(
         mem_storage=True,
         inactive_threshold=10.0,
         num_replicas=1,
+        headers_only=headers_only or None,
     )
     info = await js.add_consumer(stream, config=config)
     pending = info.num_pending
@@ -167,13 +171,8 @@ async def snapshot(kv: KeyValue, pattern: str = ">") -> list[KeyValue.Entry]:
     """Every live entry whose key matches `pattern` (one consumer, last value per key)."""
     bucket = kv_bucket(kv)
     prefix = kv_subject(kv, "")
-    messages = await consume_all(
-        kv_jetstream(kv), f"KV_{bucket}", prefix + pattern, deliver=DeliverPolicy.LAST_PER_SUBJECT
-    )
     out = []
-    for msg in messages:
-        if msg.headers and msg.headers.get(KV_OPERATION) in ("DEL", "PURGE"):
-            continue
+    for msg in await _last_per_key(kv, pattern, headers_only=False):
         meta = msg.metadata
         entry = KeyValue.Entry(
             bucket=bucket,
@@ -187,3 +186,26 @@ async def snapshot(kv: KeyValue, pattern: str = ">") -> list[KeyValue.Entry]:
         )
         out.append(entry)
     return out
+
+
+async def live_keys(kv: KeyValue, pattern: str = ">") -> list[str]:
+    """The keys of the live entries matching `pattern`, without their values. Not nats-py's
+    `KeyValue.keys()`: its push watcher can signal the end before the entries the server
+    already sent (its consumer info reads none pending, none counted received yet), and
+    then reports no keys at all (seen in a test under load)."""
+    prefix = kv_subject(kv, "")
+    return [m.subject.removeprefix(prefix) for m in await _last_per_key(kv, pattern, True)]
+
+
+async def _last_per_key(kv: KeyValue, pattern: str, headers_only: bool) -> list[Msg]:
+    """The last message of every key matching `pattern` that is not a delete or purge."""
+    messages = await consume_all(
+        kv_jetstream(kv),
+        f"KV_{kv_bucket(kv)}",
+        kv_subject(kv, "") + pattern,
+        deliver=DeliverPolicy.LAST_PER_SUBJECT,
+        headers_only=headers_only,
+    )
+    return [
+        m for m in messages if not (m.headers and m.headers.get(KV_OPERATION) in ("DEL", "PURGE"))
+    ]

@@ -24,13 +24,14 @@ import random
 import time
 from typing import Any
 
-from nats.js.errors import KeyDeletedError, KeyWrongLastSequenceError, NoKeysError, NotFoundError
+from nats.js.errors import KeyDeletedError, KeyWrongLastSequenceError, NotFoundError
 from nats.js.kv import KeyValue
 
 from aisopod import codec
 from aisopod.catalogue.models import ModelInfo, ModelsListResult
 from aisopod.config.model import GatewayConfig
 from aisopod.config.sections.providers import ProviderConfig
+from aisopod.jsread import live_keys
 from aisopod.listings import (
     MODELS_KEY_PREFIX,
     DiscoveredEntry,
@@ -183,11 +184,7 @@ class ModelCatalog:
 
     async def _purge_removed(self, configs: builtins.list[ProviderConfig]) -> None:
         wanted = {discovery_key(c.id) for c in configs if discovers_models(c)}
-        try:
-            keys = await self.kv.keys()
-        except NoKeysError:
-            return
-        for key in keys:
+        for key in await live_keys(self.kv):
             if key.startswith(MODELS_KEY_PREFIX) and key not in wanted:
                 await self.kv.delete(key)
                 self._known.pop(key.removeprefix(MODELS_KEY_PREFIX), None)

@@ -8,12 +8,11 @@ import asyncio
 import time
 from typing import Any
 
-from nats.js.errors import NoKeysError
-
 from aisopod.catalogue.system import StatusInternals, StatusResult
 from aisopod.config.store import ConfigSnapshot
 from aisopod.discovery import Instance, service_stats
 from aisopod.host import ServiceHost
+from aisopod.jsread import live_keys
 from aisopod.listings import AGENT_KEY_PREFIX, started_ms, status_result
 from aisopod.rpc import CallContext
 from aisopod.scopes import Requirement
@@ -31,10 +30,7 @@ class StatusMethods:
     async def count(self, bucket: str, prefix: str = "") -> int:
         """Live keys of a bucket (those starting with `prefix`)."""
         kv = await self.host.kv(bucket)
-        try:
-            return sum(1 for key in await kv.keys() if key.startswith(prefix))
-        except NoKeysError:
-            return 0
+        return sum(1 for key in await live_keys(kv) if key.startswith(prefix))
 
     async def status(self, _: Any, ctx: CallContext) -> StatusResult:
         instances, connections, agents, sessions, usage = await asyncio.gather(

@@ -68,6 +68,22 @@ export function useGatewayEvent(name: string, listener: EventListener): void {
   useEffect(() => connection.onEvent(name, (payload, meta) => ref.current(payload, meta)), [name]);
 }
 
+/** `reload` once `ms` after the event `name`, however many more come meanwhile: for reads
+ * that the event makes stale but does not carry the new state of (or carries it racing a
+ * reply already on its way). */
+export function useReloadOnEvent(name: string, reload: () => void, ms: number): void {
+  const timer = useRef<ReturnType<typeof setTimeout> | undefined>(undefined);
+  const latest = useRef(reload);
+  latest.current = reload;
+  useGatewayEvent(name, () => {
+    timer.current ??= setTimeout(() => {
+      timer.current = undefined;
+      latest.current();
+    }, ms);
+  });
+  useEffect(() => () => clearTimeout(timer.current), []);
+}
+
 export interface Action {
   busy: boolean;
   error: GatewayError | undefined;

@@ -1,9 +1,9 @@
 /** Overview: health of every service, versions and counts, who is connected — live. */
 
 import { Fragment } from "preact";
-import { useEffect, useRef, useState } from "preact/hooks";
+import { useEffect, useState } from "preact/hooks";
 import { connection } from "../app/connection";
-import { useConnectionState, useGatewayEvent, useRpc } from "../app/hooks";
+import { useConnectionState, useGatewayEvent, useReloadOnEvent, useRpc } from "../app/hooks";
 import { formatAgo, formatDuration, formatTime, formatValue, humanizeKey } from "../components/format";
 import { Badge, Empty, ErrorNote, JsonView, Loading, Section } from "../components/ui";
 
@@ -122,24 +122,15 @@ function InstancesTable({ rows }: { rows: { service: string; id: string; version
   );
 }
 
-/** The status counts connections, which change after the page read it (a client's presence,
- * this page's own included, is written a moment after its hello): read it again after
- * presence changes, at most once per `STATUS_RELOAD_MS` however many clients come and go. */
-const STATUS_RELOAD_MS = 2000;
+/** A status or presence list read on the page's load can predate presence written a moment
+ * later (a client's presence, this page's own included, is written after its hello): read
+ * again after presence changes, at most once per `PRESENCE_RELOAD_MS`. */
+const PRESENCE_RELOAD_MS = 2000;
 
 function StatusCard() {
   const rpc = useRpc<Rec>("status");
   const hello = useConnectionState().hello;
-  const reloadTimer = useRef<ReturnType<typeof setTimeout> | undefined>(undefined);
-  const reload = useRef(rpc.reload);
-  reload.current = rpc.reload;
-  useGatewayEvent("presence.changed", () => {
-    reloadTimer.current ??= setTimeout(() => {
-      reloadTimer.current = undefined;
-      reload.current();
-    }, STATUS_RELOAD_MS);
-  });
-  useEffect(() => () => clearTimeout(reloadTimer.current), []);
+  useReloadOnEvent("presence.changed", rpc.reload, PRESENCE_RELOAD_MS);
   const data = rpc.data;
   const scalars = data ? Object.entries(data).filter(([, v]) => !isRec(v) && !Array.isArray(v)) : [];
   const nested = data ? Object.entries(data).filter(([, v]) => isRec(v) || Array.isArray(v)) : [];
@@ -190,6 +181,9 @@ function PresenceCard() {
   const [live, setLive] = useState<Rec[] | undefined>(undefined);
   const snapshot = useConnectionState().hello?.snapshot?.presence;
   useGatewayEvent("presence.changed", (payload) => setLive(presenceList(payload)));
+  // A reply that left the gateway before the change but arrives after its event would put
+  // the older list back (`setLive(undefined)` below): the list is read again after it.
+  useReloadOnEvent("presence.changed", rpc.reload, PRESENCE_RELOAD_MS);
   useEffect(() => setLive(undefined), [rpc.data]);
   const entries = live ?? (rpc.data !== undefined ? presenceList(rpc.data) : presenceList(snapshot));
   const myConn = connection.hello?.server?.connId;
